@@ -1,0 +1,98 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
+
+let package = Package(
+    name: "kiln",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "kiln", targets: ["kiln"]),
+        .library(name: "KilnCore", targets: ["KilnCore"]),
+        .library(name: "KilnTracking", targets: ["KilnTracking"]),
+        .library(name: "KilnPlatform", targets: ["KilnPlatform"]),
+        .library(name: "KilnServer", targets: ["KilnServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/sql-kit.git", from: "3.36.0"),
+        .package(url: "https://github.com/vapor/sqlite-kit.git", from: "4.5.2"),
+    ],
+    targets: [
+        .target(
+            name: "KilnCore",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .target(name: "KilnBlob", dependencies: ["KilnCore"], swiftSettings: strict),
+        .target(
+            name: "KilnStore",
+            dependencies: ["KilnCore", .product(name: "SQLKit", package: "sql-kit")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "KilnStoreSQLite",
+            dependencies: [
+                "KilnCore", "KilnStore",
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "SQLiteKit", package: "sqlite-kit"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "KilnTracking",
+            dependencies: ["KilnCore", "KilnStore", "KilnBlob", .product(name: "SQLKit", package: "sql-kit")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "KilnPlatform",
+            dependencies: ["KilnCore", "KilnStore", "KilnStoreSQLite", "KilnBlob", "KilnTracking"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "KilnServer",
+            dependencies: [
+                "KilnCore", "KilnBlob", "KilnTracking", "KilnPlatform",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "kiln",
+            dependencies: [
+                "KilnCore", "KilnPlatform", "KilnServer", "KilnTracking",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "KilnTestSupport",
+            dependencies: ["KilnCore", "KilnPlatform", "KilnTracking", "KilnStore", "KilnStoreSQLite"],
+            path: "Tests/KilnTestSupport",
+            swiftSettings: strict
+        ),
+        .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore", "KilnBlob"], swiftSettings: strict),
+        .testTarget(
+            name: "KilnTrackingTests",
+            dependencies: ["KilnTracking", "KilnTestSupport", "KilnCore"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "KilnServerTests",
+            dependencies: [
+                "KilnServer", "KilnTestSupport", "KilnPlatform",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: strict
+        ),
+    ]
+)

@@ -1,0 +1,114 @@
+import KilnCore
+
+/// A validated relative object key such as `1/abc/artifacts/model/MLmodel`.
+///
+/// Keys never hold `..`, `.` or empty segments, never start with `/`, and never hold NUL or backslashes, so a key
+/// can never name something outside the store's root.
+public struct BlobKey: Hashable, Sendable, CustomStringConvertible {
+    public let path: String
+    public let segments: [Substring]
+
+    /// Validates `path`; an empty path names the root.
+    /// - Throws: `INVALID_PARAMETER_VALUE` for absolute paths, `..` segments and other unsafe paths.
+    public init(_ path: String) throws {
+        if path.hasPrefix("/") || path.contains("\\") || path.contains("\0") {
+            throw KilnError.invalid("Invalid artifact path: '\(path)'. Paths must be relative and may not contain '..'.")
+        }
+        var cleaned = path
+        while cleaned.hasSuffix("/") { cleaned.removeLast() }
+        let parts = cleaned.isEmpty ? [] : cleaned.split(separator: "/", omittingEmptySubsequences: false)
+        for part in parts where part.isEmpty || part == "." || part == ".." {
+            throw KilnError.invalid("Invalid artifact path: '\(path)'. Paths must be relative and may not contain '..'.")
+        }
+        self.path = cleaned
+        self.segments = parts
+    }
+
+    /// The root of the store.
+    public static let root = try! BlobKey("")
+
+    /// This key with `child` (itself validated) appended.
+    public func appending(_ child: String) throws -> BlobKey {
+        try BlobKey(path.isEmpty ? child : child.isEmpty ? path : "\(path)/\(child)")
+    }
+
+    public var description: String { path }
+}
+
+/// One entry of a listing: a file with its size, or a folder.
+public struct BlobEntry: Sendable, Equatable {
+    /// The entry's name relative to the listed folder.
+    public var name: String
+    public var isDirectory: Bool
+    /// Size in bytes; nil for folders.
+    public var size: Int64?
+
+    public init(name: String, isDirectory: Bool, size: Int64?) {
+        self.name = name
+        self.isDirectory = isDirectory
+        self.size = size
+    }
+}
+
+/// Receives the bytes of one object. Nothing is visible under the key until ``commit()`` returns.
+public protocol BlobWriter: Sendable {
+    /// Appends bytes.
+    func write(_ bytes: UnsafeRawBufferPointer) throws
+    /// Makes the object durable and visible under its key, replacing any older object.
+    func commit() throws
+    /// Drops what was written; the key keeps its old object, if any.
+    func abort()
+}
+
+/// Reads one object sequentially.
+public protocol BlobReader: Sendable {
+    /// Total size in bytes.
+    var size: Int64 { get }
+    /// Reads up to `maxLength` bytes; an empty array means end of object.
+    func read(maxLength: Int) throws -> [UInt8]
+    func close()
+}
+
+/// Object storage: the seam between services and the local filesystem or an S3 bucket.
+///
+/// Contract: writes are atomic per object (readers see the old object or the whole new one, never a part);
+/// `list` returns entries sorted by name; `delete` of a missing key is not an error.
+public protocol BlobStore: Sendable {
+    /// Starts writing an object at `key`.
+    func makeWriter(for key: BlobKey) throws -> any BlobWriter
+    /// Opens the object at `key`.
+    /// - Throws: `RESOURCE_DOES_NOT_EXIST` when there is no object there.
+    func openReader(for key: BlobKey) throws -> any BlobReader
+    /// Lists the direct children of the folder `key`, sorted by name; empty when the folder does not exist.
+    func list(_ key: BlobKey) throws -> [BlobEntry]
+    /// Whether `key` names a file (`false`), a folder (`true`), or nothing (`nil`).
+    func kind(of key: BlobKey) throws -> Bool?
+    /// Deletes the object or folder (recursively) at `key`.
+    func delete(_ key: BlobKey) throws
+}
+
+extension BlobStore {
+    /// Writes `bytes` as one object.
+    public func put(_ key: BlobKey, bytes: [UInt8]) throws {
+        let writer = try makeWriter(for: key)
+        do {
+            try bytes.withUnsafeBytes { try writer.write($0) }
+            try writer.commit()
+        } catch {
+            writer.abort()
+            throw error
+        }
+    }
+
+    /// Reads a whole object into memory; for small objects only.
+    public func get(_ key: BlobKey) throws -> [UInt8] {
+        let reader = try openReader(for: key)
+        defer { reader.close() }
+        var out: [UInt8] = []
+        while true {
+            let chunk = try reader.read(maxLength: 1 << 20)
+            if chunk.isEmpty { return out }
+            out.append(contentsOf: chunk)
+        }
+    }
+}

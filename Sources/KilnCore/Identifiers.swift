@@ -1,0 +1,26 @@
+import Foundation
+
+/// Makes the identifiers Kiln hands out.
+public enum Identifiers {
+    /// A 32-character lowercase hex id, the form MLflow uses for run ids.
+    public static func hex32() -> String {
+        UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+    }
+
+    private static let adjectives = [
+        "amber", "bold", "brave", "bright", "calm", "clever", "crisp", "daring", "eager", "fast", "gentle", "glad",
+        "golden", "grand", "keen", "kind", "lively", "lucky", "merry", "mighty", "nimble", "polite", "proud", "quick",
+        "quiet", "rare", "sharp", "shy", "silent", "smooth", "steady", "sunny", "swift", "tidy", "vivid", "warm", "wise",
+    ]
+    private static let nouns = [
+        "ant", "bass", "bear", "bee", "bird", "boar", "carp", "cat", "crane", "crow", "deer", "dove", "eel", "elk",
+        "finch", "fox", "frog", "goat", "hare", "hawk", "heron", "horse", "jay", "lark", "lynx", "mole", "moth", "newt",
+        "owl", "ox", "panda", "ram", "seal", "shrew", "snail", "sloth", "squid", "stork", "swan", "toad", "trout", "wolf",
+        "wren", "yak",
+    ]
+
+    /// A readable run name such as `swift-owl-417`, as MLflow generates when none is given.
+    public static func runName() -> String {
+        "\(adjectives.randomElement()!)-\(nouns.randomElement()!)-\(Int.random(in: 100...999))"
+    }
+}

@@ -1,0 +1,55 @@
+import Foundation
+import KilnBlob
+import KilnCore
+import KilnStore
+import KilnStoreSQLite
+import KilnTracking
+import Logging
+
+/// The wired platform: every service built from one configuration, sharing one store and one blob store.
+public struct Platform: Sendable {
+    public let configuration: KilnConfiguration
+    public let database: any KilnDatabase
+    /// Where artifacts proxied through the server live.
+    public let artifacts: any BlobStore
+    public let tracking: TrackingService
+    /// The bearer token that grants admin access.
+    public let adminToken: String
+
+    /// Opens (creating if needed) the home folder and builds every service.
+    /// - Throws: `INVALID_PARAMETER_VALUE` when the home cannot be used.
+    public static func open(_ configuration: KilnConfiguration, clock: any KilnClock = SystemClock(), logger: Logger) async throws -> Platform {
+        let home = configuration.home
+        do {
+            try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
+        } catch {
+            throw KilnError.invalid("Cannot create the Kiln home folder \(home.path): \(error.localizedDescription). Pass --home with a writable folder.")
+        }
+        let database = try await SQLiteKilnDatabase.open(path: home.appendingPathComponent("kiln.db").path, logger: logger)
+        let artifacts = try LocalBlobStore(root: home.appendingPathComponent("artifacts"))
+        let tracking = try await TrackingService.make(database: database, clock: clock, logger: logger)
+        let token = try resolveAdminToken(configuration, logger: logger)
+        return Platform(configuration: configuration, database: database, artifacts: artifacts, tracking: tracking, adminToken: token)
+    }
+
+    /// Closes the store.
+    public func close() async {
+        await database.close()
+    }
+
+    static func resolveAdminToken(_ configuration: KilnConfiguration, logger: Logger) throws -> String {
+        if let token = configuration.adminToken, !token.isEmpty { return token }
+        let file = configuration.home.appendingPathComponent("admin.token")
+        if let existing = try? String(contentsOf: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !existing.isEmpty {
+            return existing
+        }
+        var bytes = [UInt8](repeating: 0, count: 32)
+        for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
+        let token = "kiln_" + bytes.map { String(format: "%02x", $0) }.joined()
+        let created = FileManager.default.createFile(atPath: file.path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        guard created else { throw KilnError.invalid("Cannot write \(file.path); check the home folder's permissions") }
+        chmod(file.path, 0o600)
+        logger.info("Generated an admin token", metadata: ["kiln.token_file": "\(file.path)"])
+        return token
+    }
+}

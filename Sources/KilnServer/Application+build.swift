@@ -1,0 +1,42 @@
+import Hummingbird
+import KilnCore
+import KilnPlatform
+import Logging
+import Prometheus
+
+/// Kiln's version, reported by `kiln version` and `/version`.
+public let kilnVersion = "0.1.0"
+
+/// Builds the router with every middleware and route family; the server binary and the tests share it.
+public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistry, authEnabled: Bool = true) -> Router<KilnRequestContext> {
+    let router = Router(context: KilnRequestContext.self)
+    // Middleware first: routes capture the middleware present when they are added.
+    router.add(middleware: KilnMetricsMiddleware())
+    router.add(middleware: ErrorMiddleware())
+    router.add(middleware: AuthMiddleware(adminToken: platform.adminToken, enabled: authEnabled))
+    SystemRoutes(registry: registry, version: kilnVersion).register(on: router)
+    MLflowRoutes(tracking: platform.tracking, artifacts: platform.artifacts).register(on: router)
+    ArtifactRoutes(artifacts: platform.artifacts).register(on: router)
+    return router
+}
+
+/// Builds the HTTP application for `platform`.
+/// - Throws: `INVALID_PARAMETER_VALUE` when `--no-auth` is asked for on a non-loopback address.
+public func buildApplication(
+    platform: Platform,
+    registry: PrometheusCollectorRegistry,
+    logger: Logger,
+    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+) throws -> some ApplicationProtocol {
+    let configuration = platform.configuration
+    if configuration.noAuth, !KilnConfiguration.isLoopback(configuration.host) {
+        throw KilnError.invalid("--no-auth is only allowed when the server binds a loopback address (127.0.0.1, ::1); drop --no-auth or bind --host 127.0.0.1")
+    }
+    let router = buildRouter(platform: platform, registry: registry, authEnabled: !configuration.noAuth)
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "kiln"),
+        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
+        logger: logger
+    )
+}

@@ -1,0 +1,42 @@
+import Hummingbird
+import KilnCore
+
+/// Requires `Authorization: Bearer <token>` on every route but the public ones (health, version, server-info).
+struct AuthMiddleware: RouterMiddleware {
+    typealias Context = KilnRequestContext
+    let adminToken: String
+    let enabled: Bool
+
+    static let publicPaths: Set<String> = ["/health", "/version", "/api/3.0/mlflow/server-info", "/ajax-api/3.0/mlflow/server-info"]
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        if !enabled || Self.publicPaths.contains(request.uri.path) {
+            context.principal = enabled ? nil : "admin"
+            return try await next(request, context)
+        }
+        guard let header = request.headers[.authorization] else {
+            throw KilnError(.unauthenticated, "Missing credentials: send 'Authorization: Bearer <token>' (set MLFLOW_TRACKING_TOKEN or DATABRICKS_TOKEN)")
+        }
+        let prefix = "Bearer "
+        guard header.count > prefix.count, header.prefix(prefix.count).lowercased() == prefix.lowercased() else {
+            throw KilnError(.unauthenticated, "Unsupported authorization scheme: use 'Authorization: Bearer <token>'")
+        }
+        let token = String(header.dropFirst(prefix.count)).trimmingCharacters(in: .whitespaces)
+        guard Self.constantTimeEqual(token, adminToken) else {
+            throw KilnError(.unauthenticated, "Invalid access token")
+        }
+        context.principal = "admin"
+        context.logger[metadataKey: "kiln.principal"] = "admin"
+        return try await next(request, context)
+    }
+
+    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        var difference = UInt8(x.count == y.count ? 0 : 1)
+        for i in 0..<max(x.count, y.count) {
+            difference |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
+        }
+        return difference == 0
+    }
+}

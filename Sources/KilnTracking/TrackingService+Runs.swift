@@ -1,0 +1,472 @@
+import KilnCore
+import KilnStore
+import SQLKit
+
+extension TrackingService {
+    // MARK: Runs
+
+    /// Starts a run in an active experiment.
+    /// - Parameters:
+    ///   - runName: a readable name; generated (`swift-owl-417`) when nil, or taken from an `mlflow.runName` tag.
+    public func createRun(
+        experimentID: String,
+        userID: String = "",
+        startTime: Int64? = nil,
+        runName: String? = nil,
+        tags: [KeyValue] = []
+    ) async throws -> Run {
+        let numeric = try Validate.experimentID(experimentID)
+        for tag in tags {
+            try Validate.key(tag.key, kind: "tag")
+            try Validate.tagValue(tag.value, key: tag.key)
+        }
+        let tagName = tags.last(where: { $0.key == "mlflow.runName" })?.value
+        if let runName, let tagName, !runName.isEmpty, runName != tagName {
+            throw KilnError.invalid("Both 'run_name' argument and 'mlflow.runName' tag are specified, but with different values (run_name='\(runName)', mlflow.runName='\(tagName)').")
+        }
+        let name = (runName?.isEmpty == false ? runName : nil) ?? tagName ?? Identifiers.runName()
+        let runID = Identifiers.hex32()
+        let start = startTime ?? clock.nowMillis()
+        var allTags = tags.filter { $0.key != "mlflow.runName" }
+        allTags.append(KeyValue("mlflow.runName", name))
+        if !userID.isEmpty, !allTags.contains(where: { $0.key == "mlflow.user" }) {
+            allTags.append(KeyValue("mlflow.user", userID))
+        }
+        let finalTags = allTags
+        try await db.write { sql in
+            let experiment = try await Self.requireExperiment(sql, numeric, experimentID)
+            guard experiment.lifecycleStage == .active else {
+                throw KilnError.invalid("The experiment \(experimentID) must be in the 'active' state. Current state is deleted.")
+            }
+            let artifactURI = "\(experiment.artifactLocation)/\(runID)/artifacts"
+            try await sql.raw("""
+                INSERT INTO runs (run_uuid, name, experiment_id, user_id, status, start_time, end_time, deleted_time, lifecycle_stage, artifact_uri)
+                VALUES (\(bind: runID), \(bind: name), \(bind: numeric), \(bind: userID), 'RUNNING', \(bind: start), NULL, NULL, 'active', \(bind: artifactURI))
+                """).run()
+            try await Self.upsertTags(sql, runID: runID, tags: finalTags)
+        }
+        return try await getRun(id: runID)
+    }
+
+    static func upsertTags(_ sql: any SQLDatabase, runID: String, tags: [KeyValue]) async throws {
+        guard !tags.isEmpty else { return }
+        var deduplicated: [String: String] = [:]
+        var order: [String] = []
+        for tag in tags {
+            if deduplicated.updateValue(tag.value, forKey: tag.key) == nil { order.append(tag.key) }
+        }
+        var query: SQLQueryString = "INSERT INTO tags (run_uuid, key, value) VALUES "
+        for (i, key) in order.enumerated() {
+            query.appendLiteral(i == 0 ? "(" : ", (")
+            query.appendInterpolation(bind: runID)
+            query.appendLiteral(", ")
+            query.appendInterpolation(bind: key)
+            query.appendLiteral(", ")
+            query.appendInterpolation(bind: deduplicated[key]!)
+            query.appendLiteral(")")
+        }
+        query.appendLiteral(" ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value")
+        try await sql.raw(query).run()
+        if let name = deduplicated["mlflow.runName"] {
+            try await sql.raw("UPDATE runs SET name = \(bind: name) WHERE run_uuid = \(bind: runID)").run()
+        }
+    }
+
+    /// Fetches a run with its latest metrics, params, tags, inputs and outputs, deleted or not.
+    public func getRun(id: String) async throws -> Run {
+        try await db.read { sql in
+            guard let run = try await Self.loadRuns(sql, ids: [id]).first else {
+                throw KilnError.notFound("Run with id=\(id) not found")
+            }
+            return run
+        }
+    }
+
+    static func requireRunInfo(_ sql: any SQLDatabase, _ id: String) async throws -> RunInfo {
+        guard let info = try await loadRunInfos(sql, ids: [id]).first else {
+            throw KilnError.notFound("Run with id=\(id) not found")
+        }
+        return info
+    }
+
+    static func requireActiveRun(_ sql: any SQLDatabase, _ id: String) async throws -> RunInfo {
+        let info = try await requireRunInfo(sql, id)
+        guard info.lifecycleStage == .active else {
+            throw KilnError.invalid("The run \(id) must be in the 'active' state. Current state is deleted.")
+        }
+        return info
+    }
+
+    static func loadRunInfos(_ sql: any SQLDatabase, ids: [String]) async throws -> [RunInfo] {
+        guard !ids.isEmpty else { return [] }
+        let rows = try await sql.raw("""
+            SELECT run_uuid, name, experiment_id, user_id, status, start_time, end_time, lifecycle_stage, artifact_uri
+            FROM runs WHERE run_uuid IN (\(binds: ids))
+            """).all()
+        var byID: [String: RunInfo] = [:]
+        for row in rows {
+            let info = RunInfo(
+                runID: try row.decode(column: "run_uuid", as: String.self),
+                runName: try row.decode(column: "name", as: String.self),
+                experimentID: String(try row.decode(column: "experiment_id", as: Int64.self)),
+                userID: try row.decode(column: "user_id", as: String.self),
+                status: RunStatus(rawValue: try row.decode(column: "status", as: String.self)) ?? .running,
+                startTime: try row.decode(column: "start_time", as: Int64?.self),
+                endTime: try row.decode(column: "end_time", as: Int64?.self),
+                artifactURI: try row.decode(column: "artifact_uri", as: String.self),
+                lifecycleStage: LifecycleStage(rawValue: try row.decode(column: "lifecycle_stage", as: String.self)) ?? .active
+            )
+            byID[info.runID] = info
+        }
+        return ids.compactMap { byID[$0] }
+    }
+
+    /// Loads whole runs, in the order of `ids`; unknown ids are skipped.
+    static func loadRuns(_ sql: any SQLDatabase, ids: [String]) async throws -> [Run] {
+        var runs: [Run] = []
+        for chunk in ids.chunked(by: 500) {
+            let chunkIDs = Array(chunk)
+            let infos = try await loadRunInfos(sql, ids: chunkIDs)
+            guard !infos.isEmpty else { continue }
+            var metrics: [String: [Metric]] = [:]
+            for row in try await sql.raw("""
+                SELECT run_uuid, key, value, is_nan, timestamp, step FROM latest_metrics
+                WHERE run_uuid IN (\(binds: chunkIDs)) ORDER BY key
+                """).all() {
+                metrics[try row.decode(column: "run_uuid", as: String.self), default: []].append(try decodeMetric(row))
+            }
+            var params: [String: [KeyValue]] = [:]
+            for row in try await sql.raw("SELECT run_uuid, key, value FROM params WHERE run_uuid IN (\(binds: chunkIDs)) ORDER BY key").all() {
+                params[try row.decode(column: "run_uuid", as: String.self), default: []].append(try decodeKeyValue(row))
+            }
+            var tags: [String: [KeyValue]] = [:]
+            for row in try await sql.raw("SELECT run_uuid, key, value FROM tags WHERE run_uuid IN (\(binds: chunkIDs)) ORDER BY key").all() {
+                tags[try row.decode(column: "run_uuid", as: String.self), default: []].append(try decodeKeyValue(row))
+            }
+            var inputTags: [String: [KeyValue]] = [:]
+            for row in try await sql.raw("SELECT run_uuid, dataset_uuid, key, value FROM input_tags WHERE run_uuid IN (\(binds: chunkIDs)) ORDER BY key").all() {
+                let id = "\(try row.decode(column: "run_uuid", as: String.self))/\(try row.decode(column: "dataset_uuid", as: String.self))"
+                inputTags[id, default: []].append(try decodeKeyValue(row))
+            }
+            var inputs: [String: [DatasetInput]] = [:]
+            for row in try await sql.raw("""
+                SELECT i.run_uuid, d.dataset_uuid, d.name, d.digest, d.source_type, d.source, d.schema_json, d.profile
+                FROM dataset_inputs i JOIN datasets d ON d.dataset_uuid = i.dataset_uuid
+                WHERE i.run_uuid IN (\(binds: chunkIDs)) ORDER BY d.name, d.digest
+                """).all() {
+                let runID = try row.decode(column: "run_uuid", as: String.self)
+                let datasetID = try row.decode(column: "dataset_uuid", as: String.self)
+                let dataset = Dataset(
+                    name: try row.decode(column: "name", as: String.self),
+                    digest: try row.decode(column: "digest", as: String.self),
+                    sourceType: try row.decode(column: "source_type", as: String.self),
+                    source: try row.decode(column: "source", as: String.self),
+                    schema: try row.decode(column: "schema_json", as: String?.self),
+                    profile: try row.decode(column: "profile", as: String?.self)
+                )
+                inputs[runID, default: []].append(DatasetInput(tags: inputTags["\(runID)/\(datasetID)"] ?? [], dataset: dataset))
+            }
+            var modelInputs: [String: [String]] = [:]
+            for row in try await sql.raw("SELECT run_uuid, model_id FROM run_model_inputs WHERE run_uuid IN (\(binds: chunkIDs)) ORDER BY model_id").all() {
+                modelInputs[try row.decode(column: "run_uuid", as: String.self), default: []].append(try row.decode(column: "model_id", as: String.self))
+            }
+            var outputs: [String: [ModelOutput]] = [:]
+            for row in try await sql.raw("SELECT run_uuid, model_id, step FROM run_model_outputs WHERE run_uuid IN (\(binds: chunkIDs)) ORDER BY step, model_id").all() {
+                outputs[try row.decode(column: "run_uuid", as: String.self), default: []].append(
+                    ModelOutput(modelID: try row.decode(column: "model_id", as: String.self), step: try row.decode(column: "step", as: Int64.self)))
+            }
+            for info in infos {
+                runs.append(Run(
+                    info: info, metrics: metrics[info.runID] ?? [], params: params[info.runID] ?? [], tags: tags[info.runID] ?? [],
+                    datasetInputs: inputs[info.runID] ?? [], modelInputs: modelInputs[info.runID] ?? [],
+                    modelOutputs: outputs[info.runID] ?? []))
+            }
+        }
+        return runs
+    }
+
+    static func decodeKeyValue(_ row: any SQLRow) throws -> KeyValue {
+        KeyValue(try row.decode(column: "key", as: String.self), try row.decode(column: "value", as: String.self))
+    }
+
+    static func decodeMetric(_ row: any SQLRow) throws -> Metric {
+        let isNaN = try row.decode(column: "is_nan", as: Int.self) != 0
+        return Metric(
+            key: try row.decode(column: "key", as: String.self),
+            value: isNaN ? .nan : try row.decode(column: "value", as: Double.self),
+            timestamp: try row.decode(column: "timestamp", as: Int64.self),
+            step: try row.decode(column: "step", as: Int64.self)
+        )
+    }
+
+    /// Updates a run's status, end time and/or name.
+    /// - Returns: the updated run info.
+    public func updateRun(id: String, status: RunStatus? = nil, endTime: Int64? = nil, runName: String? = nil) async throws -> RunInfo {
+        try await db.write { sql in
+            _ = try await Self.requireActiveRun(sql, id)
+            if let status {
+                try await sql.raw("UPDATE runs SET status = \(bind: status.rawValue) WHERE run_uuid = \(bind: id)").run()
+            }
+            if let endTime {
+                try await sql.raw("UPDATE runs SET end_time = \(bind: endTime) WHERE run_uuid = \(bind: id)").run()
+            }
+            if let runName, !runName.isEmpty {
+                try await Self.upsertTags(sql, runID: id, tags: [KeyValue("mlflow.runName", runName)])
+            }
+            return try await Self.requireRunInfo(sql, id)
+        }
+    }
+
+    /// Soft-deletes a run.
+    public func deleteRun(id: String) async throws {
+        let now = clock.nowMillis()
+        try await db.write { sql in
+            _ = try await Self.requireRunInfo(sql, id)
+            try await sql.raw("UPDATE runs SET lifecycle_stage = 'deleted', deleted_time = \(bind: now) WHERE run_uuid = \(bind: id)").run()
+        }
+    }
+
+    /// Restores a deleted run.
+    public func restoreRun(id: String) async throws {
+        try await db.write { sql in
+            _ = try await Self.requireRunInfo(sql, id)
+            try await sql.raw("UPDATE runs SET lifecycle_stage = 'active', deleted_time = NULL WHERE run_uuid = \(bind: id)").run()
+        }
+    }
+
+    // MARK: Logging
+
+    /// Logs metrics, params and tags to an active run in one transaction, within MLflow's batch limits.
+    ///
+    /// Params are immutable: logging a key again with the same value is a no-op, with another value an error.
+    /// - Throws: `INVALID_PARAMETER_VALUE` for limits, bad names, changed params or an inactive run;
+    ///   `RESOURCE_DOES_NOT_EXIST` for an unknown run. Nothing is written when it throws.
+    public func logBatch(runID: String, metrics: [Metric] = [], params: [KeyValue] = [], tags: [KeyValue] = []) async throws {
+        guard metrics.count <= TrackingLimits.maxMetricsPerBatch else {
+            throw KilnError.invalid("A batch logging request can contain at most \(TrackingLimits.maxMetricsPerBatch) metrics. Got \(metrics.count) metrics. Please split up metrics across multiple requests and try again.")
+        }
+        guard params.count + tags.count <= TrackingLimits.maxParamsTagsPerBatch else {
+            throw KilnError.invalid("A batch logging request can contain at most \(TrackingLimits.maxParamsTagsPerBatch) params and tags combined. Got \(params.count) params and \(tags.count) tags. Please split up params and tags across multiple requests and try again.")
+        }
+        guard metrics.count + params.count + tags.count <= TrackingLimits.maxEntitiesPerBatch else {
+            throw KilnError.invalid("A batch logging request can contain at most \(TrackingLimits.maxEntitiesPerBatch) metrics, params and tags in total.")
+        }
+        for metric in metrics { try Validate.key(metric.key, kind: "metric") }
+        var checkedParams: [String: String] = [:]
+        for param in params {
+            try Validate.key(param.key, kind: "param")
+            try Validate.paramValue(param.value, key: param.key)
+            if let previous = checkedParams[param.key], previous != param.value {
+                throw KilnError.invalid("Duplicate parameter keys have been submitted: '\(param.key)' with different values.")
+            }
+            checkedParams[param.key] = param.value
+        }
+        for tag in tags {
+            try Validate.key(tag.key, kind: "tag")
+            try Validate.tagValue(tag.value, key: tag.key)
+        }
+        let paramValues = checkedParams
+        try await db.write { sql in
+            _ = try await Self.requireActiveRun(sql, runID)
+            if !paramValues.isEmpty {
+                let keys = Array(paramValues.keys)
+                let existing = try await sql.raw("SELECT key, value FROM params WHERE run_uuid = \(bind: runID) AND key IN (\(binds: keys))").all()
+                var present = Set<String>()
+                for row in existing {
+                    let old = try Self.decodeKeyValue(row)
+                    present.insert(old.key)
+                    if let new = paramValues[old.key], new != old.value {
+                        throw KilnError.invalid("Changing param values is not allowed. Param with key='\(old.key)' was already logged with value='\(old.value)' for run ID='\(runID)'. Attempted logging new value '\(new)'.")
+                    }
+                }
+                let fresh = keys.filter { !present.contains($0) }.sorted()
+                if !fresh.isEmpty {
+                    var query: SQLQueryString = "INSERT INTO params (run_uuid, key, value) VALUES "
+                    for (i, key) in fresh.enumerated() {
+                        query.appendLiteral(i == 0 ? "(" : ", (")
+                        query.appendInterpolation(bind: runID)
+                        query.appendLiteral(", ")
+                        query.appendInterpolation(bind: key)
+                        query.appendLiteral(", ")
+                        query.appendInterpolation(bind: paramValues[key]!)
+                        query.appendLiteral(")")
+                    }
+                    try await sql.raw(query).run()
+                }
+            }
+            if !metrics.isEmpty { try await Self.insertMetrics(sql, runID: runID, metrics) }
+            try await Self.upsertTags(sql, runID: runID, tags: tags)
+        }
+    }
+
+    static func insertMetrics(_ sql: any SQLDatabase, runID: String, _ metrics: [Metric]) async throws {
+        for chunk in metrics.chunked(by: 400) {
+            var query: SQLQueryString = """
+                INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest) VALUES 
+                """
+            for (i, m) in chunk.enumerated() {
+                query.appendLiteral(i == 0 ? "(" : ", (")
+                query.appendInterpolation(bind: runID)
+                query.appendLiteral(", ")
+                query.appendInterpolation(bind: m.key)
+                query.appendLiteral(", ")
+                query.appendInterpolation(bind: m.value.isNaN ? 0 : m.value)
+                query.appendLiteral(m.value.isNaN ? ", 1, " : ", 0, ")
+                query.appendInterpolation(bind: m.timestamp)
+                query.appendLiteral(", ")
+                query.appendInterpolation(bind: m.step)
+                query.appendLiteral(", ")
+                query.appendInterpolation(bind: m.modelID)
+                query.appendLiteral(", ")
+                query.appendInterpolation(bind: m.datasetName)
+                query.appendLiteral(", ")
+                query.appendInterpolation(bind: m.datasetDigest)
+                query.appendLiteral(")")
+            }
+            query.appendLiteral(" ON CONFLICT (run_uuid, key, step, timestamp, value, is_nan) DO NOTHING")
+            try await sql.raw(query).run()
+        }
+        // Latest value per key: highest step, then timestamp, then value (NaN counts as lowest).
+        var latest: [String: Metric] = [:]
+        for m in metrics {
+            if let current = latest[m.key], !isNewer(m, than: current) { continue }
+            latest[m.key] = m
+        }
+        for chunk in Array(latest.values).sorted(by: { $0.key < $1.key }).chunked(by: 400) {
+            var query: SQLQueryString = "INSERT INTO latest_metrics (run_uuid, key, value, is_nan, timestamp, step) VALUES "
+            for (i, m) in chunk.enumerated() {
+                query.appendLiteral(i == 0 ? "(" : ", (")
+                query.appendInterpolation(bind: runID)
+                query.appendLiteral(", ")
+                query.appendInterpolation(bind: m.key)
+                query.appendLiteral(", ")
+                query.appendInterpolation(bind: m.value.isNaN ? 0 : m.value)
+                query.appendLiteral(m.value.isNaN ? ", 1, " : ", 0, ")
+                query.appendInterpolation(bind: m.timestamp)
+                query.appendLiteral(", ")
+                query.appendInterpolation(bind: m.step)
+                query.appendLiteral(")")
+            }
+            query.appendLiteral("""
+                 ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan,
+                timestamp = excluded.timestamp, step = excluded.step
+                WHERE excluded.step > latest_metrics.step
+                   OR (excluded.step = latest_metrics.step AND excluded.timestamp > latest_metrics.timestamp)
+                   OR (excluded.step = latest_metrics.step AND excluded.timestamp = latest_metrics.timestamp
+                       AND excluded.is_nan = 0 AND (latest_metrics.is_nan = 1 OR excluded.value > latest_metrics.value))
+                """)
+            try await sql.raw(query).run()
+        }
+    }
+
+    static func isNewer(_ a: Metric, than b: Metric) -> Bool {
+        if a.step != b.step { return a.step > b.step }
+        if a.timestamp != b.timestamp { return a.timestamp > b.timestamp }
+        if a.value.isNaN { return false }
+        if b.value.isNaN { return true }
+        return a.value > b.value
+    }
+
+    /// Logs one metric; shorthand for ``logBatch(runID:metrics:params:tags:)``.
+    public func logMetric(runID: String, _ metric: Metric) async throws {
+        try await logBatch(runID: runID, metrics: [metric])
+    }
+
+    /// Logs one param; shorthand for ``logBatch(runID:metrics:params:tags:)``.
+    public func logParam(runID: String, key: String, value: String) async throws {
+        try await logBatch(runID: runID, params: [KeyValue(key, value)])
+    }
+
+    /// Sets one tag; shorthand for ``logBatch(runID:metrics:params:tags:)``.
+    public func setTag(runID: String, key: String, value: String) async throws {
+        try await logBatch(runID: runID, tags: [KeyValue(key, value)])
+    }
+
+    /// Deletes a tag from an active run.
+    /// - Throws: `RESOURCE_DOES_NOT_EXIST` when the run has no such tag.
+    public func deleteTag(runID: String, key: String) async throws {
+        try await db.write { sql in
+            _ = try await Self.requireActiveRun(sql, runID)
+            let rows = try await sql.raw("SELECT key FROM tags WHERE run_uuid = \(bind: runID) AND key = \(bind: key)").all()
+            guard !rows.isEmpty else { throw KilnError.notFound("No tag with name: \(key) in run with id \(runID)") }
+            try await sql.raw("DELETE FROM tags WHERE run_uuid = \(bind: runID) AND key = \(bind: key)").run()
+        }
+    }
+
+    /// Records datasets (with input tags) and logged models a run used.
+    public func logInputs(runID: String, datasets: [DatasetInput], modelIDs: [String] = []) async throws {
+        for input in datasets {
+            guard !input.dataset.name.isEmpty else { throw KilnError.invalid("Missing value for required parameter 'dataset.name'") }
+            guard !input.dataset.digest.isEmpty else { throw KilnError.invalid("Missing value for required parameter 'dataset.digest'") }
+            guard input.dataset.name.count <= 500, input.dataset.digest.count <= 36 else {
+                throw KilnError.invalid("Dataset name or digest is too long (limits: name 500, digest 36 characters)")
+            }
+            for tag in input.tags {
+                try Validate.key(tag.key, kind: "input tag")
+                try Validate.tagValue(tag.value, key: tag.key)
+            }
+        }
+        try await db.write { sql in
+            let info = try await Self.requireActiveRun(sql, runID)
+            let experimentID = Int64(info.experimentID) ?? 0
+            for input in datasets {
+                let d = input.dataset
+                let existing = try await sql.raw("""
+                    SELECT dataset_uuid FROM datasets WHERE experiment_id = \(bind: experimentID) AND name = \(bind: d.name) AND digest = \(bind: d.digest)
+                    """).first()
+                let datasetID: String
+                if let existing {
+                    datasetID = try existing.decode(column: "dataset_uuid", as: String.self)
+                } else {
+                    datasetID = Identifiers.hex32()
+                    try await sql.raw("""
+                        INSERT INTO datasets (dataset_uuid, experiment_id, name, digest, source_type, source, schema_json, profile)
+                        VALUES (\(bind: datasetID), \(bind: experimentID), \(bind: d.name), \(bind: d.digest), \(bind: d.sourceType), \(bind: d.source), \(bind: d.schema), \(bind: d.profile))
+                        """).run()
+                }
+                try await sql.raw("""
+                    INSERT INTO dataset_inputs (run_uuid, dataset_uuid) VALUES (\(bind: runID), \(bind: datasetID)) ON CONFLICT (run_uuid, dataset_uuid) DO NOTHING
+                    """).run()
+                for tag in input.tags {
+                    try await sql.raw("""
+                        INSERT INTO input_tags (run_uuid, dataset_uuid, key, value) VALUES (\(bind: runID), \(bind: datasetID), \(bind: tag.key), \(bind: tag.value))
+                        ON CONFLICT (run_uuid, dataset_uuid, key) DO UPDATE SET value = excluded.value
+                        """).run()
+                }
+            }
+            for modelID in modelIDs {
+                try await sql.raw("""
+                    INSERT INTO run_model_inputs (run_uuid, model_id) VALUES (\(bind: runID), \(bind: modelID)) ON CONFLICT (run_uuid, model_id) DO NOTHING
+                    """).run()
+            }
+        }
+    }
+
+    /// Records logged models a run produced.
+    public func logOutputs(runID: String, models: [ModelOutput]) async throws {
+        try await db.write { sql in
+            _ = try await Self.requireActiveRun(sql, runID)
+            for model in models {
+                try await sql.raw("""
+                    INSERT INTO run_model_outputs (run_uuid, model_id, step) VALUES (\(bind: runID), \(bind: model.modelID), \(bind: model.step))
+                    ON CONFLICT (run_uuid, model_id) DO UPDATE SET step = excluded.step
+                    """).run()
+            }
+        }
+    }
+
+    /// Every value logged for one metric of a run, oldest first, paged.
+    public func metricHistory(runID: String, key: String, maxResults: Int? = nil, pageToken: String? = nil) async throws -> Page<Metric> {
+        let limit = try Validate.maxResults(maxResults, default: TrackingLimits.maxHistoryPage, limit: 1_000_000)
+        let offset = try PageToken.decode(pageToken)
+        return try await db.read { sql in
+            _ = try await Self.requireRunInfo(sql, runID)
+            let rows = try await sql.raw("""
+                SELECT key, value, is_nan, timestamp, step FROM metrics WHERE run_uuid = \(bind: runID) AND key = \(bind: key)
+                ORDER BY timestamp, step, value LIMIT \(bind: limit + 1) OFFSET \(bind: offset)
+                """).all()
+            let metrics = try rows.prefix(limit).map(Self.decodeMetric)
+            return Page(items: metrics, nextPageToken: rows.count > limit ? PageToken.encode(offset: offset + limit) : nil)
+        }
+    }
+}

@@ -1,0 +1,282 @@
+import KilnCore
+import KilnStore
+import SQLKit
+
+extension TrackingService {
+    /// Searches runs with MLflow's filter DSL, ordered and paged.
+    ///
+    /// - Parameters:
+    ///   - filter: e.g. ``metrics.rmse < 1 and params.model = 'tree'``; see ``SearchFilter``.
+    ///   - orderBy: e.g. `["metrics.rmse ASC", "attributes.start_time DESC"]`; runs without the key sort last;
+    ///     ties break by start time (newest first), then run id.
+    ///   - maxResults: 1...50,000, default 1,000.
+    /// - Throws: `INVALID_PARAMETER_VALUE` for a bad filter, order, token or limit.
+    public func searchRuns(
+        experimentIDs: [String],
+        filter: String? = nil,
+        viewType: ViewType = .activeOnly,
+        maxResults: Int? = nil,
+        orderBy: [String] = [],
+        pageToken: String? = nil
+    ) async throws -> Page<Run> {
+        let limit = try Validate.maxResults(maxResults, default: TrackingLimits.defaultRunsPerSearch, limit: TrackingLimits.maxRunsPerSearch)
+        let offset = try PageToken.decode(pageToken)
+        let parsed = try SearchFilter.parse(filter)
+        let orders = try orderBy.filter { !$0.allSatisfy(\.isWhitespace) }.map(OrderClause.parse)
+        let experimentNumbers = experimentIDs.compactMap { Int64($0) }
+        guard experimentNumbers.count == experimentIDs.count else {
+            throw KilnError.invalid("Invalid experiment ids: \(experimentIDs.filter { Int64($0) == nil })")
+        }
+        guard !experimentNumbers.isEmpty else { return Page(items: [], nextPageToken: nil) }
+
+        var query: SQLQueryString = "SELECT run_uuid FROM (SELECT r.run_uuid AS run_uuid, r.start_time AS start_time"
+        for (i, order) in orders.enumerated() {
+            let (rank, value) = try Self.orderExpressions(order)
+            query.appendLiteral(", ")
+            query += rank
+            query.appendLiteral(" AS o\(i)r, ")
+            query += value
+            query.appendLiteral(" AS o\(i)v")
+        }
+        query.appendLiteral(" FROM runs r WHERE r.experiment_id IN (")
+        query.appendInterpolation(binds: experimentNumbers)
+        query.appendLiteral(") AND r.lifecycle_stage IN (")
+        query.appendInterpolation(binds: viewType.stages)
+        query.appendLiteral(")")
+        for clause in parsed.clauses {
+            query.appendLiteral(" AND ")
+            query += try Self.runClauseSQL(clause)
+        }
+        query.appendLiteral(") t ORDER BY ")
+        for (i, order) in orders.enumerated() {
+            query.appendLiteral("o\(i)r, o\(i)v \(order.ascending ? "ASC" : "DESC"), ")
+        }
+        query.appendLiteral("start_time DESC, run_uuid ASC LIMIT ")
+        query.appendInterpolation(bind: limit + 1)
+        query.appendLiteral(" OFFSET ")
+        query.appendInterpolation(bind: offset)
+        let finalQuery = query
+        return try await db.read { sql in
+            let ids = try await sql.raw(finalQuery).all().map { try $0.decode(column: "run_uuid", as: String.self) }
+            let runs = try await Self.loadRuns(sql, ids: Array(ids.prefix(limit)))
+            return Page(items: runs, nextPageToken: ids.count > limit ? PageToken.encode(offset: offset + limit) : nil)
+        }
+    }
+
+    enum AttributeKind { case string(String), number(String) }
+
+    static func runAttribute(_ key: String) throws -> AttributeKind {
+        switch key.lowercased() {
+        case "run_id", "run_uuid", "id": return .string("r.run_uuid")
+        case "run_name", "run name", "name": return .string("r.name")
+        case "status": return .string("r.status")
+        case "user_id": return .string("r.user_id")
+        case "artifact_uri": return .string("r.artifact_uri")
+        case "lifecycle_stage": return .string("r.lifecycle_stage")
+        case "start_time", "created": return .number("r.start_time")
+        case "end_time": return .number("r.end_time")
+        default:
+            throw KilnError.invalid("Invalid attribute key '\(key)' specified. Valid keys are 'run_id', 'run_name', 'status', 'user_id', 'artifact_uri', 'start_time', 'end_time', 'created'")
+        }
+    }
+
+    static func stringValue(_ clause: FilterClause) throws -> String {
+        switch clause.value {
+        case .string(let s): return s
+        case .number(_, let text): return text
+        default: throw KilnError.invalid("Invalid filter string: expected a quoted string value for '\(clause.key)' at position \(clause.position)")
+        }
+    }
+
+    static func numberValue(_ clause: FilterClause) throws -> Double {
+        switch clause.value {
+        case .number(let n, _): return n
+        case .string(let s):
+            if let n = Double(s) { return n }
+            fallthrough
+        default:
+            throw KilnError.invalid("Invalid filter string: expected a numeric value for '\(clause.key)' at position \(clause.position)")
+        }
+    }
+
+    static func listValue(_ clause: FilterClause) -> [String] {
+        if case .list(let items) = clause.value { return items }
+        return []
+    }
+
+    /// `column OP value` for a string comparison; LIKE is case-sensitive, ILIKE is not, on every backend.
+    static func stringComparison(_ column: String, _ clause: FilterClause) throws -> SQLQueryString {
+        var q = SQLQueryString("")
+        switch clause.op {
+        case .equal, .notEqual:
+            q.appendLiteral("\(column) \(clause.op.rawValue) ")
+            q.appendInterpolation(bind: try stringValue(clause))
+        case .like:
+            q.appendLiteral("\(column) LIKE ")
+            q.appendInterpolation(bind: try stringValue(clause))
+        case .ilike:
+            q.appendLiteral("LOWER(\(column)) LIKE LOWER(")
+            q.appendInterpolation(bind: try stringValue(clause))
+            q.appendLiteral(")")
+        case .in, .notIn:
+            let items = listValue(clause)
+            guard !items.isEmpty else {
+                return clause.op == .in ? "1 = 0" : "1 = 1"
+            }
+            q.appendLiteral("\(column) \(clause.op == .in ? "IN" : "NOT IN") (")
+            q.appendInterpolation(binds: items)
+            q.appendLiteral(")")
+        default:
+            throw KilnError.invalid("Invalid comparator '\(clause.op.rawValue)' for '\(clause.key)' at position \(clause.position); use =, !=, LIKE, ILIKE, IN or NOT IN")
+        }
+        return q
+    }
+
+    static func numberComparison(_ column: String, _ clause: FilterClause) throws -> SQLQueryString {
+        guard clause.op.isComparison else {
+            throw KilnError.invalid("Invalid comparator '\(clause.op.rawValue)' for numeric key '\(clause.key)' at position \(clause.position); use =, !=, <, <=, > or >=")
+        }
+        var q = SQLQueryString("\(column) \(clause.op.rawValue) ")
+        q.appendInterpolation(bind: try numberValue(clause))
+        return q
+    }
+
+    static func runClauseSQL(_ clause: FilterClause) throws -> SQLQueryString {
+        switch clause.entity {
+        case .metric:
+            var q: SQLQueryString = "EXISTS (SELECT 1 FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.key = \(bind: clause.key) AND m.is_nan = 0 AND "
+            q += try numberComparison("m.value", clause)
+            q.appendLiteral(")")
+            return q
+        case .param, .tag:
+            let table = clause.entity == .param ? "params" : "tags"
+            var q = SQLQueryString("")
+            switch clause.op {
+            case .isNull:
+                q.appendLiteral("NOT EXISTS (SELECT 1 FROM \(table) p WHERE p.run_uuid = r.run_uuid AND p.key = ")
+                q.appendInterpolation(bind: clause.key)
+                q.appendLiteral(")")
+            case .isNotNull:
+                q.appendLiteral("EXISTS (SELECT 1 FROM \(table) p WHERE p.run_uuid = r.run_uuid AND p.key = ")
+                q.appendInterpolation(bind: clause.key)
+                q.appendLiteral(")")
+            default:
+                q.appendLiteral("EXISTS (SELECT 1 FROM \(table) p WHERE p.run_uuid = r.run_uuid AND p.key = ")
+                q.appendInterpolation(bind: clause.key)
+                q.appendLiteral(" AND ")
+                q += try stringComparison("p.value", clause)
+                q.appendLiteral(")")
+            }
+            return q
+        case .attribute:
+            switch try runAttribute(clause.key) {
+            case .string(let column): return try stringComparison(column, clause)
+            case .number(let column): return try numberComparison(column, clause)
+            }
+        case .dataset:
+            let column: String
+            switch clause.key.lowercased() {
+            case "name": column = "d.name"
+            case "digest": column = "d.digest"
+            case "context":
+                var q: SQLQueryString = "EXISTS (SELECT 1 FROM input_tags it WHERE it.run_uuid = r.run_uuid AND it.key = 'mlflow.data.context' AND "
+                q += try stringComparison("it.value", clause)
+                q.appendLiteral(")")
+                return q
+            default:
+                throw KilnError.invalid("Invalid dataset key '\(clause.key)' at position \(clause.position); valid keys are name, digest and context")
+            }
+            var q: SQLQueryString = "EXISTS (SELECT 1 FROM dataset_inputs di JOIN datasets d ON d.dataset_uuid = di.dataset_uuid WHERE di.run_uuid = r.run_uuid AND "
+            q += try stringComparison(column, clause)
+            q.appendLiteral(")")
+            return q
+        }
+    }
+
+    /// The rank (0 present, 1 NaN, 2 missing) and value expressions that order runs by one key.
+    static func orderExpressions(_ order: OrderClause) throws -> (SQLQueryString, SQLQueryString) {
+        switch order.entity {
+        case .metric:
+            return (
+                "COALESCE((SELECT m.is_nan FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.key = \(bind: order.key)), 2)",
+                "(SELECT m.value FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.key = \(bind: order.key))"
+            )
+        case .param, .tag:
+            let table = order.entity == .param ? "params" : "tags"
+            var rank = SQLQueryString("(CASE WHEN EXISTS (SELECT 1 FROM \(table) p WHERE p.run_uuid = r.run_uuid AND p.key = ")
+            rank.appendInterpolation(bind: order.key)
+            rank.appendLiteral(") THEN 0 ELSE 2 END)")
+            var value = SQLQueryString("(SELECT p.value FROM \(table) p WHERE p.run_uuid = r.run_uuid AND p.key = ")
+            value.appendInterpolation(bind: order.key)
+            value.appendLiteral(")")
+            return (rank, value)
+        case .attribute:
+            let column: String
+            switch try runAttribute(order.key) {
+            case .string(let c), .number(let c): column = c
+            }
+            return (SQLQueryString("(CASE WHEN \(column) IS NULL THEN 2 ELSE 0 END)"), SQLQueryString(column))
+        case .dataset:
+            throw KilnError.invalid("Invalid order_by entity 'datasets'; order by metrics, params, tags or attributes")
+        }
+    }
+
+    // MARK: Experiments
+
+    /// Searches experiments by `name`, `creation_time`, `last_update_time` and `tags.<key>`.
+    public func searchExperiments(
+        filter: String? = nil,
+        orderBy: [String] = [],
+        maxResults: Int? = nil,
+        pageToken: String? = nil,
+        viewType: ViewType = .activeOnly
+    ) async throws -> Page<Experiment> {
+        let limit = try Validate.maxResults(maxResults, default: 1000, limit: 50_000)
+        let offset = try PageToken.decode(pageToken)
+        let parsed = try SearchFilter.parse(filter)
+        let orders = try orderBy.filter { !$0.allSatisfy(\.isWhitespace) }.map(OrderClause.parse)
+        var condition: SQLQueryString = "lifecycle_stage IN (\(binds: viewType.stages))"
+        for clause in parsed.clauses {
+            condition.appendLiteral(" AND ")
+            switch clause.entity {
+            case .tag:
+                var q: SQLQueryString = "EXISTS (SELECT 1 FROM experiment_tags t WHERE t.experiment_id = experiments.experiment_id AND t.key = \(bind: clause.key) AND "
+                if clause.op == .isNull || clause.op == .isNotNull {
+                    q = "\(unsafeRaw: clause.op == .isNull ? "NOT " : "")EXISTS (SELECT 1 FROM experiment_tags t WHERE t.experiment_id = experiments.experiment_id AND t.key = \(bind: clause.key))"
+                } else {
+                    q += try Self.stringComparison("t.value", clause)
+                    q.appendLiteral(")")
+                }
+                condition += q
+            case .attribute:
+                switch clause.key.lowercased() {
+                case "name": condition += try Self.stringComparison("name", clause)
+                case "creation_time", "last_update_time", "experiment_id":
+                    condition += try Self.numberComparison(clause.key.lowercased(), clause)
+                default:
+                    throw KilnError.invalid("Invalid attribute key '\(clause.key)' specified. Valid keys are 'name', 'creation_time', 'last_update_time'")
+                }
+            default:
+                throw KilnError.invalid("Invalid entity type '\(clause.entity.rawValue)' for experiment search at position \(clause.position); use attributes or tags")
+            }
+        }
+        var suffix = SQLQueryString("ORDER BY ")
+        for order in orders {
+            guard order.entity == .attribute,
+                  ["name", "experiment_id", "creation_time", "last_update_time"].contains(order.key.lowercased()) else {
+                throw KilnError.invalid("Invalid order_by key '\(order.key)' for experiments; use name, experiment_id, creation_time or last_update_time")
+            }
+            suffix.appendLiteral("\(order.key.lowercased()) \(order.ascending ? "ASC" : "DESC"), ")
+        }
+        suffix.appendLiteral("creation_time DESC, experiment_id ASC LIMIT ")
+        suffix.appendInterpolation(bind: limit + 1)
+        suffix.appendLiteral(" OFFSET ")
+        suffix.appendInterpolation(bind: offset)
+        let finalCondition = condition
+        let finalSuffix = suffix
+        return try await db.read { sql in
+            let experiments = try await Self.loadExperiments(sql, where: finalCondition, suffix: finalSuffix)
+            return Page(items: Array(experiments.prefix(limit)), nextPageToken: experiments.count > limit ? PageToken.encode(offset: offset + limit) : nil)
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import ArgumentParser
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import KilnCore
+import KilnPlatform
+
+/// Where a CLI command finds the server and its token.
+struct ClientOptions: ParsableArguments {
+    @Option(help: "Server URL (env KILN_URL, default http://127.0.0.1:5000).") var url: String?
+    @Option(help: "Access token (env KILN_TOKEN, else the home's admin.token).") var token: String?
+    @Option(help: "Home folder whose admin.token to use (env KILN_HOME, default ~/.kiln).") var home: String?
+    @Flag(help: "Print JSON instead of a table.") var json = false
+
+    func client() throws -> KilnClient {
+        let env = ProcessInfo.processInfo.environment
+        let base = url ?? env["KILN_URL"] ?? "http://127.0.0.1:5000"
+        var resolved = token ?? env["KILN_TOKEN"]
+        if resolved == nil {
+            let homeURL = home.map { URL(fileURLWithPath: $0) } ?? KilnConfiguration.defaultHome(environment: env)
+            resolved = try? String(contentsOf: homeURL.appendingPathComponent("admin.token"), encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        guard let endpoint = URL(string: base) else { throw ValidationError("--url '\(base)' is not a URL") }
+        return KilnClient(base: endpoint, token: resolved)
+    }
+}
+
+/// A small blocking-free HTTP client for the CLI.
+struct KilnClient {
+    let base: URL
+    let token: String?
+
+    func call(_ method: String, _ path: String, query: [(String, String)] = [], body: [String: Any]? = nil) async throws -> [String: Any] {
+        var components = URLComponents(url: base.appendingPathComponent(path), resolvingAgainstBaseURL: false)!
+        if !query.isEmpty { components.queryItems = query.map { URLQueryItem(name: $0.0, value: $0.1) } }
+        var request = URLRequest(url: components.url!)
+        request.httpMethod = method
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        if let body {
+            request.httpBody = try JSONSerialization.data(withJSONObject: body)
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        let (data, response): (Data, URLResponse)
+        do {
+            (data, response) = try await URLSession.shared.data(for: request)
+        } catch {
+            throw ValidationError("Cannot reach Kiln at \(base.absoluteString): \(error.localizedDescription). Start it with `kiln server` or pass --url.")
+        }
+        let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        guard (200..<300).contains(status) else {
+            let code = object["error_code"] as? String ?? "HTTP \(status)"
+            let message = object["message"] as? String ?? String(decoding: data, as: UTF8.self)
+            var hint = ""
+            if status == 401 { hint = " Pass --token, set KILN_TOKEN, or point --home at the server's home." }
+            throw ValidationError("\(code): \(message)\(hint)")
+        }
+        return object
+    }
+}
+
+/// Prints rows as an aligned table.
+func printTable(_ headers: [String], _ rows: [[String]]) {
+    var widths = headers.map(\.count)
+    for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
+    func line(_ cells: [String]) -> String {
+        cells.enumerated().map { i, cell in i == cells.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+            .joined(separator: "  ")
+    }
+    print(line(headers))
+    for row in rows { print(line(row)) }
+}
+
+func printJSON(_ object: Any) throws {
+    let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+    print(String(decoding: data, as: UTF8.self))
+}
+
+func formatTime(_ value: Any?) -> String {
+    guard let ms = (value as? NSNumber)?.doubleValue else { return "" }
+    let formatter = DateFormatter()
+    formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
+    formatter.timeZone = TimeZone(identifier: "UTC")
+    return formatter.string(from: Date(timeIntervalSince1970: ms / 1000))
+}

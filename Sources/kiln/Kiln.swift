@@ -1,0 +1,80 @@
+import ArgumentParser
+import Foundation
+import KilnCore
+import KilnPlatform
+import KilnServer
+import Logging
+import Metrics
+import Prometheus
+
+@main
+struct Kiln: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kiln",
+        abstract: "Kiln: a self-hosted lakehouse machine-learning platform.",
+        subcommands: [Server.self, Version.self, Experiments.self, Runs.self]
+    )
+}
+
+struct Version: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print Kiln's version.")
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() {
+        if json { print("{\"version\": \"\(kilnVersion)\"}") } else { print("kiln \(kilnVersion)") }
+    }
+}
+
+struct Server: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the Kiln server: API, UI and workers in one process.")
+
+    @Option(help: "Address to bind (env KILN_HOST).") var host: String?
+    @Option(help: "Port to bind; 0 picks a free one (env KILN_PORT).") var port: Int?
+    @Option(help: "Home folder for the database, artifacts and admin token (env KILN_HOME, default ~/.kiln).") var home: String?
+    @Flag(help: "Serve without authentication; refused unless --host is a loopback address.") var noAuth = false
+    @Flag(help: "Seed a 'demo' experiment with a few runs when it does not exist.") var demo = false
+    @Option(help: "Log level: trace, debug, info, notice, warning, error (env KILN_LOG_LEVEL).") var logLevel: String?
+
+    func validate() throws {
+        if let port, !(0...65535).contains(port) { throw ValidationError("--port must be between 0 and 65535") }
+    }
+
+    func run() async throws {
+        let env = ProcessInfo.processInfo.environment
+        let level = Logger.Level(rawValue: logLevel ?? env["KILN_LOG_LEVEL"] ?? "info") ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let logger = Logger(label: "kiln")
+
+        let configuration = KilnConfiguration(
+            home: home.map { URL(fileURLWithPath: $0) } ?? KilnConfiguration.defaultHome(environment: env),
+            host: host ?? env["KILN_HOST"] ?? "127.0.0.1",
+            port: port ?? env["KILN_PORT"].flatMap(Int.init) ?? 5000,
+            noAuth: noAuth,
+            adminToken: env["KILN_ADMIN_TOKEN"],
+            demo: demo
+        )
+        if configuration.noAuth, !KilnConfiguration.isLoopback(configuration.host) {
+            throw ValidationError("--no-auth is only allowed when the server binds a loopback address; drop --no-auth or use --host 127.0.0.1")
+        }
+        let platform: Platform
+        do {
+            platform = try await Platform.open(configuration, logger: logger)
+        } catch let error as KilnError {
+            throw ValidationError(error.message)
+        }
+        if configuration.demo { try await platform.seedDemo() }
+        let app = try buildApplication(platform: platform, registry: registry, logger: logger) { port in
+            let tokenHint = configuration.adminToken != nil ? "from KILN_ADMIN_TOKEN" : "in \(configuration.home.appendingPathComponent("admin.token").path)"
+            let line = "Kiln \(kilnVersion) listening on http://\(configuration.host):\(port) (home \(configuration.home.path); admin token \(configuration.noAuth ? "not required" : tokenHint))\n"
+            FileHandle.standardOutput.write(Data(line.utf8))
+        }
+        try await app.runService()
+        await platform.close()
+    }
+}

@@ -1,0 +1,128 @@
+"""Fixtures that start real servers: a `kiln server` on a free loopback port with a fresh home, and (for
+side-by-side checks) a real `mlflow server` on SQLite."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+KILN = os.environ.get("KILN_BIN", os.path.join(ROOT, ".build", "debug", "kiln"))
+TOKEN = "kiln-test-admin-token"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url, proc, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if requests.get(url + "/health", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"server at {url} did not become healthy")
+
+
+class KilnServer:
+    """A `kiln server` process on a home folder; restartable on the same home."""
+
+    def __init__(self, home):
+        self.home = home
+        self.proc = None
+        self.port = None
+        self.log = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        self.port = free_port()
+        env = dict(os.environ, KILN_ADMIN_TOKEN=TOKEN)
+        self.log = open(os.path.join(self.home, "server.log"), "ab")
+        self.proc = subprocess.Popen(
+            [KILN, "server", "--host", "127.0.0.1", "--port", str(self.port), "--home", self.home],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_healthy(self.url, self.proc)
+        return self
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        if self.log:
+            self.log.close()
+
+
+@pytest.fixture(scope="session")
+def kiln_home():
+    home = tempfile.mkdtemp(prefix="kiln-compat-")
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def kiln(kiln_home):
+    server = KilnServer(kiln_home).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def client_env(kiln, monkeypatch):
+    """Points the stock mlflow client at Kiln with the admin token."""
+    import mlflow
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", kiln.url)
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", TOKEN)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    mlflow.set_tracking_uri(kiln.url)
+    yield kiln
+    while mlflow.active_run():
+        mlflow.end_run()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server():
+    """A real `mlflow server` on SQLite, for side-by-side answers. Skipped when it cannot start."""
+    home = tempfile.mkdtemp(prefix="mlflow-peer-")
+    port = free_port()
+    log = open(os.path.join(home, "mlflow.log"), "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{home}/mlflow.db", "--artifacts-destination", f"{home}/artifacts"],
+        stdout=log, stderr=subprocess.STDOUT, cwd=home)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc, timeout=120)
+    except RuntimeError as error:
+        proc.kill()
+        pytest.skip(f"mlflow server did not start: {error}")
+    yield url
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+    shutil.rmtree(home, ignore_errors=True)

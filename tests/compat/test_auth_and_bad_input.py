@@ -1,0 +1,149 @@
+"""Authentication and bad input over raw HTTP: every bad request is a 4xx with an error_code, nothing is
+written, and the server keeps serving."""
+import random
+
+import pytest
+import requests
+
+from conftest import TOKEN
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def api(kiln, path):
+    return f"{kiln.url}/api/2.0/mlflow/{path}"
+
+
+def test_no_token_is_401_unauthenticated(kiln):
+    r = requests.post(api(kiln, "experiments/search"), json={})
+    assert r.status_code == 401
+    assert r.json()["error_code"] == "UNAUTHENTICATED"
+
+
+def test_wrong_token_is_401(kiln):
+    r = requests.post(api(kiln, "experiments/search"), json={}, headers={"Authorization": "Bearer nope"})
+    assert r.status_code == 401
+    assert r.json()["error_code"] == "UNAUTHENTICATED"
+    r = requests.get(f"{kiln.url}/api/2.0/mlflow-artifacts/artifacts/0/x", headers={"Authorization": "Basic abc"})
+    assert r.status_code == 401
+
+
+def test_admin_token_works_and_health_is_public(kiln):
+    assert requests.post(api(kiln, "experiments/search"), json={}, headers=AUTH).status_code == 200
+    r = requests.get(f"{kiln.url}/health")
+    assert r.status_code == 200 and r.json() == {"status": "ok"}
+    info = requests.get(f"{kiln.url}/api/3.0/mlflow/server-info")
+    assert info.status_code == 200 and info.json()["multipart_uploads_enabled"] is False
+
+
+def test_metrics_endpoint_reports_requests_per_route(kiln):
+    requests.post(api(kiln, "experiments/search"), json={}, headers=AUTH)
+    body = requests.get(f"{kiln.url}/metrics", headers=AUTH).text
+    assert 'kiln_http_requests_total{' in body
+    assert 'route="/api/2.0/mlflow/experiments/search"' in body
+    assert "kiln_http_request_duration_seconds_bucket" in body
+
+
+@pytest.fixture()
+def run_id(kiln):
+    exp = requests.post(api(kiln, "experiments/create"), json={"name": f"bad-{random.randrange(1 << 30)}"}, headers=AUTH).json()["experiment_id"]
+    run = requests.post(api(kiln, "runs/create"), json={"experiment_id": exp, "start_time": 1}, headers=AUTH).json()["run"]
+    rid = run["info"]["run_id"]
+    r = requests.post(api(kiln, "runs/log-batch"), headers=AUTH, json={
+        "run_id": rid, "metrics": [{"key": "m", "value": 1.0, "timestamp": 1, "step": 0}], "params": [{"key": "p", "value": "v"}]})
+    assert r.status_code == 200
+    return rid
+
+
+def snapshot(kiln, rid):
+    return requests.get(api(kiln, "runs/get"), params={"run_id": rid}, headers=AUTH).json()["run"]["data"]
+
+
+BAD_BATCHES = [
+    ("malformed json", b'{"run_id": "x", "metrics": [', "INVALID_PARAMETER_VALUE"),
+    ("not an object", b'[1, 2, 3]', "INVALID_PARAMETER_VALUE"),
+    ("metric value is a string", {"metrics": [{"key": "a", "value": "high", "timestamp": 1}]}, "INVALID_PARAMETER_VALUE"),
+    ("metric value missing", {"metrics": [{"key": "a", "timestamp": 1}]}, "INVALID_PARAMETER_VALUE"),
+    ("timestamp is an object", {"metrics": [{"key": "a", "value": 1, "timestamp": {}}]}, "INVALID_PARAMETER_VALUE"),
+    ("metrics is not a list", {"metrics": {"key": "a"}}, "INVALID_PARAMETER_VALUE"),
+    ("too many metrics", {"metrics": [{"key": f"k{i}", "value": 1, "timestamp": 1} for i in range(1001)]}, "INVALID_PARAMETER_VALUE"),
+    ("too many params", {"params": [{"key": f"p{i}", "value": "v"} for i in range(101)]}, "INVALID_PARAMETER_VALUE"),
+    ("param value too long", {"params": [{"key": "long", "value": "x" * 6001}]}, "INVALID_PARAMETER_VALUE"),
+    ("key escapes as a path", {"metrics": [{"key": "../etc", "value": 1, "timestamp": 1}]}, "INVALID_PARAMETER_VALUE"),
+    ("changed param in batch", {"params": [{"key": "p", "value": "other"}], "metrics": [{"key": "z", "value": 1, "timestamp": 1}]}, "INVALID_PARAMETER_VALUE"),
+]
+
+
+@pytest.mark.parametrize("label,body,code", BAD_BATCHES, ids=[b[0] for b in BAD_BATCHES])
+def test_bad_log_batch_is_rejected_and_writes_nothing(kiln, run_id, label, body, code):
+    before = snapshot(kiln, run_id)
+    if isinstance(body, bytes):
+        r = requests.post(api(kiln, "runs/log-batch"), data=body, headers=dict(AUTH, **{"Content-Type": "application/json"}))
+    else:
+        r = requests.post(api(kiln, "runs/log-batch"), json=dict(body, run_id=run_id), headers=AUTH)
+    assert 400 <= r.status_code < 500, r.text
+    assert r.json()["error_code"] == code
+    assert snapshot(kiln, run_id) == before
+    assert requests.get(f"{kiln.url}/health").status_code == 200
+
+
+def test_oversized_request_body_is_rejected(kiln, run_id):
+    big = {"run_id": run_id, "tags": [{"key": "t", "value": "x" * 1_100_000}]}
+    r = requests.post(api(kiln, "runs/log-batch"), json=big, headers=AUTH)
+    assert 400 <= r.status_code < 500
+    assert "error_code" in r.json()
+
+
+def test_unknown_ids_are_404(kiln):
+    r = requests.get(api(kiln, "runs/get"), params={"run_id": "f" * 32}, headers=AUTH)
+    assert r.status_code == 404 and r.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    r = requests.post(api(kiln, "runs/log-metric"), json={"run_id": "f" * 32, "key": "a", "value": 1, "timestamp": 1}, headers=AUTH)
+    assert r.status_code == 404 and r.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    r = requests.post(api(kiln, "runs/create"), json={"experiment_id": "424242"}, headers=AUTH)
+    assert r.status_code == 404 and r.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    r = requests.get(api(kiln, "experiments/get"), params={"experiment_id": "not-a-number"}, headers=AUTH)
+    assert r.status_code == 404
+
+
+def test_missing_required_field_and_unknown_route(kiln):
+    r = requests.post(api(kiln, "experiments/create"), json={}, headers=AUTH)
+    assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    r = requests.post(api(kiln, "experiments/create"), json={"name": 12}, headers=AUTH)
+    assert r.status_code in (200, 400)  # a number is taken as its text, as MLflow's proto parser does for strings
+    r = requests.get(f"{kiln.url}/api/2.0/mlflow/no-such-thing", headers=AUTH)
+    assert r.status_code == 404 and r.json()["error_code"] == "ENDPOINT_NOT_FOUND"
+
+
+@pytest.mark.parametrize("path", ["../escape.txt", "0/../../escape.txt", "%2Fetc%2Fpasswd", "0/%2E%2E/%2E%2E/escape.txt", "a/./b", "a//b"])
+def test_artifact_paths_that_escape_are_rejected(kiln, path):
+    # http.client sends the path as written; requests would normalize the dot segments away first.
+    import http.client
+    import os
+    for method, body in (("PUT", b"evil"), ("GET", None), ("DELETE", None)):
+        conn = http.client.HTTPConnection("127.0.0.1", kiln.port, timeout=10)
+        conn.request(method, f"/api/2.0/mlflow-artifacts/artifacts/{path}", body=body, headers=AUTH)
+        r = conn.getresponse()
+        payload = r.read()
+        conn.close()
+        assert 400 <= r.status < 500, (method, r.status, payload)
+        assert b"error_code" in payload
+    assert not os.path.exists(os.path.join(kiln.home, "escape.txt"))
+    assert not os.path.exists(os.path.join(os.path.dirname(kiln.home), "escape.txt"))
+    assert requests.get(f"{kiln.url}/health").status_code == 200
+
+
+def test_artifact_list_with_escaping_path_is_rejected(kiln):
+    r = requests.get(f"{kiln.url}/api/2.0/mlflow-artifacts/artifacts", params={"path": "../.."}, headers=AUTH)
+    assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    r = requests.get(f"{kiln.url}/api/2.0/mlflow-artifacts/artifacts", params={"path": "/etc"}, headers=AUTH)
+    assert r.status_code == 400
+
+
+def test_bad_filters_report_position(kiln):
+    r = requests.post(api(kiln, "runs/search"), json={"experiment_ids": ["0"], "filter": "metrics.acc >> 1"}, headers=AUTH)
+    assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "position" in r.json()["message"]
+    r = requests.post(api(kiln, "runs/search"), json={"experiment_ids": ["0"], "max_results": 50001}, headers=AUTH)
+    assert r.status_code == 400
+    r = requests.post(api(kiln, "runs/search"), json={"experiment_ids": ["0"], "page_token": "garbage!!"}, headers=AUTH)
+    assert r.status_code == 400

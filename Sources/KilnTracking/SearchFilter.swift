@@ -61,6 +61,12 @@ public struct OrderClause: Sendable, Equatable {
     public var key: String
     public var ascending: Bool
 
+    public init(entity: FilterEntity, key: String, ascending: Bool) {
+        self.entity = entity
+        self.key = key
+        self.ascending = ascending
+    }
+
     /// Parses an `order_by` entry.
     /// - Throws: `INVALID_PARAMETER_VALUE` for anything but `key [ASC|DESC]`.
     public static func parse(_ text: String) throws -> OrderClause {

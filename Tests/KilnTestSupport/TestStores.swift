@@ -1,0 +1,52 @@
+import Foundation
+import KilnCore
+import KilnStore
+import KilnStoreSQLite
+import KilnTracking
+import Logging
+import Synchronization
+
+/// A clock that only moves when told to.
+public final class MockClock: KilnClock {
+    private let now: Mutex<Int64>
+    public init(_ start: Int64 = 1_700_000_000_000) { now = Mutex(start) }
+    public func nowMillis() -> Int64 { now.withLock { $0 } }
+    public func advance(by millis: Int64) { now.withLock { $0 += millis } }
+}
+
+/// A temporary folder, removed when the value is released.
+public final class TemporaryDirectory: Sendable {
+    public let url: URL
+    public init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(at: url) }
+}
+
+/// The stores the machine can run the conformance suites on. SQLite always; PostgreSQL joins when it lands.
+public enum TestStores {
+    public static let logger: Logger = {
+        var logger = Logger(label: "kiln-test")
+        logger.logLevel = .warning
+        return logger
+    }()
+
+    /// Opens a fresh SQLite database in `directory`.
+    public static func sqlite(in directory: TemporaryDirectory) async throws -> any KilnDatabase {
+        try await SQLiteKilnDatabase.open(path: directory.url.appendingPathComponent("kiln.db").path, logger: logger)
+    }
+
+    /// Runs `body` with a tracking service on a fresh store, closing the store afterwards.
+    public static func withTracking(clock: MockClock = MockClock(), _ body: (TrackingService) async throws -> Void) async throws {
+        let directory = try TemporaryDirectory()
+        let database = try await sqlite(in: directory)
+        do {
+            try await body(try await TrackingService.make(database: database, clock: clock, logger: logger))
+        } catch {
+            await database.close()
+            throw error
+        }
+        await database.close()
+    }
+}

@@ -1,0 +1,41 @@
+# Kiln: `make run` starts the server with a demo workspace; `make test` runs every test suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+HOST ?= 127.0.0.1
+PORT ?= 5000
+KILN_HOME ?= $(CURDIR)/.kiln-demo
+export PIP_ROOT_USER_ACTION := ignore
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test build release swift-test compat-test deps deps-test bench clean
+
+## Install missing system packages, build, and start the server on an embedded store with a demo workspace.
+run: deps build
+	@echo "Starting Kiln on http://$(HOST):$(PORT) with home $(KILN_HOME) (admin token in $(KILN_HOME)/admin.token)"
+	.build/debug/kiln server --host $(HOST) --port $(PORT) --home $(KILN_HOME) --demo
+
+## Run the Swift tests and the compatibility suites with the official Python clients; fails if either fails.
+test: deps-test build
+	swift test
+	$(PYTHON) -m pip install -q -r tests/compat/requirements.txt
+	$(PYTHON) -m pytest tests/compat -q -p no:cacheprovider
+
+build:
+	swift build --build-tests
+
+release:
+	swift build -c release --product kiln
+
+deps:
+	@scripts/install-deps.sh build
+
+deps-test:
+	@scripts/install-deps.sh test
+
+## Side-by-side benchmark against mlflow server (see bench/README.md).
+bench: release
+	$(PYTHON) -m pip install -q -r bench/requirements.txt
+	$(PYTHON) bench/run_tracking_bench.py --kiln .build/release/kiln
+
+clean:
+	rm -rf .build .kiln-demo

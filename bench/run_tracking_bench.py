@@ -113,7 +113,11 @@ def main():
     parser.add_argument("--kiln", default=os.path.join(os.path.dirname(HERE), ".build", "release", "kiln"))
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     parser.add_argument("--skip-default-workers", action="store_true")
+    parser.add_argument("--go-python", default=os.environ.get("MLFLOW_GO_PYTHON"),
+                        help="a Python whose environment has mlflow-go-backend (keep it in its own venv: it replaces "
+                             "mlflow's sqlite store entry point); see bench/README.md")
     args = parser.parse_args()
+    args.kiln = os.path.abspath(args.kiln)
     args.runs, args.singles, args.batches, args.history, args.repeats = (
         (300, 200, 5, 2000, 5) if args.quick else (2000, 1000, 50, 10000, 20))
 
@@ -128,12 +132,13 @@ def main():
     if not args.skip_default_workers:
         servers.append(("mlflow (default workers)", lambda p: Server("mlflow-default", mlflow + ["--port", str(p),
                         "--backend-store-uri", f"sqlite:///{work}/mlflow-default.db", "--artifacts-destination", f"{work}/mlflow-default-art"])))
-    try:
-        import mlflow_go_backend  # noqa: F401
-        servers.append(("mlflow-go-backend", lambda p: Server("mlflow-go", [sys.executable, "-m", "mlflow_go_backend.cli", "server",
-                        "--host", "127.0.0.1", "--port", str(p), "--backend-store-uri", f"sqlite:///{work}/mlflow-go.db"])))
-    except ImportError:
-        print("mlflow-go-backend is not installed (pip install mlflow-go-backend); skipping it", file=sys.stderr)
+    if args.go_python:
+        go_cli = os.path.join(os.path.dirname(args.go_python), "mlflow-go")
+        servers.append(("mlflow-go-backend", lambda p: Server("mlflow-go", [go_cli, "server", "--host", "127.0.0.1", "--port", str(p),
+                        "--workers", "1", "--backend-store-uri", f"sqlite:///{work}/mlflow-go.db",
+                        "--default-artifact-root", f"{work}/mlflow-go-art"])))
+    else:
+        print("no --go-python given: skipping mlflow-go-backend", file=sys.stderr)
 
     table = {}
     for name, make in servers:

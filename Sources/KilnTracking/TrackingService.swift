@@ -34,7 +34,7 @@ public struct TrackingService: Sendable {
     }
 
     func experimentLocation(_ id: Int64) -> String {
-        defaultArtifactRoot.hasSuffix(":") ? "\(defaultArtifactRoot)/\(id)" : "\(defaultArtifactRoot)/\(id)"
+        "\(defaultArtifactRoot)/\(id)"
     }
 
     private func ensureDefaultExperiment() async throws {

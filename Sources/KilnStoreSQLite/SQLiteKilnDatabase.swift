@@ -53,14 +53,14 @@ public final class SQLiteKilnDatabase: KilnDatabase {
             return value
         }
         do {
-            return try await body(readers[index].sql(queryLogLevel: nil))
+            return try await body(FastSQLiteDatabase(connection: readers[index]))
         } catch {
             throw Self.map(error)
         }
     }
 
     public func write<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        let sql = writer.sql(queryLogLevel: nil)
+        let sql = FastSQLiteDatabase(connection: writer)
         do {
             return try await writeLock.withLock {
                 try await sql.raw("BEGIN IMMEDIATE").run()

@@ -131,20 +131,20 @@ extension TrackingService {
             var metrics: [String: [Metric]] = [:]
             for row in try await sql.raw("""
                 SELECT run_uuid, key, value, is_nan, timestamp, step FROM latest_metrics
-                WHERE run_uuid IN (\(binds: chunkIDs)) ORDER BY key
+                WHERE run_uuid IN (\(binds: chunkIDs))
                 """).all() {
                 metrics[try row.decode(column: "run_uuid", as: String.self), default: []].append(try decodeMetric(row))
             }
             var params: [String: [KeyValue]] = [:]
-            for row in try await sql.raw("SELECT run_uuid, key, value FROM params WHERE run_uuid IN (\(binds: chunkIDs)) ORDER BY key").all() {
+            for row in try await sql.raw("SELECT run_uuid, key, value FROM params WHERE run_uuid IN (\(binds: chunkIDs))").all() {
                 params[try row.decode(column: "run_uuid", as: String.self), default: []].append(try decodeKeyValue(row))
             }
             var tags: [String: [KeyValue]] = [:]
-            for row in try await sql.raw("SELECT run_uuid, key, value FROM tags WHERE run_uuid IN (\(binds: chunkIDs)) ORDER BY key").all() {
+            for row in try await sql.raw("SELECT run_uuid, key, value FROM tags WHERE run_uuid IN (\(binds: chunkIDs))").all() {
                 tags[try row.decode(column: "run_uuid", as: String.self), default: []].append(try decodeKeyValue(row))
             }
             var inputTags: [String: [KeyValue]] = [:]
-            for row in try await sql.raw("SELECT run_uuid, dataset_uuid, key, value FROM input_tags WHERE run_uuid IN (\(binds: chunkIDs)) ORDER BY key").all() {
+            for row in try await sql.raw("SELECT run_uuid, dataset_uuid, key, value FROM input_tags WHERE run_uuid IN (\(binds: chunkIDs))").all() {
                 let id = "\(try row.decode(column: "run_uuid", as: String.self))/\(try row.decode(column: "dataset_uuid", as: String.self))"
                 inputTags[id, default: []].append(try decodeKeyValue(row))
             }
@@ -164,7 +164,8 @@ extension TrackingService {
                     schema: try row.decode(column: "schema_json", as: String?.self),
                     profile: try row.decode(column: "profile", as: String?.self)
                 )
-                inputs[runID, default: []].append(DatasetInput(tags: inputTags["\(runID)/\(datasetID)"] ?? [], dataset: dataset))
+                let tags = (inputTags["\(runID)/\(datasetID)"] ?? []).sorted { $0.key < $1.key }
+                inputs[runID, default: []].append(DatasetInput(tags: tags, dataset: dataset))
             }
             var modelInputs: [String: [String]] = [:]
             for row in try await sql.raw("SELECT run_uuid, model_id FROM run_model_inputs WHERE run_uuid IN (\(binds: chunkIDs)) ORDER BY model_id").all() {
@@ -175,9 +176,12 @@ extension TrackingService {
                 outputs[try row.decode(column: "run_uuid", as: String.self), default: []].append(
                     ModelOutput(modelID: try row.decode(column: "model_id", as: String.self), step: try row.decode(column: "step", as: Int64.self)))
             }
+            // Sorting here, per run, is cheaper than an ORDER BY over an IN list.
             for info in infos {
                 runs.append(Run(
-                    info: info, metrics: metrics[info.runID] ?? [], params: params[info.runID] ?? [], tags: tags[info.runID] ?? [],
+                    info: info, metrics: (metrics[info.runID] ?? []).sorted { $0.key < $1.key },
+                    params: (params[info.runID] ?? []).sorted { $0.key < $1.key },
+                    tags: (tags[info.runID] ?? []).sorted { $0.key < $1.key },
                     datasetInputs: inputs[info.runID] ?? [], modelInputs: modelInputs[info.runID] ?? [],
                     modelOutputs: outputs[info.runID] ?? []))
             }
@@ -310,17 +314,11 @@ extension TrackingService {
                 query.appendLiteral(", ")
                 query.appendInterpolation(bind: m.key)
                 query.appendLiteral(", ")
-                query.appendInterpolation(bind: m.value.isNaN ? 0 : m.value)
-                query.appendLiteral(m.value.isNaN ? ", 1, " : ", 0, ")
-                query.appendInterpolation(bind: m.timestamp)
-                query.appendLiteral(", ")
-                query.appendInterpolation(bind: m.step)
-                query.appendLiteral(", ")
-                query.appendInterpolation(bind: m.modelID)
-                query.appendLiteral(", ")
-                query.appendInterpolation(bind: m.datasetName)
-                query.appendLiteral(", ")
-                query.appendInterpolation(bind: m.datasetDigest)
+                appendNumbers(&query, m)
+                for optional in [m.modelID, m.datasetName, m.datasetDigest] {
+                    query.appendLiteral(", ")
+                    if let optional { query.appendInterpolation(bind: optional) } else { query.appendLiteral("NULL") }
+                }
                 query.appendLiteral(")")
             }
             query.appendLiteral(" ON CONFLICT (run_uuid, key, step, timestamp, value, is_nan) DO NOTHING")
@@ -340,11 +338,7 @@ extension TrackingService {
                 query.appendLiteral(", ")
                 query.appendInterpolation(bind: m.key)
                 query.appendLiteral(", ")
-                query.appendInterpolation(bind: m.value.isNaN ? 0 : m.value)
-                query.appendLiteral(m.value.isNaN ? ", 1, " : ", 0, ")
-                query.appendInterpolation(bind: m.timestamp)
-                query.appendLiteral(", ")
-                query.appendInterpolation(bind: m.step)
+                appendNumbers(&query, m)
                 query.appendLiteral(")")
             }
             query.appendLiteral("""
@@ -357,6 +351,19 @@ extension TrackingService {
                 """)
             try await sql.raw(query).run()
         }
+    }
+
+    /// Appends `value, is_nan, timestamp, step`. The integers go in as literals (formatted here from `Int64`,
+    /// so nothing user-typed reaches the SQL text): binding ~9,000 values per batch cost more than the insert
+    /// itself. Values stay bound so every double round-trips bit for bit.
+    static func appendNumbers(_ query: inout SQLQueryString, _ m: Metric) {
+        if m.value.isNaN {
+            query.appendLiteral("0, 1, ")
+        } else {
+            query.appendInterpolation(bind: m.value)
+            query.appendLiteral(", 0, ")
+        }
+        query.appendLiteral("\(m.timestamp), \(m.step)")
     }
 
     static func isNewer(_ a: Metric, than b: Metric) -> Bool {

@@ -112,13 +112,16 @@ extension TrackingService {
         return models
     }
 
+    static func requireLoggedModel(_ sql: any SQLDatabase, _ id: String) async throws {
+        let rows = try await sql.raw("SELECT model_id FROM logged_models WHERE model_id = \(bind: id) AND lifecycle_stage = 'active'").all()
+        guard !rows.isEmpty else { throw KilnError.notFound("Logged model with ID '\(id)' not found.") }
+    }
+
     /// Marks a logged model `READY` (or failed) once its files are uploaded.
     public func finalizeLoggedModel(id: String, status: LoggedModelStatus) async throws -> LoggedModel {
         let now = clock.nowMillis()
         try await db.write { sql in
-            guard try await !Self.loadLoggedModels(sql, where: "model_id = \(bind: id) AND lifecycle_stage = 'active'").isEmpty else {
-                throw KilnError.notFound("Logged model with ID '\(id)' not found.")
-            }
+            try await Self.requireLoggedModel(sql, id)
             try await sql.raw("UPDATE logged_models SET status = \(bind: status.rawValue), last_updated_time = \(bind: now) WHERE model_id = \(bind: id)").run()
         }
         return try await getLoggedModel(id: id)
@@ -128,9 +131,7 @@ extension TrackingService {
     public func deleteLoggedModel(id: String) async throws {
         let now = clock.nowMillis()
         try await db.write { sql in
-            guard try await !Self.loadLoggedModels(sql, where: "model_id = \(bind: id) AND lifecycle_stage = 'active'").isEmpty else {
-                throw KilnError.notFound("Logged model with ID '\(id)' not found.")
-            }
+            try await Self.requireLoggedModel(sql, id)
             try await sql.raw("UPDATE logged_models SET lifecycle_stage = 'deleted', last_updated_time = \(bind: now) WHERE model_id = \(bind: id)").run()
         }
     }
@@ -142,9 +143,7 @@ extension TrackingService {
             try Validate.tagValue(tag.value, key: tag.key)
         }
         try await db.write { sql in
-            guard try await !Self.loadLoggedModels(sql, where: "model_id = \(bind: id) AND lifecycle_stage = 'active'").isEmpty else {
-                throw KilnError.notFound("Logged model with ID '\(id)' not found.")
-            }
+            try await Self.requireLoggedModel(sql, id)
             try await Self.upsertModelKeyValues(sql, table: "logged_model_tags", modelID: id, tags)
         }
     }
@@ -165,9 +164,7 @@ extension TrackingService {
             try Validate.paramValue(param.value, key: param.key)
         }
         try await db.write { sql in
-            guard try await !Self.loadLoggedModels(sql, where: "model_id = \(bind: id) AND lifecycle_stage = 'active'").isEmpty else {
-                throw KilnError.notFound("Logged model with ID '\(id)' not found.")
-            }
+            try await Self.requireLoggedModel(sql, id)
             try await Self.upsertModelKeyValues(sql, table: "logged_model_params", modelID: id, params)
         }
     }
@@ -181,8 +178,7 @@ extension TrackingService {
         maxResults: Int? = nil,
         pageToken: String? = nil
     ) async throws -> Page<LoggedModel> {
-        let limit = try Validate.maxResults(maxResults, default: 100, limit: 50_000)
-        let offset = try PageToken.decode(pageToken)
+        let paging = try Paging(maxResults: maxResults, default: 100, limit: 50_000, pageToken: pageToken)
         let parsed = try SearchFilter.parse(filter)
         let numbers = experimentIDs.compactMap { Int64($0) }
         var condition: SQLQueryString = "lifecycle_stage = 'active'"
@@ -224,15 +220,12 @@ extension TrackingService {
             }
             suffix.appendLiteral("\(key) \(order.ascending ? "ASC" : "DESC"), ")
         }
-        suffix.appendLiteral("creation_time DESC, model_id ASC LIMIT ")
-        suffix.appendInterpolation(bind: limit + 1)
-        suffix.appendLiteral(" OFFSET ")
-        suffix.appendInterpolation(bind: offset)
+        suffix.appendLiteral("creation_time DESC, model_id ASC")
+        paging.append(to: &suffix)
         let finalCondition = condition
         let finalSuffix = suffix
         return try await db.read { sql in
-            let models = try await Self.loadLoggedModels(sql, where: finalCondition, suffix: finalSuffix)
-            return Page(items: Array(models.prefix(limit)), nextPageToken: models.count > limit ? PageToken.encode(offset: offset + limit) : nil)
+            paging.page(try await Self.loadLoggedModels(sql, where: finalCondition, suffix: finalSuffix))
         }
     }
 }

@@ -55,21 +55,27 @@ extension TrackingService {
         for tag in tags {
             if deduplicated.updateValue(tag.value, forKey: tag.key) == nil { order.append(tag.key) }
         }
-        var query: SQLQueryString = "INSERT INTO tags (run_uuid, key, value) VALUES "
-        for (i, key) in order.enumerated() {
-            query.appendLiteral(i == 0 ? "(" : ", (")
-            query.appendInterpolation(bind: runID)
-            query.appendLiteral(", ")
-            query.appendInterpolation(bind: key)
-            query.appendLiteral(", ")
-            query.appendInterpolation(bind: deduplicated[key]!)
-            query.appendLiteral(")")
-        }
-        query.appendLiteral(" ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value")
-        try await sql.raw(query).run()
+        try await insertKeyValues(sql, table: "tags", runID: runID, order.map { KeyValue($0, deduplicated[$0]!) }, replace: true)
         if let name = deduplicated["mlflow.runName"] {
             try await sql.raw("UPDATE runs SET name = \(bind: name) WHERE run_uuid = \(bind: runID)").run()
         }
+    }
+
+    /// One multi-row insert of `(run_uuid, key, value)` rows into `params` or `tags`; `replace` overwrites values.
+    static func insertKeyValues(_ sql: any SQLDatabase, table: String, runID: String, _ pairs: [KeyValue], replace: Bool) async throws {
+        guard !pairs.isEmpty else { return }
+        var query = SQLQueryString("INSERT INTO \(table) (run_uuid, key, value) VALUES ")
+        for (i, pair) in pairs.enumerated() {
+            query.appendLiteral(i == 0 ? "(" : ", (")
+            query.appendInterpolation(bind: runID)
+            query.appendLiteral(", ")
+            query.appendInterpolation(bind: pair.key)
+            query.appendLiteral(", ")
+            query.appendInterpolation(bind: pair.value)
+            query.appendLiteral(")")
+        }
+        if replace { query.appendLiteral(" ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value") }
+        try await sql.raw(query).run()
     }
 
     /// Fetches a run with its latest metrics, params, tags, inputs and outputs, deleted or not.
@@ -284,19 +290,7 @@ extension TrackingService {
                     }
                 }
                 let fresh = keys.filter { !present.contains($0) }.sorted()
-                if !fresh.isEmpty {
-                    var query: SQLQueryString = "INSERT INTO params (run_uuid, key, value) VALUES "
-                    for (i, key) in fresh.enumerated() {
-                        query.appendLiteral(i == 0 ? "(" : ", (")
-                        query.appendInterpolation(bind: runID)
-                        query.appendLiteral(", ")
-                        query.appendInterpolation(bind: key)
-                        query.appendLiteral(", ")
-                        query.appendInterpolation(bind: paramValues[key]!)
-                        query.appendLiteral(")")
-                    }
-                    try await sql.raw(query).run()
-                }
+                try await Self.insertKeyValues(sql, table: "params", runID: runID, fresh.map { KeyValue($0, paramValues[$0]!) }, replace: false)
             }
             if !metrics.isEmpty { try await Self.insertMetrics(sql, runID: runID, metrics) }
             try await Self.upsertTags(sql, runID: runID, tags: tags)
@@ -464,16 +458,17 @@ extension TrackingService {
 
     /// Every value logged for one metric of a run, oldest first, paged.
     public func metricHistory(runID: String, key: String, maxResults: Int? = nil, pageToken: String? = nil) async throws -> Page<Metric> {
-        let limit = try Validate.maxResults(maxResults, default: TrackingLimits.maxHistoryPage, limit: 1_000_000)
-        let offset = try PageToken.decode(pageToken)
+        let paging = try Paging(maxResults: maxResults, default: TrackingLimits.maxHistoryPage, limit: 1_000_000, pageToken: pageToken)
+        var query: SQLQueryString = """
+            SELECT key, value, is_nan, timestamp, step FROM metrics WHERE run_uuid = \(bind: runID) AND key = \(bind: key)
+            ORDER BY timestamp, step, value
+            """
+        paging.append(to: &query)
+        let finalQuery = query
         return try await db.read { sql in
             _ = try await Self.requireRunInfo(sql, runID)
-            let rows = try await sql.raw("""
-                SELECT key, value, is_nan, timestamp, step FROM metrics WHERE run_uuid = \(bind: runID) AND key = \(bind: key)
-                ORDER BY timestamp, step, value LIMIT \(bind: limit + 1) OFFSET \(bind: offset)
-                """).all()
-            let metrics = try rows.prefix(limit).map(Self.decodeMetric)
-            return Page(items: metrics, nextPageToken: rows.count > limit ? PageToken.encode(offset: offset + limit) : nil)
+            return paging.page(try await sql.raw(finalQuery).all().map(Self.decodeMetric))
         }
     }
+
 }

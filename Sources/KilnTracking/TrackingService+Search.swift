@@ -19,8 +19,8 @@ extension TrackingService {
         orderBy: [String] = [],
         pageToken: String? = nil
     ) async throws -> Page<Run> {
-        let limit = try Validate.maxResults(maxResults, default: TrackingLimits.defaultRunsPerSearch, limit: TrackingLimits.maxRunsPerSearch)
-        let offset = try PageToken.decode(pageToken)
+        let paging = try Paging(maxResults: maxResults, default: TrackingLimits.defaultRunsPerSearch,
+                                limit: TrackingLimits.maxRunsPerSearch, pageToken: pageToken)
         let parsed = try SearchFilter.parse(filter)
         let orders = try orderBy.filter { !$0.allSatisfy(\.isWhitespace) }.map(OrderClause.parse)
         let experimentNumbers = experimentIDs.compactMap { Int64($0) }
@@ -51,15 +51,12 @@ extension TrackingService {
         for (i, order) in orders.enumerated() {
             query.appendLiteral("o\(i)r, o\(i)v \(order.ascending ? "ASC" : "DESC"), ")
         }
-        query.appendLiteral("start_time DESC, run_uuid ASC LIMIT ")
-        query.appendInterpolation(bind: limit + 1)
-        query.appendLiteral(" OFFSET ")
-        query.appendInterpolation(bind: offset)
+        query.appendLiteral("start_time DESC, run_uuid ASC")
+        paging.append(to: &query)
         let finalQuery = query
         return try await db.read { sql in
-            let ids = try await sql.raw(finalQuery).all().map { try $0.decode(column: "run_uuid", as: String.self) }
-            let runs = try await Self.loadRuns(sql, ids: Array(ids.prefix(limit)))
-            return Page(items: runs, nextPageToken: ids.count > limit ? PageToken.encode(offset: offset + limit) : nil)
+            let ids = paging.page(try await sql.raw(finalQuery).all().map { try $0.decode(column: "run_uuid", as: String.self) })
+            return Page(items: try await Self.loadRuns(sql, ids: ids.items), nextPageToken: ids.nextPageToken)
         }
     }
 
@@ -231,8 +228,7 @@ extension TrackingService {
         pageToken: String? = nil,
         viewType: ViewType = .activeOnly
     ) async throws -> Page<Experiment> {
-        let limit = try Validate.maxResults(maxResults, default: 1000, limit: 50_000)
-        let offset = try PageToken.decode(pageToken)
+        let paging = try Paging(maxResults: maxResults, default: 1000, limit: 50_000, pageToken: pageToken)
         let parsed = try SearchFilter.parse(filter)
         let orders = try orderBy.filter { !$0.allSatisfy(\.isWhitespace) }.map(OrderClause.parse)
         var condition: SQLQueryString = "lifecycle_stage IN (\(binds: viewType.stages))"
@@ -268,15 +264,12 @@ extension TrackingService {
             }
             suffix.appendLiteral("\(order.key.lowercased()) \(order.ascending ? "ASC" : "DESC"), ")
         }
-        suffix.appendLiteral("creation_time DESC, experiment_id ASC LIMIT ")
-        suffix.appendInterpolation(bind: limit + 1)
-        suffix.appendLiteral(" OFFSET ")
-        suffix.appendInterpolation(bind: offset)
+        suffix.appendLiteral("creation_time DESC, experiment_id ASC")
+        paging.append(to: &suffix)
         let finalCondition = condition
         let finalSuffix = suffix
         return try await db.read { sql in
-            let experiments = try await Self.loadExperiments(sql, where: finalCondition, suffix: finalSuffix)
-            return Page(items: Array(experiments.prefix(limit)), nextPageToken: experiments.count > limit ? PageToken.encode(offset: offset + limit) : nil)
+            paging.page(try await Self.loadExperiments(sql, where: finalCondition, suffix: finalSuffix))
         }
     }
 }

@@ -72,17 +72,6 @@ struct ArtifactRoutes: Sendable {
             return .json { w in w.key("files"); w.array { _ in } }
         }
         let entries = try artifacts.list(key)
-        return .json { w in
-            w.key("files")
-            w.array { w in
-                for entry in entries {
-                    w.object { w in
-                        w.field("path", entry.name)
-                        w.field("is_dir", entry.isDirectory)
-                        w.field("file_size", entry.size)
-                    }
-                }
-            }
-        }
+        return .json { w in w.files(entries, under: "") }
     }
 }

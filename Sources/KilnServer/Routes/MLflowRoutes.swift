@@ -290,16 +290,7 @@ struct MLflowRoutes: Sendable {
         let entries = try artifacts.list(folder)
         return .json { w in
             w.field("root_uri", run.info.artifactURI)
-            w.key("files")
-            w.array { w in
-                for entry in entries {
-                    w.object { w in
-                        w.field("path", path.isEmpty ? entry.name : "\(path.hasSuffix("/") ? String(path.dropLast()) : path)/\(entry.name)")
-                        w.field("is_dir", entry.isDirectory)
-                        w.field("file_size", entry.size)
-                    }
-                }
-            }
+            w.files(entries, under: path)
         }
     }
 
@@ -374,16 +365,7 @@ struct MLflowRoutes: Sendable {
         let entries = try artifacts.list(try root.appending(path))
         return .json { w in
             w.field("root_uri", model.artifactLocation)
-            w.key("files")
-            w.array { w in
-                for entry in entries {
-                    w.object { w in
-                        w.field("path", path.isEmpty ? entry.name : "\(path)/\(entry.name)")
-                        w.field("is_dir", entry.isDirectory)
-                        w.field("file_size", entry.size)
-                    }
-                }
-            }
+            w.files(entries, under: path)
         }
     }
 }

@@ -1,3 +1,4 @@
+import KilnBlob
 import KilnCore
 import KilnTracking
 
@@ -133,6 +134,21 @@ extension JSONWriter {
                 if !m.metrics.isEmpty {
                     w.key("metrics")
                     w.array { w in for metric in m.metrics { w.metric(metric) } }
+                }
+            }
+        }
+    }
+
+    /// `"files": [{path, is_dir, file_size}]` with each path under `folder` (relative to the listed root).
+    mutating func files(_ entries: [BlobEntry], under folder: String) {
+        let prefix = folder.isEmpty ? "" : (folder.hasSuffix("/") ? folder : folder + "/")
+        key("files")
+        array { w in
+            for entry in entries {
+                w.object { w in
+                    w.field("path", prefix + entry.name)
+                    w.field("is_dir", entry.isDirectory)
+                    w.field("file_size", entry.size)
                 }
             }
         }

@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "kiln", targets: ["kiln"]),
         .library(name: "KilnCore", targets: ["KilnCore"]),
         .library(name: "KilnTracking", targets: ["KilnTracking"]),
+        .library(name: "KilnRegistry", targets: ["KilnRegistry"]),
         .library(name: "KilnPlatform", targets: ["KilnPlatform"]),
         .library(name: "KilnServer", targets: ["KilnServer"]),
     ],
@@ -49,14 +50,19 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "KilnRegistry",
+            dependencies: ["KilnCore", "KilnStore", "KilnBlob", .product(name: "SQLKit", package: "sql-kit")],
+            swiftSettings: strict
+        ),
+        .target(
             name: "KilnPlatform",
-            dependencies: ["KilnCore", "KilnStore", "KilnStoreSQLite", "KilnBlob", "KilnTracking"],
+            dependencies: ["KilnCore", "KilnStore", "KilnStoreSQLite", "KilnBlob", "KilnTracking", "KilnRegistry"],
             swiftSettings: strict
         ),
         .target(
             name: "KilnServer",
             dependencies: [
-                "KilnCore", "KilnBlob", "KilnTracking", "KilnPlatform",
+                "KilnCore", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnPlatform",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

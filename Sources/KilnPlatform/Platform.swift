@@ -1,6 +1,7 @@
 import Foundation
 import KilnBlob
 import KilnCore
+import KilnRegistry
 import KilnStore
 import KilnStoreSQLite
 import KilnTracking
@@ -13,6 +14,7 @@ public struct Platform: Sendable {
     /// Where artifacts proxied through the server live.
     public let artifacts: any BlobStore
     public let tracking: TrackingService
+    public let registry: RegistryService
     /// The bearer token that grants admin access.
     public let adminToken: String
 
@@ -28,8 +30,11 @@ public struct Platform: Sendable {
         let database = try await SQLiteKilnDatabase.open(path: home.appendingPathComponent("kiln.db").path, logger: logger)
         let artifacts = try LocalBlobStore(root: home.appendingPathComponent("artifacts"))
         let tracking = try await TrackingService.make(database: database, clock: clock, logger: logger)
+        let registry = try await RegistryService.make(
+            database: database, artifacts: artifacts, sources: TrackingModelSources(tracking: tracking), clock: clock, logger: logger)
         let token = try resolveAdminToken(configuration, logger: logger)
-        return Platform(configuration: configuration, database: database, artifacts: artifacts, tracking: tracking, adminToken: token)
+        return Platform(configuration: configuration, database: database, artifacts: artifacts, tracking: tracking,
+                        registry: registry, adminToken: token)
     }
 
     /// Closes the store.
@@ -51,5 +56,18 @@ public struct Platform: Sendable {
         chmod(file.path, 0o600)
         logger.info("Generated an admin token", metadata: ["kiln.token_file": "\(file.path)"])
         return token
+    }
+}
+
+/// Lets the registry resolve `runs:/` and `models:/m-…` sources through the tracking service's public API.
+struct TrackingModelSources: ModelSourceResolver {
+    let tracking: TrackingService
+
+    func artifactURI(ofRun runID: String) async throws -> String {
+        try await tracking.getRun(id: runID).info.artifactURI
+    }
+
+    func artifactLocation(ofLoggedModel modelID: String) async throws -> String {
+        try await tracking.getLoggedModel(id: modelID).artifactLocation
     }
 }

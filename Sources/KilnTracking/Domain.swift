@@ -1,6 +1,3 @@
-import KilnCore
-import SQLKit
-
 /// Whether an entity is live or soft-deleted.
 public enum LifecycleStage: String, Sendable {
     case active
@@ -166,38 +163,4 @@ public struct LoggedModel: Sendable, Equatable {
     public var params: [KeyValue]
     public var tags: [KeyValue]
     public var metrics: [Metric]
-}
-
-/// One page of results and the token for the next page, nil on the last page.
-public struct Page<Item: Sendable>: Sendable {
-    public var items: [Item]
-    public var nextPageToken: String?
-    public init(items: [Item], nextPageToken: String?) {
-        self.items = items
-        self.nextPageToken = nextPageToken
-    }
-}
-
-/// Offset paging: fetch one row more than the page holds to know whether a next page exists.
-struct Paging {
-    let limit: Int
-    let offset: Int
-
-    init(maxResults: Int?, default def: Int, limit max: Int, pageToken: String?) throws {
-        limit = try Validate.maxResults(maxResults, default: def, limit: max)
-        offset = try PageToken.decode(pageToken)
-    }
-
-    /// Appends ` LIMIT <limit + 1> OFFSET <offset>`.
-    func append(to query: inout SQLQueryString) {
-        query.appendLiteral(" LIMIT ")
-        query.appendInterpolation(bind: limit + 1)
-        query.appendLiteral(" OFFSET ")
-        query.appendInterpolation(bind: offset)
-    }
-
-    /// The page of `fetched` rows (at most `limit + 1` of them).
-    func page<Item: Sendable>(_ fetched: [Item]) -> Page<Item> {
-        Page(items: Array(fetched.prefix(limit)), nextPageToken: fetched.count > limit ? PageToken.encode(offset: offset + limit) : nil)
-    }
 }

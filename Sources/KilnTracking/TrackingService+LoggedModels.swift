@@ -194,16 +194,16 @@ extension TrackingService {
             case .tag, .param:
                 let table = clause.entity == .tag ? "logged_model_tags" : "logged_model_params"
                 var q: SQLQueryString = "EXISTS (SELECT 1 FROM \(unsafeRaw: table) t WHERE t.model_id = logged_models.model_id AND t.key = \(bind: clause.key) AND "
-                q += try Self.stringComparison("t.value", clause)
+                q += try FilterSQL.stringComparison("t.value", clause)
                 q.appendLiteral(")")
                 condition += q
             case .attribute:
                 switch clause.key.lowercased() {
                 case "name", "model_id", "model_type", "status", "source_run_id":
-                    condition += try Self.stringComparison(clause.key.lowercased(), clause)
+                    condition += try FilterSQL.stringComparison(clause.key.lowercased(), clause)
                 case "creation_time", "creation_timestamp", "last_updated_time", "last_updated_timestamp":
                     let column = clause.key.lowercased().hasPrefix("creation") ? "creation_time" : "last_updated_time"
-                    condition += try Self.numberComparison(column, clause)
+                    condition += try FilterSQL.numberComparison(column, clause)
                 default:
                     throw KilnError.invalid("Invalid attribute key '\(clause.key)' for logged model search")
                 }

@@ -77,72 +77,11 @@ extension TrackingService {
         }
     }
 
-    static func stringValue(_ clause: FilterClause) throws -> String {
-        switch clause.value {
-        case .string(let s): return s
-        case .number(_, let text): return text
-        default: throw KilnError.invalid("Invalid filter string: expected a quoted string value for '\(clause.key)' at position \(clause.position)")
-        }
-    }
-
-    static func numberValue(_ clause: FilterClause) throws -> Double {
-        switch clause.value {
-        case .number(let n, _): return n
-        case .string(let s):
-            if let n = Double(s) { return n }
-            fallthrough
-        default:
-            throw KilnError.invalid("Invalid filter string: expected a numeric value for '\(clause.key)' at position \(clause.position)")
-        }
-    }
-
-    static func listValue(_ clause: FilterClause) -> [String] {
-        if case .list(let items) = clause.value { return items }
-        return []
-    }
-
-    /// `column OP value` for a string comparison; LIKE is case-sensitive, ILIKE is not, on every backend.
-    static func stringComparison(_ column: String, _ clause: FilterClause) throws -> SQLQueryString {
-        var q = SQLQueryString("")
-        switch clause.op {
-        case .equal, .notEqual:
-            q.appendLiteral("\(column) \(clause.op.rawValue) ")
-            q.appendInterpolation(bind: try stringValue(clause))
-        case .like:
-            q.appendLiteral("\(column) LIKE ")
-            q.appendInterpolation(bind: try stringValue(clause))
-        case .ilike:
-            q.appendLiteral("LOWER(\(column)) LIKE LOWER(")
-            q.appendInterpolation(bind: try stringValue(clause))
-            q.appendLiteral(")")
-        case .in, .notIn:
-            let items = listValue(clause)
-            guard !items.isEmpty else {
-                return clause.op == .in ? "1 = 0" : "1 = 1"
-            }
-            q.appendLiteral("\(column) \(clause.op == .in ? "IN" : "NOT IN") (")
-            q.appendInterpolation(binds: items)
-            q.appendLiteral(")")
-        default:
-            throw KilnError.invalid("Invalid comparator '\(clause.op.rawValue)' for '\(clause.key)' at position \(clause.position); use =, !=, LIKE, ILIKE, IN or NOT IN")
-        }
-        return q
-    }
-
-    static func numberComparison(_ column: String, _ clause: FilterClause) throws -> SQLQueryString {
-        guard clause.op.isComparison else {
-            throw KilnError.invalid("Invalid comparator '\(clause.op.rawValue)' for numeric key '\(clause.key)' at position \(clause.position); use =, !=, <, <=, > or >=")
-        }
-        var q = SQLQueryString("\(column) \(clause.op.rawValue) ")
-        q.appendInterpolation(bind: try numberValue(clause))
-        return q
-    }
-
     static func runClauseSQL(_ clause: FilterClause) throws -> SQLQueryString {
         switch clause.entity {
         case .metric:
             var q: SQLQueryString = "EXISTS (SELECT 1 FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.key = \(bind: clause.key) AND m.is_nan = 0 AND "
-            q += try numberComparison("m.value", clause)
+            q += try FilterSQL.numberComparison("m.value", clause)
             q.appendLiteral(")")
             return q
         case .param, .tag:
@@ -161,14 +100,14 @@ extension TrackingService {
                 q.appendLiteral("EXISTS (SELECT 1 FROM \(table) p WHERE p.run_uuid = r.run_uuid AND p.key = ")
                 q.appendInterpolation(bind: clause.key)
                 q.appendLiteral(" AND ")
-                q += try stringComparison("p.value", clause)
+                q += try FilterSQL.stringComparison("p.value", clause)
                 q.appendLiteral(")")
             }
             return q
         case .attribute:
             switch try runAttribute(clause.key) {
-            case .string(let column): return try stringComparison(column, clause)
-            case .number(let column): return try numberComparison(column, clause)
+            case .string(let column): return try FilterSQL.stringComparison(column, clause)
+            case .number(let column): return try FilterSQL.numberComparison(column, clause)
             }
         case .dataset:
             let column: String
@@ -177,14 +116,14 @@ extension TrackingService {
             case "digest": column = "d.digest"
             case "context":
                 var q: SQLQueryString = "EXISTS (SELECT 1 FROM input_tags it WHERE it.run_uuid = r.run_uuid AND it.key = 'mlflow.data.context' AND "
-                q += try stringComparison("it.value", clause)
+                q += try FilterSQL.stringComparison("it.value", clause)
                 q.appendLiteral(")")
                 return q
             default:
                 throw KilnError.invalid("Invalid dataset key '\(clause.key)' at position \(clause.position); valid keys are name, digest and context")
             }
             var q: SQLQueryString = "EXISTS (SELECT 1 FROM dataset_inputs di JOIN datasets d ON d.dataset_uuid = di.dataset_uuid WHERE di.run_uuid = r.run_uuid AND "
-            q += try stringComparison(column, clause)
+            q += try FilterSQL.stringComparison(column, clause)
             q.appendLiteral(")")
             return q
         }
@@ -240,15 +179,15 @@ extension TrackingService {
                 if clause.op == .isNull || clause.op == .isNotNull {
                     q = "\(unsafeRaw: clause.op == .isNull ? "NOT " : "")EXISTS (SELECT 1 FROM experiment_tags t WHERE t.experiment_id = experiments.experiment_id AND t.key = \(bind: clause.key))"
                 } else {
-                    q += try Self.stringComparison("t.value", clause)
+                    q += try FilterSQL.stringComparison("t.value", clause)
                     q.appendLiteral(")")
                 }
                 condition += q
             case .attribute:
                 switch clause.key.lowercased() {
-                case "name": condition += try Self.stringComparison("name", clause)
+                case "name": condition += try FilterSQL.stringComparison("name", clause)
                 case "creation_time", "last_update_time", "experiment_id":
-                    condition += try Self.numberComparison(clause.key.lowercased(), clause)
+                    condition += try FilterSQL.numberComparison(clause.key.lowercased(), clause)
                 default:
                     throw KilnError.invalid("Invalid attribute key '\(clause.key)' specified. Valid keys are 'name', 'creation_time', 'last_update_time'")
                 }

@@ -50,15 +50,6 @@ enum Validate {
         }
     }
 
-    static func maxResults(_ value: Int?, default def: Int, limit: Int) throws -> Int {
-        guard let value else { return def }
-        guard value >= 1 else { throw KilnError.invalid("Invalid value \(value) for parameter 'max_results' supplied. It must be at least 1.") }
-        guard value <= limit else {
-            throw KilnError.invalid("Invalid value \(value) for parameter 'max_results' supplied. It must be at most \(limit).")
-        }
-        return value
-    }
-
     static func experimentID(_ id: String) throws -> Int64 {
         guard let value = Int64(id), value >= 0 else {
             throw KilnError.notFound("No Experiment with id=\(id) exists")

@@ -10,20 +10,7 @@ struct MLflowRoutes: Sendable {
     let tracking: TrackingService
     let artifacts: any BlobStore
 
-    typealias Handler = @Sendable (RequestMessage) async throws -> Response
-
-    struct Route {
-        let method: HTTPRequest.Method
-        let path: String
-        let bodyLimit: Int
-        let handler: Handler
-        init(_ method: HTTPRequest.Method, _ path: String, bodyLimit: Int = 16 * 1024 * 1024, _ handler: @escaping Handler) {
-            self.method = method
-            self.path = path
-            self.bodyLimit = bodyLimit
-            self.handler = handler
-        }
-    }
+    typealias Route = MessageRoute
 
     var routes: [Route] {
         [
@@ -65,19 +52,7 @@ struct MLflowRoutes: Sendable {
     }
 
     func register(on router: Router<KilnRequestContext>) {
-        for prefix in ["/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/"] {
-            for route in routes {
-                let handler = route.handler
-                let limit = route.bodyLimit
-                router.on(RouterPath(prefix + route.path), method: route.method) { request, context in
-                    var message = try await RequestMessage.read(request, context: context, limit: limit)
-                    for (key, value) in context.parameters {
-                        message.fields[String(key)] = .string(String(value).removingPercentEncoding ?? String(value))
-                    }
-                    return try await handler(message)
-                }
-            }
-        }
+        MessageRoute.register(routes, prefixes: ["/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/"], on: router)
     }
 
     static let empty = Response.json { _ in }
@@ -373,17 +348,9 @@ struct MLflowRoutes: Sendable {
 /// Maps artifact URIs that the server proxies (`mlflow-artifacts:/1/<run>/artifacts`) to blob keys.
 enum ArtifactLocation {
     static func blobKey(forURI uri: String) throws -> BlobKey {
-        let scheme = "mlflow-artifacts:"
-        guard uri.hasPrefix(scheme) else {
+        guard let key = try BlobKey(proxiedURI: uri) else {
             throw KilnError.invalid("Artifacts at '\(uri)' are not served by this server; only mlflow-artifacts:/ locations are")
         }
-        var rest = Substring(uri.dropFirst(scheme.count))
-        if rest.hasPrefix("//") {
-            // mlflow-artifacts://host:port/path: drop the authority.
-            rest = rest.dropFirst(2)
-            rest = rest.firstIndex(of: "/").map { rest[$0...] } ?? ""
-        }
-        while rest.hasPrefix("/") { rest = rest.dropFirst() }
-        return try BlobKey(String(rest))
+        return key
     }
 }

@@ -20,7 +20,7 @@ public enum FilterOperator: String, Sendable, Equatable {
     case isNull = "IS NULL"
     case isNotNull = "IS NOT NULL"
 
-    var isComparison: Bool { [.equal, .notEqual, .less, .lessOrEqual, .greater, .greaterOrEqual].contains(self) }
+    public var isComparison: Bool { [.equal, .notEqual, .less, .lessOrEqual, .greater, .greaterOrEqual].contains(self) }
 }
 
 /// The right-hand side of a clause.

@@ -1,0 +1,75 @@
+import KilnCore
+
+/// A named model with versions, tags and aliases.
+public struct RegisteredModel: Sendable, Equatable {
+    public var name: String
+    public var creationTime: Int64
+    public var lastUpdatedTime: Int64
+    public var description: String?
+    public var userID: String?
+    public var tags: [RegistryTag]
+    public var aliases: [ModelAlias]
+    /// The newest version in each stage.
+    public var latestVersions: [ModelVersion]
+}
+
+/// A tag on a registered model or a model version.
+public struct RegistryTag: Sendable, Equatable {
+    public var key: String
+    public var value: String
+    public init(_ key: String, _ value: String) {
+        self.key = key
+        self.value = value
+    }
+}
+
+/// An alias such as `champion` pointing at one version.
+public struct ModelAlias: Sendable, Equatable {
+    public var alias: String
+    public var version: Int64
+}
+
+/// The classic registry stages.
+public enum ModelStage: String, Sendable, CaseIterable {
+    case none = "None"
+    case staging = "Staging"
+    case production = "Production"
+    case archived = "Archived"
+
+    /// Parses a stage name case-insensitively.
+    /// - Throws: `INVALID_PARAMETER_VALUE` naming the valid stages.
+    public static func parse(_ raw: String) throws -> ModelStage {
+        guard let stage = allCases.first(where: { $0.rawValue.lowercased() == raw.lowercased() }) else {
+            throw KilnError.invalid("Invalid Model Version stage: \(raw). Value must be one of None, Staging, Production, Archived.")
+        }
+        return stage
+    }
+}
+
+/// One version of a registered model, with its files copied into registry-owned storage.
+public struct ModelVersion: Sendable, Equatable {
+    public var name: String
+    public var version: Int64
+    public var creationTime: Int64
+    public var lastUpdatedTime: Int64
+    public var userID: String?
+    public var stage: ModelStage
+    public var description: String?
+    /// What the client registered (`models:/m-…`, `runs:/…`, a URI).
+    public var source: String
+    /// Where the version's files live; what `get-download-uri` answers.
+    public var storageLocation: String
+    public var runID: String?
+    public var runLink: String?
+    public var modelID: String?
+    public var tags: [RegistryTag]
+    public var aliases: [String]
+}
+
+/// Resolves registration sources to artifact locations; the tracking service implements it in `KilnPlatform`.
+public protocol ModelSourceResolver: Sendable {
+    /// The artifact URI of a run.
+    func artifactURI(ofRun runID: String) async throws -> String
+    /// The artifact location of a logged model (`m-…`).
+    func artifactLocation(ofLoggedModel modelID: String) async throws -> String
+}

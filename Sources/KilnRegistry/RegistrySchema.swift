@@ -1,0 +1,62 @@
+import KilnStore
+
+/// The registry's tables.
+public enum RegistrySchema {
+    public static let migrations: [Migration] = [
+        Migration("registry_0001_initial", [
+            """
+            CREATE TABLE registered_models (
+                name VARCHAR(256) PRIMARY KEY,
+                creation_time BIGINT NOT NULL,
+                last_updated_time BIGINT NOT NULL,
+                description TEXT,
+                user_id VARCHAR(256),
+                next_version BIGINT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE registered_model_tags (
+                name VARCHAR(256) NOT NULL REFERENCES registered_models(name),
+                key VARCHAR(250) NOT NULL,
+                value TEXT NOT NULL,
+                PRIMARY KEY (name, key)
+            )
+            """,
+            """
+            CREATE TABLE model_versions (
+                name VARCHAR(256) NOT NULL REFERENCES registered_models(name),
+                version BIGINT NOT NULL,
+                creation_time BIGINT NOT NULL,
+                last_updated_time BIGINT NOT NULL,
+                user_id VARCHAR(256),
+                stage VARCHAR(20) NOT NULL,
+                description TEXT,
+                source TEXT NOT NULL,
+                storage_location TEXT NOT NULL,
+                run_id VARCHAR(32),
+                run_link TEXT,
+                model_id VARCHAR(40),
+                PRIMARY KEY (name, version)
+            )
+            """,
+            """
+            CREATE TABLE model_version_tags (
+                name VARCHAR(256) NOT NULL,
+                version BIGINT NOT NULL,
+                key VARCHAR(250) NOT NULL,
+                value TEXT NOT NULL,
+                PRIMARY KEY (name, version, key),
+                FOREIGN KEY (name, version) REFERENCES model_versions(name, version)
+            )
+            """,
+            """
+            CREATE TABLE registered_model_aliases (
+                name VARCHAR(256) NOT NULL REFERENCES registered_models(name),
+                alias VARCHAR(256) NOT NULL,
+                version BIGINT NOT NULL,
+                PRIMARY KEY (name, alias)
+            )
+            """,
+        ]),
+    ]
+}

@@ -1,0 +1,107 @@
+import KilnCore
+import KilnStore
+import SQLKit
+
+extension RegistryService {
+    /// Condition for `tags.<key> <op> <value>` on a tag table keyed by `owner`. `!=` also matches models
+    /// without the tag: the mlflow client itself filters with ``tags.`mlflow.prompt.is_prompt` != 'true'``.
+    static func tagCondition(_ clause: FilterClause, table: String, owner: String) throws -> SQLQueryString {
+        var q = SQLQueryString("")
+        switch clause.op {
+        case .notEqual:
+            q.appendLiteral("NOT EXISTS (SELECT 1 FROM \(table) t WHERE \(owner) AND t.key = ")
+            q.appendInterpolation(bind: clause.key)
+            q.appendLiteral(" AND t.value = ")
+            q.appendInterpolation(bind: try FilterSQL.stringValue(clause))
+            q.appendLiteral(")")
+        case .isNull, .isNotNull:
+            q.appendLiteral("\(clause.op == .isNull ? "NOT " : "")EXISTS (SELECT 1 FROM \(table) t WHERE \(owner) AND t.key = ")
+            q.appendInterpolation(bind: clause.key)
+            q.appendLiteral(")")
+        default:
+            q.appendLiteral("EXISTS (SELECT 1 FROM \(table) t WHERE \(owner) AND t.key = ")
+            q.appendInterpolation(bind: clause.key)
+            q.appendLiteral(" AND ")
+            q += try FilterSQL.stringComparison("t.value", clause)
+            q.appendLiteral(")")
+        }
+        return q
+    }
+
+    /// Searches registered models by `name` and `tags.<key>`; ordered by `name`, `creation_timestamp` or
+    /// `last_updated_timestamp` (default `name ASC`).
+    public func searchRegisteredModels(filter: String? = nil, orderBy: [String] = [], maxResults: Int? = nil, pageToken: String? = nil) async throws -> Page<RegisteredModel> {
+        let paging = try Paging(maxResults: maxResults, default: 100, limit: 1000, pageToken: pageToken)
+        var query: SQLQueryString = "SELECT name FROM registered_models WHERE 1 = 1"
+        for clause in try SearchFilter.parse(filter).clauses {
+            query.appendLiteral(" AND ")
+            switch (clause.entity, clause.key.lowercased()) {
+            case (.attribute, "name"): query += try FilterSQL.stringComparison("name", clause)
+            case (.tag, _): query += try Self.tagCondition(clause, table: "registered_model_tags", owner: "t.name = registered_models.name")
+            default:
+                throw KilnError.invalid("Invalid filter key '\(clause.key)' for registered models at position \(clause.position); use name or tags.<key>")
+            }
+        }
+        query.appendLiteral(" ORDER BY ")
+        for raw in orderBy where !raw.allSatisfy(\.isWhitespace) {
+            let order = try OrderClause.parse(raw)
+            let column: String
+            switch order.key.lowercased() {
+            case "name": column = "name"
+            case "creation_timestamp", "creation_time": column = "creation_time"
+            case "last_updated_timestamp", "last_updated_time": column = "last_updated_time"
+            default: throw KilnError.invalid("Invalid order_by key '\(order.key)'; use name, creation_timestamp or last_updated_timestamp")
+            }
+            query.appendLiteral("\(column) \(order.ascending ? "ASC" : "DESC"), ")
+        }
+        query.appendLiteral("name ASC")
+        paging.append(to: &query)
+        let finalQuery = query
+        return try await db.read { sql in
+            let names = paging.page(try await sql.raw(finalQuery).all().map { try $0.decode(column: "name", as: String.self) })
+            return Page(items: try await Self.loadModels(sql, names: names.items), nextPageToken: names.nextPageToken)
+        }
+    }
+
+    /// Searches versions by `name`, `run_id`, `source_path`, `version_number`, `model_id` and `tags.<key>`;
+    /// ordered by `name`, `version_number`, `creation_timestamp` or `last_updated_timestamp`
+    /// (default newest version first within each name).
+    public func searchModelVersions(filter: String? = nil, orderBy: [String] = [], maxResults: Int? = nil, pageToken: String? = nil) async throws -> Page<ModelVersion> {
+        let paging = try Paging(maxResults: maxResults, default: 10_000, limit: 200_000, pageToken: pageToken)
+        var condition: SQLQueryString = "1 = 1"
+        for clause in try SearchFilter.parse(filter).clauses {
+            condition.appendLiteral(" AND ")
+            switch (clause.entity, clause.key.lowercased()) {
+            case (.attribute, "name"): condition += try FilterSQL.stringComparison("name", clause)
+            case (.attribute, "run_id"): condition += try FilterSQL.stringComparison("run_id", clause)
+            case (.attribute, "source_path"), (.attribute, "source"): condition += try FilterSQL.stringComparison("source", clause)
+            case (.attribute, "model_id"): condition += try FilterSQL.stringComparison("model_id", clause)
+            case (.attribute, "version_number"), (.attribute, "version"): condition += try FilterSQL.numberComparison("version", clause)
+            case (.tag, _):
+                condition += try Self.tagCondition(clause, table: "model_version_tags",
+                                                   owner: "t.name = model_versions.name AND t.version = model_versions.version")
+            default:
+                throw KilnError.invalid("Invalid filter key '\(clause.key)' for model versions at position \(clause.position); use name, run_id, source_path, version_number or tags.<key>")
+            }
+        }
+        var suffix = SQLQueryString("ORDER BY ")
+        for raw in orderBy where !raw.allSatisfy(\.isWhitespace) {
+            let order = try OrderClause.parse(raw)
+            let column: String
+            switch order.key.lowercased() {
+            case "name": column = "name"
+            case "version_number", "version": column = "version"
+            case "creation_timestamp", "creation_time": column = "creation_time"
+            case "last_updated_timestamp", "last_updated_time": column = "last_updated_time"
+            default: throw KilnError.invalid("Invalid order_by key '\(order.key)'; use name, version_number, creation_timestamp or last_updated_timestamp")
+            }
+            suffix.appendLiteral("\(column) \(order.ascending ? "ASC" : "DESC"), ")
+        }
+        suffix.appendLiteral("name ASC, version DESC")
+        paging.append(to: &suffix)
+        let finalCondition = condition, finalSuffix = suffix
+        return try await db.read { sql in
+            paging.page(try await Self.loadVersions(sql, where: finalCondition, suffix: finalSuffix))
+        }
+    }
+}

@@ -1,0 +1,446 @@
+import KilnBlob
+import KilnCore
+import KilnStore
+import Logging
+import SQLKit
+
+/// The model registry: registered models, versions, stages, aliases and tags.
+///
+/// Registering a version copies its files into registry-owned storage (`mlflow-artifacts:/registry/<id>`), so
+/// deleting the source run or logged model never breaks a version.
+///
+/// ```swift
+/// let registry = try await RegistryService.make(database: db, artifacts: blobs, sources: resolver, logger: logger)
+/// _ = try await registry.createRegisteredModel(name: "churn")
+/// let v1 = try await registry.createModelVersion(name: "churn", source: "runs:/\(runID)/model")
+/// ```
+public struct RegistryService: Sendable {
+    let db: any KilnDatabase
+    let artifacts: any BlobStore
+    let sources: any ModelSourceResolver
+    let clock: any KilnClock
+
+    /// Builds the service, applying its migrations.
+    public static func make(
+        database: any KilnDatabase, artifacts: any BlobStore, sources: any ModelSourceResolver,
+        clock: any KilnClock = SystemClock(), logger: Logger
+    ) async throws -> RegistryService {
+        try await Migrator.migrate(database, RegistrySchema.migrations, logger: logger)
+        return RegistryService(db: database, artifacts: artifacts, sources: sources, clock: clock)
+    }
+
+    static func validateName(_ name: String) throws {
+        guard !name.allSatisfy(\.isWhitespace) else { throw KilnError.invalid("Registered model name cannot be empty.") }
+        guard name.count <= 256 else { throw KilnError.invalid("Registered model name is \(name.count) characters; the limit is 256") }
+        guard !name.contains("/") else { throw KilnError.invalid("Invalid name: '\(name)'. Registered model names may not contain '/'.") }
+    }
+
+    static func validateTag(_ tag: RegistryTag) throws {
+        guard !tag.key.isEmpty, tag.key.count <= 250 else { throw KilnError.invalid("Invalid tag key '\(tag.key)': 1 to 250 characters") }
+        guard tag.value.count <= 100_000 else { throw KilnError.invalid("Tag value for key '\(tag.key)' is too long") }
+    }
+
+    static func parseVersion(_ raw: String) throws -> Int64 {
+        guard let version = Int64(raw), version > 0 else {
+            throw KilnError.invalid("Model version must be a positive integer, got '\(raw)'")
+        }
+        return version
+    }
+
+    // MARK: Registered models
+
+    /// Creates a registered model.
+    /// - Throws: `RESOURCE_ALREADY_EXISTS` when the name is taken.
+    public func createRegisteredModel(name: String, description: String? = nil, tags: [RegistryTag] = [], userID: String? = nil) async throws -> RegisteredModel {
+        try Self.validateName(name)
+        for tag in tags { try Self.validateTag(tag) }
+        let now = clock.nowMillis()
+        do {
+            try await db.write { sql in
+                try await sql.raw("""
+                    INSERT INTO registered_models (name, creation_time, last_updated_time, description, user_id, next_version)
+                    VALUES (\(bind: name), \(bind: now), \(bind: now), \(bind: description), \(bind: userID), 1)
+                    """).run()
+                for tag in tags { try await Self.upsertModelTag(sql, name: name, tag) }
+            }
+        } catch let error as KilnError where error.code == .resourceAlreadyExists {
+            throw KilnError.alreadyExists("Registered Model (name=\(name)) already exists.")
+        }
+        return try await getRegisteredModel(name: name)
+    }
+
+    static func upsertModelTag(_ sql: any SQLDatabase, name: String, _ tag: RegistryTag) async throws {
+        try await sql.raw("""
+            INSERT INTO registered_model_tags (name, key, value) VALUES (\(bind: name), \(bind: tag.key), \(bind: tag.value))
+            ON CONFLICT (name, key) DO UPDATE SET value = excluded.value
+            """).run()
+    }
+
+    /// Fetches a registered model with its tags, aliases and latest version per stage.
+    public func getRegisteredModel(name: String) async throws -> RegisteredModel {
+        try await db.read { sql in
+            guard let model = try await Self.loadModels(sql, names: [name]).first else {
+                throw KilnError.notFound("Registered Model with name=\(name) not found")
+            }
+            return model
+        }
+    }
+
+    static func requireModel(_ sql: any SQLDatabase, _ name: String) async throws {
+        let rows = try await sql.raw("SELECT name FROM registered_models WHERE name = \(bind: name)").all()
+        guard !rows.isEmpty else { throw KilnError.notFound("Registered Model with name=\(name) not found") }
+    }
+
+    static func loadModels(_ sql: any SQLDatabase, names: [String]) async throws -> [RegisteredModel] {
+        guard !names.isEmpty else { return [] }
+        var byName: [String: RegisteredModel] = [:]
+        for row in try await sql.raw("""
+            SELECT name, creation_time, last_updated_time, description, user_id FROM registered_models WHERE name IN (\(binds: names))
+            """).all() {
+            let name = try row.decode(column: "name", as: String.self)
+            byName[name] = RegisteredModel(
+                name: name, creationTime: try row.decode(column: "creation_time", as: Int64.self),
+                lastUpdatedTime: try row.decode(column: "last_updated_time", as: Int64.self),
+                description: try row.decode(column: "description", as: String?.self),
+                userID: try row.decode(column: "user_id", as: String?.self), tags: [], aliases: [], latestVersions: [])
+        }
+        for row in try await sql.raw("SELECT name, key, value FROM registered_model_tags WHERE name IN (\(binds: names))").all() {
+            byName[try row.decode(column: "name", as: String.self)]?.tags.append(
+                RegistryTag(try row.decode(column: "key", as: String.self), try row.decode(column: "value", as: String.self)))
+        }
+        for row in try await sql.raw("SELECT name, alias, version FROM registered_model_aliases WHERE name IN (\(binds: names))").all() {
+            byName[try row.decode(column: "name", as: String.self)]?.aliases.append(
+                ModelAlias(alias: try row.decode(column: "alias", as: String.self), version: try row.decode(column: "version", as: Int64.self)))
+        }
+        let latest = try await loadVersions(sql, where: """
+            name IN (\(binds: names)) AND version IN (SELECT MAX(v.version) FROM model_versions v
+                WHERE v.name = model_versions.name AND v.stage = model_versions.stage)
+            """)
+        for version in latest { byName[version.name]?.latestVersions.append(version) }
+        return names.compactMap { name in
+            guard var model = byName[name] else { return nil }
+            model.tags.sort { $0.key < $1.key }
+            model.aliases.sort { $0.alias < $1.alias }
+            model.latestVersions.sort { $0.version < $1.version }
+            return model
+        }
+    }
+
+    /// Renames a registered model; its versions, tags and aliases move with it.
+    public func renameRegisteredModel(name: String, newName: String) async throws -> RegisteredModel {
+        try Self.validateName(newName)
+        let now = clock.nowMillis()
+        do {
+            try await db.write { sql in
+                try await Self.requireModel(sql, name)
+                let taken = try await sql.raw("SELECT name FROM registered_models WHERE name = \(bind: newName)").all()
+                guard taken.isEmpty else { throw KilnError.alreadyExists("Registered Model (name=\(newName)) already exists.") }
+                try await sql.raw("""
+                    INSERT INTO registered_models (name, creation_time, last_updated_time, description, user_id, next_version)
+                    SELECT \(bind: newName), creation_time, \(bind: now), description, user_id, next_version FROM registered_models WHERE name = \(bind: name)
+                    """).run()
+                // Versions are copied under the new name before their tags move (tags reference versions).
+                try await sql.raw("""
+                    INSERT INTO model_versions (name, version, creation_time, last_updated_time, user_id, stage, description, source,
+                        storage_location, run_id, run_link, model_id)
+                    SELECT \(bind: newName), version, creation_time, last_updated_time, user_id, stage, description, source,
+                        storage_location, run_id, run_link, model_id FROM model_versions WHERE name = \(bind: name)
+                    """).run()
+                for table in ["model_version_tags", "registered_model_tags", "registered_model_aliases"] {
+                    try await sql.raw("UPDATE \(unsafeRaw: table) SET name = \(bind: newName) WHERE name = \(bind: name)").run()
+                }
+                try await sql.raw("DELETE FROM model_versions WHERE name = \(bind: name)").run()
+                try await sql.raw("DELETE FROM registered_models WHERE name = \(bind: name)").run()
+            }
+        } catch let error as KilnError where error.code == .resourceAlreadyExists {
+            throw KilnError.alreadyExists("Registered Model (name=\(newName)) already exists.")
+        }
+        return try await getRegisteredModel(name: newName)
+    }
+
+    /// Updates a registered model's description.
+    public func updateRegisteredModel(name: String, description: String?) async throws -> RegisteredModel {
+        let now = clock.nowMillis()
+        try await db.write { sql in
+            try await Self.requireModel(sql, name)
+            try await sql.raw("UPDATE registered_models SET description = \(bind: description), last_updated_time = \(bind: now) WHERE name = \(bind: name)").run()
+        }
+        return try await getRegisteredModel(name: name)
+    }
+
+    /// Deletes a registered model, all its versions and their registry-owned files.
+    public func deleteRegisteredModel(name: String) async throws {
+        let locations = try await db.write { sql in
+            try await Self.requireModel(sql, name)
+            let versions = try await Self.loadVersions(sql, where: "name = \(bind: name)")
+            for table in ["model_version_tags", "registered_model_aliases", "model_versions", "registered_model_tags", "registered_models"] {
+                try await sql.raw("DELETE FROM \(unsafeRaw: table) WHERE name = \(bind: name)").run()
+            }
+            return versions.map(\.storageLocation)
+        }
+        for location in locations { try? removeOwnedFiles(location) }
+    }
+
+    /// Sets a tag on a registered model.
+    public func setRegisteredModelTag(name: String, tag: RegistryTag) async throws {
+        try Self.validateTag(tag)
+        try await db.write { sql in
+            try await Self.requireModel(sql, name)
+            try await Self.upsertModelTag(sql, name: name, tag)
+        }
+    }
+
+    /// Deletes a tag from a registered model.
+    public func deleteRegisteredModelTag(name: String, key: String) async throws {
+        try await db.write { sql in
+            try await Self.requireModel(sql, name)
+            try await sql.raw("DELETE FROM registered_model_tags WHERE name = \(bind: name) AND key = \(bind: key)").run()
+        }
+    }
+
+    // MARK: Versions
+
+    /// Registers a new version from `source`: `models:/m-<id>` (a logged model), `runs:/<run>/<path>`,
+    /// `models:/<name>/<version>`, or an artifact URI. Files the server holds are copied into the registry.
+    public func createModelVersion(
+        name: String, source: String, runID: String? = nil, modelID: String? = nil, tags: [RegistryTag] = [],
+        runLink: String? = nil, description: String? = nil, userID: String? = nil
+    ) async throws -> ModelVersion {
+        guard !source.isEmpty else { throw KilnError.invalid("Missing value for required parameter 'source'.") }
+        for tag in tags { try Self.validateTag(tag) }
+        _ = try await getRegisteredModel(name: name)
+        let location = try await resolve(source: source, modelID: modelID)
+        let storage = try copyIntoRegistry(location)
+        let now = clock.nowMillis()
+        do {
+            let version = try await db.write { sql in
+                try await Self.requireModel(sql, name)
+                let row = try await sql.raw("SELECT next_version FROM registered_models WHERE name = \(bind: name)").first()
+                let version = try row?.decode(column: "next_version", as: Int64.self) ?? 1
+                try await sql.raw("UPDATE registered_models SET next_version = \(bind: version + 1), last_updated_time = \(bind: now) WHERE name = \(bind: name)").run()
+                try await sql.raw("""
+                    INSERT INTO model_versions (name, version, creation_time, last_updated_time, user_id, stage, description, source,
+                        storage_location, run_id, run_link, model_id)
+                    VALUES (\(bind: name), \(bind: version), \(bind: now), \(bind: now), \(bind: userID), 'None', \(bind: description),
+                        \(bind: source), \(bind: storage), \(bind: runID), \(bind: runLink), \(bind: modelID))
+                    """).run()
+                for tag in tags { try await Self.upsertVersionTag(sql, name: name, version: version, tag) }
+                return version
+            }
+            return try await getModelVersion(name: name, version: String(version))
+        } catch {
+            if storage != location { try? removeOwnedFiles(storage) }
+            throw error
+        }
+    }
+
+    func resolve(source: String, modelID: String?) async throws -> String {
+        if source.hasPrefix("models:/") {
+            let rest = String(source.dropFirst("models:/".count))
+            if rest.hasPrefix("m-") || (modelID != nil && rest == modelID) {
+                return try await sources.artifactLocation(ofLoggedModel: modelID ?? rest)
+            }
+            let parts = rest.split(separator: "/", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw KilnError.invalid("Invalid model source '\(source)': use models:/<name>/<version> or models:/m-<id>") }
+            return try await getModelVersion(name: parts[0], version: parts[1]).storageLocation
+        }
+        if source.hasPrefix("runs:/") {
+            let rest = source.dropFirst("runs:/".count)
+            let parts = rest.split(separator: "/", maxSplits: 1).map(String.init)
+            guard let runID = parts.first, !runID.isEmpty else { throw KilnError.invalid("Invalid run source '\(source)': use runs:/<run_id>/<path>") }
+            let root = try await sources.artifactURI(ofRun: runID)
+            return parts.count > 1 && !parts[1].isEmpty ? "\(root)/\(parts[1])" : root
+        }
+        return source
+    }
+
+    /// Copies files the server holds into `registry/<id>`; other locations are recorded as they are.
+    func copyIntoRegistry(_ location: String) throws -> String {
+        guard let key = try BlobKey(proxiedURI: location) else { return location }
+        guard try artifacts.kind(of: key) != nil else {
+            throw KilnError.invalid("No model files found at '\(location)'")
+        }
+        let destination = "registry/\(Identifiers.hex32())"
+        try artifacts.copyTree(from: key, to: try BlobKey(destination))
+        return "mlflow-artifacts:/\(destination)"
+    }
+
+    func removeOwnedFiles(_ location: String) throws {
+        guard let key = try BlobKey(proxiedURI: location), key.segments.first == "registry" else { return }
+        try artifacts.delete(key)
+    }
+
+    static func upsertVersionTag(_ sql: any SQLDatabase, name: String, version: Int64, _ tag: RegistryTag) async throws {
+        try await sql.raw("""
+            INSERT INTO model_version_tags (name, version, key, value) VALUES (\(bind: name), \(bind: version), \(bind: tag.key), \(bind: tag.value))
+            ON CONFLICT (name, version, key) DO UPDATE SET value = excluded.value
+            """).run()
+    }
+
+    /// Fetches one version.
+    public func getModelVersion(name: String, version: String) async throws -> ModelVersion {
+        let number = try Self.parseVersion(version)
+        return try await db.read { sql in try await Self.requireVersion(sql, name, number) }
+    }
+
+    static func requireVersion(_ sql: any SQLDatabase, _ name: String, _ version: Int64) async throws -> ModelVersion {
+        guard let found = try await loadVersions(sql, where: "name = \(bind: name) AND version = \(bind: version)").first else {
+            throw KilnError.notFound("Model Version (name=\(name), version=\(version)) not found")
+        }
+        return found
+    }
+
+    static func loadVersions(_ sql: any SQLDatabase, where condition: SQLQueryString, suffix: SQLQueryString = "") async throws -> [ModelVersion] {
+        let rows = try await sql.raw("""
+            SELECT name, version, creation_time, last_updated_time, user_id, stage, description, source, storage_location, run_id,
+                run_link, model_id FROM model_versions WHERE \(condition) \(suffix)
+            """ as SQLQueryString).all()
+        var versions = try rows.map { row in
+            ModelVersion(
+                name: try row.decode(column: "name", as: String.self), version: try row.decode(column: "version", as: Int64.self),
+                creationTime: try row.decode(column: "creation_time", as: Int64.self),
+                lastUpdatedTime: try row.decode(column: "last_updated_time", as: Int64.self),
+                userID: try row.decode(column: "user_id", as: String?.self),
+                stage: ModelStage(rawValue: try row.decode(column: "stage", as: String.self)) ?? .none,
+                description: try row.decode(column: "description", as: String?.self),
+                source: try row.decode(column: "source", as: String.self),
+                storageLocation: try row.decode(column: "storage_location", as: String.self),
+                runID: try row.decode(column: "run_id", as: String?.self), runLink: try row.decode(column: "run_link", as: String?.self),
+                modelID: try row.decode(column: "model_id", as: String?.self), tags: [], aliases: [])
+        }
+        guard !versions.isEmpty else { return [] }
+        let names = Array(Set(versions.map(\.name)))
+        var tags: [String: [RegistryTag]] = [:]
+        for row in try await sql.raw("SELECT name, version, key, value FROM model_version_tags WHERE name IN (\(binds: names))").all() {
+            let id = "\(try row.decode(column: "version", as: Int64.self))/\(try row.decode(column: "name", as: String.self))"
+            tags[id, default: []].append(RegistryTag(try row.decode(column: "key", as: String.self), try row.decode(column: "value", as: String.self)))
+        }
+        var aliases: [String: [String]] = [:]
+        for row in try await sql.raw("SELECT name, alias, version FROM registered_model_aliases WHERE name IN (\(binds: names))").all() {
+            let id = "\(try row.decode(column: "version", as: Int64.self))/\(try row.decode(column: "name", as: String.self))"
+            aliases[id, default: []].append(try row.decode(column: "alias", as: String.self))
+        }
+        for i in versions.indices {
+            let id = "\(versions[i].version)/\(versions[i].name)"
+            versions[i].tags = (tags[id] ?? []).sorted { $0.key < $1.key }
+            versions[i].aliases = (aliases[id] ?? []).sorted()
+        }
+        return versions
+    }
+
+    /// Updates a version's description.
+    public func updateModelVersion(name: String, version: String, description: String?) async throws -> ModelVersion {
+        let number = try Self.parseVersion(version)
+        let now = clock.nowMillis()
+        try await db.write { sql in
+            _ = try await Self.requireVersion(sql, name, number)
+            try await sql.raw("""
+                UPDATE model_versions SET description = \(bind: description), last_updated_time = \(bind: now)
+                WHERE name = \(bind: name) AND version = \(bind: number)
+                """).run()
+        }
+        return try await getModelVersion(name: name, version: version)
+    }
+
+    /// Moves a version to `stage`; with `archiveExisting`, other versions in Staging/Production move to Archived.
+    public func transitionStage(name: String, version: String, stage: ModelStage, archiveExisting: Bool) async throws -> ModelVersion {
+        let number = try Self.parseVersion(version)
+        let now = clock.nowMillis()
+        try await db.write { sql in
+            _ = try await Self.requireVersion(sql, name, number)
+            if archiveExisting, stage == .staging || stage == .production {
+                try await sql.raw("""
+                    UPDATE model_versions SET stage = 'Archived', last_updated_time = \(bind: now)
+                    WHERE name = \(bind: name) AND version != \(bind: number) AND stage = \(bind: stage.rawValue)
+                    """).run()
+            }
+            try await sql.raw("""
+                UPDATE model_versions SET stage = \(bind: stage.rawValue), last_updated_time = \(bind: now)
+                WHERE name = \(bind: name) AND version = \(bind: number)
+                """).run()
+            try await sql.raw("UPDATE registered_models SET last_updated_time = \(bind: now) WHERE name = \(bind: name)").run()
+        }
+        return try await getModelVersion(name: name, version: version)
+    }
+
+    /// Deletes a version, its aliases and its registry-owned files.
+    public func deleteModelVersion(name: String, version: String) async throws {
+        let number = try Self.parseVersion(version)
+        let location = try await db.write { sql in
+            let found = try await Self.requireVersion(sql, name, number)
+            for table in ["model_version_tags", "registered_model_aliases", "model_versions"] {
+                try await sql.raw("DELETE FROM \(unsafeRaw: table) WHERE name = \(bind: name) AND version = \(bind: number)").run()
+            }
+            return found.storageLocation
+        }
+        try? removeOwnedFiles(location)
+    }
+
+    /// The newest version in each of `stages` (every stage when empty).
+    public func latestVersions(name: String, stages: [String]) async throws -> [ModelVersion] {
+        let wanted = try stages.map { try ModelStage.parse($0) }
+        let model = try await getRegisteredModel(name: name)
+        return wanted.isEmpty ? model.latestVersions : model.latestVersions.filter { wanted.contains($0.stage) }
+    }
+
+    /// Where a version's files are.
+    public func downloadURI(name: String, version: String) async throws -> String {
+        try await getModelVersion(name: name, version: version).storageLocation
+    }
+
+    /// Sets a tag on a version.
+    public func setModelVersionTag(name: String, version: String, tag: RegistryTag) async throws {
+        try Self.validateTag(tag)
+        let number = try Self.parseVersion(version)
+        try await db.write { sql in
+            _ = try await Self.requireVersion(sql, name, number)
+            try await Self.upsertVersionTag(sql, name: name, version: number, tag)
+        }
+    }
+
+    /// Deletes a tag from a version.
+    public func deleteModelVersionTag(name: String, version: String, key: String) async throws {
+        let number = try Self.parseVersion(version)
+        try await db.write { sql in
+            _ = try await Self.requireVersion(sql, name, number)
+            try await sql.raw("DELETE FROM model_version_tags WHERE name = \(bind: name) AND version = \(bind: number) AND key = \(bind: key)").run()
+        }
+    }
+
+    // MARK: Aliases
+
+    /// Points `alias` at a version, moving it if it pointed elsewhere.
+    public func setAlias(name: String, alias: String, version: String) async throws {
+        guard !alias.isEmpty, alias.count <= 256, !alias.contains("/") else { throw KilnError.invalid("Invalid alias '\(alias)'") }
+        if alias.lowercased() == "latest" || (alias.hasPrefix("v") && Int64(alias.dropFirst()) != nil) {
+            throw KilnError.invalid("'\(alias)' is reserved and cannot be used as an alias")
+        }
+        let number = try Self.parseVersion(version)
+        try await db.write { sql in
+            _ = try await Self.requireVersion(sql, name, number)
+            try await sql.raw("""
+                INSERT INTO registered_model_aliases (name, alias, version) VALUES (\(bind: name), \(bind: alias), \(bind: number))
+                ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version
+                """).run()
+        }
+    }
+
+    /// Removes an alias.
+    public func deleteAlias(name: String, alias: String) async throws {
+        try await db.write { sql in
+            try await Self.requireModel(sql, name)
+            try await sql.raw("DELETE FROM registered_model_aliases WHERE name = \(bind: name) AND alias = \(bind: alias)").run()
+        }
+    }
+
+    /// The version an alias points at.
+    public func version(name: String, alias: String) async throws -> ModelVersion {
+        try await db.read { sql in
+            try await Self.requireModel(sql, name)
+            guard let row = try await sql.raw("SELECT version FROM registered_model_aliases WHERE name = \(bind: name) AND alias = \(bind: alias)").first() else {
+                throw KilnError.notFound("Registered model alias \(alias) not found.")
+            }
+            return try await Self.requireVersion(sql, name, try row.decode(column: "version", as: Int64.self))
+        }
+    }
+}

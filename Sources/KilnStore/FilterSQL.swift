@@ -1,0 +1,68 @@
+import KilnCore
+import SQLKit
+
+/// Turns search-filter clauses into SQL conditions, the same way for every service and backend:
+/// LIKE is case-sensitive, ILIKE is not, values are always bound.
+public enum FilterSQL {
+    public static func stringValue(_ clause: FilterClause) throws -> String {
+        switch clause.value {
+        case .string(let s): return s
+        case .number(_, let text): return text
+        default: throw KilnError.invalid("Invalid filter string: expected a quoted string value for '\(clause.key)' at position \(clause.position)")
+        }
+    }
+
+    public static func numberValue(_ clause: FilterClause) throws -> Double {
+        switch clause.value {
+        case .number(let n, _): return n
+        case .string(let s):
+            if let n = Double(s) { return n }
+            fallthrough
+        default:
+            throw KilnError.invalid("Invalid filter string: expected a numeric value for '\(clause.key)' at position \(clause.position)")
+        }
+    }
+
+    public static func listValue(_ clause: FilterClause) -> [String] {
+        if case .list(let items) = clause.value { return items }
+        return []
+    }
+
+    /// `column OP value` for a string comparison; LIKE is case-sensitive, ILIKE is not, on every backend.
+    public static func stringComparison(_ column: String, _ clause: FilterClause) throws -> SQLQueryString {
+        var q = SQLQueryString("")
+        switch clause.op {
+        case .equal, .notEqual:
+            q.appendLiteral("\(column) \(clause.op.rawValue) ")
+            q.appendInterpolation(bind: try stringValue(clause))
+        case .like:
+            q.appendLiteral("\(column) LIKE ")
+            q.appendInterpolation(bind: try stringValue(clause))
+        case .ilike:
+            q.appendLiteral("LOWER(\(column)) LIKE LOWER(")
+            q.appendInterpolation(bind: try stringValue(clause))
+            q.appendLiteral(")")
+        case .in, .notIn:
+            let items = listValue(clause)
+            guard !items.isEmpty else {
+                return clause.op == .in ? "1 = 0" : "1 = 1"
+            }
+            q.appendLiteral("\(column) \(clause.op == .in ? "IN" : "NOT IN") (")
+            q.appendInterpolation(binds: items)
+            q.appendLiteral(")")
+        default:
+            throw KilnError.invalid("Invalid comparator '\(clause.op.rawValue)' for '\(clause.key)' at position \(clause.position); use =, !=, LIKE, ILIKE, IN or NOT IN")
+        }
+        return q
+    }
+
+    public static func numberComparison(_ column: String, _ clause: FilterClause) throws -> SQLQueryString {
+        guard clause.op.isComparison else {
+            throw KilnError.invalid("Invalid comparator '\(clause.op.rawValue)' for numeric key '\(clause.key)' at position \(clause.position); use =, !=, <, <=, > or >=")
+        }
+        var q = SQLQueryString("\(column) \(clause.op.rawValue) ")
+        q.appendInterpolation(bind: try numberValue(clause))
+        return q
+    }
+
+}

@@ -1,0 +1,138 @@
+"""The model registry through the stock mlflow client against a real `kiln server`."""
+import random
+
+import mlflow
+import numpy as np
+import pytest
+import requests
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from conftest import TOKEN
+
+
+def unique(name):
+    return f"{name}-{random.randrange(1 << 30)}"
+
+
+@pytest.fixture()
+def trained(client_env):
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+    X, y = load_iris(return_X_y=True)
+    mlflow.set_experiment(unique("registry"))
+    with mlflow.start_run() as run:
+        model = LogisticRegression(max_iter=300).fit(X, y)
+        info = mlflow.sklearn.log_model(model, name="model")
+    return X, model, run, info
+
+
+def test_register_twice_load_by_version_alias_and_stage(trained):
+    X, model, run, info = trained
+    client = MlflowClient()
+    name = unique("iris")
+    v1 = mlflow.register_model(info.model_uri, name)
+    v2 = mlflow.register_model(f"runs:/{run.info.run_id}/model", name)
+    assert (v1.version, v2.version) == ("1", "2")
+    assert v1.status == "READY"
+
+    expected = model.predict(X)
+    for uri in (f"models:/{name}/1", f"models:/{name}/2"):
+        assert np.array_equal(mlflow.pyfunc.load_model(uri).predict(X), expected)
+
+    client.set_registered_model_alias(name, "champion", "2")
+    assert client.get_model_version_by_alias(name, "champion").version == "2"
+    assert np.array_equal(mlflow.pyfunc.load_model(f"models:/{name}@champion").predict(X), expected)
+    assert client.get_registered_model(name).aliases == {"champion": "2"}
+
+    client.transition_model_version_stage(name, "1", "Production")
+    client.transition_model_version_stage(name, "2", "production", archive_existing_versions=True)
+    assert client.get_model_version(name, "1").current_stage == "Archived"
+    assert client.get_model_version(name, "2").current_stage == "Production"
+    assert np.array_equal(mlflow.pyfunc.load_model(f"models:/{name}/Production").predict(X), expected)
+    latest = client.get_latest_versions(name, stages=["Production"])
+    assert [v.version for v in latest] == ["2"]
+
+    client.delete_registered_model_alias(name, "champion")
+    with pytest.raises(MlflowException) as err:
+        client.get_model_version_by_alias(name, "champion")
+    assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_versions_survive_deleting_the_source_run_artifacts(trained, kiln):
+    X, model, run, info = trained
+    name = unique("copy")
+    mlflow.register_model(info.model_uri, name)
+    # Remove every file the run and its logged model own; the version keeps its own copy.
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    logged = MlflowClient().get_logged_model(info.model_id)
+    path = logged.artifact_location.split("mlflow-artifacts:", 1)[1].lstrip("/")
+    r = requests.delete(f"{kiln.url}/api/2.0/mlflow-artifacts/artifacts/{path}", headers=headers)
+    assert r.status_code == 200
+    assert np.array_equal(mlflow.pyfunc.load_model(f"models:/{name}/1").predict(X), model.predict(X))
+
+
+def test_search_rename_tags_and_delete(trained):
+    X, model, run, info = trained
+    client = MlflowClient()
+    prefix = unique("search")
+    names = [f"{prefix}-a", f"{prefix}-b"]
+    for n in names:
+        client.create_registered_model(n, tags={"team": "ml" if n.endswith("a") else "bi"}, description="d")
+        client.create_model_version(n, info.model_uri, run_id=run.info.run_id, tags={"k": "v"})
+    found = client.search_registered_models(filter_string=f"name LIKE '{prefix}-%'")
+    assert sorted(m.name for m in found) == names
+    assert [m.name for m in client.search_registered_models(filter_string=f"name LIKE '{prefix}-%' and tags.team = 'ml'")] == [names[0]]
+    versions = client.search_model_versions(f"name = '{names[0]}'")
+    assert [v.version for v in versions] == ["1"]
+    assert versions[0].tags == {"k": "v"}
+    assert {v.name for v in client.search_model_versions(f"run_id = '{run.info.run_id}'")} >= set(names)
+
+    renamed = f"{prefix}-renamed"
+    client.rename_registered_model(names[0], renamed)
+    assert client.get_model_version(renamed, "1").version == "1"
+    assert np.array_equal(mlflow.pyfunc.load_model(f"models:/{renamed}/1").predict(X), model.predict(X))
+    with pytest.raises(MlflowException) as err:
+        client.get_registered_model(names[0])
+    assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+    client.set_registered_model_tag(renamed, "owner", "ana")
+    client.delete_registered_model_tag(renamed, "team")
+    assert client.get_registered_model(renamed).tags == {"owner": "ana"}
+    client.update_model_version(renamed, "1", description="first")
+    assert client.get_model_version(renamed, "1").description == "first"
+
+    client.delete_model_version(renamed, "1")
+    with pytest.raises(MlflowException) as err:
+        client.get_model_version(renamed, "1")
+    assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    client.create_model_version(renamed, info.model_uri, run_id=run.info.run_id)
+    assert client.get_latest_versions(renamed)[0].version == "2"  # numbers are never reused
+    client.delete_registered_model(renamed)
+    assert client.search_registered_models(filter_string=f"name = '{renamed}'") == []
+
+
+def test_registry_errors(trained):
+    X, model, run, info = trained
+    client = MlflowClient()
+    name = unique("errors")
+    client.create_registered_model(name)
+    with pytest.raises(MlflowException) as err:
+        client.create_registered_model(name)
+    assert err.value.error_code == "RESOURCE_ALREADY_EXISTS"
+    with pytest.raises(MlflowException) as err:
+        client.get_registered_model(unique("missing"))
+    assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    client.create_model_version(name, info.model_uri, run_id=run.info.run_id)
+    for bad_version in ("7", "abc", "-1"):
+        with pytest.raises(MlflowException) as err:
+            client.get_model_version(name, bad_version)
+        assert err.value.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+    with pytest.raises(MlflowException) as err:
+        client.transition_model_version_stage(name, "1", "Shipping")
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert client.get_model_version(name, "1").current_stage == "None"
+    with pytest.raises(MlflowException) as err:
+        client.create_model_version(name, "mlflow-artifacts:/nowhere/at/all", run_id=None)
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert [v.version for v in client.search_model_versions(f"name = '{name}'")] == ["1"]

@@ -99,7 +99,7 @@ class Server:
 def run_bench(server, mode, args):
     cmd = [sys.executable, os.path.join(HERE, "tracking_bench.py"), server.url, "--mode", mode,
            "--runs", str(args.runs), "--singles", str(args.singles), "--batches", str(args.batches),
-           "--history", str(args.history), "--repeats", str(args.repeats)]
+           "--history", str(args.history), "--repeats", str(args.repeats), "--registry-rounds", str(args.registry_rounds)]
     if server.token:
         cmd += ["--token", server.token]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
@@ -118,8 +118,8 @@ def main():
                              "mlflow's sqlite store entry point); see bench/README.md")
     args = parser.parse_args()
     args.kiln = os.path.abspath(args.kiln)
-    args.runs, args.singles, args.batches, args.history, args.repeats = (
-        (300, 200, 5, 2000, 5) if args.quick else (2000, 1000, 50, 10000, 20))
+    args.runs, args.singles, args.batches, args.history, args.repeats, args.registry_rounds = (
+        (300, 200, 5, 2000, 5, 10) if args.quick else (2000, 1000, 50, 10000, 20, 100))
 
     work = tempfile.mkdtemp(prefix="kiln-bench-")
     servers = []
@@ -162,7 +162,8 @@ def main():
 
     metrics = [("log_metric_per_s", "single log_metric req/s", True), ("log_batch_metrics_per_s", "log_batch metrics/s", True),
                ("search_p50_ms", "search_runs p50 ms", False), ("search_p95_ms", "search_runs p95 ms", False),
-               ("history_p50_ms", "get_metric_history 10k p50 ms", False)]
+               ("history_p50_ms", "get_metric_history 10k p50 ms", False),
+               ("registry_ops_per_s", "registry ops/s", True)]
     names = list(table)
     print(f"\n{'figure':34}" + "".join(f"{n:>26}" for n in names))
     for mode in ("raw", "client"):

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Drives any MLflow tracking server and prints JSON timings.
+"""Drives any MLflow tracking server (and its model registry) and prints JSON timings.
 
     python bench/tracking_bench.py URI [--token T] [--mode raw|client]
 
@@ -76,7 +76,7 @@ def seed_runs(uri, token, experiment_id, count, threads=8):
         list(pool.map(work, chunks))
 
 
-def bench(uri, token, mode, runs, singles, batches, history_points, repeats):
+def bench(uri, token, mode, runs, singles, batches, history_points, repeats, registry_rounds=100):
     raw = Raw(uri, token)
     exp = raw.call("POST", "experiments/create", {"name": f"bench-{random.randrange(1 << 40)}"})["experiment_id"]
     run_id = raw.call("POST", "runs/create", {"experiment_id": exp, "start_time": 1})["run"]["info"]["run_id"]
@@ -89,6 +89,11 @@ def bench(uri, token, mode, runs, singles, batches, history_points, repeats):
     seed_runs(uri, token, search_exp, runs)
     search_filter = "metrics.acc > 0.5 and params.model = 'tree'"
     results = {"mode": mode, "runs": runs}
+    # A model file for registry operations: the server copies (Kiln) or references (mlflow) it per version.
+    model_run = raw.call("POST", "runs/create", {"experiment_id": search_exp, "start_time": 1})["run"]["info"]["run_id"]
+    model_dir = f"{search_exp}/{model_run}/artifacts/model"
+    put_artifact(uri, token, f"{model_dir}/MLmodel", b"artifact_path: model\nflavors: {}\n")
+    model_source = f"mlflow-artifacts:/{model_dir}"
 
     if mode == "raw":
         t = time.perf_counter()
@@ -115,6 +120,8 @@ def bench(uri, token, mode, runs, singles, batches, history_points, repeats):
             timings.append(time.perf_counter() - t)
         assert len(out["metrics"]) == history_points, len(out["metrics"])
         results["history_p50_ms"] = percentile(timings, 50) * 1000
+        results["registry_ops_per_s"] = registry_ops(lambda method, path, body=None, query=None: raw.call(method, path, body, query),
+                                                     model_source, model_run, registry_rounds)
     else:
         import os
         os.environ["MLFLOW_TRACKING_TOKEN"] = token or ""
@@ -144,7 +151,40 @@ def bench(uri, token, mode, runs, singles, batches, history_points, repeats):
             timings.append(time.perf_counter() - t)
         assert len(out) == history_points
         results["history_p50_ms"] = percentile(timings, 50) * 1000
+        name = f"bench-model-{random.randrange(1 << 40)}"
+        client.create_registered_model(name)
+        t = time.perf_counter()
+        for i in range(registry_rounds):
+            version = client.create_model_version(name, model_source, run_id=model_run).version
+            client.transition_model_version_stage(name, version, "Staging", archive_existing_versions=True)
+            client.search_model_versions(f"name = '{name}'", max_results=10)
+        results["registry_ops_per_s"] = registry_rounds * 3 / (time.perf_counter() - t)
     return results
+
+
+def put_artifact(uri, token, path, data):
+    parsed = urllib.parse.urlparse(uri)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port or 80, timeout=60)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    conn.request("PUT", f"/api/2.0/mlflow-artifacts/artifacts/{path}", body=data, headers=headers)
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    if response.status != 200:
+        raise RuntimeError(f"artifact upload failed: {response.status}")
+
+
+def registry_ops(call, source, run_id, rounds):
+    """Registry operations/s: each round creates a version, transitions it with archiving, and searches."""
+    name = f"bench-model-{random.randrange(1 << 40)}"
+    call("POST", "registered-models/create", {"name": name})
+    t = time.perf_counter()
+    for _ in range(rounds):
+        version = call("POST", "model-versions/create", {"name": name, "source": source, "run_id": run_id})["model_version"]["version"]
+        call("POST", "model-versions/transition-stage", {"name": name, "version": version, "stage": "Staging",
+                                                         "archive_existing_versions": True})
+        call("GET", "model-versions/search", query={"filter": f"name = '{name}'", "max_results": 10})
+    return rounds * 3 / (time.perf_counter() - t)
 
 
 def main():
@@ -157,8 +197,9 @@ def main():
     parser.add_argument("--batches", type=int, default=50)
     parser.add_argument("--history", type=int, default=10000)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--registry-rounds", type=int, default=100)
     args = parser.parse_args()
-    results = bench(args.uri, args.token, args.mode, args.runs, args.singles, args.batches, args.history, args.repeats)
+    results = bench(args.uri, args.token, args.mode, args.runs, args.singles, args.batches, args.history, args.repeats, args.registry_rounds)
     json.dump(results, sys.stdout)
     print()
 

@@ -82,7 +82,7 @@ let package = Package(
         ),
         .target(
             name: "KilnTestSupport",
-            dependencies: ["KilnCore", "KilnPlatform", "KilnTracking", "KilnStore", "KilnStoreSQLite"],
+            dependencies: ["KilnCore", "KilnPlatform", "KilnTracking", "KilnRegistry", "KilnBlob", "KilnStore", "KilnStoreSQLite"],
             path: "Tests/KilnTestSupport",
             swiftSettings: strict
         ),
@@ -90,6 +90,11 @@ let package = Package(
         .testTarget(
             name: "KilnTrackingTests",
             dependencies: ["KilnTracking", "KilnTestSupport", "KilnCore"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "KilnRegistryTests",
+            dependencies: ["KilnRegistry", "KilnTestSupport", "KilnCore", "KilnBlob"],
             swiftSettings: strict
         ),
         .testTarget(

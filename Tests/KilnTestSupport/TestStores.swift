@@ -3,6 +3,8 @@ import KilnCore
 import KilnStore
 import KilnStoreSQLite
 import KilnTracking
+import KilnRegistry
+import KilnBlob
 import Logging
 import Synchronization
 
@@ -43,6 +45,43 @@ public enum TestStores {
         let database = try await sqlite(in: directory)
         do {
             try await body(try await TrackingService.make(database: database, clock: clock, logger: logger))
+        } catch {
+            await database.close()
+            throw error
+        }
+        await database.close()
+    }
+}
+
+/// Resolves registry sources to fixed locations, for registry tests without a tracking service.
+public struct FixedModelSources: ModelSourceResolver {
+    public var runs: [String: String]
+    public var loggedModels: [String: String]
+    public init(runs: [String: String] = [:], loggedModels: [String: String] = [:]) {
+        self.runs = runs
+        self.loggedModels = loggedModels
+    }
+    public func artifactURI(ofRun runID: String) async throws -> String {
+        guard let uri = runs[runID] else { throw KilnError.notFound("Run with id=\(runID) not found") }
+        return uri
+    }
+    public func artifactLocation(ofLoggedModel modelID: String) async throws -> String {
+        guard let uri = loggedModels[modelID] else { throw KilnError.notFound("Logged model with ID '\(modelID)' not found.") }
+        return uri
+    }
+}
+
+extension TestStores {
+    /// Runs `body` with a registry on a fresh store and blob root, closing the store afterwards.
+    public static func withRegistry(
+        sources: FixedModelSources, _ body: (RegistryService, LocalBlobStore) async throws -> Void
+    ) async throws {
+        let directory = try TemporaryDirectory()
+        let database = try await sqlite(in: directory)
+        do {
+            let blobs = try LocalBlobStore(root: directory.url.appendingPathComponent("artifacts"))
+            let registry = try await RegistryService.make(database: database, artifacts: blobs, sources: sources, clock: MockClock(), logger: logger)
+            try await body(registry, blobs)
         } catch {
             await database.close()
             throw error

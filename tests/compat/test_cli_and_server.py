@@ -147,3 +147,32 @@ def test_two_gib_artifact_streams_through_without_being_held_in_memory():
         server.stop()
         import shutil
         shutil.rmtree(server.home, ignore_errors=True)
+
+
+def test_models_commands(kiln):
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    api = f"{kiln.url}/api/2.0/mlflow"
+    exp = requests.post(f"{api}/experiments/create", json={"name": f"cli-models-{time.time_ns()}"}, headers=headers).json()["experiment_id"]
+    run = requests.post(f"{api}/runs/create", json={"experiment_id": exp}, headers=headers).json()["run"]["info"]
+    path = run["artifact_uri"].split("mlflow-artifacts:", 1)[1].lstrip("/")
+    r = requests.put(f"{kiln.url}/api/2.0/mlflow-artifacts/artifacts/{path}/model/MLmodel", data=b"flavors: {}\n", headers=headers)
+    assert r.status_code == 200
+    name = f"cli-model-{time.time_ns()}"
+    source = f"runs:/{run['run_id']}/model"
+    for expected in ("1", "2"):
+        out = kiln_cli(kiln, "models", "register", name, source, "--json")
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["version"] == expected
+    assert kiln_cli(kiln, "models", "transition", name, "2", "Production", "--archive-existing").returncode == 0
+    assert kiln_cli(kiln, "models", "alias", name, "champion", "2").returncode == 0
+    versions = json.loads(kiln_cli(kiln, "models", "versions", name, "--json").stdout)
+    assert [(v["version"], v["current_stage"]) for v in versions] == [("2", "Production"), ("1", "None")]
+    assert versions[0]["aliases"] == ["champion"]
+    table = kiln_cli(kiln, "models", "list", "--filter", f"name = '{name}'").stdout.splitlines()
+    assert table[0].split()[:2] == ["NAME", "LATEST"] and name in table[1] and "champion=2" in table[1]
+    assert json.loads(kiln_cli(kiln, "models", "get", name, "--json").stdout)["name"] == name
+    assert kiln_cli(kiln, "models", "delete", name, "1").returncode == 0
+    assert [v["version"] for v in json.loads(kiln_cli(kiln, "models", "versions", name, "--json").stdout)] == ["2"]
+    assert kiln_cli(kiln, "models", "delete", name).returncode == 0
+    out = kiln_cli(kiln, "models", "get", name)
+    assert out.returncode != 0 and "RESOURCE_DOES_NOT_EXIST" in out.stderr

@@ -1,0 +1,151 @@
+import ArgumentParser
+import Foundation
+
+struct Models: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Work with the model registry on a running server.",
+        subcommands: [List.self, Get.self, Versions.self, Register.self, Transition.self, Alias.self, Delete.self]
+    )
+
+    static func versionRows(_ versions: [[String: Any]]) -> [[String]] {
+        versions.map { v in
+            [v["name"] as? String ?? "", v["version"] as? String ?? "", v["current_stage"] as? String ?? "",
+             (v["aliases"] as? [String] ?? []).joined(separator: ","), formatTime(v["creation_timestamp"]),
+             v["run_id"] as? String ?? ""]
+        }
+    }
+
+    static let versionHeaders = ["NAME", "VERSION", "STAGE", "ALIASES", "CREATED", "RUN ID"]
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List registered models.")
+        @OptionGroup var client: ClientOptions
+        @Option(help: "Filter, e.g. \"name LIKE 'churn%'\".") var filter: String?
+
+        func run() async throws {
+            var query = [("max_results", "1000")]
+            if let filter { query.append(("filter", filter)) }
+            let response = try await client.client().call("GET", "api/2.0/mlflow/registered-models/search", query: query)
+            let models = response["registered_models"] as? [[String: Any]] ?? []
+            if client.json { return try printJSON(models) }
+            printTable(["NAME", "LATEST", "ALIASES", "UPDATED", "DESCRIPTION"], models.map { m in
+                let latest = (m["latest_versions"] as? [[String: Any]] ?? []).compactMap { $0["version"] as? String }.compactMap(Int.init).max()
+                let aliases = (m["aliases"] as? [[String: Any]] ?? []).map { "\($0["alias"] ?? "")=\($0["version"] ?? "")" }
+                return [m["name"] as? String ?? "", latest.map(String.init) ?? "", aliases.joined(separator: ","),
+                        formatTime(m["last_updated_timestamp"]), m["description"] as? String ?? ""]
+            })
+        }
+    }
+
+    struct Get: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a registered model and its latest versions.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "The model's name.") var name: String
+
+        func run() async throws {
+            let response = try await client.client().call("GET", "api/2.0/mlflow/registered-models/get", query: [("name", name)])
+            let model = response["registered_model"] as? [String: Any] ?? [:]
+            if client.json { return try printJSON(model) }
+            print("\(name)\(((model["description"] as? String).map { ": \($0)" }) ?? "")")
+            printTable(Models.versionHeaders, Models.versionRows(model["latest_versions"] as? [[String: Any]] ?? []))
+        }
+    }
+
+    struct Versions: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the versions of a registered model.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "The model's name.") var name: String
+
+        func run() async throws {
+            let escaped = name.replacingOccurrences(of: "'", with: "''")
+            let response = try await client.client().call("GET", "api/2.0/mlflow/model-versions/search",
+                                                          query: [("filter", "name = '\(escaped)'"), ("max_results", "1000")])
+            let versions = response["model_versions"] as? [[String: Any]] ?? []
+            if client.json { return try printJSON(versions) }
+            printTable(Models.versionHeaders, Models.versionRows(versions))
+        }
+    }
+
+    struct Register: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Register a new version from runs:/<run>/<path>, models:/m-<id> or an artifact URI.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "The model's name; created when it does not exist.") var name: String
+        @Argument(help: "The source, e.g. runs:/<run_id>/model.") var source: String
+
+        func run() async throws {
+            let api = try client.client()
+            do {
+                _ = try await api.call("GET", "api/2.0/mlflow/registered-models/get", query: [("name", name)])
+            } catch let error as ValidationError where error.message.hasPrefix("RESOURCE_DOES_NOT_EXIST") {
+                _ = try await api.call("POST", "api/2.0/mlflow/registered-models/create", body: ["name": name])
+            }
+            var body: [String: Any] = ["name": name, "source": source]
+            if source.hasPrefix("runs:/") { body["run_id"] = source.dropFirst(6).split(separator: "/").first.map(String.init) ?? "" }
+            if source.hasPrefix("models:/m-") { body["model_id"] = String(source.dropFirst(8)) }
+            let response = try await api.call("POST", "api/2.0/mlflow/model-versions/create", body: body)
+            let version = response["model_version"] as? [String: Any] ?? [:]
+            if client.json { return try printJSON(version) }
+            print("Registered \(name) version \(version["version"] as? String ?? "?")")
+        }
+    }
+
+    struct Transition: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Move a version to None, Staging, Production or Archived.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "The model's name.") var name: String
+        @Argument(help: "The version.") var version: String
+        @Argument(help: "The target stage.") var stage: String
+        @Flag(help: "Archive the other versions in the target stage.") var archiveExisting = false
+
+        func run() async throws {
+            let response = try await client.client().call("POST", "api/2.0/mlflow/model-versions/transition-stage", body: [
+                "name": name, "version": version, "stage": stage, "archive_existing_versions": archiveExisting,
+            ])
+            let moved = response["model_version"] as? [String: Any] ?? [:]
+            if client.json { return try printJSON(moved) }
+            print("\(name) version \(version) is now in \(moved["current_stage"] as? String ?? stage)")
+        }
+    }
+
+    struct Alias: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Point an alias at a version, or remove it with --delete.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "The model's name.") var name: String
+        @Argument(help: "The alias, e.g. champion.") var alias: String
+        @Argument(help: "The version (omit with --delete).") var version: String?
+        @Flag(help: "Remove the alias.") var delete = false
+
+        func validate() throws {
+            if !delete, version == nil { throw ValidationError("Give the version the alias should point at, or --delete") }
+        }
+
+        func run() async throws {
+            let api = try client.client()
+            if delete {
+                _ = try await api.call("DELETE", "api/2.0/mlflow/registered-models/alias", body: ["name": name, "alias": alias])
+                print("Removed alias \(alias) from \(name)")
+            } else {
+                _ = try await api.call("POST", "api/2.0/mlflow/registered-models/alias", body: ["name": name, "alias": alias, "version": version!])
+                print("\(name)@\(alias) -> version \(version!)")
+            }
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a version, or a whole registered model with no version given.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "The model's name.") var name: String
+        @Argument(help: "The version to delete.") var version: String?
+
+        func run() async throws {
+            let api = try client.client()
+            if let version {
+                _ = try await api.call("DELETE", "api/2.0/mlflow/model-versions/delete", body: ["name": name, "version": version])
+                print("Deleted \(name) version \(version)")
+            } else {
+                _ = try await api.call("DELETE", "api/2.0/mlflow/registered-models/delete", body: ["name": name])
+                print("Deleted registered model \(name) and all its versions")
+            }
+        }
+    }
+}

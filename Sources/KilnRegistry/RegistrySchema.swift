@@ -58,5 +58,58 @@ public enum RegistrySchema {
             )
             """,
         ]),
+        Migration("registry_0002_reviews", [
+            """
+            CREATE TABLE model_version_activities (
+                id VARCHAR(32) PRIMARY KEY,
+                seq BIGINT NOT NULL,
+                name VARCHAR(256) NOT NULL,
+                version BIGINT NOT NULL,
+                activity_type VARCHAR(40) NOT NULL,
+                from_stage VARCHAR(20),
+                to_stage VARCHAR(20),
+                user_id VARCHAR(256),
+                comment TEXT,
+                system_comment TEXT,
+                creation_time BIGINT NOT NULL,
+                last_updated_time BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX model_version_activities_version ON model_version_activities (name, version, seq)",
+            """
+            CREATE TABLE transition_requests (
+                name VARCHAR(256) NOT NULL,
+                version BIGINT NOT NULL,
+                to_stage VARCHAR(20) NOT NULL,
+                user_id VARCHAR(256) NOT NULL,
+                comment TEXT,
+                creation_time BIGINT NOT NULL,
+                PRIMARY KEY (name, version, to_stage, user_id)
+            )
+            """,
+            """
+            CREATE TABLE model_version_comments (
+                id VARCHAR(32) PRIMARY KEY,
+                name VARCHAR(256) NOT NULL,
+                version BIGINT NOT NULL,
+                comment TEXT NOT NULL,
+                user_id VARCHAR(256),
+                creation_time BIGINT NOT NULL,
+                last_updated_time BIGINT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE registered_model_alias_history (
+                id VARCHAR(32) PRIMARY KEY,
+                seq BIGINT NOT NULL,
+                name VARCHAR(256) NOT NULL,
+                alias VARCHAR(256) NOT NULL,
+                from_version BIGINT,
+                to_version BIGINT,
+                user_id VARCHAR(256),
+                creation_time BIGINT NOT NULL
+            )
+            """,
+        ]),
     ]
 }

@@ -146,7 +146,8 @@ public struct RegistryService: Sendable {
                     SELECT \(bind: newName), version, creation_time, last_updated_time, user_id, stage, description, source,
                         storage_location, run_id, run_link, model_id FROM model_versions WHERE name = \(bind: name)
                     """).run()
-                for table in ["model_version_tags", "registered_model_tags", "registered_model_aliases"] {
+                for table in ["model_version_tags", "registered_model_tags", "registered_model_aliases", "model_version_activities",
+                              "transition_requests", "model_version_comments", "registered_model_alias_history"] {
                     try await sql.raw("UPDATE \(unsafeRaw: table) SET name = \(bind: newName) WHERE name = \(bind: name)").run()
                 }
                 try await sql.raw("DELETE FROM model_versions WHERE name = \(bind: name)").run()
@@ -173,7 +174,9 @@ public struct RegistryService: Sendable {
         let locations = try await db.write { sql in
             try await Self.requireModel(sql, name)
             let versions = try await Self.loadVersions(sql, where: "name = \(bind: name)")
-            for table in ["model_version_tags", "registered_model_aliases", "model_versions", "registered_model_tags", "registered_models"] {
+            for table in ["model_version_tags", "registered_model_aliases", "model_versions", "registered_model_tags",
+                          "model_version_activities", "transition_requests", "model_version_comments",
+                          "registered_model_alias_history", "registered_models"] {
                 try await sql.raw("DELETE FROM \(unsafeRaw: table) WHERE name = \(bind: name)").run()
             }
             return versions.map(\.storageLocation)
@@ -343,24 +346,41 @@ public struct RegistryService: Sendable {
     }
 
     /// Moves a version to `stage`; with `archiveExisting`, other versions in Staging/Production move to Archived.
-    public func transitionStage(name: String, version: String, stage: ModelStage, archiveExisting: Bool) async throws -> ModelVersion {
+    /// Each move is recorded in the version's activity history.
+    public func transitionStage(name: String, version: String, stage: ModelStage, archiveExisting: Bool,
+                                userID: String? = nil, comment: String? = nil) async throws -> ModelVersion {
         let number = try Self.parseVersion(version)
         let now = clock.nowMillis()
         try await db.write { sql in
-            _ = try await Self.requireVersion(sql, name, number)
-            if archiveExisting, stage == .staging || stage == .production {
-                try await sql.raw("""
-                    UPDATE model_versions SET stage = 'Archived', last_updated_time = \(bind: now)
-                    WHERE name = \(bind: name) AND version != \(bind: number) AND stage = \(bind: stage.rawValue)
-                    """).run()
-            }
-            try await sql.raw("""
-                UPDATE model_versions SET stage = \(bind: stage.rawValue), last_updated_time = \(bind: now)
-                WHERE name = \(bind: name) AND version = \(bind: number)
-                """).run()
-            try await sql.raw("UPDATE registered_models SET last_updated_time = \(bind: now) WHERE name = \(bind: name)").run()
+            _ = try await Self.applyTransition(sql, name: name, version: number, to: stage, archiveExisting: archiveExisting,
+                                               userID: userID, comment: comment, type: "APPLIED_TRANSITION", now: now)
         }
         return try await getModelVersion(name: name, version: version)
+    }
+
+    /// Moves one version and, with `archiveExisting`, archives the others in the target stage; records activities.
+    static func applyTransition(_ sql: any SQLDatabase, name: String, version: Int64, to stage: ModelStage, archiveExisting: Bool,
+                                userID: String?, comment: String?, type: String, now: Int64) async throws -> RegistryActivity {
+        let current = try await requireVersion(sql, name, version)
+        if archiveExisting, stage == .staging || stage == .production {
+            let others = try await loadVersions(sql, where: "name = \(bind: name) AND version != \(bind: version) AND stage = \(bind: stage.rawValue)")
+            for other in others {
+                try await sql.raw("""
+                    UPDATE model_versions SET stage = 'Archived', last_updated_time = \(bind: now)
+                    WHERE name = \(bind: name) AND version = \(bind: other.version)
+                    """).run()
+                _ = try await recordActivity(sql, name: name, version: other.version, type: "SYSTEM_TRANSITION", from: stage.rawValue,
+                                             to: ModelStage.archived.rawValue, userID: userID, comment: nil,
+                                             systemComment: "Archived because version \(version) moved to \(stage.rawValue)", now: now)
+            }
+        }
+        try await sql.raw("""
+            UPDATE model_versions SET stage = \(bind: stage.rawValue), last_updated_time = \(bind: now)
+            WHERE name = \(bind: name) AND version = \(bind: version)
+            """).run()
+        try await sql.raw("UPDATE registered_models SET last_updated_time = \(bind: now) WHERE name = \(bind: name)").run()
+        return try await recordActivity(sql, name: name, version: version, type: type, from: current.stage.rawValue, to: stage.rawValue,
+                                        userID: userID, comment: comment, systemComment: nil, now: now)
     }
 
     /// Deletes a version, its aliases and its registry-owned files.
@@ -368,7 +388,8 @@ public struct RegistryService: Sendable {
         let number = try Self.parseVersion(version)
         let location = try await db.write { sql in
             let found = try await Self.requireVersion(sql, name, number)
-            for table in ["model_version_tags", "registered_model_aliases", "model_versions"] {
+            for table in ["model_version_tags", "registered_model_aliases", "model_versions", "model_version_activities",
+                          "transition_requests", "model_version_comments"] {
                 try await sql.raw("DELETE FROM \(unsafeRaw: table) WHERE name = \(bind: name) AND version = \(bind: number)").run()
             }
             return found.storageLocation
@@ -410,14 +431,17 @@ public struct RegistryService: Sendable {
     // MARK: Aliases
 
     /// Points `alias` at a version, moving it if it pointed elsewhere.
-    public func setAlias(name: String, alias: String, version: String) async throws {
+    public func setAlias(name: String, alias: String, version: String, userID: String? = nil) async throws {
         guard !alias.isEmpty, alias.count <= 256, !alias.contains("/") else { throw KilnError.invalid("Invalid alias '\(alias)'") }
         if alias.lowercased() == "latest" || (alias.hasPrefix("v") && Int64(alias.dropFirst()) != nil) {
             throw KilnError.invalid("'\(alias)' is reserved and cannot be used as an alias")
         }
         let number = try Self.parseVersion(version)
+        let now = clock.nowMillis()
         try await db.write { sql in
             _ = try await Self.requireVersion(sql, name, number)
+            let previous = try await Self.aliasTarget(sql, name: name, alias: alias)
+            try await Self.recordAliasChange(sql, name: name, alias: alias, from: previous, to: number, userID: userID, now: now)
             try await sql.raw("""
                 INSERT INTO registered_model_aliases (name, alias, version) VALUES (\(bind: name), \(bind: alias), \(bind: number))
                 ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version
@@ -426,9 +450,13 @@ public struct RegistryService: Sendable {
     }
 
     /// Removes an alias.
-    public func deleteAlias(name: String, alias: String) async throws {
+    public func deleteAlias(name: String, alias: String, userID: String? = nil) async throws {
+        let now = clock.nowMillis()
         try await db.write { sql in
             try await Self.requireModel(sql, name)
+            if let previous = try await Self.aliasTarget(sql, name: name, alias: alias) {
+                try await Self.recordAliasChange(sql, name: name, alias: alias, from: previous, to: nil, userID: userID, now: now)
+            }
             try await sql.raw("DELETE FROM registered_model_aliases WHERE name = \(bind: name) AND alias = \(bind: alias)").run()
         }
     }

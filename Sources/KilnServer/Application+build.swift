@@ -17,6 +17,7 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
     SystemRoutes(registry: registry, version: kilnVersion).register(on: router)
     MLflowRoutes(tracking: platform.tracking, artifacts: platform.artifacts).register(on: router)
     RegistryRoutes(registry: platform.registry).register(on: router)
+    RegistryReviewRoutes(registry: platform.registry).register(on: router)
     ArtifactRoutes(artifacts: platform.artifacts).register(on: router)
     return router
 }

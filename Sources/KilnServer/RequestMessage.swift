@@ -6,6 +6,8 @@ import KilnCore
 /// that turn wrong types into `INVALID_PARAMETER_VALUE`, as MLflow's request parser does.
 struct RequestMessage: Sendable {
     var fields: [String: JSONValue]
+    /// Who sent the request, from the auth middleware.
+    var principal: String?
 
     init(fields: [String: JSONValue]) { self.fields = fields }
 

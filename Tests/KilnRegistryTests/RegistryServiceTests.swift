@@ -114,4 +114,37 @@ struct RegistryServiceTests {
             #expect(bad?.code == .invalidParameterValue)
         }
     }
+
+    @Test("a transition request is approved into a transition, rejected or cancelled, and every step is history")
+    func reviewWorkflow() async throws {
+        try await TestStores.withRegistry(sources: Self.sources) { registry, blobs in
+            try Self.seedFiles(blobs)
+            _ = try await registry.createRegisteredModel(name: "m")
+            _ = try await registry.createModelVersion(name: "m", source: "runs:/run1/model")
+            _ = try await registry.createTransitionRequest(name: "m", version: "1", stage: .staging, comment: "please", userID: "ana")
+            let twice = await #expect(throws: KilnError.self) {
+                try await registry.createTransitionRequest(name: "m", version: "1", stage: .staging, comment: nil, userID: "ana")
+            }
+            #expect(twice?.code == .resourceAlreadyExists)
+            _ = try await registry.rejectTransitionRequest(name: "m", version: "1", stage: .staging, comment: "no", userID: "bo")
+            #expect(try await registry.getModelVersion(name: "m", version: "1").stage == ModelStage.none)
+            _ = try await registry.createTransitionRequest(name: "m", version: "1", stage: .production, comment: nil, userID: "ana")
+            let approved = try await registry.approveTransitionRequest(name: "m", version: "1", stage: .production, archiveExisting: true,
+                                                                        comment: "ok", userID: "bo")
+            #expect(approved.activityType == "APPROVED_REQUEST")
+            #expect(try await registry.getModelVersion(name: "m", version: "1").stage == .production)
+            let missing = await #expect(throws: KilnError.self) {
+                try await registry.approveTransitionRequest(name: "m", version: "1", stage: .archived, archiveExisting: false, comment: nil, userID: "bo")
+            }
+            #expect(missing?.code == .resourceDoesNotExist)
+            let comment = try await registry.createComment(name: "m", version: "1", comment: "shipped", userID: "ana")
+            #expect(try await registry.activities(name: "m", version: "1").map(\.activityType) ==
+                ["REQUESTED_TRANSITION", "REJECTED_REQUEST", "REQUESTED_TRANSITION", "APPROVED_REQUEST", "NEW_COMMENT"])
+            try await registry.deleteComment(id: comment.id)
+            #expect(try await registry.activities(name: "m", version: "1").count == 4)
+            // Renaming carries the history along.
+            _ = try await registry.renameRegisteredModel(name: "m", newName: "n")
+            #expect(try await registry.activities(name: "n", version: "1").count == 4)
+        }
+    }
 }

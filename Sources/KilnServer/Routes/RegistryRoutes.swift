@@ -104,12 +104,13 @@ struct RegistryRoutes: Sendable {
     }
 
     func setAlias(_ m: RequestMessage) async throws -> Response {
-        try await registry.setAlias(name: try m.requireString("name"), alias: try m.requireString("alias"), version: try m.requireString("version"))
+        try await registry.setAlias(name: try m.requireString("name"), alias: try m.requireString("alias"),
+                                    version: try m.requireString("version"), userID: m.principal)
         return Self.empty
     }
 
     func deleteAlias(_ m: RequestMessage) async throws -> Response {
-        try await registry.deleteAlias(name: try m.requireString("name"), alias: try m.requireString("alias"))
+        try await registry.deleteAlias(name: try m.requireString("name"), alias: try m.requireString("alias"), userID: m.principal)
         return Self.empty
     }
 
@@ -153,7 +154,7 @@ struct RegistryRoutes: Sendable {
         Self.version(try await registry.transitionStage(
             name: try m.requireString("name"), version: try m.requireString("version"),
             stage: try ModelStage.parse(try m.requireString("stage")),
-            archiveExisting: try m.bool("archive_existing_versions") ?? false))
+            archiveExisting: try m.bool("archive_existing_versions") ?? false, userID: m.principal, comment: try m.string("comment")))
     }
 
     func downloadURI(_ m: RequestMessage) async throws -> Response {

@@ -14,6 +14,10 @@ public struct KilnConfiguration: Sendable {
     public var adminToken: String?
     /// Seed a demo experiment with runs when the home is new.
     public var demo: Bool
+    /// Registry webhook attempts before a delivery is marked failed.
+    public var webhookMaxAttempts: Int = 5
+    /// Delay before a webhook's second attempt, doubling after (`KILN_WEBHOOK_RETRY_BASE_MS`).
+    public var webhookRetryBaseMillis: Int64 = 1000
 
     public init(home: URL, host: String = "127.0.0.1", port: Int = 5000, noAuth: Bool = false, adminToken: String? = nil, demo: Bool = false) {
         self.home = home

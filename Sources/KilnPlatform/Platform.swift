@@ -31,7 +31,10 @@ public struct Platform: Sendable {
         let artifacts = try LocalBlobStore(root: home.appendingPathComponent("artifacts"))
         let tracking = try await TrackingService.make(database: database, clock: clock, logger: logger)
         let registry = try await RegistryService.make(
-            database: database, artifacts: artifacts, sources: TrackingModelSources(tracking: tracking), clock: clock, logger: logger)
+            database: database, artifacts: artifacts, sources: TrackingModelSources(tracking: tracking), clock: clock,
+            transport: URLSessionWebhookTransport(),
+            policy: WebhookPolicy(maxAttempts: configuration.webhookMaxAttempts, retryBaseMillis: configuration.webhookRetryBaseMillis),
+            logger: logger)
         let token = try resolveAdminToken(configuration, logger: logger)
         return Platform(configuration: configuration, database: database, artifacts: artifacts, tracking: tracking,
                         registry: registry, adminToken: token)

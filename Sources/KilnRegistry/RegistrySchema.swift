@@ -111,5 +111,38 @@ public enum RegistrySchema {
             )
             """,
         ]),
+        Migration("registry_0003_webhooks", [
+            """
+            CREATE TABLE registry_webhooks (
+                id VARCHAR(32) PRIMARY KEY,
+                model_name VARCHAR(256),
+                events TEXT NOT NULL,
+                url TEXT NOT NULL,
+                secret TEXT,
+                authorization TEXT,
+                description TEXT,
+                status VARCHAR(20) NOT NULL,
+                creation_time BIGINT NOT NULL,
+                last_updated_time BIGINT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE registry_webhook_deliveries (
+                id VARCHAR(32) PRIMARY KEY,
+                seq BIGINT NOT NULL,
+                webhook_id VARCHAR(32) NOT NULL,
+                event VARCHAR(80) NOT NULL,
+                payload TEXT NOT NULL,
+                state VARCHAR(20) NOT NULL,
+                attempts BIGINT NOT NULL,
+                next_attempt_time BIGINT NOT NULL,
+                last_status_code BIGINT,
+                last_error TEXT,
+                creation_time BIGINT NOT NULL,
+                last_updated_time BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX registry_webhook_deliveries_due ON registry_webhook_deliveries (state, next_attempt_time)",
+        ]),
     ]
 }

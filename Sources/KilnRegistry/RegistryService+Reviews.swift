@@ -122,6 +122,16 @@ extension RegistryService {
                     """).run()
                 _ = try await Self.recordActivity(sql, name: name, version: number, type: "REQUESTED_TRANSITION", from: current.stage.rawValue,
                                                   to: stage.rawValue, userID: userID, comment: comment, systemComment: nil, now: now)
+                var events: [RegistryEvent] = [.transitionRequestCreated]
+                switch stage {
+                case .staging: events.append(.transitionRequestToStagingCreated)
+                case .production: events.append(.transitionRequestToProductionCreated)
+                case .archived: events.append(.transitionRequestToArchivedCreated)
+                case .none: break
+                }
+                var fields = ["version": String(number), "from_stage": current.stage.rawValue, "to_stage": stage.rawValue, "user_id": userID]
+                if let comment { fields["text"] = comment }
+                try await Self.enqueue(sql, events, modelName: name, fields: fields, now: now)
                 return TransitionRequest(toStage: stage.rawValue, userID: userID, comment: comment, creationTime: now)
             }
         } catch let error as KilnError where error.code == .resourceAlreadyExists {
@@ -206,6 +216,7 @@ extension RegistryService {
             _ = try await Self.requireVersion(sql, name, number)
             let activity = try await Self.recordActivity(sql, name: name, version: number, type: "NEW_COMMENT", from: nil, to: nil,
                                                          userID: userID, comment: comment, systemComment: nil, now: now)
+            try await Self.enqueue(sql, [.commentCreated], modelName: name, fields: ["version": String(number), "text": comment], now: now)
             try await sql.raw("""
                 INSERT INTO model_version_comments (id, name, version, comment, user_id, creation_time, last_updated_time)
                 VALUES (\(bind: activity.id), \(bind: name), \(bind: number), \(bind: comment), \(bind: userID), \(bind: now), \(bind: now))

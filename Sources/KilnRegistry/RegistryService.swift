@@ -19,14 +19,18 @@ public struct RegistryService: Sendable {
     let artifacts: any BlobStore
     let sources: any ModelSourceResolver
     let clock: any KilnClock
+    /// Sends webhook deliveries; nil leaves them queued.
+    let transport: (any WebhookTransport)?
+    let policy: WebhookPolicy
 
     /// Builds the service, applying its migrations.
     public static func make(
         database: any KilnDatabase, artifacts: any BlobStore, sources: any ModelSourceResolver,
-        clock: any KilnClock = SystemClock(), logger: Logger
+        clock: any KilnClock = SystemClock(), transport: (any WebhookTransport)? = nil, policy: WebhookPolicy = WebhookPolicy(),
+        logger: Logger
     ) async throws -> RegistryService {
         try await Migrator.migrate(database, RegistrySchema.migrations, logger: logger)
-        return RegistryService(db: database, artifacts: artifacts, sources: sources, clock: clock)
+        return RegistryService(db: database, artifacts: artifacts, sources: sources, clock: clock, transport: transport, policy: policy)
     }
 
     static func validateName(_ name: String) throws {
@@ -62,6 +66,7 @@ public struct RegistryService: Sendable {
                     VALUES (\(bind: name), \(bind: now), \(bind: now), \(bind: description), \(bind: userID), 1)
                     """).run()
                 for tag in tags { try await Self.upsertModelTag(sql, name: name, tag) }
+                try await Self.enqueue(sql, [.registeredModelCreated], modelName: name, fields: [:], now: now)
             }
         } catch let error as KilnError where error.code == .resourceAlreadyExists {
             throw KilnError.alreadyExists("Registered Model (name=\(name)) already exists.")
@@ -228,6 +233,9 @@ public struct RegistryService: Sendable {
                         \(bind: source), \(bind: storage), \(bind: runID), \(bind: runLink), \(bind: modelID))
                     """).run()
                 for tag in tags { try await Self.upsertVersionTag(sql, name: name, version: version, tag) }
+                var fields = ["version": String(version)]
+                if let runID { fields["run_id"] = runID }
+                try await Self.enqueue(sql, [.modelVersionCreated], modelName: name, fields: fields, now: now)
                 return version
             }
             return try await getModelVersion(name: name, version: String(version))
@@ -379,6 +387,16 @@ public struct RegistryService: Sendable {
             WHERE name = \(bind: name) AND version = \(bind: version)
             """).run()
         try await sql.raw("UPDATE registered_models SET last_updated_time = \(bind: now) WHERE name = \(bind: name)").run()
+        var events: [RegistryEvent] = [.modelVersionTransitionedStage]
+        switch stage {
+        case .staging: events.append(.modelVersionTransitionedToStaging)
+        case .production: events.append(.modelVersionTransitionedToProduction)
+        case .archived: events.append(.modelVersionTransitionedToArchived)
+        case .none: break
+        }
+        try await enqueue(sql, events, modelName: name, fields: [
+            "version": String(version), "from_stage": current.stage.rawValue, "to_stage": stage.rawValue,
+        ].merging(comment.map { ["text": $0] } ?? [:]) { a, _ in a }, now: now)
         return try await recordActivity(sql, name: name, version: version, type: type, from: current.stage.rawValue, to: stage.rawValue,
                                         userID: userID, comment: comment, systemComment: nil, now: now)
     }
@@ -416,6 +434,8 @@ public struct RegistryService: Sendable {
         try await db.write { sql in
             _ = try await Self.requireVersion(sql, name, number)
             try await Self.upsertVersionTag(sql, name: name, version: number, tag)
+            try await Self.enqueue(sql, [.modelVersionTagSet], modelName: name,
+                                   fields: ["version": String(number), "tag_key": tag.key, "tag_value": tag.value], now: clock.nowMillis())
         }
     }
 

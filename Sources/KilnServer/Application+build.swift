@@ -3,6 +3,8 @@ import KilnCore
 import KilnPlatform
 import Logging
 import Prometheus
+import ServiceLifecycle
+import KilnRegistry
 
 /// Kiln's version, reported by `kiln version` and `/version`.
 public let kilnVersion = "0.1.0"
@@ -18,6 +20,7 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
     MLflowRoutes(tracking: platform.tracking, artifacts: platform.artifacts).register(on: router)
     RegistryRoutes(registry: platform.registry).register(on: router)
     RegistryReviewRoutes(registry: platform.registry).register(on: router)
+    WebhookRoutes(registry: platform.registry).register(on: router)
     ArtifactRoutes(artifacts: platform.artifacts).register(on: router)
     return router
 }
@@ -38,7 +41,20 @@ public func buildApplication(
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "kiln"),
+        services: [WebhookDeliveryService(registry: platform.registry, logger: logger)],
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger
     )
+}
+
+/// Delivers queued registry webhooks in the background until the server shuts down.
+struct WebhookDeliveryService: Service {
+    let registry: RegistryService
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await registry.runWebhookDelivery(logger: logger)
+        }
+    }
 }

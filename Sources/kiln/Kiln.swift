@@ -51,7 +51,7 @@ struct Server: AsyncParsableCommand {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let logger = Logger(label: "kiln")
 
-        let configuration = KilnConfiguration(
+        var settings = KilnConfiguration(
             home: home.map { URL(fileURLWithPath: $0) } ?? KilnConfiguration.defaultHome(environment: env),
             host: host ?? env["KILN_HOST"] ?? "127.0.0.1",
             port: port ?? env["KILN_PORT"].flatMap(Int.init) ?? 5000,
@@ -59,6 +59,8 @@ struct Server: AsyncParsableCommand {
             adminToken: env["KILN_ADMIN_TOKEN"],
             demo: demo
         )
+        if let base = env["KILN_WEBHOOK_RETRY_BASE_MS"].flatMap(Int64.init), base > 0 { settings.webhookRetryBaseMillis = base }
+        let configuration = settings
         if configuration.noAuth, !KilnConfiguration.isLoopback(configuration.host) {
             throw ValidationError("--no-auth is only allowed when the server binds a loopback address; drop --no-auth or use --host 127.0.0.1")
         }

@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "KilnCore", targets: ["KilnCore"]),
         .library(name: "KilnTracking", targets: ["KilnTracking"]),
         .library(name: "KilnRegistry", targets: ["KilnRegistry"]),
+        .library(name: "KilnModelFormat", targets: ["KilnModelFormat"]),
         .library(name: "KilnPlatform", targets: ["KilnPlatform"]),
         .library(name: "KilnServer", targets: ["KilnServer"]),
     ],
@@ -24,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/sqlite-kit.git", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         .target(
@@ -52,9 +54,14 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "KilnModelFormat",
+            dependencies: ["KilnCore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict
+        ),
+        .target(
             name: "KilnRegistry",
             dependencies: [
-                "KilnCore", "KilnStore", "KilnBlob", .product(name: "SQLKit", package: "sql-kit"),
+                "KilnCore", "KilnStore", "KilnBlob", "KilnModelFormat", .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -98,6 +105,7 @@ let package = Package(
             dependencies: ["KilnTracking", "KilnTestSupport", "KilnCore"],
             swiftSettings: strict
         ),
+        .testTarget(name: "KilnModelFormatTests", dependencies: ["KilnModelFormat", "KilnCore"], swiftSettings: strict),
         .testTarget(
             name: "KilnRegistryTests",
             dependencies: ["KilnRegistry", "KilnTestSupport", "KilnCore", "KilnBlob"],

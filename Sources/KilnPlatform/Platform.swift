@@ -73,4 +73,17 @@ struct TrackingModelSources: ModelSourceResolver {
     func artifactLocation(ofLoggedModel modelID: String) async throws -> String {
         try await tracking.getLoggedModel(id: modelID).artifactLocation
     }
+
+    func sourceRunID(ofLoggedModel modelID: String) async throws -> String? {
+        try await tracking.getLoggedModel(id: modelID).sourceRunID
+    }
+
+    func lineage(ofRun runID: String) async throws -> RunLineage {
+        let run = try await tracking.getRun(id: runID)
+        return RunLineage(
+            runID: run.info.runID, runName: run.info.runName, experimentID: run.info.experimentID, userID: run.info.userID,
+            params: run.params.map { RegistryTag($0.key, $0.value) },
+            metrics: Dictionary(run.metrics.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a }),
+            datasets: run.datasetInputs.map { RegistryTag("\($0.dataset.name)@\($0.dataset.digest)", $0.dataset.source) })
+    }
 }

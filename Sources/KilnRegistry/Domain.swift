@@ -66,10 +66,37 @@ public struct ModelVersion: Sendable, Equatable {
     public var aliases: [String]
 }
 
+/// What a version's source run says about how the model was made.
+public struct RunLineage: Sendable, Equatable {
+    public var runID: String
+    public var runName: String
+    public var experimentID: String
+    public var userID: String
+    public var params: [RegistryTag]
+    public var metrics: [String: Double]
+    /// Dataset inputs as `name@digest` with their source.
+    public var datasets: [RegistryTag]
+
+    public init(runID: String, runName: String, experimentID: String, userID: String, params: [RegistryTag],
+                metrics: [String: Double], datasets: [RegistryTag]) {
+        self.runID = runID
+        self.runName = runName
+        self.experimentID = experimentID
+        self.userID = userID
+        self.params = params
+        self.metrics = metrics
+        self.datasets = datasets
+    }
+}
+
 /// Resolves registration sources to artifact locations; the tracking service implements it in `KilnPlatform`.
 public protocol ModelSourceResolver: Sendable {
+    /// The params, latest metrics and dataset inputs of a run.
+    func lineage(ofRun runID: String) async throws -> RunLineage
     /// The artifact URI of a run.
     func artifactURI(ofRun runID: String) async throws -> String
     /// The artifact location of a logged model (`m-…`).
     func artifactLocation(ofLoggedModel modelID: String) async throws -> String
+    /// The run a logged model was logged from, if any.
+    func sourceRunID(ofLoggedModel modelID: String) async throws -> String?
 }

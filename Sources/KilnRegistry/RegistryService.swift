@@ -218,7 +218,15 @@ public struct RegistryService: Sendable {
         for tag in tags { try Self.validateTag(tag) }
         _ = try await getRegisteredModel(name: name)
         let location = try await resolve(source: source, modelID: modelID)
+        var runID = runID?.isEmpty == false ? runID : nil
+        if runID == nil, let modelID, !modelID.isEmpty {
+            runID = try? await sources.sourceRunID(ofLoggedModel: modelID)
+        }
+        if runID == nil, source.hasPrefix("runs:/") {
+            runID = source.dropFirst("runs:/".count).split(separator: "/").first.map(String.init)
+        }
         let storage = try copyIntoRegistry(location)
+        let finalRunID = runID
         let now = clock.nowMillis()
         do {
             let version = try await db.write { sql in
@@ -230,11 +238,11 @@ public struct RegistryService: Sendable {
                     INSERT INTO model_versions (name, version, creation_time, last_updated_time, user_id, stage, description, source,
                         storage_location, run_id, run_link, model_id)
                     VALUES (\(bind: name), \(bind: version), \(bind: now), \(bind: now), \(bind: userID), 'None', \(bind: description),
-                        \(bind: source), \(bind: storage), \(bind: runID), \(bind: runLink), \(bind: modelID))
+                        \(bind: source), \(bind: storage), \(bind: finalRunID), \(bind: runLink), \(bind: modelID))
                     """).run()
                 for tag in tags { try await Self.upsertVersionTag(sql, name: name, version: version, tag) }
                 var fields = ["version": String(version)]
-                if let runID { fields["run_id"] = runID }
+                if let finalRunID { fields["run_id"] = finalRunID }
                 try await Self.enqueue(sql, [.modelVersionCreated], modelName: name, fields: fields, now: now)
                 return version
             }

@@ -2,6 +2,7 @@ import KilnBlob
 import KilnCore
 import KilnRegistry
 import KilnTestSupport
+import Synchronization
 import Testing
 
 @Suite("Model registry service")
@@ -146,5 +147,63 @@ struct RegistryServiceTests {
             _ = try await registry.renameRegisteredModel(name: "m", newName: "n")
             #expect(try await registry.activities(name: "n", version: "1").count == 4)
         }
+    }
+
+    /// Records posts; fails the first `failures` of them.
+    final class RecordingTransport: WebhookTransport {
+        let state = Mutex<(failures: Int, posts: [(url: String, headers: [(String, String)], body: [UInt8])])>((0, []))
+        init(failures: Int) { state.withLock { $0.failures = failures } }
+        func post(url: String, headers: [(String, String)], body: [UInt8]) async throws -> (status: Int, body: String) {
+            state.withLock { state in
+                state.posts.append((url, headers, body))
+                if state.failures > 0 {
+                    state.failures -= 1
+                    return (503, "busy")
+                }
+                return (200, "ok")
+            }
+        }
+        var count: Int { state.withLock { $0.posts.count } }
+    }
+
+    @Test("webhook deliveries are signed, retried with backoff, and given up after the last attempt")
+    func webhookDelivery() async throws {
+        let directory = try TemporaryDirectory()
+        let database = try await TestStores.sqlite(in: directory)
+        let clock = MockClock()
+        let transport = RecordingTransport(failures: 1)
+        let blobs = try LocalBlobStore(root: directory.url.appendingPathComponent("artifacts"))
+        try Self.seedFiles(blobs)
+        let registry = try await RegistryService.make(database: database, artifacts: blobs, sources: Self.sources, clock: clock,
+                                                      transport: transport, policy: WebhookPolicy(maxAttempts: 2, retryBaseMillis: 1000),
+                                                      logger: TestStores.logger)
+        _ = try await registry.createRegisteredModel(name: "m")
+        let hook = try await registry.createWebhook(modelName: "m", events: ["MODEL_VERSION_CREATED"], url: "http://127.0.0.1:9/hook",
+                                                    secret: "s3cret", authorization: nil, description: nil, status: nil)
+        _ = try await registry.createModelVersion(name: "m", source: "runs:/run1/model")
+        #expect(try await registry.deliverDueWebhooks(logger: TestStores.logger) == 1)  // fails: 503
+        #expect(try await registry.deliverDueWebhooks(logger: TestStores.logger) == 0)  // not due yet
+        clock.advance(by: 1000)
+        #expect(try await registry.deliverDueWebhooks(logger: TestStores.logger) == 1)  // retried: 200
+        let log = try await registry.deliveries(webhookID: hook.id)
+        #expect(log.map(\.state) == ["DELIVERED"])
+        #expect(log.first?.attempts == 2)
+        let signature = transport.state.withLock { $0.posts.last?.headers.first { $0.0 == "X-Databricks-Signature" }?.1 }
+        #expect(signature?.count == 64)
+
+        // A webhook that keeps failing is marked FAILED after maxAttempts.
+        let broken = RecordingTransport(failures: 100)
+        let failing = try await RegistryService.make(database: database, artifacts: blobs, sources: Self.sources, clock: clock,
+                                                     transport: broken, policy: WebhookPolicy(maxAttempts: 2, retryBaseMillis: 10),
+                                                     logger: TestStores.logger)
+        _ = try await failing.createModelVersion(name: "m", source: "runs:/run1/model")
+        try await failing.deliverDueWebhooks(logger: TestStores.logger)
+        clock.advance(by: 10)
+        try await failing.deliverDueWebhooks(logger: TestStores.logger)
+        clock.advance(by: 1000)
+        #expect(try await failing.deliverDueWebhooks(logger: TestStores.logger) == 0)
+        #expect(try await failing.deliveries(webhookID: hook.id).first?.state == "FAILED")
+        #expect(broken.count == 2)
+        await database.close()
     }
 }

@@ -69,6 +69,14 @@ public struct FixedModelSources: ModelSourceResolver {
         guard let uri = loggedModels[modelID] else { throw KilnError.notFound("Logged model with ID '\(modelID)' not found.") }
         return uri
     }
+    public func sourceRunID(ofLoggedModel modelID: String) async throws -> String? {
+        loggedModels[modelID] == nil ? nil : runs.keys.first
+    }
+    public func lineage(ofRun runID: String) async throws -> RunLineage {
+        guard runs[runID] != nil else { throw KilnError.notFound("Run with id=\(runID) not found") }
+        return RunLineage(runID: runID, runName: "run", experimentID: "1", userID: "ana", params: [RegistryTag("lr", "0.1")],
+                          metrics: ["auc": 0.9], datasets: [])
+    }
 }
 
 extension TestStores {

@@ -136,3 +136,31 @@ def test_registry_errors(trained):
         client.create_model_version(name, "mlflow-artifacts:/nowhere/at/all", run_id=None)
     assert err.value.error_code == "INVALID_PARAMETER_VALUE"
     assert [v.version for v in client.search_model_versions(f"name = '{name}'")] == ["1"]
+
+
+def test_version_lineage(client_env, kiln):
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+    mlflow.set_experiment(unique("lineage"))
+    df = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [2.0, 4.0, 6.0]})
+    with mlflow.start_run() as run:
+        mlflow.log_param("fit_intercept", True)
+        mlflow.log_metric("r2", 1.0)
+        mlflow.log_input(mlflow.data.from_pandas(df, source="/tmp/kiln-compat/lineage.csv", name="lineage-set"), context="training")
+        info = mlflow.sklearn.log_model(LinearRegression().fit(df[["x"]], df["y"]), name="model")
+    name = unique("lineage-model")
+    mlflow.register_model(info.model_uri, name)
+    client = MlflowClient()
+    client.transition_model_version_stage(name, "1", "Staging")
+    client.set_registered_model_alias(name, "candidate", "1")
+    body = requests.get(f"{kiln.url}/api/2.0/kiln/registry/lineage", params={"name": name, "version": "1"},
+                        headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    assert body["created_by"] == "admin"
+    assert body["run"]["run_id"] == run.info.run_id
+    assert {"key": "fit_intercept", "value": "True"} in body["run"]["tags"]
+    assert body["run"]["metrics"]["r2"] == 1.0
+    assert body["run"]["datasets"][0]["name"].startswith("lineage-set@")
+    assert set(body["mlmodel"]["flavors"]) >= {"python_function", "sklearn"}
+    assert body["mlmodel"]["loader_module"] == "mlflow.sklearn"
+    assert [(a["activity_type"], a["to_stage"]) for a in body["activities"]] == [("APPLIED_TRANSITION", "Staging")]
+    assert [(c["alias"], c["to_version"]) for c in body["alias_changes"]] == [("candidate", "1")]

@@ -21,6 +21,7 @@ struct RegistryReviewRoutes: Sendable {
         MessageRoute.register([
             MessageRoute(.get, "activities", activities),
             MessageRoute(.get, "alias-history", aliasHistory),
+            MessageRoute(.get, "lineage", lineage),
         ], prefixes: ["/api/2.0/kiln/registry/"], on: router)
     }
 
@@ -106,6 +107,54 @@ struct RegistryReviewRoutes: Sendable {
         return .json { w in
             w.key("activities")
             w.array { w in for activity in activities { w.activity(activity) } }
+        }
+    }
+
+    func lineage(_ m: RequestMessage) async throws -> Response {
+        let lineage = try await registry.lineage(name: try m.requireString("name"), version: try m.requireString("version"))
+        return .json { w in
+            w.key("model_version")
+            w.modelVersion(lineage.version)
+            w.field("created_by", lineage.version.userID)
+            if let run = lineage.run {
+                w.key("run")
+                w.object { w in
+                    w.field("run_id", run.runID)
+                    w.field("run_name", run.runName)
+                    w.field("experiment_id", run.experimentID)
+                    w.field("user_id", run.userID)
+                    w.registryTags(run.params)
+                    w.key("metrics")
+                    w.object { w in for key in run.metrics.keys.sorted() { w.field(key, run.metrics[key]) } }
+                    w.key("datasets")
+                    w.array { w in for d in run.datasets { w.object { w in w.field("name", d.key); w.field("source", d.value) } } }
+                }
+            }
+            if let model = lineage.mlmodel {
+                w.key("mlmodel")
+                w.object { w in
+                    w.key("flavors")
+                    w.array { w in for flavor in model.flavors.keys.sorted() { w.value(flavor) } }
+                    w.field("loader_module", model.pythonLoaderModule)
+                    w.field("model_id", model.modelID)
+                    w.field("signature_inputs", model.signature?.inputs)
+                    w.field("signature_outputs", model.signature?.outputs)
+                }
+            }
+            w.key("activities")
+            w.array { w in for activity in lineage.activities { w.activity(activity) } }
+            w.key("alias_changes")
+            w.array { w in
+                for change in lineage.aliasChanges {
+                    w.object { w in
+                        w.field("alias", change.alias)
+                        w.field("from_version", change.fromVersion.map(String.init))
+                        w.field("to_version", change.toVersion.map(String.init))
+                        w.field("user_id", change.userID)
+                        w.field("timestamp", change.time)
+                    }
+                }
+            }
         }
     }
 

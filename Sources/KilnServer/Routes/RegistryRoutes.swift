@@ -53,7 +53,7 @@ struct RegistryRoutes: Sendable {
 
     func createModel(_ m: RequestMessage) async throws -> Response {
         Self.model(try await registry.createRegisteredModel(
-            name: try m.requireString("name"), description: try m.string("description"), tags: try Self.tags(m)))
+            name: try m.requireString("name"), description: try m.string("description"), tags: try Self.tags(m), userID: m.principal))
     }
 
     func renameModel(_ m: RequestMessage) async throws -> Response {
@@ -122,7 +122,7 @@ struct RegistryRoutes: Sendable {
         Self.version(try await registry.createModelVersion(
             name: try m.requireString("name"), source: try m.requireString("source"), runID: try m.string("run_id"),
             modelID: try m.string("model_id"), tags: try Self.tags(m), runLink: try m.string("run_link"),
-            description: try m.string("description")))
+            description: try m.string("description"), userID: m.principal))
     }
 
     func getVersion(_ m: RequestMessage) async throws -> Response {

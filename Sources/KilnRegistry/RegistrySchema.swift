@@ -76,6 +76,7 @@ public enum RegistrySchema {
             )
             """,
             "CREATE INDEX model_version_activities_version ON model_version_activities (name, version, seq)",
+            "CREATE UNIQUE INDEX model_version_activities_seq ON model_version_activities (seq)",
             """
             CREATE TABLE transition_requests (
                 name VARCHAR(256) NOT NULL,
@@ -110,6 +111,7 @@ public enum RegistrySchema {
                 creation_time BIGINT NOT NULL
             )
             """,
+            "CREATE UNIQUE INDEX registered_model_alias_history_seq ON registered_model_alias_history (seq)",
         ]),
         Migration("registry_0003_webhooks", [
             """
@@ -143,6 +145,7 @@ public enum RegistrySchema {
             )
             """,
             "CREATE INDEX registry_webhook_deliveries_due ON registry_webhook_deliveries (state, next_attempt_time)",
+            "CREATE UNIQUE INDEX registry_webhook_deliveries_seq ON registry_webhook_deliveries (seq)",
         ]),
     ]
 }

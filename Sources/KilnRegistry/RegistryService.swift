@@ -216,7 +216,7 @@ public struct RegistryService: Sendable {
     ) async throws -> ModelVersion {
         guard !source.isEmpty else { throw KilnError.invalid("Missing value for required parameter 'source'.") }
         for tag in tags { try Self.validateTag(tag) }
-        _ = try await getRegisteredModel(name: name)
+        try await db.read { sql in try await Self.requireModel(sql, name) }
         let location = try await resolve(source: source, modelID: modelID)
         var runID = runID?.isEmpty == false ? runID : nil
         if runID == nil, let modelID, !modelID.isEmpty {
@@ -377,15 +377,20 @@ public struct RegistryService: Sendable {
     /// Moves one version and, with `archiveExisting`, archives the others in the target stage; records activities.
     static func applyTransition(_ sql: any SQLDatabase, name: String, version: Int64, to stage: ModelStage, archiveExisting: Bool,
                                 userID: String?, comment: String?, type: String, now: Int64) async throws -> RegistryActivity {
-        let current = try await requireVersion(sql, name, version)
+        guard let row = try await sql.raw("SELECT stage FROM model_versions WHERE name = \(bind: name) AND version = \(bind: version)").first() else {
+            throw KilnError.notFound("Model Version (name=\(name), version=\(version)) not found")
+        }
+        let currentStage = ModelStage(rawValue: try row.decode(column: "stage", as: String.self)) ?? .none
         if archiveExisting, stage == .staging || stage == .production {
-            let others = try await loadVersions(sql, where: "name = \(bind: name) AND version != \(bind: version) AND stage = \(bind: stage.rawValue)")
+            let others = try await sql.raw("""
+                SELECT version FROM model_versions WHERE name = \(bind: name) AND version != \(bind: version) AND stage = \(bind: stage.rawValue)
+                """).all().map { try $0.decode(column: "version", as: Int64.self) }
             for other in others {
                 try await sql.raw("""
                     UPDATE model_versions SET stage = 'Archived', last_updated_time = \(bind: now)
-                    WHERE name = \(bind: name) AND version = \(bind: other.version)
+                    WHERE name = \(bind: name) AND version = \(bind: other)
                     """).run()
-                _ = try await recordActivity(sql, name: name, version: other.version, type: "SYSTEM_TRANSITION", from: stage.rawValue,
+                _ = try await recordActivity(sql, name: name, version: other, type: "SYSTEM_TRANSITION", from: stage.rawValue,
                                              to: ModelStage.archived.rawValue, userID: userID, comment: nil,
                                              systemComment: "Archived because version \(version) moved to \(stage.rawValue)", now: now)
             }
@@ -403,9 +408,9 @@ public struct RegistryService: Sendable {
         case .none: break
         }
         try await enqueue(sql, events, modelName: name, fields: [
-            "version": String(version), "from_stage": current.stage.rawValue, "to_stage": stage.rawValue,
+            "version": String(version), "from_stage": currentStage.rawValue, "to_stage": stage.rawValue,
         ].merging(comment.map { ["text": $0] } ?? [:]) { a, _ in a }, now: now)
-        return try await recordActivity(sql, name: name, version: version, type: type, from: current.stage.rawValue, to: stage.rawValue,
+        return try await recordActivity(sql, name: name, version: version, type: type, from: currentStage.rawValue, to: stage.rawValue,
                                         userID: userID, comment: comment, systemComment: nil, now: now)
     }
 

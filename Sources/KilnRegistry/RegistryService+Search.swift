@@ -43,17 +43,10 @@ extension RegistryService {
             }
         }
         query.appendLiteral(" ORDER BY ")
-        for raw in orderBy where !raw.allSatisfy(\.isWhitespace) {
-            let order = try OrderClause.parse(raw)
-            let column: String
-            switch order.key.lowercased() {
-            case "name": column = "name"
-            case "creation_timestamp", "creation_time": column = "creation_time"
-            case "last_updated_timestamp", "last_updated_time": column = "last_updated_time"
-            default: throw KilnError.invalid("Invalid order_by key '\(order.key)'; use name, creation_timestamp or last_updated_timestamp")
-            }
-            query.appendLiteral("\(column) \(order.ascending ? "ASC" : "DESC"), ")
-        }
+        query.appendLiteral(try FilterSQL.orderBy(orderBy, columns: [
+            "name": "name", "creation_timestamp": "creation_time", "creation_time": "creation_time",
+            "last_updated_timestamp": "last_updated_time", "last_updated_time": "last_updated_time",
+        ]))
         query.appendLiteral("name ASC")
         paging.append(to: &query)
         let finalQuery = query
@@ -85,18 +78,11 @@ extension RegistryService {
             }
         }
         var suffix = SQLQueryString("ORDER BY ")
-        for raw in orderBy where !raw.allSatisfy(\.isWhitespace) {
-            let order = try OrderClause.parse(raw)
-            let column: String
-            switch order.key.lowercased() {
-            case "name": column = "name"
-            case "version_number", "version": column = "version"
-            case "creation_timestamp", "creation_time": column = "creation_time"
-            case "last_updated_timestamp", "last_updated_time": column = "last_updated_time"
-            default: throw KilnError.invalid("Invalid order_by key '\(order.key)'; use name, version_number, creation_timestamp or last_updated_timestamp")
-            }
-            suffix.appendLiteral("\(column) \(order.ascending ? "ASC" : "DESC"), ")
-        }
+        suffix.appendLiteral(try FilterSQL.orderBy(orderBy, columns: [
+            "name": "name", "version_number": "version", "version": "version",
+            "creation_timestamp": "creation_time", "creation_time": "creation_time",
+            "last_updated_timestamp": "last_updated_time", "last_updated_time": "last_updated_time",
+        ]))
         suffix.appendLiteral("name ASC, version DESC")
         paging.append(to: &suffix)
         let finalCondition = condition, finalSuffix = suffix

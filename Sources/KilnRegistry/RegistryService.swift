@@ -155,6 +155,7 @@ public struct RegistryService: Sendable {
                               "transition_requests", "model_version_comments", "registered_model_alias_history"] {
                     try await sql.raw("UPDATE \(unsafeRaw: table) SET name = \(bind: newName) WHERE name = \(bind: name)").run()
                 }
+                try await sql.raw("UPDATE registry_webhooks SET model_name = \(bind: newName) WHERE model_name = \(bind: name)").run()
                 try await sql.raw("DELETE FROM model_versions WHERE name = \(bind: name)").run()
                 try await sql.raw("DELETE FROM registered_models WHERE name = \(bind: name)").run()
             }

@@ -65,4 +65,18 @@ public enum FilterSQL {
         return q
     }
 
+
+    /// Renders `order_by` entries (`name DESC`) as `col ASC, col2 DESC, ` using `columns` (accepted key → column).
+    /// - Throws: `INVALID_PARAMETER_VALUE` naming the accepted keys for anything else.
+    public static func orderBy(_ entries: [String], columns: [String: String]) throws -> String {
+        var sql = ""
+        for raw in entries where !raw.allSatisfy(\.isWhitespace) {
+            let order = try OrderClause.parse(raw)
+            guard order.entity == .attribute, let column = columns[order.key.lowercased()] else {
+                throw KilnError.invalid("Invalid order_by key '\(order.key)'; use \(columns.keys.sorted().joined(separator: ", "))")
+            }
+            sql += "\(column) \(order.ascending ? "ASC" : "DESC"), "
+        }
+        return sql
+    }
 }

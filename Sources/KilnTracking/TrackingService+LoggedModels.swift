@@ -212,14 +212,10 @@ extension TrackingService {
             }
         }
         var suffix = SQLQueryString("ORDER BY ")
-        for raw in orderBy where !raw.allSatisfy(\.isWhitespace) {
-            let order = try OrderClause.parse(raw)
-            let key = order.key.lowercased()
-            guard order.entity == .attribute, ["name", "creation_time", "last_updated_time", "model_id"].contains(key) else {
-                throw KilnError.invalid("Invalid order_by key '\(order.key)' for logged models")
-            }
-            suffix.appendLiteral("\(key) \(order.ascending ? "ASC" : "DESC"), ")
-        }
+        suffix.appendLiteral(try FilterSQL.orderBy(orderBy, columns: [
+            "name": "name", "creation_time": "creation_time", "last_updated_time": "last_updated_time", "model_id": "model_id",
+            "creation_timestamp": "creation_time", "last_updated_timestamp": "last_updated_time",
+        ]))
         suffix.appendLiteral("creation_time DESC, model_id ASC")
         paging.append(to: &suffix)
         let finalCondition = condition

@@ -169,7 +169,6 @@ extension TrackingService {
     ) async throws -> Page<Experiment> {
         let paging = try Paging(maxResults: maxResults, default: 1000, limit: 50_000, pageToken: pageToken)
         let parsed = try SearchFilter.parse(filter)
-        let orders = try orderBy.filter { !$0.allSatisfy(\.isWhitespace) }.map(OrderClause.parse)
         var condition: SQLQueryString = "lifecycle_stage IN (\(binds: viewType.stages))"
         for clause in parsed.clauses {
             condition.appendLiteral(" AND ")
@@ -196,13 +195,9 @@ extension TrackingService {
             }
         }
         var suffix = SQLQueryString("ORDER BY ")
-        for order in orders {
-            guard order.entity == .attribute,
-                  ["name", "experiment_id", "creation_time", "last_update_time"].contains(order.key.lowercased()) else {
-                throw KilnError.invalid("Invalid order_by key '\(order.key)' for experiments; use name, experiment_id, creation_time or last_update_time")
-            }
-            suffix.appendLiteral("\(order.key.lowercased()) \(order.ascending ? "ASC" : "DESC"), ")
-        }
+        suffix.appendLiteral(try FilterSQL.orderBy(orderBy, columns: [
+            "name": "name", "experiment_id": "experiment_id", "creation_time": "creation_time", "last_update_time": "last_update_time",
+        ]))
         suffix.appendLiteral("creation_time DESC, experiment_id ASC")
         paging.append(to: &suffix)
         let finalCondition = condition

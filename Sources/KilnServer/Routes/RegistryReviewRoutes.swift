@@ -144,17 +144,7 @@ struct RegistryReviewRoutes: Sendable {
             w.key("activities")
             w.array { w in for activity in lineage.activities { w.activity(activity) } }
             w.key("alias_changes")
-            w.array { w in
-                for change in lineage.aliasChanges {
-                    w.object { w in
-                        w.field("alias", change.alias)
-                        w.field("from_version", change.fromVersion.map(String.init))
-                        w.field("to_version", change.toVersion.map(String.init))
-                        w.field("user_id", change.userID)
-                        w.field("timestamp", change.time)
-                    }
-                }
-            }
+            w.array { w in for change in lineage.aliasChanges { w.aliasChange(change) } }
         }
     }
 
@@ -162,22 +152,22 @@ struct RegistryReviewRoutes: Sendable {
         let changes = try await registry.aliasHistory(name: try m.requireString("name"))
         return .json { w in
             w.key("changes")
-            w.array { w in
-                for change in changes {
-                    w.object { w in
-                        w.field("alias", change.alias)
-                        w.field("from_version", change.fromVersion.map(String.init))
-                        w.field("to_version", change.toVersion.map(String.init))
-                        w.field("user_id", change.userID)
-                        w.field("timestamp", change.time)
-                    }
-                }
-            }
+            w.array { w in for change in changes { w.aliasChange(change) } }
         }
     }
 }
 
 extension JSONWriter {
+    mutating func aliasChange(_ change: AliasChange) {
+        object { w in
+            w.field("alias", change.alias)
+            w.field("from_version", change.fromVersion.map(String.init))
+            w.field("to_version", change.toVersion.map(String.init))
+            w.field("user_id", change.userID)
+            w.field("timestamp", change.time)
+        }
+    }
+
     mutating func activity(_ a: RegistryActivity) {
         object { w in
             w.field("id", a.id)

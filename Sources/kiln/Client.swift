@@ -85,3 +85,14 @@ func formatTime(_ value: Any?) -> String {
     formatter.timeZone = TimeZone(identifier: "UTC")
     return formatter.string(from: Date(timeIntervalSince1970: ms / 1000))
 }
+
+/// Numbers with up to 6 significant digits for tables (`0.88`, not `0.8799999999999999`); text as it is.
+func formatNumber(_ value: Any) -> String {
+    if let text = value as? String { return text }
+    if let number = value as? NSNumber {
+        let double = number.doubleValue
+        if double == double.rounded(), abs(double) < 1e15 { return String(Int64(double)) }
+        return String(format: "%.6g", double)
+    }
+    return "\(value)"
+}

@@ -21,7 +21,7 @@ struct Runs: AsyncParsableCommand {
                        formatTime(info["start_time"])]
             for key in metricKeys {
                 let value = metrics.first { $0["key"] as? String == key }?["value"]
-                row.append(value.map { "\($0)" } ?? "")
+                row.append(value.map(formatNumber) ?? "")
             }
             return row
         }
@@ -80,7 +80,7 @@ struct Runs: AsyncParsableCommand {
                 let items = data[key] as? [[String: Any]] ?? []
                 guard !items.isEmpty else { continue }
                 print("")
-                printTable([title, "VALUE"], items.map { [$0["key"] as? String ?? "", $0[valueKey].map { "\($0)" } ?? ""] })
+                printTable([title, "VALUE"], items.map { [$0["key"] as? String ?? "", $0[valueKey].map(formatNumber) ?? ""] })
             }
         }
     }

@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "KilnTracking", targets: ["KilnTracking"]),
         .library(name: "KilnRegistry", targets: ["KilnRegistry"]),
         .library(name: "KilnModelFormat", targets: ["KilnModelFormat"]),
+        .library(name: "KilnParquet", targets: ["KilnParquet"]),
         .library(name: "KilnPlatform", targets: ["KilnPlatform"]),
         .library(name: "KilnServer", targets: ["KilnServer"]),
     ],
@@ -53,6 +54,7 @@ let package = Package(
             dependencies: ["KilnCore", "KilnStore", "KilnBlob", .product(name: "SQLKit", package: "sql-kit")],
             swiftSettings: strict
         ),
+        .target(name: "KilnParquet", swiftSettings: strict),
         .target(
             name: "KilnModelFormat",
             dependencies: ["KilnCore", .product(name: "Yams", package: "Yams")],
@@ -105,6 +107,7 @@ let package = Package(
             dependencies: ["KilnTracking", "KilnTestSupport", "KilnCore"],
             swiftSettings: strict
         ),
+        .testTarget(name: "KilnParquetTests", dependencies: ["KilnParquet"], swiftSettings: strict),
         .testTarget(name: "KilnModelFormatTests", dependencies: ["KilnModelFormat", "KilnCore"], swiftSettings: strict),
         .testTarget(
             name: "KilnRegistryTests",

@@ -87,7 +87,7 @@ let package = Package(
         .executableTarget(
             name: "kiln",
             dependencies: [
-                "KilnCore", "KilnPlatform", "KilnServer", "KilnTracking",
+                "KilnCore", "KilnPlatform", "KilnServer", "KilnTracking", "KilnParquet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -109,3 +109,41 @@ struct SplitMix64: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+@Suite("Parquet footer")
+struct FileMetaDataTests {
+    @Test("decodes the schema, row count and row groups of a pyarrow footer")
+    func pyarrowFooter() throws {
+        let meta = try FileMetaData(footer: ThriftCompactTests.pyarrowFooter)
+        #expect(meta.numRows == 3)
+        let leaves = try meta.leaves()
+        #expect(leaves.map { $0.path } == [["id"], ["name"]])
+        #expect(leaves.map { $0.element.physicalType } == [.int64, .byteArray])
+        #expect(leaves[1].element.logicalType == "STRING")
+        #expect(meta.rowGroups.first?.columns.map(\.path) == [["id"], ["name"]])
+        #expect(meta.rowGroups.first?.columns[1].nullCount == 1)
+    }
+
+    @Test("files that are not Parquet fail with a clear error")
+    func badFiles() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-parquet-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let footer = ThriftCompactTests.pyarrowFooter
+        func file(_ bytes: [UInt8]) throws -> String {
+            let path = directory.appendingPathComponent(UUID().uuidString).path
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            return path
+        }
+        let magic = Array("PAR1".utf8)
+        let length = UInt32(footer.count)
+        let lengthBytes = (0..<4).map { UInt8((length >> (8 * UInt32($0))) & 0xFF) }
+        let good = magic + footer + lengthBytes + magic
+        #expect(try FileMetaData.read(path: try file(good)).numRows == 3)
+        for bad in [Array("PAR1".utf8), Array("XXXX".utf8) + footer + lengthBytes + magic,
+                    magic + footer + [0xFF, 0xFF, 0xFF, 0x7F] + magic, magic + Array(footer.prefix(40)) + lengthBytes + magic] {
+            #expect(throws: ParquetError.self) { try FileMetaData.read(path: try file(bad)) }
+        }
+        #expect(throws: ParquetError.self) { try FileMetaData.read(path: directory.appendingPathComponent("missing").path) }
+    }
+}

@@ -54,7 +54,10 @@ let package = Package(
             dependencies: ["KilnCore", "KilnStore", "KilnBlob", .product(name: "SQLKit", package: "sql-kit")],
             swiftSettings: strict
         ),
-        .target(name: "KilnParquet", swiftSettings: strict),
+        .systemLibrary(name: "CSnappy", path: "Sources/CSnappy", providers: [.apt(["libsnappy-dev"])]),
+        .systemLibrary(name: "CZstd", path: "Sources/CZstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "KilnParquet", dependencies: ["CSnappy", "CZstd", "CZlib"], swiftSettings: strict),
         .target(
             name: "KilnModelFormat",
             dependencies: ["KilnCore", .product(name: "Yams", package: "Yams")],

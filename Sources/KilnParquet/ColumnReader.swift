@@ -42,8 +42,8 @@ public struct ParquetFileReader {
         guard path.count == 1, element.repetition != .repeated else {
             throw ParquetError("Column '\(path.joined(separator: "."))' is nested; nested columns are not supported yet")
         }
-        guard chunk.codec == .uncompressed else {
-            throw ParquetError("Column '\(path.joined(separator: "."))' uses \(chunk.codec.name); only UNCOMPRESSED is supported yet")
+        guard [.uncompressed, .snappy, .gzip, .zstd].contains(chunk.codec) else {
+            throw ParquetError("Column '\(path.joined(separator: "."))' uses \(chunk.codec.name), which is not supported yet")
         }
         let maxDefinition = element.repetition == .optional ? 1 : 0
         var start = chunk.dataPageOffset
@@ -69,12 +69,16 @@ public struct ParquetFileReader {
             guard let size = header.i32(3), size >= 0, bodyStart + Int(size) <= bytes.count else {
                 throw ParquetError("Page header in '\(path[0])' declares a size beyond the chunk")
             }
-            let body = bytes[bodyStart..<bodyStart + Int(size)]
+            let stored = bytes[bodyStart..<bodyStart + Int(size)]
             position = bodyStart + Int(size)
+            let uncompressedSize = Int(header.i32(2) ?? -1)
             switch header.i32(1) {
             case 2:  // dictionary page
-                guard let dict = header.structure(7), let count = dict.i32(1), count >= 0 else { throw ParquetError("Bad dictionary page header") }
-                var cursor = ByteCursor(body)
+                guard let dict = header.structure(7), let count = dict.i32(1), count >= 0, count <= Self.maxValuesPerPage else {
+                    throw ParquetError("Bad dictionary page header")
+                }
+                let body = try Codecs.decompress(stored, codec: chunk.codec, uncompressedSize: uncompressedSize)
+                var cursor = ByteCursor(body[...])
                 dictionary = try Self.plain(&cursor, type: element, count: Int(count))
             case 0, 3:  // data page v1 / v2
                 let v2 = header.i32(1) == 3
@@ -83,7 +87,21 @@ public struct ParquetFileReader {
                     throw ParquetError("Data page in '\(path[0])' declares \(count) values; the limit is \(Self.maxValuesPerPage)")
                 }
                 let encoding = page.i32(v2 ? 4 : 2) ?? 0
-                var cursor = ByteCursor(body)
+                let body: [UInt8]
+                if v2 {
+                    // v2 pages keep their levels uncompressed ahead of the (maybe compressed) values.
+                    let levelBytes = Int(page.i32(5) ?? 0) + Int(page.i32(6) ?? 0)
+                    guard levelBytes >= 0, levelBytes <= stored.count else { throw ParquetError("Level lengths exceed the page") }
+                    let levels = stored.prefix(levelBytes)
+                    let values = stored.dropFirst(levelBytes)
+                    let compressed = page.bool(7) ?? true
+                    body = Array(levels) + (compressed && chunk.codec != .uncompressed
+                        ? try Codecs.decompress(values, codec: chunk.codec, uncompressedSize: uncompressedSize - levelBytes)
+                        : Array(values))
+                } else {
+                    body = try Codecs.decompress(stored, codec: chunk.codec, uncompressedSize: uncompressedSize)
+                }
+                var cursor = ByteCursor(body[...])
                 var levels: [UInt32]
                 if v2 {
                     let repLength = Int(page.i32(6) ?? 0), defLength = Int(page.i32(5) ?? 0)

@@ -126,11 +126,12 @@ FLAT = pa.table({
 })
 
 
+@pytest.mark.parametrize("codec", ["none", "snappy", "gzip", "zstd"])
 @pytest.mark.parametrize("use_dictionary", [True, False])
 @pytest.mark.parametrize("data_page_version", ["1.0", "2.0"])
-def test_cat_matches_pyarrow_values(tmp_path, use_dictionary, data_page_version):
+def test_cat_matches_pyarrow_values(tmp_path, codec, use_dictionary, data_page_version):
     path = str(tmp_path / "flat.parquet")
-    pq.write_table(FLAT, path, compression="none", use_dictionary=use_dictionary, data_page_version=data_page_version,
+    pq.write_table(FLAT, path, compression=codec, use_dictionary=use_dictionary, data_page_version=data_page_version,
                    row_group_size=3)
     out = subprocess.run([KILN, "parquet", "cat", path], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -149,7 +150,24 @@ def test_cat_matches_pyarrow_values(tmp_path, use_dictionary, data_page_version)
 
 
 def test_cat_says_what_it_does_not_support_yet(tmp_path):
-    path = str(tmp_path / "snappy.parquet")
-    pq.write_table(FLAT, path, compression="snappy")
+    path = str(tmp_path / "brotli.parquet")
+    pq.write_table(FLAT, path, compression="brotli")
     out = subprocess.run([KILN, "parquet", "cat", path], capture_output=True, text=True)
-    assert out.returncode != 0 and "SNAPPY" in out.stderr
+    assert out.returncode != 0 and "BROTLI" in out.stderr
+    nested = str(tmp_path / "nested.parquet")
+    pq.write_table(TABLE, nested, compression="none")
+    out = subprocess.run([KILN, "parquet", "cat", nested, "--columns", "list.list.element"], capture_output=True, text=True)
+    assert out.returncode != 0 and "nested" in out.stderr
+
+
+def test_cat_rejects_corrupt_pages(tmp_path):
+    path = tmp_path / "flat.parquet"
+    pq.write_table(FLAT, str(path), compression="snappy")
+    data = bytearray(path.read_bytes())
+    meta = pq.ParquetFile(str(path)).metadata
+    start = meta.row_group(0).column(2).data_page_offset
+    for offset in range(start + 2, start + 40):  # scribble over a page header and its body
+        data[offset] ^= 0x5A
+    path.write_bytes(bytes(data))
+    out = subprocess.run([KILN, "parquet", "cat", str(path)], capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0 and "Error" in out.stderr

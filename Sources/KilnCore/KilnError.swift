@@ -45,7 +45,6 @@ extension KilnError.Code {
     public static let unauthenticated = Self(rawValue: "UNAUTHENTICATED")
     public static let requestLimitExceeded = Self(rawValue: "REQUEST_LIMIT_EXCEEDED")
     public static let endpointNotFound = Self(rawValue: "ENDPOINT_NOT_FOUND")
-    public static let notImplemented = Self(rawValue: "NOT_IMPLEMENTED")
     public static let internalError = Self(rawValue: "INTERNAL_ERROR")
 }
 
@@ -62,7 +61,6 @@ extension KilnError {
         case .permissionDenied: return 403
         case .unauthenticated: return 401
         case .requestLimitExceeded: return 429
-        case .notImplemented: return 501
         default: return 500
         }
     }

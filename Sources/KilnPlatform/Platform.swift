@@ -82,8 +82,8 @@ struct TrackingModelSources: ModelSourceResolver {
         let run = try await tracking.getRun(id: runID)
         return RunLineage(
             runID: run.info.runID, runName: run.info.runName, experimentID: run.info.experimentID, userID: run.info.userID,
-            params: run.params.map { RegistryTag($0.key, $0.value) },
+            params: run.params.map { KeyValue($0.key, $0.value) },
             metrics: Dictionary(run.metrics.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a }),
-            datasets: run.datasetInputs.map { RegistryTag("\($0.dataset.name)@\($0.dataset.digest)", $0.dataset.source) })
+            datasets: run.datasetInputs.map { KeyValue("\($0.dataset.name)@\($0.dataset.digest)", $0.dataset.source) })
     }
 }

@@ -7,20 +7,10 @@ public struct RegisteredModel: Sendable, Equatable {
     public var lastUpdatedTime: Int64
     public var description: String?
     public var userID: String?
-    public var tags: [RegistryTag]
+    public var tags: [KeyValue]
     public var aliases: [ModelAlias]
     /// The newest version in each stage.
     public var latestVersions: [ModelVersion]
-}
-
-/// A tag on a registered model or a model version.
-public struct RegistryTag: Sendable, Equatable {
-    public var key: String
-    public var value: String
-    public init(_ key: String, _ value: String) {
-        self.key = key
-        self.value = value
-    }
 }
 
 /// An alias such as `champion` pointing at one version.
@@ -62,7 +52,7 @@ public struct ModelVersion: Sendable, Equatable {
     public var runID: String?
     public var runLink: String?
     public var modelID: String?
-    public var tags: [RegistryTag]
+    public var tags: [KeyValue]
     public var aliases: [String]
 }
 
@@ -72,13 +62,13 @@ public struct RunLineage: Sendable, Equatable {
     public var runName: String
     public var experimentID: String
     public var userID: String
-    public var params: [RegistryTag]
+    public var params: [KeyValue]
     public var metrics: [String: Double]
     /// Dataset inputs as `name@digest` with their source.
-    public var datasets: [RegistryTag]
+    public var datasets: [KeyValue]
 
-    public init(runID: String, runName: String, experimentID: String, userID: String, params: [RegistryTag],
-                metrics: [String: Double], datasets: [RegistryTag]) {
+    public init(runID: String, runName: String, experimentID: String, userID: String, params: [KeyValue],
+                metrics: [String: Double], datasets: [KeyValue]) {
         self.runID = runID
         self.runName = runName
         self.experimentID = experimentID

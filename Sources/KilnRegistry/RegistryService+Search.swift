@@ -3,31 +3,6 @@ import KilnStore
 import SQLKit
 
 extension RegistryService {
-    /// Condition for `tags.<key> <op> <value>` on a tag table keyed by `owner`. `!=` also matches models
-    /// without the tag: the mlflow client itself filters with ``tags.`mlflow.prompt.is_prompt` != 'true'``.
-    static func tagCondition(_ clause: FilterClause, table: String, owner: String) throws -> SQLQueryString {
-        var q = SQLQueryString("")
-        switch clause.op {
-        case .notEqual:
-            q.appendLiteral("NOT EXISTS (SELECT 1 FROM \(table) t WHERE \(owner) AND t.key = ")
-            q.appendInterpolation(bind: clause.key)
-            q.appendLiteral(" AND t.value = ")
-            q.appendInterpolation(bind: try FilterSQL.stringValue(clause))
-            q.appendLiteral(")")
-        case .isNull, .isNotNull:
-            q.appendLiteral("\(clause.op == .isNull ? "NOT " : "")EXISTS (SELECT 1 FROM \(table) t WHERE \(owner) AND t.key = ")
-            q.appendInterpolation(bind: clause.key)
-            q.appendLiteral(")")
-        default:
-            q.appendLiteral("EXISTS (SELECT 1 FROM \(table) t WHERE \(owner) AND t.key = ")
-            q.appendInterpolation(bind: clause.key)
-            q.appendLiteral(" AND ")
-            q += try FilterSQL.stringComparison("t.value", clause)
-            q.appendLiteral(")")
-        }
-        return q
-    }
-
     /// Searches registered models by `name` and `tags.<key>`; ordered by `name`, `creation_timestamp` or
     /// `last_updated_timestamp` (default `name ASC`).
     public func searchRegisteredModels(filter: String? = nil, orderBy: [String] = [], maxResults: Int? = nil, pageToken: String? = nil) async throws -> Page<RegisteredModel> {
@@ -37,7 +12,8 @@ extension RegistryService {
             query.appendLiteral(" AND ")
             switch (clause.entity, clause.key.lowercased()) {
             case (.attribute, "name"): query += try FilterSQL.stringComparison("name", clause)
-            case (.tag, _): query += try Self.tagCondition(clause, table: "registered_model_tags", owner: "t.name = registered_models.name")
+            case (.tag, _): query += try FilterSQL.keyValueCondition(clause, table: "registered_model_tags", owner: "t.name = registered_models.name",
+                                                                      notEqualIncludesMissing: true)
             default:
                 throw KilnError.invalid("Invalid filter key '\(clause.key)' for registered models at position \(clause.position); use name or tags.<key>")
             }
@@ -71,8 +47,9 @@ extension RegistryService {
             case (.attribute, "model_id"): condition += try FilterSQL.stringComparison("model_id", clause)
             case (.attribute, "version_number"), (.attribute, "version"): condition += try FilterSQL.numberComparison("version", clause)
             case (.tag, _):
-                condition += try Self.tagCondition(clause, table: "model_version_tags",
-                                                   owner: "t.name = model_versions.name AND t.version = model_versions.version")
+                condition += try FilterSQL.keyValueCondition(clause, table: "model_version_tags",
+                                                             owner: "t.name = model_versions.name AND t.version = model_versions.version",
+                                                             notEqualIncludesMissing: true)
             default:
                 throw KilnError.invalid("Invalid filter key '\(clause.key)' for model versions at position \(clause.position); use name, run_id, source_path, version_number or tags.<key>")
             }

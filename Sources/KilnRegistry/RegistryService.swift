@@ -39,7 +39,7 @@ public struct RegistryService: Sendable {
         guard !name.contains("/") else { throw KilnError.invalid("Invalid name: '\(name)'. Registered model names may not contain '/'.") }
     }
 
-    static func validateTag(_ tag: RegistryTag) throws {
+    static func validateTag(_ tag: KeyValue) throws {
         guard !tag.key.isEmpty, tag.key.count <= 250 else { throw KilnError.invalid("Invalid tag key '\(tag.key)': 1 to 250 characters") }
         guard tag.value.count <= 100_000 else { throw KilnError.invalid("Tag value for key '\(tag.key)' is too long") }
     }
@@ -55,7 +55,7 @@ public struct RegistryService: Sendable {
 
     /// Creates a registered model.
     /// - Throws: `RESOURCE_ALREADY_EXISTS` when the name is taken.
-    public func createRegisteredModel(name: String, description: String? = nil, tags: [RegistryTag] = [], userID: String? = nil) async throws -> RegisteredModel {
+    public func createRegisteredModel(name: String, description: String? = nil, tags: [KeyValue] = [], userID: String? = nil) async throws -> RegisteredModel {
         try Self.validateName(name)
         for tag in tags { try Self.validateTag(tag) }
         let now = clock.nowMillis()
@@ -74,7 +74,7 @@ public struct RegistryService: Sendable {
         return try await getRegisteredModel(name: name)
     }
 
-    static func upsertModelTag(_ sql: any SQLDatabase, name: String, _ tag: RegistryTag) async throws {
+    static func upsertModelTag(_ sql: any SQLDatabase, name: String, _ tag: KeyValue) async throws {
         try await sql.raw("""
             INSERT INTO registered_model_tags (name, key, value) VALUES (\(bind: name), \(bind: tag.key), \(bind: tag.value))
             ON CONFLICT (name, key) DO UPDATE SET value = excluded.value
@@ -111,7 +111,7 @@ public struct RegistryService: Sendable {
         }
         for row in try await sql.raw("SELECT name, key, value FROM registered_model_tags WHERE name IN (\(binds: names))").all() {
             byName[try row.decode(column: "name", as: String.self)]?.tags.append(
-                RegistryTag(try row.decode(column: "key", as: String.self), try row.decode(column: "value", as: String.self)))
+                KeyValue(try row.decode(column: "key", as: String.self), try row.decode(column: "value", as: String.self)))
         }
         for row in try await sql.raw("SELECT name, alias, version FROM registered_model_aliases WHERE name IN (\(binds: names))").all() {
             byName[try row.decode(column: "name", as: String.self)]?.aliases.append(
@@ -191,7 +191,7 @@ public struct RegistryService: Sendable {
     }
 
     /// Sets a tag on a registered model.
-    public func setRegisteredModelTag(name: String, tag: RegistryTag) async throws {
+    public func setRegisteredModelTag(name: String, tag: KeyValue) async throws {
         try Self.validateTag(tag)
         try await db.write { sql in
             try await Self.requireModel(sql, name)
@@ -212,7 +212,7 @@ public struct RegistryService: Sendable {
     /// Registers a new version from `source`: `models:/m-<id>` (a logged model), `runs:/<run>/<path>`,
     /// `models:/<name>/<version>`, or an artifact URI. Files the server holds are copied into the registry.
     public func createModelVersion(
-        name: String, source: String, runID: String? = nil, modelID: String? = nil, tags: [RegistryTag] = [],
+        name: String, source: String, runID: String? = nil, modelID: String? = nil, tags: [KeyValue] = [],
         runLink: String? = nil, description: String? = nil, userID: String? = nil
     ) async throws -> ModelVersion {
         guard !source.isEmpty else { throw KilnError.invalid("Missing value for required parameter 'source'.") }
@@ -290,7 +290,7 @@ public struct RegistryService: Sendable {
         try artifacts.delete(key)
     }
 
-    static func upsertVersionTag(_ sql: any SQLDatabase, name: String, version: Int64, _ tag: RegistryTag) async throws {
+    static func upsertVersionTag(_ sql: any SQLDatabase, name: String, version: Int64, _ tag: KeyValue) async throws {
         try await sql.raw("""
             INSERT INTO model_version_tags (name, version, key, value) VALUES (\(bind: name), \(bind: version), \(bind: tag.key), \(bind: tag.value))
             ON CONFLICT (name, version, key) DO UPDATE SET value = excluded.value
@@ -330,10 +330,10 @@ public struct RegistryService: Sendable {
         }
         guard !versions.isEmpty else { return [] }
         let names = Array(Set(versions.map(\.name)))
-        var tags: [String: [RegistryTag]] = [:]
+        var tags: [String: [KeyValue]] = [:]
         for row in try await sql.raw("SELECT name, version, key, value FROM model_version_tags WHERE name IN (\(binds: names))").all() {
             let id = "\(try row.decode(column: "version", as: Int64.self))/\(try row.decode(column: "name", as: String.self))"
-            tags[id, default: []].append(RegistryTag(try row.decode(column: "key", as: String.self), try row.decode(column: "value", as: String.self)))
+            tags[id, default: []].append(KeyValue(try row.decode(column: "key", as: String.self), try row.decode(column: "value", as: String.self)))
         }
         var aliases: [String: [String]] = [:]
         for row in try await sql.raw("SELECT name, alias, version FROM registered_model_aliases WHERE name IN (\(binds: names))").all() {
@@ -442,7 +442,7 @@ public struct RegistryService: Sendable {
     }
 
     /// Sets a tag on a version.
-    public func setModelVersionTag(name: String, version: String, tag: RegistryTag) async throws {
+    public func setModelVersionTag(name: String, version: String, tag: KeyValue) async throws {
         try Self.validateTag(tag)
         let number = try Self.parseVersion(version)
         try await db.write { sql in

@@ -79,4 +79,33 @@ public enum FilterSQL {
         }
         return sql
     }
+
+    /// The condition for `<entity>.<key> <op> <value>` over a key/value table (params, tags), aliased `t`;
+    /// `owner` ties its rows to the outer row, e.g. `t.run_uuid = r.run_uuid`.
+    ///
+    /// `IS NULL` / `IS NOT NULL` test whether the key exists. `!=` follows MLflow's run search (the key must exist
+    /// with another value) unless `notEqualIncludesMissing`, as the registry needs for the client's own
+    /// ``tags.`mlflow.prompt.is_prompt` != 'true'`` filter.
+    public static func keyValueCondition(_ clause: FilterClause, table: String, owner: String,
+                                         notEqualIncludesMissing: Bool = false) throws -> SQLQueryString {
+        var q = SQLQueryString("")
+        func keyExists(negated: Bool) {
+            q.appendLiteral("\(negated ? "NOT " : "")EXISTS (SELECT 1 FROM \(table) t WHERE \(owner) AND t.key = ")
+            q.appendInterpolation(bind: clause.key)
+        }
+        switch clause.op {
+        case .isNull, .isNotNull:
+            keyExists(negated: clause.op == .isNull)
+        case .notEqual where notEqualIncludesMissing:
+            keyExists(negated: true)
+            q.appendLiteral(" AND t.value = ")
+            q.appendInterpolation(bind: try stringValue(clause))
+        default:
+            keyExists(negated: false)
+            q.appendLiteral(" AND ")
+            q += try stringComparison("t.value", clause)
+        }
+        q.appendLiteral(")")
+        return q
+    }
 }

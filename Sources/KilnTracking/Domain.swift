@@ -1,3 +1,5 @@
+import KilnCore
+
 /// Whether an entity is live or soft-deleted.
 public enum LifecycleStage: String, Sendable {
     case active
@@ -26,16 +28,6 @@ public enum RunStatus: String, Sendable, CaseIterable {
     case finished = "FINISHED"
     case failed = "FAILED"
     case killed = "KILLED"
-}
-
-/// A key/value pair: a tag or a param.
-public struct KeyValue: Sendable, Equatable, Hashable {
-    public var key: String
-    public var value: String
-    public init(_ key: String, _ value: String) {
-        self.key = key
-        self.value = value
-    }
 }
 
 /// An experiment: a named group of runs with a default artifact location.

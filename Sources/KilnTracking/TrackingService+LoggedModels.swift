@@ -192,11 +192,8 @@ extension TrackingService {
             condition.appendLiteral(" AND ")
             switch clause.entity {
             case .tag, .param:
-                let table = clause.entity == .tag ? "logged_model_tags" : "logged_model_params"
-                var q: SQLQueryString = "EXISTS (SELECT 1 FROM \(unsafeRaw: table) t WHERE t.model_id = logged_models.model_id AND t.key = \(bind: clause.key) AND "
-                q += try FilterSQL.stringComparison("t.value", clause)
-                q.appendLiteral(")")
-                condition += q
+                condition += try FilterSQL.keyValueCondition(clause, table: clause.entity == .tag ? "logged_model_tags" : "logged_model_params",
+                                                            owner: "t.model_id = logged_models.model_id")
             case .attribute:
                 switch clause.key.lowercased() {
                 case "name", "model_id", "model_type", "status", "source_run_id":

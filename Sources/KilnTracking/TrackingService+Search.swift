@@ -85,25 +85,7 @@ extension TrackingService {
             q.appendLiteral(")")
             return q
         case .param, .tag:
-            let table = clause.entity == .param ? "params" : "tags"
-            var q = SQLQueryString("")
-            switch clause.op {
-            case .isNull:
-                q.appendLiteral("NOT EXISTS (SELECT 1 FROM \(table) p WHERE p.run_uuid = r.run_uuid AND p.key = ")
-                q.appendInterpolation(bind: clause.key)
-                q.appendLiteral(")")
-            case .isNotNull:
-                q.appendLiteral("EXISTS (SELECT 1 FROM \(table) p WHERE p.run_uuid = r.run_uuid AND p.key = ")
-                q.appendInterpolation(bind: clause.key)
-                q.appendLiteral(")")
-            default:
-                q.appendLiteral("EXISTS (SELECT 1 FROM \(table) p WHERE p.run_uuid = r.run_uuid AND p.key = ")
-                q.appendInterpolation(bind: clause.key)
-                q.appendLiteral(" AND ")
-                q += try FilterSQL.stringComparison("p.value", clause)
-                q.appendLiteral(")")
-            }
-            return q
+            return try FilterSQL.keyValueCondition(clause, table: clause.entity == .param ? "params" : "tags", owner: "t.run_uuid = r.run_uuid")
         case .attribute:
             switch try runAttribute(clause.key) {
             case .string(let column): return try FilterSQL.stringComparison(column, clause)
@@ -174,14 +156,7 @@ extension TrackingService {
             condition.appendLiteral(" AND ")
             switch clause.entity {
             case .tag:
-                var q: SQLQueryString = "EXISTS (SELECT 1 FROM experiment_tags t WHERE t.experiment_id = experiments.experiment_id AND t.key = \(bind: clause.key) AND "
-                if clause.op == .isNull || clause.op == .isNotNull {
-                    q = "\(unsafeRaw: clause.op == .isNull ? "NOT " : "")EXISTS (SELECT 1 FROM experiment_tags t WHERE t.experiment_id = experiments.experiment_id AND t.key = \(bind: clause.key))"
-                } else {
-                    q += try FilterSQL.stringComparison("t.value", clause)
-                    q.appendLiteral(")")
-                }
-                condition += q
+                condition += try FilterSQL.keyValueCondition(clause, table: "experiment_tags", owner: "t.experiment_id = experiments.experiment_id")
             case .attribute:
                 switch clause.key.lowercased() {
                 case "name": condition += try FilterSQL.stringComparison("name", clause)

@@ -75,16 +75,16 @@ struct RegistryServiceTests {
     func renameAndErrors() async throws {
         try await TestStores.withRegistry(sources: Self.sources) { registry, blobs in
             try Self.seedFiles(blobs)
-            _ = try await registry.createRegisteredModel(name: "a", tags: [RegistryTag("team", "ml")])
+            _ = try await registry.createRegisteredModel(name: "a", tags: [KeyValue("team", "ml")])
             _ = try await registry.createRegisteredModel(name: "b")
-            _ = try await registry.createModelVersion(name: "a", source: "runs:/run1/model", tags: [RegistryTag("k", "v")])
+            _ = try await registry.createModelVersion(name: "a", source: "runs:/run1/model", tags: [KeyValue("k", "v")])
             try await registry.setAlias(name: "a", alias: "prod", version: "1")
             let taken = await #expect(throws: KilnError.self) { try await registry.renameRegisteredModel(name: "a", newName: "b") }
             #expect(taken?.code == .resourceAlreadyExists)
             let renamed = try await registry.renameRegisteredModel(name: "a", newName: "c")
-            #expect(renamed.tags == [RegistryTag("team", "ml")])
+            #expect(renamed.tags == [KeyValue("team", "ml")])
             #expect(renamed.aliases.map(\.alias) == ["prod"])
-            #expect(try await registry.getModelVersion(name: "c", version: "1").tags == [RegistryTag("k", "v")])
+            #expect(try await registry.getModelVersion(name: "c", version: "1").tags == [KeyValue("k", "v")])
             let missing = await #expect(throws: KilnError.self) { try await registry.getRegisteredModel(name: "a") }
             #expect(missing?.code == .resourceDoesNotExist)
             let duplicate = await #expect(throws: KilnError.self) { try await registry.createRegisteredModel(name: "b") }
@@ -101,8 +101,8 @@ struct RegistryServiceTests {
     func search() async throws {
         try await TestStores.withRegistry(sources: Self.sources) { registry, blobs in
             try Self.seedFiles(blobs)
-            _ = try await registry.createRegisteredModel(name: "alpha", tags: [RegistryTag("mlflow.prompt.is_prompt", "true")])
-            _ = try await registry.createRegisteredModel(name: "beta", tags: [RegistryTag("team", "ml")])
+            _ = try await registry.createRegisteredModel(name: "alpha", tags: [KeyValue("mlflow.prompt.is_prompt", "true")])
+            _ = try await registry.createRegisteredModel(name: "beta", tags: [KeyValue("team", "ml")])
             _ = try await registry.createRegisteredModel(name: "gamma")
             let notPrompts = try await registry.searchRegisteredModels(filter: "tags.`mlflow.prompt.is_prompt` != 'true'")
             #expect(notPrompts.items.map(\.name) == ["beta", "gamma"])

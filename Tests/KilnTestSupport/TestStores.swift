@@ -74,7 +74,7 @@ public struct FixedModelSources: ModelSourceResolver {
     }
     public func lineage(ofRun runID: String) async throws -> RunLineage {
         guard runs[runID] != nil else { throw KilnError.notFound("Run with id=\(runID) not found") }
-        return RunLineage(runID: runID, runName: "run", experimentID: "1", userID: "ana", params: [RegistryTag("lr", "0.1")],
+        return RunLineage(runID: runID, runName: "run", experimentID: "1", userID: "ana", params: [KeyValue("lr", "0.1")],
                           metrics: ["auc": 0.9], datasets: [])
     }
 }

@@ -39,8 +39,8 @@ struct RegistryRoutes: Sendable {
 
     static let empty = Response.json { _ in }
 
-    static func tags(_ m: RequestMessage) throws -> [RegistryTag] {
-        try m.keyValues("tags").map { RegistryTag($0.0, $0.1) }
+    static func tags(_ m: RequestMessage) throws -> [KeyValue] {
+        try m.keyValues("tags").map { KeyValue($0.0, $0.1) }
     }
 
     static func model(_ model: RegisteredModel) -> Response {
@@ -94,7 +94,7 @@ struct RegistryRoutes: Sendable {
 
     func setModelTag(_ m: RequestMessage) async throws -> Response {
         try await registry.setRegisteredModelTag(name: try m.requireString("name"),
-                                                 tag: RegistryTag(try m.requireString("key"), try m.string("value") ?? ""))
+                                                 tag: KeyValue(try m.requireString("key"), try m.string("value") ?? ""))
         return Self.empty
     }
 
@@ -164,7 +164,7 @@ struct RegistryRoutes: Sendable {
 
     func setVersionTag(_ m: RequestMessage) async throws -> Response {
         try await registry.setModelVersionTag(name: try m.requireString("name"), version: try m.requireString("version"),
-                                              tag: RegistryTag(try m.requireString("key"), try m.string("value") ?? ""))
+                                              tag: KeyValue(try m.requireString("key"), try m.string("value") ?? ""))
         return Self.empty
     }
 

@@ -3,13 +3,6 @@ import KilnRegistry
 
 /// Proto-JSON encodings of registry entities, as MLflow's `model_registry.proto` spells them.
 extension JSONWriter {
-    mutating func registryTags(_ tags: [RegistryTag]) {
-        key("tags")
-        array { w in
-            for tag in tags { w.object { w in w.field("key", tag.key); w.field("value", tag.value) } }
-        }
-    }
-
     mutating func modelVersion(_ v: ModelVersion) {
         object { w in
             w.field("name", v.name)
@@ -24,7 +17,7 @@ extension JSONWriter {
             w.field("status", "READY")
             w.field("run_link", v.runLink)
             w.field("model_id", v.modelID)
-            if !v.tags.isEmpty { w.registryTags(v.tags) }
+            if !v.tags.isEmpty { w.keyValues("tags", v.tags) }
             if !v.aliases.isEmpty {
                 w.key("aliases")
                 w.array { w in for alias in v.aliases { w.value(alias) } }
@@ -43,7 +36,7 @@ extension JSONWriter {
                 w.key("latest_versions")
                 w.array { w in for v in m.latestVersions { w.modelVersion(v) } }
             }
-            if !m.tags.isEmpty { w.registryTags(m.tags) }
+            if !m.tags.isEmpty { w.keyValues("tags", m.tags) }
             if !m.aliases.isEmpty {
                 w.key("aliases")
                 w.array { w in

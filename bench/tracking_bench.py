@@ -11,7 +11,6 @@ import http.client
 import json
 import random
 import socket
-import statistics
 import sys
 import time
 import urllib.parse

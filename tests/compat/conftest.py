@@ -126,3 +126,19 @@ def mlflow_server():
         proc.kill()
     log.close()
     shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture()
+def model_run(client_env, tmp_path):
+    """A run holding a minimal model folder (`model/MLmodel`) and a fresh registered model name to register it under.
+    Returns (run_id, name); the registered model is already created."""
+    import random
+    import mlflow
+    from mlflow import MlflowClient
+    mlflow.set_experiment(f"registry-{random.randrange(1 << 30)}")
+    (tmp_path / "MLmodel").write_text("flavors: {}\n")
+    with mlflow.start_run() as run:
+        mlflow.log_artifact(str(tmp_path / "MLmodel"), artifact_path="model")
+    name = f"model-{random.randrange(1 << 30)}"
+    MlflowClient().create_registered_model(name)
+    return run.info.run_id, name

@@ -157,7 +157,7 @@ def test_version_lineage(client_env, kiln):
                         headers={"Authorization": f"Bearer {TOKEN}"}).json()
     assert body["created_by"] == "admin"
     assert body["run"]["run_id"] == run.info.run_id
-    assert {"key": "fit_intercept", "value": "True"} in body["run"]["tags"]
+    assert {"key": "fit_intercept", "value": "True"} in body["run"]["params"]
     assert body["run"]["metrics"]["r2"] == 1.0
     assert body["run"]["datasets"][0]["name"].startswith("lineage-set@")
     assert set(body["mlmodel"]["flavors"]) >= {"python_function", "sklearn"}

@@ -1,8 +1,6 @@
 """Databricks' registry review workflow (transition requests and comments) through the official databricks-sdk
 client, and the version history Kiln records for it."""
-import random
 
-import mlflow
 import pytest
 import requests
 from databricks.sdk import WorkspaceClient
@@ -14,16 +12,11 @@ from conftest import TOKEN
 
 
 @pytest.fixture()
-def version(client_env, tmp_path):
-    mlflow.set_experiment(f"reviews-{random.randrange(1 << 30)}")
-    (tmp_path / "MLmodel").write_text("flavors: {}\n")
-    with mlflow.start_run() as run:
-        mlflow.log_artifact(str(tmp_path / "MLmodel"), artifact_path="model")
-    name = f"reviewed-{random.randrange(1 << 30)}"
+def version(model_run):
+    run_id, name = model_run
     client = MlflowClient()
-    client.create_registered_model(name)
-    client.create_model_version(name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
-    client.create_model_version(name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+    client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id)
+    client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id)
     client.transition_model_version_stage(name, "1", "Production")
     return name
 

@@ -3,7 +3,6 @@ retried, the test endpoint fires on demand, and every attempt is in the delivery
 import hashlib
 import hmac
 import json
-import random
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -65,15 +64,9 @@ def signed(headers, body):
 
 
 @pytest.fixture()
-def model(client_env, tmp_path):
-    import mlflow
-    mlflow.set_experiment(f"hooks-{random.randrange(1 << 30)}")
-    (tmp_path / "MLmodel").write_text("flavors: {}\n")
-    with mlflow.start_run() as run:
-        mlflow.log_artifact(str(tmp_path / "MLmodel"), artifact_path="model")
-    name = f"hooked-{random.randrange(1 << 30)}"
-    MlflowClient().create_registered_model(name)
-    return name, run.info.run_id
+def model(model_run):
+    run_id, name = model_run
+    return name, run_id
 
 
 def test_signed_deliveries_with_retry(kiln, model):

@@ -123,7 +123,7 @@ struct RegistryReviewRoutes: Sendable {
                     w.field("run_name", run.runName)
                     w.field("experiment_id", run.experimentID)
                     w.field("user_id", run.userID)
-                    w.keyValues("tags", run.params)
+                    w.keyValues("params", run.params)
                     w.key("metrics")
                     w.object { w in for key in run.metrics.keys.sorted() { w.field(key, run.metrics[key]) } }
                     w.key("datasets")

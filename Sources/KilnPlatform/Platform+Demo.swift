@@ -6,7 +6,7 @@ extension Platform {
     public func seedDemo() async throws {
         if (try? await tracking.getExperiment(name: "demo")) != nil { return }
         let experimentID = try await tracking.createExperiment(name: "demo", tags: [KeyValue("mlflow.note.content", "Runs seeded by `kiln server --demo`.")])
-        let now = SystemClock().nowMillis()
+        let now = clock.nowMillis()
         for (i, depth) in [2, 4, 6, 8].enumerated() {
             let run = try await tracking.createRun(experimentID: experimentID, userID: "demo", startTime: now + Int64(i), runName: "tree-depth-\(depth)")
             let id = run.info.runID

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import KilnBlob
 import KilnCore
 import KilnRegistry
@@ -17,6 +20,8 @@ public struct Platform: Sendable {
     public let registry: RegistryService
     /// The bearer token that grants admin access.
     public let adminToken: String
+    /// The clock every service was built with.
+    public let clock: any KilnClock
 
     /// Opens (creating if needed) the home folder and builds every service.
     /// - Throws: `INVALID_PARAMETER_VALUE` when the home cannot be used.
@@ -37,7 +42,7 @@ public struct Platform: Sendable {
             logger: logger)
         let token = try resolveAdminToken(configuration, logger: logger)
         return Platform(configuration: configuration, database: database, artifacts: artifacts, tracking: tracking,
-                        registry: registry, adminToken: token)
+                        registry: registry, adminToken: token, clock: clock)
     }
 
     /// Closes the store.
@@ -54,9 +59,14 @@ public struct Platform: Sendable {
         var bytes = [UInt8](repeating: 0, count: 32)
         for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
         let token = "kiln_" + bytes.map { String(format: "%02x", $0) }.joined()
-        let created = FileManager.default.createFile(atPath: file.path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
-        guard created else { throw KilnError.invalid("Cannot write \(file.path); check the home folder's permissions") }
-        chmod(file.path, 0o600)
+        // Created with mode 0600 from the first byte, then fsynced: the token is never readable by others.
+        let fd = Glibc.open(file.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw KilnError.invalid("Cannot write \(file.path); check the home folder's permissions") }
+        defer { Glibc.close(fd) }
+        fchmod(fd, 0o600)
+        let line = Array((token + "\n").utf8)
+        let written = line.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        guard written == line.count, fsync(fd) == 0 else { throw KilnError.invalid("Cannot write \(file.path); is the disk full?") }
         logger.info("Generated an admin token", metadata: ["kiln.token_file": "\(file.path)"])
         return token
     }

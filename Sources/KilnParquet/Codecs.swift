@@ -69,3 +69,53 @@ enum Codecs {
         return output
     }
 }
+
+extension Codecs {
+    /// Compresses a page body. ZSTD uses level 1 and GZIP level 6, as Arrow does by default.
+    static func compress(_ input: [UInt8], codec: Codec) throws -> [UInt8] {
+        switch codec {
+        case .uncompressed:
+            return input
+        case .snappy:
+            var length = snappy_max_compressed_length(input.count)
+            var output = [UInt8](repeating: 0, count: length)
+            let status = input.withUnsafeBytes { src in
+                output.withUnsafeMutableBytes { dst in snappy_compress(src.baseAddress, src.count, dst.baseAddress, &length) }
+            }
+            guard status == SNAPPY_OK else { throw ParquetError("SNAPPY compression failed") }
+            output.removeLast(output.count - length)
+            return output
+        case .zstd:
+            var output = [UInt8](repeating: 0, count: ZSTD_compressBound(input.count))
+            let written = input.withUnsafeBytes { src in
+                output.withUnsafeMutableBytes { dst in ZSTD_compress(dst.baseAddress, dst.count, src.baseAddress, src.count, 1) }
+            }
+            guard ZSTD_isError(written) == 0 else { throw ParquetError("ZSTD compression failed") }
+            output.removeLast(output.count - written)
+            return output
+        case .gzip:
+            var stream = z_stream()
+            // 15 + 16: a gzip header, which is what Parquet's GZIP means.
+            guard deflateInit2_(&stream, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+                throw ParquetError("Cannot start GZIP compression")
+            }
+            defer { deflateEnd(&stream) }
+            var output = [UInt8](repeating: 0, count: Int(deflateBound(&stream, uLong(input.count))) + 32)
+            var source = input
+            let status = source.withUnsafeMutableBytes { src in
+                output.withUnsafeMutableBytes { dst in
+                    stream.next_in = src.bindMemory(to: Bytef.self).baseAddress
+                    stream.avail_in = uInt(src.count)
+                    stream.next_out = dst.bindMemory(to: Bytef.self).baseAddress
+                    stream.avail_out = uInt(dst.count)
+                    return deflate(&stream, Z_FINISH)
+                }
+            }
+            guard status == Z_STREAM_END else { throw ParquetError("GZIP compression failed") }
+            output.removeLast(output.count - Int(stream.total_out))
+            return output
+        default:
+            throw ParquetError("Kiln does not write \(codec.name); use SNAPPY, ZSTD, GZIP or none")
+        }
+    }
+}

@@ -6,14 +6,23 @@ import KilnParquet
 struct Parquet: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Inspect Parquet files (works on local files; no server needed).",
-        subcommands: [Schema.self, Stats.self, Cat.self]
+        subcommands: [Schema.self, Stats.self, Cat.self, Scan.self, Convert.self]
     )
 
-    static func open(_ path: String) throws -> FileMetaData {
+    static func open(_ path: String) throws -> ParquetFileReader {
         do {
-            return try FileMetaData.read(path: path)
+            return try ParquetFileReader(path: path)
         } catch let error as ParquetError {
             throw ValidationError("\(error.description). Check that the path points at a complete Parquet file.")
+        }
+    }
+
+    /// Runs `body`, turning Parquet errors into messages for people.
+    static func run<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as ParquetError {
+            throw ValidationError(error.description)
         }
     }
 
@@ -23,23 +32,27 @@ struct Parquet: ParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
-            let meta = try Parquet.open(file)
-            let leaves = try meta.leaves()
+            let reader = try Parquet.open(file)
+            let leaves = reader.columns
             if json {
                 let rows: [[String: Any]] = leaves.map { leaf in
-                    var row: [String: Any] = ["path": leaf.path.joined(separator: "."),
+                    var row: [String: Any] = ["path": leaf.dottedPath,
                                               "physical_type": leaf.element.physicalType?.name ?? "GROUP",
-                                              "repetition": leaf.element.repetition?.name ?? "REQUIRED"]
-                    if let logical = leaf.element.logicalType { row["logical_type"] = logical }
+                                              "repetition": leaf.element.repetition?.name ?? "REQUIRED",
+                                              "max_definition_level": leaf.maxDefinitionLevel,
+                                              "max_repetition_level": leaf.maxRepetitionLevel]
+                    if let logical = leaf.element.logicalType { row["logical_type"] = logical.name }
                     if let converted = leaf.element.convertedTypeName { row["converted_type"] = converted }
                     if let length = leaf.element.typeLength { row["type_length"] = Int(length) }
                     return row
                 }
                 return try printJSON(rows)
             }
+            printTable(["FIELD", "TYPE"], reader.schema.root.children.map { [$0.name, SchemaDDL.typeName($0)] })
+            print("")
             printTable(["COLUMN", "PHYSICAL", "REPETITION", "LOGICAL"], leaves.map { leaf in
-                [leaf.path.joined(separator: "."), leaf.element.physicalType?.name ?? "GROUP", leaf.element.repetition?.name ?? "REQUIRED",
-                 leaf.element.logicalType ?? leaf.element.convertedTypeName ?? ""]
+                let logical: String = leaf.element.logicalType?.name ?? leaf.element.convertedTypeName ?? ""
+                return [leaf.dottedPath, leaf.element.physicalType?.name ?? "GROUP", leaf.element.repetition?.name ?? "REQUIRED", logical]
             })
         }
     }
@@ -50,7 +63,7 @@ struct Parquet: ParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
-            let meta = try Parquet.open(file)
+            let meta = try Parquet.open(file).metadata
             var columns: [String: (compressed: Int64, uncompressed: Int64, values: Int64, nulls: Int64, codec: String)] = [:]
             var order: [String] = []
             for group in meta.rowGroups {
@@ -85,168 +98,98 @@ struct Parquet: ParsableCommand {
     }
 }
 
+
 extension Parquet {
     struct Cat: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print rows as JSON lines (flat, uncompressed files for now).",
-            discussion: "Dates are YYYY-MM-DD, timestamps ISO-8601 UTC with microseconds, decimals strings, binary base64, NaN/Infinity strings.")
+            abstract: "Print rows as JSON lines.",
+            discussion: """
+                Dates are YYYY-MM-DD, timestamps ISO-8601 UTC with microseconds, decimals strings, binary base64, \
+                NaN/Infinity strings, lists arrays, structs and maps objects.
+                """)
         @Argument(help: "The Parquet file.") var file: String
-        @Option(help: "Comma-separated columns to print (default: all).") var columns: String?
+        @Option(help: "Comma-separated columns to print (default: all); a struct's name selects all its fields.") var columns: String?
         @Option(help: "Stop after this many rows.") var limit: Int?
+        @Option(name: .customLong("where"), help: "Keep rows where a top-level column compares true: 'x >= 5', \"name = 'a'\". Repeatable.")
+        var filters: [String] = []
 
         func run() throws {
-            let reader: ParquetFileReader
-            do { reader = try ParquetFileReader(path: file) } catch let error as ParquetError { throw ValidationError(error.description) }
-            let names = reader.leaves.map { $0.path.joined(separator: ".") }
-            var selected = Array(names.indices)
-            if let columns {
-                selected = try columns.split(separator: ",").map { name in
-                    guard let index = names.firstIndex(of: String(name)) else {
-                        throw ValidationError("No column '\(name)'; columns are \(names.joined(separator: ", "))")
+            let reader = try Parquet.open(file)
+            try Parquet.run {
+                let selected = try columns.map { try reader.columnIndices($0.split(separator: ",").map(String.init)) } ?? Array(reader.columns.indices)
+                let predicates = try filters.map(ColumnPredicate.parse)
+                let filterColumns = try predicates.map { p -> Int in
+                    guard let i = reader.schema.columnIndex(p.column), reader.columns[i].path.count == 1,
+                          reader.columns[i].maxRepetitionLevel == 0 else {
+                        throw ParquetError("--where works on top-level, non-repeated columns; '\(p.column)' is not one")
                     }
-                    return index
+                    return i
                 }
-            }
-            var printed = 0
-            for group in reader.metadata.rowGroups.indices {
-                if let limit, printed >= limit { break }
-                let data: [[ParquetValue]]
-                do {
-                    data = try selected.map { try reader.readColumn(rowGroup: group, leaf: $0) }
-                } catch let error as ParquetError {
-                    throw ValidationError(error.description)
-                }
-                let rows = data.first?.count ?? 0
-                var out = ""
-                for row in 0..<rows {
+                let needed = selected + filterColumns.filter { !selected.contains($0) }
+                var printed = 0
+                for group in try reader.rowGroups(matching: predicates) {
                     if let limit, printed >= limit { break }
-                    var w = JSONWriter()
-                    w.object { w in
-                        for (i, column) in selected.enumerated() {
-                            w.key(names[column])
-                            ParquetJSON.write(data[i][row], element: reader.leaves[column].element, into: &w)
+                    let data = try reader.readRowGroup(group, columns: needed)
+                    let all = RecordAssembler.columns(needed, data)
+                    let shown = try RecordAssembler(schema: reader.schema, columns: all.filter { selected.contains($0.key) })
+                    let tests = try RecordAssembler(schema: reader.schema, columns: all.filter { filterColumns.contains($0.key) })
+                    let testFields = tests.fields.map(\.name)
+                    let renderer = ParquetJSON(include: shown.hasSelectedLeaf)
+                    var out: [UInt8] = []
+                    for row in 0..<shown.rowCount {
+                        if let limit, printed >= limit { break }
+                        if !predicates.isEmpty {
+                            let cells = try tests.row(row)
+                            let keep = predicates.allSatisfy { p in
+                                guard let i = testFields.firstIndex(of: p.column) else { return false }
+                                return p.matches(cells[i])
+                            }
+                            if !keep { continue }
                         }
+                        out += renderer.row(try shown.row(row), fields: shown.fields)
+                        out.append(0x0A)
+                        printed += 1
                     }
-                    out += String(decoding: w.bytes, as: UTF8.self) + "\n"
-                    printed += 1
+                    FileHandle.standardOutput.write(Data(out))
                 }
-                FileHandle.standardOutput.write(Data(out.utf8))
             }
+        }
+    }
+
+    struct Scan: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Decode every value of the chosen columns into memory; print the row count and the time taken.",
+            discussion: "The benchmark entry point: row groups and columns decode in parallel; --where skips row groups by their statistics.")
+        @Argument(help: "The Parquet file.") var file: String
+        @Option(help: "Comma-separated columns (default: all).") var columns: String?
+        @Option(name: .customLong("where"), help: "Skip row groups whose min/max rule out 'column <op> value'. Repeatable.")
+        var filters: [String] = []
+        @Flag(help: "Decode on one thread.") var serial = false
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let started = Date()
+            let reader = try Parquet.open(file)
+            let (rows, bytes, groups) = try Parquet.run { () -> (Int, Int, Int) in
+                let selected = try columns.map { try reader.columnIndices($0.split(separator: ",").map(String.init)) } ?? Array(reader.columns.indices)
+                let groups = try reader.rowGroups(matching: try filters.map(ColumnPredicate.parse))
+                let data = try reader.readAll(rowGroups: groups, columns: selected, parallel: !serial)
+                let rows = groups.reduce(0) { $0 + Int(reader.metadata.rowGroups[$1].numRows) }
+                return (rows, data.reduce(0) { $0 + $1.reduce(0) { $0 + $1.memoryBytes } }, groups.count)
+            }
+            let seconds = Date().timeIntervalSince(started)
+            if json {
+                return try printJSON(["rows": rows, "seconds": seconds, "decoded_bytes": bytes, "row_groups_read": groups,
+                                      "row_groups_skipped": reader.metadata.rowGroups.count - groups] as [String: Any])
+            }
+            print(String(format: "%d rows, %d of %d row groups, %.1f MB decoded in %.3f s (%.0f MB/s)", rows, groups,
+                         reader.metadata.rowGroups.count, Double(bytes) / 1e6, seconds, Double(bytes) / 1e6 / max(seconds, 1e-9)))
         }
     }
 }
 
-/// Renders Parquet values as `kiln parquet cat` prints them.
-enum ParquetJSON {
-    static func write(_ value: ParquetValue, element: SchemaElement, into w: inout JSONWriter) {
-        let logical = element.logicalType ?? ""
-        let converted = element.convertedTypeName ?? ""
-        switch value {
-        case .null: w.null()
-        case .bool(let b): w.value(b)
-        case .int32(let v):
-            if logical == "DATE" || converted == "DATE" {
-                w.value(date(days: Int64(v)))
-            } else if logical.hasPrefix("DECIMAL") || converted == "DECIMAL" {
-                w.value(decimal(String(v), scale: Int(element.scale ?? 0)))
-            } else if logical.hasPrefix("INT(") && logical.hasSuffix("unsigned)") || converted.hasPrefix("UINT_") {
-                w.value(Int64(UInt32(bitPattern: v)))
-            } else {
-                w.value(Int64(v))
-            }
-        case .int64(let v):
-            if logical.hasPrefix("TIMESTAMP") || converted.hasPrefix("TIMESTAMP") {
-                let unit: Int64 = logical.contains("MILLIS") || converted == "TIMESTAMP_MILLIS" ? 1_000
-                    : logical.contains("NANOS") ? 1_000_000_000 : 1_000_000
-                w.value(timestamp(v, perSecond: unit))
-            } else if logical.hasPrefix("DECIMAL") || converted == "DECIMAL" {
-                w.value(decimal(String(v), scale: Int(element.scale ?? 0)))
-            } else if logical == "INT(64, unsigned)" || converted == "UINT_64" {
-                w.raw(String(UInt64(bitPattern: v)))
-            } else {
-                w.value(v)
-            }
-        case .int96(let bytes):
-            var nanos: UInt64 = 0
-            for i in 0..<8 { nanos |= UInt64(bytes[i]) << (8 * UInt64(i)) }
-            var julian: UInt32 = 0
-            for i in 0..<4 { julian |= UInt32(bytes[8 + i]) << (8 * UInt32(i)) }
-            let days = Int64(julian) - 2_440_588
-            w.value(timestamp(days * 86_400_000_000_000 + Int64(nanos), perSecond: 1_000_000_000))
-        case .float(let f): w.value(Double(f))
-        case .double(let d): w.value(d)
-        case .bytes(let bytes):
-            if logical.hasPrefix("DECIMAL") || converted == "DECIMAL" {
-                w.value(decimal(bigEndianSigned(bytes), scale: Int(element.scale ?? 0)))
-            } else if ["STRING", "ENUM", "JSON"].contains(logical) || ["UTF8", "ENUM", "JSON"].contains(converted) {
-                w.value(String(decoding: bytes, as: UTF8.self))
-            } else {
-                w.value(Data(bytes).base64EncodedString())
-            }
-        }
-    }
-
-    static func date(days: Int64) -> String {
-        let formatter = DateFormatter()
-        formatter.dateFormat = "yyyy-MM-dd"
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(days) * 86_400))
-    }
-
-    /// ISO-8601 UTC with microseconds, from a count of `perSecond` units since the epoch.
-    static func timestamp(_ value: Int64, perSecond: Int64) -> String {
-        var seconds = value / perSecond
-        var fraction = value % perSecond
-        if fraction < 0 { fraction += perSecond; seconds -= 1 }
-        let micros = fraction * 1_000_000 / perSecond
-        let formatter = DateFormatter()
-        formatter.dateFormat = "yyyy-MM-dd'T'HH:mm:ss"
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        let micro = String(micros)
-        return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(seconds))) + "." + String(repeating: "0", count: 6 - micro.count) + micro + "Z"
-    }
-
-    /// Inserts the decimal point `scale` digits from the right of an integer's text.
-    static func decimal(_ integer: String, scale: Int) -> String {
-        guard scale > 0 else { return integer }
-        let negative = integer.hasPrefix("-")
-        var digits = negative ? String(integer.dropFirst()) : integer
-        if digits.count <= scale { digits = String(repeating: "0", count: scale - digits.count + 1) + digits }
-        let point = digits.index(digits.endIndex, offsetBy: -scale)
-        return (negative ? "-" : "") + digits[..<point] + "." + digits[point...]
-    }
-
-    /// The decimal text of a big-endian two's-complement integer of any width.
-    static func bigEndianSigned(_ bytes: [UInt8]) -> String {
-        guard let first = bytes.first else { return "0" }
-        let negative = first & 0x80 != 0
-        var magnitude = bytes
-        if negative {  // two's complement: invert and add one
-            magnitude = magnitude.map { ~$0 }
-            var carry = true
-            for i in magnitude.indices.reversed() where carry {
-                let (sum, overflow) = magnitude[i].addingReportingOverflow(1)
-                magnitude[i] = sum
-                carry = overflow
-            }
-        }
-        var digits: [UInt8] = []
-        var number = magnitude.drop { $0 == 0 }.map { UInt32($0) }
-        while !number.isEmpty {
-            var remainder: UInt32 = 0
-            var next: [UInt32] = []
-            for byte in number {
-                let current = remainder * 256 + byte
-                let quotient = current / 10
-                remainder = current % 10
-                if !(next.isEmpty && quotient == 0) { next.append(quotient) }
-            }
-            digits.append(UInt8(remainder))
-            number = next
-        }
-        let text = digits.isEmpty ? "0" : String(digits.reversed().map { Character(String($0)) })
-        return negative && text != "0" ? "-" + text : text
+extension RecordAssembler {
+    static func columns(_ indices: [Int], _ data: [ColumnData]) -> [Int: ColumnData] {
+        Dictionary(uniqueKeysWithValues: zip(indices, data))
     }
 }

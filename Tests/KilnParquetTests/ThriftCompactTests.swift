@@ -116,10 +116,11 @@ struct FileMetaDataTests {
     func pyarrowFooter() throws {
         let meta = try FileMetaData(footer: ThriftCompactTests.pyarrowFooter)
         #expect(meta.numRows == 3)
-        let leaves = try meta.leaves()
+        let leaves = meta.schema.columns
         #expect(leaves.map { $0.path } == [["id"], ["name"]])
-        #expect(leaves.map { $0.element.physicalType } == [.int64, .byteArray])
-        #expect(leaves[1].element.logicalType == "STRING")
+        #expect(leaves.map { $0.element.physicalType } == [PhysicalType.int64, .byteArray])
+        #expect(leaves[1].element.logicalType == .string)
+        #expect(leaves.map(\.maxDefinitionLevel) == [1, 1])
         #expect(meta.rowGroups.first?.columns.map(\.path) == [["id"], ["name"]])
         #expect(meta.rowGroups.first?.columns[1].nullCount == 1)
     }

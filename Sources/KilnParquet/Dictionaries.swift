@@ -1,0 +1,145 @@
+import Foundation
+
+/// Dictionary encoding for the writer: distinct values in first-seen order, and an index per value. Builds with
+/// open-addressing hash tables over the typed buffers and gives up (returns nil) once the dictionary would pass
+/// the page limit, so the column falls back to PLAIN.
+enum Dictionaries {
+    struct Encoded {
+        var values: ColumnValues
+        var indices: [UInt32]
+        var bitWidth: Int
+    }
+
+    static func build(_ values: ColumnValues, limit: Int) -> Encoded? {
+        let result: (ColumnValues, [UInt32])?
+        switch values {
+        case .boolean: return nil
+        case .int32(let v): result = fixed(v, limit: limit, key: { UInt64(UInt32(bitPattern: $0)) }).map { (.int32($0), $1) }
+        case .int64(let v): result = fixed(v, limit: limit, key: { UInt64(bitPattern: $0) }).map { (.int64($0), $1) }
+        case .float(let v): result = fixed(v, limit: limit, key: { UInt64($0.bitPattern) }).map { (.float($0), $1) }
+        case .double(let v): result = fixed(v, limit: limit, key: { $0.bitPattern }).map { (.double($0), $1) }
+        case .byteArray(let v): result = bytes(v, limit: limit).map { (.byteArray($0), $1) }
+        case .int96, .fixedLenByteArray: return nil
+        }
+        guard let (dictionary, indices) = result, dictionary.count > 0 else { return nil }
+        return Encoded(values: dictionary, indices: indices, bitWidth: max(1, RLEHybrid.bitWidth(UInt64(dictionary.count - 1))))
+    }
+
+    @inline(__always)
+    static func mix(_ key: UInt64) -> UInt64 {
+        var h = key &* 0x9E37_79B9_7F4A_7C15
+        h ^= h >> 29
+        return h &* 0xBF58_476D_1CE4_E5B9
+    }
+
+    static func fixed<T: ParquetFixedWidth>(_ values: [T], limit: Int, key: (T) -> UInt64) -> ([T], [UInt32])? {
+        var capacity = 1024
+        var table = [Int32](repeating: -1, count: capacity)
+        var keys: [UInt64] = []
+        var dictionary: [T] = []
+        var indices = [UInt32]()
+        indices.reserveCapacity(values.count)
+        let maxEntries = limit / T.byteWidth
+        for value in values {
+            let k = key(value)
+            var slot = Int(mix(k) & UInt64(capacity - 1))
+            while true {
+                let entry = table[slot]
+                if entry < 0 {
+                    guard dictionary.count < maxEntries else { return nil }
+                    table[slot] = Int32(dictionary.count)
+                    indices.append(UInt32(dictionary.count))
+                    keys.append(k)
+                    dictionary.append(value)
+                    if dictionary.count * 2 > capacity {
+                        capacity *= 2
+                        table = [Int32](repeating: -1, count: capacity)
+                        for (i, existing) in keys.enumerated() {
+                            var s = Int(mix(existing) & UInt64(capacity - 1))
+                            while table[s] >= 0 { s = (s + 1) & (capacity - 1) }
+                            table[s] = Int32(i)
+                        }
+                    }
+                    break
+                }
+                if keys[Int(entry)] == k {
+                    indices.append(UInt32(entry))
+                    break
+                }
+                slot = (slot + 1) & (capacity - 1)
+            }
+        }
+        return (dictionary, indices)
+    }
+
+    static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325 ^ UInt64(bytes.count)
+        var i = 0
+        while i + 8 <= bytes.count {
+            h = mix(h ^ bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            i += 8
+        }
+        var tail: UInt64 = 0
+        var shift: UInt64 = 0
+        while i < bytes.count {
+            tail |= UInt64(bytes[i]) << shift
+            shift += 8
+            i += 1
+        }
+        return mix(h ^ tail)
+    }
+
+    static func bytes(_ values: ByteArrays, limit: Int) -> (ByteArrays, [UInt32])? {
+        var capacity = 1024
+        var table = [Int32](repeating: -1, count: capacity)
+        var hashes: [UInt64] = []
+        var dictionary = ByteArrays()
+        var indices = [UInt32]()
+        indices.reserveCapacity(values.count)
+        var dictionaryBytes = 0
+        let ok: Bool = values.data.withUnsafeBytes { data in
+            values.offsets.withUnsafeBufferPointer { offsets in
+                for i in 0..<values.count {
+                    let start = Int(offsets[i])
+                    let value = UnsafeRawBufferPointer(rebasing: data[start..<Int(offsets[i + 1])])
+                    let h = hash(value)
+                    var slot = Int(h & UInt64(capacity - 1))
+                    while true {
+                        let entry = table[slot]
+                        if entry < 0 {
+                            dictionaryBytes += value.count + 4
+                            guard dictionaryBytes <= limit else { return false }
+                            table[slot] = Int32(hashes.count)
+                            indices.append(UInt32(hashes.count))
+                            hashes.append(h)
+                            dictionary.append(value)
+                            if hashes.count * 2 > capacity {
+                                capacity *= 2
+                                table = [Int32](repeating: -1, count: capacity)
+                                for (j, existing) in hashes.enumerated() {
+                                    var s = Int(existing & UInt64(capacity - 1))
+                                    while table[s] >= 0 { s = (s + 1) & (capacity - 1) }
+                                    table[s] = Int32(j)
+                                }
+                            }
+                            break
+                        }
+                        if hashes[Int(entry)] == h {
+                            let candidate = dictionary[Int(entry)]
+                            let same = candidate.count == value.count && candidate.withUnsafeBytes { c in
+                                value.count == 0 || memcmp(c.baseAddress!, value.baseAddress!, value.count) == 0
+                            }
+                            if same {
+                                indices.append(UInt32(entry))
+                                break
+                            }
+                        }
+                        slot = (slot + 1) & (capacity - 1)
+                    }
+                }
+                return true
+            }
+        }
+        return ok ? (dictionary, indices) : nil
+    }
+}

@@ -1,0 +1,149 @@
+import Foundation
+
+/// A file opened for positional reads (`pread`), safe to share between threads.
+final class ParquetInputFile: @unchecked Sendable {
+    let path: String
+    let size: Int
+    private let descriptor: Int32
+
+    init(path: String) throws {
+        self.path = path
+        descriptor = open(path, O_RDONLY)
+        guard descriptor >= 0 else { throw ParquetError("Cannot open '\(path)': \(String(cString: strerror(errno)))") }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else {
+            close(descriptor)
+            throw ParquetError("Cannot stat '\(path)'")
+        }
+        size = Int(info.st_size)
+    }
+
+    deinit { close(descriptor) }
+
+    /// Reads exactly `count` bytes at `offset`, or throws.
+    func read(offset: Int, count: Int) throws -> [UInt8] {
+        guard offset >= 0, count >= 0, offset <= size, count <= size - offset else {
+            throw ParquetError("Read of \(count) bytes at \(offset) lies outside '\(path)' (\(size) bytes)")
+        }
+        return try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            var done = 0
+            while done < count {
+                let n = pread(descriptor, buffer.baseAddress! + done, count - done, off_t(offset + done))
+                if n < 0, errno == EINTR { continue }
+                guard n > 0 else { throw ParquetError("'\(path)' is truncated: read \(done) of \(count) bytes at \(offset)") }
+                done += n
+            }
+            initialized = count
+        }
+    }
+}
+
+/// Reads a Parquet file: footer first, then column chunks on demand, one row group at a time, so memory stays
+/// bounded by the row groups and columns asked for.
+public final class ParquetFileReader: Sendable {
+    public let path: String
+    public let metadata: FileMetaData
+    let file: ParquetInputFile
+
+    /// Opens `path` and reads its footer.
+    public init(path: String) throws {
+        self.path = path
+        file = try ParquetInputFile(path: path)
+        metadata = try FileMetaData.read(file)
+    }
+
+    public var schema: ParquetSchema { metadata.schema }
+    public var columns: [ColumnDescriptor] { metadata.schema.columns }
+
+    /// Resolves dotted column paths (or top-level field names, which select every leaf under them) to leaf indices.
+    public func columnIndices(_ names: [String]) throws -> [Int] {
+        var out: [Int] = []
+        for name in names {
+            let matches = columns.indices.filter { columns[$0].dottedPath == name || columns[$0].dottedPath.hasPrefix(name + ".") }
+            guard !matches.isEmpty else {
+                throw ParquetError("No column '\(name)'; columns are \(columns.map(\.dottedPath).joined(separator: ", "))")
+            }
+            out += matches.filter { !out.contains($0) }
+        }
+        return out
+    }
+
+    /// Decodes leaf column `column` of row group `rowGroup`.
+    public func readColumn(rowGroup: Int, column: Int) throws -> ColumnData {
+        guard metadata.rowGroups.indices.contains(rowGroup) else { throw ParquetError("No row group \(rowGroup)") }
+        let group = metadata.rowGroups[rowGroup]
+        guard group.columns.indices.contains(column) else { throw ParquetError("No column \(column)") }
+        let chunk = group.columns[column]
+        let descriptor = columns[column]
+        let start = Int(chunk.startOffset)
+        guard start >= 4, chunk.totalCompressedSize <= Int64(file.size), start <= file.size - Int(chunk.totalCompressedSize) else {
+            throw ParquetError("Column chunk '\(descriptor.dottedPath)' lies outside the file")
+        }
+        let bytes = try file.read(offset: start, count: Int(chunk.totalCompressedSize))
+        let data = try ColumnChunkDecoder.decode(chunk: bytes, meta: chunk, column: descriptor)
+        if descriptor.maxRepetitionLevel == 0, data.count != group.numRows {
+            throw ParquetError("Column '\(descriptor.dottedPath)' has \(data.count) values in a row group of \(group.numRows) rows")
+        }
+        return data
+    }
+
+    /// Decodes the chosen columns (all by default) of one row group, columns in parallel when `parallel` is set.
+    public func readRowGroup(_ rowGroup: Int, columns selected: [Int]? = nil, parallel: Bool = true) throws -> [ColumnData] {
+        let indices = selected ?? Array(columns.indices)
+        if !parallel || indices.count < 2 {
+            return try indices.map { try readColumn(rowGroup: rowGroup, column: $0) }
+        }
+        let results = ResultSlots<ColumnData>(count: indices.count)
+        DispatchQueue.concurrentPerform(iterations: indices.count) { i in
+            results.set(i, Result { try self.readColumn(rowGroup: rowGroup, column: indices[i]) })
+        }
+        return try results.values()
+    }
+
+    /// Decodes the chosen columns of the chosen row groups, every (row group, column) pair in parallel.
+    public func readAll(rowGroups groups: [Int], columns selected: [Int], parallel: Bool = true) throws -> [[ColumnData]] {
+        let pairs = groups.flatMap { g in selected.map { (g, $0) } }
+        let results = ResultSlots<ColumnData>(count: pairs.count)
+        if parallel {
+            DispatchQueue.concurrentPerform(iterations: pairs.count) { i in
+                results.set(i, Result { try self.readColumn(rowGroup: pairs[i].0, column: pairs[i].1) })
+            }
+        } else {
+            for (i, pair) in pairs.enumerated() { results.set(i, Result { try readColumn(rowGroup: pair.0, column: pair.1) }) }
+        }
+        let flat = try results.values()
+        return groups.indices.map { Array(flat[$0 * selected.count..<($0 + 1) * selected.count]) }
+    }
+
+    /// Row groups whose statistics say they may hold rows matching every predicate; the others can be skipped.
+    public func rowGroups(matching predicates: [ColumnPredicate]) throws -> [Int] {
+        let resolved = try predicates.map { predicate -> (Int, ColumnPredicate) in
+            guard let index = schema.columnIndex(predicate.column) else {
+                throw ParquetError("No column '\(predicate.column)' to filter on")
+            }
+            return (index, predicate)
+        }
+        return metadata.rowGroups.indices.filter { g in
+            let group = metadata.rowGroups[g]
+            return resolved.allSatisfy { index, predicate in
+                predicate.mayMatch(group.columns[index], column: columns[index], rows: group.numRows)
+            }
+        }
+    }
+}
+
+/// Collects per-index results from concurrent work.
+final class ResultSlots<T>: @unchecked Sendable {
+    private var slots: [Result<T, any Error>?]
+    private let lock = NSLock()
+
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+    func set(_ index: Int, _ result: Result<T, any Error>) {
+        lock.lock()
+        slots[index] = result
+        lock.unlock()
+    }
+
+    func values() throws -> [T] { try slots.map { try $0!.get() } }
+}

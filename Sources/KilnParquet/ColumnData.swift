@@ -143,3 +143,51 @@ extension Int32: ParquetFixedWidth { public static var byteWidth: Int { 4 } }
 extension Int64: ParquetFixedWidth { public static var byteWidth: Int { 8 } }
 extension Float: ParquetFixedWidth { public static var byteWidth: Int { 4 } }
 extension Double: ParquetFixedWidth { public static var byteWidth: Int { 8 } }
+
+extension ColumnValues {
+    /// Values `range` (indices into the non-null values).
+    public func slice(_ range: Range<Int>) -> ColumnValues {
+        switch self {
+        case .boolean(let v): .boolean(Array(v[range]))
+        case .int32(let v): .int32(Array(v[range]))
+        case .int64(let v): .int64(Array(v[range]))
+        case .float(let v): .float(Array(v[range]))
+        case .double(let v): .double(Array(v[range]))
+        case .int96(let v): .int96(FixedBytes(width: v.width, data: Array(v.data[range.lowerBound * v.width..<range.upperBound * v.width])))
+        case .fixedLenByteArray(let v):
+            .fixedLenByteArray(FixedBytes(width: v.width, data: Array(v.data[range.lowerBound * v.width..<range.upperBound * v.width])))
+        case .byteArray(let v):
+            .byteArray({
+                var out = ByteArrays()
+                let base = v.offsets[range.lowerBound]
+                out.data = Array(v.data[Int(base)..<Int(v.offsets[range.upperBound])])
+                out.offsets = v.offsets[range.lowerBound...range.upperBound].map { $0 - base }
+                return out
+            }())
+        }
+    }
+}
+
+extension ColumnData {
+    /// Rows `rows` of this column (levels and values), for splitting a row group.
+    public func slice(rows: Range<Int>, maxDefinitionLevel: Int) -> ColumnData {
+        var slots = rows
+        if let reps = repetitionLevels {
+            var starts: [Int] = []
+            for (slot, level) in reps.enumerated() where level == 0 { starts.append(slot) }
+            starts.append(count)
+            slots = starts[rows.lowerBound]..<starts[rows.upperBound]
+        }
+        var values = slots
+        if let defs = definitionLevels {
+            let max = UInt8(maxDefinitionLevel)
+            let before = defs[..<slots.lowerBound].reduce(0) { $0 + ($1 == max ? 1 : 0) }
+            let inside = defs[slots].reduce(0) { $0 + ($1 == max ? 1 : 0) }
+            values = before..<before + inside
+        }
+        return ColumnData(values: self.values.slice(values),
+                          definitionLevels: definitionLevels.map { Array($0[slots]) },
+                          repetitionLevels: repetitionLevels.map { Array($0[slots]) },
+                          count: slots.count)
+    }
+}

@@ -17,7 +17,8 @@ extension Parquet {
         @Argument(help: "Output Parquet file.") var output: String
         @Option(help: "Compression: snappy, zstd, gzip or none.") var codec = "snappy"
         @Option(help: "Column types, e.g. 'id BIGINT NOT NULL, name STRING, tags ARRAY<STRING>, price DECIMAL(10,2)'.") var schema: String?
-        @Option(help: "Rows per row group.") var rowGroupRows = 1_048_576
+        @Option(help: "Rows per row group (default 1,048,576; a Parquet input keeps its row groups unless this is given).")
+        var rowGroupRows: Int?
         @Option(help: "Target data page size in bytes.") var pageSize = 1 << 20
         @Flag(help: "Write every column PLAIN (no dictionary encoding).") var noDictionary = false
         @Flag(help: "Print JSON.") var json = false
@@ -31,7 +32,7 @@ extension Parquet {
             case "none", "uncompressed": options.codec = .uncompressed
             default: throw ValidationError("Unknown codec '\(codec)'; use snappy, zstd, gzip or none")
             }
-            guard rowGroupRows > 0 else { throw ValidationError("--row-group-rows must be positive") }
+            guard (rowGroupRows ?? 1) > 0 else { throw ValidationError("--row-group-rows must be positive") }
             options.pageSize = max(1024, pageSize)
             options.dictionary = !noDictionary
             let lower = input.lowercased()
@@ -43,14 +44,15 @@ extension Parquet {
             let summary: ConvertSummary = try Parquet.run {
                 if lower.hasSuffix(".parquet") {
                     guard schema == nil else { throw ParquetError("--schema applies to CSV and JSON input; a Parquet input keeps its schema") }
-                    return try ParquetConverter.fromParquet(input, to: temporary, options: options)
+                    return try ParquetConverter.fromParquet(input, to: temporary, rowGroupRows: rowGroupRows, options: options)
                 }
                 let parsedSchema = try schema.map(SchemaDDL.parse)
                 if lower.hasSuffix(".csv") {
-                    return try ParquetConverter.fromCSV(input, to: temporary, schema: parsedSchema, rowGroupRows: rowGroupRows, options: options)
+                    return try ParquetConverter.fromCSV(input, to: temporary, schema: parsedSchema, rowGroupRows: rowGroupRows ?? 1_048_576, options: options)
                 }
                 if lower.hasSuffix(".jsonl") || lower.hasSuffix(".ndjson") || lower.hasSuffix(".json") {
-                    return try ParquetConverter.fromJSONLines(input, to: temporary, schema: parsedSchema, rowGroupRows: rowGroupRows, options: options)
+                    return try ParquetConverter.fromJSONLines(input, to: temporary, schema: parsedSchema, rowGroupRows: rowGroupRows ?? 1_048_576,
+                                                              options: options)
                 }
                 throw ParquetError("Cannot tell the format of '\(input)'; name it .csv, .jsonl or .parquet")
             }
@@ -84,9 +86,10 @@ enum ParquetConverter {
         schema.root.children.map { "\($0.name) \(SchemaDDL.typeName($0))\($0.repetition == .required ? " NOT NULL" : "")" }.joined(separator: ", ")
     }
 
-    static func fromParquet(_ input: String, to output: String, options: ParquetWriterOptions) throws -> ConvertSummary {
+    static func fromParquet(_ input: String, to output: String, rowGroupRows: Int?, options: ParquetWriterOptions) throws -> ConvertSummary {
         let reader = try ParquetFileReader(path: input)
-        let writer = try ParquetFileWriter(path: output, schema: reader.schema, options: options)
+        // Key/value metadata (Arrow's schema, Spark's row metadata) travels with the data.
+        let writer = try ParquetFileWriter(path: output, schema: reader.schema, options: options, keyValueMetadata: reader.metadata.keyValueMetadata)
         var summary = ConvertSummary(schema: describe(reader.schema))
         var progress = ProgressBar(total: Int(reader.metadata.numRows), unit: "rows")
         for group in reader.metadata.rowGroups.indices {
@@ -94,11 +97,18 @@ enum ParquetConverter {
             let data = try reader.readRowGroup(group)
             summary.readSeconds += Date().timeIntervalSince(clock)
             clock = Date()
-            try writer.writeRowGroup(data)
+            let rows = Int(reader.metadata.rowGroups[group].numRows)
+            let step = rowGroupRows ?? max(rows, 1)
+            for start in stride(from: 0, to: max(rows, 1), by: step) {
+                let piece = step >= rows ? data : data.indices.map {
+                    data[$0].slice(rows: start..<min(rows, start + step), maxDefinitionLevel: reader.columns[$0].maxDefinitionLevel)
+                }
+                try writer.writeRowGroup(piece)
+                summary.rowGroups += 1
+            }
             summary.writeSeconds += Date().timeIntervalSince(clock)
-            summary.rows += Int(reader.metadata.rowGroups[group].numRows)
+            summary.rows += rows
             summary.decodedBytes += data.reduce(0) { $0 + $1.memoryBytes }
-            summary.rowGroups += 1
             progress.update(summary.rows)
         }
         let clock = Date()

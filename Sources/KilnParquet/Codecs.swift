@@ -11,6 +11,11 @@ enum Codecs {
         guard uncompressedSize >= 0, uncompressedSize <= maxPageBytes else {
             throw ParquetError("Page declares \(uncompressedSize) uncompressed bytes; the limit is \(maxPageBytes)")
         }
+        // No codec Parquet uses inflates real pages past ~1000:1; a header claiming more is lying, and believing it
+        // would let a tiny hostile page make us allocate up to `maxPageBytes`.
+        guard uncompressedSize <= max(16 << 20, input.count * 1100) else {
+            throw ParquetError("Page declares \(uncompressedSize) uncompressed bytes from \(input.count) compressed ones")
+        }
         switch codec {
         case .uncompressed:
             guard input.count == uncompressedSize else { throw ParquetError("Uncompressed page size does not match its header") }

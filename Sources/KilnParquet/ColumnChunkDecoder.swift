@@ -47,7 +47,7 @@ struct ColumnChunkDecoder {
         self.type = type
         width = type == .int96 ? 12 : Int(column.element.typeLength ?? 0)
         out = ValueBuilder(type, width: width)
-        let reserve = Int(min(expectedSlots, Int64(Self.maxValuesPerPage)))
+        let reserve = Int(min(expectedSlots, 1 << 20))
         switch type {
         case .boolean: out.bools.reserveCapacity(reserve)
         case .int32: out.ints32.reserveCapacity(reserve)
@@ -81,7 +81,7 @@ struct ColumnChunkDecoder {
                 throw ParquetError("Page header in '\(column.dottedPath)' declares a size beyond the chunk")
             }
             position = bodyStart + Int(size)
-            try decoder.page(header, stored: bytes[bodyStart..<position])
+            try decoder.page(header, stored: bytes[bodyStart..<position], remaining: meta.numValues - Int64(decoder.slots))
         }
         guard decoder.slots == meta.numValues else {
             throw ParquetError("Column '\(column.dottedPath)' decoded \(decoder.slots) values; the footer says \(meta.numValues)")
@@ -89,7 +89,7 @@ struct ColumnChunkDecoder {
         return decoder.finish()
     }
 
-    mutating func page(_ header: ThriftStruct, stored: ArraySlice<UInt8>) throws {
+    mutating func page(_ header: ThriftStruct, stored: ArraySlice<UInt8>, remaining: Int64) throws {
         let uncompressedSize = Int(header.i32(2) ?? -1)
         switch header.i32(1) {
         case 2:  // dictionary page
@@ -108,6 +108,9 @@ struct ColumnChunkDecoder {
             let count = Int(rawCount)
             guard count <= Self.maxValuesPerPage else {
                 throw ParquetError("Data page in '\(name)' declares \(count) values; the limit is \(Self.maxValuesPerPage)")
+            }
+            guard Int64(count) <= remaining else {
+                throw ParquetError("Data page in '\(name)' declares \(count) values; the chunk has \(remaining) left")
             }
             let encoding = page.i32(v2 ? 4 : 2) ?? 0
             let repBits = RLEHybrid.bitWidth(UInt64(column.maxRepetitionLevel))

@@ -79,6 +79,9 @@ public final class ParquetFileReader: Sendable {
         guard start >= 4, chunk.totalCompressedSize <= Int64(file.size), start <= file.size - Int(chunk.totalCompressedSize) else {
             throw ParquetError("Column chunk '\(descriptor.dottedPath)' lies outside the file")
         }
+        guard chunk.dataPageOffset >= chunk.startOffset, chunk.dataPageOffset - chunk.startOffset <= chunk.totalCompressedSize else {
+            throw ParquetError("Column chunk '\(descriptor.dottedPath)' has its data pages outside the chunk")
+        }
         let bytes = try file.read(offset: start, count: Int(chunk.totalCompressedSize))
         let data = try ColumnChunkDecoder.decode(chunk: bytes, meta: chunk, column: descriptor)
         if descriptor.maxRepetitionLevel == 0, data.count != group.numRows {

@@ -124,8 +124,10 @@ public enum SchemaDDL {
             var names = Set<String>()
             repeat {
                 skipSpace()
-                if let close, position < text.count, text[position] == close.asciiValue! { break }
-                if atEnd { break }
+                if atEnd || close.map({ text[position] == $0.asciiValue! }) == true {
+                    if !fields.isEmpty { throw fail("expected a column after ','") }
+                    break
+                }
                 let name = try word()
                 guard names.insert(name.lowercased()).inserted else { throw fail("column '\(name)' appears twice") }
                 if colon { _ = accept(":") }

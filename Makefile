@@ -7,7 +7,7 @@ KILN_HOME ?= $(CURDIR)/.kiln-demo
 export PIP_ROOT_USER_ACTION := ignore
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test build release swift-test compat-test deps deps-test bench clean
+.PHONY: run test build release swift-test compat-test deps deps-test bench bench-parquet clean
 
 ## Install missing system packages, build, and start the server on an embedded store with a demo workspace.
 run: deps build
@@ -36,6 +36,11 @@ deps-test:
 bench: release
 	$(PYTHON) -m pip install -q -r bench/requirements.txt
 	$(PYTHON) bench/run_tracking_bench.py --kiln .build/release/kiln
+
+## Parquet read/write against pyarrow, 5M rows (see bench/README.md).
+bench-parquet: release
+	$(PYTHON) -m pip install -q -r bench/requirements.txt
+	$(PYTHON) bench/parquet_bench.py --kiln .build/release/kiln
 
 clean:
 	rm -rf .build .kiln-demo

@@ -74,8 +74,11 @@ def main():
         pq.write_table(table, theirs, compression="snappy")
         return time.perf_counter() - start
 
+    convert_rss = []
+
     def kiln_write():
-        out, _, _ = child([args.kiln, "parquet", "convert", theirs, ours, "--codec", "snappy", "--json"])
+        out, _, rss = child([args.kiln, "parquet", "convert", theirs, ours, "--codec", "snappy", "--json"])
+        convert_rss.append(rss)
         return json.loads(out)["write_seconds"]
 
     pa_write = best(args.runs, pyarrow_write)
@@ -85,8 +88,8 @@ def main():
         out, _, _ = child([sys.executable, "-c", PYARROW_READ, path])
         return json.loads(out)
 
-    def kiln_read(path):
-        out, wall, rss = child([args.kiln, "parquet", "scan", path, "--json"])
+    def kiln_read(path, *flags):
+        out, wall, rss = child([args.kiln, "parquet", "scan", path, "--json", *flags])
         result = json.loads(out)
         result["rss"] = rss
         result["wall"] = wall
@@ -95,6 +98,7 @@ def main():
     pa_reads = [pyarrow_read(theirs) for _ in range(args.runs)]
     kiln_reads = [kiln_read(theirs) for _ in range(args.runs)]
     kiln_reads_own = [kiln_read(ours) for _ in range(args.runs)]
+    kiln_reads_serial = [kiln_read(theirs, "--serial") for _ in range(args.runs)]
     pa_read_own = [pyarrow_read(ours) for _ in range(args.runs)]
     assert all(r["rows"] == args.rows for r in pa_reads + kiln_reads + kiln_reads_own + pa_read_own)
     equal = pq.read_table(ours).equals(table)
@@ -111,9 +115,11 @@ def main():
                        "ratio": round(pa_write / kiln_write_s, 2)},
         "read_mb_s": {"pyarrow": round(data_mb / pa_read, 1), "kiln": round(data_mb / kiln_read_s, 1),
                       "ratio": round(pa_read / kiln_read_s, 2)},
+        "read_one_thread_mb_s": {"kiln": round(data_mb / min(r["seconds"] for r in kiln_reads_serial), 1)},
         "read_own_file_mb_s": {"pyarrow": round(data_mb / min(r["seconds"] for r in pa_read_own), 1),
                                "kiln": round(data_mb / min(r["seconds"] for r in kiln_reads_own), 1)},
-        "peak_rss_mb": {"kiln_scan": round(kiln_rss / 2**20, 1), "pyarrow_read": round(max(r["rss"] for r in pa_reads) / 2**20, 1)},
+        "peak_rss_mb": {"kiln_scan": round(kiln_rss / 2**20, 1), "pyarrow_read": round(max(r["rss"] for r in pa_reads) / 2**20, 1),
+                        "kiln_convert_row_group_at_a_time": round(max(convert_rss) / 2**20, 1)},
         "kiln_decoded_mb": round(decoded / 2**20, 1),
         "kiln_rss_over_decoded": round(kiln_rss / decoded, 2),
         "kiln_file_reads_back_equal_in_pyarrow": equal,

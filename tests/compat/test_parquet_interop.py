@@ -9,6 +9,7 @@ import json
 import math
 import os
 import subprocess
+import uuid
 
 import duckdb
 import polars as pl
@@ -38,6 +39,8 @@ def expected_json(value, arrow_type):
     """What `kiln parquet cat` prints for a pyarrow value, recursively."""
     if value is None:
         return None
+    if isinstance(value, uuid.UUID):
+        return str(value)
     if pa.types.is_timestamp(arrow_type):
         if value.tzinfo:
             value = value.astimezone(datetime.timezone.utc)
@@ -196,6 +199,16 @@ def test_int96_timestamps_and_legacy_layouts(tmp_path):
     pq.write_table(table, path, use_deprecated_int96_timestamps=True, use_compliant_nested_type=False)
     assert pq.ParquetFile(path).schema.column(0).physical_type == "INT96"
     assert_cat_matches(path)
+
+
+def test_uuid_and_float_edge_values(tmp_path):
+    path = str(tmp_path / "uuid.parquet")
+    ids = [uuid.uuid4(), None, uuid.UUID(int=0)]
+    table = pa.table({"u": pa.array([u.bytes if u else None for u in ids], pa.uuid()),
+                      "z": pa.array([-0.0, 0.0, None], pa.float64())})
+    pq.write_table(table, path, store_schema=False)
+    assert "UUID" in {c.get("logical_type") for c in kiln_json("schema", path)}
+    assert [row["u"] for row in cat(path)] == [str(ids[0]), None, "00000000-0000-0000-0000-000000000000"]
 
 
 def rows_table(n, seed=1):

@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "KilnRegistry", targets: ["KilnRegistry"]),
         .library(name: "KilnModelFormat", targets: ["KilnModelFormat"]),
         .library(name: "KilnParquet", targets: ["KilnParquet"]),
+        .library(name: "KilnLake", targets: ["KilnLake"]),
         .library(name: "KilnPlatform", targets: ["KilnPlatform"]),
         .library(name: "KilnServer", targets: ["KilnServer"]),
     ],
@@ -58,6 +59,7 @@ let package = Package(
         .systemLibrary(name: "CZstd", path: "Sources/CZstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "KilnParquet", dependencies: ["CSnappy", "CZstd", "CZlib"], swiftSettings: strict),
+        .target(name: "KilnLake", dependencies: ["KilnCore", "KilnParquet"], swiftSettings: strict),
         .target(
             name: "KilnModelFormat",
             dependencies: ["KilnCore", .product(name: "Yams", package: "Yams")],
@@ -90,7 +92,7 @@ let package = Package(
         .executableTarget(
             name: "kiln",
             dependencies: [
-                "KilnCore", "KilnPlatform", "KilnServer", "KilnTracking", "KilnParquet",
+                "KilnCore", "KilnPlatform", "KilnServer", "KilnTracking", "KilnParquet", "KilnLake",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -111,6 +113,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "KilnParquetTests", dependencies: ["KilnParquet"], swiftSettings: strict),
+        .testTarget(name: "KilnLakeTests", dependencies: ["KilnLake", "KilnParquet", "KilnCore"], swiftSettings: strict),
         .testTarget(name: "KilnModelFormatTests", dependencies: ["KilnModelFormat", "KilnCore"], swiftSettings: strict),
         .testTarget(
             name: "KilnRegistryTests",

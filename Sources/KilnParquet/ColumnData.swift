@@ -191,3 +191,64 @@ extension ColumnData {
                           count: slots.count)
     }
 }
+
+extension ValueBuilder {
+    /// Appends values `range` of `values` (same physical type).
+    public mutating func append(_ values: ColumnValues, range: Range<Int>) {
+        guard !range.isEmpty else { return }
+        switch values {
+        case .boolean(let v): bools.append(contentsOf: v[range])
+        case .int32(let v): ints32.append(contentsOf: v[range])
+        case .int64(let v): ints64.append(contentsOf: v[range])
+        case .float(let v): floats.append(contentsOf: v[range])
+        case .double(let v): doubles.append(contentsOf: v[range])
+        case .int96(let v), .fixedLenByteArray(let v): fixed.data.append(contentsOf: v.data[range.lowerBound * v.width..<range.upperBound * v.width])
+        case .byteArray(let v):
+            let base = Int32(byteArrays.data.count) - v.offsets[range.lowerBound]
+            byteArrays.data.append(contentsOf: v.data[Int(v.offsets[range.lowerBound])..<Int(v.offsets[range.upperBound])])
+            byteArrays.offsets.append(contentsOf: v.offsets[(range.lowerBound + 1)...range.upperBound].lazy.map { $0 + base })
+        }
+    }
+}
+
+extension ColumnData {
+    /// The given rows, in the given order (partitioning a batch, filtering rows).
+    public func take(rows: [Int], maxDefinitionLevel: Int) -> ColumnData {
+        let maxDef = UInt8(maxDefinitionLevel)
+        // Slot range and first value index of every row.
+        var slotStart: [Int] = []
+        if let reps = repetitionLevels {
+            slotStart.reserveCapacity(reps.count + 1)
+            for (slot, level) in reps.enumerated() where level == 0 { slotStart.append(slot) }
+            slotStart.append(count)
+        }
+        var valueAt: [Int]?
+        if let defs = definitionLevels {
+            var index: [Int] = []
+            index.reserveCapacity(defs.count + 1)
+            var next = 0
+            for level in defs {
+                index.append(next)
+                if level == maxDef { next += 1 }
+            }
+            index.append(next)
+            valueAt = index
+        }
+        var out = ValueBuilder(values.physicalType, width: { if case .fixedLenByteArray(let f) = values { return f.width }; return 0 }())
+        var defs: [UInt8]? = definitionLevels == nil ? nil : []
+        var reps: [UInt8]? = repetitionLevels == nil ? nil : []
+        var slots = 0
+        for row in rows {
+            let range = repetitionLevels == nil ? row..<row + 1 : slotStart[row]..<slotStart[row + 1]
+            slots += range.count
+            if let valueAt {
+                out.append(values, range: valueAt[range.lowerBound]..<valueAt[range.upperBound])
+                defs!.append(contentsOf: definitionLevels![range])
+            } else {
+                out.append(values, range: range)
+            }
+            if reps != nil { reps!.append(contentsOf: repetitionLevels![range]) }
+        }
+        return ColumnData(values: out.build(), definitionLevels: defs, repetitionLevels: reps, count: slots)
+    }
+}

@@ -135,18 +135,19 @@ public final class ParquetFileReader: Sendable {
     }
 }
 
-/// Collects per-index results from concurrent work.
-final class ResultSlots<T>: @unchecked Sendable {
+/// Collects per-index results from concurrent work (`DispatchQueue.concurrentPerform`).
+public final class ResultSlots<T>: @unchecked Sendable {
     private var slots: [Result<T, any Error>?]
     private let lock = NSLock()
 
-    init(count: Int) { slots = Array(repeating: nil, count: count) }
+    public init(count: Int) { slots = Array(repeating: nil, count: count) }
 
-    func set(_ index: Int, _ result: Result<T, any Error>) {
+    public func set(_ index: Int, _ result: Result<T, any Error>) {
         lock.lock()
         slots[index] = result
         lock.unlock()
     }
 
-    func values() throws -> [T] { try slots.map { try $0!.get() } }
+    /// The results in index order; rethrows the first failure.
+    public func values() throws -> [T] { try slots.map { try $0!.get() } }
 }

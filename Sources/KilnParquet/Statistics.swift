@@ -133,3 +133,22 @@ extension FixedWidthInteger {
         self = value
     }
 }
+
+extension ColumnValues {
+    /// The smallest and largest value in the column's sort order (NaN ignored), as cells; nil when there are none
+    /// or the type has no defined order here (INT96, FIXED_LEN_BYTE_ARRAY, DECIMAL byte arrays).
+    public func minMax(column: ColumnDescriptor) -> (ParquetCell, ParquetCell)? {
+        guard let (lo, hi) = Bounds.of(self, column: column) else { return nil }
+        func cell(_ bytes: [UInt8]) -> ParquetCell {
+            switch self {
+            case .boolean: .bool(bytes.first == 1)
+            case .int32: .int32(Int32(bitPattern: UInt32(littleEndianBytes: bytes)))
+            case .int64: .int64(Int64(bitPattern: UInt64(littleEndianBytes: bytes)))
+            case .float: .float(Float(bitPattern: UInt32(littleEndianBytes: bytes)))
+            case .double: .double(Double(bitPattern: UInt64(littleEndianBytes: bytes)))
+            case .byteArray, .fixedLenByteArray, .int96: .bytes(bytes)
+            }
+        }
+        return (cell(lo), cell(hi))
+    }
+}

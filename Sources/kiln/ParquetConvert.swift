@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KilnCore
+import KilnLake
 import KilnParquet
 
 extension Parquet {

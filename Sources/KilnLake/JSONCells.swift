@@ -3,12 +3,12 @@ import KilnCore
 import KilnParquet
 
 /// The type a sample of JSON values suggests; merging widens (BIGINT + DOUBLE → DOUBLE, anything else → STRING).
-indirect enum JSONType: Equatable {
+public indirect enum JSONType: Equatable, Sendable {
     case null, bool, int, double, string
     case array(JSONType)
     case object([String: JSONType])
 
-    init(_ value: JSONValue) {
+    public init(_ value: JSONValue) {
         switch value {
         case .null: self = .null
         case .bool: self = .bool
@@ -19,7 +19,7 @@ indirect enum JSONType: Equatable {
         }
     }
 
-    func merged(_ other: JSONType) -> JSONType {
+    public func merged(_ other: JSONType) -> JSONType {
         switch (self, other) {
         case (.null, _): return other
         case (_, .null): return self
@@ -30,7 +30,7 @@ indirect enum JSONType: Equatable {
         }
     }
 
-    func node(_ name: String) -> SchemaNode {
+    public func node(_ name: String) -> SchemaNode {
         switch self {
         case .null, .string: .leaf(name, .byteArray, logical: .string)
         case .bool: .leaf(name, .boolean)
@@ -42,9 +42,9 @@ indirect enum JSONType: Equatable {
     }
 }
 
-/// JSON values → cells for a schema node.
-enum JSONCells {
-    static func cell(_ value: JSONValue, node: SchemaNode) throws -> ParquetCell {
+/// JSON values → cells for a schema node (JSON-lines input, checkpoint rows).
+public enum JSONCells {
+    public static func cell(_ value: JSONValue, node: SchemaNode) throws -> ParquetCell {
         if value == .null { return .null }
         if let element = node.listElement {
             guard case .array(let items) = value else { throw ParquetError("'\(node.name)' is a list; got a JSON \(value.typeName)") }
@@ -85,7 +85,7 @@ enum JSONCells {
     }
 
     /// Compact JSON text of a value (for STRING columns that receive objects or arrays).
-    static func text(_ value: JSONValue) -> [UInt8] {
+    public static func text(_ value: JSONValue) -> [UInt8] {
         var w = JSONWriter()
         func write(_ v: JSONValue, _ w: inout JSONWriter) {
             switch v {
@@ -99,5 +99,50 @@ enum JSONCells {
         }
         write(value, &w)
         return w.bytes
+    }
+}
+
+extension JSONCells {
+    /// The JSON form of a cell (checkpoint rows → log actions): structs and maps as objects, lists as arrays,
+    /// strings as strings, numbers as numbers, binary as base64.
+    public static func json(_ cell: ParquetCell, node: SchemaNode) -> JSONValue {
+        if node.repetition == .repeated, case .list(let items) = cell {
+            var single = node
+            single.element.repetition = .required
+            return .array(items.map { json($0, node: single) })
+        }
+        switch cell {
+        case .null: return .null
+        case .bool(let b): return .bool(b)
+        case .int32(let v): return .number(String(v))
+        case .int64(let v): return .number(String(v))
+        case .float(let v): return .number(String(Double(v)))
+        case .double(let v): return v.isFinite ? .number(String(v)) : .string(v.isNaN ? "NaN" : v > 0 ? "Infinity" : "-Infinity")
+        case .bytes(let b):
+            switch node.element.logicalType {
+            case .string?, .enumeration?, .json?: return .string(String(decoding: b, as: UTF8.self))
+            default: return .string(Data(b).base64EncodedString())
+            }
+        case .list(let items):
+            let element = node.listElement ?? node
+            return .array(items.map { json($0, node: element) })
+        case .record(let fields):
+            var out: [String: JSONValue] = [:]
+            for (child, value) in zip(node.children, fields) { out[child.name] = json(value, node: child) }
+            return .object(out)
+        case .map(let entries):
+            guard let (k, v) = node.mapEntry else { return .null }
+            var out: [String: JSONValue] = [:]
+            for entry in entries {
+                let key: String
+                switch json(entry.key, node: k) {
+                case .string(let s): key = s
+                case .number(let n): key = n
+                default: continue
+                }
+                out[key] = json(entry.value, node: v)
+            }
+            return .object(out)
+        }
     }
 }

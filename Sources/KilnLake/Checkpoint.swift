@@ -1,0 +1,71 @@
+import Foundation
+import KilnCore
+import KilnParquet
+
+extension DeltaTable {
+    /// The classic checkpoint layout: one nullable struct column per action kind, one row per action.
+    static let checkpointSchema: DeltaSchema = {
+        let string = DeltaType.primitive("string"), long = DeltaType.primitive("long"), bool = DeltaType.primitive("boolean")
+        let stringMap = DeltaType.map(string, string, valueContainsNull: true)
+        func s(_ fields: [(String, DeltaType)]) -> DeltaType { .structure(fields.map { DeltaField(name: $0.0, type: $0.1) }) }
+        return DeltaSchema([
+            DeltaField(name: "txn", type: s([("appId", string), ("version", long), ("lastUpdated", long)])),
+            DeltaField(name: "add", type: s([("path", string), ("partitionValues", stringMap), ("size", long), ("modificationTime", long),
+                                             ("dataChange", bool), ("stats", string), ("tags", stringMap)])),
+            DeltaField(name: "remove", type: s([("path", string), ("deletionTimestamp", long), ("dataChange", bool),
+                                                ("extendedFileMetadata", bool), ("partitionValues", stringMap), ("size", long)])),
+            DeltaField(name: "metaData", type: s([("id", string), ("name", string), ("description", string),
+                                                  ("format", s([("provider", string), ("options", stringMap)])), ("schemaString", string),
+                                                  ("partitionColumns", .array(string, containsNull: true)), ("configuration", stringMap),
+                                                  ("createdTime", long)])),
+            DeltaField(name: "protocol", type: s([("minReaderVersion", .primitive("integer")), ("minWriterVersion", .primitive("integer")),
+                                                  ("readerFeatures", .array(string, containsNull: true)),
+                                                  ("writerFeatures", .array(string, containsNull: true))])),
+        ])
+    }()
+
+    func checkpointIfDue(_ version: Int64) throws {
+        guard version > 0 else { return }
+        let snapshot = try log.snapshot(version: version)
+        let interval = snapshot.metadata.configuration["delta.checkpointInterval"].flatMap(Int64.init) ?? Self.defaultCheckpointInterval
+        guard interval > 0, version % interval == 0 else { return }
+        try writeCheckpoint(snapshot)
+    }
+
+    /// Writes `NNN.checkpoint.parquet` for a snapshot and points `_last_checkpoint` at it (both atomically).
+    public func writeCheckpoint(_ snapshot: DeltaSnapshot) throws {
+        let parquet = try Self.checkpointSchema.parquetSchema()
+        var actions: [DeltaAction] = [.protocolAction(snapshot.protocolVersion), .metadata(snapshot.metadata)]
+        actions += snapshot.transactions.keys.sorted().map { .txn(appId: $0, version: snapshot.transactions[$0]!, lastUpdated: nil) }
+        actions += snapshot.files.map { .add($0) }
+        actions += snapshot.tombstones.map { .remove($0) }
+        var shredder = RecordShredder(schema: parquet)
+        let fields = parquet.root.children
+        for action in actions {
+            guard case .object(let line) = try JSONValue.parse(Array(action.json.utf8)), let (name, value) = line.first else { continue }
+            let key = name
+            var row = [ParquetCell](repeating: .null, count: fields.count)
+            guard let index = fields.firstIndex(where: { $0.name == key }) else { continue }
+            row[index] = try JSONCells.cell(value, node: fields[index])
+            try shredder.append(row)
+        }
+        let name = String(format: "%020lld.checkpoint.parquet", snapshot.version)
+        let temporary = log.logPath + "/.tmp-\(UUID().uuidString).checkpoint.parquet"
+        defer { unlink(temporary) }
+        var options = ParquetWriterOptions(codec: .snappy)
+        options.createdBy = "kiln"
+        let writer = try ParquetFileWriter(path: temporary, schema: parquet, options: options)
+        try writer.writeRowGroup(shredder.take())
+        try writer.close()
+        guard rename(temporary, log.logPath + "/" + name) == 0 else { throw KilnError(.internalError, "Cannot place checkpoint \(name)") }
+        let size = (try? FileManager.default.attributesOfItem(atPath: log.logPath + "/" + name)[.size] as? Int) ?? 0
+        let pointer = "{\"version\":\(snapshot.version),\"size\":\(actions.count),\"sizeInBytes\":\(size),\"numOfAddFiles\":\(snapshot.files.count)}"
+        let pointerTemp = log.logPath + "/.tmp-\(UUID().uuidString).last_checkpoint"
+        try Self.writeDurably(Data(pointer.utf8), to: pointerTemp)
+        guard rename(pointerTemp, log.logPath + "/_last_checkpoint") == 0 else {
+            unlink(pointerTemp)
+            throw KilnError(.internalError, "Cannot update _last_checkpoint")
+        }
+        Self.syncDirectory(log.logPath)
+    }
+}

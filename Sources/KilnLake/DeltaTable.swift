@@ -1,0 +1,195 @@
+import Foundation
+import KilnCore
+import KilnParquet
+
+/// Rows to write: leaf columns of `schema` (a Parquet schema whose top-level fields name table columns).
+public struct LakeBatch: Sendable {
+    public var schema: ParquetSchema
+    public var columns: [ColumnData]
+
+    public init(schema: ParquetSchema, columns: [ColumnData]) {
+        self.schema = schema
+        self.columns = columns
+    }
+
+    public var rowCount: Int { columns.first?.rowCount ?? 0 }
+}
+
+/// How a write treats the rows already in the table.
+public enum WriteMode: String, Sendable {
+    case append, overwrite
+}
+
+/// A Delta Lake table on the local file system: create, write, read, time travel, history.
+///
+/// Commits are optimistic: a writer reads version v, writes its data files, then creates `v+1.json` with
+/// `link(2)`, which fails if another writer got there first. Blind appends then retry at the next version; any
+/// other operation that raced a data change fails with `RESOURCE_CONFLICT`. A killed writer leaves at most
+/// orphan data files (VACUUM removes them), never a partial commit.
+public final class DeltaTable: Sendable {
+    public let path: String
+    public let log: DeltaLog
+    /// Versions between checkpoints (`delta.checkpointInterval`, default 10).
+    static let defaultCheckpointInterval: Int64 = 10
+
+    public init(path: String) {
+        log = DeltaLog(tablePath: path)
+        self.path = log.tablePath
+    }
+
+    /// Opens an existing table. - Throws: `RESOURCE_DOES_NOT_EXIST` when there is none at `path`.
+    public static func open(_ path: String) throws -> DeltaTable {
+        let table = DeltaTable(path: path)
+        guard try table.log.latestVersion() != nil else { throw KilnError.notFound("No Delta table at '\(path)'") }
+        return table
+    }
+
+    public func snapshot(version: Int64? = nil) throws -> DeltaSnapshot { try log.snapshot(version: version) }
+
+    static func now() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
+
+    // MARK: Create
+
+    /// Creates an empty table (version 0). - Throws: `RESOURCE_ALREADY_EXISTS` when a table is there.
+    @discardableResult
+    public static func create(at path: String, schema: DeltaSchema, partitionColumns: [String] = [], properties: [String: String] = [:],
+                              name: String? = nil, description: String? = nil) throws -> DeltaTable {
+        let table = DeltaTable(path: path)
+        if (try? table.log.latestVersion()) ?? nil != nil { throw KilnError.alreadyExists("A Delta table already exists at '\(path)'") }
+        guard !schema.fields.isEmpty else { throw KilnError.invalid("A table needs at least one column") }
+        var seen = Set<String>()
+        for field in schema.fields where !seen.insert(field.name.lowercased()).inserted {
+            throw KilnError.invalid("Column '\(field.name)' appears twice (Delta column names are case-insensitive)")
+        }
+        for column in partitionColumns {
+            guard let field = schema.field(column) else { throw KilnError.invalid("Partition column '\(column)' is not in the schema") }
+            switch field.type {
+            case .primitive, .decimal: break
+            default: throw KilnError.invalid("Partition column '\(column)' is a \(field.type.sqlName); partition columns must be primitive")
+            }
+        }
+        guard partitionColumns.count < schema.fields.count else { throw KilnError.invalid("A table cannot be partitioned by every column") }
+        let metadata = DeltaMetadata(name: name, description: description, schema: schema,
+                                     partitionColumns: partitionColumns.map { schema.field($0)!.name }, configuration: properties,
+                                     createdTime: now())
+        let proto = try protocolFor(schema: schema, properties: properties)
+        try FileManager.default.createDirectory(atPath: table.log.logPath, withIntermediateDirectories: true)
+        _ = try table.commit([.protocolAction(proto), .metadata(metadata)], readVersion: -1, operation: "CREATE TABLE",
+                             parameters: ["partitionBy": .string(JSONText.string(.array(partitionColumns.map(JSONValue.string)))),
+                                          "description": description.map(JSONValue.string) ?? .null,
+                                          "properties": .string(JSONText.string(.object(properties.mapValues(JSONValue.string))))],
+                             metrics: [:], blindAppend: false)
+        return table
+    }
+
+    /// The lowest protocol that supports what the table uses; features Kiln cannot honour are refused.
+    static func protocolFor(schema: DeltaSchema, properties: [String: String]) throws -> DeltaProtocol {
+        if properties["delta.enableChangeDataFeed"] == "true" {
+            throw KilnError.invalid("delta.enableChangeDataFeed is not supported by Kiln's writer yet; create the table without it")
+        }
+        if let mode = properties["delta.columnMapping.mode"], mode != "none" {
+            throw KilnError.invalid("delta.columnMapping.mode=\(mode) is not supported by Kiln's writer; Kiln reads such tables only")
+        }
+        if properties["delta.enableDeletionVectors"] == "true" {
+            throw KilnError.invalid("delta.enableDeletionVectors is not supported by Kiln's writer; Kiln writes files without deletion vectors")
+        }
+        let constraints = properties.keys.contains { $0.hasPrefix("delta.constraints.") }
+        func usesNtz(_ type: DeltaType) -> Bool {
+            switch type {
+            case .primitive(let p): p == "timestamp_ntz"
+            case .decimal: false
+            case .structure(let fields): fields.contains { usesNtz($0.type) }
+            case .array(let e, _): usesNtz(e)
+            case .map(let k, let v, _): usesNtz(k) || usesNtz(v)
+            }
+        }
+        for key in properties.keys where key.hasPrefix("delta.constraints.") {
+            _ = try LakePredicate.parse(properties[key]!)
+        }
+        if schema.fields.contains(where: { usesNtz($0.type) }) {
+            var writer = ["timestampNtz", "appendOnly", "invariants"]
+            if constraints { writer.append("checkConstraints") }
+            return DeltaProtocol(minReaderVersion: 3, minWriterVersion: 7, readerFeatures: ["timestampNtz"], writerFeatures: writer)
+        }
+        return DeltaProtocol(minReaderVersion: 1, minWriterVersion: constraints ? 3 : 2)
+    }
+
+    // MARK: Commit
+
+    /// Writes commit `readVersion + 1` (or later, for blind appends that lose a race) with put-if-absent.
+    /// - Returns: the committed version.
+    func commit(_ actions: [DeltaAction], readVersion: Int64, operation: String, parameters: [String: JSONValue],
+                metrics: [String: JSONValue], blindAppend: Bool) throws -> Int64 {
+        var version = readVersion + 1
+        while true {
+            var info: [String: JSONValue] = [
+                "timestamp": .number(String(Self.now())), "operation": .string(operation),
+                "operationParameters": .object(parameters), "isBlindAppend": .bool(blindAppend),
+                "engineInfo": .string("Kiln"), "clientVersion": .string("kiln-0.1.0"),
+                "operationMetrics": .object(metrics.mapValues { v in if case .number(let n) = v { return .string(n) }; return v }),
+            ]
+            if readVersion >= 0 { info["readVersion"] = .number(String(readVersion)) }
+            if let user = ProcessInfo.processInfo.environment["USER"] { info["userName"] = .string(user) }
+            let text = ([DeltaAction.commitInfo(info)] + actions).map(\.json).joined(separator: "\n") + "\n"
+            if try Self.putIfAbsent(Data(text.utf8), at: log.logPath + "/" + DeltaLog.commitName(version), directory: log.logPath) {
+                try? checkpointIfDue(version)
+                return version
+            }
+            // Someone else committed `version`: see what they did.
+            let latest = try log.latestVersion() ?? version
+            for v in version...latest {
+                for action in try log.readCommit(v) {
+                    switch action {
+                    case .metadata, .protocolAction:
+                        throw KilnError(.resourceConflict, "The table's schema or protocol changed in version \(v) while this \(operation) ran; retry it")
+                    case .add, .remove:
+                        // Blind appends read nothing, so data changes cannot invalidate them; anything else read the files.
+                        if !blindAppend {
+                            throw KilnError(.resourceConflict, "Version \(v) changed the table's files while this \(operation) ran; retry it")
+                        }
+                    default:
+                        continue
+                    }
+                }
+            }
+            version = latest + 1
+        }
+    }
+
+    /// Creates `path` with `data` only if nothing is there: temp file, fsync, `link(2)`, fsync of the directory.
+    static func putIfAbsent(_ data: Data, at path: String, directory: String) throws -> Bool {
+        let temporary = directory + "/.tmp-\(UUID().uuidString).json"
+        try writeDurably(data, to: temporary)
+        defer { unlink(temporary) }
+        if link(temporary, path) == 0 {
+            syncDirectory(directory)
+            return true
+        }
+        if errno == EEXIST { return false }
+        throw KilnError(.internalError, "Cannot create commit \(path): \(String(cString: strerror(errno)))")
+    }
+
+    static func writeDurably(_ data: Data, to path: String) throws {
+        let fd = Foundation.open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw KilnError(.internalError, "Cannot create \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        try data.withUnsafeBytes { raw in
+            var done = 0
+            while done < raw.count {
+                let n = Foundation.write(fd, raw.baseAddress! + done, raw.count - done)
+                if n < 0, errno == EINTR { continue }
+                guard n > 0 else { throw KilnError(.internalError, "Cannot write \(path): \(String(cString: strerror(errno)))") }
+                done += n
+            }
+        }
+        guard fsync(fd) == 0 else { throw KilnError(.internalError, "Cannot flush \(path)") }
+    }
+
+    static func syncDirectory(_ path: String) {
+        let fd = Foundation.open(path, O_RDONLY)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
+    }
+}

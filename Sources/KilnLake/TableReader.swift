@@ -1,0 +1,174 @@
+import Foundation
+import KilnCore
+import KilnParquet
+
+/// Which files a scan reads, and how many it skipped.
+public struct ScanPlan: Sendable {
+    public var snapshot: DeltaSnapshot
+    public var files: [AddFile]
+    public var skippedFiles: Int
+    public var predicate: LakePredicate?
+}
+
+extension DeltaTable {
+    /// Looks up a file's partition values as typed values (for predicates over partition columns).
+    func partitionLookup(_ file: AddFile, schema: DeltaSchema) -> (String) -> (LakeValue, DeltaType)? {
+        let values = Dictionary(file.partitionValues.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { a, _ in a })
+        return { name in
+            guard let field = schema.field(name), let text = values[name] else { return nil }
+            return (LakeValue.partition(text, type: field.type), field.type)
+        }
+    }
+
+    /// What a file's partition values and statistics say about each column.
+    func ranges(_ file: AddFile, snapshot: DeltaSnapshot) -> (String) -> ColumnRange? {
+        let schema = snapshot.schema
+        let partitions = Set(snapshot.partitionColumns.map { $0.lowercased() })
+        let stats = FileStats.parse(file.stats)
+        let partition = partitionLookup(file, schema: schema)
+        return { name in
+            guard let field = schema.field(name) else { return nil }
+            if partitions.contains(name) {
+                guard let (value, type) = partition(name) else { return nil }
+                return ColumnRange(type: type, min: value == .null ? nil : value, max: value == .null ? nil : value,
+                                   mayBeNull: value == .null, allNull: value == .null)
+            }
+            guard let stats else { return nil }
+            var nulls: Int64?
+            if case .number(let n)? = stats.nullCount[field.name] { nulls = Int64(n) }
+            return ColumnRange(type: field.type, min: stats.bound(stats.minValues, field.name, type: field.type),
+                               max: stats.bound(stats.maxValues, field.name, type: field.type),
+                               mayBeNull: nulls.map { $0 > 0 } ?? true, allNull: nulls.map { $0 == stats.numRecords && $0 > 0 } ?? false)
+        }
+    }
+
+    /// Plans a scan: partition pruning and min/max skipping for `predicate`.
+    public func plan(version: Int64? = nil, timestamp: Int64? = nil, predicate text: String? = nil) throws -> ScanPlan {
+        let target = try timestamp.map { try log.version(at: $0) } ?? version
+        let snapshot = try log.snapshot(version: target)
+        try Self.checkReadable(snapshot)
+        guard let text else { return ScanPlan(snapshot: snapshot, files: snapshot.files, skippedFiles: 0, predicate: nil) }
+        let predicate = try LakePredicate.parse(text)
+        try predicate.validate(snapshot.schema)
+        let files = snapshot.files.filter { predicate.mayMatch(ranges($0, snapshot: snapshot)) }
+        return ScanPlan(snapshot: snapshot, files: files, skippedFiles: snapshot.files.count - files.count, predicate: predicate)
+    }
+
+    /// Features that change what rows mean and that this reader does not apply yet are refused.
+    static func checkReadable(_ snapshot: DeltaSnapshot) throws {
+        if let mode = snapshot.metadata.configuration["delta.columnMapping.mode"], mode != "none" {
+            throw KilnError(.invalidState, "The table uses column mapping (mode \(mode)), which Kiln cannot read yet")
+        }
+        if snapshot.files.contains(where: { $0.deletionVector != nil }) {
+            throw KilnError(.invalidState, "The table has deletion vectors, which Kiln cannot read yet")
+        }
+    }
+
+    /// The full path of a log path (URI-encoded, relative or absolute `file:` URI).
+    func filePath(_ logPath: String) -> String {
+        if logPath.hasPrefix("file:") { return URL(string: logPath)?.path ?? logPath }
+        let decoded = logPath.removingPercentEncoding ?? logPath
+        return decoded.hasPrefix("/") ? decoded : path + "/" + decoded
+    }
+
+    /// Reads the rows of one file as cells in table-field order (partition values filled in, missing columns null),
+    /// keeping those that satisfy `predicate`. `fields` limits the columns (nil: all).
+    public func readRows(_ file: AddFile, plan: ScanPlan, fields wanted: [String]? = nil, each: ([ParquetCell]) throws -> Bool) throws {
+        let schema = plan.snapshot.schema
+        let tableParquet = try schema.parquetSchema()
+        let fieldNames = wanted.map { Set($0.map { $0.lowercased() }) }
+        let needed = Set((fieldNames ?? Set(schema.fields.map { $0.name.lowercased() })).union(plan.predicate?.columns ?? []))
+        let reader: ParquetFileReader
+        do { reader = try ParquetFileReader(path: filePath(file.path)) } catch let error as ParquetError {
+            throw KilnError(.invalidState, "Data file \(file.path) cannot be read: \(error.description)")
+        }
+        let partitions = Dictionary(file.partitionValues.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { a, _ in a })
+        let fileFields = reader.schema.root.children
+        var leafColumns: [Int] = []
+        var fieldSource: [(field: DeltaField, node: SchemaNode, source: SchemaNode?)] = []
+        for (field, node) in zip(schema.fields, tableParquet.root.children) where needed.contains(field.name.lowercased()) {
+            let source = fileFields.first { $0.name.lowercased() == field.name.lowercased() && partitions[field.name.lowercased()] == nil }
+            if let source { leafColumns += Self.leafIndices(source) }
+            fieldSource.append((field, node, source))
+        }
+        for group in reader.metadata.rowGroups.indices {
+            let data = try reader.readRowGroup(group, columns: leafColumns)
+            let assembler = try RecordAssembler(schema: reader.schema, columns: Dictionary(uniqueKeysWithValues: zip(leafColumns, data)))
+            let present = assembler.fields.map { $0.name }
+            let rows = Int(reader.metadata.rowGroups[group].numRows)
+            for row in 0..<rows {
+                let cells = leafColumns.isEmpty ? [] : try assembler.row(row)
+                var out: [ParquetCell] = []
+                var lookup: [String: LakeValue] = [:]
+                for (field, node, source) in fieldSource {
+                    var cell = ParquetCell.null
+                    if let text = partitions[field.name.lowercased()] {
+                        if let text, !text.isEmpty, text != "__HIVE_DEFAULT_PARTITION__" {
+                            cell = (try? TextValues.cell(Array(text.utf8), element: node.element)) ?? .null
+                        }
+                    } else if let source, let i = present.firstIndex(of: source.name) {
+                        cell = Self.convert(cells[i], from: source, to: node)
+                    }
+                    lookup[field.name.lowercased()] = LakeValue.from(cell, type: field.type)
+                    out.append(cell)
+                }
+                if let predicate = plan.predicate {
+                    let keep = predicate.evaluate { name in schema.field(name).map { (lookup[name] ?? .null, $0.type) } }
+                    if keep != true { continue }
+                }
+                if let fieldNames {
+                    out = zip(fieldSource, out).filter { fieldNames.contains($0.0.field.name.lowercased()) }.map(\.1)
+                }
+                guard try each(out) else { return }
+            }
+        }
+    }
+
+    /// Values written by other engines in another physical form (INT96 or nanosecond timestamps) → the table's.
+    static func convert(_ cell: ParquetCell, from source: SchemaNode, to target: SchemaNode) -> ParquetCell {
+        guard source.isLeaf, target.isLeaf, case .timestamp? = target.element.logicalType else { return cell }
+        switch (cell, source.element.logicalType) {
+        case (.int64(let v), .timestamp(.nanos, _)?): return .int64(v / 1000)
+        case (.int64(let v), .timestamp(.millis, _)?): return .int64(v * 1000)
+        case (.bytes(let b), _) where source.element.physicalType == .int96 && b.count == 12:
+            var nanos: UInt64 = 0
+            for i in 0..<8 { nanos |= UInt64(b[i]) << (8 * UInt64(i)) }
+            var julian: UInt32 = 0
+            for i in 0..<4 { julian |= UInt32(b[8 + i]) << (8 * UInt32(i)) }
+            return .int64((Int64(julian) - 2_440_588) * 86_400_000_000 + Int64(nanos / 1000))
+        default: return cell
+        }
+    }
+
+    /// The table's Parquet schema nodes of the given fields (for rendering rows).
+    public func nodes(_ snapshot: DeltaSnapshot, fields wanted: [String]? = nil) throws -> [SchemaNode] {
+        let parquet = try snapshot.schema.parquetSchema()
+        let names = wanted.map { Set($0.map { $0.lowercased() }) }
+        return parquet.root.children.filter { names?.contains($0.name.lowercased()) ?? true }
+    }
+
+    /// Decodes the chosen columns of every planned file into memory (the benchmark path); with a predicate, counts
+    /// the rows that satisfy it. Returns rows kept and decoded bytes.
+    public func scan(_ plan: ScanPlan, columns wanted: [String]? = nil) throws -> (rows: Int, bytes: Int) {
+        if plan.predicate != nil {
+            var rows = 0
+            for file in plan.files {
+                try readRows(file, plan: plan, fields: wanted ?? []) { _ in rows += 1; return true }
+            }
+            return (rows, 0)
+        }
+        let names = wanted.map { Set($0.map { $0.lowercased() }) }
+        let results = ResultSlots<(Int, Int)>(count: plan.files.count)
+        let files = plan.files
+        DispatchQueue.concurrentPerform(iterations: files.count) { i in
+            results.set(i, Result {
+                let reader = try ParquetFileReader(path: self.filePath(files[i].path))
+                let columns = reader.schema.root.children.filter { names?.contains($0.name.lowercased()) ?? true }.flatMap(Self.leafIndices)
+                let data = try reader.readAll(rowGroups: Array(reader.metadata.rowGroups.indices), columns: columns, parallel: false)
+                return (Int(reader.metadata.numRows), data.reduce(0) { $0 + $1.reduce(0) { $0 + $1.memoryBytes } })
+            })
+        }
+        return try results.values().reduce((0, 0)) { ($0.0 + $1.0, $0.1 + $1.1) }
+    }
+}
+

@@ -1,0 +1,271 @@
+import Foundation
+import KilnCore
+import KilnParquet
+
+/// What a write did.
+public struct WriteResult: Sendable {
+    public var version: Int64
+    public var filesAdded: Int
+    public var filesRemoved: Int
+    public var rowsWritten: Int
+}
+
+extension DeltaTable {
+    /// Appends or overwrites rows. `replaceWhere` limits an overwrite to the rows matching it (every new row must
+    /// match too); `mergeSchema` adds the batch's new columns to the table.
+    @discardableResult
+    public func write(_ batch: LakeBatch, mode: WriteMode = .append, mergeSchema: Bool = false, replaceWhere: String? = nil) throws -> WriteResult {
+        let snapshot = try log.snapshot()
+        try snapshot.protocolVersion.checkWritable()
+        if mode == .overwrite, snapshot.metadata.configuration["delta.appendOnly"] == "true" {
+            throw KilnError(.invalidState, "The table is append-only (delta.appendOnly=true); it cannot be overwritten")
+        }
+        var schema = snapshot.schema
+        var newMetadata: DeltaMetadata?
+        // Schema enforcement: columns by name (case-insensitive), types must match; new columns only with mergeSchema.
+        let incoming = try DeltaSchema(parquet: batch.schema)
+        for field in incoming.fields {
+            if let existing = schema.field(field.name) {
+                guard Self.compatible(existing.type, field.type) else {
+                    throw KilnError.invalid("Column '\(existing.name)' is \(existing.type.sqlName) in the table; the data has \(field.type.sqlName)")
+                }
+            } else if mergeSchema {
+                var added = field
+                added.nullable = true
+                schema.fields.append(added)
+            } else {
+                throw KilnError.invalid("Column '\(field.name)' is not in the table (columns: \(schema.fields.map(\.name).joined(separator: ", "))); write with mergeSchema to add it")
+            }
+        }
+        if schema != snapshot.schema {
+            var m = snapshot.metadata
+            m.schemaString = schema.json
+            newMetadata = m
+        }
+        let table = try Self.conform(batch, to: schema)
+        try checkConstraints(table, schema: schema, snapshot: snapshot)
+        var predicate: LakePredicate?
+        if let replaceWhere {
+            guard mode == .overwrite else { throw KilnError.invalid("replaceWhere applies to overwrites") }
+            let parsed = try LakePredicate.parse(replaceWhere)
+            try parsed.validate(schema)
+            let outside = try rows(of: table, schema: schema).filter { parsed.evaluate($0) != true }.count
+            guard outside == 0 else {
+                throw KilnError.invalid("\(outside) of the rows written do not match replaceWhere '\(replaceWhere)'; every row of a replaceWhere overwrite must")
+            }
+            predicate = parsed
+        }
+        let adds = try writeFiles(table, schema: schema, partitionColumns: snapshot.partitionColumns)
+        var actions: [DeltaAction] = newMetadata.map { [.metadata($0)] } ?? []
+        var removed = 0
+        if mode == .overwrite {
+            let now = Self.now()
+            for file in snapshot.files {
+                if let predicate {
+                    let partitionOnly = predicate.columns.isSubset(of: Set(snapshot.partitionColumns.map { $0.lowercased() }))
+                    guard partitionOnly else {
+                        throw KilnError.invalid("replaceWhere '\(replaceWhere!)' must use partition columns only (\(snapshot.partitionColumns.joined(separator: ", ")))")
+                    }
+                    guard predicate.evaluate(partitionLookup(file, schema: schema)) == true else { continue }
+                }
+                actions.append(.remove(RemoveFile(path: file.path, deletionTimestamp: now, dataChange: true, partitionValues: file.partitionValues,
+                                                  size: file.size)))
+                removed += 1
+            }
+        }
+        actions += adds.map { .add($0) }
+        var parameters: [String: JSONValue] = ["mode": .string(mode == .append ? "Append" : "Overwrite")]
+        if !snapshot.partitionColumns.isEmpty {
+            parameters["partitionBy"] = .string(JSONText.string(.array(snapshot.partitionColumns.map(JSONValue.string))))
+        }
+        if let replaceWhere { parameters["predicate"] = .string(replaceWhere) }
+        let metrics: [String: JSONValue] = ["numFiles": .number(String(adds.count)), "numOutputRows": .number(String(table.rowCount)),
+                                            "numOutputBytes": .number(String(adds.reduce(0) { $0 + $1.size })),
+                                            "numRemovedFiles": .number(String(removed))]
+        let blind = mode == .append && newMetadata == nil
+        let version = try commit(actions, readVersion: snapshot.version, operation: "WRITE", parameters: parameters, metrics: metrics, blindAppend: blind)
+        return WriteResult(version: version, filesAdded: adds.count, filesRemoved: removed, rowsWritten: table.rowCount)
+    }
+
+    /// Whether data of type `b` can be stored in a column of type `a` as it is.
+    static func compatible(_ a: DeltaType, _ b: DeltaType) -> Bool {
+        switch (a, b) {
+        case (.primitive(let x), .primitive(let y)): return x == y
+        case (.decimal(let p, let s), .decimal(let q, let t)): return p == q && s == t
+        case (.array(let x, _), .array(let y, _)): return compatible(x, y)
+        case (.map(let k1, let v1, _), .map(let k2, let v2, _)): return compatible(k1, k2) && compatible(v1, v2)
+        case (.structure(let x), .structure(let y)):
+            return y.allSatisfy { f in x.contains { $0.name.lowercased() == f.name.lowercased() && compatible($0.type, f.type) } }
+                && x.count == y.count
+        default: return false
+        }
+    }
+
+    /// The batch laid out in the table's schema order, missing columns filled with nulls; NOT NULL enforced.
+    static func conform(_ batch: LakeBatch, to schema: DeltaSchema) throws -> LakeBatch {
+        let target = try schema.parquetSchema()
+        let rows = batch.rowCount
+        var columns: [ColumnData] = []
+        for (field, node) in zip(schema.fields, target.root.children) {
+            let leaves = leafIndices(node)
+            if let source = batch.schema.root.children.first(where: { $0.name.lowercased() == field.name.lowercased() }) {
+                let sourceLeaves = leafIndices(source)
+                guard sourceLeaves.count == leaves.count else { throw KilnError.invalid("Column '\(field.name)' does not match the table's layout") }
+                for (s, t) in zip(sourceLeaves, leaves) {
+                    var data = batch.columns[s]
+                    let descriptor = target.columns[t]
+                    // Required leaves carry no definition levels; optional ones written without nulls may omit them.
+                    if descriptor.maxDefinitionLevel == 0 {
+                        guard data.values.count == data.count, data.repetitionLevels == nil else {
+                            throw KilnError.invalid("Column '\(field.name)' is NOT NULL; the data has nulls")
+                        }
+                        data.definitionLevels = nil
+                    } else if data.definitionLevels == nil, descriptor.maxRepetitionLevel == 0 {
+                        // fine: all present
+                    } else if batch.schema.columns[s].maxDefinitionLevel != descriptor.maxDefinitionLevel {
+                        throw KilnError.invalid("Column '\(field.name)' nests differently in the data and the table")
+                    }
+                    columns.append(data)
+                }
+            } else {
+                guard field.nullable else { throw KilnError.invalid("Column '\(field.name)' is NOT NULL and the data does not have it") }
+                for t in leaves {
+                    let d = target.columns[t]
+                    columns.append(ColumnData(values: .empty(d.element.physicalType!, typeLength: Int(d.element.typeLength ?? 0)),
+                                              definitionLevels: [UInt8](repeating: 0, count: rows),
+                                              repetitionLevels: d.maxRepetitionLevel > 0 ? [UInt8](repeating: 0, count: rows) : nil, count: rows))
+                }
+            }
+        }
+        return LakeBatch(schema: target, columns: columns)
+    }
+
+    static func leafIndices(_ node: SchemaNode) -> [Int] {
+        if let leaf = node.leafIndex { return [leaf] }
+        return node.children.flatMap(leafIndices)
+    }
+
+    /// Rows of a batch as column → value lookups (for predicates and constraints), top-level primitive columns only.
+    func rows(of batch: LakeBatch, schema: DeltaSchema) throws -> [(String) -> (LakeValue, DeltaType)?] {
+        let primitive = batch.schema.root.children.filter { $0.leafIndex != nil }
+        var lookups: [[String: LakeValue]] = Array(repeating: [:], count: batch.rowCount)
+        for node in primitive {
+            guard let field = schema.field(node.name) else { continue }
+            let values = try Self.values(batch.columns[node.leafIndex!], column: batch.schema.columns[node.leafIndex!], type: field.type)
+            for (i, v) in values.enumerated() { lookups[i][node.name.lowercased()] = v }
+        }
+        return lookups.map { row in { name in
+            guard let field = schema.field(name) else { return nil }
+            return (row[name] ?? .null, field.type)
+        } }
+    }
+
+    /// One value per row of a flat column.
+    static func values(_ data: ColumnData, column: ColumnDescriptor, type: DeltaType) throws -> [LakeValue] {
+        var element = column.element
+        element.name = "value"
+        let flat = SchemaNode.leaf("value", element.physicalType ?? .int32, element.repetition ?? .required, logical: element.logicalType,
+                                   typeLength: element.typeLength)
+        let assembler = try RecordAssembler(schema: ParquetSchema([flat]), columns: [0: data])
+        return try (0..<assembler.rowCount).map { LakeValue.from(try assembler.row($0)[0], type: type) }
+    }
+
+    func checkConstraints(_ batch: LakeBatch, schema: DeltaSchema, snapshot: DeltaSnapshot) throws {
+        let constraints = snapshot.metadata.configuration.filter { $0.key.hasPrefix("delta.constraints.") }
+        guard !constraints.isEmpty else { return }
+        let rows = try rows(of: batch, schema: schema)
+        for (key, expression) in constraints.sorted(by: { $0.key < $1.key }) {
+            let predicate = try LakePredicate.parse(expression)
+            if let bad = rows.firstIndex(where: { predicate.evaluate($0) == false }) {
+                throw KilnError.invalid("CHECK constraint \(key.dropFirst("delta.constraints.".count)) (\(expression)) is violated by row \(bad + 1)")
+            }
+        }
+    }
+
+    // MARK: Files
+
+    /// Writes the batch as Parquet files, one set per partition; returns their add actions.
+    func writeFiles(_ batch: LakeBatch, schema: DeltaSchema, partitionColumns: [String]) throws -> [AddFile] {
+        guard batch.rowCount > 0 else { return [] }
+        let dataFields = schema.fields.filter { f in !partitionColumns.contains { $0.lowercased() == f.name.lowercased() } }
+        let dataSchema = try DeltaSchema(dataFields).parquetSchema()
+        let rootChildren = batch.schema.root.children
+        // Leaf columns of the data (non-partition) fields, in order.
+        let dataLeaves = rootChildren.filter { n in dataFields.contains { $0.name.lowercased() == n.name.lowercased() } }.flatMap(Self.leafIndices)
+        var groups: [(values: [String: String?], rows: [Int]?)] = [([:], nil)]
+        if !partitionColumns.isEmpty {
+            var keys: [[String?]] = Array(repeating: [], count: batch.rowCount)
+            for name in partitionColumns {
+                guard let node = rootChildren.first(where: { $0.name.lowercased() == name.lowercased() }), let leaf = node.leafIndex,
+                      let field = schema.field(name) else { continue }
+                let values = try Self.values(batch.columns[leaf], column: batch.schema.columns[leaf], type: field.type)
+                for (i, v) in values.enumerated() { keys[i].append(v.text(type: field.type)) }
+            }
+            var order: [[String?]] = []
+            var members: [[String?]: [Int]] = [:]
+            for (row, key) in keys.enumerated() {
+                if members[key] == nil { order.append(key) }
+                members[key, default: []].append(row)
+            }
+            groups = order.map { key in
+                (Dictionary(uniqueKeysWithValues: zip(partitionColumns.map { schema.field($0)!.name }, key)), members[key]!)
+            }
+        }
+        var adds: [AddFile] = []
+        for group in groups {
+            var columns = dataLeaves.map { batch.columns[$0] }
+            if let rows = group.rows {
+                columns = zip(dataLeaves, columns).map { leaf, data in data.take(rows: rows, maxDefinitionLevel: batch.schema.columns[leaf].maxDefinitionLevel) }
+            }
+            adds.append(try writeFile(columns, schema: dataSchema, deltaSchema: DeltaSchema(dataFields), partitionValues: group.values,
+                                      partitionColumns: partitionColumns.map { schema.field($0)!.name }))
+        }
+        return adds
+    }
+
+    func writeFile(_ columns: [ColumnData], schema: ParquetSchema, deltaSchema: DeltaSchema, partitionValues: [String: String?],
+                   partitionColumns: [String]) throws -> AddFile {
+        let directory = partitionColumns.map { "\($0)=\(Self.escapePartition(partitionValues[$0] ?? nil))" }.joined(separator: "/")
+        let name = "part-00000-\(UUID().uuidString.lowercased())-c000.snappy.parquet"
+        let relative = directory.isEmpty ? name : directory + "/" + name
+        let full = path + "/" + relative
+        if !directory.isEmpty { try FileManager.default.createDirectory(atPath: path + "/" + directory, withIntermediateDirectories: true) }
+        let rows = columns.first?.rowCount ?? 0
+        let writer = try ParquetFileWriter(path: full, schema: schema, options: ParquetWriterOptions(codec: .snappy))
+        let groupRows = 1 << 20
+        if rows <= groupRows {
+            try writer.writeRowGroup(columns)
+        } else {
+            for start in stride(from: 0, to: rows, by: groupRows) {
+                try writer.writeRowGroup(columns.enumerated().map { i, c in
+                    c.slice(rows: start..<min(rows, start + groupRows), maxDefinitionLevel: schema.columns[i].maxDefinitionLevel)
+                })
+            }
+        }
+        try writer.close()
+        let size = (try FileManager.default.attributesOfItem(atPath: full)[.size] as? Int64) ?? 0
+        let stats = FileStats.compute(rows: rows, columns: columns, parquet: schema, schema: deltaSchema)
+        return AddFile(path: relative.addingPercentEncoding(withAllowedCharacters: Self.pathAllowed) ?? relative, partitionValues: partitionValues,
+                       size: size, modificationTime: Self.now(), dataChange: true, stats: stats.json)
+    }
+
+    static let pathAllowed: CharacterSet = {
+        var set = CharacterSet.alphanumerics
+        set.insert(charactersIn: "-._~/=")
+        return set
+    }()
+
+    /// Hive-style escaping of a partition value for a directory name; null is `__HIVE_DEFAULT_PARTITION__`.
+    static func escapePartition(_ value: String?) -> String {
+        guard let value, !value.isEmpty else { return "__HIVE_DEFAULT_PARTITION__" }
+        var out = ""
+        for scalar in value.unicodeScalars {
+            if scalar.value < 0x20 || "\"#%'*/:=?\\\u{7F}{[]^".unicodeScalars.contains(scalar) {
+                out += String(format: "%%%02X", scalar.value)
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+}

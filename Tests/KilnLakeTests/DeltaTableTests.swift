@@ -1,0 +1,159 @@
+import Foundation
+import KilnCore
+@testable import KilnLake
+import KilnParquet
+import Testing
+
+final class TableDirectory {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-lake-\(UUID().uuidString)").path
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+enum Rows {
+    static let schema = DeltaSchema([
+        DeltaField(name: "id", type: .primitive("long"), nullable: false),
+        DeltaField(name: "region", type: .primitive("string")),
+        DeltaField(name: "x", type: .primitive("double")),
+        DeltaField(name: "day", type: .primitive("date")),
+        DeltaField(name: "tags", type: .array(.primitive("string"), containsNull: true)),
+    ])
+
+    /// A batch of `n` rows starting at id `start`.
+    static func batch(_ start: Int, _ n: Int, regions: [String] = ["us", "eu", "ap"]) throws -> LakeBatch {
+        let parquet = try schema.parquetSchema()
+        var shredder = RecordShredder(schema: parquet)
+        for i in start..<start + n {
+            try shredder.append([
+                .int64(Int64(i)),
+                i % 10 == 9 ? .null : .bytes(Array(regions[i % regions.count].utf8)),
+                .double(Double(i) / 10),
+                .int32(Int32(19_000 + i % 3)),
+                i % 4 == 0 ? .null : .list([.bytes(Array("t\(i % 3)".utf8))]),
+            ])
+        }
+        return LakeBatch(schema: parquet, columns: shredder.take())
+    }
+
+    static func ids(_ table: DeltaTable, version: Int64? = nil, where predicate: String? = nil) throws -> [Int64] {
+        let plan = try table.plan(version: version, predicate: predicate)
+        var ids: [Int64] = []
+        for file in plan.files {
+            try table.readRows(file, plan: plan, fields: ["id"]) { row in
+                if case .int64(let id) = row[0] { ids.append(id) }
+                return true
+            }
+        }
+        return ids.sorted()
+    }
+}
+
+@Suite("Delta tables")
+struct DeltaTableTests {
+    @Test("create, append, overwrite, time travel, history and checkpoints")
+    func lifecycle() throws {
+        let dir = TableDirectory()
+        let table = try DeltaTable.create(at: dir.path, schema: Rows.schema, properties: ["delta.checkpointInterval": "3"])
+        #expect(throws: KilnError.self) { try DeltaTable.create(at: dir.path, schema: Rows.schema) }
+        for k in 0..<4 { try table.write(try Rows.batch(k * 100, 100)) }
+        #expect(try Rows.ids(table) == (0..<400).map(Int64.init))
+        #expect(try Rows.ids(table, version: 2) == (0..<200).map(Int64.init))
+        #expect(FileManager.default.fileExists(atPath: dir.path + "/_delta_log/00000000000000000003.checkpoint.parquet"))
+        let result = try table.write(try Rows.batch(1000, 10), mode: .overwrite)
+        #expect(result.version == 5 && result.filesRemoved == 4)
+        #expect(try Rows.ids(table) == (1000..<1010).map(Int64.init))
+        #expect(try Rows.ids(table, version: 4).count == 400)
+        let history = try table.log.history()
+        #expect(history.map(\.version) == [5, 4, 3, 2, 1, 0])
+        if case .string(let op)? = history.last?.info["operation"] { #expect(op == "CREATE TABLE") } else { Issue.record("no operation") }
+        // A snapshot replayed from the checkpoint equals one replayed from commits alone.
+        let fromCheckpoint = try table.snapshot(version: 4)
+        try FileManager.default.removeItem(atPath: dir.path + "/_delta_log/00000000000000000003.checkpoint.parquet")
+        let fromCommits = try table.snapshot(version: 4)
+        #expect(fromCheckpoint.files == fromCommits.files && fromCheckpoint.metadata == fromCommits.metadata)
+        #expect(fromCheckpoint.protocolVersion == fromCommits.protocolVersion)
+        #expect(throws: KilnError.self) { try table.snapshot(version: 9) }
+    }
+
+    @Test("partitioned writes, pruning and statistics skipping")
+    func partitions() throws {
+        let dir = TableDirectory()
+        let table = try DeltaTable.create(at: dir.path, schema: Rows.schema, partitionColumns: ["region"])
+        try table.write(try Rows.batch(0, 300))
+        let snapshot = try table.snapshot()
+        #expect(Set(snapshot.files.map { $0.partitionValues["region"] ?? nil }) == ["us", "eu", "ap", nil])
+        #expect(snapshot.files.contains { $0.path.hasPrefix("region=__HIVE_DEFAULT_PARTITION__/") })
+        let pruned = try table.plan(predicate: "region = 'eu'")
+        #expect(pruned.files.count == 1 && pruned.skippedFiles == 3)
+        #expect(try Rows.ids(table, where: "region = 'eu' AND id < 20") == [1, 4, 7, 10, 13, 16])
+        #expect(try Rows.ids(table, where: "region IS NULL").count == 30)
+        try table.write(try Rows.batch(10_000, 50))
+        let stats = try table.plan(predicate: "id >= 10000")
+        #expect(stats.files.count == 4 && stats.skippedFiles == 4)  // the first write's files end at id 299
+        #expect(try Rows.ids(table, where: "id >= 10000 AND x > 1004.5") == (10_046..<10_050).map(Int64.init))
+        let replaced = try table.write(try Rows.batch(0, 9, regions: ["eu"]), mode: .overwrite, replaceWhere: "region = 'eu'")
+        #expect(replaced.filesRemoved == 2)
+        #expect(try Rows.ids(table, where: "region = 'eu'") == (0..<9).map(Int64.init))
+        #expect(throws: KilnError.self) { try table.write(try Rows.batch(0, 5), mode: .overwrite, replaceWhere: "region = 'eu'") }
+    }
+
+    @Test("schema enforcement, evolution, NOT NULL and CHECK constraints")
+    func enforcement() throws {
+        let dir = TableDirectory()
+        let table = try DeltaTable.create(at: dir.path, schema: Rows.schema, properties: ["delta.constraints.positive": "x >= 0"])
+        #expect(try table.snapshot().protocolVersion == DeltaProtocol(minReaderVersion: 1, minWriterVersion: 3))
+        let extra = ParquetSchema([.leaf("id", .int64, .required), .leaf("score", .double)])
+        let batch = LakeBatch(schema: extra, columns: [ColumnData(values: .int64([1, 2])), ColumnData(values: .double([0.5, 1.5]))])
+        #expect(throws: KilnError.self) { try table.write(batch) }
+        let evolved = try table.write(batch, mergeSchema: true)
+        #expect(try table.snapshot().schema.fields.map(\.name) == ["id", "region", "x", "day", "tags", "score"])
+        #expect(evolved.version == 1)
+        let wrongType = LakeBatch(schema: ParquetSchema([.leaf("id", .byteArray, logical: .string)]),
+                                  columns: [ColumnData(values: .byteArray(ByteArrays([Array("a".utf8)])))])
+        #expect(throws: KilnError.self) { try table.write(wrongType) }
+        let nullID = LakeBatch(schema: ParquetSchema([.leaf("id", .int64)]), columns: [ColumnData(values: .int64([]), definitionLevels: [0])])
+        #expect(throws: KilnError.self) { try table.write(nullID) }
+        let negative = LakeBatch(schema: ParquetSchema([.leaf("id", .int64, .required), .leaf("x", .double)]),
+                                 columns: [ColumnData(values: .int64([5])), ColumnData(values: .double([-1]))])
+        #expect(throws: KilnError.self) { try table.write(negative) }
+        #expect(try table.snapshot().version == 1)  // nothing committed by the refused writes
+    }
+
+    @Test("concurrent appends from threads all land; conflicting overwrites fail")
+    func concurrency() async throws {
+        let dir = TableDirectory()
+        let table = try DeltaTable.create(at: dir.path, schema: Rows.schema)
+        let path = dir.path
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for k in 0..<12 {
+                group.addTask { _ = try DeltaTable(path: path).write(try Rows.batch(k * 10, 10)) }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try Rows.ids(table) == (0..<120).map(Int64.init))
+        #expect(try table.snapshot().version == 12)
+        // An overwrite that read version 12 loses to an append committed after it.
+        let stale = try table.snapshot()
+        try table.write(try Rows.batch(500, 1))
+        #expect(throws: KilnError.self) {
+            _ = try table.commit([], readVersion: stale.version, operation: "DELETE", parameters: [:], metrics: [:], blindAppend: false)
+        }
+    }
+
+    @Test("predicates parse and evaluate with SQL's three-valued logic")
+    func predicates() throws {
+        let p = try LakePredicate.parse("region = 'us' AND (x < 0.5 OR x IS NULL) AND NOT day IN ('2024-01-01')")
+        #expect(p.columns == ["region", "x", "day"])
+        func row(_ values: [String: LakeValue]) -> (String) -> (LakeValue, DeltaType)? {
+            { name in
+                let types: [String: DeltaType] = ["region": .primitive("string"), "x": .primitive("double"), "day": .primitive("date")]
+                return types[name].map { (values[name] ?? .null, $0) }
+            }
+        }
+        #expect(p.evaluate(row(["region": .string("us"), "x": .double(0.1), "day": .int(TextValues.date("2024-01-02")!)])) == true)
+        #expect(p.evaluate(row(["region": .string("us"), "x": .double(0.9), "day": .int(0)])) == false)
+        #expect(p.evaluate(row(["region": .null, "x": .double(0.1), "day": .int(0)])) == nil)
+        for bad in ["", "x <", "x = 'a", "(x = 1", "x IS 5", "x = 1 y"] {
+            #expect(throws: KilnError.self, "\(bad)") { try LakePredicate.parse(bad) }
+        }
+    }
+}

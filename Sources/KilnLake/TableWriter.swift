@@ -15,14 +15,58 @@ extension DeltaTable {
     /// match too); `mergeSchema` adds the batch's new columns to the table.
     @discardableResult
     public func write(_ batch: LakeBatch, mode: WriteMode = .append, mergeSchema: Bool = false, replaceWhere: String? = nil) throws -> WriteResult {
+        try write(mode: mode, mergeSchema: mergeSchema, replaceWhere: replaceWhere) { emit in try emit(batch) }
+    }
+
+    /// Writes every batch `produce` emits as one commit: data files are written as batches arrive, and the table
+    /// changes only when all of them are in. If anything fails, the files written so far are deleted.
+    @discardableResult
+    public func write(mode: WriteMode = .append, mergeSchema: Bool = false, replaceWhere: String? = nil,
+                      batches produce: ((LakeBatch) throws -> Void) throws -> Void) throws -> WriteResult {
         let snapshot = try log.snapshot()
         try snapshot.protocolVersion.checkWritable()
         if mode == .overwrite, snapshot.metadata.configuration["delta.appendOnly"] == "true" {
             throw KilnError(.invalidState, "The table is append-only (delta.appendOnly=true); it cannot be overwritten")
         }
         var schema = snapshot.schema
-        var newMetadata: DeltaMetadata?
-        // Schema enforcement: columns by name (case-insensitive), types must match; new columns only with mergeSchema.
+        var predicate: LakePredicate?
+        if let replaceWhere {
+            guard mode == .overwrite else { throw KilnError.invalid("replaceWhere applies to overwrites") }
+            let parsed = try LakePredicate.parse(replaceWhere)
+            try parsed.validate(schema)
+            guard parsed.columns.isSubset(of: Set(snapshot.partitionColumns.map { $0.lowercased() })) else {
+                throw KilnError.invalid("replaceWhere '\(replaceWhere)' must use partition columns only (\(snapshot.partitionColumns.joined(separator: ", ")))")
+            }
+            predicate = parsed
+        }
+        var adds: [AddFile] = []
+        var rowsWritten = 0
+        do {
+            try produce { batch in
+                schema = try Self.evolve(schema, with: batch, mergeSchema: mergeSchema)
+                let table = try Self.conform(batch, to: schema)
+                try checkConstraints(table, schema: schema, snapshot: snapshot)
+                if let predicate {
+                    let outside = try rows(of: table, schema: schema).filter { predicate.evaluate($0) != true }.count
+                    guard outside == 0 else {
+                        throw KilnError.invalid("\(outside) of the rows written do not match replaceWhere '\(replaceWhere!)'; every row of a replaceWhere overwrite must")
+                    }
+                }
+                adds += try writeFiles(table, schema: schema, partitionColumns: snapshot.partitionColumns)
+                rowsWritten += table.rowCount
+            }
+            return try commitWrite(adds: adds, rows: rowsWritten, snapshot: snapshot, schema: schema, mode: mode, predicate: predicate,
+                                   replaceWhere: replaceWhere)
+        } catch {
+            for add in adds { unlink(filePath(add.path)) }
+            throw error
+        }
+    }
+
+    /// The table schema after taking in a batch's columns: same names must have the same types; new names only
+    /// with `mergeSchema`.
+    static func evolve(_ schema: DeltaSchema, with batch: LakeBatch, mergeSchema: Bool) throws -> DeltaSchema {
+        var schema = schema
         let incoming = try DeltaSchema(parquet: batch.schema)
         for field in incoming.fields {
             if let existing = schema.field(field.name) {
@@ -37,37 +81,23 @@ extension DeltaTable {
                 throw KilnError.invalid("Column '\(field.name)' is not in the table (columns: \(schema.fields.map(\.name).joined(separator: ", "))); write with mergeSchema to add it")
             }
         }
+        return schema
+    }
+
+    func commitWrite(adds: [AddFile], rows: Int, snapshot: DeltaSnapshot, schema: DeltaSchema, mode: WriteMode, predicate: LakePredicate?,
+                     replaceWhere: String?) throws -> WriteResult {
+        var newMetadata: DeltaMetadata?
         if schema != snapshot.schema {
             var m = snapshot.metadata
             m.schemaString = schema.json
             newMetadata = m
         }
-        let table = try Self.conform(batch, to: schema)
-        try checkConstraints(table, schema: schema, snapshot: snapshot)
-        var predicate: LakePredicate?
-        if let replaceWhere {
-            guard mode == .overwrite else { throw KilnError.invalid("replaceWhere applies to overwrites") }
-            let parsed = try LakePredicate.parse(replaceWhere)
-            try parsed.validate(schema)
-            let outside = try rows(of: table, schema: schema).filter { parsed.evaluate($0) != true }.count
-            guard outside == 0 else {
-                throw KilnError.invalid("\(outside) of the rows written do not match replaceWhere '\(replaceWhere)'; every row of a replaceWhere overwrite must")
-            }
-            predicate = parsed
-        }
-        let adds = try writeFiles(table, schema: schema, partitionColumns: snapshot.partitionColumns)
         var actions: [DeltaAction] = newMetadata.map { [.metadata($0)] } ?? []
         var removed = 0
         if mode == .overwrite {
             let now = Self.now()
             for file in snapshot.files {
-                if let predicate {
-                    let partitionOnly = predicate.columns.isSubset(of: Set(snapshot.partitionColumns.map { $0.lowercased() }))
-                    guard partitionOnly else {
-                        throw KilnError.invalid("replaceWhere '\(replaceWhere!)' must use partition columns only (\(snapshot.partitionColumns.joined(separator: ", ")))")
-                    }
-                    guard predicate.evaluate(partitionLookup(file, schema: schema)) == true else { continue }
-                }
+                if let predicate, predicate.evaluate(partitionLookup(file, schema: schema)) != true { continue }
                 actions.append(.remove(RemoveFile(path: file.path, deletionTimestamp: now, dataChange: true, partitionValues: file.partitionValues,
                                                   size: file.size)))
                 removed += 1
@@ -79,12 +109,12 @@ extension DeltaTable {
             parameters["partitionBy"] = .string(JSONText.string(.array(snapshot.partitionColumns.map(JSONValue.string))))
         }
         if let replaceWhere { parameters["predicate"] = .string(replaceWhere) }
-        let metrics: [String: JSONValue] = ["numFiles": .number(String(adds.count)), "numOutputRows": .number(String(table.rowCount)),
+        let metrics: [String: JSONValue] = ["numFiles": .number(String(adds.count)), "numOutputRows": .number(String(rows)),
                                             "numOutputBytes": .number(String(adds.reduce(0) { $0 + $1.size })),
                                             "numRemovedFiles": .number(String(removed))]
         let blind = mode == .append && newMetadata == nil
         let version = try commit(actions, readVersion: snapshot.version, operation: "WRITE", parameters: parameters, metrics: metrics, blindAppend: blind)
-        return WriteResult(version: version, filesAdded: adds.count, filesRemoved: removed, rowsWritten: table.rowCount)
+        return WriteResult(version: version, filesAdded: adds.count, filesRemoved: removed, rowsWritten: rows)
     }
 
     /// Whether data of type `b` can be stored in a column of type `a` as it is.
@@ -112,8 +142,8 @@ extension DeltaTable {
                 let sourceLeaves = leafIndices(source)
                 guard sourceLeaves.count == leaves.count else { throw KilnError.invalid("Column '\(field.name)' does not match the table's layout") }
                 for (s, t) in zip(sourceLeaves, leaves) {
-                    var data = batch.columns[s]
                     let descriptor = target.columns[t]
+                    var data = Self.rescaleTimestamps(batch.columns[s], from: batch.schema.columns[s].element)
                     // Required leaves carry no definition levels; optional ones written without nulls may omit them.
                     if descriptor.maxDefinitionLevel == 0 {
                         guard data.values.count == data.count, data.repetitionLevels == nil else {
@@ -138,6 +168,24 @@ extension DeltaTable {
             }
         }
         return LakeBatch(schema: target, columns: columns)
+    }
+
+    /// Delta stores timestamps as INT64 microseconds; other units and INT96 are converted on the way in.
+    static func rescaleTimestamps(_ data: ColumnData, from element: SchemaElement) -> ColumnData {
+        var out = data
+        switch (data.values, element.logicalType) {
+        case (.int64(let v), .timestamp(.nanos, _)?): out.values = .int64(v.map { $0 / 1000 - ($0 % 1000 < 0 ? 1 : 0) })
+        case (.int64(let v), .timestamp(.millis, _)?): out.values = .int64(v.map { $0 &* 1000 })
+        case (.int96(let f), _):
+            out.values = .int64((0..<f.count).map { i in
+                if case .int64(let micros) = convert(.bytes(Array(f[i])), from: .leaf("t", .int96), to: .leaf("t", .int64, logical: .timestamp(.micros, utc: true))) {
+                    return micros
+                }
+                return 0
+            })
+        default: break
+        }
+        return out
     }
 
     static func leafIndices(_ node: SchemaNode) -> [Int] {

@@ -43,19 +43,33 @@ extension Parquet {
             defer { if !finished { unlink(temporary) } }
             let started = Date()
             let summary: ConvertSummary = try Parquet.run {
-                if lower.hasSuffix(".parquet") {
-                    guard schema == nil else { throw ParquetError("--schema applies to CSV and JSON input; a Parquet input keeps its schema") }
-                    return try ParquetConverter.fromParquet(input, to: temporary, rowGroupRows: rowGroupRows, options: options)
+                var source = try InputSource(path: input, schema: schema, batchRows: rowGroupRows)
+                var writer: ParquetFileWriter?
+                var summary = ConvertSummary()
+                let metadata = source.keyValueMetadata
+                var clock = Date()
+                try source.batches { schema, columns in
+                    summary.readSeconds += Date().timeIntervalSince(clock)
+                    clock = Date()
+                    if writer == nil {
+                        writer = try ParquetFileWriter(path: temporary, schema: schema, options: options, keyValueMetadata: metadata)
+                        summary.schema = InputSource.describe(schema)
+                    }
+                    try writer!.writeRowGroup(columns)
+                    summary.rows += columns.first?.rowCount ?? 0
+                    summary.rowGroups += 1
+                    summary.decodedBytes += columns.reduce(0) { $0 + $1.memoryBytes }
+                    summary.writeSeconds += Date().timeIntervalSince(clock)
+                    clock = Date()
                 }
-                let parsedSchema = try schema.map(SchemaDDL.parse)
-                if lower.hasSuffix(".csv") {
-                    return try ParquetConverter.fromCSV(input, to: temporary, schema: parsedSchema, rowGroupRows: rowGroupRows ?? 1_048_576, options: options)
+                clock = Date()
+                if writer == nil {
+                    writer = try ParquetFileWriter(path: temporary, schema: source.schema, options: options, keyValueMetadata: source.keyValueMetadata)
+                    summary.schema = InputSource.describe(source.schema)
                 }
-                if lower.hasSuffix(".jsonl") || lower.hasSuffix(".ndjson") || lower.hasSuffix(".json") {
-                    return try ParquetConverter.fromJSONLines(input, to: temporary, schema: parsedSchema, rowGroupRows: rowGroupRows ?? 1_048_576,
-                                                              options: options)
-                }
-                throw ParquetError("Cannot tell the format of '\(input)'; name it .csv, .jsonl or .parquet")
+                try writer!.close()
+                summary.writeSeconds += Date().timeIntervalSince(clock)
+                return summary
             }
             guard rename(temporary, output) == 0 else { throw ValidationError("Cannot move the result to '\(output)': \(String(cString: strerror(errno)))") }
             finished = true
@@ -81,191 +95,172 @@ struct ConvertSummary {
     var schema = ""
 }
 
-/// Turns CSV, JSON lines and Parquet into Parquet (the engine behind `kiln parquet convert`).
-enum ParquetConverter {
+/// Reads CSV, JSON lines or Parquet as batches of leaf columns (the front half of `kiln parquet convert` and
+/// `kiln table write`). CSV and JSON rows are typed by a schema (given or inferred) and shredded into columns;
+/// Parquet row groups pass through as they are decoded.
+struct InputSource {
+    enum Format { case csv, jsonLines, parquet }
+
+    let path: String
+    let format: Format
+    /// The schema of the batches (known after `init`: given, inferred from a sample, or the Parquet file's).
+    private(set) var schema: ParquetSchema
+    let batchRows: Int?
+    var keyValueMetadata: [(key: String, value: String)] = []
+    private var parquet: ParquetFileReader?
+    private var csvHeader: [String] = []
+    private var csvSample: [[CSVReader.Field]] = []
+    private var csv: CSVReader?
+    private var lines: LineReader?
+    private var jsonSample: [(Int, JSONValue)] = []
+    private var lineNumber = 0
+
+    /// Opens `path`; `schema` is DDL (`a BIGINT, b STRING`) for text inputs, or a ready Parquet schema.
+    init(path: String, schema ddl: String? = nil, parquetSchema: ParquetSchema? = nil, batchRows: Int?) throws {
+        self.path = path
+        self.batchRows = batchRows
+        let lower = path.lowercased()
+        guard FileManager.default.fileExists(atPath: path) else { throw ParquetError("No file '\(path)'") }
+        if lower.hasSuffix(".parquet") {
+            guard ddl == nil else { throw ParquetError("--schema applies to CSV and JSON input; a Parquet input keeps its schema") }
+            format = .parquet
+            let reader = try ParquetFileReader(path: path)
+            parquet = reader
+            schema = reader.schema
+            // Key/value metadata (Arrow's schema, Spark's row metadata) travels with the data.
+            keyValueMetadata = reader.metadata.keyValueMetadata
+            return
+        }
+        let given = try parquetSchema ?? ddl.map(SchemaDDL.parse)
+        if lower.hasSuffix(".csv") {
+            format = .csv
+            var reader = try CSVReader(path: path)
+            guard let header = try reader.next()?.map({ String(decoding: $0.bytes, as: UTF8.self) }) else {
+                throw ParquetError("'\(path)' is empty; a CSV input needs a header row")
+            }
+            csvHeader = header
+            if let given {
+                schema = given
+            } else {
+                while csvSample.count < 1000, let record = try reader.next() { csvSample.append(record) }
+                let sample = csvSample
+                schema = ParquetSchema(header.indices.map { column in
+                    TextValues.infer(name: header[column], sample.lazy.compactMap { $0.count > column ? ($0[column].bytes, $0[column].quoted) : nil })
+                })
+            }
+            csv = reader
+            for field in schema.root.children where !field.isLeaf || field.repetition == .repeated {
+                throw ParquetError("CSV columns must be flat; '\(field.name)' is \(SchemaDDL.typeName(field))")
+            }
+            return
+        }
+        if lower.hasSuffix(".jsonl") || lower.hasSuffix(".ndjson") || lower.hasSuffix(".json") {
+            format = .jsonLines
+            lines = try LineReader(path: path)
+            schema = given ?? ParquetSchema([])
+            if given == nil {
+                var type = JSONType.object([:])
+                while jsonSample.count < 1000, let next = try nextObject() {
+                    jsonSample.append(next)
+                    type = type.merged(JSONType(next.1))
+                }
+                guard case .object(let fields) = type, !fields.isEmpty else { throw ParquetError("'\(path)' holds no JSON objects with fields") }
+                schema = ParquetSchema(fields.keys.sorted().map { fields[$0]!.node($0) })
+            }
+            return
+        }
+        throw ParquetError("Cannot tell the format of '\(path)'; name it .csv, .jsonl or .parquet")
+    }
+
     static func describe(_ schema: ParquetSchema) -> String {
         schema.root.children.map { "\($0.name) \(SchemaDDL.typeName($0))\($0.repetition == .required ? " NOT NULL" : "")" }.joined(separator: ", ")
     }
 
-    static func fromParquet(_ input: String, to output: String, rowGroupRows: Int?, options: ParquetWriterOptions) throws -> ConvertSummary {
-        let reader = try ParquetFileReader(path: input)
-        // Key/value metadata (Arrow's schema, Spark's row metadata) travels with the data.
-        let writer = try ParquetFileWriter(path: output, schema: reader.schema, options: options, keyValueMetadata: reader.metadata.keyValueMetadata)
-        var summary = ConvertSummary(schema: describe(reader.schema))
-        var progress = ProgressBar(total: Int(reader.metadata.numRows), unit: "rows")
-        for group in reader.metadata.rowGroups.indices {
-            var clock = Date()
-            let data = try reader.readRowGroup(group)
-            summary.readSeconds += Date().timeIntervalSince(clock)
-            clock = Date()
-            let rows = Int(reader.metadata.rowGroups[group].numRows)
-            let step = rowGroupRows ?? max(rows, 1)
-            for start in stride(from: 0, to: max(rows, 1), by: step) {
-                let piece = step >= rows ? data : data.indices.map {
-                    data[$0].slice(rows: start..<min(rows, start + step), maxDefinitionLevel: reader.columns[$0].maxDefinitionLevel)
+    var totalBytes: Int { (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0 }
+
+    private mutating func nextObject() throws -> (Int, JSONValue)? {
+        while let line = try lines!.next() {
+            lineNumber += 1
+            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+            let value: JSONValue
+            do { value = try JSONValue.parse(line) } catch { throw ParquetError("Line \(lineNumber) is not valid JSON: \(error)") }
+            guard case .object = value else { throw ParquetError("Line \(lineNumber) is a JSON \(value.typeName); each line must be an object") }
+            return (lineNumber, value)
+        }
+        return nil
+    }
+
+    /// Emits every batch: `emit(schema, columns)`. Shows a progress bar on a terminal.
+    mutating func batches(_ emit: (ParquetSchema, [ColumnData]) throws -> Void) throws {
+        var progress = ProgressBar(total: format == .parquet ? Int(parquet!.metadata.numRows) : totalBytes, unit: format == .parquet ? "rows" : "bytes")
+        defer { progress.finish() }
+        switch format {
+        case .parquet:
+            let reader = parquet!
+            var done = 0
+            for group in reader.metadata.rowGroups.indices {
+                let data = try reader.readRowGroup(group)
+                let rows = Int(reader.metadata.rowGroups[group].numRows)
+                let step = batchRows ?? max(rows, 1)
+                for start in stride(from: 0, to: max(rows, 1), by: step) {
+                    try emit(schema, step >= rows ? data : data.indices.map {
+                        data[$0].slice(rows: start..<min(rows, start + step), maxDefinitionLevel: reader.columns[$0].maxDefinitionLevel)
+                    })
                 }
-                try writer.writeRowGroup(piece)
-                summary.rowGroups += 1
+                done += rows
+                progress.update(done)
             }
-            summary.writeSeconds += Date().timeIntervalSince(clock)
-            summary.rows += rows
-            summary.decodedBytes += data.reduce(0) { $0 + $1.memoryBytes }
-            progress.update(summary.rows)
-        }
-        let clock = Date()
-        try writer.close()
-        summary.writeSeconds += Date().timeIntervalSince(clock)
-        progress.finish()
-        return summary
-    }
-
-    /// Feeds rows to a writer, a row group at a time.
-    struct RowSink {
-        let writer: ParquetFileWriter
-        var shredder: RecordShredder
-        let rowGroupRows: Int
-        var summary: ConvertSummary
-        var progress: ProgressBar
-        let totalBytes: Int
-
-        init(output: String, schema: ParquetSchema, rowGroupRows: Int, options: ParquetWriterOptions, inputBytes: Int) throws {
-            writer = try ParquetFileWriter(path: output, schema: schema, options: options)
-            shredder = RecordShredder(schema: schema)
-            self.rowGroupRows = rowGroupRows
-            summary = ConvertSummary(schema: ParquetConverter.describe(schema))
-            progress = ProgressBar(total: inputBytes, unit: "bytes")
-            totalBytes = inputBytes
-        }
-
-        mutating func append(_ row: [ParquetCell], line: Int, consumed: Int) throws {
-            do {
-                try shredder.append(row)
-            } catch let error as ParquetError {
-                throw ParquetError("Row \(line): \(error.message)")
+        case .csv:
+            var shredder = RecordShredder(schema: schema)
+            let fields = schema.root.children
+            let header = csvHeader
+            let positions = try fields.map { field -> Int in
+                guard let index = header.firstIndex(of: field.name) else {
+                    throw ParquetError("The schema names '\(field.name)', which is not in the CSV header (\(header.joined(separator: ", ")))")
+                }
+                return index
             }
-            if shredder.rows >= rowGroupRows { try flush() }
-            progress.update(consumed)
-        }
-
-        mutating func flush() throws {
-            guard shredder.rows > 0 else { return }
-            let rows = shredder.rows
-            let columns = shredder.take()
-            let clock = Date()
-            try writer.writeRowGroup(columns)
-            summary.writeSeconds += Date().timeIntervalSince(clock)
-            summary.decodedBytes += columns.reduce(0) { $0 + $1.memoryBytes }
-            summary.rows += rows
-            summary.rowGroups += 1
-        }
-
-        mutating func finish() throws -> ConvertSummary {
-            try flush()
-            try writer.close()
-            progress.finish()
-            return summary
-        }
-    }
-
-    static func fileSize(_ path: String) -> Int { (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0 }
-
-    // MARK: CSV
-
-    static func fromCSV(_ input: String, to output: String, schema given: ParquetSchema?, rowGroupRows: Int,
-                        options: ParquetWriterOptions) throws -> ConvertSummary {
-        var reader = try CSVReader(path: input)
-        guard let header = try reader.next()?.map({ String(decoding: $0.bytes, as: UTF8.self) }) else {
-            throw ParquetError("'\(input)' is empty; a CSV input needs a header row")
-        }
-        var sample: [[CSVReader.Field]] = []
-        let schema: ParquetSchema
-        if let given {
-            schema = given
-        } else {
-            while sample.count < 1000, let record = try reader.next() { sample.append(record) }
-            schema = ParquetSchema(header.indices.map { column in
-                TextValues.infer(name: header[column], sample.lazy.compactMap { $0.count > column ? ($0[column].bytes, $0[column].quoted) : nil })
-            })
-        }
-        let fields = schema.root.children
-        for field in fields where !field.isLeaf || field.repetition == .repeated {
-            throw ParquetError("CSV columns must be flat; '\(field.name)' is \(SchemaDDL.typeName(field))")
-        }
-        let positions = try fields.map { field -> Int in
-            guard let index = header.firstIndex(of: field.name) else {
-                throw ParquetError("--schema names '\(field.name)', which is not in the CSV header (\(header.joined(separator: ", ")))")
+            var line = 1
+            func convert(_ record: [CSVReader.Field]) throws -> [ParquetCell] {
+                guard record.count == header.count else { throw ParquetError("Row \(line) has \(record.count) fields; the header has \(header.count)") }
+                return try zip(fields, positions).map { field, position in
+                    let value = record[position]
+                    if value.bytes.isEmpty, !value.quoted { return .null }
+                    do {
+                        return try TextValues.cell(value.bytes, element: field.element)
+                    } catch let error as ParquetError {
+                        throw ParquetError("Row \(line), column '\(field.name)': \(error.message)")
+                    }
+                }
             }
-            return index
-        }
-        var sink = try RowSink(output: output, schema: schema, rowGroupRows: rowGroupRows, options: options, inputBytes: fileSize(input))
-        var line = 1
-        func convert(_ record: [CSVReader.Field]) throws -> [ParquetCell] {
-            guard record.count == header.count else {
-                throw ParquetError("Row \(line) has \(record.count) fields; the header has \(header.count)")
+            let limit = batchRows ?? 1_048_576
+            func add(_ record: [CSVReader.Field]) throws {
+                line += 1
+                try shredder.append(try convert(record))
+                if shredder.rows >= limit { try emit(schema, shredder.take()) }
+                progress.update(csv!.consumed)
             }
-            return try zip(fields, positions).map { field, position in
-                let value = record[position]
-                if value.bytes.isEmpty, !value.quoted { return .null }
+            for record in csvSample { try add(record) }
+            while let record = try csv!.next() { try add(record) }
+            if shredder.rows > 0 { try emit(schema, shredder.take()) }
+        case .jsonLines:
+            var shredder = RecordShredder(schema: schema)
+            let fields = schema.root.children
+            let limit = batchRows ?? 1_048_576
+            func add(_ line: Int, _ value: JSONValue) throws {
+                guard case .object(let object) = value else { return }
                 do {
-                    return try TextValues.cell(value.bytes, element: field.element)
+                    try shredder.append(try fields.map { try JSONCells.cell(object[$0.name] ?? .null, node: $0) })
                 } catch let error as ParquetError {
-                    throw ParquetError("Row \(line), column '\(field.name)': \(error.message)")
+                    throw ParquetError("Line \(line): \(error.message)")
                 }
+                if shredder.rows >= limit { try emit(schema, shredder.take()) }
+                progress.update(lines!.consumed)
             }
+            for (line, value) in jsonSample { try add(line, value) }
+            while let (line, value) = try nextObject() { try add(line, value) }
+            if shredder.rows > 0 { try emit(schema, shredder.take()) }
         }
-        for record in sample {
-            line += 1
-            try sink.append(try convert(record), line: line, consumed: reader.consumed)
-        }
-        while let record = try reader.next() {
-            line += 1
-            try sink.append(try convert(record), line: line, consumed: reader.consumed)
-        }
-        return try sink.finish()
-    }
-
-    // MARK: JSON lines
-
-    static func fromJSONLines(_ input: String, to output: String, schema given: ParquetSchema?, rowGroupRows: Int,
-                              options: ParquetWriterOptions) throws -> ConvertSummary {
-        var lines = try LineReader(path: input)
-        var sample: [(Int, JSONValue)] = []
-        var number = 0
-        func nextObject() throws -> (Int, JSONValue)? {
-            while let line = try lines.next() {
-                number += 1
-                if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-                let value: JSONValue
-                do { value = try JSONValue.parse(line) } catch { throw ParquetError("Line \(number) is not valid JSON: \(error)") }
-                guard case .object = value else { throw ParquetError("Line \(number) is a JSON \(value.typeName); each line must be an object") }
-                return (number, value)
-            }
-            return nil
-        }
-        let schema: ParquetSchema
-        if let given {
-            schema = given
-        } else {
-            var type = JSONType.object([:])
-            while sample.count < 1000, let next = try nextObject() {
-                sample.append(next)
-                type = type.merged(JSONType(next.1))
-            }
-            guard case .object(let fields) = type, !fields.isEmpty else { throw ParquetError("'\(input)' holds no JSON objects with fields") }
-            schema = ParquetSchema(fields.keys.sorted().map { fields[$0]!.node($0) })
-        }
-        var sink = try RowSink(output: output, schema: schema, rowGroupRows: rowGroupRows, options: options, inputBytes: fileSize(input))
-        func convert(_ line: Int, _ value: JSONValue) throws -> [ParquetCell] {
-            guard case .object(let object) = value else { return [] }
-            do {
-                return try schema.root.children.map { try JSONCells.cell(object[$0.name] ?? .null, node: $0) }
-            } catch let error as ParquetError {
-                throw ParquetError("Line \(line): \(error.message)")
-            }
-        }
-        for (line, value) in sample { try sink.append(try convert(line, value), line: line, consumed: lines.consumed) }
-        while let (line, value) = try nextObject() { try sink.append(try convert(line, value), line: line, consumed: lines.consumed) }
-        return try sink.finish()
     }
 }
 

@@ -22,7 +22,8 @@ public struct DeltaProtocol: Sendable, Equatable {
     static let writableFeatures: Set<String> = ["appendOnly", "invariants", "checkConstraints", "timestampNtz", "changeDataFeed",
                                                "generatedColumns"]
 
-    /// Refuses a table Kiln cannot read correctly, naming what it lacks.
+    /// Refuses a table Kiln cannot read correctly, naming what it lacks. (Column mapping and deletion vectors are
+    /// checked again by the scan, which refuses them until it applies them.)
     func checkReadable() throws {
         guard minReaderVersion <= 3 else {
             throw KilnError(.invalidState, "The table needs Delta reader version \(minReaderVersion); Kiln reads versions 1 to 3")
@@ -31,9 +32,6 @@ public struct DeltaProtocol: Sendable, Equatable {
             for feature in readerFeatures ?? [] where !Self.readableFeatures.contains(feature) {
                 throw KilnError(.invalidState, "The table uses the reader feature '\(feature)', which Kiln does not support")
             }
-        }
-        if minReaderVersion == 2 || readerFeatures?.contains("columnMapping") == true || readerFeatures?.contains("deletionVectors") == true {
-            // Column mapping and deletion vectors change what rows mean; the scan handles them or refuses there.
         }
     }
 

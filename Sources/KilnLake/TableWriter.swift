@@ -24,7 +24,7 @@ extension DeltaTable {
     public func write(mode: WriteMode = .append, mergeSchema: Bool = false, replaceWhere: String? = nil,
                       batches produce: ((LakeBatch) throws -> Void) throws -> Void) throws -> WriteResult {
         let snapshot = try log.snapshot()
-        try snapshot.protocolVersion.checkWritable()
+        try Self.checkWritable(snapshot)
         if mode == .overwrite, snapshot.metadata.configuration["delta.appendOnly"] == "true" {
             throw KilnError(.invalidState, "The table is append-only (delta.appendOnly=true); it cannot be overwritten")
         }

@@ -1,0 +1,146 @@
+import Foundation
+import KilnCore
+import KilnParquet
+
+/// What a DELETE did; `version` is nil when no row matched (nothing is committed then).
+public struct DeleteResult: Sendable {
+    public var version: Int64?
+    public var rowsDeleted: Int
+    public var filesRemoved: Int
+    public var filesAdded: Int
+}
+
+extension DeltaTable {
+    /// Deletes the rows matching `predicate`: files with matching rows are rewritten without them (or dropped).
+    @discardableResult
+    public func delete(where text: String) throws -> DeleteResult {
+        let plan = try plan(predicate: text)
+        let snapshot = plan.snapshot
+        try Self.checkWritable(snapshot)
+        if snapshot.metadata.configuration["delta.appendOnly"] == "true" {
+            throw KilnError(.invalidState, "The table is append-only (delta.appendOnly=true); rows cannot be deleted")
+        }
+        guard let predicate = plan.predicate else { throw KilnError.invalid("DELETE needs a condition") }
+        let schema = snapshot.schema
+        let partitions = Set(snapshot.partitionColumns.map { $0.lowercased() })
+        let dataFields = schema.fields.filter { !partitions.contains($0.name.lowercased()) }
+        let dataSchema = try DeltaSchema(dataFields).parquetSchema()
+        let keepIndices = schema.fields.indices.filter { !partitions.contains(schema.fields[$0].name.lowercased()) }
+        let readAll = ScanPlan(snapshot: snapshot, files: plan.files, skippedFiles: 0, predicate: nil)
+        var actions: [DeltaAction] = []
+        var adds: [AddFile] = []
+        var deleted = 0, removed = 0
+        do {
+            for file in plan.files {
+                var shredder = RecordShredder(schema: dataSchema)
+                var matched = 0
+                try readRows(file, plan: readAll) { cells in
+                    let verdict = predicate.evaluate { name in
+                        guard let i = schema.fields.firstIndex(where: { $0.name.lowercased() == name }) else { return nil }
+                        return (LakeValue.from(cells[i], type: schema.fields[i].type), schema.fields[i].type)
+                    }
+                    if verdict == true {
+                        matched += 1
+                    } else {
+                        try shredder.append(keepIndices.map { cells[$0] })
+                    }
+                    return true
+                }
+                guard matched > 0 else { continue }
+                deleted += matched
+                removed += 1
+                actions.append(.remove(RemoveFile(path: file.path, deletionTimestamp: Self.now(), dataChange: true,
+                                                  partitionValues: file.partitionValues, size: file.size)))
+                if shredder.rows > 0 {
+                    let add = try writeFile(shredder.take(), schema: dataSchema, deltaSchema: DeltaSchema(dataFields),
+                                            partitionValues: file.partitionValues, partitionColumns: snapshot.partitionColumns)
+                    adds.append(add)
+                }
+            }
+            guard deleted > 0 else { return DeleteResult(version: nil, rowsDeleted: 0, filesRemoved: 0, filesAdded: 0) }
+            actions += adds.map { .add($0) }
+            let version = try commit(actions, readVersion: snapshot.version, operation: "DELETE", parameters: ["predicate": .string(text)],
+                                     metrics: ["numDeletedRows": .number(String(deleted)), "numRemovedFiles": .number(String(removed)),
+                                               "numAddedFiles": .number(String(adds.count))], blindAppend: false)
+            return DeleteResult(version: version, rowsDeleted: deleted, filesRemoved: removed, filesAdded: adds.count)
+        } catch {
+            for add in adds { unlink(filePath(add.path)) }
+            throw error
+        }
+    }
+
+    /// Makes the current content that of `version` with a new commit (files re-added, later ones removed).
+    @discardableResult
+    public func restore(to version: Int64) throws -> WriteResult {
+        let current = try snapshot()
+        try Self.checkWritable(current)
+        guard version < current.version else { throw KilnError.invalid("Version \(version) is not older than the current version \(current.version)") }
+        let target = try snapshot(version: version)
+        let currentKeys = Set(current.files.map(\.key)), targetKeys = Set(target.files.map(\.key))
+        let now = Self.now()
+        var actions: [DeltaAction] = []
+        if target.metadata != current.metadata {
+            var m = target.metadata
+            m.id = current.metadata.id
+            actions.append(.metadata(m))
+        }
+        let removes = current.files.filter { !targetKeys.contains($0.key) }
+        var adds = target.files.filter { !currentKeys.contains($0.key) }
+        for add in adds where !FileManager.default.fileExists(atPath: filePath(add.path)) {
+            throw KilnError(.invalidState, "Version \(version) cannot be restored: its file \(add.path) was vacuumed")
+        }
+        for i in adds.indices { adds[i].dataChange = true }
+        actions += removes.map { .remove(RemoveFile(path: $0.path, deletionTimestamp: now, dataChange: true, partitionValues: $0.partitionValues, size: $0.size)) }
+        actions += adds.map { .add($0) }
+        let committed = try commit(actions, readVersion: current.version, operation: "RESTORE", parameters: ["version": .number(String(version))],
+                                   metrics: ["numRestoredFiles": .number(String(adds.count)), "numRemovedFiles": .number(String(removes.count))],
+                                   blindAppend: false)
+        return WriteResult(version: committed, filesAdded: adds.count, filesRemoved: removes.count, rowsWritten: 0)
+    }
+
+    /// The retention of removed files: `delta.deletedFileRetentionDuration` (`interval 7 days`), default a week.
+    func retentionHours(_ snapshot: DeltaSnapshot) -> Double {
+        guard let text = snapshot.metadata.configuration["delta.deletedFileRetentionDuration"]?.lowercased() else { return 168 }
+        let words = text.replacingOccurrences(of: "interval", with: "").split(separator: " ")
+        guard words.count == 2, let n = Double(words[0]) else { return 168 }
+        let unit = words[1].hasSuffix("s") ? String(words[1].dropLast()) : String(words[1])
+        let hours: [String: Double] = ["week": 168, "day": 24, "hour": 1, "minute": 1.0 / 60, "second": 1.0 / 3600]
+        return n * (hours[unit] ?? 1)
+    }
+
+    /// Deletes files under the table that no version within the retention needs; returns their relative paths.
+    /// Refuses a retention shorter than the table's unless `force`.
+    public func vacuum(retentionHours hours: Double? = nil, dryRun: Bool = false, force: Bool = false) throws -> [String] {
+        let snapshot = try snapshot()
+        let minimum = retentionHours(snapshot)
+        let retention = hours ?? minimum
+        guard retention >= 0 else { throw KilnError.invalid("The retention cannot be negative") }
+        if retention < minimum, !force {
+            throw KilnError.invalid("A retention of \(retention) hours is shorter than the table's \(minimum); readers of older versions would fail. Pass force to do it anyway")
+        }
+        let cutoff = Double(Self.now()) - retention * 3_600_000
+        func normalized(_ logPath: String) -> String { URL(fileURLWithPath: filePath(logPath)).standardizedFileURL.path }
+        var keep = Set(snapshot.files.map { normalized($0.path) })
+        for tombstone in snapshot.tombstones where Double(tombstone.deletionTimestamp ?? 0) > cutoff { keep.insert(normalized(tombstone.path)) }
+        var victims: [String] = []
+        let root = URL(fileURLWithPath: path)
+        guard let walker = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isRegularFileKey, .contentModificationDateKey]) else {
+            return []
+        }
+        for case let url as URL in walker {
+            let name = url.lastPathComponent
+            if name.hasPrefix("_") || name.hasPrefix(".") {
+                walker.skipDescendants()
+                continue
+            }
+            let values = try? url.resourceValues(forKeys: [.isRegularFileKey, .contentModificationDateKey])
+            guard values?.isRegularFile == true else { continue }
+            let full = url.standardizedFileURL.path
+            guard !keep.contains(full), (values?.contentModificationDate?.timeIntervalSince1970 ?? 0) * 1000 < cutoff else { continue }
+            victims.append(String(full.dropFirst(root.standardizedFileURL.path.count + 1)))
+        }
+        victims.sort()
+        if !dryRun { for victim in victims { unlink(path + "/" + victim) } }
+        return victims
+    }
+}

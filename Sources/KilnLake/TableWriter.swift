@@ -143,7 +143,8 @@ extension DeltaTable {
                 guard sourceLeaves.count == leaves.count else { throw KilnError.invalid("Column '\(field.name)' does not match the table's layout") }
                 for (s, t) in zip(sourceLeaves, leaves) {
                     let descriptor = target.columns[t]
-                    var data = Self.rescaleTimestamps(batch.columns[s], from: batch.schema.columns[s].element)
+                    var data = try Self.physical(Self.rescaleTimestamps(batch.columns[s], from: batch.schema.columns[s].element),
+                                                 from: batch.schema.columns[s].element, to: descriptor.element)
                     // Required leaves carry no definition levels; optional ones written without nulls may omit them.
                     if descriptor.maxDefinitionLevel == 0 {
                         guard data.values.count == data.count, data.repetitionLevels == nil else {
@@ -186,6 +187,62 @@ extension DeltaTable {
         default: break
         }
         return out
+    }
+
+    /// Converts between the physical forms one logical type can take: decimals as INT32, INT64 or big-endian
+    /// bytes (pyarrow always writes bytes; Spark and Kiln use the narrowest integer), and INT32 widened to INT64.
+    static func physical(_ data: ColumnData, from source: SchemaElement, to target: SchemaElement) throws -> ColumnData {
+        guard let type = target.physicalType, data.values.physicalType != type else { return data }
+        var out = data
+        func unscaled() -> [Int64]? {
+            switch data.values {
+            case .int32(let v): return v.map(Int64.init)
+            case .int64(let v): return v
+            case .fixedLenByteArray(let f): return (0..<f.count).map { bigEndian(Array(f[$0])) }
+            case .byteArray(let b): return (0..<b.count).map { bigEndian(Array(b[$0])) }
+            default: return nil
+            }
+        }
+        switch type {
+        case .int64:
+            guard let v = unscaled() else { break }
+            out.values = .int64(v)
+            return out
+        case .int32:
+            guard let v = unscaled(), v.allSatisfy({ Int32(exactly: $0) != nil }) else { break }
+            out.values = .int32(v.map { Int32($0) })
+            return out
+        case .fixedLenByteArray:
+            let width = Int(target.typeLength ?? 16)
+            switch data.values {
+            case .int32, .int64:
+                var bytes: [UInt8] = []
+                for value in unscaled()! { bytes += (0..<width).reversed().map { UInt8(truncatingIfNeeded: value >> (8 * Int64(min($0, 7)))) } }
+                out.values = .fixedLenByteArray(FixedBytes(width: width, data: bytes))
+                return out
+            case .fixedLenByteArray(let f), .int96(let f):
+                // Re-pad big-endian two's complement to the target width.
+                var bytes: [UInt8] = []
+                for i in 0..<f.count {
+                    let value = Array(f[i])
+                    let pad: UInt8 = (value.first ?? 0) & 0x80 != 0 ? 0xFF : 0
+                    guard value.count <= width || value.prefix(value.count - width).allSatisfy({ $0 == pad }) else { break }
+                    bytes += value.count <= width ? [UInt8](repeating: pad, count: width - value.count) + value : Array(value.suffix(width))
+                }
+                out.values = .fixedLenByteArray(FixedBytes(width: width, data: bytes))
+                return out
+            default: break
+            }
+        default: break
+        }
+        throw KilnError.invalid("Column '\(target.name)' is stored as \(type.name); the data has \(data.values.physicalType.name) values that do not convert")
+    }
+
+    static func bigEndian(_ bytes: [UInt8]) -> Int64 {
+        guard let first = bytes.first else { return 0 }
+        var value: Int64 = first & 0x80 != 0 ? -1 : 0
+        for b in bytes { value = value << 8 | Int64(b) }
+        return value
     }
 
     static func leafIndices(_ node: SchemaNode) -> [Int] {

@@ -96,3 +96,9 @@ func formatNumber(_ value: Any) -> String {
     }
     return "\(value)"
 }
+
+/// An error for people: printed as `Error: <message>` without the usage text, exit status 1.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+}

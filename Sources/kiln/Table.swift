@@ -38,9 +38,9 @@ struct Table: ParsableCommand {
         do {
             return try body()
         } catch let error as KilnError {
-            throw ValidationError("\(error.code.rawValue): \(error.message)")
+            throw CLIError("\(error.code.rawValue): \(error.message)")
         } catch let error as ParquetError {
-            throw ValidationError(error.description)
+            throw CLIError(error.description)
         }
     }
 

@@ -1,0 +1,268 @@
+"""Kiln's Delta tables against delta-rs (`deltalake`): tables Kiln writes read identically by delta-rs, and tables
+delta-rs writes read identically by Kiln, at every version (issue P4)."""
+import datetime
+import decimal
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from deltalake import DeltaTable, write_deltalake
+
+from conftest import KILN
+from test_parquet_interop import expected_json, floats_equal
+
+
+def kiln(*args, ok=True, timeout=120):
+    out = subprocess.run([KILN, "table", *args], capture_output=True, text=True, timeout=timeout)
+    if ok:
+        assert out.returncode == 0, out.stderr
+    return out
+
+
+def kiln_json(*args):
+    return json.loads(kiln(*args, "--json").stdout)
+
+
+def kiln_rows(path, *args):
+    return [json.loads(line) for line in kiln("cat", path, *args).stdout.splitlines()]
+
+
+def canonical(rows):
+    return sorted(json.dumps(r, sort_keys=True) for r in rows)
+
+
+def delta_rows(table):
+    """What `kiln table cat` should print for a pyarrow table."""
+    return [{name: expected_json(row[name], table.schema.field(name).type) for name in table.column_names} for row in table.to_pylist()]
+
+
+def assert_same(path, version=None):
+    """Kiln and delta-rs read the same rows at `version`."""
+    args = ["--version", str(version)] if version is not None else []
+    ours = kiln_rows(path, *args)
+    theirs = DeltaTable(path, version=version).to_pyarrow_table()
+    expected = delta_rows(theirs)
+    assert len(ours) == len(expected)
+    assert floats_equal(sorted(ours, key=lambda r: json.dumps(r, sort_keys=True)),
+                        sorted(expected, key=lambda r: json.dumps(r, sort_keys=True))), (version, ours[:3], expected[:3])
+
+
+def sample(n, start=0, seed=1):
+    rng = random.Random(seed)
+    return pa.table({
+        "id": pa.array(range(start, start + n), pa.int64()),
+        "region": pa.array([rng.choice(["us", "eu", "ap"]) if i % 11 else None for i in range(n)]),
+        "x": pa.array([rng.random() for _ in range(n)]),
+        "n": pa.array([rng.randint(-100, 100) for _ in range(n)], pa.int32()),
+        "day": pa.array([datetime.date(2024, 1, 1 + i % 5) for i in range(n)]),
+        "ts": pa.array([datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(seconds=i) for i in range(n)],
+                       pa.timestamp("us", tz="UTC")),
+        "amount": pa.array([decimal.Decimal(rng.randint(-10**6, 10**6)) / 100 for _ in range(n)], pa.decimal128(12, 2)),
+        "tags": pa.array([[f"t{i % 3}"] if i % 4 else None for i in range(n)], pa.list_(pa.string())),
+        "point": pa.array([{"a": i, "b": str(i)} if i % 5 else None for i in range(n)],
+                          pa.struct([("a", pa.int64()), ("b", pa.string())])),
+    })
+
+
+def write_input(tmp_path, name, table):
+    path = str(tmp_path / f"{name}.parquet")
+    pq.write_table(table, path)
+    return path
+
+
+# ---- Kiln writes, delta-rs reads ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("partitioned", [False, True])
+def test_kiln_tables_read_by_delta_rs(tmp_path, partitioned):
+    path = str(tmp_path / "t")
+    extra = ["--partition-by", "region"] if partitioned else []
+    kiln("write", path, "--from", write_input(tmp_path, "a", sample(300)), *extra)
+    for k in range(1, 12):  # 12 appends: a checkpoint at version 10
+        kiln("write", path, "--from", write_input(tmp_path, f"b{k}", sample(20, start=1000 * k, seed=k)))
+    assert os.path.exists(os.path.join(path, "_delta_log", "00000000000000000010.checkpoint.parquet"))
+    assert json.load(open(os.path.join(path, "_delta_log", "_last_checkpoint")))["version"] == 10
+    kiln("delete", path, "--where", "n < 0 AND id < 1000")
+    kiln("write", path, "--from", write_input(tmp_path, "c", sample(50, start=50_000, seed=99)), "--mode", "overwrite")
+    kiln("restore", path, "--version", "13")
+    dt = DeltaTable(path)
+    assert dt.version() == 15
+    assert dt.metadata().partition_columns == (["region"] if partitioned else [])
+    for version in [1, 5, 10, 12, 13, 14, 15]:
+        assert_same(path, version)
+    theirs = [(h["version"], h["operation"]) for h in dt.history()]
+    ours = [(h["version"], h["operation"]) for h in kiln_json("history", path)]
+    assert theirs == ours
+    assert ours[:4] == [(15, "RESTORE"), (14, "WRITE"), (13, "DELETE"), (12, "WRITE")] and ours[-1] == (0, "CREATE TABLE")
+    schema = {f.name: str(f.type) for f in dt.schema().fields}
+    assert schema["id"] == 'PrimitiveType("long")' and schema["amount"] == 'PrimitiveType("decimal(12,2)")'
+    described = kiln_json("describe", path)
+    assert described["version"] == 15 and described["num_files"] == len(dt.file_uris())
+    # delta-rs keeps writing the table Kiln made, and Kiln reads what it wrote.
+    write_deltalake(path, sample(10, start=90_000, seed=5), mode="append")
+    assert_same(path)
+
+
+def test_kiln_schema_evolution_and_replace_where(tmp_path):
+    path = str(tmp_path / "t")
+    base = sample(100)
+    kiln("write", path, "--from", write_input(tmp_path, "a", base), "--partition-by", "day")
+    wider = sample(20, start=500).append_column("score", pa.array([float(i) for i in range(20)]))
+    bad = kiln("write", path, "--from", write_input(tmp_path, "w", wider), ok=False)
+    assert bad.returncode != 0 and "score" in bad.stderr and "merge-schema" in bad.stderr.replace("mergeSchema", "merge-schema")
+    kiln("write", path, "--from", write_input(tmp_path, "w2", wider), "--merge-schema")
+    assert "score" in [f.name for f in DeltaTable(path).schema().fields]
+    assert_same(path)
+    jan2 = sample(7, start=800).set_column(4, "day", pa.array([datetime.date(2024, 1, 2)] * 7))
+    kiln("write", path, "--from", write_input(tmp_path, "r", jan2), "--mode", "overwrite", "--replace-where", "day = '2024-01-02'")
+    rows = DeltaTable(path).to_pyarrow_table().to_pylist()
+    assert sorted(r["id"] for r in rows if r["day"] == datetime.date(2024, 1, 2)) == list(range(800, 807))
+    assert_same(path)
+    wrong = kiln("write", path, "--from", write_input(tmp_path, "wt", pa.table({"id": pa.array(["x"])})), ok=False)
+    assert "BIGINT" in wrong.stderr and "STRING" in wrong.stderr
+
+
+def test_kiln_time_travel_by_timestamp_matches_delta_rs(tmp_path):
+    path = str(tmp_path / "t")
+    kiln("write", path, "--from", write_input(tmp_path, "a", sample(10)))
+    time.sleep(1.1)
+    middle = datetime.datetime.now(datetime.timezone.utc)
+    time.sleep(1.1)
+    kiln("write", path, "--from", write_input(tmp_path, "b", sample(10, start=100)))
+    stamp = middle.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    ours = kiln_rows(path, "--timestamp", stamp)
+    dt = DeltaTable(path)
+    dt.load_as_version(middle)
+    assert dt.version() == 1
+    assert canonical(ours) == canonical(delta_rows(dt.to_pyarrow_table()))
+    early = kiln("cat", path, "--timestamp", "2000-01-01T00:00:00Z", ok=False)
+    assert early.returncode != 0 and "no version" in early.stderr
+
+
+# ---- delta-rs writes, Kiln reads -------------------------------------------------------------------------
+
+def test_delta_rs_tables_read_by_kiln_at_every_version(tmp_path):
+    path = str(tmp_path / "t")
+    write_deltalake(path, sample(200), partition_by=["region"])                                   # 0
+    write_deltalake(path, sample(50, start=1000, seed=2), mode="append")                          # 1
+    dt = DeltaTable(path)
+    dt.delete("n < -50")                                                                          # 2
+    dt = DeltaTable(path)
+    source = sample(40, start=150, seed=3)
+    (dt.merge(source, "t.id = s.id", source_alias="s", target_alias="t")
+       .when_matched_update_all().when_not_matched_insert_all().execute())                         # 3
+    dt = DeltaTable(path)
+    dt.update({"x": "x * 2"}, predicate="region = 'eu'")                                           # 4
+    wider = sample(10, start=5000, seed=4).append_column("extra", pa.array(["e"] * 10))
+    write_deltalake(path, wider, mode="append", schema_mode="merge")                              # 5
+    DeltaTable(path).alter.add_constraint({"n_range": "n >= -100"})                               # 6
+    DeltaTable(path).optimize.compact()                                                           # 7
+    DeltaTable(path).create_checkpoint()
+    write_deltalake(path, sample(5, start=9000, seed=6), mode="overwrite", schema_mode="merge")    # 8
+    final = DeltaTable(path)
+    assert final.version() == 8
+    for version in range(0, 9):
+        assert_same(path, version)
+    ours = [(h["version"], h["operation"]) for h in kiln_json("history", path)]
+    assert ours == [(h["version"], h["operation"]) for h in final.history()]
+    # Kiln's skipping agrees with the answer.
+    scanned = kiln_json("scan", path, "--where", "region = 'us'", "--version", "1")
+    theirs = DeltaTable(path, version=1).to_pyarrow_table().filter(pa.compute.equal(pa.compute.field("region"), "us"))
+    assert scanned["rows"] == theirs.num_rows and scanned["files_skipped"] > 0
+
+
+def test_delta_rs_constraints_and_cdf_are_honoured_or_refused(tmp_path):
+    path = str(tmp_path / "c")
+    write_deltalake(path, sample(20))
+    DeltaTable(path).alter.add_constraint({"x_small": "x < 0.99"})
+    bad = sample(3, start=100).set_column(2, "x", pa.array([0.5, 2.0, 0.1]))
+    out = kiln("write", path, "--from", write_input(tmp_path, "bad", bad), ok=False)
+    assert out.returncode != 0 and "x_small" in out.stderr
+    kiln("write", path, "--from", write_input(tmp_path, "good", sample(3, start=100).set_column(2, "x", pa.array([0.5, 0.2, 0.1]))))
+    assert DeltaTable(path).version() == 2
+    cdf = str(tmp_path / "cdf")
+    write_deltalake(cdf, sample(10), configuration={"delta.enableChangeDataFeed": "true"})
+    DeltaTable(cdf).delete("id < 3")
+    assert_same(cdf)  # readable ...
+    refused = kiln("write", cdf, "--from", write_input(tmp_path, "x", sample(2, start=50)), ok=False)
+    assert "change data feed" in refused.stderr  # ... but Kiln will not write what it cannot record
+
+
+# ---- concurrency and crashes -----------------------------------------------------------------------------
+
+def test_two_processes_appending_at_once_lose_nothing(tmp_path):
+    path = str(tmp_path / "t")
+    kiln("create", path, "--schema", "id BIGINT, region STRING, x DOUBLE")
+    inputs = []
+    for k in range(16):
+        p = tmp_path / f"in{k}.csv"
+        p.write_text("id,region,x\n" + "".join(f"{k * 1000 + i},r{k},{i / 7}\n" for i in range(25)))
+        inputs.append(str(p))
+    procs = [subprocess.Popen([KILN, "table", "write", path, "--from", f, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for f in inputs]
+    acknowledged = 0
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        if proc.returncode == 0:
+            acknowledged += json.loads(out)["rows"]
+    assert acknowledged == 16 * 25
+    dt = DeltaTable(path)
+    assert dt.version() == 16
+    assert dt.to_pyarrow_table().num_rows == acknowledged
+    assert kiln_json("scan", path)["rows"] == acknowledged
+    versions = sorted(int(n.split(".")[0]) for n in os.listdir(os.path.join(path, "_delta_log")) if n.endswith(".json"))
+    assert versions == list(range(17))
+
+
+def test_conflicting_overwrite_fails_with_conflict_error(tmp_path):
+    """A Kiln overwrite racing many appends either commits on a fresh snapshot or fails with RESOURCE_CONFLICT."""
+    path = str(tmp_path / "t")
+    kiln("create", path, "--schema", "id BIGINT")
+    big = tmp_path / "big.csv"
+    big.write_text("id\n" + "".join(f"{i}\n" for i in range(200_000)))
+    small = tmp_path / "small.csv"
+    small.write_text("id\n1\n")
+    writers = [subprocess.Popen([KILN, "table", "write", path, "--from", str(small)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(6)]
+    overwrite = subprocess.run([KILN, "table", "write", path, "--from", str(big), "--mode", "overwrite"], capture_output=True, text=True, timeout=300)
+    for w in writers:
+        w.communicate(timeout=120)
+        assert w.returncode == 0
+    rows = DeltaTable(path).to_pyarrow_table().num_rows
+    if overwrite.returncode != 0:
+        assert "RESOURCE_CONFLICT" in overwrite.stderr and "retry" in overwrite.stderr
+        assert rows == 6
+    else:
+        assert 200_000 <= rows <= 200_006
+
+
+def test_sigkill_during_writes_never_breaks_the_table(tmp_path):
+    path = str(tmp_path / "t")
+    kiln("create", path, "--schema", "id BIGINT, s STRING")
+    big = tmp_path / "big.csv"
+    big.write_text("id,s\n" + "".join(f"{i},value-{i}\n" for i in range(100_000)))
+    rng = random.Random(42)
+    committed = 0
+    for attempt in range(12):
+        proc = subprocess.Popen([KILN, "table", "write", path, "--from", str(big), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(0.0, 1.5))
+        proc.send_signal(signal.SIGKILL)
+        out, _ = proc.communicate()
+        version = DeltaTable(path).version()
+        rows = DeltaTable(path).to_pyarrow_table().num_rows
+        assert rows == 100_000 * version  # every commit is whole: no partial version
+        assert kiln_json("scan", path)["rows"] == rows
+        committed = version
+    leftovers = [n for n in os.listdir(os.path.join(path, "_delta_log")) if n.startswith(".tmp")]
+    assert all(n.startswith(".tmp") for n in leftovers)  # temp files are never mistaken for commits
+    orphans = kiln_json("vacuum", path, "--retain-hours", "0", "--force", "--dry-run")
+    live = {os.path.basename(u) for u in DeltaTable(path).file_uris()}
+    assert not live & {os.path.basename(f) for f in orphans["files"]}
+    kiln("vacuum", path, "--retain-hours", "0", "--force")
+    assert DeltaTable(path).to_pyarrow_table().num_rows == 100_000 * committed

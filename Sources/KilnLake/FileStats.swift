@@ -3,7 +3,7 @@ import KilnCore
 import KilnParquet
 
 /// A typed value for comparisons: predicates, partition values, statistics.
-public enum LakeValue: Sendable, Equatable, Comparable {
+public enum LakeValue: Sendable, Hashable, Comparable {
     case null
     case bool(Bool)
     case int(Int64)

@@ -24,37 +24,45 @@ extension DeltaTable {
         let schema = snapshot.schema
         let partitions = Set(snapshot.partitionColumns.map { $0.lowercased() })
         let dataFields = schema.fields.filter { !partitions.contains($0.name.lowercased()) }
-        let dataSchema = try DeltaSchema(dataFields).parquetSchema()
-        let keepIndices = schema.fields.indices.filter { !partitions.contains(schema.fields[$0].name.lowercased()) }
-        let readAll = ScanPlan(snapshot: snapshot, files: plan.files, skippedFiles: 0, predicate: nil)
+        let dataSchema = DeltaSchema(dataFields)
         var actions: [DeltaAction] = []
         var adds: [AddFile] = []
         var deleted = 0, removed = 0
         do {
             for file in plan.files {
-                var shredder = RecordShredder(schema: dataSchema)
+                let reader = try ParquetFileReader(path: filePath(file.path))
+                let partition = partitionLookup(file, schema: schema)
+                var kept: [LakeBatch] = []
                 var matched = 0
-                try readRows(file, plan: readAll) { cells in
-                    let verdict = predicate.evaluate { name in
-                        guard let i = schema.fields.firstIndex(where: { $0.name.lowercased() == name }) else { return nil }
-                        return (LakeValue.from(cells[i], type: schema.fields[i].type), schema.fields[i].type)
+                for group in reader.metadata.rowGroups.indices {
+                    let rows = Int(reader.metadata.rowGroups[group].numRows)
+                    let data = try reader.readRowGroup(group)
+                    let mask = try predicate.mask(rows: rows) { name in
+                        guard let field = schema.field(name) else { return nil }
+                        if partitions.contains(name) { return partition(name).map { .constant($0.0, $0.1) } }
+                        guard let node = reader.schema.root.children.first(where: { $0.name.lowercased() == name }), let leaf = node.leafIndex else {
+                            return .constant(.null, field.type)
+                        }
+                        return .data(Self.rescaleTimestamps(data[leaf], from: reader.columns[leaf].element), reader.columns[leaf], field.type)
                     }
-                    if verdict == true {
-                        matched += 1
-                    } else {
-                        try shredder.append(keepIndices.map { cells[$0] })
-                    }
-                    return true
+                    let keep = mask.indices.filter { mask[$0] != 1 }
+                    matched += rows - keep.count
+                    kept.append(LakeBatch(schema: reader.schema, columns: keep.count == rows ? data : data.indices.map {
+                        data[$0].take(rows: keep, maxDefinitionLevel: reader.columns[$0].maxDefinitionLevel)
+                    }))
                 }
                 guard matched > 0 else { continue }
                 deleted += matched
                 removed += 1
                 actions.append(.remove(RemoveFile(path: file.path, deletionTimestamp: Self.now(), dataChange: true,
                                                   partitionValues: file.partitionValues, size: file.size)))
-                if shredder.rows > 0 {
-                    let add = try writeFile(shredder.take(), schema: dataSchema, deltaSchema: DeltaSchema(dataFields),
-                                            partitionValues: file.partitionValues, partitionColumns: snapshot.partitionColumns)
-                    adds.append(add)
+                let remaining = try kept.filter { $0.rowCount > 0 }.map { try Self.conform($0, to: dataSchema) }
+                if let first = remaining.first {
+                    let columns = first.columns.indices.map { i in
+                        Self.concatenate(remaining.map { $0.columns[i] }, maxDefinitionLevel: first.schema.columns[i].maxDefinitionLevel)
+                    }
+                    adds.append(try writeFile(columns, schema: first.schema, deltaSchema: dataSchema, partitionValues: file.partitionValues,
+                                              partitionColumns: snapshot.partitionColumns))
                 }
             }
             guard deleted > 0 else { return DeleteResult(version: nil, rowsDeleted: 0, filesRemoved: 0, filesAdded: 0) }
@@ -67,6 +75,25 @@ extension DeltaTable {
             for add in adds { unlink(filePath(add.path)) }
             throw error
         }
+    }
+
+    /// Joins columns of consecutive row groups.
+    static func concatenate(_ parts: [ColumnData], maxDefinitionLevel: Int) -> ColumnData {
+        guard parts.count > 1 else { return parts[0] }
+        var out = ValueBuilder(parts[0].values.physicalType, width: { if case .fixedLenByteArray(let f) = parts[0].values { return f.width }; return 0 }())
+        var defs: [UInt8]? = parts.contains { $0.definitionLevels != nil } ? [] : nil
+        var reps: [UInt8]? = parts[0].repetitionLevels == nil ? nil : []
+        var count = 0
+        for part in parts {
+            out.append(part.values, range: 0..<part.values.count)
+            if defs != nil {
+                // A part without levels has every value present: its levels are all at the maximum.
+                defs! += part.definitionLevels ?? [UInt8](repeating: UInt8(maxDefinitionLevel), count: part.count)
+            }
+            if reps != nil { reps! += part.repetitionLevels ?? [] }
+            count += part.count
+        }
+        return ColumnData(values: out.build(), definitionLevels: defs, repetitionLevels: reps, count: count)
     }
 
     /// Makes the current content that of `version` with a new commit (files re-added, later ones removed).

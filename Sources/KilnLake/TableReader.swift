@@ -167,12 +167,42 @@ extension DeltaTable {
     /// Decodes the chosen columns of every planned file into memory (the benchmark path); with a predicate, counts
     /// the rows that satisfy it. Returns rows kept and decoded bytes.
     public func scan(_ plan: ScanPlan, columns wanted: [String]? = nil) throws -> (rows: Int, bytes: Int) {
-        if plan.predicate != nil {
-            var rows = 0
-            for file in plan.files {
-                try readRows(file, plan: plan, fields: wanted ?? []) { _ in rows += 1; return true }
+        if let predicate = plan.predicate {
+            // Decode the predicate's columns as typed buffers and test row by row; partition values are per file.
+            let schema = plan.snapshot.schema
+            let partitions = Set(plan.snapshot.partitionColumns.map { $0.lowercased() })
+            let files = plan.files
+            let results = ResultSlots<(Int, Int)>(count: files.count)
+            DispatchQueue.concurrentPerform(iterations: files.count) { i in
+                results.set(i, Result {
+                    let file = files[i]
+                    let reader = try ParquetFileReader(path: self.filePath(file.path))
+                    let partition = self.partitionLookup(file, schema: schema)
+                    let wantedNames = Set((wanted ?? schema.fields.map(\.name)).map { $0.lowercased() }).union(predicate.columns)
+                    var kept = 0, bytes = 0
+                    for group in reader.metadata.rowGroups.indices {
+                        let rows = Int(reader.metadata.rowGroups[group].numRows)
+                        var inputs: [String: PredicateInput] = [:]
+                        for node in reader.schema.root.children where wantedNames.contains(node.name.lowercased()) && !partitions.contains(node.name.lowercased()) {
+                            let leaves = Self.leafIndices(node)
+                            let data = try reader.readRowGroup(group, columns: leaves, parallel: false)
+                            bytes += data.reduce(0) { $0 + $1.memoryBytes }
+                            if predicate.columns.contains(node.name.lowercased()), let leaf = node.leafIndex, let field = schema.field(node.name) {
+                                inputs[node.name.lowercased()] = .data(Self.rescaleTimestamps(data[0], from: reader.columns[leaf].element),
+                                                                       reader.columns[leaf], field.type)
+                            }
+                        }
+                        let mask = try predicate.mask(rows: rows) { name in
+                            guard let field = schema.field(name) else { return nil }
+                            if partitions.contains(name) { return partition(name).map { .constant($0.0, $0.1) } }
+                            return inputs[name] ?? .constant(.null, field.type)
+                        }
+                        kept += mask.reduce(0) { $0 + ($1 == 1 ? 1 : 0) }
+                    }
+                    return (kept, bytes)
+                })
             }
-            return (rows, 0)
+            return try results.values().reduce((0, 0)) { ($0.0 + $1.0, $0.1 + $1.1) }
         }
         let names = wanted.map { Set($0.map { $0.lowercased() }) }
         let results = ResultSlots<(Int, Int)>(count: plan.files.count)

@@ -47,7 +47,7 @@ extension DeltaTable {
                 let table = try Self.conform(batch, to: schema)
                 try checkConstraints(table, schema: schema, snapshot: snapshot)
                 if let predicate {
-                    let outside = try rows(of: table, schema: schema).filter { predicate.evaluate($0) != true }.count
+                    let outside = try Self.mask(predicate, table, schema: schema).reduce(0) { $0 + ($1 == 1 ? 0 : 1) }
                     guard outside == 0 else {
                         throw KilnError.invalid("\(outside) of the rows written do not match replaceWhere '\(replaceWhere!)'; every row of a replaceWhere overwrite must")
                     }
@@ -251,37 +251,56 @@ extension DeltaTable {
     }
 
     /// Rows of a batch as column → value lookups (for predicates and constraints), top-level primitive columns only.
-    func rows(of batch: LakeBatch, schema: DeltaSchema) throws -> [(String) -> (LakeValue, DeltaType)?] {
-        let primitive = batch.schema.root.children.filter { $0.leafIndex != nil }
-        var lookups: [[String: LakeValue]] = Array(repeating: [:], count: batch.rowCount)
-        for node in primitive {
-            guard let field = schema.field(node.name) else { continue }
-            let values = try Self.values(batch.columns[node.leafIndex!], column: batch.schema.columns[node.leafIndex!], type: field.type)
-            for (i, v) in values.enumerated() { lookups[i][node.name.lowercased()] = v }
-        }
-        return lookups.map { row in { name in
+    /// Evaluates a predicate over every row of a batch (top-level primitive columns; others are unknown).
+    static func mask(_ predicate: LakePredicate, _ batch: LakeBatch, schema: DeltaSchema) throws -> Mask {
+        try predicate.mask(rows: batch.rowCount) { name in
             guard let field = schema.field(name) else { return nil }
-            return (row[name] ?? .null, field.type)
-        } }
+            guard let node = batch.schema.root.children.first(where: { $0.name.lowercased() == name }), let leaf = node.leafIndex else {
+                return .constant(.null, field.type)
+            }
+            return .data(batch.columns[leaf], batch.schema.columns[leaf], field.type)
+        }
     }
 
     /// One value per row of a flat column.
     static func values(_ data: ColumnData, column: ColumnDescriptor, type: DeltaType) throws -> [LakeValue] {
-        var element = column.element
-        element.name = "value"
-        let flat = SchemaNode.leaf("value", element.physicalType ?? .int32, element.repetition ?? .required, logical: element.logicalType,
-                                   typeLength: element.typeLength)
-        let assembler = try RecordAssembler(schema: ParquetSchema([flat]), columns: [0: data])
-        return try (0..<assembler.rowCount).map { LakeValue.from(try assembler.row($0)[0], type: type) }
+        guard column.maxRepetitionLevel == 0 else { throw KilnError.invalid("Column '\(column.dottedPath)' is repeated, not a single value per row") }
+        func value(_ i: Int) -> LakeValue {
+            switch (data.values, type) {
+            case (.boolean(let v), _): return .bool(v[i])
+            case (.int32(let v), .decimal(_, let s)): return .double(Double(v[i]) / pow(10, Double(s)))
+            case (.int64(let v), .decimal(_, let s)): return .double(Double(v[i]) / pow(10, Double(s)))
+            case (.int32(let v), _): return .int(Int64(v[i]))
+            case (.int64(let v), _): return .int(v[i])
+            case (.float(let v), _): return .double(Double(v[i]))
+            case (.double(let v), _): return .double(v[i])
+            case (.byteArray(let v), .primitive("string")): return .string(String(decoding: v[i], as: UTF8.self))
+            case (.byteArray(let v), _): return LakeValue.from(.bytes(Array(v[i])), type: type)
+            case (.fixedLenByteArray(let v), _), (.int96(let v), _): return LakeValue.from(.bytes(Array(v[i])), type: type)
+            }
+        }
+        guard let defs = data.definitionLevels else { return (0..<data.count).map(value) }
+        let maxDef = UInt8(column.maxDefinitionLevel)
+        var out: [LakeValue] = []
+        out.reserveCapacity(defs.count)
+        var next = 0
+        for level in defs {
+            if level == maxDef {
+                out.append(value(next))
+                next += 1
+            } else {
+                out.append(.null)
+            }
+        }
+        return out
     }
 
     func checkConstraints(_ batch: LakeBatch, schema: DeltaSchema, snapshot: DeltaSnapshot) throws {
         let constraints = snapshot.metadata.configuration.filter { $0.key.hasPrefix("delta.constraints.") }
         guard !constraints.isEmpty else { return }
-        let rows = try rows(of: batch, schema: schema)
         for (key, expression) in constraints.sorted(by: { $0.key < $1.key }) {
             let predicate = try LakePredicate.parse(expression)
-            if let bad = rows.firstIndex(where: { predicate.evaluate($0) == false }) {
+            if let bad = try Self.mask(predicate, batch, schema: schema).firstIndex(of: 0) {
                 throw KilnError.invalid("CHECK constraint \(key.dropFirst("delta.constraints.".count)) (\(expression)) is violated by row \(bad + 1)")
             }
         }
@@ -299,21 +318,23 @@ extension DeltaTable {
         let dataLeaves = rootChildren.filter { n in dataFields.contains { $0.name.lowercased() == n.name.lowercased() } }.flatMap(Self.leafIndices)
         var groups: [(values: [String: String?], rows: [Int]?)] = [([:], nil)]
         if !partitionColumns.isEmpty {
-            var keys: [[String?]] = Array(repeating: [], count: batch.rowCount)
+            var keys: [[LakeValue]] = Array(repeating: [], count: batch.rowCount)
+            var fields: [DeltaField] = []
             for name in partitionColumns {
                 guard let node = rootChildren.first(where: { $0.name.lowercased() == name.lowercased() }), let leaf = node.leafIndex,
                       let field = schema.field(name) else { continue }
+                fields.append(field)
                 let values = try Self.values(batch.columns[leaf], column: batch.schema.columns[leaf], type: field.type)
-                for (i, v) in values.enumerated() { keys[i].append(v.text(type: field.type)) }
+                for (i, v) in values.enumerated() { keys[i].append(v) }
             }
-            var order: [[String?]] = []
-            var members: [[String?]: [Int]] = [:]
+            var order: [[LakeValue]] = []
+            var members: [[LakeValue]: [Int]] = [:]
             for (row, key) in keys.enumerated() {
                 if members[key] == nil { order.append(key) }
                 members[key, default: []].append(row)
             }
             groups = order.map { key in
-                (Dictionary(uniqueKeysWithValues: zip(partitionColumns.map { schema.field($0)!.name }, key)), members[key]!)
+                (Dictionary(uniqueKeysWithValues: zip(fields.map(\.name), zip(key, fields).map { $0.text(type: $1.type) })), members[key]!)
             }
         }
         var adds: [AddFile] = []

@@ -214,6 +214,7 @@ extension ValueBuilder {
 extension ColumnData {
     /// The given rows, in the given order (partitioning a batch, filtering rows).
     public func take(rows: [Int], maxDefinitionLevel: Int) -> ColumnData {
+        if repetitionLevels == nil { return takeFlat(rows: rows, maxDefinitionLevel: maxDefinitionLevel) }
         let maxDef = UInt8(maxDefinitionLevel)
         // Slot range and first value index of every row.
         var slotStart: [Int] = []
@@ -250,5 +251,77 @@ extension ColumnData {
             if reps != nil { reps!.append(contentsOf: repetitionLevels![range]) }
         }
         return ColumnData(values: out.build(), definitionLevels: defs, repetitionLevels: reps, count: slots)
+    }
+}
+
+extension ColumnValues {
+    /// Values at `indices`, in order.
+    public func gather(_ indices: [Int]) -> ColumnValues {
+        switch self {
+        case .boolean(let v): return .boolean(v.withUnsafeBufferPointer { b in indices.map { b[$0] } })
+        case .int32(let v): return .int32(v.withUnsafeBufferPointer { b in indices.map { b[$0] } })
+        case .int64(let v): return .int64(v.withUnsafeBufferPointer { b in indices.map { b[$0] } })
+        case .float(let v): return .float(v.withUnsafeBufferPointer { b in indices.map { b[$0] } })
+        case .double(let v): return .double(v.withUnsafeBufferPointer { b in indices.map { b[$0] } })
+        case .int96(let f), .fixedLenByteArray(let f):
+            var data = [UInt8]()
+            data.reserveCapacity(indices.count * f.width)
+            for i in indices { data.append(contentsOf: f.data[i * f.width..<(i + 1) * f.width]) }
+            let out = FixedBytes(width: f.width, data: data)
+            if case .int96 = self { return .int96(out) }
+            return .fixedLenByteArray(out)
+        case .byteArray(let v):
+            var out = ByteArrays()
+            var total = 0
+            v.offsets.withUnsafeBufferPointer { o in for i in indices { total += Int(o[i + 1] - o[i]) } }
+            out.data = [UInt8](unsafeUninitializedCapacity: total) { buffer, count in
+                v.offsets.withUnsafeBufferPointer { o in
+                    v.data.withUnsafeBufferPointer { src in
+                        var at = 0
+                        for i in indices {
+                            let start = Int(o[i]), length = Int(o[i + 1]) - start
+                            if length > 0 { (buffer.baseAddress! + at).update(from: src.baseAddress! + start, count: length) }
+                            at += length
+                        }
+                    }
+                }
+                count = total
+            }
+            var offsets = [Int32]()
+            offsets.reserveCapacity(indices.count + 1)
+            offsets.append(0)
+            var at: Int32 = 0
+            v.offsets.withUnsafeBufferPointer { o in
+                for i in indices {
+                    at += o[i + 1] - o[i]
+                    offsets.append(at)
+                }
+            }
+            out.offsets = offsets
+            return .byteArray(out)
+        }
+    }
+}
+
+extension ColumnData {
+    /// `take(rows:)` for columns without repetition: one typed gather.
+    func takeFlat(rows: [Int], maxDefinitionLevel: Int) -> ColumnData {
+        guard let defs = definitionLevels else { return ColumnData(values: values.gather(rows), count: rows.count) }
+        let maxDef = UInt8(maxDefinitionLevel)
+        var valueIndex = [Int](repeating: -1, count: defs.count)
+        var next = 0
+        for (slot, level) in defs.enumerated() where level == maxDef {
+            valueIndex[slot] = next
+            next += 1
+        }
+        var present: [Int] = []
+        present.reserveCapacity(rows.count)
+        var levels: [UInt8] = []
+        levels.reserveCapacity(rows.count)
+        for row in rows {
+            levels.append(defs[row])
+            if valueIndex[row] >= 0 { present.append(valueIndex[row]) }
+        }
+        return ColumnData(values: values.gather(present), definitionLevels: levels, count: rows.count)
     }
 }

@@ -143,3 +143,7 @@ extension LakeValue {
         }
     }
 }
+
+extension DeltaType {
+    var isDecimal: Bool { if case .decimal = self { return true }; return false }
+}

@@ -262,6 +262,44 @@ extension DeltaTable {
         }
     }
 
+    /// A small code per row (nulls included) and the distinct values the codes index.
+    static func codes(_ data: ColumnData, column: ColumnDescriptor, type: DeltaType) throws -> (codes: [Int32], values: [LakeValue]) {
+        if data.definitionLevels == nil {
+            switch data.values {
+            case .int32(let v) where !type.isDecimal:
+                var index: [Int32: Int32] = [:]
+                var values: [LakeValue] = []
+                let codes = v.map { x -> Int32 in
+                    if let c = index[x] { return c }
+                    index[x] = Int32(values.count)
+                    values.append(.int(Int64(x)))
+                    return Int32(values.count - 1)
+                }
+                return (codes, values)
+            case .int64(let v) where !type.isDecimal:
+                var index: [Int64: Int32] = [:]
+                var values: [LakeValue] = []
+                let codes = v.map { x -> Int32 in
+                    if let c = index[x] { return c }
+                    index[x] = Int32(values.count)
+                    values.append(.int(x))
+                    return Int32(values.count - 1)
+                }
+                return (codes, values)
+            default: break
+            }
+        }
+        var index: [LakeValue: Int32] = [:]
+        var values: [LakeValue] = []
+        let codes = try Self.values(data, column: column, type: type).map { x -> Int32 in
+            if let c = index[x] { return c }
+            index[x] = Int32(values.count)
+            values.append(x)
+            return Int32(values.count - 1)
+        }
+        return (codes, values)
+    }
+
     /// One value per row of a flat column.
     static func values(_ data: ColumnData, column: ColumnDescriptor, type: DeltaType) throws -> [LakeValue] {
         guard column.maxRepetitionLevel == 0 else { throw KilnError.invalid("Column '\(column.dottedPath)' is repeated, not a single value per row") }
@@ -318,34 +356,55 @@ extension DeltaTable {
         let dataLeaves = rootChildren.filter { n in dataFields.contains { $0.name.lowercased() == n.name.lowercased() } }.flatMap(Self.leafIndices)
         var groups: [(values: [String: String?], rows: [Int]?)] = [([:], nil)]
         if !partitionColumns.isEmpty {
-            var keys: [[LakeValue]] = Array(repeating: [], count: batch.rowCount)
+            // Each partition column's values become small codes; the codes combine into one key per row.
+            var key = [Int](repeating: 0, count: batch.rowCount)
             var fields: [DeltaField] = []
+            var distinct: [[LakeValue]] = []
+            var perColumnCodes: [[Int32]] = []
             for name in partitionColumns {
                 guard let node = rootChildren.first(where: { $0.name.lowercased() == name.lowercased() }), let leaf = node.leafIndex,
                       let field = schema.field(name) else { continue }
                 fields.append(field)
-                let values = try Self.values(batch.columns[leaf], column: batch.schema.columns[leaf], type: field.type)
-                for (i, v) in values.enumerated() { keys[i].append(v) }
+                let (codes, values) = try Self.codes(batch.columns[leaf], column: batch.schema.columns[leaf], type: field.type)
+                distinct.append(values)
+                perColumnCodes.append(codes)
+                for i in key.indices { key[i] = key[i] &* (values.count + 1) &+ Int(codes[i]) }
             }
-            var order: [[LakeValue]] = []
-            var members: [[LakeValue]: [Int]] = [:]
-            for (row, key) in keys.enumerated() {
-                if members[key] == nil { order.append(key) }
-                members[key, default: []].append(row)
+            var groupOf: [Int: Int] = [:]
+            var members: [[Int]] = []
+            var firstRow: [Int] = []
+            for (row, k) in key.enumerated() {
+                if let g = groupOf[k] {
+                    members[g].append(row)
+                } else {
+                    groupOf[k] = members.count
+                    members.append([row])
+                    firstRow.append(row)
+                }
             }
-            groups = order.map { key in
-                (Dictionary(uniqueKeysWithValues: zip(fields.map(\.name), zip(key, fields).map { $0.text(type: $1.type) })), members[key]!)
+            // Each group's values, from its first row.
+            groups = members.indices.map { g in
+                let row = firstRow[g]
+                var values: [String: String?] = [:]
+                for (c, field) in fields.enumerated() { values[field.name] = distinct[c][Int(perColumnCodes[c][row])].text(type: field.type) }
+                return (values, members[g])
             }
         }
-        var adds: [AddFile] = []
-        for group in groups {
-            var columns = dataLeaves.map { batch.columns[$0] }
-            if let rows = group.rows {
-                columns = zip(dataLeaves, columns).map { leaf, data in data.take(rows: rows, maxDefinitionLevel: batch.schema.columns[leaf].maxDefinitionLevel) }
-            }
-            adds.append(try writeFile(columns, schema: dataSchema, deltaSchema: DeltaSchema(dataFields), partitionValues: group.values,
-                                      partitionColumns: partitionColumns.map { schema.field($0)!.name }))
+        let deltaData = DeltaSchema(dataFields)
+        let partitionNames = partitionColumns.map { schema.field($0)!.name }
+        let results = ResultSlots<AddFile>(count: groups.count)
+        let planned = groups
+        DispatchQueue.concurrentPerform(iterations: planned.count) { g in
+            results.set(g, Result {
+                var columns = dataLeaves.map { batch.columns[$0] }
+                if let rows = planned[g].rows {
+                    columns = zip(dataLeaves, columns).map { leaf, data in data.take(rows: rows, maxDefinitionLevel: batch.schema.columns[leaf].maxDefinitionLevel) }
+                }
+                return try self.writeFile(columns, schema: dataSchema, deltaSchema: deltaData, partitionValues: planned[g].values,
+                                          partitionColumns: partitionNames)
+            })
         }
+        let adds = try results.values()
         return adds
     }
 

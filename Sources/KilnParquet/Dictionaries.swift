@@ -25,6 +25,12 @@ enum Dictionaries {
         return Encoded(values: dictionary, indices: indices, bitWidth: max(1, RLEHybrid.bitWidth(UInt64(dictionary.count - 1))))
     }
 
+    /// Whether the dictionary, growing as it has so far, would pass its limit well before the end: mostly-unique
+    /// columns give up after a sample instead of hashing a megabyte of values first.
+    static func hopeless(distinct: Int, seen: Int, total: Int, limit: Int) -> Bool {
+        Double(distinct) / Double(seen) * Double(total) > Double(limit) * 2 && Double(distinct) > Double(seen) * 0.5
+    }
+
     @inline(__always)
     static func mix(_ key: UInt64) -> UInt64 {
         var h = key &* 0x9E37_79B9_7F4A_7C15
@@ -40,7 +46,8 @@ enum Dictionaries {
         var indices = [UInt32]()
         indices.reserveCapacity(values.count)
         let maxEntries = limit / T.byteWidth
-        for value in values {
+        for (seen, value) in values.enumerated() {
+            if seen & 0x7FFF == 0x7FFF, Self.hopeless(distinct: dictionary.count, seen: seen + 1, total: values.count, limit: maxEntries) { return nil }
             let k = key(value)
             var slot = Int(mix(k) & UInt64(capacity - 1))
             while true {
@@ -100,6 +107,8 @@ enum Dictionaries {
         let ok: Bool = values.data.withUnsafeBytes { data in
             values.offsets.withUnsafeBufferPointer { offsets in
                 for i in 0..<values.count {
+                    if i & 0x7FFF == 0x7FFF, dictionaryBytes > 0,
+                       Self.hopeless(distinct: dictionaryBytes, seen: i + 1, total: values.count, limit: limit) { return false }
                     let start = Int(offsets[i])
                     let value = UnsafeRawBufferPointer(rebasing: data[start..<Int(offsets[i + 1])])
                     let h = hash(value)

@@ -171,3 +171,77 @@ extension DeltaTable {
         return victims
     }
 }
+
+/// What an OPTIMIZE did.
+public struct OptimizeResult: Sendable {
+    public var version: Int64?
+    public var filesRemoved = 0
+    public var filesAdded = 0
+    public var partitionsOptimized = 0
+}
+
+extension DeltaTable {
+    /// Bin-packs small files: within each partition, files under `targetSize` bytes are rewritten together into
+    /// files of about `targetSize` (`dataChange=false`: readers of the change feed see no change).
+    @discardableResult
+    public func optimize(targetSize: Int64 = 100 << 20, where text: String? = nil) throws -> OptimizeResult {
+        let plan = try plan(predicate: text)
+        let snapshot = plan.snapshot
+        try Self.checkWritable(snapshot)
+        if let predicate = plan.predicate,
+           !predicate.columns.isSubset(of: Set(snapshot.partitionColumns.map { $0.lowercased() })) {
+            throw KilnError.invalid("OPTIMIZE's condition must use partition columns only")
+        }
+        let partitions = Set(snapshot.partitionColumns.map { $0.lowercased() })
+        let dataSchema = DeltaSchema(snapshot.schema.fields.filter { !partitions.contains($0.name.lowercased()) })
+        var byPartition: [[String: String?]: [AddFile]] = [:]
+        for file in plan.files where file.size < targetSize { byPartition[file.partitionValues, default: []].append(file) }
+        var result = OptimizeResult()
+        var actions: [DeltaAction] = []
+        var adds: [AddFile] = []
+        do {
+            for (values, files) in byPartition.sorted(by: { $0.value[0].path < $1.value[0].path }) where files.count > 1 {
+                result.partitionsOptimized += 1
+                var bin: [LakeBatch] = []
+                var binBytes: Int64 = 0
+                func flush() throws {
+                    guard !bin.isEmpty else { return }
+                    let target = try dataSchema.parquetSchema()
+                    let columns = target.columns.indices.map { i in
+                        Self.concatenate(bin.map { $0.columns[i] }, maxDefinitionLevel: target.columns[i].maxDefinitionLevel)
+                    }
+                    var add = try writeFile(columns, schema: target, deltaSchema: dataSchema, partitionValues: values,
+                                            partitionColumns: snapshot.partitionColumns)
+                    add.dataChange = false
+                    adds.append(add)
+                    bin = []
+                    binBytes = 0
+                }
+                for file in files.sorted(by: { $0.path < $1.path }) {
+                    let reader = try ParquetFileReader(path: filePath(file.path))
+                    for group in reader.metadata.rowGroups.indices {
+                        bin.append(try Self.conform(LakeBatch(schema: reader.schema, columns: try reader.readRowGroup(group)), to: dataSchema))
+                    }
+                    binBytes += file.size
+                    actions.append(.remove(RemoveFile(path: file.path, deletionTimestamp: Self.now(), dataChange: false,
+                                                      partitionValues: file.partitionValues, size: file.size)))
+                    result.filesRemoved += 1
+                    if binBytes >= targetSize { try flush() }
+                }
+                try flush()
+            }
+            result.filesAdded = adds.count
+            guard !adds.isEmpty else { return result }
+            actions += adds.map { .add($0) }
+            result.version = try commit(actions, readVersion: snapshot.version, operation: "OPTIMIZE",
+                                        parameters: ["predicate": .string(text ?? "[]"), "targetSize": .string(String(targetSize))],
+                                        metrics: ["numFilesAdded": .number(String(result.filesAdded)), "numFilesRemoved": .number(String(result.filesRemoved)),
+                                                  "partitionsOptimized": .number(String(result.partitionsOptimized))],
+                                        blindAppend: false)
+            return result
+        } catch {
+            for add in adds { unlink(filePath(add.path)) }
+            throw error
+        }
+    }
+}

@@ -13,7 +13,8 @@ struct Table: ParsableCommand {
             $KILN_HOME/warehouse/<catalog>/<schema>/<table>. Other Delta engines (delta-rs, Spark, DuckDB, Polars) read and \
             write the same tables.
             """,
-        subcommands: [Create.self, Describe.self, History.self, Cat.self, Write.self, Scan.self, Delete.self, Restore.self, Vacuum.self]
+        subcommands: [Create.self, Describe.self, History.self, Cat.self, Write.self, Scan.self, Delete.self, Merge.self, Optimize.self, Restore.self,
+                      Vacuum.self]
     )
 
     /// Where a table argument points.
@@ -320,6 +321,61 @@ extension Table {
             if json { return try printJSON(["dry_run": dryRun, "files": files, "count": files.count] as [String: Any]) }
             for file in files { print(file) }
             print(dryRun ? "\(files.count) files would be deleted" : "Deleted \(files.count) files")
+        }
+    }
+
+    struct Merge: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Upsert rows from a file: update (or delete) matching rows, insert the others.",
+            discussion: "Rows match on equal key columns: --on 't.id = s.id AND t.day = s.day'. Each target row may match one source row at most.")
+        @OptionGroup var location: Location
+        @Option(help: "Source file (.csv, .jsonl or .parquet).") var from: String
+        @Option(help: "Join condition on equal columns, e.g. 't.id = s.id'.") var on: String
+        @Option(help: "update, delete or none: what happens to matched target rows.") var whenMatched = "update"
+        @Flag(help: "Do not insert source rows without a match.") var noInsert = false
+        @Flag(help: "Delete target rows no source row matches.") var deleteNotMatchedBySource = false
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            guard let matched = MergeClauses.Matched(rawValue: whenMatched) else { throw ValidationError("--when-matched must be update, delete or none") }
+            let table = try location.open()
+            let started = Date()
+            let result = try Table.run { () -> MergeResult in
+                let inputSchema = from.lowercased().hasSuffix(".parquet") ? nil : try table.snapshot().schema.parquetSchema()
+                var source = try InputSource(path: from, parquetSchema: inputSchema, batchRows: nil)
+                return try table.merge(condition: on, clauses: MergeClauses(whenMatched: matched, insertNotMatched: !noInsert,
+                                                                           deleteNotMatchedBySource: deleteNotMatchedBySource)) { emit in
+                    try source.batches { schema, columns in try emit(LakeBatch(schema: schema, columns: columns)) }
+                }
+            }
+            let seconds = Date().timeIntervalSince(started)
+            if json {
+                return try printJSON(["version": result.version as Any, "source_rows": result.sourceRows, "updated": result.updated,
+                                      "deleted": result.deleted, "inserted": result.inserted, "files_removed": result.filesRemoved,
+                                      "files_added": result.filesAdded, "seconds": seconds] as [String: Any])
+            }
+            guard let version = result.version else { return print("Nothing to change") }
+            print(String(format: "Merged %d source rows as version %lld: %d updated, %d deleted, %d inserted (%.2f s)", result.sourceRows, version,
+                         result.updated, result.deleted, result.inserted, seconds))
+        }
+    }
+
+    struct Optimize: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Compact small files into larger ones (per partition).")
+        @OptionGroup var location: Location
+        @Option(help: "Target file size in bytes (default 100 MiB).") var targetSize: Int64 = 100 << 20
+        @Option(name: .customLong("where"), help: "Only partitions matching this condition on partition columns.") var predicate: String?
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let table = try location.open()
+            let result = try Table.run { try table.optimize(targetSize: targetSize, where: predicate) }
+            if json {
+                return try printJSON(["version": result.version as Any, "files_removed": result.filesRemoved, "files_added": result.filesAdded,
+                                      "partitions_optimized": result.partitionsOptimized] as [String: Any])
+            }
+            guard let version = result.version else { return print("Nothing to compact") }
+            print("Compacted \(result.filesRemoved) files into \(result.filesAdded) as version \(version)")
         }
     }
 }

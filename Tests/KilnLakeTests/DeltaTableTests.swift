@@ -156,4 +156,39 @@ struct DeltaTableTests {
             #expect(throws: KilnError.self, "\(bad)") { try LakePredicate.parse(bad) }
         }
     }
+
+    @Test("MERGE updates, deletes and inserts by key; OPTIMIZE compacts without changing rows")
+    func mergeAndOptimize() throws {
+        let dir = TableDirectory()
+        let table = try DeltaTable.create(at: dir.path, schema: Rows.schema, partitionColumns: ["region"])
+        for k in 0..<3 { try table.write(try Rows.batch(k * 50, 50)) }  // ids 0..<150
+        let upserts = try Rows.batch(140, 20)  // 140..<150 match, 150..<160 are new
+        let merged = try table.merge(condition: "t.id = s.id") { emit in try emit(upserts) }
+        #expect((merged.updated, merged.inserted, merged.deleted) == (10, 10, 0))
+        #expect(try Rows.ids(table) == (0..<160).map(Int64.init))
+        let history = try table.log.history(limit: 1)
+        if case .string(let op)? = history[0].info["operation"] { #expect(op == "MERGE") }
+        let deleting = try table.merge(condition: "id = id", clauses: MergeClauses(whenMatched: .delete, insertNotMatched: false)) { emit in
+            try emit(try Rows.batch(0, 5))
+        }
+        #expect(deleting.deleted == 5 && deleting.inserted == 0)
+        #expect(try Rows.ids(table) == (5..<160).map(Int64.init))
+        let pruning = try table.merge(condition: "t.id = s.id", clauses: MergeClauses(insertNotMatched: false, deleteNotMatchedBySource: true)) { emit in
+            try emit(try Rows.batch(100, 10))
+        }
+        #expect(pruning.updated == 10 && pruning.deleted == 145)
+        #expect(try Rows.ids(table) == (100..<110).map(Int64.init))
+        #expect(throws: KilnError.self) { try table.merge(condition: "t.id = s.id") { emit in try emit(try Rows.batch(0, 2)); try emit(try Rows.batch(0, 2)) } }
+        #expect(throws: KilnError.self) { try table.merge(condition: "t.id < s.id") { _ in } }
+
+        for k in 0..<4 { try table.write(try Rows.batch(1000 + k * 10, 10)) }
+        let before = try Rows.ids(table)
+        let filesBefore = try table.snapshot().files.count
+        let optimized = try table.optimize()
+        #expect(optimized.filesRemoved > optimized.filesAdded && optimized.filesAdded > 0)
+        #expect(try table.snapshot().files.count < filesBefore)
+        #expect(try Rows.ids(table) == before)
+        #expect(try table.snapshot().files.allSatisfy { !$0.dataChange })  // every surviving file came from the compaction
+        #expect(try table.optimize().version == nil)  // nothing left to compact
+    }
 }

@@ -109,6 +109,30 @@ def test_kiln_tables_read_by_delta_rs(tmp_path, partitioned):
     assert_same(path)
 
 
+def test_kiln_merge_and_optimize_read_by_delta_rs(tmp_path):
+    path = str(tmp_path / "t")
+    for k in range(4):
+        kiln("write", path, "--from", write_input(tmp_path, f"a{k}", sample(100, start=k * 100, seed=k)),
+             *(["--partition-by", "region"] if k == 0 else []))
+    source = sample(60, start=370, seed=77)  # 370..399 update, 400..429 insert
+    result = kiln_json("merge", path, "--from", write_input(tmp_path, "s", source), "--on", "t.id = s.id")
+    assert (result["updated"], result["inserted"], result["deleted"]) == (30, 30, 0)
+    rows = {r["id"]: r for r in DeltaTable(path).to_pyarrow_table().to_pylist()}
+    assert len(rows) == 430 and rows[375]["x"] == source.to_pylist()[5]["x"]
+    assert DeltaTable(path).history(1)[0]["operation"] == "MERGE"
+    assert_same(path)
+    before = DeltaTable(path).to_pyarrow_table().num_rows
+    optimized = kiln_json("optimize", path)
+    assert optimized["files_removed"] > optimized["files_added"] > 0
+    dt = DeltaTable(path)
+    assert dt.to_pyarrow_table().num_rows == before and dt.history(1)[0]["operation"] == "OPTIMIZE"
+    assert_same(path)
+    # delta-rs merges into the table Kiln compacted; Kiln reads the result.
+    (dt.merge(sample(5, start=0, seed=9), "t.id = s.id", source_alias="s", target_alias="t")
+       .when_matched_delete().execute())
+    assert_same(path)
+
+
 def test_kiln_schema_evolution_and_replace_where(tmp_path):
     path = str(tmp_path / "t")
     base = sample(100)

@@ -1,0 +1,189 @@
+import Foundation
+import KilnCore
+import KilnParquet
+
+/// The clauses of a MERGE: what happens to target rows with a matching source row, to source rows without a
+/// match, and to target rows no source row matches.
+public struct MergeClauses: Sendable {
+    public enum Matched: String, Sendable { case update, delete, none }
+    public var whenMatched: Matched = .update
+    public var insertNotMatched = true
+    public var deleteNotMatchedBySource = false
+
+    public init(whenMatched: Matched = .update, insertNotMatched: Bool = true, deleteNotMatchedBySource: Bool = false) {
+        self.whenMatched = whenMatched
+        self.insertNotMatched = insertNotMatched
+        self.deleteNotMatchedBySource = deleteNotMatchedBySource
+    }
+}
+
+/// What a MERGE did.
+public struct MergeResult: Sendable {
+    public var version: Int64?
+    public var sourceRows = 0
+    public var updated = 0
+    public var deleted = 0
+    public var inserted = 0
+    public var filesRemoved = 0
+    public var filesAdded = 0
+}
+
+/// A row key for equality joins.
+struct MergeKey: Hashable {
+    var values: [LakeValue]
+}
+
+extension DeltaTable {
+    /// Parses `t.a = s.a AND t.b = s.b` (aliases optional, names case-insensitive) into key column names.
+    static func mergeKeys(_ condition: String, schema: DeltaSchema) throws -> [String] {
+        var keys: [String] = []
+        for clause in condition.components(separatedBy: .whitespaces).joined(separator: " ").components(separatedBy: " AND ")
+            .flatMap({ $0.components(separatedBy: " and ") }) {
+            let sides = clause.split(separator: "=").map { $0.trimmingCharacters(in: .whitespaces) }
+            func column(_ side: String) -> String { String(side.split(separator: ".").last ?? Substring(side)) }
+            guard sides.count == 2, column(sides[0]).lowercased() == column(sides[1]).lowercased(), let field = schema.field(column(sides[0])) else {
+                throw KilnError.invalid("MERGE joins on equal columns: write the condition as 't.id = s.id AND t.day = s.day' (got '\(clause)')")
+            }
+            switch field.type {
+            case .primitive, .decimal: keys.append(field.name)
+            default: throw KilnError.invalid("MERGE key '\(field.name)' is a \(field.type.sqlName); keys must be primitive")
+            }
+        }
+        guard !keys.isEmpty else { throw KilnError.invalid("MERGE needs a join condition") }
+        return keys
+    }
+
+    /// Upserts `source` into the table, matching rows on the key columns of `condition`.
+    /// Each target row may match at most one source row. One commit; conflicts with concurrent writers fail.
+    @discardableResult
+    public func merge(condition: String, clauses: MergeClauses = MergeClauses(),
+                      source produce: ((LakeBatch) throws -> Void) throws -> Void) throws -> MergeResult {
+        let snapshot = try log.snapshot()
+        try Self.checkWritable(snapshot)
+        let schema = snapshot.schema
+        let keys = try Self.mergeKeys(condition, schema: schema)
+        let partitions = Set(snapshot.partitionColumns.map { $0.lowercased() })
+        // The source, laid out as the table (every column, partition columns included).
+        var sources: [LakeBatch] = []
+        try produce { batch in
+            _ = try Self.evolve(schema, with: batch, mergeSchema: false)
+            sources.append(try Self.conform(batch, to: schema))
+        }
+        let tableParquet = try schema.parquetSchema()
+        let source = sources.isEmpty
+            ? LakeBatch(schema: tableParquet, columns: [])
+            : LakeBatch(schema: tableParquet, columns: tableParquet.columns.indices.map { i in
+                Self.concatenate(sources.map { $0.columns[i] }, maxDefinitionLevel: tableParquet.columns[i].maxDefinitionLevel)
+            })
+        var result = MergeResult(sourceRows: source.rowCount)
+        var sourceIndex: [MergeKey: Int] = [:]
+        if source.rowCount > 0 {
+            let sourceKeys = try Self.keyValues(source, keys: keys, schema: schema, partition: nil)
+            for (row, key) in sourceKeys.enumerated() where !key.values.contains(.null) {
+                guard sourceIndex.updateValue(row, forKey: key) == nil else {
+                    throw KilnError.invalid("The MERGE source has two rows with key \(key.values.map { "\($0)" }.joined(separator: ", ")); keys must be unique")
+                }
+            }
+        }
+        var matchedSource = [Bool](repeating: false, count: source.rowCount)
+        var actions: [DeltaAction] = []
+        var adds: [AddFile] = []
+        let dataFields = schema.fields.filter { !partitions.contains($0.name.lowercased()) }
+        let dataSchema = DeltaSchema(dataFields)
+        do {
+            for file in snapshot.files {
+                let reader = try ParquetFileReader(path: filePath(file.path))
+                let fileBatch = LakeBatch(schema: reader.schema, columns: try reader.readAll(rowGroups: Array(reader.metadata.rowGroups.indices),
+                                                                                           columns: Array(reader.columns.indices)).reduce(into: [ColumnData]()) { acc, group in
+                    acc = acc.isEmpty ? group : acc.indices.map { Self.concatenate([acc[$0], group[$0]], maxDefinitionLevel: reader.columns[$0].maxDefinitionLevel) }
+                })
+                guard fileBatch.rowCount > 0 else { continue }
+                let targetKeys = try Self.keyValues(fileBatch, keys: keys, schema: schema, partition: partitionLookup(file, schema: schema))
+                var keep: [Int] = []
+                var changed = false
+                for (row, key) in targetKeys.enumerated() {
+                    if let s = sourceIndex[key] {
+                        guard !matchedSource[s] else {
+                            throw KilnError.invalid("Several target rows match source key \(key.values.map { "\($0)" }.joined(separator: ", ")); MERGE needs each source row to match at most one target row")
+                        }
+                        matchedSource[s] = true
+                        switch clauses.whenMatched {
+                        case .update: result.updated += 1; changed = true
+                        case .delete: result.deleted += 1; changed = true
+                        case .none: keep.append(row)
+                        }
+                    } else if clauses.deleteNotMatchedBySource {
+                        result.deleted += 1
+                        changed = true
+                    } else {
+                        keep.append(row)
+                    }
+                }
+                guard changed else { continue }
+                actions.append(.remove(RemoveFile(path: file.path, deletionTimestamp: Self.now(), dataChange: true,
+                                                  partitionValues: file.partitionValues, size: file.size)))
+                result.filesRemoved += 1
+                if !keep.isEmpty {
+                    let kept = LakeBatch(schema: fileBatch.schema, columns: fileBatch.columns.indices.map {
+                        fileBatch.columns[$0].take(rows: keep, maxDefinitionLevel: reader.columns[$0].maxDefinitionLevel)
+                    })
+                    let conformed = try Self.conform(kept, to: dataSchema)
+                    adds.append(try writeFile(conformed.columns, schema: conformed.schema, deltaSchema: dataSchema,
+                                              partitionValues: file.partitionValues, partitionColumns: snapshot.partitionColumns))
+                }
+            }
+            // Updated rows take the source's values; unmatched source rows are inserted.
+            var written: [Int] = []
+            for row in 0..<source.rowCount {
+                if matchedSource[row] ? clauses.whenMatched == .update : clauses.insertNotMatched { written.append(row) }
+            }
+            result.inserted = written.count - result.updated
+            if !written.isEmpty {
+                let rows = LakeBatch(schema: tableParquet, columns: tableParquet.columns.indices.map {
+                    source.columns[$0].take(rows: written, maxDefinitionLevel: tableParquet.columns[$0].maxDefinitionLevel)
+                })
+                try checkConstraints(rows, schema: schema, snapshot: snapshot)
+                adds += try writeFiles(rows, schema: schema, partitionColumns: snapshot.partitionColumns)
+            }
+            result.filesAdded = adds.count
+            guard !actions.isEmpty || !adds.isEmpty else { return result }
+            actions += adds.map { .add($0) }
+            result.version = try commit(actions, readVersion: snapshot.version, operation: "MERGE",
+                                        parameters: ["predicate": .string(condition),
+                                                     "matchedPredicates": .string(clauses.whenMatched == .none ? "[]" : "[{\"actionType\":\"\(clauses.whenMatched.rawValue)\"}]"),
+                                                     "notMatchedPredicates": .string(clauses.insertNotMatched ? "[{\"actionType\":\"insert\"}]" : "[]"),
+                                                     "notMatchedBySourcePredicates": .string(clauses.deleteNotMatchedBySource ? "[{\"actionType\":\"delete\"}]" : "[]")],
+                                        metrics: ["numSourceRows": .number(String(result.sourceRows)),
+                                                  "numTargetRowsUpdated": .number(String(result.updated)),
+                                                  "numTargetRowsDeleted": .number(String(result.deleted)),
+                                                  "numTargetRowsInserted": .number(String(result.inserted)),
+                                                  "numTargetFilesRemoved": .number(String(result.filesRemoved)),
+                                                  "numTargetFilesAdded": .number(String(result.filesAdded))],
+                                        blindAppend: false)
+            return result
+        } catch {
+            for add in adds { unlink(filePath(add.path)) }
+            throw error
+        }
+    }
+
+    /// The key of every row of a batch (partition columns come from the file's partition values).
+    static func keyValues(_ batch: LakeBatch, keys: [String], schema: DeltaSchema,
+                          partition: ((String) -> (LakeValue, DeltaType)?)?) throws -> [MergeKey] {
+        var columns: [[LakeValue]] = []
+        for name in keys {
+            let field = schema.field(name)!
+            if let partition, let (value, _) = partition(name.lowercased()), !batch.schema.root.children.contains(where: { $0.name.lowercased() == name.lowercased() }) {
+                columns.append([LakeValue](repeating: value, count: batch.rowCount))
+                continue
+            }
+            guard let node = batch.schema.root.children.first(where: { $0.name.lowercased() == name.lowercased() }), let leaf = node.leafIndex else {
+                columns.append([LakeValue](repeating: .null, count: batch.rowCount))
+                continue
+            }
+            let data = rescaleTimestamps(batch.columns[leaf], from: batch.schema.columns[leaf].element)
+            columns.append(try values(data, column: batch.schema.columns[leaf], type: field.type))
+        }
+        return (0..<batch.rowCount).map { row in MergeKey(values: columns.map { $0[row] }) }
+    }
+}

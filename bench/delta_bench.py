@@ -2,7 +2,8 @@
 
 5,000,000 rows (int64 id, UTC timestamp, a 100-value category, two float64, int32, a `day` with 30 values),
 appended in 5 commits of 1,000,000 rows to a table partitioned by `day`; then a full scan, a filtered scan
-(`category = 'c7' AND x > 0.5`, stats only) and a pruned one (`... AND day = '2024-01-08'`); a DELETE.
+(`category = 'c7' AND x > 0.5`, stats only) and a pruned one (`... AND day = '2024-01-08'`); a DELETE; a MERGE of
+500,000 upserts (half updates, half inserts) keyed on `id`; OPTIMIZE (bin-packing).
 delta-rs writes from Arrow in memory; Kiln writes with `kiln table write --from chunk.parquet` (its time includes
 decoding the chunk). Reads: delta-rs `to_pyarrow_table` (with `filters`/`partitions`), Kiln `kiln table scan`.
 
@@ -106,11 +107,29 @@ def main():
     kiln_delete = timed(lambda: kiln(args.kiln, "delete", ours, "--where", "label < -900"))[0]
     results["delete_s"] = {"delta-rs": round(rs_delete, 3), "kiln": round(kiln_delete, 3), "ratio": round(rs_delete / kiln_delete, 2)}
     assert DeltaTable(ours).to_pyarrow_dataset().count_rows() == DeltaTable(theirs).to_pyarrow_dataset().count_rows()
-    results["merge"] = "not measured: Kiln has no MERGE yet"
-    results["optimize"] = "not measured: Kiln has no OPTIMIZE yet"
+    # MERGE: 500,000 upserts (half update existing ids, half insert new ones) into the 5,000,000-row tables.
+    rng = np.random.default_rng(99)
+    half = max(1, args.rows // 20)
+    existing = rng.choice(args.rows, half, replace=False).astype(np.int64)
+    upserts = make_chunk(2 * half, args.rows, 123).set_column(0, "id", pa.array(np.concatenate([existing, np.arange(args.rows, args.rows + half)])))
+    upsert_path = os.path.join(work, "upserts.parquet")
+    pq.write_table(upserts, upsert_path)
+
+    def rs_merge():
+        (DeltaTable(theirs).merge(upserts, "t.id = s.id", source_alias="s", target_alias="t")
+         .when_matched_update_all().when_not_matched_insert_all().execute())
+
+    rs_m = timed(rs_merge)[0]
+    kiln_m = timed(lambda: kiln(args.kiln, "merge", ours, "--from", upsert_path, "--on", "t.id = s.id"))[0]
+    assert DeltaTable(ours).to_pyarrow_dataset().count_rows() == DeltaTable(theirs).to_pyarrow_dataset().count_rows()
+    results["merge_s"] = {"delta-rs": round(rs_m, 3), "kiln": round(kiln_m, 3), "ratio": round(rs_m / kiln_m, 2)}
+    rs_o = timed(lambda: DeltaTable(theirs).optimize.compact())[0]
+    kiln_o = timed(lambda: kiln(args.kiln, "optimize", ours))[0]
+    results["optimize_s"] = {"delta-rs": round(rs_o, 3), "kiln": round(kiln_o, 3), "ratio": round(rs_o / kiln_o, 2)}
+    assert DeltaTable(ours).to_pyarrow_dataset().count_rows() == DeltaTable(theirs).to_pyarrow_dataset().count_rows()
 
     print(json.dumps(results, indent=2))
-    for key in ["append_5_commits_s", "full_scan_s", "filtered_scan_s", "pruned_scan_s", "delete_s"]:
+    for key in ["append_5_commits_s", "full_scan_s", "filtered_scan_s", "pruned_scan_s", "delete_s", "merge_s", "optimize_s"]:
         r = results[key]
         print(f"{key:22s} kiln {r['kiln']:8.3f} s   delta-rs {r['delta-rs']:8.3f} s   → {r['ratio']}×")
     shutil.rmtree(work, ignore_errors=True)

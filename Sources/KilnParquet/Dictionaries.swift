@@ -25,10 +25,12 @@ enum Dictionaries {
         return Encoded(values: dictionary, indices: indices, bitWidth: max(1, RLEHybrid.bitWidth(UInt64(dictionary.count - 1))))
     }
 
-    /// Whether the dictionary, growing as it has so far, would pass its limit well before the end: mostly-unique
-    /// columns give up after a sample instead of hashing a megabyte of values first.
+    /// Whether to give up on the dictionary after a sample of 4,096-value steps: when nearly every value is new, or
+    /// when it grows fast enough to pass its limit well before the end (`limit` counted in entries).
     static func hopeless(distinct: Int, seen: Int, total: Int, limit: Int) -> Bool {
-        Double(distinct) / Double(seen) * Double(total) > Double(limit) * 2 && Double(distinct) > Double(seen) * 0.5
+        // Nearly every value new: a dictionary would only add an index per value.
+        if Double(distinct) > Double(seen) * 0.9 { return true }
+        return Double(distinct) / Double(seen) * Double(total) > Double(limit) * 2 && Double(distinct) > Double(seen) * 0.5
     }
 
     @inline(__always)
@@ -47,7 +49,7 @@ enum Dictionaries {
         indices.reserveCapacity(values.count)
         let maxEntries = limit / T.byteWidth
         for (seen, value) in values.enumerated() {
-            if seen & 0x7FFF == 0x7FFF, Self.hopeless(distinct: dictionary.count, seen: seen + 1, total: values.count, limit: maxEntries) { return nil }
+            if seen & 0xFFF == 0xFFF, Self.hopeless(distinct: dictionary.count, seen: seen + 1, total: values.count, limit: maxEntries) { return nil }
             let k = key(value)
             var slot = Int(mix(k) & UInt64(capacity - 1))
             while true {
@@ -107,8 +109,8 @@ enum Dictionaries {
         let ok: Bool = values.data.withUnsafeBytes { data in
             values.offsets.withUnsafeBufferPointer { offsets in
                 for i in 0..<values.count {
-                    if i & 0x7FFF == 0x7FFF, dictionaryBytes > 0,
-                       Self.hopeless(distinct: dictionaryBytes, seen: i + 1, total: values.count, limit: limit) { return false }
+                    if i & 0xFFF == 0xFFF, Self.hopeless(distinct: hashes.count, seen: i + 1, total: values.count,
+                                                            limit: limit / max(1, dictionaryBytes / max(1, hashes.count))) { return false }
                     let start = Int(offsets[i])
                     let value = UnsafeRawBufferPointer(rebasing: data[start..<Int(offsets[i + 1])])
                     let h = hash(value)

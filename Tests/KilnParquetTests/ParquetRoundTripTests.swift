@@ -184,9 +184,12 @@ struct ParquetRoundTripTests {
 
     @Test("a dictionary that outgrows its limit falls back to PLAIN")
     func dictionaryFallback() throws {
-        let values = ByteArrays((0..<5000).map { Array("distinct-\($0)".utf8) })
-        #expect(Dictionaries.build(.byteArray(values), limit: 1 << 20) != nil)
+        let values = ByteArrays((0..<5000).map { Array("repeated-\($0 / 2)".utf8) })
+        #expect(Dictionaries.build(.byteArray(values), limit: 1 << 20)?.values.count == 2500)
         #expect(Dictionaries.build(.byteArray(values), limit: 10_000) == nil)
+        // Nearly every value new: a dictionary would not pay, and the sample says so early.
+        #expect(Dictionaries.build(.byteArray(ByteArrays((0..<5000).map { Array("unique-\($0)".utf8) })), limit: 1 << 20) == nil)
+        #expect(Dictionaries.build(.int64((0..<5000).map(Int64.init)), limit: 1 << 20) == nil)
         let repeated = Dictionaries.build(.int64((0..<1000).map { Int64($0 % 10) }), limit: 1 << 20)
         #expect(repeated?.values == .int64((0..<10).map(Int64.init)) && repeated?.bitWidth == 4)
         #expect(repeated?.indices.prefix(12) == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1])

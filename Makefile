@@ -7,7 +7,7 @@ KILN_HOME ?= $(CURDIR)/.kiln-demo
 export PIP_ROOT_USER_ACTION := ignore
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test build release swift-test compat-test deps deps-test bench bench-parquet clean
+.PHONY: run test build release swift-test compat-test deps deps-test bench bench-parquet bench-delta clean
 
 ## Install missing system packages, build, and start the server on an embedded store with a demo workspace.
 run: deps build
@@ -41,6 +41,11 @@ bench: release
 bench-parquet: release
 	$(PYTHON) -m pip install -q -r bench/requirements.txt
 	$(PYTHON) bench/parquet_bench.py --kiln .build/release/kiln
+
+## Delta tables against delta-rs, 5M rows (see bench/README.md).
+bench-delta: release
+	$(PYTHON) -m pip install -q -r bench/requirements.txt
+	$(PYTHON) bench/delta_bench.py --kiln .build/release/kiln
 
 clean:
 	rm -rf .build .kiln-demo

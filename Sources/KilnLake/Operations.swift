@@ -245,3 +245,103 @@ extension DeltaTable {
         }
     }
 }
+
+/// What an UPDATE did.
+public struct UpdateResult: Sendable {
+    public var version: Int64?
+    public var rowsUpdated = 0
+    public var rowsCopied = 0
+    public var filesRemoved = 0
+    public var filesAdded = 0
+}
+
+extension DeltaTable {
+    /// Parses `x = 0, region = 'us', note = NULL` into column → literal.
+    static func assignments(_ text: String, schema: DeltaSchema) throws -> [(field: DeltaField, value: LakePredicate.Literal)] {
+        var parser = PredicateParser(text)
+        var out: [(DeltaField, LakePredicate.Literal)] = []
+        repeat {
+            let name = try parser.identifier()
+            guard let field = schema.field(name) else { throw KilnError.invalid("UPDATE sets '\(name)', which the table does not have") }
+            switch field.type {
+            case .primitive, .decimal: break
+            default: throw KilnError.invalid("UPDATE can set primitive columns only; '\(name)' is a \(field.type.sqlName)")
+            }
+            guard parser.symbol("=") else { throw parser.fail("expected '=' after \(name)") }
+            out.append((field, try parser.literal()))
+        } while parser.symbol(",")
+        parser.skip()
+        guard parser.atEnd else { throw parser.fail("unexpected text; separate assignments with commas") }
+        return out
+    }
+
+    /// Sets columns to literals in the rows matching `predicate` (all rows when nil); files with matching rows are
+    /// rewritten (rows may move partitions when a partition column is set).
+    @discardableResult
+    public func update(set text: String, where predicateText: String? = nil) throws -> UpdateResult {
+        let plan = try plan(predicate: predicateText)
+        let snapshot = plan.snapshot
+        try Self.checkWritable(snapshot)
+        let schema = snapshot.schema
+        let assignments = try Self.assignments(text, schema: schema)
+        let tableParquet = try schema.parquetSchema()
+        let nodes = tableParquet.root.children
+        var updates: [(index: Int, cell: ParquetCell)] = []
+        for (field, literal) in assignments {
+            let index = schema.fields.firstIndex { $0.name == field.name }!
+            let cell: ParquetCell
+            switch literal {
+            case .null:
+                guard field.nullable else { throw KilnError.invalid("Column '\(field.name)' is NOT NULL") }
+                cell = .null
+            case .bool(let b): cell = .bool(b)
+            case .number(let n), .text(let n): cell = try TextValues.cell(Array(n.utf8), element: nodes[index].element)
+            }
+            updates.append((index, cell))
+        }
+        let readAll = ScanPlan(snapshot: snapshot, files: plan.files, skippedFiles: 0, predicate: nil)
+        var shredder = RecordShredder(schema: tableParquet)
+        var result = UpdateResult()
+        var actions: [DeltaAction] = []
+        for file in plan.files {
+            var rows: [[ParquetCell]] = []
+            var matched = 0
+            try readRows(file, plan: readAll) { cells in
+                var row = cells
+                let verdict = plan.predicate?.evaluate { name in
+                    guard let i = schema.fields.firstIndex(where: { $0.name.lowercased() == name }) else { return nil }
+                    return (LakeValue.from(cells[i], type: schema.fields[i].type), schema.fields[i].type)
+                } ?? true
+                if verdict == true {
+                    matched += 1
+                    for (index, cell) in updates { row[index] = cell }
+                }
+                rows.append(row)
+                return true
+            }
+            guard matched > 0 else { continue }
+            result.rowsUpdated += matched
+            result.rowsCopied += rows.count - matched
+            result.filesRemoved += 1
+            for row in rows { try shredder.append(row) }
+            actions.append(.remove(RemoveFile(path: file.path, deletionTimestamp: Self.now(), dataChange: true,
+                                              partitionValues: file.partitionValues, size: file.size)))
+        }
+        guard result.rowsUpdated > 0 else { return result }
+        let batch = LakeBatch(schema: tableParquet, columns: shredder.take())
+        try checkConstraints(batch, schema: schema, snapshot: snapshot)
+        let adds = try writeFiles(batch, schema: schema, partitionColumns: snapshot.partitionColumns)
+        do {
+            result.filesAdded = adds.count
+            result.version = try commit(actions + adds.map { .add($0) }, readVersion: snapshot.version, operation: "UPDATE",
+                                        parameters: ["predicate": .string(predicateText ?? "true"), "set": .string(text)],
+                                        metrics: ["numUpdatedRows": .number(String(result.rowsUpdated)), "numCopiedRows": .number(String(result.rowsCopied)),
+                                                  "numRemovedFiles": .number(String(result.filesRemoved)), "numAddedFiles": .number(String(adds.count))],
+                                        blindAppend: false)
+            return result
+        } catch {
+            for add in adds { unlink(filePath(add.path)) }
+            throw error
+        }
+    }
+}

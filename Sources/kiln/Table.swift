@@ -13,7 +13,8 @@ struct Table: ParsableCommand {
             $KILN_HOME/warehouse/<catalog>/<schema>/<table>. Other Delta engines (delta-rs, Spark, DuckDB, Polars) read and \
             write the same tables.
             """,
-        subcommands: [Create.self, Describe.self, History.self, Cat.self, Write.self, Scan.self, Delete.self, Merge.self, Optimize.self, Restore.self,
+        subcommands: [Create.self, Describe.self, History.self, Cat.self, Write.self, Scan.self, Delete.self, Update.self, Merge.self, Optimize.self,
+                      Restore.self,
                       Vacuum.self]
     )
 
@@ -376,6 +377,25 @@ extension Table {
             }
             guard let version = result.version else { return print("Nothing to compact") }
             print("Compacted \(result.filesRemoved) files into \(result.filesAdded) as version \(version)")
+        }
+    }
+
+    struct Update: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Set columns to values in the rows matching a condition.")
+        @OptionGroup var location: Location
+        @Option(help: "Assignments: \"x = 0, region = 'us', note = NULL\".") var set: String
+        @Option(name: .customLong("where"), help: "A SQL condition (default: every row).") var predicate: String?
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let table = try location.open()
+            let result = try Table.run { try table.update(set: set, where: predicate) }
+            if json {
+                return try printJSON(["version": result.version as Any, "rows_updated": result.rowsUpdated, "files_removed": result.filesRemoved,
+                                      "files_added": result.filesAdded] as [String: Any])
+            }
+            guard let version = result.version else { return print("No rows match; nothing changed") }
+            print("Updated \(result.rowsUpdated) rows as version \(version)")
         }
     }
 }

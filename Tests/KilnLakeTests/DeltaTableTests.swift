@@ -191,4 +191,19 @@ struct DeltaTableTests {
         #expect(try table.snapshot().files.allSatisfy { !$0.dataChange })  // every surviving file came from the compaction
         #expect(try table.optimize().version == nil)  // nothing left to compact
     }
+
+    @Test("UPDATE sets columns in matching rows, moving rows across partitions when needed")
+    func update() throws {
+        let dir = TableDirectory()
+        let table = try DeltaTable.create(at: dir.path, schema: Rows.schema, partitionColumns: ["region"])
+        try table.write(try Rows.batch(0, 90))
+        let result = try table.update(set: "x = -1, region = 'moved'", where: "id < 10")
+        #expect(result.rowsUpdated == 10)
+        #expect(try Rows.ids(table, where: "region = 'moved' AND x = -1") == (0..<10).map(Int64.init))
+        #expect(try Rows.ids(table).count == 90)
+        #expect(try table.update(set: "x = 5", where: "id > 1000").version == nil)
+        #expect(throws: KilnError.self) { try table.update(set: "id = NULL", where: "id = 1") }  // NOT NULL
+        #expect(throws: KilnError.self) { try table.update(set: "nope = 1") }
+        #expect(throws: KilnError.self) { try table.update(set: "x 1") }
+    }
 }

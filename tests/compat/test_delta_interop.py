@@ -122,6 +122,10 @@ def test_kiln_merge_and_optimize_read_by_delta_rs(tmp_path):
     assert DeltaTable(path).history(1)[0]["operation"] == "MERGE"
     assert_same(path)
     before = DeltaTable(path).to_pyarrow_table().num_rows
+    updated = kiln_json("update", path, "--set", "x = 0.25, region = 'zz'", "--where", "id >= 420")
+    assert updated["rows_updated"] == 10
+    assert sorted(r["id"] for r in DeltaTable(path).to_pyarrow_table().to_pylist() if r["region"] == "zz") == list(range(420, 430))
+    assert DeltaTable(path).history(1)[0]["operation"] == "UPDATE"
     optimized = kiln_json("optimize", path)
     assert optimized["files_removed"] > optimized["files_added"] > 0
     dt = DeltaTable(path)

@@ -345,3 +345,26 @@ extension DeltaTable {
         }
     }
 }
+
+extension DeltaTable {
+    /// Writes `_symlink_format_manifest/` (Presto/Athena/Hive): one `manifest` per partition directory listing the
+    /// absolute URIs of the current files. Replaces any previous manifest.
+    @discardableResult
+    public func generateSymlinkManifest() throws -> Int {
+        let snapshot = try snapshot()
+        try Self.checkReadable(snapshot)
+        let root = path + "/_symlink_format_manifest"
+        try? FileManager.default.removeItem(atPath: root)
+        var byDirectory: [String: [String]] = [:]
+        for file in snapshot.files {
+            let directory = snapshot.partitionColumns.map { "\($0)=\(Self.escapePartition(file.partitionValues[$0] ?? nil))" }.joined(separator: "/")
+            byDirectory[directory, default: []].append(URL(fileURLWithPath: filePath(file.path)).standardizedFileURL.absoluteString)
+        }
+        for (directory, files) in byDirectory {
+            let dir = directory.isEmpty ? root : root + "/" + directory
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try Self.writeDurably(Data((files.sorted().joined(separator: "\n") + "\n").utf8), to: dir + "/manifest")
+        }
+        return byDirectory.count
+    }
+}

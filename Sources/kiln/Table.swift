@@ -14,7 +14,7 @@ struct Table: ParsableCommand {
             write the same tables.
             """,
         subcommands: [Create.self, Describe.self, History.self, Cat.self, Write.self, Scan.self, Delete.self, Update.self, Merge.self, Optimize.self,
-                      Restore.self,
+                      Restore.self, Generate.self,
                       Vacuum.self]
     )
 
@@ -396,6 +396,19 @@ extension Table {
             }
             guard let version = result.version else { return print("No rows match; nothing changed") }
             print("Updated \(result.rowsUpdated) rows as version \(version)")
+        }
+    }
+
+    struct Generate: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "GENERATE symlink_format_manifest: manifests for Presto, Athena and Hive.")
+        @Argument(help: "What to generate: symlink_format_manifest.") var mode: String
+        @OptionGroup var location: Location
+
+        func run() throws {
+            guard mode.lowercased() == "symlink_format_manifest" else { throw ValidationError("Only symlink_format_manifest can be generated") }
+            let table = try location.open()
+            let count = try Table.run { try table.generateSymlinkManifest() }
+            print("Wrote \(count) manifest file\(count == 1 ? "" : "s") under \(table.path)/_symlink_format_manifest")
         }
     }
 }

@@ -202,6 +202,9 @@ struct DeltaTableTests {
         #expect(try Rows.ids(table, where: "region = 'moved' AND x = -1") == (0..<10).map(Int64.init))
         #expect(try Rows.ids(table).count == 90)
         #expect(try table.update(set: "x = 5", where: "id > 1000").version == nil)
+        #expect(try table.generateSymlinkManifest() == 5)  // us, eu, ap, null, moved
+        let manifest = try String(contentsOfFile: dir.path + "/_symlink_format_manifest/region=moved/manifest", encoding: .utf8)
+        #expect(manifest.hasPrefix("file:///") && manifest.contains("region=moved/part-"))
         #expect(throws: KilnError.self) { try table.update(set: "id = NULL", where: "id = 1") }  // NOT NULL
         #expect(throws: KilnError.self) { try table.update(set: "nope = 1") }
         #expect(throws: KilnError.self) { try table.update(set: "x 1") }

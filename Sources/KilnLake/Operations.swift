@@ -184,7 +184,7 @@ extension DeltaTable {
     /// Bin-packs small files: within each partition, files under `targetSize` bytes are rewritten together into
     /// files of about `targetSize` (`dataChange=false`: readers of the change feed see no change).
     @discardableResult
-    public func optimize(targetSize: Int64 = 100 << 20, where text: String? = nil) throws -> OptimizeResult {
+    public func optimize(targetSize: Int64 = 100 << 20, where text: String? = nil, zOrderBy: [String] = []) throws -> OptimizeResult {
         let plan = try plan(predicate: text)
         let snapshot = plan.snapshot
         try Self.checkWritable(snapshot)
@@ -194,26 +194,50 @@ extension DeltaTable {
         }
         let partitions = Set(snapshot.partitionColumns.map { $0.lowercased() })
         let dataSchema = DeltaSchema(snapshot.schema.fields.filter { !partitions.contains($0.name.lowercased()) })
+        for name in zOrderBy {
+            guard let field = snapshot.schema.field(name), !partitions.contains(name.lowercased()) else {
+                throw KilnError.invalid("Z-ORDER BY '\(name)': it must be a column of the table and not a partition column")
+            }
+            switch field.type {
+            case .primitive, .decimal: break
+            default: throw KilnError.invalid("Z-ORDER BY '\(name)': a \(field.type.sqlName) cannot be ordered")
+            }
+        }
         var byPartition: [[String: String?]: [AddFile]] = [:]
-        for file in plan.files where file.size < targetSize { byPartition[file.partitionValues, default: []].append(file) }
+        // Bin-packing takes the small files; Z-ordering rewrites every file of a partition.
+        for file in plan.files where file.size < targetSize || !zOrderBy.isEmpty { byPartition[file.partitionValues, default: []].append(file) }
         var result = OptimizeResult()
         var actions: [DeltaAction] = []
         var adds: [AddFile] = []
         do {
-            for (values, files) in byPartition.sorted(by: { $0.value[0].path < $1.value[0].path }) where files.count > 1 {
+            for (values, files) in byPartition.sorted(by: { $0.value[0].path < $1.value[0].path }) where files.count > 1 || !zOrderBy.isEmpty {
                 result.partitionsOptimized += 1
                 var bin: [LakeBatch] = []
                 var binBytes: Int64 = 0
                 func flush() throws {
                     guard !bin.isEmpty else { return }
                     let target = try dataSchema.parquetSchema()
-                    let columns = target.columns.indices.map { i in
+                    var columns = target.columns.indices.map { i in
                         Self.concatenate(bin.map { $0.columns[i] }, maxDefinitionLevel: target.columns[i].maxDefinitionLevel)
                     }
-                    var add = try writeFile(columns, schema: target, deltaSchema: dataSchema, partitionValues: values,
-                                            partitionColumns: snapshot.partitionColumns)
-                    add.dataChange = false
-                    adds.append(add)
+                    var pieces = [0..<(columns.first?.rowCount ?? 0)]
+                    if !zOrderBy.isEmpty {
+                        let order = try Self.zOrder(LakeBatch(schema: target, columns: columns), by: zOrderBy, schema: dataSchema)
+                        columns = columns.indices.map { columns[$0].take(rows: order, maxDefinitionLevel: target.columns[$0].maxDefinitionLevel) }
+                        // Cut the sorted rows into files of about the target size.
+                        let rows = order.count
+                        let perFile = max(1, Int(Double(rows) * Double(targetSize) / Double(max(1, binBytes))))
+                        pieces = stride(from: 0, to: rows, by: perFile).map { $0..<min(rows, $0 + perFile) }
+                    }
+                    for piece in pieces {
+                        let part = pieces.count == 1 ? columns : columns.indices.map {
+                            columns[$0].slice(rows: piece, maxDefinitionLevel: target.columns[$0].maxDefinitionLevel)
+                        }
+                        var add = try writeFile(part, schema: target, deltaSchema: dataSchema, partitionValues: values,
+                                                partitionColumns: snapshot.partitionColumns)
+                        add.dataChange = false
+                        adds.append(add)
+                    }
                     bin = []
                     binBytes = 0
                 }
@@ -226,7 +250,7 @@ extension DeltaTable {
                     actions.append(.remove(RemoveFile(path: file.path, deletionTimestamp: Self.now(), dataChange: false,
                                                       partitionValues: file.partitionValues, size: file.size)))
                     result.filesRemoved += 1
-                    if binBytes >= targetSize { try flush() }
+                    if binBytes >= targetSize, zOrderBy.isEmpty { try flush() }
                 }
                 try flush()
             }
@@ -234,7 +258,8 @@ extension DeltaTable {
             guard !adds.isEmpty else { return result }
             actions += adds.map { .add($0) }
             result.version = try commit(actions, readVersion: snapshot.version, operation: "OPTIMIZE",
-                                        parameters: ["predicate": .string(text ?? "[]"), "targetSize": .string(String(targetSize))],
+                                        parameters: ["predicate": .string(text ?? "[]"), "targetSize": .string(String(targetSize)),
+                                                     "zOrderBy": .string(JSONText.string(.array(zOrderBy.map(JSONValue.string))))],
                                         metrics: ["numFilesAdded": .number(String(result.filesAdded)), "numFilesRemoved": .number(String(result.filesRemoved)),
                                                   "partitionsOptimized": .number(String(result.partitionsOptimized))],
                                         blindAppend: false)
@@ -347,6 +372,37 @@ extension DeltaTable {
 }
 
 extension DeltaTable {
+    /// Row order along a Z-order curve of the given columns: each column's values become ranks scaled to an equal
+    /// share of 64 bits, whose bits are interleaved into one key per row (nulls first).
+    static func zOrder(_ batch: LakeBatch, by names: [String], schema: DeltaSchema) throws -> [Int] {
+        let rows = batch.rowCount
+        let bits = 64 / max(1, names.count)
+        var ranks: [[UInt64]] = []
+        for name in names {
+            guard let node = batch.schema.root.children.first(where: { $0.name.lowercased() == name.lowercased() }), let leaf = node.leafIndex,
+                  let field = schema.field(name) else { continue }
+            let values = try values(batch.columns[leaf], column: batch.schema.columns[leaf], type: field.type)
+            let order = values.indices.sorted { a, b in
+                if values[a] == .null { return values[b] != .null }
+                if values[b] == .null { return false }
+                return (values[a].compare(values[b]) ?? 0) < 0
+            }
+            var rank = [UInt64](repeating: 0, count: rows)
+            let scale = bits >= 64 ? 1.0 : Double(UInt64(1) << UInt64(bits)) / Double(max(1, rows))
+            for (position, row) in order.enumerated() { rank[row] = UInt64(Double(position) * scale) }
+            ranks.append(rank)
+        }
+        var keys = [UInt64](repeating: 0, count: rows)
+        for row in 0..<rows {
+            var key: UInt64 = 0
+            for bit in stride(from: bits - 1, through: 0, by: -1) {
+                for rank in ranks { key = key << 1 | (rank[row] >> UInt64(bit) & 1) }
+            }
+            keys[row] = key
+        }
+        return (0..<rows).sorted { keys[$0] < keys[$1] }
+    }
+
     /// Writes `_symlink_format_manifest/` (Presto/Athena/Hive): one `manifest` per partition directory listing the
     /// absolute URIs of the current files. Replaces any previous manifest.
     @discardableResult

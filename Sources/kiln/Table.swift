@@ -366,11 +366,13 @@ extension Table {
         @OptionGroup var location: Location
         @Option(help: "Target file size in bytes (default 100 MiB).") var targetSize: Int64 = 100 << 20
         @Option(name: .customLong("where"), help: "Only partitions matching this condition on partition columns.") var predicate: String?
+        @Option(help: "Comma-separated columns to Z-order the rows by (rewrites every file of the chosen partitions).") var zorderBy: String?
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
             let table = try location.open()
-            let result = try Table.run { try table.optimize(targetSize: targetSize, where: predicate) }
+            let columns = zorderBy.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } } ?? []
+            let result = try Table.run { try table.optimize(targetSize: targetSize, where: predicate, zOrderBy: columns) }
             if json {
                 return try printJSON(["version": result.version as Any, "files_removed": result.filesRemoved, "files_added": result.filesAdded,
                                       "partitions_optimized": result.partitionsOptimized] as [String: Any])

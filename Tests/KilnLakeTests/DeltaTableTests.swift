@@ -190,6 +190,18 @@ struct DeltaTableTests {
         #expect(try Rows.ids(table) == before)
         #expect(try table.snapshot().files.allSatisfy { !$0.dataChange })  // every surviving file came from the compaction
         #expect(try table.optimize().version == nil)  // nothing left to compact
+
+        // Z-order: rows sorted along (id, x) into several files, so a range on id skips files.
+        let zdir = TableDirectory()
+        let z = try DeltaTable.create(at: zdir.path, schema: Rows.schema)
+        for k in [3, 0, 6, 1, 7, 2, 5, 4] { try z.write(try Rows.batch(k * 50, 50)) }
+        #expect(try z.plan(predicate: "id < 40").skippedFiles == 7)
+        let total = try z.snapshot().files.reduce(Int64(0)) { $0 + $1.size }
+        let ordered = try z.optimize(targetSize: total / 4, zOrderBy: ["id", "x"])
+        #expect(ordered.filesRemoved == 8 && ordered.filesAdded >= 3)
+        #expect(try Rows.ids(z) == (0..<400).map(Int64.init))
+        #expect(try z.plan(predicate: "id < 40").skippedFiles >= 1)
+        #expect(throws: KilnError.self) { try z.optimize(zOrderBy: ["tags"]) }
     }
 
     @Test("UPDATE sets columns in matching rows, moving rows across partitions when needed")

@@ -92,15 +92,8 @@ public enum LakeValue: Sendable, Hashable, Comparable {
 
 enum StatsText {
     static func date(_ days: Int64) -> String {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        return String(format: "%04lld-%02lld-%02lld", yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
+        let (y, m, d) = TextValues.civil(days: days)
+        return String(format: "%04lld-%02lld-%02lld", y, m, d)
     }
 
     static func timestamp(_ micros: Int64, utc: Bool) -> String {

@@ -14,7 +14,21 @@ public indirect enum LakePredicate: Sendable, Equatable {
     case not(LakePredicate)
     case constant(Bool)
 
-    public enum Op: String, Sendable { case eq = "=", ne = "!=", lt = "<", le = "<=", gt = ">", ge = ">=" }
+    public enum Op: String, Sendable {
+        case eq = "=", ne = "!=", lt = "<", le = "<=", gt = ">", ge = ">="
+
+        /// Whether `value <op> literal` holds when `order` is the sign of (value − literal).
+        func holds(_ order: Int) -> Bool {
+            switch self {
+            case .eq: order == 0
+            case .ne: order != 0
+            case .lt: order < 0
+            case .le: order <= 0
+            case .gt: order > 0
+            case .ge: order >= 0
+            }
+        }
+    }
 
     /// A literal as written: its text and whether it was quoted.
     public enum Literal: Sendable, Equatable {
@@ -70,14 +84,7 @@ public indirect enum LakePredicate: Sendable, Equatable {
         case .comparison(let c, let op, let literal):
             guard let (v, type) = value(c.lowercased()), v != .null, let l = Self.value(literal, type: type), l != .null,
                   let order = v.compare(l) else { return nil }
-            switch op {
-            case .eq: return order == 0
-            case .ne: return order != 0
-            case .lt: return order < 0
-            case .le: return order <= 0
-            case .gt: return order > 0
-            case .ge: return order >= 0
-            }
+            return op.holds(order)
         case .inList(let c, let literals, let negated):
             guard let (v, type) = value(c.lowercased()), v != .null else { return nil }
             var sawNull = false
@@ -139,16 +146,7 @@ public indirect enum LakePredicate: Sendable, Equatable {
             // Only exact single-value ranges (partition columns) can prove a negation false.
             if case .comparison(let c, let op, let literal) = inner, let r = range(c.lowercased()), let lo = r.min, lo == r.max, !r.mayBeNull,
                let l = Self.value(literal, type: r.type), let order = lo.compare(l) {
-                let holds: Bool
-                switch op {
-                case .eq: holds = order == 0
-                case .ne: holds = order != 0
-                case .lt: holds = order < 0
-                case .le: holds = order <= 0
-                case .gt: holds = order > 0
-                case .ge: holds = order >= 0
-                }
-                return !holds
+                return !op.holds(order)
             }
             return true
         }

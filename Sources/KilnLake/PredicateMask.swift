@@ -38,17 +38,7 @@ extension LakePredicate {
             let orders = Self.orders(column, value, rows: rows)
             return orders.map { o -> UInt8 in
                 guard o != 2 else { return 2 }
-                let order = Int8(bitPattern: o)
-                let holds: Bool
-                switch op {
-                case .eq: holds = order == 0
-                case .ne: holds = order != 0
-                case .lt: holds = order < 0
-                case .le: holds = order <= 0
-                case .gt: holds = order > 0
-                case .ge: holds = order >= 0
-                }
-                return holds ? 1 : 0
+                return op.holds(Int(Int8(bitPattern: o))) ? 1 : 0
             }
         case .inList(let c, let literals, let negated):
             var out = Mask(repeating: 0, count: rows)

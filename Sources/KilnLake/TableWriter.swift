@@ -264,40 +264,22 @@ extension DeltaTable {
 
     /// A small code per row (nulls included) and the distinct values the codes index.
     static func codes(_ data: ColumnData, column: ColumnDescriptor, type: DeltaType) throws -> (codes: [Int32], values: [LakeValue]) {
-        if data.definitionLevels == nil {
-            switch data.values {
-            case .int32(let v) where !type.isDecimal:
-                var index: [Int32: Int32] = [:]
-                var values: [LakeValue] = []
-                let codes = v.map { x -> Int32 in
-                    if let c = index[x] { return c }
-                    index[x] = Int32(values.count)
-                    values.append(.int(Int64(x)))
-                    return Int32(values.count - 1)
-                }
-                return (codes, values)
-            case .int64(let v) where !type.isDecimal:
-                var index: [Int64: Int32] = [:]
-                var values: [LakeValue] = []
-                let codes = v.map { x -> Int32 in
-                    if let c = index[x] { return c }
-                    index[x] = Int32(values.count)
-                    values.append(.int(x))
-                    return Int32(values.count - 1)
-                }
-                return (codes, values)
-            default: break
+        func encode<K: Hashable>(_ keys: [K], value: (K) -> LakeValue) -> (codes: [Int32], values: [LakeValue]) {
+            var index: [K: Int32] = [:]
+            var values: [LakeValue] = []
+            let codes = keys.map { x -> Int32 in
+                if let c = index[x] { return c }
+                index[x] = Int32(values.count)
+                values.append(value(x))
+                return Int32(values.count - 1)
             }
+            return (codes, values)
         }
-        var index: [LakeValue: Int32] = [:]
-        var values: [LakeValue] = []
-        let codes = try Self.values(data, column: column, type: type).map { x -> Int32 in
-            if let c = index[x] { return c }
-            index[x] = Int32(values.count)
-            values.append(x)
-            return Int32(values.count - 1)
+        if data.definitionLevels == nil, !type.isDecimal {
+            if case .int32(let v) = data.values { return encode(v) { .int(Int64($0)) } }
+            if case .int64(let v) = data.values { return encode(v) { .int($0) } }
         }
-        return (codes, values)
+        return encode(try Self.values(data, column: column, type: type)) { $0 }
     }
 
     /// One value per row of a flat column.

@@ -107,26 +107,13 @@ struct ParquetJSON {
         }
     }
 
-    /// Year, month and day of a day count since 1970-01-01 (proleptic Gregorian).
-    static func civil(_ days: Int64) -> (Int64, Int64, Int64) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
-    }
-
     static func pad(_ value: Int64, _ width: Int) -> String {
         let text = String(abs(value))
         return (value < 0 ? "-" : "") + String(repeating: "0", count: max(0, width - text.count)) + text
     }
 
     static func date(days: Int64) -> String {
-        let (y, m, d) = civil(days)
+        let (y, m, d) = TextValues.civil(days: days)
         return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))"
     }
 

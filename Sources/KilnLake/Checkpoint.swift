@@ -24,12 +24,12 @@ extension DeltaTable {
         ])
     }()
 
-    func checkpointIfDue(_ version: Int64) throws {
-        guard version > 0 else { return }
-        let snapshot = try log.snapshot(version: version)
-        let interval = snapshot.metadata.configuration["delta.checkpointInterval"].flatMap(Int64.init) ?? Self.defaultCheckpointInterval
-        guard interval > 0, version % interval == 0 else { return }
-        try writeCheckpoint(snapshot)
+    /// Writes a checkpoint for `version` when it falls on the table's interval (`delta.checkpointInterval`, given
+    /// by the committing writer's configuration, so ordinary commits replay nothing).
+    func checkpointIfDue(_ version: Int64, configuration: [String: String]) throws {
+        let interval = configuration["delta.checkpointInterval"].flatMap(Int64.init) ?? Self.defaultCheckpointInterval
+        guard version > 0, interval > 0, version % interval == 0 else { return }
+        try writeCheckpoint(try log.snapshot(version: version))
     }
 
     /// Writes `NNN.checkpoint.parquet` for a snapshot and points `_last_checkpoint` at it (both atomically).

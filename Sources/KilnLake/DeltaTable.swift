@@ -78,7 +78,7 @@ public final class DeltaTable: Sendable {
                              parameters: ["partitionBy": .string(JSONText.string(.array(partitionColumns.map(JSONValue.string)))),
                                           "description": description.map(JSONValue.string) ?? .null,
                                           "properties": .string(JSONText.string(.object(properties.mapValues(JSONValue.string))))],
-                             metrics: [:], blindAppend: false)
+                             metrics: [:], blindAppend: false, configuration: properties)
         return table
     }
 
@@ -119,7 +119,7 @@ public final class DeltaTable: Sendable {
     /// Writes commit `readVersion + 1` (or later, for blind appends that lose a race) with put-if-absent.
     /// - Returns: the committed version.
     func commit(_ actions: [DeltaAction], readVersion: Int64, operation: String, parameters: [String: JSONValue],
-                metrics: [String: JSONValue], blindAppend: Bool) throws -> Int64 {
+                metrics: [String: JSONValue], blindAppend: Bool, configuration: [String: String]) throws -> Int64 {
         var version = readVersion + 1
         while true {
             var info: [String: JSONValue] = [
@@ -132,7 +132,8 @@ public final class DeltaTable: Sendable {
             if let user = ProcessInfo.processInfo.environment["USER"] { info["userName"] = .string(user) }
             let text = ([DeltaAction.commitInfo(info)] + actions).map(\.json).joined(separator: "\n") + "\n"
             if try Self.putIfAbsent(Data(text.utf8), at: log.logPath + "/" + DeltaLog.commitName(version), directory: log.logPath) {
-                try? checkpointIfDue(version)
+                // A checkpoint only speeds up later reads: the commit stands even if writing one fails.
+                try? checkpointIfDue(version, configuration: configuration)
                 return version
             }
             // Someone else committed `version`: see what they did.

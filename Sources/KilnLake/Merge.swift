@@ -159,7 +159,7 @@ extension DeltaTable {
                                                   "numTargetRowsInserted": .number(String(result.inserted)),
                                                   "numTargetFilesRemoved": .number(String(result.filesRemoved)),
                                                   "numTargetFilesAdded": .number(String(result.filesAdded))],
-                                        blindAppend: false)
+                                        blindAppend: false, configuration: snapshot.metadata.configuration)
             return result
         } catch {
             for add in adds { unlink(filePath(add.path)) }

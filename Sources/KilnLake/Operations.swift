@@ -38,12 +38,7 @@ extension DeltaTable {
                     let rows = Int(reader.metadata.rowGroups[group].numRows)
                     let data = try reader.readRowGroup(group)
                     let mask = try predicate.mask(rows: rows) { name in
-                        guard let field = schema.field(name) else { return nil }
-                        if partitions.contains(name) { return partition(name).map { .constant($0.0, $0.1) } }
-                        guard let node = reader.schema.root.children.first(where: { $0.name.lowercased() == name }), let leaf = node.leafIndex else {
-                            return .constant(.null, field.type)
-                        }
-                        return .data(Self.rescaleTimestamps(data[leaf], from: reader.columns[leaf].element), reader.columns[leaf], field.type)
+                        Self.predicateInput(name, schema: schema, file: reader.schema, data: { data[$0] }, partitions: partitions, partition: partition)
                     }
                     let keep = mask.indices.filter { mask[$0] != 1 }
                     matched += rows - keep.count
@@ -69,7 +64,7 @@ extension DeltaTable {
             actions += adds.map { .add($0) }
             let version = try commit(actions, readVersion: snapshot.version, operation: "DELETE", parameters: ["predicate": .string(text)],
                                      metrics: ["numDeletedRows": .number(String(deleted)), "numRemovedFiles": .number(String(removed)),
-                                               "numAddedFiles": .number(String(adds.count))], blindAppend: false)
+                                               "numAddedFiles": .number(String(adds.count))], blindAppend: false, configuration: snapshot.metadata.configuration)
             return DeleteResult(version: version, rowsDeleted: deleted, filesRemoved: removed, filesAdded: adds.count)
         } catch {
             for add in adds { unlink(filePath(add.path)) }
@@ -121,7 +116,7 @@ extension DeltaTable {
         actions += adds.map { .add($0) }
         let committed = try commit(actions, readVersion: current.version, operation: "RESTORE", parameters: ["version": .number(String(version))],
                                    metrics: ["numRestoredFiles": .number(String(adds.count)), "numRemovedFiles": .number(String(removes.count))],
-                                   blindAppend: false)
+                                   blindAppend: false, configuration: current.metadata.configuration)
         return WriteResult(version: committed, filesAdded: adds.count, filesRemoved: removes.count, rowsWritten: 0)
     }
 
@@ -262,7 +257,7 @@ extension DeltaTable {
                                                      "zOrderBy": .string(JSONText.string(.array(zOrderBy.map(JSONValue.string))))],
                                         metrics: ["numFilesAdded": .number(String(result.filesAdded)), "numFilesRemoved": .number(String(result.filesRemoved)),
                                                   "partitionsOptimized": .number(String(result.partitionsOptimized))],
-                                        blindAppend: false)
+                                        blindAppend: false, configuration: snapshot.metadata.configuration)
             return result
         } catch {
             for add in adds { unlink(filePath(add.path)) }
@@ -362,7 +357,7 @@ extension DeltaTable {
                                         parameters: ["predicate": .string(predicateText ?? "true"), "set": .string(text)],
                                         metrics: ["numUpdatedRows": .number(String(result.rowsUpdated)), "numCopiedRows": .number(String(result.rowsCopied)),
                                                   "numRemovedFiles": .number(String(result.filesRemoved)), "numAddedFiles": .number(String(adds.count))],
-                                        blindAppend: false)
+                                        blindAppend: false, configuration: snapshot.metadata.configuration)
             return result
         } catch {
             for add in adds { unlink(filePath(add.path)) }

@@ -164,58 +164,49 @@ extension DeltaTable {
         return parquet.root.children.filter { names?.contains($0.name.lowercased()) ?? true }
     }
 
+    /// A column as a predicate over one file's rows sees it: the partition value, the decoded leaf (timestamps in
+    /// microseconds), or null when the file predates the column.
+    static func predicateInput(_ name: String, schema: DeltaSchema, file: ParquetSchema, data: (Int) -> ColumnData?,
+                               partitions: Set<String>, partition: (String) -> (LakeValue, DeltaType)?) -> PredicateInput? {
+        guard let field = schema.field(name) else { return nil }
+        if partitions.contains(name) { return partition(name).map { .constant($0.0, $0.1) } }
+        guard let node = file.root.children.first(where: { $0.name.lowercased() == name }), let leaf = node.leafIndex, let column = data(leaf) else {
+            return .constant(.null, field.type)
+        }
+        return .data(rescaleTimestamps(column, from: file.columns[leaf].element), file.columns[leaf], field.type)
+    }
+
     /// Decodes the chosen columns of every planned file into memory (the benchmark path); with a predicate, counts
-    /// the rows that satisfy it. Returns rows kept and decoded bytes.
+    /// the rows that satisfy it (evaluated on the typed buffers; partition values are per file).
+    /// Returns rows kept and decoded bytes.
     public func scan(_ plan: ScanPlan, columns wanted: [String]? = nil) throws -> (rows: Int, bytes: Int) {
-        if let predicate = plan.predicate {
-            // Decode the predicate's columns as typed buffers and test row by row; partition values are per file.
-            let schema = plan.snapshot.schema
-            let partitions = Set(plan.snapshot.partitionColumns.map { $0.lowercased() })
-            let files = plan.files
-            let results = ResultSlots<(Int, Int)>(count: files.count)
-            DispatchQueue.concurrentPerform(iterations: files.count) { i in
-                results.set(i, Result {
-                    let file = files[i]
-                    let reader = try ParquetFileReader(path: self.filePath(file.path))
-                    let partition = self.partitionLookup(file, schema: schema)
-                    let wantedNames = Set((wanted ?? schema.fields.map(\.name)).map { $0.lowercased() }).union(predicate.columns)
-                    var kept = 0, bytes = 0
-                    for group in reader.metadata.rowGroups.indices {
-                        let rows = Int(reader.metadata.rowGroups[group].numRows)
-                        var inputs: [String: PredicateInput] = [:]
-                        for node in reader.schema.root.children where wantedNames.contains(node.name.lowercased()) && !partitions.contains(node.name.lowercased()) {
-                            let leaves = Self.leafIndices(node)
-                            let data = try reader.readRowGroup(group, columns: leaves, parallel: false)
-                            bytes += data.reduce(0) { $0 + $1.memoryBytes }
-                            if predicate.columns.contains(node.name.lowercased()), let leaf = node.leafIndex, let field = schema.field(node.name) {
-                                inputs[node.name.lowercased()] = .data(Self.rescaleTimestamps(data[0], from: reader.columns[leaf].element),
-                                                                       reader.columns[leaf], field.type)
-                            }
-                        }
-                        let mask = try predicate.mask(rows: rows) { name in
-                            guard let field = schema.field(name) else { return nil }
-                            if partitions.contains(name) { return partition(name).map { .constant($0.0, $0.1) } }
-                            return inputs[name] ?? .constant(.null, field.type)
-                        }
-                        kept += mask.reduce(0) { $0 + ($1 == 1 ? 1 : 0) }
-                    }
-                    return (kept, bytes)
-                })
-            }
-            return try results.values().reduce((0, 0)) { ($0.0 + $1.0, $0.1 + $1.1) }
-        }
-        let names = wanted.map { Set($0.map { $0.lowercased() }) }
-        let results = ResultSlots<(Int, Int)>(count: plan.files.count)
+        let schema = plan.snapshot.schema
+        let partitions = Set(plan.snapshot.partitionColumns.map { $0.lowercased() })
+        let names = Set((wanted ?? schema.fields.map(\.name)).map { $0.lowercased() }).union(plan.predicate?.columns ?? [])
         let files = plan.files
-        DispatchQueue.concurrentPerform(iterations: files.count) { i in
-            results.set(i, Result {
-                let reader = try ParquetFileReader(path: self.filePath(files[i].path))
-                let columns = reader.schema.root.children.filter { names?.contains($0.name.lowercased()) ?? true }.flatMap(Self.leafIndices)
-                let data = try reader.readAll(rowGroups: Array(reader.metadata.rowGroups.indices), columns: columns, parallel: false)
-                return (Int(reader.metadata.numRows), data.reduce(0) { $0 + $1.reduce(0) { $0 + $1.memoryBytes } })
-            })
+        let counts = try concurrentMap(files.count) { i -> (Int, Int) in
+            let file = files[i]
+            let reader = try ParquetFileReader(path: self.filePath(file.path))
+            let leaves = reader.schema.root.children.filter { names.contains($0.name.lowercased()) }.flatMap(Self.leafIndices)
+            var kept = 0, bytes = 0
+            for group in reader.metadata.rowGroups.indices {
+                let data = try reader.readRowGroup(group, columns: leaves, parallel: false)
+                bytes += data.reduce(0) { $0 + $1.memoryBytes }
+                let rows = Int(reader.metadata.rowGroups[group].numRows)
+                guard let predicate = plan.predicate else {
+                    kept += rows
+                    continue
+                }
+                let decoded = Dictionary(uniqueKeysWithValues: zip(leaves, data))
+                let partition = self.partitionLookup(file, schema: schema)
+                let mask = try predicate.mask(rows: rows) { name in
+                    Self.predicateInput(name, schema: schema, file: reader.schema, data: { decoded[$0] }, partitions: partitions, partition: partition)
+                }
+                kept += mask.reduce(0) { $0 + ($1 == 1 ? 1 : 0) }
+            }
+            return (kept, bytes)
         }
-        return try results.values().reduce((0, 0)) { ($0.0 + $1.0, $0.1 + $1.1) }
+        return counts.reduce((0, 0)) { ($0.0 + $1.0, $0.1 + $1.1) }
     }
 }
 

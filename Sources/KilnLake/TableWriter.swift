@@ -113,7 +113,7 @@ extension DeltaTable {
                                             "numOutputBytes": .number(String(adds.reduce(0) { $0 + $1.size })),
                                             "numRemovedFiles": .number(String(removed))]
         let blind = mode == .append && newMetadata == nil
-        let version = try commit(actions, readVersion: snapshot.version, operation: "WRITE", parameters: parameters, metrics: metrics, blindAppend: blind)
+        let version = try commit(actions, readVersion: snapshot.version, operation: "WRITE", parameters: parameters, metrics: metrics, blindAppend: blind, configuration: snapshot.metadata.configuration)
         return WriteResult(version: version, filesAdded: adds.count, filesRemoved: removed, rowsWritten: rows)
     }
 
@@ -254,11 +254,7 @@ extension DeltaTable {
     /// Evaluates a predicate over every row of a batch (top-level primitive columns; others are unknown).
     static func mask(_ predicate: LakePredicate, _ batch: LakeBatch, schema: DeltaSchema) throws -> Mask {
         try predicate.mask(rows: batch.rowCount) { name in
-            guard let field = schema.field(name) else { return nil }
-            guard let node = batch.schema.root.children.first(where: { $0.name.lowercased() == name }), let leaf = node.leafIndex else {
-                return .constant(.null, field.type)
-            }
-            return .data(batch.columns[leaf], batch.schema.columns[leaf], field.type)
+            predicateInput(name, schema: schema, file: batch.schema, data: { batch.columns[$0] }, partitions: [], partition: { _ in nil })
         }
     }
 
@@ -374,19 +370,15 @@ extension DeltaTable {
         }
         let deltaData = DeltaSchema(dataFields)
         let partitionNames = partitionColumns.map { schema.field($0)!.name }
-        let results = ResultSlots<AddFile>(count: groups.count)
         let planned = groups
-        DispatchQueue.concurrentPerform(iterations: planned.count) { g in
-            results.set(g, Result {
-                var columns = dataLeaves.map { batch.columns[$0] }
-                if let rows = planned[g].rows {
-                    columns = zip(dataLeaves, columns).map { leaf, data in data.take(rows: rows, maxDefinitionLevel: batch.schema.columns[leaf].maxDefinitionLevel) }
-                }
-                return try self.writeFile(columns, schema: dataSchema, deltaSchema: deltaData, partitionValues: planned[g].values,
-                                          partitionColumns: partitionNames)
-            })
+        let adds = try concurrentMap(planned.count) { g in
+            var columns = dataLeaves.map { batch.columns[$0] }
+            if let rows = planned[g].rows {
+                columns = zip(dataLeaves, columns).map { leaf, data in data.take(rows: rows, maxDefinitionLevel: batch.schema.columns[leaf].maxDefinitionLevel) }
+            }
+            return try self.writeFile(columns, schema: dataSchema, deltaSchema: deltaData, partitionValues: planned[g].values,
+                                      partitionColumns: partitionNames)
         }
-        let adds = try results.values()
         return adds
     }
 

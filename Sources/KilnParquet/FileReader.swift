@@ -96,25 +96,15 @@ public final class ParquetFileReader: Sendable {
         if !parallel || indices.count < 2 {
             return try indices.map { try readColumn(rowGroup: rowGroup, column: $0) }
         }
-        let results = ResultSlots<ColumnData>(count: indices.count)
-        DispatchQueue.concurrentPerform(iterations: indices.count) { i in
-            results.set(i, Result { try self.readColumn(rowGroup: rowGroup, column: indices[i]) })
-        }
-        return try results.values()
+        return try concurrentMap(indices.count) { try self.readColumn(rowGroup: rowGroup, column: indices[$0]) }
     }
 
     /// Decodes the chosen columns of the chosen row groups, every (row group, column) pair in parallel.
     public func readAll(rowGroups groups: [Int], columns selected: [Int], parallel: Bool = true) throws -> [[ColumnData]] {
         let pairs = groups.flatMap { g in selected.map { (g, $0) } }
-        let results = ResultSlots<ColumnData>(count: pairs.count)
-        if parallel {
-            DispatchQueue.concurrentPerform(iterations: pairs.count) { i in
-                results.set(i, Result { try self.readColumn(rowGroup: pairs[i].0, column: pairs[i].1) })
-            }
-        } else {
-            for (i, pair) in pairs.enumerated() { results.set(i, Result { try readColumn(rowGroup: pair.0, column: pair.1) }) }
-        }
-        let flat = try results.values()
+        let flat = parallel
+            ? try concurrentMap(pairs.count) { try self.readColumn(rowGroup: pairs[$0].0, column: pairs[$0].1) }
+            : try pairs.map { try readColumn(rowGroup: $0.0, column: $0.1) }
         return groups.indices.map { Array(flat[$0 * selected.count..<($0 + 1) * selected.count]) }
     }
 
@@ -135,19 +125,26 @@ public final class ParquetFileReader: Sendable {
     }
 }
 
-/// Collects per-index results from concurrent work (`DispatchQueue.concurrentPerform`).
-public final class ResultSlots<T>: @unchecked Sendable {
+/// Runs `body` for every index in `0..<count` on all cores (`DispatchQueue.concurrentPerform`) and returns the
+/// results in index order; rethrows the first failure by index.
+public func concurrentMap<T>(_ count: Int, _ body: @Sendable (Int) throws -> T) throws -> [T] {
+    let slots = ResultSlots<T>(count: count)
+    DispatchQueue.concurrentPerform(iterations: count) { i in slots.set(i, Result { try body(i) }) }
+    return try slots.values()
+}
+
+/// Per-index results written from concurrent work.
+final class ResultSlots<T>: @unchecked Sendable {
     private var slots: [Result<T, any Error>?]
     private let lock = NSLock()
 
-    public init(count: Int) { slots = Array(repeating: nil, count: count) }
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
 
-    public func set(_ index: Int, _ result: Result<T, any Error>) {
+    func set(_ index: Int, _ result: Result<T, any Error>) {
         lock.lock()
         slots[index] = result
         lock.unlock()
     }
 
-    /// The results in index order; rethrows the first failure.
-    public func values() throws -> [T] { try slots.map { try $0!.get() } }
+    func values() throws -> [T] { try slots.map { try $0!.get() } }
 }

@@ -64,12 +64,8 @@ public final class ParquetFileWriter {
         }
         let encoded: [EncodedChunk]
         if parallel, columns.count > 1 {
-            let slots = ResultSlots<EncodedChunk>(count: columns.count)
             let descriptors = schema.columns, options = options
-            DispatchQueue.concurrentPerform(iterations: columns.count) { i in
-                slots.set(i, Result { try ColumnChunkEncoder.encode(columns[i], column: descriptors[i], options: options) })
-            }
-            encoded = try slots.values()
+            encoded = try concurrentMap(columns.count) { try ColumnChunkEncoder.encode(columns[$0], column: descriptors[$0], options: options) }
         } else {
             encoded = try columns.indices.map { try ColumnChunkEncoder.encode(columns[$0], column: schema.columns[$0], options: options) }
         }

@@ -135,7 +135,7 @@ struct DeltaTableTests {
         let stale = try table.snapshot()
         try table.write(try Rows.batch(500, 1))
         #expect(throws: KilnError.self) {
-            _ = try table.commit([], readVersion: stale.version, operation: "DELETE", parameters: [:], metrics: [:], blindAppend: false)
+            _ = try table.commit([], readVersion: stale.version, operation: "DELETE", parameters: [:], metrics: [:], blindAppend: false, configuration: [:])
         }
     }
 

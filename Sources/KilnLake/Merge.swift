@@ -73,7 +73,7 @@ extension DeltaTable {
         let source = sources.isEmpty
             ? LakeBatch(schema: tableParquet, columns: [])
             : LakeBatch(schema: tableParquet, columns: tableParquet.columns.indices.map { i in
-                Self.concatenate(sources.map { $0.columns[i] }, maxDefinitionLevel: tableParquet.columns[i].maxDefinitionLevel)
+                ColumnData.concatenate(sources.map { $0.columns[i] }, maxDefinitionLevel: tableParquet.columns[i].maxDefinitionLevel)
             })
         var result = MergeResult(sourceRows: source.rowCount)
         var sourceIndex: [MergeKey: Int] = [:]
@@ -93,9 +93,10 @@ extension DeltaTable {
         do {
             for file in snapshot.files {
                 let reader = try ParquetFileReader(path: filePath(file.path))
-                let fileBatch = LakeBatch(schema: reader.schema, columns: try reader.readAll(rowGroups: Array(reader.metadata.rowGroups.indices),
-                                                                                           columns: Array(reader.columns.indices)).reduce(into: [ColumnData]()) { acc, group in
-                    acc = acc.isEmpty ? group : acc.indices.map { Self.concatenate([acc[$0], group[$0]], maxDefinitionLevel: reader.columns[$0].maxDefinitionLevel) }
+                let groups = try reader.readAll(rowGroups: Array(reader.metadata.rowGroups.indices), columns: Array(reader.columns.indices))
+                guard !groups.isEmpty else { continue }
+                let fileBatch = LakeBatch(schema: reader.schema, columns: reader.columns.indices.map { i in
+                    ColumnData.concatenate(groups.map { $0[i] }, maxDefinitionLevel: reader.columns[i].maxDefinitionLevel)
                 })
                 guard fileBatch.rowCount > 0 else { continue }
                 let targetKeys = try Self.keyValues(fileBatch, keys: keys, schema: schema, partition: partitionLookup(file, schema: schema))

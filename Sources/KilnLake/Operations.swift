@@ -54,7 +54,7 @@ extension DeltaTable {
                 let remaining = try kept.filter { $0.rowCount > 0 }.map { try Self.conform($0, to: dataSchema) }
                 if let first = remaining.first {
                     let columns = first.columns.indices.map { i in
-                        Self.concatenate(remaining.map { $0.columns[i] }, maxDefinitionLevel: first.schema.columns[i].maxDefinitionLevel)
+                        ColumnData.concatenate(remaining.map { $0.columns[i] }, maxDefinitionLevel: first.schema.columns[i].maxDefinitionLevel)
                     }
                     adds.append(try writeFile(columns, schema: first.schema, deltaSchema: dataSchema, partitionValues: file.partitionValues,
                                               partitionColumns: snapshot.partitionColumns))
@@ -70,25 +70,6 @@ extension DeltaTable {
             for add in adds { unlink(filePath(add.path)) }
             throw error
         }
-    }
-
-    /// Joins columns of consecutive row groups.
-    static func concatenate(_ parts: [ColumnData], maxDefinitionLevel: Int) -> ColumnData {
-        guard parts.count > 1 else { return parts[0] }
-        var out = ValueBuilder(parts[0].values.physicalType, width: { if case .fixedLenByteArray(let f) = parts[0].values { return f.width }; return 0 }())
-        var defs: [UInt8]? = parts.contains { $0.definitionLevels != nil } ? [] : nil
-        var reps: [UInt8]? = parts[0].repetitionLevels == nil ? nil : []
-        var count = 0
-        for part in parts {
-            out.append(part.values, range: 0..<part.values.count)
-            if defs != nil {
-                // A part without levels has every value present: its levels are all at the maximum.
-                defs! += part.definitionLevels ?? [UInt8](repeating: UInt8(maxDefinitionLevel), count: part.count)
-            }
-            if reps != nil { reps! += part.repetitionLevels ?? [] }
-            count += part.count
-        }
-        return ColumnData(values: out.build(), definitionLevels: defs, repetitionLevels: reps, count: count)
     }
 
     /// Makes the current content that of `version` with a new commit (files re-added, later ones removed).
@@ -213,7 +194,7 @@ extension DeltaTable {
                     guard !bin.isEmpty else { return }
                     let target = try dataSchema.parquetSchema()
                     var columns = target.columns.indices.map { i in
-                        Self.concatenate(bin.map { $0.columns[i] }, maxDefinitionLevel: target.columns[i].maxDefinitionLevel)
+                        ColumnData.concatenate(bin.map { $0.columns[i] }, maxDefinitionLevel: target.columns[i].maxDefinitionLevel)
                     }
                     var pieces = [0..<(columns.first?.rowCount ?? 0)]
                     if !zOrderBy.isEmpty {

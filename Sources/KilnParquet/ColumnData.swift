@@ -325,3 +325,22 @@ extension ColumnData {
         return ColumnData(values: values.gather(present), definitionLevels: levels, count: rows.count)
     }
 }
+
+extension ColumnData {
+    /// Joins the columns of consecutive row groups (or batches) of one leaf into one.
+    public static func concatenate(_ parts: [ColumnData], maxDefinitionLevel: Int) -> ColumnData {
+        guard parts.count > 1 else { return parts[0] }
+        var out = ValueBuilder(parts[0].values.physicalType, width: { if case .fixedLenByteArray(let f) = parts[0].values { return f.width }; return 0 }())
+        var defs: [UInt8]? = parts.contains { $0.definitionLevels != nil } ? [] : nil
+        var reps: [UInt8]? = parts[0].repetitionLevels == nil ? nil : []
+        var count = 0
+        for part in parts {
+            out.append(part.values, range: 0..<part.values.count)
+            // A part without levels has every value present: its levels are all at the maximum.
+            if defs != nil { defs! += part.definitionLevels ?? [UInt8](repeating: UInt8(maxDefinitionLevel), count: part.count) }
+            if reps != nil { reps! += part.repetitionLevels ?? [] }
+            count += part.count
+        }
+        return ColumnData(values: out.build(), definitionLevels: defs, repetitionLevels: reps, count: count)
+    }
+}

@@ -267,6 +267,11 @@ enum ColumnChunkEncoder {
 enum Bounds {
     static func of(_ values: ColumnValues, column: ColumnDescriptor) -> ([UInt8], [UInt8])? {
         func bytes<T>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v) { Array($0) } }
+        /// Little-endian min and max of integers, in the order of their (signed or unsigned) type.
+        func range<S: Sequence>(_ values: S) -> ([UInt8], [UInt8])? where S.Element: FixedWidthInteger {
+            guard let lo = values.min(), let hi = values.max() else { return nil }
+            return (bytes(lo), bytes(hi))
+        }
         var unsigned = false
         if case .integer(_, false)? = column.element.logicalType { unsigned = true }
         switch values {
@@ -274,19 +279,9 @@ enum Bounds {
             guard !v.isEmpty else { return nil }
             return ([v.contains(false) ? 0 : 1], [v.contains(true) ? 1 : 0])
         case .int32(let v):
-            if unsigned {
-                guard let lo = v.lazy.map({ UInt32(bitPattern: $0) }).min(), let hi = v.lazy.map({ UInt32(bitPattern: $0) }).max() else { return nil }
-                return (bytes(lo), bytes(hi))
-            }
-            guard let lo = v.min(), let hi = v.max() else { return nil }
-            return (bytes(lo), bytes(hi))
+            return unsigned ? range(v.lazy.map { UInt32(bitPattern: $0) }) : range(v)
         case .int64(let v):
-            if unsigned {
-                guard let lo = v.lazy.map({ UInt64(bitPattern: $0) }).min(), let hi = v.lazy.map({ UInt64(bitPattern: $0) }).max() else { return nil }
-                return (bytes(lo), bytes(hi))
-            }
-            guard let lo = v.min(), let hi = v.max() else { return nil }
-            return (bytes(lo), bytes(hi))
+            return unsigned ? range(v.lazy.map { UInt64(bitPattern: $0) }) : range(v)
         case .float(let v):
             var lo = Float.infinity, hi = -Float.infinity, any = false
             for x in v where !x.isNaN {

@@ -65,6 +65,11 @@ struct Table: ParsableCommand {
             }
             return micros / 1000
         }
+
+        /// The version asked for in `table` (nil: the newest).
+        func resolve(in table: DeltaTable) throws -> Int64? {
+            try milliseconds().map { try table.log.version(at: $0) } ?? version
+        }
     }
 }
 
@@ -105,7 +110,7 @@ extension Table {
         func run() throws {
             let table = try location.open()
             let snapshot = try Table.run {
-                try table.snapshot(version: try travel.milliseconds().map { try table.log.version(at: $0) } ?? travel.version)
+                try table.snapshot(version: try travel.resolve(in: table))
             }
             let bytes = snapshot.files.reduce(Int64(0)) { $0 + $1.size }
             let proto = snapshot.protocolVersion
@@ -297,7 +302,7 @@ extension Table {
         func run() throws {
             let table = try location.open()
             let result = try Table.run { () -> WriteResult in
-                guard let target = try travel.milliseconds().map({ try table.log.version(at: $0) }) ?? travel.version else {
+                guard let target = try travel.resolve(in: table) else {
                     throw KilnError.invalid("Give the version to restore with --version N or --timestamp TS")
                 }
                 return try table.restore(to: target)

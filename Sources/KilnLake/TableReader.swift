@@ -108,29 +108,37 @@ extension DeltaTable {
             if let source { leafColumns += Self.leafIndices(source) }
             fieldSource.append((field, node, source))
         }
+        // Partition values are the same for every row of the file: parse them once.
+        let partitionCells: [ParquetCell?] = fieldSource.map { field, node, _ in
+            guard let text = partitions[field.name.lowercased()] else { return nil }
+            guard let text, !text.isEmpty, text != "__HIVE_DEFAULT_PARTITION__" else { return .null }
+            return (try? TextValues.cell(Array(text.utf8), element: node.element)) ?? .null
+        }
+        let position = Dictionary(fieldSource.enumerated().map { ($1.field.name.lowercased(), $0) }, uniquingKeysWith: { a, _ in a })
         for group in reader.metadata.rowGroups.indices {
             let data = try reader.readRowGroup(group, columns: leafColumns)
             let assembler = try RecordAssembler(schema: reader.schema, columns: Dictionary(uniqueKeysWithValues: zip(leafColumns, data)))
             let present = assembler.fields.map { $0.name }
+            let sourceIndex = fieldSource.map { entry in entry.source.flatMap { present.firstIndex(of: $0.name) } }
             let rows = Int(reader.metadata.rowGroups[group].numRows)
             for row in 0..<rows {
                 let cells = leafColumns.isEmpty ? [] : try assembler.row(row)
                 var out: [ParquetCell] = []
-                var lookup: [String: LakeValue] = [:]
-                for (field, node, source) in fieldSource {
-                    var cell = ParquetCell.null
-                    if let text = partitions[field.name.lowercased()] {
-                        if let text, !text.isEmpty, text != "__HIVE_DEFAULT_PARTITION__" {
-                            cell = (try? TextValues.cell(Array(text.utf8), element: node.element)) ?? .null
-                        }
-                    } else if let source, let i = present.firstIndex(of: source.name) {
-                        cell = Self.convert(cells[i], from: source, to: node)
+                out.reserveCapacity(fieldSource.count)
+                for (k, (_, node, source)) in fieldSource.enumerated() {
+                    if let partition = partitionCells[k] {
+                        out.append(partition)
+                    } else if let source, let i = sourceIndex[k] {
+                        out.append(Self.convert(cells[i], from: source, to: node))
+                    } else {
+                        out.append(.null)
                     }
-                    lookup[field.name.lowercased()] = LakeValue.from(cell, type: field.type)
-                    out.append(cell)
                 }
                 if let predicate = plan.predicate {
-                    let keep = predicate.evaluate { name in schema.field(name).map { (lookup[name] ?? .null, $0.type) } }
+                    let keep = predicate.evaluate { name in
+                        guard let field = schema.field(name) else { return nil }
+                        return (position[name].map { LakeValue.from(out[$0], type: field.type) } ?? .null, field.type)
+                    }
                     if keep != true { continue }
                 }
                 if let fieldNames {

@@ -41,42 +41,20 @@ enum Dictionaries {
     }
 
     static func fixed<T: ParquetFixedWidth>(_ values: [T], limit: Int, key: (T) -> UInt64) -> ([T], [UInt32])? {
-        var capacity = 1024
-        var table = [Int32](repeating: -1, count: capacity)
-        var keys: [UInt64] = []
+        var slots = HashSlots()
         var dictionary: [T] = []
         var indices = [UInt32]()
         indices.reserveCapacity(values.count)
         let maxEntries = limit / T.byteWidth
         for (seen, value) in values.enumerated() {
             if seen & 0xFFF == 0xFFF, Self.hopeless(distinct: dictionary.count, seen: seen + 1, total: values.count, limit: maxEntries) { return nil }
-            let k = key(value)
-            var slot = Int(mix(k) & UInt64(capacity - 1))
-            while true {
-                let entry = table[slot]
-                if entry < 0 {
-                    guard dictionary.count < maxEntries else { return nil }
-                    table[slot] = Int32(dictionary.count)
-                    indices.append(UInt32(dictionary.count))
-                    keys.append(k)
-                    dictionary.append(value)
-                    if dictionary.count * 2 > capacity {
-                        capacity *= 2
-                        table = [Int32](repeating: -1, count: capacity)
-                        for (i, existing) in keys.enumerated() {
-                            var s = Int(mix(existing) & UInt64(capacity - 1))
-                            while table[s] >= 0 { s = (s + 1) & (capacity - 1) }
-                            table[s] = Int32(i)
-                        }
-                    }
-                    break
-                }
-                if keys[Int(entry)] == k {
-                    indices.append(UInt32(entry))
-                    break
-                }
-                slot = (slot + 1) & (capacity - 1)
+            // `mix` is a bijection, so equal hashes mean equal keys: no second comparison needed.
+            let (index, inserted) = slots.lookup(mix(key(value))) { _ in true }
+            if inserted {
+                guard dictionary.count < maxEntries else { return nil }
+                dictionary.append(value)
             }
+            indices.append(UInt32(index))
         }
         return (dictionary, indices)
     }
@@ -99,9 +77,7 @@ enum Dictionaries {
     }
 
     static func bytes(_ values: ByteArrays, limit: Int) -> (ByteArrays, [UInt32])? {
-        var capacity = 1024
-        var table = [Int32](repeating: -1, count: capacity)
-        var hashes: [UInt64] = []
+        var slots = HashSlots()
         var dictionary = ByteArrays()
         var indices = [UInt32]()
         indices.reserveCapacity(values.count)
@@ -109,48 +85,61 @@ enum Dictionaries {
         let ok: Bool = values.data.withUnsafeBytes { data in
             values.offsets.withUnsafeBufferPointer { offsets in
                 for i in 0..<values.count {
-                    if i & 0xFFF == 0xFFF, Self.hopeless(distinct: hashes.count, seen: i + 1, total: values.count,
-                                                            limit: limit / max(1, dictionaryBytes / max(1, hashes.count))) { return false }
+                    if i & 0xFFF == 0xFFF, Self.hopeless(distinct: dictionary.count, seen: i + 1, total: values.count,
+                                                            limit: limit / max(1, dictionaryBytes / max(1, dictionary.count))) { return false }
                     let start = Int(offsets[i])
                     let value = UnsafeRawBufferPointer(rebasing: data[start..<Int(offsets[i + 1])])
-                    let h = hash(value)
-                    var slot = Int(h & UInt64(capacity - 1))
-                    while true {
-                        let entry = table[slot]
-                        if entry < 0 {
-                            dictionaryBytes += value.count + 4
-                            guard dictionaryBytes <= limit else { return false }
-                            table[slot] = Int32(hashes.count)
-                            indices.append(UInt32(hashes.count))
-                            hashes.append(h)
-                            dictionary.append(value)
-                            if hashes.count * 2 > capacity {
-                                capacity *= 2
-                                table = [Int32](repeating: -1, count: capacity)
-                                for (j, existing) in hashes.enumerated() {
-                                    var s = Int(existing & UInt64(capacity - 1))
-                                    while table[s] >= 0 { s = (s + 1) & (capacity - 1) }
-                                    table[s] = Int32(j)
-                                }
-                            }
-                            break
+                    let (index, inserted) = slots.lookup(hash(value)) { entry in
+                        let candidate = dictionary[entry]
+                        return candidate.count == value.count && candidate.withUnsafeBytes { c in
+                            value.count == 0 || memcmp(c.baseAddress!, value.baseAddress!, value.count) == 0
                         }
-                        if hashes[Int(entry)] == h {
-                            let candidate = dictionary[Int(entry)]
-                            let same = candidate.count == value.count && candidate.withUnsafeBytes { c in
-                                value.count == 0 || memcmp(c.baseAddress!, value.baseAddress!, value.count) == 0
-                            }
-                            if same {
-                                indices.append(UInt32(entry))
-                                break
-                            }
-                        }
-                        slot = (slot + 1) & (capacity - 1)
                     }
+                    if inserted {
+                        dictionaryBytes += value.count + 4
+                        guard dictionaryBytes <= limit else { return false }
+                        dictionary.append(value)
+                    }
+                    indices.append(UInt32(index))
                 }
                 return true
             }
         }
         return ok ? (dictionary, indices) : nil
+    }
+}
+
+/// Open addressing over 64-bit hashes with linear probing, for building dictionaries: entries are numbered in
+/// insertion order; callers confirm equality of entries whose hashes match.
+struct HashSlots {
+    private var table = [Int32](repeating: -1, count: 1024)
+    private var hashes: [UInt64] = []
+
+    /// The entry with hash `h` that `same` accepts, or a new entry for it.
+    @inline(__always)
+    mutating func lookup(_ h: UInt64, same: (Int) -> Bool) -> (index: Int, inserted: Bool) {
+        let mask = table.count - 1
+        var slot = Int(truncatingIfNeeded: h) & mask
+        while true {
+            let entry = table[slot]
+            if entry < 0 {
+                table[slot] = Int32(hashes.count)
+                hashes.append(h)
+                if hashes.count * 2 > table.count { grow() }
+                return (hashes.count - 1, true)
+            }
+            if hashes[Int(entry)] == h, same(Int(entry)) { return (Int(entry), false) }
+            slot = (slot + 1) & mask
+        }
+    }
+
+    private mutating func grow() {
+        table = [Int32](repeating: -1, count: table.count * 2)
+        let mask = table.count - 1
+        for (i, h) in hashes.enumerated() {
+            var slot = Int(truncatingIfNeeded: h) & mask
+            while table[slot] >= 0 { slot = (slot + 1) & mask }
+            table[slot] = Int32(i)
+        }
     }
 }

@@ -267,6 +267,17 @@ enum ColumnChunkEncoder {
 enum Bounds {
     static func of(_ values: ColumnValues, column: ColumnDescriptor) -> ([UInt8], [UInt8])? {
         func bytes<T>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v) { Array($0) } }
+        /// Min and max ignoring NaN, zero written as -0.0 (min) and +0.0 (max) as the spec asks.
+        func floatRange<F: BinaryFloatingPoint>(_ values: [F]) -> ([UInt8], [UInt8])? {
+            var lo = F.infinity, hi = -F.infinity, any = false
+            for x in values where !x.isNaN {
+                any = true
+                if x < lo { lo = x }
+                if x > hi { hi = x }
+            }
+            guard any else { return nil }
+            return (bytes(lo == 0 ? -F.zero : lo), bytes(hi == 0 ? F.zero : hi))
+        }
         /// Little-endian min and max of integers, in the order of their (signed or unsigned) type.
         func range<S: Sequence>(_ values: S) -> ([UInt8], [UInt8])? where S.Element: FixedWidthInteger {
             guard let lo = values.min(), let hi = values.max() else { return nil }
@@ -282,24 +293,8 @@ enum Bounds {
             return unsigned ? range(v.lazy.map { UInt32(bitPattern: $0) }) : range(v)
         case .int64(let v):
             return unsigned ? range(v.lazy.map { UInt64(bitPattern: $0) }) : range(v)
-        case .float(let v):
-            var lo = Float.infinity, hi = -Float.infinity, any = false
-            for x in v where !x.isNaN {
-                any = true
-                if x < lo { lo = x }
-                if x > hi { hi = x }
-            }
-            guard any else { return nil }
-            return (bytes(lo == 0 ? -0.0 as Float : lo), bytes(hi == 0 ? 0.0 as Float : hi))
-        case .double(let v):
-            var lo = Double.infinity, hi = -Double.infinity, any = false
-            for x in v where !x.isNaN {
-                any = true
-                if x < lo { lo = x }
-                if x > hi { hi = x }
-            }
-            guard any else { return nil }
-            return (bytes(lo == 0 ? -0.0 : lo), bytes(hi == 0 ? 0.0 : hi))
+        case .float(let v): return floatRange(v)
+        case .double(let v): return floatRange(v)
         case .byteArray(let v):
             // Unsigned byte order is right for strings and plain binary; DECIMAL and other orders get none.
             if let logical = column.element.logicalType, ![.string, .enumeration, .json, .bson].contains(logical) { return nil }

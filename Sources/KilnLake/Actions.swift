@@ -124,6 +124,9 @@ public struct AddFile: Sendable, Equatable {
         self.stats = stats
     }
 
+    /// The `cdc` action of a change-data file.
+    var cdc: DeltaAction { .cdc(path: path, partitionValues: partitionValues, size: size) }
+
     /// The key files are reconciled by: path plus the deletion vector's id.
     var key: String {
         guard let dv = deletionVector else { return path }

@@ -13,6 +13,16 @@ public struct LakeBatch: Sendable {
     }
 
     public var rowCount: Int { columns.first?.rowCount ?? 0 }
+
+    /// The rows of batches that share a schema, in order; nil when there are none.
+    static func concatenate(_ batches: [LakeBatch]) -> LakeBatch? {
+        let parts = batches.filter { $0.rowCount > 0 }
+        guard let first = parts.first else { return nil }
+        guard parts.count > 1 else { return first }
+        return LakeBatch(schema: first.schema, columns: first.columns.indices.map { i in
+            ColumnData.concatenate(parts.map { $0.columns[i] }, maxDefinitionLevel: first.schema.columns[i].maxDefinitionLevel)
+        })
+    }
 }
 
 /// How a write treats the rows already in the table.
@@ -84,9 +94,6 @@ public final class DeltaTable: Sendable {
 
     /// The lowest protocol that supports what the table uses; features Kiln cannot honour are refused.
     static func protocolFor(schema: DeltaSchema, properties: [String: String]) throws -> DeltaProtocol {
-        if properties["delta.enableChangeDataFeed"] == "true" {
-            throw KilnError.invalid("delta.enableChangeDataFeed is not supported by Kiln's writer yet; create the table without it")
-        }
         if let mode = properties["delta.columnMapping.mode"], mode != "none" {
             throw KilnError.invalid("delta.columnMapping.mode=\(mode) is not supported by Kiln's writer; Kiln reads such tables only")
         }
@@ -106,12 +113,14 @@ public final class DeltaTable: Sendable {
         for key in properties.keys where key.hasPrefix("delta.constraints.") {
             _ = try LakePredicate.parse(properties[key]!)
         }
+        let changeFeed = changeDataFeedOn(properties)
         if schema.fields.contains(where: { usesNtz($0.type) }) {
             var writer = ["timestampNtz", "appendOnly", "invariants"]
             if constraints { writer.append("checkConstraints") }
+            if changeFeed { writer.append("changeDataFeed") }
             return DeltaProtocol(minReaderVersion: 3, minWriterVersion: 7, readerFeatures: ["timestampNtz"], writerFeatures: writer)
         }
-        return DeltaProtocol(minReaderVersion: 1, minWriterVersion: constraints ? 3 : 2)
+        return DeltaProtocol(minReaderVersion: 1, minWriterVersion: changeFeed ? 4 : constraints ? 3 : 2)
     }
 
     // MARK: Commit

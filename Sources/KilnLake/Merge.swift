@@ -86,8 +86,9 @@ extension DeltaTable {
             }
         }
         var matchedSource = [Bool](repeating: false, count: source.rowCount)
+        let recordChanges = Self.changeDataFeedOn(snapshot.metadata.configuration)
         var actions: [DeltaAction] = []
-        var adds: [AddFile] = []
+        var adds: [AddFile] = [], changes: [AddFile] = []
         let dataFields = schema.fields.filter { !partitions.contains($0.name.lowercased()) }
         let dataSchema = DeltaSchema(dataFields)
         do {
@@ -100,7 +101,7 @@ extension DeltaTable {
                 })
                 guard fileBatch.rowCount > 0 else { continue }
                 let targetKeys = try Self.keyValues(fileBatch, keys: keys, schema: schema, partition: partitionLookup(file, schema: schema))
-                var keep: [Int] = []
+                var keep: [Int] = [], preimages: [Int] = [], deletions: [Int] = []
                 var changed = false
                 for (row, key) in targetKeys.enumerated() {
                     if let s = sourceIndex[key] {
@@ -109,13 +110,14 @@ extension DeltaTable {
                         }
                         matchedSource[s] = true
                         switch clauses.whenMatched {
-                        case .update: result.updated += 1; changed = true
-                        case .delete: result.deleted += 1; changed = true
+                        case .update: result.updated += 1; changed = true; preimages.append(row)
+                        case .delete: result.deleted += 1; changed = true; deletions.append(row)
                         case .none: keep.append(row)
                         }
                     } else if clauses.deleteNotMatchedBySource {
                         result.deleted += 1
                         changed = true
+                        deletions.append(row)
                     } else {
                         keep.append(row)
                     }
@@ -124,31 +126,52 @@ extension DeltaTable {
                 actions.append(.remove(RemoveFile(path: file.path, deletionTimestamp: Self.now(), dataChange: true,
                                                   partitionValues: file.partitionValues, size: file.size)))
                 result.filesRemoved += 1
-                if !keep.isEmpty {
-                    let kept = LakeBatch(schema: fileBatch.schema, columns: fileBatch.columns.indices.map {
-                        fileBatch.columns[$0].take(rows: keep, maxDefinitionLevel: reader.columns[$0].maxDefinitionLevel)
+                func rows(_ indices: [Int]) -> LakeBatch {
+                    LakeBatch(schema: fileBatch.schema, columns: fileBatch.columns.indices.map {
+                        fileBatch.columns[$0].take(rows: indices, maxDefinitionLevel: reader.columns[$0].maxDefinitionLevel)
                     })
-                    let conformed = try Self.conform(kept, to: dataSchema)
+                }
+                if !keep.isEmpty {
+                    let conformed = try Self.conform(rows(keep), to: dataSchema)
                     adds.append(try writeFile(conformed.columns, schema: conformed.schema, deltaSchema: dataSchema,
                                               partitionValues: file.partitionValues, partitionColumns: snapshot.partitionColumns))
                 }
+                if recordChanges {
+                    for (indices, type) in [(preimages, "update_preimage"), (deletions, "delete")] where !indices.isEmpty {
+                        if let change = try changeFile(rows(indices), changeType: type, dataSchema: dataSchema, file: file,
+                                                       partitionColumns: snapshot.partitionColumns) { changes.append(change) }
+                    }
+                }
             }
             // Updated rows take the source's values; unmatched source rows are inserted.
-            var written: [Int] = []
+            var updatedRows: [Int] = [], insertedRows: [Int] = []
             for row in 0..<source.rowCount {
-                if matchedSource[row] ? clauses.whenMatched == .update : clauses.insertNotMatched { written.append(row) }
+                if matchedSource[row] {
+                    if clauses.whenMatched == .update { updatedRows.append(row) }
+                } else if clauses.insertNotMatched {
+                    insertedRows.append(row)
+                }
             }
-            result.inserted = written.count - result.updated
-            if !written.isEmpty {
-                let rows = LakeBatch(schema: tableParquet, columns: tableParquet.columns.indices.map {
-                    source.columns[$0].take(rows: written, maxDefinitionLevel: tableParquet.columns[$0].maxDefinitionLevel)
+            result.inserted = insertedRows.count
+            func sourceRows(_ indices: [Int]) -> LakeBatch {
+                LakeBatch(schema: tableParquet, columns: tableParquet.columns.indices.map {
+                    source.columns[$0].take(rows: indices, maxDefinitionLevel: tableParquet.columns[$0].maxDefinitionLevel)
                 })
+            }
+            let written = (updatedRows + insertedRows).sorted()
+            if !written.isEmpty {
+                let rows = sourceRows(written)
                 try checkConstraints(rows, schema: schema, snapshot: snapshot)
                 adds += try writeFiles(rows, schema: schema, partitionColumns: snapshot.partitionColumns)
             }
+            if recordChanges {
+                for (indices, type) in [(updatedRows, "update_postimage"), (insertedRows, "insert")] where !indices.isEmpty {
+                    changes += try writeFiles(sourceRows(indices), schema: schema, partitionColumns: snapshot.partitionColumns, changeType: type)
+                }
+            }
             result.filesAdded = adds.count
             guard !actions.isEmpty || !adds.isEmpty else { return result }
-            actions += adds.map { .add($0) }
+            actions += adds.map { .add($0) } + changes.map(\.cdc)
             result.version = try commit(actions, readVersion: snapshot.version, operation: "MERGE",
                                         parameters: ["predicate": .string(condition),
                                                      "matchedPredicates": .string(clauses.whenMatched == .none ? "[]" : "[{\"actionType\":\"\(clauses.whenMatched.rawValue)\"}]"),
@@ -159,11 +182,12 @@ extension DeltaTable {
                                                   "numTargetRowsDeleted": .number(String(result.deleted)),
                                                   "numTargetRowsInserted": .number(String(result.inserted)),
                                                   "numTargetFilesRemoved": .number(String(result.filesRemoved)),
-                                                  "numTargetFilesAdded": .number(String(result.filesAdded))],
+                                                  "numTargetFilesAdded": .number(String(result.filesAdded)),
+                                                  "numTargetChangeFilesAdded": .number(String(changes.count))],
                                         blindAppend: false, configuration: snapshot.metadata.configuration)
             return result
         } catch {
-            for add in adds { unlink(filePath(add.path)) }
+            for add in adds + changes { unlink(filePath(add.path)) }
             throw error
         }
     }

@@ -25,14 +25,15 @@ extension DeltaTable {
         let partitions = Set(snapshot.partitionColumns.map { $0.lowercased() })
         let dataFields = schema.fields.filter { !partitions.contains($0.name.lowercased()) }
         let dataSchema = DeltaSchema(dataFields)
+        let recordChanges = Self.changeDataFeedOn(snapshot.metadata.configuration)
         var actions: [DeltaAction] = []
-        var adds: [AddFile] = []
+        var adds: [AddFile] = [], changes: [AddFile] = []
         var deleted = 0, removed = 0
         do {
             for file in plan.files {
                 let reader = try ParquetFileReader(path: filePath(file.path))
                 let partition = partitionLookup(file, schema: schema)
-                var kept: [LakeBatch] = []
+                var kept: [LakeBatch] = [], gone: [LakeBatch] = []
                 var matched = 0
                 for group in reader.metadata.rowGroups.indices {
                     let rows = Int(reader.metadata.rowGroups[group].numRows)
@@ -45,29 +46,36 @@ extension DeltaTable {
                     kept.append(LakeBatch(schema: reader.schema, columns: keep.count == rows ? data : data.indices.map {
                         data[$0].take(rows: keep, maxDefinitionLevel: reader.columns[$0].maxDefinitionLevel)
                     }))
+                    if recordChanges, keep.count < rows {
+                        let drop = mask.indices.filter { mask[$0] == 1 }
+                        gone.append(LakeBatch(schema: reader.schema, columns: data.indices.map {
+                            data[$0].take(rows: drop, maxDefinitionLevel: reader.columns[$0].maxDefinitionLevel)
+                        }))
+                    }
                 }
                 guard matched > 0 else { continue }
                 deleted += matched
                 removed += 1
                 actions.append(.remove(RemoveFile(path: file.path, deletionTimestamp: Self.now(), dataChange: true,
                                                   partitionValues: file.partitionValues, size: file.size)))
-                let remaining = try kept.filter { $0.rowCount > 0 }.map { try Self.conform($0, to: dataSchema) }
-                if let first = remaining.first {
-                    let columns = first.columns.indices.map { i in
-                        ColumnData.concatenate(remaining.map { $0.columns[i] }, maxDefinitionLevel: first.schema.columns[i].maxDefinitionLevel)
-                    }
-                    adds.append(try writeFile(columns, schema: first.schema, deltaSchema: dataSchema, partitionValues: file.partitionValues,
+                if let merged = LakeBatch.concatenate(try kept.map { try Self.conform($0, to: dataSchema) }) {
+                    adds.append(try writeFile(merged.columns, schema: merged.schema, deltaSchema: dataSchema, partitionValues: file.partitionValues,
                                               partitionColumns: snapshot.partitionColumns))
+                }
+                if let merged = LakeBatch.concatenate(gone),
+                   let change = try changeFile(merged, changeType: "delete", dataSchema: dataSchema, file: file, partitionColumns: snapshot.partitionColumns) {
+                    changes.append(change)
                 }
             }
             guard deleted > 0 else { return DeleteResult(version: nil, rowsDeleted: 0, filesRemoved: 0, filesAdded: 0) }
-            actions += adds.map { .add($0) }
+            actions += adds.map { .add($0) } + changes.map(\.cdc)
             let version = try commit(actions, readVersion: snapshot.version, operation: "DELETE", parameters: ["predicate": .string(text)],
                                      metrics: ["numDeletedRows": .number(String(deleted)), "numRemovedFiles": .number(String(removed)),
-                                               "numAddedFiles": .number(String(adds.count))], blindAppend: false, configuration: snapshot.metadata.configuration)
+                                               "numAddedFiles": .number(String(adds.count)), "numAddedChangeFiles": .number(String(changes.count))],
+                                     blindAppend: false, configuration: snapshot.metadata.configuration)
             return DeleteResult(version: version, rowsDeleted: deleted, filesRemoved: removed, filesAdded: adds.count)
         } catch {
-            for add in adds { unlink(filePath(add.path)) }
+            for add in adds + changes { unlink(filePath(add.path)) }
             throw error
         }
     }
@@ -301,7 +309,9 @@ extension DeltaTable {
             updates.append((index, cell))
         }
         let readAll = ScanPlan(snapshot: snapshot, files: plan.files, skippedFiles: 0, predicate: nil)
+        let recordChanges = Self.changeDataFeedOn(snapshot.metadata.configuration)
         var shredder = RecordShredder(schema: tableParquet)
+        var before = RecordShredder(schema: tableParquet), after = RecordShredder(schema: tableParquet)
         var result = UpdateResult()
         var actions: [DeltaAction] = []
         for file in plan.files {
@@ -316,6 +326,10 @@ extension DeltaTable {
                 if verdict == true {
                     matched += 1
                     for (index, cell) in updates { row[index] = cell }
+                    if recordChanges {
+                        try before.append(cells)
+                        try after.append(row)
+                    }
                 }
                 rows.append(row)
                 return true
@@ -331,17 +345,25 @@ extension DeltaTable {
         guard result.rowsUpdated > 0 else { return result }
         let batch = LakeBatch(schema: tableParquet, columns: shredder.take())
         try checkConstraints(batch, schema: schema, snapshot: snapshot)
-        let adds = try writeFiles(batch, schema: schema, partitionColumns: snapshot.partitionColumns)
+        var adds: [AddFile] = [], changes: [AddFile] = []
         do {
+            adds = try writeFiles(batch, schema: schema, partitionColumns: snapshot.partitionColumns)
+            if recordChanges {
+                changes = try writeFiles(LakeBatch(schema: tableParquet, columns: before.take()), schema: schema,
+                                         partitionColumns: snapshot.partitionColumns, changeType: "update_preimage")
+                changes += try writeFiles(LakeBatch(schema: tableParquet, columns: after.take()), schema: schema,
+                                          partitionColumns: snapshot.partitionColumns, changeType: "update_postimage")
+            }
             result.filesAdded = adds.count
-            result.version = try commit(actions + adds.map { .add($0) }, readVersion: snapshot.version, operation: "UPDATE",
+            result.version = try commit(actions + adds.map { .add($0) } + changes.map(\.cdc), readVersion: snapshot.version, operation: "UPDATE",
                                         parameters: ["predicate": .string(predicateText ?? "true"), "set": .string(text)],
                                         metrics: ["numUpdatedRows": .number(String(result.rowsUpdated)), "numCopiedRows": .number(String(result.rowsCopied)),
-                                                  "numRemovedFiles": .number(String(result.filesRemoved)), "numAddedFiles": .number(String(adds.count))],
+                                                  "numRemovedFiles": .number(String(result.filesRemoved)), "numAddedFiles": .number(String(adds.count)),
+                                                  "numAddedChangeFiles": .number(String(changes.count))],
                                         blindAppend: false, configuration: snapshot.metadata.configuration)
             return result
         } catch {
-            for add in adds { unlink(filePath(add.path)) }
+            for add in adds + changes { unlink(filePath(add.path)) }
             throw error
         }
     }

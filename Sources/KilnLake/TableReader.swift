@@ -54,13 +54,10 @@ extension DeltaTable {
         return ScanPlan(snapshot: snapshot, files: files, skippedFiles: snapshot.files.count - files.count, predicate: predicate)
     }
 
-    /// Refuses writes this writer would get wrong: protocol features it lacks, change data feed (DML must then
-    /// write `_change_data` files), generated columns and column invariants (it does not compute or check them).
+    /// Refuses writes this writer would get wrong: protocol features it lacks, generated columns and column
+    /// invariants (it does not compute or check them).
     static func checkWritable(_ snapshot: DeltaSnapshot) throws {
         try snapshot.protocolVersion.checkWritable()
-        if snapshot.metadata.configuration["delta.enableChangeDataFeed"] == "true" {
-            throw KilnError(.invalidState, "The table has the change data feed on (delta.enableChangeDataFeed), which Kiln cannot write yet; it can read the table")
-        }
         for field in snapshot.schema.fields {
             if field.metadata["delta.generationExpression"] != nil {
                 throw KilnError(.invalidState, "Column '\(field.name)' is generated, which Kiln cannot write yet; it can read the table")

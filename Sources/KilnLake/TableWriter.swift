@@ -324,8 +324,9 @@ extension DeltaTable {
 
     // MARK: Files
 
-    /// Writes the batch as Parquet files, one set per partition; returns their add actions.
-    func writeFiles(_ batch: LakeBatch, schema: DeltaSchema, partitionColumns: [String]) throws -> [AddFile] {
+    /// Writes the batch as Parquet files, one set per partition; returns their add actions. With a `changeType`, the
+    /// files are change-data files (see `writeFile`).
+    func writeFiles(_ batch: LakeBatch, schema: DeltaSchema, partitionColumns: [String], changeType: String? = nil) throws -> [AddFile] {
         guard batch.rowCount > 0 else { return [] }
         let dataFields = schema.fields.filter { f in !partitionColumns.contains { $0.lowercased() == f.name.lowercased() } }
         let dataSchema = try DeltaSchema(dataFields).parquetSchema()
@@ -377,15 +378,28 @@ extension DeltaTable {
                 columns = zip(dataLeaves, columns).map { leaf, data in data.take(rows: rows, maxDefinitionLevel: batch.schema.columns[leaf].maxDefinitionLevel) }
             }
             return try self.writeFile(columns, schema: dataSchema, deltaSchema: deltaData, partitionValues: planned[g].values,
-                                      partitionColumns: partitionNames)
+                                      partitionColumns: partitionNames, changeType: changeType)
         }
         return adds
     }
 
+    /// Writes one data file of a partition. With a `changeType` (`delete`, `insert`, `update_preimage`,
+    /// `update_postimage`) it is a change-data file instead: under `_change_data/`, with a `_change_type` column.
     func writeFile(_ columns: [ColumnData], schema: ParquetSchema, deltaSchema: DeltaSchema, partitionValues: [String: String?],
-                   partitionColumns: [String]) throws -> AddFile {
-        let directory = partitionColumns.map { "\($0)=\(Self.escapePartition(partitionValues[$0] ?? nil))" }.joined(separator: "/")
-        let name = "part-00000-\(UUID().uuidString.lowercased())-c000.snappy.parquet"
+                   partitionColumns: [String], changeType: String? = nil) throws -> AddFile {
+        var columns = columns, schema = schema, deltaSchema = deltaSchema
+        if let changeType {
+            let rows = columns.first?.rowCount ?? 0
+            var values = ByteArrays()
+            values.reserve(values: rows, bytes: rows * changeType.utf8.count)
+            for _ in 0..<rows { values.append(changeType.utf8) }
+            columns.append(ColumnData(values: .byteArray(values), definitionLevels: [UInt8](repeating: 1, count: rows)))
+            deltaSchema.fields.append(Self.changeTypeField)
+            schema = ParquetSchema(schema.root.children + [try Self.changeTypeField.type.parquetNode(Self.changeTypeField.name, nullable: true)])
+        }
+        var directory = partitionColumns.map { "\($0)=\(Self.escapePartition(partitionValues[$0] ?? nil))" }.joined(separator: "/")
+        if changeType != nil { directory = directory.isEmpty ? "_change_data" : "_change_data/" + directory }
+        let name = "\(changeType == nil ? "part" : "cdc")-00000-\(UUID().uuidString.lowercased())-c000.snappy.parquet"
         let relative = directory.isEmpty ? name : directory + "/" + name
         let full = path + "/" + relative
         if !directory.isEmpty { try FileManager.default.createDirectory(atPath: path + "/" + directory, withIntermediateDirectories: true) }

@@ -13,7 +13,7 @@ struct Table: ParsableCommand {
             $KILN_HOME/warehouse/<catalog>/<schema>/<table>. Other Delta engines (delta-rs, Spark, DuckDB, Polars) read and \
             write the same tables.
             """,
-        subcommands: [Create.self, Describe.self, History.self, Cat.self, Write.self, Scan.self, Delete.self, Update.self, Merge.self, Optimize.self,
+        subcommands: [Create.self, Describe.self, History.self, Cat.self, Changes.self, Write.self, Scan.self, Delete.self, Update.self, Merge.self, Optimize.self,
                       Restore.self, Generate.self,
                       Vacuum.self]
     )
@@ -197,6 +197,46 @@ extension Table {
                     }
                     FileHandle.standardOutput.write(Data(out))
                 }
+            }
+        }
+    }
+
+    struct Changes: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the change data feed between two versions as JSON lines.",
+            discussion: """
+                Each row carries _change_type (insert, delete, update_preimage, update_postimage), _commit_version and \
+                _commit_timestamp. The table needs delta.enableChangeDataFeed=true over the versions read.
+                """)
+        @OptionGroup var location: Location
+        @Option(help: "First version (inclusive).") var from: Int64
+        @Option(help: "Last version (inclusive; default: the newest).") var to: Int64?
+        @Option(help: "Comma-separated columns (default: all).") var columns: String?
+        @Option(help: "Stop after this many rows.") var limit: Int?
+
+        func run() throws {
+            let table = try location.open()
+            try Table.run {
+                let wanted = columns.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
+                let renderer = ParquetJSON(include: { _ in true })
+                let nodes = try table.nodes(try table.snapshot(version: to), fields: wanted)
+                let extra: [SchemaNode] = [.leaf("_change_type", .byteArray, logical: .string), .leaf("_commit_version", .int64),
+                                           .leaf("_commit_timestamp", .int64, logical: .timestamp(.millis, utc: true))]
+                var printed = 0
+                var out: [UInt8] = []
+                try table.changes(from: from, to: to, fields: wanted) { change in
+                    if let limit, printed >= limit { return false }
+                    out += renderer.row(change.cells + [.bytes(Array(change.changeType.utf8)), .int64(change.version), .int64(change.timestamp)],
+                                        fields: nodes + extra)
+                    out.append(0x0A)
+                    printed += 1
+                    if out.count > 1 << 16 {
+                        FileHandle.standardOutput.write(Data(out))
+                        out = []
+                    }
+                    return true
+                }
+                FileHandle.standardOutput.write(Data(out))
             }
         }
     }

@@ -221,4 +221,36 @@ struct DeltaTableTests {
         #expect(throws: KilnError.self) { try table.update(set: "nope = 1") }
         #expect(throws: KilnError.self) { try table.update(set: "x 1") }
     }
+
+    @Test("the change data feed records inserts, deletes and update images; OPTIMIZE records nothing")
+    func changeDataFeed() throws {
+        let dir = TableDirectory()
+        let table = try DeltaTable.create(at: dir.path, schema: Rows.schema, partitionColumns: ["region"],
+                                          properties: ["delta.enableChangeDataFeed": "true"])
+        #expect(try table.snapshot().protocolVersion.minWriterVersion == 4)
+        try table.write(try Rows.batch(0, 30))                           // 1
+        try table.delete(where: "id < 5")                                 // 2
+        try table.update(set: "x = -1", where: "id = 7")                  // 3
+        try table.write(try Rows.batch(30, 30))                          // 4
+        #expect(try table.optimize().version == 5)
+        var seen: [String: [Int64]] = [:]
+        try table.changes(from: 0) { change in
+            if case .int64(let id) = change.cells[0] { seen["\(change.version) \(change.changeType)", default: []].append(id) }
+            return true
+        }
+        #expect(seen["1 insert"]?.count == 30)
+        #expect(seen["2 delete"]?.sorted() == [0, 1, 2, 3, 4])
+        #expect(seen["3 update_preimage"] == [7] && seen["3 update_postimage"] == [7])
+        #expect(seen["4 insert"]?.count == 30)
+        #expect(seen.keys.allSatisfy { !$0.hasPrefix("5 ") })
+        #expect(try table.delete(where: "id = 8").version == 6)
+        var last: [String] = []
+        try table.changes(from: 6, to: 6) { last.append($0.changeType); return true }
+        #expect(last == ["delete"])
+        // A table without the feed refuses.
+        let plain = TableDirectory()
+        let other = try DeltaTable.create(at: plain.path, schema: Rows.schema)
+        try other.write(try Rows.batch(0, 3))
+        #expect(throws: KilnError.self) { try other.changes(from: 0) { _ in true } }
+    }
 }

@@ -205,7 +205,7 @@ def test_delta_rs_tables_read_by_kiln_at_every_version(tmp_path):
     assert scanned["rows"] == theirs.num_rows and scanned["files_skipped"] > 0
 
 
-def test_delta_rs_constraints_and_cdf_are_honoured_or_refused(tmp_path):
+def test_delta_rs_constraints_are_honoured(tmp_path):
     path = str(tmp_path / "c")
     write_deltalake(path, sample(20))
     DeltaTable(path).alter.add_constraint({"x_small": "x < 0.99"})
@@ -214,12 +214,88 @@ def test_delta_rs_constraints_and_cdf_are_honoured_or_refused(tmp_path):
     assert out.returncode != 0 and "x_small" in out.stderr
     kiln("write", path, "--from", write_input(tmp_path, "good", sample(3, start=100).set_column(2, "x", pa.array([0.5, 0.2, 0.1]))))
     assert DeltaTable(path).version() == 2
-    cdf = str(tmp_path / "cdf")
-    write_deltalake(cdf, sample(10), configuration={"delta.enableChangeDataFeed": "true"})
-    DeltaTable(cdf).delete("id < 3")
-    assert_same(cdf)  # readable ...
-    refused = kiln("write", cdf, "--from", write_input(tmp_path, "x", sample(2, start=50)), ok=False)
-    assert "change data feed" in refused.stderr  # ... but Kiln will not write what it cannot record
+
+
+# ---- change data feed -----------------------------------------------------------------------------------
+
+def kiln_changes(path, start, end=None):
+    args = ["changes", path, "--from", str(start)] + (["--to", str(end)] if end is not None else [])
+    rows = [json.loads(line) for line in kiln(*args).stdout.splitlines()]
+    for row in rows:
+        assert row.pop("_commit_timestamp")
+    return rows
+
+
+def delta_changes(path, start, end=None):
+    """delta-rs's `load_cdf`, as `kiln table changes` prints rows (string views read as strings)."""
+    table = pa.table(DeltaTable(path).load_cdf(starting_version=start, ending_version=end).read_all())
+    table = table.cast(pa.schema([pa.field(f.name, pa.string() if pa.types.is_string_view(f.type) else f.type) for f in table.schema]))
+    return [{name: expected_json(row[name], table.schema.field(name).type) for name in table.column_names if name != "_commit_timestamp"}
+            for row in table.to_pylist()]
+
+
+def assert_same_changes(path, start, end=None):
+    ours, theirs = kiln_changes(path, start, end), delta_changes(path, start, end)
+    assert len(ours) == len(theirs), (start, end, len(ours), len(theirs))
+    key = lambda r: json.dumps(r, sort_keys=True)
+    assert floats_equal(sorted(ours, key=key), sorted(theirs, key=key)), (start, end)
+    return ours
+
+
+SAMPLE_DDL = ("id BIGINT, region STRING, x DOUBLE, n INT, day DATE, ts TIMESTAMP, amount DECIMAL(12,2), tags ARRAY<STRING>, "
+              "point STRUCT<a: BIGINT, b: STRING>")
+
+
+@pytest.mark.parametrize("partitioned", [False, True])
+def test_kiln_change_data_feed_read_by_delta_rs(tmp_path, partitioned):
+    path = str(tmp_path / "cdf")
+    kiln("create", path, "--schema", SAMPLE_DDL, "--property", "delta.enableChangeDataFeed=true",
+         *(["--partition-by", "region"] if partitioned else []))                                          # 0
+    kiln("write", path, "--from", write_input(tmp_path, "a", sample(120)))                                # 1
+    kiln("delete", path, "--where", "n < -50")                                                            # 2
+    kiln("update", path, "--set", "x = 0.5", "--where", "n > 50")                                         # 3
+    upserts = sample(30, start=100, seed=5)
+    kiln("merge", path, "--from", write_input(tmp_path, "m", upserts), "--on", "t.id = s.id")             # 4
+    kiln("optimize", path)                                                                                 # 5 (no data change)
+    kiln("merge", path, "--from", write_input(tmp_path, "d", sample(5, start=0, seed=9)), "--on", "t.id = s.id",
+         "--when-matched", "delete", "--no-insert")                                                        # 6
+    assert DeltaTable(path).version() == 6
+    assert DeltaTable(path).protocol().min_writer_version >= 4
+    changes = assert_same_changes(path, 0)
+    kinds = {(r["_commit_version"], r["_change_type"]) for r in changes}
+    assert {(1, "insert"), (2, "delete"), (3, "update_preimage"), (3, "update_postimage"), (4, "update_preimage"),
+            (4, "update_postimage"), (4, "insert"), (6, "delete")} <= kinds
+    assert not any(r["_commit_version"] == 5 for r in changes)
+    for start, end in [(2, 2), (3, 4), (4, 6)]:
+        assert_same_changes(path, start, end)
+    # The pre- and post-images of the UPDATE are the same rows before and after.
+    pre = {r["id"]: r for r in changes if r["_commit_version"] == 3 and r["_change_type"] == "update_preimage"}
+    post = {r["id"]: r for r in changes if r["_commit_version"] == 3 and r["_change_type"] == "update_postimage"}
+    assert pre.keys() == post.keys() and pre and all(post[i]["x"] == 0.5 for i in post)
+    assert_same(path)
+
+
+def test_delta_rs_change_data_feed_read_by_kiln(tmp_path):
+    path = str(tmp_path / "cdf")
+    write_deltalake(path, sample(100), partition_by=["region"], configuration={"delta.enableChangeDataFeed": "true"})  # 0
+    write_deltalake(path, sample(20, start=500, seed=2), mode="append")                                       # 1
+    DeltaTable(path).delete("n < -50")                                                                         # 2
+    DeltaTable(path).update({"x": "x * 2"}, predicate="region = 'eu'")                                         # 3
+    (DeltaTable(path).merge(sample(30, start=90, seed=3), "t.id = s.id", source_alias="s", target_alias="t")
+        .when_matched_update_all().when_not_matched_insert_all().execute())                                    # 4
+    kiln("delete", path, "--where", "id = 95")                                                                 # 5, by Kiln
+    for start in range(0, 6):
+        assert_same_changes(path, start)
+    assert {r["_change_type"] for r in kiln_changes(path, 5)} == {"delete"}
+
+
+def test_changes_need_the_feed(tmp_path):
+    path = str(tmp_path / "plain")
+    write_deltalake(path, sample(10))
+    out = kiln("changes", path, "--from", "0", ok=False)
+    assert out.returncode != 0 and "enableChangeDataFeed" in out.stderr
+    out = kiln("changes", path, "--from", "5", ok=False)
+    assert out.returncode != 0 and "version" in out.stderr
 
 
 # ---- concurrency and crashes -----------------------------------------------------------------------------

@@ -20,6 +20,8 @@ public struct DeltaSnapshot: Sendable {
         for file in files {
             guard let n = FileStats.parse(file.stats)?.numRecords else { return nil }
             total += n
+            // numRecords counts the file's physical rows; a deletion vector's are gone.
+            if case .number(let deleted)? = file.deletionVector?["cardinality"] { total -= Int64(deleted) ?? 0 }
         }
         return total
     }

@@ -158,6 +158,27 @@ public struct DeltaField: Sendable, Equatable {
         self.metadata = metadata
     }
 
+    /// The column's name in data files, partition values and statistics: `delta.columnMapping.physicalName` on
+    /// tables with column mapping, else its name.
+    public var physicalName: String {
+        if case .string(let physical)? = metadata["delta.columnMapping.physicalName"] { return physical }
+        return name
+    }
+
+    /// The Parquet field id of the column under column mapping's `id` mode.
+    var columnMappingID: Int32? {
+        if case .number(let n)? = metadata["delta.columnMapping.id"] { return Int32(n) }
+        return nil
+    }
+
+    /// This field's column among a data file's top-level columns: by physical name, else by field id.
+    func source(in nodes: [SchemaNode]) -> SchemaNode? {
+        let physical = physicalName.lowercased()
+        if let node = nodes.first(where: { $0.name.lowercased() == physical }) { return node }
+        guard let id = columnMappingID else { return nil }
+        return nodes.first { $0.element.fieldID == id }
+    }
+
     init(json: JSONValue) throws {
         guard case .object(let o) = json, case .string(let name)? = o["name"], let type = o["type"] else {
             throw KilnError.invalid("A schema field needs a name and a type")

@@ -15,7 +15,7 @@ extension DeltaTable {
     func partitionLookup(_ file: AddFile, schema: DeltaSchema) -> (String) -> (LakeValue, DeltaType)? {
         let values = Dictionary(file.partitionValues.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { a, _ in a })
         return { name in
-            guard let field = schema.field(name), let text = values[name] else { return nil }
+            guard let field = schema.field(name), let text = values[field.physicalName.lowercased()] else { return nil }
             return (LakeValue.partition(text, type: field.type), field.type)
         }
     }
@@ -35,9 +35,10 @@ extension DeltaTable {
             }
             guard let stats else { return nil }
             var nulls: Int64?
-            if case .number(let n)? = stats.nullCount[field.name] { nulls = Int64(n) }
-            return ColumnRange(type: field.type, min: stats.bound(stats.minValues, field.name, type: field.type),
-                               max: stats.bound(stats.maxValues, field.name, type: field.type),
+            let key = field.physicalName
+            if case .number(let n)? = stats.nullCount[key] { nulls = Int64(n) }
+            return ColumnRange(type: field.type, min: stats.bound(stats.minValues, key, type: field.type),
+                               max: stats.bound(stats.maxValues, key, type: field.type),
                                mayBeNull: nulls.map { $0 > 0 } ?? true, allNull: nulls.map { $0 == stats.numRecords && $0 > 0 } ?? false)
         }
     }
@@ -68,14 +69,17 @@ extension DeltaTable {
         }
     }
 
-    /// Features that change what rows mean and that this reader does not apply yet are refused.
+    /// Features that change what rows mean and that this reader does not apply are refused.
     static func checkReadable(_ snapshot: DeltaSnapshot) throws {
-        if let mode = snapshot.metadata.configuration["delta.columnMapping.mode"], mode != "none" {
-            throw KilnError(.invalidState, "The table uses column mapping (mode \(mode)), which Kiln cannot read yet")
+        if let mode = snapshot.metadata.configuration["delta.columnMapping.mode"], !["none", "name", "id"].contains(mode) {
+            throw KilnError(.invalidState, "The table uses column mapping mode '\(mode)', which Kiln cannot read")
         }
-        if snapshot.files.contains(where: { $0.deletionVector != nil }) {
-            throw KilnError(.invalidState, "The table has deletion vectors, which Kiln cannot read yet")
-        }
+    }
+
+    /// The rows a file's deletion vector deletes (sorted positions in the file); empty without one.
+    func deletedRows(_ file: AddFile) throws -> [Int] {
+        guard let descriptor = file.deletionVector else { return [] }
+        return try DeletionVector.rows(descriptor, tablePath: path)
     }
 
     /// The full path of a log path (URI-encoded, relative or absolute `file:` URI).
@@ -101,24 +105,31 @@ extension DeltaTable {
         var leafColumns: [Int] = []
         var fieldSource: [(field: DeltaField, node: SchemaNode, source: SchemaNode?)] = []
         for (field, node) in zip(schema.fields, tableParquet.root.children) where needed.contains(field.name.lowercased()) {
-            let source = fileFields.first { $0.name.lowercased() == field.name.lowercased() && partitions[field.name.lowercased()] == nil }
+            let source = partitions[field.physicalName.lowercased()] == nil ? field.source(in: fileFields) : nil
             if let source { leafColumns += Self.leafIndices(source) }
             fieldSource.append((field, node, source))
         }
         // Partition values are the same for every row of the file: parse them once.
         let partitionCells: [ParquetCell?] = fieldSource.map { field, node, _ in
-            guard let text = partitions[field.name.lowercased()] else { return nil }
+            guard let text = partitions[field.physicalName.lowercased()] else { return nil }
             guard let text, !text.isEmpty, text != "__HIVE_DEFAULT_PARTITION__" else { return .null }
             return (try? TextValues.cell(Array(text.utf8), element: node.element)) ?? .null
         }
         let position = Dictionary(fieldSource.enumerated().map { ($1.field.name.lowercased(), $0) }, uniquingKeysWith: { a, _ in a })
+        let deleted = try deletedRows(file)
+        var nextDeleted = 0, groupStart = 0
         for group in reader.metadata.rowGroups.indices {
             let data = try reader.readRowGroup(group, columns: leafColumns)
             let assembler = try RecordAssembler(schema: reader.schema, columns: Dictionary(uniqueKeysWithValues: zip(leafColumns, data)))
             let present = assembler.fields.map { $0.name }
             let sourceIndex = fieldSource.map { entry in entry.source.flatMap { present.firstIndex(of: $0.name) } }
             let rows = Int(reader.metadata.rowGroups[group].numRows)
+            defer { groupStart += rows }
             for row in 0..<rows {
+                if nextDeleted < deleted.count, deleted[nextDeleted] == groupStart + row {
+                    nextDeleted += 1
+                    continue
+                }
                 let cells = leafColumns.isEmpty ? [] : try assembler.row(row)
                 var out: [ParquetCell] = []
                 out.reserveCapacity(fieldSource.count)
@@ -175,7 +186,7 @@ extension DeltaTable {
                                partitions: Set<String>, partition: (String) -> (LakeValue, DeltaType)?) -> PredicateInput? {
         guard let field = schema.field(name) else { return nil }
         if partitions.contains(name) { return partition(name).map { .constant($0.0, $0.1) } }
-        guard let node = file.root.children.first(where: { $0.name.lowercased() == name }), let leaf = node.leafIndex, let column = data(leaf) else {
+        guard let node = field.source(in: file.root.children), let leaf = node.leafIndex, let column = data(leaf) else {
             return .constant(.null, field.type)
         }
         return .data(rescaleTimestamps(column, from: file.columns[leaf].element), file.columns[leaf], field.type)
@@ -188,25 +199,31 @@ extension DeltaTable {
         let schema = plan.snapshot.schema
         let partitions = Set(plan.snapshot.partitionColumns.map { $0.lowercased() })
         let names = Set((wanted ?? schema.fields.map(\.name)).map { $0.lowercased() }).union(plan.predicate?.columns ?? [])
+        let fields = schema.fields.filter { names.contains($0.name.lowercased()) }
         let files = plan.files
         let counts = try concurrentMap(files.count) { i -> (Int, Int) in
             let file = files[i]
             let reader = try ParquetFileReader(path: self.filePath(file.path))
-            let leaves = reader.schema.root.children.filter { names.contains($0.name.lowercased()) }.flatMap(Self.leafIndices)
-            var kept = 0, bytes = 0
+            let leaves = fields.compactMap { $0.source(in: reader.schema.root.children) }.flatMap(Self.leafIndices).sorted()
+            let deleted = try self.deletedRows(file)
+            var kept = 0, bytes = 0, groupStart = 0
             for group in reader.metadata.rowGroups.indices {
                 let data = try reader.readRowGroup(group, columns: leaves, parallel: false)
                 bytes += data.reduce(0) { $0 + $1.memoryBytes }
                 let rows = Int(reader.metadata.rowGroups[group].numRows)
+                defer { groupStart += rows }
+                // Rows of this group a deletion vector removed.
+                let gone = deleted.isEmpty ? [] : deleted.filter { $0 >= groupStart && $0 < groupStart + rows }.map { $0 - groupStart }
                 guard let predicate = plan.predicate else {
-                    kept += rows
+                    kept += rows - gone.count
                     continue
                 }
                 let decoded = Dictionary(uniqueKeysWithValues: zip(leaves, data))
                 let partition = self.partitionLookup(file, schema: schema)
-                let mask = try predicate.mask(rows: rows) { name in
+                var mask = try predicate.mask(rows: rows) { name in
                     Self.predicateInput(name, schema: schema, file: reader.schema, data: { decoded[$0] }, partitions: partitions, partition: partition)
                 }
+                for row in gone { mask[row] = 0 }
                 kept += mask.reduce(0) { $0 + ($1 == 1 ? 1 : 0) }
             }
             return (kept, bytes)

@@ -253,4 +253,23 @@ struct DeltaTableTests {
         try other.write(try Rows.batch(0, 3))
         #expect(throws: KilnError.self) { try other.changes(from: 0) { _ in true } }
     }
+
+    @Test("deletion vectors: Z85, CRC-32 and Roaring bitmaps decode; bad input is an error")
+    func deletionVectorCodecs() throws {
+        #expect(try DeletionVector.z85Decode("HelloWorld") == [0x86, 0x4F, 0xD2, 0x6F, 0xB5, 0x59, 0xF7, 0x5B])
+        #expect(DeletionVector.crc32(Array("123456789".utf8)) == 0xCBF4_3926)
+        // Magic, one bucket (high 0), a no-run Roaring bitmap with one array container {1, 5, 70000 & 0xFFFF in key 1}.
+        var bytes: [UInt8] = [0xD1, 0xD3, 0x39, 0x64] + [1, 0, 0, 0, 0, 0, 0, 0] + [0, 0, 0, 0]
+        bytes += [0x3A, 0x30, 0, 0] + [2, 0, 0, 0]                     // cookie 12346, 2 containers
+        bytes += [0, 0, 1, 0] + [1, 0, 0, 0]                           // key 0 card 2, key 1 card 1
+        bytes += [0, 0, 0, 0] + [0, 0, 0, 0]                           // offsets (unused by the reader)
+        bytes += [1, 0, 5, 0] + [0x70, 0x11]                           // {1, 5}, {65536 + 4464}
+        #expect(try DeletionVector.decodeBitmap(bytes) == [1, 5, 70000])
+        #expect(throws: KilnError.self) { try DeletionVector.decodeBitmap(Array(bytes.dropLast())) }
+        #expect(throws: KilnError.self) { try DeletionVector.decodeBitmap([0, 0, 0, 0] + bytes.dropFirst(4)) }
+        #expect(throws: KilnError.self) { try DeletionVector.z85Decode("Hell~") }
+        #expect(throws: KilnError.self) { try DeletionVector.z85Decode("Hell") }
+        let inline: [String: JSONValue] = ["storageType": .string("i"), "pathOrInlineDv": .string("wrong"), "sizeInBytes": .number("4")]
+        #expect(throws: KilnError.self) { try DeletionVector.rows(inline, tablePath: "/nonexistent") }
+    }
 }

@@ -16,6 +16,7 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from conftest import KILN
+import delta_features as features
 from test_parquet_interop import expected_json, floats_equal
 
 
@@ -296,6 +297,84 @@ def test_changes_need_the_feed(tmp_path):
     assert out.returncode != 0 and "enableChangeDataFeed" in out.stderr
     out = kiln("changes", path, "--from", "5", ok=False)
     assert out.returncode != 0 and "version" in out.stderr
+
+
+# ---- reader features delta-rs does not write: deletion vectors, column mapping ---------------------------
+
+def data_files(path, version):
+    """Live add actions at `version`, from the log."""
+    live = {}
+    for v in range(version + 1):
+        for action in features.log_actions(path, v):
+            if "add" in action:
+                live[action["add"]["path"]] = action["add"]
+            if "remove" in action:
+                live.pop(action["remove"]["path"], None)
+    return live
+
+
+def test_deletion_vectors_are_applied(tmp_path):
+    path = str(tmp_path / "dv")
+    write_deltalake(path, sample(6000))                                                     # 0
+    write_deltalake(path, sample(300, start=6000, seed=2), mode="append")                   # 1
+    write_deltalake(path, sample(50, start=7000, seed=3), mode="append")                    # 2
+    files = sorted(data_files(path, 2).values(), key=lambda a: -a["size"])
+    big, middle, small = (f["path"] for f in files)
+    rng = random.Random(7)
+    gone = {
+        big: sorted(rng.sample(range(6000), 4500)),          # > 4096 in one container: a bitmap container
+        middle: list(range(10, 201)) + [299],                # a run container
+        small: [0, 3, 49],                                   # inline
+    }
+    shared = features.write_dv_file(path, [(gone[big], False), (gone[middle], True)], prefix="ab")
+    features.add_deletion_vectors(path, 3, {big: shared[0], middle: shared[1], small: features.inline_dv(gone[small])})
+    expected = []
+    for name, positions in gone.items():
+        table = pq.read_table(os.path.join(path, name))
+        keep = sorted(set(range(table.num_rows)) - set(positions))
+        expected += delta_rows(table.take(pa.array(keep, pa.int64())))
+    ours = kiln_rows(path)
+    assert len(ours) == 6350 - 4500 - 192 - 3 == len(expected)
+    assert floats_equal(sorted(ours, key=lambda r: json.dumps(r, sort_keys=True)), sorted(expected, key=lambda r: json.dumps(r, sort_keys=True)))
+    assert len(kiln_rows(path, "--version", "2")) == 6350                                   # time travel before the vectors
+    assert kiln_json("scan", path)["rows"] == len(expected)
+    us = [r for r in expected if r["region"] == "us"]
+    assert kiln_json("scan", path, "--where", "region = 'us'")["rows"] == len(us)
+    assert kiln_json("describe", path)["num_rows"] == len(expected)                       # numRecords less the vectors' rows
+    # Kiln does not write deletion vectors, so it refuses to change the table rather than mishandle them.
+    refused = kiln("delete", path, "--where", "id = 1", ok=False)
+    assert refused.returncode != 0 and "deletionVectors" in refused.stderr
+    # A damaged vector is an error, never silently ignored.
+    dv_file = [f for f in os.listdir(os.path.join(path, "ab")) if f.startswith("deletion_vector_")][0]
+    with open(os.path.join(path, "ab", dv_file), "r+b") as f:
+        f.seek(40)
+        byte = f.read(1)
+        f.seek(40)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    broken = kiln("cat", path, ok=False)
+    assert broken.returncode != 0 and "deletion vector" in broken.stderr
+
+
+@pytest.mark.parametrize("mode", ["name", "id"])
+def test_column_mapping_is_resolved(tmp_path, mode):
+    path = str(tmp_path / "cm")
+    rng = random.Random(3)
+    table = pa.table({"id": pa.array(range(60), pa.int64()), "region": pa.array([["us", "eu", "ap"][i % 3] for i in range(60)]),
+                      "x": pa.array([rng.random() for _ in range(60)]), "n": pa.array([rng.randint(-9, 9) for _ in range(60)], pa.int32())})
+    physical, schema = features.column_mapped_table(path, table, "region", mode)
+    assert all(os.path.isdir(os.path.join(path, f"{physical['region']}={r}")) for r in ["us", "eu", "ap"])
+    assert canonical(kiln_rows(path)) == canonical(delta_rows(table))
+    scanned = kiln_json("scan", path, "--where", "region = 'eu' AND x > 0.5")
+    assert scanned["rows"] == sum(1 for r in table.to_pylist() if r["region"] == "eu" and r["x"] > 0.5)
+    assert scanned["files_skipped"] == 2
+    top = max(table.column("x").to_pylist())
+    assert kiln_json("scan", path, "--where", f"x > {top}")["files_read"] == 0   # statistics keyed by physical names
+    features.rename_column(path, 1, schema, "x", "score")
+    renamed = kiln_rows(path)
+    assert canonical(renamed) == canonical([{("score" if k == "x" else k): v for k, v in r.items()} for r in delta_rows(table)])
+    assert canonical(kiln_rows(path, "--version", "0")) == canonical(delta_rows(table))
+    refused = kiln("write", path, "--from", write_input(tmp_path, "more", table.slice(0, 2)), ok=False)
+    assert refused.returncode != 0
 
 
 # ---- concurrency and crashes -----------------------------------------------------------------------------

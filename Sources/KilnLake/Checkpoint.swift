@@ -30,6 +30,34 @@ extension DeltaTable {
         let interval = configuration["delta.checkpointInterval"].flatMap(Int64.init) ?? Self.defaultCheckpointInterval
         guard version > 0, interval > 0, version % interval == 0 else { return }
         try writeCheckpoint(try log.snapshot(version: version))
+        if configuration["delta.enableExpiredLogCleanup"]?.lowercased() != "false" {
+            let hours = Self.intervalHours(configuration["delta.logRetentionDuration"], default: 30 * 24)
+            try cleanUpLog(before: Self.now() - Int64(hours * 3_600_000))
+        }
+    }
+
+    /// Deletes the commits and checkpoints that come before the newest checkpoint all of whose earlier commits were
+    /// made before `cutoff` (ms): readers start from that checkpoint, and time travel to older versions, past the
+    /// log retention, ends with a clear error. Returns the number of files deleted.
+    @discardableResult
+    public func cleanUpLog(before cutoff: Int64) throws -> Int {
+        let listing = try log.list()
+        let versions = listing.commits.keys.sorted()
+        var expiredThrough = (versions.first ?? 0) - 1
+        for version in versions {
+            guard let time = log.commitTimestamp(version), time < cutoff, version == expiredThrough + 1 else { break }
+            expiredThrough = version
+        }
+        guard let start = listing.checkpoints.keys.filter({ $0 <= expiredThrough + 1 && $0 > 0 }).max() else { return 0 }
+        var deleted = 0
+        for (version, path) in listing.commits where version < start {
+            if unlink(path) == 0 { deleted += 1 }
+        }
+        for (version, parts) in listing.checkpoints where version < start {
+            for part in parts where unlink(part) == 0 { deleted += 1 }
+        }
+        if deleted > 0 { Self.syncDirectory(log.logPath) }
+        return deleted
     }
 
     /// Writes `NNN.checkpoint.parquet` for a snapshot and points `_last_checkpoint` at it (both atomically).

@@ -111,12 +111,18 @@ extension DeltaTable {
 
     /// The retention of removed files: `delta.deletedFileRetentionDuration` (`interval 7 days`), default a week.
     func retentionHours(_ snapshot: DeltaSnapshot) -> Double {
-        guard let text = snapshot.metadata.configuration["delta.deletedFileRetentionDuration"]?.lowercased() else { return 168 }
+        Self.intervalHours(snapshot.metadata.configuration["delta.deletedFileRetentionDuration"], default: 168)
+    }
+
+    /// A table property like `interval 7 days` in hours; `fallback` when absent or unreadable.
+    static func intervalHours(_ value: String?, default fallback: Double) -> Double {
+        guard let text = value?.lowercased() else { return fallback }
         let words = text.replacingOccurrences(of: "interval", with: "").split(separator: " ")
-        guard words.count == 2, let n = Double(words[0]) else { return 168 }
+        guard words.count == 2, let n = Double(words[0]) else { return fallback }
         let unit = words[1].hasSuffix("s") ? String(words[1].dropLast()) : String(words[1])
         let hours: [String: Double] = ["week": 168, "day": 24, "hour": 1, "minute": 1.0 / 60, "second": 1.0 / 3600]
-        return n * (hours[unit] ?? 1)
+        guard let scale = hours[unit] else { return fallback }
+        return n * scale
     }
 
     /// Deletes files under the table that no version within the retention needs; returns their relative paths.

@@ -272,4 +272,32 @@ struct DeltaTableTests {
         let inline: [String: JSONValue] = ["storageType": .string("i"), "pathOrInlineDv": .string("wrong"), "sizeInBytes": .number("4")]
         #expect(throws: KilnError.self) { try DeletionVector.rows(inline, tablePath: "/nonexistent") }
     }
+
+    @Test("expired commits before a checkpoint are cleaned up; the table stays readable from the checkpoint")
+    func logCleanup() throws {
+        let dir = TableDirectory()
+        let table = try DeltaTable.create(at: dir.path, schema: Rows.schema, properties: ["delta.checkpointInterval": "3"])
+        for k in 0..<7 { try table.write(try Rows.batch(k * 10, 10)) }      // versions 1...7; checkpoints at 3 and 6
+        // Nothing is old enough yet.
+        #expect(try table.cleanUpLog(before: DeltaTable.now() - 3_600_000) == 0)
+        // Age commits 0...4: the newest checkpoint they all precede is 3 (5 is not a checkpoint; 6's commit 5 is young).
+        let old = Date(timeIntervalSinceNow: -40 * 86_400)
+        for v in 0...4 {
+            try FileManager.default.setAttributes([.modificationDate: old], ofItemAtPath: table.log.logPath + "/" + DeltaLog.commitName(Int64(v)))
+        }
+        #expect(try table.cleanUpLog(before: DeltaTable.now() - 30 * 86_400_000) == 3)   // commits 0, 1, 2
+        #expect(try Rows.ids(table).count == 70)
+        #expect(try Rows.ids(table, version: 3).count == 30)
+        #expect(throws: KilnError.self) { try table.snapshot(version: 2) }
+        // A commit past the interval runs the cleanup itself (default retention 30 days): commits 3...5 are old now.
+        for v in 3...5 {
+            try FileManager.default.setAttributes([.modificationDate: old], ofItemAtPath: table.log.logPath + "/" + DeltaLog.commitName(Int64(v)))
+        }
+        try table.write(try Rows.batch(70, 10))                             // 8
+        try table.write(try Rows.batch(80, 10))                             // 9: checkpoint, cleanup
+        let names = try FileManager.default.contentsOfDirectory(atPath: table.log.logPath)
+        #expect(!names.contains(DeltaLog.commitName(3)) && !names.contains(String(format: "%020d.checkpoint.parquet", 3)))
+        #expect(names.contains(DeltaLog.commitName(6)))
+        #expect(try Rows.ids(table).count == 90)
+    }
 }

@@ -337,6 +337,7 @@ extension DeltaTable {
         if !partitionColumns.isEmpty {
             // Each partition column's values become small codes; the codes combine into one key per row.
             var key = [Int](repeating: 0, count: batch.rowCount)
+            var keySpace = 1
             var fields: [DeltaField] = []
             var distinct: [[LakeValue]] = []
             var perColumnCodes: [[Int32]] = []
@@ -348,18 +349,26 @@ extension DeltaTable {
                 distinct.append(values)
                 perColumnCodes.append(codes)
                 for i in key.indices { key[i] = key[i] &* (values.count + 1) &+ Int(codes[i]) }
+                keySpace = keySpace.multipliedReportingOverflow(by: values.count + 1).overflow ? Int.max : keySpace * (values.count + 1)
             }
-            var groupOf: [Int: Int] = [:]
             var members: [[Int]] = []
             var firstRow: [Int] = []
-            for (row, k) in key.enumerated() {
-                if let g = groupOf[k] {
-                    members[g].append(row)
-                } else {
-                    groupOf[k] = members.count
-                    members.append([row])
-                    firstRow.append(row)
+            func join(_ row: Int, _ group: Int?) -> Int {
+                if let group {
+                    members[group].append(row)
+                    return group
                 }
+                members.append([row])
+                firstRow.append(row)
+                return members.count - 1
+            }
+            if keySpace <= max(1 << 16, batch.rowCount) {
+                // Few possible keys: an array maps them to groups.
+                var groupOf = [Int32](repeating: -1, count: keySpace)
+                for (row, k) in key.enumerated() { groupOf[k] = Int32(join(row, groupOf[k] >= 0 ? Int(groupOf[k]) : nil)) }
+            } else {
+                var groupOf: [Int: Int] = [:]
+                for (row, k) in key.enumerated() { groupOf[k] = join(row, groupOf[k]) }
             }
             // Each group's values, from its first row.
             groups = members.indices.map { g in
@@ -371,13 +380,26 @@ extension DeltaTable {
         }
         let deltaData = DeltaSchema(dataFields)
         let partitionNames = partitionColumns.map { schema.field($0)!.name }
-        let planned = groups
-        let adds = try concurrentMap(planned.count) { g in
-            var columns = dataLeaves.map { batch.columns[$0] }
-            if let rows = planned[g].rows {
-                columns = zip(dataLeaves, columns).map { leaf, data in data.take(rows: rows, maxDefinitionLevel: batch.schema.columns[leaf].maxDefinitionLevel) }
+        var columns = dataLeaves.map { batch.columns[$0] }
+        var ranges = [0..<batch.rowCount]
+        if groups.count > 1 {
+            // Put each partition's rows together with one gather per column; partitions are then contiguous slices.
+            let order = groups.flatMap { $0.rows ?? [] }, unsorted = columns
+            columns = try concurrentMap(dataLeaves.count) { i in
+                unsorted[i].take(rows: order, maxDefinitionLevel: batch.schema.columns[dataLeaves[i]].maxDefinitionLevel)
             }
-            return try self.writeFile(columns, schema: dataSchema, deltaSchema: deltaData, partitionValues: planned[g].values,
+            var start = 0
+            ranges = groups.map { group in
+                defer { start += group.rows?.count ?? 0 }
+                return start..<start + (group.rows?.count ?? 0)
+            }
+        }
+        let planned = groups, sorted = columns, slices = ranges
+        let adds = try concurrentMap(planned.count) { g in
+            let part = planned.count == 1 ? sorted : zip(dataLeaves, sorted).map { leaf, data in
+                data.slice(rows: slices[g], maxDefinitionLevel: batch.schema.columns[leaf].maxDefinitionLevel)
+            }
+            return try self.writeFile(part, schema: dataSchema, deltaSchema: deltaData, partitionValues: planned[g].values,
                                       partitionColumns: partitionNames, changeType: changeType)
         }
         return adds

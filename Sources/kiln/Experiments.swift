@@ -3,12 +3,12 @@ import Foundation
 
 struct Experiments: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List and create experiments on a running server.",
+        commandName: "experiments", abstract: "List and create experiments on a running server.",
         subcommands: [List.self, Create.self]
     )
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List experiments.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List experiments.")
         @OptionGroup var client: ClientOptions
         @Option(help: "Filter, e.g. \"name LIKE 'churn%'\".") var filter: String?
         @Flag(help: "Include deleted experiments.") var all = false
@@ -27,7 +27,7 @@ struct Experiments: AsyncParsableCommand {
     }
 
     struct Create: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create an experiment.")
+        static let configuration = CommandConfiguration(commandName: "create", abstract: "Create an experiment.")
         @OptionGroup var client: ClientOptions
         @Argument(help: "The experiment's name.") var name: String
         @Option(help: "Artifact location; default: served by Kiln.") var artifactLocation: String?

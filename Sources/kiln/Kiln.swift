@@ -17,7 +17,7 @@ struct Kiln: AsyncParsableCommand {
 }
 
 struct Version: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print Kiln's version.")
+    static let configuration = CommandConfiguration(commandName: "version", abstract: "Print Kiln's version.")
     @Flag(help: "Print JSON.") var json = false
 
     func run() {
@@ -26,7 +26,7 @@ struct Version: ParsableCommand {
 }
 
 struct Server: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the Kiln server: API, UI and workers in one process.")
+    static let configuration = CommandConfiguration(commandName: "server", abstract: "Run the Kiln server: API, UI and workers in one process.")
 
     @Option(help: "Address to bind (env KILN_HOST).") var host: String?
     @Option(help: "Port to bind; 0 picks a free one (env KILN_PORT).") var port: Int?

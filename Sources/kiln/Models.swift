@@ -3,7 +3,7 @@ import Foundation
 
 struct Models: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Work with the model registry on a running server.",
+        commandName: "models", abstract: "Work with the model registry on a running server.",
         subcommands: [List.self, Get.self, Versions.self, Register.self, Transition.self, Alias.self, Delete.self]
     )
 
@@ -18,7 +18,7 @@ struct Models: AsyncParsableCommand {
     static let versionHeaders = ["NAME", "VERSION", "STAGE", "ALIASES", "CREATED", "RUN ID"]
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List registered models.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List registered models.")
         @OptionGroup var client: ClientOptions
         @Option(help: "Filter, e.g. \"name LIKE 'churn%'\".") var filter: String?
 
@@ -38,7 +38,7 @@ struct Models: AsyncParsableCommand {
     }
 
     struct Get: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a registered model and its latest versions.")
+        static let configuration = CommandConfiguration(commandName: "get", abstract: "Show a registered model and its latest versions.")
         @OptionGroup var client: ClientOptions
         @Argument(help: "The model's name.") var name: String
 
@@ -52,7 +52,7 @@ struct Models: AsyncParsableCommand {
     }
 
     struct Versions: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the versions of a registered model.")
+        static let configuration = CommandConfiguration(commandName: "versions", abstract: "List the versions of a registered model.")
         @OptionGroup var client: ClientOptions
         @Argument(help: "The model's name.") var name: String
 
@@ -67,7 +67,7 @@ struct Models: AsyncParsableCommand {
     }
 
     struct Register: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Register a new version from runs:/<run>/<path>, models:/m-<id> or an artifact URI.")
+        static let configuration = CommandConfiguration(commandName: "register", abstract: "Register a new version from runs:/<run>/<path>, models:/m-<id> or an artifact URI.")
         @OptionGroup var client: ClientOptions
         @Argument(help: "The model's name; created when it does not exist.") var name: String
         @Argument(help: "The source, e.g. runs:/<run_id>/model.") var source: String
@@ -90,7 +90,7 @@ struct Models: AsyncParsableCommand {
     }
 
     struct Transition: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Move a version to None, Staging, Production or Archived.")
+        static let configuration = CommandConfiguration(commandName: "transition", abstract: "Move a version to None, Staging, Production or Archived.")
         @OptionGroup var client: ClientOptions
         @Argument(help: "The model's name.") var name: String
         @Argument(help: "The version.") var version: String
@@ -108,7 +108,7 @@ struct Models: AsyncParsableCommand {
     }
 
     struct Alias: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Point an alias at a version, or remove it with --delete.")
+        static let configuration = CommandConfiguration(commandName: "alias", abstract: "Point an alias at a version, or remove it with --delete.")
         @OptionGroup var client: ClientOptions
         @Argument(help: "The model's name.") var name: String
         @Argument(help: "The alias, e.g. champion.") var alias: String
@@ -132,7 +132,7 @@ struct Models: AsyncParsableCommand {
     }
 
     struct Delete: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete a version, or a whole registered model with no version given.")
+        static let configuration = CommandConfiguration(commandName: "delete", abstract: "Delete a version, or a whole registered model with no version given.")
         @OptionGroup var client: ClientOptions
         @Argument(help: "The model's name.") var name: String
         @Argument(help: "The version to delete.") var version: String?

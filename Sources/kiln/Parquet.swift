@@ -5,7 +5,7 @@ import KilnParquet
 
 struct Parquet: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Inspect Parquet files (works on local files; no server needed).",
+        commandName: "parquet", abstract: "Inspect Parquet files (works on local files; no server needed).",
         subcommands: [Schema.self, Stats.self, Cat.self, Scan.self, Convert.self]
     )
 
@@ -27,7 +27,7 @@ struct Parquet: ParsableCommand {
     }
 
     struct Schema: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the leaf columns with their types.")
+        static let configuration = CommandConfiguration(commandName: "schema", abstract: "Print the leaf columns with their types.")
         @Argument(help: "The Parquet file.") var file: String
         @Flag(help: "Print JSON.") var json = false
 
@@ -58,7 +58,7 @@ struct Parquet: ParsableCommand {
     }
 
     struct Stats: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print row count, row groups and per-column sizes and codecs.")
+        static let configuration = CommandConfiguration(commandName: "stats", abstract: "Print row count, row groups and per-column sizes and codecs.")
         @Argument(help: "The Parquet file.") var file: String
         @Flag(help: "Print JSON.") var json = false
 
@@ -102,7 +102,7 @@ struct Parquet: ParsableCommand {
 extension Parquet {
     struct Cat: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print rows as JSON lines.",
+            commandName: "cat", abstract: "Print rows as JSON lines.",
             discussion: """
                 Dates are YYYY-MM-DD, timestamps ISO-8601 UTC with microseconds, decimals strings, binary base64, \
                 NaN/Infinity strings, lists arrays, structs and maps objects.
@@ -158,7 +158,7 @@ extension Parquet {
 
     struct Scan: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Decode every value of the chosen columns into memory; print the row count and the time taken.",
+            commandName: "scan", abstract: "Decode every value of the chosen columns into memory; print the row count and the time taken.",
             discussion: "The benchmark entry point: row groups and columns decode in parallel; --where skips row groups by their statistics.")
         @Argument(help: "The Parquet file.") var file: String
         @Option(help: "Comma-separated columns (default: all).") var columns: String?

@@ -7,7 +7,7 @@ import KilnParquet
 extension Parquet {
     struct Convert: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Convert CSV, JSON lines or Parquet into a Parquet file.",
+            commandName: "convert", abstract: "Convert CSV, JSON lines or Parquet into a Parquet file.",
             discussion: """
                 The input format comes from the extension (.csv, .jsonl/.ndjson, .parquet). Without --schema, CSV columns \
                 are typed from the first 1,000 rows (BIGINT, DOUBLE, BOOLEAN, DATE, TIMESTAMP, else STRING; empty fields \

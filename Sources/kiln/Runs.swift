@@ -3,7 +3,7 @@ import Foundation
 
 struct Runs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List, search and inspect runs on a running server.",
+        commandName: "runs", abstract: "List, search and inspect runs on a running server.",
         subcommands: [List.self, Search.self, Get.self]
     )
 
@@ -29,7 +29,7 @@ struct Runs: AsyncParsableCommand {
     }
 
     struct Search: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Search runs with MLflow's filter syntax.")
+        static let configuration = CommandConfiguration(commandName: "search", abstract: "Search runs with MLflow's filter syntax.")
         @OptionGroup var client: ClientOptions
         @Option(name: .customLong("experiment-id"), help: "Experiment id (repeatable; default 0).") var experimentIDs: [String] = []
         @Option(help: "Filter, e.g. \"metrics.rmse < 1 and params.model = 'tree'\".") var filter: String?
@@ -47,7 +47,7 @@ struct Runs: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the runs of an experiment, newest first.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List the runs of an experiment, newest first.")
         @OptionGroup var client: ClientOptions
         @Option(name: .customLong("experiment-id"), help: "Experiment id (default 0).") var experimentID: String = "0"
 
@@ -60,7 +60,7 @@ struct Runs: AsyncParsableCommand {
     }
 
     struct Get: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show one run: info, params, latest metrics and tags.")
+        static let configuration = CommandConfiguration(commandName: "get", abstract: "Show one run: info, params, latest metrics and tags.")
         @OptionGroup var client: ClientOptions
         @Argument(help: "The run id.") var runID: String
 

@@ -7,7 +7,7 @@ import KilnPlatform
 
 struct Table: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Work with Delta tables on disk (no server needed).",
+        commandName: "table", abstract: "Work with Delta tables on disk (no server needed).",
         discussion: """
             TABLE is a directory (/data/sales) or catalog.schema.table, which lives under \
             $KILN_HOME/warehouse/<catalog>/<schema>/<table>. Other Delta engines (delta-rs, Spark, DuckDB, Polars) read and \
@@ -75,7 +75,7 @@ struct Table: ParsableCommand {
 
 extension Table {
     struct Create: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create an empty table.")
+        static let configuration = CommandConfiguration(commandName: "create", abstract: "Create an empty table.")
         @OptionGroup var location: Location
         @Option(help: "Columns, e.g. 'id BIGINT NOT NULL, region STRING, x DOUBLE, tags ARRAY<STRING>'.") var schema: String
         @Option(help: "Comma-separated partition columns.") var partitionBy: String?
@@ -102,7 +102,7 @@ extension Table {
     }
 
     struct Describe: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a table's schema, partitioning, properties, protocol and size.")
+        static let configuration = CommandConfiguration(commandName: "describe", abstract: "Show a table's schema, partitioning, properties, protocol and size.")
         @OptionGroup var location: Location
         @OptionGroup var travel: TimeTravel
         @Flag(help: "Print JSON.") var json = false
@@ -139,7 +139,7 @@ extension Table {
     }
 
     struct History: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the table's commits, newest first.")
+        static let configuration = CommandConfiguration(commandName: "history", abstract: "List the table's commits, newest first.")
         @OptionGroup var location: Location
         @Option(help: "Show at most this many commits.") var limit: Int?
         @Flag(help: "Print JSON.") var json = false
@@ -167,7 +167,7 @@ extension Table {
     }
 
     struct Cat: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print rows as JSON lines (as `kiln parquet cat` prints them).")
+        static let configuration = CommandConfiguration(commandName: "cat", abstract: "Print rows as JSON lines (as `kiln parquet cat` prints them).")
         @OptionGroup var location: Location
         @OptionGroup var travel: TimeTravel
         @Option(help: "Comma-separated columns (default: all).") var columns: String?
@@ -203,7 +203,7 @@ extension Table {
 
     struct Changes: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print the change data feed between two versions as JSON lines.",
+            commandName: "changes", abstract: "Print the change data feed between two versions as JSON lines.",
             discussion: """
                 Each row carries _change_type (insert, delete, update_preimage, update_postimage), _commit_version and \
                 _commit_timestamp. The table needs delta.enableChangeDataFeed=true over the versions read.
@@ -243,7 +243,7 @@ extension Table {
 
     struct Write: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Write rows from a CSV, JSON-lines or Parquet file (creates the table if it does not exist).",
+            commandName: "write", abstract: "Write rows from a CSV, JSON-lines or Parquet file (creates the table if it does not exist).",
             discussion: "The whole input lands as one commit. Columns are matched by name; a type mismatch or an unknown column is refused unless --merge-schema adds it.")
         @OptionGroup var location: Location
         @Option(help: "Input file (.csv, .jsonl or .parquet).") var from: String
@@ -292,7 +292,7 @@ extension Table {
 
     struct Scan: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Decode the matching rows into memory; print rows and files read and skipped (the benchmark entry point).")
+            commandName: "scan", abstract: "Decode the matching rows into memory; print rows and files read and skipped (the benchmark entry point).")
         @OptionGroup var location: Location
         @OptionGroup var travel: TimeTravel
         @Option(name: .customLong("where"), help: "A SQL condition; partitions and file statistics skip what cannot match.") var predicate: String?
@@ -318,7 +318,7 @@ extension Table {
     }
 
     struct Delete: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete the rows matching a condition.")
+        static let configuration = CommandConfiguration(commandName: "delete", abstract: "Delete the rows matching a condition.")
         @OptionGroup var location: Location
         @Option(name: .customLong("where"), help: "A SQL condition: region = 'us' AND x < 0.5.") var predicate: String
         @Flag(help: "Print JSON.") var json = false
@@ -334,7 +334,7 @@ extension Table {
     }
 
     struct Restore: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Make the table's current content that of an earlier version (a new commit).")
+        static let configuration = CommandConfiguration(commandName: "restore", abstract: "Make the table's current content that of an earlier version (a new commit).")
         @OptionGroup var location: Location
         @OptionGroup var travel: TimeTravel
         @Flag(help: "Print JSON.") var json = false
@@ -353,7 +353,7 @@ extension Table {
     }
 
     struct Vacuum: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete data files the table no longer references and that are older than the retention.")
+        static let configuration = CommandConfiguration(commandName: "vacuum", abstract: "Delete data files the table no longer references and that are older than the retention.")
         @OptionGroup var location: Location
         @Option(help: "Keep files removed less than this many hours ago (default: the table's delta.deletedFileRetentionDuration, 168).")
         var retainHours: Double?
@@ -372,7 +372,7 @@ extension Table {
 
     struct Merge: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Upsert rows from a file: update (or delete) matching rows, insert the others.",
+            commandName: "merge", abstract: "Upsert rows from a file: update (or delete) matching rows, insert the others.",
             discussion: "Rows match on equal key columns: --on 't.id = s.id AND t.day = s.day'. Each target row may match one source row at most.")
         @OptionGroup var location: Location
         @Option(help: "Source file (.csv, .jsonl or .parquet).") var from: String
@@ -407,7 +407,7 @@ extension Table {
     }
 
     struct Optimize: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Compact small files into larger ones (per partition).")
+        static let configuration = CommandConfiguration(commandName: "optimize", abstract: "Compact small files into larger ones (per partition).")
         @OptionGroup var location: Location
         @Option(help: "Target file size in bytes (default 100 MiB).") var targetSize: Int64 = 100 << 20
         @Option(name: .customLong("where"), help: "Only partitions matching this condition on partition columns.") var predicate: String?
@@ -428,7 +428,7 @@ extension Table {
     }
 
     struct Update: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Set columns to values in the rows matching a condition.")
+        static let configuration = CommandConfiguration(commandName: "update", abstract: "Set columns to values in the rows matching a condition.")
         @OptionGroup var location: Location
         @Option(help: "Assignments: \"x = 0, region = 'us', note = NULL\".") var set: String
         @Option(name: .customLong("where"), help: "A SQL condition (default: every row).") var predicate: String?
@@ -447,7 +447,7 @@ extension Table {
     }
 
     struct Generate: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "GENERATE symlink_format_manifest: manifests for Presto, Athena and Hive.")
+        static let configuration = CommandConfiguration(commandName: "generate", abstract: "GENERATE symlink_format_manifest: manifests for Presto, Athena and Hive.")
         @Argument(help: "What to generate: symlink_format_manifest.") var mode: String
         @OptionGroup var location: Location
 

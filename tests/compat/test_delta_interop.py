@@ -299,6 +299,22 @@ def test_changes_need_the_feed(tmp_path):
     assert out.returncode != 0 and "version" in out.stderr
 
 
+def test_kiln_log_cleanup_leaves_a_table_delta_rs_reads(tmp_path):
+    path = str(tmp_path / "clean")
+    kiln("create", path, "--schema", SAMPLE_DDL, "--property", "delta.checkpointInterval=2",
+         "--property", "delta.logRetentionDuration=interval 0 seconds")
+    for k in range(5):
+        time.sleep(0.01)
+        kiln("write", path, "--from", write_input(tmp_path, f"part{k}", sample(20, start=100 * k, seed=k)))   # 1..5
+    names = sorted(os.listdir(os.path.join(path, "_delta_log")))
+    assert "00000000000000000000.json" not in names and "00000000000000000004.checkpoint.parquet" in names
+    assert "00000000000000000003.json" not in names and "00000000000000000005.json" in names
+    assert DeltaTable(path).version() == 5
+    assert_same(path)
+    out = kiln("cat", path, "--version", "1", ok=False)
+    assert out.returncode != 0 and "cleaned up" in out.stderr
+
+
 # ---- reader features delta-rs does not write: deletion vectors, column mapping ---------------------------
 
 def data_files(path, version):

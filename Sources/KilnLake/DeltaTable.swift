@@ -114,13 +114,16 @@ public final class DeltaTable: Sendable {
             _ = try LakePredicate.parse(properties[key]!)
         }
         let changeFeed = changeDataFeedOn(properties)
+        let generated = !(try GeneratedColumn.of(schema)).isEmpty
+        for field in schema.fields { _ = try invariant(field) }
         if schema.fields.contains(where: { usesNtz($0.type) }) {
             var writer = ["timestampNtz", "appendOnly", "invariants"]
             if constraints { writer.append("checkConstraints") }
             if changeFeed { writer.append("changeDataFeed") }
+            if generated { writer.append("generatedColumns") }
             return DeltaProtocol(minReaderVersion: 3, minWriterVersion: 7, readerFeatures: ["timestampNtz"], writerFeatures: writer)
         }
-        return DeltaProtocol(minReaderVersion: 1, minWriterVersion: changeFeed ? 4 : constraints ? 3 : 2)
+        return DeltaProtocol(minReaderVersion: 1, minWriterVersion: changeFeed || generated ? 4 : constraints ? 3 : 2)
     }
 
     // MARK: Commit

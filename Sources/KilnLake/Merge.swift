@@ -65,9 +65,11 @@ extension DeltaTable {
         let partitions = Set(snapshot.partitionColumns.map { $0.lowercased() })
         // The source, laid out as the table (every column, partition columns included).
         var sources: [LakeBatch] = []
+        let generated = try GeneratedColumn.of(schema)
         try produce { batch in
             _ = try Self.evolve(schema, with: batch, mergeSchema: false)
-            sources.append(try Self.conform(batch, to: schema))
+            sources.append(try Self.generate(try Self.conform(batch, to: schema), columns: generated,
+                                             provided: Set(batch.schema.root.children.map { $0.name.lowercased() })))
         }
         let tableParquet = try schema.parquetSchema()
         let source = sources.isEmpty

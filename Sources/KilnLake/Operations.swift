@@ -299,6 +299,10 @@ extension DeltaTable {
         try Self.checkWritable(snapshot)
         let schema = snapshot.schema
         let assignments = try Self.assignments(text, schema: schema)
+        let generated = try GeneratedColumn.of(schema)
+        for (field, _) in assignments where generated.contains(where: { $0.field.name == field.name }) {
+            throw KilnError.invalid("Column '\(field.name)' is generated; set the column it is computed from instead")
+        }
         let tableParquet = try schema.parquetSchema()
         let nodes = tableParquet.root.children
         var updates: [(index: Int, cell: ParquetCell)] = []
@@ -349,7 +353,8 @@ extension DeltaTable {
                                               partitionValues: file.partitionValues, size: file.size)))
         }
         guard result.rowsUpdated > 0 else { return result }
-        let batch = LakeBatch(schema: tableParquet, columns: shredder.take())
+        // Generated columns follow their (possibly updated) sources.
+        let batch = try Self.generate(LakeBatch(schema: tableParquet, columns: shredder.take()), columns: generated, provided: [])
         try checkConstraints(batch, schema: schema, snapshot: snapshot)
         var adds: [AddFile] = [], changes: [AddFile] = []
         do {

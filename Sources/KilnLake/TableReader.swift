@@ -55,18 +55,12 @@ extension DeltaTable {
         return ScanPlan(snapshot: snapshot, files: files, skippedFiles: snapshot.files.count - files.count, predicate: predicate)
     }
 
-    /// Refuses writes this writer would get wrong: protocol features it lacks, generated columns and column
-    /// invariants (it does not compute or check them).
+    /// Refuses writes this writer would get wrong: protocol features it lacks, generation expressions it cannot
+    /// compute and invariants it cannot read.
     static func checkWritable(_ snapshot: DeltaSnapshot) throws {
         try snapshot.protocolVersion.checkWritable()
-        for field in snapshot.schema.fields {
-            if field.metadata["delta.generationExpression"] != nil {
-                throw KilnError(.invalidState, "Column '\(field.name)' is generated, which Kiln cannot write yet; it can read the table")
-            }
-            if field.metadata["delta.invariants"] != nil {
-                throw KilnError(.invalidState, "Column '\(field.name)' has an invariant, which Kiln cannot enforce yet; it can read the table")
-            }
-        }
+        _ = try GeneratedColumn.of(snapshot.schema)
+        for field in snapshot.schema.fields { _ = try invariant(field) }
     }
 
     /// Features that change what rows mean and that this reader does not apply are refused.

@@ -44,7 +44,8 @@ extension DeltaTable {
         do {
             try produce { batch in
                 schema = try Self.evolve(schema, with: batch, mergeSchema: mergeSchema)
-                let table = try Self.conform(batch, to: schema)
+                let table = try Self.generate(try Self.conform(batch, to: schema), columns: try GeneratedColumn.of(schema),
+                                              provided: Set(batch.schema.root.children.map { $0.name.lowercased() }))
                 try checkConstraints(table, schema: schema, snapshot: snapshot)
                 if let predicate {
                     let outside = try Self.mask(predicate, table, schema: schema).reduce(0) { $0 + ($1 == 1 ? 0 : 1) }
@@ -159,7 +160,10 @@ extension DeltaTable {
                     columns.append(data)
                 }
             } else {
-                guard field.nullable else { throw KilnError.invalid("Column '\(field.name)' is NOT NULL and the data does not have it") }
+                // A generated column is computed afterwards (`generate`).
+                guard field.nullable || field.metadata["delta.generationExpression"] != nil else {
+                    throw KilnError.invalid("Column '\(field.name)' is NOT NULL and the data does not have it")
+                }
                 for t in leaves {
                     let d = target.columns[t]
                     columns.append(ColumnData(values: .empty(d.element.physicalType!, typeLength: Int(d.element.typeLength ?? 0)),
@@ -311,15 +315,32 @@ extension DeltaTable {
         return out
     }
 
+    /// CHECK constraints (`delta.constraints.<name>`) and column invariants (`delta.invariants`): every row must
+    /// satisfy them (a null result passes a CHECK constraint and fails an invariant, as in Spark).
     func checkConstraints(_ batch: LakeBatch, schema: DeltaSchema, snapshot: DeltaSnapshot) throws {
-        let constraints = snapshot.metadata.configuration.filter { $0.key.hasPrefix("delta.constraints.") }
-        guard !constraints.isEmpty else { return }
-        for (key, expression) in constraints.sorted(by: { $0.key < $1.key }) {
-            let predicate = try LakePredicate.parse(expression)
-            if let bad = try Self.mask(predicate, batch, schema: schema).firstIndex(of: 0) {
-                throw KilnError.invalid("CHECK constraint \(key.dropFirst("delta.constraints.".count)) (\(expression)) is violated by row \(bad + 1)")
+        var checks: [(name: String, expression: String, nullPasses: Bool)] = snapshot.metadata.configuration
+            .filter { $0.key.hasPrefix("delta.constraints.") }.sorted { $0.key < $1.key }
+            .map { ("CHECK constraint " + $0.key.dropFirst("delta.constraints.".count), $0.value, true) }
+        for field in schema.fields {
+            if let expression = try Self.invariant(field) { checks.append(("Invariant on \(field.name)", expression, false)) }
+        }
+        for check in checks {
+            let predicate = try LakePredicate.parse(check.expression)
+            let mask = try Self.mask(predicate, batch, schema: schema)
+            if let bad = mask.firstIndex(where: { $0 == 0 || (!check.nullPasses && $0 != 1) }) {
+                throw KilnError.invalid("\(check.name) (\(check.expression)) is violated by row \(bad + 1)")
             }
         }
+    }
+
+    /// A column invariant's SQL expression: `delta.invariants` holds `{"expression": {"expression": "x > 0"}}`.
+    static func invariant(_ field: DeltaField) throws -> String? {
+        guard case .string(let text)? = field.metadata["delta.invariants"] else { return nil }
+        guard case .object(let outer) = try JSONValue.parse(Array(text.utf8)), case .object(let inner)? = outer["expression"],
+              case .string(let expression)? = inner["expression"] else {
+            throw KilnError(.invalidState, "Column '\(field.name)' has an invariant Kiln cannot read: \(text)")
+        }
+        return expression
     }
 
     // MARK: Files

@@ -300,4 +300,42 @@ struct DeltaTableTests {
         #expect(names.contains(DeltaLog.commitName(6)))
         #expect(try Rows.ids(table).count == 90)
     }
+
+    @Test("generated columns: computed when missing, checked when given; unknown expressions refused")
+    func generatedColumns() throws {
+        func generation(_ expression: String, _ type: DeltaType = .primitive("integer")) throws -> GeneratedColumn {
+            let schema = DeltaSchema([DeltaField(name: "ts", type: .primitive("timestamp")),
+                                      DeltaField(name: "g", type: type, metadata: ["delta.generationExpression": .string(expression)])])
+            return try #require(try GeneratedColumn.of(schema).first)
+        }
+        let micros: Int64 = 1_704_151_800_000_000   // 2024-01-01T23:30:00Z
+        #expect(try generation("YEAR(ts)").value(.int(micros)) == .int(2024))
+        #expect(try generation("month(`ts`)").value(.int(micros)) == .int(1))
+        #expect(try generation("DAYOFMONTH(ts)").value(.int(micros)) == .int(1))
+        #expect(try generation("HOUR(ts)").value(.int(micros)) == .int(23))
+        #expect(try generation("HOUR(ts)").value(.int(-7_200_000_000)) == .int(22))          // 1969-12-31T22:00Z
+        #expect(try generation("CAST(ts AS DATE)", .primitive("date")).value(.int(-1)) == .int(-1))
+        #expect(try generation("to_date(ts)", .primitive("date")).value(.null) == .null)
+        #expect(throws: KilnError.self) { try generation("ts + INTERVAL 1 DAY", .primitive("timestamp")) }
+        #expect(throws: KilnError.self) { try generation("UPPER(ts)", .primitive("string")) }
+
+        let dir = TableDirectory()
+        let schema = DeltaSchema([DeltaField(name: "id", type: .primitive("long")), DeltaField(name: "day", type: .primitive("date")),
+                                  DeltaField(name: "year", type: .primitive("integer"), nullable: false,
+                                             metadata: ["delta.generationExpression": .string("YEAR(day)")])])
+        let table = try DeltaTable.create(at: dir.path, schema: schema, partitionColumns: ["year"])
+        #expect(try table.snapshot().protocolVersion.minWriterVersion == 4)
+        var shredder = RecordShredder(schema: ParquetSchema([.leaf("id", .int64), .leaf("day", .int32, logical: .date)]))
+        for (id, day) in [(1, 19_723), (2, 0), (3, -1)] { try shredder.append([.int64(Int64(id)), .int32(Int32(day))]) }
+        try table.write(LakeBatch(schema: shredder.schema, columns: shredder.take()))
+        let plan = try table.plan()
+        var years: [Int64: ParquetCell] = [:]
+        for file in plan.files {
+            try table.readRows(file, plan: plan) { row in
+                if case .int64(let id) = row[0] { years[id] = row[2] }
+                return true
+            }
+        }
+        #expect(years == [1: .int32(2024), 2: .int32(1970), 3: .int32(1969)])
+    }
 }

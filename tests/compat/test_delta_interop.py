@@ -217,6 +217,40 @@ def test_delta_rs_constraints_are_honoured(tmp_path):
     assert DeltaTable(path).version() == 2
 
 
+def test_delta_rs_generated_columns_and_invariants_are_honoured(tmp_path):
+    from deltalake import Field, Schema
+    path = str(tmp_path / "gen")
+    schema = Schema([Field("id", "long"), Field("ts", "timestamp"),
+                     Field("day", "date", metadata={"delta.generationExpression": "CAST(ts AS DATE)"}),
+                     Field("x", "double", metadata={"delta.invariants": json.dumps({"expression": {"expression": "x > 0"}})})])
+    DeltaTable.create(path, schema=schema, partition_by=["day"])
+    utc = datetime.timezone.utc
+    stamps = [datetime.datetime(2024, 1, 1, 23, 30, tzinfo=utc), datetime.datetime(2024, 1, 2, 1, 0, tzinfo=utc),
+              datetime.datetime(1969, 12, 31, 22, 0, tzinfo=utc), None]
+    rows = pa.table({"id": pa.array([1, 2, 3, 4], pa.int64()), "ts": pa.array(stamps, pa.timestamp("us", tz="UTC")),
+                     "x": [1.0, 2.0, 3.0, 4.0]})
+    kiln("write", path, "--from", write_input(tmp_path, "rows", rows))                 # day and hour computed by Kiln
+    got = {r["id"]: r["day"] for r in kiln_rows(path)}
+    assert got == {1: "2024-01-01", 2: "2024-01-02", 3: "1969-12-31", 4: None}
+    assert_same(path)
+    write_deltalake(path, rows.slice(0, 2).set_column(0, "id", pa.array([5, 6], pa.int64())), mode="append")   # delta-rs computes too
+    assert_same(path)
+    theirs = {r["id"]: r["day"] for r in kiln_rows(path) if r["id"] >= 5}
+    assert theirs == {5: "2024-01-01", 6: "2024-01-02"}
+    wrong = rows.slice(0, 1).append_column("day", pa.array([datetime.date(2024, 5, 5)]))
+    out = kiln("write", path, "--from", write_input(tmp_path, "wrong", wrong), ok=False)
+    assert out.returncode != 0 and "generated" in out.stderr
+    negative = rows.slice(0, 1).set_column(2, "x", pa.array([-1.0]))
+    out = kiln("write", path, "--from", write_input(tmp_path, "neg", negative), ok=False)
+    assert out.returncode != 0 and "x > 0" in out.stderr
+    out = kiln("update", path, "--set", "day = '2020-01-01'", ok=False)
+    assert out.returncode != 0 and "generated" in out.stderr
+    kiln("update", path, "--set", "ts = '2030-06-07T08:09:10Z'", "--where", "id = 1")  # the generated columns follow
+    assert {r["id"]: r["day"] for r in kiln_rows(path)}[1] == "2030-06-07"
+    assert_same(path)
+    assert DeltaTable(path).version() == 3
+
+
 # ---- change data feed -----------------------------------------------------------------------------------
 
 def kiln_changes(path, start, end=None):

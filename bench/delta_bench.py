@@ -72,11 +72,14 @@ def main():
     results = {"rows": args.rows}
 
     t_rs = sum(timed(lambda c=c: write_deltalake(theirs, c, mode="append", partition_by=["day"]))[0] for c in chunks)
-    t_kiln = 0.0
+    t_kiln = t_kiln_in = 0.0
     for k, p in enumerate(paths):
         extra = ["--partition-by", "day"] if k == 0 else []
-        t_kiln += timed(lambda p=p, extra=extra: kiln(args.kiln, "write", ours, "--from", p, *extra))[0]
-    results["append_5_commits_s"] = {"delta-rs": round(t_rs, 3), "kiln": round(t_kiln, 3), "ratio": round(t_rs / t_kiln, 2)}
+        wall, out = timed(lambda p=p, extra=extra: kiln(args.kiln, "write", ours, "--from", p, *extra))
+        t_kiln += wall
+        t_kiln_in += out["seconds"]  # in process: decoding the input chunk, partitioning, encoding, committing
+    results["append_5_commits_s"] = {"delta-rs": round(t_rs, 3), "kiln": round(t_kiln, 3), "ratio": round(t_rs / t_kiln, 2),
+                                     "kiln_in_process": round(t_kiln_in, 4), "ratio_in_process": round(t_rs / t_kiln_in, 2)}
 
     def best(f):
         return min(timed(f)[0] for _ in range(args.runs))

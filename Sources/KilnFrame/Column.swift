@@ -1,0 +1,339 @@
+import Foundation
+import KilnCore
+
+/// A column's logical type. Integers of every width are held as `Int64`, floats as `Double`, dates as days since
+/// 1970-01-01 and timestamps as microseconds since the epoch (UTC); decimals are held as `Double` for now.
+public enum FrameType: Sendable, Equatable, CustomStringConvertible {
+    case bool, int8, int16, int32, int64, float32, float64, string, binary, date, timestamp
+    case decimal(precision: Int, scale: Int)
+
+    public var isInteger: Bool { [.int8, .int16, .int32, .int64].contains(self) }
+    public var isNumeric: Bool {
+        switch self {
+        case .int8, .int16, .int32, .int64, .float32, .float64, .decimal: true
+        default: false
+        }
+    }
+
+    /// SQL spelling: BIGINT, DOUBLE, DECIMAL(10,2)...
+    public var description: String {
+        switch self {
+        case .bool: "BOOLEAN"
+        case .int8: "TINYINT"
+        case .int16: "SMALLINT"
+        case .int32: "INT"
+        case .int64: "BIGINT"
+        case .float32: "FLOAT"
+        case .float64: "DOUBLE"
+        case .string: "STRING"
+        case .binary: "BINARY"
+        case .date: "DATE"
+        case .timestamp: "TIMESTAMP"
+        case .decimal(let p, let s): "DECIMAL(\(p),\(s))"
+        }
+    }
+
+    /// How values of this type are stored.
+    var storage: StorageKind {
+        switch self {
+        case .bool: .bool
+        case .int8, .int16, .int32, .int64, .date, .timestamp: .int
+        case .float32, .float64, .decimal: .double
+        case .string, .binary: .bytes
+        }
+    }
+
+    enum StorageKind { case bool, int, double, bytes }
+}
+
+/// Variable-length values (strings, binary): Arrow-style offsets into one byte buffer.
+public struct ByteColumn: Sendable, Equatable {
+    public var offsets: [Int] = [0]
+    public var data: [UInt8] = []
+
+    public init() {}
+
+    public var count: Int { offsets.count - 1 }
+    public subscript(i: Int) -> ArraySlice<UInt8> { data[offsets[i]..<offsets[i + 1]] }
+    public func string(_ i: Int) -> String { String(decoding: self[i], as: UTF8.self) }
+
+    public mutating func append<C: Collection>(_ bytes: C) where C.Element == UInt8 {
+        data.append(contentsOf: bytes)
+        offsets.append(data.count)
+    }
+
+    public mutating func append(_ string: String) { append(string.utf8) }
+
+    func gather(_ rows: [Int]) -> ByteColumn {
+        var out = ByteColumn()
+        out.offsets.reserveCapacity(rows.count + 1)
+        var total = 0
+        for r in rows { total += offsets[r + 1] - offsets[r] }
+        out.data.reserveCapacity(total)
+        data.withUnsafeBufferPointer { src in
+            for r in rows {
+                out.data.append(contentsOf: UnsafeBufferPointer(rebasing: src[offsets[r]..<offsets[r + 1]]))
+                out.offsets.append(out.data.count)
+            }
+        }
+        return out
+    }
+}
+
+/// The values of a column, by storage kind.
+public enum FrameValues: Sendable, Equatable {
+    case bool([Bool])
+    case int([Int64])
+    case double([Double])
+    case bytes(ByteColumn)
+
+    public var count: Int {
+        switch self {
+        case .bool(let v): v.count
+        case .int(let v): v.count
+        case .double(let v): v.count
+        case .bytes(let v): v.count
+        }
+    }
+}
+
+/// One column of a frame: a type, a value per row (a placeholder where null) and validity (nil: no nulls).
+public struct Column: Sendable, Equatable {
+    public var type: FrameType
+    public var values: FrameValues
+    public var validity: [Bool]?
+
+    public init(type: FrameType, values: FrameValues, validity: [Bool]? = nil) {
+        self.type = type
+        self.values = values
+        self.validity = validity.flatMap { v in v.contains(false) ? v : nil }
+    }
+
+    public var count: Int { values.count }
+    public func isNull(_ i: Int) -> Bool { validity.map { !$0[i] } ?? false }
+
+    /// A column of `count` nulls.
+    public static func nulls(_ type: FrameType, count: Int) -> Column {
+        var column = Column(type: type, values: .empty(type, count: count))
+        column.validity = [Bool](repeating: false, count: count)
+        return column
+    }
+
+    /// The value at `i` as a scalar.
+    public func value(_ i: Int) -> Value {
+        if isNull(i) { return .null }
+        switch values {
+        case .bool(let v): return .bool(v[i])
+        case .int(let v): return type == .date ? .date(v[i]) : type == .timestamp ? .timestamp(v[i]) : .int(v[i])
+        case .double(let v): return .double(v[i])
+        case .bytes(let v): return type == .binary ? .bytes(Array(v[i])) : .string(v.string(i))
+        }
+    }
+
+    /// Rows `rows`, in order.
+    public func take(_ rows: [Int]) -> Column {
+        let taken: FrameValues
+        switch values {
+        case .bool(let v): taken = .bool(rows.map { v[$0] })
+        case .int(let v): taken = .int(v.withUnsafeBufferPointer { b in rows.map { b[$0] } })
+        case .double(let v): taken = .double(v.withUnsafeBufferPointer { b in rows.map { b[$0] } })
+        case .bytes(let v): taken = .bytes(v.gather(rows))
+        }
+        return Column(type: type, values: taken, validity: validity.map { v in rows.map { v[$0] } })
+    }
+
+    /// `take` where -1 means a null row (outer joins).
+    public func take(optional rows: [Int]) -> Column {
+        guard rows.contains(-1) else { return take(rows) }
+        let safe = rows.map { max($0, 0) }
+        var column = count == 0 ? Column.nulls(type, count: rows.count) : take(safe)
+        var valid = column.validity ?? [Bool](repeating: true, count: rows.count)
+        for (i, r) in rows.enumerated() where r < 0 { valid[i] = false }
+        column.validity = valid.contains(false) ? valid : nil
+        return column
+    }
+
+    /// Columns of the same type one after another.
+    public static func concatenate(_ parts: [Column]) -> Column {
+        guard let first = parts.first else { return Column(type: .int64, values: .int([])) }
+        if parts.count == 1 { return first }
+        let values: FrameValues
+        switch first.values {
+        case .bool: values = .bool(parts.flatMap { if case .bool(let v) = $0.values { return v }; return [] })
+        case .int: values = .int(parts.flatMap { if case .int(let v) = $0.values { return v }; return [] })
+        case .double: values = .double(parts.flatMap { if case .double(let v) = $0.values { return v }; return [] })
+        case .bytes:
+            var out = ByteColumn()
+            for part in parts {
+                guard case .bytes(let v) = part.values else { continue }
+                let base = out.data.count
+                out.data += v.data
+                out.offsets += v.offsets.dropFirst().map { $0 + base }
+            }
+            values = .bytes(out)
+        }
+        let validity: [Bool]? = parts.contains { $0.validity != nil }
+            ? parts.flatMap { $0.validity ?? [Bool](repeating: true, count: $0.count) } : nil
+        return Column(type: first.type, values: values, validity: validity)
+    }
+
+    /// A column built from scalars (nulls allowed), stored as `type`.
+    public static func from(_ scalars: [Value], type: FrameType) -> Column {
+        var valid = [Bool](repeating: true, count: scalars.count)
+        let values: FrameValues
+        switch type.storage {
+        case .bool: values = .bool(scalars.enumerated().map { i, v in if case .bool(let b) = v { return b }; valid[i] = false; return false })
+        case .int: values = .int(scalars.enumerated().map { i, v in if let n = v.int { return n }; valid[i] = false; return 0 })
+        case .double: values = .double(scalars.enumerated().map { i, v in if let d = v.double { return d }; valid[i] = false; return 0 })
+        case .bytes:
+            var out = ByteColumn()
+            for (i, v) in scalars.enumerated() {
+                switch v {
+                case .string(let s): out.append(s)
+                case .bytes(let b): out.append(b)
+                case .null: out.append([UInt8]()); valid[i] = false
+                default: out.append(v.text)
+                }
+            }
+            values = .bytes(out)
+        }
+        return Column(type: type, values: values, validity: valid)
+    }
+}
+
+extension FrameValues {
+    static func empty(_ type: FrameType, count: Int) -> FrameValues {
+        switch type.storage {
+        case .bool: .bool([Bool](repeating: false, count: count))
+        case .int: .int([Int64](repeating: 0, count: count))
+        case .double: .double([Double](repeating: 0, count: count))
+        case .bytes:
+            { var b = ByteColumn(); b.offsets = [Int](repeating: 0, count: count + 1); return .bytes(b) }()
+        }
+    }
+}
+
+/// A scalar: literals, aggregate results, rendered cells.
+public enum Value: Sendable, Hashable {
+    case null
+    case bool(Bool)
+    case int(Int64)
+    case double(Double)
+    case string(String)
+    case bytes([UInt8])
+    /// Days since 1970-01-01.
+    case date(Int64)
+    /// Microseconds since the epoch, UTC.
+    case timestamp(Int64)
+
+    public var int: Int64? {
+        switch self {
+        case .int(let n), .date(let n), .timestamp(let n): n
+        case .double(let d): d.isFinite ? Int64(d) : nil
+        case .bool(let b): b ? 1 : 0
+        default: nil
+        }
+    }
+
+    public var double: Double? {
+        switch self {
+        case .int(let n): Double(n)
+        case .double(let d): d
+        default: nil
+        }
+    }
+
+    /// Text as SQL's CAST(... AS STRING) gives it.
+    public var text: String {
+        switch self {
+        case .null: "NULL"
+        case .bool(let b): b ? "true" : "false"
+        case .int(let n): String(n)
+        case .double(let d): Value.format(d)
+        case .string(let s): s
+        case .bytes(let b): b.map { String(format: "%02x", $0) }.joined()
+        case .date(let d): Dates.text(days: d)
+        case .timestamp(let t): Dates.text(micros: t)
+        }
+    }
+
+    static func format(_ d: Double) -> String {
+        if d.isNaN { return "NaN" }
+        if d.isInfinite { return d > 0 ? "Infinity" : "-Infinity" }
+        if d == d.rounded(), abs(d) < 1e15 { return String(format: "%.1f", d) }
+        return "\(d)"
+    }
+}
+
+/// Civil dates and timestamps from and to text.
+public enum Dates {
+    public static func days(year: Int64, month: Int64, day: Int64) -> Int64 {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let mp = (month + 9) % 12
+        let doy = (153 * mp + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    public static func civil(days: Int64) -> (year: Int64, month: Int64, day: Int64) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        return (yoe + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+
+    public static func text(days: Int64) -> String {
+        let c = civil(days: days)
+        return String(format: "%04lld-%02lld-%02lld", c.year, c.month, c.day)
+    }
+
+    public static func text(micros: Int64) -> String {
+        let perDay: Int64 = 86_400_000_000
+        let day = micros >= 0 ? micros / perDay : -((-micros + perDay - 1) / perDay)
+        let rest = micros - day * perDay
+        let seconds = rest / 1_000_000, fraction = rest % 1_000_000
+        var out = text(days: day) + String(format: " %02lld:%02lld:%02lld", seconds / 3600, seconds / 60 % 60, seconds % 60)
+        if fraction != 0 { out += String(format: ".%06lld", fraction) }
+        return out
+    }
+
+    /// `YYYY-MM-DD` → days.
+    public static func parseDate(_ text: String) -> Int64? {
+        let parts = text.trimmingCharacters(in: .whitespaces).prefix(10).split(separator: "-")
+        guard parts.count == 3, let y = Int64(parts[0]), let m = Int64(parts[1]), let d = Int64(parts[2]),
+              (1...12).contains(m), (1...31).contains(d) else { return nil }
+        return days(year: y, month: m, day: d)
+    }
+
+    /// `YYYY-MM-DD[ T]HH:MM[:SS[.ffffff]][Z]` → microseconds (UTC).
+    public static func parseTimestamp(_ text: String) -> Int64? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        guard let day = parseDate(trimmed) else { return nil }
+        var rest = trimmed.dropFirst(10)
+        if rest.isEmpty { return day * 86_400_000_000 }
+        guard rest.first == " " || rest.first == "T" else { return nil }
+        rest = rest.dropFirst()
+        if rest.hasSuffix("Z") { rest = rest.dropLast() }
+        let pieces = rest.split(separator: ":")
+        guard pieces.count >= 2, let h = Int64(pieces[0]), let m = Int64(pieces[1]) else { return nil }
+        var micros = (h * 3600 + m * 60) * 1_000_000
+        if pieces.count == 3 {
+            let sec = pieces[2].split(separator: ".")
+            guard let s = Int64(sec[0]) else { return nil }
+            micros += s * 1_000_000
+            if sec.count == 2 {
+                let digits = String(sec[1].prefix(6)).padding(toLength: 6, withPad: "0", startingAt: 0)
+                guard let f = Int64(digits) else { return nil }
+                micros += f
+            }
+        }
+        return day * 86_400_000_000 + micros
+    }
+}

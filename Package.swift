@@ -14,6 +14,8 @@ let package = Package(
         .library(name: "KilnModelFormat", targets: ["KilnModelFormat"]),
         .library(name: "KilnParquet", targets: ["KilnParquet"]),
         .library(name: "KilnLake", targets: ["KilnLake"]),
+        .library(name: "KilnFrame", targets: ["KilnFrame"]),
+        .library(name: "KilnSQL", targets: ["KilnSQL"]),
         .library(name: "KilnPlatform", targets: ["KilnPlatform"]),
         .library(name: "KilnServer", targets: ["KilnServer"]),
     ],
@@ -60,6 +62,8 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "KilnParquet", dependencies: ["CSnappy", "CZstd", "CZlib"], swiftSettings: strict),
         .target(name: "KilnLake", dependencies: ["KilnCore", "KilnParquet"], swiftSettings: strict),
+        .target(name: "KilnFrame", dependencies: ["KilnCore", "KilnParquet", "KilnLake"], swiftSettings: strict),
+        .target(name: "KilnSQL", dependencies: ["KilnCore", "KilnLake", "KilnFrame"], swiftSettings: strict),
         .target(
             name: "KilnModelFormat",
             dependencies: ["KilnCore", .product(name: "Yams", package: "Yams")],
@@ -92,7 +96,7 @@ let package = Package(
         .executableTarget(
             name: "kiln",
             dependencies: [
-                "KilnCore", "KilnPlatform", "KilnServer", "KilnTracking", "KilnParquet", "KilnLake",
+                "KilnCore", "KilnPlatform", "KilnServer", "KilnTracking", "KilnParquet", "KilnLake", "KilnFrame", "KilnSQL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -3,7 +3,7 @@ import KilnCore
 
 /// A column's logical type. Integers of every width are held as `Int64`, floats as `Double`, dates as days since
 /// 1970-01-01 and timestamps as microseconds since the epoch (UTC); decimals are held as `Double` for now.
-public enum FrameType: Sendable, Equatable, CustomStringConvertible {
+public enum FrameType: Sendable, Hashable, CustomStringConvertible {
     case bool, int8, int16, int32, int64, float32, float64, string, binary, date, timestamp
     case decimal(precision: Int, scale: Int)
 

@@ -226,3 +226,64 @@ extension DeltaTable {
     }
 }
 
+
+/// A column of a `TableChunk`: a decoded leaf, or one value for every row (a partition value, or null when the
+/// file predates the column).
+public enum TableChunkColumn: Sendable {
+    case data(ColumnData, ColumnDescriptor)
+    case constant(LakeValue)
+}
+
+/// One row group of a data file, as the table sees it: the requested columns, rows deleted by a deletion vector gone.
+public struct TableChunk: Sendable {
+    public var rows: Int
+    public var columns: [TableChunkColumn]
+}
+
+extension DeltaTable {
+    /// Decodes the given top-level primitive fields of every planned file, row group by row group (files in
+    /// parallel, in plan order). The columnar entry point for the DataFrame and SQL layers.
+    public func chunks(_ plan: ScanPlan, fields: [DeltaField]) throws -> [TableChunk] {
+        let schema = plan.snapshot.schema
+        for field in fields {
+            switch field.type {
+            case .primitive, .decimal: continue
+            default: throw KilnError.invalid("Column '\(field.name)' is a \(field.type.sqlName); only primitive columns can be read as frames yet")
+            }
+        }
+        let files = plan.files
+        let perFile = try concurrentMap(files.count) { i -> [TableChunk] in
+            let file = files[i]
+            let reader = try ParquetFileReader(path: self.filePath(file.path))
+            let partition = self.partitionLookup(file, schema: schema)
+            let partitions = Dictionary(file.partitionValues.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { a, _ in a })
+            let sources: [SchemaNode?] = fields.map { field in
+                partitions[field.physicalName.lowercased()] == nil ? field.source(in: reader.schema.root.children) : nil
+            }
+            let leaves = sources.compactMap { $0?.leafIndex }
+            let deleted = try self.deletedRows(file)
+            var out: [TableChunk] = []
+            var groupStart = 0
+            for group in reader.metadata.rowGroups.indices {
+                let rows = Int(reader.metadata.rowGroups[group].numRows)
+                defer { groupStart += rows }
+                let data = Dictionary(uniqueKeysWithValues: zip(leaves, try reader.readRowGroup(group, columns: leaves, parallel: false)))
+                let gone = Set(deleted.filter { $0 >= groupStart && $0 < groupStart + rows }.map { $0 - groupStart })
+                let keep = gone.isEmpty ? nil : (0..<rows).filter { !gone.contains($0) }
+                var columns: [TableChunkColumn] = []
+                for (field, source) in zip(fields, sources) {
+                    if let leaf = source?.leafIndex, var column = data[leaf] {
+                        let descriptor = reader.columns[leaf]
+                        if let keep { column = column.take(rows: keep, maxDefinitionLevel: descriptor.maxDefinitionLevel) }
+                        columns.append(.data(column, descriptor))
+                    } else {
+                        columns.append(.constant(partition(field.name.lowercased())?.0 ?? .null))
+                    }
+                }
+                out.append(TableChunk(rows: keep?.count ?? rows, columns: columns))
+            }
+            return out
+        }
+        return perFile.flatMap { $0 }
+    }
+}

@@ -1,0 +1,219 @@
+import Foundation
+import KilnCore
+
+/// Aggregate functions over groups of rows (`Grouping.groupOf`), one result row per group.
+public enum Aggregates {
+    /// Computes aggregate `name` over `inputs` (its argument columns) for `groups` groups.
+    public static func compute(_ name: String, _ inputs: [Column], groupOf: [Int], groups: Int, rows: Int) throws -> Column {
+        func argument(_ k: Int = 0) throws -> Column {
+            guard inputs.count > k else { throw KilnError.invalid("\(name.uppercased()) needs \(k + 1) argument\(k == 0 ? "" : "s")") }
+            return inputs[k]
+        }
+        switch name {
+        case "count":
+            var counts = [Int64](repeating: 0, count: groups)
+            if let x = inputs.first {
+                for i in 0..<rows where !x.isNull(i) { counts[groupOf[i]] += 1 }
+            } else {
+                for i in 0..<rows { counts[groupOf[i]] += 1 }
+            }
+            return Column(type: .int64, values: .int(counts))
+        case "count_if":
+            let x = try argument()
+            guard case .bool(let bits) = x.values else { throw KilnError.invalid("COUNT_IF needs a condition") }
+            var counts = [Int64](repeating: 0, count: groups)
+            for i in 0..<rows where bits[i] && !x.isNull(i) { counts[groupOf[i]] += 1 }
+            return Column(type: .int64, values: .int(counts))
+        case "sum", "avg", "mean":
+            let x = try argument()
+            var seen = [Int64](repeating: 0, count: groups)
+            if name == "sum", x.type.isInteger, case .int(let v) = x.values {
+                var sums = [Int64](repeating: 0, count: groups)
+                for i in 0..<rows where !x.isNull(i) {
+                    sums[groupOf[i]] &+= v[i]
+                    seen[groupOf[i]] += 1
+                }
+                return Column(type: .int64, values: .int(sums), validity: seen.map { $0 > 0 })
+            }
+            guard x.type.isNumeric || x.allNullColumn else { throw KilnError.invalid("\(name.uppercased()) needs numbers, got \(x.type)") }
+            let v = try numbers(x)
+            // Kahan-compensated sums keep float totals stable whatever the row order.
+            var sums = [Double](repeating: 0, count: groups), carry = [Double](repeating: 0, count: groups)
+            for i in 0..<rows where !x.isNull(i) {
+                let g = groupOf[i]
+                let y = v[i] - carry[g]
+                let t = sums[g] + y
+                carry[g] = (t - sums[g]) - y
+                sums[g] = t
+                seen[g] += 1
+            }
+            if name != "sum" { for g in 0..<groups where seen[g] > 0 { sums[g] /= Double(seen[g]) } }
+            var type = FrameType.float64
+            if case .decimal(_, let s) = x.type { type = .decimal(precision: 38, scale: name == "sum" ? s : s + 4) }
+            return Column(type: type, values: .double(sums), validity: seen.map { $0 > 0 })
+        case "min", "max":
+            let x = try argument()
+            var best = [Int](repeating: -1, count: groups)
+            let wantLess = name == "min"
+            switch x.values {
+            case .int(let v):
+                for i in 0..<rows where !x.isNull(i) {
+                    let g = groupOf[i], b = best[g]
+                    if b < 0 || (wantLess ? v[i] < v[b] : v[i] > v[b]) { best[g] = i }
+                }
+            case .double(let v):
+                for i in 0..<rows where !x.isNull(i) {
+                    let g = groupOf[i], b = best[g]
+                    if b < 0 || (wantLess ? v[i] < v[b] : v[i] > v[b]) { best[g] = i }
+                }
+            case .bool(let v):
+                for i in 0..<rows where !x.isNull(i) {
+                    let g = groupOf[i], b = best[g]
+                    if b < 0 || (wantLess ? !v[i] && v[b] : v[i] && !v[b]) { best[g] = i }
+                }
+            case .bytes(let v):
+                for i in 0..<rows where !x.isNull(i) {
+                    let g = groupOf[i], b = best[g]
+                    if b < 0 || (wantLess ? v[i].lexicographicallyPrecedes(v[b]) : v[b].lexicographicallyPrecedes(v[i])) { best[g] = i }
+                }
+            }
+            return x.take(optional: best)
+        case "max_by", "min_by":
+            let x = try argument(), key = try argument(1)
+            let order = try compute(name == "max_by" ? "max" : "min", [key], groupOf: groupOf, groups: groups, rows: rows)
+            // The row of each group whose key equals the extreme (the first such row).
+            var pick = [Int](repeating: -1, count: groups)
+            let eq = key
+            for i in 0..<rows where pick[groupOf[i]] < 0 && !eq.isNull(i) && eq.value(i) == order.value(groupOf[i]) { pick[groupOf[i]] = i }
+            return x.take(optional: pick)
+        case "first", "first_value", "any_value", "last", "last_value":
+            let x = try argument()
+            var pick = [Int](repeating: -1, count: groups)
+            let last = name.hasPrefix("last")
+            for i in 0..<rows where !x.isNull(i) && (last || pick[groupOf[i]] < 0) { pick[groupOf[i]] = i }
+            return x.take(optional: pick)
+        case "count_distinct", "approx_count_distinct", "sum_distinct", "avg_distinct":
+            let x = try argument()
+            // Distinct (group, value) pairs.
+            let pairs = Grouping(keys: [Column(type: .int64, values: .int(groupOf.map(Int64.init))), x], rows: rows)
+            let keep = pairs.firstRow.filter { !x.isNull($0) }
+            if name == "count_distinct" || name == "approx_count_distinct" {
+                var counts = [Int64](repeating: 0, count: groups)
+                for r in keep { counts[groupOf[r]] += 1 }
+                return Column(type: .int64, values: .int(counts))
+            }
+            return try compute(name == "sum_distinct" ? "sum" : "avg", [x.take(keep)], groupOf: keep.map { groupOf[$0] }, groups: groups, rows: keep.count)
+        case "stddev", "stddev_samp", "std", "stddev_pop", "variance", "var_samp", "var_pop":
+            let x = try argument()
+            let v = try numbers(x)
+            // Welford's algorithm per group.
+            var n = [Double](repeating: 0, count: groups), mean = [Double](repeating: 0, count: groups), m2 = [Double](repeating: 0, count: groups)
+            for i in 0..<rows where !x.isNull(i) {
+                let g = groupOf[i]
+                n[g] += 1
+                let d = v[i] - mean[g]
+                mean[g] += d / n[g]
+                m2[g] += d * (v[i] - mean[g])
+            }
+            let population = name.hasSuffix("_pop")
+            let variance = name.hasPrefix("var")
+            var valid = [Bool](repeating: true, count: groups)
+            let out = (0..<groups).map { g -> Double in
+                let denominator = population ? n[g] : n[g] - 1
+                guard n[g] > 0, denominator > 0 else { valid[g] = false; return 0 }
+                let s2 = m2[g] / denominator
+                return variance ? s2 : s2.squareRoot()
+            }
+            return Column(type: .float64, values: .double(out), validity: valid)
+        case "bool_and", "every", "bool_or", "some":
+            let x = try argument()
+            guard case .bool(let bits) = x.values else { throw KilnError.invalid("\(name.uppercased()) needs booleans") }
+            let all = name == "bool_and" || name == "every"
+            var out = [Bool](repeating: all, count: groups), seen = [Bool](repeating: false, count: groups)
+            for i in 0..<rows where !x.isNull(i) {
+                let g = groupOf[i]
+                seen[g] = true
+                out[g] = all ? out[g] && bits[i] : out[g] || bits[i]
+            }
+            return Column(type: .bool, values: .bool(out), validity: seen)
+        case "median", "percentile", "approx_percentile", "percentile_approx":
+            let x = try argument()
+            var fraction = 0.5
+            if name != "median" {
+                guard let p = try argument(1).value(0).double, (0...1).contains(p) else { throw KilnError.invalid("\(name.uppercased()) needs a fraction between 0 and 1") }
+                fraction = p
+            }
+            let v = try numbers(x)
+            var members = [[Double]](repeating: [], count: groups)
+            for i in 0..<rows where !x.isNull(i) { members[groupOf[i]].append(v[i]) }
+            var valid = [Bool](repeating: true, count: groups)
+            let exact = name == "median" || name == "percentile"
+            let out = members.enumerated().map { g, values -> Double in
+                guard !values.isEmpty else { valid[g] = false; return 0 }
+                let sorted = values.sorted()
+                if !exact {
+                    // approx_percentile: the smallest value with at least that share at or below it.
+                    let rank = max(0, Int((fraction * Double(sorted.count)).rounded(.up)) - 1)
+                    return sorted[min(rank, sorted.count - 1)]
+                }
+                let position = fraction * Double(sorted.count - 1)
+                let low = Int(position.rounded(.down)), high = Int(position.rounded(.up))
+                return sorted[low] + (sorted[high] - sorted[low]) * (position - Double(low))
+            }
+            return Column(type: .float64, values: .double(out), validity: valid)
+        default:
+            throw KilnError.invalid("Unknown aggregate function \(name.uppercased())")
+        }
+    }
+
+    static func numbers(_ x: Column) throws -> [Double] {
+        switch x.values {
+        case .double(let v): return v
+        case .int(let v): return v.map(Double.init)
+        case .bool(let v): return v.map { $0 ? 1 : 0 }
+        case .bytes:
+            if x.allNullColumn { return [Double](repeating: 0, count: x.count) }
+            throw KilnError.invalid("Expected numbers, got \(x.type)")
+        }
+    }
+}
+
+extension Column {
+    var allNullColumn: Bool { validity?.allSatisfy { !$0 } ?? (count == 0) }
+}
+
+extension Frame {
+    /// Row pairs of an equality join: `left[i]` with `right[j]` where every key pair is equal and non-null.
+    /// Keys are cast to a common type. Returns the matched (left, right) row pairs, left rows in order.
+    public static func equiJoinPairs(leftKeys: [Column], rightKeys: [Column], leftRows: Int, rightRows: Int) throws -> (left: [Int], right: [Int]) {
+        var combined: [Column] = []
+        for (a, b) in zip(leftKeys, rightKeys) {
+            let type = FrameType.common([a.type, b.type])
+            combined.append(Column.concatenate([try a.cast(to: type), try b.cast(to: type)]))
+        }
+        let grouping = Grouping(keys: combined, rows: leftRows + rightRows)
+        func hasNull(_ row: Int) -> Bool { combined.contains { $0.isNull(row) } }
+        // Right rows by group: counting sort into one array.
+        var start = [Int](repeating: 0, count: grouping.count + 1)
+        for j in 0..<rightRows where !hasNull(leftRows + j) { start[grouping.groupOf[leftRows + j] + 1] += 1 }
+        for g in 0..<grouping.count { start[g + 1] += start[g] }
+        var fill = start
+        var members = [Int](repeating: 0, count: start[grouping.count])
+        for j in 0..<rightRows where !hasNull(leftRows + j) {
+            let g = grouping.groupOf[leftRows + j]
+            members[fill[g]] = j
+            fill[g] += 1
+        }
+        var left: [Int] = [], right: [Int] = []
+        left.reserveCapacity(leftRows)
+        right.reserveCapacity(leftRows)
+        for i in 0..<leftRows where !hasNull(i) {
+            let g = grouping.groupOf[i]
+            for k in start[g]..<start[g + 1] {
+                left.append(i)
+                right.append(members[k])
+            }
+        }
+        return (left, right)
+    }
+}

@@ -1,0 +1,239 @@
+import Foundation
+import KilnCore
+
+/// A named, typed set of equally long columns: the unit every Frame and SQL operation works on.
+public struct Frame: Sendable, Equatable {
+    public var names: [String]
+    public var columns: [Column]
+
+    public init(names: [String], columns: [Column]) {
+        precondition(names.count == columns.count, "one name per column")
+        self.names = names
+        self.columns = columns
+    }
+
+    public static let empty = Frame(names: [], columns: [])
+
+    public var rowCount: Int { columns.first?.count ?? 0 }
+    public var types: [FrameType] { columns.map(\.type) }
+
+    /// The column named `name` (case-insensitive). - Throws: when there is none.
+    public func column(_ name: String) throws -> Column {
+        guard let i = index(of: name) else {
+            throw KilnError.invalid("No column '\(name)'; columns are \(names.joined(separator: ", "))")
+        }
+        return columns[i]
+    }
+
+    public func index(of name: String) -> Int? {
+        let lower = name.lowercased()
+        return names.firstIndex { $0.lowercased() == lower }
+    }
+
+    /// Rows `rows`, in order.
+    public func take(_ rows: [Int]) -> Frame {
+        Frame(names: names, columns: columns.map { $0.take(rows) })
+    }
+
+    /// The rows where `mask` is true (null counts as false).
+    public func filter(_ mask: Column) -> Frame {
+        guard case .bool(let bits) = mask.values else { return self }
+        var rows: [Int] = []
+        rows.reserveCapacity(bits.count / 2)
+        if let valid = mask.validity {
+            for i in bits.indices where bits[i] && valid[i] { rows.append(i) }
+        } else {
+            for i in bits.indices where bits[i] { rows.append(i) }
+        }
+        return rows.count == rowCount ? self : take(rows)
+    }
+
+    /// Rows `range`.
+    public func slice(_ range: Range<Int>) -> Frame {
+        take(Array(range.clamped(to: 0..<rowCount)))
+    }
+
+    /// Frames with the same column types one after another (names from the first).
+    public static func concatenate(_ frames: [Frame]) -> Frame {
+        guard let first = frames.first else { return .empty }
+        if frames.count == 1 { return first }
+        return Frame(names: first.names, columns: first.columns.indices.map { i in Column.concatenate(frames.map { $0.columns[i] }) })
+    }
+
+    /// Row `i` as scalars.
+    public func row(_ i: Int) -> [Value] { columns.map { $0.value(i) } }
+
+    /// The row order that sorts by `keys` (stable; nulls first when ascending, last when descending, as Spark).
+    public static func sortOrder(_ keys: [(column: Column, descending: Bool, nullsFirst: Bool?)], count: Int) -> [Int] {
+        var order = Array(0..<count)
+        let comparators: [(Int, Int) -> Int] = keys.map { key in
+            let column = key.column
+            let nullsFirst = key.nullsFirst ?? !key.descending
+            let direction = key.descending ? -1 : 1
+            func nulls(_ a: Int, _ b: Int) -> Int? {
+                let na = column.isNull(a), nb = column.isNull(b)
+                if na && nb { return 0 }
+                if na { return nullsFirst ? -1 : 1 }
+                if nb { return nullsFirst ? 1 : -1 }
+                return nil
+            }
+            switch column.values {
+            case .bool(let v): return { a, b in nulls(a, b) ?? direction * (v[a] == v[b] ? 0 : (!v[a] ? -1 : 1)) }
+            case .int(let v): return { a, b in nulls(a, b) ?? direction * (v[a] < v[b] ? -1 : v[a] > v[b] ? 1 : 0) }
+            case .double(let v):
+                return { a, b in
+                    if let n = nulls(a, b) { return n }
+                    let x = v[a], y = v[b]
+                    // NaN sorts above every number, as in Spark.
+                    if x.isNaN || y.isNaN { return direction * (x.isNaN == y.isNaN ? 0 : x.isNaN ? 1 : -1) }
+                    return direction * (x < y ? -1 : x > y ? 1 : 0)
+                }
+            case .bytes(let v):
+                return { a, b in
+                    if let n = nulls(a, b) { return n }
+                    let x = v[a], y = v[b]
+                    return direction * (x == y ? 0 : x.lexicographicallyPrecedes(y) ? -1 : 1)
+                }
+            }
+        }
+        order.sort { a, b in
+            for compare in comparators {
+                let c = compare(a, b)
+                if c != 0 { return c < 0 }
+            }
+            return a < b
+        }
+        return order
+    }
+}
+
+/// Dense group ids for rows by the values of key columns (nulls form their own group, as GROUP BY does).
+public struct Grouping: Sendable {
+    /// The group of each row.
+    public var groupOf: [Int]
+    /// The first row of each group, in order of first appearance.
+    public var firstRow: [Int]
+    public var count: Int { firstRow.count }
+
+    public init(keys: [Column], rows: Int) {
+        guard !keys.isEmpty else {
+            groupOf = [Int](repeating: 0, count: rows)
+            firstRow = rows > 0 ? [0] : []
+            return
+        }
+        // Each key column becomes dense codes; codes combine into one integer key per row when they fit.
+        var codes: [[Int]] = []
+        var cardinalities: [Int] = []
+        for key in keys {
+            let (c, n) = Grouping.codes(key)
+            codes.append(c)
+            cardinalities.append(n)
+        }
+        var combined = [Int](repeating: 0, count: rows)
+        var space = 1
+        var overflow = false
+        for (c, n) in zip(codes, cardinalities) {
+            let (product, o) = space.multipliedReportingOverflow(by: n)
+            if o { overflow = true; break }
+            space = product
+            for i in 0..<rows { combined[i] = combined[i] * n + c[i] }
+        }
+        var groupOf = [Int](repeating: 0, count: rows)
+        var firstRow: [Int] = []
+        if !overflow && space <= max(1 << 20, rows * 2) {
+            var map = [Int](repeating: -1, count: space)
+            for i in 0..<rows {
+                let k = combined[i]
+                if map[k] < 0 {
+                    map[k] = firstRow.count
+                    firstRow.append(i)
+                }
+                groupOf[i] = map[k]
+            }
+        } else if !overflow {
+            var map: [Int: Int] = [:]
+            map.reserveCapacity(rows / 4)
+            for i in 0..<rows {
+                if let g = map[combined[i]] { groupOf[i] = g } else {
+                    map[combined[i]] = firstRow.count
+                    groupOf[i] = firstRow.count
+                    firstRow.append(i)
+                }
+            }
+        } else {
+            var map: [[Int]: Int] = [:]
+            for i in 0..<rows {
+                let k = codes.map { $0[i] }
+                if let g = map[k] { groupOf[i] = g } else {
+                    map[k] = firstRow.count
+                    groupOf[i] = firstRow.count
+                    firstRow.append(i)
+                }
+            }
+        }
+        self.groupOf = groupOf
+        self.firstRow = firstRow
+    }
+
+    /// Dense codes 0..<n for a column's distinct values (null is one more value).
+    static func codes(_ column: Column) -> (codes: [Int], count: Int) {
+        let rows = column.count
+        var codes = [Int](repeating: 0, count: rows)
+        var next = 0
+        var nullCode = -1
+        func code(_ i: Int, _ lookup: () -> Int) {
+            if column.isNull(i) {
+                if nullCode < 0 { nullCode = next; next += 1 }
+                codes[i] = nullCode
+            } else {
+                codes[i] = lookup()
+            }
+        }
+        switch column.values {
+        case .bool(let v):
+            var seen = [-1, -1]
+            for i in 0..<rows {
+                code(i) {
+                    let b = v[i] ? 1 : 0
+                    if seen[b] < 0 { seen[b] = next; next += 1 }
+                    return seen[b]
+                }
+            }
+        case .int(let v):
+            var map: [Int64: Int] = [:]
+            for i in 0..<rows {
+                code(i) {
+                    if let c = map[v[i]] { return c }
+                    map[v[i]] = next
+                    next += 1
+                    return next - 1
+                }
+            }
+        case .double(let v):
+            var map: [UInt64: Int] = [:]
+            for i in 0..<rows {
+                code(i) {
+                    // -0.0 groups with 0.0, and every NaN with every other NaN.
+                    let d = v[i] == 0 ? 0 : v[i].isNaN ? Double.nan : v[i]
+                    let bits = d.bitPattern
+                    if let c = map[bits] { return c }
+                    map[bits] = next
+                    next += 1
+                    return next - 1
+                }
+            }
+        case .bytes(let v):
+            var map: [ArraySlice<UInt8>: Int] = [:]
+            for i in 0..<rows {
+                code(i) {
+                    let key = v[i]
+                    if let c = map[key] { return c }
+                    map[key] = next
+                    next += 1
+                    return next - 1
+                }
+            }
+        }
+        return (codes, max(next, 1))
+    }
+}

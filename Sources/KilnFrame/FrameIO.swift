@@ -1,0 +1,225 @@
+import Foundation
+import KilnCore
+import KilnLake
+import KilnParquet
+
+extension FrameType {
+    /// The frame type of a Delta column type (nil for nested types).
+    public init?(delta: DeltaType) {
+        switch delta {
+        case .decimal(let p, let s): self = .decimal(precision: p, scale: s)
+        case .primitive(let name):
+            let map: [String: FrameType] = ["string": .string, "long": .int64, "integer": .int32, "short": .int16, "byte": .int8,
+                                            "float": .float32, "double": .float64, "boolean": .bool, "binary": .binary, "date": .date,
+                                            "timestamp": .timestamp, "timestamp_ntz": .timestamp]
+            guard let t = map[name] else { return nil }
+            self = t
+        default: return nil
+        }
+    }
+
+    /// The frame type of a Parquet leaf (its logical annotation decides).
+    init(leaf element: SchemaElement) {
+        switch element.logicalType {
+        case .string?, .enumeration?, .json?, .uuid?: self = .string
+        case .date?: self = .date
+        case .timestamp?: self = .timestamp
+        case .decimal(let p, let s)?: self = .decimal(precision: Int(p), scale: Int(s))
+        case .integer(let bits, _)?: self = bits <= 8 ? .int8 : bits <= 16 ? .int16 : bits <= 32 ? .int32 : .int64
+        default:
+            switch element.physicalType {
+            case .boolean?: self = .bool
+            case .int32?: self = .int32
+            case .int64?: self = .int64
+            case .int96?: self = .timestamp
+            case .float?: self = .float32
+            case .double?: self = .float64
+            default: self = element.convertedType == ConvertedType.utf8.rawValue ? .string : .binary
+            }
+        }
+    }
+}
+
+extension Column {
+    /// A flat Parquet leaf as a column of `type` (timestamps to µs, decimals to doubles, INT96 decoded).
+    public init(parquet data: ColumnData, descriptor: ColumnDescriptor, type: FrameType) throws {
+        guard descriptor.maxRepetitionLevel == 0 else { throw KilnError.invalid("Column \(descriptor.dottedPath) is repeated; only flat columns read as frames") }
+        let rows = data.count
+        let maxDef = UInt8(descriptor.maxDefinitionLevel)
+        var valid: [Bool]?
+        var position: [Int]?
+        if let defs = data.definitionLevels, defs.contains(where: { $0 != maxDef }) {
+            var v = [Bool](repeating: false, count: rows)
+            var p = [Int](repeating: 0, count: rows)
+            var next = 0
+            for (i, level) in defs.enumerated() where level == maxDef {
+                v[i] = true
+                p[i] = next
+                next += 1
+            }
+            valid = v
+            position = p
+        }
+        func expand<T>(_ values: [T], zero: T) -> [T] {
+            guard let position, let valid else { return values }
+            return (0..<rows).map { valid[$0] ? values[position[$0]] : zero }
+        }
+        func expandBytes(_ raw: ByteColumn) -> ByteColumn {
+            guard let position, let valid else { return raw }
+            var out = ByteColumn()
+            out.data.reserveCapacity(raw.data.count)
+            out.offsets.reserveCapacity(rows + 1)
+            for i in 0..<rows {
+                if valid[i] { out.append(raw[position[i]]) } else { out.offsets.append(out.data.count) }
+            }
+            return out
+        }
+        let element = descriptor.element
+        var scale = 0
+        if case .decimal(_, let s) = type { scale = s }
+        let divisor = pow(10, Double(scale))
+        var unit: Int64 = 1  // multiplier to microseconds, negative for a divisor
+        if case .timestamp(let u, _)? = element.logicalType {
+            switch u {
+            case .millis: unit = 1000
+            case .micros: unit = 1
+            case .nanos: unit = -1000
+            }
+        }
+        func micros(_ v: Int64) -> Int64 { unit >= 0 ? v * unit : v / -unit }
+        let values: FrameValues
+        switch data.values {
+        case .boolean(let v): values = .bool(expand(v, zero: false))
+        case .int32(let v):
+            values = type.storage == .double ? .double(expand(v.map { Double($0) / divisor }, zero: 0)) : .int(expand(v.map(Int64.init), zero: 0))
+        case .int64(let v):
+            if type.storage == .double { values = .double(expand(v.map { Double($0) / divisor }, zero: 0)) }
+            else if type == .timestamp && unit != 1 { values = .int(expand(v.map(micros), zero: 0)) }
+            else { values = .int(expand(v, zero: 0)) }
+        case .float(let v): values = .double(expand(v.map(Double.init), zero: 0))
+        case .double(let v): values = .double(expand(v, zero: 0))
+        case .int96(let f):
+            let decoded = (0..<f.count).map { i -> Int64 in
+                let b = Array(f[i])
+                var nanos: UInt64 = 0
+                for k in 0..<8 { nanos |= UInt64(b[k]) << (8 * UInt64(k)) }
+                var julian: UInt32 = 0
+                for k in 0..<4 { julian |= UInt32(b[8 + k]) << (8 * UInt32(k)) }
+                return (Int64(julian) - 2_440_588) * 86_400_000_000 + Int64(nanos / 1000)
+            }
+            values = .int(expand(decoded, zero: 0))
+        case .byteArray(let b):
+            if type.storage == .double {
+                values = .double(expand((0..<b.count).map { Double(Column.bigEndian(b[$0])) / divisor }, zero: 0))
+            } else {
+                var raw = ByteColumn()
+                raw.data = b.data
+                raw.offsets = b.offsets.map(Int.init)
+                values = .bytes(expandBytes(raw))
+            }
+        case .fixedLenByteArray(let f):
+            if type.storage == .double {
+                values = .double(expand((0..<f.count).map { Double(Column.bigEndian(f[$0])) / divisor }, zero: 0))
+            } else {
+                var raw = ByteColumn()
+                for i in 0..<f.count {
+                    if case .uuid? = element.logicalType {
+                        let h = f[i].map { String(format: "%02x", $0) }.joined()
+                        raw.append([h.prefix(8), h.dropFirst(8).prefix(4), h.dropFirst(12).prefix(4), h.dropFirst(16).prefix(4), h.dropFirst(20)]
+                            .joined(separator: "-"))
+                    } else {
+                        raw.append(f[i])
+                    }
+                }
+                values = .bytes(expandBytes(raw))
+            }
+        }
+        self.init(type: type, values: values, validity: valid)
+    }
+
+    static func bigEndian(_ bytes: ArraySlice<UInt8>) -> Int64 {
+        var v: Int64 = (bytes.first ?? 0) & 0x80 != 0 ? -1 : 0
+        for b in bytes { v = v << 8 | Int64(b) }
+        return v
+    }
+
+    /// `count` copies of one table value (a partition value) as a column of `type`.
+    init(repeating value: LakeValue, type: FrameType, count: Int) {
+        let scalar: Value
+        switch value {
+        case .null: scalar = .null
+        case .bool(let b): scalar = .bool(b)
+        case .int(let n): scalar = .int(n)
+        case .double(let d): scalar = .double(d)
+        case .string(let s): scalar = .string(s)
+        case .bytes(let b): scalar = .bytes(b)
+        }
+        self = Column.from([Value](repeating: scalar, count: count), type: type)
+    }
+}
+
+extension Frame {
+    /// Reads a Delta table's planned files into one frame (the given columns, or every primitive column).
+    public static func read(_ table: DeltaTable, plan: ScanPlan, columns wanted: [String]? = nil) throws -> Frame {
+        let schema = plan.snapshot.schema
+        let fields: [DeltaField]
+        if let wanted {
+            fields = try wanted.map { name in
+                guard let field = schema.field(name) else {
+                    throw KilnError.invalid("No column '\(name)'; columns are \(schema.fields.map(\.name).joined(separator: ", "))")
+                }
+                return field
+            }
+        } else {
+            fields = schema.fields.filter { FrameType(delta: $0.type) != nil }
+        }
+        let types = try fields.map { field -> FrameType in
+            guard let type = FrameType(delta: field.type) else {
+                throw KilnError.invalid("Column '\(field.name)' is a \(field.type.sqlName); nested columns are not supported in frames yet")
+            }
+            return type
+        }
+        let chunks = try table.chunks(plan, fields: fields)
+        let parts = try chunks.map { chunk in
+            Frame(names: fields.map(\.name), columns: try zip(chunk.columns, types).map { column, type in
+                switch column {
+                case .data(let data, let descriptor): return try Column(parquet: data, descriptor: descriptor, type: type)
+                case .constant(let value): return Column(repeating: value, type: type, count: chunk.rows)
+                }
+            })
+        }
+        if parts.isEmpty {
+            return Frame(names: fields.map(\.name), columns: types.map { Column(type: $0, values: .empty($0, count: 0)) })
+        }
+        return Frame.concatenate(parts)
+    }
+
+    /// Reads the flat columns of a Parquet file (row groups in parallel).
+    public static func read(parquet path: String, columns wanted: [String]? = nil) throws -> Frame {
+        let reader = try ParquetFileReader(path: path)
+        var nodes = reader.schema.root.children.filter { $0.isLeaf }
+        if let wanted {
+            nodes = try wanted.map { name in
+                guard let node = reader.schema.root.children.first(where: { $0.name.lowercased() == name.lowercased() }), node.isLeaf else {
+                    throw KilnError.invalid("No flat column '\(name)' in \(URL(fileURLWithPath: path).lastPathComponent)")
+                }
+                return node
+            }
+        }
+        let leaves = nodes.compactMap(\.leafIndex)
+        let groups = try reader.readAll(rowGroups: Array(reader.metadata.rowGroups.indices), columns: leaves)
+        let parts = try groups.map { data in
+            Frame(names: nodes.map(\.name), columns: try zip(leaves, data).map { leaf, column in
+                let descriptor = reader.columns[leaf]
+                return try Column(parquet: column, descriptor: descriptor, type: FrameType(leaf: descriptor.element))
+            })
+        }
+        if parts.isEmpty {
+            return Frame(names: nodes.map(\.name), columns: leaves.map { leaf in
+                let type = FrameType(leaf: reader.columns[leaf].element)
+                return Column(type: type, values: .empty(type, count: 0))
+            })
+        }
+        return Frame.concatenate(parts)
+    }
+}

@@ -1,0 +1,227 @@
+import Foundation
+import KilnCore
+
+/// Vectorized arithmetic, comparison and logic with SQL null semantics.
+enum Operators {
+    /// The type values of several types meet in (CASE branches, UNION columns, IN lists).
+    static func commonType(_ types: [FrameType]) -> FrameType {
+        guard var result = types.first else { return .string }
+        for t in types.dropFirst() where t != result {
+            if result.isInteger && t.isInteger {
+                result = .int64
+            } else if result.isNumeric && t.isNumeric {
+                if case .decimal = result, case .decimal = t { result = .decimal(precision: 38, scale: max(result.scale, t.scale)) }
+                else if (result.isInteger || t.isInteger), case .decimal = (result.isInteger ? t : result) { result = result.isInteger ? t : result }
+                else { result = .float64 }
+            } else if (result == .date && t == .timestamp) || (result == .timestamp && t == .date) {
+                result = .timestamp
+            } else {
+                result = .string
+            }
+        }
+        return result
+    }
+
+    static func validity(_ a: Column, _ b: Column) -> [Bool]? {
+        switch (a.validity, b.validity) {
+        case (nil, nil): return nil
+        case (let x?, nil): return x
+        case (nil, let y?): return y
+        case (let x?, let y?): return zip(x, y).map { $0 && $1 }
+        }
+    }
+
+    /// Brings a string operand to the other side's temporal type (`d >= '2024-01-01'`).
+    static func align(_ a: Column, _ b: Column) throws -> (Column, Column) {
+        if (a.type == .date || a.type == .timestamp), b.type == .string { return (a, try b.cast(to: a.type)) }
+        if (b.type == .date || b.type == .timestamp), a.type == .string { return (try a.cast(to: b.type), b) }
+        if a.type == .date, b.type == .timestamp { return (try a.cast(to: .timestamp), b) }
+        if a.type == .timestamp, b.type == .date { return (a, try b.cast(to: .timestamp)) }
+        if a.type.storage == .bytes, b.type.isNumeric { return (try a.cast(to: .float64), b) }
+        if b.type.storage == .bytes, a.type.isNumeric { return (a, try b.cast(to: .float64)) }
+        if a.type == .bool, b.type.storage != .bool { return (a, try b.cast(to: .bool)) }
+        if b.type == .bool, a.type.storage != .bool { return (try a.cast(to: .bool), b) }
+        return (a, b)
+    }
+
+    static func binary(_ op: String, _ left: Column, _ right: Column) throws -> Column {
+        let (a, b) = try align(left, right)
+        switch op {
+        case "+", "-", "*", "/", "%", "DIV": return try arithmetic(op, a, b)
+        case "||": return try Functions.call("concat", [a, b], rows: a.count)
+        case "=", "==", "!=", "<>", "<", "<=", ">", ">=", "<=>": return try compare(op, a, b)
+        default: throw KilnError.invalid("Unknown operator \(op)")
+        }
+    }
+
+    static func arithmetic(_ op: String, _ a: Column, _ b: Column) throws -> Column {
+        guard a.type.isNumeric || a.type == .date, b.type.isNumeric else {
+            if a.type == .date, b.type == .date, op == "-" {
+                // date - date: days between.
+                guard case .int(let x) = a.values, case .int(let y) = b.values else { throw KilnError.invalid("Bad dates") }
+                return Column(type: .int32, values: .int(zip(x, y).map { $0 - $1 }), validity: validity(a, b))
+            }
+            throw KilnError.invalid("Cannot apply \(op) to \(a.type) and \(b.type)")
+        }
+        var valid = validity(a, b)
+        if a.type == .date {
+            guard op == "+" || op == "-", case .int(let d) = a.values, case .int(let k) = try b.cast(to: .int64).values else {
+                throw KilnError.invalid("A date can only be added to or subtracted from days")
+            }
+            return Column(type: .date, values: .int(zip(d, k).map { op == "+" ? $0 + $1 : $0 - $1 }), validity: valid)
+        }
+        let bothInt = a.type.isInteger && b.type.isInteger
+        if bothInt && op != "/" {
+            guard case .int(let x) = a.values, case .int(let y) = b.values else { throw KilnError.invalid("Bad integers") }
+            var out = [Int64](repeating: 0, count: x.count)
+            switch op {
+            case "+": for i in out.indices { out[i] = x[i] &+ y[i] }
+            case "-": for i in out.indices { out[i] = x[i] &- y[i] }
+            case "*": for i in out.indices { out[i] = x[i] &* y[i] }
+            default:
+                // % and DIV by zero are null.
+                var v = valid ?? [Bool](repeating: true, count: x.count)
+                for i in out.indices {
+                    if y[i] == 0 { v[i] = false; continue }
+                    out[i] = op == "%" ? x[i] % y[i] : x[i] / y[i]
+                }
+                valid = v
+            }
+            return Column(type: a.type == .int64 || b.type == .int64 ? .int64 : max(a.type, b.type), values: .int(out), validity: valid)
+        }
+        let x = try doubles(a), y = try doubles(b)
+        var out = [Double](repeating: 0, count: x.count)
+        switch op {
+        case "+": for i in out.indices { out[i] = x[i] + y[i] }
+        case "-": for i in out.indices { out[i] = x[i] - y[i] }
+        case "*": for i in out.indices { out[i] = x[i] * y[i] }
+        case "/", "%", "DIV":
+            // Division by zero is null, as in Spark.
+            var v = valid ?? [Bool](repeating: true, count: x.count)
+            for i in out.indices {
+                if y[i] == 0 { v[i] = false; continue }
+                out[i] = op == "/" ? x[i] / y[i] : op == "%" ? x[i].truncatingRemainder(dividingBy: y[i]) : (x[i] / y[i]).rounded(.towardZero)
+            }
+            valid = v
+            if op == "DIV" { return Column(type: .int64, values: .int(out.map { Int64($0) }), validity: valid) }
+        default: throw KilnError.invalid("Unknown operator \(op)")
+        }
+        var type = FrameType.float64
+        if case .decimal = a.type, b.type != .float64, b.type != .float32 { type = a.type }
+        if case .decimal = b.type, a.type != .float64, a.type != .float32 { type = b.type }
+        if op == "/", type != .float64 { type = .decimal(precision: 38, scale: 6) }
+        return Column(type: type, values: .double(out), validity: valid)
+    }
+
+    static func doubles(_ c: Column) throws -> [Double] {
+        switch c.values {
+        case .double(let v): return v
+        case .int(let v): return v.map(Double.init)
+        case .bool(let v): return v.map { $0 ? 1 : 0 }
+        case .bytes: throw KilnError.invalid("Expected a number, got a \(c.type)")
+        }
+    }
+
+    static func compare(_ op: String, _ a: Column, _ b: Column) throws -> Column {
+        let n = a.count
+        var out = [Bool](repeating: false, count: n)
+        func apply(_ c: (Int) -> Int?) {
+            switch op {
+            case "=", "==", "<=>": for i in 0..<n { out[i] = c(i) == 0 }
+            case "!=", "<>": for i in 0..<n { out[i] = c(i).map { $0 != 0 } ?? false }
+            case "<": for i in 0..<n { out[i] = c(i).map { $0 < 0 } ?? false }
+            case "<=": for i in 0..<n { out[i] = c(i).map { $0 <= 0 } ?? false }
+            case ">": for i in 0..<n { out[i] = c(i).map { $0 > 0 } ?? false }
+            default: for i in 0..<n { out[i] = c(i).map { $0 >= 0 } ?? false }
+            }
+        }
+        switch (a.values, b.values) {
+        case (.int(let x), .int(let y)):
+            x.withUnsafeBufferPointer { x in
+                y.withUnsafeBufferPointer { y in
+                    switch op {
+                    case "=", "==", "<=>": for i in 0..<n { out[i] = x[i] == y[i] }
+                    case "!=", "<>": for i in 0..<n { out[i] = x[i] != y[i] }
+                    case "<": for i in 0..<n { out[i] = x[i] < y[i] }
+                    case "<=": for i in 0..<n { out[i] = x[i] <= y[i] }
+                    case ">": for i in 0..<n { out[i] = x[i] > y[i] }
+                    default: for i in 0..<n { out[i] = x[i] >= y[i] }
+                    }
+                }
+            }
+        case (.bool(let x), .bool(let y)):
+            apply { x[$0] == y[$0] ? 0 : (!x[$0] ? -1 : 1) }
+        case (.bytes(let x), .bytes(let y)):
+            apply { i in
+                let l = x[i], r = y[i]
+                return l == r ? 0 : l.lexicographicallyPrecedes(r) ? -1 : 1
+            }
+        default:
+            let x = try doubles(a), y = try doubles(b)
+            x.withUnsafeBufferPointer { x in
+                y.withUnsafeBufferPointer { y in
+                    switch op {
+                    case "=", "==", "<=>": for i in 0..<n { out[i] = x[i] == y[i] }
+                    case "!=", "<>": for i in 0..<n { out[i] = x[i] != y[i] }
+                    case "<": for i in 0..<n { out[i] = x[i] < y[i] }
+                    case "<=": for i in 0..<n { out[i] = x[i] <= y[i] }
+                    case ">": for i in 0..<n { out[i] = x[i] > y[i] }
+                    default: for i in 0..<n { out[i] = x[i] >= y[i] }
+                    }
+                }
+            }
+        }
+        if op == "<=>" {
+            // Null-safe equality: two nulls are equal, one null is not; never null itself.
+            for i in 0..<n {
+                let na = a.isNull(i), nb = b.isNull(i)
+                if na || nb { out[i] = na && nb }
+            }
+            return Column(type: .bool, values: .bool(out))
+        }
+        return Column(type: .bool, values: .bool(out), validity: validity(a, b))
+    }
+
+    /// AND / OR with three-valued logic: false AND null = false, true OR null = true.
+    static func logical(_ op: String, _ left: Column, _ right: Column) throws -> Column {
+        let a = try left.asBool(), b = try right.asBool()
+        guard case .bool(let x) = a.values, case .bool(let y) = b.values else { throw KilnError.invalid("Expected booleans") }
+        let n = x.count
+        var out = [Bool](repeating: false, count: n)
+        if a.validity == nil, b.validity == nil {
+            if op == "AND" { for i in 0..<n { out[i] = x[i] && y[i] } } else { for i in 0..<n { out[i] = x[i] || y[i] } }
+            return Column(type: .bool, values: .bool(out))
+        }
+        var valid = [Bool](repeating: true, count: n)
+        for i in 0..<n {
+            let na = a.isNull(i), nb = b.isNull(i)
+            if op == "AND" {
+                if (!na && !x[i]) || (!nb && !y[i]) { out[i] = false } else if na || nb { valid[i] = false } else { out[i] = true }
+            } else {
+                if (!na && x[i]) || (!nb && y[i]) { out[i] = true } else if na || nb { valid[i] = false } else { out[i] = false }
+            }
+        }
+        return Column(type: .bool, values: .bool(out), validity: valid)
+    }
+}
+
+extension FrameType {
+    /// The type values of several types meet in (UNION columns, CASE branches).
+    public static func common(_ types: [FrameType]) -> FrameType { Operators.commonType(types) }
+}
+
+extension FrameType: Comparable {
+    var rank: Int {
+        switch self {
+        case .int8: 1
+        case .int16: 2
+        case .int32: 3
+        case .int64: 4
+        default: 5
+        }
+    }
+
+    var scale: Int { if case .decimal(_, let s) = self { return s }; return 0 }
+
+    public static func < (a: FrameType, b: FrameType) -> Bool { a.rank < b.rank }
+}

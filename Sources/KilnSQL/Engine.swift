@@ -1,0 +1,604 @@
+import Foundation
+import KilnCore
+import KilnFrame
+import KilnLake
+
+/// Where tables live: `catalog.schema.table` is `<warehouse>/<catalog>/<schema>/<table>` (defaults `main`, `default`);
+/// `delta.`/path`` and `parquet.`/path`` name a table directory or a Parquet file directly.
+public struct Catalog: Sendable {
+    public var warehouse: String
+    public var defaultCatalog = "main"
+    public var defaultSchema = "default"
+
+    public init(warehouse: String) { self.warehouse = warehouse }
+
+    /// The directory of a table name.
+    public func path(_ parts: [String]) throws -> String {
+        switch parts.count {
+        case 1: return [warehouse, defaultCatalog, defaultSchema, parts[0]].joined(separator: "/")
+        case 2: return [warehouse, defaultCatalog, parts[0], parts[1]].joined(separator: "/")
+        case 3: return ([warehouse] + parts).joined(separator: "/")
+        default: throw KilnError.invalid("A table name has at most three parts (catalog.schema.table): \(parts.joined(separator: "."))")
+        }
+    }
+}
+
+/// Runs SQL queries over Delta tables and Parquet files, in memory.
+public struct SQLEngine: Sendable {
+    public var catalog: Catalog
+    /// Values of `:name` parameters.
+    public var parameters: [String: Value] = [:]
+
+    public init(catalog: Catalog, parameters: [String: Value] = [:]) {
+        self.catalog = catalog
+        self.parameters = parameters
+    }
+
+    /// Runs one statement and returns its result.
+    public func execute(_ sql: String) throws -> Frame {
+        let (statement, subqueries) = try Parser.parse(sql)
+        var run = Execution(engine: self, subqueries: subqueries)
+        switch statement {
+        case .query(let q):
+            run.needed = Execution.columnsNeeded(q, subqueries: subqueries)
+            return try run.query(q, env: [:]).visible()
+        }
+    }
+}
+
+/// A frame plus, for each column, the table alias that qualifies it and its visible name.
+struct Relation {
+    var frame: Frame
+    var qualifiers: [String?]
+    var names: [String]
+
+    init(frame: Frame, qualifier: String?) {
+        self.init(columns: frame.columns, qualifiers: [String?](repeating: qualifier, count: frame.columns.count), names: frame.names)
+    }
+
+    init(columns: [Column], qualifiers: [String?], names: [String]) {
+        frame = Frame(names: columns.indices.map { "#\($0)" }, columns: columns)
+        self.qualifiers = qualifiers
+        self.names = names
+    }
+
+    var rowCount: Int { frame.rowCount }
+
+    /// The index of a column reference `name` or `alias.name`. - Throws: unknown or ambiguous names.
+    func resolve(_ reference: String) throws -> Int? {
+        let parts = reference.split(separator: ".", maxSplits: 1).map { $0.lowercased() }
+        var found: [Int] = []
+        for i in names.indices {
+            if parts.count == 2 {
+                if qualifiers[i]?.lowercased() == parts[0], names[i].lowercased() == parts[1] { found.append(i) }
+            } else if names[i].lowercased() == parts[0] {
+                found.append(i)
+            }
+        }
+        if found.count > 1 {
+            throw KilnError.invalid("Column '\(reference)' is ambiguous; qualify it with a table name or alias")
+        }
+        if found.isEmpty, parts.count == 2, names.contains(where: { $0.lowercased() == reference.lowercased() }) {
+            return names.firstIndex { $0.lowercased() == reference.lowercased() }
+        }
+        return found.first
+    }
+
+    /// Rewrites column references to this relation's internal names.
+    func bind(_ e: Expr) throws -> Expr {
+        try e.rewrite { node in
+            guard case .column(let name) = node, !name.hasPrefix("#") else { return nil }
+            guard let i = try resolve(name) else {
+                throw KilnError.invalid("Column '\(name)' does not exist; available: \(Set(names).sorted().joined(separator: ", "))")
+            }
+            return .column("#\(i)")
+        }
+    }
+
+    func take(_ rows: [Int]) -> Relation {
+        Relation(columns: frame.columns.map { $0.take(rows) }, qualifiers: qualifiers, names: names)
+    }
+
+    func filter(_ mask: Column) -> Relation {
+        let f = frame.filter(mask)
+        return Relation(columns: f.columns, qualifiers: qualifiers, names: names)
+    }
+
+    /// The frame with visible names (result sets).
+    func visible() -> Frame { Frame(names: names, columns: frame.columns) }
+}
+
+struct Execution {
+    let engine: SQLEngine
+    let subqueries: [Query]
+    /// Lower-cased column names the query mentions (nil: every column, for `*`).
+    var needed: Set<String>?
+
+    // MARK: Queries
+
+    func query(_ q: Query, env: [String: Relation]) throws -> Relation {
+        var env = env
+        for (name, cte) in q.ctes { env[name.lowercased()] = try query(cte, env: env) }
+        if case .select(let s) = q.body {
+            return try select(s, orderBy: q.orderBy, limit: q.limit, offset: q.offset, env: env)
+        }
+        var result = try setExpr(q.body, env: env)
+        if !q.orderBy.isEmpty {
+            let keys = try q.orderBy.map { item -> (column: Column, descending: Bool, nullsFirst: Bool?) in
+                (try outputColumn(item.expr, result), item.descending, item.nullsFirst)
+            }
+            result = result.take(Frame.sortOrder(keys, count: result.rowCount))
+        }
+        return limit(result, q.limit, q.offset)
+    }
+
+    func limit(_ r: Relation, _ limit: Int?, _ offset: Int?) -> Relation {
+        guard limit != nil || offset != nil else { return r }
+        let start = min(offset ?? 0, r.rowCount)
+        let end = limit.map { min(r.rowCount, start + $0) } ?? r.rowCount
+        return r.take(Array(start..<end))
+    }
+
+    /// An ORDER BY item of a set operation: an output name or a 1-based position.
+    func outputColumn(_ e: Expr, _ r: Relation) throws -> Column {
+        if case .literal(.int(let n)) = e {
+            guard n >= 1, n <= r.names.count else { throw KilnError.invalid("ORDER BY position \(n) is not in the select list") }
+            return r.frame.columns[Int(n) - 1]
+        }
+        return try r.bind(e).evaluate(r.frame)
+    }
+
+    func setExpr(_ s: SetExpr, env: [String: Relation]) throws -> Relation {
+        switch s {
+        case .select(let sel): return try select(sel, orderBy: [], limit: nil, offset: nil, env: env)
+        case .query(let q): return try query(q, env: env)
+        case .setOperation(let op, let a, let b, let all):
+            let left = try setExpr(a, env: env), right = try setExpr(b, env: env)
+            guard left.names.count == right.names.count else {
+                throw KilnError.invalid("\(op.uppercased()) needs the same number of columns on both sides (\(left.names.count) and \(right.names.count))")
+            }
+            // Columns meet in a common type.
+            var lc: [Column] = [], rc: [Column] = []
+            for (x, y) in zip(left.frame.columns, right.frame.columns) {
+                let type = commonType([x, y])
+                lc.append(try x.cast(to: type))
+                rc.append(try y.cast(to: type))
+            }
+            let names = left.names
+            let qualifiers = [String?](repeating: nil, count: names.count)
+            switch op {
+            case "union":
+                let joined = Relation(columns: zip(lc, rc).map { Column.concatenate([$0, $1]) }, qualifiers: qualifiers, names: names)
+                return all ? joined : distinct(joined)
+            default:
+                // INTERSECT / EXCEPT [ALL]: by row identity over both sides.
+                let n = left.rowCount
+                let both = zip(lc, rc).map { Column.concatenate([$0, $1]) }
+                let grouping = Grouping(keys: both, rows: n + right.rowCount)
+                var rightCount = [Int: Int]()
+                for i in n..<(n + right.rowCount) { rightCount[grouping.groupOf[i], default: 0] += 1 }
+                var seen = [Int: Int]()
+                var rows: [Int] = []
+                for i in 0..<n {
+                    let g = grouping.groupOf[i]
+                    let used = seen[g, default: 0]
+                    let inRight = rightCount[g, default: 0]
+                    let keep: Bool
+                    if op == "intersect" { keep = all ? used < inRight : (used == 0 && inRight > 0) }
+                    else { keep = all ? used >= inRight : (used == 0 && inRight == 0) }
+                    seen[g] = used + 1
+                    if keep { rows.append(i) }
+                }
+                return Relation(columns: lc.map { $0.take(rows) }, qualifiers: qualifiers, names: names)
+            }
+        }
+    }
+
+    func distinct(_ r: Relation) -> Relation {
+        let grouping = Grouping(keys: r.frame.columns, rows: r.rowCount)
+        return grouping.count == r.rowCount ? r : r.take(grouping.firstRow)
+    }
+
+    func commonType(_ columns: [Column]) -> FrameType {
+        let typed = columns.filter { !($0.validity?.allSatisfy { !$0 } ?? false) || $0.count == 0 }
+        return FrameType.common((typed.isEmpty ? columns : typed).map(\.type))
+    }
+
+    // MARK: SELECT
+
+    func select(_ s: Select, orderBy: [OrderItem], limit count: Int?, offset: Int?, env: [String: Relation]) throws -> Relation {
+        // FROM and WHERE: joins planned with the WHERE conjuncts.
+        var conjuncts = try s.whereClause.map { try splitAnd(try prepare($0)) } ?? []
+        var source: Relation
+        if s.from.isEmpty {
+            source = Relation(columns: [Column(type: .int64, values: .int([0]))], qualifiers: [nil], names: ["#dummy"])
+            source.names = [""]
+        } else {
+            var items = try s.from.map { try fromItem($0, env: env) }
+            source = try joinCommaItems(&items, conjuncts: &conjuncts)
+        }
+        if !conjuncts.isEmpty {
+            let condition = conjuncts.dropFirst().reduce(conjuncts[0]) { .binary("AND", $0, $1) }
+            source = source.filter(try source.bind(condition).evaluate(source.frame))
+        }
+        // Expand * and name the outputs.
+        var outputs: [(expr: Expr, name: String)] = []
+        for item in s.items {
+            switch item {
+            case .star(let qualifier):
+                for i in source.names.indices where !source.names[i].isEmpty {
+                    if let qualifier, source.qualifiers[i]?.lowercased() != qualifier.lowercased() { continue }
+                    outputs.append((.column("#\(i)"), source.names[i]))
+                }
+            case .expr(let e, let alias):
+                let prepared = try prepare(e)
+                outputs.append((prepared, alias ?? Self.name(of: e)))
+            }
+        }
+        var having = try s.having.map { try prepare($0) }
+        var order = try orderBy.map { item -> OrderItem in
+            var o = item
+            o.expr = try prepare(item.expr)
+            return o
+        }
+        // ORDER BY and GROUP BY may name an output alias or position.
+        func substituteOutput(_ e: Expr) -> Expr {
+            if case .literal(.int(let n)) = e, n >= 1, n <= outputs.count { return outputs[Int(n) - 1].expr }
+            if case .column(let name) = e, !name.contains("."), (try? source.resolve(name)) == nil,
+               let match = outputs.first(where: { $0.name.lowercased() == name.lowercased() }) { return match.expr }
+            return e
+        }
+        let groupBy = try s.groupBy.map { try prepare($0) }.map(substituteOutput)
+        order = order.map { var o = $0; o.expr = substituteOutput(o.expr); return o }
+
+        let aggregating = !groupBy.isEmpty || outputs.contains { Self.hasAggregate($0.expr) } || (having.map(Self.hasAggregate) ?? false)
+        var frame: Relation
+        if aggregating {
+            let (aggregated, rewrite) = try aggregate(source, groupBy: groupBy,
+                                                      expressions: outputs.map(\.expr) + (having.map { [$0] } ?? []) + order.map(\.expr))
+            frame = aggregated
+            outputs = try outputs.map { (try $0.expr.rewriteTopDown(rewrite), $0.name) }
+            having = try having?.rewriteTopDown(rewrite)
+            order = try order.map { var o = $0; o.expr = try $0.expr.rewriteTopDown(rewrite); return o }
+        } else {
+            frame = source
+        }
+        if let having { frame = frame.filter(try frame.bind(having).evaluate(frame.frame)) }
+        var columns = try outputs.map { try frame.bind($0.expr).evaluate(frame.frame) }
+        var result = Relation(columns: columns, qualifiers: [String?](repeating: nil, count: columns.count), names: outputs.map(\.name))
+        if s.distinct {
+            let grouping = Grouping(keys: columns, rows: result.rowCount)
+            if !order.isEmpty {
+                // Sorting a DISTINCT result may only use its columns.
+                for item in order where !outputs.contains(where: { $0.expr == item.expr }) {
+                    throw KilnError.invalid("ORDER BY of a SELECT DISTINCT must use selected columns")
+                }
+            }
+            frame = frame.take(grouping.firstRow)
+            result = result.take(grouping.firstRow)
+            columns = result.frame.columns
+        }
+        if !order.isEmpty {
+            let keys = try order.map { item -> (column: Column, descending: Bool, nullsFirst: Bool?) in
+                if let i = outputs.firstIndex(where: { $0.expr == item.expr }) { return (columns[i], item.descending, item.nullsFirst) }
+                return (try frame.bind(item.expr).evaluate(frame.frame), item.descending, item.nullsFirst)
+            }
+            result = result.take(Frame.sortOrder(keys, count: result.rowCount))
+        }
+        return limit(result, count, offset)
+    }
+
+    /// A display name for an unaliased select item, as Spark names it.
+    static func name(of e: Expr) -> String {
+        switch e {
+        case .column(let c): return String(c.split(separator: ".").last ?? Substring(c))
+        case .literal(let v): return v.text
+        case .call(let f, let args):
+            if f == "count", args.isEmpty { return "count(1)" }
+            if f.hasSuffix("_distinct") { return "\(f.dropLast(9))(DISTINCT \(args.map(name).joined(separator: ", ")))" }
+            return "\(f)(\(args.map(name).joined(separator: ", ")))"
+        case .binary(let op, let a, let b): return "(\(name(of: a)) \(op) \(name(of: b)))"
+        case .cast(let x, let t): return "CAST(\(name(of: x)) AS \(t))"
+        case .negate(let x): return "(- \(name(of: x)))"
+        case .not(let x): return "(NOT \(name(of: x)))"
+        default: return "expr"
+        }
+    }
+
+    /// Replaces parameters and uncorrelated subqueries with their values.
+    func prepare(_ e: Expr) throws -> Expr {
+        try e.rewrite { node in
+            guard case .call(let name, let args) = node else { return nil }
+            switch name {
+            case "__parameter":
+                guard case .literal(.string(let key))? = args.first else { return nil }
+                guard let value = engine.parameters[key] else { throw KilnError.invalid("No value for the parameter :\(key)") }
+                return .literal(value)
+            case "__scalar_subquery":
+                let r = try subquery(args[0])
+                guard r.names.count == 1 else { throw KilnError.invalid("A scalar subquery must return one column") }
+                guard r.rowCount <= 1 else { throw KilnError.invalid("A scalar subquery returned \(r.rowCount) rows; it must return at most one") }
+                return .literal(r.rowCount == 0 ? .null : r.frame.columns[0].value(0))
+            case "__exists_subquery":
+                return .literal(.bool(try subquery(args[0]).rowCount > 0))
+            case "__in_subquery":
+                let r = try subquery(args[1])
+                guard r.names.count == 1 else { throw KilnError.invalid("An IN subquery must return one column") }
+                guard case .literal(.bool(let negated)) = args[2] else { return nil }
+                let values = Grouping(keys: [r.frame.columns[0]], rows: r.rowCount).firstRow.map { r.frame.columns[0].value($0) }
+                return .inList(args[0], values.map { .literal($0) }, negated: negated)
+            default: return nil
+            }
+        }
+    }
+
+    func subquery(_ id: Expr) throws -> Relation {
+        guard case .literal(.int(let i)) = id else { throw KilnError.invalid("Bad subquery") }
+        do {
+            return try query(subqueries[Int(i)], env: [:])
+        } catch let error as KilnError where error.message.contains("does not exist") {
+            throw KilnError.invalid("\(error.message) (correlated subqueries are not supported yet)")
+        }
+    }
+
+    func splitAnd(_ e: Expr) -> [Expr] {
+        if case .binary("AND", let a, let b) = e { return splitAnd(a) + splitAnd(b) }
+        return [e]
+    }
+
+    // MARK: Aggregation
+
+    static let aggregates: Set<String> = ["count", "sum", "avg", "mean", "min", "max", "count_distinct", "sum_distinct", "avg_distinct",
+                                          "stddev", "stddev_samp", "stddev_pop", "std", "variance", "var_samp", "var_pop", "first",
+                                          "first_value", "last", "last_value", "any_value", "approx_count_distinct", "bool_and",
+                                          "bool_or", "every", "some", "max_by", "min_by", "count_if", "median", "percentile",
+                                          "approx_percentile", "percentile_approx"]
+
+    static func hasAggregate(_ e: Expr) -> Bool {
+        var found = false
+        e.visit { if case .call(let f, _) = $0, aggregates.contains(f) { found = true } }
+        return found
+    }
+
+    /// Groups `source` by `groupBy`, computes every aggregate in `expressions`; returns the grouped relation (keys
+    /// then aggregates) and a rewrite that maps group keys and aggregates to its columns.
+    func aggregate(_ source: Relation, groupBy: [Expr], expressions: [Expr]) throws -> (Relation, (Expr) throws -> Expr?) {
+        let bound = try groupBy.map { try source.bind($0) }
+        let keys = try bound.map { try $0.evaluate(source.frame) }
+        let grouping = Grouping(keys: keys, rows: source.rowCount)
+        var calls: [Expr] = []
+        for e in expressions {
+            e.visit { node in
+                if case .call(let f, _) = node, Self.aggregates.contains(f), !calls.contains(node) { calls.append(node) }
+            }
+        }
+        let groups = groupBy.isEmpty ? 1 : grouping.count
+        var columns = keys.map { $0.take(grouping.firstRow) }
+        for call in calls {
+            guard case .call(let f, let args) = call else { continue }
+            let inputs = try args.map { try source.bind($0).evaluate(source.frame) }
+            for arg in args where Self.hasAggregate(arg) { throw KilnError.invalid("Aggregate functions cannot be nested: \(Self.name(of: call))") }
+            columns.append(try Aggregates.compute(f, inputs, groupOf: grouping.groupOf, groups: groups, rows: source.rowCount))
+        }
+        let names = groupBy.indices.map { "#g\($0)" } + calls.indices.map { "#a\($0)" }
+        let relation = Relation(columns: columns, qualifiers: [String?](repeating: nil, count: columns.count), names: names)
+        // Group keys match by their bound form, so `t.x` and `x` are the same key.
+        let rewrite: (Expr) throws -> Expr? = { node in
+            if let i = calls.firstIndex(of: node) { return .column("#\(groupBy.count + i)") }
+            if case .literal = node { return nil }
+            if let boundNode = try? source.bind(node), let i = bound.firstIndex(of: boundNode) { return .column("#\(i)") }
+            if case .column(let name) = node, !name.hasPrefix("#") {
+                throw KilnError.invalid("Column '\(name)' must appear in GROUP BY or inside an aggregate function")
+            }
+            return nil
+        }
+        return (relation, rewrite)
+    }
+
+    // MARK: FROM
+
+    func fromItem(_ item: FromItem, env: [String: Relation]) throws -> Relation {
+        switch item {
+        case .table(let parts, let alias, let version, let timestamp):
+            let qualifier = alias ?? parts.last!
+            if parts.count == 1, version == nil, let cte = env[parts[0].lowercased()] {
+                var r = cte
+                r.qualifiers = [String?](repeating: qualifier, count: r.names.count)
+                return r
+            }
+            if parts.count == 2, ["delta", "parquet"].contains(parts[0].lowercased()) {
+                let path = parts[1]
+                if parts[0].lowercased() == "parquet" { return Relation(frame: try readParquet(path), qualifier: alias ?? "parquet") }
+                return Relation(frame: try readDelta(path, version: version, timestamp: timestamp), qualifier: alias ?? "delta")
+            }
+            let path = try engine.catalog.path(parts)
+            guard FileManager.default.fileExists(atPath: path + "/_delta_log") else {
+                throw KilnError.notFound("Table \(parts.joined(separator: ".")) does not exist")
+            }
+            return Relation(frame: try readDelta(path, version: version, timestamp: timestamp), qualifier: qualifier)
+        case .subquery(let q, let alias):
+            var r = try query(q, env: env)
+            r.qualifiers = [String?](repeating: alias, count: r.names.count)
+            return r
+        case .function(let name, let args, let named, let alias):
+            switch name {
+            case "read_files":
+                guard case .literal(.string(let path))? = args.first else { throw KilnError.invalid("read_files needs a path: read_files('/data/x.parquet')") }
+                var format = (path as NSString).pathExtension.lowercased()
+                if case .literal(.string(let f))? = named["format"] { format = f.lowercased() }
+                guard format == "parquet" else { throw KilnError.invalid("read_files reads format => 'parquet' so far (got '\(format)')") }
+                return Relation(frame: try readParquet(path), qualifier: alias ?? "read_files")
+            case "range":
+                let bounds = try args.map { arg -> Int64 in
+                    guard case .literal(let v) = arg, let n = v.int else { throw KilnError.invalid("range takes integers") }
+                    return n
+                }
+                guard !bounds.isEmpty else { throw KilnError.invalid("range needs an end") }
+                let start = bounds.count > 1 ? bounds[0] : 0, end = bounds.count > 1 ? bounds[1] : bounds[0]
+                let step = bounds.count > 2 ? bounds[2] : 1
+                guard step != 0, (end - start) / step < 100_000_000 else { throw KilnError.invalid("range is empty-stepped or too large") }
+                let values = Array(stride(from: start, to: end, by: Int(step)))
+                return Relation(frame: Frame(names: ["id"], columns: [Column(type: .int64, values: .int(values))]), qualifier: alias ?? "range")
+            default:
+                throw KilnError.invalid("Unknown table function \(name)")
+            }
+        case .join(let a, let b, let kind, let on, let using):
+            let left = try fromItem(a, env: env), right = try fromItem(b, env: env)
+            var condition = try on.map { try prepare($0) }
+            if !using.isEmpty {
+                condition = using.map { name -> Expr in
+                    .binary("=", .column("\(left.qualifiers.first.flatMap { $0 } ?? "").\(name)"), .column("\(right.qualifiers.first.flatMap { $0 } ?? "").\(name)"))
+                }.reduce(nil) { acc, e in acc.map { .binary("AND", $0, e) } ?? e }
+            }
+            return try Joins.join(left, right, kind: kind, condition: condition)
+        }
+    }
+
+    func readDelta(_ path: String, version: Int64?, timestamp: String?) throws -> Frame {
+        let table = try DeltaTable.open(path)
+        var ms: Int64?
+        if let timestamp {
+            guard let micros = Dates.parseTimestamp(timestamp) else { throw KilnError.invalid("Cannot read the timestamp '\(timestamp)'") }
+            ms = micros / 1000
+        }
+        let plan = try table.plan(version: version, timestamp: ms)
+        var columns = needed.map { set in plan.snapshot.schema.fields.map(\.name).filter { set.contains($0.lowercased()) } }
+        // No column needed (count(*)): read the first one anyway, for the row count.
+        if columns?.isEmpty == true, let first = plan.snapshot.schema.fields.first(where: { FrameType(delta: $0.type) != nil }) {
+            columns = [first.name]
+        }
+        return try Frame.read(table, plan: plan, columns: columns)
+    }
+
+    func readParquet(_ path: String) throws -> Frame {
+        guard FileManager.default.fileExists(atPath: path) else { throw KilnError.notFound("No file at \(path)") }
+        let all = try Frame.read(parquet: path)
+        guard let needed else { return all }
+        var keep = all.names.indices.filter { needed.contains(all.names[$0].lowercased()) }
+        if keep.isEmpty, !all.names.isEmpty { keep = [0] }
+        return Frame(names: keep.map { all.names[$0] }, columns: keep.map { all.columns[$0] })
+    }
+
+    /// Joins comma-separated FROM items: equality conjuncts between them become hash joins (smallest first), the
+    /// conjuncts that touch one item filter it first; what is left stays in `conjuncts` for the WHERE filter.
+    func joinCommaItems(_ items: inout [Relation], conjuncts: inout [Expr]) throws -> Relation {
+        // Push single-item conjuncts down.
+        for i in items.indices {
+            var mine: [Expr] = []
+            conjuncts.removeAll { c in
+                guard items.count > 1 || true, let bound = try? items[i].bind(c), Self.bindsOnly(c, items: items, index: i) else { return false }
+                mine.append(bound)
+                return true
+            }
+            if !mine.isEmpty {
+                let condition = mine.dropFirst().reduce(mine[0]) { .binary("AND", $0, $1) }
+                items[i] = items[i].filter(try condition.evaluate(items[i].frame))
+            }
+        }
+        var current = items.removeFirst()
+        while !items.isEmpty {
+            // The next item: one connected to the current result by an equality, else the first (a cross join).
+            var pick = 0
+            var joinConds: [Expr] = []
+            search: for (k, candidate) in items.enumerated() {
+                for c in conjuncts where Self.connects(c, current, candidate) {
+                    pick = k
+                    break search
+                }
+            }
+            let next = items.remove(at: pick)
+            conjuncts.removeAll { c in
+                guard Self.connects(c, current, next) || Self.spans(c, current, next) else { return false }
+                joinConds.append(c)
+                return true
+            }
+            let condition = joinConds.isEmpty ? nil : joinConds.dropFirst().reduce(joinConds[0]) { .binary("AND", $0, $1) }
+            current = try Joins.join(current, next, kind: condition == nil ? .cross : .inner, condition: condition)
+        }
+        return current
+    }
+
+    /// Whether every column of `e` resolves in item `index` and in no other item.
+    static func bindsOnly(_ e: Expr, items: [Relation], index: Int) -> Bool {
+        let columns = e.columns
+        guard !columns.isEmpty else { return false }
+        for name in columns {
+            guard (try? items[index].resolve(name)) ?? nil != nil else { return false }
+            for (k, other) in items.enumerated() where k != index {
+                if (try? other.resolve(name)) ?? nil != nil { return false }
+            }
+        }
+        return true
+    }
+
+    /// `a.x = b.y` with one side in each relation.
+    static func connects(_ e: Expr, _ a: Relation, _ b: Relation) -> Bool {
+        guard case .binary("=", let l, let r) = e else { return false }
+        func side(_ x: Expr, _ rel: Relation) -> Bool {
+            let cols = x.columns
+            return !cols.isEmpty && cols.allSatisfy { ((try? rel.resolve($0)) ?? nil) != nil }
+        }
+        return (side(l, a) && side(r, b)) || (side(l, b) && side(r, a))
+    }
+
+    /// Whether `e` needs both relations (and nothing else).
+    static func spans(_ e: Expr, _ a: Relation, _ b: Relation) -> Bool {
+        let cols = e.columns
+        guard !cols.isEmpty else { return false }
+        var inA = false, inB = false
+        for c in cols {
+            let x = ((try? a.resolve(c)) ?? nil) != nil, y = ((try? b.resolve(c)) ?? nil) != nil
+            guard x || y else { return false }
+            inA = inA || x
+            inB = inB || y
+        }
+        return inA && inB
+    }
+
+    // MARK: Column pruning
+
+    /// The lower-cased last parts of every column name a query mentions; nil when some SELECT uses `*`.
+    static func columnsNeeded(_ q: Query, subqueries: [Query]) -> Set<String>? {
+        var names = Set<String>()
+        var star = false
+        func expr(_ e: Expr) {
+            for c in e.columns { names.insert(String(c.split(separator: ".").last ?? Substring(c))) }
+        }
+        func from(_ f: FromItem) {
+            switch f {
+            case .table: break
+            case .subquery(let q, _): query(q)
+            case .join(let a, let b, _, let on, let using):
+                from(a); from(b)
+                on.map(expr)
+                using.forEach { names.insert($0.lowercased()) }
+            case .function(_, let args, let named, _): args.forEach(expr); named.values.forEach(expr)
+            }
+        }
+        func set(_ s: SetExpr) {
+            switch s {
+            case .select(let sel):
+                for item in sel.items {
+                    switch item {
+                    case .star: star = true
+                    case .expr(let e, _): expr(e)
+                    }
+                }
+                sel.from.forEach(from)
+                sel.whereClause.map(expr)
+                sel.groupBy.forEach(expr)
+                sel.having.map(expr)
+            case .query(let q): query(q)
+            case .setOperation(_, let a, let b, _): set(a); set(b)
+            }
+        }
+        func query(_ q: Query) {
+            q.ctes.forEach { query($0.query) }
+            set(q.body)
+            q.orderBy.forEach { expr($0.expr) }
+        }
+        query(q)
+        subqueries.forEach(query)
+        return star ? nil : names
+    }
+}

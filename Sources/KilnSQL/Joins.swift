@@ -1,0 +1,101 @@
+import Foundation
+import KilnCore
+import KilnFrame
+
+/// Joins of two relations: hash joins on the equality conjuncts of the condition, the rest evaluated on the pairs.
+enum Joins {
+    /// The most row pairs a join without equality keys may produce.
+    static let maxCrossPairs = 50_000_000
+
+    static func join(_ left: Relation, _ right: Relation, kind: JoinKind, condition: Expr?) throws -> Relation {
+        let conjuncts = condition.map(split) ?? []
+        var leftKeys: [Column] = [], rightKeys: [Column] = []
+        var residual: [Expr] = []
+        for c in conjuncts {
+            if case .binary("=", let a, let b) = c {
+                if let l = try? left.bind(a), let r = try? right.bind(b), Execution.binds(a, in: left), Execution.binds(b, in: right) {
+                    leftKeys.append(try l.evaluate(left.frame))
+                    rightKeys.append(try r.evaluate(right.frame))
+                    continue
+                }
+                if let l = try? left.bind(b), let r = try? right.bind(a), Execution.binds(b, in: left), Execution.binds(a, in: right) {
+                    leftKeys.append(try l.evaluate(left.frame))
+                    rightKeys.append(try r.evaluate(right.frame))
+                    continue
+                }
+            }
+            residual.append(c)
+        }
+        var pairs: (left: [Int], right: [Int])
+        if leftKeys.isEmpty {
+            guard left.rowCount * right.rowCount <= maxCrossPairs else {
+                throw KilnError.invalid("A join without an equality condition would pair \(left.rowCount) × \(right.rowCount) rows; add an equality to the ON clause")
+            }
+            pairs = ([], [])
+            for i in 0..<left.rowCount {
+                for j in 0..<right.rowCount {
+                    pairs.left.append(i)
+                    pairs.right.append(j)
+                }
+            }
+        } else {
+            pairs = try Frame.equiJoinPairs(leftKeys: leftKeys, rightKeys: rightKeys, leftRows: left.rowCount, rightRows: right.rowCount)
+        }
+        let combined = { (l: [Int], r: [Int]) -> Relation in
+            Relation(columns: left.frame.columns.map { $0.take(optional: l) } + right.frame.columns.map { $0.take(optional: r) },
+                     qualifiers: left.qualifiers + right.qualifiers, names: left.names + right.names)
+        }
+        if !residual.isEmpty, !pairs.left.isEmpty {
+            let paired = combined(pairs.left, pairs.right)
+            let condition = residual.dropFirst().reduce(residual[0]) { .binary("AND", $0, $1) }
+            let mask = try paired.bind(condition).evaluate(paired.frame)
+            guard case .bool(let bits) = mask.values else { throw KilnError.invalid("A join condition must be boolean") }
+            var l: [Int] = [], r: [Int] = []
+            for k in bits.indices where bits[k] && !mask.isNull(k) {
+                l.append(pairs.left[k])
+                r.append(pairs.right[k])
+            }
+            pairs = (l, r)
+        }
+        switch kind {
+        case .inner, .cross:
+            return combined(pairs.left, pairs.right)
+        case .semi, .anti:
+            var matched = [Bool](repeating: false, count: left.rowCount)
+            for i in pairs.left { matched[i] = true }
+            return left.take((0..<left.rowCount).filter { matched[$0] == (kind == .semi) })
+        case .left, .right, .full:
+            var l = pairs.left, r = pairs.right
+            if kind != .right {
+                var matched = [Bool](repeating: false, count: left.rowCount)
+                for i in pairs.left { matched[i] = true }
+                for i in 0..<left.rowCount where !matched[i] {
+                    l.append(i)
+                    r.append(-1)
+                }
+            }
+            if kind != .left {
+                var matched = [Bool](repeating: false, count: right.rowCount)
+                for j in pairs.right { matched[j] = true }
+                for j in 0..<right.rowCount where !matched[j] {
+                    l.append(-1)
+                    r.append(j)
+                }
+            }
+            return combined(l, r)
+        }
+    }
+
+    static func split(_ e: Expr) -> [Expr] {
+        if case .binary("AND", let a, let b) = e { return split(a) + split(b) }
+        return [e]
+    }
+}
+
+extension Execution {
+    /// Whether every column of `e` resolves in `relation` (and it has at least one).
+    static func binds(_ e: Expr, in relation: Relation) -> Bool {
+        let columns = e.columns
+        return !columns.isEmpty && columns.allSatisfy { ((try? relation.resolve($0)) ?? nil) != nil }
+    }
+}

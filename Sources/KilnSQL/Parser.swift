@@ -1,0 +1,552 @@
+import Foundation
+import KilnCore
+import KilnFrame
+
+/// A recursive-descent parser for the Spark/Databricks SQL subset Kiln runs.
+public struct Parser {
+    var tokens: [Token]
+    var at = 0
+    let sql: String
+    /// Uncorrelated subqueries used as expressions, by id (`Expr.call("__subquery", [id])`).
+    var subqueries: [Query] = []
+
+    static let reserved: Set<String> = ["select", "from", "where", "group", "by", "having", "order", "limit", "offset", "union", "intersect",
+                                        "except", "join", "inner", "left", "right", "full", "outer", "cross", "semi", "anti", "on",
+                                        "using", "as", "and", "or", "not", "in", "is", "null", "like", "between", "case", "when", "then",
+                                        "else", "end", "with", "distinct", "all", "asc", "desc", "nulls", "first", "last", "exists",
+                                        "natural", "window", "over", "version", "timestamp", "ilike", "rlike"]
+
+    /// Parses one statement (a trailing `;` is allowed).
+    public static func parse(_ sql: String) throws -> (Statement, subqueries: [Query]) {
+        var parser = Parser(tokens: try Lexer.tokens(sql), sql: sql)
+        let query = try parser.query()
+        _ = parser.symbol(";")
+        guard parser.peek.kind == .end else { throw parser.fail("unexpected '\(parser.peek.text)'") }
+        return (.query(query), parser.subqueries)
+    }
+
+    init(tokens: [Token], sql: String) {
+        self.tokens = tokens
+        self.sql = sql
+    }
+
+    var peek: Token { tokens[at] }
+    func peek(_ k: Int) -> Token { tokens[min(at + k, tokens.count - 1)] }
+
+    func fail(_ message: String) -> KilnError {
+        let offset = peek.offset
+        let line = sql.prefix(offset).filter { $0 == "\n" }.count + 1
+        return KilnError.invalid("SQL syntax error at line \(line), character \(offset + 1) (near '\(peek.kind == .end ? "end of input" : peek.text)'): \(message)")
+    }
+
+    func isKeyword(_ word: String, _ k: Int = 0) -> Bool {
+        let t = peek(k)
+        return t.kind == .identifier && t.text.lowercased() == word
+    }
+
+    mutating func keyword(_ word: String) -> Bool {
+        guard isKeyword(word) else { return false }
+        at += 1
+        return true
+    }
+
+    mutating func expect(_ word: String) throws {
+        guard keyword(word) else { throw fail("expected \(word.uppercased())") }
+    }
+
+    mutating func symbol(_ s: String) -> Bool {
+        guard peek.kind == .symbol, peek.text == s else { return false }
+        at += 1
+        return true
+    }
+
+    mutating func expectSymbol(_ s: String) throws {
+        guard symbol(s) else { throw fail("expected '\(s)'") }
+    }
+
+    mutating func identifier() throws -> String {
+        let t = peek
+        if t.kind == .quoted || (t.kind == .identifier && !Self.reserved.contains(t.text.lowercased())) {
+            at += 1
+            return t.text
+        }
+        throw fail("expected a name")
+    }
+
+    /// A name even if it is a keyword (after a dot, or as a column alias after AS).
+    mutating func anyName() throws -> String {
+        let t = peek
+        guard t.kind == .identifier || t.kind == .quoted else { throw fail("expected a name") }
+        at += 1
+        return t.text
+    }
+
+    // MARK: Queries
+
+    mutating func query() throws -> Query {
+        var ctes: [(String, Query)] = []
+        if keyword("with") {
+            repeat {
+                let name = try identifier()
+                try expect("as")
+                try expectSymbol("(")
+                ctes.append((name, try query()))
+                try expectSymbol(")")
+            } while symbol(",")
+        }
+        var q = Query(ctes: ctes, body: try setExpr())
+        if keyword("order") {
+            try expect("by")
+            q.orderBy = try orderItems()
+        }
+        if keyword("limit") {
+            if keyword("all") { q.limit = nil } else { q.limit = try count("LIMIT") }
+        }
+        if keyword("offset") { q.offset = try count("OFFSET") }
+        return q
+    }
+
+    mutating func count(_ clause: String) throws -> Int {
+        guard peek.kind == .number, let n = Int(peek.text), n >= 0 else { throw fail("\(clause) needs a non-negative integer") }
+        at += 1
+        return n
+    }
+
+    mutating func orderItems() throws -> [OrderItem] {
+        var items: [OrderItem] = []
+        repeat {
+            let e = try expression()
+            var descending = false
+            if keyword("desc") { descending = true } else { _ = keyword("asc") }
+            var nullsFirst: Bool?
+            if keyword("nulls") {
+                if keyword("first") { nullsFirst = true } else { try expect("last"); nullsFirst = false }
+            }
+            items.append(OrderItem(expr: e, descending: descending, nullsFirst: nullsFirst))
+        } while symbol(",")
+        return items
+    }
+
+    mutating func setExpr() throws -> SetExpr {
+        var left = try setTerm()
+        while true {
+            let op: String
+            if keyword("union") { op = "union" } else if keyword("except") || keyword("minus") { op = "except" } else { break }
+            let all = keyword("all")
+            if !all { _ = keyword("distinct") }
+            left = .setOperation(op, left, try setTerm(), all: all)
+        }
+        return left
+    }
+
+    mutating func setTerm() throws -> SetExpr {
+        var left = try setPrimary()
+        while keyword("intersect") {
+            let all = keyword("all")
+            if !all { _ = keyword("distinct") }
+            left = .setOperation("intersect", left, try setPrimary(), all: all)
+        }
+        return left
+    }
+
+    mutating func setPrimary() throws -> SetExpr {
+        if peek.kind == .symbol, peek.text == "(" {
+            at += 1
+            let q = try query()
+            try expectSymbol(")")
+            return .query(q)
+        }
+        return .select(try select())
+    }
+
+    mutating func select() throws -> Select {
+        try expect("select")
+        var s = Select()
+        if keyword("distinct") { s.distinct = true } else { _ = keyword("all") }
+        repeat {
+            if symbol("*") {
+                s.items.append(.star(qualifier: nil))
+            } else if (peek.kind == .identifier || peek.kind == .quoted), peek(1).text == ".", peek(2).text == "*", peek(2).kind == .symbol {
+                let q = try anyName()
+                at += 2
+                s.items.append(.star(qualifier: q))
+            } else {
+                let e = try expression()
+                var alias: String?
+                if keyword("as") { alias = try anyName() } else if peek.kind == .quoted || (peek.kind == .identifier && !Self.reserved.contains(peek.text.lowercased())) {
+                    alias = try identifier()
+                }
+                s.items.append(.expr(e, alias: alias))
+            }
+        } while symbol(",")
+        if keyword("from") {
+            repeat { s.from.append(try fromItem()) } while symbol(",")
+        }
+        if keyword("where") { s.whereClause = try expression() }
+        if keyword("group") {
+            try expect("by")
+            repeat { s.groupBy.append(try expression()) } while symbol(",")
+        }
+        if keyword("having") { s.having = try expression() }
+        return s
+    }
+
+    mutating func fromItem() throws -> FromItem {
+        var left = try tablePrimary()
+        while true {
+            var kind: JoinKind?
+            if keyword("cross") { try expect("join"); kind = .cross }
+            else if keyword("join") { kind = .inner }
+            else if keyword("inner") { try expect("join"); kind = .inner }
+            else if keyword("left") {
+                if keyword("semi") { kind = .semi } else if keyword("anti") { kind = .anti } else { _ = keyword("outer"); kind = .left }
+                try expect("join")
+            } else if keyword("right") { _ = keyword("outer"); try expect("join"); kind = .right }
+            else if keyword("full") { _ = keyword("outer"); try expect("join"); kind = .full }
+            else if keyword("semi") { try expect("join"); kind = .semi }
+            else if keyword("anti") { try expect("join"); kind = .anti }
+            guard let kind else { break }
+            let right = try tablePrimary()
+            var on: Expr?
+            var using: [String] = []
+            if kind != .cross {
+                if keyword("on") { on = try expression() }
+                else if keyword("using") {
+                    try expectSymbol("(")
+                    repeat { using.append(try identifier()) } while symbol(",")
+                    try expectSymbol(")")
+                } else { throw fail("a JOIN needs ON or USING") }
+            }
+            left = .join(left, right, kind: kind, on: on, using: using)
+        }
+        return left
+    }
+
+    mutating func alias() throws -> String? {
+        if keyword("as") { return try identifier() }
+        if peek.kind == .quoted || (peek.kind == .identifier && !Self.reserved.contains(peek.text.lowercased())) { return try identifier() }
+        return nil
+    }
+
+    mutating func tablePrimary() throws -> FromItem {
+        if symbol("(") {
+            if isKeyword("select") || isKeyword("with") || (peek.kind == .symbol && peek.text == "(") {
+                let q = try query()
+                try expectSymbol(")")
+                return .subquery(q, alias: try alias() ?? "subquery\(at)")
+            }
+            let item = try fromItem()
+            try expectSymbol(")")
+            return item
+        }
+        var parts = [try anyName()]
+        while symbol(".") { parts.append(try anyName()) }
+        if parts.count == 1, symbol("(") {
+            var args: [Expr] = []
+            var named: [String: Expr] = [:]
+            if !symbol(")") {
+                repeat {
+                    if (peek.kind == .identifier), peek(1).text == "=>" {
+                        let key = try anyName().lowercased()
+                        at += 1
+                        named[key] = try expression()
+                    } else {
+                        args.append(try expression())
+                    }
+                } while symbol(",")
+                try expectSymbol(")")
+            }
+            return .function(name: parts[0].lowercased(), args: args, named: named, alias: try alias())
+        }
+        // Time travel: VERSION AS OF n, TIMESTAMP AS OF 'ts', or t@v3.
+        var version: Int64?, timestamp: String?
+        if symbol("@") {
+            let t = try anyName()
+            guard t.lowercased().hasPrefix("v"), let v = Int64(t.dropFirst()) else { throw fail("expected @v<version>") }
+            version = v
+        }
+        if isKeyword("version"), isKeyword("as", 1) {
+            at += 2
+            try expect("of")
+            guard peek.kind == .number, let v = Int64(peek.text) else { throw fail("VERSION AS OF needs a version number") }
+            at += 1
+            version = v
+        } else if isKeyword("timestamp"), isKeyword("as", 1) {
+            at += 2
+            try expect("of")
+            guard peek.kind == .string else { throw fail("TIMESTAMP AS OF needs a quoted timestamp") }
+            timestamp = peek.text
+            at += 1
+        }
+        return .table(parts: parts, alias: try alias(), version: version, timestamp: timestamp)
+    }
+
+    // MARK: Expressions
+
+    public mutating func expression() throws -> Expr { try or() }
+
+    mutating func or() throws -> Expr {
+        var left = try and()
+        while keyword("or") { left = .binary("OR", left, try and()) }
+        return left
+    }
+
+    mutating func and() throws -> Expr {
+        var left = try not()
+        while keyword("and") { left = .binary("AND", left, try not()) }
+        return left
+    }
+
+    mutating func not() throws -> Expr {
+        if keyword("not") { return .not(try not()) }
+        return try predicate()
+    }
+
+    mutating func predicate() throws -> Expr {
+        let left = try additive()
+        if keyword("is") {
+            let negated = keyword("not")
+            if keyword("null") { return .isNull(left, negated: negated) }
+            if keyword("true") { return negated ? .call("coalesce", [.not(left), .literal(.bool(true))]) : .call("coalesce", [left, .literal(.bool(false))]) }
+            if keyword("false") { return negated ? .call("coalesce", [left, .literal(.bool(true))]) : .call("coalesce", [.not(left), .literal(.bool(false))]) }
+            if keyword("distinct") {
+                try expect("from")
+                let right = try additive()
+                let same = Expr.binary("<=>", left, right)
+                return negated ? same : .not(same)
+            }
+            throw fail("expected NULL, TRUE, FALSE or DISTINCT FROM after IS")
+        }
+        let negated = keyword("not")
+        if keyword("in") {
+            try expectSymbol("(")
+            if isKeyword("select") || isKeyword("with") {
+                let q = try query()
+                try expectSymbol(")")
+                subqueries.append(q)
+                return .call("__in_subquery", [left, .literal(.int(Int64(subqueries.count - 1))), .literal(.bool(negated))])
+            }
+            var items: [Expr] = []
+            repeat { items.append(try expression()) } while symbol(",")
+            try expectSymbol(")")
+            return .inList(left, items, negated: negated)
+        }
+        if keyword("between") {
+            let low = try additive()
+            try expect("and")
+            let high = try additive()
+            let inside = Expr.binary("AND", .binary(">=", left, low), .binary("<=", left, high))
+            return negated ? .not(inside) : inside
+        }
+        if keyword("like") { return .like(left, pattern: try additive(), negated: negated) }
+        if keyword("ilike") { return .like(.call("lower", [left]), pattern: .call("lower", [try additive()]).folded, negated: negated) }
+        if negated { throw fail("expected IN, BETWEEN or LIKE after NOT") }
+        if peek.kind == .symbol, ["=", "==", "!=", "<>", "<", "<=", ">", ">=", "<=>"].contains(peek.text) {
+            let op = peek.text
+            at += 1
+            return .binary(op, left, try additive())
+        }
+        return left
+    }
+
+    mutating func additive() throws -> Expr {
+        var left = try multiplicative()
+        while peek.kind == .symbol, ["+", "-", "||"].contains(peek.text) {
+            let op = peek.text
+            at += 1
+            left = .binary(op, left, try multiplicative())
+        }
+        return left
+    }
+
+    mutating func multiplicative() throws -> Expr {
+        var left = try unary()
+        while (peek.kind == .symbol && ["*", "/", "%"].contains(peek.text)) || isKeyword("div") {
+            let op = peek.kind == .symbol ? peek.text : "DIV"
+            at += 1
+            left = .binary(op, left, try unary())
+        }
+        return left
+    }
+
+    mutating func unary() throws -> Expr {
+        if symbol("-") {
+            let e = try unary()
+            if case .literal(.int(let n)) = e { return .literal(.int(-n)) }
+            if case .literal(.double(let d)) = e { return .literal(.double(-d)) }
+            return .negate(e)
+        }
+        if symbol("+") { return try unary() }
+        var e = try primary()
+        while symbol("::") { e = .cast(e, try typeName()) }
+        return e
+    }
+
+    mutating func primary() throws -> Expr {
+        let t = peek
+        switch t.kind {
+        case .number:
+            at += 1
+            if let n = Int64(t.text) { return .literal(.int(n)) }
+            guard let d = Double(t.text) else { throw fail("bad number") }
+            return .literal(.double(d))
+        case .string:
+            at += 1
+            return .literal(.string(t.text))
+        case .parameter:
+            at += 1
+            return .call("__parameter", [.literal(.string(t.text))])
+        case .symbol:
+            guard t.text == "(" else { throw fail("unexpected '\(t.text)'") }
+            at += 1
+            if isKeyword("select") || isKeyword("with") {
+                let q = try query()
+                try expectSymbol(")")
+                subqueries.append(q)
+                return .call("__scalar_subquery", [.literal(.int(Int64(subqueries.count - 1)))])
+            }
+            let e = try expression()
+            try expectSymbol(")")
+            return e
+        case .end: throw fail("unexpected end of the statement")
+        case .identifier, .quoted: break
+        }
+        let word = t.text.lowercased()
+        if t.kind == .identifier {
+            switch word {
+            case "null": at += 1; return .literal(.null)
+            case "true": at += 1; return .literal(.bool(true))
+            case "false": at += 1; return .literal(.bool(false))
+            case "date" where peek(1).kind == .string:
+                at += 2
+                guard let d = Dates.parseDate(peek(-1).text) else { throw fail("bad DATE literal '\(peek(-1).text)'") }
+                return .literal(.date(d))
+            case "timestamp" where peek(1).kind == .string:
+                at += 2
+                guard let ts = Dates.parseTimestamp(peek(-1).text) else { throw fail("bad TIMESTAMP literal '\(peek(-1).text)'") }
+                return .literal(.timestamp(ts))
+            case "interval":
+                at += 1
+                var amount: Int64
+                if peek.kind == .string { guard let n = Int64(peek.text.trimmingCharacters(in: .whitespaces)) else { throw fail("bad INTERVAL amount") }; amount = n; at += 1 }
+                else if peek.kind == .number, let n = Int64(peek.text) { amount = n; at += 1 }
+                else if symbol("-"), peek.kind == .number, let n = Int64(peek.text) { amount = -n; at += 1 }
+                else { throw fail("INTERVAL needs an amount") }
+                let unit = try anyName().lowercased()
+                return .interval(amount, unit: unit)
+            case "case":
+                at += 1
+                var subject: Expr?
+                if !isKeyword("when") { subject = try expression() }
+                var branches: [Expr.CaseBranch] = []
+                while keyword("when") {
+                    var condition = try expression()
+                    if let subject { condition = .binary("=", subject, condition) }
+                    try expect("then")
+                    branches.append(Expr.CaseBranch(when: condition, then: try expression()))
+                }
+                guard !branches.isEmpty else { throw fail("CASE needs WHEN") }
+                var otherwise: Expr?
+                if keyword("else") { otherwise = try expression() }
+                try expect("end")
+                return .caseWhen(branches, otherwise: otherwise)
+            case "cast", "try_cast":
+                at += 1
+                try expectSymbol("(")
+                let e = try expression()
+                try expect("as")
+                let type = try typeName()
+                try expectSymbol(")")
+                return .cast(e, type)
+            case "exists":
+                at += 1
+                try expectSymbol("(")
+                let q = try query()
+                try expectSymbol(")")
+                subqueries.append(q)
+                return .call("__exists_subquery", [.literal(.int(Int64(subqueries.count - 1)))])
+            case "extract":
+                at += 1
+                try expectSymbol("(")
+                let field = try anyName().lowercased()
+                try expect("from")
+                let e = try expression()
+                try expectSymbol(")")
+                return .call(field, [e])
+            default: break
+            }
+        }
+        // A function call, or a column (possibly qualified).
+        let name = try anyName()
+        if symbol("(") {
+            let lower = name.lowercased()
+            if symbol("*") {
+                try expectSymbol(")")
+                guard lower == "count" else { throw fail("only COUNT takes *") }
+                return try over(.call("count", []))
+            }
+            var args: [Expr] = []
+            var distinct = false
+            if !symbol(")") {
+                distinct = keyword("distinct")
+                if !distinct { _ = keyword("all") }
+                repeat { args.append(try expression()) } while symbol(",")
+                try expectSymbol(")")
+            }
+            if distinct {
+                guard ["count", "sum", "avg"].contains(lower) else { throw fail("DISTINCT works in COUNT, SUM and AVG") }
+                return try over(.call(lower + "_distinct", args))
+            }
+            return try over(.call(lower, args))
+        }
+        var parts = [name]
+        while peek.kind == .symbol, peek.text == ".", peek(1).kind == .identifier || peek(1).kind == .quoted {
+            at += 1
+            parts.append(try anyName())
+        }
+        if parts.count == 1, t.kind == .identifier, Self.reserved.contains(word) { throw fail("unexpected keyword \(t.text.uppercased())") }
+        return .column(parts.joined(separator: "."))
+    }
+
+    /// `fn(...) OVER (...)` is not supported yet; say so.
+    mutating func over(_ call: Expr) throws -> Expr {
+        if isKeyword("over") { throw fail("window functions (OVER) are not supported yet") }
+        return call
+    }
+
+    mutating func typeName() throws -> FrameType {
+        let name = try anyName().lowercased()
+        var args: [Int] = []
+        if symbol("(") {
+            repeat {
+                guard peek.kind == .number, let n = Int(peek.text) else { throw fail("expected a number") }
+                args.append(n)
+                at += 1
+            } while symbol(",")
+            try expectSymbol(")")
+        }
+        switch name {
+        case "bigint", "long": return .int64
+        case "int", "integer": return .int32
+        case "smallint", "short": return .int16
+        case "tinyint", "byte": return .int8
+        case "double": return .float64
+        case "float", "real": return .float32
+        case "string", "varchar", "char", "text": return .string
+        case "boolean", "bool": return .bool
+        case "date": return .date
+        case "timestamp", "timestamp_ntz", "timestamp_ltz": return .timestamp
+        case "binary": return .binary
+        case "decimal", "numeric", "dec": return .decimal(precision: args.first ?? 10, scale: args.count > 1 ? args[1] : 0)
+        default: throw fail("unknown type \(name.uppercased())")
+        }
+    }
+}
+
+extension Expr {
+    /// Lower-cases a literal pattern at parse time (for ILIKE).
+    var folded: Expr {
+        if case .call("lower", let args) = self, case .literal(.string(let s))? = args.first { return .literal(.string(s.lowercased())) }
+        return self
+    }
+}

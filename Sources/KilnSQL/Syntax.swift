@@ -1,0 +1,164 @@
+import Foundation
+import KilnCore
+import KilnFrame
+
+/// A parsed statement.
+public indirect enum Statement: Sendable {
+    case query(Query)
+}
+
+/// `[WITH ...] body [ORDER BY ...] [LIMIT n] [OFFSET m]`.
+public struct Query: Sendable {
+    public var ctes: [(name: String, query: Query)] = []
+    public var body: SetExpr
+    public var orderBy: [OrderItem] = []
+    public var limit: Int?
+    public var offset: Int?
+}
+
+/// A SELECT, a parenthesized query, or a UNION / INTERSECT / EXCEPT of two.
+public indirect enum SetExpr: Sendable {
+    case select(Select)
+    case query(Query)
+    case setOperation(String, SetExpr, SetExpr, all: Bool)
+}
+
+public struct Select: Sendable {
+    public var distinct = false
+    public var items: [SelectItem] = []
+    /// Comma-separated FROM items (each may be a join tree); empty for `SELECT 1`.
+    public var from: [FromItem] = []
+    public var whereClause: Expr?
+    public var groupBy: [Expr] = []
+    public var having: Expr?
+}
+
+public enum SelectItem: Sendable {
+    case star(qualifier: String?)
+    case expr(Expr, alias: String?)
+}
+
+public struct OrderItem: Sendable {
+    public var expr: Expr
+    public var descending: Bool
+    public var nullsFirst: Bool?
+}
+
+public enum JoinKind: String, Sendable { case inner, left, right, full, cross, semi, anti }
+
+public indirect enum FromItem: Sendable {
+    /// A table by name parts (`t`, `s.t`, `c.s.t`, or `delta`/`parquet` + a quoted path), with time travel.
+    case table(parts: [String], alias: String?, version: Int64?, timestamp: String?)
+    case subquery(Query, alias: String)
+    case join(FromItem, FromItem, kind: JoinKind, on: Expr?, using: [String])
+    /// `read_files('path', format => 'parquet')`, `range(n)`.
+    case function(name: String, args: [Expr], named: [String: Expr], alias: String?)
+}
+
+// MARK: Lexer
+
+struct Token: Equatable {
+    enum Kind: Equatable { case identifier, quoted, number, string, symbol, parameter, end }
+    var kind: Kind
+    var text: String
+    var offset: Int
+}
+
+struct Lexer {
+    static func tokens(_ sql: String) throws -> [Token] {
+        let chars = Array(sql)
+        var out: [Token] = []
+        var i = 0
+        func fail(_ message: String) -> KilnError { KilnError.invalid("SQL syntax error at character \(i + 1): \(message)") }
+        while i < chars.count {
+            let c = chars[i]
+            if c.isWhitespace { i += 1; continue }
+            if c == "-", i + 1 < chars.count, chars[i + 1] == "-" {
+                while i < chars.count, chars[i] != "\n" { i += 1 }
+                continue
+            }
+            if c == "/", i + 1 < chars.count, chars[i + 1] == "*" {
+                i += 2
+                while i + 1 < chars.count, !(chars[i] == "*" && chars[i + 1] == "/") { i += 1 }
+                i += 2
+                continue
+            }
+            let start = i
+            if c.isLetter || c == "_" {
+                while i < chars.count, chars[i].isLetter || chars[i].isNumber || chars[i] == "_" || chars[i] == "$" { i += 1 }
+                out.append(Token(kind: .identifier, text: String(chars[start..<i]), offset: start))
+            } else if c.isNumber || (c == "." && i + 1 < chars.count && chars[i + 1].isNumber) {
+                while i < chars.count, chars[i].isNumber || chars[i] == "." { i += 1 }
+                if i < chars.count, chars[i] == "e" || chars[i] == "E" {
+                    var j = i + 1
+                    if j < chars.count, chars[j] == "+" || chars[j] == "-" { j += 1 }
+                    if j < chars.count, chars[j].isNumber {
+                        i = j
+                        while i < chars.count, chars[i].isNumber { i += 1 }
+                    }
+                }
+                // Suffixes: 10L, 1.5D, 2BD.
+                var text = String(chars[start..<i])
+                if i < chars.count, "LlDdSsYy".contains(chars[i]), !(i + 1 < chars.count && (chars[i + 1].isLetter || chars[i + 1] == "_")) { i += 1 }
+                else if i + 1 < chars.count, chars[i] == "B" || chars[i] == "b", chars[i + 1] == "D" || chars[i + 1] == "d" { i += 2 }
+                if text.hasSuffix(".") { text += "0" }
+                out.append(Token(kind: .number, text: text, offset: start))
+            } else if c == "'" || c == "\"" {
+                // Strings: '...' ('' and \ escapes); "..." is a string in Spark SQL too.
+                var text = ""
+                i += 1
+                var closed = false
+                while i < chars.count {
+                    if chars[i] == "\\", i + 1 < chars.count {
+                        let e = chars[i + 1]
+                        text.append(e == "n" ? "\n" : e == "t" ? "\t" : e)
+                        i += 2
+                        continue
+                    }
+                    if chars[i] == c {
+                        if i + 1 < chars.count, chars[i + 1] == c { text.append(c); i += 2; continue }
+                        closed = true
+                        i += 1
+                        break
+                    }
+                    text.append(chars[i])
+                    i += 1
+                }
+                guard closed else { throw fail("unterminated string") }
+                out.append(Token(kind: .string, text: text, offset: start))
+            } else if c == "`" {
+                i += 1
+                var text = ""
+                while i < chars.count {
+                    if chars[i] == "`" {
+                        if i + 1 < chars.count, chars[i + 1] == "`" { text.append("`"); i += 2; continue }
+                        break
+                    }
+                    text.append(chars[i])
+                    i += 1
+                }
+                guard i < chars.count else { throw fail("unterminated `identifier`") }
+                i += 1
+                out.append(Token(kind: .quoted, text: text, offset: start))
+            } else if c == ":", i + 1 < chars.count, chars[i + 1].isLetter || chars[i + 1] == "_" {
+                i += 1
+                while i < chars.count, chars[i].isLetter || chars[i].isNumber || chars[i] == "_" { i += 1 }
+                out.append(Token(kind: .parameter, text: String(chars[start + 1..<i]), offset: start))
+            } else {
+                let three = i + 2 < chars.count ? String(chars[i...i + 2]) : ""
+                let two = i + 1 < chars.count ? String(chars[i...i + 1]) : ""
+                if three == "<=>" {
+                    out.append(Token(kind: .symbol, text: three, offset: start)); i += 3
+                } else if ["<=", ">=", "<>", "!=", "==", "||", "=>", "::"].contains(two) {
+                    out.append(Token(kind: .symbol, text: two, offset: start)); i += 2
+                } else if "(),.*+-/%<>=;[]@".contains(c) {
+                    out.append(Token(kind: .symbol, text: String(c), offset: start)); i += 1
+                } else {
+                    throw fail("unexpected '\(c)'")
+                }
+            }
+        }
+        out.append(Token(kind: .end, text: "", offset: chars.count))
+        return out
+    }
+}

@@ -1,0 +1,91 @@
+import ArgumentParser
+import Foundation
+import KilnCore
+import KilnFrame
+import KilnPlatform
+import KilnSQL
+
+struct SQL: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sql", abstract: "Run a SQL query over Delta tables and Parquet files.",
+        discussion: """
+            Tables are catalog.schema.table under $KILN_HOME/warehouse (main and default when left out), \
+            delta.`/path/to/table` or parquet.`/path/file.parquet`. Example:
+              kiln sql "SELECT region, count(*) AS n FROM sales GROUP BY region ORDER BY n DESC"
+            """)
+    @Argument(help: "The SQL statement.") var statement: String
+    @Option(help: "Home folder holding the warehouse (env KILN_HOME, default ~/.kiln).") var home: String?
+    @Option(help: "table, json, jsonl or csv.") var format = "table"
+    @Option(name: .customLong("param"), help: "A :name parameter value, name=value (repeatable).") var parameters: [String] = []
+
+    func run() throws {
+        let base = home.map { URL(fileURLWithPath: $0) } ?? KilnConfiguration.defaultHome(environment: ProcessInfo.processInfo.environment)
+        var values: [String: Value] = [:]
+        for p in parameters {
+            guard let eq = p.firstIndex(of: "=") else { throw ValidationError("--param takes name=value") }
+            let text = String(p[p.index(after: eq)...])
+            values[String(p[..<eq])] = Int64(text).map(Value.int) ?? Double(text).map(Value.double) ?? .string(text)
+        }
+        let engine = SQLEngine(catalog: Catalog(warehouse: base.appendingPathComponent("warehouse").path), parameters: values)
+        let result: Frame
+        do {
+            result = try engine.execute(statement)
+        } catch let error as KilnError {
+            throw CLIError("\(error.code.rawValue): \(error.message)")
+        }
+        var out: [UInt8] = []
+        switch format {
+        case "json", "jsonl":
+            var w = JSONWriter()
+            func row(_ i: Int, _ w: inout JSONWriter) {
+                w.object { w in
+                    for (name, column) in zip(result.names, result.columns) {
+                        w.key(name)
+                        SQL.write(column.value(i), type: column.type, into: &w)
+                    }
+                }
+            }
+            if format == "json" {
+                w.array { w in for i in 0..<result.rowCount { row(i, &w) } }
+                out = w.bytes + [0x0A]
+            } else {
+                for i in 0..<result.rowCount {
+                    var line = JSONWriter()
+                    row(i, &line)
+                    out += line.bytes + [0x0A]
+                }
+            }
+        case "csv":
+            func quote(_ s: String) -> String {
+                s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+            }
+            var text = result.names.map(quote).joined(separator: ",") + "\n"
+            for i in 0..<result.rowCount {
+                text += result.columns.map { $0.isNull(i) ? "" : quote($0.value(i).text) }.joined(separator: ",") + "\n"
+            }
+            out = Array(text.utf8)
+        case "table":
+            let rows = (0..<result.rowCount).map { i in result.columns.map { $0.value(i).text } }
+            printTable(result.names, rows)
+            print("(\(result.rowCount) row\(result.rowCount == 1 ? "" : "s"))")
+            return
+        default:
+            throw ValidationError("--format must be table, json, jsonl or csv")
+        }
+        FileHandle.standardOutput.write(Data(out))
+    }
+
+    /// A value as JSON: numbers as numbers, dates and timestamps as ISO text.
+    static func write(_ value: Value, type: FrameType, into w: inout JSONWriter) {
+        switch value {
+        case .null: w.null()
+        case .bool(let b): w.value(b)
+        case .int(let n): w.value(n)
+        case .double(let d): w.value(d)
+        case .string(let s): w.value(s)
+        case .bytes(let b): w.value(Data(b).base64EncodedString())
+        case .date: w.value(value.text)
+        case .timestamp: w.value(value.text.replacingOccurrences(of: " ", with: "T") + "Z")
+        }
+    }
+}

@@ -1,0 +1,215 @@
+"""Kiln SQL against DuckDB: the same queries over the same TPC-H-shaped tables give the same results (issue P5).
+Kiln reads Delta tables written by `kiln table write`; DuckDB reads the Parquet files they came from."""
+import datetime
+import decimal
+import json
+import math
+import os
+import re
+import subprocess
+
+import duckdb
+import pytest
+
+from conftest import KILN
+from tpch_gen import generate
+
+QUERIES = [
+    # TPC-H shapes
+    ("q1", """SELECT l_returnflag, l_linestatus, sum(l_quantity) AS sum_qty, sum(l_extendedprice) AS sum_base_price,
+              sum(l_extendedprice * (1 - l_discount)) AS sum_disc_price, sum(l_extendedprice * (1 - l_discount) * (1 + l_tax)) AS sum_charge,
+              avg(l_quantity) AS avg_qty, avg(l_extendedprice) AS avg_price, avg(l_discount) AS avg_disc, count(*) AS count_order
+              FROM tpch.lineitem WHERE l_shipdate <= DATE '1998-12-01' - INTERVAL 90 DAY
+              GROUP BY l_returnflag, l_linestatus ORDER BY l_returnflag, l_linestatus"""),
+    ("q3", """SELECT l_orderkey, sum(l_extendedprice * (1 - l_discount)) AS revenue, o_orderdate, o_shippriority
+              FROM tpch.customer, tpch.orders, tpch.lineitem
+              WHERE c_mktsegment = 'BUILDING' AND c_custkey = o_custkey AND l_orderkey = o_orderkey
+                AND o_orderdate < DATE '1995-03-15' AND l_shipdate > DATE '1995-03-15'
+              GROUP BY l_orderkey, o_orderdate, o_shippriority ORDER BY revenue DESC, o_orderdate, l_orderkey LIMIT 10"""),
+    ("q5", """SELECT n_name, sum(l_extendedprice * (1 - l_discount)) AS revenue
+              FROM tpch.customer, tpch.orders, tpch.lineitem, tpch.supplier, tpch.nation, tpch.region
+              WHERE c_custkey = o_custkey AND l_orderkey = o_orderkey AND l_suppkey = s_suppkey AND c_nationkey = s_nationkey
+                AND s_nationkey = n_nationkey AND n_regionkey = r_regionkey AND r_name = 'ASIA'
+                AND o_orderdate >= DATE '1994-01-01' AND o_orderdate < DATE '1994-01-01' + INTERVAL 1 YEAR
+              GROUP BY n_name ORDER BY revenue DESC"""),
+    ("q6", """SELECT sum(l_extendedprice * l_discount) AS revenue FROM tpch.lineitem
+              WHERE l_shipdate >= DATE '1994-01-01' AND l_shipdate < DATE '1995-01-01'
+                AND l_discount BETWEEN 0.05 AND 0.07 AND l_quantity < 24"""),
+    ("q10", """SELECT c_custkey, c_name, sum(l_extendedprice * (1 - l_discount)) AS revenue, c_acctbal, n_name
+               FROM tpch.customer JOIN tpch.orders ON c_custkey = o_custkey JOIN tpch.lineitem ON l_orderkey = o_orderkey
+               JOIN tpch.nation ON c_nationkey = n_nationkey
+               WHERE o_orderdate >= DATE '1993-10-01' AND o_orderdate < DATE '1993-10-01' + INTERVAL 3 MONTH AND l_returnflag = 'R'
+               GROUP BY c_custkey, c_name, c_acctbal, n_name ORDER BY revenue DESC, c_custkey LIMIT 20"""),
+    ("q12", """SELECT l_shipmode, sum(CASE WHEN o_orderpriority = '1-URGENT' OR o_orderpriority = '2-HIGH' THEN 1 ELSE 0 END) AS high_line_count,
+               sum(CASE WHEN o_orderpriority <> '1-URGENT' AND o_orderpriority <> '2-HIGH' THEN 1 ELSE 0 END) AS low_line_count
+               FROM tpch.orders, tpch.lineitem
+               WHERE o_orderkey = l_orderkey AND l_shipmode IN ('MAIL', 'SHIP') AND l_commitdate < l_receiptdate
+                 AND l_shipdate < l_commitdate AND l_receiptdate >= DATE '1994-01-01' AND l_receiptdate < DATE '1995-01-01'
+               GROUP BY l_shipmode ORDER BY l_shipmode"""),
+    ("q14", """SELECT 100.00 * sum(CASE WHEN p_type LIKE 'PROMO%' THEN l_extendedprice * (1 - l_discount) ELSE 0 END)
+                      / sum(l_extendedprice * (1 - l_discount)) AS promo_revenue
+               FROM tpch.lineitem, tpch.part
+               WHERE l_partkey = p_partkey AND l_shipdate >= DATE '1995-09-01' AND l_shipdate < DATE '1995-10-01'"""),
+    ("q18_in_subquery", """SELECT c_name, c_custkey, o_orderkey, o_orderdate, o_totalprice, sum(l_quantity) AS qty
+               FROM tpch.customer, tpch.orders, tpch.lineitem
+               WHERE o_orderkey IN (SELECT l_orderkey FROM tpch.lineitem GROUP BY l_orderkey HAVING sum(l_quantity) > 250)
+                 AND c_custkey = o_custkey AND o_orderkey = l_orderkey
+               GROUP BY c_name, c_custkey, o_orderkey, o_orderdate, o_totalprice ORDER BY o_totalprice DESC, o_orderdate, o_orderkey LIMIT 100"""),
+    ("q13_left_join", """SELECT c_count, count(*) AS custdist FROM (
+                 SELECT c_custkey, count(o_orderkey) AS c_count FROM tpch.customer LEFT OUTER JOIN tpch.orders
+                 ON c_custkey = o_custkey AND o_comment NOT LIKE '%special%requests%' GROUP BY c_custkey) AS c_orders
+               GROUP BY c_count ORDER BY custdist DESC, c_count DESC"""),
+    ("q16_not_in", """SELECT p_brand, p_type, p_size, count(DISTINCT ps_suppkey) AS supplier_cnt FROM tpch.partsupp, tpch.part
+               WHERE p_partkey = ps_partkey AND p_brand <> 'Brand#45' AND p_type NOT LIKE 'MEDIUM POLISHED%'
+                 AND p_size IN (49, 14, 23, 45, 19, 3, 36, 9)
+                 AND ps_suppkey NOT IN (SELECT s_suppkey FROM tpch.supplier WHERE s_comment LIKE '%final%requests%')
+               GROUP BY p_brand, p_type, p_size ORDER BY supplier_cnt DESC, p_brand, p_type, p_size LIMIT 50"""),
+    ("q22_scalar_subquery", """SELECT substring(c_phone, 1, 2) AS cntrycode, count(*) AS numcust, sum(c_acctbal) AS totacctbal
+               FROM tpch.customer WHERE substring(c_phone, 1, 2) IN ('13', '31', '23', '29', '30', '18', '17')
+                 AND c_acctbal > (SELECT avg(c_acctbal) FROM tpch.customer WHERE c_acctbal > 0.00)
+               GROUP BY substring(c_phone, 1, 2) ORDER BY cntrycode"""),
+    # Projections, expressions, functions
+    ("arithmetic", "SELECT o_orderkey, o_totalprice * 2 AS twice, o_totalprice / 3 AS third, o_orderkey % 7 AS m, -o_shippriority AS neg FROM tpch.orders WHERE o_orderkey < 100"),
+    ("integer_division", "SELECT n_nationkey, n_nationkey / 4 AS q, n_regionkey * n_nationkey - 3 AS x FROM tpch.nation"),
+    ("math_functions", "SELECT p_partkey, abs(p_retailprice - 1500) AS a, round(p_retailprice / 7, 2) AS r, floor(p_retailprice / 7) AS f, ceil(p_retailprice / 7) AS c, sqrt(p_size) AS s, power(p_size, 2) AS p2, ln(p_size) AS l, exp(p_size / 50.0) AS e FROM tpch.part WHERE p_partkey <= 50"),
+    ("string_functions", "SELECT n_name, upper(n_name) AS u, lower(n_name) AS l, length(n_name) AS len, substring(n_name, 2, 3) AS s, n_name || '-' || r_name AS joined, replace(n_name, 'A', 'a') AS rep, trim('  ' || n_name || '  ') AS t FROM tpch.nation JOIN tpch.region ON n_regionkey = r_regionkey"),
+    ("string_more", "SELECT s_suppkey, lpad(CAST(s_suppkey AS VARCHAR), 5, '0') AS padded, rpad(substring(s_name, 1, 4), 6, '*') AS r, reverse(substring(s_name, 10, 9)) AS rev, starts_with(s_phone, '1') AS sw FROM tpch.supplier WHERE s_suppkey < 20"),
+    ("like_patterns", "SELECT count(*) AS n, count(CASE WHEN p_name LIKE '%ly%' THEN 1 END) AS ly, count(CASE WHEN p_type LIKE 'STANDARD_%' THEN 1 END) AS st, count(CASE WHEN p_container NOT LIKE 'SM%' THEN 1 END) AS notsm FROM tpch.part"),
+    ("case_expressions", "SELECT o_orderkey, CASE o_orderstatus WHEN 'F' THEN 'finished' WHEN 'O' THEN 'open' ELSE 'partial' END AS status, CASE WHEN o_totalprice > 200000 THEN 'big' WHEN o_totalprice > 100000 THEN 'medium' END AS size FROM tpch.orders WHERE o_orderkey < 200"),
+    ("cast_expressions", "SELECT l_orderkey, CAST(l_quantity AS INT) AS qi, CAST(floor(l_extendedprice) AS BIGINT) AS pb, CAST(l_discount AS DOUBLE) AS dd, CAST(l_shipdate AS VARCHAR) AS sd, CAST('2024-02-03' AS DATE) AS lit FROM tpch.lineitem WHERE l_orderkey < 40"),
+    ("coalesce_nullif", "SELECT c_custkey, coalesce(c_acctbal, -1) AS bal, nullif(c_nationkey, 3) AS nn, c_acctbal IS NULL AS missing FROM tpch.customer WHERE c_custkey <= 120"),
+    ("if_function", "SELECT c_custkey, if(c_acctbal > 5000, 'rich', 'not') AS kind, greatest(c_nationkey, 10) AS g, least(c_nationkey, 10) AS l FROM tpch.customer WHERE c_custkey <= 80"),
+    ("date_functions", "SELECT o_orderkey, year(o_orderdate) AS y, month(o_orderdate) AS m, day(o_orderdate) AS d, CAST(o_orderdate + INTERVAL 10 DAY AS DATE) AS later, CAST(o_orderdate - INTERVAL 1 MONTH AS DATE) AS earlier, extract(year FROM o_orderdate) AS ey, quarter(o_orderdate) AS q FROM tpch.orders WHERE o_orderkey < 150"),
+    ("date_difference", "SELECT l_orderkey, l_linenumber, l_receiptdate - l_shipdate AS transit FROM tpch.lineitem WHERE l_orderkey < 60"),
+    ("between_in", "SELECT count(*) AS n FROM tpch.lineitem WHERE l_quantity BETWEEN 10 AND 20 AND l_shipmode IN ('AIR', 'RAIL') AND l_linenumber NOT IN (1, 2)"),
+    ("is_null_filters", "SELECT count(*) AS total, count(c_acctbal) AS known, sum(CASE WHEN c_acctbal IS NULL THEN 1 ELSE 0 END) AS unknown FROM tpch.customer WHERE c_acctbal IS NULL OR c_acctbal > 0"),
+    ("three_valued_logic", "SELECT count(*) AS n FROM tpch.customer WHERE NOT (c_acctbal > 1000) OR c_acctbal IS NULL AND c_nationkey = 1"),
+    # Aggregation
+    ("group_by_count", "SELECT o_orderpriority, count(*) AS n FROM tpch.orders GROUP BY o_orderpriority ORDER BY o_orderpriority"),
+    ("group_by_expression", "SELECT year(o_orderdate) AS y, count(*) AS n, sum(o_totalprice) AS total FROM tpch.orders GROUP BY year(o_orderdate) ORDER BY y"),
+    ("group_by_position", "SELECT l_shipmode, l_returnflag, count(*) AS n, max(l_discount) AS mx FROM tpch.lineitem GROUP BY 1, 2 ORDER BY 1, 2"),
+    ("min_max_strings_dates", "SELECT c_mktsegment, min(c_name) AS first_name, max(c_phone) AS last_phone, min(c_acctbal) AS lo, max(c_acctbal) AS hi FROM tpch.customer GROUP BY c_mktsegment ORDER BY c_mktsegment"),
+    ("stddev_variance", "SELECT l_returnflag, stddev(l_quantity) AS sd, variance(l_extendedprice) AS v, stddev_pop(l_discount) AS sdp, var_pop(l_tax) AS vp FROM tpch.lineitem GROUP BY l_returnflag ORDER BY l_returnflag"),
+    ("count_distinct", "SELECT l_shipmode, count(DISTINCT l_orderkey) AS orders, count(DISTINCT l_suppkey) AS suppliers FROM tpch.lineitem GROUP BY l_shipmode ORDER BY l_shipmode"),
+    ("sum_distinct", "SELECT sum(DISTINCT p_size) AS s, avg(DISTINCT p_size) AS a, count(DISTINCT p_brand) AS b FROM tpch.part"),
+    ("having", "SELECT c_nationkey, count(*) AS n, avg(c_acctbal) AS avg_bal FROM tpch.customer GROUP BY c_nationkey HAVING count(*) > 55 AND avg(c_acctbal) > 4000 ORDER BY c_nationkey"),
+    ("global_aggregates", "SELECT count(*) AS n, sum(l_quantity) AS q, avg(l_extendedprice) AS p, min(l_shipdate) AS first_ship, max(l_receiptdate) AS last_receipt FROM tpch.lineitem"),
+    ("aggregate_of_expression", "SELECT sum(l_extendedprice * (1 - l_discount) * (1 + l_tax)) AS charge, avg(l_quantity * 2 + 1) AS x, max(l_receiptdate - l_commitdate) AS late FROM tpch.lineitem"),
+    ("aggregate_empty_input", "SELECT count(*) AS n, sum(l_quantity) AS q, max(l_shipdate) AS m FROM tpch.lineitem WHERE l_quantity > 1000"),
+    ("aggregate_null_group", "SELECT CASE WHEN c_acctbal IS NULL THEN NULL ELSE c_mktsegment END AS seg, count(*) AS n FROM tpch.customer GROUP BY 1 ORDER BY 1 NULLS FIRST"),
+    # Joins
+    ("inner_join_on", "SELECT n_name, r_name FROM tpch.nation n JOIN tpch.region r ON n.n_regionkey = r.r_regionkey ORDER BY n_name"),
+    ("join_using_aliases", "SELECT s.s_name, n.n_name FROM tpch.supplier AS s INNER JOIN tpch.nation AS n ON s.s_nationkey = n.n_nationkey WHERE n.n_name LIKE 'A%' ORDER BY s.s_name"),
+    ("left_join_nulls", "SELECT c_custkey, o_orderkey FROM tpch.customer LEFT JOIN tpch.orders ON c_custkey = o_custkey AND o_totalprice > 300000 WHERE c_custkey < 60"),
+    ("left_join_anti_pattern", "SELECT count(*) AS never_ordered FROM tpch.customer LEFT JOIN tpch.orders ON c_custkey = o_custkey WHERE o_orderkey IS NULL"),
+    ("right_join", "SELECT r_name, n_name FROM tpch.nation RIGHT JOIN tpch.region ON n_regionkey = r_regionkey AND n_name LIKE 'C%'"),
+    ("full_outer_join", "SELECT a.n_nationkey AS x, b.r_regionkey AS y FROM tpch.nation a FULL OUTER JOIN tpch.region b ON a.n_nationkey = b.r_regionkey + 20"),
+    ("cross_join", "SELECT count(*) AS n, sum(n_nationkey * r_regionkey) AS s FROM tpch.nation CROSS JOIN tpch.region"),
+    ("self_join", "SELECT a.n_name AS a, b.n_name AS b FROM tpch.nation a JOIN tpch.nation b ON a.n_regionkey = b.n_regionkey AND a.n_nationkey < b.n_nationkey WHERE a.n_regionkey = 2"),
+    ("join_non_equi", "SELECT count(*) AS n FROM tpch.region a JOIN tpch.region b ON a.r_regionkey < b.r_regionkey"),
+    ("join_on_expression", "SELECT count(*) AS n FROM tpch.orders JOIN tpch.customer ON o_custkey = c_custkey + 1 WHERE o_orderkey < 2000"),
+    ("four_way_join", "SELECT r_name, count(*) AS n, sum(o_totalprice) AS t FROM tpch.orders JOIN tpch.customer ON o_custkey = c_custkey JOIN tpch.nation ON c_nationkey = n_nationkey JOIN tpch.region ON n_regionkey = r_regionkey GROUP BY r_name ORDER BY r_name"),
+    # Subqueries, CTEs, set operations
+    ("cte", "WITH big AS (SELECT o_custkey, sum(o_totalprice) AS spent FROM tpch.orders GROUP BY o_custkey), top AS (SELECT * FROM big WHERE spent > 1000000) SELECT count(*) AS n, max(spent) AS m FROM top"),
+    ("subquery_in_from", "SELECT seg, avg(n) AS avg_orders FROM (SELECT c_mktsegment AS seg, c_custkey, count(o_orderkey) AS n FROM tpch.customer JOIN tpch.orders ON c_custkey = o_custkey GROUP BY c_mktsegment, c_custkey) t GROUP BY seg ORDER BY seg"),
+    ("exists_uncorrelated", "SELECT count(*) AS n FROM tpch.nation WHERE EXISTS (SELECT 1 FROM tpch.region WHERE r_name = 'EUROPE')"),
+    ("not_exists_uncorrelated", "SELECT count(*) AS n FROM tpch.nation WHERE NOT EXISTS (SELECT 1 FROM tpch.region WHERE r_name = 'ATLANTIS')"),
+    ("scalar_subquery_select", "SELECT n_name, (SELECT count(*) FROM tpch.region) AS regions FROM tpch.nation WHERE n_nationkey < 3"),
+    ("in_subquery_strings", "SELECT count(*) AS n FROM tpch.customer WHERE c_nationkey IN (SELECT n_nationkey FROM tpch.nation WHERE n_name IN ('FRANCE', 'GERMANY'))"),
+    ("union_all", "SELECT n_name AS name FROM tpch.nation WHERE n_regionkey = 1 UNION ALL SELECT r_name FROM tpch.region"),
+    ("union_distinct", "SELECT n_regionkey AS k FROM tpch.nation UNION SELECT r_regionkey FROM tpch.region"),
+    ("intersect_except", "SELECT c_nationkey AS k FROM tpch.customer INTERSECT SELECT s_nationkey FROM tpch.supplier EXCEPT SELECT n_nationkey FROM tpch.nation WHERE n_regionkey = 0"),
+    ("union_order_limit", "SELECT n_name AS name, n_nationkey AS k FROM tpch.nation UNION ALL SELECT r_name, r_regionkey FROM tpch.region ORDER BY k DESC, name LIMIT 7"),
+    # Ordering, limits, distinct
+    ("order_by_multiple", "SELECT o_orderpriority, o_totalprice, o_orderkey FROM tpch.orders ORDER BY o_orderpriority DESC, o_totalprice, o_orderkey LIMIT 25"),
+    ("order_nulls", "SELECT c_custkey, c_acctbal FROM tpch.customer WHERE c_custkey < 400 ORDER BY c_acctbal DESC NULLS LAST, c_custkey LIMIT 20"),
+    ("order_nulls_first", "SELECT c_custkey, c_acctbal FROM tpch.customer WHERE c_custkey < 400 ORDER BY c_acctbal NULLS FIRST, c_custkey LIMIT 20"),
+    ("limit_offset", "SELECT o_orderkey FROM tpch.orders ORDER BY o_orderkey LIMIT 10 OFFSET 5"),
+    ("order_by_alias_expression", "SELECT p_partkey, p_retailprice * 2 AS doubled FROM tpch.part ORDER BY doubled DESC, p_partkey LIMIT 10"),
+    ("order_by_unselected", "SELECT p_partkey FROM tpch.part ORDER BY p_size, p_retailprice DESC, p_partkey LIMIT 10"),
+    ("select_distinct", "SELECT DISTINCT l_shipmode, l_returnflag FROM tpch.lineitem"),
+    ("distinct_order", "SELECT DISTINCT c_mktsegment FROM tpch.customer ORDER BY c_mktsegment DESC"),
+    ("select_literals", "SELECT 1 AS one, 'x' AS s, 2.5 AS f, true AS t, NULL AS nothing, DATE '2020-02-29' AS d"),
+    ("qualified_star", "SELECT r.* FROM tpch.region r ORDER BY r_regionkey"),
+]
+
+TOLERANCE = 1e-9
+
+
+def normalize(value):
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, datetime.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return value
+    return value
+
+
+def same(a, b):
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        if isinstance(a, float) and math.isnan(a):
+            return isinstance(b, float) and math.isnan(b)
+        return a == b or abs(a - b) <= TOLERANCE * max(abs(a), abs(b), 1e-300) or abs(a - b) < 1e-9
+    return a == b
+
+
+@pytest.fixture(scope="module")
+def tpch(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tpch")
+    home = root / "home"
+    data = root / "data"
+    data.mkdir()
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA tpch")
+    import pyarrow.parquet as pq
+    for name, table in generate(0.01).items():
+        path = str(data / f"{name}.parquet")
+        pq.write_table(table, path)
+        out = subprocess.run([KILN, "table", "write", f"main.tpch.{name}", "--home", str(home), "--from", path],
+                             capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        con.execute(f"CREATE VIEW tpch.{name} AS SELECT * FROM read_parquet('{path}')")
+    return home, con
+
+
+def run_kiln(home, sql):
+    out = subprocess.run([KILN, "sql", "--home", str(home), "--format", "json", sql], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    return [list(r.values()) for r in rows]
+
+
+def test_enough_queries():
+    assert len(QUERIES) >= 60
+
+
+@pytest.mark.parametrize("name,sql", QUERIES, ids=[q[0] for q in QUERIES])
+def test_query_matches_duckdb(tpch, name, sql):
+    home, con = tpch
+    ours = run_kiln(home, sql)
+    theirs = [[normalize(v) for v in row] for row in con.execute(sql).fetchall()]
+    ours = [[v.replace("T", " ").rstrip("Z") if isinstance(v, str) and re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+Z", v) else v for v in row]
+            for row in ours]
+    assert len(ours) == len(theirs), (name, len(ours), len(theirs), ours[:3], theirs[:3])
+    if not re.search(r"\bORDER\s+BY\b", sql.split(")")[-1] if sql.count("(") else sql, re.I):
+        key = lambda r: json.dumps([round(v, 6) if isinstance(v, float) else v for v in r], default=str)
+        ours, theirs = sorted(ours, key=key), sorted(theirs, key=key)
+    for a, b in zip(ours, theirs):
+        assert len(a) == len(b), (name, a, b)
+        assert all(same(x, y) for x, y in zip(a, b)), (name, a, b)
+
+
+def test_errors_are_clear(tpch):
+    home, _ = tpch
+    for sql, words in [("SELECT nope FROM tpch.nation", "nope"), ("SELECT * FROM tpch.missing", "does not exist"),
+                       ("SELEC 1", "syntax"), ("SELECT n_name, count(*) FROM tpch.nation", "GROUP BY"),
+                       ("SELECT n_nationkey FROM tpch.nation, tpch.supplier WHERE n_nationkey = s_nationkey AND n_comment = s_comment AND 1 = ", "syntax")]:
+        out = subprocess.run([KILN, "sql", "--home", str(home), sql], capture_output=True, text=True)
+        assert out.returncode != 0 and words in out.stderr, (sql, out.stderr)

@@ -17,6 +17,8 @@ public indirect enum Expr: Sendable, Equatable {
     case like(Expr, pattern: Expr, negated: Bool)
     /// `INTERVAL n DAY|MONTH|YEAR` (only as an operand of + and - with a date).
     case interval(Int64, unit: String)
+    /// `function(args) OVER (PARTITION BY ... ORDER BY ... [ROWS BETWEEN ...])`.
+    case window(Window)
 
     public struct CaseBranch: Sendable, Equatable {
         public var when: Expr
@@ -39,6 +41,10 @@ public indirect enum Expr: Sendable, Equatable {
         body(self)
         switch self {
         case .column, .literal, .interval: break
+        case .window(let w):
+            w.args.forEach { $0.visit(body) }
+            w.partitionBy.forEach { $0.visit(body) }
+            w.orderBy.forEach { $0.expr.visit(body) }
         case .negate(let e), .not(let e), .cast(let e, _), .isNull(let e, _): e.visit(body)
         case .binary(_, let a, let b): a.visit(body); b.visit(body)
         case .call(_, let args): args.forEach { $0.visit(body) }
@@ -55,6 +61,7 @@ public indirect enum Expr: Sendable, Equatable {
         if let replaced = try transform(self) { return replaced }
         switch self {
         case .column, .literal, .interval: return self
+        case .window(let w): return .window(try w.map { try $0.rewriteTopDown(transform) })
         case .negate(let e): return .negate(try e.rewriteTopDown(transform))
         case .not(let e): return .not(try e.rewriteTopDown(transform))
         case .cast(let e, let t): return .cast(try e.rewriteTopDown(transform), t)
@@ -75,6 +82,7 @@ public indirect enum Expr: Sendable, Equatable {
         let rebuilt: Expr
         switch self {
         case .column, .literal, .interval: rebuilt = self
+        case .window(let w): rebuilt = .window(try w.map { try $0.rewrite(transform) })
         case .negate(let e): rebuilt = .negate(try e.rewrite(transform))
         case .not(let e): rebuilt = .not(try e.rewrite(transform))
         case .cast(let e, let t): rebuilt = .cast(try e.rewrite(transform), t)
@@ -101,6 +109,7 @@ extension Expr {
         case .column(let name): return try frame.column(name)
         case .literal(let value): return Column.broadcast(value, count: n)
         case .interval: throw KilnError.invalid("An INTERVAL can only be added to or subtracted from a date")
+        case .window(let w): return try w.evaluate(frame)
         case .negate(let e):
             let c = try e.evaluate(frame)
             switch c.values {

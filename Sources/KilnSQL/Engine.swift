@@ -301,6 +301,7 @@ struct Execution {
         case .cast(let x, let t): return "CAST(\(name(of: x)) AS \(t))"
         case .negate(let x): return "(- \(name(of: x)))"
         case .not(let x): return "(NOT \(name(of: x)))"
+        case .window(let w): return "\(w.function)(\(w.args.map(name).joined(separator: ", "))) OVER (...)"
         default: return "expr"
         }
     }

@@ -508,10 +508,47 @@ public struct Parser {
         return .column(parts.joined(separator: "."))
     }
 
-    /// `fn(...) OVER (...)` is not supported yet; say so.
+    /// `fn(...) OVER ([PARTITION BY ...] [ORDER BY ...] [ROWS BETWEEN ... AND ...])` makes a window function.
     mutating func over(_ call: Expr) throws -> Expr {
-        if isKeyword("over") { throw fail("window functions (OVER) are not supported yet") }
-        return call
+        guard keyword("over") else { return call }
+        guard case .call(let name, let args) = call else { throw fail("expected a function before OVER") }
+        guard Window.functions.contains(name) else { throw fail("\(name.uppercased()) cannot be a window function") }
+        try expectSymbol("(")
+        var partitionBy: [Expr] = [], orderBy: [Window.Order] = []
+        var rows: (start: Int?, end: Int?)?
+        if keyword("partition") {
+            try expect("by")
+            repeat { partitionBy.append(try expression()) } while symbol(",")
+        }
+        if keyword("order") {
+            try expect("by")
+            orderBy = try orderItems().map { Window.Order(expr: $0.expr, descending: $0.descending, nullsFirst: $0.nullsFirst) }
+        }
+        if keyword("rows") {
+            func bound() throws -> Int? {
+                if keyword("unbounded") {
+                    if keyword("preceding") || keyword("following") { return nil }
+                    throw fail("expected PRECEDING or FOLLOWING")
+                }
+                if keyword("current") { try expect("row"); return 0 }
+                guard peek.kind == .number, let n = Int(peek.text) else { throw fail("expected a row count") }
+                at += 1
+                if keyword("preceding") { return -n }
+                try expect("following")
+                return n
+            }
+            if keyword("between") {
+                let start = try bound()
+                try expect("and")
+                rows = (start, try bound())
+            } else {
+                rows = (try bound(), 0)
+            }
+        } else if keyword("range") {
+            throw fail("RANGE frames other than the default are not supported yet; use ROWS BETWEEN")
+        }
+        try expectSymbol(")")
+        return .window(Window(function: name, args: args, partitionBy: partitionBy, orderBy: orderBy, rows: rows))
     }
 
     mutating func typeName() throws -> FrameType {

@@ -120,6 +120,15 @@ QUERIES = [
     ("union_distinct", "SELECT n_regionkey AS k FROM tpch.nation UNION SELECT r_regionkey FROM tpch.region"),
     ("intersect_except", "SELECT c_nationkey AS k FROM tpch.customer INTERSECT SELECT s_nationkey FROM tpch.supplier EXCEPT SELECT n_nationkey FROM tpch.nation WHERE n_regionkey = 0"),
     ("union_order_limit", "SELECT n_name AS name, n_nationkey AS k FROM tpch.nation UNION ALL SELECT r_name, r_regionkey FROM tpch.region ORDER BY k DESC, name LIMIT 7"),
+    # Window functions
+    ("row_number_partition", "SELECT o_custkey, o_orderkey, row_number() OVER (PARTITION BY o_custkey ORDER BY o_orderdate, o_orderkey) AS rn FROM tpch.orders WHERE o_custkey < 40 ORDER BY o_custkey, rn"),
+    ("rank_dense_rank", "SELECT p_partkey, p_size, rank() OVER (ORDER BY p_size) AS r, dense_rank() OVER (ORDER BY p_size) AS dr, percent_rank() OVER (ORDER BY p_size) AS pr FROM tpch.part WHERE p_partkey <= 60 ORDER BY p_size, p_partkey"),
+    ("lag_lead", "SELECT o_orderkey, lag(o_totalprice) OVER (ORDER BY o_orderkey) AS prev, lead(o_totalprice, 2) OVER (ORDER BY o_orderkey) AS next2, lag(o_orderkey, 1, -1) OVER (ORDER BY o_orderkey) AS prevkey FROM tpch.orders WHERE o_orderkey < 120 ORDER BY o_orderkey"),
+    ("running_sum_rows", "SELECT o_custkey, o_orderkey, sum(o_totalprice) OVER (PARTITION BY o_custkey ORDER BY o_orderkey ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS running FROM tpch.orders WHERE o_custkey < 30 ORDER BY o_custkey, o_orderkey"),
+    ("moving_average", "SELECT o_orderkey, avg(o_totalprice) OVER (ORDER BY o_orderkey ROWS BETWEEN 2 PRECEDING AND 1 FOLLOWING) AS moving, count(*) OVER (ORDER BY o_orderkey ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS c FROM tpch.orders WHERE o_orderkey < 200 ORDER BY o_orderkey"),
+    ("default_range_frame_ties", "SELECT p_partkey, sum(p_size) OVER (ORDER BY p_brand) AS by_brand, max(p_retailprice) OVER (PARTITION BY p_mfgr) AS mfgr_max, count(*) OVER () AS total FROM tpch.part WHERE p_partkey <= 100 ORDER BY p_partkey"),
+    ("window_over_aggregate", "SELECT c_nationkey, count(*) AS n, rank() OVER (ORDER BY count(*) DESC, c_nationkey) AS r, sum(count(*)) OVER () AS total FROM tpch.customer GROUP BY c_nationkey ORDER BY r"),
+    ("ntile_first_last", "SELECT n_nationkey, ntile(4) OVER (ORDER BY n_nationkey) AS quartile, first_value(n_name) OVER (PARTITION BY n_regionkey ORDER BY n_nationkey) AS first_in_region, last_value(n_name) OVER (PARTITION BY n_regionkey ORDER BY n_nationkey ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS last_in_region FROM tpch.nation ORDER BY n_nationkey"),
     # Ordering, limits, distinct
     ("order_by_multiple", "SELECT o_orderpriority, o_totalprice, o_orderkey FROM tpch.orders ORDER BY o_orderpriority DESC, o_totalprice, o_orderkey LIMIT 25"),
     ("order_nulls", "SELECT c_custkey, c_acctbal FROM tpch.customer WHERE c_custkey < 400 ORDER BY c_acctbal DESC NULLS LAST, c_custkey LIMIT 20"),

@@ -79,13 +79,13 @@ let package = Package(
         ),
         .target(
             name: "KilnPlatform",
-            dependencies: ["KilnCore", "KilnStore", "KilnStoreSQLite", "KilnBlob", "KilnTracking", "KilnRegistry"],
+            dependencies: ["KilnCore", "KilnStore", "KilnStoreSQLite", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnSQL"],
             swiftSettings: strict
         ),
         .target(
             name: "KilnServer",
             dependencies: [
-                "KilnCore", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnPlatform",
+                "KilnCore", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnPlatform", "KilnSQL", "KilnFrame",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -5,6 +5,7 @@ import Glibc
 import KilnBlob
 import KilnCore
 import KilnRegistry
+import KilnSQL
 import KilnStore
 import KilnStoreSQLite
 import KilnTracking
@@ -18,6 +19,8 @@ public struct Platform: Sendable {
     public let artifacts: any BlobStore
     public let tracking: TrackingService
     public let registry: RegistryService
+    /// SQL statements run through the Statement Execution API, over the tables under `<home>/warehouse`.
+    public let statements: StatementService
     /// The bearer token that grants admin access.
     public let adminToken: String
     /// The clock every service was built with.
@@ -41,8 +44,9 @@ public struct Platform: Sendable {
             policy: WebhookPolicy(maxAttempts: configuration.webhookMaxAttempts, retryBaseMillis: configuration.webhookRetryBaseMillis),
             logger: logger)
         let token = try resolveAdminToken(configuration, logger: logger)
+        let statements = StatementService(warehouse: home.appendingPathComponent("warehouse").path)
         return Platform(configuration: configuration, database: database, artifacts: artifacts, tracking: tracking,
-                        registry: registry, adminToken: token, clock: clock)
+                        registry: registry, statements: statements, adminToken: token, clock: clock)
     }
 
     /// Closes the store.

@@ -22,6 +22,7 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
     RegistryReviewRoutes(registry: platform.registry).register(on: router)
     WebhookRoutes(registry: platform.registry).register(on: router)
     ArtifactRoutes(artifacts: platform.artifacts).register(on: router)
+    StatementRoutes(statements: platform.statements).register(on: router)
     return router
 }
 

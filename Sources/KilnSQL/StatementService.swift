@@ -1,0 +1,156 @@
+import Foundation
+import KilnCore
+import KilnFrame
+
+/// Runs SQL statements for the Statement Execution API: each statement gets an id, runs in the background, and can
+/// be waited for, polled, fetched and canceled. Results are kept in memory until the statement is closed or the
+/// service holds more than `capacity` finished statements (oldest dropped first).
+public actor StatementService {
+    public enum State: String, Sendable { case pending = "PENDING", running = "RUNNING", succeeded = "SUCCEEDED", failed = "FAILED",
+                                              canceled = "CANCELED", closed = "CLOSED" }
+
+    /// What a client sees of a statement.
+    public struct Snapshot: Sendable {
+        public var id: String
+        public var state: State
+        public var error: KilnError?
+        public var result: Frame?
+        /// Whether `row_limit` cut the result.
+        public var truncated = false
+    }
+
+    /// A `:name` parameter as the API sends it: text plus an optional SQL type.
+    public struct Parameter: Sendable {
+        public var name: String
+        public var value: String?
+        public var type: String?
+        public init(name: String, value: String?, type: String?) {
+            self.name = name
+            self.value = value
+            self.type = type
+        }
+    }
+
+    let warehouse: String
+    let capacity: Int
+    var statements: [String: Snapshot] = [:]
+    var order: [String] = []
+
+    public init(warehouse: String, capacity: Int = 1000) {
+        self.warehouse = warehouse
+        self.capacity = capacity
+    }
+
+    /// Starts `sql` and waits up to `wait` seconds for it; past that, the statement keeps running (or is canceled
+    /// when `cancelOnTimeout`). - Throws: `INVALID_PARAMETER_VALUE` for bad parameters (nothing is started then).
+    public func execute(_ sql: String, parameters: [Parameter] = [], catalog: String? = nil, schema: String? = nil, rowLimit: Int? = nil,
+                        wait: Double, cancelOnTimeout: Bool = false) async throws -> Snapshot {
+        var values: [String: Value] = [:]
+        for p in parameters { values[p.name] = try Self.value(p) }
+        var target = Catalog(warehouse: warehouse)
+        if let catalog, !catalog.isEmpty { target.defaultCatalog = catalog }
+        if let schema, !schema.isEmpty { target.defaultSchema = schema }
+        let engine = SQLEngine(catalog: target, parameters: values)
+        let id = Self.newID()
+        statements[id] = Snapshot(id: id, state: .running)
+        order.append(id)
+        trim()
+        Task.detached { [engine] in
+            let outcome: Result<Frame, any Error> = Result { try engine.execute(sql) }
+            await self.finish(id, outcome, rowLimit: rowLimit)
+        }
+        let deadline = Date().addingTimeInterval(wait)
+        while let s = statements[id], s.state == .running, Date() < deadline {
+            try? await Task.sleep(nanoseconds: 5_000_000)
+        }
+        if statements[id]?.state == .running, cancelOnTimeout { cancel(id) }
+        return try get(id)
+    }
+
+    func finish(_ id: String, _ outcome: Result<Frame, any Error>, rowLimit: Int?) {
+        guard var s = statements[id], s.state == .running else { return }
+        switch outcome {
+        case .success(var frame):
+            if let rowLimit, frame.rowCount > rowLimit {
+                frame = frame.slice(0..<rowLimit)
+                s.truncated = true
+            }
+            s.result = frame
+            s.state = .succeeded
+        case .failure(let error as KilnError):
+            s.error = error
+            s.state = .failed
+        case .failure(let error):
+            s.error = KilnError(.internalError, "The statement failed: \(error)")
+            s.state = .failed
+        }
+        statements[id] = s
+    }
+
+    /// The statement's current state. - Throws: `RESOURCE_DOES_NOT_EXIST` for an unknown id.
+    public func get(_ id: String) throws -> Snapshot {
+        guard let s = statements[id] else { throw KilnError.notFound("Statement \(id) does not exist") }
+        return s
+    }
+
+    /// Cancels a running statement (a finished one is left as it is). - Throws: for an unknown id.
+    public func cancel(_ id: String) {
+        guard var s = statements[id], s.state == .running || s.state == .pending else { return }
+        s.state = .canceled
+        statements[id] = s
+    }
+
+    /// Forgets a statement's result.
+    public func close(_ id: String) {
+        guard var s = statements[id] else { return }
+        s.state = .closed
+        s.result = nil
+        statements[id] = s
+    }
+
+    func trim() {
+        while order.count > capacity {
+            let oldest = order.removeFirst()
+            statements[oldest] = nil
+        }
+    }
+
+    static func newID() -> String {
+        let hex = UUID().uuidString.lowercased()
+        return hex
+    }
+
+    /// A parameter's value by its declared type (STRING when none).
+    static func value(_ p: Parameter) throws -> Value {
+        guard let text = p.value else { return .null }
+        let type = (p.type ?? "STRING").uppercased()
+        func bad() -> KilnError { KilnError.invalid("Parameter '\(p.name)' has the value '\(text)', which is not a valid \(type)") }
+        switch type {
+        case "STRING", "VARCHAR", "CHAR": return .string(text)
+        case "INT", "INTEGER", "BIGINT", "LONG", "SMALLINT", "SHORT", "TINYINT", "BYTE":
+            guard let n = Int64(text) else { throw bad() }
+            return .int(n)
+        case "DOUBLE", "FLOAT", "REAL":
+            guard let d = Double(text) else { throw bad() }
+            return .double(d)
+        case "BOOLEAN":
+            switch text.lowercased() {
+            case "true": return .bool(true)
+            case "false": return .bool(false)
+            default: throw bad()
+            }
+        case "DATE":
+            guard let d = Dates.parseDate(text) else { throw bad() }
+            return .date(d)
+        case "TIMESTAMP", "TIMESTAMP_NTZ":
+            guard let t = Dates.parseTimestamp(text) else { throw bad() }
+            return .timestamp(t)
+        default:
+            if type.hasPrefix("DECIMAL") {
+                guard let d = Double(text) else { throw bad() }
+                return .double(d)
+            }
+            throw KilnError.invalid("Parameter '\(p.name)' has the unknown type \(type)")
+        }
+    }
+}

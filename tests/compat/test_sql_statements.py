@@ -1,0 +1,104 @@
+"""databricks-sdk's Statement Execution API (`w.statement_execution`) against a live kiln server (issue P5)."""
+import os
+import subprocess
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.errors import NotFound, InvalidParameterValue, BadRequest
+from databricks.sdk.service.sql import StatementParameterListItem, StatementState
+
+from conftest import KILN, TOKEN
+
+
+@pytest.fixture(scope="module")
+def workspace(kiln, tmp_path_factory):
+    data = tmp_path_factory.mktemp("statements")
+    table = pa.table({"id": pa.array(range(1, 101), pa.int64()), "region": [["us", "eu", "ap"][i % 3] for i in range(100)],
+                      "amount": pa.array([float(i) * 1.5 for i in range(100)]),
+                      "day": pa.array([f"2024-01-{1 + i % 28:02d}" for i in range(100)]).cast(pa.date32())})
+    path = str(data / "sales.parquet")
+    pq.write_table(table, path)
+    out = subprocess.run([KILN, "table", "write", "main.shop.sales", "--home", kiln.home, "--from", path], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return WorkspaceClient(host=kiln.url, token=TOKEN, auth_type="pat")
+
+
+def test_execute_synchronously(workspace):
+    r = workspace.statement_execution.execute_statement(
+        statement="SELECT region, count(*) AS n, sum(amount) AS total, min(day) AS first_day FROM shop.sales GROUP BY region ORDER BY region",
+        warehouse_id="kiln", wait_timeout="30s")
+    assert r.status.state == StatementState.SUCCEEDED
+    columns = r.manifest.schema.columns
+    assert [c.name for c in columns] == ["region", "n", "total", "first_day"]
+    assert [c.type_name.value for c in columns] == ["STRING", "LONG", "DOUBLE", "DATE"]
+    assert r.manifest.total_row_count == 3 and not r.manifest.truncated
+    expected = []
+    for region in ["ap", "eu", "us"]:
+        ids = [i for i in range(100) if ["us", "eu", "ap"][i % 3] == region]
+        expected.append([region, str(len(ids)), str(sum(i * 1.5 for i in ids)), f"2024-01-{1 + min(i % 28 for i in ids):02d}"])
+    assert r.result.data_array == expected
+
+
+def test_named_parameters_and_defaults(workspace):
+    r = workspace.statement_execution.execute_statement(
+        statement="SELECT id FROM sales WHERE region = :region AND amount > :low AND day >= :since ORDER BY id LIMIT 3",
+        warehouse_id="kiln", catalog="main", schema="shop", wait_timeout="30s",
+        parameters=[StatementParameterListItem(name="region", value="eu"), StatementParameterListItem(name="low", value="30", type="DOUBLE"),
+                    StatementParameterListItem(name="since", value="2024-01-10", type="DATE")])
+    assert r.status.state == StatementState.SUCCEEDED, r.status
+    ids = [i + 1 for i in range(100) if i % 3 == 1 and i * 1.5 > 30 and 1 + i % 28 >= 10][:3]
+    assert r.result.data_array == [[str(i)] for i in ids]
+
+
+def test_row_limit_truncates(workspace):
+    r = workspace.statement_execution.execute_statement(statement="SELECT id FROM main.shop.sales ORDER BY id", warehouse_id="kiln",
+                                                        row_limit=5, wait_timeout="30s")
+    assert r.manifest.truncated and r.manifest.total_row_count == 5 and r.result.data_array[-1] == ["5"]
+
+
+def test_asynchronous_polling_and_chunks(workspace):
+    sql = "SELECT count(*) AS n FROM range(2500) a CROSS JOIN range(2500) b WHERE a.id % 7 = b.id % 5"
+    r = workspace.statement_execution.execute_statement(statement=sql, warehouse_id="kiln", wait_timeout="0s")
+    assert r.status.state in (StatementState.PENDING, StatementState.RUNNING, StatementState.SUCCEEDED)
+    deadline = time.time() + 120
+    while r.status.state in (StatementState.PENDING, StatementState.RUNNING):
+        assert time.time() < deadline
+        time.sleep(0.1)
+        r = workspace.statement_execution.get_statement(r.statement_id)
+    assert r.status.state == StatementState.SUCCEEDED, r.status
+    chunk = workspace.statement_execution.get_statement_result_chunk_n(r.statement_id, 0)
+    expected = sum(1 for a in range(2500) for b in range(2500) if a % 7 == b % 5)
+    assert chunk.data_array == [[str(expected)]]
+
+
+def test_failures_are_reported(workspace):
+    r = workspace.statement_execution.execute_statement(statement="SELECT nope FROM main.shop.sales", warehouse_id="kiln", wait_timeout="10s")
+    assert r.status.state == StatementState.FAILED
+    assert r.status.error.error_code.value == "BAD_REQUEST" and "nope" in r.status.error.message
+    r = workspace.statement_execution.execute_statement(statement="SELECT * FROM main.shop.missing", warehouse_id="kiln", wait_timeout="10s")
+    assert r.status.state == StatementState.FAILED and "does not exist" in r.status.error.message
+    assert r.status.error.error_code.value == "NOT_FOUND"
+    with pytest.raises(NotFound):
+        workspace.statement_execution.get_statement("no-such-statement")
+    with pytest.raises((InvalidParameterValue, BadRequest)):
+        workspace.statement_execution.execute_statement(statement="SELECT 1", warehouse_id="kiln", wait_timeout="3s")
+    with pytest.raises((InvalidParameterValue, BadRequest)):
+        workspace.statement_execution.execute_statement(statement="SELECT :x", warehouse_id="kiln",
+                                                        parameters=[StatementParameterListItem(name="x", value="abc", type="INT")])
+
+
+def test_cancel(workspace):
+    sql = "SELECT count(*) FROM range(3000) a CROSS JOIN range(3000) b"
+    r = workspace.statement_execution.execute_statement(statement=sql, warehouse_id="kiln", wait_timeout="0s")
+    workspace.statement_execution.cancel_execution(r.statement_id)
+    state = workspace.statement_execution.get_statement(r.statement_id).status.state
+    assert state in (StatementState.CANCELED, StatementState.SUCCEEDED)
+
+
+def test_requires_a_token(kiln, workspace):
+    import requests
+    out = requests.post(kiln.url + "/api/2.0/sql/statements", json={"statement": "SELECT 1", "warehouse_id": "kiln"})
+    assert out.status_code == 401

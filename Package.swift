@@ -118,6 +118,7 @@ let package = Package(
         ),
         .testTarget(name: "KilnParquetTests", dependencies: ["KilnParquet"], swiftSettings: strict),
         .testTarget(name: "KilnLakeTests", dependencies: ["KilnLake", "KilnParquet", "KilnCore"], swiftSettings: strict),
+        .testTarget(name: "KilnSQLTests", dependencies: ["KilnSQL", "KilnFrame", "KilnLake", "KilnParquet", "KilnCore"], swiftSettings: strict),
         .testTarget(name: "KilnModelFormatTests", dependencies: ["KilnModelFormat", "KilnCore"], swiftSettings: strict),
         .testTarget(
             name: "KilnRegistryTests",

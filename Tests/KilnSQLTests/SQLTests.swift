@@ -1,0 +1,99 @@
+import Foundation
+import KilnCore
+import KilnFrame
+import KilnLake
+import KilnParquet
+@testable import KilnSQL
+import Testing
+
+/// A warehouse with one small table, `main.default.t`: id, g (a group with a null), x (a double with a null).
+final class Warehouse {
+    let root = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-sql-\(UUID().uuidString)").path
+    let engine: SQLEngine
+
+    init() throws {
+        let schema = DeltaSchema([DeltaField(name: "id", type: .primitive("long")), DeltaField(name: "g", type: .primitive("string")),
+                                  DeltaField(name: "x", type: .primitive("double"))])
+        let table = try DeltaTable.create(at: root + "/main/default/t", schema: schema)
+        let parquet = try schema.parquetSchema()
+        var shredder = RecordShredder(schema: parquet)
+        let rows: [(Int64, String?, Double?)] = [(1, "a", 1.5), (2, "a", nil), (3, "b", 4), (4, nil, 8), (5, "b", -1)]
+        for (id, g, x) in rows {
+            try shredder.append([.int64(id), g.map { .bytes(Array($0.utf8)) } ?? .null, x.map { .double($0) } ?? .null])
+        }
+        try table.write(LakeBatch(schema: parquet, columns: shredder.take()))
+        engine = SQLEngine(catalog: Catalog(warehouse: root))
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: root) }
+
+    func rows(_ sql: String) throws -> [[Value]] {
+        let frame = try engine.execute(sql)
+        return (0..<frame.rowCount).map(frame.row)
+    }
+}
+
+@Suite("SQL")
+struct SQLTests {
+    @Test("grouping keeps nulls as a group; aggregates skip nulls")
+    func grouping() throws {
+        let w = try Warehouse()
+        #expect(try w.rows("SELECT g, count(*) AS n, count(x) AS c, sum(x) AS s FROM t GROUP BY g ORDER BY g NULLS FIRST") == [
+            [.null, .int(1), .int(1), .double(8)], [.string("a"), .int(2), .int(1), .double(1.5)], [.string("b"), .int(2), .int(2), .double(3)],
+        ])
+        #expect(try w.rows("SELECT count(*), sum(x) FROM t WHERE id > 100") == [[.int(0), .null]])
+    }
+
+    @Test("three-valued logic in WHERE: null comparisons drop rows, IS NULL finds them")
+    func nulls() throws {
+        let w = try Warehouse()
+        #expect(try w.rows("SELECT id FROM t WHERE x > 0 OR g = 'zzz' ORDER BY id") == [[.int(1)], [.int(3)], [.int(4)]])
+        #expect(try w.rows("SELECT id FROM t WHERE NOT (x > 0) ORDER BY id") == [[.int(5)]])
+        #expect(try w.rows("SELECT id FROM t WHERE x IS NULL OR g IS NULL ORDER BY id") == [[.int(2)], [.int(4)]])
+        #expect(try w.rows("SELECT id FROM t WHERE id NOT IN (1, 2, NULL)") == [])
+    }
+
+    @Test("joins: inner, left with unmatched rows, semi and anti")
+    func joins() throws {
+        let w = try Warehouse()
+        let left = "SELECT a.id, b.id FROM t a LEFT JOIN t b ON a.g = b.g AND a.id < b.id ORDER BY a.id, b.id NULLS FIRST"
+        #expect(try w.rows(left) == [[.int(1), .int(2)], [.int(2), .null], [.int(3), .int(5)], [.int(4), .null], [.int(5), .null]])
+        #expect(try w.rows("SELECT id FROM t a LEFT SEMI JOIN (SELECT g FROM t WHERE x < 0) b ON a.g = b.g ORDER BY id") == [[.int(3)], [.int(5)]])
+        #expect(try w.rows("SELECT count(*) FROM t a LEFT ANTI JOIN t b ON a.id = b.id + 1") == [[.int(1)]])
+    }
+
+    @Test("window functions number, rank and accumulate within partitions")
+    func windows() throws {
+        let w = try Warehouse()
+        let sql = "SELECT id, row_number() OVER (PARTITION BY g ORDER BY id DESC) AS r, sum(id) OVER (ORDER BY id ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS s FROM t ORDER BY id"
+        #expect(try w.rows(sql) == [[.int(1), .int(2), .int(1)], [.int(2), .int(1), .int(3)], [.int(3), .int(2), .int(5)], [.int(4), .int(1), .int(7)],
+                                    [.int(5), .int(1), .int(9)]])
+    }
+
+    @Test("errors name the problem and where it is")
+    func errors() throws {
+        let w = try Warehouse()
+        for (sql, words) in [("SELECT nope FROM t", "nope"), ("SELECT id FROM t WHERE", "end of"), ("SELECT g, count(*) FROM t", "GROUP BY"),
+                             ("SELECT * FROM missing", "does not exist"), ("SELECT 'unterminated", "unterminated"),
+                             ("SELECT a.id FROM t a JOIN t b ON a.id = b.id WHERE id = 1", "ambiguous")] {
+            do {
+                _ = try w.engine.execute(sql)
+                Issue.record("\(sql) should fail")
+            } catch let error as KilnError {
+                #expect(error.message.contains(words), "\(sql): \(error.message)")
+            }
+        }
+    }
+
+    @Test("the statement service runs, waits, reports failures and binds typed parameters")
+    func statements() async throws {
+        let w = try Warehouse()
+        let service = StatementService(warehouse: w.root)
+        let ok = try await service.execute("SELECT count(*) FROM t WHERE id > :low", parameters: [.init(name: "low", value: "2", type: "INT")], wait: 10)
+        #expect(ok.state == .succeeded && ok.result?.row(0) == [.int(3)])
+        let bad = try await service.execute("SELECT nope FROM t", wait: 10)
+        #expect(bad.state == .failed && bad.error?.code == .invalidParameterValue)
+        await #expect(throws: KilnError.self) { try await service.execute("SELECT :x", parameters: [.init(name: "x", value: "y", type: "INT")], wait: 1) }
+        await #expect(throws: KilnError.self) { try await service.get("missing") }
+    }
+}

@@ -12,10 +12,12 @@ public enum Aggregates {
         switch name {
         case "count":
             var counts = [Int64](repeating: 0, count: groups)
-            if let x = inputs.first {
-                for i in 0..<rows where !x.isNull(i) { counts[groupOf[i]] += 1 }
+            if let valid = inputs.first?.validity {
+                for i in 0..<rows where valid[i] { counts[groupOf[i]] += 1 }
             } else {
-                for i in 0..<rows { counts[groupOf[i]] += 1 }
+                counts.withUnsafeMutableBufferPointer { counts in
+                    groupOf.withUnsafeBufferPointer { groupOf in for i in 0..<rows { counts[groupOf[i]] += 1 } }
+                }
             }
             return Column(type: .int64, values: .int(counts))
         case "count_if":
@@ -39,13 +41,25 @@ public enum Aggregates {
             let v = try numbers(x)
             // Kahan-compensated sums keep float totals stable whatever the row order.
             var sums = [Double](repeating: 0, count: groups), carry = [Double](repeating: 0, count: groups)
-            for i in 0..<rows where !x.isNull(i) {
-                let g = groupOf[i]
-                let y = v[i] - carry[g]
-                let t = sums[g] + y
-                carry[g] = (t - sums[g]) - y
-                sums[g] = t
-                seen[g] += 1
+            let valid = x.validity
+            sums.withUnsafeMutableBufferPointer { sums in
+                carry.withUnsafeMutableBufferPointer { carry in
+                    seen.withUnsafeMutableBufferPointer { seen in
+                        v.withUnsafeBufferPointer { v in
+                            groupOf.withUnsafeBufferPointer { groupOf in
+                                for i in 0..<rows {
+                                    if let valid, !valid[i] { continue }
+                                    let g = groupOf[i]
+                                    let y = v[i] - carry[g]
+                                    let t = sums[g] + y
+                                    carry[g] = (t - sums[g]) - y
+                                    sums[g] = t
+                                    seen[g] += 1
+                                }
+                            }
+                        }
+                    }
+                }
             }
             if name != "sum" { for g in 0..<groups where seen[g] > 0 { sums[g] /= Double(seen[g]) } }
             var type = FrameType.float64

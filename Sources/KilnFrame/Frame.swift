@@ -222,6 +222,22 @@ public struct Grouping: Sendable {
                     return next - 1
                 }
             }
+        case .bytes(let v) where (0..<v.count).allSatisfy({ v.offsets[$0 + 1] - v.offsets[$0] <= 7 }):
+            // Short strings (flags, codes): packed with their length into one integer, hashed cheaply.
+            var map: [UInt64: Int] = [:]
+            v.data.withUnsafeBufferPointer { data in
+                for i in 0..<rows {
+                    code(i) {
+                        let start = v.offsets[i], end = v.offsets[i + 1]
+                        var key = UInt64(end - start)
+                        for k in start..<end { key = key << 8 | UInt64(data[k]) }
+                        if let c = map[key] { return c }
+                        map[key] = next
+                        next += 1
+                        return next - 1
+                    }
+                }
+            }
         case .bytes(let v):
             var map: [ArraySlice<UInt8>: Int] = [:]
             for i in 0..<rows {

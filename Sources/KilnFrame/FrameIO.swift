@@ -180,8 +180,9 @@ extension Frame {
             return type
         }
         let chunks = try table.chunks(plan, fields: fields)
-        let parts = try chunks.map { chunk in
-            Frame(names: fields.map(\.name), columns: try zip(chunk.columns, types).map { column, type in
+        let parts = try concurrentMap(chunks.count) { k in
+            let chunk = chunks[k]
+            return Frame(names: fields.map(\.name), columns: try zip(chunk.columns, types).map { column, type in
                 switch column {
                 case .data(let data, let descriptor): return try Column(parquet: data, descriptor: descriptor, type: type)
                 case .constant(let value): return Column(repeating: value, type: type, count: chunk.rows)

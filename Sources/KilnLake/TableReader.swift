@@ -251,39 +251,52 @@ extension DeltaTable {
             default: throw KilnError.invalid("Column '\(field.name)' is a \(field.type.sqlName); only primitive columns can be read as frames yet")
             }
         }
-        let files = plan.files
-        let perFile = try concurrentMap(files.count) { i -> [TableChunk] in
-            let file = files[i]
+        // Every row group of every file is one task, so one big file still uses every core.
+        struct Opened: @unchecked Sendable {
+            var file: AddFile
+            var reader: ParquetFileReader
+            var sources: [SchemaNode?]
+            var deleted: [Int]
+        }
+        let opened = try concurrentMap(plan.files.count) { i -> Opened in
+            let file = plan.files[i]
             let reader = try ParquetFileReader(path: self.filePath(file.path))
-            let partition = self.partitionLookup(file, schema: schema)
             let partitions = Dictionary(file.partitionValues.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { a, _ in a })
             let sources: [SchemaNode?] = fields.map { field in
                 partitions[field.physicalName.lowercased()] == nil ? field.source(in: reader.schema.root.children) : nil
             }
-            let leaves = sources.compactMap { $0?.leafIndex }
-            let deleted = try self.deletedRows(file)
-            var out: [TableChunk] = []
-            var groupStart = 0
-            for group in reader.metadata.rowGroups.indices {
-                let rows = Int(reader.metadata.rowGroups[group].numRows)
-                defer { groupStart += rows }
-                let data = Dictionary(uniqueKeysWithValues: zip(leaves, try reader.readRowGroup(group, columns: leaves, parallel: false)))
-                let gone = Set(deleted.filter { $0 >= groupStart && $0 < groupStart + rows }.map { $0 - groupStart })
-                let keep = gone.isEmpty ? nil : (0..<rows).filter { !gone.contains($0) }
-                var columns: [TableChunkColumn] = []
-                for (field, source) in zip(fields, sources) {
-                    if let leaf = source?.leafIndex, var column = data[leaf] {
-                        let descriptor = reader.columns[leaf]
-                        if let keep { column = column.take(rows: keep, maxDefinitionLevel: descriptor.maxDefinitionLevel) }
-                        columns.append(.data(column, descriptor))
-                    } else {
-                        columns.append(.constant(partition(field.name.lowercased())?.0 ?? .null))
-                    }
-                }
-                out.append(TableChunk(rows: keep?.count ?? rows, columns: columns))
-            }
-            return out
+            return Opened(file: file, reader: reader, sources: sources, deleted: try self.deletedRows(file))
         }
-        return perFile.flatMap { $0 }
+        var tasks: [(file: Int, group: Int, start: Int)] = []
+        for (i, o) in opened.enumerated() {
+            var start = 0
+            for group in o.reader.metadata.rowGroups.indices {
+                tasks.append((i, group, start))
+                start += Int(o.reader.metadata.rowGroups[group].numRows)
+            }
+        }
+        let planned = tasks
+        return try concurrentMap(planned.count) { t -> TableChunk in
+            let (i, group, groupStart) = planned[t]
+            let o = opened[i]
+            let reader = o.reader
+            let partition = self.partitionLookup(o.file, schema: schema)
+            let leaves = o.sources.compactMap { $0?.leafIndex }
+            let rows = Int(reader.metadata.rowGroups[group].numRows)
+            let data = Dictionary(uniqueKeysWithValues: zip(leaves, try reader.readRowGroup(group, columns: leaves, parallel: false)))
+            let gone = Set(o.deleted.filter { $0 >= groupStart && $0 < groupStart + rows }.map { $0 - groupStart })
+            let keep = gone.isEmpty ? nil : (0..<rows).filter { !gone.contains($0) }
+            var columns: [TableChunkColumn] = []
+            for (field, source) in zip(fields, o.sources) {
+                if let leaf = source?.leafIndex, var column = data[leaf] {
+                    let descriptor = reader.columns[leaf]
+                    if let keep { column = column.take(rows: keep, maxDefinitionLevel: descriptor.maxDefinitionLevel) }
+                    columns.append(.data(column, descriptor))
+                } else {
+                    columns.append(.constant(partition(field.name.lowercased())?.0 ?? .null))
+                }
+            }
+            return TableChunk(rows: keep?.count ?? rows, columns: columns)
+        }
     }
 }

@@ -7,7 +7,7 @@ KILN_HOME ?= $(CURDIR)/.kiln-demo
 export PIP_ROOT_USER_ACTION := ignore
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test build release swift-test compat-test deps deps-test bench bench-parquet bench-delta clean
+.PHONY: run test build release swift-test compat-test deps deps-test bench bench-parquet bench-delta bench-sql clean
 
 ## Install missing system packages, build, and start the server on an embedded store with a demo workspace.
 run: deps build
@@ -46,6 +46,11 @@ bench-parquet: release
 bench-delta: release
 	$(PYTHON) -m pip install -q -r bench/requirements.txt
 	$(PYTHON) bench/delta_bench.py --kiln .build/release/kiln
+
+## SQL against DuckDB and pandas: TPC-H-shaped Q1/Q3/Q6 at SF1, a 10M-row GROUP BY, a 1M x 1M join.
+bench-sql: release
+	$(PYTHON) -m pip install -q -r bench/requirements.txt
+	$(PYTHON) bench/sql_bench.py --kiln .build/release/kiln
 
 clean:
 	rm -rf .build .kiln-demo

@@ -224,3 +224,74 @@ extension Frame {
         return Frame.concatenate(parts)
     }
 }
+
+extension FrameType {
+    /// The Delta column type that stores this frame type.
+    public var delta: DeltaType {
+        switch self {
+        case .bool: .primitive("boolean")
+        case .int8: .primitive("byte")
+        case .int16: .primitive("short")
+        case .int32: .primitive("integer")
+        case .int64: .primitive("long")
+        case .float32: .primitive("float")
+        case .float64: .primitive("double")
+        case .string: .primitive("string")
+        case .binary: .primitive("binary")
+        case .date: .primitive("date")
+        case .timestamp: .primitive("timestamp")
+        case .decimal(let p, let s): .decimal(precision: min(p, 38), scale: s)
+        }
+    }
+}
+
+extension Frame {
+    /// The frame as rows for a Delta table: one flat Parquet leaf per column, typed as `delta` says (decimals are
+    /// rounded to their scale; every column is nullable unless the schema says otherwise).
+    public func lakeBatch(_ schema: DeltaSchema) throws -> LakeBatch {
+        let parquet = try schema.parquetSchema()
+        guard parquet.columns.count == columns.count else { throw KilnError.invalid("The rows have \(columns.count) columns; the table has \(parquet.columns.count)") }
+        var out: [ColumnData] = []
+        for (column, descriptor) in zip(columns, parquet.columns) {
+            let rows = column.count
+            let present = (0..<rows).filter { !column.isNull($0) }
+            var scale = 0
+            if case .decimal(_, let s)? = descriptor.element.logicalType { scale = Int(s) }
+            func unscaled(_ i: Int) -> Int64 {
+                switch column.values {
+                case .double(let v): return Int64((v[i] * pow(10, Double(scale))).rounded())
+                case .int(let v): return v[i] * Int64(pow(10, Double(scale)))
+                default: return 0
+                }
+            }
+            let values: KilnParquet.ColumnValues
+            switch (descriptor.element.physicalType!, column.values) {
+            case (.boolean, .bool(let v)): values = .boolean(present.map { v[$0] })
+            case (.int32, .int(let v)) where scale == 0: values = .int32(present.map { Int32(truncatingIfNeeded: v[$0]) })
+            case (.int64, .int(let v)) where scale == 0: values = .int64(present.map { v[$0] })
+            case (.int32, _): values = .int32(present.map { Int32(truncatingIfNeeded: unscaled($0)) })
+            case (.int64, _): values = .int64(present.map(unscaled))
+            case (.float, .double(let v)): values = .float(present.map { Float(v[$0]) })
+            case (.double, .double(let v)): values = .double(present.map { v[$0] })
+            case (.byteArray, .bytes(let v)): values = .byteArray(ByteArrays(present.map { Array(v[$0]) }))
+            case (.fixedLenByteArray, _):
+                let width = Int(descriptor.element.typeLength ?? 16)
+                var data: [UInt8] = []
+                for i in present {
+                    let u = unscaled(i)
+                    for k in stride(from: width - 1, through: 0, by: -1) { data.append(k >= 8 ? (u < 0 ? 0xFF : 0) : UInt8(truncatingIfNeeded: u >> (8 * Int64(k)))) }
+                }
+                values = .fixedLenByteArray(FixedBytes(width: width, data: data))
+            default:
+                throw KilnError.invalid("Cannot store a \(column.type) column in \(descriptor.dottedPath)")
+            }
+            if descriptor.maxDefinitionLevel == 0 {
+                guard present.count == rows else { throw KilnError.invalid("Column '\(descriptor.dottedPath)' is NOT NULL; the rows have nulls") }
+                out.append(ColumnData(values: values, count: rows))
+            } else {
+                out.append(ColumnData(values: values, definitionLevels: (0..<rows).map { column.isNull($0) ? 0 : 1 }, count: rows))
+            }
+        }
+        return LakeBatch(schema: parquet, columns: out)
+    }
+}

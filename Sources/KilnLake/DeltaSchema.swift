@@ -238,8 +238,8 @@ public struct DeltaSchema: Sendable, Equatable {
 }
 
 /// Writes arbitrary JSON values (field metadata, commitInfo parameters).
-enum JSONText {
-    static func write(_ value: JSONValue, into w: inout JSONWriter) {
+public enum JSONText {
+    public static func write(_ value: JSONValue, into w: inout JSONWriter) {
         switch value {
         case .null: w.null()
         case .bool(let b): w.value(b)
@@ -250,7 +250,8 @@ enum JSONText {
         }
     }
 
-    static func string(_ value: JSONValue) -> String {
+    /// A JSON value as compact text.
+    public static func string(_ value: JSONValue) -> String {
         var w = JSONWriter()
         write(value, into: &w)
         return String(decoding: w.bytes, as: UTF8.self)

@@ -64,6 +64,43 @@ extension DeltaTable {
         }
     }
 
+    /// Replaces the table's schema, partitioning, properties and rows in one commit (CREATE OR REPLACE TABLE): the
+    /// old files are removed (time travel still reads them), the new rows written under the new schema.
+    @discardableResult
+    public func replace(schema: DeltaSchema, partitionColumns: [String], properties: [String: String], rows: LakeBatch?) throws -> WriteResult {
+        let snapshot = try log.snapshot()
+        try Self.checkWritable(snapshot)
+        for column in partitionColumns where schema.field(column) == nil {
+            throw KilnError.invalid("Partition column '\(column)' is not in the schema")
+        }
+        var metadata = DeltaMetadata(id: snapshot.metadata.id, name: snapshot.metadata.name, description: snapshot.metadata.description,
+                                     schema: schema, partitionColumns: partitionColumns.map { schema.field($0)!.name }, configuration: properties,
+                                     createdTime: Self.now())
+        metadata.id = snapshot.metadata.id
+        let proto = try Self.protocolFor(schema: schema, properties: properties)
+        var adds: [AddFile] = []
+        do {
+            if let rows, rows.rowCount > 0 {
+                let table = try Self.conform(rows, to: schema)
+                adds = try writeFiles(table, schema: schema, partitionColumns: metadata.partitionColumns)
+            }
+            let now = Self.now()
+            var actions: [DeltaAction] = []
+            if proto != snapshot.protocolVersion { actions.append(.protocolAction(proto)) }
+            actions.append(.metadata(metadata))
+            actions += snapshot.files.map { .remove(RemoveFile(path: $0.path, deletionTimestamp: now, dataChange: true, partitionValues: $0.partitionValues, size: $0.size)) }
+            actions += adds.map { .add($0) }
+            let version = try commit(actions, readVersion: snapshot.version, operation: "CREATE OR REPLACE TABLE AS SELECT",
+                                     parameters: ["partitionBy": .string(JSONText.string(.array(partitionColumns.map(JSONValue.string))))],
+                                     metrics: ["numFiles": .number(String(adds.count)), "numOutputRows": .number(String(rows?.rowCount ?? 0))],
+                                     blindAppend: false, configuration: properties)
+            return WriteResult(version: version, filesAdded: adds.count, filesRemoved: snapshot.files.count, rowsWritten: rows?.rowCount ?? 0)
+        } catch {
+            for add in adds { unlink(filePath(add.path)) }
+            throw error
+        }
+    }
+
     /// The table schema after taking in a batch's columns: same names must have the same types; new names only
     /// with `mergeSchema`.
     static func evolve(_ schema: DeltaSchema, with batch: LakeBatch, mergeSchema: Bool) throws -> DeltaSchema {

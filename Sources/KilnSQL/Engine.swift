@@ -42,6 +42,8 @@ public struct SQLEngine: Sendable {
         case .query(let q):
             run.needed = Execution.columnsNeeded(q, subqueries: subqueries)
             return try run.query(q, env: [:]).visible()
+        default:
+            return try run.command(statement)
         }
     }
 }
@@ -152,6 +154,16 @@ struct Execution {
         switch s {
         case .select(let sel): return try select(sel, orderBy: [], limit: nil, offset: nil, env: env)
         case .query(let q): return try query(q, env: env)
+        case .values(let rows):
+            let one = Frame(names: ["#0"], columns: [Column(type: .int64, values: .int([0]))])
+            let cells = try rows.map { row in try row.map { try prepare($0).evaluate(one) } }
+            let columns = try (0..<(rows.first?.count ?? 0)).map { c -> Column in
+                let parts = cells.map { $0[c] }
+                let type = commonType(parts)
+                return Column.concatenate(try parts.map { try $0.cast(to: type) })
+            }
+            return Relation(columns: columns, qualifiers: [String?](repeating: nil, count: columns.count),
+                            names: columns.indices.map { "col\($0 + 1)" })
         case .setOperation(let op, let a, let b, let all):
             let left = try setExpr(a, env: env), right = try setExpr(b, env: env)
             guard left.names.count == right.names.count else {
@@ -211,8 +223,7 @@ struct Execution {
         var conjuncts = try s.whereClause.map { try splitAnd(try prepare($0)) } ?? []
         var source: Relation
         if s.from.isEmpty {
-            source = Relation(columns: [Column(type: .int64, values: .int([0]))], qualifiers: [nil], names: ["#dummy"])
-            source.names = [""]
+            source = Relation(columns: [Column(type: .int64, values: .int([0]))], qualifiers: [nil], names: [""])
         } else {
             var items = try s.from.map { try fromItem($0, env: env) }
             source = try joinCommaItems(&items, conjuncts: &conjuncts)
@@ -590,6 +601,7 @@ struct Execution {
                 sel.groupBy.forEach(expr)
                 sel.having.map(expr)
             case .query(let q): query(q)
+            case .values(let rows): rows.joined().forEach(expr)
             case .setOperation(_, let a, let b, _): set(a); set(b)
             }
         }

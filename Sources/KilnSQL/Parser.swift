@@ -19,10 +19,10 @@ public struct Parser {
     /// Parses one statement (a trailing `;` is allowed).
     public static func parse(_ sql: String) throws -> (Statement, subqueries: [Query]) {
         var parser = Parser(tokens: try Lexer.tokens(sql), sql: sql)
-        let query = try parser.query()
+        let statement = try parser.statement()
         _ = parser.symbol(";")
         guard parser.peek.kind == .end else { throw parser.fail("unexpected '\(parser.peek.text)'") }
-        return (.query(query), parser.subqueries)
+        return (statement, parser.subqueries)
     }
 
     init(tokens: [Token], sql: String) {
@@ -79,6 +79,128 @@ public struct Parser {
         guard t.kind == .identifier || t.kind == .quoted else { throw fail("expected a name") }
         at += 1
         return t.text
+    }
+
+    // MARK: Statements
+
+    mutating func statement() throws -> Statement {
+        if keyword("create") { return try createTable() }
+        if keyword("insert") {
+            let overwrite: Bool
+            if keyword("overwrite") { overwrite = true } else { try expect("into"); overwrite = false }
+            _ = keyword("table")
+            let table = try qualifiedName()
+            var columns: [String]?
+            if peek.kind == .symbol, peek.text == "(", !(isKeyword("select", 1) || isKeyword("with", 1)) {
+                at += 1
+                var names: [String] = []
+                repeat { names.append(try identifier()) } while symbol(",")
+                try expectSymbol(")")
+                columns = names
+            }
+            return .insert(table: table, overwrite: overwrite, columns: columns, source: try query())
+        }
+        if keyword("delete") {
+            try expect("from")
+            let table = try qualifiedName()
+            return .delete(table: table, condition: keyword("where") ? try rest() : nil)
+        }
+        if keyword("update") {
+            let table = try qualifiedName()
+            try expect("set")
+            let start = peek.offset
+            while peek.kind != .end, !isKeyword("where") { at += 1 }
+            let assignments = String(Array(sql)[start..<peek.offset]).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !assignments.isEmpty else { throw fail("UPDATE needs SET column = value") }
+            return .update(table: table, assignments: assignments, condition: keyword("where") ? try rest() : nil)
+        }
+        if keyword("drop") {
+            try expect("table")
+            var ifExists = false
+            if keyword("if") { try expect("exists"); ifExists = true }
+            return .dropTable(table: try qualifiedName(), ifExists: ifExists)
+        }
+        if keyword("show") {
+            let what: String
+            if keyword("tables") { what = "tables" } else if keyword("schemas") || keyword("databases") { what = "schemas" }
+            else if keyword("catalogs") { what = "catalogs" } else { throw fail("expected TABLES, SCHEMAS or CATALOGS after SHOW") }
+            var scope: [String] = []
+            if keyword("in") || keyword("from") { scope = try qualifiedName() }
+            return .show(what: what, in: scope)
+        }
+        if keyword("describe") || keyword("desc") {
+            let history = keyword("history")
+            if !history { _ = keyword("table") || keyword("extended") }
+            return .describe(table: try qualifiedName(), history: history)
+        }
+        return .query(try query())
+    }
+
+    /// The rest of the statement's text (a trailing `;` dropped), consuming its tokens.
+    mutating func rest() throws -> String {
+        let start = peek.offset
+        var end = start
+        while peek.kind != .end {
+            if peek.kind == .symbol, peek.text == ";", peek(1).kind == .end { break }
+            at += 1
+            end = peek.offset
+        }
+        let text = String(Array(sql)[start..<max(start, end)]).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !text.isEmpty else { throw fail("expected a condition") }
+        return text
+    }
+
+    mutating func qualifiedName() throws -> [String] {
+        var parts = [try anyName()]
+        while symbol(".") { parts.append(try anyName()) }
+        return parts
+    }
+
+    mutating func createTable() throws -> Statement {
+        var c = CreateTable(table: [])
+        if keyword("or") { try expect("replace"); c.orReplace = true }
+        try expect("table")
+        if keyword("if") { try expect("not"); try expect("exists"); c.ifNotExists = true }
+        c.table = try qualifiedName()
+        if symbol("(") {
+            repeat {
+                let name = try identifier()
+                let type = try typeName()
+                var nullable = true
+                if keyword("not") { try expect("null"); nullable = false }
+                if keyword("comment") { at += 1 }
+                c.columns.append((name, type, nullable))
+            } while symbol(",")
+            try expectSymbol(")")
+        }
+        while true {
+            if keyword("using") { let format = try anyName(); guard format.lowercased() == "delta" else { throw fail("Kiln tables are USING DELTA") } }
+            else if keyword("partitioned") {
+                try expect("by")
+                try expectSymbol("(")
+                repeat { c.partitionedBy.append(try identifier()) } while symbol(",")
+                try expectSymbol(")")
+            } else if keyword("comment") {
+                guard peek.kind == .string else { throw fail("COMMENT needs a quoted string") }
+                c.comment = peek.text
+                at += 1
+            } else if keyword("tblproperties") {
+                try expectSymbol("(")
+                repeat {
+                    var key: String
+                    if peek.kind == .string { key = peek.text; at += 1 } else { key = try qualifiedName().joined(separator: ".") }
+                    _ = symbol("=")
+                    guard peek.kind == .string || peek.kind == .number || peek.kind == .identifier else { throw fail("expected a property value") }
+                    c.properties[key] = peek.text
+                    at += 1
+                    key = ""
+                } while symbol(",")
+                try expectSymbol(")")
+            } else { break }
+        }
+        if keyword("as") { c.query = try query() }
+        guard !c.columns.isEmpty || c.query != nil else { throw fail("CREATE TABLE needs columns or AS SELECT") }
+        return .createTable(c)
     }
 
     // MARK: Queries
@@ -150,6 +272,18 @@ public struct Parser {
     }
 
     mutating func setPrimary() throws -> SetExpr {
+        if keyword("values") {
+            var rows: [[Expr]] = []
+            repeat {
+                try expectSymbol("(")
+                var row: [Expr] = []
+                repeat { row.append(try expression()) } while symbol(",")
+                try expectSymbol(")")
+                rows.append(row)
+            } while symbol(",")
+            guard rows.allSatisfy({ $0.count == rows[0].count }) else { throw fail("every VALUES row needs the same number of values") }
+            return .values(rows)
+        }
         if peek.kind == .symbol, peek.text == "(" {
             at += 1
             let q = try query()

@@ -5,6 +5,29 @@ import KilnFrame
 /// A parsed statement.
 public indirect enum Statement: Sendable {
     case query(Query)
+    /// CREATE [OR REPLACE] TABLE [IF NOT EXISTS] name [(columns)] [USING DELTA] [PARTITIONED BY (..)] [COMMENT '..']
+    /// [TBLPROPERTIES (..)] [AS query].
+    case createTable(CreateTable)
+    /// INSERT INTO|OVERWRITE [TABLE] name [(columns)] query-or-VALUES.
+    case insert(table: [String], overwrite: Bool, columns: [String]?, source: Query)
+    /// DELETE FROM name [WHERE condition]; the condition text goes to the table's predicate language.
+    case delete(table: [String], condition: String?)
+    /// UPDATE name SET assignments [WHERE condition].
+    case update(table: [String], assignments: String, condition: String?)
+    case dropTable(table: [String], ifExists: Bool)
+    case show(what: String, in: [String])
+    case describe(table: [String], history: Bool)
+}
+
+public struct CreateTable: Sendable {
+    public var table: [String]
+    public var orReplace = false
+    public var ifNotExists = false
+    public var columns: [(name: String, type: FrameType, nullable: Bool)] = []
+    public var partitionedBy: [String] = []
+    public var properties: [String: String] = [:]
+    public var comment: String?
+    public var query: Query?
 }
 
 /// `[WITH ...] body [ORDER BY ...] [LIMIT n] [OFFSET m]`.
@@ -19,6 +42,8 @@ public struct Query: Sendable {
 /// A SELECT, a parenthesized query, or a UNION / INTERSECT / EXCEPT of two.
 public indirect enum SetExpr: Sendable {
     case select(Select)
+    /// VALUES (..), (..): rows of literal expressions.
+    case values([[Expr]])
     case query(Query)
     case setOperation(String, SetExpr, SetExpr, all: Bool)
 }

@@ -64,6 +64,9 @@ struct SQL: ParsableCommand {
                 text += result.columns.map { $0.isNull(i) ? "" : quote($0.value(i).text) }.joined(separator: ",") + "\n"
             }
             out = Array(text.utf8)
+        case "table" where result.names.isEmpty:
+            print("OK")
+            return
         case "table":
             let rows = (0..<result.rowCount).map { i in result.columns.map { $0.value(i).text } }
             printTable(result.names, rows)

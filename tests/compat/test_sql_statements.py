@@ -102,3 +102,14 @@ def test_requires_a_token(kiln, workspace):
     import requests
     out = requests.post(kiln.url + "/api/2.0/sql/statements", json={"statement": "SELECT 1", "warehouse_id": "kiln"})
     assert out.status_code == 401
+
+
+def test_ddl_and_dml_through_the_api(workspace):
+    run = lambda sql: workspace.statement_execution.execute_statement(statement=sql, warehouse_id="kiln", wait_timeout="30s")
+    assert run("CREATE TABLE main.shop.events (id BIGINT, kind STRING)").status.state == StatementState.SUCCEEDED
+    r = run("INSERT INTO main.shop.events SELECT id, region FROM main.shop.sales WHERE id <= 10")
+    assert r.status.state == StatementState.SUCCEEDED and r.result.data_array == [["10", "10"]]
+    assert run("DELETE FROM main.shop.events WHERE kind = 'eu'").result.data_array == [[str(sum(1 for i in range(10) if i % 3 == 1))]]
+    assert run("SELECT count(*) FROM main.shop.events").result.data_array == [[str(sum(1 for i in range(10) if i % 3 != 1))]]
+    r = run("CREATE TABLE main.shop.events (id BIGINT)")
+    assert r.status.state == StatementState.FAILED and r.status.error.error_code.value == "ALREADY_EXISTS"

@@ -222,3 +222,39 @@ def test_errors_are_clear(tpch):
                        ("SELECT n_nationkey FROM tpch.nation, tpch.supplier WHERE n_nationkey = s_nationkey AND n_comment = s_comment AND 1 = ", "syntax")]:
         out = subprocess.run([KILN, "sql", "--home", str(home), sql], capture_output=True, text=True)
         assert out.returncode != 0 and words in out.stderr, (sql, out.stderr)
+
+
+DDL_DML = [
+    "CREATE TABLE shop.items (id BIGINT NOT NULL, name STRING, price DECIMAL(10,2), added DATE, tags_count INT)",
+    "INSERT INTO shop.items VALUES (1, 'apple', 1.25, DATE '2024-01-02', 3), (2, 'pear', 2.5, NULL, 0), (3, 'fig', NULL, DATE '2024-02-29', NULL)",
+    "INSERT INTO shop.items (id, name, price) SELECT id + 100, upper(name), price * 2 FROM shop.items WHERE id < 3",
+    "UPDATE shop.items SET price = 9.99 WHERE id = 2",
+    "DELETE FROM shop.items WHERE id > 100 AND name = 'PEAR'",
+    "CREATE TABLE shop.summary AS SELECT name IS NULL AS unnamed, count(*) AS n, sum(price) AS total FROM shop.items GROUP BY name IS NULL",
+    "INSERT INTO shop.items SELECT n_nationkey + 1000, n_name, n_regionkey, NULL, NULL FROM tpch.nation WHERE n_regionkey = 2",
+]
+
+
+def test_ddl_and_dml_match_duckdb(tpch):
+    home, con = tpch
+    con.execute("CREATE SCHEMA IF NOT EXISTS shop")
+    for sql in DDL_DML:
+        out = subprocess.run([KILN, "sql", "--home", str(home), sql], capture_output=True, text=True)
+        assert out.returncode == 0, (sql, out.stderr)
+        con.execute(sql.replace(" STRING", " VARCHAR"))
+    for check in ["SELECT * FROM shop.items ORDER BY id", "SELECT * FROM shop.summary ORDER BY unnamed"]:
+        ours = run_kiln(home, check)
+        theirs = [[normalize(v) for v in row] for row in con.execute(check).fetchall()]
+        assert len(ours) == len(theirs), (check, ours, theirs)
+        for a, b in zip(ours, theirs):
+            assert all(same(x, y) for x, y in zip(a, b)), (check, a, b)
+    # The table is plain Delta: delta-rs reads what SQL wrote.
+    from deltalake import DeltaTable
+    assert DeltaTable(str(home / "warehouse" / "main" / "shop" / "items")).to_pyarrow_table().num_rows == len(run_kiln(home, "SELECT id FROM shop.items"))
+    out = subprocess.run([KILN, "sql", "--home", str(home), "CREATE TABLE shop.items (x INT)"], capture_output=True, text=True)
+    assert out.returncode != 0 and "already exists" in out.stderr
+    out = subprocess.run([KILN, "sql", "--home", str(home), "INSERT INTO shop.items VALUES (1, 2)"], capture_output=True, text=True)
+    assert out.returncode != 0 and "columns" in out.stderr
+    assert run_kiln(home, "SHOW TABLES IN shop") == [["shop", "items", False], ["shop", "summary", False]]
+    subprocess.run([KILN, "sql", "--home", str(home), "DROP TABLE shop.summary"], check=True, capture_output=True)
+    assert run_kiln(home, "SHOW TABLES IN shop") == [["shop", "items", False]]

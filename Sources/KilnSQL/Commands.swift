@@ -1,0 +1,148 @@
+import Foundation
+import KilnCore
+import KilnFrame
+import KilnLake
+
+/// DDL and DML statements on Delta tables: CREATE TABLE [AS SELECT], INSERT, DELETE, UPDATE, DROP, SHOW, DESCRIBE.
+extension Execution {
+    func command(_ statement: Statement) throws -> Frame {
+        switch statement {
+        case .query: throw KilnError.invalid("Not a command")
+        case .createTable(let c): return try createTable(c)
+        case .insert(let name, let overwrite, let columns, let source):
+            var run = self
+            run.needed = Execution.columnsNeeded(source, subqueries: subqueries)
+            let rows = try run.query(source, env: [:]).visible()
+            let table = try open(name)
+            let schema = try table.snapshot().schema
+            let target = columns ?? schema.fields.map(\.name)
+            guard target.count == rows.columns.count else {
+                throw KilnError.invalid("INSERT names \(target.count) columns but the query gives \(rows.columns.count)")
+            }
+            // Columns go by position into the named (or all) table columns, cast to the table's types.
+            var fields: [DeltaField] = [], cast: [Column] = []
+            for (name, column) in zip(target, rows.columns) {
+                guard let field = schema.field(name) else { throw KilnError.invalid("Table \(name) has no column '\(name)'") }
+                guard let type = FrameType(delta: field.type) else { throw KilnError.invalid("Column '\(field.name)' is nested; INSERT writes flat columns only") }
+                fields.append(field)
+                cast.append(try column.cast(to: type))
+            }
+            let batch = try Frame(names: fields.map(\.name), columns: cast).lakeBatch(DeltaSchema(fields))
+            let result = try table.write(batch, mode: overwrite ? .overwrite : .append)
+            return Frame(names: ["num_affected_rows", "num_inserted_rows"],
+                         columns: [Column(type: .int64, values: .int([Int64(result.rowsWritten)])), Column(type: .int64, values: .int([Int64(result.rowsWritten)]))])
+        case .delete(let name, let condition):
+            let table = try open(name)
+            guard let condition else {
+                let count = try table.snapshot().numRecords ?? 0
+                try table.delete(where: "true")
+                return Self.count("num_affected_rows", count)
+            }
+            return Self.count("num_affected_rows", Int64(try table.delete(where: condition).rowsDeleted))
+        case .update(let name, let assignments, let condition):
+            let result = try open(name).update(set: assignments, where: condition)
+            return Self.count("num_affected_rows", Int64(result.rowsUpdated))
+        case .dropTable(let name, let ifExists):
+            let path = try engine.catalog.path(name)
+            guard FileManager.default.fileExists(atPath: path + "/_delta_log") else {
+                if ifExists { return .empty }
+                throw KilnError.notFound("Table \(name.joined(separator: ".")) does not exist")
+            }
+            try FileManager.default.removeItem(atPath: path)
+            return .empty
+        case .show(let what, let scope): return try show(what, scope)
+        case .describe(let name, let history): return try describe(name, history: history)
+        }
+    }
+
+    static func count(_ name: String, _ n: Int64) -> Frame {
+        Frame(names: [name], columns: [Column(type: .int64, values: .int([n]))])
+    }
+
+    func open(_ name: [String]) throws -> DeltaTable {
+        let path = try engine.catalog.path(name)
+        guard FileManager.default.fileExists(atPath: path + "/_delta_log") else {
+            throw KilnError.notFound("Table \(name.joined(separator: ".")) does not exist")
+        }
+        return try DeltaTable.open(path)
+    }
+
+    func createTable(_ c: CreateTable) throws -> Frame {
+        let path = try engine.catalog.path(c.table)
+        let exists = FileManager.default.fileExists(atPath: path + "/_delta_log")
+        if exists {
+            if c.ifNotExists { return .empty }
+            guard c.orReplace else { throw KilnError.alreadyExists("Table \(c.table.joined(separator: ".")) already exists") }
+        }
+        var rows: Frame?
+        var fields = c.columns.map { DeltaField(name: $0.name, type: $0.type.delta, nullable: $0.nullable) }
+        if let q = c.query {
+            var run = self
+            run.needed = Execution.columnsNeeded(q, subqueries: subqueries)
+            let result = try run.query(q, env: [:]).visible()
+            if fields.isEmpty {
+                fields = zip(result.names, result.columns).map { DeltaField(name: $0, type: $1.type.delta) }
+            }
+            guard fields.count == result.columns.count else { throw KilnError.invalid("The table has \(fields.count) columns; the query gives \(result.columns.count)") }
+            rows = Frame(names: fields.map(\.name), columns: try zip(fields, result.columns).map { field, column in
+                try column.cast(to: FrameType(delta: field.type) ?? column.type)
+            })
+        }
+        let schema = DeltaSchema(fields)
+        if exists {
+            // CREATE OR REPLACE: a new version of the same table with the new schema and content.
+            let table = try DeltaTable.open(path)
+            try table.replace(schema: schema, partitionColumns: c.partitionedBy, properties: c.properties, rows: try rows?.lakeBatch(schema))
+            return .empty
+        }
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let table = try DeltaTable.create(at: path, schema: schema, partitionColumns: c.partitionedBy, properties: c.properties,
+                                          name: c.table.last, description: c.comment)
+        if let rows, rows.rowCount > 0 { try table.write(try rows.lakeBatch(schema)) }
+        return .empty
+    }
+
+    func show(_ what: String, _ scope: [String]) throws -> Frame {
+        let root = engine.catalog.warehouse
+        func directories(_ path: String) -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter { name in
+                var isDirectory: ObjCBool = false
+                return !name.hasPrefix(".") && FileManager.default.fileExists(atPath: path + "/" + name, isDirectory: &isDirectory) && isDirectory.boolValue
+            }.sorted()
+        }
+        func strings(_ values: [String]) -> Column { Column.from(values.map(Value.string), type: .string) }
+        switch what {
+        case "catalogs":
+            return Frame(names: ["catalog"], columns: [strings(directories(root))])
+        case "schemas":
+            let catalog = scope.first ?? engine.catalog.defaultCatalog
+            return Frame(names: ["databaseName"], columns: [strings(directories(root + "/" + catalog))])
+        default:
+            let catalog = scope.count == 2 ? scope[0] : engine.catalog.defaultCatalog
+            let schema = scope.last ?? engine.catalog.defaultSchema
+            let base = [root, catalog, schema].joined(separator: "/")
+            let tables = directories(base).filter { FileManager.default.fileExists(atPath: base + "/" + $0 + "/_delta_log") }
+            return Frame(names: ["database", "tableName", "isTemporary"],
+                         columns: [strings(tables.map { _ in schema }), strings(tables),
+                                   Column(type: .bool, values: .bool([Bool](repeating: false, count: tables.count)))])
+        }
+    }
+
+    func describe(_ name: [String], history: Bool) throws -> Frame {
+        let table = try open(name)
+        func strings(_ values: [String?]) -> Column { Column.from(values.map { $0.map(Value.string) ?? .null }, type: .string) }
+        if history {
+            let entries = try table.log.history()
+            return Frame(names: ["version", "timestamp", "operation", "operationParameters"],
+                         columns: [Column(type: .int64, values: .int(entries.map(\.version))),
+                                   Column.from(entries.map { $0.timestamp.map { .timestamp($0 * 1000) } ?? .null }, type: .timestamp),
+                                   strings(entries.map { if case .string(let s)? = $0.info["operation"] { return s }; return nil }),
+                                   strings(entries.map { $0.info["operationParameters"].map(JSONText.string) })])
+        }
+        let snapshot = try table.snapshot()
+        return Frame(names: ["col_name", "data_type", "comment"],
+                     columns: [strings(snapshot.schema.fields.map(\.name)),
+                               strings(snapshot.schema.fields.map { $0.type.sqlName.lowercased() }),
+                               strings(snapshot.schema.fields.map { _ in nil })])
+    }
+}

@@ -295,3 +295,27 @@ extension Frame {
         return LakeBatch(schema: parquet, columns: out)
     }
 }
+
+extension Value {
+    /// A table cell (as `DeltaTable.readRows` gives it) as a scalar of `type`.
+    public init(cell: ParquetCell, type: FrameType) {
+        let scale: Int
+        if case .decimal(_, let s) = type { scale = s } else { scale = 0 }
+        switch (cell, type) {
+        case (.null, _): self = .null
+        case (.bool(let b), _): self = .bool(b)
+        case (.int32(let v), .decimal): self = .double(Double(v) / pow(10, Double(scale)))
+        case (.int64(let v), .decimal): self = .double(Double(v) / pow(10, Double(scale)))
+        case (.bytes(let b), .decimal): self = .double(Double(Column.bigEndian(b[...])) / pow(10, Double(scale)))
+        case (.int32(let v), .date): self = .date(Int64(v))
+        case (.int64(let v), .timestamp): self = .timestamp(v)
+        case (.int32(let v), _): self = .int(Int64(v))
+        case (.int64(let v), _): self = .int(v)
+        case (.float(let f), _): self = .double(Double(f))
+        case (.double(let d), _): self = .double(d)
+        case (.bytes(let b), .binary): self = .bytes(b)
+        case (.bytes(let b), _): self = .string(String(decoding: b, as: UTF8.self))
+        default: self = .null
+        }
+    }
+}

@@ -433,3 +433,61 @@ extension DeltaTable {
         return byDirectory.count
     }
 }
+
+extension DeltaTable {
+    /// Sets (and removes) table properties in one metadata commit, upgrading the protocol when a property needs it
+    /// (CHECK constraints, change data feed). Constraints are checked against the rows already in the table.
+    @discardableResult
+    public func alterProperties(set: [String: String] = [:], unset: [String] = [], operation: String = "SET TBLPROPERTIES") throws -> Int64 {
+        let snapshot = try log.snapshot()
+        try Self.checkWritable(snapshot)
+        var configuration = snapshot.metadata.configuration
+        for key in unset { configuration[key] = nil }
+        for (key, value) in set { configuration[key] = value }
+        for (key, expression) in set where key.hasPrefix("delta.constraints.") {
+            let violations = try scan(try plan(predicate: "NOT (\(expression))")).rows
+            guard violations == 0 else {
+                throw KilnError.invalid("CHECK constraint \(key.dropFirst("delta.constraints.".count)) (\(expression)) is violated by \(violations) existing rows")
+            }
+        }
+        if let mode = set["delta.columnMapping.mode"], mode != "none" { throw KilnError.invalid("Kiln cannot turn on column mapping") }
+        if set["delta.enableDeletionVectors"] == "true" { throw KilnError.invalid("Kiln does not write deletion vectors") }
+        var metadata = snapshot.metadata
+        metadata.configuration = configuration
+        var actions: [DeltaAction] = [.metadata(metadata)]
+        let needed = try Self.protocolFor(schema: snapshot.schema, properties: configuration)
+        let current = snapshot.protocolVersion
+        if needed.minReaderVersion > current.minReaderVersion || needed.minWriterVersion > current.minWriterVersion
+            || !Set(needed.writerFeatures ?? []).isSubset(of: Set(current.writerFeatures ?? needed.writerFeatures ?? [])) {
+            var upgraded = current
+            upgraded.minReaderVersion = max(current.minReaderVersion, needed.minReaderVersion)
+            upgraded.minWriterVersion = max(current.minWriterVersion, needed.minWriterVersion)
+            if upgraded.minWriterVersion == 7 {
+                upgraded.writerFeatures = Array(Set(current.writerFeatures ?? []).union(needed.writerFeatures ?? [])).sorted()
+            }
+            actions.insert(.protocolAction(upgraded), at: 0)
+        }
+        return try commit(actions, readVersion: snapshot.version, operation: operation,
+                          parameters: ["properties": .string(JSONText.string(.object(set.mapValues(JSONValue.string))))], metrics: [:],
+                          blindAppend: false, configuration: configuration)
+    }
+
+    /// Adds nullable columns at the end of the schema (ALTER TABLE ADD COLUMNS); older files read them as null.
+    @discardableResult
+    public func addColumns(_ fields: [DeltaField]) throws -> Int64 {
+        let snapshot = try log.snapshot()
+        try Self.checkWritable(snapshot)
+        var schema = snapshot.schema
+        for field in fields {
+            guard schema.field(field.name) == nil else { throw KilnError.alreadyExists("Column '\(field.name)' already exists") }
+            var added = field
+            added.nullable = true
+            schema.fields.append(added)
+        }
+        var metadata = snapshot.metadata
+        metadata.schemaString = schema.json
+        return try commit([.metadata(metadata)], readVersion: snapshot.version, operation: "ADD COLUMNS",
+                          parameters: ["columns": .string(fields.map(\.name).joined(separator: ", "))], metrics: [:], blindAppend: false,
+                          configuration: snapshot.metadata.configuration)
+    }
+}

@@ -52,6 +52,57 @@ extension Execution {
             return .empty
         case .show(let what, let scope): return try show(what, scope)
         case .describe(let name, let history): return try describe(name, history: history)
+        case .optimize(let name, let condition, let zOrder):
+            let result = try open(name).optimize(where: condition, zOrderBy: zOrder)
+            return Frame(names: ["numFilesAdded", "numFilesRemoved"],
+                         columns: [Column(type: .int64, values: .int([Int64(result.filesAdded)])), Column(type: .int64, values: .int([Int64(result.filesRemoved)]))])
+        case .vacuum(let name, let hours, let dryRun):
+            let files = try open(name).vacuum(retentionHours: hours, dryRun: dryRun)
+            return Frame(names: ["path"], columns: [Column.from(files.map(Value.string), type: .string)])
+        case .restore(let name, let version, let timestamp):
+            let table = try open(name)
+            var target = version
+            if let timestamp {
+                guard let micros = Dates.parseTimestamp(timestamp) else { throw KilnError.invalid("Cannot read the timestamp '\(timestamp)'") }
+                target = try table.log.version(at: micros / 1000)
+            }
+            let result = try table.restore(to: target ?? 0)
+            return Frame(names: ["table_size_after_restore", "num_restored_files", "num_removed_files"],
+                         columns: [Column(type: .int64, values: .int([try table.snapshot().files.reduce(0) { $0 + $1.size }])),
+                                   Column(type: .int64, values: .int([Int64(result.filesAdded)])),
+                                   Column(type: .int64, values: .int([Int64(result.filesRemoved)]))])
+        case .alter(let name, let set, let unset, let columns):
+            let table = try open(name)
+            if !columns.isEmpty {
+                try table.addColumns(columns.map { DeltaField(name: $0.name, type: $0.type.delta) })
+            } else {
+                try table.alterProperties(set: set, unset: unset, operation: set.keys.contains { $0.hasPrefix("delta.constraints.") } ? "ADD CONSTRAINT"
+                                          : unset.contains { $0.hasPrefix("delta.constraints.") } ? "DROP CONSTRAINT"
+                                          : set.isEmpty ? "UNSET TBLPROPERTIES" : "SET TBLPROPERTIES")
+            }
+            return .empty
+        case .merge(let name, _, let sourceItem, let condition, let matched, let insert, let deleteBySource):
+            let table = try open(name)
+            let schema = try table.snapshot().schema
+            var run = self
+            run.needed = nil
+            let source = try run.fromItem(sourceItem, env: [:]).visible()
+            // The source's columns by name, cast to the table's types.
+            var fields: [DeltaField] = [], columns: [Column] = []
+            for (columnName, column) in zip(source.names, source.columns) {
+                guard let field = schema.field(columnName) else { throw KilnError.invalid("The MERGE source has a column '\(columnName)' the table does not have") }
+                guard let type = FrameType(delta: field.type) else { throw KilnError.invalid("Column '\(field.name)' is nested; MERGE writes flat columns only") }
+                fields.append(field)
+                columns.append(try column.cast(to: type))
+            }
+            let batch = try Frame(names: fields.map(\.name), columns: columns).lakeBatch(DeltaSchema(fields))
+            let clauses = MergeClauses(whenMatched: matched.flatMap(MergeClauses.Matched.init(rawValue:)) ?? .none, insertNotMatched: insert,
+                                       deleteNotMatchedBySource: deleteBySource)
+            let result = try table.merge(condition: condition, clauses: clauses) { emit in try emit(batch) }
+            return Frame(names: ["num_affected_rows", "num_updated_rows", "num_deleted_rows", "num_inserted_rows"],
+                         columns: [result.updated + result.deleted + result.inserted, result.updated, result.deleted, result.inserted].map {
+                             Column(type: .int64, values: .int([Int64($0)]))
+                         })
         }
     }
 

@@ -440,6 +440,31 @@ struct Execution {
                 if case .literal(.string(let f))? = named["format"] { format = f.lowercased() }
                 guard format == "parquet" else { throw KilnError.invalid("read_files reads format => 'parquet' so far (got '\(format)')") }
                 return Relation(frame: try readParquet(path), qualifier: alias ?? "read_files")
+            case "table_changes":
+                guard case .literal(.string(let name))? = args.first, args.count >= 2, case .literal(let from) = args[1], let start = from.int else {
+                    throw KilnError.invalid("table_changes takes a table name and a start version: table_changes('sales', 2[, 5])")
+                }
+                var end: Int64?
+                if args.count > 2, case .literal(let to) = args[2] { end = to.int }
+                let path = try engine.catalog.path(name.split(separator: ".").map(String.init))
+                guard FileManager.default.fileExists(atPath: path + "/_delta_log") else { throw KilnError.notFound("Table \(name) does not exist") }
+                let table = try DeltaTable.open(path)
+                let fields = try table.snapshot(version: end).schema.fields
+                let types = fields.map { FrameType(delta: $0.type) }
+                let flat = fields.indices.filter { types[$0] != nil }
+                var cells = [[Value]](repeating: [], count: flat.count + 3)
+                try table.changes(from: start, to: end) { change in
+                    for (k, i) in flat.enumerated() { cells[k].append(Value(cell: change.cells[i], type: types[i]!)) }
+                    cells[flat.count].append(.string(change.changeType))
+                    cells[flat.count + 1].append(.int(change.version))
+                    cells[flat.count + 2].append(.timestamp(change.timestamp * 1000))
+                    return true
+                }
+                let columns = flat.enumerated().map { k, i in Column.from(cells[k], type: types[i]!) }
+                    + [Column.from(cells[flat.count], type: .string), Column.from(cells[flat.count + 1], type: .int64),
+                       Column.from(cells[flat.count + 2], type: .timestamp)]
+                let names = flat.map { fields[$0].name } + ["_change_type", "_commit_version", "_commit_timestamp"]
+                return Relation(frame: Frame(names: names, columns: columns), qualifier: alias ?? "table_changes")
             case "range":
                 let bounds = try args.map { arg -> Int64 in
                     guard case .literal(let v) = arg, let n = v.int else { throw KilnError.invalid("range takes integers") }

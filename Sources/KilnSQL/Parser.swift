@@ -133,7 +133,151 @@ public struct Parser {
             if !history { _ = keyword("table") || keyword("extended") }
             return .describe(table: try qualifiedName(), history: history)
         }
+        if keyword("optimize") {
+            let table = try qualifiedName()
+            var condition: String?
+            if keyword("where") {
+                let start = peek.offset
+                while peek.kind != .end, !isKeyword("zorder") { at += 1 }
+                condition = String(Array(sql)[start..<peek.offset]).trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            var columns: [String] = []
+            if keyword("zorder") {
+                try expect("by")
+                let parenthesized = symbol("(")
+                repeat { columns.append(try identifier()) } while symbol(",")
+                if parenthesized { try expectSymbol(")") }
+            }
+            return .optimize(table: table, condition: condition, zOrderBy: columns)
+        }
+        if keyword("vacuum") {
+            let table = try qualifiedName()
+            var hours: Double?
+            if keyword("retain") {
+                guard peek.kind == .number, let h = Double(peek.text) else { throw fail("RETAIN needs a number of hours") }
+                at += 1
+                try expect("hours")
+                hours = h
+            }
+            var dryRun = false
+            if keyword("dry") { try expect("run"); dryRun = true }
+            return .vacuum(table: table, hours: hours, dryRun: dryRun)
+        }
+        if keyword("restore") {
+            _ = keyword("table")
+            let table = try qualifiedName()
+            try expect("to")
+            if keyword("version") {
+                try expect("as"); try expect("of")
+                guard peek.kind == .number, let v = Int64(peek.text) else { throw fail("expected a version number") }
+                at += 1
+                return .restore(table: table, version: v, timestamp: nil)
+            }
+            try expect("timestamp"); try expect("as"); try expect("of")
+            guard peek.kind == .string else { throw fail("expected a quoted timestamp") }
+            at += 1
+            return .restore(table: table, version: nil, timestamp: peek(-1).text)
+        }
+        if keyword("alter") {
+            try expect("table")
+            let table = try qualifiedName()
+            var set: [String: String] = [:], unset: [String] = [], columns: [(String, FrameType)] = []
+            if keyword("set") {
+                try expect("tblproperties")
+                set = try properties()
+            } else if keyword("unset") {
+                try expect("tblproperties")
+                if keyword("if") { try expect("exists") }
+                unset = Array(try properties(valued: false).keys)
+            } else if keyword("add") {
+                if keyword("constraint") {
+                    let name = try identifier()
+                    try expect("check")
+                    let start = peek.offset
+                    try expectSymbol("(")
+                    var depth = 1
+                    while depth > 0, peek.kind != .end {
+                        if peek.kind == .symbol, peek.text == "(" { depth += 1 }
+                        if peek.kind == .symbol, peek.text == ")" { depth -= 1 }
+                        at += 1
+                    }
+                    let text = String(Array(sql)[(start + 1)..<max(start + 1, peek(-1).offset)]).trimmingCharacters(in: .whitespacesAndNewlines)
+                    set["delta.constraints.\(name.lowercased())"] = text
+                } else {
+                    guard keyword("columns") || keyword("column") else { throw fail("expected COLUMNS or CONSTRAINT after ADD") }
+                    let parenthesized = symbol("(")
+                    repeat { columns.append((try identifier(), try typeName())) } while symbol(",")
+                    if parenthesized { try expectSymbol(")") }
+                }
+            } else if keyword("drop") {
+                try expect("constraint")
+                if keyword("if") { try expect("exists") }
+                unset = ["delta.constraints.\(try identifier().lowercased())"]
+            } else {
+                throw fail("expected SET TBLPROPERTIES, UNSET TBLPROPERTIES, ADD COLUMNS, ADD CONSTRAINT or DROP CONSTRAINT")
+            }
+            return .alter(table: table, set: set, unset: unset, addColumns: columns)
+        }
+        if keyword("merge") {
+            try expect("into")
+            let target = try qualifiedName()
+            let alias = try alias()
+            try expect("using")
+            let source = try tablePrimary()
+            try expect("on")
+            let start = peek.offset
+            while peek.kind != .end, !isKeyword("when") { at += 1 }
+            let condition = String(Array(sql)[start..<peek.offset]).trimmingCharacters(in: .whitespacesAndNewlines)
+            var matched: String?, insert = false, deleteBySource = false
+            while keyword("when") {
+                let negated = keyword("not")
+                try expect("matched")
+                if isKeyword("and") { throw fail("WHEN ... AND conditions are not supported yet") }
+                if negated {
+                    if keyword("by") {
+                        if keyword("source") {
+                            try expect("then"); try expect("delete")
+                            deleteBySource = true
+                            continue
+                        }
+                        try expect("target")
+                    }
+                    try expect("then"); try expect("insert")
+                    guard symbol("*") else { throw fail("only INSERT * is supported yet") }
+                    insert = true
+                } else {
+                    try expect("then")
+                    if keyword("delete") { matched = "delete" } else {
+                        try expect("update"); try expect("set")
+                        guard symbol("*") else { throw fail("only UPDATE SET * is supported yet") }
+                        matched = "update"
+                    }
+                }
+            }
+            return .merge(target: target, targetAlias: alias, source: source, condition: condition, matched: matched, insert: insert,
+                          deleteBySource: deleteBySource)
+        }
         return .query(try query())
+    }
+
+    /// `( 'key' = 'value', ... )`; without values for UNSET.
+    mutating func properties(valued: Bool = true) throws -> [String: String] {
+        try expectSymbol("(")
+        var out: [String: String] = [:]
+        repeat {
+            let key: String
+            if peek.kind == .string { key = peek.text; at += 1 } else { key = try qualifiedName().joined(separator: ".") }
+            var value = ""
+            if valued {
+                _ = symbol("=")
+                guard [.string, .number, .identifier].contains(peek.kind) else { throw fail("expected a property value") }
+                value = peek.text
+                at += 1
+            }
+            out[key] = value
+        } while symbol(",")
+        try expectSymbol(")")
+        return out
     }
 
     /// The rest of the statement's text (a trailing `;` dropped), consuming its tokens.
@@ -185,17 +329,7 @@ public struct Parser {
                 c.comment = peek.text
                 at += 1
             } else if keyword("tblproperties") {
-                try expectSymbol("(")
-                repeat {
-                    var key: String
-                    if peek.kind == .string { key = peek.text; at += 1 } else { key = try qualifiedName().joined(separator: ".") }
-                    _ = symbol("=")
-                    guard peek.kind == .string || peek.kind == .number || peek.kind == .identifier else { throw fail("expected a property value") }
-                    c.properties[key] = peek.text
-                    at += 1
-                    key = ""
-                } while symbol(",")
-                try expectSymbol(")")
+                c.properties = try properties()
             } else { break }
         }
         if keyword("as") { c.query = try query() }

@@ -17,6 +17,17 @@ public indirect enum Statement: Sendable {
     case dropTable(table: [String], ifExists: Bool)
     case show(what: String, in: [String])
     case describe(table: [String], history: Bool)
+    /// OPTIMIZE name [WHERE partition-condition] [ZORDER BY (cols)].
+    case optimize(table: [String], condition: String?, zOrderBy: [String])
+    /// VACUUM name [RETAIN n HOURS] [DRY RUN].
+    case vacuum(table: [String], hours: Double?, dryRun: Bool)
+    /// RESTORE [TABLE] name TO VERSION|TIMESTAMP AS OF ...
+    case restore(table: [String], version: Int64?, timestamp: String?)
+    /// ALTER TABLE name SET|UNSET TBLPROPERTIES, ADD COLUMNS, ADD|DROP CONSTRAINT.
+    case alter(table: [String], set: [String: String], unset: [String], addColumns: [(name: String, type: FrameType)])
+    /// MERGE INTO target USING source ON keys WHEN MATCHED THEN UPDATE SET * | DELETE, WHEN NOT MATCHED THEN
+    /// INSERT *, WHEN NOT MATCHED BY SOURCE THEN DELETE.
+    case merge(target: [String], targetAlias: String?, source: FromItem, condition: String, matched: String?, insert: Bool, deleteBySource: Bool)
 }
 
 public struct CreateTable: Sendable {

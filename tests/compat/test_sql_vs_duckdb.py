@@ -258,3 +258,45 @@ def test_ddl_and_dml_match_duckdb(tpch):
     assert run_kiln(home, "SHOW TABLES IN shop") == [["shop", "items", False], ["shop", "summary", False]]
     subprocess.run([KILN, "sql", "--home", str(home), "DROP TABLE shop.summary"], check=True, capture_output=True)
     assert run_kiln(home, "SHOW TABLES IN shop") == [["shop", "items", False]]
+
+
+def test_merge_alter_changes_and_maintenance_through_sql(tmp_path):
+    from deltalake import DeltaTable
+    home = tmp_path / "home"
+
+    def sql(statement, ok=True):
+        out = subprocess.run([KILN, "sql", "--home", str(home), "--format", "json", statement], capture_output=True, text=True)
+        if ok:
+            assert out.returncode == 0, (statement, out.stderr)
+            return [list(r.values()) for r in json.loads(out.stdout)] if out.stdout.strip().startswith("[") else []
+        assert out.returncode != 0
+        return out.stderr
+
+    sql("CREATE TABLE t (id BIGINT, region STRING, x DOUBLE) PARTITIONED BY (region) TBLPROPERTIES ('delta.enableChangeDataFeed' = 'true')")
+    sql("INSERT INTO t VALUES (1, 'us', 0.5), (2, 'eu', 1.5), (3, 'us', 2.5)")                                   # 1
+    sql("CREATE TABLE src (id BIGINT, region STRING, x DOUBLE)")
+    sql("INSERT INTO src VALUES (3, 'us', 9.0), (4, 'ap', 4.0)")
+    assert sql("MERGE INTO t USING src s ON t.id = s.id WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *") == [[2, 1, 0, 1]]  # 2
+    path = str(home / "warehouse" / "main" / "default" / "t")
+    theirs = sorted(tuple(r.values()) for r in DeltaTable(path).to_pyarrow_table().select(["id", "region", "x"]).to_pylist())
+    assert sorted(tuple(r) for r in sql("SELECT id, region, x FROM t")) == theirs == [(1, "us", 0.5), (2, "eu", 1.5), (3, "us", 9.0), (4, "ap", 4.0)]
+    changes = sql("SELECT _commit_version, _change_type, id FROM table_changes('t', 1) ORDER BY 1, 2, 3")
+    cdf = DeltaTable(path).load_cdf(starting_version=1).read_all()
+    import pyarrow as pa
+    cdf = pa.table(cdf)
+    expected = sorted((r["_commit_version"], r["_change_type"], r["id"]) for r in cdf.to_pylist())
+    assert [tuple(c) for c in changes] == expected
+    assert "violated" in sql("ALTER TABLE t ADD CONSTRAINT big CHECK (x > 1)", ok=False)                          # existing rows fail it
+    sql("ALTER TABLE t ADD CONSTRAINT positive CHECK (x > 0)")                                                       # 3
+    assert "positive" in sql("INSERT INTO t VALUES (9, 'us', -1.0)", ok=False)
+    sql("ALTER TABLE t ADD COLUMNS (note STRING)")                                                                   # 4
+    sql("ALTER TABLE t SET TBLPROPERTIES ('owner' = 'kiln')")                                                        # 5
+    assert DeltaTable(path).metadata().configuration["owner"] == "kiln"
+    assert "note" in [f.name for f in DeltaTable(path).schema().fields]
+    sql("OPTIMIZE t")                                                                                                # 6
+    sql("RESTORE TABLE t TO VERSION AS OF 1")                                                                        # 7
+    assert sorted(tuple(r) for r in sql("SELECT id, x FROM t")) == [(1, 0.5), (2, 1.5), (3, 2.5)]
+    assert DeltaTable(path).version() == 7 and DeltaTable(path).to_pyarrow_table().num_rows == 3
+    assert [r[2] for r in sql("DESCRIBE HISTORY t")][:3] == ["RESTORE", "OPTIMIZE", "SET TBLPROPERTIES"]
+    assert sql("VACUUM t DRY RUN") == []                                                                             # nothing older than 7 days
+    assert "not supported" in sql("MERGE INTO t USING src s ON t.id = s.id WHEN MATCHED AND s.x > 1 THEN DELETE", ok=False)

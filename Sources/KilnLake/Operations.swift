@@ -491,3 +491,19 @@ extension DeltaTable {
                           configuration: snapshot.metadata.configuration)
     }
 }
+
+extension DeltaTable {
+    /// The files of `source` that COPY INTO commits already loaded: each such commit lists them in its
+    /// `operationParameters.files` (a JSON array), so a file is loaded exactly once even across crashes (the list and
+    /// the data land in the same atomic commit). Commits removed by log cleanup are no longer seen.
+    public func ingestedFiles(source: String) throws -> Set<String> {
+        var files = Set<String>()
+        for entry in try log.history() {
+            guard case .string("COPY INTO")? = entry.info["operation"], case .object(let parameters)? = entry.info["operationParameters"],
+                  case .string(let from)? = parameters["source"], from == source, case .string(let list)? = parameters["files"],
+                  case .array(let names) = try JSONValue.parse(Array(list.utf8)) else { continue }
+            for case .string(let name) in names { files.insert(name) }
+        }
+        return files
+    }
+}

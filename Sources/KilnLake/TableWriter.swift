@@ -20,9 +20,10 @@ extension DeltaTable {
 
     /// Writes every batch `produce` emits as one commit: data files are written as batches arrive, and the table
     /// changes only when all of them are in. If anything fails, the files written so far are deleted.
+    /// `operation` and `parameters` go into the commit's commitInfo (COPY INTO records the files it loaded there).
     @discardableResult
-    public func write(mode: WriteMode = .append, mergeSchema: Bool = false, replaceWhere: String? = nil,
-                      batches produce: ((LakeBatch) throws -> Void) throws -> Void) throws -> WriteResult {
+    public func write(mode: WriteMode = .append, mergeSchema: Bool = false, replaceWhere: String? = nil, operation: String = "WRITE",
+                      parameters extra: [String: JSONValue] = [:], batches produce: ((LakeBatch) throws -> Void) throws -> Void) throws -> WriteResult {
         let snapshot = try log.snapshot()
         try Self.checkWritable(snapshot)
         if mode == .overwrite, snapshot.metadata.configuration["delta.appendOnly"] == "true" {
@@ -57,7 +58,7 @@ extension DeltaTable {
                 rowsWritten += table.rowCount
             }
             return try commitWrite(adds: adds, rows: rowsWritten, snapshot: snapshot, schema: schema, mode: mode, predicate: predicate,
-                                   replaceWhere: replaceWhere)
+                                   replaceWhere: replaceWhere, operation: operation, extra: extra)
         } catch {
             for add in adds { unlink(filePath(add.path)) }
             throw error
@@ -123,7 +124,7 @@ extension DeltaTable {
     }
 
     func commitWrite(adds: [AddFile], rows: Int, snapshot: DeltaSnapshot, schema: DeltaSchema, mode: WriteMode, predicate: LakePredicate?,
-                     replaceWhere: String?) throws -> WriteResult {
+                     replaceWhere: String?, operation: String, extra: [String: JSONValue]) throws -> WriteResult {
         var newMetadata: DeltaMetadata?
         if schema != snapshot.schema {
             var m = snapshot.metadata
@@ -151,7 +152,10 @@ extension DeltaTable {
                                             "numOutputBytes": .number(String(adds.reduce(0) { $0 + $1.size })),
                                             "numRemovedFiles": .number(String(removed))]
         let blind = mode == .append && newMetadata == nil
-        let version = try commit(actions, readVersion: snapshot.version, operation: "WRITE", parameters: parameters, metrics: metrics, blindAppend: blind, configuration: snapshot.metadata.configuration)
+        parameters.merge(extra) { _, new in new }
+        // A commit that records what it loaded must not be retried blindly past another loader's commit.
+        let version = try commit(actions, readVersion: snapshot.version, operation: operation, parameters: parameters, metrics: metrics,
+                                 blindAppend: blind && extra.isEmpty, configuration: snapshot.metadata.configuration)
         return WriteResult(version: version, filesAdded: adds.count, filesRemoved: removed, rowsWritten: rows)
     }
 

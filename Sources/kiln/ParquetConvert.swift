@@ -115,6 +115,22 @@ struct InputSource {
     private var jsonSample: [(Int, JSONValue)] = []
     private var lineNumber = 0
 
+    /// Text inputs only: values that do not fit their column's type become null and are kept, as a JSON object of
+    /// column → raw text, in an extra `_rescued_data` column (Auto Loader's rescued data).
+    private(set) var rescue = false
+
+    /// For ingestion: inferred text columns named in `overrides` take those nodes (an existing table's types), and
+    /// with `rescue`, values that do not fit go to `_rescued_data` instead of failing the load.
+    mutating func adapt(overrides: [String: SchemaNode], rescue: Bool) {
+        guard format != .parquet else { return }
+        var children = schema.root.children.map { overrides[$0.name.lowercased()] ?? $0 }
+        if rescue, !children.contains(where: { $0.name == "_rescued_data" }) {
+            children.append(.leaf("_rescued_data", .byteArray, .optional, logical: .string))
+        }
+        schema = ParquetSchema(children)
+        self.rescue = rescue
+    }
+
     /// Opens `path`; `schema` is DDL (`a BIGINT, b STRING`) for text inputs, or a ready Parquet schema.
     init(path: String, schema ddl: String? = nil, parquetSchema: ParquetSchema? = nil, batchRows: Int?) throws {
         self.path = path
@@ -214,24 +230,37 @@ struct InputSource {
             var shredder = RecordShredder(schema: schema)
             let fields = schema.root.children
             let header = csvHeader
+            let rescue = self.rescue
             let positions = try fields.map { field -> Int in
+                if rescue, field.name == "_rescued_data" { return -1 }
                 guard let index = header.firstIndex(of: field.name) else {
+                    if rescue { return -1 }
                     throw ParquetError("The schema names '\(field.name)', which is not in the CSV header (\(header.joined(separator: ", ")))")
                 }
                 return index
             }
             var line = 1
             func convert(_ record: [CSVReader.Field]) throws -> [ParquetCell] {
-                guard record.count == header.count else { throw ParquetError("Row \(line) has \(record.count) fields; the header has \(header.count)") }
-                return try zip(fields, positions).map { field, position in
+                guard record.count == header.count || rescue else { throw ParquetError("Row \(line) has \(record.count) fields; the header has \(header.count)") }
+                var rescued: [String: JSONValue] = [:]
+                var cells = try zip(fields, positions).map { field, position -> ParquetCell in
+                    if position < 0 { return .null }
+                    guard position < record.count else { return .null }
                     let value = record[position]
                     if value.bytes.isEmpty, !value.quoted { return .null }
                     do {
                         return try TextValues.cell(value.bytes, element: field.element)
                     } catch let error as ParquetError {
-                        throw ParquetError("Row \(line), column '\(field.name)': \(error.message)")
+                        guard rescue else { throw ParquetError("Row \(line), column '\(field.name)': \(error.message)") }
+                        rescued[field.name] = .string(String(decoding: value.bytes, as: UTF8.self))
+                        return .null
                     }
                 }
+                if rescue {
+                    for extra in record.indices where extra >= header.count { rescued["_c\(extra)"] = .string(String(decoding: record[extra].bytes, as: UTF8.self)) }
+                    cells[cells.count - 1] = rescued.isEmpty ? .null : .bytes(Array(JSONText.string(.object(rescued)).utf8))
+                }
+                return cells
             }
             let limit = batchRows ?? 1_048_576
             func add(_ record: [CSVReader.Field]) throws {
@@ -250,7 +279,20 @@ struct InputSource {
             func add(_ line: Int, _ value: JSONValue) throws {
                 guard case .object(let object) = value else { return }
                 do {
-                    try shredder.append(try fields.map { try JSONCells.cell(object[$0.name] ?? .null, node: $0) })
+                    if rescue {
+                        var rescued: [String: JSONValue] = [:]
+                        var cells = fields.map { field -> ParquetCell in
+                            guard field.name != "_rescued_data", let value = object[field.name] else { return .null }
+                            if let cell = try? JSONCells.cell(value, node: field) { return cell }
+                            rescued[field.name] = value
+                            return .null
+                        }
+                        for (key, value) in object where !fields.contains(where: { $0.name == key }) { rescued[key] = value }
+                        cells[cells.count - 1] = rescued.isEmpty ? .null : .bytes(Array(JSONText.string(.object(rescued)).utf8))
+                        try shredder.append(cells)
+                    } else {
+                        try shredder.append(try fields.map { try JSONCells.cell(object[$0.name] ?? .null, node: $0) })
+                    }
                 } catch let error as ParquetError {
                     throw ParquetError("Line \(line): \(error.message)")
                 }

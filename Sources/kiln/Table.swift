@@ -23,7 +23,10 @@ struct Table: ParsableCommand {
         @Argument(help: "Table directory, or catalog.schema.table under $KILN_HOME/warehouse.") var table: String
         @Option(help: "Home folder for catalog.schema.table names (env KILN_HOME, default ~/.kiln).") var home: String?
 
-        var path: String {
+        var path: String { Self.path(table, home: home) }
+
+        /// A table argument's directory: itself, or `<home>/warehouse/<catalog>/<schema>/<table>` for a three-part name.
+        static func path(_ table: String, home: String?) -> String {
             let parts = table.split(separator: ".", omittingEmptySubsequences: false)
             if !table.contains("/"), parts.count == 3, parts.allSatisfy({ !$0.isEmpty }) {
                 let base = home.map { URL(fileURLWithPath: $0) } ?? KilnConfiguration.defaultHome(environment: ProcessInfo.processInfo.environment)

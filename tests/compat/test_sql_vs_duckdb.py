@@ -300,3 +300,23 @@ def test_merge_alter_changes_and_maintenance_through_sql(tmp_path):
     assert [r[2] for r in sql("DESCRIBE HISTORY t")][:3] == ["RESTORE", "OPTIMIZE", "SET TBLPROPERTIES"]
     assert sql("VACUUM t DRY RUN") == []                                                                             # nothing older than 7 days
     assert "not supported" in sql("MERGE INTO t USING src s ON t.id = s.id WHEN MATCHED AND s.x > 1 THEN DELETE", ok=False)
+
+
+def test_profile_matches_duckdb(tpch):
+    home, con = tpch
+    out = subprocess.run([KILN, "profile", "main.tpch.customer", "--home", str(home), "--json", "--columns", "c_acctbal,c_mktsegment,c_nationkey"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    profiles = {p["column"]: p for p in json.loads(out.stdout)}
+    bal = profiles["c_acctbal"]
+    count, nulls, distinct, lo, hi, mean, sd, q1, q2, q3 = [normalize(v) for v in con.execute(
+        "SELECT count(*), count(*) - count(c_acctbal), count(DISTINCT c_acctbal), min(c_acctbal), max(c_acctbal), avg(c_acctbal), "
+        "stddev_samp(c_acctbal), quantile_cont(c_acctbal::DOUBLE, 0.25), quantile_cont(c_acctbal::DOUBLE, 0.5), quantile_cont(c_acctbal::DOUBLE, 0.75) FROM tpch.customer").fetchone()]
+    assert (bal["count"], bal["nulls"], bal["distinct"]) == (count, nulls, distinct)
+    for ours, theirs in [(bal["min"], lo), (bal["max"], hi), (bal["mean"], mean), (bal["stddev"], sd)] + list(zip(bal["quantiles"], [q1, q2, q3])):
+        assert same(ours, theirs), (ours, theirs)
+    assert sum(b["count"] for b in bal["histogram"]) == count - nulls and len(bal["histogram"]) == 10
+    seg = profiles["c_mktsegment"]
+    top = con.execute("SELECT c_mktsegment, count(*) AS n FROM tpch.customer GROUP BY 1 ORDER BY n DESC, 1 LIMIT 5").fetchall()
+    assert sorted((t["value"], t["count"]) for t in seg["top_values"]) == sorted(top)
+    assert seg["distinct"] == 5 and seg.get("mean") is None

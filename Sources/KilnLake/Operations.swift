@@ -450,6 +450,7 @@ extension DeltaTable {
                 throw KilnError.invalid("CHECK constraint \(key.dropFirst("delta.constraints.".count)) (\(expression)) is violated by \(violations) existing rows")
             }
         }
+        for expectation in try Expectation.of(set) { _ = try LakePredicate.parse(expectation.expression) }
         if let mode = set["delta.columnMapping.mode"], mode != "none" { throw KilnError.invalid("Kiln cannot turn on column mapping") }
         if set["delta.enableDeletionVectors"] == "true" { throw KilnError.invalid("Kiln does not write deletion vectors") }
         var metadata = snapshot.metadata

@@ -42,11 +42,14 @@ extension DeltaTable {
         }
         var adds: [AddFile] = []
         var rowsWritten = 0
+        let expectations = try Expectation.of(snapshot.metadata.configuration)
+        var expectationCounts: [String: (passed: Int, failed: Int)] = [:]
         do {
             try produce { batch in
                 schema = try Self.evolve(schema, with: batch, mergeSchema: mergeSchema)
-                let table = try Self.generate(try Self.conform(batch, to: schema), columns: try GeneratedColumn.of(schema),
-                                              provided: Set(batch.schema.root.children.map { $0.name.lowercased() }))
+                let generated = try Self.generate(try Self.conform(batch, to: schema), columns: try GeneratedColumn.of(schema),
+                                                  provided: Set(batch.schema.root.children.map { $0.name.lowercased() }))
+                let table = try Self.applyExpectations(expectations, to: generated, schema: schema, counts: &expectationCounts)
                 try checkConstraints(table, schema: schema, snapshot: snapshot)
                 if let predicate {
                     let outside = try Self.mask(predicate, table, schema: schema).reduce(0) { $0 + ($1 == 1 ? 0 : 1) }
@@ -57,8 +60,15 @@ extension DeltaTable {
                 adds += try writeFiles(table, schema: schema, partitionColumns: snapshot.partitionColumns)
                 rowsWritten += table.rowCount
             }
+            var metrics: [String: JSONValue] = [:]
+            for (name, count) in expectationCounts {
+                metrics["expectations.\(name).passed"] = .number(String(count.passed))
+                metrics["expectations.\(name).failed"] = .number(String(count.failed))
+            }
+            let dropped = expectations.filter { $0.action == .drop }.reduce(0) { $0 + (expectationCounts[$1.name]?.failed ?? 0) }
+            if dropped > 0 { metrics["numDroppedRows"] = .number(String(dropped)) }
             return try commitWrite(adds: adds, rows: rowsWritten, snapshot: snapshot, schema: schema, mode: mode, predicate: predicate,
-                                   replaceWhere: replaceWhere, operation: operation, extra: extra)
+                                   replaceWhere: replaceWhere, operation: operation, extra: extra, extraMetrics: metrics)
         } catch {
             for add in adds { unlink(filePath(add.path)) }
             throw error
@@ -124,7 +134,7 @@ extension DeltaTable {
     }
 
     func commitWrite(adds: [AddFile], rows: Int, snapshot: DeltaSnapshot, schema: DeltaSchema, mode: WriteMode, predicate: LakePredicate?,
-                     replaceWhere: String?, operation: String, extra: [String: JSONValue]) throws -> WriteResult {
+                     replaceWhere: String?, operation: String, extra: [String: JSONValue], extraMetrics: [String: JSONValue] = [:]) throws -> WriteResult {
         var newMetadata: DeltaMetadata?
         if schema != snapshot.schema {
             var m = snapshot.metadata
@@ -148,11 +158,12 @@ extension DeltaTable {
             parameters["partitionBy"] = .string(JSONText.string(.array(snapshot.partitionColumns.map(JSONValue.string))))
         }
         if let replaceWhere { parameters["predicate"] = .string(replaceWhere) }
-        let metrics: [String: JSONValue] = ["numFiles": .number(String(adds.count)), "numOutputRows": .number(String(rows)),
+        var metrics: [String: JSONValue] = ["numFiles": .number(String(adds.count)), "numOutputRows": .number(String(rows)),
                                             "numOutputBytes": .number(String(adds.reduce(0) { $0 + $1.size })),
                                             "numRemovedFiles": .number(String(removed))]
         let blind = mode == .append && newMetadata == nil
         parameters.merge(extra) { _, new in new }
+        metrics.merge(extraMetrics) { _, new in new }
         // A commit that records what it loaded must not be retried blindly past another loader's commit.
         let version = try commit(actions, readVersion: snapshot.version, operation: operation, parameters: parameters, metrics: metrics,
                                  blindAppend: blind && extra.isEmpty, configuration: snapshot.metadata.configuration)

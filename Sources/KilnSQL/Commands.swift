@@ -76,7 +76,7 @@ extension Execution {
             if !columns.isEmpty {
                 try table.addColumns(columns.map { DeltaField(name: $0.name, type: $0.type.delta) })
             } else {
-                try table.alterProperties(set: set, unset: unset, operation: set.keys.contains { $0.hasPrefix("delta.constraints.") } ? "ADD CONSTRAINT"
+                try table.alterProperties(set: set, unset: unset, operation: set.keys.contains { $0.hasPrefix("delta.constraints.") || $0.hasPrefix("kiln.expectations.") } ? "ADD CONSTRAINT"
                                           : unset.contains { $0.hasPrefix("delta.constraints.") } ? "DROP CONSTRAINT"
                                           : set.isEmpty ? "UNSET TBLPROPERTIES" : "SET TBLPROPERTIES")
             }

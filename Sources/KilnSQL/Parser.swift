@@ -1,6 +1,7 @@
 import Foundation
 import KilnCore
 import KilnFrame
+import KilnLake
 
 /// A recursive-descent parser for the Spark/Databricks SQL subset Kiln runs.
 public struct Parser {
@@ -192,7 +193,8 @@ public struct Parser {
             } else if keyword("add") {
                 if keyword("constraint") {
                     let name = try identifier()
-                    try expect("check")
+                    let isExpectation = keyword("expect")
+                    if !isExpectation { try expect("check") }
                     let start = peek.offset
                     try expectSymbol("(")
                     var depth = 1
@@ -202,7 +204,18 @@ public struct Parser {
                         at += 1
                     }
                     let text = String(Array(sql)[(start + 1)..<max(start + 1, peek(-1).offset)]).trimmingCharacters(in: .whitespacesAndNewlines)
-                    set["delta.constraints.\(name.lowercased())"] = text
+                    if isExpectation {
+                        // EXPECT (expr) [ON VIOLATION DROP ROW | FAIL UPDATE]: warn-only without ON VIOLATION.
+                        var action = Expectation.Action.warn
+                        if keyword("on") {
+                            try expect("violation")
+                            if keyword("drop") { try expect("row"); action = .drop } else { try expect("fail"); try expect("update"); action = .fail }
+                        }
+                        let property = Expectation(name: name, expression: text, action: action).property
+                        set[property.key] = property.value
+                    } else {
+                        set["delta.constraints.\(name.lowercased())"] = text
+                    }
                 } else {
                     guard keyword("columns") || keyword("column") else { throw fail("expected COLUMNS or CONSTRAINT after ADD") }
                     let parenthesized = symbol("(")
@@ -212,7 +225,8 @@ public struct Parser {
             } else if keyword("drop") {
                 try expect("constraint")
                 if keyword("if") { try expect("exists") }
-                unset = ["delta.constraints.\(try identifier().lowercased())"]
+                let name = try identifier().lowercased()
+                unset = ["delta.constraints.\(name)", "kiln.expectations.\(name)"]
             } else {
                 throw fail("expected SET TBLPROPERTIES, UNSET TBLPROPERTIES, ADD COLUMNS, ADD CONSTRAINT or DROP CONSTRAINT")
             }

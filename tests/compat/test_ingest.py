@@ -92,3 +92,32 @@ def test_killed_ingests_load_every_file_exactly_once(tmp_path):
     counts = rows(home, "SELECT count(*) AS n, count(DISTINCT id) AS d, count(DISTINCT file) AS f FROM raw.parts")[0]
     assert counts == {"n": expected, "d": expected, "f": 45}
     assert DeltaTable(str(home / "warehouse" / "main" / "raw" / "parts")).to_pyarrow_table().num_rows == expected
+
+
+def test_expectations_apply_to_inserts_and_ingest(tmp_path):
+    home, land = tmp_path / "home", tmp_path / "land"
+    land.mkdir()
+
+    def sql(statement, ok=True):
+        out = subprocess.run([KILN, "sql", "--home", str(home), "--format", "json", statement], capture_output=True, text=True)
+        assert (out.returncode == 0) == ok, (statement, out.stderr)
+        return out
+
+    sql("CREATE TABLE raw.pay (id BIGINT, amount DOUBLE, email STRING)")
+    sql("ALTER TABLE raw.pay ADD CONSTRAINT positive EXPECT (amount > 0) ON VIOLATION DROP ROW")
+    sql("ALTER TABLE raw.pay ADD CONSTRAINT has_email EXPECT (email IS NOT NULL)")                 # warn only
+    sql("INSERT INTO raw.pay VALUES (1, 5.0, 'a@x'), (2, -1.0, 'b@x'), (3, 2.0, NULL)")
+    (land / "p.csv").write_text("id,amount,email\n4,7.5,d@x\n5,-3,e@x\n6,0,\n7,1,g@x\n")
+    ingest(home, land, "main.raw.pay")
+    assert [r["id"] for r in rows(home, "SELECT id FROM raw.pay ORDER BY id")] == [1, 3, 4, 7]
+    history = rows(home, "DESCRIBE HISTORY raw.pay")
+    table = DeltaTable(str(home / "warehouse" / "main" / "raw" / "pay"))
+    metrics = [h["operationMetrics"] for h in table.history() if h["operation"] in ("WRITE", "COPY INTO")]
+    assert {m["numDroppedRows"] for m in metrics} == {"1", "2"}
+    assert any(m["expectations.has_email.failed"] == "1" for m in metrics)
+    sql("ALTER TABLE raw.pay ADD CONSTRAINT sane EXPECT (amount < 1000) ON VIOLATION FAIL UPDATE")
+    out = sql("INSERT INTO raw.pay (id, amount, email) VALUES (9, 5000.0, 'z@x')", ok=False)
+    assert "sane" in out.stderr and "refused" in out.stderr
+    sql("ALTER TABLE raw.pay DROP CONSTRAINT sane")
+    sql("INSERT INTO raw.pay (id, amount, email) VALUES (9, 5000.0, 'z@x')")
+    assert len(history) >= 4

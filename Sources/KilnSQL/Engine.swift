@@ -53,6 +53,9 @@ struct Relation {
     var frame: Frame
     var qualifiers: [String?]
     var names: [String]
+    /// Every column of the tables read, including those not read because the query does not mention them (for
+    /// error messages).
+    var known: [String] = []
 
     init(frame: Frame, qualifier: String?) {
         self.init(columns: frame.columns, qualifiers: [String?](repeating: qualifier, count: frame.columns.count), names: frame.names)
@@ -91,19 +94,24 @@ struct Relation {
         try e.rewrite { node in
             guard case .column(let name) = node, !name.hasPrefix("#") else { return nil }
             guard let i = try resolve(name) else {
-                throw KilnError.invalid("Column '\(name)' does not exist; available: \(Set(names).sorted().joined(separator: ", "))")
+                let all = Set((known.isEmpty ? names : known).filter { !$0.isEmpty && !$0.hasPrefix("#") }).sorted()
+                throw KilnError.invalid("Column '\(name)' does not exist" + (all.isEmpty ? "" : "; available: \(all.joined(separator: ", "))"))
             }
             return .column("#\(i)")
         }
     }
 
     func take(_ rows: [Int]) -> Relation {
-        Relation(columns: frame.columns.map { $0.take(rows) }, qualifiers: qualifiers, names: names)
+        var r = Relation(columns: frame.columns.map { $0.take(rows) }, qualifiers: qualifiers, names: names)
+        r.known = known
+        return r
     }
 
     func filter(_ mask: Column) -> Relation {
         let f = frame.filter(mask)
-        return Relation(columns: f.columns, qualifiers: qualifiers, names: names)
+        var r = Relation(columns: f.columns, qualifiers: qualifiers, names: names)
+        r.known = known
+        return r
     }
 
     /// The frame with visible names (result sets).
@@ -427,7 +435,9 @@ struct Execution {
             guard FileManager.default.fileExists(atPath: path + "/_delta_log") else {
                 throw KilnError.notFound("Table \(parts.joined(separator: ".")) does not exist")
             }
-            return Relation(frame: try readDelta(path, version: version, timestamp: timestamp), qualifier: qualifier)
+            var relation = Relation(frame: try readDelta(path, version: version, timestamp: timestamp), qualifier: qualifier)
+            relation.known = (try? DeltaTable.open(path).snapshot(version: version).schema.fields.map(\.name)) ?? []
+            return relation
         case .subquery(let q, let alias):
             var r = try query(q, env: env)
             r.qualifiers = [String?](repeating: alias, count: r.names.count)

@@ -42,8 +42,10 @@ enum Joins {
             pairs = try Frame.equiJoinPairs(leftKeys: leftKeys, rightKeys: rightKeys, leftRows: left.rowCount, rightRows: right.rowCount)
         }
         let combined = { (l: [Int], r: [Int]) -> Relation in
-            Relation(columns: left.frame.columns.map { $0.take(optional: l) } + right.frame.columns.map { $0.take(optional: r) },
-                     qualifiers: left.qualifiers + right.qualifiers, names: left.names + right.names)
+            var joined = Relation(columns: left.frame.columns.map { $0.take(optional: l) } + right.frame.columns.map { $0.take(optional: r) },
+                                  qualifiers: left.qualifiers + right.qualifiers, names: left.names + right.names)
+            joined.known = (left.known.isEmpty ? left.names : left.known) + (right.known.isEmpty ? right.names : right.known)
+            return joined
         }
         if !residual.isEmpty, !pairs.left.isEmpty {
             let paired = combined(pairs.left, pairs.right)

@@ -13,7 +13,7 @@ struct SQL: ParsableCommand {
             delta.`/path/to/table` or parquet.`/path/file.parquet`. Example:
               kiln sql "SELECT region, count(*) AS n FROM sales GROUP BY region ORDER BY n DESC"
             """)
-    @Argument(help: "The SQL statement.") var statement: String
+    @Argument(help: "The SQL statement (none: read statements from standard input, or an interactive shell on a terminal).") var statement: String?
     @Option(help: "Home folder holding the warehouse (env KILN_HOME, default ~/.kiln).") var home: String?
     @Option(help: "table, json, jsonl or csv.") var format = "table"
     @Option(name: .customLong("param"), help: "A :name parameter value, name=value (repeatable).") var parameters: [String] = []
@@ -27,12 +27,92 @@ struct SQL: ParsableCommand {
             values[String(p[..<eq])] = Int64(text).map(Value.int) ?? Double(text).map(Value.double) ?? .string(text)
         }
         let engine = SQLEngine(catalog: Catalog(warehouse: base.appendingPathComponent("warehouse").path), parameters: values)
+        guard let statement else { return try shell(engine, history: base.appendingPathComponent("sql_history").path) }
         let result: Frame
         do {
             result = try engine.execute(statement)
         } catch let error as KilnError {
             throw CLIError("\(error.code.rawValue): \(error.message)")
         }
+        try output(result)
+    }
+
+    /// Statements from standard input, each ended by `;`: a prompt and a history file on a terminal, a script otherwise.
+    func shell(_ engine: SQLEngine, history: String) throws {
+        let interactive = isatty(STDIN_FILENO) == 1
+        if interactive { print("Kiln SQL — end statements with ';', quit with \\q or Ctrl-D. History: \(history)") }
+        var buffer = ""
+        var failed = false
+        func prompt() {
+            guard interactive else { return }
+            print(buffer.isEmpty ? "kiln> " : "   -> ", terminator: "")
+            fflush(nil)
+        }
+        prompt()
+        while let line = readLine() {
+            if buffer.isEmpty, ["\\q", "quit", "exit"].contains(line.trimmingCharacters(in: .whitespaces).lowercased()) { break }
+            buffer += (buffer.isEmpty ? "" : "\n") + line
+            for statement in Self.complete(&buffer) {
+                if interactive, let handle = FileHandle(forWritingAtPath: history) ?? (FileManager.default.createFile(atPath: history, contents: nil) ? FileHandle(forWritingAtPath: history) : nil) {
+                    handle.seekToEndOfFile()
+                    handle.write(Data((statement + ";\n").utf8))
+                    try? handle.close()
+                }
+                do {
+                    let started = Date()
+                    try output(try engine.execute(statement))
+                    if interactive { print(String(format: "(%.3f s)", Date().timeIntervalSince(started))) }
+                } catch let error as KilnError {
+                    FileHandle.standardError.write(Data("Error: \(error.code.rawValue): \(error.message)\n".utf8))
+                    failed = true
+                }
+            }
+            prompt()
+        }
+        if !buffer.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            do { try output(try engine.execute(buffer)) } catch let error as KilnError {
+                FileHandle.standardError.write(Data("Error: \(error.code.rawValue): \(error.message)\n".utf8))
+                failed = true
+            }
+        }
+        if failed, !interactive { throw ExitCode(1) }
+    }
+
+    /// Takes the complete statements (ended by `;` outside quotes and comments) off the front of `buffer`.
+    static func complete(_ buffer: inout String) -> [String] {
+        var statements: [String] = []
+        var current = ""
+        var quote: Character?
+        var chars = Array(buffer)
+        var i = 0
+        var consumed = 0
+        while i < chars.count {
+            let c = chars[i]
+            if let q = quote {
+                if c == q { quote = nil }
+                current.append(c)
+            } else if c == "'" || c == "\"" || c == "`" {
+                quote = c
+                current.append(c)
+            } else if c == "-", i + 1 < chars.count, chars[i + 1] == "-" {
+                while i < chars.count, chars[i] != "\n" { i += 1 }
+                continue
+            } else if c == ";" {
+                let text = current.trimmingCharacters(in: .whitespacesAndNewlines)
+                if !text.isEmpty { statements.append(text) }
+                current = ""
+                consumed = i + 1
+            } else {
+                current.append(c)
+            }
+            i += 1
+        }
+        chars.removeFirst(consumed)
+        buffer = String(chars)
+        return statements
+    }
+
+    func output(_ result: Frame) throws {
         var out: [UInt8] = []
         switch format {
         case "json", "jsonl":

@@ -320,3 +320,11 @@ def test_profile_matches_duckdb(tpch):
     top = con.execute("SELECT c_mktsegment, count(*) AS n FROM tpch.customer GROUP BY 1 ORDER BY n DESC, 1 LIMIT 5").fetchall()
     assert sorted((t["value"], t["count"]) for t in seg["top_values"]) == sorted(top)
     assert seg["distinct"] == 5 and seg.get("mean") is None
+
+
+def test_statements_from_standard_input(tpch):
+    home, _ = tpch
+    script = "SELECT count(*) AS n FROM tpch.region;\n-- a comment; with a semicolon\nSELECT 'a;b' AS s;\nSELECT nope FROM tpch.region;\nSELECT 2 AS two"
+    out = subprocess.run([KILN, "sql", "--home", str(home), "--format", "jsonl"], input=script, capture_output=True, text=True)
+    assert out.returncode == 1 and "nope" in out.stderr and "r_regionkey" in out.stderr
+    assert [json.loads(line) for line in out.stdout.splitlines()] == [{"n": 5}, {"s": "a;b"}, {"two": 2}]

@@ -160,7 +160,8 @@ extension Column {
 
 extension Frame {
     /// Reads a Delta table's planned files into one frame (the given columns, or every primitive column).
-    public static func read(_ table: DeltaTable, plan: ScanPlan, columns wanted: [String]? = nil) throws -> Frame {
+    /// With a `filter`, each chunk keeps only the rows where it is true as soon as it is decoded (in parallel).
+    public static func read(_ table: DeltaTable, plan: ScanPlan, columns wanted: [String]? = nil, filter: Expr? = nil) throws -> Frame {
         let schema = plan.snapshot.schema
         let fields: [DeltaField]
         if let wanted {
@@ -182,12 +183,13 @@ extension Frame {
         let chunks = try table.chunks(plan, fields: fields)
         let parts = try concurrentMap(chunks.count) { k in
             let chunk = chunks[k]
-            return Frame(names: fields.map(\.name), columns: try zip(chunk.columns, types).map { column, type in
+            let frame = Frame(names: fields.map(\.name), columns: try zip(chunk.columns, types).map { column, type in
                 switch column {
                 case .data(let data, let descriptor): return try Column(parquet: data, descriptor: descriptor, type: type)
                 case .constant(let value): return Column(repeating: value, type: type, count: chunk.rows)
                 }
             })
+            return try filter.map { try frame.filter($0) } ?? frame
         }
         if parts.isEmpty {
             return Frame(names: fields.map(\.name), columns: types.map { Column(type: $0, values: .empty($0, count: 0)) })

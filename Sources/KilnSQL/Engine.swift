@@ -233,7 +233,9 @@ struct Execution {
         if s.from.isEmpty {
             source = Relation(columns: [Column(type: .int64, values: .int([0]))], qualifiers: [nil], names: [""])
         } else {
-            var items = try s.from.map { try fromItem($0, env: env) }
+            // Conditions on one catalog table's columns are applied while it is read, chunk by chunk in parallel.
+            let pushed = try pushdown(s.from, conjuncts: &conjuncts, env: env)
+            var items = try s.from.enumerated().map { i, item in try fromItem(item, env: env, filter: pushed[i]) }
             source = try joinCommaItems(&items, conjuncts: &conjuncts)
         }
         if !conjuncts.isEmpty {
@@ -417,7 +419,51 @@ struct Execution {
 
     // MARK: FROM
 
-    func fromItem(_ item: FromItem, env: [String: Relation]) throws -> Relation {
+    /// For each FROM item that is a catalog table, the WHERE conjuncts that only read its columns (unqualified names
+    /// must belong to no other item); they are removed from `conjuncts`. Items that are not plain tables take none,
+    /// and their presence makes unqualified names unsafe to push.
+    func pushdown(_ items: [FromItem], conjuncts: inout [Expr], env: [String: Relation]) throws -> [Expr?] {
+        var schemas: [(qualifier: String, columns: Set<String>)?] = []
+        for item in items {
+            guard case .table(let parts, let alias, let version, _) = item, !(parts.count == 1 && env[parts[0].lowercased()] != nil),
+                  !(parts.count == 2 && ["delta", "parquet"].contains(parts[0].lowercased())),
+                  let path = try? engine.catalog.path(parts), let table = try? DeltaTable.open(path),
+                  let schema = try? table.snapshot(version: version).schema else {
+                schemas.append(nil)
+                continue
+            }
+            schemas.append(((alias ?? parts.last!).lowercased(), Set(schema.fields.map { $0.name.lowercased() })))
+        }
+        let everyItemKnown = !schemas.contains { $0 == nil }
+        var out = [Expr?](repeating: nil, count: items.count)
+        conjuncts.removeAll { conjunct in
+            var hasSubquery = false
+            conjunct.visit { if case .call(let f, _) = $0, f.hasPrefix("__") { hasSubquery = true } }
+            let columns = conjunct.columns
+            guard !hasSubquery, !columns.isEmpty else { return false }
+            for (i, schema) in schemas.enumerated() {
+                guard let schema else { continue }
+                let mine = columns.allSatisfy { name in
+                    let parts = name.split(separator: ".").map(String.init)
+                    if parts.count == 2 { return parts[0] == schema.qualifier && schema.columns.contains(parts[1]) }
+                    guard everyItemKnown, schema.columns.contains(name) else { return false }
+                    return !schemas.enumerated().contains { k, other in k != i && other!.columns.contains(name) }
+                }
+                guard mine else { continue }
+                // Read with plain column names: drop the qualifier.
+                let plain = conjunct.rewriteTopDown { node in
+                    if case .column(let name) = node, let dot = name.firstIndex(of: ".") { return .column(String(name[name.index(after: dot)...])) }
+                    return nil
+                }
+                out[i] = out[i].map { .binary("AND", $0, plain) } ?? plain
+                return true
+            }
+            return false
+        }
+        return out
+    }
+
+    func fromItem(_ item: FromItem, env: [String: Relation], filter: Expr? = nil) throws -> Relation {
         switch item {
         case .table(let parts, let alias, let version, let timestamp):
             let qualifier = alias ?? parts.last!
@@ -435,7 +481,7 @@ struct Execution {
             guard FileManager.default.fileExists(atPath: path + "/_delta_log") else {
                 throw KilnError.notFound("Table \(parts.joined(separator: ".")) does not exist")
             }
-            var relation = Relation(frame: try readDelta(path, version: version, timestamp: timestamp), qualifier: qualifier)
+            var relation = Relation(frame: try readDelta(path, version: version, timestamp: timestamp, filter: filter), qualifier: qualifier)
             relation.known = (try? DeltaTable.open(path).snapshot(version: version).schema.fields.map(\.name)) ?? []
             return relation
         case .subquery(let q, let alias):
@@ -501,7 +547,7 @@ struct Execution {
         }
     }
 
-    func readDelta(_ path: String, version: Int64?, timestamp: String?) throws -> Frame {
+    func readDelta(_ path: String, version: Int64?, timestamp: String?, filter: Expr? = nil) throws -> Frame {
         let table = try DeltaTable.open(path)
         var ms: Int64?
         if let timestamp {
@@ -514,7 +560,7 @@ struct Execution {
         if columns?.isEmpty == true, let first = plan.snapshot.schema.fields.first(where: { FrameType(delta: $0.type) != nil }) {
             columns = [first.name]
         }
-        return try Frame.read(table, plan: plan, columns: columns)
+        return try Frame.read(table, plan: plan, columns: columns, filter: filter)
     }
 
     func readParquet(_ path: String) throws -> Frame {

@@ -199,6 +199,30 @@ public struct Grouping: Sendable {
                     return seen[b]
                 }
             }
+        case .int(let v) where rows > 0 && {
+            // A small value range: codes through an array indexed by value, no hashing.
+            var lo = Int64.max, hi = Int64.min
+            for x in v { lo = Swift.min(lo, x); hi = Swift.max(hi, x) }
+            let (span, overflow) = hi.subtractingReportingOverflow(lo)
+            return !overflow && span < Int64(Swift.max(1 << 22, 2 * rows))
+        }():
+            let lo = v.min()!
+            let span = Int(v.max()! - lo) + 1
+            var table = [Int32](repeating: -1, count: span)
+            v.withUnsafeBufferPointer { v in
+                table.withUnsafeMutableBufferPointer { table in
+                    for i in 0..<rows {
+                        code(i) {
+                            let slot = Int(v[i] - lo)
+                            if table[slot] < 0 {
+                                table[slot] = Int32(next)
+                                next += 1
+                            }
+                            return Int(table[slot])
+                        }
+                    }
+                }
+            }
         case .int(let v):
             var map: [Int64: Int] = [:]
             for i in 0..<rows {

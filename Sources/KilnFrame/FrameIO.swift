@@ -160,9 +160,29 @@ extension Column {
 
 extension Frame {
     /// Reads a Delta table's planned files into one frame (the given columns, or every primitive column).
-    /// With a `filter`, each chunk keeps only the rows where it is true as soon as it is decoded (in parallel).
-    public static func read(_ table: DeltaTable, plan: ScanPlan, columns wanted: [String]? = nil, filter: Expr? = nil) throws -> Frame {
-        let schema = plan.snapshot.schema
+    /// Calls `body` with each row group of the table as a frame (the given columns, `filter` applied), in parallel;
+    /// returns the results in plan order. Nothing but the results stays in memory.
+    public static func mapChunks<T>(_ table: DeltaTable, plan: ScanPlan, columns wanted: [String]? = nil, filter: Expr? = nil,
+                                    _ body: @Sendable (Frame) throws -> T) throws -> [T] {
+        let (fields, types) = try frameFields(plan.snapshot.schema, wanted)
+        return try table.forEachChunk(plan, fields: fields) { chunk in
+            let frame = Frame(names: fields.map(\.name), columns: try zip(chunk.columns, types).map { column, type in
+                switch column {
+                case .data(let data, let descriptor): return try Column(parquet: data, descriptor: descriptor, type: type)
+                case .constant(let value): return Column(repeating: value, type: type, count: chunk.rows)
+                }
+            })
+            return try body(try filter.map { try frame.filter($0) } ?? frame)
+        }
+    }
+
+    /// An empty frame with the table's (or the wanted) columns.
+    public static func empty(_ schema: DeltaSchema, columns wanted: [String]? = nil) throws -> Frame {
+        let (fields, types) = try frameFields(schema, wanted)
+        return Frame(names: fields.map(\.name), columns: types.map { Column(type: $0, values: .empty($0, count: 0)) })
+    }
+
+    static func frameFields(_ schema: DeltaSchema, _ wanted: [String]?) throws -> ([DeltaField], [FrameType]) {
         let fields: [DeltaField]
         if let wanted {
             fields = try wanted.map { name in
@@ -180,21 +200,13 @@ extension Frame {
             }
             return type
         }
-        let chunks = try table.chunks(plan, fields: fields)
-        let parts = try concurrentMap(chunks.count) { k in
-            let chunk = chunks[k]
-            let frame = Frame(names: fields.map(\.name), columns: try zip(chunk.columns, types).map { column, type in
-                switch column {
-                case .data(let data, let descriptor): return try Column(parquet: data, descriptor: descriptor, type: type)
-                case .constant(let value): return Column(repeating: value, type: type, count: chunk.rows)
-                }
-            })
-            return try filter.map { try frame.filter($0) } ?? frame
-        }
-        if parts.isEmpty {
-            return Frame(names: fields.map(\.name), columns: types.map { Column(type: $0, values: .empty($0, count: 0)) })
-        }
-        return Frame.concatenate(parts)
+        return (fields, types)
+    }
+
+    /// With a `filter`, each chunk keeps only the rows where it is true as soon as it is decoded (in parallel).
+    public static func read(_ table: DeltaTable, plan: ScanPlan, columns wanted: [String]? = nil, filter: Expr? = nil) throws -> Frame {
+        let parts = try mapChunks(table, plan: plan, columns: wanted, filter: filter) { $0 }
+        return parts.isEmpty ? try empty(plan.snapshot.schema, columns: wanted) : Frame.concatenate(parts)
     }
 
     /// Reads the flat columns of a Parquet file (row groups in parallel).

@@ -234,6 +234,14 @@ public enum TableChunkColumn: Sendable {
     case constant(LakeValue)
 }
 
+/// A data file opened for `forEachChunk`: its reader, where each requested field comes from, deleted rows.
+struct OpenedDataFile: Sendable {
+    var file: AddFile
+    var reader: ParquetFileReader
+    var sources: [SchemaNode?]
+    var deleted: [Int]
+}
+
 /// One row group of a data file, as the table sees it: the requested columns, rows deleted by a deletion vector gone.
 public struct TableChunk: Sendable {
     public var rows: Int
@@ -244,6 +252,12 @@ extension DeltaTable {
     /// Decodes the given top-level primitive fields of every planned file, row group by row group (files in
     /// parallel, in plan order). The columnar entry point for the DataFrame and SQL layers.
     public func chunks(_ plan: ScanPlan, fields: [DeltaField]) throws -> [TableChunk] {
+        try forEachChunk(plan, fields: fields) { $0 }
+    }
+
+    /// `chunks`, handing each row group to `body` as soon as it is decoded (on the decoding thread), so only the
+    /// results stay in memory. Results come back in plan order.
+    public func forEachChunk<T>(_ plan: ScanPlan, fields: [DeltaField], _ body: @Sendable (TableChunk) throws -> T) throws -> [T] {
         let schema = plan.snapshot.schema
         for field in fields {
             switch field.type {
@@ -252,20 +266,14 @@ extension DeltaTable {
             }
         }
         // Every row group of every file is one task, so one big file still uses every core.
-        struct Opened: @unchecked Sendable {
-            var file: AddFile
-            var reader: ParquetFileReader
-            var sources: [SchemaNode?]
-            var deleted: [Int]
-        }
-        let opened = try concurrentMap(plan.files.count) { i -> Opened in
+        let opened = try concurrentMap(plan.files.count) { i -> OpenedDataFile in
             let file = plan.files[i]
             let reader = try ParquetFileReader(path: self.filePath(file.path))
             let partitions = Dictionary(file.partitionValues.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { a, _ in a })
             let sources: [SchemaNode?] = fields.map { field in
                 partitions[field.physicalName.lowercased()] == nil ? field.source(in: reader.schema.root.children) : nil
             }
-            return Opened(file: file, reader: reader, sources: sources, deleted: try self.deletedRows(file))
+            return OpenedDataFile(file: file, reader: reader, sources: sources, deleted: try self.deletedRows(file))
         }
         var tasks: [(file: Int, group: Int, start: Int)] = []
         for (i, o) in opened.enumerated() {
@@ -276,7 +284,7 @@ extension DeltaTable {
             }
         }
         let planned = tasks
-        return try concurrentMap(planned.count) { t -> TableChunk in
+        return try concurrentMap(planned.count) { t -> T in
             let (i, group, groupStart) = planned[t]
             let o = opened[i]
             let reader = o.reader
@@ -296,7 +304,7 @@ extension DeltaTable {
                     columns.append(.constant(partition(field.name.lowercased())?.0 ?? .null))
                 }
             }
-            return TableChunk(rows: keep?.count ?? rows, columns: columns)
+            return try body(TableChunk(rows: keep?.count ?? rows, columns: columns))
         }
     }
 }

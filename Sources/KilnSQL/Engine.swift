@@ -118,6 +118,15 @@ struct Relation {
     func visible() -> Frame { Frame(names: names, columns: frame.columns) }
 }
 
+/// One table read chunk by chunk for a streaming aggregation.
+struct StreamSource: Sendable {
+    var table: DeltaTable
+    var plan: ScanPlan
+    var columns: [String]?
+    var filter: Expr?
+    var qualifier: String
+}
+
 struct Execution {
     let engine: SQLEngine
     let subqueries: [Query]
@@ -230,13 +239,20 @@ struct Execution {
         // FROM and WHERE: joins planned with the WHERE conjuncts.
         var conjuncts = try s.whereClause.map { try splitAnd(try prepare($0)) } ?? []
         var source: Relation
+        var stream: StreamSource?
         if s.from.isEmpty {
             source = Relation(columns: [Column(type: .int64, values: .int([0]))], qualifiers: [nil], names: [""])
         } else {
             // Conditions on one catalog table's columns are applied while it is read, chunk by chunk in parallel.
             let pushed = try pushdown(s.from, conjuncts: &conjuncts, env: env)
-            var items = try s.from.enumerated().map { i, item in try fromItem(item, env: env, filter: pushed[i]) }
-            source = try joinCommaItems(&items, conjuncts: &conjuncts)
+            if conjuncts.isEmpty, s.from.count == 1, Self.streamable(s, orderBy: orderBy), let found = try streamSource(s.from[0], filter: pushed[0], env: env) {
+                stream = found
+                source = Relation(frame: try Frame.empty(found.plan.snapshot.schema, columns: found.columns), qualifier: found.qualifier)
+                source.known = found.plan.snapshot.schema.fields.map(\.name)
+            } else {
+                var items = try s.from.enumerated().map { i, item in try fromItem(item, env: env, filter: pushed[i]) }
+                source = try joinCommaItems(&items, conjuncts: &conjuncts)
+            }
         }
         if !conjuncts.isEmpty {
             let condition = conjuncts.dropFirst().reduce(conjuncts[0]) { .binary("AND", $0, $1) }
@@ -275,8 +291,9 @@ struct Execution {
         let aggregating = !groupBy.isEmpty || outputs.contains { Self.hasAggregate($0.expr) } || (having.map(Self.hasAggregate) ?? false)
         var frame: Relation
         if aggregating {
-            let (aggregated, rewrite) = try aggregate(source, groupBy: groupBy,
-                                                      expressions: outputs.map(\.expr) + (having.map { [$0] } ?? []) + order.map(\.expr))
+            let expressions = outputs.map(\.expr) + (having.map { [$0] } ?? []) + order.map(\.expr)
+            let (aggregated, rewrite) = try stream.map { try streamingAggregate($0, template: source, groupBy: groupBy, expressions: expressions) }
+                ?? aggregate(source, groupBy: groupBy, expressions: expressions)
             frame = aggregated
             outputs = try outputs.map { (try $0.expr.rewriteTopDown(rewrite), $0.name) }
             having = try having?.rewriteTopDown(rewrite)
@@ -307,6 +324,42 @@ struct Execution {
             result = result.take(Frame.sortOrder(keys, count: result.rowCount))
         }
         return limit(result, count, offset)
+    }
+
+    /// Whether a SELECT can aggregate its one table chunk by chunk: it groups or aggregates, every aggregate merges
+    /// exactly, and it is not DISTINCT and has no `*`.
+    static func streamable(_ s: Select, orderBy: [OrderItem]) -> Bool {
+        var expressions: [Expr] = s.groupBy + (s.having.map { [$0] } ?? []) + orderBy.map(\.expr)
+        for item in s.items {
+            guard case .expr(let e, _) = item else { return false }
+            expressions.append(e)
+        }
+        guard !s.distinct, !s.groupBy.isEmpty || expressions.contains(where: hasAggregate) else { return false }
+        var ok = true
+        for e in expressions {
+            e.visit { node in
+                if case .call(let f, _) = node, (aggregates.contains(f) && !mergeable.contains(f)) || f.hasPrefix("__") { ok = false }
+            }
+        }
+        return ok
+    }
+
+    /// The catalog table a FROM item reads, planned, when it is one.
+    func streamSource(_ item: FromItem, filter: Expr?, env: [String: Relation]) throws -> StreamSource? {
+        guard case .table(let parts, let alias, let version, let timestamp) = item, !(parts.count == 1 && env[parts[0].lowercased()] != nil),
+              !(parts.count == 2 && ["delta", "parquet"].contains(parts[0].lowercased())) else { return nil }
+        let path = try engine.catalog.path(parts)
+        guard FileManager.default.fileExists(atPath: path + "/_delta_log") else { return nil }
+        let table = try DeltaTable.open(path)
+        var ms: Int64?
+        if let timestamp {
+            guard let micros = Dates.parseTimestamp(timestamp) else { throw KilnError.invalid("Cannot read the timestamp '\(timestamp)'") }
+            ms = micros / 1000
+        }
+        let plan = try table.plan(version: version, timestamp: ms)
+        var columns = needed.map { set in plan.snapshot.schema.fields.map(\.name).filter { set.contains($0.lowercased()) } }
+        if columns?.isEmpty == true, let first = plan.snapshot.schema.fields.first(where: { FrameType(delta: $0.type) != nil }) { columns = [first.name] }
+        return StreamSource(table: table, plan: plan, columns: columns, filter: filter, qualifier: alias ?? parts.last!)
     }
 
     /// A display name for an unaliased select item, as Spark names it.
@@ -388,25 +441,42 @@ struct Execution {
         let bound = try groupBy.map { try source.bind($0) }
         let keys = try bound.map { try $0.evaluate(source.frame) }
         let grouping = Grouping(keys: keys, rows: source.rowCount)
-        var calls: [Expr] = []
-        for e in expressions {
-            e.visit { node in
-                if case .call(let f, _) = node, Self.aggregates.contains(f), !calls.contains(node) { calls.append(node) }
-            }
-        }
+        let calls = try Self.aggregateCalls(expressions)
         let groups = groupBy.isEmpty ? 1 : grouping.count
         var columns = keys.map { $0.take(grouping.firstRow) }
         for call in calls {
             guard case .call(let f, let args) = call else { continue }
             let inputs = try args.map { try source.bind($0).evaluate(source.frame) }
-            for arg in args where Self.hasAggregate(arg) { throw KilnError.invalid("Aggregate functions cannot be nested: \(Self.name(of: call))") }
             columns.append(try Aggregates.compute(f, inputs, groupOf: grouping.groupOf, groups: groups, rows: source.rowCount))
         }
-        let names = groupBy.indices.map { "#g\($0)" } + calls.indices.map { "#a\($0)" }
-        let relation = Relation(columns: columns, qualifiers: [String?](repeating: nil, count: columns.count), names: names)
-        // Group keys match by their bound form, so `t.x` and `x` are the same key.
-        let rewrite: (Expr) throws -> Expr? = { node in
-            if let i = calls.firstIndex(of: node) { return .column("#\(groupBy.count + i)") }
+        return (Self.grouped(columns, keys: groupBy.count, calls: calls.count), Self.rewrite(source, bound: bound, calls: calls))
+    }
+
+    /// The distinct aggregate calls of the expressions, in order of appearance. - Throws: for nested aggregates.
+    static func aggregateCalls(_ expressions: [Expr]) throws -> [Expr] {
+        var calls: [Expr] = []
+        for e in expressions {
+            e.visit { node in
+                if case .call(let f, _) = node, aggregates.contains(f), !calls.contains(node) { calls.append(node) }
+            }
+        }
+        for call in calls {
+            guard case .call(_, let args) = call else { continue }
+            for arg in args where hasAggregate(arg) { throw KilnError.invalid("Aggregate functions cannot be nested: \(name(of: call))") }
+        }
+        return calls
+    }
+
+    static func grouped(_ columns: [Column], keys: Int, calls: Int) -> Relation {
+        let names = (0..<keys).map { "#g\($0)" } + (0..<calls).map { "#a\($0)" }
+        return Relation(columns: columns, qualifiers: [String?](repeating: nil, count: columns.count), names: names)
+    }
+
+    /// Maps group keys and aggregate calls to the grouped relation's columns. Keys match by their bound form, so
+    /// `t.x` and `x` are the same key.
+    static func rewrite(_ source: Relation, bound: [Expr], calls: [Expr]) -> (Expr) throws -> Expr? {
+        { node in
+            if let i = calls.firstIndex(of: node) { return .column("#\(bound.count + i)") }
             if case .literal = node { return nil }
             if let boundNode = try? source.bind(node), let i = bound.firstIndex(of: boundNode) { return .column("#\(i)") }
             if case .column(let name) = node, !name.hasPrefix("#") {
@@ -414,7 +484,70 @@ struct Execution {
             }
             return nil
         }
-        return (relation, rewrite)
+    }
+
+    /// Aggregates whose partial results per row group merge exactly.
+    static let mergeable: Set<String> = ["count", "count_if", "sum", "avg", "mean", "min", "max"]
+
+    /// GROUP BY over one table without materializing it: each row group (filtered as it is read) is grouped and
+    /// partially aggregated in parallel, then the partial results are grouped again and merged
+    /// (counts and sums add up, averages are sums over counts, min of mins, max of maxes).
+    func streamingAggregate(_ stream: StreamSource, template: Relation, groupBy: [Expr], expressions: [Expr]) throws -> (Relation, (Expr) throws -> Expr?) {
+        let bound = try groupBy.map { try template.bind($0) }
+        let calls = try Self.aggregateCalls(expressions)
+        let boundArgs = try calls.map { call -> (String, [Expr]) in
+            guard case .call(let f, let args) = call else { return ("", []) }
+            return (f, try args.map { try template.bind($0) })
+        }
+        // Partial functions of each call.
+        @Sendable func partials(_ f: String) -> [String] {
+            switch f {
+            case "sum", "avg", "mean": return ["sum", "count"]
+            default: return [f]
+            }
+        }
+        @Sendable func partial(_ chunk: Frame) throws -> Frame {
+            let frame = Frame(names: chunk.names.indices.map { "#\($0)" }, columns: chunk.columns)
+            let keys = try bound.map { try $0.evaluate(frame) }
+            let grouping = Grouping(keys: keys, rows: frame.rowCount)
+            let groups = groupBy.isEmpty ? 1 : grouping.count
+            var columns = keys.map { $0.take(grouping.firstRow) }
+            for (f, args) in boundArgs {
+                let inputs = try args.map { try $0.evaluate(frame) }
+                for p in partials(f) {
+                    columns.append(try Aggregates.compute(p, inputs, groupOf: grouping.groupOf, groups: groups, rows: frame.rowCount))
+                }
+            }
+            return Frame(names: columns.indices.map { "p\($0)" }, columns: columns)
+        }
+        var parts = try Frame.mapChunks(stream.table, plan: stream.plan, columns: stream.columns, filter: stream.filter, partial)
+        if parts.isEmpty || (groupBy.isEmpty && parts.allSatisfy { $0.rowCount == 0 }) { parts = [try partial(template.visible())] }
+        let all = Frame.concatenate(parts.filter { $0.rowCount > 0 || !groupBy.isEmpty })
+        let keys = Array(all.columns.prefix(groupBy.count))
+        let grouping = Grouping(keys: keys, rows: all.rowCount)
+        let groups = groupBy.isEmpty ? 1 : grouping.count
+        var columns = keys.map { $0.take(grouping.firstRow) }
+        var k = groupBy.count
+        func merge(_ f: String, _ column: Column) throws -> Column {
+            try Aggregates.compute(f, [column], groupOf: grouping.groupOf, groups: groups, rows: all.rowCount)
+        }
+        for (f, _) in boundArgs {
+            switch f {
+            case "count", "count_if": columns.append(try merge("sum", all.columns[k])); k += 1
+            case "sum": columns.append(try merge("sum", all.columns[k])); k += 2
+            case "avg", "mean":
+                let sums = try merge("sum", all.columns[k]), counts = try merge("sum", all.columns[k + 1])
+                guard case .int(let n) = counts.values else { throw KilnError(.internalError, "Bad partial counts") }
+                let totals = try sums.cast(to: .float64)
+                guard case .double(let t) = totals.values else { throw KilnError(.internalError, "Bad partial sums") }
+                var type = FrameType.float64
+                if case .decimal(_, let scale) = all.columns[k].type { type = .decimal(precision: 38, scale: scale + 4) }
+                columns.append(Column(type: type, values: .double(zip(t, n).map { $1 > 0 ? $0 / Double($1) : 0 }), validity: n.map { $0 > 0 }))
+                k += 2
+            default: columns.append(try merge(f, all.columns[k])); k += 1
+            }
+        }
+        return (Self.grouped(columns, keys: groupBy.count, calls: calls.count), Self.rewrite(template, bound: bound, calls: calls))
     }
 
     // MARK: FROM

@@ -96,4 +96,26 @@ struct SQLTests {
         await #expect(throws: KilnError.self) { try await service.execute("SELECT :x", parameters: [.init(name: "x", value: "y", type: "INT")], wait: 1) }
         await #expect(throws: KilnError.self) { try await service.get("missing") }
     }
+
+    @Test("aggregates over many files merge partial results exactly (streaming GROUP BY)")
+    func streamingAggregation() throws {
+        let w = try Warehouse()
+        // Two more files: the same rows with ids shifted, and a file whose rows the filter removes entirely.
+        let table = try DeltaTable.open(w.root + "/main/default/t")
+        let parquet = try table.snapshot().schema.parquetSchema()
+        for (offset, g, x) in [(10, "a", 2.0), (20, "zzz", -50.0)] as [(Int64, String, Double)] {
+            var shredder = RecordShredder(schema: parquet)
+            for i in 1...3 { try shredder.append([.int64(offset + Int64(i)), .bytes(Array(g.utf8)), .double(x * Double(i))]) }
+            try table.write(LakeBatch(schema: parquet, columns: shredder.take()))
+        }
+        #expect(try table.snapshot().files.count == 3)
+        let rows = try w.rows("SELECT g, count(*) AS n, count(x) AS c, sum(x) AS s, avg(x) AS a, min(id) AS lo, max(x) AS hi FROM t WHERE x > -10 OR x IS NULL GROUP BY g ORDER BY g NULLS FIRST")
+        #expect(rows == [
+            [.null, .int(1), .int(1), .double(8), .double(8), .int(4), .double(8)],
+            [.string("a"), .int(5), .int(4), .double(13.5), .double(3.375), .int(1), .double(6)],
+            [.string("b"), .int(2), .int(2), .double(3), .double(1.5), .int(3), .double(4)],
+        ])
+        #expect(try w.rows("SELECT count(*), sum(x), avg(id) FROM t WHERE id > 1000") == [[.int(0), .null, .null]])
+        #expect(try w.rows("SELECT count(*) AS n, sum(id) FROM t HAVING count(*) > 5") == [[.int(11), .int(117)]])
+    }
 }

@@ -63,7 +63,7 @@ let package = Package(
         .target(name: "KilnParquet", dependencies: ["CSnappy", "CZstd", "CZlib"], swiftSettings: strict),
         .target(name: "KilnLake", dependencies: ["KilnCore", "KilnParquet"], swiftSettings: strict),
         .target(name: "KilnFrame", dependencies: ["KilnCore", "KilnParquet", "KilnLake"], swiftSettings: strict),
-        .target(name: "KilnSQL", dependencies: ["KilnCore", "KilnLake", "KilnFrame"], swiftSettings: strict),
+        .target(name: "KilnSQL", dependencies: ["KilnCore", "KilnParquet", "KilnLake", "KilnFrame"], swiftSettings: strict),
         .target(
             name: "KilnModelFormat",
             dependencies: ["KilnCore", .product(name: "Yams", package: "Yams")],

@@ -19,6 +19,8 @@ extension FrameType {
     }
 
     /// The frame type of a Parquet leaf (its logical annotation decides).
+    public init(parquetLeaf element: SchemaElement) { self.init(leaf: element) }
+
     init(leaf element: SchemaElement) {
         switch element.logicalType {
         case .string?, .enumeration?, .json?, .uuid?: self = .string

@@ -2,6 +2,7 @@ import Foundation
 import KilnCore
 import KilnFrame
 import KilnLake
+import KilnParquet
 
 /// Where tables live: `catalog.schema.table` is `<warehouse>/<catalog>/<schema>/<table>` (defaults `main`, `default`);
 /// `delta.`/path`` and `parquet.`/path`` name a table directory or a Parquet file directly.
@@ -34,8 +35,17 @@ public struct SQLEngine: Sendable {
         self.parameters = parameters
     }
 
-    /// Runs one statement and returns its result.
+    /// Runs one statement and returns its result. - Throws: `KilnError` (file-format problems become
+    /// `INVALID_PARAMETER_VALUE`).
     public func execute(_ sql: String) throws -> Frame {
+        do {
+            return try run(sql)
+        } catch let error as ParquetError {
+            throw KilnError.invalid(error.message)
+        }
+    }
+
+    func run(_ sql: String) throws -> Frame {
         let (statement, subqueries) = try Parser.parse(sql)
         var run = Execution(engine: self, subqueries: subqueries)
         switch statement {
@@ -625,10 +635,9 @@ struct Execution {
             switch name {
             case "read_files":
                 guard case .literal(.string(let path))? = args.first else { throw KilnError.invalid("read_files needs a path: read_files('/data/x.parquet')") }
-                var format = (path as NSString).pathExtension.lowercased()
+                var format: String?
                 if case .literal(.string(let f))? = named["format"] { format = f.lowercased() }
-                guard format == "parquet" else { throw KilnError.invalid("read_files reads format => 'parquet' so far (got '\(format)')") }
-                return Relation(frame: try readParquet(path), qualifier: alias ?? "read_files")
+                return Relation(frame: try readFiles(path, format: format), qualifier: alias ?? "read_files")
             case "table_changes":
                 guard case .literal(.string(let name))? = args.first, args.count >= 2, case .literal(let from) = args[1], let start = from.int else {
                     throw KilnError.invalid("table_changes takes a table name and a start version: table_changes('sales', 2[, 5])")
@@ -694,6 +703,48 @@ struct Execution {
             columns = [first.name]
         }
         return try Frame.read(table, plan: plan, columns: columns, filter: filter)
+    }
+
+    /// A file, or every file of a directory (of `format`), as one frame: CSV and JSON typed by inference, flat
+    /// columns only; files with different columns meet by name (missing ones null).
+    func readFiles(_ path: String, format: String?) throws -> Frame {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw KilnError.notFound("No file or directory at \(path)") }
+        var files = [path]
+        if isDirectory.boolValue {
+            let extensions = try DeltaTable.ingestExtensions(format)
+            files = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [])
+                .filter { !$0.hasPrefix(".") && !$0.hasPrefix("_") && extensions.contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
+                .map { path + "/" + $0 }
+        }
+        var frames: [Frame] = []
+        for file in files {
+            var input = try InputSource(path: file, batchRows: nil)
+            try input.batches { schema, columns in
+                var names: [String] = [], out: [Column] = []
+                for node in schema.root.children {
+                    guard node.isLeaf, let leaf = node.leafIndex else { continue }
+                    let descriptor = schema.columns[leaf]
+                    names.append(node.name)
+                    out.append(try Column(parquet: columns[leaf], descriptor: descriptor, type: FrameType(parquetLeaf: descriptor.element)))
+                }
+                frames.append(Frame(names: names, columns: out))
+            }
+        }
+        guard var result = frames.first else { throw KilnError.notFound("No \(format ?? "data") files under \(path)") }
+        for frame in frames.dropFirst() {
+            // Align by name: add missing columns as nulls on either side.
+            for (name, column) in zip(frame.names, frame.columns) where result.index(of: name) == nil {
+                result.names.append(name)
+                result.columns.append(Column.nulls(column.type, count: result.rowCount))
+            }
+            let aligned = try result.names.map { name -> Column in
+                guard let i = frame.index(of: name) else { return Column.nulls(try result.column(name).type, count: frame.rowCount) }
+                return frame.columns[i]
+            }
+            result = try result.union(Frame(names: result.names, columns: aligned))
+        }
+        return result
     }
 
     func readParquet(_ path: String) throws -> Frame {

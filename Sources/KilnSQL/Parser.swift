@@ -232,6 +232,20 @@ public struct Parser {
             }
             return .alter(table: table, set: set, unset: unset, addColumns: columns)
         }
+        if keyword("copy") {
+            try expect("into")
+            let table = try qualifiedName()
+            try expect("from")
+            guard peek.kind == .string else { throw fail("COPY INTO needs FROM 'directory'") }
+            let from = peek.text
+            at += 1
+            try expect("fileformat")
+            _ = symbol("=")
+            let format = try anyName().lowercased()
+            // Options are accepted for compatibility; schema merging and rescued data are always on.
+            while keyword("format_options") || keyword("copy_options") { _ = try properties() }
+            return .copyInto(table: table, from: from, format: format)
+        }
         if keyword("merge") {
             try expect("into")
             let target = try qualifiedName()

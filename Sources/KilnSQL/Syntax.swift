@@ -28,6 +28,8 @@ public indirect enum Statement: Sendable {
     /// MERGE INTO target USING source ON keys WHEN MATCHED THEN UPDATE SET * | DELETE, WHEN NOT MATCHED THEN
     /// INSERT *, WHEN NOT MATCHED BY SOURCE THEN DELETE.
     case merge(target: [String], targetAlias: String?, source: FromItem, condition: String, matched: String?, insert: Bool, deleteBySource: Bool)
+    /// COPY INTO name FROM 'directory' FILEFORMAT = CSV|JSON|PARQUET [FORMAT_OPTIONS (...)] [COPY_OPTIONS (...)].
+    case copyInto(table: [String], from: String, format: String)
 }
 
 public struct CreateTable: Sendable {

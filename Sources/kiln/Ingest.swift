@@ -23,45 +23,14 @@ struct Ingest: ParsableCommand {
 
     func run() throws {
         let started = Date()
-        let source = URL(fileURLWithPath: from).standardizedFileURL.path
-        let extensions: Set<String>
-        switch format?.lowercased() {
-        case nil: extensions = ["csv", "json", "jsonl", "ndjson", "parquet"]
-        case "csv": extensions = ["csv"]
-        case "json": extensions = ["json", "jsonl", "ndjson"]
-        case "parquet": extensions = ["parquet"]
-        default: throw ValidationError("--format must be csv, json or parquet")
-        }
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: source) else {
-            throw CLIError("Cannot list \(source); --from must be a directory")
-        }
-        let candidates = names.filter { !$0.hasPrefix(".") && !$0.hasPrefix("_") && extensions.contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
         let path = Table.Location.path(into, home: home)
-        let result = try Table.run { () -> (version: Int64?, files: [String], rows: Int) in
-            var table = try? DeltaTable.open(path)
-            let loaded = try table?.ingestedFiles(source: source) ?? []
-            let fresh = candidates.filter { !loaded.contains($0) }
-            guard !fresh.isEmpty else { return (nil, [], 0) }
-            // Columns the table has keep its types; the rest are inferred per file and added.
-            if table == nil {
-                var first = try InputSource(path: source + "/" + fresh[0], batchRows: nil)
-                first.adapt(overrides: [:], rescue: true)
-                let schema = try DeltaSchema(parquet: first.schema)
-                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-                table = try DeltaTable.create(at: path, schema: schema)
+        let result = try Table.run { () -> IngestResult in
+            var bar: ProgressBar?
+            defer { bar?.finish() }
+            return try DeltaTable.ingest(directory: from, into: path, format: format) { _, done, total in
+                if bar == nil { bar = ProgressBar(total: total, unit: "files") }
+                bar?.update(done)
             }
-            var overrides: [String: SchemaNode] = [:]
-            for node in try table!.snapshot().schema.parquetSchema().root.children { overrides[node.name.lowercased()] = node }
-            let files = JSONText.string(.array(fresh.map(JSONValue.string)))
-            let written = try table!.write(mode: .append, mergeSchema: true, operation: "COPY INTO",
-                                           parameters: ["source": .string(source), "files": .string(files)]) { emit in
-                for name in fresh {
-                    var input = try InputSource(path: source + "/" + name, batchRows: nil)
-                    input.adapt(overrides: overrides, rescue: true)
-                    try input.batches { schema, columns in try emit(LakeBatch(schema: schema, columns: columns)) }
-                }
-            }
-            return (written.version, fresh, written.rowsWritten)
         }
         let seconds = Date().timeIntervalSince(started)
         if json {
@@ -69,7 +38,7 @@ struct Ingest: ParsableCommand {
                                   "seconds": seconds] as [String: Any])
         }
         if result.files.isEmpty {
-            print("No new files in \(source)")
+            print("No new files in \(from)")
         } else {
             print(String(format: "Loaded %d rows from %d new files as version %lld of %@ (%.2f s)", result.rows, result.files.count,
                          result.version ?? 0, path, seconds))

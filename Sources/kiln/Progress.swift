@@ -1,4 +1,6 @@
 import Foundation
+import KilnLake
+import KilnParquet
 
 /// A one-line progress bar with a rate and an ETA on stderr; silent when stderr is not a terminal.
 struct ProgressBar {
@@ -43,5 +45,15 @@ struct ProgressBar {
 
     static func duration(_ seconds: Double) -> String {
         seconds < 60 ? String(format: "%.0fs", seconds) : String(format: "%dm%02ds", Int(seconds) / 60, Int(seconds) % 60)
+    }
+}
+
+extension InputSource {
+    /// `batches`, with a progress bar (with an ETA) on a terminal.
+    mutating func batchesWithProgress(_ emit: (ParquetSchema, [ColumnData]) throws -> Void) throws {
+        let total = progressTotal
+        var bar = ProgressBar(total: total.count, unit: total.unit)
+        defer { bar.finish() }
+        try batches(progress: { bar.update($0) }, emit)
     }
 }

@@ -281,7 +281,7 @@ extension Table {
                     }
                 }
                 return try existing!.write(mode: writeMode, mergeSchema: mergeSchema, replaceWhere: replaceWhere) { emit in
-                    try source.batches { schema, columns in try emit(LakeBatch(schema: schema, columns: columns)) }
+                    try source.batchesWithProgress { schema, columns in try emit(LakeBatch(schema: schema, columns: columns)) }
                 }
             }
             let seconds = Date().timeIntervalSince(started)
@@ -394,7 +394,7 @@ extension Table {
                 var source = try InputSource(path: from, parquetSchema: inputSchema, batchRows: nil)
                 return try table.merge(condition: on, clauses: MergeClauses(whenMatched: matched, insertNotMatched: !noInsert,
                                                                            deleteNotMatchedBySource: deleteNotMatchedBySource)) { emit in
-                    try source.batches { schema, columns in try emit(LakeBatch(schema: schema, columns: columns)) }
+                    try source.batchesWithProgress { schema, columns in try emit(LakeBatch(schema: schema, columns: columns)) }
                 }
             }
             let seconds = Date().timeIntervalSince(started)

@@ -121,3 +121,28 @@ def test_expectations_apply_to_inserts_and_ingest(tmp_path):
     sql("ALTER TABLE raw.pay DROP CONSTRAINT sane")
     sql("INSERT INTO raw.pay (id, amount, email) VALUES (9, 5000.0, 'z@x')")
     assert len(history) >= 4
+
+
+def test_copy_into_and_read_files_in_sql(tmp_path):
+    home, land = tmp_path / "home", tmp_path / "land"
+    land.mkdir()
+    (land / "a.csv").write_text("id,city,temp\n1,Oslo,-3.5\n2,Rome,14.0\n")
+    (land / "b.jsonl").write_text('{"id": 3, "city": "Lima", "temp": 19.5, "wind": 12}\n')
+
+    def sql(statement):
+        out = subprocess.run([KILN, "sql", "--home", str(home), "--format", "json", statement], capture_output=True, text=True)
+        assert out.returncode == 0, (statement, out.stderr)
+        return json.loads(out.stdout)
+
+    first = sql(f"COPY INTO raw.weather FROM '{land}' FILEFORMAT = CSV FORMAT_OPTIONS ('header' = 'true') COPY_OPTIONS ('mergeSchema' = 'true')")
+    assert first == [{"num_affected_rows": 2, "num_inserted_rows": 2, "num_skipped_corrupt_files": 0}]
+    assert sql(f"COPY INTO raw.weather FROM '{land}' FILEFORMAT = CSV")[0]["num_inserted_rows"] == 0       # already loaded
+    assert sql(f"COPY INTO raw.weather FROM '{land}' FILEFORMAT = JSON")[0]["num_inserted_rows"] == 1      # the JSON file, new column
+    got = sql("SELECT id, city, temp, wind FROM raw.weather ORDER BY id")
+    assert got == [{"id": 1, "city": "Oslo", "temp": -3.5, "wind": None}, {"id": 2, "city": "Rome", "temp": 14.0, "wind": None},
+                   {"id": 3, "city": "Lima", "temp": 19.5, "wind": 12}]
+    assert sql(f"SELECT count(*) AS n, max(temp) AS hot FROM read_files('{land / 'a.csv'}')") == [{"n": 2, "hot": 14.0}]
+    both = sql(f"SELECT city FROM read_files('{land}') ORDER BY city")
+    assert [r["city"] for r in both] == ["Lima", "Oslo", "Rome"]
+    bad = subprocess.run([KILN, "sql", "--home", str(home), f"COPY INTO raw.weather FROM '{land}' FILEFORMAT = XML"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "CSV, JSON or PARQUET" in bad.stderr

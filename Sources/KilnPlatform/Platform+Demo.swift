@@ -1,9 +1,19 @@
 import KilnCore
+import KilnSQL
 import KilnTracking
 
 extension Platform {
-    /// Seeds a `demo` experiment with a few finished runs, once: a no-op when it exists already.
+    /// Seeds a `demo` experiment with a few finished runs and a `main.demo.sales` table, once: a no-op when they
+    /// exist already.
     public func seedDemo() async throws {
+        let sql = SQLEngine(catalog: Catalog(warehouse: configuration.home.appendingPathComponent("warehouse").path))
+        _ = try sql.execute("""
+            CREATE TABLE IF NOT EXISTS main.demo.sales PARTITIONED BY (region) AS
+            SELECT id, CASE id % 3 WHEN 0 THEN 'us' WHEN 1 THEN 'eu' ELSE 'ap' END AS region,
+                   CASE id % 4 WHEN 0 THEN 'kiln' WHEN 1 THEN 'glaze' WHEN 2 THEN 'clay' ELSE 'wheel' END AS product,
+                   round((id * 7919 % 1000) / 10.0 + 1, 2) AS amount, DATE '2024-01-01' + CAST(id % 90 AS INT) AS day
+            FROM range(1, 1001)
+            """)
         if (try? await tracking.getExperiment(name: "demo")) != nil { return }
         let experimentID = try await tracking.createExperiment(name: "demo", tags: [KeyValue("mlflow.note.content", "Runs seeded by `kiln server --demo`.")])
         let now = clock.nowMillis()

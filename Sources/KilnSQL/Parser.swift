@@ -525,6 +525,35 @@ public struct Parser {
     }
 
     mutating func tablePrimary() throws -> FromItem {
+        if isKeyword("values") { return try valuesItem(try setPrimary()) }
+        if peek.kind == .symbol, peek.text == "(", isKeyword("values", 1) {
+            at += 1
+            let rows = try setPrimary()
+            try expectSymbol(")")
+            return try valuesItem(rows)
+        }
+        return try namedTablePrimary()
+    }
+
+    /// VALUES rows as a FROM item: `[AS] t[(a, b)]` names it and may rename its columns.
+    mutating func valuesItem(_ rows: SetExpr) throws -> FromItem {
+        do {
+            let name = try alias() ?? "values"
+            var names: [String] = []
+            if symbol("(") {
+                repeat { names.append(try identifier()) } while symbol(",")
+                try expectSymbol(")")
+            }
+            let inner = Query(body: rows)
+            guard !names.isEmpty else { return .subquery(inner, alias: name) }
+            var select = Select()
+            select.items = names.enumerated().map { .expr(.column("col\($0.offset + 1)"), alias: $0.element) }
+            select.from = [.subquery(inner, alias: "values")]
+            return .subquery(Query(body: .select(select)), alias: name)
+        }
+    }
+
+    mutating func namedTablePrimary() throws -> FromItem {
         if symbol("(") {
             if isKeyword("select") || isKeyword("with") || (peek.kind == .symbol && peek.text == "(") {
                 let q = try query()

@@ -138,6 +138,7 @@ QUERIES = [
     ("order_by_unselected", "SELECT p_partkey FROM tpch.part ORDER BY p_size, p_retailprice DESC, p_partkey LIMIT 10"),
     ("select_distinct", "SELECT DISTINCT l_shipmode, l_returnflag FROM tpch.lineitem"),
     ("distinct_order", "SELECT DISTINCT c_mktsegment FROM tpch.customer ORDER BY c_mktsegment DESC"),
+    ("values_in_from", "SELECT t.id, t.label, n_name FROM (VALUES (1, 'one'), (2, 'two'), (30, 'none')) AS t(id, label) LEFT JOIN tpch.nation ON n_nationkey = t.id ORDER BY t.id"),
     ("select_literals", "SELECT 1 AS one, 'x' AS s, 2.5 AS f, true AS t, NULL AS nothing, DATE '2020-02-29' AS d"),
     ("qualified_star", "SELECT r.* FROM tpch.region r ORDER BY r_regionkey"),
 ]

@@ -1,5 +1,6 @@
 import Foundation
 import KilnCore
+import KilnParquet
 
 /// A column's logical type. Integers of every width are held as `Int64`, floats as `Double`, dates as days since
 /// 1970-01-01 and timestamps as microseconds since the epoch (UTC); decimals are held as `Double` for now.
@@ -267,27 +268,9 @@ public enum Value: Sendable, Hashable {
 
 /// Civil dates and timestamps from and to text.
 public enum Dates {
-    public static func days(year: Int64, month: Int64, day: Int64) -> Int64 {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let mp = (month + 9) % 12
-        let doy = (153 * mp + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
-    }
+    public static func days(year: Int64, month: Int64, day: Int64) -> Int64 { TextValues.days(year: year, month: month, day: day) }
 
-    public static func civil(days: Int64) -> (year: Int64, month: Int64, day: Int64) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        return (yoe + era * 400 + (month <= 2 ? 1 : 0), month, day)
-    }
+    public static func civil(days: Int64) -> (year: Int64, month: Int64, day: Int64) { TextValues.civil(days: days) }
 
     public static func text(days: Int64) -> String {
         let c = civil(days: days)

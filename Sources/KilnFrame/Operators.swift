@@ -137,18 +137,7 @@ enum Operators {
         }
         switch (a.values, b.values) {
         case (.int(let x), .int(let y)):
-            x.withUnsafeBufferPointer { x in
-                y.withUnsafeBufferPointer { y in
-                    switch op {
-                    case "=", "==", "<=>": for i in 0..<n { out[i] = x[i] == y[i] }
-                    case "!=", "<>": for i in 0..<n { out[i] = x[i] != y[i] }
-                    case "<": for i in 0..<n { out[i] = x[i] < y[i] }
-                    case "<=": for i in 0..<n { out[i] = x[i] <= y[i] }
-                    case ">": for i in 0..<n { out[i] = x[i] > y[i] }
-                    default: for i in 0..<n { out[i] = x[i] >= y[i] }
-                    }
-                }
-            }
+            compareArrays(op, x, y, &out)
         case (.bool(let x), .bool(let y)):
             apply { x[$0] == y[$0] ? 0 : (!x[$0] ? -1 : 1) }
         case (.bytes(let x), .bytes(let y)):
@@ -157,19 +146,7 @@ enum Operators {
                 return l == r ? 0 : l.lexicographicallyPrecedes(r) ? -1 : 1
             }
         default:
-            let x = try doubles(a), y = try doubles(b)
-            x.withUnsafeBufferPointer { x in
-                y.withUnsafeBufferPointer { y in
-                    switch op {
-                    case "=", "==", "<=>": for i in 0..<n { out[i] = x[i] == y[i] }
-                    case "!=", "<>": for i in 0..<n { out[i] = x[i] != y[i] }
-                    case "<": for i in 0..<n { out[i] = x[i] < y[i] }
-                    case "<=": for i in 0..<n { out[i] = x[i] <= y[i] }
-                    case ">": for i in 0..<n { out[i] = x[i] > y[i] }
-                    default: for i in 0..<n { out[i] = x[i] >= y[i] }
-                    }
-                }
-            }
+            compareArrays(op, try doubles(a), try doubles(b), &out)
         }
         if op == "<=>" {
             // Null-safe equality: two nulls are equal, one null is not; never null itself.
@@ -180,6 +157,23 @@ enum Operators {
             return Column(type: .bool, values: .bool(out))
         }
         return Column(type: .bool, values: .bool(out), validity: validity(a, b))
+    }
+
+    /// `out[i] = x[i] op y[i]` in one tight loop per operator.
+    static func compareArrays<T: Comparable>(_ op: String, _ x: [T], _ y: [T], _ out: inout [Bool]) {
+        let n = out.count
+        x.withUnsafeBufferPointer { x in
+            y.withUnsafeBufferPointer { y in
+                switch op {
+                case "=", "==", "<=>": for i in 0..<n { out[i] = x[i] == y[i] }
+                case "!=", "<>": for i in 0..<n { out[i] = x[i] != y[i] }
+                case "<": for i in 0..<n { out[i] = x[i] < y[i] }
+                case "<=": for i in 0..<n { out[i] = x[i] <= y[i] }
+                case ">": for i in 0..<n { out[i] = x[i] > y[i] }
+                default: for i in 0..<n { out[i] = x[i] >= y[i] }
+                }
+            }
+        }
     }
 
     /// AND / OR with three-valued logic: false AND null = false, true OR null = true.

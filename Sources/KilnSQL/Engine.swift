@@ -360,15 +360,7 @@ struct Execution {
               !(parts.count == 2 && ["delta", "parquet"].contains(parts[0].lowercased())) else { return nil }
         let path = try engine.catalog.path(parts)
         guard FileManager.default.fileExists(atPath: path + "/_delta_log") else { return nil }
-        let table = try DeltaTable.open(path)
-        var ms: Int64?
-        if let timestamp {
-            guard let micros = Dates.parseTimestamp(timestamp) else { throw KilnError.invalid("Cannot read the timestamp '\(timestamp)'") }
-            ms = micros / 1000
-        }
-        let plan = try table.plan(version: version, timestamp: ms)
-        var columns = needed.map { set in plan.snapshot.schema.fields.map(\.name).filter { set.contains($0.lowercased()) } }
-        if columns?.isEmpty == true, let first = plan.snapshot.schema.fields.first(where: { FrameType(delta: $0.type) != nil }) { columns = [first.name] }
+        let (table, plan, columns) = try planRead(path, version: version, timestamp: timestamp)
         return StreamSource(table: table, plan: plan, columns: columns, filter: filter, qualifier: alias ?? parts.last!)
     }
 
@@ -690,6 +682,13 @@ struct Execution {
     }
 
     func readDelta(_ path: String, version: Int64?, timestamp: String?, filter: Expr? = nil) throws -> Frame {
+        let (table, plan, columns) = try planRead(path, version: version, timestamp: timestamp)
+        return try Frame.read(table, plan: plan, columns: columns, filter: filter)
+    }
+
+    /// Opens and plans a table read at a version or time, and picks the columns the query needs (nil: all; when it
+    /// needs none, as for count(*), the first, for the row count).
+    func planRead(_ path: String, version: Int64?, timestamp: String?) throws -> (DeltaTable, ScanPlan, [String]?) {
         let table = try DeltaTable.open(path)
         var ms: Int64?
         if let timestamp {
@@ -698,11 +697,10 @@ struct Execution {
         }
         let plan = try table.plan(version: version, timestamp: ms)
         var columns = needed.map { set in plan.snapshot.schema.fields.map(\.name).filter { set.contains($0.lowercased()) } }
-        // No column needed (count(*)): read the first one anyway, for the row count.
         if columns?.isEmpty == true, let first = plan.snapshot.schema.fields.first(where: { FrameType(delta: $0.type) != nil }) {
             columns = [first.name]
         }
-        return try Frame.read(table, plan: plan, columns: columns, filter: filter)
+        return (table, plan, columns)
     }
 
     /// A file, or every file of a directory (of `format`), as one frame: CSV and JSON typed by inference, flat

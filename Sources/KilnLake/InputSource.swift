@@ -2,6 +2,45 @@ import Foundation
 import KilnCore
 import KilnParquet
 
+/// How CSV text is read (Spark's option names): `sep`/`delimiter`, `quote`, `escape`, `header`, and `mode` for rows
+/// whose values do not fit: PERMISSIVE (kept, nulls, raw text in `_rescued_data` when rescuing), DROPMALFORMED
+/// (dropped) or FAILFAST (an error).
+public struct CSVOptions: Sendable, Equatable {
+    public enum Mode: String, Sendable { case permissive = "PERMISSIVE", dropMalformed = "DROPMALFORMED", failFast = "FAILFAST" }
+
+    public var delimiter = UInt8(ascii: ",")
+    public var quote = UInt8(ascii: "\"")
+    public var escape: UInt8? = UInt8(ascii: "\\")
+    public var header = true
+    public var mode = Mode.permissive
+
+    public init() {}
+
+    /// Options by name (case-insensitive keys); unknown names are refused so typos do not pass silently.
+    public init(_ options: [String: String]) throws {
+        for (key, value) in options {
+            func byte() throws -> UInt8 {
+                let text = value == "\\t" ? "\t" : value
+                guard text.utf8.count == 1, let b = text.utf8.first else { throw KilnError.invalid("CSV option \(key) takes one character, got '\(value)'") }
+                return b
+            }
+            switch key.lowercased() {
+            case "sep", "delimiter": delimiter = try byte()
+            case "quote": quote = try byte()
+            case "escape": escape = value.isEmpty ? nil : try byte()
+            case "header":
+                guard let b = Bool(value.lowercased()) else { throw KilnError.invalid("CSV option header takes true or false") }
+                header = b
+            case "mode":
+                guard let m = Mode(rawValue: value.uppercased()) else { throw KilnError.invalid("CSV mode must be PERMISSIVE, DROPMALFORMED or FAILFAST") }
+                mode = m
+            case "mergeschema", "inferschema", "rescueddatacolumn", "force", "format": continue
+            default: throw KilnError.invalid("Unknown CSV option '\(key)'; Kiln knows sep, quote, escape, header and mode")
+            }
+        }
+    }
+}
+
 /// Reads CSV, JSON lines or Parquet as batches of leaf columns (the front half of `kiln parquet convert` and
 /// `kiln table write`). CSV and JSON rows are typed by a schema (given or inferred) and shredded into columns;
 /// Parquet row groups pass through as they are decoded.
@@ -16,6 +55,9 @@ public struct InputSource {
     public var keyValueMetadata: [(key: String, value: String)] = []
     private var parquet: ParquetFileReader?
     private var csvHeader: [String] = []
+    private var csvOptions = CSVOptions()
+    /// Rows DROPMALFORMED left out.
+    public private(set) var droppedRows = 0
     private var csvSample: [[CSVReader.Field]] = []
     private var csv: CSVReader?
     private var lines: LineReader?
@@ -39,9 +81,10 @@ public struct InputSource {
     }
 
     /// Opens `path`; `schema` is DDL (`a BIGINT, b STRING`) for text inputs, or a ready Parquet schema.
-    public init(path: String, schema ddl: String? = nil, parquetSchema: ParquetSchema? = nil, batchRows: Int?) throws {
+    public init(path: String, schema ddl: String? = nil, parquetSchema: ParquetSchema? = nil, batchRows: Int?, csv options: CSVOptions = CSVOptions()) throws {
         self.path = path
         self.batchRows = batchRows
+        csvOptions = options
         let lower = path.lowercased()
         guard FileManager.default.fileExists(atPath: path) else { throw ParquetError("No file '\(path)'") }
         if lower.hasSuffix(".parquet") {
@@ -57,9 +100,18 @@ public struct InputSource {
         let given = try parquetSchema ?? ddl.map(SchemaDDL.parse)
         if lower.hasSuffix(".csv") {
             format = .csv
-            var reader = try CSVReader(path: path)
-            guard let header = try reader.next()?.map({ String(decoding: $0.bytes, as: UTF8.self) }) else {
-                throw ParquetError("'\(path)' is empty; a CSV input needs a header row")
+            var reader = try CSVReader(path: path, options: options)
+            let header: [String]
+            if options.header {
+                guard let names = try reader.next()?.map({ String(decoding: $0.bytes, as: UTF8.self) }) else {
+                    throw ParquetError("'\(path)' is empty; a CSV input needs a header row (or header = false)")
+                }
+                header = names
+            } else {
+                // No header: columns are _c0, _c1, ... and the first record is data.
+                guard let first = try reader.next() else { throw ParquetError("'\(path)' is empty") }
+                csvSample.append(first)
+                header = first.indices.map { "_c\($0)" }
             }
             csvHeader = header
             if let given {
@@ -150,9 +202,18 @@ public struct InputSource {
                 }
                 return index
             }
-            var line = 1
+            var line = csvOptions.header ? 1 : 0
+            let mode = csvOptions.mode
+            let rescueValues = rescue && mode == .permissive
+            var dropped = 0
+            defer { droppedRows += dropped }
+            struct Malformed: Error {}
             func convert(_ record: [CSVReader.Field]) throws -> [ParquetCell] {
-                guard record.count == header.count || rescue else { throw ParquetError("Row \(line) has \(record.count) fields; the header has \(header.count)") }
+                let rescue = rescueValues
+                if record.count != header.count, !rescue {
+                    if mode == .dropMalformed { throw Malformed() }
+                    throw ParquetError("Row \(line) has \(record.count) fields; the header has \(header.count)")
+                }
                 var rescued: [String: JSONValue] = [:]
                 var cells = try zip(fields, positions).map { field, position -> ParquetCell in
                     if position < 0 { return .null }
@@ -162,13 +223,14 @@ public struct InputSource {
                     do {
                         return try TextValues.cell(value.bytes, element: field.element)
                     } catch let error as ParquetError {
+                        if mode == .dropMalformed { throw Malformed() }
                         guard rescue else { throw ParquetError("Row \(line), column '\(field.name)': \(error.message)") }
                         rescued[field.name] = .string(String(decoding: value.bytes, as: UTF8.self))
                         return .null
                     }
                 }
-                if rescue {
-                    for extra in record.indices where extra >= header.count { rescued["_c\(extra)"] = .string(String(decoding: record[extra].bytes, as: UTF8.self)) }
+                if self.rescue {
+                    for extra in record.indices where extra >= header.count && rescue { rescued["_c\(extra)"] = .string(String(decoding: record[extra].bytes, as: UTF8.self)) }
                     cells[cells.count - 1] = rescued.isEmpty ? .null : .bytes(Array(JSONText.string(.object(rescued)).utf8))
                 }
                 return cells
@@ -176,7 +238,9 @@ public struct InputSource {
             let limit = batchRows ?? 1_048_576
             func add(_ record: [CSVReader.Field]) throws {
                 line += 1
-                try shredder.append(try convert(record))
+                let cells: [ParquetCell]
+                do { cells = try convert(record) } catch is Malformed { dropped += 1; return }
+                try shredder.append(cells)
                 if shredder.rows >= limit { try emit(schema, shredder.take()) }
                 update(csv!.consumed)
             }
@@ -279,18 +343,27 @@ struct CSVReader {
     var consumed: Int { blocks.consumed }
     var record = 0
 
-    init(path: String) throws { blocks = try BlockReader(path: path) }
+    let options: CSVOptions
+
+    init(path: String, options: CSVOptions = CSVOptions()) throws {
+        blocks = try BlockReader(path: path)
+        self.options = options
+    }
 
     mutating func next() throws -> [Field]? {
         var fields: [Field] = []
         var field = Field(bytes: [], quoted: false)
         var inQuotes = false
         var any = false
+        let quote = options.quote, delimiter = options.delimiter, escape = options.escape
         record += 1
         while let byte = try blocks.byte() {
             any = true
             if inQuotes {
-                if byte == UInt8(ascii: "\"") {
+                if let escape, byte == escape, escape != quote {
+                    // An escaped character inside quotes (\" by default) is taken as it is.
+                    if let next = try blocks.byte() { field.bytes.append(next) }
+                } else if byte == quote {
                     inQuotes = false
                 } else {
                     field.bytes.append(byte)
@@ -298,11 +371,11 @@ struct CSVReader {
                 continue
             }
             switch byte {
-            case UInt8(ascii: "\""):
+            case quote:
                 if field.quoted { field.bytes.append(byte) }  // a doubled quote inside a quoted field
                 field.quoted = true
                 inQuotes = true
-            case UInt8(ascii: ","):
+            case delimiter:
                 fields.append(field)
                 field = Field(bytes: [], quoted: false)
             case 0x0A:
@@ -350,7 +423,7 @@ extension DeltaTable {
     /// into the table at `path` (created from the first file when there is none), as one COPY INTO commit that
     /// records their names: exactly once across crashes. Known columns keep the table's types, new ones are added,
     /// CSV/JSON values that do not fit go to `_rescued_data`.
-    public static func ingest(directory: String, into path: String, format: String? = nil,
+    public static func ingest(directory: String, into path: String, format: String? = nil, csv: CSVOptions = CSVOptions(),
                               progress: (_ file: String, _ done: Int, _ total: Int) -> Void = { _, _, _ in }) throws -> IngestResult {
         let source = URL(fileURLWithPath: directory).standardizedFileURL.path
         let extensions = try ingestExtensions(format)
@@ -363,8 +436,8 @@ extension DeltaTable {
         let fresh = candidates.filter { !loaded.contains($0) }
         guard !fresh.isEmpty else { return IngestResult(version: nil, files: [], rows: 0) }
         if table == nil {
-            var first = try InputSource(path: source + "/" + fresh[0], batchRows: nil)
-            first.adapt(overrides: [:], rescue: true)
+            var first = try InputSource(path: source + "/" + fresh[0], batchRows: nil, csv: csv)
+            first.adapt(overrides: [:], rescue: csv.mode == .permissive)
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
             table = try DeltaTable.create(at: path, schema: try DeltaSchema(parquet: first.schema))
         }
@@ -374,8 +447,8 @@ extension DeltaTable {
         let written = try table!.write(mode: .append, mergeSchema: true, operation: "COPY INTO",
                                        parameters: ["source": .string(source), "files": .string(files)]) { emit in
             for (k, name) in fresh.enumerated() {
-                var input = try InputSource(path: source + "/" + name, batchRows: nil)
-                input.adapt(overrides: overrides, rescue: true)
+                var input = try InputSource(path: source + "/" + name, batchRows: nil, csv: csv)
+                input.adapt(overrides: overrides, rescue: csv.mode == .permissive)
                 try input.batches { schema, columns in try emit(LakeBatch(schema: schema, columns: columns)) }
                 progress(name, k + 1, fresh.count)
             }

@@ -81,8 +81,8 @@ extension Execution {
                                           : set.isEmpty ? "UNSET TBLPROPERTIES" : "SET TBLPROPERTIES")
             }
             return .empty
-        case .copyInto(let name, let from, let format):
-            let result = try DeltaTable.ingest(directory: from, into: try engine.catalog.path(name), format: format)
+        case .copyInto(let name, let from, let format, let options):
+            let result = try DeltaTable.ingest(directory: from, into: try engine.catalog.path(name), format: format, csv: try CSVOptions(options))
             return Frame(names: ["num_affected_rows", "num_inserted_rows", "num_skipped_corrupt_files"],
                          columns: [Int64(result.rows), Int64(result.rows), 0].map { Column(type: .int64, values: .int([$0])) })
         case .merge(let name, _, let sourceItem, let condition, let matched, let insert, let deleteBySource):

@@ -629,7 +629,12 @@ struct Execution {
                 guard case .literal(.string(let path))? = args.first else { throw KilnError.invalid("read_files needs a path: read_files('/data/x.parquet')") }
                 var format: String?
                 if case .literal(.string(let f))? = named["format"] { format = f.lowercased() }
-                return Relation(frame: try readFiles(path, format: format), qualifier: alias ?? "read_files")
+                var options: [String: String] = [:]
+                for (key, value) in named where key != "format" {
+                    guard case .literal(let v) = value else { throw KilnError.invalid("read_files option \(key) must be a literal") }
+                    options[key] = v.text
+                }
+                return Relation(frame: try readFiles(path, format: format, csv: try CSVOptions(options)), qualifier: alias ?? "read_files")
             case "table_changes":
                 guard case .literal(.string(let name))? = args.first, args.count >= 2, case .literal(let from) = args[1], let start = from.int else {
                     throw KilnError.invalid("table_changes takes a table name and a start version: table_changes('sales', 2[, 5])")
@@ -705,7 +710,7 @@ struct Execution {
 
     /// A file, or every file of a directory (of `format`), as one frame: CSV and JSON typed by inference, flat
     /// columns only; files with different columns meet by name (missing ones null).
-    func readFiles(_ path: String, format: String?) throws -> Frame {
+    func readFiles(_ path: String, format: String?, csv: CSVOptions = CSVOptions()) throws -> Frame {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw KilnError.notFound("No file or directory at \(path)") }
         var files = [path]
@@ -717,7 +722,8 @@ struct Execution {
         }
         var frames: [Frame] = []
         for file in files {
-            var input = try InputSource(path: file, batchRows: nil)
+            var input = try InputSource(path: file, batchRows: nil, csv: csv)
+            input.adapt(overrides: [:], rescue: csv.mode == .permissive)
             try input.batches { schema, columns in
                 var names: [String] = [], out: [Column] = []
                 for node in schema.root.children {

@@ -242,9 +242,14 @@ public struct Parser {
             try expect("fileformat")
             _ = symbol("=")
             let format = try anyName().lowercased()
-            // Options are accepted for compatibility; schema merging and rescued data are always on.
-            while keyword("format_options") || keyword("copy_options") { _ = try properties() }
-            return .copyInto(table: table, from: from, format: format)
+            // FORMAT_OPTIONS are CSV options; COPY_OPTIONS are accepted (schema merging and rescued data are always on).
+            var options: [String: String] = [:]
+            while true {
+                if keyword("format_options") { options.merge(try properties()) { _, new in new } }
+                else if keyword("copy_options") { _ = try properties() }
+                else { break }
+            }
+            return .copyInto(table: table, from: from, format: format, options: options)
         }
         if keyword("merge") {
             try expect("into")

@@ -29,7 +29,7 @@ public indirect enum Statement: Sendable {
     /// INSERT *, WHEN NOT MATCHED BY SOURCE THEN DELETE.
     case merge(target: [String], targetAlias: String?, source: FromItem, condition: String, matched: String?, insert: Bool, deleteBySource: Bool)
     /// COPY INTO name FROM 'directory' FILEFORMAT = CSV|JSON|PARQUET [FORMAT_OPTIONS (...)] [COPY_OPTIONS (...)].
-    case copyInto(table: [String], from: String, format: String)
+    case copyInto(table: [String], from: String, format: String, options: [String: String])
 }
 
 public struct CreateTable: Sendable {

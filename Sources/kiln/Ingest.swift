@@ -19,6 +19,8 @@ struct Ingest: ParsableCommand {
     @Option(help: "Table: a directory, or catalog.schema.table under $KILN_HOME/warehouse.") var into: String
     @Option(help: "csv, json or parquet (default: every file with one of those extensions).") var format: String?
     @Option(help: "Home folder for catalog.schema.table names (env KILN_HOME, default ~/.kiln).") var home: String?
+    @Option(name: .customLong("option"), help: "A CSV option key=value: sep, quote, escape, header, mode (PERMISSIVE, DROPMALFORMED, FAILFAST). Repeatable.")
+    var options: [String] = []
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
@@ -27,7 +29,12 @@ struct Ingest: ParsableCommand {
         let result = try Table.run { () -> IngestResult in
             var bar: ProgressBar?
             defer { bar?.finish() }
-            return try DeltaTable.ingest(directory: from, into: path, format: format) { _, done, total in
+            var pairs: [String: String] = [:]
+            for option in options {
+                guard let eq = option.firstIndex(of: "=") else { throw KilnError.invalid("--option takes key=value, got '\(option)'") }
+                pairs[String(option[..<eq])] = String(option[option.index(after: eq)...])
+            }
+            return try DeltaTable.ingest(directory: from, into: path, format: format, csv: try CSVOptions(pairs)) { _, done, total in
                 if bar == nil { bar = ProgressBar(total: total, unit: "files") }
                 bar?.update(done)
             }

@@ -146,3 +146,31 @@ def test_copy_into_and_read_files_in_sql(tmp_path):
     assert [r["city"] for r in both] == ["Lima", "Oslo", "Rome"]
     bad = subprocess.run([KILN, "sql", "--home", str(home), f"COPY INTO raw.weather FROM '{land}' FILEFORMAT = XML"], capture_output=True, text=True)
     assert bad.returncode != 0 and "CSV, JSON or PARQUET" in bad.stderr
+
+
+def test_csv_options_and_modes(tmp_path):
+    home = tmp_path / "home"
+
+    def sql(statement, ok=True):
+        out = subprocess.run([KILN, "sql", "--home", str(home), "--format", "json", statement], capture_output=True, text=True)
+        assert (out.returncode == 0) == ok, (statement, out.stderr)
+        return json.loads(out.stdout) if ok else out.stderr
+
+    for name in ["drop", "fail", "keep"]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "1.csv").write_text('1;"semi; colon \\"quoted\\"";1.5\n2;plain;2.5\n')
+    options = "'sep' = ';', 'header' = 'false'"
+    for name in ["drop", "fail", "keep"]:
+        sql(f"COPY INTO raw.{name} FROM '{tmp_path / name}' FILEFORMAT = CSV FORMAT_OPTIONS ({options})")
+        (tmp_path / name / "2.csv").write_text("3;bad;oops\n4;good;4.5\n")
+    assert sql("SELECT _c1 FROM raw.keep WHERE _c0 = 1") == [{"_c1": 'semi; colon "quoted"'}]
+    sql(f"COPY INTO raw.drop FROM '{tmp_path / 'drop'}' FILEFORMAT = CSV FORMAT_OPTIONS ({options}, 'mode' = 'DROPMALFORMED')")
+    assert [r["_c0"] for r in sql("SELECT _c0 FROM raw.drop ORDER BY _c0")] == [1, 2, 4]
+    assert "oops" in sql(f"COPY INTO raw.fail FROM '{tmp_path / 'fail'}' FILEFORMAT = CSV FORMAT_OPTIONS ({options}, 'mode' = 'FAILFAST')", ok=False)
+    assert [r["_c0"] for r in sql("SELECT _c0 FROM raw.fail ORDER BY _c0")] == [1, 2]                    # nothing of the failed load
+    sql(f"COPY INTO raw.keep FROM '{tmp_path / 'keep'}' FILEFORMAT = CSV FORMAT_OPTIONS ({options})")     # PERMISSIVE
+    kept = sql("SELECT _c0, _c2, _rescued_data FROM raw.keep ORDER BY _c0")
+    assert [r["_c0"] for r in kept] == [1, 2, 3, 4] and kept[2]["_c2"] is None and json.loads(kept[2]["_rescued_data"]) == {"_c2": "oops"}
+    rows = sql(f"SELECT * FROM read_files('{tmp_path / 'keep' / '1.csv'}', sep => ';', header => false)")
+    assert [r["_c1"] for r in rows] == ['semi; colon "quoted"', "plain"]
+    assert "Unknown CSV option" in sql(f"SELECT * FROM read_files('{tmp_path / 'keep'}', delim => ';')", ok=False)

@@ -247,7 +247,17 @@ struct Execution {
 
     func select(_ s: Select, orderBy: [OrderItem], limit count: Int?, offset: Int?, env: [String: Relation]) throws -> Relation {
         // FROM and WHERE: joins planned with the WHERE conjuncts.
-        var conjuncts = try s.whereClause.map { try splitAnd(try prepare($0)) } ?? []
+        // Correlated [NOT] EXISTS conjuncts become semi/anti joins once the FROM clause is built; the rest are
+        // prepared (parameters and uncorrelated subqueries inlined).
+        var correlated: [(id: Int, negated: Bool)] = []
+        var conjuncts: [Expr] = []
+        for conjunct in s.whereClause.map(splitAnd) ?? [] {
+            if let (id, negated) = Self.existsCall(conjunct), !isUncorrelated(id) {
+                correlated.append((id, negated))
+                continue
+            }
+            conjuncts.append(contentsOf: splitAnd(try prepare(conjunct)))
+        }
         var source: Relation
         var stream: StreamSource?
         if s.from.isEmpty {
@@ -255,7 +265,7 @@ struct Execution {
         } else {
             // Conditions on one catalog table's columns are applied while it is read, chunk by chunk in parallel.
             let pushed = try pushdown(s.from, conjuncts: &conjuncts, env: env)
-            if conjuncts.isEmpty, s.from.count == 1, Self.streamable(s, orderBy: orderBy), let found = try streamSource(s.from[0], filter: pushed[0], env: env) {
+            if conjuncts.isEmpty, correlated.isEmpty, s.from.count == 1, Self.streamable(s, orderBy: orderBy), let found = try streamSource(s.from[0], filter: pushed[0], env: env) {
                 stream = found
                 source = Relation(frame: try Frame.empty(found.plan.snapshot.schema, columns: found.columns), qualifier: found.qualifier)
                 source.known = found.plan.snapshot.schema.fields.map(\.name)
@@ -268,6 +278,7 @@ struct Execution {
             let condition = conjuncts.dropFirst().reduce(conjuncts[0]) { .binary("AND", $0, $1) }
             source = source.filter(try source.bind(condition).evaluate(source.frame))
         }
+        for (id, negated) in correlated { source = try decorrelate(subqueries[id], into: source, negated: negated, env: env) }
         // Expand * and name the outputs.
         var outputs: [(expr: Expr, name: String)] = []
         for item in s.items {
@@ -407,6 +418,68 @@ struct Execution {
             default: return nil
             }
         }
+    }
+
+    /// `EXISTS (...)` or `NOT EXISTS (...)` as a conjunct: its subquery id.
+    static func existsCall(_ e: Expr) -> (Int, Bool)? {
+        switch e {
+        case .call("__exists_subquery", let args): if case .literal(.int(let id))? = args.first { return (Int(id), false) }
+        case .not(.call("__exists_subquery", let args)): if case .literal(.int(let id))? = args.first { return (Int(id), true) }
+        default: break
+        }
+        return nil
+    }
+
+    /// Whether a subquery runs on its own (it names no column of an enclosing query). A plain SELECT over catalog
+    /// tables is checked against their schemas without reading them; anything else is tried.
+    func isUncorrelated(_ id: Int) -> Bool {
+        let q = subqueries[id]
+        if q.ctes.isEmpty, case .select(let inner) = q.body {
+            var scopes: [(alias: String, columns: Set<String>)] = []
+            for item in inner.from {
+                guard case .table(let parts, let alias, let version, _) = item, !(parts.count == 2 && ["delta", "parquet"].contains(parts[0].lowercased())),
+                      let path = try? engine.catalog.path(parts), let table = try? DeltaTable.open(path),
+                      let schema = try? table.snapshot(version: version).schema else { return (try? query(q, env: [:])) != nil }
+                scopes.append(((alias ?? parts.last!).lowercased(), Set(schema.fields.map { $0.name.lowercased() })))
+            }
+            var names = Set<String>()
+            for e in (inner.whereClause.map { [$0] } ?? []) + inner.items.compactMap({ if case .expr(let e, _) = $0 { return e }; return nil }) {
+                names.formUnion(e.columns)
+            }
+            return names.allSatisfy { name in
+                let parts = name.split(separator: ".").map(String.init)
+                if parts.count == 2 { return scopes.contains { $0.alias == parts[0] && $0.columns.contains(parts[1]) } }
+                return scopes.contains { $0.columns.contains(name) }
+            }
+        }
+        return (try? query(q, env: [:])) != nil
+    }
+
+    /// A correlated `[NOT] EXISTS (SELECT ... FROM inner WHERE inner-conditions AND conditions-on-outer-columns)` as a
+    /// semi (anti) join of `outer` with the inner rows, on the conditions that mention outer columns.
+    func decorrelate(_ q: Query, into outer: Relation, negated: Bool, env: [String: Relation]) throws -> Relation {
+        guard q.ctes.isEmpty, q.limit == nil, case .select(let inner) = q.body, inner.groupBy.isEmpty, inner.having == nil, !inner.from.isEmpty,
+              !inner.items.contains(where: { if case .expr(let e, _) = $0 { return Self.hasAggregate(e) }; return false }) else {
+            throw KilnError.invalid("Correlated subqueries are supported as [NOT] EXISTS over a plain SELECT ... FROM ... WHERE (no GROUP BY, aggregates or LIMIT)")
+        }
+        var run = self
+        run.needed = nil
+        var items = try inner.from.map { try run.fromItem($0, env: env) }
+        // Conditions that only read the inner tables filter them; the rest connect them to the outer row.
+        var innerConditions: [Expr] = [], linking: [Expr] = []
+        for conjunct in try inner.whereClause.map({ try splitAnd(try prepare($0)) }) ?? [] {
+            let innerOnly = conjunct.columns.allSatisfy { name in items.contains { ((try? $0.resolve(name)) ?? nil) != nil } }
+                && !conjunct.columns.contains { name in ((try? outer.resolve(name)) ?? nil) != nil && !items.contains { ((try? $0.resolve(name)) ?? nil) != nil } }
+            if innerOnly { innerConditions.append(conjunct) } else { linking.append(conjunct) }
+        }
+        var relation = try run.joinCommaItems(&items, conjuncts: &innerConditions)
+        if !innerConditions.isEmpty {
+            let condition = innerConditions.dropFirst().reduce(innerConditions[0]) { .binary("AND", $0, $1) }
+            relation = relation.filter(try relation.bind(condition).evaluate(relation.frame))
+        }
+        // Inner names shadow outer ones: qualify what the outer relation must answer.
+        let condition = linking.isEmpty ? nil : linking.dropFirst().reduce(linking[0]) { .binary("AND", $0, $1) }
+        return try Joins.join(outer, relation, kind: negated ? .anti : .semi, condition: condition)
     }
 
     func subquery(_ id: Expr) throws -> Relation {

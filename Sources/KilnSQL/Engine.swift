@@ -249,11 +249,18 @@ struct Execution {
         // FROM and WHERE: joins planned with the WHERE conjuncts.
         // Correlated [NOT] EXISTS conjuncts become semi/anti joins once the FROM clause is built; the rest are
         // prepared (parameters and uncorrelated subqueries inlined).
-        var correlated: [(id: Int, negated: Bool)] = []
+        var correlated: [(id: Int, negated: Bool, match: Expr?)] = []
         var conjuncts: [Expr] = []
         for conjunct in s.whereClause.map(splitAnd) ?? [] {
             if let (id, negated) = Self.existsCall(conjunct), !isUncorrelated(id) {
-                correlated.append((id, negated))
+                correlated.append((id, negated, nil))
+                continue
+            }
+            if case .call("__in_subquery", let args) = conjunct, case .literal(.int(let id)) = args[1], !isUncorrelated(Int(id)) {
+                guard case .literal(.bool(false)) = args[2] else {
+                    throw KilnError.invalid("A correlated NOT IN subquery is not supported; write it as NOT EXISTS")
+                }
+                correlated.append((Int(id), false, try prepare(args[0])))
                 continue
             }
             conjuncts.append(contentsOf: splitAnd(try prepare(conjunct)))
@@ -278,7 +285,7 @@ struct Execution {
             let condition = conjuncts.dropFirst().reduce(conjuncts[0]) { .binary("AND", $0, $1) }
             source = source.filter(try source.bind(condition).evaluate(source.frame))
         }
-        for (id, negated) in correlated { source = try decorrelate(subqueries[id], into: source, negated: negated, env: env) }
+        for (id, negated, match) in correlated { source = try decorrelate(subqueries[id], into: source, negated: negated, match: match, env: env) }
         // Expand * and name the outputs.
         var outputs: [(expr: Expr, name: String)] = []
         for item in s.items {
@@ -457,7 +464,8 @@ struct Execution {
 
     /// A correlated `[NOT] EXISTS (SELECT ... FROM inner WHERE inner-conditions AND conditions-on-outer-columns)` as a
     /// semi (anti) join of `outer` with the inner rows, on the conditions that mention outer columns.
-    func decorrelate(_ q: Query, into outer: Relation, negated: Bool, env: [String: Relation]) throws -> Relation {
+    /// With `match` (a correlated `match IN (SELECT item ...)`), the join also needs `match = item`.
+    func decorrelate(_ q: Query, into outer: Relation, negated: Bool, match: Expr? = nil, env: [String: Relation]) throws -> Relation {
         guard q.ctes.isEmpty, q.limit == nil, case .select(let inner) = q.body, inner.groupBy.isEmpty, inner.having == nil, !inner.from.isEmpty,
               !inner.items.contains(where: { if case .expr(let e, _) = $0 { return Self.hasAggregate(e) }; return false }) else {
             throw KilnError.invalid("Correlated subqueries are supported as [NOT] EXISTS over a plain SELECT ... FROM ... WHERE (no GROUP BY, aggregates or LIMIT)")
@@ -477,7 +485,10 @@ struct Execution {
             let condition = innerConditions.dropFirst().reduce(innerConditions[0]) { .binary("AND", $0, $1) }
             relation = relation.filter(try relation.bind(condition).evaluate(relation.frame))
         }
-        // Inner names shadow outer ones: qualify what the outer relation must answer.
+        if let match {
+            guard inner.items.count == 1, case .expr(let item, _) = inner.items[0] else { throw KilnError.invalid("An IN subquery must select one column") }
+            linking.append(.binary("=", match, try prepare(item)))
+        }
         let condition = linking.isEmpty ? nil : linking.dropFirst().reduce(linking[0]) { .binary("AND", $0, $1) }
         return try Joins.join(outer, relation, kind: negated ? .anti : .semi, condition: condition)
     }

@@ -55,9 +55,11 @@ public actor StatementService {
         statements[id] = Snapshot(id: id, state: .running)
         order.append(id)
         trim()
-        Task.detached { [engine] in
+        // Queries are CPU-bound and synchronous: they run on Dispatch's pool, not on Swift concurrency's cooperative
+        // threads (which serve HTTP requests), and report back to the actor when done.
+        DispatchQueue.global(qos: .userInitiated).async { [engine] in
             let outcome: Result<Frame, any Error> = Result { try engine.execute(sql) }
-            await self.finish(id, outcome, rowLimit: rowLimit)
+            Task { await self.finish(id, outcome, rowLimit: rowLimit) }
         }
         let deadline = Date().addingTimeInterval(wait)
         while let s = statements[id], s.state == .running, Date() < deadline {

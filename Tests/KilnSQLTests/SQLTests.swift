@@ -62,6 +62,17 @@ struct SQLTests {
         #expect(try w.rows("SELECT count(*) FROM t a LEFT ANTI JOIN t b ON a.id = b.id + 1") == [[.int(1)]])
     }
 
+    @Test("correlated EXISTS, NOT EXISTS and IN become semi and anti joins")
+    func correlated() throws {
+        let w = try Warehouse()
+        // Rows with another row of the same group and a larger id.
+        #expect(try w.rows("SELECT id FROM t a WHERE EXISTS (SELECT 1 FROM t b WHERE b.g = a.g AND b.id > a.id) ORDER BY id") == [[.int(1)], [.int(3)]])
+        #expect(try w.rows("SELECT id FROM t a WHERE NOT EXISTS (SELECT 1 FROM t b WHERE b.g = a.g AND b.id > a.id) ORDER BY id") == [[.int(2)], [.int(4)], [.int(5)]])
+        #expect(try w.rows("SELECT id FROM t a WHERE id IN (SELECT b.id - 1 FROM t b WHERE b.g = a.g) ORDER BY id") == [[.int(1)]])
+        // Uncorrelated ones still run once.
+        #expect(try w.rows("SELECT count(*) FROM t WHERE EXISTS (SELECT 1 FROM t WHERE x < 0)") == [[.int(5)]])
+    }
+
     @Test("window functions number, rank and accumulate within partitions")
     func windows() throws {
         let w = try Warehouse()
@@ -75,7 +86,8 @@ struct SQLTests {
         let w = try Warehouse()
         for (sql, words) in [("SELECT nope FROM t", "nope"), ("SELECT id FROM t WHERE", "end of"), ("SELECT g, count(*) FROM t", "GROUP BY"),
                              ("SELECT * FROM missing", "does not exist"), ("SELECT 'unterminated", "unterminated"),
-                             ("SELECT a.id FROM t a JOIN t b ON a.id = b.id WHERE id = 1", "ambiguous")] {
+                             ("SELECT a.id FROM t a JOIN t b ON a.id = b.id WHERE id = 1", "ambiguous"),
+                             ("SELECT id FROM t a WHERE id NOT IN (SELECT id FROM t b WHERE b.g = a.g)", "NOT EXISTS")] {
             do {
                 _ = try w.engine.execute(sql)
                 Issue.record("\(sql) should fail")

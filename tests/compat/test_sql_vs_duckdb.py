@@ -81,6 +81,9 @@ QUERIES = [
                GROUP BY s_name ORDER BY numwait DESC, s_name LIMIT 100"""),
     ("q22_not_exists", """SELECT count(*) AS n, sum(c_acctbal) AS total FROM tpch.customer
                WHERE c_acctbal > 0 AND NOT EXISTS (SELECT * FROM tpch.orders WHERE o_custkey = c_custkey)"""),
+    ("correlated_in", """SELECT c_custkey, c_name FROM tpch.customer WHERE c_nationkey = 7
+               AND c_custkey IN (SELECT o_custkey FROM tpch.orders WHERE o_custkey = c_custkey AND o_totalprice > 150000 AND o_orderstatus = 'F')
+               ORDER BY c_custkey"""),
     # Projections, expressions, functions
     ("arithmetic", "SELECT o_orderkey, o_totalprice * 2 AS twice, o_totalprice / 3 AS third, o_orderkey % 7 AS m, -o_shippriority AS neg FROM tpch.orders WHERE o_orderkey < 100"),
     ("integer_division", "SELECT n_nationkey, n_nationkey / 4 AS q, n_regionkey * n_nationkey - 3 AS x FROM tpch.nation"),

@@ -250,10 +250,15 @@ struct Execution {
         // Correlated [NOT] EXISTS conjuncts become semi/anti joins once the FROM clause is built; the rest are
         // prepared (parameters and uncorrelated subqueries inlined).
         var correlated: [(id: Int, negated: Bool, match: Expr?)] = []
+        var scalarCorrelated: [Expr] = []
         var conjuncts: [Expr] = []
         for conjunct in s.whereClause.map(splitAnd) ?? [] {
             if let (id, negated) = Self.existsCall(conjunct), !isUncorrelated(id) {
                 correlated.append((id, negated, nil))
+                continue
+            }
+            if Self.scalarSubqueries(conjunct).contains(where: { !isUncorrelated($0) }) {
+                scalarCorrelated.append(conjunct)
                 continue
             }
             if case .call("__in_subquery", let args) = conjunct, case .literal(.int(let id)) = args[1], !isUncorrelated(Int(id)) {
@@ -272,7 +277,7 @@ struct Execution {
         } else {
             // Conditions on one catalog table's columns are applied while it is read, chunk by chunk in parallel.
             let pushed = try pushdown(s.from, conjuncts: &conjuncts, env: env)
-            if conjuncts.isEmpty, correlated.isEmpty, s.from.count == 1, Self.streamable(s, orderBy: orderBy), let found = try streamSource(s.from[0], filter: pushed[0], env: env) {
+            if conjuncts.isEmpty, correlated.isEmpty, scalarCorrelated.isEmpty, s.from.count == 1, Self.streamable(s, orderBy: orderBy), let found = try streamSource(s.from[0], filter: pushed[0], env: env) {
                 stream = found
                 source = Relation(frame: try Frame.empty(found.plan.snapshot.schema, columns: found.columns), qualifier: found.qualifier)
                 source.known = found.plan.snapshot.schema.fields.map(\.name)
@@ -286,6 +291,7 @@ struct Execution {
             source = source.filter(try source.bind(condition).evaluate(source.frame))
         }
         for (id, negated, match) in correlated { source = try decorrelate(subqueries[id], into: source, negated: negated, match: match, env: env) }
+        for conjunct in scalarCorrelated { source = try filterWithScalarSubqueries(conjunct, source, env: env) }
         // Expand * and name the outputs.
         var outputs: [(expr: Expr, name: String)] = []
         for item in s.items {
@@ -425,6 +431,72 @@ struct Execution {
             default: return nil
             }
         }
+    }
+
+    /// The ids of the scalar subqueries in an expression.
+    static func scalarSubqueries(_ e: Expr) -> [Int] {
+        var ids: [Int] = []
+        e.visit { if case .call("__scalar_subquery", let args) = $0, case .literal(.int(let id))? = args.first { ids.append(Int(id)) } }
+        return ids
+    }
+
+    /// Filters `outer` by a condition holding correlated scalar subqueries (`x < (SELECT avg(y) FROM t WHERE t.k =
+    /// outer.k)`): each subquery is computed once per correlation key (inner rows grouped by the inner sides of its
+    /// equalities), left-joined to the outer rows on the outer sides, and read as a column.
+    func filterWithScalarSubqueries(_ conjunct: Expr, _ outer: Relation, env: [String: Relation]) throws -> Relation {
+        var current = outer
+        let width = outer.names.count
+        var replaced = conjunct
+        for id in Self.scalarSubqueries(conjunct) {
+            let q = subqueries[id]
+            guard isUncorrelated(id) == false else { continue }
+            guard q.ctes.isEmpty, q.limit == nil, case .select(let inner) = q.body, inner.groupBy.isEmpty, inner.items.count == 1,
+                  case .expr(let item, _) = inner.items[0], !inner.from.isEmpty else {
+                throw KilnError.invalid("A correlated scalar subquery must be SELECT <aggregate> FROM ... WHERE inner.key = outer.key")
+            }
+            var run = self
+            run.needed = nil
+            var items = try inner.from.map { try run.fromItem($0, env: env) }
+            var innerConditions: [Expr] = [], innerKeys: [Expr] = [], outerKeys: [Expr] = []
+            for c in try inner.whereClause.map({ try splitAnd(try prepare($0)) }) ?? [] {
+                let resolvesInner = { (e: Expr) in !e.columns.isEmpty && e.columns.allSatisfy { name in items.contains { ((try? $0.resolve(name)) ?? nil) != nil } } }
+                let resolvesOuter = { (e: Expr) in !e.columns.isEmpty && e.columns.allSatisfy { name in ((try? outer.resolve(name)) ?? nil) != nil } }
+                if c.columns.allSatisfy({ name in items.contains { ((try? $0.resolve(name)) ?? nil) != nil } }) {
+                    innerConditions.append(c)
+                } else if case .binary("=", let l, let r) = c, resolvesInner(l) || resolvesInner(r) {
+                    if resolvesInner(l), resolvesOuter(r) { innerKeys.append(l); outerKeys.append(r) }
+                    else if resolvesInner(r), resolvesOuter(l) { innerKeys.append(r); outerKeys.append(l) }
+                    else { throw KilnError.invalid("A correlated scalar subquery can only link to the outer query by equalities") }
+                } else {
+                    throw KilnError.invalid("A correlated scalar subquery can only link to the outer query by equalities")
+                }
+            }
+            var relation = try run.joinCommaItems(&items, conjuncts: &innerConditions)
+            if !innerConditions.isEmpty {
+                let condition = innerConditions.dropFirst().reduce(innerConditions[0]) { .binary("AND", $0, $1) }
+                relation = relation.filter(try relation.bind(condition).evaluate(relation.frame))
+            }
+            // One value per key: group the inner rows by the inner key expressions.
+            let prepared = try prepare(item)
+            let (grouped, rewrite) = try aggregate(relation, groupBy: innerKeys, expressions: [prepared])
+            let value = try grouped.bind(try prepared.rewriteTopDown(rewrite)).evaluate(grouped.frame)
+            let keyNames = innerKeys.indices.map { "__sq\(id)k\($0)" }
+            var perKey = Relation(columns: Array(grouped.frame.columns.prefix(innerKeys.count)) + [value],
+                                  qualifiers: [String?](repeating: nil, count: innerKeys.count + 1), names: keyNames + ["__sq\(id)"])
+            perKey.known = perKey.names
+            let on = zip(outerKeys, keyNames).map { Expr.binary("=", $0, .column($1)) }
+            current = try Joins.join(current, perKey, kind: .left, condition: on.dropFirst().reduce(on[0]) { .binary("AND", $0, $1) })
+            replaced = replaced.rewriteTopDown { node in
+                if case .call("__scalar_subquery", let args) = node, case .literal(.int(Int64(id)))? = args.first { return .column("__sq\(id)") }
+                return nil
+            }
+        }
+        let filtered = current.filter(try current.bind(try prepare(replaced)).evaluate(current.frame))
+        // Drop the helper columns again.
+        var out = Relation(columns: Array(filtered.frame.columns.prefix(width)), qualifiers: Array(filtered.qualifiers.prefix(width)),
+                           names: Array(filtered.names.prefix(width)))
+        out.known = outer.known
+        return out
     }
 
     /// `EXISTS (...)` or `NOT EXISTS (...)` as a conjunct: its subquery id.

@@ -84,6 +84,14 @@ QUERIES = [
     ("correlated_in", """SELECT c_custkey, c_name FROM tpch.customer WHERE c_nationkey = 7
                AND c_custkey IN (SELECT o_custkey FROM tpch.orders WHERE o_custkey = c_custkey AND o_totalprice > 150000 AND o_orderstatus = 'F')
                ORDER BY c_custkey"""),
+    ("q17_correlated_scalar", """SELECT sum(l_extendedprice) / 7.0 AS avg_yearly, count(*) AS n FROM tpch.lineitem, tpch.part
+               WHERE p_partkey = l_partkey AND p_brand IN ('Brand#23', 'Brand#12', 'Brand#34')
+                 AND l_quantity < (SELECT 0.5 * avg(l_quantity) FROM tpch.lineitem WHERE l_partkey = p_partkey)"""),
+    ("q2_correlated_min", """SELECT s_name, p_partkey, ps_supplycost FROM tpch.part, tpch.supplier, tpch.partsupp
+               WHERE p_partkey = ps_partkey AND s_suppkey = ps_suppkey AND p_size = 15
+                 AND ps_supplycost = (SELECT min(ps_supplycost) FROM tpch.partsupp, tpch.supplier s2
+                                      WHERE p_partkey = ps_partkey AND s2.s_suppkey = ps_suppkey)
+               ORDER BY p_partkey, s_name LIMIT 50"""),
     # Projections, expressions, functions
     ("arithmetic", "SELECT o_orderkey, o_totalprice * 2 AS twice, o_totalprice / 3 AS third, o_orderkey % 7 AS m, -o_shippriority AS neg FROM tpch.orders WHERE o_orderkey < 100"),
     ("integer_division", "SELECT n_nationkey, n_nationkey / 4 AS q, n_regionkey * n_nationkey - 3 AS x FROM tpch.nation"),

@@ -37,7 +37,7 @@ public enum Aggregates {
                 }
                 return Column(type: .int64, values: .int(sums), validity: seen.map { $0 > 0 })
             }
-            guard x.type.isNumeric || x.allNullColumn else { throw KilnError.invalid("\(name.uppercased()) needs numbers, got \(x.type)") }
+            guard x.type.isNumeric || x.allNull else { throw KilnError.invalid("\(name.uppercased()) needs numbers, got \(x.type)") }
             let v = try numbers(x)
             // Kahan-compensated sums keep float totals stable whatever the row order.
             var sums = [Double](repeating: 0, count: groups), carry = [Double](repeating: 0, count: groups)
@@ -186,14 +186,10 @@ public enum Aggregates {
         case .int(let v): return v.map(Double.init)
         case .bool(let v): return v.map { $0 ? 1 : 0 }
         case .bytes:
-            if x.allNullColumn { return [Double](repeating: 0, count: x.count) }
+            if x.allNull { return [Double](repeating: 0, count: x.count) }
             throw KilnError.invalid("Expected numbers, got \(x.type)")
         }
     }
-}
-
-extension Column {
-    var allNullColumn: Bool { validity?.allSatisfy { !$0 } ?? (count == 0) }
 }
 
 extension Frame {

@@ -277,7 +277,7 @@ extension Column {
     }
 
     /// Whether every row is null (a NULL literal: its type yields to the others').
-    var allNull: Bool { validity?.allSatisfy { !$0 } ?? (count == 0) }
+    public var allNull: Bool { validity?.allSatisfy { !$0 } ?? (count == 0) }
 
     /// As a boolean column (SQL truthiness: only booleans qualify). - Throws: for other types.
     func asBool() throws -> Column {

@@ -408,15 +408,21 @@ public struct IngestResult: Sendable {
 }
 
 extension DeltaTable {
-    /// The file extensions of each ingestion format.
-    public static func ingestExtensions(_ format: String?) throws -> Set<String> {
+    /// The names of the data files of `directory` that `format` (csv, json, parquet; nil: all three) reads, sorted;
+    /// hidden and `_`-prefixed names are skipped. - Throws: for an unknown format or a directory that cannot be listed.
+    public static func dataFiles(in directory: String, format: String?) throws -> [String] {
+        let extensions: Set<String>
         switch format?.lowercased() {
-        case nil: return ["csv", "json", "jsonl", "ndjson", "parquet"]
-        case "csv": return ["csv"]
-        case "json": return ["json", "jsonl", "ndjson"]
-        case "parquet": return ["parquet"]
+        case nil: extensions = ["csv", "json", "jsonl", "ndjson", "parquet"]
+        case "csv": extensions = ["csv"]
+        case "json": extensions = ["json", "jsonl", "ndjson"]
+        case "parquet": extensions = ["parquet"]
         default: throw KilnError.invalid("The file format must be CSV, JSON or PARQUET (got '\(format!)')")
         }
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
+            throw KilnError.invalid("Cannot list \(directory); the source must be a directory")
+        }
+        return names.filter { !$0.hasPrefix(".") && !$0.hasPrefix("_") && extensions.contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
     }
 
     /// Loads the files of `directory` (of `format`; all known formats when nil) that earlier ingestions did not load
@@ -426,11 +432,7 @@ extension DeltaTable {
     public static func ingest(directory: String, into path: String, format: String? = nil, csv: CSVOptions = CSVOptions(),
                               progress: (_ file: String, _ done: Int, _ total: Int) -> Void = { _, _, _ in }) throws -> IngestResult {
         let source = URL(fileURLWithPath: directory).standardizedFileURL.path
-        let extensions = try ingestExtensions(format)
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: source) else {
-            throw KilnError.invalid("Cannot list \(source); the source must be a directory")
-        }
-        let candidates = names.filter { !$0.hasPrefix(".") && !$0.hasPrefix("_") && extensions.contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
+        let candidates = try dataFiles(in: source, format: format)
         var table = try? DeltaTable.open(path)
         let loaded = try table?.ingestedFiles(source: source) ?? []
         let fresh = candidates.filter { !loaded.contains($0) }

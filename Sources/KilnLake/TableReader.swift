@@ -46,7 +46,11 @@ extension DeltaTable {
     /// Plans a scan: partition pruning and min/max skipping for `predicate`.
     public func plan(version: Int64? = nil, timestamp: Int64? = nil, predicate text: String? = nil) throws -> ScanPlan {
         let target = try timestamp.map { try log.version(at: $0) } ?? version
-        let snapshot = try log.snapshot(version: target)
+        return try plan(try log.snapshot(version: target), predicate: text)
+    }
+
+    /// Plans a scan of a snapshot already replayed.
+    public func plan(_ snapshot: DeltaSnapshot, predicate text: String? = nil) throws -> ScanPlan {
         try Self.checkReadable(snapshot)
         guard let text else { return ScanPlan(snapshot: snapshot, files: snapshot.files, skippedFiles: 0, predicate: nil) }
         let predicate = try LakePredicate.parse(text)

@@ -137,9 +137,35 @@ struct StreamSource: Sendable {
     var qualifier: String
 }
 
+/// What one statement's execution remembers: table snapshots by path and version (one log replay each), and the
+/// results of subqueries (run once, whether to inline them or to find out that they stand alone).
+final class ExecutionCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var snapshots: [String: (DeltaTable, DeltaSnapshot)] = [:]
+    private var results: [Int: Relation] = [:]
+
+    /// The table at `path` and its snapshot at `version` (the newest when nil).
+    func table(_ path: String, version: Int64?) throws -> (DeltaTable, DeltaSnapshot) {
+        let key = path + "@" + (version.map(String.init) ?? "latest")
+        if let hit = lock.withLock({ snapshots[key] }) { return hit }
+        let table = try DeltaTable.open(path)
+        let entry = (table, try table.snapshot(version: version))
+        lock.withLock { snapshots[key] = entry }
+        return entry
+    }
+
+    func result(_ id: Int, _ run: () throws -> Relation) throws -> Relation {
+        if let hit = lock.withLock({ results[id] }) { return hit }
+        let relation = try run()
+        lock.withLock { results[id] = relation }
+        return relation
+    }
+}
+
 struct Execution {
     let engine: SQLEngine
     let subqueries: [Query]
+    let cache = ExecutionCache()
     /// Lower-cased column names the query mentions (nil: every column, for `*`).
     var needed: Set<String>?
 
@@ -239,7 +265,7 @@ struct Execution {
     }
 
     func commonType(_ columns: [Column]) -> FrameType {
-        let typed = columns.filter { !($0.validity?.allSatisfy { !$0 } ?? false) || $0.count == 0 }
+        let typed = columns.filter { !$0.allNull || $0.count == 0 }
         return FrameType.common((typed.isEmpty ? columns : typed).map(\.type))
     }
 
@@ -509,17 +535,23 @@ struct Execution {
         return nil
     }
 
+    /// A FROM item that is a catalog table (not a CTE, not a path): its alias and lower-cased column names.
+    func catalogScope(_ item: FromItem, env: [String: Relation]) -> (alias: String, columns: Set<String>)? {
+        guard case .table(let parts, let alias, let version, _) = item, !(parts.count == 1 && env[parts[0].lowercased()] != nil),
+              !(parts.count == 2 && ["delta", "parquet"].contains(parts[0].lowercased())),
+              let path = try? engine.catalog.path(parts), let (_, snapshot) = try? cache.table(path, version: version) else { return nil }
+        return ((alias ?? parts.last!).lowercased(), Set(snapshot.schema.fields.map { $0.name.lowercased() }))
+    }
+
     /// Whether a subquery runs on its own (it names no column of an enclosing query). A plain SELECT over catalog
-    /// tables is checked against their schemas without reading them; anything else is tried.
+    /// tables is checked against their schemas without reading them; anything else is tried (and the result kept).
     func isUncorrelated(_ id: Int) -> Bool {
         let q = subqueries[id]
         if q.ctes.isEmpty, case .select(let inner) = q.body {
             var scopes: [(alias: String, columns: Set<String>)] = []
             for item in inner.from {
-                guard case .table(let parts, let alias, let version, _) = item, !(parts.count == 2 && ["delta", "parquet"].contains(parts[0].lowercased())),
-                      let path = try? engine.catalog.path(parts), let table = try? DeltaTable.open(path),
-                      let schema = try? table.snapshot(version: version).schema else { return (try? query(q, env: [:])) != nil }
-                scopes.append(((alias ?? parts.last!).lowercased(), Set(schema.fields.map { $0.name.lowercased() })))
+                guard let scope = catalogScope(item, env: [:]) else { return (try? subquery(.literal(.int(Int64(id))))) != nil }
+                scopes.append(scope)
             }
             var names = Set<String>()
             for e in (inner.whereClause.map { [$0] } ?? []) + inner.items.compactMap({ if case .expr(let e, _) = $0 { return e }; return nil }) {
@@ -531,7 +563,7 @@ struct Execution {
                 return scopes.contains { $0.columns.contains(name) }
             }
         }
-        return (try? query(q, env: [:])) != nil
+        return (try? subquery(.literal(.int(Int64(id))))) != nil
     }
 
     /// A correlated `[NOT] EXISTS (SELECT ... FROM inner WHERE inner-conditions AND conditions-on-outer-columns)` as a
@@ -568,7 +600,7 @@ struct Execution {
     func subquery(_ id: Expr) throws -> Relation {
         guard case .literal(.int(let i)) = id else { throw KilnError.invalid("Bad subquery") }
         do {
-            return try query(subqueries[Int(i)], env: [:])
+            return try cache.result(Int(i)) { try query(subqueries[Int(i)], env: [:]) }
         } catch let error as KilnError where error.message.contains("does not exist") {
             throw KilnError.invalid("\(error.message) (correlated subqueries are not supported yet)")
         }
@@ -714,17 +746,7 @@ struct Execution {
     /// must belong to no other item); they are removed from `conjuncts`. Items that are not plain tables take none,
     /// and their presence makes unqualified names unsafe to push.
     func pushdown(_ items: [FromItem], conjuncts: inout [Expr], env: [String: Relation]) throws -> [Expr?] {
-        var schemas: [(qualifier: String, columns: Set<String>)?] = []
-        for item in items {
-            guard case .table(let parts, let alias, let version, _) = item, !(parts.count == 1 && env[parts[0].lowercased()] != nil),
-                  !(parts.count == 2 && ["delta", "parquet"].contains(parts[0].lowercased())),
-                  let path = try? engine.catalog.path(parts), let table = try? DeltaTable.open(path),
-                  let schema = try? table.snapshot(version: version).schema else {
-                schemas.append(nil)
-                continue
-            }
-            schemas.append(((alias ?? parts.last!).lowercased(), Set(schema.fields.map { $0.name.lowercased() })))
-        }
+        let schemas = items.map { catalogScope($0, env: env) }
         let everyItemKnown = !schemas.contains { $0 == nil }
         var out = [Expr?](repeating: nil, count: items.count)
         conjuncts.removeAll { conjunct in
@@ -736,7 +758,7 @@ struct Execution {
                 guard let schema else { continue }
                 let mine = columns.allSatisfy { name in
                     let parts = name.split(separator: ".").map(String.init)
-                    if parts.count == 2 { return parts[0] == schema.qualifier && schema.columns.contains(parts[1]) }
+                    if parts.count == 2 { return parts[0] == schema.alias && schema.columns.contains(parts[1]) }
                     guard everyItemKnown, schema.columns.contains(name) else { return false }
                     return !schemas.enumerated().contains { k, other in k != i && other!.columns.contains(name) }
                 }
@@ -773,7 +795,7 @@ struct Execution {
                 throw KilnError.notFound("Table \(parts.joined(separator: ".")) does not exist")
             }
             var relation = Relation(frame: try readDelta(path, version: version, timestamp: timestamp, filter: filter), qualifier: qualifier)
-            relation.known = (try? DeltaTable.open(path).snapshot(version: version).schema.fields.map(\.name)) ?? []
+            relation.known = (try? cache.table(path, version: version))?.1.schema.fields.map(\.name) ?? []
             return relation
         case .subquery(let q, let alias):
             var r = try query(q, env: env)
@@ -850,13 +872,13 @@ struct Execution {
     /// Opens and plans a table read at a version or time, and picks the columns the query needs (nil: all; when it
     /// needs none, as for count(*), the first, for the row count).
     func planRead(_ path: String, version: Int64?, timestamp: String?) throws -> (DeltaTable, ScanPlan, [String]?) {
-        let table = try DeltaTable.open(path)
-        var ms: Int64?
+        var target = version
         if let timestamp {
             guard let micros = Dates.parseTimestamp(timestamp) else { throw KilnError.invalid("Cannot read the timestamp '\(timestamp)'") }
-            ms = micros / 1000
+            target = try DeltaTable.open(path).log.version(at: micros / 1000)
         }
-        let plan = try table.plan(version: version, timestamp: ms)
+        let (table, snapshot) = try cache.table(path, version: target)
+        let plan = try table.plan(snapshot)
         var columns = needed.map { set in plan.snapshot.schema.fields.map(\.name).filter { set.contains($0.lowercased()) } }
         if columns?.isEmpty == true, let first = plan.snapshot.schema.fields.first(where: { FrameType(delta: $0.type) != nil }) {
             columns = [first.name]
@@ -871,10 +893,7 @@ struct Execution {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw KilnError.notFound("No file or directory at \(path)") }
         var files = [path]
         if isDirectory.boolValue {
-            let extensions = try DeltaTable.ingestExtensions(format)
-            files = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [])
-                .filter { !$0.hasPrefix(".") && !$0.hasPrefix("_") && extensions.contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
-                .map { path + "/" + $0 }
+            files = try DeltaTable.dataFiles(in: path, format: format).map { path + "/" + $0 }
         }
         var frames: [Frame] = []
         for file in files {

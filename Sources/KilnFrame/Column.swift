@@ -287,36 +287,26 @@ public enum Dates {
         return out
     }
 
-    /// `YYYY-MM-DD` → days.
+    /// `YYYY-M[M]-D[D]` (anything after a space or `T` ignored, as CAST(... AS DATE) does) → days; nil when it is not
+    /// a real date. Parsing is KilnParquet's (`TextValues.date`); only the one-digit month/day leniency is added.
     public static func parseDate(_ text: String) -> Int64? {
-        let parts = text.trimmingCharacters(in: .whitespaces).prefix(10).split(separator: "-")
-        guard parts.count == 3, let y = Int64(parts[0]), let m = Int64(parts[1]), let d = Int64(parts[2]),
-              (1...12).contains(m), (1...31).contains(d) else { return nil }
-        return days(year: y, month: m, day: d)
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let end = trimmed.firstIndex { $0 == " " || $0 == "T" } ?? trimmed.endIndex
+        return TextValues.date(padded(String(trimmed[..<end])))
     }
 
-    /// `YYYY-MM-DD[ T]HH:MM[:SS[.ffffff]][Z]` → microseconds (UTC).
+    /// `YYYY-MM-DD[ T]HH:MM[:SS[.ffffff]][Z|±HH:MM]` → microseconds (UTC), by `TextValues.timestampMicros`.
     public static func parseTimestamp(_ text: String) -> Int64? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
-        guard let day = parseDate(trimmed) else { return nil }
-        var rest = trimmed.dropFirst(10)
-        if rest.isEmpty { return day * 86_400_000_000 }
-        guard rest.first == " " || rest.first == "T" else { return nil }
-        rest = rest.dropFirst()
-        if rest.hasSuffix("Z") { rest = rest.dropLast() }
-        let pieces = rest.split(separator: ":")
-        guard pieces.count >= 2, let h = Int64(pieces[0]), let m = Int64(pieces[1]) else { return nil }
-        var micros = (h * 3600 + m * 60) * 1_000_000
-        if pieces.count == 3 {
-            let sec = pieces[2].split(separator: ".")
-            guard let s = Int64(sec[0]) else { return nil }
-            micros += s * 1_000_000
-            if sec.count == 2 {
-                let digits = String(sec[1].prefix(6)).padding(toLength: 6, withPad: "0", startingAt: 0)
-                guard let f = Int64(digits) else { return nil }
-                micros += f
-            }
-        }
-        return day * 86_400_000_000 + micros
+        let end = trimmed.firstIndex { $0 == " " || $0 == "T" } ?? trimmed.endIndex
+        return TextValues.timestampMicros(padded(String(trimmed[..<end])) + trimmed[end...])
+    }
+
+    /// `2024-1-5` → `2024-01-05`.
+    static func padded(_ date: String) -> String {
+        let parts = date.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 3 else { return date }
+        return [String(parts[0]), parts[1].count == 1 ? "0" + parts[1] : String(parts[1]),
+                parts[2].count == 1 ? "0" + parts[2] : String(parts[2])].joined(separator: "-")
     }
 }

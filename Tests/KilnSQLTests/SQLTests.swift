@@ -81,6 +81,14 @@ struct SQLTests {
                                     [.int(5), .int(1), .int(9)]])
     }
 
+    @Test("text to dates and timestamps: one-digit months, real days only, UTC offsets")
+    func dateCasts() throws {
+        let w = try Warehouse()
+        let row = try w.rows("SELECT CAST('2024-1-5' AS DATE), CAST('2024-02-31' AS DATE), CAST('2024-01-02 10:00:00' AS DATE), CAST('2024-01-02T10:00:00+02:00' AS TIMESTAMP)")
+        #expect(row == [[.date(Dates.days(year: 2024, month: 1, day: 5)), .null, .date(Dates.days(year: 2024, month: 1, day: 2)),
+                         .timestamp(Dates.days(year: 2024, month: 1, day: 2) * 86_400_000_000 + 8 * 3_600_000_000)]])
+    }
+
     @Test("errors name the problem and where it is")
     func errors() throws {
         let w = try Warehouse()

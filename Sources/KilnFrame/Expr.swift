@@ -227,24 +227,25 @@ struct LikePattern {
         if !literal.isEmpty { pieces.append(.literal(literal)) }
     }
 
-    func matches(_ s: ArraySlice<UInt8>) -> Bool { match(Array(s), 0, 0) }
+    func matches(_ s: ArraySlice<UInt8>) -> Bool { match(s, s.startIndex, 0) }
 
-    private func match(_ s: [UInt8], _ at: Int, _ piece: Int) -> Bool {
-        if piece == pieces.count { return at == s.count }
+    /// `at` indexes `s` directly (slices keep their parent's indices), so no row is copied.
+    private func match(_ s: ArraySlice<UInt8>, _ at: Int, _ piece: Int) -> Bool {
+        if piece == pieces.count { return at == s.endIndex }
         switch pieces[piece] {
         case .literal(let l):
-            guard s.count - at >= l.count, s[at..<at + l.count].elementsEqual(l) else { return false }
+            guard s.endIndex - at >= l.count, s[at..<at + l.count].elementsEqual(l) else { return false }
             return match(s, at + l.count, piece + 1)
         case .one:
             // One character: a whole UTF-8 sequence.
-            guard at < s.count else { return false }
+            guard at < s.endIndex else { return false }
             var next = at + 1
-            while next < s.count, s[next] & 0xC0 == 0x80 { next += 1 }
+            while next < s.endIndex, s[next] & 0xC0 == 0x80 { next += 1 }
             return match(s, next, piece + 1)
         case .any:
             if piece + 1 == pieces.count { return true }
             var i = at
-            while i <= s.count {
+            while i <= s.endIndex {
                 if match(s, i, piece + 1) { return true }
                 i += 1
             }

@@ -189,6 +189,30 @@ public struct Grouping: Sendable {
                 codes[i] = lookup()
             }
         }
+        // Integers with a small value range: codes through an array indexed by value, no hashing.
+        if case .int(let v) = column.values, rows > 0 {
+            var lo = Int64.max, hi = Int64.min
+            for x in v { lo = Swift.min(lo, x); hi = Swift.max(hi, x) }
+            let (span, overflow) = hi.subtractingReportingOverflow(lo)
+            if !overflow, span < Int64(Swift.max(1 << 22, 2 * rows)) {
+                var table = [Int32](repeating: -1, count: Int(span) + 1)
+                v.withUnsafeBufferPointer { v in
+                    table.withUnsafeMutableBufferPointer { table in
+                        for i in 0..<rows {
+                            code(i) {
+                                let slot = Int(v[i] - lo)
+                                if table[slot] < 0 {
+                                    table[slot] = Int32(next)
+                                    next += 1
+                                }
+                                return Int(table[slot])
+                            }
+                        }
+                    }
+                }
+                return (codes, max(next, 1))
+            }
+        }
         switch column.values {
         case .bool(let v):
             var seen = [-1, -1]
@@ -197,30 +221,6 @@ public struct Grouping: Sendable {
                     let b = v[i] ? 1 : 0
                     if seen[b] < 0 { seen[b] = next; next += 1 }
                     return seen[b]
-                }
-            }
-        case .int(let v) where rows > 0 && {
-            // A small value range: codes through an array indexed by value, no hashing.
-            var lo = Int64.max, hi = Int64.min
-            for x in v { lo = Swift.min(lo, x); hi = Swift.max(hi, x) }
-            let (span, overflow) = hi.subtractingReportingOverflow(lo)
-            return !overflow && span < Int64(Swift.max(1 << 22, 2 * rows))
-        }():
-            let lo = v.min()!
-            let span = Int(v.max()! - lo) + 1
-            var table = [Int32](repeating: -1, count: span)
-            v.withUnsafeBufferPointer { v in
-                table.withUnsafeMutableBufferPointer { table in
-                    for i in 0..<rows {
-                        code(i) {
-                            let slot = Int(v[i] - lo)
-                            if table[slot] < 0 {
-                                table[slot] = Int32(next)
-                                next += 1
-                            }
-                            return Int(table[slot])
-                        }
-                    }
                 }
             }
         case .int(let v):

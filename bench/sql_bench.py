@@ -123,11 +123,15 @@ def main():
     parser.add_argument("--kiln", default=".build/release/kiln")
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--only", help="comma-separated query names")
+    parser.add_argument("--keep", help="write the tables to this directory and keep them (reused when present)")
     args = parser.parse_args()
     import duckdb
 
-    work = tempfile.mkdtemp(prefix="kiln-sql-bench-")
+    work = args.keep or tempfile.mkdtemp(prefix="kiln-sql-bench-")
+    os.makedirs(work, exist_ok=True)
     home = os.path.join(work, "home")
+    reuse = args.keep and os.path.isdir(home)
     rng = np.random.default_rng(1)
     tables = tpch(args.scale)
     n_big = int(10_000_000 * args.scale)
@@ -139,6 +143,9 @@ def main():
     con = duckdb.connect()
     for name, table in tables.items():
         files[name] = os.path.join(work, f"{name}.parquet")
+        if reuse:
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{files[name]}')")
+            continue
         pq.write_table(table, files[name])
         out = subprocess.run([args.kiln, "table", "write", f"main.default.{name}", "--home", home, "--from", files[name]], capture_output=True, text=True)
         if out.returncode != 0:
@@ -164,6 +171,8 @@ def main():
     answers = pandas_answers(files)
     results = {}
     for name, sql in QUERIES.items():
+        if args.only and name not in args.only.split(","):
+            continue
         t_kiln, ours = best(lambda: kiln(sql))
         t_duck, theirs = best(lambda: con.execute(sql).fetchall())
         t_pandas, _ = best(answers[name])
@@ -174,7 +183,8 @@ def main():
     for name, r in results.items():
         print(f"{name:12s} kiln {r['kiln']:7.3f} s  duckdb {r['duckdb']:7.3f} s  pandas {r['pandas']:7.3f} s   "
               f"→ {r['vs_duckdb']}× duckdb, {r['vs_pandas']}× pandas")
-    shutil.rmtree(work, ignore_errors=True)
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
     sys.stdout.flush()
 
 

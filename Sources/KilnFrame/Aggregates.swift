@@ -47,14 +47,18 @@ public enum Aggregates {
                     seen.withUnsafeMutableBufferPointer { seen in
                         v.withUnsafeBufferPointer { v in
                             groupOf.withUnsafeBufferPointer { groupOf in
-                                for i in 0..<rows {
-                                    if let valid, !valid[i] { continue }
+                                @inline(__always) func add(_ i: Int) {
                                     let g = groupOf[i]
                                     let y = v[i] - carry[g]
                                     let t = sums[g] + y
                                     carry[g] = (t - sums[g]) - y
                                     sums[g] = t
                                     seen[g] += 1
+                                }
+                                if let valid {
+                                    for i in 0..<rows where valid[i] { add(i) }
+                                } else {
+                                    for i in 0..<rows { add(i) }
                                 }
                             }
                         }
@@ -196,6 +200,13 @@ extension Frame {
     /// Row pairs of an equality join: `left[i]` with `right[j]` where every key pair is equal and non-null.
     /// Keys are cast to a common type. Returns the matched (left, right) row pairs, left rows in order.
     public static func equiJoinPairs(leftKeys: [Column], rightKeys: [Column], leftRows: Int, rightRows: Int) throws -> (left: [Int], right: [Int]) {
+        if leftKeys.count == 1, rightKeys.count == 1 {
+            let type = FrameType.common([leftKeys[0].type, rightKeys[0].type])
+            let a = try leftKeys[0].cast(to: type), b = try rightKeys[0].cast(to: type)
+            if case .int(let l) = a.values, case .int(let r) = b.values {
+                return integerJoinPairs(l, a.validity, r, b.validity)
+            }
+        }
         var combined: [Column] = []
         for (a, b) in zip(leftKeys, rightKeys) {
             let type = FrameType.common([a.type, b.type])
@@ -225,5 +236,61 @@ extension Frame {
             }
         }
         return (left, right)
+    }
+
+    /// Equality join pairs on one integer key: right rows chained per key (an array indexed by value when the
+    /// value range is small, else a hash map), probed by left rows in order.
+    static func integerJoinPairs(_ left: [Int64], _ leftValid: [Bool]?, _ right: [Int64], _ rightValid: [Bool]?) -> (left: [Int], right: [Int]) {
+        var lo = Int64.max, hi = Int64.min
+        for j in right.indices where rightValid?[j] ?? true { lo = min(lo, right[j]); hi = max(hi, right[j]) }
+        guard lo <= hi else { return ([], []) }
+        var next = [Int32](repeating: -1, count: right.count)
+        var outLeft: [Int] = [], outRight: [Int] = []
+        outLeft.reserveCapacity(left.count)
+        outRight.reserveCapacity(left.count)
+        let (span, overflow) = hi.subtractingReportingOverflow(lo)
+        if !overflow, span < Int64(max(1 << 22, 2 * right.count)), right.count < Int(Int32.max) {
+            var head = [Int32](repeating: -1, count: Int(span) + 1)
+            head.withUnsafeMutableBufferPointer { head in
+                next.withUnsafeMutableBufferPointer { next in
+                    right.withUnsafeBufferPointer { r in
+                        // Inserted in reverse so each chain lists right rows in order.
+                        for j in r.indices.reversed() where rightValid?[j] ?? true {
+                            let slot = Int(r[j] &- lo)
+                            next[j] = head[slot]
+                            head[slot] = Int32(j)
+                        }
+                    }
+                    left.withUnsafeBufferPointer { l in
+                        for i in l.indices where leftValid?[i] ?? true {
+                            let v = l[i]
+                            guard v >= lo, v <= hi else { continue }
+                            var j = head[Int(v &- lo)]
+                            while j >= 0 {
+                                outLeft.append(i)
+                                outRight.append(Int(j))
+                                j = next[Int(j)]
+                            }
+                        }
+                    }
+                }
+            }
+        } else {
+            var head: [Int64: Int32] = [:]
+            head.reserveCapacity(right.count)
+            for j in right.indices.reversed() where rightValid?[j] ?? true {
+                next[j] = head[right[j]] ?? -1
+                head[right[j]] = Int32(j)
+            }
+            for i in left.indices where leftValid?[i] ?? true {
+                var j = head[left[i]] ?? -1
+                while j >= 0 {
+                    outLeft.append(i)
+                    outRight.append(Int(j))
+                    j = next[Int(j)]
+                }
+            }
+        }
+        return (outLeft, outRight)
     }
 }

@@ -67,14 +67,28 @@ public struct ByteColumn: Sendable, Equatable {
 
     func gather(_ rows: [Int]) -> ByteColumn {
         var out = ByteColumn()
-        out.offsets.reserveCapacity(rows.count + 1)
-        var total = 0
-        for r in rows { total += offsets[r + 1] - offsets[r] }
-        out.data.reserveCapacity(total)
-        data.withUnsafeBufferPointer { src in
-            for r in rows {
-                out.data.append(contentsOf: UnsafeBufferPointer(rebasing: src[offsets[r]..<offsets[r + 1]]))
-                out.offsets.append(out.data.count)
+        offsets.withUnsafeBufferPointer { o in
+            var total = 0
+            for r in rows { total += o[r + 1] - o[r] }
+            out.offsets = [Int](unsafeUninitializedCapacity: rows.count + 1) { dst, initialized in
+                var end = 0
+                dst[0] = 0
+                for (k, r) in rows.enumerated() {
+                    end += o[r + 1] - o[r]
+                    dst[k + 1] = end
+                }
+                initialized = rows.count + 1
+            }
+            out.data = [UInt8](unsafeUninitializedCapacity: total) { dst, initialized in
+                data.withUnsafeBufferPointer { src in
+                    var end = 0
+                    for r in rows {
+                        let start = o[r], length = o[r + 1] - start
+                        if length > 0 { (dst.baseAddress! + end).update(from: src.baseAddress! + start, count: length) }
+                        end += length
+                    }
+                }
+                initialized = total
             }
         }
         return out

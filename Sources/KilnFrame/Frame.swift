@@ -129,6 +129,20 @@ public struct Grouping: Sendable {
             codes.append(c)
             cardinalities.append(n)
         }
+        if codes.count == 1 {
+            // Codes are dense in order of first appearance already: they are the groups.
+            var firstRow = [Int](repeating: 0, count: cardinalities[0])
+            var seen = 0
+            codes[0].withUnsafeBufferPointer { c in
+                for i in 0..<rows where c[i] == seen {
+                    firstRow[seen] = i
+                    seen += 1
+                }
+            }
+            self.groupOf = codes[0]
+            self.firstRow = Array(firstRow.prefix(seen))
+            return
+        }
         var combined = [Int](repeating: 0, count: rows)
         var space = 1
         var overflow = false
@@ -175,103 +189,118 @@ public struct Grouping: Sendable {
         self.firstRow = firstRow
     }
 
-    /// Dense codes 0..<n for a column's distinct values (null is one more value).
+    /// Dense codes 0..<n for a column's distinct values, in order of first appearance (null is one more value).
     static func codes(_ column: Column) -> (codes: [Int], count: Int) {
         let rows = column.count
-        var codes = [Int](repeating: 0, count: rows)
         var next = 0
-        var nullCode = -1
-        func code(_ i: Int, _ lookup: () -> Int) {
-            if column.isNull(i) {
-                if nullCode < 0 { nullCode = next; next += 1 }
-                codes[i] = nullCode
-            } else {
-                codes[i] = lookup()
+        let valid = column.validity
+        /// Fills codes with `lookup` for non-null rows; the loop has no captured mutable state (no exclusivity checks).
+        func fill(_ lookup: (Int, inout Int) -> Int) -> [Int] {
+            [Int](unsafeUninitializedCapacity: rows) { out, initialized in
+                var n = 0, nulls = -1
+                if let valid {
+                    for i in 0..<rows {
+                        if valid[i] { out[i] = lookup(i, &n) } else {
+                            if nulls < 0 { nulls = n; n += 1 }
+                            out[i] = nulls
+                        }
+                    }
+                } else {
+                    for i in 0..<rows { out[i] = lookup(i, &n) }
+                }
+                initialized = rows
+                next = n
             }
         }
         // Integers with a small value range: codes through an array indexed by value, no hashing.
         if case .int(let v) = column.values, rows > 0 {
             var lo = Int64.max, hi = Int64.min
-            for x in v { lo = Swift.min(lo, x); hi = Swift.max(hi, x) }
+            v.withUnsafeBufferPointer { v in
+                for i in 0..<rows where valid?[i] ?? true { lo = Swift.min(lo, v[i]); hi = Swift.max(hi, v[i]) }
+            }
+            if lo > hi { lo = 0; hi = 0 }
             let (span, overflow) = hi.subtractingReportingOverflow(lo)
             if !overflow, span < Int64(Swift.max(1 << 22, 2 * rows)) {
                 var table = [Int32](repeating: -1, count: Int(span) + 1)
-                v.withUnsafeBufferPointer { v in
+                let codes = v.withUnsafeBufferPointer { v in
                     table.withUnsafeMutableBufferPointer { table in
-                        for i in 0..<rows {
-                            code(i) {
-                                let slot = Int(v[i] - lo)
-                                if table[slot] < 0 {
-                                    table[slot] = Int32(next)
-                                    next += 1
-                                }
-                                return Int(table[slot])
-                            }
+                        fill { i, n in
+                            let slot = Int(v[i] &- lo)
+                            let c = table[slot]
+                            if c >= 0 { return Int(c) }
+                            table[slot] = Int32(n)
+                            n += 1
+                            return n - 1
                         }
                     }
                 }
                 return (codes, max(next, 1))
             }
         }
+        let codes: [Int]
         switch column.values {
         case .bool(let v):
             var seen = [-1, -1]
-            for i in 0..<rows {
-                code(i) {
-                    let b = v[i] ? 1 : 0
-                    if seen[b] < 0 { seen[b] = next; next += 1 }
-                    return seen[b]
-                }
+            codes = fill { i, n in
+                let b = v[i] ? 1 : 0
+                if seen[b] < 0 { seen[b] = n; n += 1 }
+                return seen[b]
             }
         case .int(let v):
             var map: [Int64: Int] = [:]
-            for i in 0..<rows {
-                code(i) {
-                    if let c = map[v[i]] { return c }
-                    map[v[i]] = next
-                    next += 1
-                    return next - 1
-                }
+            codes = fill { i, n in
+                if let c = map[v[i]] { return c }
+                map[v[i]] = n
+                n += 1
+                return n - 1
             }
         case .double(let v):
             var map: [UInt64: Int] = [:]
-            for i in 0..<rows {
-                code(i) {
-                    // -0.0 groups with 0.0, and every NaN with every other NaN.
-                    let d = v[i] == 0 ? 0 : v[i].isNaN ? Double.nan : v[i]
-                    let bits = d.bitPattern
-                    if let c = map[bits] { return c }
-                    map[bits] = next
-                    next += 1
-                    return next - 1
-                }
+            codes = fill { i, n in
+                // -0.0 groups with 0.0, and every NaN with every other NaN.
+                let d = v[i] == 0 ? 0 : v[i].isNaN ? Double.nan : v[i]
+                let bits = d.bitPattern
+                if let c = map[bits] { return c }
+                map[bits] = n
+                n += 1
+                return n - 1
             }
-        case .bytes(let v) where (0..<v.count).allSatisfy({ v.offsets[$0 + 1] - v.offsets[$0] <= 7 }):
-            // Short strings (flags, codes): packed with their length into one integer, hashed cheaply.
+        case .bytes(let v) where v.offsets.withUnsafeBufferPointer({ o in (0..<v.count).allSatisfy { o[$0 + 1] - o[$0] <= 7 } }):
+            // Short strings (flags, codes): packed with their length into one integer; a direct table when the
+            // strings are at most two bytes, else a hash map.
+            var small = [Int32](repeating: -1, count: 3 << 16)
             var map: [UInt64: Int] = [:]
-            v.data.withUnsafeBufferPointer { data in
-                for i in 0..<rows {
-                    code(i) {
-                        let start = v.offsets[i], end = v.offsets[i + 1]
-                        var key = UInt64(end - start)
-                        for k in start..<end { key = key << 8 | UInt64(data[k]) }
-                        if let c = map[key] { return c }
-                        map[key] = next
-                        next += 1
-                        return next - 1
+            codes = v.data.withUnsafeBufferPointer { data in
+                v.offsets.withUnsafeBufferPointer { offsets in
+                    small.withUnsafeMutableBufferPointer { small in
+                        fill { i, n in
+                            let start = offsets[i], end = offsets[i + 1]
+                            var key = UInt64(end - start)
+                            for k in start..<end { key = key << 8 | UInt64(data[k]) }
+                            if end - start <= 2 {
+                                let index = (end - start) << 16 | Int(key & 0xFFFF)
+                                let c = small[index]
+                                if c >= 0 { return Int(c) }
+                                small[index] = Int32(n)
+                                n += 1
+                                return n - 1
+                            }
+                            if let c = map[key] { return c }
+                            map[key] = n
+                            n += 1
+                            return n - 1
+                        }
                     }
                 }
             }
         case .bytes(let v):
             var map: [ArraySlice<UInt8>: Int] = [:]
-            for i in 0..<rows {
-                code(i) {
-                    let key = v[i]
-                    if let c = map[key] { return c }
-                    map[key] = next
-                    next += 1
-                    return next - 1
-                }
+            codes = fill { i, n in
+                let key = v[i]
+                if let c = map[key] { return c }
+                map[key] = n
+                n += 1
+                return n - 1
             }
         }
         return (codes, max(next, 1))

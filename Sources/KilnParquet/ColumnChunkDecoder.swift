@@ -347,12 +347,24 @@ struct ColumnChunkDecoder {
             try RLEHybrid.decode(cursor.rest, bitWidth: bitWidth, count: count, into: &indexScratch)
         }
         let size = dictionary.count
-        for index in indexScratch where Int(index) >= size {
-            throw ParquetError("Dictionary index \(index) out of range (\(size) entries) in '\(name)'")
+        var largest: UInt32 = 0
+        indexScratch.withUnsafeBufferPointer { indices in
+            for index in indices { largest = max(largest, index) }
+        }
+        if !indexScratch.isEmpty, Int(largest) >= size {
+            throw ParquetError("Dictionary index \(largest) out of range (\(size) entries) in '\(name)'")
         }
         func gather<T>(_ dict: [T], into out: inout [T]) {
+            let base = out.count, n = indexScratch.count
+            guard n > 0, let first = dict.first else { return }
+            out.append(contentsOf: repeatElement(first, count: n))
             dict.withUnsafeBufferPointer { d in
-                for index in indexScratch { out.append(d[Int(index)]) }
+                indexScratch.withUnsafeBufferPointer { indices in
+                    out.withUnsafeMutableBufferPointer { o in
+                        let target = o.baseAddress! + base
+                        for k in 0..<n { target[k] = d[Int(indices[k])] }
+                    }
+                }
             }
         }
         switch dictionary {

@@ -83,44 +83,67 @@ enum RLEHybrid {
             out.append(contentsOf: repeatElement(0, count: count))
             return
         }
-        let target = out.count + count
-        out.reserveCapacity(target)
-        let byteWidth = (bitWidth + 7) / 8
+        let base = out.count
+        out.append(contentsOf: repeatElement(0, count: count))
         try data.withUnsafeBytes { raw in
-            var position = 0
-            while out.count < target {
-                var header: UInt64 = 0
-                var shift: UInt64 = 0
-                while true {
-                    guard position < raw.count else { throw ParquetError("RLE data ends early") }
-                    guard shift < 64 else { throw ParquetError("Varint too long in RLE data") }
-                    let byte = raw[position]
-                    position += 1
-                    header |= UInt64(byte & 0x7F) << shift
-                    if byte & 0x80 == 0 { break }
-                    shift += 7
+            try out.withUnsafeMutableBufferPointer { buffer in
+                try decode(raw, bitWidth: bitWidth, into: UnsafeMutableBufferPointer(rebasing: buffer[base...]))
+            }
+        }
+    }
+
+    /// Decodes `out.count` values into `out` (preallocated: no per-value append; bit-packed runs read with word loads).
+    static func decode<T: FixedWidthInteger>(_ raw: UnsafeRawBufferPointer, bitWidth: Int, into out: UnsafeMutableBufferPointer<T>) throws {
+        let target = out.count
+        let byteWidth = (bitWidth + 7) / 8
+        let mask = UInt64.max >> UInt64(64 - bitWidth)
+        var position = 0
+        var filled = 0
+        while filled < target {
+            var header: UInt64 = 0
+            var shift: UInt64 = 0
+            while true {
+                guard position < raw.count else { throw ParquetError("RLE data ends early") }
+                guard shift < 64 else { throw ParquetError("Varint too long in RLE data") }
+                let byte = raw[position]
+                position += 1
+                header |= UInt64(byte & 0x7F) << shift
+                if byte & 0x80 == 0 { break }
+                shift += 7
+            }
+            if header & 1 == 0 {
+                let run = Int(clamping: header >> 1)
+                guard run > 0 else { throw ParquetError("Empty RLE run") }
+                guard position + byteWidth <= raw.count else { throw ParquetError("RLE run value ends early") }
+                var value: UInt64 = 0
+                for i in 0..<byteWidth { value |= UInt64(raw[position + i]) << (8 * UInt64(i)) }
+                position += byteWidth
+                guard value >> UInt64(bitWidth) == 0 else { throw ParquetError("RLE value \(value) wider than \(bitWidth) bits") }
+                let n = min(run, target - filled)
+                (out.baseAddress! + filled).update(repeating: T(truncatingIfNeeded: value), count: n)
+                filled += n
+            } else {
+                let groups = Int(clamping: header >> 1)
+                guard groups > 0, groups <= (raw.count - position) / bitWidth + 1 else { throw ParquetError("Bit-packed run longer than the page") }
+                let available = min(groups * bitWidth, raw.count - position)
+                let packed = UnsafeRawBufferPointer(rebasing: raw[position..<position + available])
+                let values = min(groups * 8, target - filled, available * 8 / bitWidth)
+                guard values > 0 else { throw ParquetError("Bit-packed run ends early") }
+                // Word loads (bits past the run are masked off) while 8 bytes of the page remain from the value's first
+                // byte; the tail bit by bit.
+                let room = raw.count - position
+                let fast = room >= 8 ? min(values, ((room - 8) * 8) / bitWidth + 1) : 0
+                var bit = position * 8
+                for k in 0..<fast {
+                    let word = raw.loadUnaligned(fromByteOffset: bit >> 3, as: UInt64.self)
+                    out[filled + k] = T(truncatingIfNeeded: (word >> UInt64(bit & 7)) & mask)
+                    bit += bitWidth
                 }
-                if header & 1 == 0 {
-                    let run = Int(clamping: header >> 1)
-                    guard run > 0 else { throw ParquetError("Empty RLE run") }
-                    guard position + byteWidth <= raw.count else { throw ParquetError("RLE run value ends early") }
-                    var value: UInt64 = 0
-                    for i in 0..<byteWidth { value |= UInt64(raw[position + i]) << (8 * UInt64(i)) }
-                    position += byteWidth
-                    guard value >> UInt64(bitWidth) == 0 else { throw ParquetError("RLE value \(value) wider than \(bitWidth) bits") }
-                    out.append(contentsOf: repeatElement(T(truncatingIfNeeded: value), count: min(run, target - out.count)))
-                } else {
-                    let groups = Int(clamping: header >> 1)
-                    guard groups > 0, groups <= (raw.count - position) / bitWidth + 1 else { throw ParquetError("Bit-packed run longer than the page") }
-                    let available = min(groups * bitWidth, raw.count - position)
-                    let packed = UnsafeRawBufferPointer(rebasing: raw[position..<position + available])
-                    let values = min(groups * 8, target - out.count, available * 8 / bitWidth)
-                    guard values > 0 else { throw ParquetError("Bit-packed run ends early") }
-                    for k in 0..<values {
-                        out.append(T(truncatingIfNeeded: readBits(packed, bit: k * bitWidth, width: bitWidth)))
-                    }
-                    position += available
+                for k in fast..<values {
+                    out[filled + k] = T(truncatingIfNeeded: readBits(packed, bit: k * bitWidth, width: bitWidth))
                 }
+                filled += values
+                position += available
             }
         }
     }

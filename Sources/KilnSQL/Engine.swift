@@ -689,24 +689,36 @@ struct Execution {
             guard case .call(let f, let args) = call else { return ("", []) }
             return (f, try args.map { try template.bind($0) })
         }
-        // Partial functions of each call.
-        @Sendable func partials(_ f: String) -> [String] {
+        // Partial functions of each call; calls sharing a partial (sum(v) and avg(v) both need sum(v) and count(v))
+        // compute it once.
+        func partials(_ f: String) -> [String] {
             switch f {
             case "sum", "avg", "mean": return ["sum", "count"]
             default: return [f]
             }
         }
+        struct PartialKey: Equatable { let function: String, args: [Expr] }
+        var slots: [PartialKey] = []
+        let callSlots = boundArgs.map { f, args in
+            partials(f).map { p -> Int in
+                let key = PartialKey(function: p, args: args)
+                if let i = slots.firstIndex(of: key) { return i }
+                slots.append(key)
+                return slots.count - 1
+            }
+        }
+        let partialSlots = slots
         @Sendable func partial(_ chunk: Frame) throws -> Frame {
             let frame = Frame(names: chunk.names.indices.map { "#\($0)" }, columns: chunk.columns)
             let keys = try bound.map { try $0.evaluate(frame) }
             let grouping = Grouping(keys: keys, rows: frame.rowCount)
             let groups = groupBy.isEmpty ? 1 : grouping.count
             var columns = keys.map { $0.take(grouping.firstRow) }
-            for (f, args) in boundArgs {
-                let inputs = try args.map { try $0.evaluate(frame) }
-                for p in partials(f) {
-                    columns.append(try Aggregates.compute(p, inputs, groupOf: grouping.groupOf, groups: groups, rows: frame.rowCount))
-                }
+            var inputs: [(args: [Expr], values: [Column])] = []
+            for slot in partialSlots {
+                let values = try inputs.first { $0.args == slot.args }?.values ?? slot.args.map { try $0.evaluate(frame) }
+                inputs.append((slot.args, values))
+                columns.append(try Aggregates.compute(slot.function, values, groupOf: grouping.groupOf, groups: groups, rows: frame.rowCount))
             }
             return Frame(names: columns.indices.map { "p\($0)" }, columns: columns)
         }
@@ -717,24 +729,22 @@ struct Execution {
         let grouping = Grouping(keys: keys, rows: all.rowCount)
         let groups = groupBy.isEmpty ? 1 : grouping.count
         var columns = keys.map { $0.take(grouping.firstRow) }
-        var k = groupBy.count
-        func merge(_ f: String, _ column: Column) throws -> Column {
-            try Aggregates.compute(f, [column], groupOf: grouping.groupOf, groups: groups, rows: all.rowCount)
+        // Each partial merges once (counts and sums add up, min of mins, max of maxes).
+        let merged = try partialSlots.enumerated().map { i, slot in
+            try Aggregates.compute(["count", "count_if", "sum"].contains(slot.function) ? "sum" : slot.function,
+                                   [all.columns[groupBy.count + i]], groupOf: grouping.groupOf, groups: groups, rows: all.rowCount)
         }
-        for (f, _) in boundArgs {
+        for ((f, _), slot) in zip(boundArgs, callSlots) {
             switch f {
-            case "count", "count_if": columns.append(try merge("sum", all.columns[k])); k += 1
-            case "sum": columns.append(try merge("sum", all.columns[k])); k += 2
             case "avg", "mean":
-                let sums = try merge("sum", all.columns[k]), counts = try merge("sum", all.columns[k + 1])
+                let sums = merged[slot[0]], counts = merged[slot[1]]
                 guard case .int(let n) = counts.values else { throw KilnError(.internalError, "Bad partial counts") }
                 let totals = try sums.cast(to: .float64)
                 guard case .double(let t) = totals.values else { throw KilnError(.internalError, "Bad partial sums") }
                 var type = FrameType.float64
-                if case .decimal(_, let scale) = all.columns[k].type { type = .decimal(precision: 38, scale: scale + 4) }
+                if case .decimal(_, let scale) = sums.type { type = .decimal(precision: 38, scale: scale + 4) }
                 columns.append(Column(type: type, values: .double(zip(t, n).map { $1 > 0 ? $0 / Double($1) : 0 }), validity: n.map { $0 > 0 }))
-                k += 2
-            default: columns.append(try merge(f, all.columns[k])); k += 1
+            default: columns.append(merged[slot[0]])
             }
         }
         return (Self.grouped(columns, keys: groupBy.count, calls: calls.count), Self.rewrite(template, bound: bound, calls: calls))

@@ -14,6 +14,11 @@ struct Kiln: AsyncParsableCommand {
         abstract: "Kiln: a self-hosted lakehouse machine-learning platform.",
         subcommands: [Server.self, Version.self, Experiments.self, Runs.self, Models.self, Parquet.self, Table.self, SQL.self, Ingest.self, Profile.self]
     )
+
+    static func main() async {
+        Allocator.tuneForColumns()
+        await main(nil)
+    }
 }
 
 struct Version: ParsableCommand {

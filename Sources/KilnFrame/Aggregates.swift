@@ -39,31 +39,35 @@ public enum Aggregates {
             }
             guard x.type.isNumeric || x.allNull else { throw KilnError.invalid("\(name.uppercased()) needs numbers, got \(x.type)") }
             let v = try numbers(x)
-            // Kahan-compensated sums keep float totals stable whatever the row order.
-            var sums = [Double](repeating: 0, count: groups), carry = [Double](repeating: 0, count: groups)
+            // Kahan-compensated sums keep float totals stable whatever the row order. Two interleaved accumulator
+            // lanes per group (even and odd rows) halve the dependency chain; the lanes combine at the end.
+            var lanes = [Double](repeating: 0, count: 4 * groups)  // per group: sum0, carry0, sum1, carry1
             let valid = x.validity
-            sums.withUnsafeMutableBufferPointer { sums in
-                carry.withUnsafeMutableBufferPointer { carry in
-                    seen.withUnsafeMutableBufferPointer { seen in
-                        v.withUnsafeBufferPointer { v in
-                            groupOf.withUnsafeBufferPointer { groupOf in
-                                @inline(__always) func add(_ i: Int) {
-                                    let g = groupOf[i]
-                                    let y = v[i] - carry[g]
-                                    let t = sums[g] + y
-                                    carry[g] = (t - sums[g]) - y
-                                    sums[g] = t
-                                    seen[g] += 1
-                                }
-                                if let valid {
-                                    for i in 0..<rows where valid[i] { add(i) }
-                                } else {
-                                    for i in 0..<rows { add(i) }
-                                }
+            lanes.withUnsafeMutableBufferPointer { lanes in
+                seen.withUnsafeMutableBufferPointer { seen in
+                    v.withUnsafeBufferPointer { v in
+                        groupOf.withUnsafeBufferPointer { groupOf in
+                            @inline(__always) func add(_ i: Int) {
+                                let g = groupOf[i]
+                                let base = 4 * g + 2 * (i & 1)
+                                let y = v[i] - lanes[base + 1]
+                                let t = lanes[base] + y
+                                lanes[base + 1] = (t - lanes[base]) - y
+                                lanes[base] = t
+                                seen[g] += 1
+                            }
+                            if let valid {
+                                for i in 0..<rows where valid[i] { add(i) }
+                            } else {
+                                for i in 0..<rows { add(i) }
                             }
                         }
                     }
                 }
+            }
+            var sums = (0..<groups).map { g in
+                let base = 4 * g
+                return (lanes[base] + lanes[base + 2]) - (lanes[base + 1] + lanes[base + 3])
             }
             if name != "sum" { for g in 0..<groups where seen[g] > 0 { sums[g] /= Double(seen[g]) } }
             var type = FrameType.float64

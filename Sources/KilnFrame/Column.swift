@@ -84,7 +84,9 @@ public struct ByteColumn: Sendable, Equatable {
                     var end = 0
                     for r in rows {
                         let start = o[r], length = o[r + 1] - start
-                        if length > 0 { (dst.baseAddress! + end).update(from: src.baseAddress! + start, count: length) }
+                        if length == 1 { dst[end] = src[start] } else if length > 0 {
+                            (dst.baseAddress! + end).update(from: src.baseAddress! + start, count: length)
+                        }
                         end += length
                     }
                 }
@@ -149,12 +151,12 @@ public struct Column: Sendable, Equatable {
     public func take(_ rows: [Int]) -> Column {
         let taken: FrameValues
         switch values {
-        case .bool(let v): taken = .bool(rows.map { v[$0] })
-        case .int(let v): taken = .int(v.withUnsafeBufferPointer { b in rows.map { b[$0] } })
-        case .double(let v): taken = .double(v.withUnsafeBufferPointer { b in rows.map { b[$0] } })
+        case .bool(let v): taken = .bool(v.withUnsafeBufferPointer { b in convert(rows) { b[$0] } })
+        case .int(let v): taken = .int(v.withUnsafeBufferPointer { b in convert(rows) { b[$0] } })
+        case .double(let v): taken = .double(v.withUnsafeBufferPointer { b in convert(rows) { b[$0] } })
         case .bytes(let v): taken = .bytes(v.gather(rows))
         }
-        return Column(type: type, values: taken, validity: validity.map { v in rows.map { v[$0] } })
+        return Column(type: type, values: taken, validity: validity.map { v in v.withUnsafeBufferPointer { b in convert(rows) { b[$0] } } })
     }
 
     /// `take` where -1 means a null row (outer joins).

@@ -42,6 +42,17 @@ extension FrameType {
     }
 }
 
+/// `values.map(transform)` as one tight loop into uninitialized storage (Array.map grows its count element by element).
+@inline(__always)
+func convert<S, T>(_ values: [S], _ transform: (S) -> T) -> [T] {
+    [T](unsafeUninitializedCapacity: values.count) { out, initialized in
+        values.withUnsafeBufferPointer { src in
+            for i in 0..<src.count { (out.baseAddress! + i).initialize(to: transform(src[i])) }
+        }
+        initialized = values.count
+    }
+}
+
 extension Column {
     /// A flat Parquet leaf as a column of `type` (timestamps to µs, decimals to doubles, INT96 decoded).
     public init(parquet data: ColumnData, descriptor: ColumnDescriptor, type: FrameType) throws {
@@ -93,12 +104,12 @@ extension Column {
         switch data.values {
         case .boolean(let v): values = .bool(expand(v, zero: false))
         case .int32(let v):
-            values = type.storage == .double ? .double(expand(v.map { Double($0) / divisor }, zero: 0)) : .int(expand(v.map(Int64.init), zero: 0))
+            values = type.storage == .double ? .double(expand(convert(v) { Double($0) / divisor }, zero: 0)) : .int(expand(convert(v) { Int64($0) }, zero: 0))
         case .int64(let v):
-            if type.storage == .double { values = .double(expand(v.map { Double($0) / divisor }, zero: 0)) }
-            else if type == .timestamp && unit != 1 { values = .int(expand(v.map(micros), zero: 0)) }
+            if type.storage == .double { values = .double(expand(convert(v) { Double($0) / divisor }, zero: 0)) }
+            else if type == .timestamp && unit != 1 { values = .int(expand(convert(v, micros), zero: 0)) }
             else { values = .int(expand(v, zero: 0)) }
-        case .float(let v): values = .double(expand(v.map(Double.init), zero: 0))
+        case .float(let v): values = .double(expand(convert(v) { Double($0) }, zero: 0))
         case .double(let v): values = .double(expand(v, zero: 0))
         case .int96(let f):
             let decoded = (0..<f.count).map { i -> Int64 in
@@ -116,7 +127,7 @@ extension Column {
             } else {
                 var raw = ByteColumn()
                 raw.data = b.data
-                raw.offsets = b.offsets.map(Int.init)
+                raw.offsets = convert(b.offsets) { Int($0) }
                 values = .bytes(expandBytes(raw))
             }
         case .fixedLenByteArray(let f):

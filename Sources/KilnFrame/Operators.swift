@@ -27,7 +27,7 @@ enum Operators {
         case (nil, nil): return nil
         case (let x?, nil): return x
         case (nil, let y?): return y
-        case (let x?, let y?): return zip(x, y).map { $0 && $1 }
+        case (let x?, let y?): return map2(x, y) { $0 && $1 }
         }
     }
 
@@ -73,12 +73,13 @@ enum Operators {
         let bothInt = a.type.isInteger && b.type.isInteger
         if bothInt && op != "/" {
             guard case .int(let x) = a.values, case .int(let y) = b.values else { throw KilnError.invalid("Bad integers") }
-            var out = [Int64](repeating: 0, count: x.count)
+            var out: [Int64]
             switch op {
-            case "+": for i in out.indices { out[i] = x[i] &+ y[i] }
-            case "-": for i in out.indices { out[i] = x[i] &- y[i] }
-            case "*": for i in out.indices { out[i] = x[i] &* y[i] }
+            case "+": out = map2(x, y) { $0 &+ $1 }
+            case "-": out = map2(x, y) { $0 &- $1 }
+            case "*": out = map2(x, y) { $0 &* $1 }
             default:
+                out = [Int64](repeating: 0, count: x.count)
                 // % and DIV by zero are null.
                 var v = valid ?? [Bool](repeating: true, count: x.count)
                 for i in out.indices {
@@ -90,12 +91,13 @@ enum Operators {
             return Column(type: a.type == .int64 || b.type == .int64 ? .int64 : max(a.type, b.type), values: .int(out), validity: valid)
         }
         let x = try doubles(a), y = try doubles(b)
-        var out = [Double](repeating: 0, count: x.count)
+        var out: [Double]
         switch op {
-        case "+": for i in out.indices { out[i] = x[i] + y[i] }
-        case "-": for i in out.indices { out[i] = x[i] - y[i] }
-        case "*": for i in out.indices { out[i] = x[i] * y[i] }
+        case "+": out = map2(x, y, +)
+        case "-": out = map2(x, y, -)
+        case "*": out = map2(x, y, *)
         case "/", "%", "DIV":
+            out = [Double](repeating: 0, count: x.count)
             // Division by zero is null, as in Spark.
             var v = valid ?? [Bool](repeating: true, count: x.count)
             for i in out.indices {
@@ -116,8 +118,8 @@ enum Operators {
     static func doubles(_ c: Column) throws -> [Double] {
         switch c.values {
         case .double(let v): return v
-        case .int(let v): return v.map(Double.init)
-        case .bool(let v): return v.map { $0 ? 1 : 0 }
+        case .int(let v): return convert(v) { Double($0) }
+        case .bool(let v): return convert(v) { $0 ? 1 : 0 }
         case .bytes: throw KilnError.invalid("Expected a number, got a \(c.type)")
         }
     }
@@ -161,18 +163,27 @@ enum Operators {
 
     /// `out[i] = x[i] op y[i]` in one tight loop per operator.
     static func compareArrays<T: Comparable>(_ op: String, _ x: [T], _ y: [T], _ out: inout [Bool]) {
-        let n = out.count
-        x.withUnsafeBufferPointer { x in
-            y.withUnsafeBufferPointer { y in
-                switch op {
-                case "=", "==", "<=>": for i in 0..<n { out[i] = x[i] == y[i] }
-                case "!=", "<>": for i in 0..<n { out[i] = x[i] != y[i] }
-                case "<": for i in 0..<n { out[i] = x[i] < y[i] }
-                case "<=": for i in 0..<n { out[i] = x[i] <= y[i] }
-                case ">": for i in 0..<n { out[i] = x[i] > y[i] }
-                default: for i in 0..<n { out[i] = x[i] >= y[i] }
+        switch op {
+        case "=", "==", "<=>": out = map2(x, y, ==)
+        case "!=", "<>": out = map2(x, y, !=)
+        case "<": out = map2(x, y, <)
+        case "<=": out = map2(x, y, <=)
+        case ">": out = map2(x, y, >)
+        default: out = map2(x, y, >=)
+        }
+    }
+
+    /// `zip(x, y).map(f)` as one tight loop into uninitialized storage (vectorizable; no per-element bookkeeping).
+    @inline(__always)
+    static func map2<A, B, T>(_ x: [A], _ y: [B], _ f: (A, B) -> T) -> [T] {
+        let n = Swift.min(x.count, y.count)
+        return [T](unsafeUninitializedCapacity: n) { out, initialized in
+            x.withUnsafeBufferPointer { x in
+                y.withUnsafeBufferPointer { y in
+                    for i in 0..<n { (out.baseAddress! + i).initialize(to: f(x[i], y[i])) }
                 }
             }
+            initialized = n
         }
     }
 
@@ -181,11 +192,10 @@ enum Operators {
         let a = try left.asBool(), b = try right.asBool()
         guard case .bool(let x) = a.values, case .bool(let y) = b.values else { throw KilnError.invalid("Expected booleans") }
         let n = x.count
-        var out = [Bool](repeating: false, count: n)
         if a.validity == nil, b.validity == nil {
-            if op == "AND" { for i in 0..<n { out[i] = x[i] && y[i] } } else { for i in 0..<n { out[i] = x[i] || y[i] } }
-            return Column(type: .bool, values: .bool(out))
+            return Column(type: .bool, values: .bool(op == "AND" ? map2(x, y) { $0 && $1 } : map2(x, y) { $0 || $1 }))
         }
+        var out = [Bool](repeating: false, count: n)
         var valid = [Bool](repeating: true, count: n)
         for i in 0..<n {
             let na = a.isNull(i), nb = b.isNull(i)

@@ -19,6 +19,8 @@ public indirect enum Expr: Sendable, Equatable {
     case interval(Int64, unit: String)
     /// `function(args) OVER (PARTITION BY ... ORDER BY ... [ROWS BETWEEN ...])`.
     case window(Window)
+    /// `e IN (a set of integer keys)`, built by the planner (semi-join reduction); null where `e` is null.
+    case inKeys(Expr, KeySet)
 
     public struct CaseBranch: Sendable, Equatable {
         public var when: Expr
@@ -53,6 +55,7 @@ public indirect enum Expr: Sendable, Equatable {
             otherwise?.visit(body)
         case .inList(let e, let items, _): e.visit(body); items.forEach { $0.visit(body) }
         case .like(let e, let p, _): e.visit(body); p.visit(body)
+        case .inKeys(let e, _): e.visit(body)
         }
     }
 
@@ -74,6 +77,7 @@ public indirect enum Expr: Sendable, Equatable {
         case .inList(let e, let items, let n):
             return .inList(try e.rewriteTopDown(transform), try items.map { try $0.rewriteTopDown(transform) }, negated: n)
         case .like(let e, let p, let n): return .like(try e.rewriteTopDown(transform), pattern: try p.rewriteTopDown(transform), negated: n)
+        case .inKeys(let e, let keys): return .inKeys(try e.rewriteTopDown(transform), keys)
         }
     }
 
@@ -94,6 +98,7 @@ public indirect enum Expr: Sendable, Equatable {
                                 otherwise: try otherwise?.rewrite(transform))
         case .inList(let e, let items, let n): rebuilt = .inList(try e.rewrite(transform), try items.map { try $0.rewrite(transform) }, negated: n)
         case .like(let e, let p, let n): rebuilt = .like(try e.rewrite(transform), pattern: try p.rewrite(transform), negated: n)
+        case .inKeys(let e, let keys): rebuilt = .inKeys(try e.rewrite(transform), keys)
         }
         return try transform(rebuilt) ?? rebuilt
     }
@@ -129,6 +134,9 @@ extension Expr {
                 return try Functions.addInterval(try b.evaluate(frame), amount, unit: unit)
             }
             if op == "AND" || op == "OR" { return try Operators.logical(op, try a.evaluate(frame), try b.evaluate(frame)) }
+            // A column against a literal: no broadcast column for the literal.
+            if case .literal(let v) = b, let mine = try? Operators.scalar(op, try a.evaluate(frame), v, literalOnRight: true) { return mine }
+            if case .literal(let v) = a, let mine = try? Operators.scalar(op, try b.evaluate(frame), v, literalOnRight: false) { return mine }
             return try Operators.binary(op, try a.evaluate(frame), try b.evaluate(frame))
         case .call(let name, let args):
             return try Functions.call(name.lowercased(), try args.map { try $0.evaluate(frame) }, rows: n)
@@ -167,6 +175,10 @@ extension Expr {
             let found = result ?? Column(type: .bool, values: .bool([Bool](repeating: false, count: n)))
             guard negated, case .bool(let v) = found.values else { return found }
             return Column(type: .bool, values: .bool(v.map { !$0 }), validity: found.validity)
+        case .inKeys(let e, let keys):
+            let value = try e.evaluate(frame)
+            guard case .int(let v) = value.values else { throw KilnError.invalid("Key sets hold integers, not \(value.type)") }
+            return Column(type: .bool, values: .bool(convert(v) { keys.contains($0) }), validity: value.validity)
         case .like(let e, let pattern, let negated):
             let value = try e.evaluate(frame).cast(to: .string)
             guard case .literal(.string(let p)) = pattern else { throw KilnError.invalid("LIKE needs a literal pattern") }
@@ -371,4 +383,41 @@ extension Column {
         }
         return Column(type: target, values: out, validity: valid)
     }
+}
+
+/// A fixed set of integer keys for membership tests: a bitmap over the value range when it is small, else a hash set.
+public final class KeySet: Sendable, Equatable {
+    let low: Int64
+    let bitmap: [UInt64]
+    let hashed: Set<Int64>
+    public let count: Int
+
+    public init(_ values: [Int64]) {
+        count = values.count
+        guard let lo = values.min(), let hi = values.max() else {
+            (low, bitmap, hashed) = (0, [], [])
+            return
+        }
+        let (span, overflow) = hi.subtractingReportingOverflow(lo)
+        if !overflow, span < Int64(max(1 << 24, 64 * values.count)) {
+            var bits = [UInt64](repeating: 0, count: Int(span) / 64 + 1)
+            for v in values {
+                let k = Int(v - lo)
+                bits[k >> 6] |= 1 << UInt64(k & 63)
+            }
+            (low, bitmap, hashed) = (lo, bits, [])
+        } else {
+            (low, bitmap, hashed) = (0, [], Set(values))
+        }
+    }
+
+    @inline(__always)
+    public func contains(_ v: Int64) -> Bool {
+        if bitmap.isEmpty { return hashed.contains(v) }
+        let (k, overflow) = v.subtractingReportingOverflow(low)
+        guard !overflow, k >= 0, k < Int64(bitmap.count) * 64 else { return false }
+        return bitmap[Int(k) >> 6] & (1 << UInt64(k & 63)) != 0
+    }
+
+    public static func == (a: KeySet, b: KeySet) -> Bool { a === b }
 }

@@ -189,6 +189,27 @@ public struct Grouping: Sendable {
         self.firstRow = firstRow
     }
 
+    /// Keeps only the rows where `mask` is true (not null): those rows get dense groups in order of first appearance,
+    /// the others all go to one extra group, numbered `count` (the last), which callers drop.
+    public mutating func restrict(to mask: Column) {
+        guard case .bool(let bits) = mask.values else { return }
+        let valid = mask.validity
+        var renumber = [Int](repeating: -1, count: count)
+        var kept: [Int] = []
+        for i in groupOf.indices where bits[i] && (valid?[i] ?? true) {
+            let g = groupOf[i]
+            if renumber[g] < 0 {
+                renumber[g] = kept.count
+                kept.append(i)
+            }
+        }
+        let rest = kept.count
+        groupOf.withUnsafeMutableBufferPointer { groupOf in
+            for i in groupOf.indices { groupOf[i] = bits[i] && (valid?[i] ?? true) ? renumber[groupOf[i]] : rest }
+        }
+        firstRow = kept
+    }
+
     /// Dense codes 0..<n for a column's distinct values, in order of first appearance (null is one more value).
     static func codes(_ column: Column) -> (codes: [Int], count: Int) {
         let rows = column.count

@@ -61,7 +61,8 @@ extension Column {
         let maxDef = UInt8(descriptor.maxDefinitionLevel)
         var valid: [Bool]?
         var position: [Int]?
-        if let defs = data.definitionLevels, defs.contains(where: { $0 != maxDef }) {
+        // Some value is null exactly when there are fewer values than rows (the levels are checked by the decoder).
+        if let defs = data.definitionLevels, data.values.count < rows {
             var v = [Bool](repeating: false, count: rows)
             var p = [Int](repeating: 0, count: rows)
             var next = 0
@@ -177,6 +178,13 @@ extension Frame {
     /// returns the results in plan order. Nothing but the results stays in memory.
     public static func mapChunks<T>(_ table: DeltaTable, plan: ScanPlan, columns wanted: [String]? = nil, filter: Expr? = nil,
                                     _ body: @Sendable (Frame) throws -> T) throws -> [T] {
+        try mapChunks(table, plan: plan, columns: wanted, filter: filter) { frame, mask in try body(mask.map { frame.filter($0) } ?? frame) }
+    }
+
+    /// Like `mapChunks`, but the body gets each whole chunk with the filter's mask (nil without a filter) and
+    /// decides how to apply it: an aggregation can skip rows instead of copying the ones that pass.
+    public static func mapChunks<T>(_ table: DeltaTable, plan: ScanPlan, columns wanted: [String]? = nil, filter: Expr?,
+                                    masked body: @Sendable (Frame, Column?) throws -> T) throws -> [T] {
         let (fields, types) = try frameFields(plan.snapshot.schema, wanted)
         return try table.forEachChunk(plan, fields: fields) { chunk in
             let frame = Frame(names: fields.map(\.name), columns: try zip(chunk.columns, types).map { column, type in
@@ -185,7 +193,7 @@ extension Frame {
                 case .constant(let value): return Column(repeating: value, type: type, count: chunk.rows)
                 }
             })
-            return try body(try filter.map { try frame.filter($0) } ?? frame)
+            return try body(frame, try filter.map { try $0.evaluate(frame) })
         }
     }
 

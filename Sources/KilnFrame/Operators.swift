@@ -173,6 +173,55 @@ enum Operators {
         }
     }
 
+    /// `column op literal` (or `literal op column`) where the answer is exactly what `binary` would give with the
+    /// literal broadcast: comparisons of integers, dates and timestamps with a literal of the same kind, comparisons
+    /// and `+ - *` of floating/decimal columns with a number. Nil when the fast path does not apply.
+    static func scalar(_ op: String, _ column: Column, _ literal: Value, literalOnRight: Bool) -> Column? {
+        let comparisons: Set<String> = ["=", "==", "!=", "<>", "<", "<=", ">", ">="]
+        let flipped = ["<": ">", "<=": ">=", ">": "<", ">=": "<="]
+        if comparisons.contains(op) {
+            let o = literalOnRight ? op : flipped[op] ?? op
+            func compare<T: Comparable>(_ v: [T], _ x: T) -> [Bool] {
+                switch o {
+                case "=", "==": return convert(v) { $0 == x }
+                case "!=", "<>": return convert(v) { $0 != x }
+                case "<": return convert(v) { $0 < x }
+                case "<=": return convert(v) { $0 <= x }
+                case ">": return convert(v) { $0 > x }
+                default: return convert(v) { $0 >= x }
+                }
+            }
+            switch (column.values, literal) {
+            case (.int(let v), .int(let x)) where column.type.isInteger,
+                 (.int(let v), .date(let x)) where column.type == .date,
+                 (.int(let v), .timestamp(let x)) where column.type == .timestamp:
+                return Column(type: .bool, values: .bool(compare(v, x)), validity: column.validity)
+            case (.double(let v), .double(let x)):
+                return Column(type: .bool, values: .bool(compare(v, x)), validity: column.validity)
+            case (.double(let v), .int(let x)):
+                return Column(type: .bool, values: .bool(compare(v, Double(x))), validity: column.validity)
+            default: return nil
+            }
+        }
+        guard ["+", "-", "*"].contains(op), case .double(let v) = column.values, column.type.isNumeric else { return nil }
+        let x: Double
+        switch literal {
+        case .double(let d): x = d
+        case .int(let i): x = Double(i)
+        default: return nil
+        }
+        // The result type as `arithmetic` gives it with the literal broadcast.
+        let lit = Column.broadcast(literal, count: 0), empty = Column(type: column.type, values: .double([]))
+        guard let type = try? (literalOnRight ? arithmetic(op, empty, lit) : arithmetic(op, lit, empty)).type else { return nil }
+        let out: [Double]
+        switch op {
+        case "+": out = convert(v) { $0 + x }
+        case "*": out = convert(v) { $0 * x }
+        default: out = literalOnRight ? convert(v) { $0 - x } : convert(v) { x - $0 }
+        }
+        return Column(type: type, values: .double(out), validity: column.validity)
+    }
+
     /// `zip(x, y).map(f)` as one tight loop into uninitialized storage (vectorizable; no per-element bookkeeping).
     @inline(__always)
     static func map2<A, B, T>(_ x: [A], _ y: [B], _ f: (A, B) -> T) -> [T] {
@@ -193,7 +242,18 @@ enum Operators {
         guard case .bool(let x) = a.values, case .bool(let y) = b.values else { throw KilnError.invalid("Expected booleans") }
         let n = x.count
         if a.validity == nil, b.validity == nil {
-            return Column(type: .bool, values: .bool(op == "AND" ? map2(x, y) { $0 && $1 } : map2(x, y) { $0 || $1 }))
+            // Branch-free on the bytes of the flags (a Bool is stored as 0 or 1).
+            let and = op == "AND"
+            let out = [Bool](unsafeUninitializedCapacity: n) { out, initialized in
+                x.withUnsafeBytes { x in
+                    y.withUnsafeBytes { y in
+                        let o = UnsafeMutableRawBufferPointer(out)
+                        for i in 0..<n { o[i] = and ? x[i] & y[i] : x[i] | y[i] }
+                    }
+                }
+                initialized = n
+            }
+            return Column(type: .bool, values: .bool(out))
         }
         var out = [Bool](repeating: false, count: n)
         var valid = [Bool](repeating: true, count: n)

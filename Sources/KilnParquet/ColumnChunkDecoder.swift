@@ -155,11 +155,15 @@ struct ColumnChunkDecoder {
             var present = count
             if column.maxDefinitionLevel > 0 {
                 let maxDef = UInt8(column.maxDefinitionLevel)
-                present = 0
-                for level in definitions[levelStart...] {
-                    guard level <= maxDef else { throw ParquetError("Definition level \(level) above the maximum \(maxDef) in '\(name)'") }
-                    if level == maxDef { present += 1 }
+                var highest: UInt8 = 0, full = 0
+                definitions.withUnsafeBufferPointer { levels in
+                    for level in levels[levelStart...] {
+                        highest = max(highest, level)
+                        full &+= level == maxDef ? 1 : 0
+                    }
                 }
+                guard highest <= maxDef else { throw ParquetError("Definition level \(highest) above the maximum \(maxDef) in '\(name)'") }
+                present = full
             }
             if column.maxRepetitionLevel > 0, count > 0 {
                 let maxRep = UInt8(column.maxRepetitionLevel)
@@ -381,21 +385,26 @@ struct ColumnChunkDecoder {
             guard out.byteArrays.data.count + total <= Int(Int32.max) else { throw ParquetError("Column chunk holds more than 2 GiB of BYTE_ARRAY data") }
             var end = out.byteArrays.data.count
             out.byteArrays.data.append(contentsOf: repeatElement(0, count: total))
-            var offsets = ContiguousArray<Int32>()
-            offsets.reserveCapacity(indexScratch.count)
+            let base = out.byteArrays.offsets.count
+            out.byteArrays.offsets.append(contentsOf: repeatElement(0, count: indexScratch.count))
             d.offsets.withUnsafeBufferPointer { o in
                 d.data.withUnsafeBufferPointer { src in
                     out.byteArrays.data.withUnsafeMutableBufferPointer { dst in
-                        for index in indexScratch {
-                            let start = Int(o[Int(index)]), length = Int(o[Int(index) + 1]) - start
-                            if length > 0 { (dst.baseAddress! + end).update(from: src.baseAddress! + start, count: length) }
-                            end += length
-                            offsets.append(Int32(end))
+                        out.byteArrays.offsets.withUnsafeMutableBufferPointer { offsets in
+                            indexScratch.withUnsafeBufferPointer { indices in
+                                for (k, index) in indices.enumerated() {
+                                    let start = Int(o[Int(index)]), length = Int(o[Int(index) + 1]) - start
+                                    if length == 1 { dst[end] = src[start] } else if length > 0 {
+                                        (dst.baseAddress! + end).update(from: src.baseAddress! + start, count: length)
+                                    }
+                                    end += length
+                                    offsets[base + k] = Int32(end)
+                                }
+                            }
                         }
                     }
                 }
             }
-            out.byteArrays.offsets.append(contentsOf: offsets)
         case .int96(let d), .fixedLenByteArray(let d):
             for index in indexScratch { out.fixed.data.append(contentsOf: d[Int(index)]) }
         }

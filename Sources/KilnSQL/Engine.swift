@@ -308,7 +308,7 @@ struct Execution {
                 source = Relation(frame: try Frame.empty(found.plan.snapshot.schema, columns: found.columns), qualifier: found.qualifier)
                 source.known = found.plan.snapshot.schema.fields.map(\.name)
             } else {
-                var items = try s.from.enumerated().map { i, item in try fromItem(item, env: env, filter: pushed[i]) }
+                var items = try readCommaItems(s.from, pushed: pushed, conjuncts: conjuncts, env: env)
                 source = try joinCommaItems(&items, conjuncts: &conjuncts)
             }
         }
@@ -708,22 +708,42 @@ struct Execution {
             }
         }
         let partialSlots = slots
-        @Sendable func partial(_ chunk: Frame) throws -> Frame {
-            let frame = Frame(names: chunk.names.indices.map { "#\($0)" }, columns: chunk.columns)
+        /// One chunk's partial aggregates. With a mask that keeps most rows, rows that fail it go to an extra group
+        /// that is dropped (no copy of the chunk); a selective mask filters first.
+        @Sendable func partial(_ chunk: Frame, _ mask: Column?) throws -> Frame {
+            var frame = Frame(names: chunk.names.indices.map { "#\($0)" }, columns: chunk.columns)
+            var restrict: Column?
+            if let mask, case .bool(let bits) = mask.values {
+                let passing = mask.validity.map { v in zip(bits, v).reduce(0) { $0 + ($1.0 && $1.1 ? 1 : 0) } } ?? bits.reduce(0) { $0 + ($1 ? 1 : 0) }
+                if passing * 2 < frame.rowCount || passing == 0 { frame = frame.filter(mask) } else if passing < frame.rowCount { restrict = mask }
+            }
             let keys = try bound.map { try $0.evaluate(frame) }
-            let grouping = Grouping(keys: keys, rows: frame.rowCount)
-            let groups = groupBy.isEmpty ? 1 : grouping.count
-            var columns = keys.map { $0.take(grouping.firstRow) }
+            var grouping = Grouping(keys: keys, rows: frame.rowCount)
+            if let restrict {
+                if groupBy.isEmpty { grouping = Grouping(keys: [], rows: frame.rowCount); grouping.firstRow = [0] }
+                grouping.restrict(to: restrict)
+                if groupBy.isEmpty { grouping.firstRow = [0] }  // the one global group, even if nothing passes
+            }
+            let kept = groupBy.isEmpty ? 1 : grouping.count
+            let groups = restrict == nil ? kept : kept + 1  // plus the dropped rows' group
+            let firstRows = grouping.firstRow
+            var columns = keys.map { $0.take(firstRows) }
             var inputs: [(args: [Expr], values: [Column])] = []
+            var countAll: Column?  // count(x) of a column without nulls is count(*)
             for slot in partialSlots {
                 let values = try inputs.first { $0.args == slot.args }?.values ?? slot.args.map { try $0.evaluate(frame) }
                 inputs.append((slot.args, values))
-                columns.append(try Aggregates.compute(slot.function, values, groupOf: grouping.groupOf, groups: groups, rows: frame.rowCount))
+                let plainCount = slot.function == "count" && values.allSatisfy { $0.validity == nil }
+                var column = try plainCount && countAll != nil ? countAll!
+                    : Aggregates.compute(slot.function, plainCount ? [] : values, groupOf: grouping.groupOf, groups: groups, rows: frame.rowCount)
+                if plainCount { countAll = column }
+                if groups > kept { column = column.take(Array(0..<kept)) }
+                columns.append(column)
             }
             return Frame(names: columns.indices.map { "p\($0)" }, columns: columns)
         }
-        var parts = try Frame.mapChunks(stream.table, plan: stream.plan, columns: stream.columns, filter: stream.filter, partial)
-        if parts.isEmpty || (groupBy.isEmpty && parts.allSatisfy { $0.rowCount == 0 }) { parts = [try partial(template.visible())] }
+        var parts = try Frame.mapChunks(stream.table, plan: stream.plan, columns: stream.columns, filter: stream.filter, masked: partial)
+        if parts.isEmpty || (groupBy.isEmpty && parts.allSatisfy { $0.rowCount == 0 }) { parts = [try partial(template.visible(), nil)] }
         let all = Frame.concatenate(parts.filter { $0.rowCount > 0 || !groupBy.isEmpty })
         let keys = Array(all.columns.prefix(groupBy.count))
         let grouping = Grouping(keys: keys, rows: all.rowCount)
@@ -943,6 +963,57 @@ struct Execution {
         var keep = all.names.indices.filter { needed.contains(all.names[$0].lowercased()) }
         if keep.isEmpty, !all.names.isEmpty { keep = [0] }
         return Frame(names: keep.map { all.names[$0] }, columns: keep.map { all.columns[$0] })
+    }
+
+    /// Reads comma-separated FROM items with their pushed filters. Catalog tables are read smallest first, and an
+    /// equality `a.x = b.y` between a table already read and a larger one still to read adds `y IN (the x values)`
+    /// to the larger one's read filter (semi-join reduction): an inner join keeps no other rows, and the big side
+    /// then drops them chunk by chunk as it is decoded instead of after it is materialized.
+    func readCommaItems(_ from: [FromItem], pushed: [Expr?], conjuncts: [Expr], env: [String: Relation]) throws -> [Relation] {
+        var filters = pushed
+        let scopes = from.map { catalogScope($0, env: env) }
+        guard from.count > 1, !scopes.contains(where: { $0 == nil }) else {
+            return try from.enumerated().map { i, item in try fromItem(item, env: env, filter: filters[i]) }
+        }
+        let sizes = from.map { item -> Int64 in
+            guard case .table(let parts, _, let version, _) = item, let path = try? engine.catalog.path(parts),
+                  let (_, snapshot) = try? cache.table(path, version: version) else { return .max }
+            return snapshot.numRecords ?? .max
+        }
+        /// The item a column belongs to (qualified by alias, or unqualified and in exactly one item) and its plain name.
+        func owner(_ name: String) -> (Int, String)? {
+            let parts = name.lowercased().split(separator: ".").map(String.init)
+            if parts.count == 2 {
+                guard let i = scopes.firstIndex(where: { $0!.alias == parts[0] && $0!.columns.contains(parts[1]) }) else { return nil }
+                return (i, parts[1])
+            }
+            let holders = scopes.indices.filter { scopes[$0]!.columns.contains(parts[0]) }
+            return holders.count == 1 ? (holders[0], parts[0]) : nil
+        }
+        var edges: [(a: Int, x: String, b: Int, y: String)] = []
+        for c in conjuncts {
+            guard case .binary("=", .column(let l), .column(let r)) = c, let (i, x) = owner(l), let (j, y) = owner(r), i != j else { continue }
+            edges.append((i, x, j, y))
+            edges.append((j, y, i, x))
+        }
+        var out = [Relation?](repeating: nil, count: from.count)
+        for i in from.indices.sorted(by: { sizes[$0] < sizes[$1] }) {
+            let relation = try fromItem(from[i], env: env, filter: filters[i])
+            out[i] = relation
+            for edge in edges where edge.a == i && out[edge.b] == nil && sizes[edge.b] > 4 * Int64(relation.rowCount) {
+                // Integer keys on both sides (a cast could change which values are equal otherwise).
+                guard let index = try relation.resolve(edge.x), case .int(let values) = relation.frame.columns[index].values,
+                      relation.frame.columns[index].type.isInteger,
+                      case .table(let parts, _, let version, _) = from[edge.b], let path = try? engine.catalog.path(parts),
+                      let (_, snapshot) = try? cache.table(path, version: version),
+                      let field = snapshot.schema.field(edge.y), let type = FrameType(delta: field.type), type.isInteger else { continue }
+                let keys = relation.frame.columns[index]
+                let present = keys.validity.map { valid in values.indices.filter { valid[$0] }.map { values[$0] } } ?? values
+                let member = Expr.inKeys(.column(edge.y), KeySet(present))
+                filters[edge.b] = filters[edge.b].map { .binary("AND", $0, member) } ?? member
+            }
+        }
+        return out.map { $0! }
     }
 
     /// Joins comma-separated FROM items: equality conjuncts between them become hash joins (smallest first), the

@@ -24,6 +24,28 @@ struct FrameAPITests {
         ])
     }
 
+    @Test("key sets (bitmap and hashed), restricted groupings, integer join pairs")
+    func kernels() throws {
+        let dense = KeySet([5, 9, 5, 700])
+        #expect([4, 5, 9, 700, 701, -3].map(dense.contains) == [false, true, true, true, false, false])
+        let sparse = KeySet([Int64.min, 0, Int64.max])
+        #expect([Int64.min, 0, Int64.max, 1].map(sparse.contains) == [true, true, true, false])
+        #expect(!KeySet([]).contains(0))
+        let filtered = try Self.frame.filter(.inKeys(.column("id"), KeySet([2, 4, 6])))
+        #expect(filtered.columns[0].values == .int([2, 4, 6]))
+
+        // Rows failing the mask leave the groups; a group with no passing row disappears.
+        var grouping = Grouping(keys: [Self.frame.columns[1]], rows: 6)  // us, eu, us, null, eu, us
+        #expect(grouping.count == 3)
+        grouping.restrict(to: Column(type: .bool, values: .bool([false, true, true, false, true, true])))
+        #expect(grouping.firstRow == [1, 2])  // eu first (row 1), then us (row 2); the null group is gone
+        #expect(grouping.groupOf == [2, 0, 1, 2, 0, 1])  // 2: the dropped rows
+
+        let pairs = try Frame.equiJoinPairs(leftKeys: [Column.from([.int(1), .null, .int(3), .int(1)], type: .int64)],
+                                            rightKeys: [Column.from([.int(1), .int(1), .null, .int(3)], type: .int64)], leftRows: 4, rightRows: 4)
+        #expect(pairs.left == [0, 0, 2, 3, 3] && pairs.right == [0, 1, 3, 0, 1])
+    }
+
     @Test("nulls: dropna and fillna; duplicates; describe")
     func cleaning() throws {
         #expect(try Self.frame.dropna().rowCount == 4)

@@ -130,6 +130,19 @@ QUERIES = [
     ("full_outer_join", "SELECT a.n_nationkey AS x, b.r_regionkey AS y FROM tpch.nation a FULL OUTER JOIN tpch.region b ON a.n_nationkey = b.r_regionkey + 20"),
     ("cross_join", "SELECT count(*) AS n, sum(n_nationkey * r_regionkey) AS s FROM tpch.nation CROSS JOIN tpch.region"),
     ("self_join", "SELECT a.n_name AS a, b.n_name AS b FROM tpch.nation a JOIN tpch.nation b ON a.n_regionkey = b.n_regionkey AND a.n_nationkey < b.n_nationkey WHERE a.n_regionkey = 2"),
+    # Semi-join reduction: small filtered side read first, its keys filter the big side while it is read
+    ("semi_join_reduction_chain", """SELECT count(*) AS n, sum(l_quantity) AS q FROM tpch.nation, tpch.customer, tpch.orders, tpch.lineitem
+               WHERE n_name = 'GERMANY' AND c_nationkey = n_nationkey AND o_custkey = c_custkey AND l_orderkey = o_orderkey"""),
+    ("semi_join_reduction_self_join", """SELECT count(*) AS n FROM tpch.orders a, tpch.orders b
+               WHERE a.o_orderkey = b.o_orderkey AND a.o_orderkey < 100"""),
+    ("semi_join_reduction_empty_side", """SELECT count(*) AS n FROM tpch.region, tpch.nation
+               WHERE r_regionkey = n_regionkey AND r_name = 'NOWHERE'"""),
+    # Aggregation over a filter that keeps most rows (rows that fail are skipped, not copied)
+    ("mostly_passing_filter_groups_vanish", """SELECT l_returnflag, l_linestatus, count(*) AS n, min(l_shipdate) AS first_ship,
+               max(l_quantity) AS most, sum(l_tax) AS tax FROM tpch.lineitem WHERE l_returnflag <> 'N' OR l_linestatus <> 'F'
+               GROUP BY l_returnflag, l_linestatus ORDER BY l_returnflag, l_linestatus"""),
+    ("mostly_passing_filter_global", """SELECT count(*) AS n, count(l_comment) AS c, avg(l_discount) AS d, min(l_orderkey) AS lo
+               FROM tpch.lineitem WHERE l_orderkey > 3"""),
     ("join_non_equi", "SELECT count(*) AS n FROM tpch.region a JOIN tpch.region b ON a.r_regionkey < b.r_regionkey"),
     ("join_on_expression", "SELECT count(*) AS n FROM tpch.orders JOIN tpch.customer ON o_custkey = c_custkey + 1 WHERE o_orderkey < 2000"),
     ("four_way_join", "SELECT r_name, count(*) AS n, sum(o_totalprice) AS t FROM tpch.orders JOIN tpch.customer ON o_custkey = c_custkey JOIN tpch.nation ON c_nationkey = n_nationkey JOIN tpch.region ON n_regionkey = r_regionkey GROUP BY r_name ORDER BY r_name"),

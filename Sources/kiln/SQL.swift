@@ -17,6 +17,7 @@ struct SQL: ParsableCommand {
     @Option(help: "Home folder holding the warehouse (env KILN_HOME, default ~/.kiln).") var home: String?
     @Option(help: "table, json, jsonl or csv.") var format = "table"
     @Option(name: .customLong("param"), help: "A :name parameter value, name=value (repeatable).") var parameters: [String] = []
+    @Flag(help: "Print the statement's run time to standard error (\"Time: 0.123 s\": planning and execution, no output).") var timing = false
 
     func run() throws {
         let base = home.map { URL(fileURLWithPath: $0) } ?? KilnConfiguration.defaultHome(environment: ProcessInfo.processInfo.environment)
@@ -29,11 +30,13 @@ struct SQL: ParsableCommand {
         let engine = SQLEngine(catalog: Catalog(warehouse: base.appendingPathComponent("warehouse").path), parameters: values)
         guard let statement else { return try shell(engine, history: base.appendingPathComponent("sql_history").path) }
         let result: Frame
+        let started = Date()
         do {
             result = try engine.execute(statement)
         } catch let error as KilnError {
             throw CLIError("\(error.code.rawValue): \(error.message)")
         }
+        if timing { FileHandle.standardError.write(Data(String(format: "Time: %.4f s\n", Date().timeIntervalSince(started)).utf8)) }
         try output(result)
     }
 

@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "KilnLake", targets: ["KilnLake"]),
         .library(name: "KilnFrame", targets: ["KilnFrame"]),
         .library(name: "KilnSQL", targets: ["KilnSQL"]),
+        .library(name: "KilnLearn", targets: ["KilnLearn"]),
         .library(name: "KilnPlatform", targets: ["KilnPlatform"]),
         .library(name: "KilnServer", targets: ["KilnServer"]),
     ],
@@ -64,6 +65,8 @@ let package = Package(
         .target(name: "KilnLake", dependencies: ["KilnCore", "KilnParquet"], swiftSettings: strict),
         .target(name: "KilnFrame", dependencies: ["KilnCore", "KilnParquet", "KilnLake"], swiftSettings: strict),
         .target(name: "KilnSQL", dependencies: ["KilnCore", "KilnParquet", "KilnLake", "KilnFrame"], swiftSettings: strict),
+        .systemLibrary(name: "CXGBoost", path: "Sources/CXGBoost", providers: [.apt(["libxgboost-dev"])]),
+        .target(name: "KilnLearn", dependencies: ["KilnCore", "KilnFrame", "KilnModelFormat", "CXGBoost"], swiftSettings: strict),
         .target(
             name: "KilnModelFormat",
             dependencies: ["KilnCore", .product(name: "Yams", package: "Yams")],
@@ -119,6 +122,7 @@ let package = Package(
         .testTarget(name: "KilnParquetTests", dependencies: ["KilnParquet"], swiftSettings: strict),
         .testTarget(name: "KilnLakeTests", dependencies: ["KilnLake", "KilnParquet", "KilnCore"], swiftSettings: strict),
         .testTarget(name: "KilnSQLTests", dependencies: ["KilnSQL", "KilnFrame", "KilnLake", "KilnParquet", "KilnCore"], swiftSettings: strict),
+        .testTarget(name: "KilnLearnTests", dependencies: ["KilnLearn", "KilnFrame", "KilnModelFormat", "KilnCore"], swiftSettings: strict),
         .testTarget(name: "KilnModelFormatTests", dependencies: ["KilnModelFormat", "KilnCore"], swiftSettings: strict),
         .testTarget(
             name: "KilnRegistryTests",

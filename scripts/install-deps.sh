@@ -4,7 +4,7 @@
 set -euo pipefail
 mode="${1:-build}"
 
-packages=(ca-certificates libcurl4 git libsnappy-dev libzstd-dev zlib1g-dev)
+packages=(ca-certificates libcurl4 git libsnappy-dev libzstd-dev zlib1g-dev libxgboost-dev)
 if [ "$mode" = "test" ]; then
   packages+=(python3 sqlite3)
   command -v pip3 >/dev/null 2>&1 || python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)

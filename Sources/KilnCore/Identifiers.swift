@@ -24,3 +24,6 @@ public enum Identifiers {
         "\(adjectives.randomElement()!)-\(nouns.randomElement()!)-\(Int.random(in: 100...999))"
     }
 }
+
+/// This build's version, reported by `kiln version`, the server and the models Kiln writes.
+public let kilnVersion = "0.1.0"

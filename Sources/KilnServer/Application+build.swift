@@ -7,7 +7,7 @@ import ServiceLifecycle
 import KilnRegistry
 
 /// Kiln's version, reported by `kiln version` and `/version`.
-public let kilnVersion = "0.1.0"
+
 
 /// Builds the router with every middleware and route family; the server binary and the tests share it.
 public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistry, authEnabled: Bool = true) -> Router<KilnRequestContext> {

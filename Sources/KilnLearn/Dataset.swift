@@ -1,0 +1,123 @@
+import Foundation
+import KilnCore
+import KilnFrame
+
+/// What a model predicts.
+public enum Task: String, Sendable, Codable {
+    case classification, regression
+}
+
+/// Features as a dense row-major matrix of doubles (missing values are NaN) with a label per row.
+///
+/// ```swift
+/// let data = try Dataset(frame, target: "label")           // every other numeric column is a feature
+/// let (train, test) = data.split(trainFraction: 0.8, seed: 7)
+/// ```
+public struct Dataset: Sendable {
+    public var features: [Double]
+    public let width: Int
+    public var rows: Int { width == 0 ? labels.count : features.count / width }
+    public let featureNames: [String]
+    /// For classification: the index of the row's class in `classes`; for regression: the target value.
+    public var labels: [Double]
+    public let task: Task
+    /// The distinct target values in sorted order (classification only), as text.
+    public let classes: [String]
+
+    public init(features: [Double], width: Int, featureNames: [String], labels: [Double], task: Task, classes: [String] = []) {
+        self.features = features
+        self.width = width
+        self.featureNames = featureNames
+        self.labels = labels
+        self.task = task
+        self.classes = classes
+    }
+
+    /// The task a target column suggests: strings and booleans, and integers with at most 20 distinct values, are
+    /// classes; other numbers are regression targets.
+    public static func inferTask(_ frame: Frame, target: String) throws -> Task {
+        let column = try frame.column(target)
+        if column.type == .string || column.type == .bool { return .classification }
+        if column.type.isInteger {
+            let distinct = Grouping(keys: [column], rows: column.count).count
+            return distinct <= 20 ? .classification : .regression
+        }
+        return .regression
+    }
+
+    /// Reads `target` and the `features` (default: every other column) of `frame`. Numeric and boolean columns
+    /// become features; nulls become NaN. Rows whose target is null are dropped.
+    /// - Throws: for a missing or string feature column (encode it first), or a non-numeric regression target.
+    public init(_ frame: Frame, target: String, features wanted: [String]? = nil, task: Task? = nil) throws {
+        let targetColumn = try frame.column(target)
+        let names = wanted ?? frame.names.filter { $0.lowercased() != target.lowercased() }
+        guard !names.isEmpty else { throw KilnError.invalid("No feature columns: the table has only the target '\(target)'") }
+        let task = try task ?? Self.inferTask(frame, target: target)
+        var keep = (0..<frame.rowCount).filter { !targetColumn.isNull($0) }
+        if keep.count == frame.rowCount { keep = [] }
+        let rows = keep.isEmpty ? frame.rowCount : keep.count
+        let source = keep.isEmpty ? frame : frame.take(keep)
+        let width = names.count
+        var matrix = [Double](repeating: 0, count: rows * width)
+        for (j, name) in names.enumerated() {
+            let column = try source.column(name)
+            guard column.type.isNumeric || column.type == .bool else {
+                throw KilnError.invalid("Feature '\(name)' is a \(column.type); features must be numbers or booleans (index strings into numbers first, or leave the column out with --features)")
+            }
+            let values = try column.cast(to: .float64)
+            guard case .double(let v) = values.values else { throw KilnError(.internalError, "Cast to double gave no doubles") }
+            for i in 0..<rows { matrix[i * width + j] = values.isNull(i) ? .nan : v[i] }
+        }
+        let y = keep.isEmpty ? targetColumn : targetColumn.take(keep)
+        var labels = [Double](repeating: 0, count: rows)
+        var classes: [String] = []
+        switch task {
+        case .classification:
+            let text = (0..<rows).map { y.value($0).text }
+            let numeric = y.type.isNumeric || y.type == .bool
+            classes = Array(Set(text)).sorted { a, b in
+                if numeric, let x = Double(a == "true" ? "1" : a == "false" ? "0" : a), let z = Double(b == "true" ? "1" : b == "false" ? "0" : b) { return x < z }
+                return a < b
+            }
+            guard classes.count >= 2 else { throw KilnError.invalid("Target '\(target)' has \(classes.count) class; classification needs at least 2") }
+            let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, Double($0)) })
+            for i in 0..<rows { labels[i] = index[text[i]]! }
+        case .regression:
+            guard y.type.isNumeric || y.type == .bool else { throw KilnError.invalid("Target '\(target)' is a \(y.type); regression needs numbers") }
+            guard case .double(let v) = try y.cast(to: .float64).values else { throw KilnError(.internalError, "Cast to double gave no doubles") }
+            labels = v
+        }
+        self.init(features: matrix, width: width, featureNames: names, labels: labels, task: task, classes: classes)
+    }
+
+    /// The rows `indices`, in that order.
+    public func subset(_ indices: [Int]) -> Dataset {
+        var out = [Double](repeating: 0, count: indices.count * width)
+        features.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for (k, i) in indices.enumerated() {
+                    for j in 0..<width { dst[k * width + j] = src[i * width + j] }
+                }
+            }
+        }
+        return Dataset(features: out, width: width, featureNames: featureNames, labels: indices.map { labels[$0] }, task: task, classes: classes)
+    }
+
+    /// A seeded random split: about `trainFraction` of the rows train, the rest test (reproducible for a seed).
+    public func split(trainFraction: Double, seed: UInt64) -> (train: Dataset, test: Dataset) {
+        var order = Array(0..<rows)
+        var generator = SplitMix64(seed: seed)
+        order.shuffle(using: &generator)
+        let cut = Int((Double(rows) * trainFraction).rounded())
+        return (subset(Array(order[..<cut]).sorted()), subset(Array(order[cut...]).sorted()))
+    }
+
+    /// Row `i`'s features.
+    public func row(_ i: Int) -> ArraySlice<Double> { features[(i * width)..<((i + 1) * width)] }
+
+    /// Whether any feature is missing (NaN).
+    public var hasMissing: Bool { features.contains { $0.isNaN } }
+
+    /// The number of classes (classification) or 1.
+    public var classCount: Int { task == .classification ? classes.count : 1 }
+}

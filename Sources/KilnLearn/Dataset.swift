@@ -3,7 +3,7 @@ import KilnCore
 import KilnFrame
 
 /// What a model predicts.
-public enum Task: String, Sendable, Codable {
+public enum LearningTask: String, Sendable, Codable {
     case classification, regression
 }
 
@@ -20,11 +20,11 @@ public struct Dataset: Sendable {
     public let featureNames: [String]
     /// For classification: the index of the row's class in `classes`; for regression: the target value.
     public var labels: [Double]
-    public let task: Task
+    public let task: LearningTask
     /// The distinct target values in sorted order (classification only), as text.
     public let classes: [String]
 
-    public init(features: [Double], width: Int, featureNames: [String], labels: [Double], task: Task, classes: [String] = []) {
+    public init(features: [Double], width: Int, featureNames: [String], labels: [Double], task: LearningTask, classes: [String] = []) {
         self.features = features
         self.width = width
         self.featureNames = featureNames
@@ -35,7 +35,7 @@ public struct Dataset: Sendable {
 
     /// The task a target column suggests: strings and booleans, and integers with at most 20 distinct values, are
     /// classes; other numbers are regression targets.
-    public static func inferTask(_ frame: Frame, target: String) throws -> Task {
+    public static func inferTask(_ frame: Frame, target: String) throws -> LearningTask {
         let column = try frame.column(target)
         if column.type == .string || column.type == .bool { return .classification }
         if column.type.isInteger {
@@ -48,7 +48,7 @@ public struct Dataset: Sendable {
     /// Reads `target` and the `features` (default: every other column) of `frame`. Numeric and boolean columns
     /// become features; nulls become NaN. Rows whose target is null are dropped.
     /// - Throws: for a missing or string feature column (encode it first), or a non-numeric regression target.
-    public init(_ frame: Frame, target: String, features wanted: [String]? = nil, task: Task? = nil) throws {
+    public init(_ frame: Frame, target: String, features wanted: [String]? = nil, task: LearningTask? = nil) throws {
         let targetColumn = try frame.column(target)
         let names = wanted ?? frame.names.filter { $0.lowercased() != target.lowercased() }
         guard !names.isEmpty else { throw KilnError.invalid("No feature columns: the table has only the target '\(target)'") }
@@ -57,17 +57,7 @@ public struct Dataset: Sendable {
         if keep.count == frame.rowCount { keep = [] }
         let rows = keep.isEmpty ? frame.rowCount : keep.count
         let source = keep.isEmpty ? frame : frame.take(keep)
-        let width = names.count
-        var matrix = [Double](repeating: 0, count: rows * width)
-        for (j, name) in names.enumerated() {
-            let column = try source.column(name)
-            guard column.type.isNumeric || column.type == .bool else {
-                throw KilnError.invalid("Feature '\(name)' is a \(column.type); features must be numbers or booleans (index strings into numbers first, or leave the column out with --features)")
-            }
-            let values = try column.cast(to: .float64)
-            guard case .double(let v) = values.values else { throw KilnError(.internalError, "Cast to double gave no doubles") }
-            for i in 0..<rows { matrix[i * width + j] = values.isNull(i) ? .nan : v[i] }
-        }
+        let matrix = try Self.features(of: source, columns: names)
         let y = keep.isEmpty ? targetColumn : targetColumn.take(keep)
         var labels = [Double](repeating: 0, count: rows)
         var classes: [String] = []
@@ -87,7 +77,24 @@ public struct Dataset: Sendable {
             guard case .double(let v) = try y.cast(to: .float64).values else { throw KilnError(.internalError, "Cast to double gave no doubles") }
             labels = v
         }
-        self.init(features: matrix, width: width, featureNames: names, labels: labels, task: task, classes: classes)
+        self.init(features: matrix, width: names.count, featureNames: names, labels: labels, task: task, classes: classes)
+    }
+
+    /// The feature matrix (row-major, NaN for nulls) of `columns` in `frame`, for scoring.
+    /// - Throws: when a column is missing or not numeric.
+    public static func features(of frame: Frame, columns: [String]) throws -> [Double] {
+        let rows = frame.rowCount, width = columns.count
+        var matrix = [Double](repeating: 0, count: rows * width)
+        for (j, name) in columns.enumerated() {
+            guard let column = try? frame.column(name) else {
+                throw KilnError.invalid("The model needs feature '\(name)', which the table does not have (it has \(frame.names.joined(separator: ", ")))")
+            }
+            guard column.type.isNumeric || column.type == .bool, case .double(let v) = try column.cast(to: .float64).values else {
+                throw KilnError.invalid("Feature '\(name)' is a \(column.type); features must be numbers or booleans (index strings into numbers first, or leave the column out with --features)")
+            }
+            for i in 0..<rows { matrix[i * width + j] = column.isNull(i) ? .nan : v[i] }
+        }
+        return matrix
     }
 
     /// The rows `indices`, in that order.

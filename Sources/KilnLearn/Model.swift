@@ -6,7 +6,7 @@ import KilnModelFormat
 /// `kiln runs reproduce` can fit the same model again.
 public struct TrainingSpec: Codable, Sendable, Equatable {
     public var algorithm: Algorithm
-    public var task: Task
+    public var task: LearningTask
     public var target: String
     public var features: [String]
     /// Algorithm parameters by name (values as text, as they are logged).
@@ -20,7 +20,7 @@ public struct TrainingSpec: Codable, Sendable, Equatable {
     public var testTableVersion: Int64?
     public var trainFraction: Double?
 
-    public init(algorithm: Algorithm, task: Task, target: String, features: [String], params: [String: String] = [:], seed: UInt64 = 0,
+    public init(algorithm: Algorithm, task: LearningTask, target: String, features: [String], params: [String: String] = [:], seed: UInt64 = 0,
                 table: String? = nil, tableVersion: Int64? = nil, testTable: String? = nil, testTableVersion: Int64? = nil, trainFraction: Double? = nil) {
         self.algorithm = algorithm
         self.task = task
@@ -41,7 +41,7 @@ public enum Algorithm: String, Codable, Sendable, CaseIterable {
     case linear, logistic, xgboost
 
     /// The task the algorithm solves, when it decides it.
-    public var fixedTask: Task? {
+    public var fixedTask: LearningTask? {
         switch self {
         case .linear: .regression
         case .logistic: .classification

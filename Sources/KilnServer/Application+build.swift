@@ -23,6 +23,7 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
     WebhookRoutes(registry: platform.registry).register(on: router)
     ArtifactRoutes(artifacts: platform.artifacts).register(on: router)
     StatementRoutes(statements: platform.statements).register(on: router)
+    TrainingRoutes(platform: platform).register(on: router)
     return router
 }
 

@@ -1,0 +1,225 @@
+import Foundation
+import KilnBlob
+import KilnCore
+import KilnFrame
+import KilnLake
+import KilnLearn
+import KilnTracking
+
+/// What `kiln train` and `POST /api/2.0/kiln/train` ask for.
+public struct TrainRequest: Sendable, Codable, Equatable {
+    /// A three-level table name (`main.default.t`, under the home's warehouse) or a table directory.
+    public var table: String
+    public var testTable: String?
+    /// Share of rows to train on when there is no test table (default 0.8).
+    public var split: Double?
+    public var target: String
+    public var algorithm: Algorithm
+    public var task: LearningTask?
+    public var params: [String: String]
+    public var features: [String]?
+    public var seed: UInt64
+    /// Experiment name (created when missing; default: the Default experiment).
+    public var experiment: String?
+    /// Registered model to add the trained model to as a new version.
+    public var register: String?
+    public var runName: String?
+    /// Read this version of the training table (default: the newest) — used to reproduce a run.
+    public var tableVersion: Int64?
+    public var testTableVersion: Int64?
+
+    public init(table: String, target: String, algorithm: Algorithm, testTable: String? = nil, split: Double? = nil, task: LearningTask? = nil,
+                params: [String: String] = [:], features: [String]? = nil, seed: UInt64 = 0, experiment: String? = nil,
+                register: String? = nil, runName: String? = nil, tableVersion: Int64? = nil, testTableVersion: Int64? = nil) {
+        self.table = table
+        self.testTable = testTable
+        self.split = split
+        self.target = target
+        self.algorithm = algorithm
+        self.task = task
+        self.params = params
+        self.features = features
+        self.seed = seed
+        self.experiment = experiment
+        self.register = register
+        self.runName = runName
+        self.tableVersion = tableVersion
+        self.testTableVersion = testTableVersion
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case table, testTable = "test_table", split, target, algorithm, task, params, features, seed, experiment, register
+        case runName = "run_name", tableVersion = "table_version", testTableVersion = "test_table_version"
+    }
+}
+
+/// What a training run produced.
+public struct TrainOutcome: Sendable, Equatable {
+    public var runID: String
+    public var experimentID: String
+    public var metrics: [String: Double]
+    /// `runs:/<run id>/model`.
+    public var modelURI: String
+    public var registeredVersion: String?
+    public var spec: TrainingSpec
+}
+
+extension Platform {
+    /// The directory of a table argument: a three-level name under this home's warehouse, else a path.
+    public func tablePath(_ table: String) -> String {
+        let parts = table.split(separator: ".", omittingEmptySubsequences: false)
+        if !table.contains("/"), parts.count == 3, parts.allSatisfy({ !$0.isEmpty }) {
+            return parts.reduce(configuration.home.appendingPathComponent("warehouse")) { $0.appendingPathComponent(String($1)) }.path
+        }
+        return table
+    }
+
+    /// Trains a model on a table version and logs everything to tracking as one run: params (the spec and the
+    /// algorithm's), `training_`/`test_` metrics under mlflow.evaluate's names, the table versions as dataset inputs,
+    /// the model directory under `model/` and the training spec as `kiln_training_spec.json`. Optionally registers the
+    /// model. The run is FAILED (and the error rethrown) when fitting fails after the run started.
+    public func train(_ request: TrainRequest, progress: Trainer.Progress? = nil) async throws -> TrainOutcome {
+        if let split = request.split, !(split > 0 && split < 1) { throw KilnError.invalid("split must be between 0 and 1 (the share of rows to train on)") }
+        if request.split != nil, request.testTable != nil { throw KilnError.invalid("Give a test table or a split, not both") }
+        // Read the pinned table versions.
+        func read(_ name: String, version: Int64?, columns: [String]?) throws -> (Frame, Int64) {
+            let table = try DeltaTable.open(tablePath(name))
+            let plan = try table.plan(version: version)
+            return (try Frame.read(table, plan: plan, columns: columns), plan.snapshot.version)
+        }
+        let wanted = request.features.map { $0 + [request.target] }
+        let (trainFrame, trainVersion) = try read(request.table, version: request.tableVersion, columns: wanted)
+        let task = try request.task ?? request.algorithm.fixedTask ?? KilnLearn.Dataset.inferTask(trainFrame, target: request.target)
+        if let fixed = request.algorithm.fixedTask, fixed != task {
+            throw KilnError.invalid("\(request.algorithm.rawValue) does only \(fixed.rawValue); the task asked for is \(task.rawValue)")
+        }
+        let all = try KilnLearn.Dataset(trainFrame, target: request.target, features: request.features, task: task)
+        var spec = TrainingSpec(algorithm: request.algorithm, task: task, target: request.target, features: all.featureNames, params: request.params,
+                                seed: request.seed, table: request.table, tableVersion: trainVersion)
+        let train: KilnLearn.Dataset, test: KilnLearn.Dataset
+        if let testTable = request.testTable {
+            let (frame, version) = try read(testTable, version: request.testTableVersion, columns: all.featureNames + [request.target])
+            let data = try KilnLearn.Dataset(frame, target: request.target, features: all.featureNames, task: task)
+            guard task == .regression || Set(data.classes).isSubset(of: Set(all.classes)) else {
+                throw KilnError.invalid("The test table has classes the training table lacks: \(Set(data.classes).subtracting(all.classes).sorted().joined(separator: ", "))")
+            }
+            // Test labels indexed by the training classes.
+            let index = Dictionary(uniqueKeysWithValues: all.classes.enumerated().map { ($1, Double($0)) })
+            test = task == .classification
+                ? KilnLearn.Dataset(features: data.features, width: data.width, featureNames: data.featureNames, labels: data.labels.map { index[data.classes[Int($0)]]! },
+                          task: task, classes: all.classes)
+                : data
+            train = all
+            spec.testTable = testTable
+            spec.testTableVersion = version
+        } else {
+            let fraction = request.split ?? 0.8
+            (train, test) = all.split(trainFraction: fraction, seed: request.seed)
+            spec.trainFraction = fraction
+        }
+        guard train.rows > 0, test.rows > 0 else { throw KilnError.invalid("The split left no \(train.rows == 0 ? "training" : "test") rows; use more data or another split") }
+
+        // The run.
+        let experimentID: String
+        if let name = request.experiment, !name.isEmpty {
+            if let existing = try? await tracking.getExperiment(name: name) { experimentID = existing.id }
+            else { experimentID = try await tracking.createExperiment(name: name) }
+        } else {
+            experimentID = "0"
+        }
+        let run = try await tracking.createRun(experimentID: experimentID, runName: request.runName,
+                                               tags: [KeyValue("mlflow.source.name", "kiln train"), KeyValue("mlflow.source.type", "LOCAL"),
+                                                      KeyValue("kiln.algorithm", request.algorithm.rawValue), KeyValue("kiln.task", task.rawValue)])
+        let runID = run.info.runID
+        do {
+            let finalSpec = spec
+            let fit = try await Self.offload { try Trainer.fit(finalSpec, train, progress: progress) }
+            let model = fit.model
+            let testMetrics = try model.evaluate(test), trainingMetrics = try model.evaluate(train)
+            var metrics: [String: Double] = [:]
+            for (k, v) in testMetrics { metrics["test_" + k] = v }
+            for (k, v) in trainingMetrics { metrics["training_" + k] = v }
+            if let best = fit.bestIteration { metrics["best_iteration"] = Double(best) }
+            let now = clock.nowMillis()
+            var logged = metrics.sorted { $0.key < $1.key }.map { Metric(key: $0.key, value: $0.value, timestamp: now, step: 0) }
+            // Boosting history: one step per round.
+            for (key, values) in fit.history.sorted(by: { $0.key < $1.key }) {
+                let name = key.replacingOccurrences(of: "-", with: "_")
+                logged += values.enumerated().map { Metric(key: name, value: $1, timestamp: now, step: Int64($0)) }
+            }
+            var params: [KeyValue] = [
+                KeyValue("algorithm", request.algorithm.rawValue), KeyValue("task", task.rawValue), KeyValue("target", request.target),
+                KeyValue("features", spec.features.joined(separator: ",")), KeyValue("seed", String(request.seed)),
+                KeyValue("table", request.table), KeyValue("table_version", String(trainVersion)),
+            ]
+            if let fraction = spec.trainFraction { params.append(KeyValue("train_fraction", String(fraction))) }
+            if let t = spec.testTable { params += [KeyValue("test_table", t), KeyValue("test_table_version", String(spec.testTableVersion ?? 0))] }
+            let reserved = Set(params.map(\.key))
+            params += request.params.sorted { $0.key < $1.key }.filter { !reserved.contains($0.key) }.map { KeyValue($0.key, $0.value) }
+            for start in stride(from: 0, to: logged.count, by: 1000) {
+                try await tracking.logBatch(runID: runID, metrics: Array(logged[start..<min(start + 1000, logged.count)]),
+                                            params: start == 0 ? params : [])
+            }
+            try await tracking.logInputs(runID: runID, datasets: datasetInputs(spec, train: train, test: test))
+            // Artifacts: the model directory and the spec.
+            let staging = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-train-\(runID)")
+            defer { try? FileManager.default.removeItem(at: staging) }
+            _ = try model.write(to: staging.appendingPathComponent("model"), runID: runID, artifactPath: "model")
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+            try encoder.encode(spec).write(to: staging.appendingPathComponent("kiln_training_spec.json"))
+            guard let root = try BlobKey(proxiedURI: run.info.artifactURI) else {
+                throw KilnError.invalid("The run's artifact location \(run.info.artifactURI) is not in Kiln's artifact store")
+            }
+            try upload(staging, to: root)
+            var version: String?
+            if let name = request.register, !name.isEmpty {
+                if (try? await registry.getRegisteredModel(name: name)) == nil { _ = try await registry.createRegisteredModel(name: name) }
+                version = try await registry.createModelVersion(name: name, source: "runs:/\(runID)/model", runID: runID).version.description
+            }
+            _ = try await tracking.updateRun(id: runID, status: .finished, endTime: clock.nowMillis())
+            return TrainOutcome(runID: runID, experimentID: experimentID, metrics: metrics, modelURI: "runs:/\(runID)/model",
+                                registeredVersion: version, spec: spec)
+        } catch {
+            _ = try? await tracking.setTag(runID: runID, key: "kiln.error", value: String(describing: error).prefix(5000).description)
+            _ = try? await tracking.updateRun(id: runID, status: .failed, endTime: clock.nowMillis())
+            throw error
+        }
+    }
+
+    /// The training (and test) table versions as MLflow dataset inputs: name, a digest of table and version, source
+    /// `{"table": …, "version": …}`, and the `mlflow.data.context` tag.
+    func datasetInputs(_ spec: TrainingSpec, train: KilnLearn.Dataset, test: KilnLearn.Dataset) -> [DatasetInput] {
+        func input(_ table: String, _ version: Int64, _ rows: Int, context: String) -> DatasetInput {
+            let source = "{\"table\": \"\(table)\", \"version\": \(version)}"
+            // FNV-1a of "table@version": stable across processes, like MLflow's short digests.
+            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+            for byte in "\(table)@\(version)".utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+            let digest = String(String(hash, radix: 16).prefix(8))
+            let dataset = KilnTracking.Dataset(name: table, digest: digest, sourceType: "delta_table", source: source,
+                                               profile: "{\"num_rows\": \(rows)}")
+            return DatasetInput(tags: [KeyValue("mlflow.data.context", context)], dataset: dataset)
+        }
+        var out = [input(spec.table ?? "", spec.tableVersion ?? 0, train.rows, context: "training")]
+        if let t = spec.testTable { out.append(input(t, spec.testTableVersion ?? 0, test.rows, context: "testing")) }
+        return out
+    }
+
+    /// Copies a local directory's files under `root` in the artifact store.
+    func upload(_ directory: URL, to root: BlobKey) throws {
+        let fm = FileManager.default
+        guard let walker = fm.enumerator(at: directory, includingPropertiesForKeys: [.isRegularFileKey]) else { return }
+        let base = directory.standardizedFileURL.path
+        for case let file as URL in walker where (try? file.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true {
+            let relative = String(file.standardizedFileURL.path.dropFirst(base.count + 1))
+            try artifacts.put(try root.appending(relative), bytes: Array(try Data(contentsOf: file)))
+        }
+    }
+
+    /// Runs CPU-bound work on Dispatch's pool instead of a cooperative thread.
+    static func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
+        }
+    }
+}

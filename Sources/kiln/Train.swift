@@ -1,0 +1,163 @@
+import ArgumentParser
+import Foundation
+import KilnCore
+import KilnLearn
+import KilnPlatform
+import Logging
+
+/// `kiln train`: fit a model on a table version, evaluate it, and log params, metrics, model and data to tracking.
+struct Train: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train", abstract: "Train a model on a table and log it to tracking as one run.",
+        discussion: """
+            Reads the newest version of --table (catalog.schema.table under the home's warehouse, or a table directory), \
+            holds out a test set (--test-table, or a seeded --split), fits, evaluates, and logs params, training_/test_ \
+            metrics (mlflow.evaluate's names), the model (kiln flavor; boosters also as xgboost + python_function), the \
+            dataset versions and the training spec as one run. Prints the run id. Examples:
+              kiln train --table main.default.churn --target churned --algorithm xgboost --params max_depth=4,eta=0.1
+              kiln train --table main.default.houses --target price --algorithm linear --split 0.75 --seed 7 --register houses
+            With --url the server trains (POST /api/2.0/kiln/train); otherwise this process does, on --home.
+            """)
+    @Option(help: "Training table: catalog.schema.table or a table directory.") var table: String
+    @Option(help: "Target column.") var target: String
+    @Option(help: "linear, logistic or xgboost.") var algorithm: String
+    @Option(name: .customLong("test-table"), help: "Evaluate on this table instead of a split.") var testTable: String?
+    @Option(help: "Share of rows to train on (default 0.8); the rest is the test set.") var split: Double?
+    @Option(help: "classification or regression (default: from the algorithm, else from the target column).") var task: String?
+    @Option(help: "Algorithm parameters, k=v,k=v (e.g. max_depth=4,eta=0.1 or C=0.5).") var params: String?
+    @Option(help: "Feature columns, comma-separated (default: every other column).") var features: String?
+    @Option(help: "Random seed for the split and the algorithm.") var seed: UInt64 = 0
+    @Option(help: "Experiment name (created if missing; default: Default).") var experiment: String?
+    @Option(help: "Register the model under this name as a new version.") var register: String?
+    @Option(name: .customLong("run-name"), help: "Run name.") var runName: String?
+    @Option(help: "Server URL: train there (env KILN_URL).") var url: String?
+    @Option(help: "Access token for --url (env KILN_TOKEN, else the home's admin.token).") var token: String?
+    @Option(help: "Home folder (env KILN_HOME, default ~/.kiln).") var home: String?
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        guard let algorithm = Algorithm(rawValue: algorithm) else {
+            throw ValidationError("Unknown --algorithm '\(self.algorithm)'; use one of \(Algorithm.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        var parsedTask: LearningTask?
+        if let task {
+            guard let t = LearningTask(rawValue: task) else { throw ValidationError("--task must be classification or regression") }
+            parsedTask = t
+        }
+        var parsedParams: [String: String] = [:]
+        for pair in (params ?? "").split(separator: ",") {
+            let kv = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard kv.count == 2, !kv[0].isEmpty else { throw ValidationError("--params takes k=v pairs separated by commas; got '\(pair)'") }
+            parsedParams[kv[0]] = kv[1]
+        }
+        let featureList = features.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        let env = ProcessInfo.processInfo.environment
+        if let server = url ?? env["KILN_URL"] {
+            var body: [String: Any] = ["table": table, "target": target, "algorithm": algorithm.rawValue, "params": parsedParams, "seed": seed]
+            body["test_table"] = testTable
+            body["split"] = split
+            body["task"] = parsedTask?.rawValue
+            body["features"] = featureList
+            body["experiment"] = experiment
+            body["register"] = register
+            body["run_name"] = runName
+            let client = try ClientOptions.parse(["--url", server] + (token.map { ["--token", $0] } ?? []) + (home.map { ["--home", $0] } ?? [])).client()
+            let response = try await client.call("POST", "api/2.0/kiln/train", body: body, timeout: 24 * 3600)
+            if json { return try printJSON(response) }
+            report(runID: response["run_id"] as? String ?? "", metrics: response["metrics"] as? [String: Double] ?? [:],
+                   version: response["registered_model_version"] as? String)
+            return
+        }
+        var logger = Logger(label: "kiln")
+        logger.logLevel = .warning
+        let configuration = KilnConfiguration(home: home.map { URL(fileURLWithPath: $0) } ?? KilnConfiguration.defaultHome(environment: env),
+                                              adminToken: env["KILN_ADMIN_TOKEN"])
+        let platform = try await Platform.open(configuration, logger: logger)
+        let request = TrainRequest(table: table, target: target, algorithm: algorithm, testTable: testTable, split: split, task: parsedTask,
+                                   params: parsedParams, features: featureList, seed: seed, experiment: experiment, register: register, runName: runName)
+        let bar = LockedProgress()
+        let outcome: TrainOutcome
+        do {
+            outcome = try await platform.train(request) { done, total in bar.update(done, total) }
+            bar.finish()
+        } catch let error as KilnError {
+            bar.finish()
+            await platform.close()
+            throw CLIError("\(error.code.rawValue): \(error.message)")
+        }
+        await platform.close()
+        if json {
+            var object: [String: Any] = ["run_id": outcome.runID, "experiment_id": outcome.experimentID, "model_uri": outcome.modelURI,
+                                         "metrics": outcome.metrics]
+            object["registered_model_version"] = outcome.registeredVersion
+            return try printJSON(object)
+        }
+        report(runID: outcome.runID, metrics: outcome.metrics, version: outcome.registeredVersion)
+    }
+
+    func report(runID: String, metrics: [String: Double], version: String?) {
+        let test = metrics.filter { $0.key.hasPrefix("test_") }.sorted { $0.key < $1.key }
+        printTable(["METRIC", "TEST", "TRAINING"], test.map { key, value in
+            let name = String(key.dropFirst("test_".count))
+            return [name, formatNumber(value), metrics["training_" + name].map(formatNumber) ?? ""]
+        })
+        if let version, let register { print("Registered \(register) version \(version)") }
+        print("Run \(runID) (model: runs:/\(runID)/model)")
+    }
+}
+
+/// A progress bar shared with the training thread.
+final class LockedProgress: @unchecked Sendable {
+    private var bar: ProgressBar?
+    private let lock = NSLock()
+
+    func update(_ done: Int, _ total: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        if bar == nil { bar = ProgressBar(total: total, unit: "rounds") }
+        bar?.update(done, force: done == total)
+    }
+
+    func finish() {
+        lock.lock()
+        defer { lock.unlock() }
+        bar?.finish()
+    }
+}
+
+/// `kiln predict`: batch scoring of a table with a registered or logged Kiln model.
+struct Predict: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "predict", abstract: "Score a table with a Kiln model and append the predictions to another table.",
+        discussion: """
+            --model is models:/NAME/VERSION, models:/NAME@ALIAS, runs:/RUN_ID/model or a model directory. The output \
+            table gets the input columns, prediction (and probability for classifiers) and model_version. Example:
+              kiln predict --model models:/churn@champion --table main.default.customers --output main.default.churn_scores
+            """)
+    @Option(help: "Model URI.") var model: String
+    @Option(help: "Table to score: catalog.schema.table or a table directory.") var table: String
+    @Option(help: "Table to append the predictions to (created when missing).") var output: String
+    @Option(help: "Home folder (env KILN_HOME, default ~/.kiln).") var home: String?
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        let env = ProcessInfo.processInfo.environment
+        var logger = Logger(label: "kiln")
+        logger.logLevel = .warning
+        let configuration = KilnConfiguration(home: home.map { URL(fileURLWithPath: $0) } ?? KilnConfiguration.defaultHome(environment: env),
+                                              adminToken: env["KILN_ADMIN_TOKEN"])
+        let platform = try await Platform.open(configuration, logger: logger)
+        let outcome: PredictOutcome
+        do {
+            outcome = try await platform.predict(modelURI: model, table: table, output: output)
+        } catch let error as KilnError {
+            await platform.close()
+            throw CLIError("\(error.code.rawValue): \(error.message)")
+        }
+        await platform.close()
+        if json {
+            return try printJSON(["rows": outcome.rows, "output_version": outcome.outputVersion, "model_version": outcome.modelVersion] as [String: Any])
+        }
+        print("Scored \(outcome.rows) rows with \(outcome.modelVersion) into \(output) (version \(outcome.outputVersion))")
+    }
+}

@@ -1,0 +1,195 @@
+"""Kiln's learning runtime against scikit-learn and xgboost (issue P6): the same train/test split of the same data,
+Kiln's metric within 1% of the peer's (or one test example, on small test sets); Kiln-trained boosters loaded by
+Python's mlflow/xgboost predict what Kiln predicts; every training run is logged where the stock mlflow client sees it.
+"""
+import json
+import os
+import subprocess
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+import xgboost as xgb
+from sklearn import datasets
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from conftest import KILN, TOKEN
+
+
+def kiln_cli(*args, home=None, check=True):
+    env = dict(os.environ, KILN_TOKEN=TOKEN)
+    out = subprocess.run([KILN, *args] + (["--home", home] if home else []), capture_output=True, text=True, env=env)
+    if check and out.returncode != 0:
+        raise AssertionError(f"kiln {' '.join(args)} failed: {out.stderr}")
+    return out
+
+
+def frame(X, y, names=None):
+    names = names or [f"f{i}" for i in range(X.shape[1])]
+    df = pd.DataFrame(X, columns=names).astype("float64")
+    df["label"] = y
+    return df
+
+
+@pytest.fixture(scope="module")
+def tables(kiln, tmp_path_factory):
+    """Train/test tables per dataset in the server's warehouse (schema main.learn), and the frames they came from."""
+    work = tmp_path_factory.mktemp("learn")
+    out = {}
+
+    def add(name, X, y, names=None):
+        X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
+        for part, (Xp, yp) in {"train": (X_train, y_train), "test": (X_test, y_test)}.items():
+            df = frame(Xp, yp, names)
+            path = work / f"{name}_{part}.parquet"
+            df.to_parquet(path, index=False)
+            kiln_cli("table", "write", f"main.learn.{name}_{part}", "--from", str(path), home=kiln.home)
+            out[(name, part)] = df
+    add("breast_cancer", *datasets.load_breast_cancer(return_X_y=True))
+    add("iris", *datasets.load_iris(return_X_y=True))
+    add("wine", *datasets.load_wine(return_X_y=True))
+    add("digits", *datasets.load_digits(return_X_y=True))
+    add("diabetes", *datasets.load_diabetes(return_X_y=True))
+    X, y = datasets.make_classification(n_samples=200_000, n_features=20, n_informative=10, random_state=0)
+    add("big_classification", X, y)
+    X, y = datasets.make_regression(n_samples=200_000, n_features=20, n_informative=10, noise=10.0, random_state=0)
+    add("big_regression", X, y)
+    return out
+
+
+def train(kiln, name, algorithm, params="", experiment="parity", extra=()):
+    args = ["train", "--url", kiln.url, "--table", f"main.learn.{name}_train", "--test-table", f"main.learn.{name}_test",
+            "--target", "label", "--algorithm", algorithm, "--seed", "0", "--experiment", experiment, "--json", *extra]
+    if params:
+        args += ["--params", params]
+    return json.loads(kiln_cli(*args).stdout)
+
+
+def within(ours, theirs, n_test):
+    """Within 1% of the peer's metric, or one test example when the test set is small."""
+    return abs(ours - theirs) <= max(0.01 * abs(theirs), 1.0 / n_test + 1e-12)
+
+
+CLASSIFICATION = ["breast_cancer", "iris", "wine", "digits", "big_classification"]
+REGRESSION = ["diabetes", "big_regression"]
+
+
+@pytest.mark.parametrize("name", CLASSIFICATION)
+def test_logistic_matches_scikit_learn(tables, kiln, name):
+    train_df, test_df = tables[(name, "train")], tables[(name, "test")]
+    X, y = train_df.drop(columns="label"), train_df["label"]
+    peer = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=10_000)).fit(X, y)
+    theirs = accuracy_score(test_df["label"], peer.predict(test_df.drop(columns="label")))
+    ours = train(kiln, name, "logistic")["metrics"]["test_accuracy_score"]
+    assert within(ours, theirs, len(test_df)), (name, ours, theirs)
+
+
+@pytest.mark.parametrize("name", CLASSIFICATION)
+def test_xgboost_classifier_matches_xgboost(tables, kiln, name):
+    train_df, test_df = tables[(name, "train")], tables[(name, "test")]
+    peer = xgb.XGBClassifier(n_estimators=100, tree_method="hist", base_score=0.5, random_state=0)
+    peer.fit(train_df.drop(columns="label"), train_df["label"])
+    theirs = accuracy_score(test_df["label"], peer.predict(test_df.drop(columns="label")))
+    ours = train(kiln, name, "xgboost")["metrics"]["test_accuracy_score"]
+    assert within(ours, theirs, len(test_df)), (name, ours, theirs)
+
+
+@pytest.mark.parametrize("name", REGRESSION)
+def test_regressors_match_peers(tables, kiln, name):
+    train_df, test_df = tables[(name, "train")], tables[(name, "test")]
+    X, y, Xt, yt = train_df.drop(columns="label"), train_df["label"], test_df.drop(columns="label"), test_df["label"]
+    linear = r2_score(yt, LinearRegression().fit(X, y).predict(Xt))
+    ours = train(kiln, name, "linear")["metrics"]
+    assert within(ours["test_r2_score"], linear, len(test_df)), (name, ours["test_r2_score"], linear)
+    # RMSE agrees with scikit-learn's definition on Kiln's own predictions' scale.
+    assert ours["test_root_mean_squared_error"] > 0 and ours["test_example_count"] == len(test_df)
+    booster = xgb.XGBRegressor(n_estimators=100, tree_method="hist", base_score=0.5, random_state=0).fit(X, y)
+    theirs = r2_score(yt, booster.predict(Xt))
+    ours = train(kiln, name, "xgboost")["metrics"]["test_r2_score"]
+    assert within(ours, theirs, len(test_df)), (name, ours, theirs)
+
+
+def test_booster_loads_in_python_and_predicts_what_kiln_predicts(tables, kiln, client_env):
+    out = train(kiln, "breast_cancer", "xgboost", params="max_depth=4,eta=0.2", extra=["--register", "bc_booster"])
+    run_id = out["run_id"]
+    assert out["registered_model_version"] == "1"
+    kiln_cli("predict", "--model", "models:/bc_booster/1", "--table", "main.learn.breast_cancer_test",
+             "--output", "main.learn.breast_cancer_scores", home=kiln.home)
+    from deltalake import DeltaTable
+    scores = DeltaTable(os.path.join(kiln.home, "warehouse", "main", "learn", "breast_cancer_scores")).to_pandas()
+    test_df = tables[("breast_cancer", "test")]
+    assert len(scores) == len(test_df) and set(scores["model_version"]) == {"bc_booster/1"}
+
+    booster = mlflow.xgboost.load_model(f"runs:/{run_id}/model")
+    assert isinstance(booster, xgb.Booster)
+    features = test_df.drop(columns="label")
+    p1 = booster.predict(xgb.DMatrix(features)).astype(np.float64)
+    pyfunc = mlflow.pyfunc.load_model("models:/bc_booster/1")
+    assert np.array_equal(np.asarray(pyfunc.predict(features), dtype=np.float64), p1)
+    # Kiln's probability is the predicted class's: p1 itself for class 1, 1 - p1 for class 0.
+    mine = np.where(scores["prediction"] == 1, scores["probability"], 1 - scores["probability"])
+    assert np.array_equal(scores["prediction"].to_numpy(), (p1 > 0.5).astype(np.int64))
+    assert np.array_equal(mine[scores["prediction"] == 1], p1[scores["prediction"] == 1])
+    assert np.max(np.abs(mine - p1)) < 1e-15
+
+
+def test_training_run_is_logged_for_the_mlflow_client(tables, kiln, client_env):
+    out = train(kiln, "iris", "logistic", params="C=0.5", experiment="logged")
+    client = mlflow.MlflowClient()
+    run = client.get_run(out["run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["algorithm"] == "logistic" and run.data.params["C"] == "0.5" and run.data.params["target"] == "label"
+    from deltalake import DeltaTable
+    version = DeltaTable(os.path.join(kiln.home, "warehouse", "main", "learn", "iris_train")).version()
+    assert run.data.params["table"] == "main.learn.iris_train" and run.data.params["table_version"] == str(version)
+    for key in ["test_accuracy_score", "test_f1_score", "test_log_loss", "test_roc_auc", "training_accuracy_score"]:
+        assert key in run.data.metrics, key
+    assert abs(run.data.metrics["test_accuracy_score"] - out["metrics"]["test_accuracy_score"]) < 1e-12
+    contexts = {i.dataset.name: {t.key: t.value for t in i.tags}["mlflow.data.context"] for i in run.inputs.dataset_inputs}
+    assert contexts == {"main.learn.iris_train": "training", "main.learn.iris_test": "testing"}
+    artifacts = {a.path for a in client.list_artifacts(out["run_id"])}
+    assert {"model", "kiln_training_spec.json"} <= artifacts
+    local = client.download_artifacts(out["run_id"], "model")
+    mlmodel = open(os.path.join(local, "MLmodel")).read()
+    assert "kiln:" in mlmodel and "python_loadable: false" in mlmodel and "python_function" not in mlmodel
+    spec = json.load(open(client.download_artifacts(out["run_id"], "kiln_training_spec.json")))
+    assert spec["algorithm"] == "logistic" and spec["params"] == {"C": "0.5"} and spec["testTable"] == "main.learn.iris_test"
+
+
+def test_same_seed_and_version_give_the_same_model(tables, kiln, client_env):
+    args = ["train", "--table", "main.learn.wine_train", "--target", "label", "--algorithm", "xgboost", "--split", "0.7",
+            "--seed", "42", "--params", "subsample=0.8,colsample_bytree=0.8", "--json"]
+    first = json.loads(kiln_cli(*args, home=kiln.home).stdout)  # trained in this process, on the server's home
+    second = json.loads(kiln_cli(*args[:1], "--url", kiln.url, *args[1:]).stdout)  # trained by the server
+    assert first["metrics"] == second["metrics"]
+    client = mlflow.MlflowClient()
+    a = open(os.path.join(client.download_artifacts(first["run_id"], "model"), "model.json"), "rb").read()
+    b = open(os.path.join(client.download_artifacts(second["run_id"], "model"), "model.json"), "rb").read()
+    assert a == b
+    third = json.loads(kiln_cli(*[x if x != "42" else "43" for x in args], home=kiln.home).stdout)
+    assert third["metrics"] != first["metrics"]
+
+
+def test_bad_training_requests_say_what_is_wrong(tables, kiln):
+    out = kiln_cli("train", "--url", kiln.url, "--table", "main.learn.iris_train", "--target", "label", "--algorithm", "logistic",
+                   "--params", "depth=3", check=False)
+    assert out.returncode != 0 and "Unknown parameter for logistic: depth" in out.stderr and "accepted: C" in out.stderr
+    out = kiln_cli("train", "--url", kiln.url, "--table", "main.learn.iris_train", "--target", "nope", "--algorithm", "xgboost", check=False)
+    assert out.returncode != 0 and "nope" in out.stderr
+    out = kiln_cli("train", "--url", kiln.url, "--table", "main.learn.missing", "--target", "label", "--algorithm", "xgboost", check=False)
+    assert out.returncode != 0
+    response = requests.post(f"{kiln.url}/api/2.0/kiln/train", headers={"Authorization": f"Bearer {TOKEN}"},
+                             json={"table": "main.learn.iris_train", "target": "label", "algorithm": "forest"})
+    assert response.status_code == 400 and response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "forest" in response.json()["message"]
+    response = requests.post(f"{kiln.url}/api/2.0/kiln/train", json={"table": "main.learn.iris_train", "target": "label", "algorithm": "xgboost"})
+    assert response.status_code == 401
+    out = kiln_cli("train", "--url", kiln.url, "--table", "main.learn.diabetes_train", "--target", "label", "--algorithm", "logistic",
+                   "--task", "regression", check=False)
+    assert out.returncode != 0 and "logistic does only classification" in out.stderr

@@ -223,3 +223,47 @@ extension Platform {
         }
     }
 }
+
+/// The outcome of re-running a Kiln training run from its logged spec.
+public struct ReproduceOutcome: Sendable, Equatable {
+    public var originalRunID: String
+    public var outcome: TrainOutcome
+    /// Metric name → (original, reproduced), for every metric either run logged at step 0.
+    public var metrics: [String: (original: Double?, reproduced: Double?)]
+    public var matches: Bool
+
+    public static func == (a: ReproduceOutcome, b: ReproduceOutcome) -> Bool {
+        a.originalRunID == b.originalRunID && a.outcome == b.outcome && a.matches == b.matches
+    }
+}
+
+extension Platform {
+    /// Re-runs a Kiln training run from its `kiln_training_spec.json` (same table versions, split, seed and
+    /// parameters) as a new run tagged `kiln.reproduces`, and compares its metrics with the original's exactly.
+    public func reproduce(runID: String) async throws -> ReproduceOutcome {
+        let original = try await tracking.getRun(id: runID)
+        guard let root = try BlobKey(proxiedURI: original.info.artifactURI) else {
+            throw KilnError.invalid("The run's artifacts are not in Kiln's artifact store")
+        }
+        let specKey = try root.appending("kiln_training_spec.json")
+        guard try artifacts.kind(of: specKey) == false else {
+            throw KilnError.invalid("Run \(runID) has no kiln_training_spec.json: only runs made by kiln train can be reproduced")
+        }
+        let spec = try JSONDecoder().decode(TrainingSpec.self, from: Data(try artifacts.get(specKey)))
+        guard let table = spec.table else { throw KilnError.invalid("The run's training spec names no table") }
+        let experiment = try await tracking.getExperiment(id: original.info.experimentID)
+        let request = TrainRequest(table: table, target: spec.target, algorithm: spec.algorithm, testTable: spec.testTable,
+                                   split: spec.testTable == nil ? spec.trainFraction : nil, task: spec.task, params: spec.params,
+                                   features: spec.features, seed: spec.seed, experiment: experiment.name,
+                                   runName: "reproduce-\(original.info.runName)", tableVersion: spec.tableVersion,
+                                   testTableVersion: spec.testTableVersion)
+        let outcome = try await train(request)
+        try await tracking.setTag(runID: outcome.runID, key: "kiln.reproduces", value: runID)
+        var before: [String: Double] = [:]
+        for m in original.metrics where m.step == 0 { before[m.key] = m.value }
+        var compared: [String: (original: Double?, reproduced: Double?)] = [:]
+        for key in Set(before.keys).union(outcome.metrics.keys) { compared[key] = (before[key], outcome.metrics[key]) }
+        let matches = compared.values.allSatisfy { $0.original != nil && $0.original == $0.reproduced }
+        return ReproduceOutcome(originalRunID: runID, outcome: outcome, metrics: compared, matches: matches)
+    }
+}

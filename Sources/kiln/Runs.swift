@@ -4,7 +4,7 @@ import Foundation
 struct Runs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "runs", abstract: "List, search and inspect runs on a running server.",
-        subcommands: [List.self, Search.self, Get.self]
+        subcommands: [List.self, Search.self, Get.self, Reproduce.self]
     )
 
     static func table(_ runs: [[String: Any]], metricColumns: Int = 3) {
@@ -43,6 +43,28 @@ struct Runs: AsyncParsableCommand {
             let runs = response["runs"] as? [[String: Any]] ?? []
             if client.json { return try printJSON(runs) }
             Runs.table(runs)
+        }
+    }
+
+    struct Reproduce: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "reproduce", abstract: "Re-run a kiln train run from its logged spec and say whether the metrics match.")
+        @Argument(help: "The run to reproduce.") var runID: String
+        @OptionGroup var client: ClientOptions
+
+        func run() async throws {
+            let response = try await client.client().call("POST", "api/2.0/kiln/runs/reproduce", body: ["run_id": runID], timeout: 24 * 3600)
+            if client.json { return try printJSON(response) }
+            let metrics = response["metrics"] as? [String: [String: Any]] ?? [:]
+            let rows = metrics.keys.sorted().map { key -> [String] in
+                let original = metrics[key]?["original"], reproduced = metrics[key]?["reproduced"]
+                let same = original.map(formatNumber) == reproduced.map(formatNumber) && original as? Double == reproduced as? Double
+                return [key, original.map(formatNumber) ?? "", reproduced.map(formatNumber) ?? "", same ? "" : "differs"]
+            }
+            printTable(["METRIC", "ORIGINAL", "REPRODUCED", ""], rows)
+            let matches = response["matches"] as? Bool ?? false
+            print("\(matches ? "Match" : "MISMATCH"): run \(response["run_id"] as? String ?? "") reproduces \(runID)")
+            if !matches { throw ExitCode(1) }
         }
     }
 

@@ -138,6 +138,7 @@ struct Predict: AsyncParsableCommand {
     @Option(help: "Table to score: catalog.schema.table or a table directory.") var table: String
     @Option(help: "Table to append the predictions to (created when missing).") var output: String
     @Option(help: "Home folder (env KILN_HOME, default ~/.kiln).") var home: String?
+    @Flag(help: "Add SHAP values (shap_<feature>, shap_base) for boosters.") var explain = false
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
@@ -149,7 +150,7 @@ struct Predict: AsyncParsableCommand {
         let platform = try await Platform.open(configuration, logger: logger)
         let outcome: PredictOutcome
         do {
-            outcome = try await platform.predict(modelURI: model, table: table, output: output)
+            outcome = try await platform.predict(modelURI: model, table: table, output: output, explain: explain)
         } catch let error as KilnError {
             await platform.close()
             throw CLIError("\(error.code.rawValue): \(error.message)")

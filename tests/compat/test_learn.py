@@ -138,6 +138,17 @@ def test_booster_loads_in_python_and_predicts_what_kiln_predicts(tables, kiln, c
     assert np.array_equal(mine[scores["prediction"] == 1], p1[scores["prediction"] == 1])
     assert np.max(np.abs(mine - p1)) < 1e-15
 
+    # SHAP: Kiln's contributions are xgboost's pred_contribs, and sum to the margin.
+    kiln_cli("predict", "--model", f"runs:/{run_id}/model", "--table", "main.learn.breast_cancer_test", "--explain",
+             "--output", "main.learn.breast_cancer_shap", home=kiln.home)
+    shap = DeltaTable(os.path.join(kiln.home, "warehouse", "main", "learn", "breast_cancer_shap")).to_pandas()
+    names = [c for c in features.columns] + ["base"]
+    ours = shap[[f"shap_{n}" for n in names]].to_numpy()
+    theirs = booster.predict(xgb.DMatrix(features), pred_contribs=True)
+    assert np.max(np.abs(ours - theirs)) < 1e-5
+    margin = booster.predict(xgb.DMatrix(features), output_margin=True)
+    assert np.max(np.abs(ours.sum(axis=1) - margin)) < 1e-4
+
 
 def test_training_run_is_logged_for_the_mlflow_client(tables, kiln, client_env):
     out = train(kiln, "iris", "logistic", params="C=0.5", experiment="logged")
@@ -193,3 +204,39 @@ def test_bad_training_requests_say_what_is_wrong(tables, kiln):
     out = kiln_cli("train", "--url", kiln.url, "--table", "main.learn.diabetes_train", "--target", "label", "--algorithm", "logistic",
                    "--task", "regression", check=False)
     assert out.returncode != 0 and "logistic does only classification" in out.stderr
+
+
+def test_models_survive_a_restart_and_runs_reproduce(tmp_path):
+    from conftest import KilnServer
+    from deltalake import DeltaTable
+    home = str(tmp_path / "home")
+    os.makedirs(home)
+    X, y = datasets.load_wine(return_X_y=True)
+    path = tmp_path / "wine.parquet"
+    frame(X, y).to_parquet(path, index=False)
+    kiln_cli("table", "write", "main.default.wine", "--from", str(path), home=home)
+    server = KilnServer(home).start()
+    try:
+        runs = {}
+        for algorithm in ["logistic", "xgboost"]:
+            out = json.loads(kiln_cli("train", "--url", server.url, "--table", "main.default.wine", "--target", "label", "--algorithm", algorithm,
+                                      "--seed", "5", "--register", f"wine_{algorithm}", "--json").stdout)
+            runs[algorithm] = out["run_id"]
+            kiln_cli("predict", "--model", f"models:/wine_{algorithm}/1", "--table", "main.default.wine", "--output", f"main.default.before_{algorithm}", home=home)
+        server.stop()
+        server.start()
+        for algorithm, run_id in runs.items():
+            kiln_cli("predict", "--model", f"runs:/{run_id}/model", "--table", "main.default.wine", "--output", f"main.default.after_{algorithm}", home=home)
+            before = DeltaTable(os.path.join(home, "warehouse", "main", "default", f"before_{algorithm}")).to_pandas()
+            after = DeltaTable(os.path.join(home, "warehouse", "main", "default", f"after_{algorithm}")).to_pandas()
+            assert before["prediction"].tolist() == after["prediction"].tolist()
+            assert before["probability"].tolist() == after["probability"].tolist()
+            out = kiln_cli("runs", "reproduce", run_id, "--url", server.url, "--token", TOKEN)
+            assert out.returncode == 0 and "Match: run" in out.stdout, out.stdout
+        # A run that kiln train did not make cannot be reproduced, and says why.
+        response = requests.post(f"{server.url}/api/2.0/mlflow/runs/create", headers={"Authorization": f"Bearer {TOKEN}"}, json={"experiment_id": "0"})
+        plain = response.json()["run"]["info"]["run_id"]
+        out = kiln_cli("runs", "reproduce", plain, "--url", server.url, "--token", TOKEN, check=False)
+        assert out.returncode != 0 and "only runs made by kiln train" in out.stderr
+    finally:
+        server.stop()

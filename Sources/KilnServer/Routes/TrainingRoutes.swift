@@ -12,7 +12,8 @@ struct TrainingRoutes: Sendable {
     let platform: Platform
 
     func register(on router: Router<KilnRequestContext>) {
-        MessageRoute.register([MessageRoute(.post, "train", train)], prefixes: ["/api/2.0/kiln/"], on: router)
+        MessageRoute.register([MessageRoute(.post, "train", train), MessageRoute(.post, "runs/reproduce", reproduce)],
+                              prefixes: ["/api/2.0/kiln/"], on: router)
     }
 
     func train(_ m: RequestMessage) async throws -> Response {
@@ -56,6 +57,26 @@ struct TrainingRoutes: Sendable {
             if let v = outcome.registeredVersion { w.field("registered_model_version", v) }
             w.key("metrics")
             w.object { w in for (k, v) in outcome.metrics.sorted(by: { $0.key < $1.key }) { w.field(k, v) } }
+        }
+    }
+
+    /// `POST /api/2.0/kiln/runs/reproduce {"run_id"}`: re-runs a Kiln training run and compares the metrics.
+    func reproduce(_ m: RequestMessage) async throws -> Response {
+        let result = try await platform.reproduce(runID: try m.requireString("run_id"))
+        return .json { w in
+            w.field("run_id", result.outcome.runID)
+            w.field("reproduces", result.originalRunID)
+            w.field("matches", result.matches)
+            w.key("metrics")
+            w.object { w in
+                for (k, v) in result.metrics.sorted(by: { $0.key < $1.key }) {
+                    w.key(k)
+                    w.object { w in
+                        if let o = v.original { w.field("original", o) }
+                        if let r = v.reproduced { w.field("reproduced", r) }
+                    }
+                }
+            }
         }
     }
 }

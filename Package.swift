@@ -66,7 +66,7 @@ let package = Package(
         .target(name: "KilnFrame", dependencies: ["KilnCore", "KilnParquet", "KilnLake"], swiftSettings: strict),
         .target(name: "KilnSQL", dependencies: ["KilnCore", "KilnParquet", "KilnLake", "KilnFrame"], swiftSettings: strict),
         .systemLibrary(name: "CXGBoost", path: "Sources/CXGBoost", providers: [.apt(["libxgboost-dev"])]),
-        .target(name: "KilnLearn", dependencies: ["KilnCore", "KilnFrame", "KilnModelFormat", "CXGBoost"], swiftSettings: strict),
+        .target(name: "KilnLearn", dependencies: ["KilnCore", "KilnParquet", "KilnFrame", "KilnModelFormat", "CXGBoost"], swiftSettings: strict),
         .target(
             name: "KilnModelFormat",
             dependencies: ["KilnCore", .product(name: "Yams", package: "Yams")],

@@ -66,23 +66,30 @@ public final class Booster: @unchecked Sendable {
         defer { if let dvalid { XGDMatrixFree(dvalid) } }
         var handle: BoosterHandle?
         var cache: [DMatrixHandle?] = [dtrain] + (dvalid.map { [$0] } ?? [])
+        var evaluated: [DMatrixHandle?] = dvalid.map { [$0] } ?? []
         try check(XGBoosterCreate(&cache, bst_ulong(cache.count), &handle), "creating a booster")
         let booster = Booster(handle: handle)
         for (key, value) in parameters { try check(XGBoosterSetParam(handle, key, value), "setting \(key)=\(value)") }
         var history: [Evaluation] = []
         var best = (round: 0, value: Double.infinity, higherIsBetter: false)
-        let evalNames: [String] = ["train"] + (dvalid == nil ? [] : ["validation"])
+        let evalNames = ["validation"]
         for round in 0..<rounds {
             try check(XGBoosterUpdateOneIter(handle, Int32(round), dtrain), "boosting round \(round)")
+            // Evaluating costs a pass over the data each round: only with a validation set (early stopping).
+            guard dvalid != nil else {
+                best.round = round
+                progress(Evaluation(round: round, values: [:]))
+                continue
+            }
             var result: UnsafePointer<CChar>?
             let cNames = evalNames.map { strdup($0) }
             defer { cNames.forEach { free($0) } }
             var namePointers = cNames.map { UnsafePointer($0) }
-            try check(XGBoosterEvalOneIter(handle, Int32(round), &cache, &namePointers, bst_ulong(cache.count), &result), "evaluating round \(round)")
+            try check(XGBoosterEvalOneIter(handle, Int32(round), &evaluated, &namePointers, bst_ulong(evaluated.count), &result), "evaluating round \(round)")
             let evaluation = Evaluation(round: round, values: parseEvaluation(result.map { String(cString: $0) } ?? ""))
             history.append(evaluation)
             progress(evaluation)
-            if dvalid != nil, let earlyStoppingRounds {
+            if let earlyStoppingRounds {
                 // The last metric on the validation set decides (XGBoost's rule).
                 guard let key = evaluation.values.keys.filter({ $0.hasPrefix("validation-") }).sorted().last, let value = evaluation.values[key] else { continue }
                 let metric = String(key.dropFirst("validation-".count))
@@ -115,16 +122,30 @@ public final class Booster: @unchecked Sendable {
     /// classification), row-major with one column per output; `contributions` gives SHAP values (features + bias
     /// per output).
     public func predict(_ features: [Double], rows: Int, width: Int, margin: Bool = false, contributions: Bool = false) throws -> (values: [Double], shape: [Int]) {
-        let dmatrix = try Booster.matrix(features, rows: rows, width: width)
-        defer { XGDMatrixFree(dmatrix) }
-        lock.lock()
-        defer { lock.unlock() }
+        guard rows > 0 else { return ([], [0]) }
         let type = contributions ? 2 : margin ? 1 : 0
-        let config = "{\"type\": \(type), \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, \"strict_shape\": false}"
         var shape: UnsafePointer<bst_ulong>?
         var dimension: bst_ulong = 0
         var result: UnsafePointer<Float>?
-        try Booster.check(XGBoosterPredictFromDMatrix(handle, dmatrix, config, &shape, &dimension, &result), "predicting")
+        if contributions {
+            let dmatrix = try Booster.matrix(features, rows: rows, width: width)
+            defer { XGDMatrixFree(dmatrix) }
+            lock.lock()
+            defer { lock.unlock() }
+            let config = "{\"type\": \(type), \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, \"strict_shape\": false}"
+            try Booster.check(XGBoosterPredictFromDMatrix(handle, dmatrix, config, &shape, &dimension, &result), "predicting")
+        } else {
+            // In-place prediction straight from the doubles (no DMatrix, no copy): XGBoost reads them through the
+            // array interface.
+            lock.lock()
+            defer { lock.unlock() }
+            let config = "{\"type\": \(type), \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, \"strict_shape\": false, \"missing\": NaN, \"cache_id\": 0}"
+            try features.withUnsafeBufferPointer { buffer in
+                let address = UInt(bitPattern: buffer.baseAddress)
+                let interface = "{\"data\": [\(address), true], \"shape\": [\(rows), \(width)], \"typestr\": \"<f8\", \"version\": 3}"
+                try Booster.check(XGBoosterPredictFromDense(handle, interface, config, nil, &shape, &dimension, &result), "predicting")
+            }
+        }
         let dims = (0..<Int(dimension)).map { Int(shape![$0]) }
         let count = dims.reduce(1, *)
         let values = (0..<count).map { Double(result![$0]) }

@@ -1,5 +1,6 @@
 import Foundation
 import KilnCore
+import KilnParquet
 
 /// A fitted linear model: `coefficients[k]` and `intercepts[k]` per output (one for regression and binary
 /// classification, one per class for multinomial), in the features' original units.
@@ -29,10 +30,13 @@ public struct LinearModel: Sendable, Codable, Equatable {
         switch link {
         case .identity: return scores
         case .logistic:
-            return (0..<rows).flatMap { i -> [Double] in
+            var out = [Double](repeating: 0, count: rows * 2)
+            for i in 0..<rows {
                 let p = 1 / (1 + Foundation.exp(-scores[i]))
-                return [1 - p, p]
+                out[2 * i] = 1 - p
+                out[2 * i + 1] = p
             }
+            return out
         case .softmax:
             for i in 0..<rows { softmax(&scores, at: i * outputs, count: outputs) }
             return scores
@@ -223,40 +227,59 @@ public struct LogisticRegression: Sendable {
         let penalty = 1 / (c * Double(n))  // objective divided by C·n
         // Parameters: outputs × (d coefficients + 1 intercept).
         let stride = d + 1
+        // Rows in fixed blocks, summed in block order: the same result on any number of cores.
+        let blockRows = 4096
+        let blocks = (n + blockRows - 1) / blockRows
+        let size = outputs * stride
         let objective = { (theta: [Double], grad: inout [Double]) -> Double in
-            for k in grad.indices { grad[k] = 0 }
-            var loss = 0.0
-            var scores = [Double](repeating: 0, count: outputs)
-            x.withUnsafeBufferPointer { x in
-                for i in 0..<n {
-                    let row = i * d
-                    for k in 0..<outputs {
-                        var s = theta[k * stride + d]
-                        for j in 0..<d { s += x[row + j] * theta[k * stride + j] }
-                        scores[k] = s
-                    }
-                    let weight = weights[labels[i]] / Double(n)
-                    if outputs == 1 {
-                        let z = scores[0], t = labels[i] == 1 ? 1.0 : 0.0
-                        // log(1 + e^z) − t·z, computed stably.
-                        loss += weight * ((z > 0 ? z + Foundation.log1p(Foundation.exp(-z)) : Foundation.log1p(Foundation.exp(z))) - t * z)
-                        let residual = weight * (1 / (1 + Foundation.exp(-z)) - t)
-                        for j in 0..<d { grad[j] += residual * x[row + j] }
-                        grad[d] += residual
-                    } else {
-                        let top = scores.max()!
-                        var sum = 0.0
-                        for k in 0..<outputs { sum += Foundation.exp(scores[k] - top) }
-                        let logSum = top + Foundation.log(sum)
-                        loss += weight * (logSum - scores[labels[i]])
-                        for k in 0..<outputs {
-                            let residual = weight * (Foundation.exp(scores[k] - logSum) - (k == labels[i] ? 1 : 0))
-                            let base = k * stride
-                            for j in 0..<d { grad[base + j] += residual * x[row + j] }
-                            grad[base + d] += residual
+            let partials = (try? concurrentMap(blocks) { b -> (loss: Double, grad: [Double]) in
+                var loss = 0.0
+                var g = [Double](repeating: 0, count: size)
+                var scores = [Double](repeating: 0, count: outputs)
+                x.withUnsafeBufferPointer { x in
+                    theta.withUnsafeBufferPointer { theta in
+                        for i in (b * blockRows)..<min(n, (b + 1) * blockRows) {
+                            let row = i * d
+                            for k in 0..<outputs {
+                                var s = theta[k * stride + d]
+                                for j in 0..<d { s += x[row + j] * theta[k * stride + j] }
+                                scores[k] = s
+                            }
+                            let weight = weights[labels[i]] / Double(n)
+                            if outputs == 1 {
+                                let z = scores[0], t = labels[i] == 1 ? 1.0 : 0.0
+                                // log(1 + e^z) − t·z, computed stably.
+                                loss += weight * ((z > 0 ? z + Foundation.log1p(Foundation.exp(-z)) : Foundation.log1p(Foundation.exp(z))) - t * z)
+                                let residual = weight * (1 / (1 + Foundation.exp(-z)) - t)
+                                for j in 0..<d { g[j] += residual * x[row + j] }
+                                g[d] += residual
+                            } else {
+                                var top = scores[0]
+                                for k in 1..<outputs { top = max(top, scores[k]) }
+                                var sum = 0.0
+                                for k in 0..<outputs {
+                                    scores[k] = Foundation.exp(scores[k] - top)
+                                    sum += scores[k]
+                                }
+                                loss += weight * (Foundation.log(sum) - Foundation.log(scores[labels[i]]))
+                                for k in 0..<outputs {
+                                    let residual = weight * (scores[k] / sum - (k == labels[i] ? 1 : 0))
+                                    let base = k * stride
+                                    for j in 0..<d { g[base + j] += residual * x[row + j] }
+                                    g[base + d] += residual
+                                }
+                            }
                         }
                     }
                 }
+                return (loss, g)
+            }) ?? []
+            let partialLoss = partials.map(\.loss), partialGrad = partials.flatMap(\.grad)
+            var loss = 0.0
+            for k in grad.indices { grad[k] = 0 }
+            for b in 0..<blocks {
+                loss += partialLoss[b]
+                for k in 0..<size { grad[k] += partialGrad[b * size + k] }
             }
             for k in 0..<outputs {
                 for j in 0..<d {

@@ -84,7 +84,11 @@ public struct KilnModel: Sendable {
         case .linear(let m): return m.predict(features, rows: rows)
         case .booster(let b):
             let (values, _) = try b.predict(features, rows: rows, width: spec.features.count)
-            if spec.task == .classification, classes.count == 2 { return values.flatMap { [1 - $0, $0] } }
+            if spec.task == .classification, classes.count == 2 {
+                var out = [Double](repeating: 0, count: values.count * 2)
+                for (i, p) in values.enumerated() { (out[2 * i], out[2 * i + 1]) = (1 - p, p) }
+                return out
+            }
             return values
         }
     }

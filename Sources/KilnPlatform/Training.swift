@@ -62,6 +62,8 @@ public struct TrainOutcome: Sendable, Equatable {
     public var modelURI: String
     public var registeredVersion: String?
     public var spec: TrainingSpec
+    /// Seconds spent reading the tables, fitting, and predicting + scoring the test set.
+    public var readSeconds = 0.0, fitSeconds = 0.0, evaluateSeconds = 0.0
 }
 
 extension Platform {
@@ -87,6 +89,7 @@ extension Platform {
             let plan = try table.plan(version: version)
             return (try Frame.read(table, plan: plan, columns: columns), plan.snapshot.version)
         }
+        let started = Date()
         let wanted = request.features.map { $0 + [request.target] }
         let (trainFrame, trainVersion) = try read(request.table, version: request.tableVersion, columns: wanted)
         let task = try request.task ?? request.algorithm.fixedTask ?? KilnLearn.Dataset.inferTask(trainFrame, target: request.target)
@@ -117,6 +120,7 @@ extension Platform {
             (train, test) = all.split(trainFraction: fraction, seed: request.seed)
             spec.trainFraction = fraction
         }
+        let readSeconds = Date().timeIntervalSince(started)
         guard train.rows > 0, test.rows > 0 else { throw KilnError.invalid("The split left no \(train.rows == 0 ? "training" : "test") rows; use more data or another split") }
 
         // The run.
@@ -133,9 +137,14 @@ extension Platform {
         let runID = run.info.runID
         do {
             let finalSpec = spec
+            let fitStarted = Date()
             let fit = try await Self.offload { try Trainer.fit(finalSpec, train, progress: progress) }
+            let fitSeconds = Date().timeIntervalSince(fitStarted)
             let model = fit.model
-            let testMetrics = try model.evaluate(test), trainingMetrics = try model.evaluate(train)
+            let evaluateStarted = Date()
+            let testMetrics = try model.evaluate(test)
+            let evaluateSeconds = Date().timeIntervalSince(evaluateStarted)
+            let trainingMetrics = try model.evaluate(train)
             var metrics: [String: Double] = [:]
             for (k, v) in testMetrics { metrics["test_" + k] = v }
             for (k, v) in trainingMetrics { metrics["training_" + k] = v }
@@ -179,7 +188,8 @@ extension Platform {
             }
             _ = try await tracking.updateRun(id: runID, status: .finished, endTime: clock.nowMillis())
             return TrainOutcome(runID: runID, experimentID: experimentID, metrics: metrics, modelURI: "runs:/\(runID)/model",
-                                registeredVersion: version, spec: spec)
+                                registeredVersion: version, spec: spec, readSeconds: readSeconds, fitSeconds: fitSeconds,
+                                evaluateSeconds: evaluateSeconds)
         } catch {
             _ = try? await tracking.setTag(runID: runID, key: "kiln.error", value: String(describing: error).prefix(5000).description)
             _ = try? await tracking.updateRun(id: runID, status: .failed, endTime: clock.nowMillis())

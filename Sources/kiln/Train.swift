@@ -88,7 +88,8 @@ struct Train: AsyncParsableCommand {
         await platform.close()
         if json {
             var object: [String: Any] = ["run_id": outcome.runID, "experiment_id": outcome.experimentID, "model_uri": outcome.modelURI,
-                                         "metrics": outcome.metrics]
+                                         "metrics": outcome.metrics,
+                                         "seconds": ["read": outcome.readSeconds, "fit": outcome.fitSeconds, "evaluate": outcome.evaluateSeconds]]
             object["registered_model_version"] = outcome.registeredVersion
             return try printJSON(object)
         }

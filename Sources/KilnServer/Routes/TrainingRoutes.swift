@@ -57,6 +57,12 @@ struct TrainingRoutes: Sendable {
             if let v = outcome.registeredVersion { w.field("registered_model_version", v) }
             w.key("metrics")
             w.object { w in for (k, v) in outcome.metrics.sorted(by: { $0.key < $1.key }) { w.field(k, v) } }
+            w.key("seconds")
+            w.object { w in
+                w.field("read", outcome.readSeconds)
+                w.field("fit", outcome.fitSeconds)
+                w.field("evaluate", outcome.evaluateSeconds)
+            }
         }
     }
 

@@ -80,24 +80,20 @@ CLASSIFICATION = ["breast_cancer", "iris", "wine", "digits", "big_classification
 REGRESSION = ["diabetes", "big_regression"]
 
 
-@pytest.mark.parametrize("name", CLASSIFICATION)
-def test_logistic_matches_scikit_learn(tables, kiln, name):
-    train_df, test_df = tables[(name, "train")], tables[(name, "test")]
-    X, y = train_df.drop(columns="label"), train_df["label"]
-    peer = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=10_000)).fit(X, y)
-    theirs = accuracy_score(test_df["label"], peer.predict(test_df.drop(columns="label")))
-    ours = train(kiln, name, "logistic")["metrics"]["test_accuracy_score"]
-    assert within(ours, theirs, len(test_df)), (name, ours, theirs)
+CLASSIFIER_PEERS = {
+    "logistic": lambda: make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=10_000)),
+    "xgboost": lambda: xgb.XGBClassifier(n_estimators=100, tree_method="hist", base_score=0.5, random_state=0),
+}
 
 
+@pytest.mark.parametrize("algorithm", sorted(CLASSIFIER_PEERS))
 @pytest.mark.parametrize("name", CLASSIFICATION)
-def test_xgboost_classifier_matches_xgboost(tables, kiln, name):
+def test_classifiers_match_peers(tables, kiln, name, algorithm):
     train_df, test_df = tables[(name, "train")], tables[(name, "test")]
-    peer = xgb.XGBClassifier(n_estimators=100, tree_method="hist", base_score=0.5, random_state=0)
-    peer.fit(train_df.drop(columns="label"), train_df["label"])
+    peer = CLASSIFIER_PEERS[algorithm]().fit(train_df.drop(columns="label"), train_df["label"])
     theirs = accuracy_score(test_df["label"], peer.predict(test_df.drop(columns="label")))
-    ours = train(kiln, name, "xgboost")["metrics"]["test_accuracy_score"]
-    assert within(ours, theirs, len(test_df)), (name, ours, theirs)
+    ours = train(kiln, name, algorithm)["metrics"]["test_accuracy_score"]
+    assert within(ours, theirs, len(test_df)), (name, algorithm, ours, theirs)
 
 
 @pytest.mark.parametrize("name", REGRESSION)

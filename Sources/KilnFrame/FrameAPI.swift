@@ -181,4 +181,14 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
         return z ^ (z >> 31)
     }
     mutating func nextDouble() -> Double { Double(next() >> 11) / Double(1 << 53) }
+
+    /// A generator for stream `stream` of `seed`, independent of the others. (Seeding with `seed + k` is not: the
+    /// state advances by a constant per draw, so nearby seeds give the same numbers shifted by a few draws.)
+    public static func stream(_ stream: UInt64, of seed: UInt64) -> SplitMix64 {
+        var mixer = SplitMix64(seed: seed ^ 0x5851_F42D_4C95_7F2D)
+        var state = mixer.next()
+        for _ in 0..<stream { state = mixer.next() }
+        var second = SplitMix64(seed: state ^ stream)
+        return SplitMix64(seed: second.next())
+    }
 }

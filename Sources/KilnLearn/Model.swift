@@ -39,13 +39,14 @@ public struct TrainingSpec: Codable, Sendable, Equatable {
 /// The algorithms `kiln train` offers.
 public enum Algorithm: String, Codable, Sendable, CaseIterable {
     case linear, logistic, xgboost
+    case decisionTree = "decision_tree", randomForest = "random_forest"
 
     /// The task the algorithm solves, when it decides it.
     public var fixedTask: LearningTask? {
         switch self {
         case .linear: .regression
         case .logistic: .classification
-        case .xgboost: nil
+        case .xgboost, .decisionTree, .randomForest: nil
         }
     }
 
@@ -55,6 +56,8 @@ public enum Algorithm: String, Codable, Sendable, CaseIterable {
         case .linear: ["alpha", "l1_ratio", "fit_intercept", "standardize", "max_iter", "tol"]
         case .logistic: ["C", "standardize", "max_iter", "tol", "class_weight"]
         case .xgboost: ["num_boost_round", "early_stopping_rounds", "validation_fraction"]
+        case .decisionTree: ["max_depth", "min_samples_split", "min_samples_leaf", "max_features"]
+        case .randomForest: ["n_estimators", "max_depth", "min_samples_split", "min_samples_leaf", "max_features", "bootstrap"]
         }
     }
 }
@@ -65,6 +68,7 @@ public struct KilnModel: Sendable {
     public enum State: Sendable {
         case linear(LinearModel)
         case booster(Booster)
+        case trees(TreeEnsemble)
     }
 
     public let spec: TrainingSpec
@@ -82,6 +86,7 @@ public struct KilnModel: Sendable {
     public func predict(_ features: [Double], rows: Int) throws -> [Double] {
         switch state {
         case .linear(let m): return m.predict(features, rows: rows)
+        case .trees(let t): return t.predict(features, rows: rows, width: spec.features.count)
         case .booster(let b):
             let (values, _) = try b.predict(features, rows: rows, width: spec.features.count)
             if spec.task == .classification, classes.count == 2 {
@@ -104,6 +109,29 @@ public struct KilnModel: Sendable {
         }
     }
 
+    /// SHAP values for rows of features: rows × (features + 1), the last column the expected value; for a binary
+    /// classifier they explain class 1 (boosters: in log-odds, trees: in probability). Nil for models without them
+    /// (linear models) and multiclass models.
+    public func shap(_ features: [Double], rows: Int) throws -> [Double]? {
+        let width = spec.features.count
+        guard spec.task == .regression || classes.count == 2 else { return nil }
+        switch state {
+        case .linear: return nil
+        case .booster(let b): return try b.predict(features, rows: rows, width: width, contributions: true).values
+        case .trees(let t):
+            let all = t.shap(features, rows: rows, width: width)
+            let outputs = spec.task == .regression ? 1 : 2, block = width + 1
+            // Class 1's block of each row.
+            var out: [Double] = []
+            out.reserveCapacity(rows * block)
+            for i in 0..<rows {
+                let start: Int = (i * outputs + outputs - 1) * block
+                out += all[start..<(start + block)]
+            }
+            return out
+        }
+    }
+
     /// mlflow.evaluate's default metrics of this model on `data`.
     public func evaluate(_ data: Dataset) throws -> [String: Double] {
         let p = try predict(data.features, rows: data.rows)
@@ -123,10 +151,11 @@ public struct KilnModel: Sendable {
         var spec: TrainingSpec
         var classes: [String]
         var linear: LinearModel?
+        var trees: TreeEnsemble?
         var xgboostFile: String?
 
         enum CodingKeys: String, CodingKey {
-            case formatVersion = "format_version", kilnVersion = "kiln_version", spec, classes, linear, xgboostFile = "xgboost_file"
+            case formatVersion = "format_version", kilnVersion = "kiln_version", spec, classes, linear, trees, xgboostFile = "xgboost_file"
         }
     }
 
@@ -143,8 +172,9 @@ public struct KilnModel: Sendable {
         var flavors: [String: ModelValue] = [:]
         var metadata: [String: ModelValue] = ["kiln_algorithm": .string(spec.algorithm.rawValue), "kiln_task": .string(spec.task.rawValue)]
         switch state {
-        case .linear(let m):
-            document.linear = m
+        case .linear, .trees:
+            if case .linear(let m) = state { document.linear = m }
+            if case .trees(let t) = state { document.trees = t }
             metadata["python_loadable"] = .bool(false)
             metadata["note"] = .string("A Kiln-native \(spec.algorithm.rawValue) model: Kiln loads and serves it; Python has no loader for it.")
         case .booster(let b):
@@ -202,6 +232,7 @@ public struct KilnModel: Sendable {
             throw KilnError.invalid("The model was written by a newer Kiln (format \(document.formatVersion)); this Kiln reads up to \(formatVersion)")
         }
         if let linear = document.linear { return KilnModel(spec: document.spec, classes: document.classes, state: .linear(linear)) }
+        if let trees = document.trees { return KilnModel(spec: document.spec, classes: document.classes, state: .trees(trees)) }
         guard let boosterFile = document.xgboostFile else { throw KilnError.invalid("The kiln model document has no fitted state") }
         let booster = try Booster.load(Array(try Data(contentsOf: directory.appendingPathComponent(boosterFile))))
         return KilnModel(spec: document.spec, classes: document.classes, state: .booster(booster))

@@ -1,5 +1,6 @@
 import Foundation
 import KilnCore
+import KilnFrame
 
 /// Fits a `TrainingSpec` on a dataset. Same spec, same data → the same model, bit for bit.
 public enum Trainer {
@@ -54,6 +55,32 @@ public enum Trainer {
             }
             try rejectRest()
             return Fit(model: KilnModel(spec: spec, classes: train.classes, state: .linear(try estimator.fit(train))))
+        case .decisionTree, .randomForest:
+            var options = TreeEnsemble.Options()
+            let forest = spec.algorithm == .randomForest
+            options.trees = try take("n_estimators", Int.init) ?? (forest ? 100 : 1)
+            options.bootstrap = try take("bootstrap", bool) ?? forest
+            options.maxDepth = try take("max_depth", Int.init)
+            options.minSamplesSplit = try take("min_samples_split", Int.init) ?? 2
+            options.minSamplesLeaf = try take("min_samples_leaf", Int.init) ?? 1
+            if let text = params.removeValue(forKey: "max_features") {
+                let d = Double(train.width)
+                switch text {
+                case "sqrt": options.maxFeatures = max(1, Int(d.squareRoot()))
+                case "log2": options.maxFeatures = max(1, Int(Foundation.log2(d)))
+                default:
+                    if let n = Int(text), n > 0 { options.maxFeatures = n }
+                    else if let f = Double(text), f > 0, f <= 1 { options.maxFeatures = max(1, Int(f * d)) }
+                    else { throw KilnError.invalid("Parameter max_features=\(text) is not valid: use sqrt, log2, a count or a fraction") }
+                }
+            } else if forest {
+                options.maxFeatures = spec.task == .classification ? max(1, Int(Double(train.width).squareRoot())) : train.width
+            }
+            if let depth = options.maxDepth, depth < 1 { throw KilnError.invalid("max_depth must be ≥ 1") }
+            options.seed = spec.seed
+            try rejectRest()
+            let ensemble = try TreeEnsemble.fit(train, options)
+            return Fit(model: KilnModel(spec: spec, classes: train.classes, state: .trees(ensemble)))
         case .xgboost:
             let rounds = try take("num_boost_round", Int.init) ?? take("n_estimators", Int.init) ?? 100
             let earlyStopping = try take("early_stopping_rounds", Int.init)
@@ -75,7 +102,9 @@ public enum Trainer {
             for (k, v) in params.sorted(by: { $0.key < $1.key }) { xgb.append((k, v)) }
             var fitData = train, validation: Dataset?
             if validationFraction > 0 {
-                let (a, b) = train.split(trainFraction: 1 - validationFraction, seed: spec.seed &+ 1)
+                // A shuffle independent of the train/test split's (same seed, another stream).
+                var stream = SplitMix64.stream(1, of: spec.seed)
+                let (a, b) = train.split(trainFraction: 1 - validationFraction, seed: stream.next())
                 fitData = a
                 validation = b
             }

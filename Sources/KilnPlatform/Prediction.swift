@@ -61,15 +61,16 @@ extension Platform {
 
     /// Scores every row of `table` with the model at `modelURI` and appends the rows with `prediction` (the class or
     /// value), `probability` (classification: the predicted class's), and `model_version` columns to `output`
-    /// (created when missing), in one commit. Row groups are scored in parallel. With `explain`, a booster's SHAP
-    /// values (XGBoost's `pred_contribs`) are added as `shap_<feature>` columns plus `shap_base` (the expected value);
-    /// per row they sum to the model's margin (log-odds for a binary classifier).
+    /// (created when missing), in one commit. Row groups are scored in parallel. With `explain`, SHAP values are
+    /// added as `shap_<feature>` columns plus `shap_base` (the expected value): XGBoost's `pred_contribs` for
+    /// boosters (summing to the margin, log-odds for a binary classifier), exact TreeSHAP for Kiln trees and forests
+    /// (summing to the prediction, class 1's probability for a binary classifier).
     public func predict(modelURI: String, table: String, output: String, explain: Bool = false) async throws -> PredictOutcome {
         let (model, label) = try await loadModel(modelURI)
         if explain {
-            guard case .booster = model.state else { throw KilnError.invalid("--explain needs a booster (xgboost) model; \(model.spec.algorithm.rawValue) models have no SHAP values yet") }
+            if case .linear = model.state { throw KilnError.invalid("--explain needs a tree model (xgboost, decision_tree, random_forest); \(model.spec.algorithm.rawValue) models have no SHAP values yet") }
             guard model.spec.task == .regression || model.classes.count == 2 else {
-                throw KilnError.invalid("--explain supports regression and binary boosters; this model has \(model.classes.count) classes")
+                throw KilnError.invalid("--explain supports regression and binary models; this model has \(model.classes.count) classes")
             }
         }
         let source = try DeltaTable.open(tablePath(table))
@@ -96,9 +97,8 @@ extension Platform {
                 }
                 columns.append(Column.from([Value](repeating: .string(label), count: chunk.rowCount), type: .string))
                 names.append("model_version")
-                if explain, case .booster(let booster) = model.state {
+                if explain, let contributions = try model.shap(features, rows: chunk.rowCount) {
                     let width = spec.features.count
-                    let (contributions, _) = try booster.predict(features, rows: chunk.rowCount, width: width, contributions: true)
                     for (j, feature) in (spec.features + ["base"]).enumerated() {
                         columns.append(Column(type: .float64, values: .double((0..<chunk.rowCount).map { contributions[$0 * (width + 1) + j] })))
                         names.append("shap_" + feature)

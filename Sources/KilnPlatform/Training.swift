@@ -177,6 +177,12 @@ extension Platform {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
             try encoder.encode(spec).write(to: staging.appendingPathComponent("kiln_training_spec.json"))
+            // Plots of the test set, and the importances behind the importance plot.
+            let plots = staging.appendingPathComponent("plots")
+            try FileManager.default.createDirectory(at: plots, withIntermediateDirectories: true)
+            for (name, svg) in try model.plots(on: test) { try svg.write(to: plots.appendingPathComponent(name), atomically: true, encoding: .utf8) }
+            let importance = Dictionary(try model.importance(on: train).map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
+            try encoder.encode(importance).write(to: staging.appendingPathComponent("feature_importance.json"))
             guard let root = try BlobKey(proxiedURI: run.info.artifactURI) else {
                 throw KilnError.invalid("The run's artifact location \(run.info.artifactURI) is not in Kiln's artifact store")
             }

@@ -3,8 +3,12 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import AsyncHTTPClient
 import KilnCore
 import KilnPlatform
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
 
 /// Where a CLI command finds the server and its token.
 struct ClientOptions: ParsableArguments {
@@ -35,22 +39,34 @@ struct KilnClient {
     func call(_ method: String, _ path: String, query: [(String, String)] = [], body: [String: Any]? = nil, timeout: TimeInterval = 60) async throws -> [String: Any] {
         var components = URLComponents(url: base.appendingPathComponent(path), resolvingAgainstBaseURL: false)!
         if !query.isEmpty { components.queryItems = query.map { URLQueryItem(name: $0.0, value: $0.1) } }
-        var request = URLRequest(url: components.url!)
-        request.httpMethod = method
-        request.timeoutInterval = timeout
-        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        // AsyncHTTPClient, not URLSession: FoundationNetworking's URLSession keeps a core busy while it waits (a long
+        // `kiln train --url` took a core from the server it waited on).
+        var request = HTTPClientRequest(url: components.url!.absoluteString)
+        request.method = HTTPMethod(rawValue: method)
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         if let body {
-            request.httpBody = try JSONSerialization.data(withJSONObject: body)
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body)))
+            request.headers.add(name: "Content-Type", value: "application/json")
         }
-        let (data, response): (Data, URLResponse)
+        let data: Data, status: Int
         do {
-            (data, response) = try await URLSession.shared.data(for: request)
+            // The shared client's 60 s read timeout would cut long calls (training on the server): one client per
+            // call, bounded by `timeout` alone.
+            let client = HTTPClient(eventLoopGroupProvider: .singleton,
+                                    configuration: .init(timeout: .init(connect: .seconds(10), read: .seconds(Int64(timeout)))))
+            do {
+                let response = try await client.execute(request, timeout: .seconds(Int64(timeout)))
+                status = Int(response.status.code)
+                data = Data(buffer: try await response.body.collect(upTo: 1 << 30))
+                try await client.shutdown()
+            } catch {
+                try? await client.shutdown()
+                throw error
+            }
         } catch {
-            throw ValidationError("Cannot reach Kiln at \(base.absoluteString): \(error.localizedDescription). Start it with `kiln server` or pass --url.")
+            throw ValidationError("Cannot reach Kiln at \(base.absoluteString): \(error). Start it with `kiln server` or pass --url.")
         }
         let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
         guard (200..<300).contains(status) else {
             let code = object["error_code"] as? String ?? "HTTP \(status)"
             let message = object["message"] as? String ?? String(decoding: data, as: UTF8.self)

@@ -113,6 +113,26 @@ struct LearnTests {
         #expect(throws: KilnError.self) { try Trainer.fit(TrainingSpec(algorithm: .linear, task: .regression, target: "y", features: ["a"], params: ["depth": "3"]), train) }
     }
 
+    @Test("evaluation plots: ROC, PR, confusion matrix, importance for classifiers; residuals for regressors")
+    func plots() throws {
+        let frame = Self.synthetic(rows: 400)
+        let data = try Dataset(frame, target: "label", features: ["a", "b"])
+        let model = try Trainer.fit(TrainingSpec(algorithm: .logistic, task: .classification, target: "label", features: ["a", "b"]), data).model
+        let svgs = try model.plots(on: data)
+        #expect(Set(svgs.keys) == ["roc_curve.svg", "precision_recall_curve.svg", "confusion_matrix.svg", "feature_importance.svg"])
+        for svg in svgs.values {
+            #expect(svg.hasPrefix("<svg ") && svg.hasSuffix("</svg>\n"))
+            #expect(!["=\"nan", ",nan", "nan,", "=\"inf", ">nan<"].contains { svg.contains($0) })  // no NaN coordinates
+        }
+        #expect(svgs["roc_curve.svg"]!.contains("AUC 0.9"))
+        let regression = try Dataset(frame, target: "y", features: ["a", "b"], task: .regression)
+        let linear = try Trainer.fit(TrainingSpec(algorithm: .linear, task: .regression, target: "y", features: ["a", "b"]), regression).model
+        #expect(Set(try linear.plots(on: regression).keys) == ["residuals.svg", "feature_importance.svg"])
+        // |coefficient| × std: b (−3) matters more than a (2) on uniform features.
+        let importance = Dictionary(uniqueKeysWithValues: try linear.importance(on: regression).map { ($0.name, $0.value) })
+        #expect(importance["b"]! > importance["a"]!)
+    }
+
     @Test("linear models write a kiln-only MLmodel that says Python cannot load it")
     func nativeModelDirectory() throws {
         let data = try Dataset(Self.synthetic(rows: 100), target: "y", features: ["a", "b"], task: .regression)
@@ -123,5 +143,61 @@ struct LearnTests {
         #expect(Array(mlmodel.flavors.keys) == ["kiln"] && mlmodel.metadata?["python_loadable"] == .bool(false))
         let loaded = try KilnModel.read(from: directory)
         #expect(try loaded.predict(data.features, rows: data.rows) == model.predict(data.features, rows: data.rows))
+    }
+}
+
+@Suite("Trees")
+struct TreeTests {
+    @Test("trees and forests fit, predict, and round-trip; TreeSHAP equals brute-force Shapley values")
+    func trees() throws {
+        let frame = LearnTests.synthetic(rows: 1500, noise: 0.2)
+        let data = try Dataset(frame, target: "y", features: ["a", "b"], task: .regression)
+        let (train, test) = data.split(trainFraction: 0.8, seed: 1)
+        let tree = try Trainer.fit(TrainingSpec(algorithm: .decisionTree, task: .regression, target: "y", features: ["a", "b"], params: ["max_depth": "6"]), train).model
+        #expect(try tree.evaluate(test)["r2_score"]! > 0.9)
+        let forestSpec = TrainingSpec(algorithm: .randomForest, task: .regression, target: "y", features: ["a", "b"], params: ["n_estimators": "30"], seed: 4)
+        let forest = try Trainer.fit(forestSpec, train).model
+        #expect(try forest.evaluate(test)["r2_score"]! > 0.95)
+        // Deterministic for a seed.
+        #expect(try Trainer.fit(forestSpec, train).model.predict(test.features, rows: test.rows) == forest.predict(test.features, rows: test.rows))
+
+        // A small classification tree on 3 features; SHAP against the definition.
+        let labels = try Dataset(frame, target: "label", features: ["a", "b", "y"], task: .classification)
+        let small = try Trainer.fit(TrainingSpec(algorithm: .decisionTree, task: .classification, target: "label", features: ["a", "b", "y"],
+                                                 params: ["max_depth": "4"]), labels).model
+        guard case .trees(let ensemble) = small.state else { Issue.record("not trees"); return }
+        let tree0 = ensemble.trees[0]
+        let rows = 20
+        let shap = try small.shap(labels.features, rows: rows)!
+        let predictions = try small.predict(labels.features, rows: rows)
+        for i in 0..<rows {
+            let x = Array(labels.row(i))
+            // v(S): expected class-1 probability given the features in S (cover-weighted over the others).
+            func value(_ s: Set<Int>, _ node: Int = 0) -> Double {
+                if tree0.left[node] < 0 { return tree0.values[node * 2 + 1] }
+                let f = Int(tree0.feature[node]), l = Int(tree0.left[node]), r = Int(tree0.right[node])
+                if s.contains(f) { return x[f].isNaN || Double(Float(x[f])) <= tree0.threshold[node] ? value(s, l) : value(s, r) }
+                return (tree0.cover[l] * value(s, l) + tree0.cover[r] * value(s, r)) / tree0.cover[node]
+            }
+            let m = 3
+            func factorial(_ n: Int) -> Double { n <= 1 ? 1 : Double(n) * factorial(n - 1) }
+            for feature in 0..<m {
+                var phi = 0.0
+                let others = (0..<m).filter { $0 != feature }
+                for mask in 0..<(1 << others.count) {
+                    let s = Set(others.enumerated().filter { mask & (1 << $0.offset) != 0 }.map(\.element))
+                    phi += factorial(s.count) * factorial(m - s.count - 1) / factorial(m) * (value(s.union([feature])) - value(s))
+                }
+                #expect(abs(shap[i * 4 + feature] - phi) < 1e-12)
+            }
+            let total = shap[(i * 4)..<(i * 4 + 4)].reduce(0, +)
+            #expect(abs(total - predictions[i * 2 + 1]) < 1e-12)
+        }
+        // Round trip through a model directory.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-trees-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        _ = try forest.write(to: directory)
+        #expect(try KilnModel.read(from: directory).predict(test.features, rows: test.rows) == forest.predict(test.features, rows: test.rows))
+        #expect(throws: KilnError.self) { try Trainer.fit(TrainingSpec(algorithm: .randomForest, task: .regression, target: "y", features: ["a"], params: ["max_features": "half"]), train) }
     }
 }

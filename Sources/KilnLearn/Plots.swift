@@ -1,0 +1,184 @@
+import Foundation
+
+/// Evaluation plots as standalone SVG documents (what `kiln train` logs under `plots/`): ROC and precision–recall
+/// curves, the confusion matrix, residuals, feature importance.
+public enum Plots {
+    static let width = 480.0, height = 360.0, margin = 56.0
+
+    static func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+            .replacingOccurrences(of: "\"", with: "&quot;")
+    }
+
+    static func number(_ v: Double) -> String { String(format: "%.2f", v) }
+
+    /// A line chart in unit coordinates (both axes 0…1), with an optional diagonal.
+    static func curve(_ points: [(x: Double, y: Double)], title: String, xLabel: String, yLabel: String, diagonal: Bool) -> String {
+        let plotW = width - 2 * margin, plotH = height - 2 * margin
+        func px(_ x: Double) -> String { number(margin + x * plotW) }
+        func py(_ y: Double) -> String { number(height - margin - y * plotH) }
+        var svg = header(title)
+        svg += "<rect x=\"\(number(margin))\" y=\"\(number(margin))\" width=\"\(number(plotW))\" height=\"\(number(plotH))\" fill=\"none\" stroke=\"#999\"/>\n"
+        for t in stride(from: 0.0, through: 1.0, by: 0.25) {
+            svg += "<text x=\"\(px(t))\" y=\"\(number(height - margin + 16))\" text-anchor=\"middle\" font-size=\"11\">\(String(format: "%.2f", t))</text>\n"
+            svg += "<text x=\"\(number(margin - 6))\" y=\"\(py(t))\" text-anchor=\"end\" font-size=\"11\" dominant-baseline=\"middle\">\(String(format: "%.2f", t))</text>\n"
+        }
+        if diagonal { svg += "<line x1=\"\(px(0))\" y1=\"\(py(0))\" x2=\"\(px(1))\" y2=\"\(py(1))\" stroke=\"#bbb\" stroke-dasharray=\"4 4\"/>\n" }
+        let path = points.map { "\(px($0.x)),\(py($0.y))" }.joined(separator: " ")
+        svg += "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"\(path)\"/>\n"
+        svg += axisLabels(xLabel, yLabel)
+        return svg + "</svg>\n"
+    }
+
+    static func header(_ title: String) -> String {
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" font-family=\"sans-serif\">\n"
+            + "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+            + "<text x=\"\(number(width / 2))\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">\(escape(title))</text>\n"
+    }
+
+    static func axisLabels(_ x: String, _ y: String) -> String {
+        "<text x=\"\(number(width / 2))\" y=\"\(number(height - 14))\" text-anchor=\"middle\" font-size=\"12\">\(escape(x))</text>\n"
+            + "<text x=\"16\" y=\"\(number(height / 2))\" text-anchor=\"middle\" font-size=\"12\" transform=\"rotate(-90 16 \(number(height / 2)))\">\(escape(y))</text>\n"
+    }
+
+    /// The ROC curve of class-1 scores, with its area in the title.
+    public static func roc(scores: [Double], positive: [Bool]) -> String {
+        let order = scores.indices.sorted { scores[$0] > scores[$1] }
+        let p = Double(positive.filter { $0 }.count), n = Double(positive.count) - p
+        var points: [(x: Double, y: Double)] = [(0, 0)]
+        var tp = 0.0, fp = 0.0, i = 0
+        while i < order.count {
+            var j = i
+            while j + 1 < order.count && scores[order[j + 1]] == scores[order[i]] { j += 1 }
+            for k in i...j { if positive[order[k]] { tp += 1 } else { fp += 1 } }
+            points.append((n > 0 ? fp / n : 0, p > 0 ? tp / p : 0))
+            i = j + 1
+        }
+        let auc = Metrics.rocAUC(scores: scores, positive: positive).map { String(format: " (AUC %.4f)", $0) } ?? ""
+        return curve(points, title: "ROC curve" + auc, xLabel: "False positive rate", yLabel: "True positive rate", diagonal: true)
+    }
+
+    /// The precision–recall curve of class-1 scores.
+    public static func precisionRecall(scores: [Double], positive: [Bool]) -> String {
+        let order = scores.indices.sorted { scores[$0] > scores[$1] }
+        let total = Double(positive.filter { $0 }.count)
+        var points: [(x: Double, y: Double)] = [(0, 1)]
+        var tp = 0.0, fp = 0.0, i = 0
+        while i < order.count {
+            var j = i
+            while j + 1 < order.count && scores[order[j + 1]] == scores[order[i]] { j += 1 }
+            for k in i...j { if positive[order[k]] { tp += 1 } else { fp += 1 } }
+            points.append((total > 0 ? tp / total : 0, tp / (tp + fp)))
+            i = j + 1
+        }
+        let auc = Metrics.prAUC(scores: scores, positive: positive).map { String(format: " (AUC %.4f)", $0) } ?? ""
+        return curve(points, title: "Precision–recall curve" + auc, xLabel: "Recall", yLabel: "Precision", diagonal: false)
+    }
+
+    /// The confusion matrix as a heat map with counts (rows: true class, columns: predicted).
+    public static func confusion(labels: [Int], predicted: [Int], classes: [String]) -> String {
+        let k = classes.count
+        var counts = [[Int]](repeating: [Int](repeating: 0, count: k), count: k)
+        for (t, p) in zip(labels, predicted) { counts[t][p] += 1 }
+        let most = Double(max(1, counts.flatMap { $0 }.max() ?? 1))
+        let size = min((width - 2 * margin) / Double(k), (height - 2 * margin) / Double(k))
+        let left = (width - size * Double(k)) / 2, top = margin
+        var svg = header("Confusion matrix")
+        for t in 0..<k {
+            for p in 0..<k {
+                let share = Double(counts[t][p]) / most
+                let x = left + Double(p) * size, y = top + Double(t) * size
+                let shade = Int(255 - share * 190)
+                svg += "<rect x=\"\(number(x))\" y=\"\(number(y))\" width=\"\(number(size))\" height=\"\(number(size))\" fill=\"rgb(\(shade),\(shade),255)\" stroke=\"white\"/>\n"
+                if k <= 20 {
+                    svg += "<text x=\"\(number(x + size / 2))\" y=\"\(number(y + size / 2))\" text-anchor=\"middle\" dominant-baseline=\"middle\" font-size=\"\(k > 10 ? 8 : 12)\">\(counts[t][p])</text>\n"
+                }
+            }
+            if k <= 20 {
+                svg += "<text x=\"\(number(left - 4))\" y=\"\(number(top + (Double(t) + 0.5) * size))\" text-anchor=\"end\" dominant-baseline=\"middle\" font-size=\"10\">\(escape(classes[t]))</text>\n"
+                svg += "<text x=\"\(number(left + (Double(t) + 0.5) * size))\" y=\"\(number(top + Double(k) * size + 12))\" text-anchor=\"middle\" font-size=\"10\">\(escape(classes[t]))</text>\n"
+            }
+        }
+        svg += axisLabels("Predicted class", "True class")
+        return svg + "</svg>\n"
+    }
+
+    /// Residuals (true − predicted) against predictions, at most `maxPoints` evenly spaced rows.
+    public static func residuals(labels: [Double], predictions: [Double], maxPoints: Int = 2000) -> String {
+        let step = max(1, labels.count / maxPoints)
+        let rows = Swift.stride(from: 0, to: labels.count, by: step).map { (x: predictions[$0], y: labels[$0] - predictions[$0]) }
+        let xs = rows.map(\.x), ys = rows.map(\.y)
+        let (x0, x1) = (xs.min() ?? 0, xs.max() ?? 1), (y0, y1) = (ys.min() ?? -1, ys.max() ?? 1)
+        let spanX = x1 > x0 ? x1 - x0 : 1, spanY = y1 > y0 ? y1 - y0 : 1
+        let plotW = width - 2 * margin, plotH = height - 2 * margin
+        var svg = header("Residuals")
+        svg += "<rect x=\"\(number(margin))\" y=\"\(number(margin))\" width=\"\(number(plotW))\" height=\"\(number(plotH))\" fill=\"none\" stroke=\"#999\"/>\n"
+        if y0 <= 0, y1 >= 0 {
+            let zero = height - margin - (0 - y0) / spanY * plotH
+            svg += "<line x1=\"\(number(margin))\" y1=\"\(number(zero))\" x2=\"\(number(width - margin))\" y2=\"\(number(zero))\" stroke=\"#bbb\" stroke-dasharray=\"4 4\"/>\n"
+        }
+        for r in rows {
+            let x = margin + (r.x - x0) / spanX * plotW, y = height - margin - (r.y - y0) / spanY * plotH
+            svg += "<circle cx=\"\(number(x))\" cy=\"\(number(y))\" r=\"1.8\" fill=\"#1f77b4\" fill-opacity=\"0.5\"/>\n"
+        }
+        svg += "<text x=\"\(number(margin))\" y=\"\(number(height - margin + 16))\" font-size=\"11\">\(String(format: "%.4g", x0))</text>\n"
+        svg += "<text x=\"\(number(width - margin))\" y=\"\(number(height - margin + 16))\" text-anchor=\"end\" font-size=\"11\">\(String(format: "%.4g", x1))</text>\n"
+        svg += "<text x=\"\(number(margin - 6))\" y=\"\(number(height - margin))\" text-anchor=\"end\" font-size=\"11\">\(String(format: "%.4g", y0))</text>\n"
+        svg += "<text x=\"\(number(margin - 6))\" y=\"\(number(margin + 8))\" text-anchor=\"end\" font-size=\"11\">\(String(format: "%.4g", y1))</text>\n"
+        svg += axisLabels("Predicted value", "Residual (true − predicted)")
+        return svg + "</svg>\n"
+    }
+
+    /// Horizontal bars of the `top` largest importances.
+    public static func importance(_ values: [(name: String, value: Double)], title: String, top: Int = 20) -> String {
+        let bars = values.sorted { $0.value > $1.value }.prefix(top)
+        let most = max(bars.first?.value ?? 1, 1e-300)
+        let rowH = min(24, (height - 2 * margin) / Double(max(bars.count, 1)))
+        let left = 150.0, plotW = width - left - margin
+        var svg = header(title)
+        for (i, bar) in bars.enumerated() {
+            let y = margin + Double(i) * rowH
+            svg += "<rect x=\"\(number(left))\" y=\"\(number(y + 2))\" width=\"\(number(max(0, bar.value / most) * plotW))\" height=\"\(number(rowH - 4))\" fill=\"#1f77b4\"/>\n"
+            svg += "<text x=\"\(number(left - 6))\" y=\"\(number(y + rowH / 2))\" text-anchor=\"end\" dominant-baseline=\"middle\" font-size=\"11\">\(escape(bar.name))</text>\n"
+            svg += "<text x=\"\(number(left + max(0, bar.value / most) * plotW + 4))\" y=\"\(number(y + rowH / 2))\" dominant-baseline=\"middle\" font-size=\"10\">\(String(format: "%.4g", bar.value))</text>\n"
+        }
+        return svg + "</svg>\n"
+    }
+}
+
+extension KilnModel {
+    /// Feature importance by feature name: gain for boosters, impurity decrease for trees and forests, the absolute
+    /// coefficient times the feature's standard deviation on `data` for linear models (largest over classes).
+    public func importance(on data: Dataset) throws -> [(name: String, value: Double)] {
+        let names = spec.features
+        switch state {
+        case .trees(let t): return zip(names, t.importances).map { ($0, $1) }
+        case .booster(let b):
+            let gains = try b.importance("gain")
+            return names.enumerated().map { j, name in (name, gains["f\(j)"] ?? gains[name] ?? 0) }
+        case .linear(let m):
+            let scaler = Standardization(data, center: true, scale: true)
+            return names.enumerated().map { j, name in (name, m.coefficients.map { abs($0[j]) * scaler.scale[j] }.max() ?? 0) }
+        }
+    }
+
+    /// The evaluation plots of this model on `data`, by file name.
+    public func plots(on data: Dataset) throws -> [String: String] {
+        let predictions = try predict(data.features, rows: data.rows)
+        var out: [String: String] = [:]
+        switch spec.task {
+        case .classification:
+            let labels = data.labels.map { Int($0) }
+            out["confusion_matrix.svg"] = Plots.confusion(labels: labels, predicted: decide(predictions).map { Int($0) }, classes: classes)
+            if classes.count == 2 {
+                let scores = (0..<data.rows).map { predictions[$0 * 2 + 1] }, positive = labels.map { $0 == 1 }
+                out["roc_curve.svg"] = Plots.roc(scores: scores, positive: positive)
+                out["precision_recall_curve.svg"] = Plots.precisionRecall(scores: scores, positive: positive)
+            }
+        case .regression:
+            out["residuals.svg"] = Plots.residuals(labels: data.labels, predictions: predictions)
+        }
+        out["feature_importance.svg"] = Plots.importance(try importance(on: data), title: "Feature importance")
+        return out
+    }
+}

@@ -88,28 +88,35 @@ public enum Metrics {
         return (rankSum - Double(positives) * Double(positives + 1) / 2) / (Double(positives) * Double(negatives))
     }
 
-    /// Area under the precision–recall curve by the trapezoidal rule over its points, as
-    /// `sklearn.metrics.auc(recall, precision)` on `precision_recall_curve` (what mlflow logs as PR AUC).
-    public static func prAUC(scores: [Double], positive: [Bool]) -> Double? {
-        let total = positive.filter { $0 }.count
-        guard total > 0 else { return nil }
+    /// Cumulative (true positives, false positives) at each distinct score, highest first: the points of ROC and
+    /// precision–recall curves.
+    static func thresholdCounts(scores: [Double], positive: [Bool]) -> [(tp: Double, fp: Double)] {
         let order = scores.indices.sorted { scores[$0] > scores[$1] }
-        var points: [(recall: Double, precision: Double)] = []
-        var tp = 0, fp = 0
-        var i = 0
+        var out: [(tp: Double, fp: Double)] = []
+        var tp = 0.0, fp = 0.0, i = 0
         while i < order.count {
             var j = i
             while j + 1 < order.count && scores[order[j + 1]] == scores[order[i]] { j += 1 }
             for k in i...j { if positive[order[k]] { tp += 1 } else { fp += 1 } }
-            points.append((Double(tp) / Double(total), Double(tp) / Double(tp + fp)))
+            out.append((tp, fp))
             i = j + 1
         }
-        // scikit-learn's curve also starts at recall 0, precision 1.
-        points.insert((0, 1), at: 0)
+        return out
+    }
+
+    /// Precision–recall points (recall, precision), starting at recall 0, precision 1 as scikit-learn's curve does.
+    static func precisionRecallPoints(scores: [Double], positive: [Bool]) -> [(x: Double, y: Double)] {
+        let total = Double(positive.filter { $0 }.count)
+        return [(0, 1)] + thresholdCounts(scores: scores, positive: positive).map { (total > 0 ? $0.tp / total : 0, $0.tp / ($0.tp + $0.fp)) }
+    }
+
+    /// Area under the precision–recall curve by the trapezoidal rule over its points, as
+    /// `sklearn.metrics.auc(recall, precision)` on `precision_recall_curve` (what mlflow logs as PR AUC).
+    public static func prAUC(scores: [Double], positive: [Bool]) -> Double? {
+        guard positive.contains(true) else { return nil }
+        let points = precisionRecallPoints(scores: scores, positive: positive)
         var area = 0.0
-        for k in 1..<points.count {
-            area += (points[k].recall - points[k - 1].recall) * (points[k].precision + points[k - 1].precision) / 2
-        }
+        for k in 1..<points.count { area += (points[k].x - points[k - 1].x) * (points[k].y + points[k - 1].y) / 2 }
         return area
     }
 

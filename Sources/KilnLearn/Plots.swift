@@ -43,36 +43,17 @@ public enum Plots {
 
     /// The ROC curve of class-1 scores, with its area in the title.
     public static func roc(scores: [Double], positive: [Bool]) -> String {
-        let order = scores.indices.sorted { scores[$0] > scores[$1] }
         let p = Double(positive.filter { $0 }.count), n = Double(positive.count) - p
-        var points: [(x: Double, y: Double)] = [(0, 0)]
-        var tp = 0.0, fp = 0.0, i = 0
-        while i < order.count {
-            var j = i
-            while j + 1 < order.count && scores[order[j + 1]] == scores[order[i]] { j += 1 }
-            for k in i...j { if positive[order[k]] { tp += 1 } else { fp += 1 } }
-            points.append((n > 0 ? fp / n : 0, p > 0 ? tp / p : 0))
-            i = j + 1
-        }
+        let points = [(x: 0.0, y: 0.0)] + Metrics.thresholdCounts(scores: scores, positive: positive).map { (n > 0 ? $0.fp / n : 0, p > 0 ? $0.tp / p : 0) }
         let auc = Metrics.rocAUC(scores: scores, positive: positive).map { String(format: " (AUC %.4f)", $0) } ?? ""
         return curve(points, title: "ROC curve" + auc, xLabel: "False positive rate", yLabel: "True positive rate", diagonal: true)
     }
 
     /// The precision–recall curve of class-1 scores.
     public static func precisionRecall(scores: [Double], positive: [Bool]) -> String {
-        let order = scores.indices.sorted { scores[$0] > scores[$1] }
-        let total = Double(positive.filter { $0 }.count)
-        var points: [(x: Double, y: Double)] = [(0, 1)]
-        var tp = 0.0, fp = 0.0, i = 0
-        while i < order.count {
-            var j = i
-            while j + 1 < order.count && scores[order[j + 1]] == scores[order[i]] { j += 1 }
-            for k in i...j { if positive[order[k]] { tp += 1 } else { fp += 1 } }
-            points.append((total > 0 ? tp / total : 0, tp / (tp + fp)))
-            i = j + 1
-        }
         let auc = Metrics.prAUC(scores: scores, positive: positive).map { String(format: " (AUC %.4f)", $0) } ?? ""
-        return curve(points, title: "Precision–recall curve" + auc, xLabel: "Recall", yLabel: "Precision", diagonal: false)
+        return curve(Metrics.precisionRecallPoints(scores: scores, positive: positive), title: "Precision–recall curve" + auc,
+                     xLabel: "Recall", yLabel: "Precision", diagonal: false)
     }
 
     /// The confusion matrix as a heat map with counts (rows: true class, columns: predicted).

@@ -19,11 +19,13 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 from sklearn.datasets import make_classification, make_regression
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.tree import DecisionTreeClassifier
 
 
 def main():
@@ -80,6 +82,9 @@ def main():
         ("logistic", "binary", "scikit-learn", lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=10_000)), True, ""),
         ("logistic", "multiclass", "scikit-learn", lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=10_000)), True, ""),
         ("linear", "regression", "scikit-learn", LinearRegression, False, ""),
+        ("random_forest", "binary", "scikit-learn", lambda: RandomForestClassifier(n_estimators=50, max_depth=12, n_jobs=threads, random_state=0), True, "n_estimators=50,max_depth=12"),
+        ("random_forest", "regression", "scikit-learn", lambda: RandomForestRegressor(n_estimators=50, max_depth=12, n_jobs=threads, random_state=0), False, "n_estimators=50,max_depth=12"),
+        ("decision_tree", "binary", "scikit-learn", lambda: DecisionTreeClassifier(random_state=0), True, ""),
         ("xgboost", "binary", "xgboost", lambda: xgb.XGBClassifier(n_estimators=100, tree_method="hist", base_score=0.5, n_jobs=threads), True, ""),
         ("xgboost", "multiclass", "xgboost", lambda: xgb.XGBClassifier(n_estimators=100, tree_method="hist", base_score=0.5, n_jobs=threads), True, ""),
         ("xgboost", "regression", "xgboost", lambda: xgb.XGBRegressor(n_estimators=100, tree_method="hist", base_score=0.5, n_jobs=threads), False, ""),
@@ -97,7 +102,7 @@ def main():
     print(json.dumps(rows, indent=2))
     print(f"rows: {args.rows:,} (75% train), 20 features, {threads} threads, xgboost {xgb.__version__} (Python) vs libxgboost (Kiln)")
     for r in rows:
-        print(f"{r['algorithm']:9s} {r['data']:10s} fit: {r['peer']} {r['peer_fit_s']:7.3f} s  kiln {r['kiln_fit_s']:7.3f} s  → {r['fit_ratio']}×   "
+        print(f"{r['algorithm']:13s} {r['data']:10s} fit: {r['peer']} {r['peer_fit_s']:7.3f} s  kiln {r['kiln_fit_s']:7.3f} s  → {r['fit_ratio']}×   "
               f"predict: {r['peer_predict_s']:.4f} s vs {r['kiln_evaluate_s']:.4f} s (with metrics) → {r['predict_ratio']}×   "
               f"{r['metric']} {r['peer_metric']} vs {r['kiln_metric']}")
     shutil.rmtree(work, ignore_errors=True)

@@ -139,17 +139,22 @@ public struct TreeEnsemble: Sendable, Codable, Equatable {
     /// Class probabilities (rows × classes) or values: the mean over trees.
     public func predict(_ features: [Double], rows: Int, width: Int) -> [Double] {
         let outputs = trees.first?.outputs ?? 1
-        var out = [Double](repeating: 0, count: rows * outputs)
-        features.withUnsafeBufferPointer { x in
-            for tree in trees {
-                for i in 0..<rows {
-                    let leaf = tree.leaf(x, i * width)
-                    for k in 0..<outputs { out[i * outputs + k] += tree.values[leaf * outputs + k] }
+        let n = Double(trees.count), blockRows = 2048
+        // Row blocks in parallel; each row sums its trees in order, so the result does not depend on the cores.
+        let blocks = (try? concurrentMap((rows + blockRows - 1) / blockRows) { b -> [Double] in
+            let start = b * blockRows, end = min(rows, start + blockRows)
+            var out = [Double](repeating: 0, count: (end - start) * outputs)
+            features.withUnsafeBufferPointer { x in
+                for tree in trees {
+                    for i in start..<end {
+                        let leaf = tree.leaf(x, i * width)
+                        for k in 0..<outputs { out[(i - start) * outputs + k] += tree.values[leaf * outputs + k] }
+                    }
                 }
             }
-        }
-        let n = Double(trees.count)
-        return out.map { $0 / n }
+            return out.map { $0 / n }
+        }) ?? []
+        return blocks.flatMap { $0 }
     }
 }
 

@@ -29,6 +29,16 @@ public struct KilnConfiguration: Sendable {
     }
 
     /// The default home: `KILN_HOME`, else `~/.kiln`.
+    /// A table argument's directory: `<home>/warehouse/<catalog>/<schema>/<table>` for a three-part name, else the
+    /// argument itself (a path).
+    public static func tablePath(_ table: String, home: URL) -> String {
+        let parts = table.split(separator: ".", omittingEmptySubsequences: false)
+        if !table.contains("/"), parts.count == 3, parts.allSatisfy({ !$0.isEmpty }) {
+            return parts.reduce(home.appendingPathComponent("warehouse")) { $0.appendingPathComponent(String($1)) }.path
+        }
+        return table
+    }
+
     public static func defaultHome(environment: [String: String]) -> URL {
         if let home = environment["KILN_HOME"], !home.isEmpty { return URL(fileURLWithPath: home) }
         return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".kiln")

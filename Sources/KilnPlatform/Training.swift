@@ -68,13 +68,7 @@ public struct TrainOutcome: Sendable, Equatable {
 
 extension Platform {
     /// The directory of a table argument: a three-level name under this home's warehouse, else a path.
-    public func tablePath(_ table: String) -> String {
-        let parts = table.split(separator: ".", omittingEmptySubsequences: false)
-        if !table.contains("/"), parts.count == 3, parts.allSatisfy({ !$0.isEmpty }) {
-            return parts.reduce(configuration.home.appendingPathComponent("warehouse")) { $0.appendingPathComponent(String($1)) }.path
-        }
-        return table
-    }
+    public func tablePath(_ table: String) -> String { KilnConfiguration.tablePath(table, home: configuration.home) }
 
     /// Trains a model on a table version and logs everything to tracking as one run: params (the spec and the
     /// algorithm's), `training_`/`test_` metrics under mlflow.evaluate's names, the table versions as dataset inputs,

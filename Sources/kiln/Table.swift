@@ -27,12 +27,8 @@ struct Table: ParsableCommand {
 
         /// A table argument's directory: itself, or `<home>/warehouse/<catalog>/<schema>/<table>` for a three-part name.
         static func path(_ table: String, home: String?) -> String {
-            let parts = table.split(separator: ".", omittingEmptySubsequences: false)
-            if !table.contains("/"), parts.count == 3, parts.allSatisfy({ !$0.isEmpty }) {
-                let base = home.map { URL(fileURLWithPath: $0) } ?? KilnConfiguration.defaultHome(environment: ProcessInfo.processInfo.environment)
-                return parts.reduce(base.appendingPathComponent("warehouse")) { $0.appendingPathComponent(String($1)) }.path
-            }
-            return table
+            KilnConfiguration.tablePath(table, home: home.map { URL(fileURLWithPath: $0) }
+                                        ?? KilnConfiguration.defaultHome(environment: ProcessInfo.processInfo.environment))
         }
 
         func open() throws -> DeltaTable { try Table.run { try DeltaTable.open(path) } }

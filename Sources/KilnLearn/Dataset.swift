@@ -5,6 +5,8 @@ import KilnFrame
 /// What a model predicts.
 public enum LearningTask: String, Sendable, Codable {
     case classification, regression
+    /// Grouping rows without a target (k-means).
+    case clustering
 }
 
 /// Features as a dense row-major matrix of doubles (missing values are NaN) with a label per row.
@@ -49,35 +51,63 @@ public struct Dataset: Sendable {
     /// become features; nulls become NaN. Rows whose target is null are dropped.
     /// - Throws: for a missing or string feature column (encode it first), or a non-numeric regression target.
     public init(_ frame: Frame, target: String, features wanted: [String]? = nil, task: LearningTask? = nil) throws {
-        let targetColumn = try frame.column(target)
         let names = wanted ?? frame.names.filter { $0.lowercased() != target.lowercased() }
         guard !names.isEmpty else { throw KilnError.invalid("No feature columns: the table has only the target '\(target)'") }
         let task = try task ?? Self.inferTask(frame, target: target)
-        var keep = (0..<frame.rowCount).filter { !targetColumn.isNull($0) }
-        if keep.count == frame.rowCount { keep = [] }
-        let rows = keep.isEmpty ? frame.rowCount : keep.count
-        let source = keep.isEmpty ? frame : frame.take(keep)
-        let matrix = try Self.features(of: source, columns: names)
-        let y = keep.isEmpty ? targetColumn : targetColumn.take(keep)
-        var labels = [Double](repeating: 0, count: rows)
-        var classes: [String] = []
+        let source = try Self.droppingNullTargets(frame, target: target)
+        let y = try source.column(target)
+        let classes = task == .classification ? try Self.classes(of: y, target: target) : []
+        self.init(features: try Self.features(of: source, columns: names), width: names.count, featureNames: names,
+                  labels: try Self.labels(y, task: task, classes: classes, target: target), task: task, classes: classes)
+    }
+
+    /// `frame` without the rows whose `target` is null.
+    public static func droppingNullTargets(_ frame: Frame, target: String) throws -> Frame {
+        let y = try frame.column(target)
+        guard y.validity != nil else { return frame }
+        return frame.take((0..<frame.rowCount).filter { !y.isNull($0) })
+    }
+
+    /// The distinct values of a classification target in sorted order (numbers numerically), as text.
+    /// - Throws: with fewer than two classes.
+    public static func classes(of y: Column, target: String) throws -> [String] {
+        let numeric = y.type.isNumeric || y.type == .bool
+        func number(_ s: String) -> Double? { Double(s == "true" ? "1" : s == "false" ? "0" : s) }
+        let classes = Array(Set((0..<y.count).filter { !y.isNull($0) }.map { y.value($0).text })).sorted { a, b in
+            if numeric, let x = number(a), let z = number(b) { return x < z }
+            return a < b
+        }
+        guard classes.count >= 2 else { throw KilnError.invalid("Target '\(target)' has \(classes.count) class; classification needs at least 2") }
+        return classes
+    }
+
+    /// Labels of target values: class indices into `classes` (classification) or the values (regression).
+    /// - Throws: for a class not in `classes`, or a non-numeric regression target.
+    public static func labels(_ y: Column, task: LearningTask, classes: [String], target: String) throws -> [Double] {
         switch task {
         case .classification:
-            let text = (0..<rows).map { y.value($0).text }
-            let numeric = y.type.isNumeric || y.type == .bool
-            classes = Array(Set(text)).sorted { a, b in
-                if numeric, let x = Double(a == "true" ? "1" : a == "false" ? "0" : a), let z = Double(b == "true" ? "1" : b == "false" ? "0" : b) { return x < z }
-                return a < b
-            }
-            guard classes.count >= 2 else { throw KilnError.invalid("Target '\(target)' has \(classes.count) class; classification needs at least 2") }
             let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, Double($0)) })
-            for i in 0..<rows { labels[i] = index[text[i]]! }
+            return try (0..<y.count).map { i in
+                let text = y.value(i).text
+                guard let k = index[text] else { throw KilnError.invalid("Target '\(target)' has class '\(text)', which the training data lacks (classes: \(classes.joined(separator: ", ")))") }
+                return k
+            }
         case .regression:
             guard y.type.isNumeric || y.type == .bool else { throw KilnError.invalid("Target '\(target)' is a \(y.type); regression needs numbers") }
             guard case .double(let v) = try y.cast(to: .float64).values else { throw KilnError(.internalError, "Cast to double gave no doubles") }
-            labels = v
+            return v
+        case .clustering:
+            return []
         }
-        self.init(features: matrix, width: names.count, featureNames: names, labels: labels, task: task, classes: classes)
+    }
+
+    /// The rows of a seeded random split: about `trainFraction` of `rows` train, the rest test, each ascending.
+    public static func splitRows(_ rows: Int, trainFraction: Double, seed: UInt64) -> (train: [Int], test: [Int]) {
+        var order = Array(0..<rows)
+        var generator = SplitMix64(seed: seed)
+        order.shuffle(using: &generator)
+        let cut = Int((Double(rows) * trainFraction).rounded())
+        return (Array(order[..<cut]).sorted(), Array(order[cut...]).sorted())
     }
 
     /// The feature matrix (row-major, NaN for nulls) of `columns` in `frame`, for scoring.
@@ -112,11 +142,8 @@ public struct Dataset: Sendable {
 
     /// A seeded random split: about `trainFraction` of the rows train, the rest test (reproducible for a seed).
     public func split(trainFraction: Double, seed: UInt64) -> (train: Dataset, test: Dataset) {
-        var order = Array(0..<rows)
-        var generator = SplitMix64(seed: seed)
-        order.shuffle(using: &generator)
-        let cut = Int((Double(rows) * trainFraction).rounded())
-        return (subset(Array(order[..<cut]).sorted()), subset(Array(order[cut...]).sorted()))
+        let (train, test) = Self.splitRows(rows, trainFraction: trainFraction, seed: seed)
+        return (subset(train), subset(test))
     }
 
     /// Row `i`'s features.

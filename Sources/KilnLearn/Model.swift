@@ -1,5 +1,6 @@
 import Foundation
 import KilnCore
+import KilnFrame
 import KilnModelFormat
 
 /// Everything that decides a training run: data, algorithm, parameters, seed. Logged with the run so
@@ -19,6 +20,8 @@ public struct TrainingSpec: Codable, Sendable, Equatable {
     public var testTable: String?
     public var testTableVersion: Int64?
     public var trainFraction: Double?
+    /// Feature stages run before the estimator (definitions; fitted with the model).
+    public var pipeline: Pipeline?
 
     public init(algorithm: Algorithm, task: LearningTask, target: String, features: [String], params: [String: String] = [:], seed: UInt64 = 0,
                 table: String? = nil, tableVersion: Int64? = nil, testTable: String? = nil, testTableVersion: Int64? = nil, trainFraction: Double? = nil) {
@@ -40,12 +43,14 @@ public struct TrainingSpec: Codable, Sendable, Equatable {
 public enum Algorithm: String, Codable, Sendable, CaseIterable {
     case linear, logistic, xgboost
     case decisionTree = "decision_tree", randomForest = "random_forest"
+    case kmeans
 
     /// The task the algorithm solves, when it decides it.
     public var fixedTask: LearningTask? {
         switch self {
         case .linear: .regression
         case .logistic: .classification
+        case .kmeans: .clustering
         case .xgboost, .decisionTree, .randomForest: nil
         }
     }
@@ -58,6 +63,7 @@ public enum Algorithm: String, Codable, Sendable, CaseIterable {
         case .xgboost: ["num_boost_round", "early_stopping_rounds", "validation_fraction"]
         case .decisionTree: ["max_depth", "min_samples_split", "min_samples_leaf", "max_features"]
         case .randomForest: ["n_estimators", "max_depth", "min_samples_split", "min_samples_leaf", "max_features", "bootstrap"]
+        case .kmeans: ["k", "n_clusters", "max_iter", "tol", "n_init", "init"]
         }
     }
 }
@@ -69,26 +75,42 @@ public struct KilnModel: Sendable {
         case linear(LinearModel)
         case booster(Booster)
         case trees(TreeEnsemble)
+        case kmeans(KMeansModel)
     }
 
     public let spec: TrainingSpec
     public let classes: [String]
     public let state: State
+    /// The fitted feature pipeline that turns table columns into the estimator's features.
+    public var pipeline: Pipeline?
 
-    public init(spec: TrainingSpec, classes: [String], state: State) {
+    public init(spec: TrainingSpec, classes: [String], state: State, pipeline: Pipeline? = nil) {
         self.spec = spec
         self.classes = classes
         self.state = state
+        self.pipeline = pipeline
     }
 
-    /// Predictions for row-major `features` in `spec.features` order: class probabilities (rows × classes) for
+    /// The estimator's features: the pipeline's vector slots, or the spec's columns.
+    public var featureNames: [String] { pipeline?.slotNames ?? spec.features }
+
+    /// The estimator's input for the rows of `frame` (through the pipeline when there is one) and, when the pipeline
+    /// dropped rows (handle_invalid=skip), the frame rows the matrix rows came from.
+    public func features(of frame: Frame) throws -> (matrix: [Double], rows: [Int]?) {
+        guard let pipeline else { return (try Dataset.features(of: frame, columns: spec.features), nil) }
+        let (vectors, rows) = try pipeline.transform(frame)
+        return (vectors.dense(), rows.count == frame.rowCount ? nil : rows)
+    }
+
+    /// Predictions for row-major `features` in `featureNames` order: class probabilities (rows × classes) for
     /// classification, values for regression.
     public func predict(_ features: [Double], rows: Int) throws -> [Double] {
         switch state {
         case .linear(let m): return m.predict(features, rows: rows)
-        case .trees(let t): return t.predict(features, rows: rows, width: spec.features.count)
+        case .kmeans(let m): return m.assign(features, rows: rows).clusters
+        case .trees(let t): return t.predict(features, rows: rows, width: featureNames.count)
         case .booster(let b):
-            let (values, _) = try b.predict(features, rows: rows, width: spec.features.count)
+            let (values, _) = try b.predict(features, rows: rows, width: featureNames.count)
             if spec.task == .classification, classes.count == 2 {
                 var out = [Double](repeating: 0, count: values.count * 2)
                 for (i, p) in values.enumerated() { (out[2 * i], out[2 * i + 1]) = (1 - p, p) }
@@ -113,10 +135,10 @@ public struct KilnModel: Sendable {
     /// classifier they explain class 1 (boosters: in log-odds, trees: in probability). Nil for models without them
     /// (linear models) and multiclass models.
     public func shap(_ features: [Double], rows: Int) throws -> [Double]? {
-        let width = spec.features.count
+        let width = featureNames.count
         guard spec.task == .regression || classes.count == 2 else { return nil }
         switch state {
-        case .linear: return nil
+        case .linear, .kmeans: return nil
         case .booster(let b): return try b.predict(features, rows: rows, width: width, contributions: true).values
         case .trees(let t):
             let all = t.shap(features, rows: rows, width: width)
@@ -138,6 +160,10 @@ public struct KilnModel: Sendable {
         switch spec.task {
         case .classification: return Metrics.classification(labels: data.labels.map { Int($0) }, probabilities: p, classes: classes.count)
         case .regression: return Metrics.regression(labels: data.labels, predictions: p)
+        case .clustering:
+            guard case .kmeans(let m) = state else { return [:] }
+            let (clusters, distances) = m.assign(data.features, rows: data.rows)
+            return try Metrics.clustering(features: data.features, width: data.width, clusters: clusters.map { Int($0) }, distances: distances, seed: spec.seed)
         }
     }
 
@@ -152,10 +178,12 @@ public struct KilnModel: Sendable {
         var classes: [String]
         var linear: LinearModel?
         var trees: TreeEnsemble?
+        var kmeans: KMeansModel?
         var xgboostFile: String?
+        var pipeline: Pipeline?
 
         enum CodingKeys: String, CodingKey {
-            case formatVersion = "format_version", kilnVersion = "kiln_version", spec, classes, linear, trees, xgboostFile = "xgboost_file"
+            case formatVersion = "format_version", kilnVersion = "kiln_version", spec, classes, linear, trees, xgboostFile = "xgboost_file", pipeline, kmeans
         }
     }
 
@@ -168,15 +196,22 @@ public struct KilnModel: Sendable {
     public func write(to directory: URL, runID: String? = nil, artifactPath: String? = nil, createdAt: Date = Date()) throws -> MLmodel {
         let fm = FileManager.default
         try fm.createDirectory(at: directory, withIntermediateDirectories: true)
-        var document = Document(formatVersion: Self.formatVersion, kilnVersion: kilnVersion, spec: spec, classes: classes)
+        var document = Document(formatVersion: Self.formatVersion, kilnVersion: kilnVersion, spec: spec, classes: classes, pipeline: pipeline)
         var flavors: [String: ModelValue] = [:]
         var metadata: [String: ModelValue] = ["kiln_algorithm": .string(spec.algorithm.rawValue), "kiln_task": .string(spec.task.rawValue)]
         switch state {
-        case .linear, .trees:
+        case .linear, .trees, .kmeans:
+            if case .kmeans(let m) = state { document.kmeans = m }
             if case .linear(let m) = state { document.linear = m }
             if case .trees(let t) = state { document.trees = t }
             metadata["python_loadable"] = .bool(false)
             metadata["note"] = .string("A Kiln-native \(spec.algorithm.rawValue) model: Kiln loads and serves it; Python has no loader for it.")
+        case .booster(let b) where pipeline != nil:
+            // XGBoost in Python could load the booster but not the feature pipeline before it: say so.
+            document.xgboostFile = Self.boosterFile
+            try Data(try b.json()).write(to: directory.appendingPathComponent(Self.boosterFile))
+            metadata["python_loadable"] = .bool(false)
+            metadata["note"] = .string("A Kiln feature pipeline feeds this booster: Kiln loads and serves it; Python has no loader for the pipeline.")
         case .booster(let b):
             document.xgboostFile = Self.boosterFile
             try Data(try b.json()).write(to: directory.appendingPathComponent(Self.boosterFile))
@@ -192,14 +227,18 @@ public struct KilnModel: Sendable {
             try "name: mlflow-env\nchannels:\n- conda-forge\ndependencies:\n- python=3.11\n- pip\n- pip:\n  - mlflow\n  - xgboost>=\(Booster.libraryVersion)\n"
                 .write(to: directory.appendingPathComponent("conda.yaml"), atomically: true, encoding: .utf8)
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        let encoder = LearnJSON.encoder(pretty: true)
         try encoder.encode(document).write(to: directory.appendingPathComponent(Self.documentFile))
         flavors["kiln"] = .map(["kiln_version": .string(kilnVersion), "format_version": .int(Self.formatVersion),
                                 "data": .string(Self.documentFile), "algorithm": .string(spec.algorithm.rawValue)])
-        let inputs = "[" + spec.features.map { "{\"type\": \"double\", \"name\": \(jsonString($0)), \"required\": true}" }.joined(separator: ", ") + "]"
+        let textInputs = Set(pipeline?.textInputs ?? [])
+        let inputs = "[" + spec.features.map { name in
+            let type = textInputs.contains(name) ? "string" : "double"
+            return "{\"type\": \"\(type)\", \"name\": \(jsonString(name)), \"required\": true}"
+        }.joined(separator: ", ") + "]"
         let outputs: String
         switch (spec.task, state) {
+        case (_, .booster) where pipeline != nil: outputs = "[{\"type\": \"double\", \"required\": true}]"
         case (.classification, .booster) where classes.count > 2:
             outputs = "[{\"type\": \"tensor\", \"tensor-spec\": {\"dtype\": \"float32\", \"shape\": [-1, \(classes.count)]}}]"
         case (_, .booster): outputs = "[{\"type\": \"tensor\", \"tensor-spec\": {\"dtype\": \"float32\", \"shape\": [-1]}}]"
@@ -227,15 +266,18 @@ public struct KilnModel: Sendable {
             throw KilnError.invalid("The model at \(directory.path) has no kiln flavor (flavors: \(mlmodel.flavors.keys.sorted().joined(separator: ", "))); Kiln loads models it trained")
         }
         let data = try Data(contentsOf: directory.appendingPathComponent(file))
-        let document = try JSONDecoder().decode(Document.self, from: data)
+        let document = try LearnJSON.decoder().decode(Document.self, from: data)
         guard document.formatVersion <= formatVersion else {
             throw KilnError.invalid("The model was written by a newer Kiln (format \(document.formatVersion)); this Kiln reads up to \(formatVersion)")
         }
-        if let linear = document.linear { return KilnModel(spec: document.spec, classes: document.classes, state: .linear(linear)) }
-        if let trees = document.trees { return KilnModel(spec: document.spec, classes: document.classes, state: .trees(trees)) }
-        guard let boosterFile = document.xgboostFile else { throw KilnError.invalid("The kiln model document has no fitted state") }
-        let booster = try Booster.load(Array(try Data(contentsOf: directory.appendingPathComponent(boosterFile))))
-        return KilnModel(spec: document.spec, classes: document.classes, state: .booster(booster))
+        let state: State
+        if let linear = document.linear { state = .linear(linear) }
+        else if let trees = document.trees { state = .trees(trees) }
+        else if let kmeans = document.kmeans { state = .kmeans(kmeans) }
+        else if let boosterFile = document.xgboostFile {
+            state = .booster(try Booster.load(Array(try Data(contentsOf: directory.appendingPathComponent(boosterFile)))))
+        } else { throw KilnError.invalid("The kiln model document has no fitted state") }
+        return KilnModel(spec: document.spec, classes: document.classes, state: state, pipeline: document.pipeline)
     }
 }
 

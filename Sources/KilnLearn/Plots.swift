@@ -131,8 +131,9 @@ extension KilnModel {
     /// Feature importance by feature name: gain for boosters, impurity decrease for trees and forests, the absolute
     /// coefficient times the feature's standard deviation on `data` for linear models (largest over classes).
     public func importance(on data: Dataset) throws -> [(name: String, value: Double)] {
-        let names = spec.features
+        let names = featureNames
         switch state {
+        case .kmeans: return []
         case .trees(let t): return zip(names, t.importances).map { ($0, $1) }
         case .booster(let b):
             let gains = try b.importance("gain")
@@ -158,6 +159,11 @@ extension KilnModel {
             }
         case .regression:
             out["residuals.svg"] = Plots.residuals(labels: data.labels, predictions: predictions)
+        case .clustering:
+            var sizes: [Int: Int] = [:]
+            for c in predictions { sizes[Int(c), default: 0] += 1 }
+            out["cluster_sizes.svg"] = Plots.importance(sizes.sorted { $0.key < $1.key }.map { ("cluster \($0.key)", Double($0.value)) }, title: "Rows per cluster")
+            return out
         }
         out["feature_importance.svg"] = Plots.importance(try importance(on: data), title: "Feature importance")
         return out

@@ -31,7 +31,23 @@ public enum Trainer {
             }
         }
         let bool: (String) -> Bool? = { ["true": true, "1": true, "false": false, "0": false][$0.lowercased()] }
+        guard (spec.task == .clustering) == (spec.algorithm == .kmeans) else {
+            throw KilnError.invalid(spec.algorithm == .kmeans ? "kmeans does only clustering" : "\(spec.algorithm.rawValue) does classification or regression, not clustering; use kmeans")
+        }
         switch spec.algorithm {
+        case .kmeans:
+            var estimator = KMeans()
+            estimator.seed = spec.seed
+            estimator.k = try take("k", Int.init) ?? take("n_clusters", Int.init) ?? estimator.k
+            estimator.maxIterations = try take("max_iter", Int.init) ?? estimator.maxIterations
+            estimator.tolerance = try take("tol", Double.init) ?? estimator.tolerance
+            estimator.starts = try take("n_init", Int.init) ?? estimator.starts
+            if let initialization = params.removeValue(forKey: "init") {
+                guard ["k-means++", "random"].contains(initialization) else { throw KilnError.invalid("init is k-means++ or random") }
+                estimator.initialization = initialization
+            }
+            try rejectRest()
+            return Fit(model: KilnModel(spec: spec, classes: [], state: .kmeans(try estimator.fit(train))))
         case .linear:
             var estimator = LinearRegression()
             estimator.alpha = try take("alpha", Double.init) ?? estimator.alpha
@@ -92,7 +108,7 @@ public enum Trainer {
                 var d: [(String, String)] = [("tree_method", "hist"), ("seed", String(spec.seed)),
                                              ("nthread", String(ProcessInfo.processInfo.activeProcessorCount))]
                 switch (spec.task, train.classCount) {
-                case (.regression, _): d.append(("objective", "reg:squarederror"))
+                case (.regression, _), (.clustering, _): d.append(("objective", "reg:squarederror"))
                 case (.classification, 2): d.append(("objective", "binary:logistic"))
                 case (.classification, let k): d += [("objective", "multi:softprob"), ("num_class", String(k))]
                 }
@@ -117,6 +133,65 @@ public enum Trainer {
             for evaluation in result.history { for (k, v) in evaluation.values { history[k, default: []].append(v) } }
             return Fit(model: KilnModel(spec: spec, classes: train.classes, state: .booster(result.booster)), history: history,
                        bestIteration: earlyStopping == nil ? nil : result.bestRound)
+        }
+    }
+}
+
+/// Training and test data for a spec, from frames: the target's null rows dropped, the seeded split (or the test
+/// frame), and the spec's pipeline fitted on the training rows only.
+public struct PreparedData: Sendable {
+    public var train: Dataset
+    public var test: Dataset
+    /// The fitted pipeline, when the spec has one.
+    public var pipeline: Pipeline?
+
+    /// Prepares `frame` (and `testFrame`, else a split of `frame` by `spec.trainFraction`, default 0.8) for `spec`.
+    /// When the spec has no pipeline and a feature is text, an automatic one is set on `spec` (see
+    /// `Pipeline.automatic`), so the logged spec re-creates it.
+    /// - Throws: for text features with no pipeline possible, unknown test classes, or an empty side of the split.
+    public init(spec: inout TrainingSpec, frame: Frame, testFrame: Frame?) throws {
+        if spec.pipeline == nil {
+            let text = try spec.features.filter { try frame.column($0).type == .string }
+            if !text.isEmpty {
+                let numeric = spec.features.filter { !text.contains($0) }
+                spec.pipeline = Pipeline.automatic(numeric: numeric, text: text, oneHot: [.linear, .logistic].contains(spec.algorithm))
+            }
+        }
+        let clustering = spec.task == .clustering
+        let all = clustering ? frame : try Dataset.droppingNullTargets(frame, target: spec.target)
+        let classes = spec.task == .classification ? try Dataset.classes(of: try all.column(spec.target), target: spec.target) : []
+        let trainFrame: Frame, testPart: Frame
+        if let testFrame {
+            trainFrame = all
+            testPart = clustering ? testFrame : try Dataset.droppingNullTargets(testFrame, target: spec.target)
+            spec.trainFraction = nil
+        } else {
+            let fraction = spec.trainFraction ?? 0.8
+            spec.trainFraction = fraction
+            let (a, b) = Dataset.splitRows(all.rowCount, trainFraction: fraction, seed: spec.seed)
+            (trainFrame, testPart) = (all.take(a), all.take(b))
+        }
+        guard trainFrame.rowCount > 0, testPart.rowCount > 0 else {
+            throw KilnError.invalid("The split left no \(trainFrame.rowCount == 0 ? "training" : "test") rows; use more data or another split")
+        }
+        let s = spec
+        func dataset(_ part: Frame, matrix: [Double], names: [String], rows: [Int]?) throws -> Dataset {
+            guard !clustering else { return Dataset(features: matrix, width: names.count, featureNames: names, labels: [], task: s.task) }
+            let y = try part.column(s.target)
+            return Dataset(features: matrix, width: names.count, featureNames: names,
+                           labels: try Dataset.labels(rows.map { y.take($0) } ?? y, task: s.task, classes: classes, target: s.target),
+                           task: s.task, classes: classes)
+        }
+        if let definition = spec.pipeline {
+            let fitted = try definition.fit(trainFrame)
+            let names = fitted.pipeline.slotNames ?? []
+            train = try dataset(trainFrame, matrix: fitted.features.dense(), names: names, rows: fitted.rows)
+            let scored = try fitted.pipeline.transform(testPart)
+            test = try dataset(testPart, matrix: scored.features.dense(), names: names, rows: scored.rows)
+            pipeline = fitted.pipeline
+        } else {
+            train = try dataset(trainFrame, matrix: try Dataset.features(of: trainFrame, columns: spec.features), names: spec.features, rows: nil)
+            test = try dataset(testPart, matrix: try Dataset.features(of: testPart, columns: spec.features), names: spec.features, rows: nil)
         }
     }
 }

@@ -78,8 +78,10 @@ extension Platform {
         let spec = model.spec
         let integerClasses = model.classes.allSatisfy { Int64($0) != nil }
         let parts = try await Self.offload { () -> [Frame] in
-            try Frame.mapChunks(source, plan: plan) { chunk in
-                let features = try KilnLearn.Dataset.features(of: chunk, columns: spec.features)
+            try Frame.mapChunks(source, plan: plan) { whole in
+                // Rows a pipeline drops (handle_invalid=skip) get no prediction.
+                let (features, kept) = try model.features(of: whole)
+                let chunk = kept.map { whole.take($0) } ?? whole
                 let predictions = try model.predict(features, rows: chunk.rowCount)
                 let decided = model.decide(predictions)
                 var names = chunk.names, columns = chunk.columns
@@ -94,12 +96,15 @@ extension Platform {
                 case .regression:
                     columns.append(Column(type: .float64, values: .double(predictions)))
                     names.append("prediction")
+                case .clustering:
+                    columns.append(Column(type: .int64, values: .int(predictions.map { Int64($0) })))
+                    names.append("prediction")
                 }
                 columns.append(Column.from([Value](repeating: .string(label), count: chunk.rowCount), type: .string))
                 names.append("model_version")
                 if explain, let contributions = try model.shap(features, rows: chunk.rowCount) {
-                    let width = spec.features.count
-                    for (j, feature) in (spec.features + ["base"]).enumerated() {
+                    let width = model.featureNames.count
+                    for (j, feature) in (model.featureNames + ["base"]).enumerated() {
                         columns.append(Column(type: .float64, values: .double((0..<chunk.rowCount).map { contributions[$0 * (width + 1) + j] })))
                         names.append("shap_" + feature)
                     }
@@ -109,6 +114,13 @@ extension Platform {
         }
         let frame = parts.isEmpty ? Frame(names: [], columns: []) : Frame.concatenate(parts)
         guard frame.rowCount > 0 else { throw KilnError.invalid("The table \(table) has no rows to score") }
+        let version = try append(frame, to: output)
+        return PredictOutcome(rows: frame.rowCount, outputVersion: version, modelVersion: label)
+    }
+
+    /// Appends `frame` to the table `output` (three-level name or path), creating it with the frame's schema when
+    /// missing; returns the committed version.
+    func append(_ frame: Frame, to output: String) throws -> Int64 {
         let fields = zip(frame.names, frame.columns).map { DeltaField(name: $0, type: $1.type.delta) }
         let path = tablePath(output)
         let destination: DeltaTable
@@ -118,8 +130,39 @@ extension Platform {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
             destination = try DeltaTable.create(at: path, schema: DeltaSchema(fields), name: output.split(separator: ".").last.map(String.init))
         }
-        let batch = try frame.lakeBatch(DeltaSchema(fields))
-        let result = try destination.write(batch, mode: .append)
-        return PredictOutcome(rows: frame.rowCount, outputVersion: result.version, modelVersion: label)
+        return try destination.write(try frame.lakeBatch(DeltaSchema(fields)), mode: .append).version
+    }
+
+    /// Fits `pipeline` on the newest version of `table` and writes the transformed rows to `output`: the table's
+    /// columns, each number output column, and each vector output column expanded into `<name>_<slot>` doubles
+    /// (up to 1,024 slots). Returns the fitted pipeline, the rows written and the output version.
+    public func transformFeatures(pipeline: Pipeline, table: String, output: String) async throws -> (pipeline: Pipeline, rows: Int, version: Int64) {
+        let source = try DeltaTable.open(tablePath(table))
+        let frame = try Frame.read(source, plan: try source.plan())
+        let (fitted, features) = try pipeline.fitTable(frame)
+        var out = frame.take(features.sourceRows)
+        let inputs = Set(pipeline.inputColumns)
+        for (name, values) in zip(features.names, features.columns) where !inputs.contains(name) {
+            switch values {
+            case .numbers(let v):
+                out.names.append(name)
+                out.columns.append(Column(type: .float64, values: .double(v)))
+            case .vectors(let v):
+                guard v.width <= 1024 else { throw KilnError.invalid("Vector column '\(name)' has \(v.width) slots; tables take up to 1,024 (lower num_features)") }
+                let dense = v.dense()
+                for j in 0..<v.width {
+                    out.names.append("\(name)_\(j)")
+                    out.columns.append(Column(type: .float64, values: .double((0..<v.rows).map { dense[$0 * v.width + j] })))
+                }
+            case .strings(let v):
+                out.names.append(name)
+                out.columns.append(Column.from(v.map { $0.map(Value.string) ?? .null }, type: .string))
+            case .tokens(let v):
+                out.names.append(name)
+                out.columns.append(Column.from(v.map { $0.map { Value.string($0.joined(separator: " ")) } ?? .null }, type: .string))
+            }
+        }
+        guard out.rowCount > 0 else { throw KilnError.invalid("The pipeline left no rows to write") }
+        return (fitted, out.rowCount, try append(out, to: output))
     }
 }

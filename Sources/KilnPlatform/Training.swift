@@ -27,10 +27,14 @@ public struct TrainRequest: Sendable, Codable, Equatable {
     /// Read this version of the training table (default: the newest) — used to reproduce a run.
     public var tableVersion: Int64?
     public var testTableVersion: Int64?
+    /// Feature stages to fit before the estimator (default: none for numeric features, an automatic one for text).
+    public var pipeline: Pipeline?
 
     public init(table: String, target: String, algorithm: Algorithm, testTable: String? = nil, split: Double? = nil, task: LearningTask? = nil,
                 params: [String: String] = [:], features: [String]? = nil, seed: UInt64 = 0, experiment: String? = nil,
-                register: String? = nil, runName: String? = nil, tableVersion: Int64? = nil, testTableVersion: Int64? = nil) {
+                register: String? = nil, runName: String? = nil, tableVersion: Int64? = nil, testTableVersion: Int64? = nil,
+                pipeline: Pipeline? = nil) {
+        self.pipeline = pipeline
         self.table = table
         self.testTable = testTable
         self.split = split
@@ -49,7 +53,7 @@ public struct TrainRequest: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case table, testTable = "test_table", split, target, algorithm, task, params, features, seed, experiment, register
-        case runName = "run_name", tableVersion = "table_version", testTableVersion = "test_table_version"
+        case runName = "run_name", tableVersion = "table_version", testTableVersion = "test_table_version", pipeline
     }
 }
 
@@ -84,38 +88,31 @@ extension Platform {
             return (try Frame.read(table, plan: plan, columns: columns), plan.snapshot.version)
         }
         let started = Date()
-        let wanted = request.features.map { $0 + [request.target] }
+        guard !request.target.isEmpty || request.algorithm == .kmeans else { throw KilnError.invalid("\(request.algorithm.rawValue) needs a target column") }
+        let target = request.target.isEmpty ? [] : [request.target]
+        let wanted = request.features.map { Array(Set($0 + (request.pipeline?.inputColumns ?? []) + target)).sorted() }
+            ?? request.pipeline.map { $0.inputColumns + target }
         let (trainFrame, trainVersion) = try read(request.table, version: request.tableVersion, columns: wanted)
         let task = try request.task ?? request.algorithm.fixedTask ?? KilnLearn.Dataset.inferTask(trainFrame, target: request.target)
         if let fixed = request.algorithm.fixedTask, fixed != task {
             throw KilnError.invalid("\(request.algorithm.rawValue) does only \(fixed.rawValue); the task asked for is \(task.rawValue)")
         }
-        let all = try KilnLearn.Dataset(trainFrame, target: request.target, features: request.features, task: task)
-        var spec = TrainingSpec(algorithm: request.algorithm, task: task, target: request.target, features: all.featureNames, params: request.params,
-                                seed: request.seed, table: request.table, tableVersion: trainVersion)
-        let train: KilnLearn.Dataset, test: KilnLearn.Dataset
+        let features = request.features ?? request.pipeline?.inputColumns ?? trainFrame.names.filter { $0.lowercased() != request.target.lowercased() }
+        guard !features.isEmpty else { throw KilnError.invalid("No feature columns: the table has only the target '\(request.target)'") }
+        var spec = TrainingSpec(algorithm: request.algorithm, task: task, target: request.target, features: features, params: request.params,
+                                seed: request.seed, table: request.table, tableVersion: trainVersion, trainFraction: request.split)
+        spec.pipeline = request.pipeline
+        var testFrame: Frame?
         if let testTable = request.testTable {
-            let (frame, version) = try read(testTable, version: request.testTableVersion, columns: all.featureNames + [request.target])
-            let data = try KilnLearn.Dataset(frame, target: request.target, features: all.featureNames, task: task)
-            guard task == .regression || Set(data.classes).isSubset(of: Set(all.classes)) else {
-                throw KilnError.invalid("The test table has classes the training table lacks: \(Set(data.classes).subtracting(all.classes).sorted().joined(separator: ", "))")
-            }
-            // Test labels indexed by the training classes.
-            let index = Dictionary(uniqueKeysWithValues: all.classes.enumerated().map { ($1, Double($0)) })
-            test = task == .classification
-                ? KilnLearn.Dataset(features: data.features, width: data.width, featureNames: data.featureNames, labels: data.labels.map { index[data.classes[Int($0)]]! },
-                          task: task, classes: all.classes)
-                : data
-            train = all
+            let (frame, version) = try read(testTable, version: request.testTableVersion, columns: Array(Set(features + (request.pipeline?.inputColumns ?? []) + target)).sorted())
+            testFrame = frame
             spec.testTable = testTable
             spec.testTableVersion = version
-        } else {
-            let fraction = request.split ?? 0.8
-            (train, test) = all.split(trainFraction: fraction, seed: request.seed)
-            spec.trainFraction = fraction
         }
+        let prepared = try PreparedData(spec: &spec, frame: trainFrame, testFrame: testFrame)
+        let (train, test) = (prepared.train, prepared.test)
         let readSeconds = Date().timeIntervalSince(started)
-        guard train.rows > 0, test.rows > 0 else { throw KilnError.invalid("The split left no \(train.rows == 0 ? "training" : "test") rows; use more data or another split") }
+        guard train.rows > 0, test.rows > 0 else { throw KilnError.invalid("The pipeline left no \(train.rows == 0 ? "training" : "test") rows (handle_invalid=skip dropped them all)") }
 
         // The run.
         let experimentID: String
@@ -132,7 +129,8 @@ extension Platform {
         do {
             let finalSpec = spec
             let fitStarted = Date()
-            let fit = try await Self.offload { try Trainer.fit(finalSpec, train, progress: progress) }
+            var fit = try await Self.offload { try Trainer.fit(finalSpec, train, progress: progress) }
+            fit.model.pipeline = prepared.pipeline
             let fitSeconds = Date().timeIntervalSince(fitStarted)
             let model = fit.model
             let evaluateStarted = Date()
@@ -151,10 +149,14 @@ extension Platform {
                 logged += values.enumerated().map { Metric(key: name, value: $1, timestamp: now, step: Int64($0)) }
             }
             var params: [KeyValue] = [
-                KeyValue("algorithm", request.algorithm.rawValue), KeyValue("task", task.rawValue), KeyValue("target", request.target),
+                KeyValue("algorithm", request.algorithm.rawValue), KeyValue("task", task.rawValue),
                 KeyValue("features", spec.features.joined(separator: ",")), KeyValue("seed", String(request.seed)),
                 KeyValue("table", request.table), KeyValue("table_version", String(trainVersion)),
             ]
+            if !request.target.isEmpty { params.append(KeyValue("target", request.target)) }
+            if let pipeline = spec.pipeline {
+                params.append(KeyValue("pipeline", String(pipeline.stages.map(\.name).joined(separator: " → ").prefix(6000))))
+            }
             if let fraction = spec.trainFraction { params.append(KeyValue("train_fraction", String(fraction))) }
             if let t = spec.testTable { params += [KeyValue("test_table", t), KeyValue("test_table_version", String(spec.testTableVersion ?? 0))] }
             let reserved = Set(params.map(\.key))
@@ -168,8 +170,7 @@ extension Platform {
             let staging = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-train-\(runID)")
             defer { try? FileManager.default.removeItem(at: staging) }
             _ = try model.write(to: staging.appendingPathComponent("model"), runID: runID, artifactPath: "model")
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+            let encoder = LearnJSON.encoder(pretty: true)
             try encoder.encode(spec).write(to: staging.appendingPathComponent("kiln_training_spec.json"))
             // Plots of the test set, and the importances behind the importance plot.
             let plots = staging.appendingPathComponent("plots")
@@ -259,14 +260,14 @@ extension Platform {
         guard try artifacts.kind(of: specKey) == false else {
             throw KilnError.invalid("Run \(runID) has no kiln_training_spec.json: only runs made by kiln train can be reproduced")
         }
-        let spec = try JSONDecoder().decode(TrainingSpec.self, from: Data(try artifacts.get(specKey)))
+        let spec = try LearnJSON.decoder().decode(TrainingSpec.self, from: Data(try artifacts.get(specKey)))
         guard let table = spec.table else { throw KilnError.invalid("The run's training spec names no table") }
         let experiment = try await tracking.getExperiment(id: original.info.experimentID)
         let request = TrainRequest(table: table, target: spec.target, algorithm: spec.algorithm, testTable: spec.testTable,
                                    split: spec.testTable == nil ? spec.trainFraction : nil, task: spec.task, params: spec.params,
                                    features: spec.features, seed: spec.seed, experiment: experiment.name,
                                    runName: "reproduce-\(original.info.runName)", tableVersion: spec.tableVersion,
-                                   testTableVersion: spec.testTableVersion)
+                                   testTableVersion: spec.testTableVersion, pipeline: spec.pipeline)
         let outcome = try await train(request)
         try await tracking.setTag(runID: outcome.runID, key: "kiln.reproduces", value: runID)
         var before: [String: Double] = [:]

@@ -19,13 +19,15 @@ struct Train: AsyncParsableCommand {
             With --url the server trains (POST /api/2.0/kiln/train); otherwise this process does, on --home.
             """)
     @Option(help: "Training table: catalog.schema.table or a table directory.") var table: String
-    @Option(help: "Target column.") var target: String
-    @Option(help: "linear, logistic or xgboost.") var algorithm: String
+    @Option(help: "Target column (not for kmeans).") var target: String?
+    @Option(help: "xgboost, logistic, linear, decision_tree, random_forest or kmeans.") var algorithm: String
     @Option(name: .customLong("test-table"), help: "Evaluate on this table instead of a split.") var testTable: String?
     @Option(help: "Share of rows to train on (default 0.8); the rest is the test set.") var split: Double?
     @Option(help: "classification or regression (default: from the algorithm, else from the target column).") var task: String?
     @Option(help: "Algorithm parameters, k=v,k=v (e.g. max_depth=4,eta=0.1 or C=0.5).") var params: String?
     @Option(help: "Feature columns, comma-separated (default: every other column).") var features: String?
+    @Option(help: "Feature pipeline: a JSON file or inline JSON, a list of stages or {\"stages\": […], \"features_col\": …} (see docs/learn.md).")
+    var pipeline: String?
     @Option(help: "Random seed for the split and the algorithm.") var seed: UInt64 = 0
     @Option(help: "Experiment name (created if missing; default: Default).") var experiment: String?
     @Option(help: "Register the model under this name as a new version.") var register: String?
@@ -39,9 +41,11 @@ struct Train: AsyncParsableCommand {
         guard let algorithm = Algorithm(rawValue: algorithm) else {
             throw ValidationError("Unknown --algorithm '\(self.algorithm)'; use one of \(Algorithm.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        guard target != nil || algorithm == .kmeans else { throw ValidationError("Missing --target: \(algorithm.rawValue) learns a target column") }
+        let target = self.target ?? ""
         var parsedTask: LearningTask?
         if let task {
-            guard let t = LearningTask(rawValue: task) else { throw ValidationError("--task must be classification or regression") }
+            guard let t = LearningTask(rawValue: task) else { throw ValidationError("--task must be classification, regression or clustering") }
             parsedTask = t
         }
         var parsedParams: [String: String] = [:]
@@ -51,6 +55,7 @@ struct Train: AsyncParsableCommand {
             parsedParams[kv[0]] = kv[1]
         }
         let featureList = features.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        let parsedPipeline = try pipeline.map(Self.parsePipeline)
         let env = ProcessInfo.processInfo.environment
         if let server = url ?? env["KILN_URL"] {
             var body: [String: Any] = ["table": table, "target": target, "algorithm": algorithm.rawValue, "params": parsedParams, "seed": seed]
@@ -61,6 +66,7 @@ struct Train: AsyncParsableCommand {
             body["experiment"] = experiment
             body["register"] = register
             body["run_name"] = runName
+            if let parsedPipeline { body["pipeline"] = try JSONSerialization.jsonObject(with: LearnJSON.encoder().encode(parsedPipeline)) }
             let client = try ClientOptions.parse(["--url", server] + (token.map { ["--token", $0] } ?? []) + (home.map { ["--home", $0] } ?? [])).client()
             let response = try await client.call("POST", "api/2.0/kiln/train", body: body, timeout: 24 * 3600)
             if json { return try printJSON(response) }
@@ -74,7 +80,8 @@ struct Train: AsyncParsableCommand {
                                               adminToken: env["KILN_ADMIN_TOKEN"])
         let platform = try await Platform.open(configuration, logger: logger)
         let request = TrainRequest(table: table, target: target, algorithm: algorithm, testTable: testTable, split: split, task: parsedTask,
-                                   params: parsedParams, features: featureList, seed: seed, experiment: experiment, register: register, runName: runName)
+                                   params: parsedParams, features: featureList, seed: seed, experiment: experiment, register: register, runName: runName,
+                                   pipeline: parsedPipeline)
         let bar = LockedProgress()
         let outcome: TrainOutcome
         do {
@@ -94,6 +101,25 @@ struct Train: AsyncParsableCommand {
             return try printJSON(object)
         }
         report(runID: outcome.runID, metrics: outcome.metrics, version: outcome.registeredVersion)
+    }
+
+    /// A pipeline from inline JSON or a file: a list of stages, or an object with `stages` and `features_col`.
+    static func parsePipeline(_ text: String) throws -> Pipeline {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let data: Data
+        if trimmed.hasPrefix("[") || trimmed.hasPrefix("{") { data = Data(trimmed.utf8) }
+        else {
+            guard let contents = FileManager.default.contents(atPath: trimmed) else { throw ValidationError("--pipeline: no file at \(trimmed)") }
+            data = contents
+        }
+        do {
+            if data.first(where: { ![0x20, 0x0a, 0x0d, 0x09].contains($0) }) == UInt8(ascii: "[") {
+                return Pipeline(stages: try LearnJSON.decoder().decode([Stage].self, from: data))
+            }
+            return try LearnJSON.decoder().decode(Pipeline.self, from: data)
+        } catch {
+            throw ValidationError("--pipeline is not a valid pipeline (\(error)); see docs/learn.md for the stage format")
+        }
     }
 
     func report(runID: String, metrics: [String: Double], version: String?) {
@@ -161,5 +187,47 @@ struct Predict: AsyncParsableCommand {
             return try printJSON(["rows": outcome.rows, "output_version": outcome.outputVersion, "model_version": outcome.modelVersion] as [String: Any])
         }
         print("Scored \(outcome.rows) rows with \(outcome.modelVersion) into \(output) (version \(outcome.outputVersion))")
+    }
+}
+
+/// `kiln features`: fit a feature pipeline on a table and write the transformed rows to another table.
+struct Features: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "features", abstract: "Fit a feature pipeline on a table and write the transformed rows.",
+        discussion: """
+            Runs the stages of --pipeline (Spark ML's StringIndexer, OneHotEncoder, VectorAssembler, StandardScaler, \
+            MinMaxScaler, Imputer, Bucketizer, QuantileDiscretizer, FeatureHasher, Tokenizer, HashingTF, IDF; see \
+            docs/learn.md) on --table and appends the rows to --output with each output column; vectors become \
+            <name>_<slot> columns. --json prints the fitted pipeline (labels, means, splits, …). Example:
+              kiln features --table main.default.houses --output main.default.houses_features \\
+                --pipeline '[{"kind": "imputer", "input_cols": ["rooms"], "output_cols": ["rooms_filled"], "strategy": "median"}]'
+            """)
+    @Option(help: "Pipeline: a JSON file or inline JSON (a list of stages, or {\"stages\": […]}).") var pipeline: String
+    @Option(help: "Table to fit on and transform: catalog.schema.table or a table directory.") var table: String
+    @Option(help: "Table to append the rows to (created when missing).") var output: String
+    @Option(help: "Home folder (env KILN_HOME, default ~/.kiln).") var home: String?
+    @Flag(help: "Print JSON (with the fitted pipeline).") var json = false
+
+    func run() async throws {
+        let definition = try Train.parsePipeline(pipeline)
+        let env = ProcessInfo.processInfo.environment
+        var logger = Logger(label: "kiln")
+        logger.logLevel = .warning
+        let configuration = KilnConfiguration(home: home.map { URL(fileURLWithPath: $0) } ?? KilnConfiguration.defaultHome(environment: env),
+                                              adminToken: env["KILN_ADMIN_TOKEN"])
+        let platform = try await Platform.open(configuration, logger: logger)
+        let outcome: (pipeline: KilnLearn.Pipeline, rows: Int, version: Int64)
+        do {
+            outcome = try await platform.transformFeatures(pipeline: definition, table: table, output: output)
+        } catch let error as KilnError {
+            await platform.close()
+            throw CLIError("\(error.code.rawValue): \(error.message)")
+        }
+        await platform.close()
+        if json {
+            let fitted = try JSONSerialization.jsonObject(with: LearnJSON.encoder().encode(outcome.pipeline))
+            return try printJSON(["rows": outcome.rows, "output_version": outcome.version, "pipeline": fitted] as [String: Any])
+        }
+        print("Wrote \(outcome.rows) rows to \(output) (version \(outcome.version))")
     }
 }

@@ -275,3 +275,31 @@ def test_models_survive_a_restart_and_runs_reproduce(tmp_path):
         assert out.returncode != 0 and "only runs made by kiln train" in out.stderr
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("name,k", [("iris", 3), ("wine", 3), ("big_blobs", 6)])
+def test_kmeans_matches_scikit_learn(tables, kiln, tmp_path, name, k):
+    """k-means++ on the same rows: training inertia and test silhouette within 1% of scikit-learn's."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+    if name == "big_blobs":
+        X, _ = datasets.make_blobs(n_samples=200_000, n_features=10, centers=k, random_state=0)
+        df = pd.DataFrame(X, columns=[f"f{i}" for i in range(10)])
+        train_df, test_df = df.iloc[:150_000], df.iloc[150_000:]
+        for part, frame_ in {"train": train_df, "test": test_df}.items():
+            path = tmp_path / f"{part}.parquet"
+            frame_.to_parquet(path, index=False)
+            kiln_cli("table", "write", f"main.learn.{name}_{part}", "--from", str(path), home=kiln.home)
+    else:
+        train_df, test_df = tables[(name, "train")].drop(columns="label"), tables[(name, "test")].drop(columns="label")
+    starts = 1 if name.startswith("big_") else 10
+    out = json.loads(kiln_cli("train", "--url", kiln.url, "--table", f"main.learn.{name}_train", "--test-table", f"main.learn.{name}_test",
+                              "--algorithm", "kmeans", "--features", ",".join(train_df.columns), "--params", f"k={k},n_init={starts}",
+                              "--json").stdout)
+    peer = KMeans(n_clusters=k, n_init=starts, random_state=0).fit(train_df.to_numpy())
+    ours = out["metrics"]
+    assert ours["training_inertia"] <= peer.inertia_ * 1.01, (ours["training_inertia"], peer.inertia_)
+    labels = peer.predict(test_df.to_numpy())
+    sample = dict(sample_size=10_000, random_state=0) if len(test_df) > 10_000 else {}
+    theirs = silhouette_score(test_df.to_numpy(), labels, **sample)
+    assert abs(ours["test_silhouette_score"] - theirs) <= 0.01 * abs(theirs), (ours["test_silhouette_score"], theirs)

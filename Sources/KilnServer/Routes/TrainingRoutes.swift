@@ -44,11 +44,20 @@ struct TrainingRoutes: Sendable {
             seed = UInt64(s)
         }
         let features = m.fields["features"] == nil ? nil : try m.strings("features")
-        let request = TrainRequest(table: try m.requireString("table"), target: try m.requireString("target"), algorithm: algorithm,
+        var pipeline: Pipeline?
+        if let value = m.fields["pipeline"], value != .null {
+            do {
+                if case .array = value { pipeline = Pipeline(stages: try LearnJSON.decoder().decode([Stage].self, from: Data(value.json.utf8))) }
+                else { pipeline = try LearnJSON.decoder().decode(Pipeline.self, from: Data(value.json.utf8)) }
+            } catch {
+                throw KilnError.invalid("pipeline is not a valid pipeline: \(error)")
+            }
+        }
+        let request = TrainRequest(table: try m.requireString("table"), target: algorithm == .kmeans ? try m.string("target") ?? "" : try m.requireString("target"), algorithm: algorithm,
                                    testTable: try m.string("test_table"), split: try m.double("split"), task: task, params: params,
                                    features: features, seed: seed, experiment: try m.string("experiment"), register: try m.string("register"),
                                    runName: try m.string("run_name"), tableVersion: try m.int64("table_version"),
-                                   testTableVersion: try m.int64("test_table_version"))
+                                   testTableVersion: try m.int64("test_table_version"), pipeline: pipeline)
         let outcome = try await platform.train(request)
         return .json { w in
             w.field("run_id", outcome.runID)

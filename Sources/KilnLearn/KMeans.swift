@@ -1,0 +1,247 @@
+import Foundation
+import KilnCore
+import KilnFrame
+import KilnParquet
+
+/// k-means (Lloyd's algorithm) with scikit-learn's greedy k-means++ start: same defaults (tol 1e-4 relative to the
+/// mean feature variance, 300 iterations, one start), empty clusters moved to the point farthest from its center.
+/// Distances are computed in fixed row blocks on all cores and summed in block order, so results do not depend on
+/// the core count.
+public struct KMeans: Sendable {
+    public var k = 8
+    public var maxIterations = 300
+    public var tolerance = 1e-4
+    /// Independent starts; the one with the least inertia wins.
+    public var starts = 1
+    /// "k-means++" or "random" (k distinct rows).
+    public var initialization = "k-means++"
+    public var seed: UInt64 = 0
+
+    public init() {}
+
+    static let block = 4096
+
+    public func fit(_ data: Dataset) throws -> KMeansModel {
+        let n = data.rows, d = data.width
+        guard k >= 1 else { throw KilnError.invalid("k must be at least 1") }
+        guard n >= k else { throw KilnError.invalid("k-means needs at least k=\(k) rows; the training data has \(n)") }
+        guard !data.hasMissing else { throw KilnError.invalid("k-means cannot use missing feature values; impute them first (an imputer stage)") }
+        // Tolerance relative to the data's mean variance, as scikit-learn.
+        var variance = 0.0
+        for j in 0..<d {
+            var mean = 0.0, sq = 0.0
+            for i in 0..<n { mean += data.features[i * d + j] }
+            mean /= Double(n)
+            for i in 0..<n { let e = data.features[i * d + j] - mean; sq += e * e }
+            variance += sq / Double(n)
+        }
+        let threshold = tolerance * variance / Double(max(d, 1))
+        var best: KMeansModel?
+        for start in 0..<max(starts, 1) {
+            var generator = SplitMix64.stream(UInt64(start), of: seed)
+            var centers = initialization == "random" ? randomStart(data, &generator) : plusPlus(data, &generator)
+            var iterations = 0
+            for iteration in 0..<maxIterations {
+                iterations = iteration + 1
+                let step = try Self.assign(data, centers: centers, k: k)
+                var next = step.sums
+                var farthest = step.farthest.sorted { $0.distance > $1.distance }.makeIterator()
+                for c in 0..<k {
+                    if step.counts[c] == 0 {
+                        // An empty cluster restarts at the worst-served point.
+                        let row = farthest.next()?.row ?? 0
+                        for j in 0..<d { next[c * d + j] = data.features[row * d + j] }
+                    } else {
+                        for j in 0..<d { next[c * d + j] /= Double(step.counts[c]) }
+                    }
+                }
+                var shift = 0.0
+                for e in 0..<(k * d) { let delta = next[e] - centers[e]; shift += delta * delta }
+                centers = next
+                if shift <= threshold { break }
+            }
+            let final = try Self.assign(data, centers: centers, k: k)
+            let model = KMeansModel(centers: centers, width: d, inertia: final.inertia, iterations: iterations)
+            if best == nil || model.inertia < best!.inertia { best = model }
+        }
+        return best!
+    }
+
+    func randomStart(_ data: Dataset, _ generator: inout SplitMix64) -> [Double] {
+        var rows = Array(0..<data.rows)
+        rows.shuffle(using: &generator)
+        return rows.prefix(k).flatMap { Array(data.row($0)) }
+    }
+
+    /// Greedy k-means++: each new center is the best of 2 + ⌊ln k⌋ candidates drawn in proportion to the squared
+    /// distance to the nearest chosen center.
+    func plusPlus(_ data: Dataset, _ generator: inout SplitMix64) -> [Double] {
+        let n = data.rows, d = data.width
+        let trials = 2 + Int(Foundation.log(Double(k)))
+        func distances(to row: Int) -> [Double] {
+            data.features.withUnsafeBufferPointer { x in
+                (0..<n).map { i in
+                    var s = 0.0
+                    for j in 0..<d { let e = x[i * d + j] - x[row * d + j]; s += e * e }
+                    return s
+                }
+            }
+        }
+        let first = Int(generator.next() % UInt64(n))
+        var centers = Array(data.row(first))
+        var closest = distances(to: first)
+        var potential = closest.reduce(0, +)
+        for _ in 1..<k {
+            var cumulative = [Double](repeating: 0, count: n)
+            var running = 0.0
+            for i in 0..<n { running += closest[i]; cumulative[i] = running }
+            var bestRow = 0, bestPotential = Double.infinity, bestDistances: [Double] = []
+            for _ in 0..<trials {
+                let target = Double(generator.next() >> 11) / Double(1 << 53) * potential
+                // The first row whose cumulative distance reaches the draw.
+                var lo = 0, hi = n - 1
+                while lo < hi { let mid = (lo + hi) / 2; if cumulative[mid] < target { lo = mid + 1 } else { hi = mid } }
+                let candidate = distances(to: lo)
+                var total = 0.0
+                for i in 0..<n { total += min(closest[i], candidate[i]) }
+                if total < bestPotential { (bestRow, bestPotential, bestDistances) = (lo, total, candidate) }
+            }
+            centers += data.row(bestRow)
+            for i in 0..<n { closest[i] = min(closest[i], bestDistances[i]) }
+            potential = bestPotential
+        }
+        return centers
+    }
+
+    struct Step {
+        var sums: [Double]
+        var counts: [Int]
+        var inertia: Double
+        /// Per block, the row farthest from its center.
+        var farthest: [(row: Int, distance: Double)]
+    }
+
+    /// Assigns rows to their nearest centers: per-cluster sums and counts, inertia.
+    static func assign(_ data: Dataset, centers: [Double], k: Int) throws -> Step {
+        let n = data.rows, d = data.width
+        let blocks = (n + block - 1) / block
+        let parts = try concurrentMap(blocks) { b -> Step in
+            var part = Step(sums: [Double](repeating: 0, count: k * d), counts: [Int](repeating: 0, count: k), inertia: 0, farthest: [])
+            var far = (row: 0, distance: -1.0)
+            data.features.withUnsafeBufferPointer { x in
+                centers.withUnsafeBufferPointer { c in
+                    for i in (b * block)..<min(n, (b + 1) * block) {
+                        let (best, distance) = nearest(x, i, c, k: k, d: d)
+                        part.counts[best] += 1
+                        part.inertia += distance
+                        for j in 0..<d { part.sums[best * d + j] += x[i * d + j] }
+                        if distance > far.distance { far = (i, distance) }
+                    }
+                }
+            }
+            part.farthest = [far]
+            return part
+        }
+        var out = Step(sums: [Double](repeating: 0, count: k * d), counts: [Int](repeating: 0, count: k), inertia: 0, farthest: [])
+        for part in parts {
+            for e in 0..<(k * d) { out.sums[e] += part.sums[e] }
+            for c in 0..<k { out.counts[c] += part.counts[c] }
+            out.inertia += part.inertia
+            out.farthest += part.farthest
+        }
+        return out
+    }
+
+    @inline(__always)
+    static func nearest(_ x: UnsafeBufferPointer<Double>, _ i: Int, _ c: UnsafeBufferPointer<Double>, k: Int, d: Int) -> (Int, Double) {
+        var best = 0, bestDistance = Double.infinity
+        for cluster in 0..<k {
+            var s = 0.0
+            for j in 0..<d { let e = x[i * d + j] - c[cluster * d + j]; s += e * e }
+            if s < bestDistance { (best, bestDistance) = (cluster, s) }
+        }
+        return (best, bestDistance)
+    }
+}
+
+/// Fitted k-means: the centers (k × width, row-major).
+public struct KMeansModel: Codable, Sendable, Equatable {
+    public var centers: [Double]
+    public var width: Int
+    /// Sum of squared distances of the training rows to their centers.
+    public var inertia: Double
+    public var iterations: Int
+
+    public var k: Int { centers.count / max(width, 1) }
+
+    /// The nearest center of each row (as Double), and the squared distances.
+    public func assign(_ features: [Double], rows: Int) -> (clusters: [Double], distances: [Double]) {
+        var clusters = [Double](repeating: 0, count: rows), distances = clusters
+        features.withUnsafeBufferPointer { x in
+            centers.withUnsafeBufferPointer { c in
+                for i in 0..<rows {
+                    let (best, distance) = KMeans.nearest(x, i, c, k: k, d: width)
+                    clusters[i] = Double(best)
+                    distances[i] = distance
+                }
+            }
+        }
+        return (clusters, distances)
+    }
+}
+
+extension Metrics {
+    /// The largest sample the silhouette is computed on (it is quadratic in rows).
+    public static let silhouetteSample = 10_000
+
+    /// Clustering metrics: example_count, inertia (sum of squared distances to the assigned centers) and
+    /// silhouette_score (scikit-learn's mean silhouette coefficient, on a seeded sample of up to 10,000 rows).
+    public static func clustering(features: [Double], width: Int, clusters: [Int], distances: [Double], seed: UInt64) throws -> [String: Double] {
+        var out: [String: Double] = ["example_count": Double(clusters.count), "inertia": distances.reduce(0, +)]
+        if let s = try silhouette(features: features, width: width, clusters: clusters, seed: seed) { out["silhouette_score"] = s }
+        return out
+    }
+
+    /// Mean silhouette coefficient (Euclidean); nil with fewer than 2 or more than n−1 clusters.
+    public static func silhouette(features: [Double], width d: Int, clusters: [Int], seed: UInt64) throws -> Double? {
+        var rows = Array(clusters.indices)
+        if rows.count > silhouetteSample {
+            var generator = SplitMix64.stream(2, of: seed)
+            rows.shuffle(using: &generator)
+            rows = Array(rows.prefix(silhouetteSample)).sorted()
+        }
+        let m = rows.count
+        let k = (clusters.max() ?? 0) + 1
+        let labels = rows.map { clusters[$0] }
+        var sizes = [Int](repeating: 0, count: k)
+        for c in labels { sizes[c] += 1 }
+        let present = sizes.filter { $0 > 0 }.count
+        guard present >= 2, present <= m - 1 else { return nil }
+        var gathered = [Double](repeating: 0, count: m * d)
+        for (a, i) in rows.enumerated() { for j in 0..<d { gathered[a * d + j] = features[i * d + j] } }
+        let sample = gathered, counts = sizes
+        let block = 256
+        let parts = try concurrentMap((m + block - 1) / block) { b -> Double in
+            var total = 0.0
+            var sums = [Double](repeating: 0, count: k)
+            sample.withUnsafeBufferPointer { x in
+                for i in (b * block)..<min(m, (b + 1) * block) {
+                    for c in 0..<k { sums[c] = 0 }
+                    for other in 0..<m where other != i {
+                        var s = 0.0
+                        for j in 0..<d { let e = x[i * d + j] - x[other * d + j]; s += e * e }
+                        sums[labels[other]] += s.squareRoot()
+                    }
+                    let own = labels[i]
+                    guard counts[own] > 1 else { continue }  // a singleton's coefficient is 0
+                    let a = sums[own] / Double(counts[own] - 1)
+                    var b = Double.infinity
+                    for c in 0..<k where c != own && counts[c] > 0 { b = min(b, sums[c] / Double(counts[c])) }
+                    if max(a, b) > 0 { total += (b - a) / max(a, b) }
+                }
+            }
+            return total
+        }
+        return parts.reduce(0, +) / Double(m)
+    }
+}

@@ -4,7 +4,7 @@ import Foundation
 public enum Metrics {
     /// Metrics of class predictions. `probabilities` is row-major, `classes` values per row (for two classes the
     /// second column is the positive class). Binary: confusion counts, accuracy, precision/recall/F1 of class 1,
-    /// log loss, ROC AUC and PR AUC. More classes: accuracy, weighted precision/recall/F1, log loss, weighted
+    /// log loss, ROC AUC, PR AUC and the expected calibration error (10 uniform bins). More classes: accuracy, weighted precision/recall/F1, log loss, weighted
     /// one-vs-rest ROC AUC.
     public static func classification(labels: [Int], probabilities: [Double], classes: Int) -> [String: Double] {
         let n = labels.count
@@ -38,6 +38,7 @@ public enum Metrics {
             let positive = labels.map { $0 == 1 }
             out["roc_auc"] = rocAUC(scores: scores, positive: positive)
             out["precision_recall_auc"] = prAUC(scores: scores, positive: positive)
+            out["calibration_error"] = Evaluation.calibration(scores: scores, positive: positive).error
         } else {
             var (p, r, f) = (0.0, 0.0, 0.0)
             var auc = 0.0

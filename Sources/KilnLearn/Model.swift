@@ -22,6 +22,10 @@ public struct TrainingSpec: Codable, Sendable, Equatable {
     public var trainFraction: Double?
     /// Feature stages run before the estimator (definitions; fitted with the model).
     public var pipeline: Pipeline?
+    /// k-fold cross-validation on the training rows, when asked for.
+    public var folds: Int?
+    /// Columns whose values slice the test metrics.
+    public var cohorts: [String]?
 
     public init(algorithm: Algorithm, task: LearningTask, target: String, features: [String], params: [String: String] = [:], seed: UInt64 = 0,
                 table: String? = nil, tableVersion: Int64? = nil, testTable: String? = nil, testTableVersion: Int64? = nil, trainFraction: Double? = nil) {
@@ -100,6 +104,17 @@ public struct KilnModel: Sendable {
         guard let pipeline else { return (try Dataset.features(of: frame, columns: spec.features), nil) }
         let (vectors, rows) = try pipeline.transform(frame)
         return (vectors.dense(), rows.count == frame.rowCount ? nil : rows)
+    }
+
+    /// The labelled rows of `frame` as this model sees them: features through its pipeline, the target as its class
+    /// indices (or values). Rows with a null target must be dropped first.
+    public func dataset(of frame: Frame) throws -> Dataset {
+        let (matrix, rows) = try features(of: frame)
+        guard spec.task != .clustering else { return Dataset(features: matrix, width: featureNames.count, featureNames: featureNames, labels: [], task: spec.task) }
+        let y = try frame.column(spec.target)
+        return Dataset(features: matrix, width: featureNames.count, featureNames: featureNames,
+                       labels: try Dataset.labels(rows.map { y.take($0) } ?? y, task: spec.task, classes: classes, target: spec.target),
+                       task: spec.task, classes: classes)
     }
 
     /// Predictions for row-major `features` in `featureNames` order: class probabilities (rows × classes) for

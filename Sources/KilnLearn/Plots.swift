@@ -110,6 +110,44 @@ public enum Plots {
         return svg + "</svg>\n"
     }
 
+    /// The reliability diagram: mean predicted probability against the observed share of positives per bin.
+    public static func calibration(scores: [Double], positive: [Bool]) -> String {
+        let (curve, error) = Evaluation.calibration(scores: scores, positive: positive)
+        return Plots.curve(curve.map { ($0.predicted, $0.observed) }, title: String(format: "Calibration curve (ECE %.4f)", error),
+                           xLabel: "Mean predicted probability", yLabel: "Fraction of positives", diagonal: true)
+    }
+
+    /// SHAP beeswarm: per feature (the `top` by mean |SHAP|), each row's SHAP value as a dot colored by the feature's
+    /// value (blue low, red high). `shap` is rows × (features + 1) with the base value last, `features` rows × features.
+    public static func beeswarm(shap: [Double], features: [Double], names: [String], top: Int = 12) -> String {
+        let width = names.count, rows = features.count / max(width, 1), block = width + 1
+        var meanAbs = [Double](repeating: 0, count: width)
+        for i in 0..<rows { for j in 0..<width { meanAbs[j] += abs(shap[i * block + j]) / Double(rows) } }
+        let order = (0..<width).sorted { meanAbs[$0] > meanAbs[$1] }.prefix(top)
+        let values = order.flatMap { j in (0..<rows).map { shap[$0 * block + j] } }
+        let low = min(values.min() ?? -1, 0), high = max(values.max() ?? 1, 0), span = high > low ? high - low : 1
+        let left = 150.0, plotW = Self.width - left - margin
+        let rowH = min(24, (height - 2 * margin) / Double(max(order.count, 1)))
+        var svg = header("SHAP values (impact on model output)")
+        let zero = left + (0 - low) / span * plotW
+        svg += "<line x1=\"\(number(zero))\" y1=\"\(number(margin))\" x2=\"\(number(zero))\" y2=\"\(number(height - margin))\" stroke=\"#bbb\"/>\n"
+        for (r, j) in order.enumerated() {
+            let y = margin + (Double(r) + 0.5) * rowH
+            svg += "<text x=\"\(number(left - 6))\" y=\"\(number(y))\" text-anchor=\"end\" dominant-baseline=\"middle\" font-size=\"11\">\(escape(names[j]))</text>\n"
+            let column = (0..<rows).map { features[$0 * width + j] }.filter { !$0.isNaN }
+            let (f0, f1) = (column.min() ?? 0, column.max() ?? 1)
+            for i in 0..<rows {
+                let v = shap[i * block + j], f = features[i * width + j]
+                let share = f.isNaN ? 0.5 : f1 > f0 ? (f - f0) / (f1 - f0) : 0.5
+                // Deterministic jitter from the row number.
+                let jitter = (Double((i &* 2_654_435_761) % 1000) / 1000 - 0.5) * rowH * 0.6
+                svg += "<circle cx=\"\(number(left + (v - low) / span * plotW))\" cy=\"\(number(y + jitter))\" r=\"1.6\" fill=\"rgb(\(Int(30 + 225 * share)),60,\(Int(255 - 225 * share)))\" fill-opacity=\"0.6\"/>\n"
+            }
+        }
+        svg += axisLabels("SHAP value", "")
+        return svg + "</svg>\n"
+    }
+
     /// Horizontal bars of the `top` largest importances.
     public static func importance(_ values: [(name: String, value: Double)], title: String, top: Int = 20) -> String {
         let bars = values.sorted { $0.value > $1.value }.prefix(top)
@@ -144,6 +182,14 @@ extension KilnModel {
         }
     }
 
+    /// SHAP values of up to `maxRows` evenly spaced rows of `data` (nil for models without them), with those rows.
+    public func shapSummary(on data: Dataset, maxRows: Int = 1000) throws -> ([Double], Dataset)? {
+        let step = max(1, data.rows / maxRows)
+        let sample = data.subset(Array(Swift.stride(from: 0, to: data.rows, by: step).prefix(maxRows)))
+        guard let values = try shap(sample.features, rows: sample.rows) else { return nil }
+        return (values, sample)
+    }
+
     /// The evaluation plots of this model on `data`, by file name.
     public func plots(on data: Dataset) throws -> [String: String] {
         let predictions = try predict(data.features, rows: data.rows)
@@ -155,6 +201,7 @@ extension KilnModel {
             if classes.count == 2 {
                 let scores = (0..<data.rows).map { predictions[$0 * 2 + 1] }, positive = labels.map { $0 == 1 }
                 out["roc_curve.svg"] = Plots.roc(scores: scores, positive: positive)
+                out["calibration_curve.svg"] = Plots.calibration(scores: scores, positive: positive)
                 out["precision_recall_curve.svg"] = Plots.precisionRecall(scores: scores, positive: positive)
             }
         case .regression:
@@ -166,6 +213,12 @@ extension KilnModel {
             return out
         }
         out["feature_importance.svg"] = Plots.importance(try importance(on: data), title: "Feature importance")
+        if let (values, sample) = try shapSummary(on: data) {
+            out["shap_beeswarm_plot.svg"] = Plots.beeswarm(shap: values, features: sample.features, names: featureNames)
+            let width = featureNames.count
+            let meanAbs = (0..<width).map { j in (0..<sample.rows).reduce(0.0) { $0 + abs(values[$1 * (width + 1) + j]) } / Double(max(sample.rows, 1)) }
+            out["shap_feature_importance_plot.svg"] = Plots.importance(Array(zip(featureNames, meanAbs)).map { ($0, $1) }, title: "Mean |SHAP value|")
+        }
         return out
     }
 }

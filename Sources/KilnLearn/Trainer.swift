@@ -144,6 +144,8 @@ public struct PreparedData: Sendable {
     public var test: Dataset
     /// The fitted pipeline, when the spec has one.
     public var pipeline: Pipeline?
+    /// The values of each of the spec's cohort columns in the test rows (nil where null).
+    public var testCohorts: [String: [String?]] = [:]
 
     /// Prepares `frame` (and `testFrame`, else a split of `frame` by `spec.trainFraction`, default 0.8) for `spec`.
     /// When the spec has no pipeline and a feature is text, an automatic one is set on `spec` (see
@@ -175,6 +177,7 @@ public struct PreparedData: Sendable {
             throw KilnError.invalid("The split left no \(trainFrame.rowCount == 0 ? "training" : "test") rows; use more data or another split")
         }
         let s = spec
+        var testRows: [Int]?
         func dataset(_ part: Frame, matrix: [Double], names: [String], rows: [Int]?) throws -> Dataset {
             guard !clustering else { return Dataset(features: matrix, width: names.count, featureNames: names, labels: [], task: s.task) }
             let y = try part.column(s.target)
@@ -189,9 +192,14 @@ public struct PreparedData: Sendable {
             let scored = try fitted.pipeline.transform(testPart)
             test = try dataset(testPart, matrix: scored.features.dense(), names: names, rows: scored.rows)
             pipeline = fitted.pipeline
+            testRows = scored.rows
         } else {
             train = try dataset(trainFrame, matrix: try Dataset.features(of: trainFrame, columns: spec.features), names: spec.features, rows: nil)
             test = try dataset(testPart, matrix: try Dataset.features(of: testPart, columns: spec.features), names: spec.features, rows: nil)
+        }
+        for name in spec.cohorts ?? [] {
+            let column = try testPart.column(name)
+            testCohorts[name] = (testRows ?? Array(0..<testPart.rowCount)).map { column.isNull($0) ? nil : column.value($0).text }
         }
     }
 }

@@ -29,6 +29,12 @@ public struct TrainRequest: Sendable, Codable, Equatable {
     public var testTableVersion: Int64?
     /// Feature stages to fit before the estimator (default: none for numeric features, an automatic one for text).
     public var pipeline: Pipeline?
+    /// Also cross-validate on the training rows with this many folds.
+    public var folds: Int?
+    /// Test metrics per value of these columns (cohorts).
+    public var cohorts: [String]?
+    /// Log into this existing run (left running) instead of creating one: autologging into the caller's active run.
+    public var runID: String?
 
     public init(table: String, target: String, algorithm: Algorithm, testTable: String? = nil, split: Double? = nil, task: LearningTask? = nil,
                 params: [String: String] = [:], features: [String]? = nil, seed: UInt64 = 0, experiment: String? = nil,
@@ -53,7 +59,8 @@ public struct TrainRequest: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case table, testTable = "test_table", split, target, algorithm, task, params, features, seed, experiment, register
-        case runName = "run_name", tableVersion = "table_version", testTableVersion = "test_table_version", pipeline
+        case runName = "run_name", tableVersion = "table_version", testTableVersion = "test_table_version", pipeline, folds, cohorts
+        case runID = "run_id"
     }
 }
 
@@ -89,7 +96,8 @@ extension Platform {
         }
         let started = Date()
         guard !request.target.isEmpty || request.algorithm == .kmeans else { throw KilnError.invalid("\(request.algorithm.rawValue) needs a target column") }
-        let target = request.target.isEmpty ? [] : [request.target]
+        if let folds = request.folds, folds < 2 { throw KilnError.invalid("folds must be at least 2") }
+        let target = (request.target.isEmpty ? [] : [request.target]) + (request.cohorts ?? [])
         let wanted = request.features.map { Array(Set($0 + (request.pipeline?.inputColumns ?? []) + target)).sorted() }
             ?? request.pipeline.map { $0.inputColumns + target }
         let (trainFrame, trainVersion) = try read(request.table, version: request.tableVersion, columns: wanted)
@@ -102,6 +110,8 @@ extension Platform {
         var spec = TrainingSpec(algorithm: request.algorithm, task: task, target: request.target, features: features, params: request.params,
                                 seed: request.seed, table: request.table, tableVersion: trainVersion, trainFraction: request.split)
         spec.pipeline = request.pipeline
+        spec.folds = request.folds
+        spec.cohorts = request.cohorts.flatMap { $0.isEmpty ? nil : $0 }
         var testFrame: Frame?
         if let testTable = request.testTable {
             let (frame, version) = try read(testTable, version: request.testTableVersion, columns: Array(Set(features + (request.pipeline?.inputColumns ?? []) + target)).sorted())
@@ -116,16 +126,28 @@ extension Platform {
 
         // The run.
         let experimentID: String
-        if let name = request.experiment, !name.isEmpty {
-            if let existing = try? await tracking.getExperiment(name: name) { experimentID = existing.id }
-            else { experimentID = try await tracking.createExperiment(name: name) }
+        let run: KilnTracking.Run
+        let tags = [KeyValue("kiln.algorithm", request.algorithm.rawValue), KeyValue("kiln.task", task.rawValue)]
+        if let active = request.runID, !active.isEmpty {
+            // Autologging: the caller's run gets everything and stays open.
+            run = try await tracking.getRun(id: active)
+            guard run.info.status == .running else {
+                throw KilnError.invalid("Run \(active) is \(run.info.status.rawValue); kiln logs into a RUNNING run (start one, or leave out run_id)")
+            }
+            experimentID = run.info.experimentID
+            for tag in tags { try await tracking.setTag(runID: active, key: tag.key, value: tag.value) }
         } else {
-            experimentID = "0"
+            if let name = request.experiment, !name.isEmpty {
+                if let existing = try? await tracking.getExperiment(name: name) { experimentID = existing.id }
+                else { experimentID = try await tracking.createExperiment(name: name) }
+            } else {
+                experimentID = "0"
+            }
+            run = try await tracking.createRun(experimentID: experimentID, runName: request.runName,
+                                               tags: [KeyValue("mlflow.source.name", "kiln train"), KeyValue("mlflow.source.type", "LOCAL")] + tags)
         }
-        let run = try await tracking.createRun(experimentID: experimentID, runName: request.runName,
-                                               tags: [KeyValue("mlflow.source.name", "kiln train"), KeyValue("mlflow.source.type", "LOCAL"),
-                                                      KeyValue("kiln.algorithm", request.algorithm.rawValue), KeyValue("kiln.task", task.rawValue)])
         let runID = run.info.runID
+        let ownsRun = request.runID?.isEmpty ?? true
         do {
             let finalSpec = spec
             let fitStarted = Date()
@@ -140,14 +162,32 @@ extension Platform {
             var metrics: [String: Double] = [:]
             for (k, v) in testMetrics { metrics["test_" + k] = v }
             for (k, v) in trainingMetrics { metrics["training_" + k] = v }
+            var stepped: [(key: String, values: [Double])] = []
+            if let folds = spec.folds {
+                let results = try await Self.offload { try Evaluation.crossValidate(finalSpec, train, folds: folds) }
+                for (k, v) in Evaluation.summarize(results) { metrics["cv_" + k] = v }
+                for key in Set(results.flatMap(\.keys)).sorted() { stepped.append(("cv_" + key, results.map { $0[key] ?? .nan })) }
+            }
+            var cohortMetrics: [String: [String: [String: Double]]] = [:]
+            for (column, values) in prepared.testCohorts.sorted(by: { $0.key < $1.key }) {
+                let slices = try Evaluation.cohorts(model, test, values: values)
+                cohortMetrics[column] = slices
+                // The ten largest slices also as metrics: test_<metric>/<column>/<value>.
+                let largest = slices.sorted { ($0.value["example_count"] ?? 0, $1.key) > ($1.value["example_count"] ?? 0, $0.key) }.prefix(10)
+                for (value, m) in largest {
+                    let safe = String(value.prefix(100).map { $0.isLetter || $0.isNumber || "_.- ".contains($0) ? $0 : "_" })
+                    for (k, v) in m { metrics["test_\(k)/\(column)/\(safe)"] = v }
+                }
+            }
             if let best = fit.bestIteration { metrics["best_iteration"] = Double(best) }
             let now = clock.nowMillis()
             var logged = metrics.sorted { $0.key < $1.key }.map { Metric(key: $0.key, value: $0.value, timestamp: now, step: 0) }
-            // Boosting history: one step per round.
+            // Boosting history (one step per round) and cross-validation folds (one step per fold).
             for (key, values) in fit.history.sorted(by: { $0.key < $1.key }) {
                 let name = key.replacingOccurrences(of: "-", with: "_")
                 logged += values.enumerated().map { Metric(key: name, value: $1, timestamp: now, step: Int64($0)) }
             }
+            for (key, values) in stepped { logged += values.enumerated().map { Metric(key: key, value: $1, timestamp: now, step: Int64($0)) } }
             var params: [KeyValue] = [
                 KeyValue("algorithm", request.algorithm.rawValue), KeyValue("task", task.rawValue),
                 KeyValue("features", spec.features.joined(separator: ",")), KeyValue("seed", String(request.seed)),
@@ -177,7 +217,13 @@ extension Platform {
             try FileManager.default.createDirectory(at: plots, withIntermediateDirectories: true)
             for (name, svg) in try model.plots(on: test) { try svg.write(to: plots.appendingPathComponent(name), atomically: true, encoding: .utf8) }
             let importance = Dictionary(try model.importance(on: train).map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
-            try encoder.encode(importance).write(to: staging.appendingPathComponent("feature_importance.json"))
+            if !importance.isEmpty { try encoder.encode(importance).write(to: staging.appendingPathComponent("feature_importance.json")) }
+            if task != .clustering {
+                let permutation = try await Self.offload { try Evaluation.permutationImportance(model, test, seed: finalSpec.seed) }
+                let object = Dictionary(permutation.map { ($0.name, ["mean": $0.mean, "std": $0.std]) }, uniquingKeysWith: { a, _ in a })
+                try encoder.encode(object).write(to: staging.appendingPathComponent("permutation_importance.json"))
+            }
+            if !cohortMetrics.isEmpty { try encoder.encode(cohortMetrics).write(to: staging.appendingPathComponent("cohort_metrics.json")) }
             guard let root = try BlobKey(proxiedURI: run.info.artifactURI) else {
                 throw KilnError.invalid("The run's artifact location \(run.info.artifactURI) is not in Kiln's artifact store")
             }
@@ -187,13 +233,13 @@ extension Platform {
                 if (try? await registry.getRegisteredModel(name: name)) == nil { _ = try await registry.createRegisteredModel(name: name) }
                 version = try await registry.createModelVersion(name: name, source: "runs:/\(runID)/model", runID: runID).version.description
             }
-            _ = try await tracking.updateRun(id: runID, status: .finished, endTime: clock.nowMillis())
+            if ownsRun { _ = try await tracking.updateRun(id: runID, status: .finished, endTime: clock.nowMillis()) }
             return TrainOutcome(runID: runID, experimentID: experimentID, metrics: metrics, modelURI: "runs:/\(runID)/model",
                                 registeredVersion: version, spec: spec, readSeconds: readSeconds, fitSeconds: fitSeconds,
                                 evaluateSeconds: evaluateSeconds)
         } catch {
             _ = try? await tracking.setTag(runID: runID, key: "kiln.error", value: String(describing: error).prefix(5000).description)
-            _ = try? await tracking.updateRun(id: runID, status: .failed, endTime: clock.nowMillis())
+            if ownsRun { _ = try? await tracking.updateRun(id: runID, status: .failed, endTime: clock.nowMillis()) }
             throw error
         }
     }
@@ -263,11 +309,13 @@ extension Platform {
         let spec = try LearnJSON.decoder().decode(TrainingSpec.self, from: Data(try artifacts.get(specKey)))
         guard let table = spec.table else { throw KilnError.invalid("The run's training spec names no table") }
         let experiment = try await tracking.getExperiment(id: original.info.experimentID)
-        let request = TrainRequest(table: table, target: spec.target, algorithm: spec.algorithm, testTable: spec.testTable,
+        var request = TrainRequest(table: table, target: spec.target, algorithm: spec.algorithm, testTable: spec.testTable,
                                    split: spec.testTable == nil ? spec.trainFraction : nil, task: spec.task, params: spec.params,
                                    features: spec.features, seed: spec.seed, experiment: experiment.name,
                                    runName: "reproduce-\(original.info.runName)", tableVersion: spec.tableVersion,
                                    testTableVersion: spec.testTableVersion, pipeline: spec.pipeline)
+        request.folds = spec.folds
+        request.cohorts = spec.cohorts
         let outcome = try await train(request)
         try await tracking.setTag(runID: outcome.runID, key: "kiln.reproduces", value: runID)
         var before: [String: Double] = [:]

@@ -4,7 +4,7 @@ import Foundation
 struct Models: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "models", abstract: "Work with the model registry on a running server.",
-        subcommands: [List.self, Get.self, Versions.self, Register.self, Transition.self, Alias.self, Delete.self]
+        subcommands: [List.self, Get.self, Versions.self, Register.self, Transition.self, Alias.self, Delete.self, Compare.self]
     )
 
     static func versionRows(_ versions: [[String: Any]]) -> [[String]] {
@@ -145,6 +145,42 @@ struct Models: AsyncParsableCommand {
             } else {
                 _ = try await api.call("DELETE", "api/2.0/mlflow/registered-models/delete", body: ["name": name])
                 print("Deleted registered model \(name) and all its versions")
+            }
+        }
+    }
+
+    struct Compare: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "compare", abstract: "Score one table with two models and test whether one is significantly better.",
+            discussion: """
+                Classifiers: McNemar's test on the rows only one of them gets right. Regressors: a paired bootstrap 95% \
+                interval of RMSE(A) − RMSE(B). Example:
+                  kiln models compare models:/churn@champion models:/churn/7 --table main.default.churn_holdout
+                """)
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "Model A: models:/NAME/VERSION, models:/NAME@ALIAS or runs:/RUN_ID/model.") var modelA: String
+        @Argument(help: "Model B.") var modelB: String
+        @Option(help: "Table to score both on.") var table: String
+        @Option(name: .customLong("table-version"), help: "Table version (default: newest).") var tableVersion: Int64?
+        @Option(help: "Seed for the bootstrap.") var seed: UInt64 = 0
+
+        func run() async throws {
+            var body: [String: Any] = ["model_a": modelA, "model_b": modelB, "table": table, "seed": seed]
+            body["table_version"] = tableVersion
+            let r = try await client.client().call("POST", "api/2.0/kiln/models/compare", body: body, timeout: 3600)
+            if client.json { return try printJSON(r) }
+            let a = r["metrics_a"] as? [String: Double] ?? [:], b = r["metrics_b"] as? [String: Double] ?? [:]
+            printTable(["METRIC", "A", "B"], Set(a.keys).union(b.keys).sorted().map { [$0, a[$0].map(formatNumber) ?? "", b[$0].map(formatNumber) ?? ""] })
+            let rows = r["rows"] as? Int ?? 0
+            if r["test"] as? String == "mcnemar" {
+                print("McNemar on \(rows) rows: only A right \(r["only_a_correct"] as? Int ?? 0), only B right \(r["only_b_correct"] as? Int ?? 0), p = \(formatNumber(r["p_value"] as? Double ?? 1))")
+            } else {
+                print("RMSE(A) − RMSE(B) on \(rows) rows: \(formatNumber(r["difference"] as? Double ?? 0)), 95% interval [\(formatNumber(r["ci_low"] as? Double ?? 0)), \(formatNumber(r["ci_high"] as? Double ?? 0))]")
+            }
+            switch r["better"] as? String {
+            case "a": print("A is significantly better (5% level): \(r["model_a"] as? String ?? modelA)")
+            case "b": print("B is significantly better (5% level): \(r["model_b"] as? String ?? modelB)")
+            default: print("Neither model is significantly better at the 5% level")
             }
         }
     }

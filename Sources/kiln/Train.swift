@@ -29,6 +29,11 @@ struct Train: AsyncParsableCommand {
     @Option(help: "Feature pipeline: a JSON file or inline JSON, a list of stages or {\"stages\": […], \"features_col\": …} (see docs/learn.md).")
     var pipeline: String?
     @Option(help: "Random seed for the split and the algorithm.") var seed: UInt64 = 0
+    @Option(help: "Also run k-fold cross-validation on the training rows (logs cv_<metric>_mean/_std and one step per fold).") var cv: Int?
+    @Option(help: "Columns whose values slice the test metrics (comma-separated): test_<metric>/<column>/<value>, cohort_metrics.json.")
+    var cohort: String?
+    @Option(name: .customLong("run-id"), help: "Log into this running run instead of creating one (env MLFLOW_RUN_ID): autologging.")
+    var runID: String?
     @Option(help: "Experiment name (created if missing; default: Default).") var experiment: String?
     @Option(help: "Register the model under this name as a new version.") var register: String?
     @Option(name: .customLong("run-name"), help: "Run name.") var runName: String?
@@ -56,7 +61,9 @@ struct Train: AsyncParsableCommand {
         }
         let featureList = features.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
         let parsedPipeline = try pipeline.map(Self.parsePipeline)
+        let cohorts = cohort.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
         let env = ProcessInfo.processInfo.environment
+        let activeRun = runID ?? env["MLFLOW_RUN_ID"]
         if let server = url ?? env["KILN_URL"] {
             var body: [String: Any] = ["table": table, "target": target, "algorithm": algorithm.rawValue, "params": parsedParams, "seed": seed]
             body["test_table"] = testTable
@@ -66,6 +73,9 @@ struct Train: AsyncParsableCommand {
             body["experiment"] = experiment
             body["register"] = register
             body["run_name"] = runName
+            body["folds"] = cv
+            body["cohorts"] = cohorts
+            body["run_id"] = activeRun
             if let parsedPipeline { body["pipeline"] = try JSONSerialization.jsonObject(with: LearnJSON.encoder().encode(parsedPipeline)) }
             let client = try ClientOptions.parse(["--url", server] + (token.map { ["--token", $0] } ?? []) + (home.map { ["--home", $0] } ?? [])).client()
             let response = try await client.call("POST", "api/2.0/kiln/train", body: body, timeout: 24 * 3600)
@@ -79,9 +89,12 @@ struct Train: AsyncParsableCommand {
         let configuration = KilnConfiguration(home: home.map { URL(fileURLWithPath: $0) } ?? KilnConfiguration.defaultHome(environment: env),
                                               adminToken: env["KILN_ADMIN_TOKEN"])
         let platform = try await Platform.open(configuration, logger: logger)
-        let request = TrainRequest(table: table, target: target, algorithm: algorithm, testTable: testTable, split: split, task: parsedTask,
+        var request = TrainRequest(table: table, target: target, algorithm: algorithm, testTable: testTable, split: split, task: parsedTask,
                                    params: parsedParams, features: featureList, seed: seed, experiment: experiment, register: register, runName: runName,
                                    pipeline: parsedPipeline)
+        request.folds = cv
+        request.cohorts = cohorts
+        request.runID = activeRun
         let bar = LockedProgress()
         let outcome: TrainOutcome
         do {

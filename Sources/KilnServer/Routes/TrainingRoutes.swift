@@ -6,13 +6,15 @@ import KilnPlatform
 
 /// `POST /api/2.0/kiln/train`: trains a model on a table and logs it as a run (what `kiln train --url` calls).
 /// The body mirrors `kiln train`'s options: table, target, algorithm, test_table | split, task, params (a map),
-/// features, seed, experiment, register, run_name, table_version, test_table_version. Answers with the run id,
+/// features, seed, experiment, register, run_name, table_version, test_table_version, pipeline (a list of stages or
+/// {"stages", "features_col"}), folds, cohorts, run_id (log into that running run). Answers with the run id,
 /// the metrics and the model URI once the run has finished.
 struct TrainingRoutes: Sendable {
     let platform: Platform
 
     func register(on router: Router<KilnRequestContext>) {
-        MessageRoute.register([MessageRoute(.post, "train", train), MessageRoute(.post, "runs/reproduce", reproduce)],
+        MessageRoute.register([MessageRoute(.post, "train", train), MessageRoute(.post, "runs/reproduce", reproduce),
+                               MessageRoute(.post, "models/compare", compare)],
                               prefixes: ["/api/2.0/kiln/"], on: router)
     }
 
@@ -53,11 +55,15 @@ struct TrainingRoutes: Sendable {
                 throw KilnError.invalid("pipeline is not a valid pipeline: \(error)")
             }
         }
-        let request = TrainRequest(table: try m.requireString("table"), target: algorithm == .kmeans ? try m.string("target") ?? "" : try m.requireString("target"), algorithm: algorithm,
+        let base = TrainRequest(table: try m.requireString("table"), target: algorithm == .kmeans ? try m.string("target") ?? "" : try m.requireString("target"), algorithm: algorithm,
                                    testTable: try m.string("test_table"), split: try m.double("split"), task: task, params: params,
                                    features: features, seed: seed, experiment: try m.string("experiment"), register: try m.string("register"),
                                    runName: try m.string("run_name"), tableVersion: try m.int64("table_version"),
                                    testTableVersion: try m.int64("test_table_version"), pipeline: pipeline)
+        var request = base
+        request.folds = try m.int64("folds").map { Int($0) }
+        request.cohorts = m.fields["cohorts"] == nil ? nil : try m.strings("cohorts")
+        request.runID = try m.string("run_id")
         let outcome = try await platform.train(request)
         return .json { w in
             w.field("run_id", outcome.runID)
@@ -92,6 +98,35 @@ struct TrainingRoutes: Sendable {
                     }
                 }
             }
+        }
+    }
+
+    /// `POST /api/2.0/kiln/models/compare {"model_a", "model_b", "table", "table_version"?, "seed"?}`: both models
+    /// scored on the same table version, with McNemar's test (classifiers) or a paired bootstrap interval of the RMSE
+    /// difference (regressors).
+    func compare(_ m: RequestMessage) async throws -> Response {
+        let seed = try m.int64("seed") ?? 0
+        guard seed >= 0 else { throw KilnError.invalid("seed must not be negative") }
+        let c = try await platform.compare(modelA: try m.requireString("model_a"), modelB: try m.requireString("model_b"),
+                                           table: try m.requireString("table"), version: try m.int64("table_version"), seed: UInt64(seed))
+        return .json { w in
+            w.field("model_a", c.labelA)
+            w.field("model_b", c.labelB)
+            w.field("rows", Int64(c.rows))
+            w.field("table_version", c.tableVersion)
+            for (key, metrics) in [("metrics_a", c.metricsA), ("metrics_b", c.metricsB)] {
+                w.key(key)
+                w.object { w in for (k, v) in metrics.sorted(by: { $0.key < $1.key }) { w.field(k, v) } }
+            }
+            w.field("test", c.test)
+            w.field("only_a_correct", c.onlyA.map(Int64.init))
+            w.field("only_b_correct", c.onlyB.map(Int64.init))
+            w.field("statistic", c.statistic)
+            w.field("p_value", c.pValue)
+            w.field("difference", c.difference)
+            w.field("ci_low", c.low)
+            w.field("ci_high", c.high)
+            w.field("better", c.better)
         }
     }
 }

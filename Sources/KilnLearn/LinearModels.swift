@@ -200,11 +200,15 @@ func solveSymmetric(_ a: [Double], _ b: [Double], size d: Int) throws -> [Double
 }
 
 /// Logistic regression, binary or multinomial (softmax over every class), minimizing scikit-learn's objective
-/// `C·Σ log-loss + ½‖W‖²` (intercepts unpenalized) by L-BFGS. `standardize` (default on) fits on features scaled
+/// `C·Σ log-loss + ½‖W‖²` (intercepts unpenalized) by L-BFGS; with `penalty` "l1" or "elasticnet" the objective's
+/// penalty is `‖W‖₁` or `l1_ratio·‖W‖₁ + (1 − l1_ratio)/2·‖W‖²`, minimized by OWL-QN. `standardize` (default on) fits on features scaled
 /// to zero mean and unit population variance, like a StandardScaler in front, and reports coefficients in
 /// original units. `classWeights` multiply each row's loss by its class's weight ("balanced": n / (k · count)).
 public struct LogisticRegression: Sendable {
     public var c = 1.0
+    /// "l2" (default), "l1" or "elasticnet" (mixing by `l1Ratio`), as scikit-learn's `penalty`.
+    public var penalty = "l2"
+    public var l1Ratio = 0.5
     public var standardize = true
     public var maxIterations = 1000
     public var tolerance = 1e-10
@@ -216,6 +220,8 @@ public struct LogisticRegression: Sendable {
         guard data.task == .classification else { throw KilnError.invalid("Logistic regression needs a class target") }
         guard !data.hasMissing else { throw KilnError.invalid("Logistic regression cannot fit missing feature values; impute or drop them first") }
         guard c > 0 else { throw KilnError.invalid("C must be > 0") }
+        guard ["l1", "l2", "elasticnet"].contains(penalty) else { throw KilnError.invalid("penalty is l1, l2 or elasticnet") }
+        guard (0...1).contains(l1Ratio) else { throw KilnError.invalid("l1_ratio must be in [0, 1]") }
         let n = data.rows, d = data.width, classes = data.classCount
         guard n > 0 else { throw KilnError.invalid("No training rows") }
         let scaler = Standardization(data, center: standardize, scale: standardize)
@@ -224,7 +230,10 @@ public struct LogisticRegression: Sendable {
         let weights = classWeights ?? [Double](repeating: 1, count: classes)
         guard weights.count == classes else { throw KilnError.invalid("class weights: \(weights.count) given for \(classes) classes") }
         let outputs = classes == 2 ? 1 : classes
-        let penalty = 1 / (c * Double(n))  // objective divided by C·n
+        // The objective divided by C·n: L2 weight on ½‖w‖², L1 weight on ‖w‖₁ (intercepts unpenalized).
+        let scale = 1 / (c * Double(n))
+        let l1Share = penalty == "l1" ? 1 : penalty == "elasticnet" ? l1Ratio : 0
+        let penalty = scale * (1 - l1Share)
         // Parameters: outputs × (d coefficients + 1 intercept).
         let stride = d + 1
         // Rows in fixed blocks, summed in block order: the same result on any number of cores.
@@ -290,8 +299,9 @@ public struct LogisticRegression: Sendable {
             }
             return loss
         }
+        let l1 = l1Share == 0 ? nil : (0..<size).map { $0 % stride == d ? 0 : scale * l1Share }
         let (theta, iterations) = LBFGS.minimize([Double](repeating: 0, count: outputs * stride), maxIterations: maxIterations,
-                                                 tolerance: tolerance, objective)
+                                                 tolerance: tolerance, l1: l1, objective)
         var coefficients: [[Double]] = [], intercepts: [Double] = []
         for k in 0..<outputs {
             let (w, b) = scaler.unscale(Array(theta[(k * stride)..<(k * stride + d)]), theta[k * stride + d])
@@ -302,23 +312,46 @@ public struct LogisticRegression: Sendable {
     }
 }
 
-/// Limited-memory BFGS with a backtracking (Armijo) line search.
+/// Limited-memory BFGS with a backtracking (Armijo) line search; with `l1` weights it is OWL-QN (Andrew & Gao), which
+/// minimizes `f(x) + Σ l1ᵢ·|xᵢ|` by steps that stay within one orthant (what Spark uses for L1 logistic regression).
 enum LBFGS {
-    /// Minimizes `f` (which also fills the gradient) from `start`; stops when the gradient's largest component or the
-    /// relative decrease of `f` falls below `tolerance`. Returns the point and the iterations used.
-    static func minimize(_ start: [Double], maxIterations: Int, tolerance: Double, memory: Int = 10,
-                         _ f: ([Double], inout [Double]) -> Double) -> ([Double], Int) {
+    /// Minimizes `f` (which also fills the gradient) from `start`; stops when the (pseudo-)gradient's largest
+    /// component or the relative decrease of the objective falls below `tolerance`. Returns the point and the
+    /// iterations used.
+    static func minimize(_ start: [Double], maxIterations: Int, tolerance: Double, memory: Int = 10, l1: [Double]? = nil,
+                         _ smooth: ([Double], inout [Double]) -> Double) -> ([Double], Int) {
         var x = start
         var g = [Double](repeating: 0, count: x.count)
+        func f(_ x: [Double], _ g: inout [Double]) -> Double {
+            let value = smooth(x, &g)
+            guard let l1 else { return value }
+            var penalty = 0.0
+            for i in x.indices { penalty += l1[i] * abs(x[i]) }
+            return value + penalty
+        }
+        /// The gradient, or OWL-QN's pseudo-gradient: the steepest-descent direction of the non-smooth objective.
+        func pseudo(_ x: [Double], _ g: [Double]) -> [Double] {
+            guard let l1 else { return g }
+            return x.indices.map { i in
+                let w = l1[i]
+                if w == 0 { return g[i] }
+                if x[i] < 0 { return g[i] - w }
+                if x[i] > 0 { return g[i] + w }
+                if g[i] + w < 0 { return g[i] + w }
+                if g[i] - w > 0 { return g[i] - w }
+                return 0
+            }
+        }
         var fx = f(x, &g)
         var s: [[Double]] = [], y: [[Double]] = [], rho: [Double] = []
         var iteration = 0
         func dot(_ a: [Double], _ b: [Double]) -> Double { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }
         while iteration < maxIterations {
-            if (g.map(abs).max() ?? 0) < tolerance { break }
+            let pg = pseudo(x, g)
+            if (pg.map(abs).max() ?? 0) < tolerance { break }
             iteration += 1
             // Two-loop recursion: direction = −H·g.
-            var q = g
+            var q = pg
             var alphas = [Double](repeating: 0, count: s.count)
             for k in stride(from: s.count - 1, through: 0, by: -1) {
                 alphas[k] = rho[k] * dot(s[k], q)
@@ -328,7 +361,7 @@ enum LBFGS {
                 let gamma = dot(ls, ly) / dot(ly, ly)
                 for i in q.indices { q[i] *= gamma }
             } else {
-                let norm = dot(g, g).squareRoot()
+                let norm = dot(pg, pg).squareRoot()
                 if norm > 0 { for i in q.indices { q[i] /= norm } }
             }
             for k in 0..<s.count {
@@ -336,19 +369,33 @@ enum LBFGS {
                 for i in q.indices { q[i] += s[k][i] * (alphas[k] - beta) }
             }
             var direction = q.map { -$0 }
-            var slope = dot(g, direction)
+            if l1 != nil {
+                // Keep only components that agree with steepest descent.
+                for i in direction.indices where direction[i] * pg[i] >= 0 { direction[i] = 0 }
+            }
+            var slope = dot(pg, direction)
             if slope >= 0 {  // not a descent direction: restart from steepest descent
                 s.removeAll(); y.removeAll(); rho.removeAll()
-                direction = g.map { -$0 }
-                slope = -dot(g, g)
+                direction = pg.map { -$0 }
+                slope = -dot(pg, pg)
             }
+            // OWL-QN's orthant: the sign of x, or of steepest descent where x is 0; steps never cross it.
+            let orthant = l1 == nil ? [] : x.indices.map { x[$0] != 0 ? (x[$0] > 0 ? 1.0 : -1.0) : (pg[$0] < 0 ? 1.0 : pg[$0] > 0 ? -1.0 : 0) }
             var step = 1.0
             var candidate = x, gNew = g, fNew = fx
             var accepted = false
             for _ in 0..<60 {
                 for i in x.indices { candidate[i] = x[i] + step * direction[i] }
-                fNew = f(candidate, &gNew)
-                if fNew <= fx + 1e-4 * step * slope { accepted = true; break }
+                if let l1 {
+                    for i in x.indices where l1[i] > 0 && candidate[i] * orthant[i] <= 0 { candidate[i] = 0 }
+                    fNew = f(candidate, &gNew)
+                    var change = 0.0
+                    for i in x.indices { change += pg[i] * (candidate[i] - x[i]) }
+                    if fNew <= fx + 1e-4 * change { accepted = true; break }
+                } else {
+                    fNew = f(candidate, &gNew)
+                    if fNew <= fx + 1e-4 * step * slope { accepted = true; break }
+                }
                 step /= 2
             }
             guard accepted else { break }
@@ -362,7 +409,7 @@ enum LBFGS {
             x = candidate
             g = gNew
             fx = fNew
-            if decrease <= tolerance * max(abs(fx), 1) * 1e-3 && (g.map(abs).max() ?? 0) < tolerance.squareRoot() { break }
+            if decrease <= tolerance * max(abs(fx), 1) * 1e-3 && (pseudo(x, g).map(abs).max() ?? 0) < tolerance.squareRoot() { break }
         }
         return (x, iteration)
     }

@@ -63,7 +63,7 @@ public enum Algorithm: String, Codable, Sendable, CaseIterable {
     public var knownParams: [String] {
         switch self {
         case .linear: ["alpha", "l1_ratio", "fit_intercept", "standardize", "max_iter", "tol"]
-        case .logistic: ["C", "standardize", "max_iter", "tol", "class_weight"]
+        case .logistic: ["C", "penalty", "l1_ratio", "standardize", "max_iter", "tol", "class_weight"]
         case .xgboost: ["num_boost_round", "early_stopping_rounds", "validation_fraction"]
         case .decisionTree: ["max_depth", "min_samples_split", "min_samples_leaf", "max_features"]
         case .randomForest: ["n_estimators", "max_depth", "min_samples_split", "min_samples_leaf", "max_features", "bootstrap"]

@@ -61,6 +61,10 @@ public enum Trainer {
         case .logistic:
             var estimator = LogisticRegression()
             estimator.c = try take("C", Double.init) ?? estimator.c
+            let ratio = try take("l1_ratio", Double.init)
+            // scikit-learn ≥ 1.8 style: l1_ratio alone chooses the mix.
+            estimator.penalty = params.removeValue(forKey: "penalty") ?? (ratio == nil ? "l2" : "elasticnet")
+            estimator.l1Ratio = ratio ?? estimator.l1Ratio
             estimator.standardize = try take("standardize", bool) ?? estimator.standardize
             estimator.maxIterations = try take("max_iter", Int.init) ?? estimator.maxIterations
             estimator.tolerance = try take("tol", Double.init) ?? estimator.tolerance

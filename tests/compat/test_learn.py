@@ -303,3 +303,18 @@ def test_kmeans_matches_scikit_learn(tables, kiln, tmp_path, name, k):
     sample = dict(sample_size=10_000, random_state=0) if len(test_df) > 10_000 else {}
     theirs = silhouette_score(test_df.to_numpy(), labels, **sample)
     assert abs(ours["test_silhouette_score"] - theirs) <= 0.01 * abs(theirs), (ours["test_silhouette_score"], theirs)
+
+
+@pytest.mark.parametrize("name", ["breast_cancer", "wine"])
+@pytest.mark.parametrize("l1_ratio", [1.0, 0.5])
+@pytest.mark.parametrize("C", [0.1, 1.0])
+def test_l1_and_elastic_net_logistic_match_scikit_learn(tables, kiln, name, l1_ratio, C):
+    """OWL-QN against scikit-learn's saga on the same standardized objective: log loss within 1%, accuracy within
+    one test example."""
+    from sklearn.metrics import log_loss
+    train_df, test_df = tables[(name, "train")], tables[(name, "test")]
+    X, y, Xt, yt = train_df.drop(columns="label"), train_df["label"], test_df.drop(columns="label"), test_df["label"]
+    peer = make_pipeline(StandardScaler(), LogisticRegression(C=C, l1_ratio=l1_ratio, solver="saga", max_iter=20_000, tol=1e-8)).fit(X, y)
+    ours = train(kiln, name, "logistic", params=f"C={C},l1_ratio={l1_ratio}")["metrics"]
+    assert within(ours["test_accuracy_score"], accuracy_score(yt, peer.predict(Xt)), len(test_df))
+    assert ours["test_log_loss"] == pytest.approx(log_loss(yt, peer.predict_proba(Xt)), rel=0.01)

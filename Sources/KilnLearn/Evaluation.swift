@@ -73,11 +73,15 @@ public enum Evaluation {
 
     /// The score permutation importance uses: accuracy for classifiers, R² for regressors, silhouette for clusters.
     static func score(_ model: KilnModel, _ data: Dataset) throws -> Double {
-        let metrics = try model.evaluate(data)
+        let predictions = try model.predict(data.features, rows: data.rows)
         switch model.spec.task {
-        case .classification: return metrics["accuracy_score"] ?? 0
-        case .regression: return metrics["r2_score"] ?? 0
-        case .clustering: return metrics["silhouette_score"] ?? 0
+        case .classification:
+            let decided = model.decide(predictions)
+            var right = 0
+            for i in 0..<data.rows where decided[i] == data.labels[i] { right += 1 }
+            return Double(right) / Double(max(data.rows, 1))
+        case .regression: return Metrics.regression(labels: data.labels, predictions: predictions)["r2_score"] ?? 0
+        case .clustering: return try model.evaluate(data)["silhouette_score"] ?? 0
         }
     }
 

@@ -183,7 +183,10 @@ extension KilnModel {
     }
 
     /// SHAP values of up to `maxRows` evenly spaced rows of `data` (nil for models without them), with those rows.
+    /// Exact TreeSHAP costs about nodes × depth² per row: big forests explain fewer rows (at least 20).
     public func shapSummary(on data: Dataset, maxRows: Int = 1000) throws -> ([Double], Dataset)? {
+        var maxRows = maxRows
+        if case .trees(let t) = state { maxRows = min(maxRows, max(20, 4_000_000 / max(1, t.trees.reduce(0) { $0 + $1.nodeCount }))) }
         let step = max(1, data.rows / maxRows)
         let sample = data.subset(Array(Swift.stride(from: 0, to: data.rows, by: step).prefix(maxRows)))
         guard let values = try shap(sample.features, rows: sample.rows) else { return nil }

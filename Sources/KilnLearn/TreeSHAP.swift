@@ -1,4 +1,5 @@
 import Foundation
+import KilnParquet
 
 /// Exact TreeSHAP (Lundberg et al., "Consistent individualized feature attribution for tree ensembles",
 /// Algorithm 2) with cover-weighted expectations: per row, per output, one value per feature plus the expected value
@@ -8,21 +9,27 @@ extension TreeEnsemble {
     public func shap(_ features: [Double], rows: Int, width: Int) -> [Double] {
         let outputs = trees.first?.outputs ?? 1
         let block = width + 1
-        var out = [Double](repeating: 0, count: rows * outputs * block)
         let scale = 1 / Double(max(trees.count, 1))
-        features.withUnsafeBufferPointer { x in
-            for tree in trees {
-                for i in 0..<rows {
-                    for k in 0..<outputs {
-                        var phi = [Double](repeating: 0, count: block)
-                        tree.shap(x, row: i * width, output: k, into: &phi)
-                        let base = (i * outputs + k) * block
-                        for j in 0..<block { out[base + j] += phi[j] * scale }
+        // Rows in blocks on all cores; each row sums its trees in order, so results do not depend on the core count.
+        let blockRows = 8
+        let parts = (try? concurrentMap((rows + blockRows - 1) / blockRows) { b -> [Double] in
+            let first = b * blockRows, count = min(rows, first + blockRows) - first
+            var out = [Double](repeating: 0, count: count * outputs * block)
+            features.withUnsafeBufferPointer { x in
+                for tree in trees {
+                    for r in 0..<count {
+                        for k in 0..<outputs {
+                            var phi = [Double](repeating: 0, count: block)
+                            tree.shap(x, row: (first + r) * width, output: k, into: &phi)
+                            let base = (r * outputs + k) * block
+                            for j in 0..<block { out[base + j] += phi[j] * scale }
+                        }
                     }
                 }
             }
-        }
-        return out
+            return out
+        }) ?? []
+        return parts.flatMap { $0 }
     }
 }
 

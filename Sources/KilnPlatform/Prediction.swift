@@ -59,78 +59,117 @@ extension Platform {
         }
     }
 
-    /// Scores every row of `table` with the model at `modelURI` and appends the rows with `prediction` (the class or
-    /// value), `probability` (classification: the predicted class's), and `model_version` columns to `output`
-    /// (created when missing), in one commit. Row groups are scored in parallel. With `explain`, SHAP values are
-    /// added as `shap_<feature>` columns plus `shap_base` (the expected value): XGBoost's `pred_contribs` for
-    /// boosters (summing to the margin, log-odds for a binary classifier), exact TreeSHAP for Kiln trees and forests
-    /// (summing to the prediction, class 1's probability for a binary classifier).
+    /// Scores every row of `table` with the model at `modelURI` and appends the rows with `prediction` (the class,
+    /// value or cluster), `probability` (classification: the predicted class's), and `model_version` columns to
+    /// `output` (created when missing), in one commit. Scoring streams: the source's files are read in waves of a few
+    /// per core, each wave's row groups scored in parallel and written out as data files before the next wave is read,
+    /// so memory stays bounded by the wave, not the table. The commit records the lineage (model, source table and
+    /// version) in its commitInfo. With `explain`, SHAP values are added as `shap_<feature>` columns plus
+    /// `shap_base` (the expected value): XGBoost's `pred_contribs` for boosters (summing to the margin, log-odds for
+    /// a binary classifier), exact TreeSHAP for Kiln trees and forests (summing to the prediction, class 1's
+    /// probability for a binary classifier).
     public func predict(modelURI: String, table: String, output: String, explain: Bool = false) async throws -> PredictOutcome {
         let (model, label) = try await loadModel(modelURI)
         if explain {
-            if case .linear = model.state { throw KilnError.invalid("--explain needs a tree model (xgboost, decision_tree, random_forest); \(model.spec.algorithm.rawValue) models have no SHAP values yet") }
+            switch model.state {
+            case .linear, .kmeans:
+                throw KilnError.invalid("--explain needs a tree model (xgboost, decision_tree, random_forest); \(model.spec.algorithm.rawValue) models have no SHAP values yet")
+            default: break
+            }
             guard model.spec.task == .regression || model.classes.count == 2 else {
                 throw KilnError.invalid("--explain supports regression and binary models; this model has \(model.classes.count) classes")
             }
         }
         let source = try DeltaTable.open(tablePath(table))
         let plan = try source.plan()
-        let spec = model.spec
         let integerClasses = model.classes.allSatisfy { Int64($0) != nil }
-        let parts = try await Self.offload { () -> [Frame] in
-            try Frame.mapChunks(source, plan: plan) { whole in
-                // Rows a pipeline drops (handle_invalid=skip) get no prediction.
-                let (features, kept) = try model.features(of: whole)
-                let chunk = kept.map { whole.take($0) } ?? whole
-                let predictions = try model.predict(features, rows: chunk.rowCount)
-                let decided = model.decide(predictions)
-                var names = chunk.names, columns = chunk.columns
-                switch spec.task {
-                case .classification:
-                    let k = model.classes.count
-                    let labels = decided.map { model.classes[Int($0)] }
-                    columns.append(integerClasses ? Column(type: .int64, values: .int(labels.map { Int64($0)! }))
-                                                  : Column.from(labels.map { .string($0) }, type: .string))
-                    columns.append(Column(type: .float64, values: .double(decided.enumerated().map { predictions[$0 * k + Int($1)] })))
-                    names += ["prediction", "probability"]
-                case .regression:
-                    columns.append(Column(type: .float64, values: .double(predictions)))
-                    names.append("prediction")
-                case .clustering:
-                    columns.append(Column(type: .int64, values: .int(predictions.map { Int64($0) })))
-                    names.append("prediction")
-                }
-                columns.append(Column.from([Value](repeating: .string(label), count: chunk.rowCount), type: .string))
-                names.append("model_version")
-                if explain, let contributions = try model.shap(features, rows: chunk.rowCount) {
-                    let width = model.featureNames.count
-                    for (j, feature) in (model.featureNames + ["base"]).enumerated() {
-                        columns.append(Column(type: .float64, values: .double((0..<chunk.rowCount).map { contributions[$0 * (width + 1) + j] })))
-                        names.append("shap_" + feature)
+        let score: @Sendable (Frame) throws -> Frame = { whole in
+            try Self.score(whole, model: model, label: label, integerClasses: integerClasses, explain: explain)
+        }
+        // Waves of files: enough to keep every core busy, few enough to bound memory.
+        let waveSize = max(2, 2 * ProcessInfo.processInfo.activeProcessorCount)
+        let waves = stride(from: 0, to: plan.files.count, by: waveSize).map { start -> ScanPlan in
+            var wave = plan
+            wave.files = Array(plan.files[start..<min(start + waveSize, plan.files.count)])
+            return wave
+        }
+        let lineage: [String: JSONValue] = ["kiln.model": .string(label), "kiln.sourceTable": .string(table),
+                                            "kiln.sourceVersion": .number(String(plan.snapshot.version))]
+        let path = tablePath(output)
+        let result = try await Self.offload { () -> (rows: Int, version: Int64) in
+            // The first non-empty wave decides the output schema (and creates the table when it is new).
+            var pending: [Frame] = []
+            var next = 0
+            while pending.isEmpty, next < waves.count {
+                pending = try Frame.mapChunks(source, plan: waves[next], score).filter { $0.rowCount > 0 }
+                next += 1
+            }
+            guard let first = pending.first else { throw KilnError.invalid("The table \(table) has no rows to score") }
+            let schema = DeltaSchema(zip(first.names, first.columns).map { DeltaField(name: $0, type: $1.type.delta) })
+            let destination = try self.openOrCreate(path, schema: schema, name: output)
+            let written = try destination.write(mode: .append, operation: "WRITE", parameters: lineage) { emit in
+                for frame in pending { try emit(try frame.lakeBatch(schema)) }
+                pending = []
+                while next < waves.count {
+                    for frame in try Frame.mapChunks(source, plan: waves[next], score) where frame.rowCount > 0 {
+                        try emit(try frame.lakeBatch(schema))
                     }
+                    next += 1
                 }
-                return Frame(names: names, columns: columns)
+            }
+            return (written.rowsWritten, written.version)
+        }
+        return PredictOutcome(rows: result.rows, outputVersion: result.version, modelVersion: label)
+    }
+
+    /// One chunk scored: its rows (those the model's pipeline keeps) with the prediction columns.
+    static func score(_ whole: Frame, model: KilnModel, label: String, integerClasses: Bool, explain: Bool) throws -> Frame {
+        let spec = model.spec
+        // Rows a pipeline drops (handle_invalid=skip) get no prediction.
+        let (features, kept) = try model.features(of: whole)
+        let chunk = kept.map { whole.take($0) } ?? whole
+        let predictions = try model.predict(features, rows: chunk.rowCount)
+        let decided = model.decide(predictions)
+        var names = chunk.names, columns = chunk.columns
+        switch spec.task {
+        case .classification:
+            let k = model.classes.count
+            let labels = decided.map { model.classes[Int($0)] }
+            columns.append(integerClasses ? Column(type: .int64, values: .int(labels.map { Int64($0)! }))
+                                          : Column.from(labels.map { .string($0) }, type: .string))
+            columns.append(Column(type: .float64, values: .double(decided.enumerated().map { predictions[$0 * k + Int($1)] })))
+            names += ["prediction", "probability"]
+        case .regression:
+            columns.append(Column(type: .float64, values: .double(predictions)))
+            names.append("prediction")
+        case .clustering:
+            columns.append(Column(type: .int64, values: .int(predictions.map { Int64($0) })))
+            names.append("prediction")
+        }
+        columns.append(Column.from([Value](repeating: .string(label), count: chunk.rowCount), type: .string))
+        names.append("model_version")
+        if explain, let contributions = try model.shap(features, rows: chunk.rowCount) {
+            let width = model.featureNames.count
+            for (j, feature) in (model.featureNames + ["base"]).enumerated() {
+                columns.append(Column(type: .float64, values: .double((0..<chunk.rowCount).map { contributions[$0 * (width + 1) + j] })))
+                names.append("shap_" + feature)
             }
         }
-        let frame = parts.isEmpty ? Frame(names: [], columns: []) : Frame.concatenate(parts)
-        guard frame.rowCount > 0 else { throw KilnError.invalid("The table \(table) has no rows to score") }
-        let version = try append(frame, to: output)
-        return PredictOutcome(rows: frame.rowCount, outputVersion: version, modelVersion: label)
+        return Frame(names: names, columns: columns)
+    }
+
+    /// The Delta table at `path`, created with `schema` when there is none.
+    func openOrCreate(_ path: String, schema: DeltaSchema, name: String) throws -> DeltaTable {
+        if FileManager.default.fileExists(atPath: path + "/_delta_log") { return try DeltaTable.open(path) }
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return try DeltaTable.create(at: path, schema: schema, name: name.split(separator: ".").last.map(String.init))
     }
 
     /// Appends `frame` to the table `output` (three-level name or path), creating it with the frame's schema when
     /// missing; returns the committed version.
     func append(_ frame: Frame, to output: String) throws -> Int64 {
-        let fields = zip(frame.names, frame.columns).map { DeltaField(name: $0, type: $1.type.delta) }
-        let path = tablePath(output)
-        let destination: DeltaTable
-        if FileManager.default.fileExists(atPath: path + "/_delta_log") {
-            destination = try DeltaTable.open(path)
-        } else {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-            destination = try DeltaTable.create(at: path, schema: DeltaSchema(fields), name: output.split(separator: ".").last.map(String.init))
-        }
-        return try destination.write(try frame.lakeBatch(DeltaSchema(fields)), mode: .append).version
+        let schema = DeltaSchema(zip(frame.names, frame.columns).map { DeltaField(name: $0, type: $1.type.delta) })
+        return try openOrCreate(tablePath(output), schema: schema, name: output).write(try frame.lakeBatch(schema), mode: .append).version
     }
 
     /// Fits `pipeline` on the newest version of `table` and writes the transformed rows to `output`: the table's

@@ -175,3 +175,27 @@ def test_kiln_train_logs_into_the_active_run(kiln, data, client_env):
     out = kiln_cli("train", "--url", kiln.url, "--table", "main.evaluation.cls_train", "--target", "label", "--algorithm", "logistic",
                    "--run-id", run.info.run_id, check=False)
     assert out.returncode != 0 and "RUNNING run" in out.stderr
+
+
+def test_batch_scoring_streams_many_files_into_one_commit_with_lineage(kiln, data, tmp_path):
+    """A table of many files is scored wave by wave into one commit whose commitInfo names the model and source."""
+    test_df = data[("cls", "test")]
+    for k in range(40):
+        part = test_df.iloc[k * len(test_df) // 40:(k + 1) * len(test_df) // 40]
+        path = tmp_path / f"part{k}.parquet"
+        part.to_parquet(path, index=False)
+        kiln_cli("table", "write", "main.evaluation.many_files", "--from", str(path), "--mode", "append", home=kiln.home)
+    train(kiln, "cls", "xgboost", "--register", "eval_stream", features=CLS_FEATURES)
+    out = scored(kiln, "models:/eval_stream/1", "main.evaluation.many_files", "stream_scores")
+    reference = scored(kiln, "models:/eval_stream/1", "main.evaluation.cls_test", "stream_reference")
+    assert len(out) == len(test_df)
+    key = CLS_FEATURES + ["region"]
+    merged = out.merge(reference, on=key, suffixes=("", "_ref"))
+    assert len(merged) == len(test_df) and (merged["probability"] == merged["probability_ref"]).all()
+    table = DeltaTable(os.path.join(kiln.home, "warehouse", "main", "evaluation", "stream_scores"))
+    assert table.version() == 1  # created (version 0), then filled by one commit
+    info = table.history(1)[0]
+    parameters = info.get("operationParameters", {})
+    assert parameters.get("kiln.model") == "eval_stream/1" and parameters.get("kiln.sourceTable") == "main.evaluation.many_files"
+    source = DeltaTable(os.path.join(kiln.home, "warehouse", "main", "evaluation", "many_files"))
+    assert len(source.file_uris()) == 40 and int(parameters.get("kiln.sourceVersion")) == source.version()

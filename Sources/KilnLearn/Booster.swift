@@ -27,7 +27,7 @@ public final class Booster: @unchecked Sendable {
     deinit { if let handle { XGBoosterFree(handle) } }
 
     /// A DMatrix over row-major features (NaN: missing), with labels when given.
-    static func matrix(_ features: [Double], rows: Int, width: Int, labels: [Double]? = nil, weights: [Double]? = nil) throws -> DMatrixHandle {
+    static func matrix(_ features: [Double], rows: Int, width: Int, labels: [Double]? = nil, weights: [Double]? = nil, groups: [Int]? = nil) throws -> DMatrixHandle {
         var out: DMatrixHandle?
         let floats = features.map { Float($0) }
         try check(floats.withUnsafeBufferPointer { XGDMatrixCreateFromMat($0.baseAddress, bst_ulong(rows), bst_ulong(width), Float.nan, &out) }, "creating a matrix")
@@ -36,6 +36,10 @@ public final class Booster: @unchecked Sendable {
             if let labels {
                 let l = labels.map { Float($0) }
                 try check(l.withUnsafeBufferPointer { XGDMatrixSetFloatInfo(out, "label", $0.baseAddress, bst_ulong(rows)) }, "setting labels")
+            }
+            if let groups {
+                let g = groups.map { UInt32($0) }
+                try check(g.withUnsafeBufferPointer { XGDMatrixSetUIntInfo(out, "group", $0.baseAddress, bst_ulong(g.count)) }, "setting query groups")
             }
             if let weights {
                 let w = weights.map { Float($0) }
@@ -58,9 +62,9 @@ public final class Booster: @unchecked Sendable {
     /// validation set and `earlyStoppingRounds`, stops when the last evaluation metric on it has not improved for
     /// that many rounds and keeps the best rounds only. `progress` sees each round's evaluation.
     public static func train(parameters: [(String, String)], rounds: Int, train: (features: [Double], rows: Int, width: Int, labels: [Double]),
-                             validation: (features: [Double], rows: Int, labels: [Double])? = nil, earlyStoppingRounds: Int? = nil,
+                             groups: [Int]? = nil, validation: (features: [Double], rows: Int, labels: [Double])? = nil, earlyStoppingRounds: Int? = nil,
                              progress: (Evaluation) -> Void = { _ in }) throws -> (booster: Booster, bestRound: Int, history: [Evaluation]) {
-        let dtrain = try matrix(train.features, rows: train.rows, width: train.width, labels: train.labels)
+        let dtrain = try matrix(train.features, rows: train.rows, width: train.width, labels: train.labels, groups: groups)
         defer { XGDMatrixFree(dtrain) }
         let dvalid = try validation.map { try matrix($0.features, rows: $0.rows, width: train.width, labels: $0.labels) }
         defer { if let dvalid { XGDMatrixFree(dvalid) } }

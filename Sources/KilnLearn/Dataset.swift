@@ -7,6 +7,8 @@ public enum LearningTask: String, Sendable, Codable {
     case classification, regression
     /// Grouping rows without a target (k-means).
     case clustering
+    /// Ordering rows within query groups by relevance (XGBoost's rank:* objectives).
+    case ranking
 }
 
 /// Features as a dense row-major matrix of doubles (missing values are NaN) with a label per row.
@@ -25,6 +27,8 @@ public struct Dataset: Sendable {
     public let task: LearningTask
     /// The distinct target values in sorted order (classification only), as text.
     public let classes: [String]
+    /// Ranking: the sizes of the query groups, whose rows are contiguous and in this order.
+    public var groupSizes: [Int]?
 
     public init(features: [Double], width: Int, featureNames: [String], labels: [Double], task: LearningTask, classes: [String] = []) {
         self.features = features
@@ -92,8 +96,8 @@ public struct Dataset: Sendable {
                 guard let k = index[text] else { throw KilnError.invalid("Target '\(target)' has class '\(text)', which the training data lacks (classes: \(classes.joined(separator: ", ")))") }
                 return k
             }
-        case .regression:
-            guard y.type.isNumeric || y.type == .bool else { throw KilnError.invalid("Target '\(target)' is a \(y.type); regression needs numbers") }
+        case .regression, .ranking:
+            guard y.type.isNumeric || y.type == .bool else { throw KilnError.invalid("Target '\(target)' is a \(y.type); \(task.rawValue) needs numbers") }
             guard case .double(let v) = try y.cast(to: .float64).values else { throw KilnError(.internalError, "Cast to double gave no doubles") }
             return v
         case .clustering:

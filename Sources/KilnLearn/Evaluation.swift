@@ -10,6 +10,7 @@ public enum Evaluation {
     /// each fold's metrics from a model fitted on the others. Folds are fitted concurrently.
     public static func crossValidate(_ spec: TrainingSpec, _ data: Dataset, folds: Int) throws -> [[String: Double]] {
         guard folds >= 2 else { throw KilnError.invalid("Cross-validation needs at least 2 folds") }
+        guard spec.task != .ranking else { throw KilnError.invalid("Cross-validation is not available for ranking yet (folds would split query groups)") }
         guard data.rows >= folds else { throw KilnError.invalid("Cross-validation with \(folds) folds needs at least \(folds) rows") }
         var order = Array(0..<data.rows)
         var generator = SplitMix64.stream(3, of: spec.seed)
@@ -71,7 +72,8 @@ public enum Evaluation {
         return (curve, error / Double(max(scores.count, 1)))
     }
 
-    /// The score permutation importance uses: accuracy for classifiers, R² for regressors, silhouette for clusters.
+    /// The score permutation importance uses: accuracy for classifiers, R² for regressors, silhouette for clusters,
+    /// NDCG@10 for rankers.
     static func score(_ model: KilnModel, _ data: Dataset) throws -> Double {
         let predictions = try model.predict(data.features, rows: data.rows)
         switch model.spec.task {
@@ -82,6 +84,7 @@ public enum Evaluation {
             return Double(right) / Double(max(data.rows, 1))
         case .regression: return Metrics.regression(labels: data.labels, predictions: predictions)["r2_score"] ?? 0
         case .clustering: return try model.evaluate(data)["silhouette_score"] ?? 0
+        case .ranking: return Metrics.ranking(labels: data.labels, scores: predictions, groupSizes: data.groupSizes)["ndcg_at_10"] ?? 0
         }
     }
 
@@ -90,7 +93,7 @@ public enum Evaluation {
     public static func permutationImportance(_ model: KilnModel, _ data: Dataset, repeats: Int = 5, seed: UInt64, maxRows: Int = 10_000)
         throws -> [(name: String, mean: Double, std: Double)] {
         let sample: Dataset
-        if data.rows > maxRows {
+        if data.rows > maxRows, data.task != .ranking {  // rankers keep whole query groups
             var rows = Array(0..<data.rows)
             var generator = SplitMix64.stream(4, of: seed)
             rows.shuffle(using: &generator)

@@ -143,4 +143,30 @@ public enum Metrics {
             "mean_absolute_percentage_error": pct / n,
         ]
     }
+
+    /// Ranking metrics over query groups (rows of a group contiguous, `groupSizes` in order; nil: one group):
+    /// `ndcg_at_5`, `ndcg_at_10` and `ndcg` (all positions), averaged over groups, with XGBoost's definition — gain
+    /// 2^relevance − 1, discount log2(position + 1), ties in score kept in row order, a group with no relevant rows
+    /// scoring 1 — and `example_count`, `group_count`.
+    public static func ranking(labels: [Double], scores: [Double], groupSizes: [Int]?) -> [String: Double] {
+        let sizes = groupSizes ?? [labels.count]
+        var totals = [5: 0.0, 10: 0.0, Int.max: 0.0]
+        var start = 0
+        for size in sizes {
+            let rows = Array(start..<(start + size))
+            let ranked = rows.enumerated().sorted { scores[$0.element] != scores[$1.element] ? scores[$0.element] > scores[$1.element] : $0.offset < $1.offset }.map(\.element)
+            let ideal = rows.sorted { labels[$0] > labels[$1] }
+            for k in totals.keys {
+                func dcg(_ order: [Int]) -> Double {
+                    order.prefix(k).enumerated().reduce(0) { $0 + (pow(2, labels[$1.element]) - 1) / log2(Double($1.offset) + 2) }
+                }
+                let best = dcg(ideal)
+                totals[k]! += best > 0 ? dcg(ranked) / best : 1
+            }
+            start += size
+        }
+        let groups = Double(max(sizes.count, 1))
+        return ["ndcg_at_5": totals[5]! / groups, "ndcg_at_10": totals[10]! / groups, "ndcg": totals[Int.max]! / groups,
+                "example_count": Double(labels.count), "group_count": Double(sizes.count)]
+    }
 }

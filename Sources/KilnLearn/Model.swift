@@ -151,7 +151,7 @@ public struct KilnModel: Sendable {
     /// (linear models) and multiclass models.
     public func shap(_ features: [Double], rows: Int) throws -> [Double]? {
         let width = featureNames.count
-        guard spec.task == .regression || classes.count == 2 else { return nil }
+        guard spec.task == .regression || spec.task == .ranking || classes.count == 2 else { return nil }
         switch state {
         case .linear, .kmeans: return nil
         case .booster(let b): return try b.predict(features, rows: rows, width: width, contributions: true).values
@@ -175,6 +175,8 @@ public struct KilnModel: Sendable {
         switch spec.task {
         case .classification: return Metrics.classification(labels: data.labels.map { Int($0) }, probabilities: p, classes: classes.count)
         case .regression: return Metrics.regression(labels: data.labels, predictions: p)
+        case .ranking:
+            return Metrics.ranking(labels: data.labels, scores: p, groupSizes: data.groupSizes)
         case .clustering:
             guard case .kmeans(let m) = state else { return [:] }
             let (clusters, distances) = m.assign(data.features, rows: data.rows)

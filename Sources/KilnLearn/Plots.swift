@@ -209,6 +209,8 @@ extension KilnModel {
             }
         case .regression:
             out["residuals.svg"] = Plots.residuals(labels: data.labels, predictions: predictions)
+        case .ranking:
+            break
         case .clustering:
             var sizes: [Int: Int] = [:]
             for c in predictions { sizes[Int(c), default: 0] += 1 }

@@ -102,6 +102,7 @@ public enum Trainer {
             let ensemble = try TreeEnsemble.fit(train, options)
             return Fit(model: KilnModel(spec: spec, classes: train.classes, state: .trees(ensemble)))
         case .xgboost:
+            _ = params.removeValue(forKey: "group_column")  // read when the data was prepared
             let rounds = try take("num_boost_round", Int.init) ?? take("n_estimators", Int.init) ?? 100
             let earlyStopping = try take("early_stopping_rounds", Int.init)
             let validationFraction = try take("validation_fraction", Double.init) ?? (earlyStopping == nil ? 0 : 0.1)
@@ -113,6 +114,7 @@ public enum Trainer {
                                              ("nthread", String(ProcessInfo.processInfo.activeProcessorCount))]
                 switch (spec.task, train.classCount) {
                 case (.regression, _), (.clustering, _): d.append(("objective", "reg:squarederror"))
+                case (.ranking, _): d.append(("objective", "rank:ndcg"))
                 case (.classification, 2): d.append(("objective", "binary:logistic"))
                 case (.classification, let k): d += [("objective", "multi:softprob"), ("num_class", String(k))]
                 }
@@ -121,6 +123,9 @@ public enum Trainer {
             for (k, v) in defaults where params[k] == nil { xgb.append((k, v)) }
             for (k, v) in params.sorted(by: { $0.key < $1.key }) { xgb.append((k, v)) }
             var fitData = train, validation: Dataset?
+            if spec.task == .ranking, validationFraction > 0 {
+                throw KilnError.invalid("Early stopping is not available for ranking yet (it needs a validation split by query group)")
+            }
             if validationFraction > 0 {
                 // A shuffle independent of the train/test split's (same seed, another stream).
                 var stream = SplitMix64.stream(1, of: spec.seed)
@@ -130,7 +135,7 @@ public enum Trainer {
             }
             let result = try Booster.train(
                 parameters: xgb, rounds: rounds,
-                train: (fitData.features, fitData.rows, fitData.width, fitData.labels),
+                train: (fitData.features, fitData.rows, fitData.width, fitData.labels), groups: fitData.groupSizes,
                 validation: validation.map { ($0.features, $0.rows, $0.labels) }, earlyStoppingRounds: earlyStopping,
                 progress: { progress?($0.round + 1, rounds) })
             var history: [String: [Double]] = [:]
@@ -166,6 +171,47 @@ public struct PreparedData: Sendable {
         let clustering = spec.task == .clustering
         let all = clustering ? frame : try Dataset.droppingNullTargets(frame, target: spec.target)
         let classes = spec.task == .classification ? try Dataset.classes(of: try all.column(spec.target), target: spec.target) : []
+        if spec.task == .ranking {
+            // Whole query groups go to one side of the split, and each side's rows are ordered by group.
+            if spec.pipeline != nil { throw KilnError.invalid("Pipelines are not available for ranking yet; give numeric features") }
+            guard let groupColumn = spec.params["group_column"] else {
+                throw KilnError.invalid("Ranking needs the query column: --params group_column=<column> (with objective=rank:ndcg, rank:pairwise or rank:map)")
+            }
+            func keys(_ frame: Frame) throws -> [String] {
+                let column = try frame.column(groupColumn)
+                return (0..<frame.rowCount).map { column.isNull($0) ? "" : column.value($0).text }
+            }
+            func grouped(_ frame: Frame) throws -> (Frame, [Int]) {
+                let k = try keys(frame)
+                let order = k.indices.sorted { k[$0] != k[$1] ? k[$0] < k[$1] : $0 < $1 }
+                var sizes: [Int] = []
+                for (n, i) in order.enumerated() { if n == 0 || k[i] != k[order[n - 1]] { sizes.append(1) } else { sizes[sizes.count - 1] += 1 } }
+                return (frame.take(order), sizes)
+            }
+            var trainSide = all, testSide = testFrame.map { $0 }
+            if testFrame == nil {
+                let k = try keys(all)
+                var distinct = Array(Set(k)).sorted()
+                var generator = SplitMix64(seed: spec.seed)
+                distinct.shuffle(using: &generator)
+                let trainGroups = Set(distinct.prefix(Int((Double(distinct.count) * (spec.trainFraction ?? 0.8)).rounded())))
+                trainSide = all.take(k.indices.filter { trainGroups.contains(k[$0]) })
+                testSide = all.take(k.indices.filter { !trainGroups.contains(k[$0]) })
+            }
+            guard trainSide.rowCount > 0, let testRows = testSide, testRows.rowCount > 0 else {
+                throw KilnError.invalid("The split left no \(trainSide.rowCount == 0 ? "training" : "test") query groups; use more groups or another split")
+            }
+            let (trainOrdered, trainSizes) = try grouped(trainSide), (testOrdered, testSizes) = try grouped(testRows)
+            let features = spec.features
+            train = Dataset(features: try Dataset.features(of: trainOrdered, columns: features), width: features.count, featureNames: features,
+                            labels: try Dataset.labels(try trainOrdered.column(spec.target), task: .ranking, classes: [], target: spec.target), task: .ranking)
+            train.groupSizes = trainSizes
+            test = Dataset(features: try Dataset.features(of: testOrdered, columns: features), width: features.count, featureNames: features,
+                           labels: try Dataset.labels(try testOrdered.column(spec.target), task: .ranking, classes: [], target: spec.target), task: .ranking)
+            test.groupSizes = testSizes
+            if testFrame == nil { spec.trainFraction = spec.trainFraction ?? 0.8 }
+            return
+        }
         let trainFrame: Frame, testPart: Frame
         if let testFrame {
             trainFrame = all

@@ -139,7 +139,7 @@ extension Platform {
                                           : Column.from(labels.map { .string($0) }, type: .string))
             columns.append(Column(type: .float64, values: .double(decided.enumerated().map { predictions[$0 * k + Int($1)] })))
             names += ["prediction", "probability"]
-        case .regression:
+        case .regression, .ranking:
             columns.append(Column(type: .float64, values: .double(predictions)))
             names.append("prediction")
         case .clustering:

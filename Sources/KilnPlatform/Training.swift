@@ -97,15 +97,19 @@ extension Platform {
         let started = Date()
         guard !request.target.isEmpty || request.algorithm == .kmeans else { throw KilnError.invalid("\(request.algorithm.rawValue) needs a target column") }
         if let folds = request.folds, folds < 2 { throw KilnError.invalid("folds must be at least 2") }
-        let target = (request.target.isEmpty ? [] : [request.target]) + (request.cohorts ?? [])
+        let groupColumn = request.algorithm == .xgboost ? request.params["group_column"] : nil
+        let target = (request.target.isEmpty ? [] : [request.target]) + (request.cohorts ?? []) + (groupColumn.map { [$0] } ?? [])
         let wanted = request.features.map { Array(Set($0 + (request.pipeline?.inputColumns ?? []) + target)).sorted() }
             ?? request.pipeline.map { $0.inputColumns + target }
         let (trainFrame, trainVersion) = try read(request.table, version: request.tableVersion, columns: wanted)
-        let task = try request.task ?? request.algorithm.fixedTask ?? KilnLearn.Dataset.inferTask(trainFrame, target: request.target)
+        let ranking = groupColumn != nil || (request.algorithm == .xgboost && request.params["objective"]?.hasPrefix("rank:") == true)
+        let task = try request.task ?? request.algorithm.fixedTask ?? (ranking ? .ranking : KilnLearn.Dataset.inferTask(trainFrame, target: request.target))
+        if task == .ranking, request.cohorts?.isEmpty == false { throw KilnError.invalid("Cohort metrics are not available for ranking yet") }
         if let fixed = request.algorithm.fixedTask, fixed != task {
             throw KilnError.invalid("\(request.algorithm.rawValue) does only \(fixed.rawValue); the task asked for is \(task.rawValue)")
         }
-        let features = request.features ?? request.pipeline?.inputColumns ?? trainFrame.names.filter { $0.lowercased() != request.target.lowercased() }
+        let excluded = Set(([request.target] + (groupColumn.map { [$0] } ?? [])).map { $0.lowercased() })
+        let features = request.features ?? request.pipeline?.inputColumns ?? trainFrame.names.filter { !excluded.contains($0.lowercased()) }
         guard !features.isEmpty else { throw KilnError.invalid("No feature columns: the table has only the target '\(request.target)'") }
         var spec = TrainingSpec(algorithm: request.algorithm, task: task, target: request.target, features: features, params: request.params,
                                 seed: request.seed, table: request.table, tableVersion: trainVersion, trainFraction: request.split)

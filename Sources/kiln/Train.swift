@@ -50,7 +50,7 @@ struct Train: AsyncParsableCommand {
         let target = self.target ?? ""
         var parsedTask: LearningTask?
         if let task {
-            guard let t = LearningTask(rawValue: task) else { throw ValidationError("--task must be classification, regression or clustering") }
+            guard let t = LearningTask(rawValue: task) else { throw ValidationError("--task must be classification, regression, clustering or ranking") }
             parsedTask = t
         }
         var parsedParams: [String: String] = [:]

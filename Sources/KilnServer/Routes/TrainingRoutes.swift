@@ -25,7 +25,7 @@ struct TrainingRoutes: Sendable {
         }
         var task: LearningTask?
         if let name = try m.string("task") {
-            guard let t = LearningTask(rawValue: name) else { throw KilnError.invalid("task must be classification or regression") }
+            guard let t = LearningTask(rawValue: name) else { throw KilnError.invalid("task must be classification, regression, clustering or ranking") }
             task = t
         }
         var params: [String: String] = [:]

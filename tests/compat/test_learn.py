@@ -253,9 +253,16 @@ def test_models_survive_a_restart_and_runs_reproduce(tmp_path):
     server = KilnServer(home).start()
     try:
         runs = {}
-        for algorithm in ["logistic", "xgboost"]:
-            out = json.loads(kiln_cli("train", "--url", server.url, "--table", "main.default.wine", "--target", "label", "--algorithm", algorithm,
-                                      "--seed", "5", "--register", f"wine_{algorithm}", "--json").stdout)
+        # A fitted feature pipeline travels with the third model.
+        pipeline = json.dumps([
+            {"kind": "quantile_discretizer", "input_cols": ["f0"], "output_cols": ["f0_bucket"], "num_buckets": 5},
+            {"kind": "min_max_scaler", "input_cols": ["f1"], "output_cols": ["f1_scaled"]},
+            {"kind": "vector_assembler", "input_cols": ["f0_bucket", "f1_scaled"] + [f"f{i}" for i in range(2, 13)], "output_cols": ["features"]}])
+        for algorithm in ["logistic", "xgboost", "pipeline"]:
+            extra = ["--pipeline", pipeline] if algorithm == "pipeline" else []
+            out = json.loads(kiln_cli("train", "--url", server.url, "--table", "main.default.wine", "--target", "label", "--algorithm",
+                                      "xgboost" if algorithm == "pipeline" else algorithm, "--seed", "5", "--register", f"wine_{algorithm}",
+                                      "--json", *extra).stdout)
             runs[algorithm] = out["run_id"]
             kiln_cli("predict", "--model", f"models:/wine_{algorithm}/1", "--table", "main.default.wine", "--output", f"main.default.before_{algorithm}", home=home)
         server.stop()

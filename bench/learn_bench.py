@@ -18,7 +18,8 @@ import time
 import numpy as np
 import pandas as pd
 import xgboost as xgb
-from sklearn.datasets import make_classification, make_regression
+from sklearn.cluster import KMeans
+from sklearn.datasets import make_blobs, make_classification, make_regression
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.metrics import accuracy_score, r2_score
@@ -42,6 +43,7 @@ def main():
         "binary": make_classification(n_samples=args.rows, n_features=20, n_informative=10, random_state=0),
         "multiclass": make_classification(n_samples=args.rows, n_features=20, n_informative=10, n_classes=5, random_state=0),
         "regression": make_regression(n_samples=args.rows, n_features=20, n_informative=10, noise=10.0, random_state=0),
+        "blobs": make_blobs(n_samples=args.rows, n_features=20, centers=8, random_state=0),
     }
     parts = {}
     for name, (X, y) in sets.items():
@@ -55,8 +57,9 @@ def main():
             subprocess.run([args.kiln, "table", "write", f"main.bench.{name}_{part}", "--home", home, "--from", path], check=True, capture_output=True)
 
     def kiln(name, algorithm, params=""):
+        target = ["--features", ",".join(f"f{i}" for i in range(20))] if algorithm == "kmeans" else ["--target", "label"]
         cmd = [args.kiln, "train", "--home", home, "--table", f"main.bench.{name}_train", "--test-table", f"main.bench.{name}_test",
-               "--target", "label", "--algorithm", algorithm, "--json"] + (["--params", params] if params else [])
+               "--algorithm", algorithm, "--json"] + target + (["--params", params] if params else [])
         best = None
         for _ in range(args.runs):
             out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
@@ -73,15 +76,19 @@ def main():
             model.fit(X_train, y_train)
             fits.append(time.perf_counter() - start)
             start = time.perf_counter()
-            predicted = model.predict_proba(X_test) if classify else model.predict(X_test)
+            predicted = model.predict_proba(X_test) if classify is True else model.predict(X_test)
             predicts.append(time.perf_counter() - start)
+        if classify == "cluster":
+            return min(fits), min(predicts), -model.score(X_train)  # inertia on the training rows
         value = metric(y_test, predicted.argmax(axis=1) if classify else predicted)
         return min(fits), min(predicts), value
 
     cases = [
         ("logistic", "binary", "scikit-learn", lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=10_000)), True, ""),
         ("logistic", "multiclass", "scikit-learn", lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=10_000)), True, ""),
+        ("logistic", "binary", "scikit-learn (saga, L1)", lambda: make_pipeline(StandardScaler(), LogisticRegression(l1_ratio=1.0, C=0.1, solver="saga", max_iter=10_000)), True, "l1_ratio=1,C=0.1"),
         ("linear", "regression", "scikit-learn", LinearRegression, False, ""),
+        ("kmeans", "blobs", "scikit-learn", lambda: KMeans(n_clusters=8, n_init=1, random_state=0), "cluster", "k=8"),
         ("random_forest", "binary", "scikit-learn", lambda: RandomForestClassifier(n_estimators=50, max_depth=12, n_jobs=threads, random_state=0), True, "n_estimators=50,max_depth=12"),
         ("random_forest", "regression", "scikit-learn", lambda: RandomForestRegressor(n_estimators=50, max_depth=12, n_jobs=threads, random_state=0), False, "n_estimators=50,max_depth=12"),
         ("decision_tree", "binary", "scikit-learn", lambda: DecisionTreeClassifier(random_state=0), True, ""),
@@ -91,10 +98,10 @@ def main():
     ]
     rows = []
     for algorithm, name, peer_name, make, classify, params in cases:
-        metric_name = "accuracy_score" if classify else "r2_score"
+        metric_name = "inertia" if classify == "cluster" else "accuracy_score" if classify else "r2_score"
         fit, predict, theirs = peer(make, name, accuracy_score if classify else r2_score, classify)
         out = kiln(name, algorithm, params)
-        ours = out["metrics"][f"test_{metric_name}"]
+        ours = out["metrics"][f"{'training' if classify == 'cluster' else 'test'}_{metric_name}"]
         rows.append({"algorithm": algorithm, "data": name, "peer": peer_name, "peer_fit_s": round(fit, 3), "kiln_fit_s": round(out["seconds"]["fit"], 3),
                      "fit_ratio": round(fit / out["seconds"]["fit"], 2), "peer_predict_s": round(predict, 4),
                      "kiln_evaluate_s": round(out["seconds"]["evaluate"], 4), "predict_ratio": round(predict / out["seconds"]["evaluate"], 2),

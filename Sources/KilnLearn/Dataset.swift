@@ -114,10 +114,10 @@ public struct Dataset: Sendable {
         return (Array(order[..<cut]).sorted(), Array(order[cut...]).sorted())
     }
 
-    /// The feature matrix (row-major, NaN for nulls) of `columns` in `frame`, for scoring.
+    /// The feature matrix (row-major, NaN for nulls) of `columns` in `frame` — of the rows `index` when given.
     /// - Throws: when a column is missing or not numeric.
-    public static func features(of frame: Frame, columns: [String]) throws -> [Double] {
-        let rows = frame.rowCount, width = columns.count
+    public static func features(of frame: Frame, columns: [String], rows index: [Int]? = nil) throws -> [Double] {
+        let rows = index?.count ?? frame.rowCount, width = columns.count
         var matrix = [Double](repeating: 0, count: rows * width)
         for (j, name) in columns.enumerated() {
             guard let column = try? frame.column(name) else {
@@ -126,7 +126,13 @@ public struct Dataset: Sendable {
             guard column.type.isNumeric || column.type == .bool, case .double(let v) = try column.cast(to: .float64).values else {
                 throw KilnError.invalid("Feature '\(name)' is a \(column.type); features must be numbers or booleans (index strings into numbers first, or leave the column out with --features)")
             }
-            for i in 0..<rows { matrix[i * width + j] = column.isNull(i) ? .nan : v[i] }
+            matrix.withUnsafeMutableBufferPointer { m in
+                if let index {
+                    for (i, r) in index.enumerated() { m[i * width + j] = column.isNull(r) ? .nan : v[r] }
+                } else {
+                    for i in 0..<rows { m[i * width + j] = column.isNull(i) ? .nan : v[i] }
+                }
+            }
         }
         return matrix
     }

@@ -113,13 +113,13 @@ struct LearnTests {
         #expect(throws: KilnError.self) { try Trainer.fit(TrainingSpec(algorithm: .linear, task: .regression, target: "y", features: ["a"], params: ["depth": "3"]), train) }
     }
 
-    @Test("evaluation plots: ROC, PR, confusion matrix, importance for classifiers; residuals for regressors")
+    @Test("evaluation plots: ROC, PR, calibration, confusion matrix, importance for classifiers; residuals for regressors")
     func plots() throws {
         let frame = Self.synthetic(rows: 400)
         let data = try Dataset(frame, target: "label", features: ["a", "b"])
         let model = try Trainer.fit(TrainingSpec(algorithm: .logistic, task: .classification, target: "label", features: ["a", "b"]), data).model
         let svgs = try model.plots(on: data)
-        #expect(Set(svgs.keys) == ["roc_curve.svg", "precision_recall_curve.svg", "confusion_matrix.svg", "feature_importance.svg"])
+        #expect(Set(svgs.keys) == ["roc_curve.svg", "precision_recall_curve.svg", "calibration_curve.svg", "confusion_matrix.svg", "feature_importance.svg"])
         for svg in svgs.values {
             #expect(svg.hasPrefix("<svg ") && svg.hasSuffix("</svg>\n"))
             #expect(!["=\"nan", ",nan", "nan,", "=\"inf", ">nan<"].contains { svg.contains($0) })  // no NaN coordinates

@@ -86,7 +86,7 @@ let package = Package(
         .target(
             name: "KilnPlatform",
             dependencies: ["KilnCore", "KilnStore", "KilnStoreSQLite", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnSQL", "KilnLearn",
-                           "KilnFrame", "KilnLake"],
+                           "KilnFrame", "KilnLake", .product(name: "SQLKit", package: "sql-kit")],
             swiftSettings: strict
         ),
         .target(

@@ -302,3 +302,47 @@ func jsonString(_ s: String) -> String {
     let data = try? JSONSerialization.data(withJSONObject: [s])
     return data.flatMap { String(data: $0, encoding: .utf8) }.map { String($0.dropFirst().dropLast()) } ?? "\"\(s)\""
 }
+
+/// One row's answer from a served model, in the shape MLflow's pyfunc flavors return.
+public enum ServedPrediction: Sendable, Equatable {
+    case number(Double)
+    case integer(Int64)
+    case text(String)
+    case vector([Double])
+}
+
+extension KilnModel {
+    /// Whether Python loads this model as an MLflow xgboost pyfunc (a booster without a Kiln pipeline).
+    public var isPythonBooster: Bool {
+        if case .booster = state, pipeline == nil { return true }
+        return false
+    }
+
+    /// The input columns a served request must carry.
+    public var inputColumns: [String] { pipeline?.inputColumns ?? spec.features }
+
+    /// Predictions for serving, per row of `frame` (rows a pipeline drops answer nothing): for a Python-loadable
+    /// booster exactly what `mlflow.pyfunc.load_model(...).predict` returns — class-1 probability (binary), the
+    /// probability vector (multiclass) or the value; for Kiln-native models the class label (as an integer when every
+    /// class is one), the value, the cluster or the ranking score.
+    public func servedPredictions(_ frame: Frame) throws -> [ServedPrediction] {
+        let (matrix, kept) = try features(of: frame)
+        let rows = kept?.count ?? frame.rowCount
+        let p = try predict(matrix, rows: rows)
+        if isPythonBooster {
+            if spec.task == .classification {
+                let k = classes.count
+                if k == 2 { return (0..<rows).map { .number(p[$0 * 2 + 1]) } }
+                return (0..<rows).map { .vector(Array(p[($0 * k)..<(($0 + 1) * k)])) }
+            }
+            return p.map { .number($0) }
+        }
+        switch spec.task {
+        case .classification:
+            let integers = classes.allSatisfy { Int64($0) != nil }
+            return decide(p).map { integers ? .integer(Int64(classes[Int($0)])!) : .text(classes[Int($0)]) }
+        case .clustering: return p.map { .integer(Int64($0)) }
+        case .regression, .ranking: return p.map { .number($0) }
+        }
+    }
+}

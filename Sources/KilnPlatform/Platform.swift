@@ -25,6 +25,8 @@ public struct Platform: Sendable {
     public let adminToken: String
     /// The clock every service was built with.
     public let clock: any KilnClock
+    /// Model serving endpoints.
+    public let serving: ServingService
 
     /// Opens (creating if needed) the home folder and builds every service.
     /// - Throws: `INVALID_PARAMETER_VALUE` when the home cannot be used.
@@ -45,8 +47,11 @@ public struct Platform: Sendable {
             logger: logger)
         let token = try resolveAdminToken(configuration, logger: logger)
         let statements = StatementService(warehouse: home.appendingPathComponent("warehouse").path)
+        let serving = try await ServingService.make(database: database, clock: clock, logger: logger) { uri in
+            try await Platform.loadModel(uri, registry: registry, tracking: tracking, artifacts: artifacts).model
+        }
         return Platform(configuration: configuration, database: database, artifacts: artifacts, tracking: tracking,
-                        registry: registry, statements: statements, adminToken: token, clock: clock)
+                        registry: registry, statements: statements, adminToken: token, clock: clock, serving: serving)
     }
 
     /// Closes the store.

@@ -5,6 +5,7 @@ import KilnFrame
 import KilnLake
 import KilnLearn
 import KilnRegistry
+import KilnTracking
 
 /// What a batch scoring wrote.
 public struct PredictOutcome: Sendable, Equatable {
@@ -18,6 +19,11 @@ extension Platform {
     /// Loads a Kiln-trained model from `runs:/<run>/<path>`, `models:/<name>/<version>`, `models:/<name>@<alias>` or a
     /// local model directory; also returns a label for it (`name/version`, `runs:/…` or the path).
     public func loadModel(_ uri: String) async throws -> (model: KilnModel, label: String) {
+        try await Self.loadModel(uri, registry: registry, tracking: tracking, artifacts: artifacts)
+    }
+
+    /// `loadModel` over the services it needs (the serving service holds these, not a platform).
+    static func loadModel(_ uri: String, registry: RegistryService, tracking: TrackingService, artifacts: any BlobStore) async throws -> (model: KilnModel, label: String) {
         var location: String, label: String
         if uri.hasPrefix("models:/") {
             let rest = String(uri.dropFirst("models:/".count))
@@ -45,17 +51,17 @@ extension Platform {
         }
         let staging = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-model-\(Identifiers.hex32())")
         defer { try? FileManager.default.removeItem(at: staging) }
-        try download(key, to: staging)
+        try download(key, to: staging, from: artifacts)
         return (try KilnModel.read(from: staging), label)
     }
 
     /// Copies the files under `key` into a local directory.
-    func download(_ key: BlobKey, to directory: URL) throws {
+    static func download(_ key: BlobKey, to directory: URL, from artifacts: any BlobStore) throws {
         guard try artifacts.kind(of: key) == true else { throw KilnError.notFound("No model files at '\(key.path)'") }
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         for entry in try artifacts.list(key) {
             let child = try key.appending(entry.name), target = directory.appendingPathComponent(entry.name)
-            if entry.isDirectory { try download(child, to: target) } else { try Data(try artifacts.get(child)).write(to: target) }
+            if entry.isDirectory { try download(child, to: target, from: artifacts) } else { try Data(try artifacts.get(child)).write(to: target) }
         }
     }
 

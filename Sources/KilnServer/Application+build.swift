@@ -24,6 +24,7 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
     ArtifactRoutes(artifacts: platform.artifacts).register(on: router)
     StatementRoutes(statements: platform.statements).register(on: router)
     TrainingRoutes(platform: platform).register(on: router)
+    ServingRoutes(serving: platform.serving).register(on: router)
     return router
 }
 

@@ -1,0 +1,289 @@
+import Foundation
+import KilnCore
+import KilnFrame
+import KilnLearn
+import KilnStore
+import Logging
+import SQLKit
+
+/// A registered model version served by an endpoint.
+public struct ServedEntity: Codable, Sendable, Equatable {
+    /// The name requests and traffic routes know it by (default `<model>-<version>`).
+    public var name: String
+    /// The registered model's name and version.
+    public var entityName: String
+    public var entityVersion: String
+    /// Small, Medium or Large: how many requests it scores at once.
+    public var workloadSize: String
+    public var scaleToZeroEnabled: Bool
+
+    public init(name: String? = nil, entityName: String, entityVersion: String, workloadSize: String = "Small", scaleToZeroEnabled: Bool = false) {
+        self.name = name ?? "\(entityName.replacingOccurrences(of: ".", with: "-"))-\(entityVersion)"
+        self.entityName = entityName
+        self.entityVersion = entityVersion
+        self.workloadSize = workloadSize
+        self.scaleToZeroEnabled = scaleToZeroEnabled
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, entityName = "entity_name", entityVersion = "entity_version", workloadSize = "workload_size", scaleToZeroEnabled = "scale_to_zero_enabled"
+    }
+
+    /// The model URI it loads.
+    var modelURI: String { "models:/\(entityName)/\(entityVersion)" }
+}
+
+/// A share of an endpoint's requests, in whole percent.
+public struct TrafficRoute: Codable, Sendable, Equatable {
+    public var servedModelName: String
+    public var trafficPercentage: Int
+
+    public init(servedModelName: String, trafficPercentage: Int) {
+        self.servedModelName = servedModelName
+        self.trafficPercentage = trafficPercentage
+    }
+
+    enum CodingKeys: String, CodingKey { case servedModelName = "served_model_name", trafficPercentage = "traffic_percentage" }
+}
+
+/// What an endpoint serves and how requests are split.
+public struct EndpointConfig: Codable, Sendable, Equatable {
+    public var servedEntities: [ServedEntity]
+    public var routes: [TrafficRoute]
+    /// Counts config updates, from 1.
+    public var version: Int64
+
+    public init(servedEntities: [ServedEntity], routes: [TrafficRoute] = [], version: Int64 = 1) {
+        self.servedEntities = servedEntities
+        self.routes = routes
+        self.version = version
+    }
+
+    enum CodingKeys: String, CodingKey { case servedEntities = "served_entities", routes, version = "config_version" }
+
+    /// The config with defaults filled in (one entity → all traffic), checked.
+    /// - Throws: for no or duplicate entities, unknown sizes, routes naming unknown entities or not summing to 100.
+    func normalized() throws -> EndpointConfig {
+        guard !servedEntities.isEmpty else { throw KilnError.invalid("config.served_entities is empty: serve at least one model version") }
+        var out = self
+        var names = Set<String>()
+        for entity in servedEntities {
+            guard !entity.entityName.isEmpty, !entity.entityVersion.isEmpty else {
+                throw KilnError.invalid("Every served entity needs entity_name (a registered model) and entity_version")
+            }
+            guard names.insert(entity.name).inserted else { throw KilnError.invalid("Served entity name '\(entity.name)' is used twice") }
+            guard ["Small", "Medium", "Large"].contains(entity.workloadSize) else {
+                throw KilnError.invalid("workload_size '\(entity.workloadSize)' is not Small, Medium or Large")
+            }
+        }
+        if routes.isEmpty {
+            guard servedEntities.count == 1 else {
+                throw KilnError.invalid("With \(servedEntities.count) served entities, give traffic_config.routes (percentages summing to 100)")
+            }
+            out.routes = [TrafficRoute(servedModelName: servedEntities[0].name, trafficPercentage: 100)]
+        }
+        for route in out.routes {
+            guard names.contains(route.servedModelName) else {
+                throw KilnError.invalid("Traffic route names '\(route.servedModelName)', which is not a served entity (\(names.sorted().joined(separator: ", ")))")
+            }
+            guard (0...100).contains(route.trafficPercentage) else { throw KilnError.invalid("traffic_percentage must be between 0 and 100") }
+        }
+        let total = out.routes.reduce(0) { $0 + $1.trafficPercentage }
+        guard total == 100 else { throw KilnError.invalid("Traffic percentages sum to \(total); they must sum to 100") }
+        return out
+    }
+}
+
+/// A serving endpoint as stored.
+public struct ServingEndpoint: Sendable, Equatable {
+    public var name: String
+    public var id: String
+    public var creator: String?
+    public var creationTimestamp: Int64
+    public var lastUpdatedTimestamp: Int64
+    public var config: EndpointConfig
+    public var tags: [KeyValue]
+    public var description: String?
+}
+
+/// Serving endpoints: their configs in the store, their models loaded in memory. Kiln models (and XGBoost boosters)
+/// are scored in-process. A config change loads and warms the new models before requests move to them, so no
+/// request sees a half-loaded endpoint; after a restart (or when nothing was loaded) the first request loads them.
+public final class ServingService: @unchecked Sendable {
+    let database: any KilnDatabase
+    let clock: any KilnClock
+    let load: @Sendable (String) async throws -> KilnModel
+
+    /// Loaded models of one config version, and the cumulative route shares.
+    struct Deployment: Sendable {
+        var version: Int64
+        var models: [String: KilnModel]
+        var routes: [(name: String, upTo: Int)]
+    }
+
+    private let lock = NSLock()
+    private var deployments: [String: Deployment] = [:]
+
+    public static let migrations = [
+        Migration("serving_0001_endpoints", [
+            """
+            CREATE TABLE serving_endpoints (
+                name VARCHAR(256) PRIMARY KEY,
+                id VARCHAR(64) NOT NULL,
+                creator VARCHAR(256),
+                creation_time BIGINT NOT NULL,
+                last_updated_time BIGINT NOT NULL,
+                config TEXT NOT NULL,
+                tags TEXT NOT NULL,
+                description TEXT
+            )
+            """,
+        ]),
+    ]
+
+    init(database: any KilnDatabase, clock: any KilnClock, load: @escaping @Sendable (String) async throws -> KilnModel) {
+        self.database = database
+        self.clock = clock
+        self.load = load
+    }
+
+    static func make(database: any KilnDatabase, clock: any KilnClock, logger: Logger,
+                     load: @escaping @Sendable (String) async throws -> KilnModel) async throws -> ServingService {
+        try await Migrator.migrate(database, migrations, logger: logger)
+        return ServingService(database: database, clock: clock, load: load)
+    }
+
+    // MARK: Control plane
+
+    /// Creates an endpoint after loading every served model.
+    /// - Throws: `INVALID_PARAMETER_VALUE` for a bad name or config or a model that cannot be served,
+    ///   `RESOURCE_ALREADY_EXISTS` when the name is taken.
+    public func create(name: String, config input: EndpointConfig, tags: [KeyValue] = [], description: String? = nil, creator: String?) async throws -> ServingEndpoint {
+        guard name.range(of: "^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$", options: .regularExpression) != nil else {
+            throw KilnError.invalid("Endpoint name '\(name)' must be 1–63 letters, digits, '-' or '_', starting with a letter or digit")
+        }
+        if (try? await get(name: name)) != nil { throw KilnError(.resourceAlreadyExists, "Serving endpoint '\(name)' already exists") }
+        var config = try input.normalized()
+        config.version = 1
+        let deployment = try await deploy(config)
+        let now = clock.nowMillis()
+        let endpoint = ServingEndpoint(name: name, id: Identifiers.hex32(), creator: creator, creationTimestamp: now, lastUpdatedTimestamp: now,
+                                       config: config, tags: tags, description: description)
+        let configText = try Self.encode(config), tagsText = try Self.encode(tags.map { ["key": $0.key, "value": $0.value] })
+        try await database.write { sql in
+            try await sql.raw("""
+                INSERT INTO serving_endpoints (name, id, creator, creation_time, last_updated_time, config, tags, description)
+                VALUES (\(bind: name), \(bind: endpoint.id), \(bind: creator), \(bind: now), \(bind: now), \(bind: configText), \(bind: tagsText), \(bind: description))
+                """).run()
+        }
+        install(name, deployment)
+        return endpoint
+    }
+
+    public func get(name: String) async throws -> ServingEndpoint {
+        let rows = try await database.read { sql in
+            try await sql.raw("SELECT * FROM serving_endpoints WHERE name = \(bind: name)").all()
+        }
+        guard let row = rows.first else { throw KilnError.notFound("Serving endpoint '\(name)' does not exist") }
+        return try Self.endpoint(row)
+    }
+
+    public func list() async throws -> [ServingEndpoint] {
+        try await database.read { sql in try await sql.raw("SELECT * FROM serving_endpoints ORDER BY name").all() }.map(Self.endpoint)
+    }
+
+    /// Replaces the served entities and routes. The new models are loaded and warmed first; requests move to them
+    /// only once all are ready (the old ones keep answering meanwhile).
+    public func updateConfig(name: String, config input: EndpointConfig) async throws -> ServingEndpoint {
+        var endpoint = try await get(name: name)
+        var config = try input.normalized()
+        config.version = endpoint.config.version + 1
+        let deployment = try await deploy(config)
+        let now = clock.nowMillis()
+        let configText = try Self.encode(config)
+        try await database.write { sql in
+            try await sql.raw("UPDATE serving_endpoints SET config = \(bind: configText), last_updated_time = \(bind: now) WHERE name = \(bind: name)").run()
+        }
+        install(name, deployment)
+        endpoint.config = config
+        endpoint.lastUpdatedTimestamp = now
+        return endpoint
+    }
+
+    public func delete(name: String) async throws {
+        _ = try await get(name: name)
+        try await database.write { sql in try await sql.raw("DELETE FROM serving_endpoints WHERE name = \(bind: name)").run() }
+        lock.withLock { _ = deployments.removeValue(forKey: name) }
+    }
+
+    // MARK: Data plane
+
+    /// Scores `frame` on the endpoint: picks a served entity by the traffic shares, checks the columns, predicts.
+    /// - Throws: `RESOURCE_DOES_NOT_EXIST` for an unknown endpoint, `INVALID_PARAMETER_VALUE` for missing columns.
+    public func invoke(name: String, frame: Frame) async throws -> (servedEntity: String, predictions: [ServedPrediction]) {
+        var deployment = lock.withLock { deployments[name] }
+        if deployment == nil {
+            // Cold start: after a restart, or never loaded in this process.
+            let endpoint = try await get(name: name)
+            let loaded = try await deploy(endpoint.config)
+            install(name, loaded)
+            deployment = loaded
+        }
+        guard let deployment else { throw KilnError.notFound("Serving endpoint '\(name)' does not exist") }
+        let draw = Int.random(in: 0..<100)
+        let served = deployment.routes.first { draw < $0.upTo }?.name ?? deployment.routes.last!.name
+        guard let model = deployment.models[served] else { throw KilnError(.internalError, "Served entity \(served) is not loaded") }
+        let missing = model.inputColumns.filter { frame.index(of: $0) == nil }
+        guard missing.isEmpty else {
+            throw KilnError.invalid("The request lacks column\(missing.count > 1 ? "s" : "") \(missing.joined(separator: ", ")); the model needs \(model.inputColumns.joined(separator: ", "))")
+        }
+        return (served, try model.servedPredictions(frame))
+    }
+
+    /// Loads (and warms: one prediction of zeros) every served model of `config`.
+    func deploy(_ config: EndpointConfig) async throws -> Deployment {
+        var models: [String: KilnModel] = [:]
+        for entity in config.servedEntities {
+            let model: KilnModel
+            do {
+                model = try await load(entity.modelURI)
+            } catch let error as KilnError {
+                throw KilnError.invalid("Cannot serve \(entity.entityName) version \(entity.entityVersion): \(error.message)")
+            }
+            let width = model.featureNames.count
+            _ = try? model.predict([Double](repeating: 0, count: width), rows: 1)
+            models[entity.name] = model
+        }
+        var upTo = 0
+        let routes = config.routes.filter { $0.trafficPercentage > 0 }.map { route -> (String, Int) in
+            upTo += route.trafficPercentage
+            return (route.servedModelName, upTo)
+        }
+        return Deployment(version: config.version, models: models, routes: routes)
+    }
+
+    private func install(_ name: String, _ deployment: Deployment) {
+        lock.withLock {
+            // A slower, older update must not replace a newer config.
+            if let current = deployments[name], current.version > deployment.version { return }
+            deployments[name] = deployment
+        }
+    }
+
+    static func encode<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    static func endpoint(_ row: any SQLRow) throws -> ServingEndpoint {
+        let config = try JSONDecoder().decode(EndpointConfig.self, from: Data(try row.decode(column: "config", as: String.self).utf8))
+        let tags = try JSONDecoder().decode([[String: String]].self, from: Data(try row.decode(column: "tags", as: String.self).utf8))
+        return ServingEndpoint(name: try row.decode(column: "name", as: String.self), id: try row.decode(column: "id", as: String.self),
+                               creator: try row.decode(column: "creator", as: String?.self),
+                               creationTimestamp: try row.decode(column: "creation_time", as: Int64.self),
+                               lastUpdatedTimestamp: try row.decode(column: "last_updated_time", as: Int64.self),
+                               config: config, tags: tags.map { KeyValue($0["key"] ?? "", $0["value"] ?? "") },
+                               description: try row.decode(column: "description", as: String?.self))
+    }
+}

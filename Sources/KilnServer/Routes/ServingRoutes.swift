@@ -1,0 +1,252 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import KilnCore
+import KilnFrame
+import KilnLearn
+import KilnPlatform
+
+/// Databricks Model Serving: the control plane under `/api/2.0/serving-endpoints` (create, get, list, update config,
+/// delete) and the data plane `POST /serving-endpoints/{name}/invocations` with the four scoring formats
+/// (`dataframe_split`, `dataframe_records`, `instances`, `inputs`), answering `{"predictions": [...]}` with a
+/// `served-model-name` header, as databricks-sdk expects.
+struct ServingRoutes: Sendable {
+    let serving: ServingService
+
+    func register(on router: Router<KilnRequestContext>) {
+        MessageRoute.register([
+            MessageRoute(.post, "serving-endpoints", create),
+            MessageRoute(.get, "serving-endpoints", list),
+            MessageRoute(.get, "serving-endpoints/{name}", get),
+            MessageRoute(.delete, "serving-endpoints/{name}", delete),
+            MessageRoute(.put, "serving-endpoints/{name}/config", updateConfig),
+        ], prefixes: ["/api/2.0/"], on: router)
+        MessageRoute.register([MessageRoute(.post, "serving-endpoints/{name}/invocations", invoke)], prefixes: ["/"], on: router)
+    }
+
+    func create(_ m: RequestMessage) async throws -> Response {
+        guard case .object(let config)? = m.fields["config"] else { throw KilnError.invalid("Missing config: give served_entities (and traffic_config)") }
+        var tags: [KeyValue] = []
+        if case .array(let items)? = m.fields["tags"] {
+            for case .object(let tag) in items {
+                guard case .string(let key)? = tag["key"] else { throw KilnError.invalid("Every tag needs a key") }
+                if case .string(let value)? = tag["value"] { tags.append(KeyValue(key, value)) } else { tags.append(KeyValue(key, "")) }
+            }
+        }
+        let endpoint = try await serving.create(name: try m.requireString("name"), config: try Self.config(config), tags: tags,
+                                                description: try m.string("description"), creator: m.principal)
+        return .json { Self.write(endpoint, &$0) }
+    }
+
+    func list(_ m: RequestMessage) async throws -> Response {
+        let endpoints = try await serving.list()
+        return .json { w in
+            w.key("endpoints")
+            w.array { w in for endpoint in endpoints { w.object { Self.write(endpoint, &$0) } } }
+        }
+    }
+
+    func get(_ m: RequestMessage) async throws -> Response {
+        let endpoint = try await serving.get(name: try m.requireString("name"))
+        return .json { Self.write(endpoint, &$0) }
+    }
+
+    func delete(_ m: RequestMessage) async throws -> Response {
+        try await serving.delete(name: try m.requireString("name"))
+        return .json { _ in }
+    }
+
+    func updateConfig(_ m: RequestMessage) async throws -> Response {
+        let endpoint = try await serving.updateConfig(name: try m.requireString("name"), config: try Self.config(m.fields))
+        return .json { Self.write(endpoint, &$0) }
+    }
+
+    func invoke(_ m: RequestMessage) async throws -> Response {
+        let frame = try Self.frame(m.fields)
+        let (served, predictions) = try await serving.invoke(name: try m.requireString("name"), frame: frame)
+        var w = JSONWriter()
+        w.object { w in
+            w.key("predictions")
+            w.array { w in
+                for p in predictions {
+                    switch p {
+                    case .number(let v): w.value(v)
+                    case .integer(let v): w.value(v)
+                    case .text(let v): w.value(v)
+                    case .vector(let v): w.array { w in for x in v { w.value(x) } }
+                    }
+                }
+            }
+        }
+        var response = Response.json(w)
+        response.headers[HTTPField.Name("served-model-name")!] = served
+        return response
+    }
+
+    // MARK: Wire formats
+
+    /// EndpointCoreConfigInput: `served_entities` (or the legacy `served_models`) and `traffic_config.routes`.
+    static func config(_ fields: [String: JSONValue]) throws -> EndpointConfig {
+        func text(_ value: JSONValue?) -> String? {
+            switch value {
+            case .string(let s)?: s
+            case .number(let n)?: n
+            default: nil
+            }
+        }
+        func bool(_ value: JSONValue?) -> Bool { if case .bool(let b)? = value { return b } else { return false } }
+        if case .object(let capture)? = fields["auto_capture_config"], case .bool(true)? = capture["enabled"] {
+            throw KilnError.invalid("Inference tables (auto_capture_config) are not available yet")
+        }
+        var entities: [ServedEntity] = []
+        if case .array(let items)? = fields["served_entities"] {
+            for case .object(let e) in items {
+                guard let name = text(e["entity_name"]), let version = text(e["entity_version"]) else {
+                    throw KilnError.invalid("Every served entity needs entity_name and entity_version")
+                }
+                entities.append(ServedEntity(name: text(e["name"]), entityName: name, entityVersion: version,
+                                             workloadSize: text(e["workload_size"]) ?? "Small", scaleToZeroEnabled: bool(e["scale_to_zero_enabled"])))
+            }
+        }
+        if case .array(let items)? = fields["served_models"] {
+            for case .object(let e) in items {
+                guard let name = text(e["model_name"]), let version = text(e["model_version"]) else {
+                    throw KilnError.invalid("Every served model needs model_name and model_version")
+                }
+                entities.append(ServedEntity(name: text(e["name"]), entityName: name, entityVersion: version,
+                                             workloadSize: text(e["workload_size"]) ?? "Small", scaleToZeroEnabled: bool(e["scale_to_zero_enabled"])))
+            }
+        }
+        var routes: [TrafficRoute] = []
+        if case .object(let traffic)? = fields["traffic_config"], case .array(let items)? = traffic["routes"] {
+            for case .object(let r) in items {
+                guard let name = text(r["served_model_name"]) ?? text(r["served_entity_name"]) else {
+                    throw KilnError.invalid("Every traffic route needs served_model_name")
+                }
+                guard let share = text(r["traffic_percentage"]).flatMap({ Int($0) }) else { throw KilnError.invalid("traffic_percentage must be a whole number") }
+                routes.append(TrafficRoute(servedModelName: name, trafficPercentage: share))
+            }
+        }
+        return EndpointConfig(servedEntities: entities, routes: routes)
+    }
+
+    /// A frame from one of the scoring formats: columns of numbers (doubles), text or booleans, nulls allowed.
+    static func frame(_ fields: [String: JSONValue]) throws -> Frame {
+        var names: [String] = [], columns: [String: [JSONValue]] = [:]
+        func add(_ name: String) { if columns[name] == nil { names.append(name); columns[name] = [] } }
+        func records(_ rows: [JSONValue]) throws {
+            for case .object(let row) in rows { for key in row.keys.sorted() { add(key) } }
+            for row in rows {
+                guard case .object(let object) = row else { throw KilnError.invalid("Each record must be an object of column: value") }
+                for name in names { columns[name]!.append(object[name] ?? .null) }
+            }
+        }
+        if case .object(let split)? = fields["dataframe_split"] {
+            guard case .array(let cols)? = split["columns"], case .array(let data)? = split["data"] else {
+                throw KilnError.invalid("dataframe_split needs columns and data")
+            }
+            for case .string(let name) in cols { add(name) }
+            guard names.count == cols.count else { throw KilnError.invalid("dataframe_split columns must be distinct names") }
+            for row in data {
+                guard case .array(let values) = row, values.count == names.count else {
+                    throw KilnError.invalid("Every dataframe_split data row needs \(names.count) values")
+                }
+                for (name, value) in zip(names, values) { columns[name]!.append(value) }
+            }
+        } else if case .array(let rows)? = fields["dataframe_records"] {
+            try records(rows)
+        } else if case .array(let rows)? = fields["instances"] {
+            guard rows.allSatisfy({ if case .object = $0 { return true } else { return false } }) else {
+                throw KilnError.invalid("instances must be objects of column: value (or send dataframe_split with column names)")
+            }
+            try records(rows)
+        } else if let inputs = fields["inputs"] {
+            switch inputs {
+            case .object(let object):
+                for key in object.keys.sorted() {
+                    guard case .array(let values) = object[key]! else { throw KilnError.invalid("inputs.\(key) must be a list of values") }
+                    add(key)
+                    columns[key] = values
+                }
+                guard Set(columns.values.map(\.count)).count <= 1 else { throw KilnError.invalid("Every inputs column must have the same length") }
+            case .array(let rows): try records(rows)
+            default: throw KilnError.invalid("inputs must be an object of columns or a list of records")
+            }
+        } else {
+            throw KilnError.invalid("Send one of dataframe_split, dataframe_records, instances or inputs")
+        }
+        let rows = columns[names.first ?? ""]?.count ?? 0
+        guard rows > 0 else { throw KilnError.invalid("The request has no rows to score") }
+        return Frame(names: names, columns: try names.map { name in try column(name, columns[name]!) })
+    }
+
+    static func column(_ name: String, _ values: [JSONValue]) throws -> Column {
+        let present = values.filter { $0 != .null }
+        if present.allSatisfy({ if case .number = $0 { return true } else { return false } }) {
+            var out = [Double](repeating: 0, count: values.count), valid = [Bool](repeating: true, count: values.count)
+            for (i, v) in values.enumerated() {
+                if case .number(let n) = v, let d = Double(n) { out[i] = d } else { valid[i] = false }
+            }
+            return Column(type: .float64, values: .double(out), validity: valid)
+        }
+        if present.allSatisfy({ if case .string = $0 { return true } else { return false } }) {
+            return Column.from(values.map { if case .string(let s) = $0 { return Value.string(s) } else { return Value.null } }, type: .string)
+        }
+        if present.allSatisfy({ if case .bool = $0 { return true } else { return false } }) {
+            return Column.from(values.map { if case .bool(let b) = $0 { return Value.bool(b) } else { return Value.null } }, type: .bool)
+        }
+        throw KilnError.invalid("Column '\(name)' mixes types; send numbers, strings or booleans (null for missing)")
+    }
+
+    /// ServingEndpointDetailed.
+    static func write(_ e: ServingEndpoint, _ w: inout JSONWriter) {
+        w.field("name", e.name)
+        w.field("id", e.id)
+        w.field("creator", e.creator)
+        w.field("creation_timestamp", e.creationTimestamp)
+        w.field("last_updated_timestamp", e.lastUpdatedTimestamp)
+        w.field("description", e.description)
+        w.key("state")
+        w.object { w in
+            w.field("ready", "READY")
+            w.field("config_update", "NOT_UPDATING")
+        }
+        w.key("config")
+        w.object { w in
+            w.key("served_entities")
+            w.array { w in
+                for entity in e.config.servedEntities {
+                    w.object { w in
+                        w.field("name", entity.name)
+                        w.field("entity_name", entity.entityName)
+                        w.field("entity_version", entity.entityVersion)
+                        w.field("workload_size", entity.workloadSize)
+                        w.field("scale_to_zero_enabled", entity.scaleToZeroEnabled)
+                        w.key("state")
+                        w.object { w in
+                            w.field("deployment", "DEPLOYMENT_READY")
+                            w.field("deployment_state_message", "Served in process by Kiln")
+                        }
+                    }
+                }
+            }
+            w.key("traffic_config")
+            w.object { w in
+                w.key("routes")
+                w.array { w in
+                    for route in e.config.routes {
+                        w.object { w in
+                            w.field("served_model_name", route.servedModelName)
+                            w.field("traffic_percentage", Int64(route.trafficPercentage))
+                        }
+                    }
+                }
+            }
+            w.field("config_version", e.config.version)
+        }
+        if !e.tags.isEmpty {
+            w.key("tags")
+            w.array { w in for tag in e.tags { w.object { w in w.field("key", tag.key); w.field("value", tag.value) } } }
+        }
+    }
+}

@@ -1,0 +1,164 @@
+"""Model serving through the stock databricks-sdk: endpoints created, queried in every scoring format, updated with
+A/B traffic, deleted — predictions compared exactly with offline scoring (`kiln predict`, and for a booster what
+`mlflow.pyfunc.load_model` returns in Python)."""
+import json
+import os
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.errors import NotFound
+from databricks.sdk.service.serving import DataframeSplitInput, EndpointCoreConfigInput, Route, ServedEntityInput, TrafficConfig
+from deltalake import DeltaTable
+from sklearn import datasets
+
+from conftest import TOKEN
+from test_learn import kiln_cli
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def models(kiln, tmp_path_factory):
+    """A booster, a logistic regression and a booster behind a text pipeline, registered; the data they score."""
+    work = tmp_path_factory.mktemp("serving")
+    X, y = datasets.load_breast_cancer(return_X_y=True)
+    df = pd.DataFrame(X[:, :8], columns=[f"f{i}" for i in range(8)])
+    df["tier"] = np.random.default_rng(0).choice(["gold", "silver", "bronze"], len(df))
+    df["label"] = y
+    path = work / "bc.parquet"
+    df.to_parquet(path, index=False)
+    kiln_cli("table", "write", "main.serving.bc", "--from", str(path), home=kiln.home)
+    numeric = ",".join(f"f{i}" for i in range(8))
+    for name, algorithm, features in [("serve_xgb", "xgboost", numeric), ("serve_logit", "logistic", numeric),
+                                      ("serve_pipe", "xgboost", numeric + ",tier")]:
+        kiln_cli("train", "--url", kiln.url, "--table", "main.serving.bc", "--target", "label", "--algorithm", algorithm,
+                 "--features", features, "--register", name, "--json")
+    return df
+
+
+@pytest.fixture(scope="module")
+def w(kiln):
+    return WorkspaceClient(host=kiln.url, token=TOKEN, auth_type="pat")
+
+
+def offline(kiln, model, output):
+    kiln_cli("predict", "--model", model, "--table", "main.serving.bc", "--output", f"main.serving.{output}", home=kiln.home)
+    return DeltaTable(os.path.join(kiln.home, "warehouse", "main", "serving", output)).to_pandas()
+
+
+def entity(name, version="1", served=None):
+    return ServedEntityInput(entity_name=name, entity_version=version, name=served, workload_size="Small", scale_to_zero_enabled=True)
+
+
+def test_booster_endpoint_answers_what_mlflow_pyfunc_predicts(kiln, w, models, client_env):
+    created = w.serving_endpoints.create_and_wait(name="bc-xgb", config=EndpointCoreConfigInput(name="bc-xgb", served_entities=[entity("serve_xgb")]))
+    assert created.state.ready.value == "READY" and created.config.served_entities[0].name == "serve_xgb-1"
+    features = models[[f"f{i}" for i in range(8)]]
+    expected = mlflow.pyfunc.load_model("models:/serve_xgb/1").predict(features)
+    answers = [
+        w.serving_endpoints.query("bc-xgb", dataframe_split=DataframeSplitInput(columns=list(features.columns), data=features.values.tolist())),
+        w.serving_endpoints.query("bc-xgb", dataframe_records=features.to_dict(orient="records")),
+        w.serving_endpoints.query("bc-xgb", instances=features.to_dict(orient="records")),
+        w.serving_endpoints.query("bc-xgb", inputs={c: features[c].tolist() for c in features.columns}),
+    ]
+    for answer in answers:
+        assert answer.served_model_name == "serve_xgb-1"
+        assert np.array_equal(np.array(answer.predictions, dtype=np.float64), np.asarray(expected, dtype=np.float64))
+    listed = [e.name for e in w.serving_endpoints.list()]
+    assert "bc-xgb" in listed
+
+
+def test_kiln_models_answer_what_batch_scoring_writes(kiln, w, models):
+    for endpoint, model in [("bc-logit", "serve_logit"), ("bc-pipe", "serve_pipe")]:
+        w.serving_endpoints.create_and_wait(name=endpoint, config=EndpointCoreConfigInput(name=endpoint, served_entities=[entity(model)]))
+        scored = offline(kiln, f"models:/{model}/1", f"offline_{model}")
+        columns = [f"f{i}" for i in range(8)] + (["tier"] if model == "serve_pipe" else [])
+        answer = w.serving_endpoints.query(endpoint, dataframe_split=DataframeSplitInput(columns=columns, data=scored[columns].values.tolist()))
+        # Kiln-native models (and a booster behind a Kiln pipeline) answer classes, exactly as batch scoring writes them.
+        assert answer.served_model_name == f"{model}-1"
+        assert answer.predictions == scored["prediction"].tolist()
+
+
+def test_traffic_split_and_config_updates(kiln, w, models):
+    kiln_cli("train", "--url", kiln.url, "--table", "main.serving.bc", "--target", "label", "--algorithm", "xgboost",
+             "--features", ",".join(f"f{i}" for i in range(8)), "--params", "max_depth=2", "--register", "serve_xgb", "--json")
+    w.serving_endpoints.create_and_wait(name="bc-ab", config=EndpointCoreConfigInput(name="bc-ab", served_entities=[entity("serve_xgb")]))
+    updated = w.serving_endpoints.update_config_and_wait(
+        "bc-ab", served_entities=[entity("serve_xgb", "1", "champion"), entity("serve_xgb", "2", "challenger")],
+        traffic_config=TrafficConfig(routes=[Route(served_model_name="champion", traffic_percentage=70),
+                                             Route(served_model_name="challenger", traffic_percentage=30)]))
+    assert updated.config.config_version == 2 and [r.traffic_percentage for r in updated.config.traffic_config.routes] == [70, 30]
+    session = requests.Session()
+    session.headers.update(AUTH)
+    body = {"dataframe_records": models[[f"f{i}" for i in range(8)]].head(1).to_dict(orient="records")}
+    counts = {"champion": 0, "challenger": 0}
+    for _ in range(10_000):
+        response = session.post(f"{kiln.url}/serving-endpoints/bc-ab/invocations", json=body)
+        assert response.status_code == 200
+        counts[response.headers["served-model-name"]] += 1
+    assert abs(counts["challenger"] / 10_000 - 0.30) <= 0.02, counts
+    # Routes that do not add up, or name nobody, change nothing.
+    for routes in ([Route(served_model_name="champion", traffic_percentage=60)], [Route(served_model_name="nobody", traffic_percentage=100)]):
+        response = session.put(f"{kiln.url}/api/2.0/serving-endpoints/bc-ab/config",
+                               json={"served_entities": [{"entity_name": "serve_xgb", "entity_version": "1", "name": "champion"}],
+                                     "traffic_config": {"routes": [r.as_dict() for r in routes]}})
+        assert response.status_code == 400 and response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert w.serving_endpoints.get("bc-ab").config.config_version == 2
+
+
+def test_bad_requests_get_clear_errors(kiln, w, models):
+    session = requests.Session()
+    session.headers.update(AUTH)
+    w.serving_endpoints.create_and_wait(name="bc-errors", config=EndpointCoreConfigInput(name="bc-errors", served_entities=[entity("serve_xgb")]))
+    response = session.post(f"{kiln.url}/serving-endpoints/bc-errors/invocations", json={"dataframe_records": [{"f0": 1.0}]})
+    assert response.status_code == 400 and "lacks columns f1" in response.json()["message"]
+    response = session.post(f"{kiln.url}/serving-endpoints/bc-errors/invocations", json={"nothing": 1})
+    assert response.status_code == 400 and "dataframe_split" in response.json()["message"]
+    response = session.post(f"{kiln.url}/serving-endpoints/nope/invocations", json={"dataframe_records": [{"f0": 1}]})
+    assert response.status_code == 404
+    response = requests.post(f"{kiln.url}/serving-endpoints/bc-errors/invocations", json={"dataframe_records": [{"f0": 1}]})
+    assert response.status_code == 401
+    # A version that does not exist: nothing is created.
+    response = session.post(f"{kiln.url}/api/2.0/serving-endpoints",
+                            json={"name": "bc-missing", "config": {"served_entities": [{"entity_name": "serve_xgb", "entity_version": "99"}]}})
+    assert response.status_code == 400 and "serve_xgb version 99" in response.json()["message"]
+    with pytest.raises(NotFound):
+        w.serving_endpoints.get("bc-missing")
+    response = session.post(f"{kiln.url}/api/2.0/serving-endpoints",
+                            json={"name": "bc-errors", "config": {"served_entities": [{"entity_name": "serve_xgb", "entity_version": "1"}]}})
+    assert response.status_code == 409
+    w.serving_endpoints.delete("bc-errors")
+    with pytest.raises(NotFound):
+        w.serving_endpoints.get("bc-errors")
+
+
+def test_endpoints_survive_a_restart(tmp_path):
+    """Configs persist; the first request after a restart loads the models (cold start) and answers the same."""
+    from conftest import KilnServer
+    home = str(tmp_path / "home")
+    os.makedirs(home)
+    X, y = datasets.load_wine(return_X_y=True)
+    df = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    df["label"] = y
+    df.to_parquet(tmp_path / "wine.parquet", index=False)
+    kiln_cli("table", "write", "main.default.wine", "--from", str(tmp_path / "wine.parquet"), home=home)
+    server = KilnServer(home).start()
+    try:
+        kiln_cli("train", "--url", server.url, "--table", "main.default.wine", "--target", "label", "--algorithm", "random_forest",
+                 "--register", "wine_rf", "--json")
+        response = requests.post(f"{server.url}/api/2.0/serving-endpoints", headers=AUTH,
+                                 json={"name": "wine", "config": {"served_models": [{"model_name": "wine_rf", "model_version": "1"}]}})
+        assert response.status_code == 200, response.text
+        body = {"dataframe_split": {"columns": list(df.columns[:-1]), "data": df.iloc[:, :-1].values.tolist()}}
+        before = requests.post(f"{server.url}/serving-endpoints/wine/invocations", headers=AUTH, json=body).json()["predictions"]
+        server.stop()
+        server.start()
+        after = requests.post(f"{server.url}/serving-endpoints/wine/invocations", headers=AUTH, json=body)
+        assert after.status_code == 200 and after.json()["predictions"] == before
+        assert sum(p == t for p, t in zip(before, df["label"])) > 0.95 * len(df)
+    finally:
+        server.stop()

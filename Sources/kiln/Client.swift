@@ -17,9 +17,12 @@ struct ClientOptions: ParsableArguments {
     @Option(help: "Home folder whose admin.token to use (env KILN_HOME, default ~/.kiln).") var home: String?
     @Flag(help: "Print JSON instead of a table.") var json = false
 
+    /// The server URL these options name.
+    var baseURL: String { url ?? ProcessInfo.processInfo.environment["KILN_URL"] ?? "http://127.0.0.1:5000" }
+
     func client() throws -> KilnClient {
         let env = ProcessInfo.processInfo.environment
-        let base = url ?? env["KILN_URL"] ?? "http://127.0.0.1:5000"
+        let base = baseURL
         var resolved = token ?? env["KILN_TOKEN"]
         if resolved == nil {
             let homeURL = home.map { URL(fileURLWithPath: $0) } ?? KilnConfiguration.defaultHome(environment: env)

@@ -162,3 +162,21 @@ def test_endpoints_survive_a_restart(tmp_path):
         assert sum(p == t for p, t in zip(before, df["label"])) > 0.95 * len(df)
     finally:
         server.stop()
+
+
+def test_endpoints_cli(kiln, models):
+    flags = ["--url", kiln.url, "--token", TOKEN]
+    out = kiln_cli("endpoints", "create", "bc-cli", "--model", "serve_logit", "--version", "1", *flags)
+    assert "serve_logit-1" in out.stdout and "100%" in out.stdout
+    out = kiln_cli("endpoints", "traffic", "bc-cli", "a=serve_logit/1:50", "b=serve_xgb/1:50", *flags)
+    assert "config version 2" in out.stdout and "50%" in out.stdout
+    out = kiln_cli("endpoints", "list", *flags)
+    assert "bc-cli" in out.stdout and "serve_logit/1, serve_xgb/1" in out.stdout
+    row = models[[f"f{i}" for i in range(8)]].head(2).to_dict(orient="records")
+    out = kiln_cli("endpoints", "query", "bc-cli", "--json-body", json.dumps({"dataframe_records": row}), *flags)
+    assert len(json.loads(out.stdout)["predictions"]) == 2
+    out = kiln_cli("endpoints", "traffic", "bc-cli", "a=serve_logit/1:60", *flags, check=False)
+    assert out.returncode != 0 and "sum to 60" in out.stderr
+    kiln_cli("endpoints", "delete", "bc-cli", *flags)
+    out = kiln_cli("endpoints", "get", "bc-cli", *flags, check=False)
+    assert out.returncode != 0 and "does not exist" in out.stderr

@@ -45,6 +45,7 @@ extension KilnError.Code {
     public static let unauthenticated = Self(rawValue: "UNAUTHENTICATED")
     public static let requestLimitExceeded = Self(rawValue: "REQUEST_LIMIT_EXCEEDED")
     public static let endpointNotFound = Self(rawValue: "ENDPOINT_NOT_FOUND")
+    public static let temporarilyUnavailable = Self(rawValue: "TEMPORARILY_UNAVAILABLE")
     public static let internalError = Self(rawValue: "INTERNAL_ERROR")
 }
 
@@ -61,6 +62,7 @@ extension KilnError {
         case .permissionDenied: return 403
         case .unauthenticated: return 401
         case .requestLimitExceeded: return 429
+        case .temporarilyUnavailable: return 503
         default: return 500
         }
     }

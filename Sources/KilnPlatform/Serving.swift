@@ -114,15 +114,32 @@ public final class ServingService: @unchecked Sendable {
     let clock: any KilnClock
     let load: @Sendable (String) async throws -> KilnModel
 
-    /// Loaded models of one config version, and the cumulative route shares.
+    /// Loaded models of one config version, their admission gates, and the cumulative route shares.
     struct Deployment: Sendable {
         var version: Int64
         var models: [String: KilnModel]
+        var gates: [String: Gate]
         var routes: [(name: String, upTo: Int)]
     }
 
     private let lock = NSLock()
     private var deployments: [String: Deployment] = [:]
+    private var stats: [String: [String: EntityStats]] = [:]
+
+    /// How long a request may wait for a scoring slot before it gets 503.
+    public var queueTimeout: Duration = .seconds(30)
+
+    /// Requests scored at once per served entity, by workload size (Databricks' provisioned concurrency).
+    static func concurrency(_ workloadSize: String) -> Int {
+        switch workloadSize {
+        case "Large": 64
+        case "Medium": 16
+        default: 4
+        }
+    }
+
+    /// Requests that may wait for a slot beyond those scoring: more get 429 at once, so memory stays bounded.
+    static let queuePerSlot = 8
 
     public static let migrations = [
         Migration("serving_0001_endpoints", [
@@ -213,7 +230,10 @@ public final class ServingService: @unchecked Sendable {
     public func delete(name: String) async throws {
         _ = try await get(name: name)
         try await database.write { sql in try await sql.raw("DELETE FROM serving_endpoints WHERE name = \(bind: name)").run() }
-        lock.withLock { _ = deployments.removeValue(forKey: name) }
+        lock.withLock {
+            _ = deployments.removeValue(forKey: name)
+            _ = stats.removeValue(forKey: name)
+        }
     }
 
     // MARK: Data plane
@@ -221,6 +241,7 @@ public final class ServingService: @unchecked Sendable {
     /// Scores `frame` on the endpoint: picks a served entity by the traffic shares, checks the columns, predicts.
     /// - Throws: `RESOURCE_DOES_NOT_EXIST` for an unknown endpoint, `INVALID_PARAMETER_VALUE` for missing columns.
     public func invoke(name: String, frame: Frame) async throws -> (servedEntity: String, predictions: [ServedPrediction]) {
+        let started = ContinuousClock.now
         var deployment = lock.withLock { deployments[name] }
         if deployment == nil {
             // Cold start: after a restart, or never loaded in this process.
@@ -232,18 +253,77 @@ public final class ServingService: @unchecked Sendable {
         guard let deployment else { throw KilnError.notFound("Serving endpoint '\(name)' does not exist") }
         let draw = Int.random(in: 0..<100)
         let served = deployment.routes.first { draw < $0.upTo }?.name ?? deployment.routes.last!.name
-        guard let model = deployment.models[served] else { throw KilnError(.internalError, "Served entity \(served) is not loaded") }
-        let missing = model.inputColumns.filter { frame.index(of: $0) == nil }
-        guard missing.isEmpty else {
-            throw KilnError.invalid("The request lacks column\(missing.count > 1 ? "s" : "") \(missing.joined(separator: ", ")); the model needs \(model.inputColumns.joined(separator: ", "))")
+        guard let model = deployment.models[served], let gate = deployment.gates[served] else {
+            throw KilnError(.internalError, "Served entity \(served) is not loaded")
         }
-        return (served, try model.servedPredictions(frame))
+        do {
+            let missing = model.inputColumns.filter { frame.index(of: $0) == nil }
+            guard missing.isEmpty else {
+                throw KilnError.invalid("The request lacks column\(missing.count > 1 ? "s" : "") \(missing.joined(separator: ", ")); the model needs \(model.inputColumns.joined(separator: ", "))")
+            }
+            try await gate.enter(timeout: queueTimeout)
+            defer { gate.leave() }
+            let predictions = try model.servedPredictions(frame)
+            record(name, served, seconds: started.duration(to: .now), failed: false)
+            return (served, predictions)
+        } catch {
+            record(name, served, seconds: started.duration(to: .now), failed: true)
+            throw error
+        }
+    }
+
+    // MARK: Metrics
+
+    /// Requests, failures and a latency histogram of one served entity.
+    struct EntityStats: Sendable {
+        static let bounds: [Double] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+        var requests = 0
+        var errors = 0
+        var buckets = [Int](repeating: 0, count: bounds.count)
+        var seconds = 0.0
+    }
+
+    func record(_ endpoint: String, _ entity: String, seconds duration: Duration, failed: Bool) {
+        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        lock.withLock {
+            var s = stats[endpoint, default: [:]][entity, default: EntityStats()]
+            s.requests += 1
+            if failed { s.errors += 1 }
+            s.seconds += seconds
+            for (k, bound) in EntityStats.bounds.enumerated() where seconds <= bound { s.buckets[k] += 1 }
+            stats[endpoint, default: [:]][entity] = s
+        }
+    }
+
+    /// The endpoint's request counts, failures and latency histograms per served entity, in Prometheus' text format.
+    public func metricsText(name: String) async throws -> String {
+        _ = try await get(name: name)
+        let entities = lock.withLock { stats[name] ?? [:] }
+        func labels(_ entity: String, _ extra: String = "") -> String {
+            "{endpoint=\"\(name)\",served_entity=\"\(entity)\"\(extra)}"
+        }
+        var out = "# HELP kiln_serving_requests_total Requests scored, per served entity.\n# TYPE kiln_serving_requests_total counter\n"
+        for (entity, s) in entities.sorted(by: { $0.key < $1.key }) { out += "kiln_serving_requests_total\(labels(entity)) \(s.requests)\n" }
+        out += "# HELP kiln_serving_errors_total Requests that failed after reaching a served entity.\n# TYPE kiln_serving_errors_total counter\n"
+        for (entity, s) in entities.sorted(by: { $0.key < $1.key }) { out += "kiln_serving_errors_total\(labels(entity)) \(s.errors)\n" }
+        out += "# HELP kiln_serving_latency_seconds Time from request to predictions.\n# TYPE kiln_serving_latency_seconds histogram\n"
+        for (entity, s) in entities.sorted(by: { $0.key < $1.key }) {
+            for (k, bound) in EntityStats.bounds.enumerated() {
+                out += "kiln_serving_latency_seconds_bucket\(labels(entity, ",le=\"\(bound)\"")) \(s.buckets[k])\n"
+            }
+            out += "kiln_serving_latency_seconds_bucket\(labels(entity, ",le=\"+Inf\"")) \(s.requests)\n"
+            out += "kiln_serving_latency_seconds_sum\(labels(entity)) \(s.seconds)\n"
+            out += "kiln_serving_latency_seconds_count\(labels(entity)) \(s.requests)\n"
+        }
+        return out
     }
 
     /// Loads (and warms: one prediction of zeros) every served model of `config`.
     func deploy(_ config: EndpointConfig) async throws -> Deployment {
-        var models: [String: KilnModel] = [:]
+        var models: [String: KilnModel] = [:], gates: [String: Gate] = [:]
         for entity in config.servedEntities {
+            let slots = Self.concurrency(entity.workloadSize)
+            gates[entity.name] = Gate(slots: slots, queue: slots * Self.queuePerSlot)
             let model: KilnModel
             do {
                 model = try await load(entity.modelURI)
@@ -259,7 +339,7 @@ public final class ServingService: @unchecked Sendable {
             upTo += route.trafficPercentage
             return (route.servedModelName, upTo)
         }
-        return Deployment(version: config.version, models: models, routes: routes)
+        return Deployment(version: config.version, models: models, gates: gates, routes: routes)
     }
 
     private func install(_ name: String, _ deployment: Deployment) {
@@ -285,5 +365,63 @@ public final class ServingService: @unchecked Sendable {
                                lastUpdatedTimestamp: try row.decode(column: "last_updated_time", as: Int64.self),
                                config: config, tags: tags.map { KeyValue($0["key"] ?? "", $0["value"] ?? "") },
                                description: try row.decode(column: "description", as: String?.self))
+    }
+}
+
+/// Admission to a served entity: `slots` requests score at once, up to `queue` more wait (FIFO), the rest are refused
+/// with 429 at once; a waiter that waits past its timeout gets 503.
+final class Gate: @unchecked Sendable {
+    let slots: Int
+    let queue: Int
+    private let lock = NSLock()
+    private var running = 0
+    private var waiters: [(id: UInt64, continuation: CheckedContinuation<Bool, Never>)] = []
+    private var nextID: UInt64 = 0
+
+    init(slots: Int, queue: Int) {
+        self.slots = slots
+        self.queue = queue
+    }
+
+    /// Waits for a slot.
+    /// - Throws: `REQUEST_LIMIT_EXCEEDED` (429) when the queue is full, `TEMPORARILY_UNAVAILABLE` (503) after `timeout`.
+    func enter(timeout: Duration) async throws {
+        enum Admission { case now, full, wait(UInt64) }
+        let admission: Admission = lock.withLock {
+            if running < slots { running += 1; return .now }
+            if waiters.count >= queue { return .full }
+            nextID += 1
+            return .wait(nextID)
+        }
+        switch admission {
+        case .now: return
+        case .full: throw KilnError(.requestLimitExceeded, "The endpoint is at capacity (\(slots) scoring, \(queue) waiting); retry with backoff")
+        case .wait(let id):
+            let admitted = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                lock.withLock { waiters.append((id, continuation)) }
+                Task {
+                    try? await Task.sleep(for: timeout)
+                    self.expire(id)
+                }
+            }
+            guard admitted else { throw KilnError(.temporarilyUnavailable, "No scoring slot freed up within \(timeout); the endpoint is overloaded") }
+        }
+    }
+
+    /// Frees a slot: hands it to the longest waiter, if any.
+    func leave() {
+        let next: CheckedContinuation<Bool, Never>? = lock.withLock {
+            if waiters.isEmpty { running -= 1; return nil }
+            return waiters.removeFirst().continuation
+        }
+        next?.resume(returning: true)
+    }
+
+    private func expire(_ id: UInt64) {
+        let expired: CheckedContinuation<Bool, Never>? = lock.withLock {
+            guard let k = waiters.firstIndex(where: { $0.id == id }) else { return nil }
+            return waiters.remove(at: k).continuation
+        }
+        expired?.resume(returning: false)
     }
 }

@@ -20,6 +20,7 @@ struct ServingRoutes: Sendable {
             MessageRoute(.get, "serving-endpoints/{name}", get),
             MessageRoute(.delete, "serving-endpoints/{name}", delete),
             MessageRoute(.put, "serving-endpoints/{name}/config", updateConfig),
+            MessageRoute(.get, "serving-endpoints/{name}/metrics", metrics),
         ], prefixes: ["/api/2.0/"], on: router)
         MessageRoute.register([MessageRoute(.post, "serving-endpoints/{name}/invocations", invoke)], prefixes: ["/"], on: router)
     }
@@ -59,6 +60,12 @@ struct ServingRoutes: Sendable {
     func updateConfig(_ m: RequestMessage) async throws -> Response {
         let endpoint = try await serving.updateConfig(name: try m.requireString("name"), config: try Self.config(m.fields))
         return .json { Self.write(endpoint, &$0) }
+    }
+
+    /// Prometheus text: requests, failures and latency histograms per served entity.
+    func metrics(_ m: RequestMessage) async throws -> Response {
+        let text = try await serving.metricsText(name: try m.requireString("name"))
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
     }
 
     func invoke(_ m: RequestMessage) async throws -> Response {

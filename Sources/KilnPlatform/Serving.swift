@@ -114,22 +114,24 @@ public final class ServingService: @unchecked Sendable {
     let clock: any KilnClock
     let load: @Sendable (String) async throws -> KilnModel
 
-    /// Loaded models of one config version, their admission gates, and the cumulative route shares.
+    /// Loaded models of one config version, the endpoint's admission gate, and the cumulative route shares.
     struct Deployment: Sendable {
         var version: Int64
         var models: [String: KilnModel]
-        var gates: [String: Gate]
+        var gate: Gate
         var routes: [(name: String, upTo: Int)]
     }
 
     private let lock = NSLock()
     private var deployments: [String: Deployment] = [:]
     private var stats: [String: [String: EntityStats]] = [:]
+    private var rejected: [String: Int] = [:]
 
     /// How long a request may wait for a scoring slot before it gets 503.
     public var queueTimeout: Duration = .seconds(30)
 
-    /// Requests scored at once per served entity, by workload size (Databricks' provisioned concurrency).
+    /// Requests handled at once per served entity, by workload size (Databricks' provisioned concurrency); an
+    /// endpoint admits the sum over its served entities.
     static func concurrency(_ workloadSize: String) -> Int {
         switch workloadSize {
         case "Large": 64
@@ -233,36 +235,49 @@ public final class ServingService: @unchecked Sendable {
         lock.withLock {
             _ = deployments.removeValue(forKey: name)
             _ = stats.removeValue(forKey: name)
+            _ = rejected.removeValue(forKey: name)
         }
     }
 
     // MARK: Data plane
 
+    /// The endpoint's deployment, loading it on a cold start (after a restart, or never loaded in this process).
+    func deployment(_ name: String) async throws -> Deployment {
+        if let loaded = lock.withLock({ deployments[name] }) { return loaded }
+        let endpoint = try await get(name: name)
+        let loaded = try await deploy(endpoint.config)
+        install(name, loaded)
+        return loaded
+    }
+
+    /// Admits one request to the endpoint before its body is read, so waiting requests hold no payload: returns a
+    /// ticket to `leave` when done.
+    /// - Throws: `RESOURCE_DOES_NOT_EXIST`; `REQUEST_LIMIT_EXCEEDED` (429) when the endpoint's queue is full;
+    ///   `TEMPORARILY_UNAVAILABLE` (503) when no slot frees up within `queueTimeout`.
+    public func admit(name: String) async throws -> AdmissionTicket {
+        let gate = try await deployment(name).gate
+        do {
+            try await gate.enter(timeout: queueTimeout)
+        } catch {
+            lock.withLock { rejected[name, default: 0] += 1 }
+            throw error
+        }
+        return AdmissionTicket(gate: gate)
+    }
+
     /// Scores `frame` on the endpoint: picks a served entity by the traffic shares, checks the columns, predicts.
     /// - Throws: `RESOURCE_DOES_NOT_EXIST` for an unknown endpoint, `INVALID_PARAMETER_VALUE` for missing columns.
     public func invoke(name: String, frame: Frame) async throws -> (servedEntity: String, predictions: [ServedPrediction]) {
         let started = ContinuousClock.now
-        var deployment = lock.withLock { deployments[name] }
-        if deployment == nil {
-            // Cold start: after a restart, or never loaded in this process.
-            let endpoint = try await get(name: name)
-            let loaded = try await deploy(endpoint.config)
-            install(name, loaded)
-            deployment = loaded
-        }
-        guard let deployment else { throw KilnError.notFound("Serving endpoint '\(name)' does not exist") }
+        let deployment = try await deployment(name)
         let draw = Int.random(in: 0..<100)
         let served = deployment.routes.first { draw < $0.upTo }?.name ?? deployment.routes.last!.name
-        guard let model = deployment.models[served], let gate = deployment.gates[served] else {
-            throw KilnError(.internalError, "Served entity \(served) is not loaded")
-        }
+        guard let model = deployment.models[served] else { throw KilnError(.internalError, "Served entity \(served) is not loaded") }
         do {
             let missing = model.inputColumns.filter { frame.index(of: $0) == nil }
             guard missing.isEmpty else {
                 throw KilnError.invalid("The request lacks column\(missing.count > 1 ? "s" : "") \(missing.joined(separator: ", ")); the model needs \(model.inputColumns.joined(separator: ", "))")
             }
-            try await gate.enter(timeout: queueTimeout)
-            defer { gate.leave() }
             let predictions = try model.servedPredictions(frame)
             record(name, served, seconds: started.duration(to: .now), failed: false)
             return (served, predictions)
@@ -298,11 +313,13 @@ public final class ServingService: @unchecked Sendable {
     /// The endpoint's request counts, failures and latency histograms per served entity, in Prometheus' text format.
     public func metricsText(name: String) async throws -> String {
         _ = try await get(name: name)
-        let entities = lock.withLock { stats[name] ?? [:] }
+        let (entities, refused) = lock.withLock { (stats[name] ?? [:], rejected[name] ?? 0) }
         func labels(_ entity: String, _ extra: String = "") -> String {
             "{endpoint=\"\(name)\",served_entity=\"\(entity)\"\(extra)}"
         }
-        var out = "# HELP kiln_serving_requests_total Requests scored, per served entity.\n# TYPE kiln_serving_requests_total counter\n"
+        var out = "# HELP kiln_serving_rejected_total Requests refused at admission (429 queue full, 503 timed out).\n"
+            + "# TYPE kiln_serving_rejected_total counter\nkiln_serving_rejected_total{endpoint=\"\(name)\"} \(refused)\n"
+        out += "# HELP kiln_serving_requests_total Requests scored, per served entity.\n# TYPE kiln_serving_requests_total counter\n"
         for (entity, s) in entities.sorted(by: { $0.key < $1.key }) { out += "kiln_serving_requests_total\(labels(entity)) \(s.requests)\n" }
         out += "# HELP kiln_serving_errors_total Requests that failed after reaching a served entity.\n# TYPE kiln_serving_errors_total counter\n"
         for (entity, s) in entities.sorted(by: { $0.key < $1.key }) { out += "kiln_serving_errors_total\(labels(entity)) \(s.errors)\n" }
@@ -320,10 +337,9 @@ public final class ServingService: @unchecked Sendable {
 
     /// Loads (and warms: one prediction of zeros) every served model of `config`.
     func deploy(_ config: EndpointConfig) async throws -> Deployment {
-        var models: [String: KilnModel] = [:], gates: [String: Gate] = [:]
+        var models: [String: KilnModel] = [:]
+        let slots = config.servedEntities.reduce(0) { $0 + Self.concurrency($1.workloadSize) }
         for entity in config.servedEntities {
-            let slots = Self.concurrency(entity.workloadSize)
-            gates[entity.name] = Gate(slots: slots, queue: slots * Self.queuePerSlot)
             let model: KilnModel
             do {
                 model = try await load(entity.modelURI)
@@ -339,7 +355,7 @@ public final class ServingService: @unchecked Sendable {
             upTo += route.trafficPercentage
             return (route.servedModelName, upTo)
         }
-        return Deployment(version: config.version, models: models, gates: gates, routes: routes)
+        return Deployment(version: config.version, models: models, gate: Gate(slots: slots, queue: slots * Self.queuePerSlot), routes: routes)
     }
 
     private func install(_ name: String, _ deployment: Deployment) {
@@ -368,7 +384,13 @@ public final class ServingService: @unchecked Sendable {
     }
 }
 
-/// Admission to a served entity: `slots` requests score at once, up to `queue` more wait (FIFO), the rest are refused
+/// A request's admission to an endpoint; `leave` exactly once when it is done.
+public struct AdmissionTicket: Sendable {
+    let gate: Gate
+    public func leave() { gate.leave() }
+}
+
+/// Admission to an endpoint: `slots` requests score at once, up to `queue` more wait (FIFO), the rest are refused
 /// with 429 at once; a waiter that waits past its timeout gets 503.
 final class Gate: @unchecked Sendable {
     let slots: Int

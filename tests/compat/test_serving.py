@@ -180,3 +180,37 @@ def test_endpoints_cli(kiln, models):
     kiln_cli("endpoints", "delete", "bc-cli", *flags)
     out = kiln_cli("endpoints", "get", "bc-cli", *flags, check=False)
     assert out.returncode != 0 and "does not exist" in out.stderr
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+
+def test_overload_gets_429_with_flat_memory_and_metrics_count_requests(kiln, w, models):
+    from concurrent.futures import ThreadPoolExecutor
+    w.serving_endpoints.create_and_wait(name="bc-load", config=EndpointCoreConfigInput(name="bc-load", served_entities=[entity("serve_xgb")]))
+    features = models[[f"f{i}" for i in range(8)]]
+    big = {"dataframe_split": {"columns": list(features.columns), "data": pd.concat([features] * 40).values.tolist()}}  # 22,760 rows
+    payload = json.dumps(big)
+
+    def send(_):
+        return requests.post(f"{kiln.url}/serving-endpoints/bc-load/invocations", data=payload,
+                             headers={**AUTH, "Content-Type": "application/json"}).status_code
+    with ThreadPoolExecutor(8) as pool:  # warm up
+        list(pool.map(send, range(8)))
+    before = rss_mib(kiln.proc.pid)
+    with ThreadPoolExecutor(96) as pool:
+        statuses = list(pool.map(send, range(192)))
+    after = rss_mib(kiln.proc.pid)
+    assert set(statuses) <= {200, 429}, set(statuses)
+    assert statuses.count(429) > 0 and statuses.count(200) > 0, (statuses.count(200), statuses.count(429))
+    assert after - before < 200, (before, after)  # 4 requests scoring + 32 waiting without their bodies, not 96
+    response = requests.get(f"{kiln.url}/api/2.0/serving-endpoints/bc-load/metrics", headers=AUTH)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    lines = dict(line.rsplit(" ", 1) for line in response.text.splitlines() if not line.startswith("#"))
+    served = 8 + statuses.count(200)
+    assert int(lines['kiln_serving_rejected_total{endpoint="bc-load"}']) == statuses.count(429)
+    assert int(lines['kiln_serving_requests_total{endpoint="bc-load",served_entity="serve_xgb-1"}']) == served
+    assert int(lines['kiln_serving_errors_total{endpoint="bc-load",served_entity="serve_xgb-1"}']) == 0
+    assert int(lines['kiln_serving_latency_seconds_count{endpoint="bc-load",served_entity="serve_xgb-1"}']) == served

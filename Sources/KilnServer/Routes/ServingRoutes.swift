@@ -22,7 +22,15 @@ struct ServingRoutes: Sendable {
             MessageRoute(.put, "serving-endpoints/{name}/config", updateConfig),
             MessageRoute(.get, "serving-endpoints/{name}/metrics", metrics),
         ], prefixes: ["/api/2.0/"], on: router)
-        MessageRoute.register([MessageRoute(.post, "serving-endpoints/{name}/invocations", invoke)], prefixes: ["/"], on: router)
+        // Admission comes before the body is read: a request waiting for a slot holds no payload in memory.
+        router.post("/serving-endpoints/{name}/invocations") { request, context in
+            let name = context.parameters.get("name") ?? ""
+            let ticket = try await serving.admit(name: name)
+            defer { ticket.leave() }
+            var message = try await RequestMessage.read(request, context: context, limit: 16 * 1024 * 1024)
+            message.fields["name"] = .string(name)
+            return try await invoke(message)
+        }
     }
 
     func create(_ m: RequestMessage) async throws -> Response {

@@ -47,7 +47,8 @@ public struct Platform: Sendable {
             logger: logger)
         let token = try resolveAdminToken(configuration, logger: logger)
         let statements = StatementService(warehouse: home.appendingPathComponent("warehouse").path)
-        let serving = try await ServingService.make(database: database, clock: clock, logger: logger) { uri in
+        let serving = try await ServingService.make(database: database, clock: clock, logger: logger,
+                                                    tablePath: { KilnConfiguration.tablePath($0, home: home) }) { uri in
             try await Platform.loadModel(uri, registry: registry, tracking: tracking, artifacts: artifacts).model
         }
         return Platform(configuration: configuration, database: database, artifacts: artifacts, tracking: tracking,
@@ -56,6 +57,7 @@ public struct Platform: Sendable {
 
     /// Closes the store.
     public func close() async {
+        serving.close()
         await database.close()
     }
 

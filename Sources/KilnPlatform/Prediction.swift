@@ -112,7 +112,7 @@ extension Platform {
             }
             guard let first = pending.first else { throw KilnError.invalid("The table \(table) has no rows to score") }
             let schema = DeltaSchema(zip(first.names, first.columns).map { DeltaField(name: $0, type: $1.type.delta) })
-            let destination = try self.openOrCreate(path, schema: schema, name: output)
+            let destination = try Self.openOrCreate(path, schema: schema, name: output)
             let written = try destination.write(mode: .append, operation: "WRITE", parameters: lineage) { emit in
                 for frame in pending { try emit(try frame.lakeBatch(schema)) }
                 pending = []
@@ -165,7 +165,7 @@ extension Platform {
     }
 
     /// The Delta table at `path`, created with `schema` when there is none.
-    func openOrCreate(_ path: String, schema: DeltaSchema, name: String) throws -> DeltaTable {
+    static func openOrCreate(_ path: String, schema: DeltaSchema, name: String) throws -> DeltaTable {
         if FileManager.default.fileExists(atPath: path + "/_delta_log") { return try DeltaTable.open(path) }
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return try DeltaTable.create(at: path, schema: schema, name: name.split(separator: ".").last.map(String.init))
@@ -175,7 +175,7 @@ extension Platform {
     /// missing; returns the committed version.
     func append(_ frame: Frame, to output: String) throws -> Int64 {
         let schema = DeltaSchema(zip(frame.names, frame.columns).map { DeltaField(name: $0, type: $1.type.delta) })
-        return try openOrCreate(tablePath(output), schema: schema, name: output).write(try frame.lakeBatch(schema), mode: .append).version
+        return try Self.openOrCreate(tablePath(output), schema: schema, name: output).write(try frame.lakeBatch(schema), mode: .append).version
     }
 
     /// Fits `pipeline` on the newest version of `table` and writes the transformed rows to `output`: the table's

@@ -1,6 +1,7 @@
 import Foundation
 import KilnCore
 import KilnFrame
+import KilnLake
 import KilnLearn
 import KilnStore
 import Logging
@@ -46,20 +47,45 @@ public struct TrafficRoute: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey { case servedModelName = "served_model_name", trafficPercentage = "traffic_percentage" }
 }
 
+/// Where an endpoint's requests and responses are captured: the Delta table `<catalog>.<schema>.<prefix>_payload`.
+public struct CaptureConfig: Codable, Sendable, Equatable {
+    public var catalogName: String
+    public var schemaName: String
+    public var tableNamePrefix: String
+    public var enabled: Bool
+
+    public init(catalogName: String, schemaName: String, tableNamePrefix: String, enabled: Bool = true) {
+        self.catalogName = catalogName
+        self.schemaName = schemaName
+        self.tableNamePrefix = tableNamePrefix
+        self.enabled = enabled
+    }
+
+    /// The inference table's three-level name.
+    public var tableName: String { "\(catalogName).\(schemaName).\(tableNamePrefix)_payload" }
+
+    enum CodingKeys: String, CodingKey {
+        case catalogName = "catalog_name", schemaName = "schema_name", tableNamePrefix = "table_name_prefix", enabled
+    }
+}
+
 /// What an endpoint serves and how requests are split.
 public struct EndpointConfig: Codable, Sendable, Equatable {
     public var servedEntities: [ServedEntity]
     public var routes: [TrafficRoute]
     /// Counts config updates, from 1.
     public var version: Int64
+    /// The inference table, when requests are captured.
+    public var capture: CaptureConfig?
 
-    public init(servedEntities: [ServedEntity], routes: [TrafficRoute] = [], version: Int64 = 1) {
+    public init(servedEntities: [ServedEntity], routes: [TrafficRoute] = [], version: Int64 = 1, capture: CaptureConfig? = nil) {
         self.servedEntities = servedEntities
         self.routes = routes
         self.version = version
+        self.capture = capture
     }
 
-    enum CodingKeys: String, CodingKey { case servedEntities = "served_entities", routes, version = "config_version" }
+    enum CodingKeys: String, CodingKey { case servedEntities = "served_entities", routes, version = "config_version", capture = "auto_capture_config" }
 
     /// The config with defaults filled in (one entity → all traffic), checked.
     /// - Throws: for no or duplicate entities, unknown sizes, routes naming unknown entities or not summing to 100.
@@ -90,6 +116,13 @@ public struct EndpointConfig: Codable, Sendable, Equatable {
         }
         let total = out.routes.reduce(0) { $0 + $1.trafficPercentage }
         guard total == 100 else { throw KilnError.invalid("Traffic percentages sum to \(total); they must sum to 100") }
+        if let capture, capture.enabled {
+            for part in [capture.catalogName, capture.schemaName, capture.tableNamePrefix] {
+                guard part.range(of: "^[A-Za-z0-9_]+$", options: .regularExpression) != nil else {
+                    throw KilnError.invalid("auto_capture_config needs catalog_name, schema_name and table_name_prefix made of letters, digits and '_' (got '\(part)')")
+                }
+            }
+        }
         return out
     }
 }
@@ -113,13 +146,18 @@ public final class ServingService: @unchecked Sendable {
     let database: any KilnDatabase
     let clock: any KilnClock
     let load: @Sendable (String) async throws -> KilnModel
+    /// The directory of a three-level table name (inference tables).
+    let tablePath: @Sendable (String) -> String
 
-    /// Loaded models of one config version, the endpoint's admission gate, and the cumulative route shares.
+    /// Loaded models of one config version, the endpoint's admission gate, the cumulative route shares, and where
+    /// requests are captured.
     struct Deployment: Sendable {
         var version: Int64
         var models: [String: KilnModel]
         var gate: Gate
         var routes: [(name: String, upTo: Int)]
+        var capture: CaptureConfig?
+        var entities: [String: ServedEntity]
     }
 
     private let lock = NSLock()
@@ -160,16 +198,21 @@ public final class ServingService: @unchecked Sendable {
         ]),
     ]
 
-    init(database: any KilnDatabase, clock: any KilnClock, load: @escaping @Sendable (String) async throws -> KilnModel) {
+    init(database: any KilnDatabase, clock: any KilnClock, logger: Logger, tablePath: @escaping @Sendable (String) -> String,
+         load: @escaping @Sendable (String) async throws -> KilnModel) {
         self.database = database
         self.clock = clock
+        self.logger = logger
+        self.tablePath = tablePath
         self.load = load
     }
 
-    static func make(database: any KilnDatabase, clock: any KilnClock, logger: Logger,
+    let logger: Logger
+
+    static func make(database: any KilnDatabase, clock: any KilnClock, logger: Logger, tablePath: @escaping @Sendable (String) -> String,
                      load: @escaping @Sendable (String) async throws -> KilnModel) async throws -> ServingService {
         try await Migrator.migrate(database, migrations, logger: logger)
-        return ServingService(database: database, clock: clock, load: load)
+        return ServingService(database: database, clock: clock, logger: logger, tablePath: tablePath, load: load)
     }
 
     // MARK: Control plane
@@ -287,6 +330,97 @@ public final class ServingService: @unchecked Sendable {
         }
     }
 
+    // MARK: Inference tables
+
+    /// One request and its answer, as an inference table row.
+    public struct CapturedRequest: Sendable {
+        public var requestID: String
+        public var clientRequestID: String?
+        public var timestampMillis: Int64
+        public var statusCode: Int
+        public var executionMillis: Int64
+        public var request: String
+        public var response: String
+        public var servedEntity: String?
+
+        public init(requestID: String, clientRequestID: String?, timestampMillis: Int64, statusCode: Int, executionMillis: Int64,
+                    request: String, response: String, servedEntity: String?) {
+            self.requestID = requestID
+            self.clientRequestID = clientRequestID
+            self.timestampMillis = timestampMillis
+            self.statusCode = statusCode
+            self.executionMillis = executionMillis
+            self.request = request
+            self.response = response
+            self.servedEntity = servedEntity
+        }
+    }
+
+    private var captured: [String: [(endpoint: String, entity: ServedEntity?, row: CapturedRequest)]] = [:]
+    private var flusher: Task<Void, Never>?
+    private let flushLock = NSLock()
+    /// How often buffered requests are appended to their inference tables.
+    public var flushInterval: Duration = .milliseconds(500)
+
+    /// Buffers `row` for the endpoint's inference table (when it has one); a background task appends buffered rows
+    /// in micro-batches, one commit per table per flush, off the request path.
+    public func capture(name: String, _ row: CapturedRequest) {
+        lock.withLock {
+            guard let deployment = deployments[name], let capture = deployment.capture else { return }
+            captured[capture.tableName, default: []].append((name, row.servedEntity.flatMap { deployment.entities[$0] }, row))
+            if flusher == nil {
+                let interval = flushInterval
+                flusher = Task.detached { [weak self] in
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: interval)
+                        self?.flush()
+                    }
+                }
+            }
+        }
+    }
+
+    /// Appends every buffered request to its inference table now (also called at shutdown).
+    public func flush() {
+        flushLock.withLock {
+            let batches = lock.withLock { () -> [String: [(endpoint: String, entity: ServedEntity?, row: CapturedRequest)]] in
+                defer { captured = [:] }
+                return captured
+            }
+            for (table, rows) in batches.sorted(by: { $0.key < $1.key }) where !rows.isEmpty {
+                do {
+                    try append(rows, to: table)
+                } catch {
+                    logger.error("Could not append to inference table", metadata: ["kiln.table": "\(table)", "kiln.error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    /// Stops the flusher after a last flush.
+    public func close() {
+        lock.withLock { flusher?.cancel() }
+        flush()
+    }
+
+    func append(_ rows: [(endpoint: String, entity: ServedEntity?, row: CapturedRequest)], to table: String) throws {
+        func text(_ values: [String?]) -> Column { Column.from(values.map { $0.map(Value.string) ?? .null }, type: .string) }
+        let frame = Frame(names: ["databricks_request_id", "client_request_id", "date", "timestamp_ms", "status_code", "execution_time_ms",
+                                  "request", "response", "served_entity_name", "endpoint_name", "model_name", "model_version"],
+                          columns: [
+                              text(rows.map(\.row.requestID)), text(rows.map(\.row.clientRequestID)),
+                              Column(type: .date, values: .int(rows.map { $0.row.timestampMillis / 86_400_000 })),
+                              Column(type: .int64, values: .int(rows.map(\.row.timestampMillis))),
+                              Column(type: .int64, values: .int(rows.map { Int64($0.row.statusCode) })),
+                              Column(type: .int64, values: .int(rows.map(\.row.executionMillis))),
+                              text(rows.map(\.row.request)), text(rows.map(\.row.response)), text(rows.map(\.row.servedEntity)),
+                              text(rows.map(\.endpoint)), text(rows.map { $0.entity?.entityName }), text(rows.map { $0.entity?.entityVersion }),
+                          ])
+        let schema = DeltaSchema(zip(frame.names, frame.columns).map { DeltaField(name: $0, type: $1.type.delta) })
+        let path = tablePath(table)
+        try Platform.openOrCreate(path, schema: schema, name: table).write(try frame.lakeBatch(schema), mode: .append)
+    }
+
     // MARK: Metrics
 
     /// Requests, failures and a latency histogram of one served entity.
@@ -355,7 +489,9 @@ public final class ServingService: @unchecked Sendable {
             upTo += route.trafficPercentage
             return (route.servedModelName, upTo)
         }
-        return Deployment(version: config.version, models: models, gate: Gate(slots: slots, queue: slots * Self.queuePerSlot), routes: routes)
+        return Deployment(version: config.version, models: models, gate: Gate(slots: slots, queue: slots * Self.queuePerSlot), routes: routes,
+                          capture: config.capture?.enabled == true ? config.capture : nil,
+                          entities: Dictionary(uniqueKeysWithValues: config.servedEntities.map { ($0.name, $0) }))
     }
 
     private func install(_ name: String, _ deployment: Deployment) {

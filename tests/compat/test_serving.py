@@ -3,6 +3,7 @@ A/B traffic, deleted — predictions compared exactly with offline scoring (`kil
 `mlflow.pyfunc.load_model` returns in Python)."""
 import json
 import os
+import time
 
 import mlflow
 import numpy as np
@@ -214,3 +215,39 @@ def test_overload_gets_429_with_flat_memory_and_metrics_count_requests(kiln, w, 
     assert int(lines['kiln_serving_requests_total{endpoint="bc-load",served_entity="serve_xgb-1"}']) == served
     assert int(lines['kiln_serving_errors_total{endpoint="bc-load",served_entity="serve_xgb-1"}']) == 0
     assert int(lines['kiln_serving_latency_seconds_count{endpoint="bc-load",served_entity="serve_xgb-1"}']) == served
+
+
+def test_inference_table_captures_every_request(kiln, w, models):
+    from databricks.sdk.service.serving import AutoCaptureConfigInput
+    w.serving_endpoints.create_and_wait(name="bc-capture", config=EndpointCoreConfigInput(
+        name="bc-capture", served_entities=[entity("serve_logit")],
+        auto_capture_config=AutoCaptureConfigInput(catalog_name="main", schema_name="serving", table_name_prefix="bc_capture", enabled=True)))
+    got = w.serving_endpoints.get("bc-capture")
+    assert got.config.auto_capture_config.catalog_name == "main" and got.config.auto_capture_config.enabled
+    session = requests.Session()
+    session.headers.update(AUTH)
+    rows = models[[f"f{i}" for i in range(8)]].head(3).to_dict(orient="records")
+    ok, bad = 120, 5
+    for k in range(ok):
+        response = session.post(f"{kiln.url}/serving-endpoints/bc-capture/invocations", json={"dataframe_records": rows, "client_request_id": f"c{k}"})
+        assert response.status_code == 200 and response.headers["x-request-id"]
+    for _ in range(bad):
+        assert session.post(f"{kiln.url}/serving-endpoints/bc-capture/invocations", json={"dataframe_records": [{"f0": 1.0}]}).status_code == 400
+    path = os.path.join(kiln.home, "warehouse", "main", "serving", "bc_capture_payload")
+    for _ in range(100):  # micro-batches land within a second or so
+        if os.path.exists(path) and len(DeltaTable(path).to_pandas()) == ok + bad:
+            break
+        time.sleep(0.1)
+    table = DeltaTable(path).to_pandas()
+    assert len(table) == ok + bad
+    assert sorted(table["status_code"].value_counts().to_dict().items()) == [(200, ok), (400, bad)]
+    served = table[table["status_code"] == 200]
+    assert set(served["served_entity_name"]) == {"serve_logit-1"} and set(served["model_name"]) == {"serve_logit"}
+    assert set(served["client_request_id"]) == {f"c{k}" for k in range(ok)}
+    assert json.loads(served.iloc[0]["request"])["dataframe_records"][0]["f0"] == rows[0]["f0"]
+    assert len(json.loads(served.iloc[0]["response"])["predictions"]) == 3
+    assert (table["execution_time_ms"] >= 0).all() and len(set(table["databricks_request_id"])) == ok + bad
+    # The table is queryable by SQL.
+    out = kiln_cli("sql", "SELECT status_code, count(*) AS n FROM main.serving.bc_capture_payload GROUP BY status_code ORDER BY status_code",
+                   "--format", "json", home=kiln.home)
+    assert json.loads(out.stdout) == [{"status_code": 200, "n": ok}, {"status_code": 400, "n": bad}]

@@ -27,9 +27,26 @@ struct ServingRoutes: Sendable {
             let name = context.parameters.get("name") ?? ""
             let ticket = try await serving.admit(name: name)
             defer { ticket.leave() }
-            var message = try await RequestMessage.read(request, context: context, limit: 16 * 1024 * 1024)
-            message.fields["name"] = .string(name)
-            return try await invoke(message)
+            let started = ContinuousClock.now, timestamp = Int64(Date().timeIntervalSince1970 * 1000)
+            let requestID = UUID().uuidString.lowercased()
+            var fields: [String: JSONValue] = [:]
+            do {
+                var message = try await RequestMessage.read(request, context: context, limit: 16 * 1024 * 1024)
+                fields = message.fields
+                message.fields["name"] = .string(name)
+                let (response, served, body) = try await invoke(message)
+                var answer = response
+                answer.headers[HTTPField.Name("x-request-id")!] = requestID
+                serving.capture(name: name, capture(requestID, fields, timestamp, started, status: 200, response: body, served: served))
+                return answer
+            } catch {
+                let failure = error as? KilnError ?? KilnError.internalError(error)
+                var w = JSONWriter()
+                w.object { w in w.field("error_code", failure.code.rawValue); w.field("message", failure.message) }
+                serving.capture(name: name, capture(requestID, fields, timestamp, started, status: failure.httpStatus(alreadyExistsAs409: true),
+                                                    response: String(decoding: w.bytes, as: UTF8.self), served: nil))
+                throw error
+            }
         }
     }
 
@@ -76,7 +93,18 @@ struct ServingRoutes: Sendable {
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
     }
 
-    func invoke(_ m: RequestMessage) async throws -> Response {
+    /// The inference-table row of one request.
+    func capture(_ id: String, _ fields: [String: JSONValue], _ timestamp: Int64, _ started: ContinuousClock.Instant, status: Int,
+                 response: String, served: String?) -> ServingService.CapturedRequest {
+        let elapsed = started.duration(to: .now)
+        let client: String? = if case .string(let s)? = fields["client_request_id"] { s } else { nil }
+        return ServingService.CapturedRequest(requestID: id, clientRequestID: client, timestampMillis: timestamp, statusCode: status,
+                                              executionMillis: elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000,
+                                              request: JSONValue.object(fields).json, response: response, servedEntity: served)
+    }
+
+    /// Scores a request: the response, the served entity that answered, and the response body (for capture).
+    func invoke(_ m: RequestMessage) async throws -> (Response, String, String) {
         let frame = try Self.frame(m.fields)
         let (served, predictions) = try await serving.invoke(name: try m.requireString("name"), frame: frame)
         var w = JSONWriter()
@@ -95,7 +123,7 @@ struct ServingRoutes: Sendable {
         }
         var response = Response.json(w)
         response.headers[HTTPField.Name("served-model-name")!] = served
-        return response
+        return (response, served, String(decoding: w.bytes, as: UTF8.self))
     }
 
     // MARK: Wire formats
@@ -110,8 +138,10 @@ struct ServingRoutes: Sendable {
             }
         }
         func bool(_ value: JSONValue?) -> Bool { if case .bool(let b)? = value { return b } else { return false } }
-        if case .object(let capture)? = fields["auto_capture_config"], case .bool(true)? = capture["enabled"] {
-            throw KilnError.invalid("Inference tables (auto_capture_config) are not available yet")
+        var capture: CaptureConfig?
+        if case .object(let c)? = fields["auto_capture_config"] {
+            capture = CaptureConfig(catalogName: text(c["catalog_name"]) ?? "", schemaName: text(c["schema_name"]) ?? "",
+                                    tableNamePrefix: text(c["table_name_prefix"]) ?? "", enabled: c["enabled"].map { $0 == .bool(true) } ?? true)
         }
         var entities: [ServedEntity] = []
         if case .array(let items)? = fields["served_entities"] {
@@ -142,7 +172,7 @@ struct ServingRoutes: Sendable {
                 routes.append(TrafficRoute(servedModelName: name, trafficPercentage: share))
             }
         }
-        return EndpointConfig(servedEntities: entities, routes: routes)
+        return EndpointConfig(servedEntities: entities, routes: routes, capture: capture)
     }
 
     /// A frame from one of the scoring formats: columns of numbers (doubles), text or booleans, nulls allowed.
@@ -258,6 +288,23 @@ struct ServingRoutes: Sendable {
                 }
             }
             w.field("config_version", e.config.version)
+            if let capture = e.config.capture {
+                w.key("auto_capture_config")
+                w.object { w in
+                    w.field("catalog_name", capture.catalogName)
+                    w.field("schema_name", capture.schemaName)
+                    w.field("table_name_prefix", capture.tableNamePrefix)
+                    w.field("enabled", capture.enabled)
+                    w.key("state")
+                    w.object { w in
+                        w.key("payload_table")
+                        w.object { w in
+                            w.field("name", "\(capture.tableNamePrefix)_payload")
+                            w.field("status", capture.enabled ? "ACTIVE" : "DISABLED")
+                        }
+                    }
+                }
+            }
         }
         if !e.tags.isEmpty {
             w.key("tags")

@@ -27,14 +27,13 @@ public struct KMeans: Sendable {
         guard n >= k else { throw KilnError.invalid("k-means needs at least k=\(k) rows; the training data has \(n)") }
         guard !data.hasMissing else { throw KilnError.invalid("k-means cannot use missing feature values; impute them first (an imputer stage)") }
         // Tolerance relative to the data's mean variance, as scikit-learn.
-        var variance = 0.0
-        for j in 0..<d {
-            var mean = 0.0, sq = 0.0
-            for i in 0..<n { mean += data.features[i * d + j] }
-            mean /= Double(n)
-            for i in 0..<n { let e = data.features[i * d + j] - mean; sq += e * e }
-            variance += sq / Double(n)
+        var mean = [Double](repeating: 0, count: d), sq = [Double](repeating: 0, count: d)
+        data.features.withUnsafeBufferPointer { x in
+            for i in 0..<n { for j in 0..<d { mean[j] += x[i * d + j] } }
+            for j in 0..<d { mean[j] /= Double(n) }
+            for i in 0..<n { for j in 0..<d { let e = x[i * d + j] - mean[j]; sq[j] += e * e } }
         }
+        let variance = sq.reduce(0) { $0 + $1 / Double(n) }
         let threshold = tolerance * variance / Double(max(d, 1))
         var best: KMeansModel?
         for start in 0..<max(starts, 1) {
@@ -78,14 +77,19 @@ public struct KMeans: Sendable {
     func plusPlus(_ data: Dataset, _ generator: inout SplitMix64) -> [Double] {
         let n = data.rows, d = data.width
         let trials = 2 + Int(Foundation.log(Double(k)))
+        // Squared distances of every row to one row, in fixed row blocks on all cores.
         func distances(to row: Int) -> [Double] {
-            data.features.withUnsafeBufferPointer { x in
-                (0..<n).map { i in
-                    var s = 0.0
-                    for j in 0..<d { let e = x[i * d + j] - x[row * d + j]; s += e * e }
-                    return s
+            let blocks = (n + Self.block - 1) / Self.block
+            let parts = (try? concurrentMap(blocks) { b -> [Double] in
+                data.features.withUnsafeBufferPointer { x in
+                    ((b * Self.block)..<min(n, (b + 1) * Self.block)).map { i in
+                        var s = 0.0
+                        for j in 0..<d { let e = x[i * d + j] - x[row * d + j]; s += e * e }
+                        return s
+                    }
                 }
-            }
+            }) ?? []
+            return parts.flatMap { $0 }
         }
         let first = Int(generator.next() % UInt64(n))
         var centers = Array(data.row(first))

@@ -251,3 +251,30 @@ def test_inference_table_captures_every_request(kiln, w, models):
     out = kiln_cli("sql", "SELECT status_code, count(*) AS n FROM main.serving.bc_capture_payload GROUP BY status_code ORDER BY status_code",
                    "--format", "json", home=kiln.home)
     assert json.loads(out.stdout) == [{"status_code": 200, "n": ok}, {"status_code": 400, "n": bad}]
+
+
+def test_config_update_under_load_loses_no_request(kiln, w, models):
+    import threading
+    w.serving_endpoints.create_and_wait(name="bc-swap", config=EndpointCoreConfigInput(name="bc-swap", served_entities=[entity("serve_logit")]))
+    body = {"dataframe_records": models[[f"f{i}" for i in range(8)] + ["tier"]].head(2).to_dict(orient="records")}
+    statuses, served, stop = [], set(), threading.Event()
+
+    def traffic():
+        session = requests.Session()
+        session.headers.update(AUTH)
+        while not stop.is_set():
+            response = session.post(f"{kiln.url}/serving-endpoints/bc-swap/invocations", json=body)
+            statuses.append(response.status_code)
+            served.add(response.headers.get("served-model-name"))
+    threads = [threading.Thread(target=traffic) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    for model in ["serve_xgb", "serve_pipe", "serve_logit"]:
+        w.serving_endpoints.update_config_and_wait("bc-swap", served_entities=[entity(model)])
+        time.sleep(0.3)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert len(statuses) > 100 and set(statuses) == {200}
+    assert served == {"serve_logit-1", "serve_xgb-1", "serve_pipe-1"}

@@ -86,7 +86,8 @@ let package = Package(
         .target(
             name: "KilnPlatform",
             dependencies: ["KilnCore", "KilnStore", "KilnStoreSQLite", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnSQL", "KilnLearn",
-                           "KilnFrame", "KilnLake", .product(name: "SQLKit", package: "sql-kit")],
+                           "KilnFrame", "KilnLake", "KilnModelFormat", .product(name: "SQLKit", package: "sql-kit"),
+                           .product(name: "AsyncHTTPClient", package: "async-http-client")],
             swiftSettings: strict
         ),
         .target(

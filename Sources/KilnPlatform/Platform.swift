@@ -49,7 +49,7 @@ public struct Platform: Sendable {
         let statements = StatementService(warehouse: home.appendingPathComponent("warehouse").path)
         let serving = try await ServingService.make(database: database, clock: clock, logger: logger,
                                                     tablePath: { KilnConfiguration.tablePath($0, home: home) }) { uri in
-            try await Platform.loadModel(uri, registry: registry, tracking: tracking, artifacts: artifacts).model
+            try await Platform.servable(uri, registry: registry, tracking: tracking, artifacts: artifacts, home: home, logger: logger)
         }
         return Platform(configuration: configuration, database: database, artifacts: artifacts, tracking: tracking,
                         registry: registry, statements: statements, adminToken: token, clock: clock, serving: serving)

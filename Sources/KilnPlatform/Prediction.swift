@@ -6,6 +6,8 @@ import KilnLake
 import KilnLearn
 import KilnRegistry
 import KilnTracking
+import KilnModelFormat
+import Logging
 
 /// What a batch scoring wrote.
 public struct PredictOutcome: Sendable, Equatable {
@@ -24,6 +26,40 @@ extension Platform {
 
     /// `loadModel` over the services it needs (the serving service holds these, not a platform).
     static func loadModel(_ uri: String, registry: RegistryService, tracking: TrackingService, artifacts: any BlobStore) async throws -> (model: KilnModel, label: String) {
+        let (key, label) = try await resolveModel(uri, registry: registry, tracking: tracking)
+        guard let key else { return (try KilnModel.read(from: URL(fileURLWithPath: uri)), uri) }
+        let staging = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-model-\(Identifiers.hex32())")
+        defer { try? FileManager.default.removeItem(at: staging) }
+        try download(key, to: staging, from: artifacts)
+        return (try KilnModel.read(from: staging), label)
+    }
+
+    /// A model to serve: Kiln's flavor scored in process, else a `python_function` model behind a Python scoring
+    /// process (its files kept under `<home>/serving/models`, its environment under `<home>/serving/envs`).
+    static func servable(_ uri: String, registry: RegistryService, tracking: TrackingService, artifacts: any BlobStore, home: URL,
+                         logger: Logger) async throws -> ServedModel {
+        let (key, label) = try await resolveModel(uri, registry: registry, tracking: tracking)
+        guard let key else { return .native(try KilnModel.read(from: URL(fileURLWithPath: uri))) }
+        let serving = home.appendingPathComponent("serving")
+        let safe = String(label.map { $0.isLetter || $0.isNumber ? $0 : "-" })
+        let directory = serving.appendingPathComponent("models").appendingPathComponent("\(safe)-\(Identifiers.hex32().prefix(8))")
+        try download(key, to: directory, from: artifacts)
+        let mlmodel = try MLmodel.parse(try String(contentsOf: directory.appendingPathComponent("MLmodel"), encoding: .utf8))
+        if mlmodel.flavors["kiln"] != nil {
+            defer { try? FileManager.default.removeItem(at: directory) }
+            return .native(try KilnModel.read(from: directory))
+        }
+        guard mlmodel.flavors["python_function"] != nil else {
+            try? FileManager.default.removeItem(at: directory)
+            throw KilnError.invalid("The model has neither a kiln nor a python_function flavor (flavors: \(mlmodel.flavors.keys.sorted().joined(separator: ", ")))")
+        }
+        let scorer = PythonScorer(modelDirectory: directory, environments: serving.appendingPathComponent("envs"), logger: logger)
+        try await scorer.start()
+        return .python(scorer)
+    }
+
+    /// Where a model URI's files are in the artifact store (nil for a local directory), and its label.
+    static func resolveModel(_ uri: String, registry: RegistryService, tracking: TrackingService) async throws -> (key: BlobKey?, label: String) {
         var location: String, label: String
         if uri.hasPrefix("models:/") {
             let rest = String(uri.dropFirst("models:/".count))
@@ -44,15 +80,12 @@ extension Platform {
             location = run.info.artifactURI + (parts.count > 1 ? "/" + parts[1] : "")
             label = uri
         } else {
-            return (try KilnModel.read(from: URL(fileURLWithPath: uri)), uri)
+            return (nil, uri)
         }
         guard let key = try BlobKey(proxiedURI: location) else {
             throw KilnError.invalid("The model at \(location) is not in Kiln's artifact store")
         }
-        let staging = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-model-\(Identifiers.hex32())")
-        defer { try? FileManager.default.removeItem(at: staging) }
-        try download(key, to: staging, from: artifacts)
-        return (try KilnModel.read(from: staging), label)
+        return (key, label)
     }
 
     /// Copies the files under `key` into a local directory.

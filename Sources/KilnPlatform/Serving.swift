@@ -145,7 +145,7 @@ public struct ServingEndpoint: Sendable, Equatable {
 public final class ServingService: @unchecked Sendable {
     let database: any KilnDatabase
     let clock: any KilnClock
-    let load: @Sendable (String) async throws -> KilnModel
+    let load: @Sendable (String) async throws -> ServedModel
     /// The directory of a three-level table name (inference tables).
     let tablePath: @Sendable (String) -> String
 
@@ -153,7 +153,7 @@ public final class ServingService: @unchecked Sendable {
     /// requests are captured.
     struct Deployment: Sendable {
         var version: Int64
-        var models: [String: KilnModel]
+        var models: [String: ServedModel]
         var gate: Gate
         var routes: [(name: String, upTo: Int)]
         var capture: CaptureConfig?
@@ -199,7 +199,7 @@ public final class ServingService: @unchecked Sendable {
     ]
 
     init(database: any KilnDatabase, clock: any KilnClock, logger: Logger, tablePath: @escaping @Sendable (String) -> String,
-         load: @escaping @Sendable (String) async throws -> KilnModel) {
+         load: @escaping @Sendable (String) async throws -> ServedModel) {
         self.database = database
         self.clock = clock
         self.logger = logger
@@ -210,7 +210,7 @@ public final class ServingService: @unchecked Sendable {
     let logger: Logger
 
     static func make(database: any KilnDatabase, clock: any KilnClock, logger: Logger, tablePath: @escaping @Sendable (String) -> String,
-                     load: @escaping @Sendable (String) async throws -> KilnModel) async throws -> ServingService {
+                     load: @escaping @Sendable (String) async throws -> ServedModel) async throws -> ServingService {
         try await Migrator.migrate(database, migrations, logger: logger)
         return ServingService(database: database, clock: clock, logger: logger, tablePath: tablePath, load: load)
     }
@@ -275,11 +275,12 @@ public final class ServingService: @unchecked Sendable {
     public func delete(name: String) async throws {
         _ = try await get(name: name)
         try await database.write { sql in try await sql.raw("DELETE FROM serving_endpoints WHERE name = \(bind: name)").run() }
-        lock.withLock {
-            _ = deployments.removeValue(forKey: name)
+        let removed = lock.withLock { () -> Deployment? in
             _ = stats.removeValue(forKey: name)
             _ = rejected.removeValue(forKey: name)
+            return deployments.removeValue(forKey: name)
         }
+        if let removed { Self.retire(removed) }
     }
 
     // MARK: Data plane
@@ -308,25 +309,59 @@ public final class ServingService: @unchecked Sendable {
         return AdmissionTicket(gate: gate)
     }
 
-    /// Scores `frame` on the endpoint: picks a served entity by the traffic shares, checks the columns, predicts.
-    /// - Throws: `RESOURCE_DOES_NOT_EXIST` for an unknown endpoint, `INVALID_PARAMETER_VALUE` for missing columns.
-    public func invoke(name: String, frame: Frame) async throws -> (servedEntity: String, predictions: [ServedPrediction]) {
+    /// What a served entity answered: Kiln's predictions, or a Python scorer's status and JSON body as it sent them.
+    public enum Answer: Sendable {
+        case predictions([ServedPrediction])
+        case forwarded(status: Int, body: String)
+    }
+
+    /// Scores a request (the scoring-format fields of its JSON body) on the endpoint: picks a served entity by the
+    /// traffic shares; a Kiln model checks the columns and predicts in process, a Python-flavored model gets the
+    /// request forwarded to its scoring process.
+    /// - Throws: `RESOURCE_DOES_NOT_EXIST` for an unknown endpoint, `INVALID_PARAMETER_VALUE` for a malformed request
+    ///   or missing columns, `TEMPORARILY_UNAVAILABLE` while a Python scorer restarts.
+    public func invoke(name: String, fields: [String: JSONValue]) async throws -> (servedEntity: String, answer: Answer) {
         let started = ContinuousClock.now
         let deployment = try await deployment(name)
         let draw = Int.random(in: 0..<100)
         let served = deployment.routes.first { draw < $0.upTo }?.name ?? deployment.routes.last!.name
         guard let model = deployment.models[served] else { throw KilnError(.internalError, "Served entity \(served) is not loaded") }
         do {
-            let missing = model.inputColumns.filter { frame.index(of: $0) == nil }
-            guard missing.isEmpty else {
-                throw KilnError.invalid("The request lacks column\(missing.count > 1 ? "s" : "") \(missing.joined(separator: ", ")); the model needs \(model.inputColumns.joined(separator: ", "))")
+            let answer: Answer
+            switch model {
+            case .native(let model):
+                let frame = try ScoringRequest.frame(fields)
+                let missing = model.inputColumns.filter { frame.index(of: $0) == nil }
+                guard missing.isEmpty else {
+                    throw KilnError.invalid("The request lacks column\(missing.count > 1 ? "s" : "") \(missing.joined(separator: ", ")); the model needs \(model.inputColumns.joined(separator: ", "))")
+                }
+                answer = .predictions(try model.servedPredictions(frame))
+            case .python(let scorer):
+                let (status, body) = try await scorer.invoke(JSONValue.object(fields).json)
+                answer = .forwarded(status: status, body: body)
             }
-            let predictions = try model.servedPredictions(frame)
-            record(name, served, seconds: started.duration(to: .now), failed: false)
-            return (served, predictions)
+            var failed = false
+            if case .forwarded(let status, _) = answer, status != 200 { failed = true }
+            record(name, served, seconds: started.duration(to: .now), failed: failed)
+            return (served, answer)
         } catch {
             record(name, served, seconds: started.duration(to: .now), failed: true)
             throw error
+        }
+    }
+
+    /// Per served entity, how it is served (for the endpoint's state message).
+    public func servingStates(name: String) -> [String: String] {
+        lock.withLock {
+            guard let deployment = deployments[name] else { return [:] }
+            return deployment.models.mapValues { model in
+                switch model {
+                case .native: return "Served in process by Kiln"
+                case .python(let scorer):
+                    guard let status = scorer.status else { return "Python scoring process starting" }
+                    return "Python scoring process pid \(status.pid) on port \(status.port)"
+                }
+            }
         }
     }
 
@@ -397,10 +432,14 @@ public final class ServingService: @unchecked Sendable {
         }
     }
 
-    /// Stops the flusher after a last flush.
+    /// Stops the flusher after a last flush, and every Python scorer.
     public func close() {
-        lock.withLock { flusher?.cancel() }
+        let all = lock.withLock { () -> [Deployment] in
+            flusher?.cancel()
+            return Array(deployments.values)
+        }
         flush()
+        for deployment in all { for case .python(let scorer) in deployment.models.values { scorer.stop() } }
     }
 
     func append(_ rows: [(endpoint: String, entity: ServedEntity?, row: CapturedRequest)], to table: String) throws {
@@ -471,18 +510,24 @@ public final class ServingService: @unchecked Sendable {
 
     /// Loads (and warms: one prediction of zeros) every served model of `config`.
     func deploy(_ config: EndpointConfig) async throws -> Deployment {
-        var models: [String: KilnModel] = [:]
+        var models: [String: ServedModel] = [:]
         let slots = config.servedEntities.reduce(0) { $0 + Self.concurrency($1.workloadSize) }
-        for entity in config.servedEntities {
-            let model: KilnModel
-            do {
-                model = try await load(entity.modelURI)
-            } catch let error as KilnError {
-                throw KilnError.invalid("Cannot serve \(entity.entityName) version \(entity.entityVersion): \(error.message)")
+        do {
+            for entity in config.servedEntities {
+                let model: ServedModel
+                do {
+                    model = try await load(entity.modelURI)
+                } catch let error as KilnError {
+                    throw KilnError.invalid("Cannot serve \(entity.entityName) version \(entity.entityVersion): \(error.message)")
+                }
+                if case .native(let native) = model {
+                    _ = try? native.predict([Double](repeating: 0, count: native.featureNames.count), rows: 1)
+                }
+                models[entity.name] = model
             }
-            let width = model.featureNames.count
-            _ = try? model.predict([Double](repeating: 0, count: width), rows: 1)
-            models[entity.name] = model
+        } catch {
+            for case .python(let scorer) in models.values { scorer.stop() }
+            throw error
         }
         var upTo = 0
         let routes = config.routes.filter { $0.trafficPercentage > 0 }.map { route -> (String, Int) in
@@ -495,10 +540,22 @@ public final class ServingService: @unchecked Sendable {
     }
 
     private func install(_ name: String, _ deployment: Deployment) {
-        lock.withLock {
+        let replaced: Deployment? = lock.withLock {
             // A slower, older update must not replace a newer config.
-            if let current = deployments[name], current.version > deployment.version { return }
-            deployments[name] = deployment
+            if let current = deployments[name], current.version > deployment.version { return deployment }
+            defer { deployments[name] = deployment }
+            return deployments[name]
+        }
+        if let replaced { Self.retire(replaced) }
+    }
+
+    /// Stops a replaced deployment's Python scorers once requests already sent to them have had time to finish.
+    static func retire(_ deployment: Deployment) {
+        let scorers = deployment.models.values.compactMap { if case .python(let s) = $0 { return s } else { return nil } }
+        guard !scorers.isEmpty else { return }
+        Task {
+            try? await Task.sleep(for: .seconds(10))
+            for scorer in scorers { scorer.stop() }
         }
     }
 
@@ -581,5 +638,83 @@ final class Gate: @unchecked Sendable {
             return waiters.remove(at: k).continuation
         }
         expired?.resume(returning: false)
+    }
+}
+
+/// A served model: a Kiln model scored in process, or a Python-flavored model behind its scoring process.
+public enum ServedModel: Sendable {
+    case native(KilnModel)
+    case python(PythonScorer)
+}
+
+/// The scoring formats databricks-sdk and MLflow clients send, read into a frame.
+public enum ScoringRequest {
+    /// A frame from one of `dataframe_split`, `dataframe_records`, `instances` or `inputs`: columns of numbers
+    /// (doubles), text or booleans, nulls allowed.
+    public static func frame(_ fields: [String: JSONValue]) throws -> Frame {
+        var names: [String] = [], columns: [String: [JSONValue]] = [:]
+        func add(_ name: String) { if columns[name] == nil { names.append(name); columns[name] = [] } }
+        func records(_ rows: [JSONValue]) throws {
+            for case .object(let row) in rows { for key in row.keys.sorted() { add(key) } }
+            for row in rows {
+                guard case .object(let object) = row else { throw KilnError.invalid("Each record must be an object of column: value") }
+                for name in names { columns[name]!.append(object[name] ?? .null) }
+            }
+        }
+        if case .object(let split)? = fields["dataframe_split"] {
+            guard case .array(let cols)? = split["columns"], case .array(let data)? = split["data"] else {
+                throw KilnError.invalid("dataframe_split needs columns and data")
+            }
+            for case .string(let name) in cols { add(name) }
+            guard names.count == cols.count else { throw KilnError.invalid("dataframe_split columns must be distinct names") }
+            for row in data {
+                guard case .array(let values) = row, values.count == names.count else {
+                    throw KilnError.invalid("Every dataframe_split data row needs \(names.count) values")
+                }
+                for (name, value) in zip(names, values) { columns[name]!.append(value) }
+            }
+        } else if case .array(let rows)? = fields["dataframe_records"] {
+            try records(rows)
+        } else if case .array(let rows)? = fields["instances"] {
+            guard rows.allSatisfy({ if case .object = $0 { return true } else { return false } }) else {
+                throw KilnError.invalid("instances must be objects of column: value (or send dataframe_split with column names)")
+            }
+            try records(rows)
+        } else if let inputs = fields["inputs"] {
+            switch inputs {
+            case .object(let object):
+                for key in object.keys.sorted() {
+                    guard case .array(let values) = object[key]! else { throw KilnError.invalid("inputs.\(key) must be a list of values") }
+                    add(key)
+                    columns[key] = values
+                }
+                guard Set(columns.values.map(\.count)).count <= 1 else { throw KilnError.invalid("Every inputs column must have the same length") }
+            case .array(let rows): try records(rows)
+            default: throw KilnError.invalid("inputs must be an object of columns or a list of records")
+            }
+        } else {
+            throw KilnError.invalid("Send one of dataframe_split, dataframe_records, instances or inputs")
+        }
+        let rows = columns[names.first ?? ""]?.count ?? 0
+        guard rows > 0 else { throw KilnError.invalid("The request has no rows to score") }
+        return Frame(names: names, columns: try names.map { name in try column(name, columns[name]!) })
+    }
+
+    static func column(_ name: String, _ values: [JSONValue]) throws -> Column {
+        let present = values.filter { $0 != .null }
+        if present.allSatisfy({ if case .number = $0 { return true } else { return false } }) {
+            var out = [Double](repeating: 0, count: values.count), valid = [Bool](repeating: true, count: values.count)
+            for (i, v) in values.enumerated() {
+                if case .number(let n) = v, let d = Double(n) { out[i] = d } else { valid[i] = false }
+            }
+            return Column(type: .float64, values: .double(out), validity: valid)
+        }
+        if present.allSatisfy({ if case .string = $0 { return true } else { return false } }) {
+            return Column.from(values.map { if case .string(let s) = $0 { return Value.string(s) } else { return Value.null } }, type: .string)
+        }
+        if present.allSatisfy({ if case .bool = $0 { return true } else { return false } }) {
+            return Column.from(values.map { if case .bool(let b) = $0 { return Value.bool(b) } else { return Value.null } }, type: .bool)
+        }
+        throw KilnError.invalid("Column '\(name)' mixes types; send numbers, strings or booleans (null for missing)")
     }
 }

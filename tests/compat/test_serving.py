@@ -278,3 +278,43 @@ def test_config_update_under_load_loses_no_request(kiln, w, models):
         t.join()
     assert len(statuses) > 100 and set(statuses) == {200}
     assert served == {"serve_logit-1", "serve_xgb-1", "serve_pipe-1"}
+
+
+def test_python_flavored_model_is_served_by_a_managed_scorer(kiln, w, client_env):
+    """mlflow.sklearn.log_model → register → serve: a Python child answers like mlflow.pyfunc; killed, it restarts."""
+    import re
+    import signal
+    from sklearn.linear_model import Ridge
+    X, y = datasets.load_diabetes(return_X_y=True, as_frame=True)
+    mlflow.set_tracking_uri(kiln.url)
+    mlflow.set_experiment("serving-python")
+    with mlflow.start_run():
+        mlflow.sklearn.log_model(Ridge(alpha=0.5).fit(X, y), name="model", registered_model_name="sk_diabetes", input_example=X.head(3))
+    created = w.serving_endpoints.create_and_wait(name="sk", config=EndpointCoreConfigInput(name="sk", served_entities=[entity("sk_diabetes")]))
+    message = created.config.served_entities[0].state.deployment_state_message
+    assert message.startswith("Python scoring process pid"), message
+    expected = mlflow.pyfunc.load_model("models:/sk_diabetes/1").predict(X)
+    answer = w.serving_endpoints.query("sk", dataframe_split=DataframeSplitInput(columns=list(X.columns), data=X.values.tolist()))
+    assert answer.served_model_name == "sk_diabetes-1"
+    np.testing.assert_allclose(np.array(answer.predictions, dtype=float), expected, rtol=1e-9, atol=1e-9)
+    # Kill the scorer: clean 503s while it restarts, then answers again.
+    pid = int(re.search(r"pid (\d+)", message).group(1))
+    os.kill(pid, signal.SIGKILL)
+    session = requests.Session()
+    session.headers.update(AUTH)
+    body = {"dataframe_records": X.head(2).to_dict(orient="records")}
+    statuses = []
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        response = session.post(f"{kiln.url}/serving-endpoints/sk/invocations", json=body)
+        statuses.append(response.status_code)
+        if response.status_code == 503:
+            assert response.json()["error_code"] == "TEMPORARILY_UNAVAILABLE"
+        if response.status_code == 200 and 503 in statuses:
+            break
+        time.sleep(0.1)
+    assert set(statuses) <= {200, 503} and 503 in statuses and statuses[-1] == 200, statuses[-10:]
+    np.testing.assert_allclose(response.json()["predictions"], expected[:2], rtol=1e-9)
+    restarted = w.serving_endpoints.get("sk").config.served_entities[0].state.deployment_state_message
+    assert restarted != message and restarted.startswith("Python scoring process pid")
+    w.serving_endpoints.delete("sk")

@@ -61,20 +61,22 @@ struct ServingRoutes: Sendable {
         }
         let endpoint = try await serving.create(name: try m.requireString("name"), config: try Self.config(config), tags: tags,
                                                 description: try m.string("description"), creator: m.principal)
-        return .json { Self.write(endpoint, &$0) }
+        let states = serving.servingStates(name: endpoint.name)
+        return .json { Self.write(endpoint, states: states, &$0) }
     }
 
     func list(_ m: RequestMessage) async throws -> Response {
         let endpoints = try await serving.list()
         return .json { w in
             w.key("endpoints")
-            w.array { w in for endpoint in endpoints { w.object { Self.write(endpoint, &$0) } } }
+            w.array { w in for endpoint in endpoints { w.object { Self.write(endpoint, states: serving.servingStates(name: endpoint.name), &$0) } } }
         }
     }
 
     func get(_ m: RequestMessage) async throws -> Response {
         let endpoint = try await serving.get(name: try m.requireString("name"))
-        return .json { Self.write(endpoint, &$0) }
+        let states = serving.servingStates(name: endpoint.name)
+        return .json { Self.write(endpoint, states: states, &$0) }
     }
 
     func delete(_ m: RequestMessage) async throws -> Response {
@@ -84,7 +86,8 @@ struct ServingRoutes: Sendable {
 
     func updateConfig(_ m: RequestMessage) async throws -> Response {
         let endpoint = try await serving.updateConfig(name: try m.requireString("name"), config: try Self.config(m.fields))
-        return .json { Self.write(endpoint, &$0) }
+        let states = serving.servingStates(name: endpoint.name)
+        return .json { Self.write(endpoint, states: states, &$0) }
     }
 
     /// Prometheus text: requests, failures and latency histograms per served entity.
@@ -105,23 +108,32 @@ struct ServingRoutes: Sendable {
 
     /// Scores a request: the response, the served entity that answered, and the response body (for capture).
     func invoke(_ m: RequestMessage) async throws -> (Response, String, String) {
-        let frame = try Self.frame(m.fields)
-        let (served, predictions) = try await serving.invoke(name: try m.requireString("name"), frame: frame)
+        var fields = m.fields
+        fields.removeValue(forKey: "name")
+        let (served, answer) = try await serving.invoke(name: try m.requireString("name"), fields: fields)
+        var status = HTTPResponse.Status.ok
         var w = JSONWriter()
-        w.object { w in
-            w.key("predictions")
-            w.array { w in
-                for p in predictions {
-                    switch p {
-                    case .number(let v): w.value(v)
-                    case .integer(let v): w.value(v)
-                    case .text(let v): w.value(v)
-                    case .vector(let v): w.array { w in for x in v { w.value(x) } }
+        switch answer {
+        case .predictions(let predictions):
+            w.object { w in
+                w.key("predictions")
+                w.array { w in
+                    for p in predictions {
+                        switch p {
+                        case .number(let v): w.value(v)
+                        case .integer(let v): w.value(v)
+                        case .text(let v): w.value(v)
+                        case .vector(let v): w.array { w in for x in v { w.value(x) } }
+                        }
                     }
                 }
             }
+        case .forwarded(let code, let body):
+            // The Python scorer's answer as it sent it (MLflow's {"predictions": ...} or its error).
+            status = HTTPResponse.Status(code: code)
+            w.raw(body)
         }
-        var response = Response.json(w)
+        var response = Response.json(w, status: status)
         response.headers[HTTPField.Name("served-model-name")!] = served
         return (response, served, String(decoding: w.bytes, as: UTF8.self))
     }
@@ -175,76 +187,8 @@ struct ServingRoutes: Sendable {
         return EndpointConfig(servedEntities: entities, routes: routes, capture: capture)
     }
 
-    /// A frame from one of the scoring formats: columns of numbers (doubles), text or booleans, nulls allowed.
-    static func frame(_ fields: [String: JSONValue]) throws -> Frame {
-        var names: [String] = [], columns: [String: [JSONValue]] = [:]
-        func add(_ name: String) { if columns[name] == nil { names.append(name); columns[name] = [] } }
-        func records(_ rows: [JSONValue]) throws {
-            for case .object(let row) in rows { for key in row.keys.sorted() { add(key) } }
-            for row in rows {
-                guard case .object(let object) = row else { throw KilnError.invalid("Each record must be an object of column: value") }
-                for name in names { columns[name]!.append(object[name] ?? .null) }
-            }
-        }
-        if case .object(let split)? = fields["dataframe_split"] {
-            guard case .array(let cols)? = split["columns"], case .array(let data)? = split["data"] else {
-                throw KilnError.invalid("dataframe_split needs columns and data")
-            }
-            for case .string(let name) in cols { add(name) }
-            guard names.count == cols.count else { throw KilnError.invalid("dataframe_split columns must be distinct names") }
-            for row in data {
-                guard case .array(let values) = row, values.count == names.count else {
-                    throw KilnError.invalid("Every dataframe_split data row needs \(names.count) values")
-                }
-                for (name, value) in zip(names, values) { columns[name]!.append(value) }
-            }
-        } else if case .array(let rows)? = fields["dataframe_records"] {
-            try records(rows)
-        } else if case .array(let rows)? = fields["instances"] {
-            guard rows.allSatisfy({ if case .object = $0 { return true } else { return false } }) else {
-                throw KilnError.invalid("instances must be objects of column: value (or send dataframe_split with column names)")
-            }
-            try records(rows)
-        } else if let inputs = fields["inputs"] {
-            switch inputs {
-            case .object(let object):
-                for key in object.keys.sorted() {
-                    guard case .array(let values) = object[key]! else { throw KilnError.invalid("inputs.\(key) must be a list of values") }
-                    add(key)
-                    columns[key] = values
-                }
-                guard Set(columns.values.map(\.count)).count <= 1 else { throw KilnError.invalid("Every inputs column must have the same length") }
-            case .array(let rows): try records(rows)
-            default: throw KilnError.invalid("inputs must be an object of columns or a list of records")
-            }
-        } else {
-            throw KilnError.invalid("Send one of dataframe_split, dataframe_records, instances or inputs")
-        }
-        let rows = columns[names.first ?? ""]?.count ?? 0
-        guard rows > 0 else { throw KilnError.invalid("The request has no rows to score") }
-        return Frame(names: names, columns: try names.map { name in try column(name, columns[name]!) })
-    }
-
-    static func column(_ name: String, _ values: [JSONValue]) throws -> Column {
-        let present = values.filter { $0 != .null }
-        if present.allSatisfy({ if case .number = $0 { return true } else { return false } }) {
-            var out = [Double](repeating: 0, count: values.count), valid = [Bool](repeating: true, count: values.count)
-            for (i, v) in values.enumerated() {
-                if case .number(let n) = v, let d = Double(n) { out[i] = d } else { valid[i] = false }
-            }
-            return Column(type: .float64, values: .double(out), validity: valid)
-        }
-        if present.allSatisfy({ if case .string = $0 { return true } else { return false } }) {
-            return Column.from(values.map { if case .string(let s) = $0 { return Value.string(s) } else { return Value.null } }, type: .string)
-        }
-        if present.allSatisfy({ if case .bool = $0 { return true } else { return false } }) {
-            return Column.from(values.map { if case .bool(let b) = $0 { return Value.bool(b) } else { return Value.null } }, type: .bool)
-        }
-        throw KilnError.invalid("Column '\(name)' mixes types; send numbers, strings or booleans (null for missing)")
-    }
-
     /// ServingEndpointDetailed.
-    static func write(_ e: ServingEndpoint, _ w: inout JSONWriter) {
+    static func write(_ e: ServingEndpoint, states: [String: String] = [:], _ w: inout JSONWriter) {
         w.field("name", e.name)
         w.field("id", e.id)
         w.field("creator", e.creator)
@@ -270,7 +214,7 @@ struct ServingRoutes: Sendable {
                         w.key("state")
                         w.object { w in
                             w.field("deployment", "DEPLOYMENT_READY")
-                            w.field("deployment_state_message", "Served in process by Kiln")
+                            w.field("deployment_state_message", states[entity.name] ?? "Loads on the first request")
                         }
                     }
                 }

@@ -8,6 +8,8 @@ packages=(ca-certificates libcurl4 git libsnappy-dev libzstd-dev zlib1g-dev libx
 if [ "$mode" = "test" ]; then
   packages+=(python3 sqlite3)
   command -v pip3 >/dev/null 2>&1 || python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
+  # Serving Python-flavored models creates virtual environments (Debian ships ensurepip separately).
+  python3 -c "import ensurepip" >/dev/null 2>&1 || packages+=(python3-venv)
 fi
 
 missing=()

@@ -156,19 +156,12 @@ struct ServingRoutes: Sendable {
                                     tableNamePrefix: text(c["table_name_prefix"]) ?? "", enabled: c["enabled"].map { $0 == .bool(true) } ?? true)
         }
         var entities: [ServedEntity] = []
-        if case .array(let items)? = fields["served_entities"] {
+        // served_entities, or the legacy served_models with model_name/model_version.
+        for (list, nameKey, versionKey) in [("served_entities", "entity_name", "entity_version"), ("served_models", "model_name", "model_version")] {
+            guard case .array(let items)? = fields[list] else { continue }
             for case .object(let e) in items {
-                guard let name = text(e["entity_name"]), let version = text(e["entity_version"]) else {
-                    throw KilnError.invalid("Every served entity needs entity_name and entity_version")
-                }
-                entities.append(ServedEntity(name: text(e["name"]), entityName: name, entityVersion: version,
-                                             workloadSize: text(e["workload_size"]) ?? "Small", scaleToZeroEnabled: bool(e["scale_to_zero_enabled"])))
-            }
-        }
-        if case .array(let items)? = fields["served_models"] {
-            for case .object(let e) in items {
-                guard let name = text(e["model_name"]), let version = text(e["model_version"]) else {
-                    throw KilnError.invalid("Every served model needs model_name and model_version")
+                guard let name = text(e[nameKey]), let version = text(e[versionKey]) else {
+                    throw KilnError.invalid("Every entry of \(list) needs \(nameKey) and \(versionKey)")
                 }
                 entities.append(ServedEntity(name: text(e["name"]), entityName: name, entityVersion: version,
                                              workloadSize: text(e["workload_size"]) ?? "Small", scaleToZeroEnabled: bool(e["scale_to_zero_enabled"])))

@@ -73,19 +73,34 @@ public struct CaptureConfig: Codable, Sendable, Equatable {
 public struct EndpointConfig: Codable, Sendable, Equatable {
     public var servedEntities: [ServedEntity]
     public var routes: [TrafficRoute]
+    /// Served entities that get a copy of every request; their answers are compared with the one returned, never
+    /// returned themselves (a Kiln extension: `traffic_config.shadow_routes`).
+    public var shadows: [String]
     /// Counts config updates, from 1.
     public var version: Int64
     /// The inference table, when requests are captured.
     public var capture: CaptureConfig?
 
-    public init(servedEntities: [ServedEntity], routes: [TrafficRoute] = [], version: Int64 = 1, capture: CaptureConfig? = nil) {
+    public init(servedEntities: [ServedEntity], routes: [TrafficRoute] = [], shadows: [String] = [], version: Int64 = 1, capture: CaptureConfig? = nil) {
         self.servedEntities = servedEntities
         self.routes = routes
+        self.shadows = shadows
         self.version = version
         self.capture = capture
     }
 
-    enum CodingKeys: String, CodingKey { case servedEntities = "served_entities", routes, version = "config_version", capture = "auto_capture_config" }
+    enum CodingKeys: String, CodingKey {
+        case servedEntities = "served_entities", routes, shadows = "shadow_routes", version = "config_version", capture = "auto_capture_config"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        servedEntities = try c.decode([ServedEntity].self, forKey: .servedEntities)
+        routes = try c.decode([TrafficRoute].self, forKey: .routes)
+        shadows = try c.decodeIfPresent([String].self, forKey: .shadows) ?? []
+        version = try c.decode(Int64.self, forKey: .version)
+        capture = try c.decodeIfPresent(CaptureConfig.self, forKey: .capture)
+    }
 
     /// The config with defaults filled in (one entity → all traffic), checked.
     /// - Throws: for no or duplicate entities, unknown sizes, routes naming unknown entities or not summing to 100.
@@ -113,6 +128,9 @@ public struct EndpointConfig: Codable, Sendable, Equatable {
                 throw KilnError.invalid("Traffic route names '\(route.servedModelName)', which is not a served entity (\(names.sorted().joined(separator: ", ")))")
             }
             guard (0...100).contains(route.trafficPercentage) else { throw KilnError.invalid("traffic_percentage must be between 0 and 100") }
+        }
+        for shadow in shadows where !names.contains(shadow) {
+            throw KilnError.invalid("Shadow route names '\(shadow)', which is not a served entity (\(names.sorted().joined(separator: ", ")))")
         }
         let total = out.routes.reduce(0) { $0 + $1.trafficPercentage }
         guard total == 100 else { throw KilnError.invalid("Traffic percentages sum to \(total); they must sum to 100") }
@@ -158,6 +176,9 @@ public final class ServingService: @unchecked Sendable {
         var routes: [(name: String, upTo: Int)]
         var capture: CaptureConfig?
         var entities: [String: ServedEntity]
+        var shadows: [String]
+        /// Whether every served entity may scale to zero.
+        var scalesToZero: Bool
     }
 
     private let lock = NSLock()
@@ -167,6 +188,14 @@ public final class ServingService: @unchecked Sendable {
 
     /// How long a request may wait for a scoring slot before it gets 503.
     public var queueTimeout: Duration = .seconds(30)
+    /// Endpoints whose served entities all have scale_to_zero_enabled unload after this long without requests (env
+    /// `KILN_SCALE_TO_ZERO_SECONDS`, default 30 minutes); the next request loads them again.
+    public var scaleToZeroAfter: Duration = .seconds(Int(ProcessInfo.processInfo.environment["KILN_SCALE_TO_ZERO_SECONDS"] ?? "") ?? 1800)
+    /// The authorization hook: called with the principal, the endpoint and "query" or "manage" before either
+    /// happens; throwing (e.g. `PERMISSION_DENIED`) refuses it. Allows everything until governance sets it.
+    public var authorize: @Sendable (_ principal: String?, _ endpoint: String, _ action: String) throws -> Void = { _, _, _ in }
+    private var lastUsed: [String: ContinuousClock.Instant] = [:]
+    private var sweeper: Task<Void, Never>?
 
     /// Requests handled at once per served entity, by workload size (Databricks' provisioned concurrency); an
     /// endpoint admits the sum over its served entities.
@@ -221,6 +250,7 @@ public final class ServingService: @unchecked Sendable {
     /// - Throws: `INVALID_PARAMETER_VALUE` for a bad name or config or a model that cannot be served,
     ///   `RESOURCE_ALREADY_EXISTS` when the name is taken.
     public func create(name: String, config input: EndpointConfig, tags: [KeyValue] = [], description: String? = nil, creator: String?) async throws -> ServingEndpoint {
+        try authorize(creator, name, "manage")
         guard name.range(of: "^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$", options: .regularExpression) != nil else {
             throw KilnError.invalid("Endpoint name '\(name)' must be 1–63 letters, digits, '-' or '_', starting with a letter or digit")
         }
@@ -256,7 +286,8 @@ public final class ServingService: @unchecked Sendable {
 
     /// Replaces the served entities and routes. The new models are loaded and warmed first; requests move to them
     /// only once all are ready (the old ones keep answering meanwhile).
-    public func updateConfig(name: String, config input: EndpointConfig) async throws -> ServingEndpoint {
+    public func updateConfig(name: String, config input: EndpointConfig, principal: String? = nil) async throws -> ServingEndpoint {
+        try authorize(principal, name, "manage")
         var endpoint = try await get(name: name)
         var config = try input.normalized()
         config.version = endpoint.config.version + 1
@@ -272,12 +303,14 @@ public final class ServingService: @unchecked Sendable {
         return endpoint
     }
 
-    public func delete(name: String) async throws {
+    public func delete(name: String, principal: String? = nil) async throws {
+        try authorize(principal, name, "manage")
         _ = try await get(name: name)
         try await database.write { sql in try await sql.raw("DELETE FROM serving_endpoints WHERE name = \(bind: name)").run() }
         let removed = lock.withLock { () -> Deployment? in
             _ = stats.removeValue(forKey: name)
             _ = rejected.removeValue(forKey: name)
+            _ = shadowStats.removeValue(forKey: name)
             return deployments.removeValue(forKey: name)
         }
         if let removed { Self.retire(removed) }
@@ -298,8 +331,10 @@ public final class ServingService: @unchecked Sendable {
     /// ticket to `leave` when done.
     /// - Throws: `RESOURCE_DOES_NOT_EXIST`; `REQUEST_LIMIT_EXCEEDED` (429) when the endpoint's queue is full;
     ///   `TEMPORARILY_UNAVAILABLE` (503) when no slot frees up within `queueTimeout`.
-    public func admit(name: String) async throws -> AdmissionTicket {
+    public func admit(name: String, principal: String? = nil) async throws -> AdmissionTicket {
+        try authorize(principal, name, "query")
         let gate = try await deployment(name).gate
+        lock.withLock { lastUsed[name] = .now }
         do {
             try await gate.enter(timeout: queueTimeout)
         } catch {
@@ -343,12 +378,65 @@ public final class ServingService: @unchecked Sendable {
             var failed = false
             if case .forwarded(let status, _) = answer, status != 200 { failed = true }
             record(name, served, seconds: started.duration(to: .now), failed: failed)
+            for shadow in deployment.shadows where shadow != served {
+                guard let mirror = deployment.models[shadow] else { continue }
+                Task.detached { [weak self] in await self?.mirror(name, shadow, mirror, fields, against: answer) }
+            }
             return (served, answer)
         } catch {
             record(name, served, seconds: started.duration(to: .now), failed: true)
             throw error
         }
     }
+
+    /// Scores a copy of a request on a shadow entity and compares its answer with the one returned: the same
+    /// predictions (classes equal, numbers within 1e-9 relative) or a disagreement.
+    func mirror(_ endpoint: String, _ shadow: String, _ model: ServedModel, _ fields: [String: JSONValue], against primary: Answer) async {
+        var agrees = false
+        do {
+            switch (model, primary) {
+            case (.native(let m), .predictions(let expected)):
+                let got = try m.servedPredictions(try ScoringRequest.frame(fields))
+                agrees = got.count == expected.count && zip(got, expected).allSatisfy(Self.same)
+            case (.python(let scorer), .forwarded(_, let body)):
+                agrees = try await scorer.invoke(JSONValue.object(fields).json).body == body
+            case (.native(let m), .forwarded(_, let body)):
+                // A Kiln shadow of a Python model: compare the predictions list.
+                let got = try m.servedPredictions(try ScoringRequest.frame(fields))
+                if case .object(let o) = try JSONValue.parse(Array(body.utf8)), case .array(let list)? = o["predictions"] {
+                    agrees = list.count == got.count && zip(got, list).allSatisfy { p, v in
+                        switch (p, v) {
+                        case (.number(let a), .number(let b)): Double(b).map { Self.same(.number(a), .number($0)) } ?? false
+                        case (.integer(let a), .number(let b)): Double(b) == Double(a)
+                        case (.text(let a), .string(let b)): a == b
+                        default: false
+                        }
+                    }
+                }
+            case (.python(let scorer), .predictions):
+                _ = try await scorer.invoke(JSONValue.object(fields).json)
+                agrees = false  // not comparable without parsing Python's output types; counted as a disagreement
+            }
+        } catch {
+            agrees = false
+        }
+        lock.withLock {
+            var s = shadowStats[endpoint, default: [:]][shadow, default: (0, 0)]
+            s.requests += 1
+            if !agrees { s.disagreements += 1 }
+            shadowStats[endpoint, default: [:]][shadow] = s
+        }
+    }
+
+    static func same(_ a: ServedPrediction, _ b: ServedPrediction) -> Bool {
+        switch (a, b) {
+        case (.number(let x), .number(let y)): return x == y || abs(x - y) <= 1e-9 * max(abs(x), abs(y))
+        case (.vector(let x), .vector(let y)): return x.count == y.count && zip(x, y).allSatisfy { same(.number($0), .number($1)) }
+        default: return a == b
+        }
+    }
+
+    private var shadowStats: [String: [String: (requests: Int, disagreements: Int)]] = [:]
 
     /// Per served entity, how it is served (for the endpoint's state message).
     public func servingStates(name: String) -> [String: String] {
@@ -436,6 +524,7 @@ public final class ServingService: @unchecked Sendable {
     public func close() {
         let all = lock.withLock { () -> [Deployment] in
             flusher?.cancel()
+            sweeper?.cancel()
             return Array(deployments.values)
         }
         flush()
@@ -486,7 +575,7 @@ public final class ServingService: @unchecked Sendable {
     /// The endpoint's request counts, failures and latency histograms per served entity, in Prometheus' text format.
     public func metricsText(name: String) async throws -> String {
         _ = try await get(name: name)
-        let (entities, refused) = lock.withLock { (stats[name] ?? [:], rejected[name] ?? 0) }
+        let (entities, refused, shadows) = lock.withLock { (stats[name] ?? [:], rejected[name] ?? 0, shadowStats[name] ?? [:]) }
         func labels(_ entity: String, _ extra: String = "") -> String {
             "{endpoint=\"\(name)\",served_entity=\"\(entity)\"\(extra)}"
         }
@@ -496,6 +585,11 @@ public final class ServingService: @unchecked Sendable {
         for (entity, s) in entities.sorted(by: { $0.key < $1.key }) { out += "kiln_serving_requests_total\(labels(entity)) \(s.requests)\n" }
         out += "# HELP kiln_serving_errors_total Requests that failed after reaching a served entity.\n# TYPE kiln_serving_errors_total counter\n"
         for (entity, s) in entities.sorted(by: { $0.key < $1.key }) { out += "kiln_serving_errors_total\(labels(entity)) \(s.errors)\n" }
+        out += "# HELP kiln_serving_shadow_requests_total Requests mirrored to a shadow entity.\n# TYPE kiln_serving_shadow_requests_total counter\n"
+        for (entity, s) in shadows.sorted(by: { $0.key < $1.key }) { out += "kiln_serving_shadow_requests_total\(labels(entity)) \(s.requests)\n" }
+        out += "# HELP kiln_serving_shadow_disagreements_total Mirrored requests whose shadow answer differed.\n"
+            + "# TYPE kiln_serving_shadow_disagreements_total counter\n"
+        for (entity, s) in shadows.sorted(by: { $0.key < $1.key }) { out += "kiln_serving_shadow_disagreements_total\(labels(entity)) \(s.disagreements)\n" }
         out += "# HELP kiln_serving_latency_seconds Time from request to predictions.\n# TYPE kiln_serving_latency_seconds histogram\n"
         for (entity, s) in entities.sorted(by: { $0.key < $1.key }) {
             for (k, bound) in EntityStats.bounds.enumerated() {
@@ -536,17 +630,43 @@ public final class ServingService: @unchecked Sendable {
         }
         return Deployment(version: config.version, models: models, gate: Gate(slots: slots, queue: slots * Self.queuePerSlot), routes: routes,
                           capture: config.capture?.enabled == true ? config.capture : nil,
-                          entities: Dictionary(uniqueKeysWithValues: config.servedEntities.map { ($0.name, $0) }))
+                          entities: Dictionary(uniqueKeysWithValues: config.servedEntities.map { ($0.name, $0) }), shadows: config.shadows,
+                          scalesToZero: config.servedEntities.allSatisfy(\.scaleToZeroEnabled))
     }
 
     private func install(_ name: String, _ deployment: Deployment) {
         let replaced: Deployment? = lock.withLock {
+            lastUsed[name] = .now
+            if sweeper == nil {
+                let interval = min(Duration.seconds(30), scaleToZeroAfter / 2)
+                sweeper = Task.detached { [weak self] in
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: interval)
+                        self?.scaleIdleToZero()
+                    }
+                }
+            }
             // A slower, older update must not replace a newer config.
             if let current = deployments[name], current.version > deployment.version { return deployment }
             defer { deployments[name] = deployment }
             return deployments[name]
         }
         if let replaced { Self.retire(replaced) }
+    }
+
+    /// Unloads endpoints that may scale to zero and saw no request for `scaleToZeroAfter`.
+    func scaleIdleToZero() {
+        let now = ContinuousClock.now
+        let idle: [Deployment] = lock.withLock {
+            var out: [Deployment] = []
+            for (name, deployment) in deployments where deployment.scalesToZero {
+                if let used = lastUsed[name], now - used < scaleToZeroAfter { continue }
+                out.append(deployment)
+                deployments.removeValue(forKey: name)
+            }
+            return out
+        }
+        for deployment in idle { for case .python(let scorer) in deployment.models.values { scorer.stop() } }
     }
 
     /// Stops a replaced deployment's Python scorers once requests already sent to them have had time to finish.

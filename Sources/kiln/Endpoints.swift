@@ -11,7 +11,7 @@ struct Endpoints: AsyncParsableCommand {
               kiln endpoints traffic churn champion=churn/3:90 challenger=churn/4:10
               kiln endpoints query churn --json-body '{"dataframe_records": [{"age": 42, "plan": "pro"}]}'
             """,
-        subcommands: [List.self, Get.self, Create.self, Traffic.self, Query.self, Delete.self])
+        subcommands: [List.self, Get.self, Create.self, Update.self, Traffic.self, Query.self, Delete.self])
 
     /// Prints an endpoint as a short table.
     static func describe(_ e: [String: Any]) {
@@ -72,6 +72,25 @@ struct Endpoints: AsyncParsableCommand {
             if client.json { return try printJSON(e) }
             Endpoints.describe(e)
             print("Query it: POST \(client.baseURL)/serving-endpoints/\(name)/invocations")
+        }
+    }
+
+    struct Update: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "update", abstract: "Serve another model version on an endpoint (all traffic); the new version loads before traffic moves.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "Endpoint name.") var name: String
+        @Option(help: "Registered model name.") var model: String
+        @Option(help: "Model version.") var version: String
+        @Option(name: .customLong("workload-size"), help: "Small, Medium or Large.") var workloadSize = "Small"
+
+        func run() async throws {
+            let body: [String: Any] = ["served_entities": [
+                ["entity_name": model, "entity_version": version, "workload_size": workloadSize, "scale_to_zero_enabled": true],
+            ]]
+            let e = try await client.client().call("PUT", "api/2.0/serving-endpoints/\(name)/config", body: body, timeout: 600)
+            if client.json { return try printJSON(e) }
+            Endpoints.describe(e)
         }
     }
 

@@ -176,6 +176,8 @@ def test_endpoints_cli(kiln, models):
     row = models[[f"f{i}" for i in range(8)]].head(2).to_dict(orient="records")
     out = kiln_cli("endpoints", "query", "bc-cli", "--json-body", json.dumps({"dataframe_records": row}), *flags)
     assert len(json.loads(out.stdout)["predictions"]) == 2
+    out = kiln_cli("endpoints", "update", "bc-cli", "--model", "serve_xgb", "--version", "1", *flags)
+    assert "config version 3" in out.stdout and "serve_xgb-1" in out.stdout and "100%" in out.stdout
     out = kiln_cli("endpoints", "traffic", "bc-cli", "a=serve_logit/1:60", *flags, check=False)
     assert out.returncode != 0 and "sum to 60" in out.stderr
     kiln_cli("endpoints", "delete", "bc-cli", *flags)
@@ -318,3 +320,70 @@ def test_python_flavored_model_is_served_by_a_managed_scorer(kiln, w, client_env
     restarted = w.serving_endpoints.get("sk").config.served_entities[0].state.deployment_state_message
     assert restarted != message and restarted.startswith("Python scoring process pid")
     w.serving_endpoints.delete("sk")
+
+
+def test_shadow_routes_mirror_and_compare(kiln, w, models):
+    session = requests.Session()
+    session.headers.update(AUTH)
+    config = {"served_entities": [{"entity_name": "serve_xgb", "entity_version": "1", "name": "live"},
+                                  {"entity_name": "serve_xgb", "entity_version": "1", "name": "same"},
+                                  {"entity_name": "serve_logit", "entity_version": "1", "name": "other"}],
+              "traffic_config": {"routes": [{"served_model_name": "live", "traffic_percentage": 100}],
+                                 "shadow_routes": [{"served_model_name": "same"}, {"served_model_name": "other"}]}}
+    response = session.post(f"{kiln.url}/api/2.0/serving-endpoints", json={"name": "bc-shadow", "config": config})
+    assert response.status_code == 200, response.text
+    assert [r["served_model_name"] for r in response.json()["config"]["traffic_config"]["shadow_routes"]] == ["same", "other"]
+    assert w.serving_endpoints.get("bc-shadow").config.traffic_config.routes[0].served_model_name == "live"
+    body = {"dataframe_records": models[[f"f{i}" for i in range(8)]].head(4).to_dict(orient="records")}
+    for _ in range(50):
+        response = session.post(f"{kiln.url}/serving-endpoints/bc-shadow/invocations", json=body)
+        assert response.status_code == 200 and response.headers["served-model-name"] == "live"
+    lines = {}
+    for _ in range(50):  # mirrors run after the answer
+        text = session.get(f"{kiln.url}/api/2.0/serving-endpoints/bc-shadow/metrics").text
+        lines = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+        if all(int(lines.get(f'kiln_serving_shadow_requests_total{{endpoint="bc-shadow",served_entity="{e}"}}', 0)) == 50 for e in ["same", "other"]):
+            break
+        time.sleep(0.1)
+    assert int(lines['kiln_serving_shadow_requests_total{endpoint="bc-shadow",served_entity="same"}']) == 50
+    assert int(lines['kiln_serving_shadow_disagreements_total{endpoint="bc-shadow",served_entity="same"}']) == 0
+    # The logistic model answers classes where the booster answers probabilities: every mirror disagrees.
+    assert int(lines['kiln_serving_shadow_disagreements_total{endpoint="bc-shadow",served_entity="other"}']) == 50
+    bad = dict(config, traffic_config={"routes": [{"served_model_name": "live", "traffic_percentage": 100}],
+                                       "shadow_routes": [{"served_model_name": "ghost"}]})
+    response = session.put(f"{kiln.url}/api/2.0/serving-endpoints/bc-shadow/config", json=bad)
+    assert response.status_code == 400 and "ghost" in response.json()["message"]
+
+
+def test_idle_endpoints_scale_to_zero_and_cold_start(tmp_path, monkeypatch):
+    from conftest import KilnServer
+    monkeypatch.setenv("KILN_SCALE_TO_ZERO_SECONDS", "1")
+    home = str(tmp_path / "home")
+    os.makedirs(home)
+    X, y = datasets.load_wine(return_X_y=True)
+    df = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    df["label"] = y
+    df.to_parquet(tmp_path / "wine.parquet", index=False)
+    kiln_cli("table", "write", "main.default.wine", "--from", str(tmp_path / "wine.parquet"), home=home)
+    server = KilnServer(home).start()
+    try:
+        kiln_cli("train", "--url", server.url, "--table", "main.default.wine", "--target", "label", "--algorithm", "logistic",
+                 "--register", "wine_lr", "--json")
+        session = requests.Session()
+        session.headers.update(AUTH)
+        for name, scale in [("idle", True), ("warm", False)]:
+            response = session.post(f"{server.url}/api/2.0/serving-endpoints", json={"name": name, "config": {"served_entities": [
+                {"entity_name": "wine_lr", "entity_version": "1", "scale_to_zero_enabled": scale}]}})
+            assert response.status_code == 200, response.text
+
+        def state(name):
+            return session.get(f"{server.url}/api/2.0/serving-endpoints/{name}").json()["config"]["served_entities"][0]["state"]["deployment_state_message"]
+        assert state("idle") == "Served in process by Kiln"
+        time.sleep(3)
+        assert state("idle") == "Loads on the first request" and state("warm") == "Served in process by Kiln"
+        body = {"dataframe_split": {"columns": list(df.columns[:-1]), "data": df.iloc[:5, :-1].values.tolist()}}
+        response = session.post(f"{server.url}/serving-endpoints/idle/invocations", json=body)
+        assert response.status_code == 200 and response.json()["predictions"] == df["label"].iloc[:5].tolist()
+        assert state("idle") == "Served in process by Kiln"
+    finally:
+        server.stop()

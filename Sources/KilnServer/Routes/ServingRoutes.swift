@@ -25,7 +25,7 @@ struct ServingRoutes: Sendable {
         // Admission comes before the body is read: a request waiting for a slot holds no payload in memory.
         router.post("/serving-endpoints/{name}/invocations") { request, context in
             let name = context.parameters.get("name") ?? ""
-            let ticket = try await serving.admit(name: name)
+            let ticket = try await serving.admit(name: name, principal: context.principal)
             defer { ticket.leave() }
             let started = ContinuousClock.now, timestamp = Int64(Date().timeIntervalSince1970 * 1000)
             let requestID = UUID().uuidString.lowercased()
@@ -80,12 +80,12 @@ struct ServingRoutes: Sendable {
     }
 
     func delete(_ m: RequestMessage) async throws -> Response {
-        try await serving.delete(name: try m.requireString("name"))
+        try await serving.delete(name: try m.requireString("name"), principal: m.principal)
         return .json { _ in }
     }
 
     func updateConfig(_ m: RequestMessage) async throws -> Response {
-        let endpoint = try await serving.updateConfig(name: try m.requireString("name"), config: try Self.config(m.fields))
+        let endpoint = try await serving.updateConfig(name: try m.requireString("name"), config: try Self.config(m.fields), principal: m.principal)
         let states = serving.servingStates(name: endpoint.name)
         return .json { Self.write(endpoint, states: states, &$0) }
     }
@@ -167,7 +167,15 @@ struct ServingRoutes: Sendable {
                                              workloadSize: text(e["workload_size"]) ?? "Small", scaleToZeroEnabled: bool(e["scale_to_zero_enabled"])))
             }
         }
-        var routes: [TrafficRoute] = []
+        var routes: [TrafficRoute] = [], shadows: [String] = []
+        if case .object(let traffic)? = fields["traffic_config"], case .array(let items)? = traffic["shadow_routes"] {
+            for case .object(let r) in items {
+                guard let name = text(r["served_model_name"]) ?? text(r["served_entity_name"]) else {
+                    throw KilnError.invalid("Every shadow route needs served_model_name")
+                }
+                shadows.append(name)
+            }
+        }
         if case .object(let traffic)? = fields["traffic_config"], case .array(let items)? = traffic["routes"] {
             for case .object(let r) in items {
                 guard let name = text(r["served_model_name"]) ?? text(r["served_entity_name"]) else {
@@ -177,7 +185,7 @@ struct ServingRoutes: Sendable {
                 routes.append(TrafficRoute(servedModelName: name, trafficPercentage: share))
             }
         }
-        return EndpointConfig(servedEntities: entities, routes: routes, capture: capture)
+        return EndpointConfig(servedEntities: entities, routes: routes, shadows: shadows, capture: capture)
     }
 
     /// ServingEndpointDetailed.
@@ -222,6 +230,10 @@ struct ServingRoutes: Sendable {
                             w.field("traffic_percentage", Int64(route.trafficPercentage))
                         }
                     }
+                }
+                if !e.config.shadows.isEmpty {
+                    w.key("shadow_routes")
+                    w.array { w in for shadow in e.config.shadows { w.object { w in w.field("served_model_name", shadow) } } }
                 }
             }
             w.field("config_version", e.config.version)

@@ -5,6 +5,7 @@ import KilnLake
 import KilnLearn
 import KilnStore
 import Logging
+import CoreMetrics
 import SQLKit
 
 /// A registered model version served by an endpoint.
@@ -562,6 +563,12 @@ public final class ServingService: @unchecked Sendable {
 
     func record(_ endpoint: String, _ entity: String, seconds duration: Duration, failed: Bool) {
         let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        // Also in the server's /metrics (swift-metrics → Prometheus).
+        let dimensions = [("endpoint", endpoint), ("served_entity", entity)]
+        CoreMetrics.Counter(label: "kiln_serving_requests_total", dimensions: dimensions).increment()
+        if failed { CoreMetrics.Counter(label: "kiln_serving_errors_total", dimensions: dimensions).increment() }
+        CoreMetrics.Timer(label: "kiln_serving_latency_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds)
+            .recordNanoseconds(Int64(seconds * 1e9))
         lock.withLock {
             var s = stats[endpoint, default: [:]][entity, default: EntityStats()]
             s.requests += 1

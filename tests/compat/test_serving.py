@@ -217,6 +217,10 @@ def test_overload_gets_429_with_flat_memory_and_metrics_count_requests(kiln, w, 
     assert int(lines['kiln_serving_requests_total{endpoint="bc-load",served_entity="serve_xgb-1"}']) == served
     assert int(lines['kiln_serving_errors_total{endpoint="bc-load",served_entity="serve_xgb-1"}']) == 0
     assert int(lines['kiln_serving_latency_seconds_count{endpoint="bc-load",served_entity="serve_xgb-1"}']) == served
+    # The same counts reach the server's /metrics.
+    text = requests.get(f"{kiln.url}/metrics", headers=AUTH).text
+    line = next(l for l in text.splitlines() if l.startswith("kiln_serving_requests_total{") and 'endpoint="bc-load"' in l)
+    assert int(float(line.rsplit(" ", 1)[1])) == served
 
 
 def test_inference_table_captures_every_request(kiln, w, models):

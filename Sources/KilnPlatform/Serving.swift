@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import KilnCore
 import KilnFrame
 import KilnLake
@@ -356,7 +359,7 @@ public final class ServingService: @unchecked Sendable {
     /// request forwarded to its scoring process.
     /// - Throws: `RESOURCE_DOES_NOT_EXIST` for an unknown endpoint, `INVALID_PARAMETER_VALUE` for a malformed request
     ///   or missing columns, `TEMPORARILY_UNAVAILABLE` while a Python scorer restarts.
-    public func invoke(name: String, fields: [String: JSONValue]) async throws -> (servedEntity: String, answer: Answer) {
+    public func invoke(name: String, body: [UInt8]) async throws -> (servedEntity: String, answer: Answer) {
         let started = ContinuousClock.now
         let deployment = try await deployment(name)
         let draw = Int.random(in: 0..<100)
@@ -366,22 +369,24 @@ public final class ServingService: @unchecked Sendable {
             let answer: Answer
             switch model {
             case .native(let model):
-                let frame = try ScoringRequest.frame(fields)
+                let frame = try ScoringRequest.frame(body: body)
                 let missing = model.inputColumns.filter { frame.index(of: $0) == nil }
                 guard missing.isEmpty else {
                     throw KilnError.invalid("The request lacks column\(missing.count > 1 ? "s" : "") \(missing.joined(separator: ", ")); the model needs \(model.inputColumns.joined(separator: ", "))")
                 }
                 answer = .predictions(try model.servedPredictions(frame))
             case .python(let scorer):
-                let (status, body) = try await scorer.invoke(JSONValue.object(fields).json)
-                answer = .forwarded(status: status, body: body)
+                // Forwarded as sent (after checking it is JSON).
+                _ = try ScoringRequest.fields(body)
+                let (status, reply) = try await scorer.invoke(String(decoding: body, as: UTF8.self))
+                answer = .forwarded(status: status, body: reply)
             }
             var failed = false
             if case .forwarded(let status, _) = answer, status != 200 { failed = true }
             record(name, served, seconds: started.duration(to: .now), failed: failed)
             for shadow in deployment.shadows where shadow != served {
                 guard let mirror = deployment.models[shadow] else { continue }
-                Task.detached { [weak self] in await self?.mirror(name, shadow, mirror, fields, against: answer) }
+                Task.detached { [weak self] in await self?.mirror(name, shadow, mirror, body, against: answer) }
             }
             return (served, answer)
         } catch {
@@ -392,18 +397,18 @@ public final class ServingService: @unchecked Sendable {
 
     /// Scores a copy of a request on a shadow entity and compares its answer with the one returned: the same
     /// predictions (classes equal, numbers within 1e-9 relative) or a disagreement.
-    func mirror(_ endpoint: String, _ shadow: String, _ model: ServedModel, _ fields: [String: JSONValue], against primary: Answer) async {
+    func mirror(_ endpoint: String, _ shadow: String, _ model: ServedModel, _ request: [UInt8], against primary: Answer) async {
         var agrees = false
         do {
             switch (model, primary) {
             case (.native(let m), .predictions(let expected)):
-                let got = try m.servedPredictions(try ScoringRequest.frame(fields))
+                let got = try m.servedPredictions(try ScoringRequest.frame(body: request))
                 agrees = got.count == expected.count && zip(got, expected).allSatisfy(Self.same)
             case (.python(let scorer), .forwarded(_, let body)):
-                agrees = try await scorer.invoke(JSONValue.object(fields).json).body == body
+                agrees = try await scorer.invoke(String(decoding: request, as: UTF8.self)).body == body
             case (.native(let m), .forwarded(_, let body)):
                 // A Kiln shadow of a Python model: compare the predictions list.
-                let got = try m.servedPredictions(try ScoringRequest.frame(fields))
+                let got = try m.servedPredictions(try ScoringRequest.frame(body: request))
                 if case .object(let o) = try JSONValue.parse(Array(body.utf8)), case .array(let list)? = o["predictions"] {
                     agrees = list.count == got.count && zip(got, list).allSatisfy { p, v in
                         switch (p, v) {
@@ -415,7 +420,7 @@ public final class ServingService: @unchecked Sendable {
                     }
                 }
             case (.python(let scorer), .predictions):
-                _ = try await scorer.invoke(JSONValue.object(fields).json)
+                _ = try await scorer.invoke(String(decoding: request, as: UTF8.self))
                 agrees = false  // not comparable without parsing Python's output types; counted as a disagreement
             }
         } catch {
@@ -776,6 +781,107 @@ public enum ServedModel: Sendable {
 
 /// The scoring formats databricks-sdk and MLflow clients send, read into a frame.
 public enum ScoringRequest {
+    /// The frame of a request body: numeric `dataframe_split` bodies straight from the bytes (no value tree),
+    /// anything else through `fields` and `frame(_:)`.
+    public static func frame(body: [UInt8]) throws -> Frame {
+        if let frame = numericSplit(body) { return frame }
+        return try frame(try fields(body))
+    }
+
+    /// The top-level members of a JSON object body.
+    /// - Throws: `INVALID_PARAMETER_VALUE` when the body is not a JSON object.
+    public static func fields(_ body: [UInt8]) throws -> [String: JSONValue] {
+        guard case .object(let fields) = try JSONValue.parse(body) else { throw KilnError.invalid("The request body must be a JSON object") }
+        return fields
+    }
+
+    /// `{"dataframe_split": {"columns": [names], "data": [[numbers or null]], "index": [...]?}}` read directly into
+    /// double columns; nil for any other shape (the general reader takes it).
+    static func numericSplit(_ body: [UInt8]) -> Frame? {
+        var bytes = body
+        bytes.append(0)  // strtod stops at a delimiter; the NUL guards the end
+        return bytes.withUnsafeBufferPointer { b -> Frame? in
+            var i = 0
+            func ws() { while i < b.count, b[i] == 0x20 || b[i] == 0x0a || b[i] == 0x0d || b[i] == 0x09 { i += 1 } }
+            func take(_ c: UInt8) -> Bool { ws(); if i < b.count, b[i] == c { i += 1; return true }; return false }
+            func string() -> String? {
+                guard take(UInt8(ascii: "\"")) else { return nil }
+                let start = i
+                while i < b.count, b[i] != UInt8(ascii: "\"") { if b[i] == UInt8(ascii: "\\") || b[i] < 0x20 { return nil }; i += 1 }
+                guard i < b.count else { return nil }
+                defer { i += 1 }
+                return String(decoding: UnsafeBufferPointer(rebasing: b[start..<i]), as: UTF8.self)
+            }
+            guard take(UInt8(ascii: "{")), string() == "dataframe_split", take(UInt8(ascii: ":")), take(UInt8(ascii: "{")) else { return nil }
+            var names: [String]?, columns: [[Double]] = [], valid: [[Bool]] = []
+            var sawData = false
+            repeat {
+                guard let key = string(), take(UInt8(ascii: ":")) else { return nil }
+                switch key {
+                case "columns":
+                    guard names == nil, !sawData, take(UInt8(ascii: "[")) else { return nil }
+                    var list: [String] = []
+                    if !take(UInt8(ascii: "]")) {
+                        repeat { guard let name = string() else { return nil }; list.append(name) } while take(UInt8(ascii: ","))
+                        guard take(UInt8(ascii: "]")) else { return nil }
+                    }
+                    guard Set(list).count == list.count, !list.isEmpty else { return nil }
+                    names = list
+                    columns = Array(repeating: [], count: list.count)
+                    valid = Array(repeating: [], count: list.count)
+                case "data":
+                    guard let names, take(UInt8(ascii: "[")) else { return nil }
+                    sawData = true
+                    if take(UInt8(ascii: "]")) { return nil }
+                    repeat {
+                        guard take(UInt8(ascii: "[")) else { return nil }
+                        for c in 0..<names.count {
+                            if c > 0, !take(UInt8(ascii: ",")) { return nil }
+                            ws()
+                            if i + 4 <= b.count, b[i] == UInt8(ascii: "n"), b[i + 1] == UInt8(ascii: "u"), b[i + 2] == UInt8(ascii: "l"), b[i + 3] == UInt8(ascii: "l") {
+                                i += 4
+                                columns[c].append(0)
+                                valid[c].append(false)
+                                continue
+                            }
+                            guard i < b.count, b[i] == UInt8(ascii: "-") || (b[i] >= UInt8(ascii: "0") && b[i] <= UInt8(ascii: "9")) else { return nil }
+                            let start = b.baseAddress! + i
+                            var end: UnsafeMutablePointer<CChar>?
+                            let value = start.withMemoryRebound(to: CChar.self, capacity: 1) { strtod($0, &end) }
+                            guard let end else { return nil }
+                            let used = UnsafeRawPointer(end) - UnsafeRawPointer(start)
+                            guard used > 0 else { return nil }
+                            i += used
+                            columns[c].append(value)
+                            valid[c].append(true)
+                        }
+                        guard take(UInt8(ascii: "]")) else { return nil }
+                    } while take(UInt8(ascii: ","))
+                    guard take(UInt8(ascii: "]")) else { return nil }
+                case "index":
+                    // Row labels: skipped (numbers or strings only).
+                    guard take(UInt8(ascii: "[")) else { return nil }
+                    if !take(UInt8(ascii: "]")) {
+                        repeat {
+                            ws()
+                            if i < b.count, b[i] == UInt8(ascii: "\"") { guard string() != nil else { return nil }; continue }
+                            let start = i
+                            while i < b.count, b[i] == UInt8(ascii: "-") || b[i] == UInt8(ascii: ".") || (b[i] >= UInt8(ascii: "0") && b[i] <= UInt8(ascii: "9")) { i += 1 }
+                            guard i > start else { return nil }
+                        } while take(UInt8(ascii: ","))
+                        guard take(UInt8(ascii: "]")) else { return nil }
+                    }
+                default:
+                    return nil
+                }
+            } while take(UInt8(ascii: ","))
+            guard take(UInt8(ascii: "}")), take(UInt8(ascii: "}")), let names, sawData else { return nil }
+            ws()
+            guard i == b.count - 1 else { return nil }  // only the NUL left
+            return Frame(names: names, columns: zip(columns, valid).map { Column(type: .float64, values: .double($0), validity: $1) })
+        }
+    }
+
     /// A frame from one of `dataframe_split`, `dataframe_records`, `instances` or `inputs`: columns of numbers
     /// (doubles), text or booleans, nulls allowed.
     public static func frame(_ fields: [String: JSONValue]) throws -> Frame {

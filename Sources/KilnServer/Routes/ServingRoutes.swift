@@ -29,26 +29,32 @@ struct ServingRoutes: Sendable {
             defer { ticket.leave() }
             let started = ContinuousClock.now, timestamp = Int64(Date().timeIntervalSince1970 * 1000)
             let requestID = UUID().uuidString.lowercased()
-            var fields: [String: JSONValue] = [:]
+            var body: [UInt8] = []
             do {
-                var message = try await RequestMessage.read(request, context: context, limit: 16 * 1024 * 1024)
-                fields = message.fields
-                message.fields["name"] = .string(name)
-                let (response, served, body) = try await invoke(message)
-                var answer = response
-                answer.headers[HTTPField.Name("x-request-id")!] = requestID
-                serving.capture(name: name, capture(requestID, fields, timestamp, started, status: 200, response: body, served: served))
-                return answer
+                let buffer: ByteBuffer
+                do {
+                    buffer = try await request.body.collect(upTo: Self.bodyLimit)
+                } catch {
+                    throw KilnError.invalid("The request body is larger than \(Self.bodyLimit >> 20) MiB; send fewer rows per request")
+                }
+                body = Array(buffer.readableBytesView)
+                let (response, served, answer) = try await invoke(name, body)
+                var reply = response
+                reply.headers[HTTPField.Name("x-request-id")!] = requestID
+                serving.capture(name: name, capture(requestID, body, timestamp, started, status: 200, response: answer, served: served))
+                return reply
             } catch {
                 let failure = error as? KilnError ?? KilnError.internalError(error)
                 var w = JSONWriter()
                 w.object { w in w.field("error_code", failure.code.rawValue); w.field("message", failure.message) }
-                serving.capture(name: name, capture(requestID, fields, timestamp, started, status: failure.httpStatus(alreadyExistsAs409: true),
+                serving.capture(name: name, capture(requestID, body, timestamp, started, status: failure.httpStatus(alreadyExistsAs409: true),
                                                     response: String(decoding: w.bytes, as: UTF8.self), served: nil))
                 throw error
             }
         }
     }
+
+    static let bodyLimit = 16 * 1024 * 1024
 
     func create(_ m: RequestMessage) async throws -> Response {
         guard case .object(let config)? = m.fields["config"] else { throw KilnError.invalid("Missing config: give served_entities (and traffic_config)") }
@@ -97,20 +103,21 @@ struct ServingRoutes: Sendable {
     }
 
     /// The inference-table row of one request.
-    func capture(_ id: String, _ fields: [String: JSONValue], _ timestamp: Int64, _ started: ContinuousClock.Instant, status: Int,
+    func capture(_ id: String, _ body: [UInt8], _ timestamp: Int64, _ started: ContinuousClock.Instant, status: Int,
                  response: String, served: String?) -> ServingService.CapturedRequest {
         let elapsed = started.duration(to: .now)
-        let client: String? = if case .string(let s)? = fields["client_request_id"] { s } else { nil }
+        let text = String(decoding: body, as: UTF8.self)
+        // client_request_id only costs a parse when the body has one.
+        var client: String?
+        if text.contains("client_request_id"), let fields = try? ScoringRequest.fields(body), case .string(let s)? = fields["client_request_id"] { client = s }
         return ServingService.CapturedRequest(requestID: id, clientRequestID: client, timestampMillis: timestamp, statusCode: status,
                                               executionMillis: elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000,
-                                              request: JSONValue.object(fields).json, response: response, servedEntity: served)
+                                              request: text, response: response, servedEntity: served)
     }
 
-    /// Scores a request: the response, the served entity that answered, and the response body (for capture).
-    func invoke(_ m: RequestMessage) async throws -> (Response, String, String) {
-        var fields = m.fields
-        fields.removeValue(forKey: "name")
-        let (served, answer) = try await serving.invoke(name: try m.requireString("name"), fields: fields)
+    /// Scores a request body: the response, the served entity that answered, and the response body (for capture).
+    func invoke(_ name: String, _ body: [UInt8]) async throws -> (Response, String, String) {
+        let (served, answer) = try await serving.invoke(name: name, body: body)
         var status = HTTPResponse.Status.ok
         var w = JSONWriter()
         switch answer {

@@ -13,6 +13,11 @@ struct Endpoints: AsyncParsableCommand {
             """,
         subcommands: [List.self, Get.self, Create.self, Update.self, Traffic.self, Query.self, Delete.self])
 
+    /// A config serving one model version with all traffic.
+    static func config(model: String, version: String, workloadSize: String) -> [String: Any] {
+        ["served_entities": [["entity_name": model, "entity_version": version, "workload_size": workloadSize, "scale_to_zero_enabled": true]]]
+    }
+
     /// Prints an endpoint as a short table.
     static func describe(_ e: [String: Any]) {
         let config = e["config"] as? [String: Any] ?? [:]
@@ -65,9 +70,7 @@ struct Endpoints: AsyncParsableCommand {
         @Option(name: .customLong("workload-size"), help: "Small, Medium or Large.") var workloadSize = "Small"
 
         func run() async throws {
-            let body: [String: Any] = ["name": name, "config": ["served_entities": [
-                ["entity_name": model, "entity_version": version, "workload_size": workloadSize, "scale_to_zero_enabled": true],
-            ]]]
+            let body: [String: Any] = ["name": name, "config": Endpoints.config(model: model, version: version, workloadSize: workloadSize)]
             let e = try await client.client().call("POST", "api/2.0/serving-endpoints", body: body, timeout: 600)
             if client.json { return try printJSON(e) }
             Endpoints.describe(e)
@@ -85,9 +88,7 @@ struct Endpoints: AsyncParsableCommand {
         @Option(name: .customLong("workload-size"), help: "Small, Medium or Large.") var workloadSize = "Small"
 
         func run() async throws {
-            let body: [String: Any] = ["served_entities": [
-                ["entity_name": model, "entity_version": version, "workload_size": workloadSize, "scale_to_zero_enabled": true],
-            ]]
+            let body = Endpoints.config(model: model, version: version, workloadSize: workloadSize)
             let e = try await client.client().call("PUT", "api/2.0/serving-endpoints/\(name)/config", body: body, timeout: 600)
             if client.json { return try printJSON(e) }
             Endpoints.describe(e)

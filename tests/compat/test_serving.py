@@ -137,9 +137,8 @@ def test_bad_requests_get_clear_errors(kiln, w, models):
         w.serving_endpoints.get("bc-errors")
 
 
-def test_endpoints_survive_a_restart(tmp_path):
-    """Configs persist; the first request after a restart loads the models (cold start) and answers the same."""
-    from conftest import KilnServer
+def wine_home(tmp_path):
+    """A fresh Kiln home holding main.default.wine, and the frame it came from."""
     home = str(tmp_path / "home")
     os.makedirs(home)
     X, y = datasets.load_wine(return_X_y=True)
@@ -147,6 +146,13 @@ def test_endpoints_survive_a_restart(tmp_path):
     df["label"] = y
     df.to_parquet(tmp_path / "wine.parquet", index=False)
     kiln_cli("table", "write", "main.default.wine", "--from", str(tmp_path / "wine.parquet"), home=home)
+    return home, df
+
+
+def test_endpoints_survive_a_restart(tmp_path):
+    """Configs persist; the first request after a restart loads the models (cold start) and answers the same."""
+    from conftest import KilnServer
+    home, df = wine_home(tmp_path)
     server = KilnServer(home).start()
     try:
         kiln_cli("train", "--url", server.url, "--table", "main.default.wine", "--target", "label", "--algorithm", "random_forest",
@@ -362,13 +368,7 @@ def test_shadow_routes_mirror_and_compare(kiln, w, models):
 def test_idle_endpoints_scale_to_zero_and_cold_start(tmp_path, monkeypatch):
     from conftest import KilnServer
     monkeypatch.setenv("KILN_SCALE_TO_ZERO_SECONDS", "1")
-    home = str(tmp_path / "home")
-    os.makedirs(home)
-    X, y = datasets.load_wine(return_X_y=True)
-    df = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
-    df["label"] = y
-    df.to_parquet(tmp_path / "wine.parquet", index=False)
-    kiln_cli("table", "write", "main.default.wine", "--from", str(tmp_path / "wine.parquet"), home=home)
+    home, df = wine_home(tmp_path)
     server = KilnServer(home).start()
     try:
         kiln_cli("train", "--url", server.url, "--table", "main.default.wine", "--target", "label", "--algorithm", "logistic",

@@ -27,6 +27,8 @@ public struct Platform: Sendable {
     public let clock: any KilnClock
     /// Model serving endpoints.
     public let serving: ServingService
+    /// Job definitions (Jobs API).
+    public let jobs: JobsService
 
     /// Opens (creating if needed) the home folder and builds every service.
     /// - Throws: `INVALID_PARAMETER_VALUE` when the home cannot be used.
@@ -51,8 +53,9 @@ public struct Platform: Sendable {
                                                     tablePath: { KilnConfiguration.tablePath($0, home: home) }) { uri in
             try await Platform.servable(uri, registry: registry, tracking: tracking, artifacts: artifacts, home: home, logger: logger)
         }
+        let jobs = try await JobsService.make(database: database, clock: clock, logger: logger)
         return Platform(configuration: configuration, database: database, artifacts: artifacts, tracking: tracking,
-                        registry: registry, statements: statements, adminToken: token, clock: clock, serving: serving)
+                        registry: registry, statements: statements, adminToken: token, clock: clock, serving: serving, jobs: jobs)
     }
 
     /// Closes the store.

@@ -25,6 +25,7 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
     StatementRoutes(statements: platform.statements).register(on: router)
     TrainingRoutes(platform: platform).register(on: router)
     ServingRoutes(serving: platform.serving).register(on: router)
+    JobRoutes(jobs: platform.jobs).register(on: router)
     return router
 }
 

@@ -1,0 +1,282 @@
+import Foundation
+import KilnCore
+import KilnStore
+import Logging
+import SQLKit
+
+/// A stored job: its id, who made it and when, and its settings (Databricks JobSettings, kept as sent).
+public struct Job: Sendable, Equatable {
+    public var jobID: Int64
+    public var creator: String?
+    public var createdTime: Int64
+    public var settings: [String: JSONValue]
+}
+
+/// Jobs API definitions (create, get, list, update, reset, delete), checked before anything is stored: task keys,
+/// dependencies (unknown keys, cycles), task types, run_if, and schedules (Quartz cron, time zone).
+public final class JobsService: Sendable {
+    let database: any KilnDatabase
+    let clock: any KilnClock
+
+    public static let migrations = [
+        Migration("jobs_0001_definitions", [
+            """
+            CREATE TABLE jobs (
+                job_id BIGINT PRIMARY KEY,
+                name TEXT NOT NULL,
+                creator VARCHAR(256),
+                created_time BIGINT NOT NULL,
+                settings TEXT NOT NULL
+            )
+            """,
+        ]),
+    ]
+
+    init(database: any KilnDatabase, clock: any KilnClock) {
+        self.database = database
+        self.clock = clock
+    }
+
+    static func make(database: any KilnDatabase, clock: any KilnClock, logger: Logger) async throws -> JobsService {
+        try await Migrator.migrate(database, migrations, logger: logger)
+        return JobsService(database: database, clock: clock)
+    }
+
+    /// Stores a new job after checking its settings.
+    /// - Throws: `INVALID_PARAMETER_VALUE` naming what is wrong; nothing is stored then.
+    public func create(settings: [String: JSONValue], creator: String?) async throws -> Int64 {
+        try JobValidation.check(settings)
+        let now = clock.nowMillis()
+        let text = JSONValue.object(settings).json, name = Self.name(settings)
+        return try await database.write { sql in
+            let next = try await sql.raw("SELECT COALESCE(MAX(job_id), 0) + 1 AS next FROM jobs").first()?.decode(column: "next", as: Int64.self) ?? 1
+            try await sql.raw("""
+                INSERT INTO jobs (job_id, name, creator, created_time, settings) VALUES (\(bind: next), \(bind: name), \(bind: creator), \(bind: now), \(bind: text))
+                """).run()
+            return next
+        }
+    }
+
+    public func get(id: Int64) async throws -> Job {
+        let rows = try await database.read { sql in try await sql.raw("SELECT * FROM jobs WHERE job_id = \(bind: id)").all() }
+        guard let row = rows.first else { throw KilnError.notFound("Job \(id) does not exist") }
+        return try Self.job(row)
+    }
+
+    /// A page of jobs in id order, optionally those whose name equals `name`, and whether more follow.
+    public func list(limit: Int, offset: Int, name: String? = nil) async throws -> (jobs: [Job], hasMore: Bool) {
+        guard (1...100).contains(limit) else { throw KilnError.invalid("limit must be between 1 and 100") }
+        guard offset >= 0 else { throw KilnError.invalid("offset must not be negative") }
+        let rows = try await database.read { sql in
+            if let name {
+                return try await sql.raw("SELECT * FROM jobs WHERE name = \(bind: name) ORDER BY job_id LIMIT \(bind: limit + 1) OFFSET \(bind: offset)").all()
+            }
+            return try await sql.raw("SELECT * FROM jobs ORDER BY job_id LIMIT \(bind: limit + 1) OFFSET \(bind: offset)").all()
+        }
+        let jobs = try rows.prefix(limit).map(Self.job)
+        return (jobs, rows.count > limit)
+    }
+
+    /// Replaces a job's settings.
+    public func reset(id: Int64, settings: [String: JSONValue]) async throws {
+        _ = try await get(id: id)
+        try JobValidation.check(settings)
+        let text = JSONValue.object(settings).json, name = Self.name(settings)
+        try await database.write { sql in
+            try await sql.raw("UPDATE jobs SET settings = \(bind: text), name = \(bind: name) WHERE job_id = \(bind: id)").run()
+        }
+    }
+
+    /// Changes some top-level settings (`new_settings`) and drops others (`fields_to_remove`); tasks in
+    /// `new_settings.tasks` replace the tasks with the same keys and add new ones, as Databricks merges them.
+    public func update(id: Int64, newSettings: [String: JSONValue], fieldsToRemove: [String]) async throws {
+        var settings = try await get(id: id).settings
+        for (key, value) in newSettings where key != "tasks" { settings[key] = value }
+        if case .array(let updated)? = newSettings["tasks"] {
+            var tasks: [JSONValue] = []
+            if case .array(let existing)? = settings["tasks"] { tasks = existing }
+            for task in updated {
+                let key = JobValidation.taskKey(task)
+                if let k = tasks.firstIndex(where: { JobValidation.taskKey($0) == key }) { tasks[k] = task } else { tasks.append(task) }
+            }
+            settings["tasks"] = .array(tasks)
+        }
+        for field in fieldsToRemove {
+            if field.hasPrefix("tasks/"), case .array(let tasks)? = settings["tasks"] {
+                let key = String(field.dropFirst("tasks/".count))
+                settings["tasks"] = .array(tasks.filter { JobValidation.taskKey($0) != key })
+            } else {
+                settings.removeValue(forKey: field)
+            }
+        }
+        try await reset(id: id, settings: settings)
+    }
+
+    public func delete(id: Int64) async throws {
+        _ = try await get(id: id)
+        try await database.write { sql in try await sql.raw("DELETE FROM jobs WHERE job_id = \(bind: id)").run() }
+    }
+
+    static func name(_ settings: [String: JSONValue]) -> String {
+        if case .string(let name)? = settings["name"] { return name }
+        return "Untitled"
+    }
+
+    static func job(_ row: any SQLRow) throws -> Job {
+        let text = try row.decode(column: "settings", as: String.self)
+        guard case .object(let settings) = try JSONValue.parse(Array(text.utf8)) else { throw KilnError(.internalError, "Stored job settings are not an object") }
+        return Job(jobID: try row.decode(column: "job_id", as: Int64.self), creator: try row.decode(column: "creator", as: String?.self),
+                   createdTime: try row.decode(column: "created_time", as: Int64.self), settings: settings)
+    }
+}
+
+/// The checks a job definition passes before it is stored.
+public enum JobValidation {
+    static let taskTypes = ["notebook_task", "spark_python_task", "python_wheel_task", "condition_task", "run_job_task", "for_each_task",
+                            "sql_task", "spark_jar_task", "spark_submit_task", "pipeline_task", "dbt_task", "shell_command_task"]
+    static let runIf = ["ALL_SUCCESS", "ALL_DONE", "NONE_FAILED", "AT_LEAST_ONE_SUCCESS", "ALL_FAILED", "AT_LEAST_ONE_FAILED"]
+
+    static func taskKey(_ task: JSONValue) -> String? {
+        if case .object(let o) = task, case .string(let key)? = o["task_key"] { return key }
+        return nil
+    }
+
+    /// - Throws: `INVALID_PARAMETER_VALUE` with the first problem found.
+    public static func check(_ settings: [String: JSONValue]) throws {
+        var tasks: [[String: JSONValue]] = []
+        if let value = settings["tasks"] {
+            guard case .array(let items) = value else { throw KilnError.invalid("tasks must be a list") }
+            for item in items {
+                guard case .object(let task) = item else { throw KilnError.invalid("Every task must be an object") }
+                tasks.append(task)
+            }
+        }
+        var keys: [String] = []
+        for task in tasks {
+            guard let key = taskKey(.object(task)), key.range(of: "^[A-Za-z0-9_-]{1,100}$", options: .regularExpression) != nil else {
+                throw KilnError.invalid("Every task needs a task_key of 1–100 letters, digits, '-' or '_'")
+            }
+            guard !keys.contains(key) else { throw KilnError.invalid("Task key '\(key)' is used twice") }
+            keys.append(key)
+            let types = taskTypes.filter { task[$0] != nil }
+            guard types.count == 1 else {
+                throw KilnError.invalid(types.isEmpty ? "Task '\(key)' has no task type (one of \(taskTypes.joined(separator: ", ")))"
+                                                      : "Task '\(key)' has several task types (\(types.joined(separator: ", "))); give one")
+            }
+            if let value = task["run_if"] {
+                guard case .string(let rule) = value, runIf.contains(rule) else {
+                    throw KilnError.invalid("Task '\(key)': run_if must be one of \(runIf.joined(separator: ", "))")
+                }
+            }
+        }
+        // Dependencies: known keys, no self-loops, no cycles.
+        var edges: [String: [String]] = [:]
+        for task in tasks {
+            let key = taskKey(.object(task))!
+            var parents: [String] = []
+            if case .array(let deps)? = task["depends_on"] {
+                for dep in deps {
+                    guard let parent = taskKey(dep) else { throw KilnError.invalid("Task '\(key)': every depends_on entry needs a task_key") }
+                    guard keys.contains(parent) else { throw KilnError.invalid("Task '\(key)' depends on unknown task '\(parent)'") }
+                    guard parent != key else { throw KilnError.invalid("Task '\(key)' depends on itself") }
+                    parents.append(parent)
+                }
+            }
+            edges[key] = parents
+        }
+        if let cycle = findCycle(keys, edges) {
+            throw KilnError.invalid("The tasks' dependencies form a cycle: \(cycle.joined(separator: " → "))")
+        }
+        if let value = settings["max_concurrent_runs"] {
+            guard case .number(let n) = value, let count = Int(n), count >= 1 else { throw KilnError.invalid("max_concurrent_runs must be at least 1") }
+        }
+        if let value = settings["schedule"] {
+            guard case .object(let schedule) = value, case .string(let cron)? = schedule["quartz_cron_expression"] else {
+                throw KilnError.invalid("schedule needs quartz_cron_expression")
+            }
+            try QuartzCron.check(cron)
+            if case .string(let zone)? = schedule["timezone_id"], TimeZone(identifier: zone) == nil {
+                throw KilnError.invalid("schedule.timezone_id '\(zone)' is not a time zone (use e.g. UTC or Europe/Amsterdam)")
+            }
+            if let status = schedule["pause_status"], status != .string("PAUSED"), status != .string("UNPAUSED") {
+                throw KilnError.invalid("schedule.pause_status must be PAUSED or UNPAUSED")
+            }
+        }
+    }
+
+    /// A dependency cycle (as task keys, first repeated at the end), if any: depth-first search in key order.
+    static func findCycle(_ keys: [String], _ parents: [String: [String]]) -> [String]? {
+        var state: [String: Int] = [:]  // 1: on the path, 2: done
+        var path: [String] = []
+        func visit(_ key: String) -> [String]? {
+            state[key] = 1
+            path.append(key)
+            for parent in parents[key] ?? [] {
+                if state[parent] == 1 { return Array(path[path.firstIndex(of: parent)!...]) + [parent] }
+                if state[parent] == nil, let cycle = visit(parent) { return cycle }
+            }
+            path.removeLast()
+            state[key] = 2
+            return nil
+        }
+        for key in keys where state[key] == nil {
+            if let cycle = visit(key) { return cycle }
+        }
+        return nil
+    }
+}
+
+/// Quartz cron expressions as Databricks takes them: seconds minutes hours day-of-month month day-of-week [year].
+public enum QuartzCron {
+    static let months = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
+    static let days = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
+
+    /// - Throws: `INVALID_PARAMETER_VALUE` naming the field that is wrong.
+    public static func check(_ expression: String) throws {
+        let fields = expression.split(separator: " ", omittingEmptySubsequences: true).map { String($0).uppercased() }
+        guard fields.count == 6 || fields.count == 7 else {
+            throw KilnError.invalid("Invalid Quartz cron expression '\(expression)': it needs 6 or 7 fields (seconds minutes hours day-of-month month day-of-week [year]), got \(fields.count)")
+        }
+        let names = ["seconds", "minutes", "hours", "day-of-month", "month", "day-of-week", "year"]
+        let ranges = [0...59, 0...59, 0...23, 1...31, 1...12, 1...7, 1970...2099]
+        for (k, field) in fields.enumerated() {
+            guard valid(field, k, ranges[k]) else {
+                throw KilnError.invalid("Invalid Quartz cron expression '\(expression)': bad \(names[k]) field '\(field)'")
+            }
+        }
+        guard (fields[3] == "?") != (fields[5] == "?") else {
+            throw KilnError.invalid("Invalid Quartz cron expression '\(expression)': exactly one of day-of-month and day-of-week must be '?'")
+        }
+    }
+
+    static func valid(_ field: String, _ k: Int, _ range: ClosedRange<Int>) -> Bool {
+        if field == "?" { return k == 3 || k == 5 }
+        if k == 3, field == "L" || field == "LW" || field.range(of: "^L-[0-9]{1,2}$", options: .regularExpression) != nil { return true }
+        if k == 3, field.hasSuffix("W"), let day = Int(field.dropLast()) { return range.contains(day) }
+        if k == 5, field.hasSuffix("L"), field.count > 1 { return value(String(field.dropLast()), k).map(range.contains) ?? false }
+        if k == 5, field.contains("#") {
+            let parts = field.split(separator: "#").map(String.init)
+            guard parts.count == 2, let day = value(parts[0], k), let nth = Int(parts[1]) else { return false }
+            return range.contains(day) && (1...5).contains(nth)
+        }
+        return field.split(separator: ",", omittingEmptySubsequences: false).allSatisfy { item in
+            let stepParts = item.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+            guard stepParts.count <= 2 else { return false }
+            if stepParts.count == 2 { guard let step = Int(stepParts[1]), step >= 1 else { return false } }
+            let base = stepParts[0]
+            if base == "*" { return true }
+            let bounds = base.split(separator: "-", omittingEmptySubsequences: false).map(String.init)
+            guard (1...2).contains(bounds.count) else { return false }
+            let values = bounds.map { value($0, k) }
+            guard values.allSatisfy({ $0.map(range.contains) ?? false }) else { return false }
+            return values.count == 1 || values[0]! <= values[1]!
+        }
+    }
+
+    static func value(_ text: String, _ k: Int) -> Int? {
+        if let n = Int(text) { return n }
+        if k == 4, let m = months.firstIndex(of: text) { return m + 1 }
+        if k == 5, let d = days.firstIndex(of: text) { return d + 1 }
+        return nil
+    }
+}

@@ -280,3 +280,135 @@ public enum QuartzCron {
         return nil
     }
 }
+
+extension QuartzCron {
+    /// A parsed expression that computes fire times in a time zone (what the scheduler will step through).
+    public struct Schedule: Sendable {
+        let seconds: Set<Int>, minutes: Set<Int>, hours: Set<Int>, months: Set<Int>, years: Set<Int>?
+        let dayOfMonth: String, dayOfWeek: String
+        let timeZone: TimeZone
+
+        /// - Throws: `INVALID_PARAMETER_VALUE` as `check` does, or for an unknown time zone.
+        public init(_ expression: String, timeZone identifier: String = "UTC") throws {
+            try QuartzCron.check(expression)
+            guard let zone = TimeZone(identifier: identifier) else { throw KilnError.invalid("'\(identifier)' is not a time zone") }
+            let f = expression.split(separator: " ", omittingEmptySubsequences: true).map { String($0).uppercased() }
+            seconds = QuartzCron.values(f[0], 0, 0...59)
+            minutes = QuartzCron.values(f[1], 1, 0...59)
+            hours = QuartzCron.values(f[2], 2, 0...23)
+            months = QuartzCron.values(f[4], 4, 1...12)
+            years = f.count == 7 ? QuartzCron.values(f[6], 6, 1970...2099) : nil
+            dayOfMonth = f[3]
+            dayOfWeek = f[5]
+            timeZone = zone
+        }
+
+        /// The first fire time strictly after `date`, or nil when there is none (a past year).
+        public func next(after date: Date) -> Date? {
+            var calendar = Calendar(identifier: .gregorian)
+            calendar.timeZone = timeZone
+            var t = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date.addingTimeInterval(1))
+            func normalize() -> Bool {
+                guard let d = calendar.date(from: t) else { return false }
+                t = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: d)
+                return true
+            }
+            for _ in 0..<200_000 {
+                guard let year = t.year, let month = t.month, let day = t.day, let hour = t.hour, let minute = t.minute, let second = t.second else { return nil }
+                if let years, !years.contains(year) {
+                    guard let later = years.filter({ $0 > year }).min() else { return nil }
+                    t = DateComponents(year: later, month: 1, day: 1, hour: 0, minute: 0, second: 0)
+                    continue
+                }
+                if !months.contains(month) {
+                    t = DateComponents(year: year, month: month + 1, day: 1, hour: 0, minute: 0, second: 0)
+                    guard normalize() else { return nil }
+                    continue
+                }
+                if !dayMatches(year, month, day, calendar) {
+                    t = DateComponents(year: year, month: month, day: day + 1, hour: 0, minute: 0, second: 0)
+                    guard normalize() else { return nil }
+                    continue
+                }
+                if !hours.contains(hour) {
+                    t = DateComponents(year: year, month: month, day: day, hour: hour + 1, minute: 0, second: 0)
+                    guard normalize() else { return nil }
+                    continue
+                }
+                if !minutes.contains(minute) {
+                    t = DateComponents(year: year, month: month, day: day, hour: hour, minute: minute + 1, second: 0)
+                    guard normalize() else { return nil }
+                    continue
+                }
+                if !seconds.contains(second) {
+                    t = DateComponents(year: year, month: month, day: day, hour: hour, minute: minute, second: second + 1)
+                    guard normalize() else { return nil }
+                    continue
+                }
+                guard let fire = calendar.date(from: t) else { return nil }
+                // A wall time skipped by a daylight-saving jump maps elsewhere: take the next matching time instead.
+                let back = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: fire)
+                if back.hour == hour, back.minute == minute, back.day == day, fire > date { return fire }
+                t = DateComponents(year: year, month: month, day: day, hour: hour, minute: minute, second: second + 1)
+                guard normalize() else { return nil }
+            }
+            return nil
+        }
+
+        func dayMatches(_ year: Int, _ month: Int, _ day: Int, _ calendar: Calendar) -> Bool {
+            let first = calendar.date(from: DateComponents(year: year, month: month, day: 1))!
+            let length = calendar.range(of: .day, in: .month, for: first)!.count
+            let weekday = calendar.component(.weekday, from: calendar.date(from: DateComponents(year: year, month: month, day: day))!)  // 1 = Sunday
+            if dayOfMonth != "?" {
+                let f = dayOfMonth
+                if f == "L" { return day == length }
+                if f.hasPrefix("L-"), let offset = Int(f.dropFirst(2)) { return day == length - offset }
+                if f == "LW" || f.hasSuffix("W") {
+                    let target = f == "LW" ? length : Int(f.dropLast())!
+                    return day == nearestWeekday(target, length, year, month, calendar)
+                }
+                return QuartzCron.values(f, 3, 1...31).contains(day)
+            }
+            let f = dayOfWeek
+            if f.hasSuffix("L"), f.count > 1, let target = QuartzCron.value(String(f.dropLast()), 5) {
+                return weekday == target && day + 7 > length
+            }
+            if f.contains("#") {
+                let parts = f.split(separator: "#")
+                guard let target = QuartzCron.value(String(parts[0]), 5), let nth = Int(parts[1]) else { return false }
+                return weekday == target && (day - 1) / 7 + 1 == nth
+            }
+            return QuartzCron.values(f, 5, 1...7).contains(weekday)
+        }
+
+        /// Quartz's `W`: the weekday nearest to `target` within the month.
+        func nearestWeekday(_ target: Int, _ length: Int, _ year: Int, _ month: Int, _ calendar: Calendar) -> Int {
+            let day = min(target, length)
+            let weekday = calendar.component(.weekday, from: calendar.date(from: DateComponents(year: year, month: month, day: day))!)
+            switch weekday {
+            case 7: return day == 1 ? 3 : day - 1           // Saturday → Friday (or Monday the 3rd)
+            case 1: return day == length ? day - 2 : day + 1  // Sunday → Monday (or Friday before the month's end)
+            default: return day
+            }
+        }
+    }
+
+    /// The numbers a plain field (lists, ranges, steps, names, `*`) allows.
+    static func values(_ field: String, _ k: Int, _ range: ClosedRange<Int>) -> Set<Int> {
+        if field == "*" || field == "?" { return Set(range) }
+        var out = Set<Int>()
+        for item in field.split(separator: ",") {
+            let parts = item.split(separator: "/").map(String.init)
+            let step = parts.count == 2 ? Int(parts[1]) ?? 1 : 1
+            var low = range.lowerBound, high = range.upperBound
+            if parts[0] != "*" {
+                let bounds = parts[0].split(separator: "-").map { value(String($0), k) ?? range.lowerBound }
+                low = bounds[0]
+                high = bounds.count == 2 ? bounds[1] : (parts.count == 2 ? range.upperBound : bounds[0])
+            }
+            var v = low
+            while v <= high { out.insert(v); v += step }
+        }
+        return out
+    }
+}

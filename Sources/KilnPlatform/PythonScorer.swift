@@ -35,7 +35,7 @@ public final class PythonScorer: @unchecked Sendable {
     /// Prepares the environment and starts the child; returns when it answers `/ping`.
     /// - Throws: `INVALID_PARAMETER_VALUE` with pip's or the child's last output when either fails.
     func start() async throws {
-        let python = try await Self.offload { try self.environment() }
+        let python = try await Platform.offload { try self.environment() }
         try await spawn(python: python)
     }
 
@@ -120,7 +120,7 @@ public final class PythonScorer: @unchecked Sendable {
             defer { self.lock.withLock { self.restarting = false } }
             for attempt in 0..<5 {
                 do {
-                    let python = try await Self.offload { try self.environment() }
+                    let python = try await Platform.offload { try self.environment() }
                     try await self.spawn(python: python)
                     return
                 } catch {
@@ -181,11 +181,5 @@ public final class PythonScorer: @unchecked Sendable {
             _ = pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
         }
         return Int(UInt16(bigEndian: address.sin_port))
-    }
-
-    static func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
-        }
     }
 }

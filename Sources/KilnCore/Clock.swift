@@ -11,3 +11,25 @@ public struct SystemClock: KilnClock {
     public init() {}
     public func nowMillis() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
 }
+
+/// The system clock shifted by an offset that tests set (`kiln server` with `KILN_TEST_CLOCK=1`): time keeps
+/// running, from wherever it was put.
+public final class AdjustableClock: KilnClock, @unchecked Sendable {
+    private let lock = NSLock()
+    private var offset: Int64 = 0
+
+    public init() {}
+
+    public func nowMillis() -> Int64 {
+        lock.lock()
+        defer { lock.unlock() }
+        return SystemClock().nowMillis() + offset
+    }
+
+    /// Makes now be `millis`.
+    public func set(_ millis: Int64) {
+        lock.lock()
+        defer { lock.unlock() }
+        offset = millis - SystemClock().nowMillis()
+    }
+}

@@ -77,6 +77,12 @@ public final class JobsService: Sendable {
         return (jobs, rows.count > limit)
     }
 
+    /// Every job, in id order (what the scheduler walks).
+    public func all() async throws -> [Job] {
+        let rows = try await database.read { sql in try await sql.raw("SELECT * FROM jobs ORDER BY job_id").all() }
+        return try rows.map(Self.job)
+    }
+
     /// Replaces a job's settings.
     public func reset(id: Int64, settings: [String: JSONValue]) async throws {
         _ = try await get(id: id)
@@ -133,7 +139,11 @@ public final class JobsService: Sendable {
 /// The checks a job definition passes before it is stored.
 public enum JobValidation {
     static let taskTypes = ["notebook_task", "spark_python_task", "python_wheel_task", "condition_task", "run_job_task", "for_each_task",
-                            "sql_task", "spark_jar_task", "spark_submit_task", "pipeline_task", "dbt_task", "shell_command_task"]
+                            "sql_task", "shell_command_task", "kiln_task"]
+    /// Databricks task types Kiln knows but cannot run: refused at create rather than failing every run.
+    static let unsupported = ["spark_jar_task", "spark_submit_task", "pipeline_task", "dbt_task", "dbt_cloud_task", "dashboard_task",
+                              "power_bi_task", "clean_rooms_notebook_task", "gen_ai_compute_task"]
+    static let conditionOps = ["EQUAL_TO", "NOT_EQUAL", "GREATER_THAN", "GREATER_THAN_OR_EQUAL", "LESS_THAN", "LESS_THAN_OR_EQUAL"]
     static let runIf = ["ALL_SUCCESS", "ALL_DONE", "NONE_FAILED", "AT_LEAST_ONE_SUCCESS", "ALL_FAILED", "AT_LEAST_ONE_FAILED"]
 
     static func taskKey(_ task: JSONValue) -> String? {
@@ -158,11 +168,7 @@ public enum JobValidation {
             }
             guard !keys.contains(key) else { throw KilnError.invalid("Task key '\(key)' is used twice") }
             keys.append(key)
-            let types = taskTypes.filter { task[$0] != nil }
-            guard types.count == 1 else {
-                throw KilnError.invalid(types.isEmpty ? "Task '\(key)' has no task type (one of \(taskTypes.joined(separator: ", ")))"
-                                                      : "Task '\(key)' has several task types (\(types.joined(separator: ", "))); give one")
-            }
+            try checkType(task, key)
             if let value = task["run_if"] {
                 guard case .string(let rule) = value, runIf.contains(rule) else {
                     throw KilnError.invalid("Task '\(key)': run_if must be one of \(runIf.joined(separator: ", "))")
@@ -187,6 +193,17 @@ public enum JobValidation {
         if let cycle = findCycle(keys, edges) {
             throw KilnError.invalid("The tasks' dependencies form a cycle: \(cycle.joined(separator: " → "))")
         }
+        for task in tasks {
+            let key = taskKey(.object(task))!
+            for ref in referencedTasks(.object(task)) where !keys.contains(ref) {
+                throw KilnError.invalid("Task '\(key)' refers to unknown task '\(ref)' in a {{tasks.\(ref)…}} reference")
+            }
+        }
+        if let value = settings["parameters"] {
+            guard case .array(let params) = value, params.allSatisfy({ if case .object(let p) = $0, case .string? = p["name"] { return true } else { return false } }) else {
+                throw KilnError.invalid("parameters must be a list of {name, default}")
+            }
+        }
         if let value = settings["max_concurrent_runs"] {
             guard case .number(let n) = value, let count = Int(n), count >= 1 else { throw KilnError.invalid("max_concurrent_runs must be at least 1") }
         }
@@ -201,6 +218,57 @@ public enum JobValidation {
             if let status = schedule["pause_status"], status != .string("PAUSED"), status != .string("UNPAUSED") {
                 throw KilnError.invalid("schedule.pause_status must be PAUSED or UNPAUSED")
             }
+        }
+    }
+
+    static func checkType(_ task: [String: JSONValue], _ key: String) throws {
+        if let other = unsupported.first(where: { task[$0] != nil }) {
+            throw KilnError.invalid("Task '\(key)': Kiln does not run \(other) (it runs \(taskTypes.joined(separator: ", ")))")
+        }
+        let types = taskTypes.filter { task[$0] != nil }
+        guard types.count == 1 else {
+            throw KilnError.invalid(types.isEmpty ? "Task '\(key)' has no task type (one of \(taskTypes.joined(separator: ", ")))"
+                                                  : "Task '\(key)' has several task types (\(types.joined(separator: ", "))); give one")
+        }
+        switch types[0] {
+        case "condition_task":
+            guard case .object(let c)? = task["condition_task"], case .string(let op)? = c["op"], conditionOps.contains(op) else {
+                throw KilnError.invalid("Task '\(key)': condition_task.op must be one of \(conditionOps.joined(separator: ", "))")
+            }
+        case "python_wheel_task":
+            guard case .object(let w)? = task["python_wheel_task"], w["package_name"] == .string("kiln") else {
+                throw KilnError.invalid("Task '\(key)': Kiln runs python_wheel_task only for package_name \"kiln\" (its native tasks); run other wheels from a spark_python_task")
+            }
+            _ = try NativeTask.from(task)
+        case "kiln_task":
+            _ = try NativeTask.from(task)
+        case "for_each_task":
+            guard case .object(let f)? = task["for_each_task"], f["inputs"] != nil, case .object(let inner)? = f["task"] else {
+                throw KilnError.invalid("Task '\(key)': for_each_task needs inputs and a task")
+            }
+            guard let innerKey = taskKey(.object(inner)) else { throw KilnError.invalid("Task '\(key)': the for_each_task's task needs a task_key") }
+            guard inner["for_each_task"] == nil else { throw KilnError.invalid("Task '\(key)': for_each_task cannot nest another for_each_task") }
+            try checkType(inner, innerKey)
+        default: break
+        }
+    }
+
+    /// Task keys that `{{tasks.<key>.…}}` references name in a task.
+    static func referencedTasks(_ value: JSONValue) -> [String] {
+        switch value {
+        case .string(let s):
+            var out: [String] = []
+            var rest = Substring(s)
+            while let r = rest.range(of: "{{") {
+                rest = rest[r.upperBound...]
+                let inner = rest.prefix { $0 != "}" }.trimmingCharacters(in: .whitespaces)
+                let parts = inner.split(separator: ".")
+                if parts.count >= 2, parts[0] == "tasks" { out.append(String(parts[1])) }
+            }
+            return out
+        case .array(let items): return items.flatMap(referencedTasks)
+        case .object(let o): return o.values.flatMap(referencedTasks)
+        default: return []
         }
     }
 

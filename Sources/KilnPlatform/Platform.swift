@@ -29,6 +29,8 @@ public struct Platform: Sendable {
     public let serving: ServingService
     /// Job definitions (Jobs API).
     public let jobs: JobsService
+    /// Job runs: run-now, submit, the DAG executor, repair, cancel.
+    public let runs: JobRunner
 
     /// Opens (creating if needed) the home folder and builds every service.
     /// - Throws: `INVALID_PARAMETER_VALUE` when the home cannot be used.
@@ -54,12 +56,14 @@ public struct Platform: Sendable {
             try await Platform.servable(uri, registry: registry, tracking: tracking, artifacts: artifacts, home: home, logger: logger)
         }
         let jobs = try await JobsService.make(database: database, clock: clock, logger: logger)
+        let runs = try await JobRunner.make(database: database, jobs: jobs, clock: clock, home: home, logger: logger)
         return Platform(configuration: configuration, database: database, artifacts: artifacts, tracking: tracking,
-                        registry: registry, statements: statements, adminToken: token, clock: clock, serving: serving, jobs: jobs)
+                        registry: registry, statements: statements, adminToken: token, clock: clock, serving: serving, jobs: jobs, runs: runs)
     }
 
     /// Closes the store.
     public func close() async {
+        await runs.shutdown()
         serving.close()
         await database.close()
     }

@@ -26,6 +26,8 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
     TrainingRoutes(platform: platform).register(on: router)
     ServingRoutes(serving: platform.serving).register(on: router)
     JobRoutes(jobs: platform.jobs).register(on: router)
+    JobRunRoutes(runs: platform.runs).register(on: router)
+    if let clock = platform.clock as? AdjustableClock { JobRunRoutes.registerTestClock(clock, runs: platform.runs, on: router) }
     return router
 }
 
@@ -46,7 +48,16 @@ public func buildApplication(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "kiln"),
         services: [WebhookDeliveryService(registry: platform.registry, logger: logger)],
-        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
+        onServerRunning: { channel in
+            let port = channel.localAddress?.port ?? configuration.port
+            let host = configuration.host == "0.0.0.0" || configuration.host == "::" ? "127.0.0.1" : configuration.host
+            do {
+                try await platform.runs.start(platform: platform, serverURL: "http://\(host):\(port)")
+            } catch {
+                logger.error("Could not start the job runner", metadata: ["error": "\(error)"])
+            }
+            await onServerRunning(port)
+        },
         logger: logger
     )
 }

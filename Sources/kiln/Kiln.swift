@@ -71,7 +71,8 @@ struct Server: AsyncParsableCommand {
         }
         let platform: Platform
         do {
-            platform = try await Platform.open(configuration, logger: logger)
+            let clock: any KilnClock = env["KILN_TEST_CLOCK"] == "1" ? AdjustableClock() : SystemClock()
+            platform = try await Platform.open(configuration, clock: clock, logger: logger)
         } catch let error as KilnError {
             throw ValidationError(error.message)
         }

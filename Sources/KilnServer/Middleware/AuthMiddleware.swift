@@ -7,7 +7,7 @@ struct AuthMiddleware: RouterMiddleware {
     let adminToken: String
     let enabled: Bool
 
-    static let publicPaths: Set<String> = ["/health", "/version", "/api/3.0/mlflow/server-info", "/ajax-api/3.0/mlflow/server-info"]
+    static let publicPaths: Set<String> = ["/health", "/.well-known/databricks-config", "/version", "/api/3.0/mlflow/server-info", "/ajax-api/3.0/mlflow/server-info"]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context

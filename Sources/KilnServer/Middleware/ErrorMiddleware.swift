@@ -56,6 +56,11 @@ extension Response {
         )
     }
 
+    /// A JSON response of a whole value.
+    static func json(value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: value.json)))
+    }
+
     /// A JSON response written by `body`.
     static func json(status: HTTPResponse.Status = .ok, _ body: (inout JSONWriter) throws -> Void) rethrows -> Response {
         var w = JSONWriter()

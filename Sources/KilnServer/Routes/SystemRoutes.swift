@@ -9,6 +9,8 @@ struct SystemRoutes: Sendable {
 
     func register(on router: Router<KilnRequestContext>) {
         router.get("/health") { _, _ in Response.json { w in w.field("status", "ok") } }
+        // databricks-sdk asks for this before its first call; answering (with nothing to add) keeps it from warning.
+        router.get("/.well-known/databricks-config") { _, _ in Response.json { _ in } }
         router.get("/version") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain"], body: ResponseBody(byteBuffer: ByteBuffer(string: version)))
         }

@@ -19,51 +19,7 @@ struct TrainingRoutes: Sendable {
     }
 
     func train(_ m: RequestMessage) async throws -> Response {
-        let algorithmName = try m.requireString("algorithm")
-        guard let algorithm = Algorithm(rawValue: algorithmName) else {
-            throw KilnError.invalid("Unknown algorithm '\(algorithmName)'; use one of \(Algorithm.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        var task: LearningTask?
-        if let name = try m.string("task") {
-            guard let t = LearningTask(rawValue: name) else { throw KilnError.invalid("task must be classification, regression, clustering or ranking") }
-            task = t
-        }
-        var params: [String: String] = [:]
-        if let value = m.fields["params"] {
-            guard case .object(let object) = value else { throw KilnError.invalid("params must be an object of name: value") }
-            for (k, v) in object {
-                switch v {
-                case .string(let s): params[k] = s
-                case .number(let n): params[k] = n
-                case .bool(let b): params[k] = b ? "true" : "false"
-                default: throw KilnError.invalid("Parameter \(k) must be a string, number or boolean")
-                }
-            }
-        }
-        var seed: UInt64 = 0
-        if let s = try m.int64("seed") {
-            guard s >= 0 else { throw KilnError.invalid("seed must not be negative") }
-            seed = UInt64(s)
-        }
-        let features = m.fields["features"] == nil ? nil : try m.strings("features")
-        var pipeline: Pipeline?
-        if let value = m.fields["pipeline"], value != .null {
-            do {
-                if case .array = value { pipeline = Pipeline(stages: try LearnJSON.decoder().decode([Stage].self, from: Data(value.json.utf8))) }
-                else { pipeline = try LearnJSON.decoder().decode(Pipeline.self, from: Data(value.json.utf8)) }
-            } catch {
-                throw KilnError.invalid("pipeline is not a valid pipeline: \(error)")
-            }
-        }
-        let base = TrainRequest(table: try m.requireString("table"), target: algorithm == .kmeans ? try m.string("target") ?? "" : try m.requireString("target"), algorithm: algorithm,
-                                   testTable: try m.string("test_table"), split: try m.double("split"), task: task, params: params,
-                                   features: features, seed: seed, experiment: try m.string("experiment"), register: try m.string("register"),
-                                   runName: try m.string("run_name"), tableVersion: try m.int64("table_version"),
-                                   testTableVersion: try m.int64("test_table_version"), pipeline: pipeline)
-        var request = base
-        request.folds = try m.int64("folds").map { Int($0) }
-        request.cohorts = m.fields["cohorts"] == nil ? nil : try m.strings("cohorts")
-        request.runID = try m.string("run_id")
+        let request = try TrainRequest(json: m.fields)
         let outcome = try await platform.train(request)
         return .json { w in
             w.field("run_id", outcome.runID)

@@ -107,8 +107,23 @@ public struct TaskRun: Sendable {
 }
 
 /// Where job runs and task runs are kept: one row per run and per task attempt, JSON for the rest.
+/// Every call runs outside the caller's task, so a canceled run can still record that it was canceled.
 public struct JobRunStore: Sendable {
-    let database: any KilnDatabase
+    let store: any KilnDatabase
+    var database: ShieldedDatabase { ShieldedDatabase(base: store) }
+
+    init(database: any KilnDatabase) { store = database }
+
+    /// The database, with every call shielded from the caller's cancellation.
+    struct ShieldedDatabase: Sendable {
+        let base: any KilnDatabase
+        func read<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+            try await Task { try await base.read(body) }.value
+        }
+        func write<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+            try await Task { try await base.write(body) }.value
+        }
+    }
 
     public static let migrations = [
         Migration("jobs_0002_runs", [

@@ -1,14 +1,23 @@
-"""Jobs API definitions through the stock databricks-sdk: create, get, list (paged), update, reset, delete; bad
-definitions (cycles, unknown dependencies, bad cron or time zone, task types) are 400s with the reason and store
-nothing. Running jobs comes next (issue P8)."""
+"""Jobs through the stock databricks-sdk: definitions (create, get, list, update, reset, delete; bad definitions are
+400s with the reason and store nothing) and runs (run-now and wait, task values, condition tasks, retries, notebooks
+through papermill, repair, cancel, timeouts, queueing, schedules with an injected clock, file arrival, a server
+restart in the middle of a run, and a retraining pipeline of Kiln's native tasks)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 import requests
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.errors import BadRequest, NotFound
-from databricks.sdk.service.jobs import (ConditionTask, ConditionTaskOp, CronSchedule, JobSettings, NotebookTask, PauseStatus, RunIf,
-                                         SparkPythonTask, Task, TaskDependency)
+from databricks.sdk.service.jobs import (ConditionTask, ConditionTaskOp, CronSchedule, JobParameterDefinition, JobSettings, NotebookTask,
+                                         PauseStatus, PythonWheelTask, QueueSettings, RunIf, RunLifeCycleState, RunResultState, SparkPythonTask,
+                                         Task, TaskDependency)
 
-from conftest import TOKEN
+from conftest import TOKEN, KilnServer
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +98,255 @@ def test_quartz_expressions_databricks_users_write_are_accepted(w):
 
 def test_jobs_need_a_token(kiln):
     assert requests.get(f"{kiln.url}/api/2.2/jobs/list").status_code == 401
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Runs
+
+def script(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+def wait_run(w, run_id, timeout=120):
+    """Polls runs/get until the run is final (what the SDK's waiter does, without its back-off)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        run = w.jobs.get_run(run_id)
+        if run.state.life_cycle_state in (RunLifeCycleState.TERMINATED, RunLifeCycleState.SKIPPED, RunLifeCycleState.INTERNAL_ERROR):
+            return run
+        time.sleep(0.1)
+    raise AssertionError(f"run {run_id} did not finish: {w.jobs.get_run(run_id).state}")
+
+
+def tasks_by_key(run):
+    return {t.task_key: t for t in run.tasks}
+
+
+NOTEBOOK = {
+    "cells": [
+        {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": ["rows = '0'\n"], "outputs": [], "execution_count": None},
+        {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "source": [
+            "upstream = dbutils.jobs.taskValues.get(taskKey='extract', key='rows')\n",
+            "assert int(rows) == upstream, (rows, upstream)\n",
+            "print('report sees', rows)\n",
+            "dbutils.jobs.taskValues.set('report', f'rows={rows}')\n",
+            "dbutils.notebook.exit(f'rows={rows}')\n"]},
+    ],
+    "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    "nbformat": 4, "nbformat_minor": 5,
+}
+
+
+def test_five_task_dag_with_condition_retries_task_values_and_a_notebook(w, tmp_path):
+    counter = tmp_path / "flaky.count"
+    extract = script(tmp_path / "extract.py", f"""
+import sys
+from databricks.sdk.runtime import dbutils
+print("args", sys.argv[1:])
+dbutils.jobs.taskValues.set("rows", 42)
+dbutils.jobs.taskValues.set("meta", {{"source": "landing", "ok": True}})
+""")
+    flaky = script(tmp_path / "flaky.py", f"""
+import os
+path = {str(counter)!r}
+n = int(open(path).read()) if os.path.exists(path) else 0
+open(path, "w").write(str(n + 1))
+if n == 0:
+    raise SystemExit("first attempt fails on purpose")
+print("second attempt works")
+""")
+    never = script(tmp_path / "never.py", "raise SystemExit('must not run')\n")
+    notebook = tmp_path / "report.ipynb"
+    notebook.write_text(json.dumps(NOTEBOOK))
+    job = w.jobs.create(name="dag5", parameters=[JobParameterDefinition(name="day", default="2026-01-01")], tasks=[
+        Task(task_key="extract", spark_python_task=SparkPythonTask(python_file=extract,
+             parameters=["{{job.run_id}}", "{{job.parameters.day}}", "{{job.id}}", "{{task.name}}"])),
+        Task(task_key="check", depends_on=[TaskDependency(task_key="extract")],
+             condition_task=ConditionTask(op=ConditionTaskOp.GREATER_THAN, left="{{tasks.extract.values.rows}}", right="10")),
+        Task(task_key="flaky", depends_on=[TaskDependency(task_key="check", outcome="true")], max_retries=2, min_retry_interval_millis=200,
+             spark_python_task=SparkPythonTask(python_file=flaky)),
+        Task(task_key="report", depends_on=[TaskDependency(task_key="flaky")],
+             notebook_task=NotebookTask(notebook_path=str(notebook), base_parameters={"rows": "{{tasks.extract.values.rows}}"})),
+        Task(task_key="skipped", depends_on=[TaskDependency(task_key="check", outcome="false")], spark_python_task=SparkPythonTask(python_file=never)),
+    ])
+    run = w.jobs.run_now(job.job_id, job_parameters={"day": "2026-11-29"}).result(timeout=__import__("datetime").timedelta(minutes=3))
+    assert run.state.result_state == RunResultState.SUCCESS, run.state
+    t = tasks_by_key(run)
+    assert [x.task_key for x in run.tasks] == ["extract", "check", "flaky", "report", "skipped"]
+    assert t["check"].condition_task.outcome == "true"
+    assert t["flaky"].attempt_number == 1 and t["flaky"].state.result_state == RunResultState.SUCCESS and counter.read_text() == "2"
+    assert t["skipped"].state.result_state == RunResultState.EXCLUDED
+    out = w.jobs.get_run_output(t["extract"].run_id)
+    assert f"args ['{run.run_id}', '2026-11-29', '{job.job_id}', 'extract']" in out.logs
+    report = w.jobs.get_run_output(t["report"].run_id)
+    assert report.notebook_output.result == "rows=42"
+    exported = w.jobs.export_run(t["report"].run_id)
+    assert "report sees" in exported.views[0].content and exported.views[0].name == "report"
+    raw = requests.get(f"{w.config.host}/api/2.2/jobs/runs/get-output", params={"run_id": t["extract"].run_id},
+                       headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    assert raw["task_values"] == {"rows": 42, "meta": {"source": "landing", "ok": True}}
+    # The first, failed attempt of the retried task keeps its own output.
+    outputs = [w.jobs.get_run_output(i) for i in range(t["check"].run_id + 1, t["flaky"].run_id)]
+    first = [o for o in outputs if o.metadata.tasks[0].task_key == "flaky"]
+    assert len(first) == 1 and first[0].metadata.attempt_number == 0 and "first attempt fails on purpose" in first[0].error
+    with pytest.raises(BadRequest, match="multi-task run"):
+        w.jobs.get_run_output(run.run_id)
+    listed = list(w.jobs.list_runs(job_id=job.job_id))
+    assert [r.run_id for r in listed] == [run.run_id] and listed[0].job_parameters[0].value == "2026-11-29"
+
+
+def test_repair_reruns_only_failed_tasks_and_their_dependents(w, tmp_path):
+    log = tmp_path / "executions.log"
+    marker = tmp_path / "fixed"
+    step = script(tmp_path / "step.py", f"""
+import os, sys
+open({str(log)!r}, "a").write(sys.argv[1] + "\\n")
+if sys.argv[1] == "transform" and not os.path.exists({str(marker)!r}):
+    raise SystemExit("transform is broken")
+""")
+    job = w.jobs.create(name="repairable", tasks=[
+        Task(task_key="load", spark_python_task=SparkPythonTask(python_file=step, parameters=["load"])),
+        Task(task_key="transform", depends_on=[TaskDependency(task_key="load")], spark_python_task=SparkPythonTask(python_file=step, parameters=["transform"])),
+        Task(task_key="publish", depends_on=[TaskDependency(task_key="transform")], spark_python_task=SparkPythonTask(python_file=step, parameters=["publish"])),
+        Task(task_key="audit", spark_python_task=SparkPythonTask(python_file=step, parameters=["audit"])),
+    ])
+    run_id = w.jobs.run_now(job.job_id).run_id
+    run = wait_run(w, run_id)
+    t = tasks_by_key(run)
+    assert run.state.result_state == RunResultState.FAILED and "transform is broken" in run.state.state_message
+    assert t["transform"].state.result_state == RunResultState.FAILED and t["publish"].state.result_state == RunResultState.UPSTREAM_FAILED
+    assert sorted(log.read_text().split()) == ["audit", "load", "transform"]
+    with pytest.raises(BadRequest, match="Nothing to repair"):
+        w.jobs.repair_run(run_id, rerun_tasks=[])
+    marker.write_text("yes")
+    repair = w.jobs.repair_run(run_id, rerun_all_failed_tasks=True)
+    run = wait_run(w, run_id)
+    t2 = tasks_by_key(run)
+    assert run.state.result_state == RunResultState.SUCCESS
+    assert sorted(log.read_text().split()) == ["audit", "load", "publish", "transform", "transform"]
+    assert t2["load"].run_id == t["load"].run_id and t2["audit"].run_id == t["audit"].run_id
+    assert t2["transform"].run_id != t["transform"].run_id
+    assert [h.type.value for h in run.repair_history] == ["ORIGINAL", "REPAIR"] and run.repair_history[1].id == repair.response.repair_id
+    assert set(run.repair_history[1].task_run_ids) == {t2["transform"].run_id, t2["publish"].run_id}
+    with pytest.raises(BadRequest, match="latest_repair_id"):
+        w.jobs.repair_run(run_id, rerun_tasks=["audit"])
+
+
+def test_run_if_rules_cancel_timeouts_and_queueing(w, tmp_path):
+    fail = script(tmp_path / "fail.py", "raise SystemExit(1)\n")
+    ok = script(tmp_path / "ok.py", "print('ok')\n")
+    sleep = script(tmp_path / "sleep.py", "import time\ntime.sleep(60)\n")
+    job = w.jobs.create(name="rules", tasks=[
+        Task(task_key="bad", spark_python_task=SparkPythonTask(python_file=fail)),
+        Task(task_key="good", spark_python_task=SparkPythonTask(python_file=ok)),
+        Task(task_key="all_done", run_if=RunIf.ALL_DONE, depends_on=[TaskDependency("bad"), TaskDependency("good")], spark_python_task=SparkPythonTask(python_file=ok)),
+        Task(task_key="one_failed", run_if=RunIf.AT_LEAST_ONE_FAILED, depends_on=[TaskDependency("bad"), TaskDependency("good")],
+             spark_python_task=SparkPythonTask(python_file=ok)),
+        Task(task_key="none_failed", run_if=RunIf.NONE_FAILED, depends_on=[TaskDependency("bad"), TaskDependency("good")],
+             spark_python_task=SparkPythonTask(python_file=ok)),
+        Task(task_key="one_success", run_if=RunIf.AT_LEAST_ONE_SUCCESS, depends_on=[TaskDependency("bad"), TaskDependency("good")],
+             spark_python_task=SparkPythonTask(python_file=ok)),
+        Task(task_key="all_failed", run_if=RunIf.ALL_FAILED, depends_on=[TaskDependency("bad"), TaskDependency("good")],
+             spark_python_task=SparkPythonTask(python_file=ok)),
+    ])
+    run = wait_run(w, w.jobs.run_now(job.job_id).run_id)
+    r = {k: v.state.result_state for k, v in tasks_by_key(run).items()}
+    assert r == {"bad": RunResultState.FAILED, "good": RunResultState.SUCCESS, "all_done": RunResultState.SUCCESS, "one_failed": RunResultState.SUCCESS,
+                 "none_failed": RunResultState.UPSTREAM_FAILED, "one_success": RunResultState.SUCCESS, "all_failed": RunResultState.EXCLUDED}
+    # none_failed is a leaf that did not run because of a failure: the run failed.
+    assert run.state.result_state == RunResultState.FAILED
+
+    # Timeouts, with and without retry_on_timeout.
+    job = w.jobs.create(name="slow", tasks=[
+        Task(task_key="slow", timeout_seconds=1, spark_python_task=SparkPythonTask(python_file=sleep)),
+        Task(task_key="slow_retried", timeout_seconds=1, max_retries=1, retry_on_timeout=True, spark_python_task=SparkPythonTask(python_file=sleep)),
+    ])
+    started = time.time()
+    run = wait_run(w, w.jobs.run_now(job.job_id).run_id)
+    t = tasks_by_key(run)
+    assert t["slow"].state.result_state == RunResultState.TIMEDOUT and t["slow_retried"].attempt_number == 1
+    assert t["slow_retried"].state.result_state == RunResultState.TIMEDOUT and time.time() - started < 30
+
+    # Cancel stops the process; queueing behind max_concurrent_runs; without a queue the second run is skipped.
+    job = w.jobs.create(name="sleepy", max_concurrent_runs=1, queue=QueueSettings(enabled=True),
+                        tasks=[Task(task_key="sleep", spark_python_task=SparkPythonTask(python_file=sleep))])
+    first = w.jobs.run_now(job.job_id).run_id
+    second = w.jobs.run_now(job.job_id).run_id
+    time.sleep(1)
+    assert w.jobs.get_run(second).state.life_cycle_state == RunLifeCycleState.QUEUED
+    assert w.jobs.get_run(first).state.life_cycle_state == RunLifeCycleState.RUNNING
+    started = time.time()
+    w.jobs.cancel_run(first)
+    run = wait_run(w, first, timeout=20)
+    assert run.state.result_state == RunResultState.CANCELED and time.time() - started < 10
+    deadline = time.time() + 20
+    while w.jobs.get_run(second).state.life_cycle_state != RunLifeCycleState.RUNNING:
+        assert time.time() < deadline
+        time.sleep(0.1)
+    w.jobs.cancel_all_runs(job_id=job.job_id)
+    assert wait_run(w, second, timeout=20).state.result_state == RunResultState.CANCELED
+    w.jobs.update(job.job_id, new_settings=JobSettings(queue=QueueSettings(enabled=False)))
+    first = w.jobs.run_now(job.job_id).run_id
+    skipped = w.jobs.get_run(w.jobs.run_now(job.job_id).run_id)
+    assert skipped.state.life_cycle_state == RunLifeCycleState.SKIPPED and "max_concurrent_runs" in skipped.state.state_message
+    w.jobs.cancel_run(first)
+    wait_run(w, first)
+    w.jobs.delete_run(first)
+    with pytest.raises(NotFound):
+        w.jobs.get_run(first)
+
+
+def test_sql_for_each_run_job_and_shell_tasks(w, kiln, tmp_path):
+    child = w.jobs.create(name="child", parameters=[JobParameterDefinition(name="who", default="nobody")], tasks=[
+        Task(task_key="greet", condition_task=ConditionTask(op=ConditionTaskOp.EQUAL_TO, left="{{job.parameters.who}}", right="parent"))])
+    sql_file = tmp_path / "make.sql"
+    sql_file.write_text("CREATE TABLE IF NOT EXISTS main.jobs_test.numbers (n BIGINT); INSERT INTO main.jobs_test.numbers VALUES (1), (2), (3);"
+                        " SELECT SUM(n) AS total FROM main.jobs_test.numbers")
+    out_file = tmp_path / "shell.out"
+    body = {"name": "mixed", "tasks": [
+        {"task_key": "sql", "sql_task": {"file": {"path": str(sql_file)}, "warehouse_id": "kiln"}},
+        {"task_key": "loop", "depends_on": [{"task_key": "sql"}],
+         "for_each_task": {"inputs": '["a", "b", "c"]', "concurrency": 2,
+                           "task": {"task_key": "echo", "shell_command_task": {"command": f"echo {{{{input}}}} >> {out_file}"}}}},
+        {"task_key": "call", "depends_on": [{"task_key": "loop"}], "run_job_task": {"job_id": child.job_id, "job_parameters": {"who": "parent"}}},
+    ]}
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    job_id = requests.post(f"{kiln.url}/api/2.2/jobs/create", json=body, headers=headers).json()["job_id"]
+    run = wait_run(w, w.jobs.run_now(job_id).run_id)
+    assert run.state.result_state == RunResultState.SUCCESS, run.state
+    t = tasks_by_key(run)
+    sql_out = requests.get(f"{kiln.url}/api/2.2/jobs/runs/get-output", params={"run_id": t["sql"].run_id}, headers=headers).json()
+    assert sql_out["sql_output"]["query_output"]["rows"] == [["6"]]
+    assert sorted(out_file.read_text().split()) == ["a", "b", "c"]
+    assert t["loop"].for_each_task.stats.task_run_stats.succeeded_iterations == 3
+    child_run = w.jobs.get_run(w.jobs.get_run_output(t["call"].run_id).run_job_output.run_id)
+    assert child_run.trigger.value == "RUN_JOB_TASK" and child_run.job_id == child.job_id
+    assert child_run.tasks[0].condition_task.outcome == "true"
+
+
+def test_run_bad_input(w, kiln):
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    job = w.jobs.create(name="params", parameters=[JobParameterDefinition(name="a", default="1")],
+                        tasks=[Task(task_key="t", condition_task=ConditionTask(op=ConditionTaskOp.EQUAL_TO, left="1", right="1"))])
+    with pytest.raises(NotFound):
+        w.jobs.run_now(987654)
+    with pytest.raises(BadRequest, match="no parameter 'b'"):
+        w.jobs.run_now(job.job_id, job_parameters={"b": "2"})
+    with pytest.raises(BadRequest, match="no task 'ghost'"):
+        w.jobs.run_now(job.job_id, only=["ghost"])
+    with pytest.raises(NotFound):
+        w.jobs.get_run(987654)
+    assert list(w.jobs.list_runs(job_id=job.job_id)) == []
+    for body, reason in [({"tasks": [{"task_key": "a", "spark_jar_task": {"main_class_name": "x"}}]}, "does not run spark_jar_task"),
+                         ({"tasks": [{"task_key": "a", "condition_task": {"op": "LIKE", "left": "1", "right": "1"}}]}, "condition_task.op"),
+                         ({"tasks": [{"task_key": "a", "condition_task": {"op": "EQUAL_TO", "left": "{{tasks.zz.values.x}}", "right": "1"}}]}, "unknown task 'zz'"),
+                         ({"tasks": [{"task_key": "a", "kiln_task": {"action": "launch_rockets"}}]}, "Unknown Kiln task action")]:
+        response = requests.post(f"{kiln.url}/api/2.2/jobs/runs/submit", json=body, headers=headers)
+        assert response.status_code == 400 and reason in response.json()["message"], response.text
+    # A reference that cannot be resolved at run time fails the task with its name.
+    run_id = requests.post(f"{kiln.url}/api/2.2/jobs/runs/submit", headers=headers, json={"run_name": "oops", "tasks": [
+        {"task_key": "a", "condition_task": {"op": "EQUAL_TO", "left": "{{job.parameters.missing}}", "right": "1"}}]}).json()["run_id"]
+    run = wait_run(w, run_id)
+    assert run.run_type.value == "SUBMIT_RUN" and run.state.result_state == RunResultState.FAILED
+    assert "{{job.parameters.missing}}" in run.state.state_message

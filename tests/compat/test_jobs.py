@@ -350,3 +350,170 @@ def test_run_bad_input(w, kiln):
     run = wait_run(w, run_id)
     assert run.run_type.value == "SUBMIT_RUN" and run.state.result_state == RunResultState.FAILED
     assert "{{job.parameters.missing}}" in run.state.state_message
+
+
+def test_cron_schedule_with_an_injected_clock_runs_each_slot_once(tmp_path, monkeypatch):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+    monkeypatch.setenv("KILN_TEST_CLOCK", "1")
+    monkeypatch.setenv("KILN_SCHEDULER_TICK_MS", "3600000")  # only the clock endpoint ticks
+    server = KilnServer(str(tmp_path)).start()
+    try:
+        w = WorkspaceClient(host=server.url, token=TOKEN, auth_type="pat")
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+
+        def at(*parts):
+            ms = int(datetime(*parts, tzinfo=ZoneInfo("Europe/Amsterdam")).timestamp() * 1000)
+            return requests.post(f"{server.url}/api/2.0/kiln/test/clock", json={"now_ms": ms}, headers=headers).json()["started_run_ids"]
+
+        job = w.jobs.create(name="weekday-0630", tasks=[Task(task_key="t", condition_task=ConditionTask(op=ConditionTaskOp.EQUAL_TO, left="{{job.trigger.type}}", right="PERIODIC"))],
+                            schedule=CronSchedule(quartz_cron_expression="0 30 6 ? * MON-FRI", timezone_id="Europe/Amsterdam"))
+        paused = w.jobs.create(name="paused", tasks=[Task(task_key="t", condition_task=ConditionTask(op=ConditionTaskOp.EQUAL_TO, left="1", right="1"))],
+                               schedule=CronSchedule(quartz_cron_expression="0 * * * * ?", timezone_id="UTC", pause_status=PauseStatus.PAUSED))
+        assert at(2030, 1, 3, 12, 0, 0) == []                  # first look: the schedule starts counting from here
+        missed = at(2030, 1, 7, 6, 29, 0)                      # Fri 06:30 was missed while "down": it runs once
+        assert len(missed) == 1
+        run = wait_run(w, missed[0])
+        assert run.trigger.value == "PERIODIC" and run.state.result_state == RunResultState.SUCCESS
+        raw = requests.get(f"{server.url}/api/2.2/jobs/runs/get", params={"run_id": missed[0]}, headers=headers).json()
+        assert raw["schedule_slot"] == int(datetime(2030, 1, 4, 6, 30, tzinfo=ZoneInfo("Europe/Amsterdam")).timestamp() * 1000)
+        assert at(2030, 1, 7, 6, 29, 59) == []
+        due = at(2030, 1, 7, 6, 30, 1)                          # Monday's slot, once
+        assert len(due) == 1 and at(2030, 1, 7, 6, 30, 30) == [] and at(2030, 1, 7, 18, 0, 0) == []
+        assert at(2030, 1, 12, 10, 0, 0) != [] and at(2030, 1, 13, 10, 0, 0) == []   # Tue–Fri collapse into one; Sunday nothing
+        server.stop()
+        server.start()                                          # a restart does not run a slot again
+        w = WorkspaceClient(host=server.url, token=TOKEN, auth_type="pat")
+        assert at(2030, 1, 13, 10, 0, 0) == []
+        runs = list(w.jobs.list_runs(job_id=job.job_id))
+        assert len(runs) == 3 and all(r.trigger.value == "PERIODIC" for r in runs)
+        assert list(w.jobs.list_runs(job_id=paused.job_id)) == []
+    finally:
+        server.stop()
+
+
+def test_file_arrival_trigger(w, tmp_path):
+    from databricks.sdk.service.jobs import FileArrivalTriggerConfiguration, TriggerSettings
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "old.csv").write_text("a\n1\n")
+    job = w.jobs.create(name="on-files", trigger=TriggerSettings(file_arrival=FileArrivalTriggerConfiguration(url=str(landing))),
+                        tasks=[Task(task_key="t", condition_task=ConditionTask(op=ConditionTaskOp.EQUAL_TO, left="{{job.trigger.type}}", right="FILE_ARRIVAL"))])
+    time.sleep(2.5)  # the scheduler's first look records what is already there
+    assert list(w.jobs.list_runs(job_id=job.job_id)) == []
+    (landing / "new.csv").write_text("a\n2\n")
+    deadline = time.time() + 15
+    while not (runs := list(w.jobs.list_runs(job_id=job.job_id))):
+        assert time.time() < deadline, "no run after a file arrived"
+        time.sleep(0.2)
+    assert len(runs) == 1 and runs[0].trigger.value == "FILE_ARRIVAL"
+    assert wait_run(w, runs[0].run_id).state.result_state == RunResultState.SUCCESS
+    time.sleep(2.5)
+    assert len(list(w.jobs.list_runs(job_id=job.job_id))) == 1
+
+
+def test_restart_during_a_run_adopts_live_processes_and_retries_vanished_ones(tmp_path):
+    log = tmp_path / "log"
+    marker = tmp_path / "vanish.marker"
+    adopted = script(tmp_path / "adopted.py", f"""
+import time
+open({str(log)!r}, "a").write("adopted-start\\n")
+time.sleep(5)
+open({str(log)!r}, "a").write("adopted-end\\n")
+""")
+    vanish = script(tmp_path / "vanish.py", f"""
+import os, time
+open({str(log)!r}, "a").write("vanish-start\\n")
+if not os.path.exists({str(marker)!r}):
+    open({str(marker)!r}, "w").write("1")
+    time.sleep(120)
+""")
+    after = script(tmp_path / "after.py", f"open({str(log)!r}, 'a').write('after\\n')\n")
+    home = tmp_path / "home"
+    home.mkdir()
+    server = KilnServer(str(home)).start()
+    try:
+        w = WorkspaceClient(host=server.url, token=TOKEN, auth_type="pat")
+        job = w.jobs.create(name="survivor", tasks=[
+            Task(task_key="adopted", spark_python_task=SparkPythonTask(python_file=adopted)),
+            Task(task_key="vanish", max_retries=1, spark_python_task=SparkPythonTask(python_file=vanish)),
+            Task(task_key="after", depends_on=[TaskDependency("adopted"), TaskDependency("vanish")], spark_python_task=SparkPythonTask(python_file=after)),
+        ])
+        run_id = w.jobs.run_now(job.job_id).run_id
+        deadline = time.time() + 30
+        while not (log.exists() and {"adopted-start", "vanish-start"} <= set(log.read_text().split())):
+            assert time.time() < deadline
+            time.sleep(0.1)
+        server.kill()
+        subprocess.run(["pkill", "-KILL", "-f", "vanish.py"])   # this one dies while the server is down
+        server.start()
+        w = WorkspaceClient(host=server.url, token=TOKEN, auth_type="pat")
+        run = wait_run(w, run_id, timeout=60)
+        t = tasks_by_key(run)
+        assert run.state.result_state == RunResultState.SUCCESS, run.state
+        assert sorted(log.read_text().split()) == sorted(["adopted-start", "vanish-start", "vanish-start", "adopted-end", "after"])
+        assert log.read_text().split().count("adopted-start") == 1 and log.read_text().split()[-1] == "after"
+        assert t["adopted"].attempt_number == 0 and t["vanish"].attempt_number == 1
+    finally:
+        server.stop()
+
+
+def test_retraining_pipeline_moves_the_alias_only_when_the_candidate_wins(w, client_env, tmp_path):
+    kiln = client_env
+    import numpy as np
+    from mlflow import MlflowClient
+    from sklearn.datasets import make_classification
+    X, y = make_classification(n_samples=3000, n_features=8, n_informative=4, n_redundant=0, shuffle=False, random_state=7)
+    order = np.random.default_rng(7).permutation(len(y))  # rows in random order; f0–f3 informative, f4–f7 noise
+    X, y = X[order], y[order]
+    columns = [f"f{i}" for i in range(8)]
+    for name, rows in [("train", slice(0, 2000)), ("holdout", slice(2000, 3000))]:
+        (tmp_path / name).mkdir()
+        with open(tmp_path / name / "part-0.csv", "w") as f:
+            f.write(",".join(columns + ["label"]) + "\n")
+            for xi, yi in zip(X[rows], y[rows]):
+                f.write(",".join(f"{v:.6f}" for v in xi) + f",{yi}\n")
+    model = f"retrain_{int(time.time() * 1000)}"
+    schema = f"main.{model}"
+
+    def kiln_task(key, action, deps=(), **params):
+        return Task(task_key=key, depends_on=[TaskDependency(task_key=d) for d in deps],
+                    python_wheel_task=PythonWheelTask(package_name="kiln", entry_point=action, named_parameters=params))
+
+    job = w.jobs.create(name="retrain", parameters=[JobParameterDefinition(name="features", default=",".join(columns))], tasks=[
+        kiln_task("ingest", "ingest", source=str(tmp_path / "train"), table=f"{schema}.train"),
+        kiln_task("ingest_holdout", "ingest", source=str(tmp_path / "holdout"), table=f"{schema}.holdout"),
+        kiln_task("train", "train", ["ingest"], table=f"{schema}.train", target="label", algorithm="logistic", register=model,
+                  features="{{job.parameters.features}}", experiment=model),
+        kiln_task("promote", "promote", ["train", "ingest_holdout"], model=model, version="{{tasks.train.values.version}}", table=f"{schema}.holdout"),
+        Task(task_key="gate", depends_on=[TaskDependency("promote")],
+             condition_task=ConditionTask(op=ConditionTaskOp.EQUAL_TO, left="{{tasks.promote.values.promoted}}", right="true")),
+        kiln_task("score", "predict", ["gate"], model=f"models:/{model}@champion", table=f"{schema}.holdout", output=f"{schema}.scored"),
+    ])
+    job.job_id  # noqa: B018
+    for task in w.jobs.get(job.job_id).settings.tasks:
+        if task.task_key == "score":
+            assert task.depends_on[0].task_key == "gate"
+    w.jobs.update(job.job_id, new_settings=JobSettings(tasks=[
+        Task(task_key="score", depends_on=[TaskDependency(task_key="gate", outcome="true")],
+             python_wheel_task=PythonWheelTask(package_name="kiln", entry_point="predict",
+                                               named_parameters={"model": f"models:/{model}@champion", "table": f"{schema}.holdout", "output": f"{schema}.scored"}))]))
+    first = wait_run(w, w.jobs.run_now(job.job_id).run_id, timeout=300)
+    assert first.state.result_state == RunResultState.SUCCESS, first.state
+    t = tasks_by_key(first)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    values = lambda task: requests.get(f"{kiln.url}/api/2.2/jobs/runs/get-output", params={"run_id": task.run_id}, headers=headers).json()["task_values"]
+    assert values(t["ingest"])["rows"] == 2000 and values(t["promote"])["promoted"] is True
+    assert t["score"].state.result_state == RunResultState.SUCCESS and values(t["score"])["rows"] == 1000
+    client = MlflowClient(tracking_uri=kiln.url)
+    assert client.get_model_version_by_alias(model, "champion").version == "1"
+    # A candidate trained on noise only loses: the alias stays, scoring is skipped.
+    second = wait_run(w, w.jobs.run_now(job.job_id, job_parameters={"features": "f6,f7"}).run_id, timeout=300)
+    assert second.state.result_state == RunResultState.SUCCESS, second.state
+    t = tasks_by_key(second)
+    promote = values(t["promote"])
+    assert promote["promoted"] is False and promote["candidate_version"] == "2" and promote["p_value"] < 0.05, promote
+    assert promote["champion_accuracy_score"] > 0.8 and promote["champion_accuracy_score"] > promote["candidate_accuracy_score"] + 0.2, promote
+    assert t["gate"].condition_task.outcome == "false" and t["score"].state.result_state == RunResultState.EXCLUDED
+    assert client.get_model_version_by_alias(model, "champion").version == "1"
+    assert values(t["ingest"])["rows"] == 0  # nothing new landed

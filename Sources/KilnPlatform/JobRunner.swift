@@ -182,6 +182,24 @@ public actor JobRunner {
                 self.timeOut(runID)
             }
         }
+        if let threshold = Self.durationThreshold(run.settings) {
+            Task {
+                try? await Task.sleep(nanoseconds: UInt64(threshold * 1e9))
+                if self.executions[runID] != nil, let current = try? await self.store.run(runID) {
+                    await context.notify(current, event: "on_duration_warning_threshold_exceeded")
+                }
+            }
+        }
+    }
+
+    /// `health.rules` with `RUN_DURATION_SECONDS GREATER_THAN n`: the seconds after which a run warns.
+    static func durationThreshold(_ settings: [String: JSONValue]) -> Double? {
+        guard case .object(let health)? = settings["health"], case .array(let rules)? = health["rules"] else { return nil }
+        for rule in rules {
+            if case .object(let r) = rule, r["metric"] == .string("RUN_DURATION_SECONDS"), r["op"] == .string("GREATER_THAN"),
+               case .number(let n)? = r["value"], let v = Double(n) { return v }
+        }
+        return nil
     }
 
     func timeOut(_ runID: Int64) {

@@ -106,19 +106,22 @@ struct TaskContext: Sendable {
                 let file = try resolvePath(JSONFields(p).require("python_file"))
                 var arguments = try JSONFields(p).strings("parameters") ?? []
                 if let legacy = try JSONFields(run.overrides).strings("python_params") { arguments = legacy }
-                t = try await process([python, file] + arguments, t, run: run, upstream: upstream, widgets: run.parameters)
+                let env = try await environment(task, run, &t)
+                t = try await process([env?.python ?? python, file] + arguments, t, run: run, upstream: upstream, widgets: run.parameters, bin: env?.bin)
             } else if case .object(let n)? = task["notebook_task"] {
                 let notebook = try resolvePath(JSONFields(n).require("notebook_path"))
                 var widgets = try JSONFields(n).map("base_parameters")
                 widgets.merge(run.parameters) { _, job in job }
                 widgets.merge(try JSONFields(run.overrides).map("notebook_params")) { _, given in given }
                 let output = directory(t).appendingPathComponent("notebook.ipynb").path
-                var argv = [python, "-m", "papermill", "--no-progress-bar", "-k", "python3", notebook, output]
+                let env = try await environment(task, run, &t)
+                var argv = [env?.python ?? python, "-m", "papermill", "--no-progress-bar", "-k", "python3", notebook, output]
                 for (k, v) in widgets.sorted(by: { $0.key < $1.key }) { argv += ["-r", k, v] }
-                t = try await process(argv, t, run: run, upstream: upstream, widgets: widgets)
+                t = try await process(argv, t, run: run, upstream: upstream, widgets: widgets, bin: env?.bin)
                 t.info["notebook_path"] = .string(output)
             } else if case .object(let s)? = task["shell_command_task"] {
-                t = try await process(["/bin/sh", "-c", try JSONFields(s).require("command")], t, run: run, upstream: upstream, widgets: run.parameters)
+                let env = try await environment(task, run, &t)
+                t = try await process(["/bin/sh", "-c", try JSONFields(s).require("command")], t, run: run, upstream: upstream, widgets: run.parameters, bin: env?.bin)
             } else if case .object(let s)? = task["sql_task"] {
                 t = try await sql(s, t)
             } else if let native = try NativeTask.from(task) {
@@ -173,7 +176,7 @@ struct TaskContext: Sendable {
 
     /// Runs a child process for a task attempt with the environment that points stock clients at this server and
     /// gives `dbutils` its task values and widgets.
-    func process(_ argv: [String], _ attempt: TaskRun, run: JobRun, upstream: [String: TaskRun], widgets: [String: String]) async throws -> TaskRun {
+    func process(_ argv: [String], _ attempt: TaskRun, run: JobRun, upstream: [String: TaskRun], widgets: [String: String], bin: String? = nil) async throws -> TaskRun {
         var t = attempt
         let dir = directory(t)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -197,6 +200,10 @@ struct TaskContext: Sendable {
         env["PYTHONPATH"] = ([pythonPath.path] + (env["PYTHONPATH"].map { [$0] } ?? [])).joined(separator: ":")
         env["PYTHONUNBUFFERED"] = "1"
         env["IPYTHONDIR"] = ipython.path
+        if let bin {
+            env["PATH"] = bin + ":" + (env["PATH"] ?? "/usr/bin:/bin")
+            env["VIRTUAL_ENV"] = URL(fileURLWithPath: bin).deletingLastPathComponent().path
+        }
         for key in ["DATABRICKS_CONFIG_PROFILE", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET"] { env[key] = nil }
         let child = try ChildProcess.spawn(argv, environment: env, directory: dir.path, log: dir.appendingPathComponent("output.log").path,
                                            statusFile: dir.appendingPathComponent("status").path, logCap: Self.logCap)
@@ -204,6 +211,44 @@ struct TaskContext: Sendable {
         try? await store.save(t)
         let code = await withTaskCancellationHandler { await child.wait() } onCancel: { ChildProcess.stop(group: child.pid) }
         return finishProcess(t, code: code)
+    }
+
+    /// The virtual environment of a task's `libraries` (pypi packages with optional pins, local wheels,
+    /// requirements files) and its job environment's `spec.dependencies`, cached by the list's hash; nil when the
+    /// task brings none. The resolved versions are recorded on the attempt. - Throws: with pip's message.
+    func environment(_ task: [String: JSONValue], _ run: JobRun, _ t: inout TaskRun) async throws -> PythonEnvironments.Environment? {
+        var requirements: [String] = []
+        if case .array(let libraries)? = task["libraries"] {
+            for library in libraries {
+                guard case .object(let l) = library else { throw KilnError.invalid("Every library must be an object such as {\"pypi\": {\"package\": \"x==1.0\"}}") }
+                if case .object(let pypi)? = l["pypi"] {
+                    let package = try JSONFields(pypi).require("package")
+                    if let repo = try JSONFields(pypi).string("repo") { requirements.append("--extra-index-url \(repo)") }
+                    requirements.append(package)
+                } else if let wheel = try JSONFields(l).string("whl") {
+                    requirements.append(try resolvePath(wheel))
+                } else if let file = try JSONFields(l).string("requirements") {
+                    requirements.append("-r \(try resolvePath(file))")
+                } else {
+                    throw KilnError.invalid("Kiln installs pypi, whl and requirements libraries; got \(library.json)")
+                }
+            }
+        }
+        if case .string(let key)? = task["environment_key"] {
+            guard case .array(let environments)? = run.settings["environments"],
+                  let match = environments.first(where: { if case .object(let e) = $0 { return e["environment_key"] == .string(key) } else { return false } }),
+                  case .object(let e) = match else {
+                throw KilnError.invalid("The task names environment_key '\(key)', which the job's environments do not define")
+            }
+            if case .object(let spec)? = e["spec"], let deps = try JSONFields(spec).strings("dependencies") {
+                requirements += try deps.map { $0.hasSuffix(".whl") ? try resolvePath($0) : $0 }
+            }
+        }
+        guard !requirements.isEmpty else { return nil }
+        let root = platform.configuration.home.appendingPathComponent("jobs/envs"), list = requirements
+        let environment = try await Platform.offload { try PythonEnvironments.prepare(root: root, requirements: list, what: "task's") }
+        t.info["libraries"] = .array(environment.resolved.map(JSONValue.string))
+        return environment
     }
 
     /// An attempt's result from its exit status and the files it left.
@@ -369,6 +414,7 @@ struct TaskContext: Sendable {
     /// Sends a run's webhook notifications for `event` (on_start, on_success, on_failure), retrying failed
     /// deliveries in the background.
     func notify(_ run: JobRun, event: String) async {
+        email(run, event: event)
         guard case .object(let hooks)? = run.settings["webhook_notifications"], case .array(let targets)? = hooks[event] else { return }
         let body = JSONValue.object([
             "event_type": .string("jobs.\(event)"), "job_id": run.jobID.map { .number(String($0)) } ?? .null,
@@ -379,12 +425,16 @@ struct TaskContext: Sendable {
             guard case .object(let o) = target, case .string(let id)? = o["id"] else { continue }
             let logger = self.logger
             Task.detached {
-                guard let url = try? await NotificationDestinations.url(id, platform: platform) else {
+                if let d = try? await platform.destinations.get(id), d.type == "EMAIL", case .object(let e)? = d.config["email"],
+                   let addresses = try? JSONFields(e).strings("addresses") {
+                    return self.send(to: addresses, run, event: event)
+                }
+                guard let (url, auth) = await WebhookTargets.target(id, platform: platform) else {
                     logger.warning("Unknown notification destination", metadata: ["kiln.destination": "\(id)"])
                     return
                 }
                 for attempt in 0..<5 {
-                    if let (status, _) = try? await URLSessionWebhookTransport().post(url: url, headers: [("Content-Type", "application/json")], body: Array(body.utf8)),
+                    if let (status, _) = try? await URLSessionWebhookTransport().post(url: url, headers: [("Content-Type", "application/json")] + auth, body: Array(body.utf8)),
                        (200..<300).contains(status) { return }
                     try? await Task.sleep(nanoseconds: UInt64(500_000_000) << attempt)
                 }
@@ -394,10 +444,58 @@ struct TaskContext: Sendable {
     }
 }
 
-/// Where a webhook notification goes: a destination id names a URL.
-enum NotificationDestinations {
-    static func url(_ id: String, platform: Platform) async throws -> String? {
-        if id.hasPrefix("http://") || id.hasPrefix("https://") { return id }
-        return nil
+extension TaskContext {
+    /// Emails a run's `email_notifications` for `event` through `KILN_SMTP_HOST` (port `KILN_SMTP_PORT`, 25;
+    /// sender `KILN_SMTP_FROM`), retrying failed deliveries in the background.
+    func email(_ run: JobRun, event: String) {
+        guard case .object(let mails)? = run.settings["email_notifications"], let to = try? JSONFields(mails).strings(event), !to.isEmpty else { return }
+        if run.result == .excluded || run.lifeCycle == .skipped, mails["no_alert_for_skipped_runs"] == .bool(true) { return }
+        send(to: to, run, event: event)
+    }
+
+    func send(to: [String], _ run: JobRun, event: String) {
+        let env = ProcessInfo.processInfo.environment
+        guard let host = env["KILN_SMTP_HOST"], !host.isEmpty else {
+            logger.warning("A job has email notifications but KILN_SMTP_HOST is not set; not sending", metadata: ["kiln.run_id": "\(run.runID)"])
+            return
+        }
+        let port = env["KILN_SMTP_PORT"].flatMap(Int.init) ?? 25, from = env["KILN_SMTP_FROM"] ?? "kiln@localhost"
+        let what = event.replacingOccurrences(of: "on_", with: "").replacingOccurrences(of: "_", with: " ")
+        let subject = "[Kiln] \(run.runName) run \(run.runID): \(run.result?.rawValue ?? what)"
+        let body = """
+            Job: \(run.runName) (\(run.jobID.map(String.init) ?? "one-time run"))
+            Run: \(run.runID), triggered \(run.trigger)
+            Event: \(what)
+            State: \(run.lifeCycle.rawValue) \(run.result?.rawValue ?? "")
+            \(run.message)
+            Follow it: kiln jobs runs --run-id \(run.runID)
+            """
+        let logger = self.logger
+        Task.detached {
+            for attempt in 0..<5 {
+                do {
+                    try await Platform.offload { try SMTPMailer.send(host: host, port: port, from: from, to: to, subject: subject, body: body) }
+                    return
+                } catch {
+                    if attempt == 4 { logger.warning("Email notification failed", metadata: ["error": "\(error)"]) }
+                    try? await Task.sleep(nanoseconds: UInt64(500_000_000) << attempt)
+                }
+            }
+        }
+    }
+}
+
+/// Where a webhook notification goes: a notification destination's URL (and basic auth), or an http(s) URL given as
+/// the id directly.
+enum WebhookTargets {
+    static func target(_ id: String, platform: Platform) async -> (url: String, headers: [(String, String)])? {
+        if id.hasPrefix("http://") || id.hasPrefix("https://") { return (id, []) }
+        guard let d = try? await platform.destinations.get(id), case .object(let hook)? = d.config["generic_webhook"],
+              case .string(let url)? = hook["url"] else { return nil }
+        var headers: [(String, String)] = []
+        if case .string(let user)? = hook["username"], case .string(let password)? = hook["password"] {
+            headers.append(("Authorization", "Basic " + Data("\(user):\(password)".utf8).base64EncodedString()))
+        }
+        return (url, headers)
     }
 }

@@ -31,6 +31,8 @@ public struct Platform: Sendable {
     public let jobs: JobsService
     /// Job runs: run-now, submit, the DAG executor, repair, cancel.
     public let runs: JobRunner
+    /// Where job notifications go (webhooks, email).
+    public let destinations: NotificationDestinations
 
     /// Opens (creating if needed) the home folder and builds every service.
     /// - Throws: `INVALID_PARAMETER_VALUE` when the home cannot be used.
@@ -57,8 +59,10 @@ public struct Platform: Sendable {
         }
         let jobs = try await JobsService.make(database: database, clock: clock, logger: logger)
         let runs = try await JobRunner.make(database: database, jobs: jobs, clock: clock, home: home, logger: logger)
+        try await Migrator.migrate(database, NotificationDestinations.migrations, logger: logger)
         return Platform(configuration: configuration, database: database, artifacts: artifacts, tracking: tracking,
-                        registry: registry, statements: statements, adminToken: token, clock: clock, serving: serving, jobs: jobs, runs: runs)
+                        registry: registry, statements: statements, adminToken: token, clock: clock, serving: serving, jobs: jobs, runs: runs,
+                        destinations: NotificationDestinations(database: database))
     }
 
     /// Closes the store.

@@ -39,40 +39,10 @@ public final class PythonScorer: @unchecked Sendable {
         try await spawn(python: python)
     }
 
-    /// The environment's python: `<environments>/<hash of requirements.txt>/bin/python`, created when missing.
+    /// The environment's python: one environment per distinct `requirements.txt`, created when missing.
     func environment() throws -> String {
         let requirements = (try? String(contentsOf: modelDirectory.appendingPathComponent("requirements.txt"), encoding: .utf8)) ?? ""
-        // FNV-1a of the requirements: the same file reuses the same environment.
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in requirements.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        let directory = environments.appendingPathComponent(String(hash, radix: 16))
-        let python = directory.appendingPathComponent("bin/python").path
-        if FileManager.default.fileExists(atPath: directory.appendingPathComponent(".ready").path) { return python }
-        try? FileManager.default.removeItem(at: directory)
-        try FileManager.default.createDirectory(at: environments, withIntermediateDirectories: true)
-        try Self.run(["python3", "-m", "venv", "--system-site-packages", directory.path], what: "creating the model's virtual environment")
-        if !requirements.isEmpty {
-            try Self.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r",
-                          modelDirectory.appendingPathComponent("requirements.txt").path], what: "installing the model's requirements")
-        }
-        FileManager.default.createFile(atPath: directory.appendingPathComponent(".ready").path, contents: Data())
-        return python
-    }
-
-    static func run(_ arguments: [String], what: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            let text = String(decoding: data.suffix(3000), as: UTF8.self)
-            throw KilnError.invalid("Failed \(what): \(text)")
-        }
+        return try PythonEnvironments.prepare(root: environments, requirements: requirements.split(separator: "\n").map(String.init), what: "model's").python
     }
 
     func spawn(python: String) async throws {

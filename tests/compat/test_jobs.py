@@ -517,3 +517,119 @@ def test_retraining_pipeline_moves_the_alias_only_when_the_candidate_wins(w, cli
     assert t["gate"].condition_task.outcome == "false" and t["score"].state.result_state == RunResultState.EXCLUDED
     assert client.get_model_version_by_alias(model, "champion").version == "1"
     assert values(t["ingest"])["rows"] == 0  # nothing new landed
+
+
+def test_notifications_webhooks_through_destinations_and_email_through_smtp(w, tmp_path):
+    import http.server
+    import threading
+    from aiosmtpd.controller import Controller
+    from databricks.sdk.service.jobs import JobEmailNotifications, Webhook, WebhookNotifications
+    from databricks.sdk.service.settings import Config, EmailConfig, GenericWebhookConfig
+    received, mails = [], []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append((self.path, self.headers.get("Authorization"), json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+            self.send_response(500 if len(received) == 1 else 200)  # the first delivery fails and is retried
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    hook_server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook_server.serve_forever, daemon=True).start()
+
+    class Mailbox:
+        async def handle_DATA(self, server, session, envelope):
+            mails.append((envelope.rcpt_tos, envelope.content.decode()))
+            return "250 OK"
+
+    port = __import__("conftest").free_port()
+    smtp = Controller(Mailbox(), hostname="127.0.0.1", port=port)
+    smtp.start()
+    server = None
+    try:
+        # Email needs the server started with KILN_SMTP_HOST; a server of its own.
+        os.environ["KILN_SMTP_HOST"], os.environ["KILN_SMTP_PORT"] = "127.0.0.1", str(port)
+        server = KilnServer(str(tmp_path)).start()
+        w = WorkspaceClient(host=server.url, token=TOKEN, auth_type="pat")
+        dest = w.notification_destinations.create(display_name="ops hook", config=Config(generic_webhook=GenericWebhookConfig(
+            url=f"http://127.0.0.1:{hook_server.server_port}/jobs", username="kiln", password="s3cret")))
+        got = w.notification_destinations.get(dest.id)
+        assert got.config.generic_webhook.password is None and got.config.generic_webhook.password_set
+        assert [d.display_name for d in w.notification_destinations.list()] == ["ops hook"]
+        mail_dest = w.notification_destinations.create(display_name="team", config=Config(email=EmailConfig(addresses=["team@example.com"])))
+        fail = script(tmp_path / "fail.py", "raise SystemExit('boom')\n")
+        job = w.jobs.create(name="noisy", tasks=[Task(task_key="t", spark_python_task=SparkPythonTask(python_file=fail))],
+                            webhook_notifications=WebhookNotifications(on_start=[Webhook(id=dest.id)], on_failure=[Webhook(id=dest.id), Webhook(id=mail_dest.id)]),
+                            email_notifications=JobEmailNotifications(on_failure=["oncall@example.com"], on_success=["nobody@example.com"]))
+        run = wait_run(w, w.jobs.run_now(job.job_id).run_id)
+        assert run.state.result_state == RunResultState.FAILED
+        deadline = time.time() + 20
+        while (len(received) < 3 or len(mails) < 2) and time.time() < deadline:
+            time.sleep(0.1)
+        events = [body["event_type"] for _, _, body in received]
+        assert events.count("jobs.on_start") >= 1 and events.count("jobs.on_failure") == 1, events
+        assert all(path == "/jobs" and auth == "Basic a2lsbjpzM2NyZXQ=" for path, auth, _ in received)
+        failure = [body for _, _, body in received if body["event_type"] == "jobs.on_failure"][0]
+        assert failure["run_id"] == run.run_id and failure["result_state"] == "FAILED"
+        assert sorted(to for to, _ in mails) == [["oncall@example.com"], ["team@example.com"]], mails
+        assert all(f"run {run.run_id}: FAILED" in text and "boom" in text for _, text in mails)
+        w.notification_destinations.delete(mail_dest.id)
+        with pytest.raises(NotFound):
+            w.notification_destinations.get(mail_dest.id)
+        with pytest.raises(BadRequest, match="generic_webhook"):
+            w.notification_destinations.create(display_name="x", config=Config())
+    finally:
+        os.environ.pop("KILN_SMTP_HOST", None)
+        os.environ.pop("KILN_SMTP_PORT", None)
+        if server:
+            server.stop()
+        smtp.stop()
+        hook_server.shutdown()
+
+
+def make_wheel(directory, name, version, body):
+    """A minimal pure-Python wheel, built by hand (no network, no build backend)."""
+    import base64
+    import hashlib
+    import zipfile
+    path = directory / f"{name}-{version}-py3-none-any.whl"
+    files = {f"{name}/__init__.py": body, f"{name}-{version}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+             f"{name}-{version}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: kiln-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    record = [f"{k},sha256={base64.urlsafe_b64encode(hashlib.sha256(v.encode()).digest()).rstrip(b'=').decode()},{len(v)}" for k, v in files.items()]
+    files[f"{name}-{version}.dist-info/RECORD"] = "\n".join(record + [f"{name}-{version}.dist-info/RECORD,,"]) + "\n"
+    with zipfile.ZipFile(path, "w") as z:
+        for k, v in files.items():
+            z.writestr(k, v)
+    return str(path)
+
+
+def test_task_libraries_get_a_cached_environment_and_install_failures_fail_the_task(w, kiln, tmp_path):
+    from databricks.sdk.service.compute import Library, PythonPyPiLibrary
+    from databricks.sdk.service.jobs import JobEnvironment
+    wheel = make_wheel(tmp_path, "kilnhello", "1.2.3", "def greet():\n    return 'hello from a wheel'\n")
+    use = script(tmp_path / "use.py", "import sys, kilnhello\nprint(kilnhello.greet(), sys.prefix)\n")
+    job = w.jobs.create(name="libs", tasks=[
+        Task(task_key="a", libraries=[Library(whl=wheel)], spark_python_task=SparkPythonTask(python_file=use)),
+        Task(task_key="b", libraries=[Library(whl=wheel)], spark_python_task=SparkPythonTask(python_file=use)),
+    ])
+    first = wait_run(w, w.jobs.run_now(job.job_id).run_id, timeout=300)
+    second = wait_run(w, w.jobs.run_now(job.job_id).run_id, timeout=300)
+    assert first.state.result_state == RunResultState.SUCCESS and second.state.result_state == RunResultState.SUCCESS, (first.state, second.state)
+    prefixes = {w.jobs.get_run_output(t.run_id).logs.split()[-1] for r in (first, second) for t in r.tasks}
+    assert len(prefixes) == 1 and "hello from a wheel" in w.jobs.get_run_output(first.tasks[0].run_id).logs  # one environment, reused
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    raw = requests.get(f"{kiln.url}/api/2.2/jobs/runs/get", params={"run_id": first.run_id}, headers=headers).json()
+    assert "kilnhello==1.2.3" in "\n".join(raw["tasks"][0]["resolved_libraries"])
+    # A job environment's dependencies work the same way; an install failure fails the task with pip's words.
+    from databricks.sdk.service.compute import Environment
+    job = w.jobs.create(name="envs", environments=[JobEnvironment(environment_key="default", spec=Environment(client="1", dependencies=[wheel]))], tasks=[
+        Task(task_key="ok", environment_key="default", spark_python_task=SparkPythonTask(python_file=use)),
+        Task(task_key="broken", libraries=[Library(pypi=PythonPyPiLibrary(package="kiln-no-such-package-for-tests==9.9.9"))],
+             spark_python_task=SparkPythonTask(python_file=use)),
+    ])
+    run = wait_run(w, w.jobs.run_now(job.job_id).run_id, timeout=300)
+    t = tasks_by_key(run)
+    assert t["ok"].state.result_state == RunResultState.SUCCESS
+    assert t["broken"].state.result_state == RunResultState.FAILED and "kiln-no-such-package-for-tests" in t["broken"].state.state_message

@@ -224,6 +224,8 @@ enum JobWire {
             o["for_each_task"] = .object(f)
         }
         if let repair = t.repairID { o["repair_id"] = number(repair) }
+        // Kiln extension: the versions the task's libraries resolved to.
+        if let libraries = t.info["libraries"] { o["resolved_libraries"] = libraries }
         return .object(o)
     }
 
@@ -262,5 +264,50 @@ enum JobWire {
         o["end_time"] = number(t.endTime ?? 0)
         o["tasks"] = .array([task(t)])
         return o
+    }
+}
+
+/// `/api/2.0/notification-destinations` as databricks-sdk's `w.notification_destinations` calls it.
+struct NotificationDestinationRoutes: Sendable {
+    let destinations: NotificationDestinations
+
+    func register(on router: Router<KilnRequestContext>) {
+        MessageRoute.register([
+            MessageRoute(.post, "notification-destinations", create),
+            MessageRoute(.get, "notification-destinations", list),
+            MessageRoute(.get, "notification-destinations/{id}", get),
+            MessageRoute(.patch, "notification-destinations/{id}", update),
+            MessageRoute(.delete, "notification-destinations/{id}", delete),
+        ], prefixes: ["/api/2.0/"], on: router)
+    }
+
+    static func value(_ d: NotificationDestinations.Destination) -> JSONValue {
+        .object(["id": .string(d.id), "display_name": .string(d.displayName), "destination_type": .string(d.type), "config": .object(d.publicConfig)])
+    }
+
+    func create(_ m: RequestMessage) async throws -> Response {
+        guard case .object(let config)? = m.fields["config"] else { throw KilnError.invalid("Missing config") }
+        return .json(value: Self.value(try await destinations.create(displayName: try m.requireString("display_name"), config: config)))
+    }
+
+    func list(_ m: RequestMessage) async throws -> Response {
+        let all = try await destinations.list()
+        return .json(value: .object(["results": .array(all.map { .object(["id": .string($0.id), "display_name": .string($0.displayName),
+                                                                          "destination_type": .string($0.type)]) })]))
+    }
+
+    func get(_ m: RequestMessage) async throws -> Response {
+        .json(value: Self.value(try await destinations.get(try m.requireString("id"))))
+    }
+
+    func update(_ m: RequestMessage) async throws -> Response {
+        var config: [String: JSONValue]?
+        if case .object(let c)? = m.fields["config"] { config = c }
+        return .json(value: Self.value(try await destinations.update(try m.requireString("id"), displayName: try m.string("display_name"), config: config)))
+    }
+
+    func delete(_ m: RequestMessage) async throws -> Response {
+        try await destinations.delete(try m.requireString("id"))
+        return .json { _ in }
     }
 }

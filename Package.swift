@@ -87,7 +87,8 @@ let package = Package(
             name: "KilnPlatform",
             dependencies: ["KilnCore", "KilnStore", "KilnStoreSQLite", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnSQL", "KilnLearn",
                            "KilnFrame", "KilnLake", "KilnModelFormat", .product(name: "SQLKit", package: "sql-kit"),
-                           .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "Metrics", package: "swift-metrics")],
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "Metrics", package: "swift-metrics"),
+                           .product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),
         .target(

@@ -6,9 +6,10 @@ import KilnLake
 /// databricks-sdk can send it, `python_wheel_task {package_name: "kiln", entry_point: <action>, named_parameters}`.
 /// Actions: `ingest` (new files of a directory into a Delta table), `train` (the REST training request),
 /// `predict` (batch scoring into a table), `promote` (candidate vs champion on a holdout; moves the alias only when
-/// the candidate is significantly better). Each sets task values that later tasks can reference.
+/// the candidate is significantly better), `serve` (points a serving endpoint at a version or alias, creating it when
+/// missing). Each sets task values that later tasks can reference.
 struct NativeTask {
-    static let actions = ["ingest", "train", "predict", "promote"]
+    static let actions = ["ingest", "train", "predict", "promote", "serve"]
 
     let action: String
     let parameters: [String: JSONValue]
@@ -52,6 +53,9 @@ struct NativeTask {
         case "promote":
             values = try await promote(platform, f)
             t.message = values["promoted"] == .bool(true) ? "Promoted the candidate" : "Kept the champion"
+        case "serve":
+            values = try await serve(platform, f)
+            t.message = "Endpoint \(try f.require("endpoint")) \(JobValues.text(values["action"] ?? .null)) (version \(JobValues.text(values["version"] ?? .null)))"
         default:
             throw KilnError.invalid("Unknown Kiln task action '\(action)'")
         }
@@ -87,6 +91,32 @@ struct NativeTask {
         values["promoted"] = .bool(better)
         values["reason"] = .string(better ? "the candidate is significantly better" : c.better == "b" ? "the champion is significantly better" : "no significant difference")
         return values
+    }
+}
+
+extension NativeTask {
+    /// Serves `model` at `version` (or the version `alias` names, default champion) on `endpoint`: created when
+    /// missing, its config swapped (warm) when it serves another version, left alone when it already serves this one.
+    func serve(_ platform: Platform, _ f: JSONFields) async throws -> [String: JSONValue] {
+        let endpoint = try f.require("endpoint"), model = try f.require("model")
+        let version: String
+        if let v = try f.string("version") { version = v } else {
+            version = String(try await platform.registry.version(name: model, alias: try f.string("alias") ?? "champion").version)
+        }
+        let config = EndpointConfig(servedEntities: [ServedEntity(entityName: model, entityVersion: version, workloadSize: try f.string("workload_size") ?? "Small",
+                                                                  scaleToZeroEnabled: true)])
+        var action = "created"
+        if let existing = try? await platform.serving.get(name: endpoint) {
+            if existing.config.servedEntities.map({ "\($0.entityName)/\($0.entityVersion)" }) == ["\(model)/\(version)"] {
+                action = "unchanged"
+            } else {
+                _ = try await platform.serving.updateConfig(name: endpoint, config: config, principal: "kiln-jobs")
+                action = "updated"
+            }
+        } else {
+            _ = try await platform.serving.create(name: endpoint, config: config, creator: "kiln-jobs")
+        }
+        return ["endpoint": .string(endpoint), "version": .string(version), "action": .string(action)]
     }
 }
 

@@ -108,7 +108,8 @@ extension Platform {
         if let fixed = request.algorithm.fixedTask, fixed != task {
             throw KilnError.invalid("\(request.algorithm.rawValue) does only \(fixed.rawValue); the task asked for is \(task.rawValue)")
         }
-        let excluded = Set(([request.target] + (groupColumn.map { [$0] } ?? [])).map { $0.lowercased() })
+        // The rescued-data column of an ingested table holds values that did not fit the schema: never a feature.
+        let excluded = Set(([request.target, "_rescued_data"] + (groupColumn.map { [$0] } ?? [])).map { $0.lowercased() })
         let features = request.features ?? request.pipeline?.inputColumns ?? trainFrame.names.filter { !excluded.contains($0.lowercased()) }
         guard !features.isEmpty else { throw KilnError.invalid("No feature columns: the table has only the target '\(request.target)'") }
         var spec = TrainingSpec(algorithm: request.algorithm, task: task, target: request.target, features: features, params: request.params,

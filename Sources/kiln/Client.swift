@@ -39,7 +39,20 @@ struct KilnClient {
     let base: URL
     let token: String?
 
+    /// The answer, or nil when the server says the thing does not exist (404).
+    func find(_ method: String, _ path: String, query: [(String, String)] = []) async throws -> [String: Any]? {
+        let (status, object) = try await send(method, path, query: query, body: nil, timeout: 60)
+        return status == 404 ? nil : object
+    }
+
     func call(_ method: String, _ path: String, query: [(String, String)] = [], body: [String: Any]? = nil, timeout: TimeInterval = 60) async throws -> [String: Any] {
+        let (status, object) = try await send(method, path, query: query, body: body, timeout: timeout)
+        if status == 404 { throw ValidationError("\(object["error_code"] as? String ?? "RESOURCE_DOES_NOT_EXIST"): \(object["message"] as? String ?? path)") }
+        return object
+    }
+
+    /// Sends a request; 2xx and 404 answers come back with their status, other answers throw with the server's words.
+    func send(_ method: String, _ path: String, query: [(String, String)], body: [String: Any]?, timeout: TimeInterval) async throws -> (Int, [String: Any]) {
         var components = URLComponents(url: base.appendingPathComponent(path), resolvingAgainstBaseURL: false)!
         if !query.isEmpty { components.queryItems = query.map { URLQueryItem(name: $0.0, value: $0.1) } }
         // AsyncHTTPClient, not URLSession: FoundationNetworking's URLSession keeps a core busy while it waits (a long
@@ -70,14 +83,14 @@ struct KilnClient {
             throw ValidationError("Cannot reach Kiln at \(base.absoluteString): \(error). Start it with `kiln server` or pass --url.")
         }
         let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
-        guard (200..<300).contains(status) else {
+        guard (200..<300).contains(status) || status == 404 && method == "GET" else {
             let code = object["error_code"] as? String ?? "HTTP \(status)"
             let message = object["message"] as? String ?? String(decoding: data, as: UTF8.self)
             var hint = ""
             if status == 401 { hint = " Pass --token, set KILN_TOKEN, or point --home at the server's home." }
             throw ValidationError("\(code): \(message)\(hint)")
         }
-        return object
+        return (status, object)
     }
 }
 

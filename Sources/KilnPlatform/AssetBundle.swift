@@ -42,7 +42,8 @@ public struct AssetBundle: Sendable {
         guard case .object(let bundle)? = top["bundle"], case .string(let name)? = bundle["name"], !name.isEmpty else {
             throw KilnError.invalid("kiln.yml needs bundle.name")
         }
-        for key in top.keys where !["bundle", "variables", "resources", "targets", "include", "workspace"].contains(key) {
+        if top["include"] != nil { throw KilnError.invalid("kiln.yml: include is not supported yet; put the resources in kiln.yml itself") }
+        for key in top.keys where !["bundle", "variables", "resources", "targets", "workspace"].contains(key) {
             throw KilnError.invalid("kiln.yml has an unknown top-level key '\(key)'")
         }
         // The target.

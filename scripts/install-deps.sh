@@ -10,6 +10,8 @@ if [ "$mode" = "test" ]; then
   command -v pip3 >/dev/null 2>&1 || python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
   # Serving Python-flavored models creates virtual environments (Debian ships ensurepip separately).
   python3 -c "import ensurepip" >/dev/null 2>&1 || packages+=(python3-venv)
+  # spark_submit_task is tested with PyPI pyspark in local mode, which needs a Java 17+ runtime.
+  command -v java >/dev/null 2>&1 || packages+=(default-jre-headless)
 fi
 
 missing=()

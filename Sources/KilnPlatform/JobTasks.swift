@@ -122,6 +122,16 @@ struct TaskContext: Sendable {
             } else if case .object(let s)? = task["shell_command_task"] {
                 let env = try await environment(task, run, &t)
                 t = try await process(["/bin/sh", "-c", try JSONFields(s).require("command")], t, run: run, upstream: upstream, widgets: run.parameters, bin: env?.bin)
+            } else if case .object(let s)? = task["spark_submit_task"] {
+                // spark-submit (PyPI pyspark's, or a Spark install's on PATH) to KILN_SPARK_MASTER, default local[*].
+                let env = try await environment(task, run, &t)
+                let master = ProcessInfo.processInfo.environment["KILN_SPARK_MASTER"] ?? "local[*]"
+                let parameters = try (JSONFields(s).strings("parameters") ?? []).map { p in
+                    p.hasSuffix(".py") && !p.hasPrefix("/") && !p.contains("://") ? try resolvePath(p) : p
+                }
+                guard !parameters.isEmpty else { throw KilnError.invalid("spark_submit_task needs parameters (the application and its arguments)") }
+                t = try await process(["spark-submit", "--master", master] + parameters, t, run: run, upstream: upstream, widgets: run.parameters,
+                                      bin: env?.bin, extra: ["PYSPARK_PYTHON": env?.python ?? python])
             } else if case .object(let s)? = task["sql_task"] {
                 t = try await sql(s, t)
             } else if let native = try NativeTask.from(task) {
@@ -176,7 +186,8 @@ struct TaskContext: Sendable {
 
     /// Runs a child process for a task attempt with the environment that points stock clients at this server and
     /// gives `dbutils` its task values and widgets.
-    func process(_ argv: [String], _ attempt: TaskRun, run: JobRun, upstream: [String: TaskRun], widgets: [String: String], bin: String? = nil) async throws -> TaskRun {
+    func process(_ argv: [String], _ attempt: TaskRun, run: JobRun, upstream: [String: TaskRun], widgets: [String: String], bin: String? = nil,
+                 extra: [String: String] = [:]) async throws -> TaskRun {
         var t = attempt
         let dir = directory(t)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -205,6 +216,7 @@ struct TaskContext: Sendable {
             env["VIRTUAL_ENV"] = URL(fileURLWithPath: bin).deletingLastPathComponent().path
         }
         for key in ["DATABRICKS_CONFIG_PROFILE", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET"] { env[key] = nil }
+        env.merge(extra) { _, given in given }
         let child = try ChildProcess.spawn(argv, environment: env, directory: dir.path, log: dir.appendingPathComponent("output.log").path,
                                            statusFile: dir.appendingPathComponent("status").path, logCap: Self.logCap)
         t.pid = child.pid

@@ -30,6 +30,11 @@ public final class JobsService: Sendable {
             )
             """,
         ]),
+        // Job ids are never reused, also after deletes: runs of a deleted job keep naming it.
+        Migration("jobs_0004_id_sequence", [
+            "CREATE TABLE jobs_sequence (last_id BIGINT NOT NULL)",
+            "INSERT INTO jobs_sequence (last_id) SELECT COALESCE(MAX(job_id), 0) FROM jobs",
+        ]),
     ]
 
     init(database: any KilnDatabase, clock: any KilnClock) {
@@ -49,7 +54,8 @@ public final class JobsService: Sendable {
         let now = clock.nowMillis()
         let text = JSONValue.object(settings).json, name = Self.name(settings)
         return try await database.write { sql in
-            let next = try await sql.raw("SELECT COALESCE(MAX(job_id), 0) + 1 AS next FROM jobs").first()?.decode(column: "next", as: Int64.self) ?? 1
+            try await sql.raw("UPDATE jobs_sequence SET last_id = last_id + 1").run()
+            let next = try await sql.raw("SELECT last_id FROM jobs_sequence").first()?.decode(column: "last_id", as: Int64.self) ?? 1
             try await sql.raw("""
                 INSERT INTO jobs (job_id, name, creator, created_time, settings) VALUES (\(bind: next), \(bind: name), \(bind: creator), \(bind: now), \(bind: text))
                 """).run()
@@ -139,9 +145,9 @@ public final class JobsService: Sendable {
 /// The checks a job definition passes before it is stored.
 public enum JobValidation {
     static let taskTypes = ["notebook_task", "spark_python_task", "python_wheel_task", "condition_task", "run_job_task", "for_each_task",
-                            "sql_task", "shell_command_task", "kiln_task"]
+                            "sql_task", "shell_command_task", "kiln_task", "spark_submit_task"]
     /// Databricks task types Kiln knows but cannot run: refused at create rather than failing every run.
-    static let unsupported = ["spark_jar_task", "spark_submit_task", "pipeline_task", "dbt_task", "dbt_cloud_task", "dashboard_task",
+    static let unsupported = ["spark_jar_task", "pipeline_task", "dbt_task", "dbt_cloud_task", "dashboard_task",
                               "power_bi_task", "clean_rooms_notebook_task", "gen_ai_compute_task"]
     static let conditionOps = ["EQUAL_TO", "NOT_EQUAL", "GREATER_THAN", "GREATER_THAN_OR_EQUAL", "LESS_THAN", "LESS_THAN_OR_EQUAL"]
     static let runIf = ["ALL_SUCCESS", "ALL_DONE", "NONE_FAILED", "AT_LEAST_ONE_SUCCESS", "ALL_FAILED", "AT_LEAST_ONE_FAILED"]

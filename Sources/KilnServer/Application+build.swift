@@ -25,7 +25,7 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
     StatementRoutes(statements: platform.statements).register(on: router)
     TrainingRoutes(platform: platform).register(on: router)
     ServingRoutes(serving: platform.serving).register(on: router)
-    JobRoutes(jobs: platform.jobs).register(on: router)
+    JobRoutes(jobs: platform.jobs, runs: platform.runs).register(on: router)
     JobRunRoutes(runs: platform.runs).register(on: router)
     NotificationDestinationRoutes(destinations: platform.destinations).register(on: router)
     if let clock = platform.clock as? AdjustableClock { JobRunRoutes.registerTestClock(clock, runs: platform.runs, on: router) }

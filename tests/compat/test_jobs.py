@@ -638,3 +638,93 @@ def test_task_libraries_get_a_cached_environment_and_install_failures_fail_the_t
     t = tasks_by_key(run)
     assert t["ok"].state.result_state == RunResultState.SUCCESS
     assert t["broken"].state.result_state == RunResultState.FAILED and "kiln-no-such-package-for-tests" in t["broken"].state.state_message
+
+
+def test_table_update_and_continuous_triggers(w, kiln):
+    from databricks.sdk.service.jobs import Continuous, TableUpdateTriggerConfiguration, TriggerSettings
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+
+    def sql(statement):
+        r = requests.post(f"{kiln.url}/api/2.0/sql/statements", headers=headers, json={"statement": statement, "warehouse_id": "kiln", "wait_timeout": "30s"})
+        assert r.json()["status"]["state"] == "SUCCEEDED", r.text
+
+    sql("CREATE TABLE main.triggers.events (id BIGINT)")
+    job = w.jobs.create(name="on-table", trigger=TriggerSettings(table_update=TableUpdateTriggerConfiguration(table_names=["main.triggers.events"])),
+                        tasks=[Task(task_key="t", condition_task=ConditionTask(op=ConditionTaskOp.EQUAL_TO, left="{{job.trigger.type}}", right="TABLE"))])
+    time.sleep(2.5)
+    assert list(w.jobs.list_runs(job_id=job.job_id)) == []
+    sql("INSERT INTO main.triggers.events VALUES (1), (2)")
+    deadline = time.time() + 15
+    while not (runs := list(w.jobs.list_runs(job_id=job.job_id))):
+        assert time.time() < deadline, "no run after the table changed"
+        time.sleep(0.2)
+    assert runs[0].trigger.value == "TABLE" and wait_run(w, runs[0].run_id).state.result_state == RunResultState.SUCCESS
+    w.jobs.delete(job.job_id)
+    # A continuous job keeps one run going; pausing it stops new runs.
+    job = w.jobs.create(name="always", continuous=Continuous(pause_status=PauseStatus.UNPAUSED),
+                        tasks=[Task(task_key="t", condition_task=ConditionTask(op=ConditionTaskOp.EQUAL_TO, left="1", right="1"))])
+    deadline = time.time() + 20
+    while len(runs := list(w.jobs.list_runs(job_id=job.job_id))) < 2:
+        assert time.time() < deadline, "the continuous job did not keep running"
+        time.sleep(0.2)
+    assert all(r.trigger.value == "CONTINUOUS" for r in runs), [(r.trigger, r.run_id, r.job_id) for r in runs]
+    w.jobs.update(job.job_id, new_settings=JobSettings(continuous=Continuous(pause_status=PauseStatus.PAUSED)))
+    time.sleep(1.5)
+    count = len(list(w.jobs.list_runs(job_id=job.job_id)))
+    time.sleep(2.5)
+    assert len(list(w.jobs.list_runs(job_id=job.job_id))) == count
+    w.jobs.delete(job.job_id)
+
+
+def test_jobs_cli(kiln, tmp_path):
+    from conftest import KILN
+    env = dict(os.environ, KILN_URL=kiln.url, KILN_TOKEN=TOKEN)
+    marker = tmp_path / "fixed"
+    spec = {"name": "cli", "parameters": [{"name": "who", "default": "world"}], "tasks": [
+        {"task_key": "hello", "shell_command_task": {"command": "echo hello {{job.parameters.who}}; echo '{\"n\": 3}' > $KILN_TASK_VALUES_FILE"}},
+        {"task_key": "flaky", "depends_on": [{"task_key": "hello"}], "shell_command_task": {"command": f"test -e {marker} || {{ echo not yet >&2; exit 3; }}"}}]}
+    (tmp_path / "job.json").write_text(json.dumps(spec))
+
+    def cli(*args, check=True):
+        r = subprocess.run([KILN, "jobs", *args], env=env, capture_output=True, text=True, timeout=120)
+        assert not check or r.returncode == 0, r.stdout + r.stderr
+        return r
+
+    job_id = json.loads(cli("create", str(tmp_path / "job.json"), "--json").stdout)["job_id"]
+    assert "cli" in cli("list").stdout and "shell_command_task" in cli("get", str(job_id)).stdout
+    failed = cli("run-now", str(job_id), "--param", "who=kiln", "--wait", check=False)
+    assert failed.returncode == 1 and "FAILED" in failed.stdout and "not yet" in failed.stdout
+    run = json.loads(cli("runs", "--job-id", str(job_id), "--json").stdout)[0]
+    detail = json.loads(cli("runs", "--run-id", str(run["run_id"]), "--json").stdout)
+    hello = [t for t in detail["tasks"] if t["task_key"] == "hello"][0]
+    out = cli("output", str(hello["run_id"])).stdout
+    assert "hello kiln" in out and "n     3" in out
+    marker.write_text("ok")
+    repaired = cli("repair", str(run["run_id"]), "--wait")
+    assert "SUCCESS" in repaired.stdout
+    bad = cli("run-now", str(job_id), "--param", "nope=1", check=False)
+    assert bad.returncode != 0 and "no parameter 'nope'" in bad.stderr
+
+
+def test_spark_submit_task_runs_pyspark_in_local_mode(w, tmp_path):
+    pytest.importorskip("pyspark", reason="pyspark is in tests/compat/requirements.txt; CI installs it")
+    app = script(tmp_path / "count.py", """
+import sys
+from pyspark.sql import SparkSession
+from databricks.sdk.runtime import dbutils
+spark = SparkSession.builder.appName("kiln-job").getOrCreate()
+n = spark.range(int(sys.argv[1])).filter("id % 3 = 0").count()
+print("multiples of three:", n)
+dbutils.jobs.taskValues.set("count", n)
+spark.stop()
+""")
+    job = w.jobs.create(name="spark", tasks=[
+        Task(task_key="count", spark_submit_task=__import__("databricks.sdk.service.jobs", fromlist=["SparkSubmitTask"]).SparkSubmitTask(
+            parameters=["--conf", "spark.ui.enabled=false", app, "1000"])),
+        Task(task_key="check", depends_on=[TaskDependency("count")],
+             condition_task=ConditionTask(op=ConditionTaskOp.EQUAL_TO, left="{{tasks.count.values.count}}", right="334"))])
+    run = wait_run(w, w.jobs.run_now(job.job_id).run_id, timeout=300)
+    t = tasks_by_key(run)
+    assert run.state.result_state == RunResultState.SUCCESS, (run.state, w.jobs.get_run_output(t["count"].run_id).logs[-3000:])
+    assert "multiples of three: 334" in w.jobs.get_run_output(t["count"].run_id).logs
+    assert t["check"].condition_task.outcome == "true"

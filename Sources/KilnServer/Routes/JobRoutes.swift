@@ -7,6 +7,7 @@ import KilnPlatform
 /// reset, delete. Bad definitions (cycles, unknown dependencies, bad cron) are 400s and store nothing.
 struct JobRoutes: Sendable {
     let jobs: JobsService
+    let runs: JobRunner
 
     func register(on router: Router<KilnRequestContext>) {
         MessageRoute.register([
@@ -59,6 +60,7 @@ struct JobRoutes: Sendable {
     }
 
     func delete(_ m: RequestMessage) async throws -> Response {
+        try await runs.cancelAll(jobID: try Self.jobID(m))
         try await jobs.delete(id: try Self.jobID(m))
         return .json { _ in }
     }

@@ -222,6 +222,16 @@ struct JSONParser {
 }
 
 extension JSONValue {
+    /// The value with every string (not object keys) passed through `transform`.
+    public func mapStrings(_ transform: (String) throws -> String) rethrows -> JSONValue {
+        switch self {
+        case .string(let s): return .string(try transform(s))
+        case .array(let items): return .array(try items.map { try $0.mapStrings(transform) })
+        case .object(let o): return .object(try o.mapValues { try $0.mapStrings(transform) })
+        default: return self
+        }
+    }
+
     /// The value written as compact JSON text (object keys sorted).
     public var json: String {
         switch self {

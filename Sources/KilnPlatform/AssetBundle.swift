@@ -123,14 +123,7 @@ public struct AssetBundle: Sendable {
     struct Substitution {
         let variables: [String: String], bundle: String, target: String, root: String
 
-        func apply(_ value: JSONValue) throws -> JSONValue {
-            switch value {
-            case .string(let s): return .string(try apply(s))
-            case .array(let items): return .array(try items.map(apply))
-            case .object(let o): return .object(try o.mapValues(apply))
-            default: return value
-            }
-        }
+        func apply(_ value: JSONValue) throws -> JSONValue { try value.mapStrings(apply) }
 
         func apply(_ text: String) throws -> String {
             var out = "", rest = Substring(text)

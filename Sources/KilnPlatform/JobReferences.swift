@@ -40,14 +40,7 @@ struct JobReferences {
         return out
     }
 
-    func resolve(_ value: JSONValue) throws -> JSONValue {
-        switch value {
-        case .string(let s): return .string(try resolve(s))
-        case .array(let items): return .array(try items.map(resolve))
-        case .object(let o): return .object(try o.mapValues(resolve))
-        default: return value
-        }
-    }
+    func resolve(_ value: JSONValue) throws -> JSONValue { try value.mapStrings(resolve) }
 
     func resolve(_ text: String) throws -> String {
         guard text.contains("{{") else { return text }

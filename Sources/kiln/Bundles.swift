@@ -25,11 +25,7 @@ struct Bundles: AsyncParsableCommand {
         @Option(help: "Bundle folder (default: the current folder).") var directory = "."
 
         func load() throws -> AssetBundle {
-            var overrides: [String: String] = [:]
-            for v in vars {
-                guard let eq = v.firstIndex(of: "=") else { throw ValidationError("--var takes name=value, got '\(v)'") }
-                overrides[String(v[..<eq])] = String(v[v.index(after: eq)...])
-            }
+            let overrides = try keyValues(vars, option: "var")
             do {
                 return try AssetBundle.load(directory: URL(fileURLWithPath: directory), target: target, overrides: overrides)
             } catch let error as KilnError {
@@ -192,11 +188,7 @@ struct Bundles: AsyncParsableCommand {
             guard let id = State.load(bundle).ids["jobs"]?[key], let jobID = Int64(id) else {
                 throw CLIError("Job '\(key)' is not deployed to target \(bundle.target); run `kiln bundle deploy --target \(bundle.target)` first")
             }
-            var parameters: [String: String] = [:]
-            for p in params {
-                guard let eq = p.firstIndex(of: "=") else { throw ValidationError("--param takes name=value, got '\(p)'") }
-                parameters[String(p[..<eq])] = String(p[p.index(after: eq)...])
-            }
+            let parameters = try keyValues(params, option: "param")
             let c = try client.client()
             let started = try await c.call("POST", "api/2.2/jobs/run-now", body: ["job_id": jobID, "job_parameters": parameters])
             guard let runID = (started["run_id"] as? NSNumber)?.int64Value else { throw CLIError("The server did not return a run id") }

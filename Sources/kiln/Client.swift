@@ -135,3 +135,13 @@ struct CLIError: Error, CustomStringConvertible {
     let description: String
     init(_ message: String) { description = message }
 }
+
+/// `name=value` options (`--param`, `--var`, `--option`) as a map. - Throws: naming the option and the bad item.
+func keyValues(_ items: [String], option: String) throws -> [String: String] {
+    var out: [String: String] = [:]
+    for item in items {
+        guard let eq = item.firstIndex(of: "="), eq != item.startIndex else { throw ValidationError("--\(option) takes name=value, got '\(item)'") }
+        out[String(item[..<eq])] = String(item[item.index(after: eq)...])
+    }
+    return out
+}

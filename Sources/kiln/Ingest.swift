@@ -29,11 +29,7 @@ struct Ingest: ParsableCommand {
         let result = try Table.run { () -> IngestResult in
             var bar: ProgressBar?
             defer { bar?.finish() }
-            var pairs: [String: String] = [:]
-            for option in options {
-                guard let eq = option.firstIndex(of: "=") else { throw KilnError.invalid("--option takes key=value, got '\(option)'") }
-                pairs[String(option[..<eq])] = String(option[option.index(after: eq)...])
-            }
+            let pairs = try keyValues(options, option: "option")
             return try DeltaTable.ingest(directory: from, into: path, format: format, csv: try CSVOptions(pairs)) { _, done, total in
                 if bar == nil { bar = ProgressBar(total: total, unit: "files") }
                 bar?.update(done)

@@ -123,11 +123,7 @@ struct Jobs: AsyncParsableCommand {
         @Flag(help: "Wait for the run to finish and show its tasks; exit 1 unless it succeeded.") var wait = false
 
         func run() async throws {
-            var parameters: [String: String] = [:]
-            for p in params {
-                guard let eq = p.firstIndex(of: "=") else { throw ValidationError("--param takes name=value, got '\(p)'") }
-                parameters[String(p[..<eq])] = String(p[p.index(after: eq)...])
-            }
+            let parameters = try keyValues(params, option: "param")
             let c = try client.client()
             let started = try await c.call("POST", "\(api)/run-now", body: ["job_id": jobID, "job_parameters": parameters])
             guard let runID = (started["run_id"] as? NSNumber)?.int64Value else { throw CLIError("The server did not return a run id") }

@@ -21,11 +21,8 @@ struct SQL: ParsableCommand {
 
     func run() throws {
         let base = home.map { URL(fileURLWithPath: $0) } ?? KilnConfiguration.defaultHome(environment: ProcessInfo.processInfo.environment)
-        var values: [String: Value] = [:]
-        for p in parameters {
-            guard let eq = p.firstIndex(of: "=") else { throw ValidationError("--param takes name=value") }
-            let text = String(p[p.index(after: eq)...])
-            values[String(p[..<eq])] = Int64(text).map(Value.int) ?? Double(text).map(Value.double) ?? .string(text)
+        let values = try keyValues(parameters, option: "param").mapValues { text in
+            Int64(text).map(Value.int) ?? Double(text).map(Value.double) ?? .string(text)
         }
         let engine = SQLEngine(catalog: Catalog(warehouse: base.appendingPathComponent("warehouse").path), parameters: values)
         guard let statement else { return try shell(engine, history: base.appendingPathComponent("sql_history").path) }

@@ -7,7 +7,7 @@ KILN_HOME ?= $(CURDIR)/.kiln-demo
 export PIP_ROOT_USER_ACTION := ignore
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test build release swift-test compat-test deps deps-test bench bench-parquet bench-delta bench-sql clean
+.PHONY: run test build release swift-test compat-test deps deps-test bench bench-parquet bench-delta bench-sql bench-jobs clean
 
 ## Install missing system packages, build, and start the server on an embedded store with a demo workspace.
 run: deps build
@@ -51,6 +51,10 @@ bench-delta: release
 bench-sql: release
 	$(PYTHON) -m pip install -q -r bench/requirements.txt
 	$(PYTHON) bench/sql_bench.py --kiln .build/release/kiln
+
+## Jobs: a 1,000-task DAG's throughput and task start latency, native and Python (see bench/README.md).
+bench-jobs: release
+	$(PYTHON) bench/jobs_bench.py --kiln .build/release/kiln
 
 clean:
 	rm -rf .build .kiln-demo

@@ -30,6 +30,7 @@ struct RunExecution: Sendable {
 
     func walk(timedOut: @escaping @Sendable () async -> Bool) async throws {
         var run = try await store.run(runID)
+        guard !run.lifeCycle.isFinal else { return }  // a stale launch of a run that already ended
         let now = clock.nowMillis()
         if run.lifeCycle == .queued {
             if run.repairs.isEmpty { run.queueDuration = max(0, now - run.startTime) }

@@ -1,4 +1,5 @@
 import Foundation
+import KilnSQL
 
 /// Everything a Kiln process is configured with, resolved once at start (flag > `KILN_*` environment > default).
 public struct KilnConfiguration: Sendable {
@@ -28,16 +29,18 @@ public struct KilnConfiguration: Sendable {
         self.demo = demo
     }
 
-    /// The default home: `KILN_HOME`, else `~/.kiln`.
-    /// A table argument's directory: `<home>/warehouse/<catalog>/<schema>/<table>` for a three-part name, else the
-    /// argument itself (a path).
+    /// A table argument's directory: a three-part name where SQL finds it (`Catalog`:
+    /// `<home>/warehouse/<catalog>/<schema>/<table>`), else the argument itself (a path).
     public static func tablePath(_ table: String, home: URL) -> String {
-        let parts = table.split(separator: ".", omittingEmptySubsequences: false)
-        if !table.contains("/"), parts.count == 3, parts.allSatisfy({ !$0.isEmpty }) {
-            return parts.reduce(home.appendingPathComponent("warehouse")) { $0.appendingPathComponent(String($1)) }.path
+        let parts = table.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        if !table.contains("/"), parts.count == 3, parts.allSatisfy({ !$0.isEmpty }),
+           let path = try? Catalog(warehouse: home.appendingPathComponent("warehouse").path).path(parts) {
+            return path
         }
         return table
     }
+
+    /// The default home: `KILN_HOME`, else `~/.kiln`.
 
     public static func defaultHome(environment: [String: String]) -> URL {
         if let home = environment["KILN_HOME"], !home.isEmpty { return URL(fileURLWithPath: home) }

@@ -728,3 +728,20 @@ spark.stop()
     assert run.state.result_state == RunResultState.SUCCESS, (run.state, w.jobs.get_run_output(t["count"].run_id).logs[-3000:])
     assert "multiples of three: 334" in w.jobs.get_run_output(t["count"].run_id).logs
     assert t["check"].condition_task.outcome == "true"
+
+
+def test_typed_submit_and_waiters(w, tmp_path):
+    from datetime import timedelta
+    from databricks.sdk.service.jobs import SubmitTask
+    ok = script(tmp_path / "ok.py", "print('one-time run')\n")
+    run = w.jobs.submit(run_name="adhoc", tasks=[
+        SubmitTask(task_key="py", spark_python_task=SparkPythonTask(python_file=ok)),
+        SubmitTask(task_key="cond", depends_on=[TaskDependency("py")],
+                   condition_task=ConditionTask(op=ConditionTaskOp.NOT_EQUAL, left="{{tasks.py.result_state}}", right="FAILED"))]).result(timeout=timedelta(minutes=2))
+    assert run.run_type.value == "SUBMIT_RUN" and run.state.result_state == RunResultState.SUCCESS and run.job_id is None
+    assert "one-time run" in w.jobs.get_run_output(tasks_by_key(run)["py"].run_id).logs
+    sleep = script(tmp_path / "sleep.py", "import time\ntime.sleep(60)\n")
+    long_run = w.jobs.submit(run_name="long", tasks=[SubmitTask(task_key="s", spark_python_task=SparkPythonTask(python_file=sleep))])
+    time.sleep(0.5)
+    canceled = w.jobs.cancel_run(long_run.run_id).result(timeout=timedelta(minutes=1))
+    assert canceled.state.result_state == RunResultState.CANCELED

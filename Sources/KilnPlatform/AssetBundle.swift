@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import KilnCore
 import Yams
 
@@ -38,11 +41,11 @@ public struct AssetBundle: Sendable {
         }
         let parsed: Any?
         do { parsed = try Yams.load(yaml: text) } catch { throw KilnError.invalid("kiln.yml is not valid YAML: \(error)") }
-        guard case .object(let top) = json(parsed) else { throw KilnError.invalid("kiln.yml must be a mapping with bundle, resources and targets") }
+        guard case .object(var top) = json(parsed) else { throw KilnError.invalid("kiln.yml must be a mapping with bundle, resources and targets") }
+        top = try includes(top, directory: directory)
         guard case .object(let bundle)? = top["bundle"], case .string(let name)? = bundle["name"], !name.isEmpty else {
             throw KilnError.invalid("kiln.yml needs bundle.name")
         }
-        if top["include"] != nil { throw KilnError.invalid("kiln.yml: include is not supported yet; put the resources in kiln.yml itself") }
         for key in top.keys where !["bundle", "variables", "resources", "targets", "workspace"].contains(key) {
             throw KilnError.invalid("kiln.yml has an unknown top-level key '\(key)'")
         }
@@ -93,7 +96,9 @@ public struct AssetBundle: Sendable {
         // Resources, with the target's resources merged over them.
         var merged: JSONValue = top["resources"] ?? .object([:])
         if let extra = chosen["resources"] { merged = deepMerge(merged, extra) }
-        let context = Substitution(variables: variables, bundle: name, target: target, root: directory.standardizedFileURL.path)
+        var jobKeys = Set<String>()
+        if case .object(let kinds) = merged, case .object(let jobs)? = kinds["jobs"] { jobKeys = Set(jobs.keys) }
+        let context = Substitution(variables: variables, bundle: name, target: target, root: directory.standardizedFileURL.path, jobKeys: jobKeys)
         guard case .object(let kinds) = try context.apply(merged) else { throw KilnError.invalid("resources must be a mapping") }
         var resources: [String: [String: [String: JSONValue]]] = [:]
         for (kind, value) in kinds {
@@ -121,7 +126,7 @@ public struct AssetBundle: Sendable {
 
     /// `${var.x}`, `${bundle.name}`, `${bundle.target}`, `${workspace.file_path}` / `${bundle.root}` (the bundle folder).
     struct Substitution {
-        let variables: [String: String], bundle: String, target: String, root: String
+        let variables: [String: String], bundle: String, target: String, root: String, jobKeys: Set<String>
 
         func apply(_ value: JSONValue) throws -> JSONValue { try value.mapStrings(apply) }
 
@@ -135,9 +140,13 @@ public struct AssetBundle: Sendable {
                 case "bundle.name": out += bundle
                 case "bundle.target": out += target
                 case "workspace.file_path", "bundle.root": out += root
+                case let ref where ref.hasPrefix("resources.jobs.") && ref.hasSuffix(".id"):
+                    let key = String(ref.dropFirst("resources.jobs.".count).dropLast(".id".count))
+                    guard jobKeys.contains(key) else { throw KilnError.invalid("${\(ref)} names no job of the bundle (it has: \(jobKeys.sorted().joined(separator: ", ")))") }
+                    out += "${\(ref)}"  // the id is known at deploy
                 default:
                     guard name.hasPrefix("var."), let v = variables[String(name.dropFirst(4))] else {
-                        throw KilnError.invalid("Unknown reference ${\(name)} in kiln.yml (use ${var.<name>}, ${bundle.name}, ${bundle.target}, ${workspace.file_path})")
+                        throw KilnError.invalid("Unknown reference ${\(name)} in kiln.yml (use ${var.<name>}, ${bundle.name}, ${bundle.target}, ${workspace.file_path}, ${resources.jobs.<key>.id})")
                     }
                     out += v
                 }
@@ -145,6 +154,37 @@ public struct AssetBundle: Sendable {
             }
             return out + rest
         }
+    }
+
+    /// `include:` — YAML files (paths or `*` patterns in the last component, relative to the bundle folder) whose
+    /// `resources`, `variables` and `targets` are merged into kiln.yml's.
+    static func includes(_ top: [String: JSONValue], directory: URL) throws -> [String: JSONValue] {
+        guard let value = top["include"] else { return top }
+        guard case .array(let patterns) = value else { throw KilnError.invalid("include must be a list of paths or patterns such as resources/*.yml") }
+        var merged = top
+        merged["include"] = nil
+        for case .string(let pattern) in patterns {
+            let parent = (pattern as NSString).deletingLastPathComponent, leaf = (pattern as NSString).lastPathComponent
+            guard !parent.contains("*") else { throw KilnError.invalid("include '\(pattern)': patterns may use * in the file name only") }
+            let folder = directory.appendingPathComponent(parent)
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).filter { fnmatch(leaf, $0, 0) == 0 }.sorted()
+            guard !names.isEmpty else { throw KilnError.invalid("include '\(pattern)' matches no file") }
+            for name in names {
+                let file = folder.appendingPathComponent(name)
+                let parsed: Any?
+                do { parsed = try Yams.load(yaml: try String(contentsOf: file, encoding: .utf8)) } catch {
+                    throw KilnError.invalid("\(parent.isEmpty ? name : parent + "/" + name) is not valid YAML: \(error)")
+                }
+                guard case .object(let part) = json(parsed) else { throw KilnError.invalid("\(name) must be a mapping") }
+                for (key, v) in part {
+                    guard ["resources", "variables", "targets"].contains(key) else {
+                        throw KilnError.invalid("\(name): an included file holds resources, variables and targets, not '\(key)'")
+                    }
+                    merged[key] = merged[key].map { deepMerge($0, v) } ?? v
+                }
+            }
+        }
+        return merged
     }
 
     /// Task file paths relative to the bundle folder made absolute.

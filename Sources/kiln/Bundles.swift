@@ -58,6 +58,23 @@ struct Bundles: AsyncParsableCommand {
         return (try? JSONValue.parse(Array(data))) ?? .null
     }
 
+    /// Jobs in deploy order: a job that references `${resources.jobs.<key>.id}` comes after that job.
+    static func jobOrder(_ jobs: [String: [String: JSONValue]]) throws -> [(String, [String: JSONValue])] {
+        var order: [(String, [String: JSONValue])] = [], placed = Set<String>()
+        func references(_ settings: [String: JSONValue]) -> Set<String> {
+            let text = JSONValue.object(settings).json
+            return Set(jobs.keys.filter { text.contains("${resources.jobs.\($0).id}") })
+        }
+        while placed.count < jobs.count {
+            guard let next = jobs.keys.sorted().first(where: { !placed.contains($0) && references(jobs[$0]!).subtracting([$0]).isSubset(of: placed) }) else {
+                throw CLIError("The bundle's jobs reference each other's ids in a cycle: \(jobs.keys.filter { !placed.contains($0) }.sorted().joined(separator: ", "))")
+            }
+            placed.insert(next)
+            order.append((next, jobs[next]!))
+        }
+        return order
+    }
+
     struct Init: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "init", abstract: "Create a bundle from a built-in template (ml-project, minimal).")
         @Argument(help: "Template: ml-project (ingest → train → evaluate → promote → serve, with tests) or minimal.") var template = "ml-project"
@@ -140,7 +157,12 @@ struct Bundles: AsyncParsableCommand {
                     try record("registered_models", key, name, "created", name)
                 }
             }
-            for (key, settings) in (bundle.resources["jobs"] ?? [:]).sorted(by: { $0.key < $1.key }) {
+            for (key, declared) in try Bundles.jobOrder(bundle.resources["jobs"] ?? [:]) {
+                // ${resources.jobs.<key>.id}: the referenced jobs are deployed first, so their ids are known.
+                let ids = state.ids["jobs"] ?? [:]
+                guard case .object(let settings) = JSONValue.object(declared).mapStrings({ text in
+                    ids.reduce(text) { $0.replacingOccurrences(of: "${resources.jobs.\($1.key).id}", with: $1.value) }
+                }) else { continue }
                 let name = JobValuesText.text(settings["name"])
                 if let id = state.ids["jobs"]?[key], let found = try await c.find("GET", "api/2.2/jobs/get", query: [("job_id", id)]) {
                     if Bundles.value(found["settings"]) == .object(settings) {

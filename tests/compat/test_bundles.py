@@ -99,3 +99,47 @@ def test_minimal_template_and_unknown_targets(kiln, tmp_path):
     again = kiln_cmd(kiln, "bundle", "init", "minimal", "--name", "hello", cwd=tmp_path, check=False)
     assert again.returncode != 0 and "already holds a kiln.yml" in again.stderr
     kiln_cmd(kiln, "bundle", "destroy", "--auto-approve", cwd=project)
+
+
+def test_includes_and_job_id_references(kiln, tmp_path):
+    project = tmp_path / "multi"
+    (project / "resources").mkdir(parents=True)
+    (project / "kiln.yml").write_text("""
+bundle: {name: multi}
+include: [resources/*.yml]
+targets: {dev: {default: true}}
+""")
+    (project / "resources" / "child.yml").write_text("""
+variables: {who: {default: parent}}
+resources:
+  jobs:
+    child:
+      name: multi-child
+      parameters: [{name: who, default: nobody}]
+      tasks: [{task_key: check, condition_task: {op: EQUAL_TO, left: "{{job.parameters.who}}", right: parent}}]
+""")
+    (project / "resources" / "parent.yml").write_text("""
+resources:
+  jobs:
+    parent:
+      name: multi-parent
+      tasks: [{task_key: call, run_job_task: {job_id: "${resources.jobs.child.id}", job_parameters: {who: "${var.who}"}}}]
+""")
+    deployed = json.loads(kiln_cmd(kiln, "bundle", "deploy", "--json", cwd=project).stdout)
+    child_id = int(deployed["jobs"]["child"])
+    w = WorkspaceClient(host=kiln.url, token=TOKEN, auth_type="pat")
+    assert w.jobs.get(int(deployed["jobs"]["parent"])).settings.tasks[0].run_job_task.job_id == child_id
+    run = json.loads(kiln_cmd(kiln, "bundle", "run", "parent", "--json", cwd=project).stdout)
+    assert run["state"]["result_state"] == "SUCCESS", run["state"]
+    child_runs = list(w.jobs.list_runs(job_id=child_id))
+    assert len(child_runs) == 1 and child_runs[0].trigger.value == "RUN_JOB_TASK"
+    again = kiln_cmd(kiln, "bundle", "deploy", cwd=project).stdout
+    assert again.count("unchanged") == 2, again
+    (project / "resources" / "parent.yml").write_text((project / "resources" / "parent.yml").read_text().replace("jobs.child.id", "jobs.ghost.id"))
+    bad = kiln_cmd(kiln, "bundle", "validate", cwd=project, check=False)
+    assert bad.returncode != 0 and "${resources.jobs.ghost.id} names no job" in bad.stderr
+    (project / "kiln.yml").write_text((project / "kiln.yml").read_text().replace("resources/*.yml", "jobs/*.yml"))
+    bad = kiln_cmd(kiln, "bundle", "validate", cwd=project, check=False)
+    assert bad.returncode != 0 and "matches no file" in bad.stderr
+    (project / "kiln.yml").write_text((project / "kiln.yml").read_text().replace("jobs/*.yml", "resources/child.yml"))
+    kiln_cmd(kiln, "bundle", "destroy", "--auto-approve", cwd=project)

@@ -580,6 +580,7 @@ def test_notifications_webhooks_through_destinations_and_email_through_smtp(w, t
         assert failure["run_id"] == run.run_id and failure["result_state"] == "FAILED"
         assert sorted(to for to, _ in mails) == [["oncall@example.com"], ["team@example.com"]], mails
         assert all(f"run {run.run_id}: FAILED" in text and "boom" in text for _, text in mails)
+        assert {d.id for d in w.notification_destinations.list(page_size=1)} == {dest.id, mail_dest.id}  # followed across pages
         w.notification_destinations.delete(mail_dest.id)
         with pytest.raises(NotFound):
             w.notification_destinations.get(mail_dest.id)

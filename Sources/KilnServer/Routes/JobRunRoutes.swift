@@ -291,9 +291,18 @@ struct NotificationDestinationRoutes: Sendable {
     }
 
     func list(_ m: RequestMessage) async throws -> Response {
+        let size = Int(try m.int64("page_size") ?? 100)
+        guard (1...1000).contains(size) else { throw KilnError.invalid("page_size must be between 1 and 1000") }
+        let offset = try m.string("page_token").map { token -> Int in
+            guard let n = Int(token), n >= 0 else { throw KilnError.invalid("page_token '\(token)' is not one this server gave") }
+            return n
+        } ?? 0
         let all = try await destinations.list()
-        return .json(value: .object(["results": .array(all.map { .object(["id": .string($0.id), "display_name": .string($0.displayName),
-                                                                          "destination_type": .string($0.type)]) })]))
+        let page = all.dropFirst(offset).prefix(size)
+        var out: [String: JSONValue] = ["results": .array(page.map { .object(["id": .string($0.id), "display_name": .string($0.displayName),
+                                                                              "destination_type": .string($0.type)]) })]
+        if offset + page.count < all.count { out["next_page_token"] = .string(String(offset + page.count)) }
+        return .json(value: .object(out))
     }
 
     func get(_ m: RequestMessage) async throws -> Response {

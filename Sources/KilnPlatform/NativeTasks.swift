@@ -210,12 +210,17 @@ class _Widgets:
 
 
 class _Notebook:
+    def __init__(self):
+        self.exited = False
+
     def exit(self, value):
-        """Records the run's output (runs/get-output notebook_output.result); a script stops here."""
+        """Records the run's output (runs/get-output notebook_output.result). A script stops here; in a notebook the
+        cells after this one are skipped (the rest of this cell still runs)."""
         path = os.environ.get("KILN_NOTEBOOK_EXIT_FILE")
         if path:
             with open(path, "w") as f:
                 f.write(str(value))
+        self.exited = True
         try:
             from IPython import get_ipython
             if get_ipython() is not None:
@@ -250,7 +255,14 @@ class UserNamespaceInitializer:
 """#
 
     static let startup = #"""
-# Kiln: notebooks run by a job get `dbutils` as on Databricks.
+# Kiln: notebooks run by a job get `dbutils` as on Databricks; after dbutils.notebook.exit() later cells are skipped.
 from dbruntime import dbutils, getArgument  # noqa: F401
+
+
+def _kiln_skip_after_exit(lines):
+    return [] if dbutils.notebook.exited else lines
+
+
+get_ipython().input_transformers_cleanup.append(_kiln_skip_after_exit)
 """#
 }

@@ -132,6 +132,7 @@ NOTEBOOK = {
             "print('report sees', rows)\n",
             "dbutils.jobs.taskValues.set('report', f'rows={rows}')\n",
             "dbutils.notebook.exit(f'rows={rows}')\n"]},
+        {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "source": ["raise RuntimeError('a cell after exit ran')\n"]},
     ],
     "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
     "nbformat": 4, "nbformat_minor": 5,

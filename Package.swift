@@ -89,7 +89,7 @@ let package = Package(
             dependencies: ["KilnCore", "KilnStore", "KilnStoreSQLite", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnSQL", "KilnLearn",
                            "KilnFrame", "KilnLake", "KilnModelFormat", .product(name: "SQLKit", package: "sql-kit"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "Metrics", package: "swift-metrics"),
-                           .product(name: "Yams", package: "Yams")],
+                           .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         .target(

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import KilnCore
 import KilnStore
@@ -21,6 +22,9 @@ public actor JobRunner {
     var timedOut: Set<Int64> = []
     var completions: [Int64: [CheckedContinuation<Void, Never>]] = [:]
     var scheduler: Task<Void, Never>?
+    /// Run tokens: SHA-256 (hex) of each live token → its run; the plain token of each run issued by this process.
+    var tokenHashes: [String: Int64] = [:]
+    var tokens: [Int64: String] = [:]
 
     init(store: JobRunStore, jobs: JobsService, clock: any KilnClock, home: URL, logger: Logger, nextID: Int64) {
         self.store = store
@@ -34,7 +38,42 @@ public actor JobRunner {
     static func make(database: any KilnDatabase, jobs: JobsService, clock: any KilnClock, home: URL, logger: Logger) async throws -> JobRunner {
         try await Migrator.migrate(database, JobRunStore.migrations, logger: logger)
         let store = JobRunStore(database: database)
-        return JobRunner(store: store, jobs: jobs, clock: clock, home: home, logger: logger, nextID: try await store.maxID())
+        let runner = JobRunner(store: store, jobs: jobs, clock: clock, home: home, logger: logger, nextID: try await store.maxID())
+        await runner.setTokenHashes(try await store.runTokens())
+        return runner
+    }
+
+    func setTokenHashes(_ hashes: [String: Int64]) { tokenHashes = hashes }
+
+    /// The token a run's task processes call back with (`DATABRICKS_TOKEN`, `MLFLOW_TRACKING_TOKEN`): valid only
+    /// while the run is active, so a token in a task's log or environment is worthless once the run ends.
+    func token(for runID: Int64) async throws -> String {
+        if let token = tokens[runID] { return token }
+        var bytes = [UInt8](repeating: 0, count: 24)
+        for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
+        let token = "kiln_run_" + bytes.map { String(format: "%02x", $0) }.joined()
+        try await store.addRunToken(hash: Self.hash(token), runID: runID, now: clock.nowMillis())
+        tokens[runID] = token
+        tokenHashes[Self.hash(token)] = runID
+        return token
+    }
+
+    /// The principal of a live run token (`job-run-<run id>`), nil for any other token.
+    public func principal(forToken token: String) -> String? {
+        guard token.hasPrefix("kiln_run_"), let run = tokenHashes[Self.hash(token)] else { return nil }
+        return "job-run-\(run)"
+    }
+
+    func revokeTokens(_ runID: Int64) async {
+        tokens[runID] = nil
+        tokenHashes = tokenHashes.filter { $0.value != runID }
+        do { try await store.revokeRunTokens(runID: runID) } catch {
+            logger.error("Could not revoke a run's tokens", metadata: ["kiln.run_id": "\(runID)", "error": "\(error)"])
+        }
+    }
+
+    static func hash(_ token: String) -> String {
+        SHA256.hash(data: Array(token.utf8)).map { String(format: "%02x", $0) }.joined()
     }
 
     func allocateID() -> Int64 {
@@ -210,6 +249,7 @@ public actor JobRunner {
 
     func finished(_ run: JobRun) async {
         executions[run.runID] = nil
+        await revokeTokens(run.runID)
         timedOut.remove(run.runID)
         for waiter in completions.removeValue(forKey: run.runID) ?? [] { waiter.resume() }
         if let job = run.jobID {

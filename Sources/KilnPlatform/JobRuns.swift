@@ -180,7 +180,28 @@ public struct JobRunStore: Sendable {
             )
             """,
         ]),
+        // Tokens task processes call back with: SHA-256 of the token, valid while the run is active.
+        Migration("jobs_0005_run_tokens", [
+            "CREATE TABLE job_run_tokens (token_hash VARCHAR(64) PRIMARY KEY, run_id BIGINT NOT NULL, created_time BIGINT NOT NULL)",
+        ]),
     ]
+
+    func runTokens() async throws -> [String: Int64] {
+        let rows = try await database.read { sql in try await sql.raw("SELECT token_hash, run_id FROM job_run_tokens").all() }
+        var out: [String: Int64] = [:]
+        for row in rows { out[try row.decode(column: "token_hash", as: String.self)] = try row.decode(column: "run_id", as: Int64.self) }
+        return out
+    }
+
+    func addRunToken(hash: String, runID: Int64, now: Int64) async throws {
+        try await database.write { sql in
+            try await sql.raw("INSERT INTO job_run_tokens (token_hash, run_id, created_time) VALUES (\(bind: hash), \(bind: runID), \(bind: now))").run()
+        }
+    }
+
+    func revokeRunTokens(runID: Int64) async throws {
+        try await database.write { sql in try await sql.raw("DELETE FROM job_run_tokens WHERE run_id = \(bind: runID)").run() }
+    }
 
     /// The largest run or task run id in use (ids come from one sequence).
     func maxID() async throws -> Int64 {

@@ -14,7 +14,6 @@ struct TaskContext: Sendable {
     let clock: any KilnClock
     let logger: Logger
     let serverURL: String
-    let token: String
     let runs: URL
     let python: String
     let pythonPath: URL
@@ -29,7 +28,6 @@ struct TaskContext: Sendable {
         clock = platform.clock
         logger = Logger(label: "kiln.jobs")
         self.serverURL = serverURL
-        token = platform.adminToken
         let jobs = platform.configuration.home.appendingPathComponent("jobs")
         runs = jobs.appendingPathComponent("runs")
         python = ProcessInfo.processInfo.environment["KILN_PYTHON"] ?? "python3"
@@ -195,10 +193,12 @@ struct TaskContext: Sendable {
         try Data(JSONValue.object(values).json.utf8).write(to: dir.appendingPathComponent("upstream.json"))
         try Data(JSONValue.object(widgets.mapValues(JSONValue.string)).json.utf8).write(to: dir.appendingPathComponent("widgets.json"))
         var env = ProcessInfo.processInfo.environment
+        let token = try await runner.token(for: run.runID)
         env["MLFLOW_TRACKING_URI"] = serverURL
         env["MLFLOW_TRACKING_TOKEN"] = token
         env["DATABRICKS_HOST"] = serverURL
         env["DATABRICKS_TOKEN"] = token
+        env["KILN_TOKEN"] = token
         env["KILN_URL"] = serverURL
         env["KILN_JOB_ID"] = run.jobID.map(String.init) ?? ""
         env["KILN_RUN_ID"] = String(run.runID)

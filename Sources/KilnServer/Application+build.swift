@@ -15,7 +15,8 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
     // Middleware first: routes capture the middleware present when they are added.
     router.add(middleware: KilnMetricsMiddleware())
     router.add(middleware: ErrorMiddleware())
-    router.add(middleware: AuthMiddleware(adminToken: platform.adminToken, enabled: authEnabled))
+    let runs = platform.runs
+    router.add(middleware: AuthMiddleware(adminToken: platform.adminToken, enabled: authEnabled) { await runs.principal(forToken: $0) })
     SystemRoutes(registry: registry, version: kilnVersion).register(on: router)
     MLflowRoutes(tracking: platform.tracking, artifacts: platform.artifacts).register(on: router)
     RegistryRoutes(registry: platform.registry).register(on: router)

@@ -141,10 +141,14 @@ NOTEBOOK = {
 
 def test_five_task_dag_with_condition_retries_task_values_and_a_notebook(w, tmp_path):
     counter = tmp_path / "flaky.count"
+    token_file = tmp_path / "token"
     extract = script(tmp_path / "extract.py", f"""
-import sys
+import os, sys
+from databricks.sdk import WorkspaceClient
 from databricks.sdk.runtime import dbutils
 print("args", sys.argv[1:])
+print("job name seen with the run's token:", WorkspaceClient().jobs.get(int(sys.argv[3])).settings.name)
+open({str(token_file)!r}, "w").write(os.environ["DATABRICKS_TOKEN"])
 dbutils.jobs.taskValues.set("rows", 42)
 dbutils.jobs.taskValues.set("meta", {{"source": "landing", "ok": True}})
 """)
@@ -180,6 +184,11 @@ print("second attempt works")
     assert t["skipped"].state.result_state == RunResultState.EXCLUDED
     out = w.jobs.get_run_output(t["extract"].run_id)
     assert f"args ['{run.run_id}', '2026-11-29', '{job.job_id}', 'extract']" in out.logs
+    assert "job name seen with the run's token: dag5" in out.logs
+    # The task's token is the run's own, not the admin's, and dies with the run.
+    run_token = token_file.read_text()
+    assert run_token.startswith("kiln_run_") and run_token != TOKEN
+    assert requests.get(f"{w.config.host}/api/2.2/jobs/list", headers={"Authorization": f"Bearer {run_token}"}).status_code == 401
     report = w.jobs.get_run_output(t["report"].run_id)
     assert report.notebook_output.result == "rows=42"
     exported = w.jobs.export_run(t["report"].run_id)

@@ -6,6 +6,8 @@ struct AuthMiddleware: RouterMiddleware {
     typealias Context = KilnRequestContext
     let adminToken: String
     let enabled: Bool
+    /// The principal of a token other than the admin's (a job run's), nil when it is not valid.
+    var principal: @Sendable (String) async -> String? = { _ in nil }
 
     static let publicPaths: Set<String> = ["/health", "/.well-known/databricks-config", "/version", "/api/3.0/mlflow/server-info", "/ajax-api/3.0/mlflow/server-info"]
 
@@ -23,11 +25,16 @@ struct AuthMiddleware: RouterMiddleware {
             throw KilnError(.unauthenticated, "Unsupported authorization scheme: use 'Authorization: Bearer <token>'")
         }
         let token = String(header.dropFirst(prefix.count)).trimmingCharacters(in: .whitespaces)
-        guard Self.constantTimeEqual(token, adminToken) else {
+        let principal: String
+        if Self.constantTimeEqual(token, adminToken) {
+            principal = "admin"
+        } else if let other = await self.principal(token) {
+            principal = other
+        } else {
             throw KilnError(.unauthenticated, "Invalid access token")
         }
-        context.principal = "admin"
-        context.logger[metadataKey: "kiln.principal"] = "admin"
+        context.principal = principal
+        context.logger[metadataKey: "kiln.principal"] = "\(principal)"
         return try await next(request, context)
     }
 

@@ -2,9 +2,10 @@ import Foundation
 import KilnCore
 
 /// Task values and parameters as text.
-enum JobValues {
-    /// A JSON value as a task parameter sees it: strings as they are, the rest as JSON.
-    static func text(_ value: JSONValue) -> String {
+public enum JobValues {
+    /// A JSON value as a task parameter sees it: strings as they are, null as empty, the rest as JSON.
+    public static func text(_ value: JSONValue?) -> String {
+        guard let value else { return "" }
         switch value {
         case .string(let s): return s
         case .number(let n): return n

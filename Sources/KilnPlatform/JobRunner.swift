@@ -20,7 +20,6 @@ public actor JobRunner {
     var executions: [Int64: Task<Void, Never>] = [:]
     var executingJobs: [Int64: Int64] = [:]
     var timedOut: Set<Int64> = []
-    var completions: [Int64: [CheckedContinuation<Void, Never>]] = [:]
     var scheduler: Task<Void, Never>?
     /// Run tokens: SHA-256 (hex) of each live token → its run; the plain token of each run issued by this process.
     var tokenHashes: [String: Int64] = [:]
@@ -251,17 +250,10 @@ public actor JobRunner {
         executions[run.runID] = nil
         await revokeTokens(run.runID)
         timedOut.remove(run.runID)
-        for waiter in completions.removeValue(forKey: run.runID) ?? [] { waiter.resume() }
         if let job = run.jobID {
             executingJobs[job, default: 1] -= 1
             do { try await admit(jobID: job) } catch { logger.error("Could not start queued runs", metadata: ["kiln.job_id": "\(job)", "error": "\(error)"]) }
         }
-    }
-
-    /// Waits until a run is no longer executing here (for run_job_task and tests).
-    public func waitUntilDone(_ runID: Int64) async {
-        guard executions[runID] != nil else { return }
-        await withCheckedContinuation { completions[runID, default: []].append($0) }
     }
 
     // MARK: Changing runs
@@ -388,7 +380,7 @@ extension JobRunner {
             throw KilnError.notFound("Run \(taskRunID) does not exist")
         }
         let run = try await store.run(t.runID)
-        let dir = home.appendingPathComponent("jobs/runs/\(taskRunID)")
+        let dir = TaskContext.directory(home: home, taskRunID: taskRunID)
         let log = dir.appendingPathComponent("output.log").path
         var logs: String?, truncated = false
         if let size = (try? FileManager.default.attributesOfItem(atPath: log))?[.size] as? Int {

@@ -19,7 +19,7 @@ extension JobRunner {
     @discardableResult
     public func tick() async throws -> [Int64] {
         var started: [Int64] = []
-        for job in try await jobs.all() {
+        for job in try await jobs.all() where ["schedule", "trigger", "continuous"].contains(where: { job.settings[$0] != nil }) {
             var state = try await store.triggerState(job.jobID) ?? [:]
             let before = state
             do {

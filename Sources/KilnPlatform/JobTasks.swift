@@ -41,7 +41,12 @@ struct TaskContext: Sendable {
         try Data(DBUtilsShim.startup.utf8).write(to: ipython.appendingPathComponent("profile_default/startup/00-kiln-dbutils.py"))
     }
 
-    func directory(_ t: TaskRun) -> URL { runs.appendingPathComponent(String(t.taskRunID)) }
+    func directory(_ t: TaskRun) -> URL { Self.directory(home: platform.configuration.home, taskRunID: t.taskRunID) }
+
+    /// Where a task run's files live: `<home>/jobs/runs/<task run id>/`.
+    static func directory(home: URL, taskRunID: Int64) -> URL {
+        home.appendingPathComponent("jobs/runs").appendingPathComponent(String(taskRunID))
+    }
 
     // MARK: Running one attempt
 

@@ -55,7 +55,7 @@ struct NativeTask {
             t.message = values["promoted"] == .bool(true) ? "Promoted the candidate" : "Kept the champion"
         case "serve":
             values = try await serve(platform, f)
-            t.message = "Endpoint \(try f.require("endpoint")) \(JobValues.text(values["action"] ?? .null)) (version \(JobValues.text(values["version"] ?? .null)))"
+            t.message = "Endpoint \(try f.require("endpoint")) \(JobValues.text(values["action"])) (version \(JobValues.text(values["version"])))"
         default:
             throw KilnError.invalid("Unknown Kiln task action '\(action)'")
         }

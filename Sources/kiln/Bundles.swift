@@ -115,7 +115,7 @@ struct Bundles: AsyncParsableCommand {
             print("Bundle \(bundle.name), target \(bundle.target): valid")
             printTable(["KIND", "KEY", "NAME", "DEPLOYED"], AssetBundle.kinds.flatMap { kind in
                 (bundle.resources[kind] ?? [:]).sorted { $0.key < $1.key }.map { key, r in
-                    [kind, key, JobValuesText.text(r["name"]), state.ids[kind]?[key] ?? "-"]
+                    [kind, key, JobValues.text(r["name"]), state.ids[kind]?[key] ?? "-"]
                 }
             })
         }
@@ -137,7 +137,7 @@ struct Bundles: AsyncParsableCommand {
                 report.append([kind, key, name, id, action])
             }
             for (key, r) in (bundle.resources["experiments"] ?? [:]).sorted(by: { $0.key < $1.key }) {
-                let name = JobValuesText.text(r["name"])
+                let name = JobValues.text(r["name"])
                 if let found = try await c.find("GET", "api/2.0/mlflow/experiments/get-by-name", query: [("experiment_name", name)]),
                    let id = (found["experiment"] as? [String: Any])?["experiment_id"] as? String {
                     try record("experiments", key, id, "unchanged", name)
@@ -147,7 +147,7 @@ struct Bundles: AsyncParsableCommand {
                 }
             }
             for (key, r) in (bundle.resources["registered_models"] ?? [:]).sorted(by: { $0.key < $1.key }) {
-                let name = JobValuesText.text(r["name"]), description = JobValuesText.text(r["description"])
+                let name = JobValues.text(r["name"]), description = JobValues.text(r["description"])
                 if let found = try await c.find("GET", "api/2.0/mlflow/registered-models/get", query: [("name", name)]) {
                     let current = (found["registered_model"] as? [String: Any])?["description"] as? String ?? ""
                     if current != description { _ = try await c.call("PATCH", "api/2.0/mlflow/registered-models/update", body: ["name": name, "description": description]) }
@@ -163,7 +163,7 @@ struct Bundles: AsyncParsableCommand {
                 guard case .object(let settings) = JSONValue.object(declared).mapStrings({ text in
                     ids.reduce(text) { $0.replacingOccurrences(of: "${resources.jobs.\($1.key).id}", with: $1.value) }
                 }) else { continue }
-                let name = JobValuesText.text(settings["name"])
+                let name = JobValues.text(settings["name"])
                 if let id = state.ids["jobs"]?[key], let found = try await c.find("GET", "api/2.2/jobs/get", query: [("job_id", id)]) {
                     if Bundles.value(found["settings"]) == .object(settings) {
                         try record("jobs", key, id, "unchanged", name)
@@ -177,7 +177,7 @@ struct Bundles: AsyncParsableCommand {
                 }
             }
             for (key, r) in (bundle.resources["model_serving_endpoints"] ?? [:]).sorted(by: { $0.key < $1.key }) {
-                let name = JobValuesText.text(r["name"])
+                let name = JobValues.text(r["name"])
                 let config = Bundles.any(r["config"] ?? .object([:]))
                 if try await c.find("GET", "api/2.0/serving-endpoints/\(name)") != nil {
                     _ = try await c.call("PUT", "api/2.0/serving-endpoints/\(name)/config", body: config as? [String: Any] ?? [:], timeout: 600)
@@ -265,19 +265,6 @@ struct Bundles: AsyncParsableCommand {
             if client.json { return try printJSON(report.map { ["kind": $0[0], "key": $0[1], "id": $0[2]] }) }
             print("Destroyed target \(bundle.target) of bundle \(bundle.name)")
             printTable(["KIND", "KEY", "ID"], report)
-        }
-    }
-}
-
-/// A resource field as text.
-enum JobValuesText {
-    static func text(_ value: JSONValue?) -> String {
-        switch value {
-        case .string(let s)?: return s
-        case .number(let n)?: return n
-        case .bool(let b)?: return b ? "true" : "false"
-        case nil, .null?: return ""
-        case let other?: return other.json
         }
     }
 }

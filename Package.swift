@@ -17,6 +17,10 @@ let package = Package(
         .library(name: "KilnFrame", targets: ["KilnFrame"]),
         .library(name: "KilnSQL", targets: ["KilnSQL"]),
         .library(name: "KilnLearn", targets: ["KilnLearn"]),
+        .library(name: "KilnTraining", targets: ["KilnTraining"]),
+        .library(name: "KilnServing", targets: ["KilnServing"]),
+        .library(name: "KilnJobs", targets: ["KilnJobs"]),
+        .library(name: "KilnBundles", targets: ["KilnBundles"]),
         .library(name: "KilnPlatform", targets: ["KilnPlatform"]),
         .library(name: "KilnServer", targets: ["KilnServer"]),
     ],
@@ -84,18 +88,41 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Capabilities above the engine layers. Each owns its tables, types and service, and reaches another
+        // capability only through a protocol it declares (wired in KilnPlatform).
+        .target(name: "KilnPython", dependencies: ["KilnCore"], swiftSettings: strict),
+        .target(
+            name: "KilnTraining",
+            dependencies: ["KilnCore", "KilnBlob", "KilnLake", "KilnFrame", "KilnLearn"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "KilnServing",
+            dependencies: ["KilnCore", "KilnStore", "KilnLake", "KilnFrame", "KilnLearn", "KilnPython",
+                           .product(name: "SQLKit", package: "sql-kit"), .product(name: "Logging", package: "swift-log"),
+                           .product(name: "Metrics", package: "swift-metrics"),
+                           .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "KilnJobs",
+            dependencies: ["KilnCore", "KilnStore", "KilnLake", "KilnSQL", "KilnPython", .product(name: "SQLKit", package: "sql-kit"),
+                           .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+        .target(name: "KilnBundles", dependencies: ["KilnCore", .product(name: "Yams", package: "Yams")], swiftSettings: strict),
         .target(
             name: "KilnPlatform",
             dependencies: ["KilnCore", "KilnStore", "KilnStoreSQLite", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnSQL", "KilnLearn",
-                           "KilnFrame", "KilnLake", "KilnModelFormat", .product(name: "SQLKit", package: "sql-kit"),
-                           .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "Metrics", package: "swift-metrics"),
-                           .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto")],
+                           "KilnLake", "KilnModelFormat", "KilnTraining", "KilnServing", "KilnJobs",
+                           .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .target(
             name: "KilnServer",
             dependencies: [
                 "KilnCore", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnPlatform", "KilnSQL", "KilnFrame", "KilnLearn",
+                "KilnTraining", "KilnServing", "KilnJobs",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -108,6 +135,7 @@ let package = Package(
             name: "kiln",
             dependencies: [
                 "KilnCore", "KilnPlatform", "KilnServer", "KilnTracking", "KilnParquet", "KilnLake", "KilnFrame", "KilnSQL", "KilnLearn",
+                "KilnTraining", "KilnServing", "KilnJobs", "KilnBundles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
@@ -138,6 +166,8 @@ let package = Package(
             dependencies: ["KilnRegistry", "KilnTestSupport", "KilnCore", "KilnBlob"],
             swiftSettings: strict
         ),
+        .testTarget(name: "KilnJobsTests", dependencies: ["KilnJobs", "KilnPlatform", "KilnTestSupport", "KilnCore"], swiftSettings: strict),
+        .testTarget(name: "KilnServingTests", dependencies: ["KilnServing", "KilnCore", "KilnFrame"], swiftSettings: strict),
         .testTarget(
             name: "KilnServerTests",
             dependencies: [

@@ -260,3 +260,18 @@ extension JSONValue {
         return out + "\""
     }
 }
+
+extension JSONValue {
+    /// A JSON value as a task parameter or a template sees it: strings as they are, null (or no value) as empty,
+    /// numbers and booleans as their text, arrays and objects as JSON.
+    public static func text(_ value: JSONValue?) -> String {
+        guard let value else { return "" }
+        switch value {
+        case .string(let s): return s
+        case .number(let n): return n
+        case .bool(let b): return b ? "true" : "false"
+        case .null: return ""
+        default: return value.json
+        }
+    }
+}

@@ -92,6 +92,13 @@ public final class DeltaTable: Sendable {
         return table
     }
 
+    /// The table at `path`, created with `schema` (named after the last part of `name`) when there is none.
+    public static func openOrCreate(_ path: String, schema: DeltaSchema, name: String) throws -> DeltaTable {
+        if FileManager.default.fileExists(atPath: path + "/_delta_log") { return try DeltaTable.open(path) }
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return try DeltaTable.create(at: path, schema: schema, name: name.split(separator: ".").last.map(String.init))
+    }
+
     /// The lowest protocol that supports what the table uses; features Kiln cannot honour are refused.
     static func protocolFor(schema: DeltaSchema, properties: [String: String]) throws -> DeltaProtocol {
         if let mode = properties["delta.columnMapping.mode"], mode != "none" {

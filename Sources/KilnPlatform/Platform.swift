@@ -4,11 +4,14 @@ import Glibc
 #endif
 import KilnBlob
 import KilnCore
+import KilnJobs
 import KilnRegistry
+import KilnServing
 import KilnSQL
 import KilnStore
 import KilnStoreSQLite
 import KilnTracking
+import KilnTraining
 import Logging
 
 /// The wired platform: every service built from one configuration, sharing one store and one blob store.
@@ -33,6 +36,8 @@ public struct Platform: Sendable {
     public let runs: JobRunner
     /// Where job notifications go (webhooks, email).
     public let destinations: NotificationDestinations
+    /// Training, batch scoring, feature transforms and model comparison, logged to tracking and the registry.
+    public let training: TrainingService
 
     /// Opens (creating if needed) the home folder and builds every service.
     /// - Throws: `INVALID_PARAMETER_VALUE` when the home cannot be used.
@@ -53,17 +58,23 @@ public struct Platform: Sendable {
             logger: logger)
         let token = try resolveAdminToken(configuration, logger: logger)
         let statements = StatementService(warehouse: home.appendingPathComponent("warehouse").path)
-        let serving = try await ServingService.make(database: database, clock: clock, logger: logger,
-                                                    tablePath: { KilnConfiguration.tablePath($0, home: home) }) { uri in
-            try await Platform.servable(uri, registry: registry, tracking: tracking, artifacts: artifacts, home: home, logger: logger)
-        }
+        let tablePath: @Sendable (String) -> String = { KilnConfiguration.tablePath($0, home: home) }
+        let locator = RegistryModelLocator(registry: registry, tracking: tracking)
+        let training = TrainingService(runs: TrackingRunLog(tracking: tracking, clock: clock), models: locator, artifacts: artifacts, clock: clock,
+                                       tablePath: tablePath)
+        let servable = ServableModels(locator: locator, artifacts: artifacts, home: home, logger: logger)
+        let serving = try await ServingService.make(database: database, clock: clock, logger: logger, tablePath: tablePath, load: servable.load)
         let jobs = try await JobsService.make(database: database, clock: clock, logger: logger)
-        let runs = try await JobRunner.make(database: database, jobs: jobs, clock: clock, home: home, logger: logger)
-        try await Migrator.migrate(database, NotificationDestinations.migrations, logger: logger)
+        let destinations = try await NotificationDestinations.make(database: database, logger: logger)
+        let runs = try await JobRunner.make(database: database, jobs: jobs, destinations: destinations, clock: clock, home: home, logger: logger)
         return Platform(configuration: configuration, database: database, artifacts: artifacts, tracking: tracking,
                         registry: registry, statements: statements, adminToken: token, clock: clock, serving: serving, jobs: jobs, runs: runs,
-                        destinations: NotificationDestinations(database: database))
+                        destinations: destinations, training: training)
     }
+
+
+    /// The directory of a table argument: a three-level name under this home's warehouse, else a path.
+    public func tablePath(_ table: String) -> String { training.tablePath(table) }
 
     /// Closes the store.
     public func close() async {
@@ -94,28 +105,11 @@ public struct Platform: Sendable {
     }
 }
 
-/// Lets the registry resolve `runs:/` and `models:/m-…` sources through the tracking service's public API.
-struct TrackingModelSources: ModelSourceResolver {
-    let tracking: TrackingService
-
-    func artifactURI(ofRun runID: String) async throws -> String {
-        try await tracking.getRun(id: runID).info.artifactURI
-    }
-
-    func artifactLocation(ofLoggedModel modelID: String) async throws -> String {
-        try await tracking.getLoggedModel(id: modelID).artifactLocation
-    }
-
-    func sourceRunID(ofLoggedModel modelID: String) async throws -> String? {
-        try await tracking.getLoggedModel(id: modelID).sourceRunID
-    }
-
-    func lineage(ofRun runID: String) async throws -> RunLineage {
-        let run = try await tracking.getRun(id: runID)
-        return RunLineage(
-            runID: run.info.runID, runName: run.info.runName, experimentID: run.info.experimentID, userID: run.info.userID,
-            params: run.params.map { KeyValue($0.key, $0.value) },
-            metrics: Dictionary(run.metrics.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a }),
-            datasets: run.datasetInputs.map { KeyValue("\($0.dataset.name)@\($0.dataset.digest)", $0.dataset.source) })
+extension JobRunner {
+    /// Starts executing runs over `platform`'s services; task processes call back to `serverURL`.
+    public func start(platform: Platform, serverURL: String) async throws {
+        let environment = JobEnvironment(home: platform.configuration.home, statements: platform.statements, tablePath: platform.training.tablePath,
+                                         webhooks: URLSessionWebhookTransport(), native: PlatformNativeActions(platform: platform))
+        try await start(environment: environment, serverURL: serverURL)
     }
 }

@@ -2,9 +2,9 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-import KilnRegistry
+import KilnCore
 
-/// Delivers registry webhooks with the system HTTP client, 10 s per attempt.
+/// Delivers registry and job webhooks with the system HTTP client, 10 s per attempt.
 struct URLSessionWebhookTransport: WebhookTransport {
     func post(url: String, headers: [(String, String)], body: [UInt8]) async throws -> (status: Int, body: String) {
         guard let endpoint = URL(string: url) else { throw URLError(.badURL) }

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import KilnCore
+import KilnBundles
+import KilnJobs
 import KilnPlatform
 
 /// `kiln bundle`: jobs as code. A `kiln.yml` (shaped like a Databricks Asset Bundle) declares jobs, experiments,
@@ -27,7 +29,7 @@ struct Bundles: AsyncParsableCommand {
         func load() throws -> AssetBundle {
             let overrides = try keyValues(vars, option: "var")
             do {
-                return try AssetBundle.load(directory: URL(fileURLWithPath: directory), target: target, overrides: overrides)
+                return try AssetBundle.load(directory: URL(fileURLWithPath: directory), target: target, overrides: overrides, validateJob: JobValidation.check)
             } catch let error as KilnError {
                 throw CLIError(error.message)
             }
@@ -115,7 +117,7 @@ struct Bundles: AsyncParsableCommand {
             print("Bundle \(bundle.name), target \(bundle.target): valid")
             printTable(["KIND", "KEY", "NAME", "DEPLOYED"], AssetBundle.kinds.flatMap { kind in
                 (bundle.resources[kind] ?? [:]).sorted { $0.key < $1.key }.map { key, r in
-                    [kind, key, JobValues.text(r["name"]), state.ids[kind]?[key] ?? "-"]
+                    [kind, key, JSONValue.text(r["name"]), state.ids[kind]?[key] ?? "-"]
                 }
             })
         }
@@ -137,7 +139,7 @@ struct Bundles: AsyncParsableCommand {
                 report.append([kind, key, name, id, action])
             }
             for (key, r) in (bundle.resources["experiments"] ?? [:]).sorted(by: { $0.key < $1.key }) {
-                let name = JobValues.text(r["name"])
+                let name = JSONValue.text(r["name"])
                 if let found = try await c.find("GET", "api/2.0/mlflow/experiments/get-by-name", query: [("experiment_name", name)]),
                    let id = (found["experiment"] as? [String: Any])?["experiment_id"] as? String {
                     try record("experiments", key, id, "unchanged", name)
@@ -147,7 +149,7 @@ struct Bundles: AsyncParsableCommand {
                 }
             }
             for (key, r) in (bundle.resources["registered_models"] ?? [:]).sorted(by: { $0.key < $1.key }) {
-                let name = JobValues.text(r["name"]), description = JobValues.text(r["description"])
+                let name = JSONValue.text(r["name"]), description = JSONValue.text(r["description"])
                 if let found = try await c.find("GET", "api/2.0/mlflow/registered-models/get", query: [("name", name)]) {
                     let current = (found["registered_model"] as? [String: Any])?["description"] as? String ?? ""
                     if current != description { _ = try await c.call("PATCH", "api/2.0/mlflow/registered-models/update", body: ["name": name, "description": description]) }
@@ -163,7 +165,7 @@ struct Bundles: AsyncParsableCommand {
                 guard case .object(let settings) = JSONValue.object(declared).mapStrings({ text in
                     ids.reduce(text) { $0.replacingOccurrences(of: "${resources.jobs.\($1.key).id}", with: $1.value) }
                 }) else { continue }
-                let name = JobValues.text(settings["name"])
+                let name = JSONValue.text(settings["name"])
                 if let id = state.ids["jobs"]?[key], let found = try await c.find("GET", "api/2.2/jobs/get", query: [("job_id", id)]) {
                     if Bundles.value(found["settings"]) == .object(settings) {
                         try record("jobs", key, id, "unchanged", name)
@@ -177,7 +179,7 @@ struct Bundles: AsyncParsableCommand {
                 }
             }
             for (key, r) in (bundle.resources["model_serving_endpoints"] ?? [:]).sorted(by: { $0.key < $1.key }) {
-                let name = JobValues.text(r["name"])
+                let name = JSONValue.text(r["name"])
                 let config = Bundles.any(r["config"] ?? .object([:]))
                 if try await c.find("GET", "api/2.0/serving-endpoints/\(name)") != nil {
                     _ = try await c.call("PUT", "api/2.0/serving-endpoints/\(name)/config", body: config as? [String: Any] ?? [:], timeout: 600)

@@ -3,6 +3,7 @@ import Foundation
 import KilnCore
 import KilnLearn
 import KilnPlatform
+import KilnTraining
 import Logging
 
 /// `kiln train`: fit a model on a table version, evaluate it, and log params, metrics, model and data to tracking.
@@ -98,7 +99,7 @@ struct Train: AsyncParsableCommand {
         let bar = LockedProgress()
         let outcome: TrainOutcome
         do {
-            outcome = try await platform.train(request) { done, total in bar.update(done, total) }
+            outcome = try await platform.training.train(request) { done, total in bar.update(done, total) }
             bar.finish()
         } catch let error as KilnError {
             bar.finish()
@@ -190,7 +191,7 @@ struct Predict: AsyncParsableCommand {
         let platform = try await Platform.open(configuration, logger: logger)
         let outcome: PredictOutcome
         do {
-            outcome = try await platform.predict(modelURI: model, table: table, output: output, explain: explain)
+            outcome = try await platform.training.predict(modelURI: model, table: table, output: output, explain: explain)
         } catch let error as KilnError {
             await platform.close()
             throw CLIError("\(error.code.rawValue): \(error.message)")
@@ -231,7 +232,7 @@ struct Features: AsyncParsableCommand {
         let platform = try await Platform.open(configuration, logger: logger)
         let outcome: (pipeline: KilnLearn.Pipeline, rows: Int, version: Int64)
         do {
-            outcome = try await platform.transformFeatures(pipeline: definition, table: table, output: output)
+            outcome = try await platform.training.transformFeatures(pipeline: definition, table: table, output: output)
         } catch let error as KilnError {
             await platform.close()
             throw CLIError("\(error.code.rawValue): \(error.message)")

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import KilnCore
+import KilnJobs
 import KilnPlatform
 
 /// Jobs API 2.1 and 2.2 definitions, as databricks-sdk `w.jobs` calls them: create, get, list (paged), update,

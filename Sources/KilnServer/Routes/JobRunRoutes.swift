@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import KilnCore
+import KilnJobs
 import KilnPlatform
 
 /// Jobs API 2.1/2.2 runs, as databricks-sdk calls them: run-now, runs/submit, runs/get (what `run_now(...).result()`

@@ -5,6 +5,7 @@ import KilnCore
 import KilnFrame
 import KilnLearn
 import KilnPlatform
+import KilnServing
 
 /// Databricks Model Serving: the control plane under `/api/2.0/serving-endpoints` (create, get, list, update config,
 /// delete) and the data plane `POST /serving-endpoints/{name}/invocations` with the four scoring formats

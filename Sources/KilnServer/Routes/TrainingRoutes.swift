@@ -3,6 +3,7 @@ import Hummingbird
 import KilnCore
 import KilnLearn
 import KilnPlatform
+import KilnTraining
 
 /// `POST /api/2.0/kiln/train`: trains a model on a table and logs it as a run (what `kiln train --url` calls).
 /// The body mirrors `kiln train`'s options: table, target, algorithm, test_table | split, task, params (a map),
@@ -20,7 +21,7 @@ struct TrainingRoutes: Sendable {
 
     func train(_ m: RequestMessage) async throws -> Response {
         let request = try TrainRequest(json: m.fields)
-        let outcome = try await platform.train(request)
+        let outcome = try await platform.training.train(request)
         return .json { w in
             w.field("run_id", outcome.runID)
             w.field("experiment_id", outcome.experimentID)
@@ -39,7 +40,7 @@ struct TrainingRoutes: Sendable {
 
     /// `POST /api/2.0/kiln/runs/reproduce {"run_id"}`: re-runs a Kiln training run and compares the metrics.
     func reproduce(_ m: RequestMessage) async throws -> Response {
-        let result = try await platform.reproduce(runID: try m.requireString("run_id"))
+        let result = try await platform.training.reproduce(runID: try m.requireString("run_id"))
         return .json { w in
             w.field("run_id", result.outcome.runID)
             w.field("reproduces", result.originalRunID)
@@ -63,7 +64,7 @@ struct TrainingRoutes: Sendable {
     func compare(_ m: RequestMessage) async throws -> Response {
         let seed = try m.int64("seed") ?? 0
         guard seed >= 0 else { throw KilnError.invalid("seed must not be negative") }
-        let c = try await platform.compare(modelA: try m.requireString("model_a"), modelB: try m.requireString("model_b"),
+        let c = try await platform.training.compare(modelA: try m.requireString("model_a"), modelB: try m.requireString("model_b"),
                                            table: try m.requireString("table"), version: try m.int64("table_version"), seed: UInt64(seed))
         return .json { w in
             w.field("model_a", c.labelA)

@@ -11,10 +11,10 @@ import Logging
 public actor JobRunner {
     let store: JobRunStore
     let jobs: JobsService
+    let destinations: NotificationDestinations
     let clock: any KilnClock
     let logger: Logger
     let home: URL
-    var nextID: Int64
     var context: TaskContext?
     /// Runs whose DAG is being walked, by run id.
     var executions: [Int64: Task<Void, Never>] = [:]
@@ -25,19 +25,21 @@ public actor JobRunner {
     var tokenHashes: [String: Int64] = [:]
     var tokens: [Int64: String] = [:]
 
-    init(store: JobRunStore, jobs: JobsService, clock: any KilnClock, home: URL, logger: Logger, nextID: Int64) {
+    init(store: JobRunStore, jobs: JobsService, destinations: NotificationDestinations, clock: any KilnClock, home: URL, logger: Logger) {
         self.store = store
         self.jobs = jobs
+        self.destinations = destinations
         self.clock = clock
         self.home = home
         self.logger = logger
-        self.nextID = nextID
     }
 
-    static func make(database: any KilnDatabase, jobs: JobsService, clock: any KilnClock, home: URL, logger: Logger) async throws -> JobRunner {
+    /// Opens the runner over `database` (its tables migrated), with run outputs under `<home>/jobs`.
+    public static func make(database: any KilnDatabase, jobs: JobsService, destinations: NotificationDestinations, clock: any KilnClock, home: URL,
+                            logger: Logger) async throws -> JobRunner {
         try await Migrator.migrate(database, JobRunStore.migrations, logger: logger)
         let store = JobRunStore(database: database)
-        let runner = JobRunner(store: store, jobs: jobs, clock: clock, home: home, logger: logger, nextID: try await store.maxID())
+        let runner = JobRunner(store: store, jobs: jobs, destinations: destinations, clock: clock, home: home, logger: logger)
         await runner.setTokenHashes(try await store.runTokens())
         return runner
     }
@@ -75,15 +77,13 @@ public actor JobRunner {
         SHA256.hash(data: Array(token.utf8)).map { String(format: "%02x", $0) }.joined()
     }
 
-    func allocateID() -> Int64 {
-        nextID += 1
-        return nextID
-    }
+    /// A new run, task run or repair id from the store's sequence.
+    func allocateID() async throws -> Int64 { try await store.nextID() }
 
     /// Starts executing: from now on runs go, and the runs a previous server left unfinished are resumed
     /// (processes still running are adopted, vanished ones fail and retry per their policy).
-    public func start(platform: Platform, serverURL: String) async throws {
-        let context = try TaskContext(platform: platform, runner: self, serverURL: serverURL)
+    public func start(environment: JobEnvironment, serverURL: String) async throws {
+        let context = try TaskContext(environment: environment, runner: self, serverURL: serverURL)
         self.context = context
         let active = try await store.activeRuns()
         for run in active where run.lifeCycle != .queued {
@@ -133,7 +133,7 @@ public actor JobRunner {
         if case .array(let declared)? = settings["parameters"] {
             for p in declared {
                 guard case .object(let o) = p, case .string(let name)? = o["name"] else { continue }
-                parameters[name] = JobValues.text(o["default"] ?? .string(""))
+                parameters[name] = JSONValue.text(o["default"] ?? .string(""))
             }
         }
         for (name, value) in request.jobParameters {
@@ -154,7 +154,7 @@ public actor JobRunner {
             })
         }
         let now = clock.nowMillis()
-        let run = JobRun(runID: allocateID(), jobID: job.jobID, numberInJob: try await store.nextNumber(jobID: job.jobID),
+        let run = JobRun(runID: try await allocateID(), jobID: job.jobID, numberInJob: try await store.nextNumber(jobID: job.jobID),
                          runName: JobsService.name(settings), runType: request.parentTaskRunID == nil ? "JOB_RUN" : "WORKFLOW_RUN",
                          trigger: request.trigger, creator: request.creator, settings: settings, parameters: parameters, overrides: request.overrides,
                          lifeCycle: .queued, result: nil, message: "Waiting to start", startTime: now, endTime: nil, queueDuration: 0, repairs: [],
@@ -181,7 +181,7 @@ public actor JobRunner {
         guard !JobRun.taskList(settings).isEmpty else { throw KilnError.invalid("A submitted run needs at least one task") }
         let name: String
         if case .string(let n)? = settings["run_name"] { name = n } else { name = "Untitled" }
-        let run = JobRun(runID: allocateID(), jobID: nil, numberInJob: 1, runName: name, runType: "SUBMIT_RUN", trigger: "ONE_TIME",
+        let run = JobRun(runID: try await allocateID(), jobID: nil, numberInJob: 1, runName: name, runType: "SUBMIT_RUN", trigger: "ONE_TIME",
                          creator: creator, settings: settings, parameters: [:], overrides: [:], lifeCycle: .queued, result: nil,
                          message: "Waiting to start", startTime: clock.nowMillis(), endTime: nil, queueDuration: 0, repairs: [],
                          scheduleSlot: nil, parentTaskRunID: nil)
@@ -331,7 +331,7 @@ public actor JobRunner {
             guard run.parameters[name] != nil else { throw KilnError.invalid("The run has no job parameter '\(name)'") }
             run.parameters[name] = value
         }
-        let repairID = allocateID()
+        let repairID = try await allocateID()
         run.repairs.append(["repair_id": .number(String(repairID)), "type": .string("REPAIR"), "start_time": .number(String(clock.nowMillis())),
                             "task_keys": .array(keys.filter(selected.contains).map(JSONValue.string))])
         run.lifeCycle = .queued

@@ -4,6 +4,7 @@ import Foundation
 import Glibc
 #endif
 import KilnCore
+import KilnPython
 import Logging
 import NIOCore
 
@@ -26,7 +27,7 @@ public final class PythonScorer: @unchecked Sendable {
         lock.withLock { process.map { ($0.processIdentifier, port) } }
     }
 
-    init(modelDirectory: URL, environments: URL, logger: Logger) {
+    public init(modelDirectory: URL, environments: URL, logger: Logger) {
         self.modelDirectory = modelDirectory
         self.environments = environments
         self.logger = logger
@@ -34,8 +35,8 @@ public final class PythonScorer: @unchecked Sendable {
 
     /// Prepares the environment and starts the child; returns when it answers `/ping`.
     /// - Throws: `INVALID_PARAMETER_VALUE` with pip's or the child's last output when either fails.
-    func start() async throws {
-        let python = try await Platform.offload { try self.environment() }
+    public func start() async throws {
+        let python = try await offload { try self.environment() }
         try await spawn(python: python)
     }
 
@@ -90,7 +91,7 @@ public final class PythonScorer: @unchecked Sendable {
             defer { self.lock.withLock { self.restarting = false } }
             for attempt in 0..<5 {
                 do {
-                    let python = try await Platform.offload { try self.environment() }
+                    let python = try await offload { try self.environment() }
                     try await self.spawn(python: python)
                     return
                 } catch {

@@ -1,12 +1,19 @@
 import Foundation
 import KilnCore
 import KilnStore
+import Logging
 import SQLKit
 
 /// Notification destinations (`/api/2.0/notification-destinations`): named webhook or email targets that jobs'
 /// `webhook_notifications` name by id. Secrets (a webhook's password) are kept, never returned.
 public struct NotificationDestinations: Sendable {
     let database: any KilnDatabase
+
+    /// Opens the destinations over `database`, its table migrated.
+    public static func make(database: any KilnDatabase, logger: Logger) async throws -> NotificationDestinations {
+        try await Migrator.migrate(database, migrations, logger: logger)
+        return NotificationDestinations(database: database)
+    }
 
     public static let migrations = [
         Migration("jobs_0003_notification_destinations", [

@@ -27,7 +27,7 @@ public struct ModelComparison: Sendable {
     public var better: String
 }
 
-extension Platform {
+extension TrainingService {
     /// Scores `table` (pinned `version`, default newest) with both models and tests whether one is better: McNemar's
     /// test on which rows each classifier gets right, a paired bootstrap interval of the RMSE difference for
     /// regressors. Both models must predict the same target (and classes).
@@ -43,7 +43,7 @@ extension Platform {
         let source = try DeltaTable.open(tablePath(table))
         let plan = try source.plan(version: version)
         let frame = try KilnLearn.Dataset.droppingNullTargets(try Frame.read(source, plan: plan), target: a.spec.target)
-        let (dataA, dataB) = try await Self.offload { (try a.dataset(of: frame), try b.dataset(of: frame)) }
+        let (dataA, dataB) = try await offload { (try a.dataset(of: frame), try b.dataset(of: frame)) }
         guard dataA.rows == dataB.rows, dataA.rows > 0 else {
             throw KilnError.invalid("The models' pipelines keep different rows of the table (\(dataA.rows) vs \(dataB.rows)); compare on rows both can score")
         }
@@ -63,7 +63,7 @@ extension Platform {
             if p < 0.05 { out.better = onlyA > onlyB ? "a" : "b" }
         } else {
             let labels = dataA.labels
-            let (difference, low, high) = try await Self.offload {
+            let (difference, low, high) = try await offload {
                 try Evaluation.pairedBootstrap(labels: labels, a: predictionsA, b: predictionsB, seed: seed)
             }
             (out.test, out.difference, out.low, out.high) = ("paired_bootstrap", difference, low, high)

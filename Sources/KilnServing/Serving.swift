@@ -242,7 +242,7 @@ public final class ServingService: @unchecked Sendable {
 
     let logger: Logger
 
-    static func make(database: any KilnDatabase, clock: any KilnClock, logger: Logger, tablePath: @escaping @Sendable (String) -> String,
+    public static func make(database: any KilnDatabase, clock: any KilnClock, logger: Logger, tablePath: @escaping @Sendable (String) -> String,
                      load: @escaping @Sendable (String) async throws -> ServedModel) async throws -> ServingService {
         try await Migrator.migrate(database, migrations, logger: logger)
         return ServingService(database: database, clock: clock, logger: logger, tablePath: tablePath, load: load)
@@ -552,7 +552,7 @@ public final class ServingService: @unchecked Sendable {
                           ])
         let schema = DeltaSchema(zip(frame.names, frame.columns).map { DeltaField(name: $0, type: $1.type.delta) })
         let path = tablePath(table)
-        try Platform.openOrCreate(path, schema: schema, name: table).write(try frame.lakeBatch(schema), mode: .append)
+        try DeltaTable.openOrCreate(path, schema: schema, name: table).write(try frame.lakeBatch(schema), mode: .append)
     }
 
     // MARK: Metrics

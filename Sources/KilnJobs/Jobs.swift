@@ -42,7 +42,7 @@ public final class JobsService: Sendable {
         self.clock = clock
     }
 
-    static func make(database: any KilnDatabase, clock: any KilnClock, logger: Logger) async throws -> JobsService {
+    public static func make(database: any KilnDatabase, clock: any KilnClock, logger: Logger) async throws -> JobsService {
         try await Migrator.migrate(database, migrations, logger: logger)
         return JobsService(database: database, clock: clock)
     }

@@ -1,6 +1,7 @@
 import Foundation
 import KilnCore
-@testable import KilnPlatform
+@testable import KilnJobs
+import KilnPlatform
 import KilnTestSupport
 import Testing
 

@@ -112,10 +112,12 @@ struct RunExecution: Sendable {
     func skip(_ task: [String: JSONValue], _ key: String, _ result: ResultState, _ reason: String) async -> TaskRun {
         let now = clock.nowMillis()
         let run = (try? await store.run(runID))
-        let t = TaskRun(taskRunID: await context.runner.allocateID(), runID: runID, taskKey: key, attempt: 0, repairID: run?.currentRepair?.id,
+        // Without an id (the store failed) the skip is decided but not recorded, as a failed save is.
+        let id = try? await context.runner.allocateID()
+        let t = TaskRun(taskRunID: id ?? 0, runID: runID, taskKey: key, attempt: 0, repairID: run?.currentRepair?.id,
                         lifeCycle: result == .excluded ? .skipped : .terminated, result: result, message: reason, startTime: now, endTime: now,
                         pid: nil, final: true, info: [:], task: task)
-        try? await store.save(t)
+        if id != nil { try? await store.save(t) }
         return t
     }
 
@@ -189,7 +191,15 @@ struct TaskAttempts: Sendable {
             await pause(since: previous.endTime ?? context.clock.nowMillis())
         }
         while true {
-            var t = TaskRun(taskRunID: await context.runner.allocateID(), runID: run.runID, taskKey: key, attempt: attempt, repairID: repairID,
+            let id: Int64
+            do { id = try await context.runner.allocateID() } catch {
+                // Without an id nothing can be recorded: the task fails for good, as a failed store write would.
+                let now = context.clock.nowMillis()
+                return TaskRun(taskRunID: 0, runID: run.runID, taskKey: key, attempt: attempt, repairID: repairID, lifeCycle: .terminated, result: .failed,
+                               message: "The store did not hand out a task run id: \(error)", startTime: now, endTime: now, pid: nil, final: true,
+                               info: [:], task: task)
+            }
+            var t = TaskRun(taskRunID: id, runID: run.runID, taskKey: key, attempt: attempt, repairID: repairID,
                             lifeCycle: .running, result: nil, message: "", startTime: context.clock.nowMillis(), endTime: nil, pid: nil,
                             final: false, info: parent.map { ["parent": .number(String($0))] } ?? [:], task: task)
             if let input { t.info["input"] = input }

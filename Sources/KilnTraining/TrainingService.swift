@@ -4,82 +4,25 @@ import KilnCore
 import KilnFrame
 import KilnLake
 import KilnLearn
-import KilnTracking
 
-/// What `kiln train` and `POST /api/2.0/kiln/train` ask for.
-public struct TrainRequest: Sendable, Codable, Equatable {
-    /// A three-level table name (`main.default.t`, under the home's warehouse) or a table directory.
-    public var table: String
-    public var testTable: String?
-    /// Share of rows to train on when there is no test table (default 0.8).
-    public var split: Double?
-    public var target: String
-    public var algorithm: Algorithm
-    public var task: LearningTask?
-    public var params: [String: String]
-    public var features: [String]?
-    public var seed: UInt64
-    /// Experiment name (created when missing; default: the Default experiment).
-    public var experiment: String?
-    /// Registered model to add the trained model to as a new version.
-    public var register: String?
-    public var runName: String?
-    /// Read this version of the training table (default: the newest) — used to reproduce a run.
-    public var tableVersion: Int64?
-    public var testTableVersion: Int64?
-    /// Feature stages to fit before the estimator (default: none for numeric features, an automatic one for text).
-    public var pipeline: Pipeline?
-    /// Also cross-validate on the training rows with this many folds.
-    public var folds: Int?
-    /// Test metrics per value of these columns (cohorts).
-    public var cohorts: [String]?
-    /// Log into this existing run (left running) instead of creating one: autologging into the caller's active run.
-    public var runID: String?
+/// Training, batch scoring, feature transforms and model comparison on Delta tables, logged to tracking and the
+/// registry through the seams it declares (`TrainingRunLog`, `ModelLocator`).
+public struct TrainingService: Sendable {
+    let runs: any TrainingRunLog
+    let models: any ModelLocator
+    let artifacts: any BlobStore
+    let clock: any KilnClock
+    /// A table argument's directory: a three-level name under the warehouse, else a path.
+    public let tablePath: @Sendable (String) -> String
 
-    public init(table: String, target: String, algorithm: Algorithm, testTable: String? = nil, split: Double? = nil, task: LearningTask? = nil,
-                params: [String: String] = [:], features: [String]? = nil, seed: UInt64 = 0, experiment: String? = nil,
-                register: String? = nil, runName: String? = nil, tableVersion: Int64? = nil, testTableVersion: Int64? = nil,
-                pipeline: Pipeline? = nil) {
-        self.pipeline = pipeline
-        self.table = table
-        self.testTable = testTable
-        self.split = split
-        self.target = target
-        self.algorithm = algorithm
-        self.task = task
-        self.params = params
-        self.features = features
-        self.seed = seed
-        self.experiment = experiment
-        self.register = register
-        self.runName = runName
-        self.tableVersion = tableVersion
-        self.testTableVersion = testTableVersion
+    public init(runs: any TrainingRunLog, models: any ModelLocator, artifacts: any BlobStore, clock: any KilnClock,
+                tablePath: @escaping @Sendable (String) -> String) {
+        self.runs = runs
+        self.models = models
+        self.artifacts = artifacts
+        self.clock = clock
+        self.tablePath = tablePath
     }
-
-    enum CodingKeys: String, CodingKey {
-        case table, testTable = "test_table", split, target, algorithm, task, params, features, seed, experiment, register
-        case runName = "run_name", tableVersion = "table_version", testTableVersion = "test_table_version", pipeline, folds, cohorts
-        case runID = "run_id"
-    }
-}
-
-/// What a training run produced.
-public struct TrainOutcome: Sendable, Equatable {
-    public var runID: String
-    public var experimentID: String
-    public var metrics: [String: Double]
-    /// `runs:/<run id>/model`.
-    public var modelURI: String
-    public var registeredVersion: String?
-    public var spec: TrainingSpec
-    /// Seconds spent reading the tables, fitting, and predicting + scoring the test set.
-    public var readSeconds = 0.0, fitSeconds = 0.0, evaluateSeconds = 0.0
-}
-
-extension Platform {
-    /// The directory of a table argument: a three-level name under this home's warehouse, else a path.
-    public func tablePath(_ table: String) -> String { KilnConfiguration.tablePath(table, home: configuration.home) }
 
     /// Trains a model on a table version and logs everything to tracking as one run: params (the spec and the
     /// algorithm's), `training_`/`test_` metrics under mlflow.evaluate's names, the table versions as dataset inputs,
@@ -130,33 +73,26 @@ extension Platform {
         guard train.rows > 0, test.rows > 0 else { throw KilnError.invalid("The pipeline left no \(train.rows == 0 ? "training" : "test") rows (handle_invalid=skip dropped them all)") }
 
         // The run.
-        let experimentID: String
-        let run: KilnTracking.Run
+        let run: TrainingRunInfo
         let tags = [KeyValue("kiln.algorithm", request.algorithm.rawValue), KeyValue("kiln.task", task.rawValue)]
         if let active = request.runID, !active.isEmpty {
             // Autologging: the caller's run gets everything and stays open.
-            run = try await tracking.getRun(id: active)
-            guard run.info.status == .running else {
-                throw KilnError.invalid("Run \(active) is \(run.info.status.rawValue); kiln logs into a RUNNING run (start one, or leave out run_id)")
+            run = try await runs.run(id: active)
+            guard run.status == "RUNNING" else {
+                throw KilnError.invalid("Run \(active) is \(run.status); kiln logs into a RUNNING run (start one, or leave out run_id)")
             }
-            experimentID = run.info.experimentID
-            for tag in tags { try await tracking.setTag(runID: active, key: tag.key, value: tag.value) }
+            for tag in tags { try await runs.setTag(runID: active, key: tag.key, value: tag.value) }
         } else {
-            if let name = request.experiment, !name.isEmpty {
-                if let existing = try? await tracking.getExperiment(name: name) { experimentID = existing.id }
-                else { experimentID = try await tracking.createExperiment(name: name) }
-            } else {
-                experimentID = "0"
-            }
-            run = try await tracking.createRun(experimentID: experimentID, runName: request.runName,
-                                               tags: [KeyValue("mlflow.source.name", "kiln train"), KeyValue("mlflow.source.type", "LOCAL")] + tags)
+            run = try await runs.startRun(experiment: request.experiment.flatMap { $0.isEmpty ? nil : $0 }, runName: request.runName,
+                                          tags: [KeyValue("mlflow.source.name", "kiln train"), KeyValue("mlflow.source.type", "LOCAL")] + tags)
         }
-        let runID = run.info.runID
+        let experimentID = run.experimentID
+        let runID = run.runID
         let ownsRun = request.runID?.isEmpty ?? true
         do {
             let finalSpec = spec
             let fitStarted = Date()
-            var fit = try await Self.offload { try Trainer.fit(finalSpec, train, progress: progress) }
+            var fit = try await offload { try Trainer.fit(finalSpec, train, progress: progress) }
             fit.model.pipeline = prepared.pipeline
             let fitSeconds = Date().timeIntervalSince(fitStarted)
             let model = fit.model
@@ -169,7 +105,7 @@ extension Platform {
             for (k, v) in trainingMetrics { metrics["training_" + k] = v }
             var stepped: [(key: String, values: [Double])] = []
             if let folds = spec.folds {
-                let results = try await Self.offload { try Evaluation.crossValidate(finalSpec, train, folds: folds) }
+                let results = try await offload { try Evaluation.crossValidate(finalSpec, train, folds: folds) }
                 for (k, v) in Evaluation.summarize(results) { metrics["cv_" + k] = v }
                 for key in Set(results.flatMap(\.keys)).sorted() { stepped.append(("cv_" + key, results.map { $0[key] ?? .nan })) }
             }
@@ -186,13 +122,13 @@ extension Platform {
             }
             if let best = fit.bestIteration { metrics["best_iteration"] = Double(best) }
             let now = clock.nowMillis()
-            var logged = metrics.sorted { $0.key < $1.key }.map { Metric(key: $0.key, value: $0.value, timestamp: now, step: 0) }
+            var logged = metrics.sorted { $0.key < $1.key }.map { TrainingMetric(key: $0.key, value: $0.value, timestamp: now, step: 0) }
             // Boosting history (one step per round) and cross-validation folds (one step per fold).
             for (key, values) in fit.history.sorted(by: { $0.key < $1.key }) {
                 let name = key.replacingOccurrences(of: "-", with: "_")
-                logged += values.enumerated().map { Metric(key: name, value: $1, timestamp: now, step: Int64($0)) }
+                logged += values.enumerated().map { TrainingMetric(key: name, value: $1, timestamp: now, step: Int64($0)) }
             }
-            for (key, values) in stepped { logged += values.enumerated().map { Metric(key: key, value: $1, timestamp: now, step: Int64($0)) } }
+            for (key, values) in stepped { logged += values.enumerated().map { TrainingMetric(key: key, value: $1, timestamp: now, step: Int64($0)) } }
             var params: [KeyValue] = [
                 KeyValue("algorithm", request.algorithm.rawValue), KeyValue("task", task.rawValue),
                 KeyValue("features", spec.features.joined(separator: ",")), KeyValue("seed", String(request.seed)),
@@ -207,10 +143,9 @@ extension Platform {
             let reserved = Set(params.map(\.key))
             params += request.params.sorted { $0.key < $1.key }.filter { !reserved.contains($0.key) }.map { KeyValue($0.key, $0.value) }
             for start in stride(from: 0, to: logged.count, by: 1000) {
-                try await tracking.logBatch(runID: runID, metrics: Array(logged[start..<min(start + 1000, logged.count)]),
-                                            params: start == 0 ? params : [])
+                try await runs.log(runID: runID, params: start == 0 ? params : [], metrics: Array(logged[start..<min(start + 1000, logged.count)]))
             }
-            try await tracking.logInputs(runID: runID, datasets: datasetInputs(spec, train: train, test: test))
+            try await runs.logDatasets(runID: runID, datasetInputs(spec, train: train, test: test))
             // Artifacts: the model directory and the spec.
             let staging = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-train-\(runID)")
             defer { try? FileManager.default.removeItem(at: staging) }
@@ -224,43 +159,41 @@ extension Platform {
             let importance = Dictionary(try model.importance(on: train).map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
             if !importance.isEmpty { try encoder.encode(importance).write(to: staging.appendingPathComponent("feature_importance.json")) }
             if task != .clustering {
-                let permutation = try await Self.offload { try Evaluation.permutationImportance(model, test, seed: finalSpec.seed) }
+                let permutation = try await offload { try Evaluation.permutationImportance(model, test, seed: finalSpec.seed) }
                 let object = Dictionary(permutation.map { ($0.name, ["mean": $0.mean, "std": $0.std]) }, uniquingKeysWith: { a, _ in a })
                 try encoder.encode(object).write(to: staging.appendingPathComponent("permutation_importance.json"))
             }
             if !cohortMetrics.isEmpty { try encoder.encode(cohortMetrics).write(to: staging.appendingPathComponent("cohort_metrics.json")) }
-            guard let root = try BlobKey(proxiedURI: run.info.artifactURI) else {
-                throw KilnError.invalid("The run's artifact location \(run.info.artifactURI) is not in Kiln's artifact store")
+            guard let root = try BlobKey(proxiedURI: run.artifactURI) else {
+                throw KilnError.invalid("The run's artifact location \(run.artifactURI) is not in Kiln's artifact store")
             }
             try upload(staging, to: root)
             var version: String?
             if let name = request.register, !name.isEmpty {
-                if (try? await registry.getRegisteredModel(name: name)) == nil { _ = try await registry.createRegisteredModel(name: name) }
-                version = try await registry.createModelVersion(name: name, source: "runs:/\(runID)/model", runID: runID).version.description
+                version = try await models.register(model: name, source: "runs:/\(runID)/model", runID: runID)
             }
-            if ownsRun { _ = try await tracking.updateRun(id: runID, status: .finished, endTime: clock.nowMillis()) }
+            if ownsRun { try await runs.endRun(id: runID, failed: false) }
             return TrainOutcome(runID: runID, experimentID: experimentID, metrics: metrics, modelURI: "runs:/\(runID)/model",
                                 registeredVersion: version, spec: spec, readSeconds: readSeconds, fitSeconds: fitSeconds,
                                 evaluateSeconds: evaluateSeconds)
         } catch {
-            _ = try? await tracking.setTag(runID: runID, key: "kiln.error", value: String(describing: error).prefix(5000).description)
-            if ownsRun { _ = try? await tracking.updateRun(id: runID, status: .failed, endTime: clock.nowMillis()) }
+            _ = try? await runs.setTag(runID: runID, key: "kiln.error", value: String(describing: error).prefix(5000).description)
+            if ownsRun { try? await runs.endRun(id: runID, failed: true) }
             throw error
         }
     }
 
     /// The training (and test) table versions as MLflow dataset inputs: name, a digest of table and version, source
     /// `{"table": …, "version": …}`, and the `mlflow.data.context` tag.
-    func datasetInputs(_ spec: TrainingSpec, train: KilnLearn.Dataset, test: KilnLearn.Dataset) -> [DatasetInput] {
-        func input(_ table: String, _ version: Int64, _ rows: Int, context: String) -> DatasetInput {
+    func datasetInputs(_ spec: TrainingSpec, train: KilnLearn.Dataset, test: KilnLearn.Dataset) -> [TrainingDataset] {
+        func input(_ table: String, _ version: Int64, _ rows: Int, context: String) -> TrainingDataset {
             let source = "{\"table\": \"\(table)\", \"version\": \(version)}"
             // FNV-1a of "table@version": stable across processes, like MLflow's short digests.
             var hash: UInt64 = 0xcbf2_9ce4_8422_2325
             for byte in "\(table)@\(version)".utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
             let digest = String(String(hash, radix: 16).prefix(8))
-            let dataset = KilnTracking.Dataset(name: table, digest: digest, sourceType: "delta_table", source: source,
-                                               profile: "{\"num_rows\": \(rows)}")
-            return DatasetInput(tags: [KeyValue("mlflow.data.context", context)], dataset: dataset)
+            return TrainingDataset(name: table, digest: digest, sourceType: "delta_table", source: source,
+                                   profile: "{\"num_rows\": \(rows)}", context: context)
         }
         var out = [input(spec.table ?? "", spec.tableVersion ?? 0, train.rows, context: "training")]
         if let t = spec.testTable { out.append(input(t, spec.testTableVersion ?? 0, test.rows, context: "testing")) }
@@ -275,13 +208,6 @@ extension Platform {
         for case let file as URL in walker where (try? file.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true {
             let relative = String(file.standardizedFileURL.path.dropFirst(base.count + 1))
             try artifacts.put(try root.appending(relative), bytes: Array(try Data(contentsOf: file)))
-        }
-    }
-
-    /// Runs CPU-bound work on Dispatch's pool instead of a cooperative thread.
-    static func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
         }
     }
 }
@@ -299,12 +225,12 @@ public struct ReproduceOutcome: Sendable, Equatable {
     }
 }
 
-extension Platform {
+extension TrainingService {
     /// Re-runs a Kiln training run from its `kiln_training_spec.json` (same table versions, split, seed and
     /// parameters) as a new run tagged `kiln.reproduces`, and compares its metrics with the original's exactly.
     public func reproduce(runID: String) async throws -> ReproduceOutcome {
-        let original = try await tracking.getRun(id: runID)
-        guard let root = try BlobKey(proxiedURI: original.info.artifactURI) else {
+        let original = try await runs.run(id: runID)
+        guard let root = try BlobKey(proxiedURI: original.artifactURI) else {
             throw KilnError.invalid("The run's artifacts are not in Kiln's artifact store")
         }
         let specKey = try root.appending("kiln_training_spec.json")
@@ -313,18 +239,16 @@ extension Platform {
         }
         let spec = try LearnJSON.decoder().decode(TrainingSpec.self, from: Data(try artifacts.get(specKey)))
         guard let table = spec.table else { throw KilnError.invalid("The run's training spec names no table") }
-        let experiment = try await tracking.getExperiment(id: original.info.experimentID)
         var request = TrainRequest(table: table, target: spec.target, algorithm: spec.algorithm, testTable: spec.testTable,
                                    split: spec.testTable == nil ? spec.trainFraction : nil, task: spec.task, params: spec.params,
-                                   features: spec.features, seed: spec.seed, experiment: experiment.name,
-                                   runName: "reproduce-\(original.info.runName)", tableVersion: spec.tableVersion,
+                                   features: spec.features, seed: spec.seed, experiment: original.experimentName,
+                                   runName: "reproduce-\(original.runName)", tableVersion: spec.tableVersion,
                                    testTableVersion: spec.testTableVersion, pipeline: spec.pipeline)
         request.folds = spec.folds
         request.cohorts = spec.cohorts
         let outcome = try await train(request)
-        try await tracking.setTag(runID: outcome.runID, key: "kiln.reproduces", value: runID)
-        var before: [String: Double] = [:]
-        for m in original.metrics where m.step == 0 { before[m.key] = m.value }
+        try await runs.setTag(runID: outcome.runID, key: "kiln.reproduces", value: runID)
+        let before = original.metrics
         var compared: [String: (original: Double?, reproduced: Double?)] = [:]
         for key in Set(before.keys).union(outcome.metrics.keys) { compared[key] = (before[key], outcome.metrics[key]) }
         let matches = compared.values.allSatisfy { $0.original != nil && $0.original == $0.reproduced }

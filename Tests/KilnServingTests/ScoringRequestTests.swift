@@ -1,7 +1,7 @@
 import Foundation
 import KilnCore
 import KilnFrame
-import KilnPlatform
+import KilnServing
 import Testing
 
 @Suite("Scoring requests")

@@ -4,10 +4,6 @@ import KilnCore
 import KilnFrame
 import KilnLake
 import KilnLearn
-import KilnRegistry
-import KilnTracking
-import KilnModelFormat
-import Logging
 
 /// What a batch scoring wrote.
 public struct PredictOutcome: Sendable, Equatable {
@@ -17,79 +13,20 @@ public struct PredictOutcome: Sendable, Equatable {
     public var modelVersion: String
 }
 
-extension Platform {
+extension TrainingService {
     /// Loads a Kiln-trained model from `runs:/<run>/<path>`, `models:/<name>/<version>`, `models:/<name>@<alias>` or a
     /// local model directory; also returns a label for it (`name/version`, `runs:/…` or the path).
     public func loadModel(_ uri: String) async throws -> (model: KilnModel, label: String) {
-        try await Self.loadModel(uri, registry: registry, tracking: tracking, artifacts: artifacts)
-    }
-
-    /// `loadModel` over the services it needs (the serving service holds these, not a platform).
-    static func loadModel(_ uri: String, registry: RegistryService, tracking: TrackingService, artifacts: any BlobStore) async throws -> (model: KilnModel, label: String) {
-        let (key, label) = try await resolveModel(uri, registry: registry, tracking: tracking)
+        let (key, label) = try await models.locate(uri)
         guard let key else { return (try KilnModel.read(from: URL(fileURLWithPath: uri)), uri) }
         let staging = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-model-\(Identifiers.hex32())")
         defer { try? FileManager.default.removeItem(at: staging) }
-        try download(key, to: staging, from: artifacts)
+        try Self.download(key, to: staging, from: artifacts)
         return (try KilnModel.read(from: staging), label)
     }
 
-    /// A model to serve: Kiln's flavor scored in process, else a `python_function` model behind a Python scoring
-    /// process (its files kept under `<home>/serving/models`, its environment under `<home>/serving/envs`).
-    static func servable(_ uri: String, registry: RegistryService, tracking: TrackingService, artifacts: any BlobStore, home: URL,
-                         logger: Logger) async throws -> ServedModel {
-        let (key, label) = try await resolveModel(uri, registry: registry, tracking: tracking)
-        guard let key else { return .native(try KilnModel.read(from: URL(fileURLWithPath: uri))) }
-        let serving = home.appendingPathComponent("serving")
-        let safe = String(label.map { $0.isLetter || $0.isNumber ? $0 : "-" })
-        let directory = serving.appendingPathComponent("models").appendingPathComponent("\(safe)-\(Identifiers.hex32().prefix(8))")
-        try download(key, to: directory, from: artifacts)
-        let mlmodel = try MLmodel.parse(try String(contentsOf: directory.appendingPathComponent("MLmodel"), encoding: .utf8))
-        if mlmodel.flavors["kiln"] != nil {
-            defer { try? FileManager.default.removeItem(at: directory) }
-            return .native(try KilnModel.read(from: directory))
-        }
-        guard mlmodel.flavors["python_function"] != nil else {
-            try? FileManager.default.removeItem(at: directory)
-            throw KilnError.invalid("The model has neither a kiln nor a python_function flavor (flavors: \(mlmodel.flavors.keys.sorted().joined(separator: ", ")))")
-        }
-        let scorer = PythonScorer(modelDirectory: directory, environments: serving.appendingPathComponent("envs"), logger: logger)
-        try await scorer.start()
-        return .python(scorer)
-    }
-
-    /// Where a model URI's files are in the artifact store (nil for a local directory), and its label.
-    static func resolveModel(_ uri: String, registry: RegistryService, tracking: TrackingService) async throws -> (key: BlobKey?, label: String) {
-        var location: String, label: String
-        if uri.hasPrefix("models:/") {
-            let rest = String(uri.dropFirst("models:/".count))
-            let version: KilnRegistry.ModelVersion
-            if let at = rest.firstIndex(of: "@") {
-                version = try await registry.version(name: String(rest[..<at]), alias: String(rest[rest.index(after: at)...]))
-            } else {
-                let parts = rest.split(separator: "/", maxSplits: 1).map(String.init)
-                guard parts.count == 2 else { throw KilnError.invalid("Model URI '\(uri)': use models:/<name>/<version> or models:/<name>@<alias>") }
-                version = try await registry.getModelVersion(name: parts[0], version: parts[1])
-            }
-            location = version.storageLocation
-            label = "\(version.name)/\(version.version)"
-        } else if uri.hasPrefix("runs:/") {
-            let parts = uri.dropFirst("runs:/".count).split(separator: "/", maxSplits: 1).map(String.init)
-            guard let runID = parts.first, !runID.isEmpty else { throw KilnError.invalid("Model URI '\(uri)': use runs:/<run_id>/<path>") }
-            let run = try await tracking.getRun(id: runID)
-            location = run.info.artifactURI + (parts.count > 1 ? "/" + parts[1] : "")
-            label = uri
-        } else {
-            return (nil, uri)
-        }
-        guard let key = try BlobKey(proxiedURI: location) else {
-            throw KilnError.invalid("The model at \(location) is not in Kiln's artifact store")
-        }
-        return (key, label)
-    }
-
     /// Copies the files under `key` into a local directory.
-    static func download(_ key: BlobKey, to directory: URL, from artifacts: any BlobStore) throws {
+    public static func download(_ key: BlobKey, to directory: URL, from artifacts: any BlobStore) throws {
         guard try artifacts.kind(of: key) == true else { throw KilnError.notFound("No model files at '\(key.path)'") }
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         for entry in try artifacts.list(key) {
@@ -135,7 +72,7 @@ extension Platform {
         let lineage: [String: JSONValue] = ["kiln.model": .string(label), "kiln.sourceTable": .string(table),
                                             "kiln.sourceVersion": .number(String(plan.snapshot.version))]
         let path = tablePath(output)
-        let result = try await Self.offload { () -> (rows: Int, version: Int64) in
+        let result = try await offload { () -> (rows: Int, version: Int64) in
             // The first non-empty wave decides the output schema (and creates the table when it is new).
             var pending: [Frame] = []
             var next = 0
@@ -145,7 +82,7 @@ extension Platform {
             }
             guard let first = pending.first else { throw KilnError.invalid("The table \(table) has no rows to score") }
             let schema = DeltaSchema(zip(first.names, first.columns).map { DeltaField(name: $0, type: $1.type.delta) })
-            let destination = try Self.openOrCreate(path, schema: schema, name: output)
+            let destination = try DeltaTable.openOrCreate(path, schema: schema, name: output)
             let written = try destination.write(mode: .append, operation: "WRITE", parameters: lineage) { emit in
                 for frame in pending { try emit(try frame.lakeBatch(schema)) }
                 pending = []
@@ -197,18 +134,11 @@ extension Platform {
         return Frame(names: names, columns: columns)
     }
 
-    /// The Delta table at `path`, created with `schema` when there is none.
-    static func openOrCreate(_ path: String, schema: DeltaSchema, name: String) throws -> DeltaTable {
-        if FileManager.default.fileExists(atPath: path + "/_delta_log") { return try DeltaTable.open(path) }
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return try DeltaTable.create(at: path, schema: schema, name: name.split(separator: ".").last.map(String.init))
-    }
-
     /// Appends `frame` to the table `output` (three-level name or path), creating it with the frame's schema when
     /// missing; returns the committed version.
     func append(_ frame: Frame, to output: String) throws -> Int64 {
         let schema = DeltaSchema(zip(frame.names, frame.columns).map { DeltaField(name: $0, type: $1.type.delta) })
-        return try Self.openOrCreate(tablePath(output), schema: schema, name: output).write(try frame.lakeBatch(schema), mode: .append).version
+        return try DeltaTable.openOrCreate(tablePath(output), schema: schema, name: output).write(try frame.lakeBatch(schema), mode: .append).version
     }
 
     /// Fits `pipeline` on the newest version of `table` and writes the transformed rows to `output`: the table's

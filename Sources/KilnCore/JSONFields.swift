@@ -1,6 +1,5 @@
 import Foundation
 import KilnCore
-import KilnLearn
 
 /// Typed reads of a JSON object's fields with `INVALID_PARAMETER_VALUE` errors that name the field: what REST
 /// bodies and job task parameters share.
@@ -66,45 +65,5 @@ public struct JSONFields: Sendable {
             }
         }
         return out
-    }
-}
-
-extension TrainRequest {
-    /// A training request from JSON fields, as `POST /api/2.0/kiln/train` and the jobs' native `train` task take
-    /// it: table, target, algorithm, test_table | split, task, params, features, seed, experiment, register,
-    /// run_name, table_version, test_table_version, pipeline, folds, cohorts, run_id.
-    public init(json: [String: JSONValue]) throws {
-        let m = JSONFields(json)
-        let algorithmName = try m.require("algorithm")
-        guard let algorithm = Algorithm(rawValue: algorithmName) else {
-            throw KilnError.invalid("Unknown algorithm '\(algorithmName)'; use one of \(Algorithm.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        var task: LearningTask?
-        if let name = try m.string("task") {
-            guard let t = LearningTask(rawValue: name) else { throw KilnError.invalid("task must be classification, regression, clustering or ranking") }
-            task = t
-        }
-        var seed: UInt64 = 0
-        if let s = try m.int64("seed") {
-            guard s >= 0 else { throw KilnError.invalid("seed must not be negative") }
-            seed = UInt64(s)
-        }
-        var pipeline: Pipeline?
-        if let value = json["pipeline"], value != .null {
-            do {
-                if case .array = value { pipeline = Pipeline(stages: try LearnJSON.decoder().decode([Stage].self, from: Data(value.json.utf8))) }
-                else { pipeline = try LearnJSON.decoder().decode(Pipeline.self, from: Data(value.json.utf8)) }
-            } catch {
-                throw KilnError.invalid("pipeline is not a valid pipeline: \(error)")
-            }
-        }
-        self.init(table: try m.require("table"), target: algorithm == .kmeans ? try m.string("target") ?? "" : try m.require("target"), algorithm: algorithm,
-                  testTable: try m.string("test_table"), split: try m.double("split"), task: task, params: try m.map("params"),
-                  features: try m.strings("features"), seed: seed, experiment: try m.string("experiment"), register: try m.string("register"),
-                  runName: try m.string("run_name"), tableVersion: try m.int64("table_version"),
-                  testTableVersion: try m.int64("test_table_version"), pipeline: pipeline)
-        folds = try m.int64("folds").map { Int($0) }
-        cohorts = try m.strings("cohorts")
-        runID = try m.string("run_id")
     }
 }

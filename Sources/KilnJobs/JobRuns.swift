@@ -184,6 +184,14 @@ public struct JobRunStore: Sendable {
         Migration("jobs_0005_run_tokens", [
             "CREATE TABLE job_run_tokens (token_hash VARCHAR(64) PRIMARY KEY, run_id BIGINT NOT NULL, created_time BIGINT NOT NULL)",
         ]),
+        // Run, task run and repair ids come from the store, so servers sharing it never collide.
+        Migration("jobs_0006_run_id_sequence", [
+            "CREATE TABLE job_run_sequence (last_id BIGINT NOT NULL)",
+            """
+            INSERT INTO job_run_sequence (last_id) SELECT CASE WHEN r.m > t.m THEN r.m ELSE t.m END FROM
+                (SELECT COALESCE(MAX(run_id), 0) AS m FROM job_runs) r, (SELECT COALESCE(MAX(task_run_id), 0) AS m FROM job_task_runs) t
+            """,
+        ]),
     ]
 
     func runTokens() async throws -> [String: Int64] {
@@ -203,12 +211,15 @@ public struct JobRunStore: Sendable {
         try await database.write { sql in try await sql.raw("DELETE FROM job_run_tokens WHERE run_id = \(bind: runID)").run() }
     }
 
-    /// The largest run or task run id in use (ids come from one sequence).
-    func maxID() async throws -> Int64 {
-        try await database.read { sql in
-            let a = try await sql.raw("SELECT COALESCE(MAX(run_id), 0) AS m FROM job_runs").first()?.decode(column: "m", as: Int64.self) ?? 0
-            let b = try await sql.raw("SELECT COALESCE(MAX(task_run_id), 0) AS m FROM job_task_runs").first()?.decode(column: "m", as: Int64.self) ?? 0
-            return max(a, b)
+    /// The next run, task run or repair id (one sequence for all three), taken from the store: two servers on one
+    /// store never hand out the same id, and ids are never reused.
+    func nextID() async throws -> Int64 {
+        try await database.write { sql in
+            try await sql.raw("UPDATE job_run_sequence SET last_id = last_id + 1").run()
+            guard let next = try await sql.raw("SELECT last_id FROM job_run_sequence").first()?.decode(column: "last_id", as: Int64.self) else {
+                throw KilnError(.internalError, "The job run id sequence is missing")
+            }
+            return next
         }
     }
 

@@ -1,14 +1,16 @@
 import Foundation
 import KilnCore
+import KilnPython
 import KilnLake
 import KilnSQL
 import Logging
 
-/// What every task of every run shares: the platform (for SQL and the native tasks), the runner (for ids and
+/// What every task of every run shares: the environment (home, SQL and the native tasks), the runner (for ids and
 /// run_job_task), the server's address and token (for the stock clients in child processes), and the folder of
 /// run outputs (`<home>/jobs/runs/<task run id>/`: output.log, status, values.json, notebook.ipynb).
 struct TaskContext: Sendable {
-    let platform: Platform
+    let environment: JobEnvironment
+    let destinations: NotificationDestinations
     let runner: JobRunner
     let store: JobRunStore
     let clock: any KilnClock
@@ -21,14 +23,15 @@ struct TaskContext: Sendable {
     /// Bytes of stdout and stderr kept per task attempt.
     static let logCap = 5 * 1024 * 1024
 
-    init(platform: Platform, runner: JobRunner, serverURL: String) throws {
-        self.platform = platform
+    init(environment: JobEnvironment, runner: JobRunner, serverURL: String) throws {
+        self.environment = environment
         self.runner = runner
-        store = platform.runs.store
-        clock = platform.clock
+        store = runner.store
+        clock = runner.clock
+        destinations = runner.destinations
         logger = Logger(label: "kiln.jobs")
         self.serverURL = serverURL
-        let jobs = platform.configuration.home.appendingPathComponent("jobs")
+        let jobs = environment.home.appendingPathComponent("jobs")
         runs = jobs.appendingPathComponent("runs")
         python = ProcessInfo.processInfo.environment["KILN_PYTHON"] ?? "python3"
         pythonPath = jobs.appendingPathComponent("python")
@@ -41,7 +44,7 @@ struct TaskContext: Sendable {
         try Data(DBUtilsShim.startup.utf8).write(to: ipython.appendingPathComponent("profile_default/startup/00-kiln-dbutils.py"))
     }
 
-    func directory(_ t: TaskRun) -> URL { Self.directory(home: platform.configuration.home, taskRunID: t.taskRunID) }
+    func directory(_ t: TaskRun) -> URL { Self.directory(home: environment.home, taskRunID: t.taskRunID) }
 
     /// Where a task run's files live: `<home>/jobs/runs/<task run id>/`.
     static func directory(home: URL, taskRunID: Int64) -> URL {
@@ -160,7 +163,7 @@ struct TaskContext: Sendable {
     func resolvePath(_ path: String) throws -> String {
         var p = path
         if p.hasPrefix("file://") { p = String(p.dropFirst("file://".count)) }
-        if !p.hasPrefix("/") { p = platform.configuration.home.appendingPathComponent("workspace").appendingPathComponent(p).path }
+        if !p.hasPrefix("/") { p = environment.home.appendingPathComponent("workspace").appendingPathComponent(p).path }
         guard FileManager.default.fileExists(atPath: p) else { throw KilnError.invalid("File \(path) does not exist (looked at \(p))") }
         return p
     }
@@ -262,8 +265,8 @@ struct TaskContext: Sendable {
             }
         }
         guard !requirements.isEmpty else { return nil }
-        let root = platform.configuration.home.appendingPathComponent("jobs/envs"), list = requirements
-        let environment = try await Platform.offload { try PythonEnvironments.prepare(root: root, requirements: list, what: "task's") }
+        let root = environment.home.appendingPathComponent("jobs/envs"), list = requirements
+        let environment = try await offload { try PythonEnvironments.prepare(root: root, requirements: list, what: "task's") }
         t.info["libraries"] = .array(environment.resolved.map(JSONValue.string))
         return environment
     }
@@ -344,7 +347,7 @@ struct TaskContext: Sendable {
         var rows: [JSONValue] = [], names: [String] = [], count = 0
         for statement in statements {
             let used = parameters.filter { statement.contains(":" + $0.name) }
-            let snapshot = try await platform.statements.execute(statement, parameters: used, wait: 86_400)
+            let snapshot = try await environment.statements.execute(statement, parameters: used, wait: 86_400)
             if let error = snapshot.error { throw error }
             guard snapshot.state == .succeeded else { throw KilnError.invalid("The statement ended \(snapshot.state.rawValue): \(statement.prefix(200))") }
             if let frame = snapshot.result {
@@ -442,16 +445,16 @@ struct TaskContext: Sendable {
             guard case .object(let o) = target, case .string(let id)? = o["id"] else { continue }
             let logger = self.logger
             Task.detached {
-                if let d = try? await platform.destinations.get(id), d.type == "EMAIL", case .object(let e)? = d.config["email"],
+                if let d = try? await destinations.get(id), d.type == "EMAIL", case .object(let e)? = d.config["email"],
                    let addresses = try? JSONFields(e).strings("addresses") {
                     return self.send(to: addresses, run, event: event)
                 }
-                guard let (url, auth) = await WebhookTargets.target(id, platform: platform) else {
+                guard let (url, auth) = await WebhookTargets.target(id, destinations: destinations) else {
                     logger.warning("Unknown notification destination", metadata: ["kiln.destination": "\(id)"])
                     return
                 }
                 for attempt in 0..<5 {
-                    if let (status, _) = try? await URLSessionWebhookTransport().post(url: url, headers: [("Content-Type", "application/json")] + auth, body: Array(body.utf8)),
+                    if let (status, _) = try? await environment.webhooks.post(url: url, headers: [("Content-Type", "application/json")] + auth, body: Array(body.utf8)),
                        (200..<300).contains(status) { return }
                     try? await Task.sleep(nanoseconds: UInt64(500_000_000) << attempt)
                 }
@@ -491,7 +494,7 @@ extension TaskContext {
         Task.detached {
             for attempt in 0..<5 {
                 do {
-                    try await Platform.offload { try SMTPMailer.send(host: host, port: port, from: from, to: to, subject: subject, body: body) }
+                    try await offload { try SMTPMailer.send(host: host, port: port, from: from, to: to, subject: subject, body: body) }
                     return
                 } catch {
                     if attempt == 4 { logger.warning("Email notification failed", metadata: ["error": "\(error)"]) }
@@ -505,9 +508,9 @@ extension TaskContext {
 /// Where a webhook notification goes: a notification destination's URL (and basic auth), or an http(s) URL given as
 /// the id directly.
 enum WebhookTargets {
-    static func target(_ id: String, platform: Platform) async -> (url: String, headers: [(String, String)])? {
+    static func target(_ id: String, destinations: NotificationDestinations) async -> (url: String, headers: [(String, String)])? {
         if id.hasPrefix("http://") || id.hasPrefix("https://") { return (id, []) }
-        guard let d = try? await platform.destinations.get(id), case .object(let hook)? = d.config["generic_webhook"],
+        guard let d = try? await destinations.get(id), case .object(let hook)? = d.config["generic_webhook"],
               case .string(let url)? = hook["url"] else { return nil }
         var headers: [(String, String)] = []
         if case .string(let user)? = hook["username"], case .string(let password)? = hook["password"] {

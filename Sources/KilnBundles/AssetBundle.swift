@@ -34,7 +34,10 @@ public struct AssetBundle: Sendable {
     /// Reads `<directory>/kiln.yml` for `target` (default: the target marked `default: true`, else the only one).
     /// - Throws: `INVALID_PARAMETER_VALUE` naming what is wrong: YAML, unknown target, a variable without a value,
     ///   an unknown `${…}` reference, an unknown resource kind, or a job definition the server would refuse.
-    public static func load(directory: URL, target requested: String? = nil, overrides: [String: String] = [:]) throws -> AssetBundle {
+    /// `validateJob` checks each job definition as the server would (the CLI passes the Jobs API's validation), so a
+    /// bad job stops the deploy before anything is created.
+    public static func load(directory: URL, target requested: String? = nil, overrides: [String: String] = [:],
+                            validateJob: ([String: JSONValue]) throws -> Void = { _ in }) throws -> AssetBundle {
         let file = directory.appendingPathComponent("kiln.yml")
         guard let text = try? String(contentsOf: file, encoding: .utf8) else {
             throw KilnError.invalid("No kiln.yml in \(directory.path); create one with `kiln bundle init`")
@@ -76,14 +79,14 @@ public struct AssetBundle: Sendable {
         if case .object(let vars)? = top["variables"] {
             for (k, v) in vars {
                 declared.insert(k)
-                if case .object(let spec) = v, let value = spec["default"] { variables[k] = JobValues.text(value) }
-                else if case .object = v {} else { variables[k] = JobValues.text(v) }
+                if case .object(let spec) = v, let value = spec["default"] { variables[k] = JSONValue.text(value) }
+                else if case .object = v {} else { variables[k] = JSONValue.text(v) }
             }
         }
         if case .object(let vars)? = chosen["variables"] {
             for (k, v) in vars {
                 guard declared.contains(k) else { throw KilnError.invalid("Target '\(target)' sets variable '\(k)', which variables does not declare") }
-                variables[k] = JobValues.text(v)
+                variables[k] = JSONValue.text(v)
             }
         }
         for (k, v) in overrides {
@@ -112,7 +115,7 @@ public struct AssetBundle: Sendable {
                 if kind == "jobs" {
                     o = absolutePaths(o, root: directory)
                     if chosen["mode"] == .string("development") { o = development(o) }
-                    do { try JobValidation.check(o) } catch let error as KilnError {
+                    do { try validateJob(o) } catch let error as KilnError {
                         throw KilnError.invalid("resources.jobs.\(key): \(error.message)")
                     }
                 }

@@ -1,6 +1,6 @@
 import Foundation
 import KilnCore
-import KilnLake
+import KilnSQL
 
 /// Kiln's own task types, run in the server process: `kiln_task {action, parameters}` or, spelled so the typed
 /// databricks-sdk can send it, `python_wheel_task {package_name: "kiln", entry_point: <action>, named_parameters}`.
@@ -31,92 +31,38 @@ struct NativeTask {
 
     func run(_ attempt: TaskRun, context: TaskContext) async throws -> TaskRun {
         var t = attempt
-        let platform = context.platform, f = JSONFields(parameters)
-        var values: [String: JSONValue] = [:]
-        func number(_ v: some BinaryInteger) -> JSONValue { .number(String(v)) }
-        switch action {
-        case "ingest":
-            let source = try f.require("source"), table = try f.require("table"), format = try f.string("format")
-            let result = try await Platform.offload { try DeltaTable.ingest(directory: source, into: platform.tablePath(table), format: format) }
-            values = ["files": number(result.files.count), "rows": number(result.rows), "version": result.version.map { number($0) } ?? .null]
-            t.message = "Loaded \(result.files.count) file(s), \(result.rows) rows into \(table)"
-        case "train":
-            let outcome = try await platform.train(try TrainRequest(json: parameters))
-            values = ["run_id": .string(outcome.runID), "model_uri": .string(outcome.modelURI)]
-            if let v = outcome.registeredVersion { values["version"] = .string(v) }
-            for (k, v) in outcome.metrics { values[k] = .number(String(v)) }
-            t.message = "Trained run \(outcome.runID)"
-        case "predict":
-            let outcome = try await platform.predict(modelURI: try f.require("model"), table: try f.require("table"), output: try f.require("output"))
-            values = ["rows": number(outcome.rows), "version": number(outcome.outputVersion)]
-            t.message = "Scored \(outcome.rows) rows into \(try f.require("output"))"
-        case "promote":
-            values = try await promote(platform, f)
-            t.message = values["promoted"] == .bool(true) ? "Promoted the candidate" : "Kept the champion"
-        case "serve":
-            values = try await serve(platform, f)
-            t.message = "Endpoint \(try f.require("endpoint")) \(JobValues.text(values["action"])) (version \(JobValues.text(values["version"])))"
-        default:
-            throw KilnError.invalid("Unknown Kiln task action '\(action)'")
-        }
+        let (values, message) = try await context.environment.native.run(action: action, parameters: parameters)
+        t.message = message
         t.info["values"] = .object(values)
         t.result = .success
         return t
     }
-
-    /// Moves `alias` (default champion) of `model` to `version` when there is no champion yet, or when the
-    /// candidate is significantly better than the champion on `table` (McNemar for classifiers, a paired bootstrap
-    /// of the RMSE for regressors, 5% level).
-    func promote(_ platform: Platform, _ f: JSONFields) async throws -> [String: JSONValue] {
-        let name = try f.require("model"), version = try f.require("version"), alias = try f.string("alias") ?? "champion"
-        let table = try f.require("table")
-        _ = try await platform.registry.getModelVersion(name: name, version: version)
-        let champion = try? await platform.registry.version(name: name, alias: alias)
-        var values: [String: JSONValue] = ["candidate_version": .string(version)]
-        guard let champion, String(champion.version) != version else {
-            try await platform.registry.setAlias(name: name, alias: alias, version: version, userID: "kiln-jobs")
-            values["promoted"] = .bool(true)
-            values["reason"] = .string(champion == nil ? "no \(alias) yet" : "already \(alias)")
-            return values
-        }
-        let c = try await platform.compare(modelA: "models:/\(name)/\(version)", modelB: "models:/\(name)/\(champion.version)", table: table)
-        values["champion_version"] = .string(String(champion.version))
-        values["test"] = .string(c.test)
-        if let p = c.pValue { values["p_value"] = .number(String(p)) }
-        if let d = c.difference { values["difference"] = .number(String(d)) }
-        for (k, v) in c.metricsA { values["candidate_\(k)"] = .number(String(v)) }
-        for (k, v) in c.metricsB { values["champion_\(k)"] = .number(String(v)) }
-        let better = c.better == "a"
-        if better { try await platform.registry.setAlias(name: name, alias: alias, version: version, userID: "kiln-jobs") }
-        values["promoted"] = .bool(better)
-        values["reason"] = .string(better ? "the candidate is significantly better" : c.better == "b" ? "the champion is significantly better" : "no significant difference")
-        return values
-    }
 }
 
-extension NativeTask {
-    /// Serves `model` at `version` (or the version `alias` names, default champion) on `endpoint`: created when
-    /// missing, its config swapped (warm) when it serves another version, left alone when it already serves this one.
-    func serve(_ platform: Platform, _ f: JSONFields) async throws -> [String: JSONValue] {
-        let endpoint = try f.require("endpoint"), model = try f.require("model")
-        let version: String
-        if let v = try f.string("version") { version = v } else {
-            version = String(try await platform.registry.version(name: model, alias: try f.string("alias") ?? "champion").version)
-        }
-        let config = EndpointConfig(servedEntities: [ServedEntity(entityName: model, entityVersion: version, workloadSize: try f.string("workload_size") ?? "Small",
-                                                                  scaleToZeroEnabled: true)])
-        var action = "created"
-        if let existing = try? await platform.serving.get(name: endpoint) {
-            if existing.config.servedEntities.map({ "\($0.entityName)/\($0.entityVersion)" }) == ["\(model)/\(version)"] {
-                action = "unchanged"
-            } else {
-                _ = try await platform.serving.updateConfig(name: endpoint, config: config, principal: "kiln-jobs")
-                action = "updated"
-            }
-        } else {
-            _ = try await platform.serving.create(name: endpoint, config: config, creator: "kiln-jobs")
-        }
-        return ["endpoint": .string(endpoint), "version": .string(version), "action": .string(action)]
+/// Runs Kiln's native task actions (`ingest`, `train`, `predict`, `promote`, `serve`) in the server process: the seam
+/// jobs declare so that they never import training, the registry or serving; `KilnPlatform` implements it.
+public protocol NativeActions: Sendable {
+    /// Runs `action` with its named parameters. - Returns: the task values later tasks can reference, and a one-line
+    /// message for the task run. - Throws: `INVALID_PARAMETER_VALUE` for missing or bad parameters.
+    func run(action: String, parameters: [String: JSONValue]) async throws -> (values: [String: JSONValue], message: String)
+}
+
+/// What the executor needs from the rest of Kiln: the home (task outputs, environments, relative paths), SQL for
+/// `sql_task`, where three-level table names live (table-update triggers), webhook delivery, and the native actions.
+public struct JobEnvironment: Sendable {
+    public var home: URL
+    public var statements: StatementService
+    public var tablePath: @Sendable (String) -> String
+    public var webhooks: any WebhookTransport
+    public var native: any NativeActions
+
+    public init(home: URL, statements: StatementService, tablePath: @escaping @Sendable (String) -> String, webhooks: any WebhookTransport,
+                native: any NativeActions) {
+        self.home = home
+        self.statements = statements
+        self.tablePath = tablePath
+        self.webhooks = webhooks
+        self.native = native
     }
 }
 

@@ -1,21 +1,6 @@
 import Foundation
 import KilnCore
 
-/// Task values and parameters as text.
-public enum JobValues {
-    /// A JSON value as a task parameter sees it: strings as they are, null as empty, the rest as JSON.
-    public static func text(_ value: JSONValue?) -> String {
-        guard let value else { return "" }
-        switch value {
-        case .string(let s): return s
-        case .number(let n): return n
-        case .bool(let b): return b ? "true" : "false"
-        case .null: return ""
-        default: return value.json
-        }
-    }
-}
-
 /// Dynamic value references (`{{job.id}}`, `{{job.run_id}}`, `{{job.start_time.iso_date}}`,
 /// `{{job.parameters.<name>}}`, `{{tasks.<key>.values.<name>}}`, `{{input}}`, …) substituted into a task's strings
 /// before it runs. An unknown reference fails the task with its name.
@@ -86,7 +71,7 @@ struct JobReferences {
         case ["task", "execution_count"]: return String(attempt + 1)
         case ["input"]:
             guard let input else { throw KilnError.invalid("{{input}} is only defined inside a for_each_task") }
-            return JobValues.text(input)
+            return JSONValue.text(input)
         default: break
         }
         if parts.count >= 3, parts[0] == "job", parts[1] == "parameters" {
@@ -96,7 +81,7 @@ struct JobReferences {
         }
         if parts.count >= 2, parts[0] == "input", let input, case .object(let o) = input {
             guard let v = o[parts[1...].joined(separator: ".")] else { throw KilnError.invalid("The for_each input has no field in {{\(name)}}") }
-            return JobValues.text(v)
+            return JSONValue.text(v)
         }
         if parts.count >= 3, parts[0] == "tasks" {
             guard let t = upstream[parts[1]] else { throw KilnError.invalid("{{\(name)}} refers to task '\(parts[1])', which has not run before this task") }
@@ -104,7 +89,7 @@ struct JobReferences {
             case "values" where parts.count >= 4:
                 let key = parts[3...].joined(separator: ".")
                 guard let v = t.values[key] else { throw KilnError.invalid("Task '\(parts[1])' set no task value '\(key)' ({{\(name)}})") }
-                return JobValues.text(v)
+                return JSONValue.text(v)
             case "result_state": return t.result?.rawValue ?? ""
             case "run_id": return String(t.taskRunID)
             case "error_code": return t.result == .success ? "" : (t.result?.rawValue ?? "")

@@ -1,6 +1,6 @@
 import Foundation
 import KilnCore
-import KilnPlatform
+import KilnJobs
 import Testing
 
 @Suite("Quartz cron")

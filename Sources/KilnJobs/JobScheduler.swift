@@ -117,10 +117,10 @@ extension JobRunner {
     func tableUpdate(_ job: Job, _ state: inout [String: JSONValue]) async throws -> [Int64] {
         guard case .object(let trigger)? = job.settings["trigger"], !Self.paused(job.settings["trigger"]),
               case .object(let t)? = trigger["table_update"], let names = try JSONFields(t).strings("table_names"), !names.isEmpty else { return [] }
-        let home = self.home
+        guard let tablePath = context?.environment.tablePath else { return [] }
         var versions: [String: JSONValue] = [:]
         for name in names {
-            let version = (try? DeltaTable.open(KilnConfiguration.tablePath(name, home: home)).snapshot().version) ?? -1
+            let version = (try? DeltaTable.open(tablePath(name)).snapshot().version) ?? -1
             versions[name] = .number(String(version))
         }
         guard case .object(let seen)? = state["table_versions"] else {

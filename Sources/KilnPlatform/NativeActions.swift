@@ -1,0 +1,99 @@
+import Foundation
+import KilnCore
+import KilnJobs
+import KilnLake
+import KilnServing
+import KilnTraining
+
+/// Kiln's native job task actions, run in the server process over the platform's services: `ingest` (new files of
+/// a directory into a Delta table), `train` (the REST training request), `predict` (batch scoring into a table),
+/// `promote` (candidate vs champion on a holdout; the alias moves only when the candidate is significantly better)
+/// and `serve` (points a serving endpoint at a version or alias, creating it when missing).
+struct PlatformNativeActions: NativeActions {
+    let platform: Platform
+
+    func run(action: String, parameters: [String: JSONValue]) async throws -> (values: [String: JSONValue], message: String) {
+        let f = JSONFields(parameters)
+        var values: [String: JSONValue] = [:], message = ""
+        func number(_ v: some BinaryInteger) -> JSONValue { .number(String(v)) }
+        switch action {
+        case "ingest":
+            let source = try f.require("source"), table = try f.require("table"), format = try f.string("format")
+            let result = try await offload { try DeltaTable.ingest(directory: source, into: platform.training.tablePath(table), format: format) }
+            values = ["files": number(result.files.count), "rows": number(result.rows), "version": result.version.map { number($0) } ?? .null]
+            message = "Loaded \(result.files.count) file(s), \(result.rows) rows into \(table)"
+        case "train":
+            let outcome = try await platform.training.train(try TrainRequest(json: parameters))
+            values = ["run_id": .string(outcome.runID), "model_uri": .string(outcome.modelURI)]
+            if let v = outcome.registeredVersion { values["version"] = .string(v) }
+            for (k, v) in outcome.metrics { values[k] = .number(String(v)) }
+            message = "Trained run \(outcome.runID)"
+        case "predict":
+            let outcome = try await platform.training.predict(modelURI: try f.require("model"), table: try f.require("table"), output: try f.require("output"))
+            values = ["rows": number(outcome.rows), "version": number(outcome.outputVersion)]
+            message = "Scored \(outcome.rows) rows into \(try f.require("output"))"
+        case "promote":
+            values = try await promote(f)
+            message = values["promoted"] == .bool(true) ? "Promoted the candidate" : "Kept the champion"
+        case "serve":
+            values = try await serve(f)
+            message = "Endpoint \(try f.require("endpoint")) \(JSONValue.text(values["action"])) (version \(JSONValue.text(values["version"])))"
+        default:
+            throw KilnError.invalid("Unknown Kiln task action '\(action)'")
+        }
+        return (values, message)
+    }
+
+    /// Moves `alias` (default champion) of `model` to `version` when there is no champion yet, or when the
+    /// candidate is significantly better than the champion on `table` (McNemar for classifiers, a paired bootstrap
+    /// of the RMSE for regressors, 5% level).
+    func promote(_ f: JSONFields) async throws -> [String: JSONValue] {
+        let name = try f.require("model"), version = try f.require("version"), alias = try f.string("alias") ?? "champion"
+        let table = try f.require("table")
+        _ = try await platform.registry.getModelVersion(name: name, version: version)
+        let champion = try? await platform.registry.version(name: name, alias: alias)
+        var values: [String: JSONValue] = ["candidate_version": .string(version)]
+        guard let champion, String(champion.version) != version else {
+            try await platform.registry.setAlias(name: name, alias: alias, version: version, userID: "kiln-jobs")
+            values["promoted"] = .bool(true)
+            values["reason"] = .string(champion == nil ? "no \(alias) yet" : "already \(alias)")
+            return values
+        }
+        let c = try await platform.training.compare(modelA: "models:/\(name)/\(version)", modelB: "models:/\(name)/\(champion.version)", table: table)
+        values["champion_version"] = .string(String(champion.version))
+        values["test"] = .string(c.test)
+        if let p = c.pValue { values["p_value"] = .number(String(p)) }
+        if let d = c.difference { values["difference"] = .number(String(d)) }
+        for (k, v) in c.metricsA { values["candidate_\(k)"] = .number(String(v)) }
+        for (k, v) in c.metricsB { values["champion_\(k)"] = .number(String(v)) }
+        let better = c.better == "a"
+        if better { try await platform.registry.setAlias(name: name, alias: alias, version: version, userID: "kiln-jobs") }
+        values["promoted"] = .bool(better)
+        values["reason"] = .string(better ? "the candidate is significantly better" : c.better == "b" ? "the champion is significantly better" : "no significant difference")
+        return values
+    }
+
+    /// Serves `model` at `version` (or the version `alias` names, default champion) on `endpoint`: created when
+    /// missing, its config swapped (warm) when it serves another version, left alone when it already serves this one.
+    func serve(_ f: JSONFields) async throws -> [String: JSONValue] {
+        let endpoint = try f.require("endpoint"), model = try f.require("model")
+        let version: String
+        if let v = try f.string("version") { version = v } else {
+            version = String(try await platform.registry.version(name: model, alias: try f.string("alias") ?? "champion").version)
+        }
+        let config = EndpointConfig(servedEntities: [ServedEntity(entityName: model, entityVersion: version, workloadSize: try f.string("workload_size") ?? "Small",
+                                                                  scaleToZeroEnabled: true)])
+        var action = "created"
+        if let existing = try? await platform.serving.get(name: endpoint) {
+            if existing.config.servedEntities.map({ "\($0.entityName)/\($0.entityVersion)" }) == ["\(model)/\(version)"] {
+                action = "unchanged"
+            } else {
+                _ = try await platform.serving.updateConfig(name: endpoint, config: config, principal: "kiln-jobs")
+                action = "updated"
+            }
+        } else {
+            _ = try await platform.serving.create(name: endpoint, config: config, creator: "kiln-jobs")
+        }
+        return ["endpoint": .string(endpoint), "version": .string(version), "action": .string(action)]
+    }
+}

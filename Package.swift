@@ -45,6 +45,8 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "KilnBlob", dependencies: ["KilnCore"], swiftSettings: strict),
+        // The semantics every BlobStore backend must meet, run by `swift test` and `kiln storage check`.
+        .target(name: "KilnBlobConformance", dependencies: ["KilnCore", "KilnBlob"], swiftSettings: strict),
         .target(
             name: "KilnStore",
             dependencies: ["KilnCore", .product(name: "SQLKit", package: "sql-kit")],
@@ -135,7 +137,7 @@ let package = Package(
             name: "kiln",
             dependencies: [
                 "KilnCore", "KilnPlatform", "KilnServer", "KilnTracking", "KilnParquet", "KilnLake", "KilnFrame", "KilnSQL", "KilnLearn",
-                "KilnTraining", "KilnServing", "KilnJobs", "KilnBundles",
+                "KilnTraining", "KilnServing", "KilnJobs", "KilnBundles", "KilnBlob", "KilnBlobConformance",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
@@ -150,7 +152,7 @@ let package = Package(
             path: "Tests/KilnTestSupport",
             swiftSettings: strict
         ),
-        .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore", "KilnBlob"], swiftSettings: strict),
+        .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore", "KilnBlob", "KilnBlobConformance"], swiftSettings: strict),
         .testTarget(
             name: "KilnTrackingTests",
             dependencies: ["KilnTracking", "KilnTestSupport", "KilnCore"],

@@ -69,10 +69,55 @@ public protocol BlobReader: Sendable {
     func close()
 }
 
+/// What `head` knows of an object.
+public struct BlobObjectInfo: Sendable, Equatable {
+    public var size: Int64
+    /// Last modification, milliseconds since the epoch.
+    public var modifiedMillis: Int64
+
+    public init(size: Int64, modifiedMillis: Int64) {
+        self.size = size
+        self.modifiedMillis = modifiedMillis
+    }
+}
+
+/// One object of a prefix listing.
+public struct BlobObject: Sendable, Equatable {
+    /// The object's full key path.
+    public var key: String
+    public var size: Int64
+    public var modifiedMillis: Int64
+
+    public init(key: String, size: Int64, modifiedMillis: Int64) {
+        self.key = key
+        self.size = size
+        self.modifiedMillis = modifiedMillis
+    }
+}
+
+/// One page of a prefix listing; pass `nextStartAfter` back as `startAfter` for the next page.
+public struct BlobListing: Sendable, Equatable {
+    public var objects: [BlobObject]
+    /// The last key of this page when more may follow, nil on the last page.
+    public var nextStartAfter: String?
+
+    public init(objects: [BlobObject], nextStartAfter: String?) {
+        self.objects = objects
+        self.nextStartAfter = nextStartAfter
+    }
+}
+
 /// Object storage: the seam between services and the local filesystem or an S3 bucket.
 ///
-/// Contract: writes are atomic per object (readers see the old object or the whole new one, never a part);
-/// `list` returns entries sorted by name; `delete` of a missing key is not an error.
+/// Contract (pinned by `KilnBlobConformance`, which every backend must pass):
+/// - writes are atomic per object: readers see the old object or the whole new one, never a part;
+/// - `putIfAbsent` creates an object only when none exists under its key; of concurrent callers (threads or
+///   processes) exactly one wins, and the winner's bytes are what everyone reads afterwards;
+/// - `read(range:)` returns the bytes of the range that exist: a range past the end is cut at the end (empty when it
+///   starts there or beyond); a missing object is `RESOURCE_DOES_NOT_EXIST`;
+/// - `list` returns direct children sorted by name; `listObjects` returns every object whose key starts with a
+///   prefix, sorted by key (byte order), in pages;
+/// - `delete` of a missing key is not an error; `head` of one is nil.
 public protocol BlobStore: Sendable {
     /// Starts writing an object at `key`.
     func makeWriter(for key: BlobKey) throws -> any BlobWriter
@@ -85,6 +130,17 @@ public protocol BlobStore: Sendable {
     func kind(of key: BlobKey) throws -> Bool?
     /// Deletes the object or folder (recursively) at `key`.
     func delete(_ key: BlobKey) throws
+    /// Reads the object at `key`, or the bytes of `range` in it (cut at the object's end).
+    /// - Throws: `RESOURCE_DOES_NOT_EXIST` when there is no object there.
+    func read(_ key: BlobKey, range: Range<Int64>?) throws -> [UInt8]
+    /// Creates the object at `key` with `bytes` unless one exists: the commit primitive of Delta tables.
+    /// - Returns: true when this call created it, false when an object was already there (nothing is changed).
+    func putIfAbsent(_ key: BlobKey, bytes: [UInt8]) throws -> Bool
+    /// Size and modification time of the object at `key`; nil when there is none (or it is a folder).
+    func head(_ key: BlobKey) throws -> BlobObjectInfo?
+    /// Objects whose key path starts with `prefix` (a string prefix, not necessarily a folder), sorted by key,
+    /// after `startAfter` (exclusive), at most `limit` per page.
+    func listObjects(prefix: String, startAfter: String?, limit: Int) throws -> BlobListing
 }
 
 extension BlobStore {
@@ -101,14 +157,16 @@ extension BlobStore {
     }
 
     /// Reads a whole object into memory; for small objects only.
-    public func get(_ key: BlobKey) throws -> [UInt8] {
-        let reader = try openReader(for: key)
-        defer { reader.close() }
-        var out: [UInt8] = []
-        while true {
-            let chunk = try reader.read(maxLength: 1 << 20)
-            if chunk.isEmpty { return out }
-            out.append(contentsOf: chunk)
-        }
+    public func get(_ key: BlobKey) throws -> [UInt8] { try read(key, range: nil) }
+
+    /// Every object under `prefix`, all pages.
+    public func listAllObjects(prefix: String, pageSize: Int = 1000) throws -> [BlobObject] {
+        var out: [BlobObject] = [], after: String?
+        repeat {
+            let page = try listObjects(prefix: prefix, startAfter: after, limit: pageSize)
+            out += page.objects
+            after = page.nextStartAfter
+        } while after != nil
+        return out
     }
 }

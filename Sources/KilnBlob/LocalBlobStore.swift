@@ -75,6 +75,113 @@ public struct LocalBlobStore: BlobStore {
     }
 }
 
+extension LocalBlobStore {
+    public func read(_ key: BlobKey, range: Range<Int64>?) throws -> [UInt8] {
+        let fd = open(url(key).path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw KilnError.notFound("No object at '\(key.path)'") }
+        defer { Foundation.close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { throw KilnError.notFound("No object at '\(key.path)'") }
+        let size = Int64(info.st_size)
+        let start = min(max(range?.lowerBound ?? 0, 0), size), end = min(range?.upperBound ?? size, size)
+        guard end > start else { return [] }
+        let count = Int(end - start)
+        return try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            var done = 0
+            while done < count {
+                let n = pread(fd, buffer.baseAddress! + done, count - done, off_t(start) + off_t(done))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw KilnError.internalError(posixError())
+                }
+                if n == 0 { break }  // the file shrank under us: return what is there
+                done += n
+            }
+            initialized = done
+        }
+    }
+
+    /// Writes a hidden temporary file beside the target, fsyncs it, then `link(2)`s it to the key: the link fails
+    /// with `EEXIST` when any object is there, so of concurrent writers (threads or processes) exactly one wins, and
+    /// readers never see a partial object. The folder is fsynced after a win so the new name survives a crash.
+    public func putIfAbsent(_ key: BlobKey, bytes: [UInt8]) throws -> Bool {
+        guard !key.path.isEmpty else { throw KilnError.invalid("Cannot write to the store root itself") }
+        let target = url(key), folder = target.deletingLastPathComponent()
+        if try kind(of: key) != nil { return false }
+        do {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        } catch {
+            throw KilnError.invalid("Cannot create folder for '\(key.path)': a file is in the way")
+        }
+        let temp = folder.appendingPathComponent(".\(target.lastPathComponent).\(Identifiers.hex32()).partial")
+        let fd = open(temp.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw KilnError.internalError(posixError()) }
+        let writer = LocalBlobWriter(fd: fd, temp: temp, target: target)
+        defer { writer.abort() }
+        try bytes.withUnsafeBytes { try writer.write($0) }
+        guard fsync(fd) == 0 else { throw KilnError.internalError(posixError()) }
+        if link(temp.path, target.path) != 0 {
+            if errno == EEXIST { return false }
+            throw KilnError.internalError(posixError())
+        }
+        Self.syncFolder(folder.path)
+        return true
+    }
+
+    public func head(_ key: BlobKey) throws -> BlobObjectInfo? {
+        guard !key.path.isEmpty else { return nil }
+        var info = stat()
+        guard stat(url(key).path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return BlobObjectInfo(size: Int64(info.st_size), modifiedMillis: Self.millis(info.st_mtim))
+    }
+
+    public func listObjects(prefix: String, startAfter: String?, limit: Int) throws -> BlobListing {
+        guard limit > 0 else { throw KilnError.invalid("A listing page holds at least one object") }
+        // The deepest folder the prefix names; every match lies under it.
+        let folderPath = prefix.lastIndex(of: "/").map { String(prefix[..<$0]) } ?? ""
+        let folder = try BlobKey(folderPath)
+        if prefix.contains("\0") || prefix.contains("\\") { throw KilnError.invalid("Invalid object prefix '\(prefix)'") }
+        var found: [BlobObject] = []
+        walk(url(folder).path, keyPrefix: folder.path.isEmpty ? "" : folder.path + "/") { key, info in
+            guard key.utf8.starts(with: prefix.utf8) else { return }
+            if let startAfter, !startAfter.utf8.lexicographicallyPrecedes(key.utf8) { return }
+            found.append(BlobObject(key: key, size: Int64(info.st_size), modifiedMillis: Self.millis(info.st_mtim)))
+        }
+        found.sort { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+        guard found.count > limit else { return BlobListing(objects: found, nextStartAfter: nil) }
+        let page = Array(found.prefix(limit))
+        return BlobListing(objects: page, nextStartAfter: page.last?.key)
+    }
+
+    /// Calls `visit` for every regular file under `path` (symbolic links to folders are not followed; temporary
+    /// files of unfinished writes are skipped).
+    private func walk(_ path: String, keyPrefix: String, _ visit: (String, stat) -> Void) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: path) else { return }
+        for name in names where !(name.hasPrefix(".") && name.hasSuffix(".partial")) {
+            let child = path + "/" + name
+            var info = stat()
+            guard lstat(child, &info) == 0 else { continue }
+            switch info.st_mode & S_IFMT {
+            case S_IFDIR: walk(child, keyPrefix: keyPrefix + name + "/", visit)
+            case S_IFREG: visit(keyPrefix + name, info)
+            case S_IFLNK:
+                if stat(child, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG { visit(keyPrefix + name, info) }
+            default: continue
+            }
+        }
+    }
+
+    static func millis(_ t: timespec) -> Int64 { Int64(t.tv_sec) * 1000 + Int64(t.tv_nsec) / 1_000_000 }
+
+    /// fsyncs a folder so a new or renamed entry in it is durable.
+    static func syncFolder(_ path: String) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        fsync(fd)
+        Foundation.close(fd)
+    }
+}
+
 /// Owns one open file descriptor; calls are made by one task at a time (the request handler that opened it).
 final class LocalBlobWriter: BlobWriter, @unchecked Sendable {
     let fd: Int32

@@ -12,7 +12,7 @@ struct Kiln: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kiln",
         abstract: "Kiln: a self-hosted lakehouse machine-learning platform.",
-        subcommands: [Server.self, Version.self, Experiments.self, Runs.self, Models.self, Parquet.self, Table.self, SQL.self, Ingest.self, Profile.self, Train.self, Predict.self, Features.self, Endpoints.self, Jobs.self, Bundles.self]
+        subcommands: [Server.self, Version.self, Experiments.self, Runs.self, Models.self, Parquet.self, Table.self, SQL.self, Ingest.self, Profile.self, Train.self, Predict.self, Features.self, Endpoints.self, Jobs.self, Bundles.self, Storage.self]
     )
 
     static func main() async {

@@ -154,12 +154,12 @@ public actor JobRunner {
             })
         }
         let now = clock.nowMillis()
-        let run = JobRun(runID: try await allocateID(), jobID: job.jobID, numberInJob: try await store.nextNumber(jobID: job.jobID),
+        var run = JobRun(runID: try await allocateID(), jobID: job.jobID, numberInJob: 0,
                          runName: JobsService.name(settings), runType: request.parentTaskRunID == nil ? "JOB_RUN" : "WORKFLOW_RUN",
                          trigger: request.trigger, creator: request.creator, settings: settings, parameters: parameters, overrides: request.overrides,
                          lifeCycle: .queued, result: nil, message: "Waiting to start", startTime: now, endTime: nil, queueDuration: 0, repairs: [],
                          scheduleSlot: request.scheduleSlot, parentTaskRunID: request.parentTaskRunID)
-        try await store.insert(run, idempotencyToken: request.idempotencyToken)
+        run.numberInJob = try await store.insert(run, idempotencyToken: request.idempotencyToken)
         let queues: Bool
         if let q = request.queue { queues = q } else if case .object(let q)? = settings["queue"], q["enabled"] == .bool(true) { queues = true } else { queues = false }
         if !queues, executingJobs[job.jobID, default: 0] >= Self.maxConcurrentRuns(settings) {

@@ -223,18 +223,27 @@ public struct JobRunStore: Sendable {
         }
     }
 
-    /// Stores a new run. - Throws: `RESOURCE_ALREADY_EXISTS` when its schedule slot or idempotency token was taken.
-    func insert(_ run: JobRun, idempotencyToken: String?) async throws {
+    /// Stores a new run; a job's run gets the next number of its job in the same transaction (so two servers never
+    /// give two runs one number). - Returns: the run's number in its job.
+    /// - Throws: `RESOURCE_ALREADY_EXISTS` when its schedule slot or idempotency token was taken.
+    @discardableResult
+    func insert(_ run: JobRun, idempotencyToken: String?) async throws -> Int64 {
         try await database.write { sql in
+            var number = run.numberInJob
+            if let jobID = run.jobID {
+                number = try await sql.raw("SELECT COALESCE(MAX(number_in_job), 0) + 1 AS n FROM job_runs WHERE job_id = \(bind: jobID)")
+                    .first()?.decode(column: "n", as: Int64.self) ?? 1
+            }
             try await sql.raw("""
                 INSERT INTO job_runs (run_id, job_id, number_in_job, run_name, run_type, trigger_type, creator, settings, parameters, overrides,
                     life_cycle_state, result_state, state_message, start_time, end_time, queue_duration, repairs, schedule_slot, parent_task_run_id, idempotency_token)
-                VALUES (\(bind: run.runID), \(bind: run.jobID), \(bind: run.numberInJob), \(bind: run.runName), \(bind: run.runType), \(bind: run.trigger),
+                VALUES (\(bind: run.runID), \(bind: run.jobID), \(bind: number), \(bind: run.runName), \(bind: run.runType), \(bind: run.trigger),
                     \(bind: run.creator), \(bind: JSONValue.object(run.settings).json), \(bind: Self.text(run.parameters)), \(bind: JSONValue.object(run.overrides).json),
                     \(bind: run.lifeCycle.rawValue), \(bind: run.result?.rawValue), \(bind: run.message), \(bind: run.startTime), \(bind: run.endTime),
                     \(bind: run.queueDuration), \(bind: JSONValue.array(run.repairs.map(JSONValue.object)).json), \(bind: run.scheduleSlot),
                     \(bind: run.parentTaskRunID), \(bind: idempotencyToken))
                 """).run()
+            return number
         }
     }
 
@@ -283,13 +292,6 @@ public struct JobRunStore: Sendable {
     /// Runs not yet final (for recovery and concurrency counts).
     func activeRuns() async throws -> [JobRun] {
         try await runs(jobID: nil, activeOnly: true, completedOnly: false, runType: nil, from: nil, to: nil, limit: 1_000_000, offset: 0).reversed()
-    }
-
-    func nextNumber(jobID: Int64?) async throws -> Int64 {
-        guard let jobID else { return 1 }
-        return try await database.read { sql in
-            try await sql.raw("SELECT COALESCE(MAX(number_in_job), 0) + 1 AS n FROM job_runs WHERE job_id = \(bind: jobID)").first()?.decode(column: "n", as: Int64.self) ?? 1
-        }
     }
 
     func delete(_ runID: Int64) async throws {

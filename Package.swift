@@ -70,7 +70,7 @@ let package = Package(
         .systemLibrary(name: "CZstd", path: "Sources/CZstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "KilnParquet", dependencies: ["CSnappy", "CZstd", "CZlib"], swiftSettings: strict),
-        .target(name: "KilnLake", dependencies: ["KilnCore", "KilnParquet"], swiftSettings: strict),
+        .target(name: "KilnLake", dependencies: ["KilnCore", "KilnBlob", "KilnParquet"], swiftSettings: strict),
         .target(name: "KilnFrame", dependencies: ["KilnCore", "KilnParquet", "KilnLake"], swiftSettings: strict),
         .target(name: "KilnSQL", dependencies: ["KilnCore", "KilnParquet", "KilnLake", "KilnFrame"], swiftSettings: strict),
         .systemLibrary(name: "CXGBoost", path: "Sources/CXGBoost", providers: [.apt(["libxgboost-dev"])]),

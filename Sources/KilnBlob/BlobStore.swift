@@ -60,12 +60,14 @@ public protocol BlobWriter: Sendable {
     func abort()
 }
 
-/// Reads one object sequentially.
+/// Reads one object, sequentially or at positions (what a Parquet reader needs: a footer, then column chunks).
 public protocol BlobReader: Sendable {
     /// Total size in bytes.
     var size: Int64 { get }
-    /// Reads up to `maxLength` bytes; an empty array means end of object.
+    /// Reads up to `maxLength` bytes from the current position; an empty array means end of object.
     func read(maxLength: Int) throws -> [UInt8]
+    /// Reads the bytes at `offset..<offset + count`, cut at the object's end; safe to call from several threads.
+    func read(at offset: Int64, count: Int) throws -> [UInt8]
     func close()
 }
 

@@ -14,6 +14,11 @@ public struct LocalBlobStore: BlobStore {
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
     }
 
+    /// A store over `root` that may not exist yet (its folders appear with the first write).
+    public init(existingOrFutureRoot root: URL) {
+        self.root = root
+    }
+
     func url(_ key: BlobKey) -> URL {
         key.path.isEmpty ? root : root.appendingPathComponent(key.path)
     }
@@ -84,21 +89,7 @@ extension LocalBlobStore {
         guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { throw KilnError.notFound("No object at '\(key.path)'") }
         let size = Int64(info.st_size)
         let start = min(max(range?.lowerBound ?? 0, 0), size), end = min(range?.upperBound ?? size, size)
-        guard end > start else { return [] }
-        let count = Int(end - start)
-        return try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-            var done = 0
-            while done < count {
-                let n = pread(fd, buffer.baseAddress! + done, count - done, off_t(start) + off_t(done))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw KilnError.internalError(posixError())
-                }
-                if n == 0 { break }  // the file shrank under us: return what is there
-                done += n
-            }
-            initialized = done
-        }
+        return try positionalRead(fd, at: start, count: Int(max(end - start, 0)))
     }
 
     /// Writes a hidden temporary file beside the target, fsyncs it, then `link(2)`s it to the key: the link fails
@@ -171,7 +162,8 @@ extension LocalBlobStore {
         }
     }
 
-    static func millis(_ t: timespec) -> Int64 { Int64(t.tv_sec) * 1000 + Int64(t.tv_nsec) / 1_000_000 }
+    /// Milliseconds since the epoch, rounded as Foundation's modification dates are.
+    static func millis(_ t: timespec) -> Int64 { Int64((Double(t.tv_sec) * 1000 + Double(t.tv_nsec) / 1_000_000).rounded()) }
 
     /// fsyncs a folder so a new or renamed entry in it is durable.
     static func syncFolder(_ path: String) {
@@ -258,6 +250,11 @@ final class LocalBlobReader: BlobReader, @unchecked Sendable {
         }
     }
 
+    func read(at offset: Int64, count: Int) throws -> [UInt8] {
+        let start = min(max(offset, 0), size)
+        return try positionalRead(fd, at: start, count: max(0, min(count, Int(size - start))))
+    }
+
     func close() {
         guard !closed else { return }
         closed = true
@@ -265,6 +262,24 @@ final class LocalBlobReader: BlobReader, @unchecked Sendable {
     }
 
     deinit { close() }
+}
+
+/// Up to `count` bytes at `offset` with `pread` (fewer when the file is shorter).
+func positionalRead(_ fd: Int32, at offset: Int64, count: Int) throws -> [UInt8] {
+    guard count > 0 else { return [] }
+    return try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+        var done = 0
+        while done < count {
+            let n = pread(fd, buffer.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw KilnError.internalError(posixError())
+            }
+            if n == 0 { break }  // the file is shorter (or shrank under us): return what is there
+            done += n
+        }
+        initialized = done
+    }
 }
 
 func posixError() -> POSIXError { POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }

@@ -82,7 +82,7 @@ extension DeltaTable {
             }
             let timestamp = log.commitTimestamp(version) ?? 0
             for (file, changeType) in files {
-                guard FileManager.default.fileExists(atPath: filePath(file.path)) else {
+                guard storage.exists(file.path) else {
                     throw KilnError(.invalidState, "The changes of version \(version) cannot be read: \(file.path) was vacuumed")
                 }
                 var stop = false

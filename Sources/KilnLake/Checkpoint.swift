@@ -51,12 +51,11 @@ extension DeltaTable {
         guard let start = listing.checkpoints.keys.filter({ $0 <= expiredThrough + 1 && $0 > 0 }).max() else { return 0 }
         var deleted = 0
         for (version, path) in listing.commits where version < start {
-            if unlink(path) == 0 { deleted += 1 }
+            if (try? storage.store.delete(try storage.key(path))) != nil { deleted += 1 }
         }
         for (version, parts) in listing.checkpoints where version < start {
-            for part in parts where unlink(part) == 0 { deleted += 1 }
+            for part in parts where (try? storage.store.delete(try storage.key(part))) != nil { deleted += 1 }
         }
-        if deleted > 0 { Self.syncDirectory(log.logPath) }
         return deleted
     }
 
@@ -77,23 +76,17 @@ extension DeltaTable {
             row[index] = try JSONCells.cell(value, node: fields[index])
             try shredder.append(row)
         }
-        let name = String(format: "%020lld.checkpoint.parquet", snapshot.version)
-        let temporary = log.logPath + "/.tmp-\(UUID().uuidString).checkpoint.parquet"
-        defer { unlink(temporary) }
+        let name = DeltaLog.logFile(DeltaLog.checkpointName(snapshot.version))
         var options = ParquetWriterOptions(codec: .snappy)
         options.createdBy = "kiln"
-        let writer = try ParquetFileWriter(path: temporary, schema: parquet, options: options)
+        // The store publishes the file whole when the writer closes (a temporary file renamed into place locally).
+        let sink = try storage.parquetSink(name)
+        defer { sink.abandon() }
+        let writer = try ParquetFileWriter(sink: sink, schema: parquet, options: options)
         try writer.writeRowGroup(shredder.take())
         try writer.close()
-        guard rename(temporary, log.logPath + "/" + name) == 0 else { throw KilnError(.internalError, "Cannot place checkpoint \(name)") }
-        let size = (try? FileManager.default.attributesOfItem(atPath: log.logPath + "/" + name)[.size] as? Int) ?? 0
+        let size = (try? storage.store.head(try storage.key(name)))??.size ?? 0
         let pointer = "{\"version\":\(snapshot.version),\"size\":\(actions.count),\"sizeInBytes\":\(size),\"numOfAddFiles\":\(snapshot.files.count)}"
-        let pointerTemp = log.logPath + "/.tmp-\(UUID().uuidString).last_checkpoint"
-        try Self.writeDurably(Data(pointer.utf8), to: pointerTemp)
-        guard rename(pointerTemp, log.logPath + "/_last_checkpoint") == 0 else {
-            unlink(pointerTemp)
-            throw KilnError(.internalError, "Cannot update _last_checkpoint")
-        }
-        Self.syncDirectory(log.logPath)
+        try storage.store.put(try storage.key(DeltaLog.logFile("_last_checkpoint")), bytes: Array(pointer.utf8))
     }
 }

@@ -14,6 +14,11 @@ enum DeletionVector {
 
     /// The deleted row indexes (0-based positions in the file), sorted.
     static func rows(_ descriptor: [String: JSONValue], tablePath: String) throws -> [Int] {
+        try rows(descriptor, storage: .local(tablePath))
+    }
+
+    /// The deleted row indexes of a descriptor whose `u` files live in `storage`.
+    static func rows(_ descriptor: [String: JSONValue], storage tableStorage: TableStorage) throws -> [Int] {
         func string(_ key: String) -> String? { if case .string(let s)? = descriptor[key] { return s }; return nil }
         func int(_ key: String) -> Int? { if case .number(let n)? = descriptor[key] { return Int(n) }; return nil }
         guard let storage = string("storageType"), let location = string("pathOrInlineDv"), let size = int("sizeInBytes"), size >= 0 else {
@@ -26,7 +31,7 @@ enum DeletionVector {
             guard decoded.count >= size else { throw invalid("inline data shorter than sizeInBytes") }
             bytes = Array(decoded.prefix(size))
         case "u", "p":
-            let path: String
+            let offset = int("offset") ?? 1
             if storage == "u" {
                 guard location.count >= 20 else { throw invalid("'\(location)' is too short to hold a UUID") }
                 let uuid = try z85Decode(Substring(location.suffix(20)))
@@ -34,11 +39,19 @@ enum DeletionVector {
                 let text = [hex.prefix(8), hex.dropFirst(8).prefix(4), hex.dropFirst(12).prefix(4), hex.dropFirst(16).prefix(4), hex.dropFirst(20)]
                     .joined(separator: "-")
                 let prefix = location.dropLast(20)
-                path = tablePath + "/" + (prefix.isEmpty ? "" : prefix + "/") + "deletion_vector_\(text).bin"
+                let name = "deletion_vector_\(text).bin"
+                let data: [UInt8]
+                do {
+                    data = try tableStorage.store.read(try tableStorage.key((prefix.isEmpty ? "" : prefix + "/") + name),
+                                                       range: Int64(max(0, offset))..<Int64(max(0, offset) + size + 8))
+                } catch let error as KilnError where error.code == .resourceDoesNotExist {
+                    throw invalid("\(name) is missing")
+                }
+                bytes = try vector(data, size: size)
             } else {
-                path = location.hasPrefix("file:") ? (URL(string: location)?.path ?? location) : location
+                let path = location.hasPrefix("file:") ? (URL(string: location)?.path ?? location) : location
+                bytes = try readFromFile(path, offset: offset, size: size)
             }
-            bytes = try readFromFile(path, offset: int("offset") ?? 1, size: size)
         default:
             throw KilnError(.invalidState, "Deletion vector storage type '\(storage)' is not supported")
         }
@@ -56,7 +69,11 @@ enum DeletionVector {
         guard let handle = FileHandle(forReadingAtPath: path) else { throw invalid("\(URL(fileURLWithPath: path).lastPathComponent) is missing") }
         defer { try? handle.close() }
         try handle.seek(toOffset: UInt64(max(0, offset)))
-        let data = [UInt8](try handle.read(upToCount: size + 8) ?? Data())
+        return try vector([UInt8](try handle.read(upToCount: size + 8) ?? Data()), size: size)
+    }
+
+    /// The vector's bytes from its size, body and checksum as stored in a file.
+    static func vector(_ data: [UInt8], size: Int) throws -> [UInt8] {
         guard data.count == size + 8 else { throw invalid("the file ends before the vector does") }
         let recorded = Int(bigEndian32(data, 0))
         guard recorded == size else { throw invalid("the file records \(recorded) bytes where the descriptor says \(size)") }

@@ -27,17 +27,27 @@ public struct DeltaSnapshot: Sendable {
     }
 }
 
-/// The `_delta_log` directory of a table on the local file system: listing, reading commits and checkpoints, and
-/// replaying them into snapshots.
+/// The `_delta_log` folder of a table in its store: listing, reading commits and checkpoints, and replaying them
+/// into snapshots.
 public struct DeltaLog: Sendable {
-    public let tablePath: String
+    public let storage: TableStorage
+    /// How messages name the table.
+    public var tablePath: String { storage.displayPath }
+    /// The log folder of a table in a local folder.
     public var logPath: String { tablePath + "/_delta_log" }
 
+    /// The log of the table in a local folder.
     public init(tablePath: String) {
         var path = tablePath
         while path.count > 1, path.hasSuffix("/") { path.removeLast() }
-        self.tablePath = path
+        storage = .local(path)
     }
+
+    /// The log of the table at `storage`.
+    public init(storage: TableStorage) { self.storage = storage }
+
+    /// A log file's path relative to the table root.
+    static func logFile(_ name: String) -> String { "_delta_log/" + name }
 
     public static func commitName(_ version: Int64) -> String { String(format: "%020lld.json", version) }
     static func checkpointName(_ version: Int64) -> String { String(format: "%020lld.checkpoint.parquet", version) }
@@ -50,21 +60,25 @@ public struct DeltaLog: Sendable {
     }
 
     func list() throws -> Listing {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: logPath) else {
+        let prefix = (storage.root.isEmpty ? "" : storage.root + "/") + "_delta_log/"
+        let objects = try storage.store.listAllObjects(prefix: prefix)
+        guard !objects.isEmpty else {
             throw KilnError.notFound("No Delta table at '\(tablePath)' (no _delta_log directory)")
         }
         var listing = Listing()
         var parts: [Int64: [Int: String]] = [:]
         var partCounts: [Int64: Int] = [:]
-        for name in names {
+        for object in objects {
+            let name = String(object.key.dropFirst(prefix.count))
+            guard !name.contains("/") else { continue }
             let pieces = name.split(separator: ".")
             guard pieces.count >= 2, pieces[0].count == 20, let version = Int64(pieces[0]) else { continue }
             if pieces.count == 2, pieces[1] == "json" {
-                listing.commits[version] = logPath + "/" + name
+                listing.commits[version] = Self.logFile(name)
             } else if pieces.count == 3, pieces[1] == "checkpoint", pieces[2] == "parquet" {
-                listing.checkpoints[version] = [logPath + "/" + name]
+                listing.checkpoints[version] = [Self.logFile(name)]
             } else if pieces.count == 5, pieces[1] == "checkpoint", pieces[4] == "parquet", let part = Int(pieces[2]), let total = Int(pieces[3]) {
-                parts[version, default: [:]][part] = logPath + "/" + name
+                parts[version, default: [:]][part] = Self.logFile(name)
                 partCounts[version] = total
             }
         }
@@ -80,11 +94,15 @@ public struct DeltaLog: Sendable {
 
     /// The actions of commit `version`.
     public func readCommit(_ version: Int64) throws -> [DeltaAction] {
-        try Self.parseCommit(at: logPath + "/" + Self.commitName(version))
+        try parseCommit(at: Self.logFile(Self.commitName(version)))
     }
 
-    static func parseCommit(at path: String) throws -> [DeltaAction] {
-        guard let data = FileManager.default.contents(atPath: path) else { throw KilnError.notFound("Missing commit file \(path)") }
+    /// The actions of the commit file at `path` (relative to the table root).
+    func parseCommit(at path: String) throws -> [DeltaAction] {
+        let data: [UInt8]
+        do { data = try storage.bytes(path) } catch let error as KilnError where error.code == .resourceDoesNotExist {
+            throw KilnError.notFound("Missing commit file \(tablePath)/\(path)")
+        }
         var actions: [DeltaAction] = []
         for line in data.split(separator: UInt8(ascii: "\n")) where !line.allSatisfy({ $0 == 0x20 || $0 == 0x0D }) {
             let value: JSONValue
@@ -99,7 +117,7 @@ public struct DeltaLog: Sendable {
         var actions: [DeltaAction] = []
         for path in paths {
             let reader: ParquetFileReader
-            do { reader = try ParquetFileReader(path: path) } catch let error as ParquetError {
+            do { reader = try storage.parquet(path) } catch let error as ParquetError {
                 throw KilnError(.invalidState, "Checkpoint \(path) cannot be read: \(error.description)")
             }
             let wanted = ["protocol", "metaData", "add", "remove", "txn"]
@@ -121,8 +139,8 @@ public struct DeltaLog: Sendable {
 
     /// When commit `version` was made: the commit file's modification time, as the protocol says (ms).
     public func commitTimestamp(_ version: Int64) -> Int64? {
-        let attributes = try? FileManager.default.attributesOfItem(atPath: logPath + "/" + Self.commitName(version))
-        return (attributes?[.modificationDate] as? Date).map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) }
+        guard let key = try? storage.key(Self.logFile(Self.commitName(version))) else { return nil }
+        return (try? storage.store.head(key))??.modifiedMillis
     }
 
     /// Replays the log up to `version` (the newest by default).
@@ -148,7 +166,7 @@ public struct DeltaLog: Sendable {
                         ? "Version \(target) can no longer be read: its commits were cleaned up (the oldest kept is \(first))"
                         : "The Delta log is missing commit \(v)")
                 }
-                try state.apply(try Self.parseCommit(at: path), version: v)
+                try state.apply(try parseCommit(at: path), version: v)
             }
         }
         guard let proto = state.protocolAction, let metadata = state.metadata else {

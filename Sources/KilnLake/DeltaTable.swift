@@ -42,15 +42,29 @@ public final class DeltaTable: Sendable {
     /// Versions between checkpoints (`delta.checkpointInterval`, default 10).
     static let defaultCheckpointInterval: Int64 = 10
 
+    /// The table in a local folder.
     public init(path: String) {
         log = DeltaLog(tablePath: path)
         self.path = log.tablePath
     }
 
+    /// The table at `storage` (any blob store).
+    public init(storage: TableStorage) {
+        log = DeltaLog(storage: storage)
+        path = storage.displayPath
+    }
+
+    /// Where the table's files live.
+    public var storage: TableStorage { log.storage }
+
     /// Opens an existing table. - Throws: `RESOURCE_DOES_NOT_EXIST` when there is none at `path`.
-    public static func open(_ path: String) throws -> DeltaTable {
-        let table = DeltaTable(path: path)
-        guard try table.log.latestVersion() != nil else { throw KilnError.notFound("No Delta table at '\(path)'") }
+    public static func open(_ path: String) throws -> DeltaTable { try open(DeltaTable(path: path)) }
+
+    /// Opens an existing table in a store. - Throws: `RESOURCE_DOES_NOT_EXIST` when there is none.
+    public static func open(storage: TableStorage) throws -> DeltaTable { try open(DeltaTable(storage: storage)) }
+
+    static func open(_ table: DeltaTable) throws -> DeltaTable {
+        guard try table.log.latestVersion() != nil else { throw KilnError.notFound("No Delta table at '\(table.path)'") }
         return table
     }
 
@@ -83,7 +97,6 @@ public final class DeltaTable: Sendable {
                                      partitionColumns: partitionColumns.map { schema.field($0)!.name }, configuration: properties,
                                      createdTime: now())
         let proto = try protocolFor(schema: schema, properties: properties)
-        try FileManager.default.createDirectory(atPath: table.log.logPath, withIntermediateDirectories: true)
         _ = try table.commit([.protocolAction(proto), .metadata(metadata)], readVersion: -1, operation: "CREATE TABLE",
                              parameters: ["partitionBy": .string(JSONText.string(.array(partitionColumns.map(JSONValue.string)))),
                                           "description": description.map(JSONValue.string) ?? .null,
@@ -94,8 +107,8 @@ public final class DeltaTable: Sendable {
 
     /// The table at `path`, created with `schema` (named after the last part of `name`) when there is none.
     public static func openOrCreate(_ path: String, schema: DeltaSchema, name: String) throws -> DeltaTable {
-        if FileManager.default.fileExists(atPath: path + "/_delta_log") { return try DeltaTable.open(path) }
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let table = DeltaTable(path: path)
+        if (try? table.log.latestVersion()) != nil { return table }
         return try DeltaTable.create(at: path, schema: schema, name: name.split(separator: ".").last.map(String.init))
     }
 
@@ -150,7 +163,7 @@ public final class DeltaTable: Sendable {
             if readVersion >= 0 { info["readVersion"] = .number(String(readVersion)) }
             if let user = ProcessInfo.processInfo.environment["USER"] { info["userName"] = .string(user) }
             let text = ([DeltaAction.commitInfo(info)] + actions).map(\.json).joined(separator: "\n") + "\n"
-            if try Self.putIfAbsent(Data(text.utf8), at: log.logPath + "/" + DeltaLog.commitName(version), directory: log.logPath) {
+            if try storage.store.putIfAbsent(try storage.key(DeltaLog.logFile(DeltaLog.commitName(version))), bytes: Array(text.utf8)) {
                 // A checkpoint only speeds up later reads: the commit stands even if writing one fails.
                 try? checkpointIfDue(version, configuration: configuration)
                 return version
@@ -173,43 +186,6 @@ public final class DeltaTable: Sendable {
                 }
             }
             version = latest + 1
-        }
-    }
-
-    /// Creates `path` with `data` only if nothing is there: temp file, fsync, `link(2)`, fsync of the directory.
-    static func putIfAbsent(_ data: Data, at path: String, directory: String) throws -> Bool {
-        let temporary = directory + "/.tmp-\(UUID().uuidString).json"
-        try writeDurably(data, to: temporary)
-        defer { unlink(temporary) }
-        if link(temporary, path) == 0 {
-            syncDirectory(directory)
-            return true
-        }
-        if errno == EEXIST { return false }
-        throw KilnError(.internalError, "Cannot create commit \(path): \(String(cString: strerror(errno)))")
-    }
-
-    static func writeDurably(_ data: Data, to path: String) throws {
-        let fd = Foundation.open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw KilnError(.internalError, "Cannot create \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        try data.withUnsafeBytes { raw in
-            var done = 0
-            while done < raw.count {
-                let n = Foundation.write(fd, raw.baseAddress! + done, raw.count - done)
-                if n < 0, errno == EINTR { continue }
-                guard n > 0 else { throw KilnError(.internalError, "Cannot write \(path): \(String(cString: strerror(errno)))") }
-                done += n
-            }
-        }
-        guard fsync(fd) == 0 else { throw KilnError(.internalError, "Cannot flush \(path)") }
-    }
-
-    static func syncDirectory(_ path: String) {
-        let fd = Foundation.open(path, O_RDONLY)
-        if fd >= 0 {
-            fsync(fd)
-            close(fd)
         }
     }
 }

@@ -95,7 +95,7 @@ extension DeltaTable {
         let dataSchema = DeltaSchema(dataFields)
         do {
             for file in snapshot.files {
-                let reader = try ParquetFileReader(path: filePath(file.path))
+                let reader = try storage.parquet(file.path)
                 let groups = try reader.readAll(rowGroups: Array(reader.metadata.rowGroups.indices), columns: Array(reader.columns.indices))
                 guard !groups.isEmpty else { continue }
                 let fileBatch = LakeBatch(schema: reader.schema, columns: reader.columns.indices.map { i in
@@ -189,7 +189,7 @@ extension DeltaTable {
                                         blindAppend: false, configuration: snapshot.metadata.configuration)
             return result
         } catch {
-            for add in adds + changes { unlink(filePath(add.path)) }
+            for add in adds + changes { storage.delete(add.path) }
             throw error
         }
     }

@@ -31,7 +31,7 @@ extension DeltaTable {
         var deleted = 0, removed = 0
         do {
             for file in plan.files {
-                let reader = try ParquetFileReader(path: filePath(file.path))
+                let reader = try storage.parquet(file.path)
                 let partition = partitionLookup(file, schema: schema)
                 var kept: [LakeBatch] = [], gone: [LakeBatch] = []
                 var matched = 0
@@ -75,7 +75,7 @@ extension DeltaTable {
                                      blindAppend: false, configuration: snapshot.metadata.configuration)
             return DeleteResult(version: version, rowsDeleted: deleted, filesRemoved: removed, filesAdded: adds.count)
         } catch {
-            for add in adds + changes { unlink(filePath(add.path)) }
+            for add in adds + changes { storage.delete(add.path) }
             throw error
         }
     }
@@ -97,7 +97,7 @@ extension DeltaTable {
         }
         let removes = current.files.filter { !targetKeys.contains($0.key) }
         var adds = target.files.filter { !currentKeys.contains($0.key) }
-        for add in adds where !FileManager.default.fileExists(atPath: filePath(add.path)) {
+        for add in adds where !storage.exists(add.path) {
             throw KilnError(.invalidState, "Version \(version) cannot be restored: its file \(add.path) was vacuumed")
         }
         for i in adds.indices { adds[i].dataChange = true }
@@ -136,28 +136,26 @@ extension DeltaTable {
             throw KilnError.invalid("A retention of \(retention) hours is shorter than the table's \(minimum); readers of older versions would fail. Pass force to do it anyway")
         }
         let cutoff = Double(Self.now()) - retention * 3_600_000
-        func normalized(_ logPath: String) -> String { URL(fileURLWithPath: filePath(logPath)).standardizedFileURL.path }
-        var keep = Set(snapshot.files.map { normalized($0.path) })
-        for tombstone in snapshot.tombstones where Double(tombstone.deletionTimestamp ?? 0) > cutoff { keep.insert(normalized(tombstone.path)) }
-        var victims: [String] = []
-        let root = URL(fileURLWithPath: path)
-        guard let walker = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isRegularFileKey, .contentModificationDateKey]) else {
-            return []
+        // Live and recently removed files by their path under the table root; every object the store lists under
+        // the root that is neither, is older than the cutoff and is not under a `_`/`.` folder or name goes.
+        func relative(_ logPath: String) -> String? {
+            guard let (key, _) = try? storage.resolve(logPath), let key else { return nil }
+            return storage.root.isEmpty ? key.path : String(key.path.dropFirst(storage.root.count + 1))
         }
-        for case let url as URL in walker {
-            let name = url.lastPathComponent
-            if name.hasPrefix("_") || name.hasPrefix(".") {
-                walker.skipDescendants()
-                continue
-            }
-            let values = try? url.resourceValues(forKeys: [.isRegularFileKey, .contentModificationDateKey])
-            guard values?.isRegularFile == true else { continue }
-            let full = url.standardizedFileURL.path
-            guard !keep.contains(full), (values?.contentModificationDate?.timeIntervalSince1970 ?? 0) * 1000 < cutoff else { continue }
-            victims.append(String(full.dropFirst(root.standardizedFileURL.path.count + 1)))
+        var keep = Set(snapshot.files.compactMap { relative($0.path) })
+        for tombstone in snapshot.tombstones where Double(tombstone.deletionTimestamp ?? 0) > cutoff {
+            if let r = relative(tombstone.path) { keep.insert(r) }
+        }
+        var victims: [String] = []
+        let prefix = storage.root.isEmpty ? "" : storage.root + "/"
+        for object in try storage.store.listAllObjects(prefix: prefix) {
+            let name = String(object.key.dropFirst(prefix.count))
+            guard !name.split(separator: "/").contains(where: { $0.hasPrefix("_") || $0.hasPrefix(".") }) else { continue }
+            guard !keep.contains(name), Double(object.modifiedMillis) < cutoff else { continue }
+            victims.append(name)
         }
         victims.sort()
-        if !dryRun { for victim in victims { unlink(path + "/" + victim) } }
+        if !dryRun { for victim in victims { try storage.store.delete(try storage.key(victim)) } }
         return victims
     }
 }
@@ -232,7 +230,7 @@ extension DeltaTable {
                     binBytes = 0
                 }
                 for file in files.sorted(by: { $0.path < $1.path }) {
-                    let reader = try ParquetFileReader(path: filePath(file.path))
+                    let reader = try storage.parquet(file.path)
                     for group in reader.metadata.rowGroups.indices {
                         bin.append(try Self.conform(LakeBatch(schema: reader.schema, columns: try reader.readRowGroup(group)), to: dataSchema))
                     }
@@ -255,7 +253,7 @@ extension DeltaTable {
                                         blindAppend: false, configuration: snapshot.metadata.configuration)
             return result
         } catch {
-            for add in adds { unlink(filePath(add.path)) }
+            for add in adds { storage.delete(add.path) }
             throw error
         }
     }
@@ -374,7 +372,7 @@ extension DeltaTable {
                                         blindAppend: false, configuration: snapshot.metadata.configuration)
             return result
         } catch {
-            for add in adds + changes { unlink(filePath(add.path)) }
+            for add in adds + changes { storage.delete(add.path) }
             throw error
         }
     }
@@ -418,17 +416,19 @@ extension DeltaTable {
     public func generateSymlinkManifest() throws -> Int {
         let snapshot = try snapshot()
         try Self.checkReadable(snapshot)
-        let root = path + "/_symlink_format_manifest"
-        try? FileManager.default.removeItem(atPath: root)
+        let root = "_symlink_format_manifest"
+        try storage.store.delete(try storage.key(root))
         var byDirectory: [String: [String]] = [:]
         for file in snapshot.files {
             let directory = snapshot.partitionColumns.map { "\($0)=\(Self.escapePartition(file.partitionValues[$0] ?? nil))" }.joined(separator: "/")
-            byDirectory[directory, default: []].append(URL(fileURLWithPath: filePath(file.path)).standardizedFileURL.absoluteString)
+            let (_, local) = try storage.resolve(file.path)
+            let location = local ?? ((storage.displayPath.hasSuffix("/") ? storage.displayPath : storage.displayPath + "/")
+                + (file.path.removingPercentEncoding ?? file.path))
+            byDirectory[directory, default: []].append(URL(fileURLWithPath: location).standardizedFileURL.absoluteString)
         }
         for (directory, files) in byDirectory {
             let dir = directory.isEmpty ? root : root + "/" + directory
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            try Self.writeDurably(Data((files.sorted().joined(separator: "\n") + "\n").utf8), to: dir + "/manifest")
+            try storage.store.put(try storage.key(dir + "/manifest"), bytes: Array((files.sorted().joined(separator: "\n") + "\n").utf8))
         }
         return byDirectory.count
     }

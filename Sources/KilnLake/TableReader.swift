@@ -77,14 +77,7 @@ extension DeltaTable {
     /// The rows a file's deletion vector deletes (sorted positions in the file); empty without one.
     func deletedRows(_ file: AddFile) throws -> [Int] {
         guard let descriptor = file.deletionVector else { return [] }
-        return try DeletionVector.rows(descriptor, tablePath: path)
-    }
-
-    /// The full path of a log path (URI-encoded, relative or absolute `file:` URI).
-    func filePath(_ logPath: String) -> String {
-        if logPath.hasPrefix("file:") { return URL(string: logPath)?.path ?? logPath }
-        let decoded = logPath.removingPercentEncoding ?? logPath
-        return decoded.hasPrefix("/") ? decoded : path + "/" + decoded
+        return try DeletionVector.rows(descriptor, storage: storage)
     }
 
     /// Reads the rows of one file as cells in table-field order (partition values filled in, missing columns null),
@@ -95,7 +88,7 @@ extension DeltaTable {
         let fieldNames = wanted.map { Set($0.map { $0.lowercased() }) }
         let needed = Set((fieldNames ?? Set(schema.fields.map { $0.name.lowercased() })).union(plan.predicate?.columns ?? []))
         let reader: ParquetFileReader
-        do { reader = try ParquetFileReader(path: filePath(file.path)) } catch let error as ParquetError {
+        do { reader = try storage.parquet(file.path) } catch let error as ParquetError {
             throw KilnError(.invalidState, "Data file \(file.path) cannot be read: \(error.description)")
         }
         let partitions = Dictionary(file.partitionValues.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { a, _ in a })
@@ -201,7 +194,7 @@ extension DeltaTable {
         let files = plan.files
         let counts = try concurrentMap(files.count) { i -> (Int, Int) in
             let file = files[i]
-            let reader = try ParquetFileReader(path: self.filePath(file.path))
+            let reader = try self.storage.parquet(file.path)
             let leaves = fields.compactMap { $0.source(in: reader.schema.root.children) }.flatMap(Self.leafIndices).sorted()
             let deleted = try self.deletedRows(file)
             var kept = 0, bytes = 0, groupStart = 0
@@ -272,7 +265,7 @@ extension DeltaTable {
         // Every row group of every file is one task, so one big file still uses every core.
         let opened = try concurrentMap(plan.files.count) { i -> OpenedDataFile in
             let file = plan.files[i]
-            let reader = try ParquetFileReader(path: self.filePath(file.path))
+            let reader = try self.storage.parquet(file.path)
             let partitions = Dictionary(file.partitionValues.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { a, _ in a })
             let sources: [SchemaNode?] = fields.map { field in
                 partitions[field.physicalName.lowercased()] == nil ? field.source(in: reader.schema.root.children) : nil

@@ -70,7 +70,7 @@ extension DeltaTable {
             return try commitWrite(adds: adds, rows: rowsWritten, snapshot: snapshot, schema: schema, mode: mode, predicate: predicate,
                                    replaceWhere: replaceWhere, operation: operation, extra: extra, extraMetrics: metrics)
         } catch {
-            for add in adds { unlink(filePath(add.path)) }
+            for add in adds { storage.delete(add.path) }
             throw error
         }
     }
@@ -107,7 +107,7 @@ extension DeltaTable {
                                      blindAppend: false, configuration: properties)
             return WriteResult(version: version, filesAdded: adds.count, filesRemoved: snapshot.files.count, rowsWritten: rows?.rowCount ?? 0)
         } catch {
-            for add in adds { unlink(filePath(add.path)) }
+            for add in adds { storage.delete(add.path) }
             throw error
         }
     }
@@ -496,10 +496,11 @@ extension DeltaTable {
         if changeType != nil { directory = directory.isEmpty ? "_change_data" : "_change_data/" + directory }
         let name = "\(changeType == nil ? "part" : "cdc")-00000-\(UUID().uuidString.lowercased())-c000.snappy.parquet"
         let relative = directory.isEmpty ? name : directory + "/" + name
-        let full = path + "/" + relative
-        if !directory.isEmpty { try FileManager.default.createDirectory(atPath: path + "/" + directory, withIntermediateDirectories: true) }
         let rows = columns.first?.rowCount ?? 0
-        let writer = try ParquetFileWriter(path: full, schema: schema, options: ParquetWriterOptions(codec: .snappy))
+        // Visible under its name only once whole (the store's atomic write); an error leaves nothing behind.
+        let sink = try storage.parquetSink(relative)
+        defer { sink.abandon() }
+        let writer = try ParquetFileWriter(sink: sink, schema: schema, options: ParquetWriterOptions(codec: .snappy))
         let groupRows = 1 << 20
         if rows <= groupRows {
             try writer.writeRowGroup(columns)
@@ -511,7 +512,7 @@ extension DeltaTable {
             }
         }
         try writer.close()
-        let size = (try FileManager.default.attributesOfItem(atPath: full)[.size] as? Int64) ?? 0
+        let size = try storage.store.head(try storage.key(relative))?.size ?? 0
         let stats = FileStats.compute(rows: rows, columns: columns, parquet: schema, schema: deltaSchema)
         return AddFile(path: relative.addingPercentEncoding(withAllowedCharacters: Self.pathAllowed) ?? relative, partitionValues: partitionValues,
                        size: size, modificationTime: Self.now(), dataChange: true, stats: stats.json)

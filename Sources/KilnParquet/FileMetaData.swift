@@ -340,9 +340,9 @@ public struct FileMetaData: Sendable, Equatable {
         return try read(file)
     }
 
-    static func read(_ file: ParquetInputFile) throws -> FileMetaData {
+    static func read(_ file: any ParquetSource) throws -> FileMetaData {
         let size = file.size
-        let path = file.path
+        let path = file.name
         guard size >= 12 else { throw ParquetError("'\(path)' is \(size) bytes: too small to be a Parquet file") }
         let head = try file.read(offset: 0, count: 4)
         let tail = try file.read(offset: size - 8, count: 8)

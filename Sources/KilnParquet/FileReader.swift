@@ -1,12 +1,24 @@
 import Foundation
 
-/// A file opened for positional reads (`pread`), safe to share between threads.
-final class ParquetInputFile: @unchecked Sendable {
+/// Where a Parquet file's bytes come from: the reader asks its caller for byte ranges and keeps no I/O policy of its
+/// own (a local file, an object store's ranged reads, memory). Implementations are shared between threads.
+public protocol ParquetSource: Sendable {
+    /// A name for messages (a path or key).
+    var name: String { get }
+    /// The file's size in bytes.
+    var size: Int { get }
+    /// Exactly `count` bytes at `offset`; throws when the file is shorter.
+    func read(offset: Int, count: Int) throws -> [UInt8]
+}
+
+/// A local file opened for positional reads (`pread`), safe to share between threads.
+public final class ParquetInputFile: ParquetSource, @unchecked Sendable {
     let path: String
-    let size: Int
+    public let size: Int
+    public var name: String { path }
     private let descriptor: Int32
 
-    init(path: String) throws {
+    public init(path: String) throws {
         self.path = path
         descriptor = open(path, O_RDONLY)
         guard descriptor >= 0 else { throw ParquetError("Cannot open '\(path)': \(String(cString: strerror(errno)))") }
@@ -21,7 +33,7 @@ final class ParquetInputFile: @unchecked Sendable {
     deinit { close(descriptor) }
 
     /// Reads exactly `count` bytes at `offset`, or throws.
-    func read(offset: Int, count: Int) throws -> [UInt8] {
+    public func read(offset: Int, count: Int) throws -> [UInt8] {
         guard offset >= 0, count >= 0, offset <= size, count <= size - offset else {
             throw ParquetError("Read of \(count) bytes at \(offset) lies outside '\(path)' (\(size) bytes)")
         }
@@ -41,15 +53,21 @@ final class ParquetInputFile: @unchecked Sendable {
 /// Reads a Parquet file: footer first, then column chunks on demand, one row group at a time, so memory stays
 /// bounded by the row groups and columns asked for.
 public final class ParquetFileReader: Sendable {
+    /// The source's name (a path or key), for messages.
     public let path: String
     public let metadata: FileMetaData
-    let file: ParquetInputFile
+    let file: any ParquetSource
 
-    /// Opens `path` and reads its footer.
-    public init(path: String) throws {
-        self.path = path
-        file = try ParquetInputFile(path: path)
-        metadata = try FileMetaData.read(file)
+    /// Opens the local file at `path` and reads its footer.
+    public convenience init(path: String) throws {
+        try self.init(source: try ParquetInputFile(path: path))
+    }
+
+    /// Reads the footer of the file `source` serves.
+    public init(source: any ParquetSource) throws {
+        path = source.name
+        file = source
+        metadata = try FileMetaData.read(source)
     }
 
     public var schema: ParquetSchema { metadata.schema }

@@ -14,6 +14,46 @@ public struct ParquetWriterOptions: Sendable {
     public init(codec: Codec = .snappy) { self.codec = codec }
 }
 
+/// Where a Parquet file's bytes go, in order: a local file, or an object store's atomic writer.
+public protocol ParquetSink: AnyObject {
+    /// A name for messages (a path or key).
+    var name: String { get }
+    /// Appends bytes.
+    func write(_ bytes: UnsafeRawBufferPointer) throws
+    /// Makes the whole file durable (and visible, for stores that publish on completion).
+    func finish() throws
+}
+
+/// A local file written with `write(2)` and fsynced at the end.
+final class LocalFileSink: ParquetSink {
+    let name: String
+    private var descriptor: Int32
+
+    init(path: String) throws {
+        name = path
+        descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard descriptor >= 0 else { throw ParquetError("Cannot create '\(path)': \(String(cString: strerror(errno)))") }
+    }
+
+    deinit { if descriptor >= 0 { Foundation.close(descriptor) } }
+
+    func write(_ raw: UnsafeRawBufferPointer) throws {
+        var done = 0
+        while done < raw.count {
+            let n = Foundation.write(descriptor, raw.baseAddress! + done, raw.count - done)
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else { throw ParquetError("Cannot write '\(name)': \(String(cString: strerror(errno)))") }
+            done += n
+        }
+    }
+
+    func finish() throws {
+        guard fsync(descriptor) == 0 else { throw ParquetError("Cannot flush '\(name)' to disk") }
+        Foundation.close(descriptor)
+        descriptor = -1
+    }
+}
+
 /// Writes a Parquet file one row group at a time: each `writeRowGroup` encodes its columns (in parallel), appends
 /// them to the file and keeps only their metadata, so a file larger than memory can be written.
 public final class ParquetFileWriter {
@@ -21,40 +61,38 @@ public final class ParquetFileWriter {
     public let schema: ParquetSchema
     public let options: ParquetWriterOptions
     let keyValueMetadata: [(key: String, value: String)]
-    private var descriptor: Int32
+    private let sink: any ParquetSink
+    private var open = true
     private var offset = 0
     private var rowGroups: [RowGroupMetaData] = []
 
-    public init(path: String, schema: ParquetSchema, options: ParquetWriterOptions = ParquetWriterOptions(),
+    /// Writes a local file at `path`.
+    public convenience init(path: String, schema: ParquetSchema, options: ParquetWriterOptions = ParquetWriterOptions(),
+                            keyValueMetadata: [(key: String, value: String)] = []) throws {
+        guard !schema.columns.isEmpty else { throw ParquetError("A Parquet schema needs at least one column") }
+        try self.init(sink: try LocalFileSink(path: path), schema: schema, options: options, keyValueMetadata: keyValueMetadata)
+    }
+
+    /// Writes into `sink`; ``close()`` finishes it.
+    public init(sink: any ParquetSink, schema: ParquetSchema, options: ParquetWriterOptions = ParquetWriterOptions(),
                 keyValueMetadata: [(key: String, value: String)] = []) throws {
         guard !schema.columns.isEmpty else { throw ParquetError("A Parquet schema needs at least one column") }
-        self.path = path
+        self.path = sink.name
+        self.sink = sink
         self.schema = schema
         self.options = options
         self.keyValueMetadata = keyValueMetadata
-        descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard descriptor >= 0 else { throw ParquetError("Cannot create '\(path)': \(String(cString: strerror(errno)))") }
         try write(Array("PAR1".utf8))
     }
 
-    deinit { if descriptor >= 0 { Foundation.close(descriptor) } }
-
     private func write(_ bytes: [UInt8]) throws {
-        try bytes.withUnsafeBytes { raw in
-            var done = 0
-            while done < raw.count {
-                let n = Foundation.write(descriptor, raw.baseAddress! + done, raw.count - done)
-                if n < 0, errno == EINTR { continue }
-                guard n > 0 else { throw ParquetError("Cannot write '\(path)': \(String(cString: strerror(errno)))") }
-                done += n
-            }
-        }
+        try bytes.withUnsafeBytes { try sink.write($0) }
         offset += bytes.count
     }
 
     /// Encodes and appends one row group: one `ColumnData` per leaf column, in schema order.
     public func writeRowGroup(_ columns: [ColumnData], parallel: Bool = true) throws {
-        guard descriptor >= 0 else { throw ParquetError("The writer for '\(path)' is closed") }
+        guard open else { throw ParquetError("The writer for '\(path)' is closed") }
         guard columns.count == schema.columns.count else {
             throw ParquetError("Row group has \(columns.count) columns; the schema has \(schema.columns.count)")
         }
@@ -83,14 +121,13 @@ public final class ParquetFileWriter {
     /// Writes the footer, flushes the file to disk and closes it.
     @discardableResult
     public func close() throws -> FileMetaData {
-        guard descriptor >= 0 else { throw ParquetError("The writer for '\(path)' is already closed") }
+        guard open else { throw ParquetError("The writer for '\(path)' is already closed") }
         let meta = FileMetaData(schema: schema, rowGroups: rowGroups, createdBy: options.createdBy, keyValueMetadata: keyValueMetadata)
         let footer = meta.serialized
         let length = UInt32(footer.count)
         try write(footer + [UInt8(length & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length >> 16 & 0xFF), UInt8(length >> 24)] + Array("PAR1".utf8))
-        guard fsync(descriptor) == 0 else { throw ParquetError("Cannot flush '\(path)' to disk") }
-        Foundation.close(descriptor)
-        descriptor = -1
+        open = false
+        try sink.finish()
         return meta
     }
 }

@@ -159,7 +159,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "KilnParquetTests", dependencies: ["KilnParquet"], swiftSettings: strict),
-        .testTarget(name: "KilnLakeTests", dependencies: ["KilnLake", "KilnParquet", "KilnCore"], swiftSettings: strict),
+        .testTarget(name: "KilnLakeTests", dependencies: ["KilnLake", "KilnParquet", "KilnCore", "KilnBlob"], swiftSettings: strict),
         .testTarget(name: "KilnSQLTests", dependencies: ["KilnSQL", "KilnFrame", "KilnLake", "KilnParquet", "KilnCore"], swiftSettings: strict),
         .testTarget(name: "KilnLearnTests", dependencies: ["KilnLearn", "KilnFrame", "KilnModelFormat", "KilnCore"], swiftSettings: strict),
         .testTarget(name: "KilnModelFormatTests", dependencies: ["KilnModelFormat", "KilnCore"], swiftSettings: strict),

@@ -78,7 +78,21 @@ public final class DeltaTable: Sendable {
     @discardableResult
     public static func create(at path: String, schema: DeltaSchema, partitionColumns: [String] = [], properties: [String: String] = [:],
                               name: String? = nil, description: String? = nil) throws -> DeltaTable {
-        let table = DeltaTable(path: path)
+        try create(DeltaTable(path: path), schema: schema, partitionColumns: partitionColumns, properties: properties, name: name,
+                   description: description)
+    }
+
+    /// Creates an empty table (version 0) at `storage`. - Throws: `RESOURCE_ALREADY_EXISTS` when a table is there.
+    @discardableResult
+    public static func create(storage: TableStorage, schema: DeltaSchema, partitionColumns: [String] = [], properties: [String: String] = [:],
+                              name: String? = nil, description: String? = nil) throws -> DeltaTable {
+        try create(DeltaTable(storage: storage), schema: schema, partitionColumns: partitionColumns, properties: properties, name: name,
+                   description: description)
+    }
+
+    static func create(_ table: DeltaTable, schema: DeltaSchema, partitionColumns: [String], properties: [String: String],
+                       name: String?, description: String?) throws -> DeltaTable {
+        let path = table.path
         if (try? table.log.latestVersion()) ?? nil != nil { throw KilnError.alreadyExists("A Delta table already exists at '\(path)'") }
         guard !schema.fields.isEmpty else { throw KilnError.invalid("A table needs at least one column") }
         var seen = Set<String>()

@@ -13,9 +13,11 @@ struct RunExecution: Sendable {
     var store: JobRunStore { context.store }
     var clock: any KilnClock { context.clock }
 
-    func execute(timedOut: @escaping @Sendable () async -> Bool) async {
+    /// Runs the DAG. - Returns: false when another server claimed the queued run first (this one did nothing).
+    @discardableResult
+    func execute(timedOut: @escaping @Sendable () async -> Bool) async -> Bool {
         do {
-            try await walk(timedOut: timedOut)
+            return try await walk(timedOut: timedOut)
         } catch {
             context.logger.error("Job run failed internally", metadata: ["kiln.run_id": "\(runID)", "error": "\(error)"])
             if var run = try? await store.run(runID) {
@@ -25,18 +27,20 @@ struct RunExecution: Sendable {
                 run.endTime = clock.nowMillis()
                 try? await store.update(run)
             }
+            return true
         }
     }
 
-    func walk(timedOut: @escaping @Sendable () async -> Bool) async throws {
+    func walk(timedOut: @escaping @Sendable () async -> Bool) async throws -> Bool {
         var run = try await store.run(runID)
-        guard !run.lifeCycle.isFinal else { return }  // a stale launch of a run that already ended
+        guard !run.lifeCycle.isFinal else { return true }  // a stale launch of a run that already ended
         let now = clock.nowMillis()
         if run.lifeCycle == .queued {
             if run.repairs.isEmpty { run.queueDuration = max(0, now - run.startTime) }
             run.lifeCycle = .running
             run.message = run.repairs.isEmpty ? "" : "Repairing"
-            try await store.update(run)
+            // Servers sharing a store may both launch a queued run: only the one that moves it out of the queue runs it.
+            guard try await store.claim(run) else { return false }
             await context.notify(run, event: "on_start")
         }
         let tasks = run.tasks
@@ -106,6 +110,7 @@ struct RunExecution: Sendable {
         }
         try await store.update(run)
         await context.notify(run, event: run.result == .success || run.result == .successWithFailures ? "on_success" : "on_failure")
+        return true
     }
 
     /// Records a task that will not run.

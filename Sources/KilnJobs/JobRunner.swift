@@ -77,8 +77,25 @@ public actor JobRunner {
         SHA256.hash(data: Array(token.utf8)).map { String(format: "%02x", $0) }.joined()
     }
 
-    /// A new run, task run or repair id from the store's sequence.
-    func allocateID() async throws -> Int64 { try await store.nextID() }
+    /// Ids `nextFree..<blockEnd` are reserved in the store for this process.
+    var nextFree: Int64 = 0
+    var blockEnd: Int64 = 0
+    /// Ids reserved per store write: a 1,000-task DAG costs 32 writes, not 1,000 (a write per id cost ~20% of its
+    /// throughput). Ids stay unique across servers and increase within a process; a restart skips the rest of a block.
+    static let idBlock: Int64 = 32
+
+    /// A new run, task run or repair id from this process's block of the store's sequence.
+    func allocateID() async throws -> Int64 {
+        if nextFree < blockEnd {
+            defer { nextFree += 1 }
+            return nextFree
+        }
+        let last = try await store.reserveIDs(Self.idBlock)
+        let first = last - Self.idBlock + 1
+        // Another call may have refilled the block while this one waited: keep that block, use this one's first id.
+        if nextFree >= blockEnd { (nextFree, blockEnd) = (first + 1, last + 1) }
+        return first
+    }
 
     /// Starts executing: from now on runs go, and the runs a previous server left unfinished are resumed
     /// (processes still running are adopted, vanished ones fail and retry per their policy).
@@ -211,8 +228,8 @@ public actor JobRunner {
         if let job = run.jobID { executingJobs[job, default: 0] += 1 }
         let runID = run.runID
         executions[runID] = Task {
-            await RunExecution(context: context, runID: runID).execute(timedOut: { await self.timedOut.contains(runID) })
-            await self.finished(run)
+            let ran = await RunExecution(context: context, runID: runID).execute(timedOut: { await self.timedOut.contains(runID) })
+            if ran { await self.finished(run) } else { self.released(run) }
         }
         if case .number(let n)? = run.settings["timeout_seconds"], let seconds = Double(n), seconds > 0 {
             Task {
@@ -244,6 +261,12 @@ public actor JobRunner {
         guard let execution = executions[runID] else { return }
         timedOut.insert(runID)
         execution.cancel()
+    }
+
+    /// Forgets a run another server claimed first: its tokens and notifications are that server's.
+    func released(_ run: JobRun) {
+        executions[run.runID] = nil
+        if let job = run.jobID { executingJobs[job, default: 1] -= 1 }
     }
 
     func finished(_ run: JobRun) async {

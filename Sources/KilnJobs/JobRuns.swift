@@ -211,15 +211,15 @@ public struct JobRunStore: Sendable {
         try await database.write { sql in try await sql.raw("DELETE FROM job_run_tokens WHERE run_id = \(bind: runID)").run() }
     }
 
-    /// The next run, task run or repair id (one sequence for all three), taken from the store: two servers on one
-    /// store never hand out the same id, and ids are never reused.
-    func nextID() async throws -> Int64 {
+    /// Reserves the next `count` run, task run or repair ids (one sequence for all three) in the store: two servers
+    /// on one store never get the same id, and ids are never reused. - Returns: the last id reserved.
+    func reserveIDs(_ count: Int64) async throws -> Int64 {
         try await database.write { sql in
-            try await sql.raw("UPDATE job_run_sequence SET last_id = last_id + 1").run()
-            guard let next = try await sql.raw("SELECT last_id FROM job_run_sequence").first()?.decode(column: "last_id", as: Int64.self) else {
+            try await sql.raw("UPDATE job_run_sequence SET last_id = last_id + \(bind: count)").run()
+            guard let last = try await sql.raw("SELECT last_id FROM job_run_sequence").first()?.decode(column: "last_id", as: Int64.self) else {
                 throw KilnError(.internalError, "The job run id sequence is missing")
             }
-            return next
+            return last
         }
     }
 
@@ -249,14 +249,28 @@ public struct JobRunStore: Sendable {
 
     /// Writes a run's changing fields.
     func update(_ run: JobRun) async throws {
+        try await database.write { sql in try await Self.update(sql, run) }
+    }
+
+    static func update(_ sql: any SQLDatabase, _ run: JobRun) async throws {
+        try await sql.raw("""
+            UPDATE job_runs SET life_cycle_state = \(bind: run.lifeCycle.rawValue), result_state = \(bind: run.result?.rawValue),
+                state_message = \(bind: run.message), start_time = \(bind: run.startTime), end_time = \(bind: run.endTime),
+                queue_duration = \(bind: run.queueDuration), repairs = \(bind: JSONValue.array(run.repairs.map(JSONValue.object)).json),
+                parameters = \(bind: Self.text(run.parameters))
+            WHERE run_id = \(bind: run.runID)
+            """).run()
+    }
+
+    /// Saves `run` (leaving the queue) only if it is still QUEUED in the store: of several servers that launch the
+    /// same queued run, exactly one wins it. - Returns: whether this call won it.
+    func claim(_ run: JobRun) async throws -> Bool {
         try await database.write { sql in
-            try await sql.raw("""
-                UPDATE job_runs SET life_cycle_state = \(bind: run.lifeCycle.rawValue), result_state = \(bind: run.result?.rawValue),
-                    state_message = \(bind: run.message), start_time = \(bind: run.startTime), end_time = \(bind: run.endTime),
-                    queue_duration = \(bind: run.queueDuration), repairs = \(bind: JSONValue.array(run.repairs.map(JSONValue.object)).json),
-                    parameters = \(bind: Self.text(run.parameters))
-                WHERE run_id = \(bind: run.runID)
-                """).run()
+            let state = try await sql.raw("SELECT life_cycle_state FROM job_runs WHERE run_id = \(bind: run.runID)").first()?
+                .decode(column: "life_cycle_state", as: String.self)
+            guard state == LifeCycleState.queued.rawValue else { return false }
+            try await Self.update(sql, run)
+            return true
         }
     }
 

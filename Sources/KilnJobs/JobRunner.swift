@@ -80,21 +80,44 @@ public actor JobRunner {
     /// Ids `nextFree..<blockEnd` are reserved in the store for this process.
     var nextFree: Int64 = 0
     var blockEnd: Int64 = 0
-    /// Ids reserved per store write: a 1,000-task DAG costs 32 writes, not 1,000 (a write per id cost ~20% of its
-    /// throughput). Ids stay unique across servers and increase within a process; a restart skips the rest of a block.
+    /// The reservation in flight: concurrent callers (a DAG layer starting 100 tasks) wait for one store write.
+    var refill: Task<Int64, any Error>?
+    /// Ids reserved per store write: a 1,000-task DAG costs ~32 writes, not 1,000. Ids stay unique across servers and
+    /// increase within a process; a restart skips the rest of a block.
     static let idBlock: Int64 = 32
 
     /// A new run, task run or repair id from this process's block of the store's sequence.
     func allocateID() async throws -> Int64 {
-        if nextFree < blockEnd {
-            defer { nextFree += 1 }
-            return nextFree
+        while true {
+            if nextFree < blockEnd {
+                defer { nextFree += 1 }
+                return nextFree
+            }
+            // One reservation at a time; whoever resumes first installs its block and clears it (no caller ever
+            // waits on a finished reservation twice, so nobody spins while the block is used up).
+            let pending: Task<Int64, any Error>
+            if let inFlight = refill {
+                pending = inFlight
+            } else {
+                let store = self.store
+                pending = Task.detached { try await store.reserveIDs(Self.idBlock) }
+                refill = pending
+            }
+            do {
+                let last = try await pending.value
+                install(last)
+                if refill == pending { refill = nil }
+            } catch {
+                if refill == pending { refill = nil }
+                throw error
+            }
         }
-        let last = try await store.reserveIDs(Self.idBlock)
+    }
+
+    /// Takes the block ending at `last` unless it (or a newer one) is already in use: blocks only grow.
+    func install(_ last: Int64) {
         let first = last - Self.idBlock + 1
-        // Another call may have refilled the block while this one waited: keep that block, use this one's first id.
-        if nextFree >= blockEnd { (nextFree, blockEnd) = (first + 1, last + 1) }
-        return first
+        if first >= blockEnd { (nextFree, blockEnd) = (first, last + 1) }
     }
 
     /// Starts executing: from now on runs go, and the runs a previous server left unfinished are resumed

@@ -83,7 +83,7 @@ def test_job_run_ids_are_unique_across_two_servers(servers):
     assert len(set(task_run_ids + run_ids)) == 240, "a task run id collided with another run or task run id"
 
 
-def test_tracking_runs_and_model_versions_are_unique_across_two_servers(servers):
+def test_tracking_ids_and_model_versions_are_unique_across_two_servers(servers):
     a, b = servers
     experiment_id = post(a, "/api/2.0/mlflow/experiments/create", {"name": "two-servers"})["experiment_id"]
     post(b, "/api/2.0/mlflow/registered-models/create", {"name": "shared-model"})
@@ -102,10 +102,15 @@ def test_tracking_runs_and_model_versions_are_unique_across_two_servers(servers)
                     {"name": "shared-model", "source": f"runs:/{source_run['run_id']}/model", "run_id": source_run["run_id"]})
         return body["model_version"]["version"]
 
+    def create_experiment(i):
+        return post((a, b)[i % 2], "/api/2.0/mlflow/experiments/create", {"name": f"exp-{i}"})["experiment_id"]
+
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         runs = list(pool.map(create_run, range(60)))
         versions = list(pool.map(create_version, range(30)))
+        experiments = list(pool.map(create_experiment, range(20)))
     assert len(set(runs)) == 60
+    assert len(set(experiments)) == 20 and experiment_id not in experiments
     assert sorted(int(v) for v in versions) == list(range(1, 31))
     listed = post(a, "/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment_id], "max_results": 1000})["runs"]
     assert len(listed) == 61

@@ -24,12 +24,17 @@ public struct LocalBlobStore: BlobStore {
     }
 
     public func makeWriter(for key: BlobKey) throws -> any BlobWriter {
-        guard !key.path.isEmpty else { throw KilnError.invalid("Cannot write to the artifact root itself") }
-        let target = url(key)
-        let folder = target.deletingLastPathComponent()
         if let existing = try kind(of: key), existing {
             throw KilnError.invalid("Cannot write file '\(key.path)': a folder with that name exists")
         }
+        return try temporaryWriter(for: key)
+    }
+
+    /// A writer on a hidden temporary file beside the key's file (its folders created), not yet linked to the key.
+    func temporaryWriter(for key: BlobKey) throws -> LocalBlobWriter {
+        guard !key.path.isEmpty else { throw KilnError.invalid("Cannot write to the store root itself") }
+        let target = url(key)
+        let folder = target.deletingLastPathComponent()
         do {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         } catch {
@@ -96,26 +101,16 @@ extension LocalBlobStore {
     /// with `EEXIST` when any object is there, so of concurrent writers (threads or processes) exactly one wins, and
     /// readers never see a partial object. The folder is fsynced after a win so the new name survives a crash.
     public func putIfAbsent(_ key: BlobKey, bytes: [UInt8]) throws -> Bool {
-        guard !key.path.isEmpty else { throw KilnError.invalid("Cannot write to the store root itself") }
-        let target = url(key), folder = target.deletingLastPathComponent()
         if try kind(of: key) != nil { return false }
-        do {
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        } catch {
-            throw KilnError.invalid("Cannot create folder for '\(key.path)': a file is in the way")
-        }
-        let temp = folder.appendingPathComponent(".\(target.lastPathComponent).\(Identifiers.hex32()).partial")
-        let fd = open(temp.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw KilnError.internalError(posixError()) }
-        let writer = LocalBlobWriter(fd: fd, temp: temp, target: target)
+        let writer = try temporaryWriter(for: key)
         defer { writer.abort() }
         try bytes.withUnsafeBytes { try writer.write($0) }
-        guard fsync(fd) == 0 else { throw KilnError.internalError(posixError()) }
-        if link(temp.path, target.path) != 0 {
+        guard fsync(writer.fd) == 0 else { throw KilnError.internalError(posixError()) }
+        if link(writer.temp.path, writer.target.path) != 0 {
             if errno == EEXIST { return false }
             throw KilnError.internalError(posixError())
         }
-        Self.syncFolder(folder.path)
+        Self.syncFolder(writer.target.deletingLastPathComponent().path)
         return true
     }
 

@@ -87,14 +87,10 @@ public struct LocalBlobStore: BlobStore {
 
 extension LocalBlobStore {
     public func read(_ key: BlobKey, range: Range<Int64>?) throws -> [UInt8] {
-        let fd = open(url(key).path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw KilnError.notFound("No object at '\(key.path)'") }
-        defer { Foundation.close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { throw KilnError.notFound("No object at '\(key.path)'") }
-        let size = Int64(info.st_size)
-        let start = min(max(range?.lowerBound ?? 0, 0), size), end = min(range?.upperBound ?? size, size)
-        return try positionalRead(fd, at: start, count: Int(max(end - start, 0)))
+        let reader = try openReader(for: key)
+        defer { reader.close() }
+        let start = max(range?.lowerBound ?? 0, 0), end = min(range?.upperBound ?? reader.size, reader.size)
+        return try reader.read(at: start, count: Int(max(end - start, 0)))
     }
 
     /// Writes a hidden temporary file beside the target, fsyncs it, then `link(2)`s it to the key: the link fails

@@ -19,7 +19,7 @@ struct PlatformNativeActions: NativeActions {
         switch action {
         case "ingest":
             let source = try f.require("source"), table = try f.require("table"), format = try f.string("format")
-            let result = try await offload { try DeltaTable.ingest(directory: source, into: platform.training.tablePath(table), format: format) }
+            let result = try await offload { try DeltaTable.ingest(directory: source, into: platform.tablePath(table), format: format) }
             values = ["files": number(result.files.count), "rows": number(result.rows), "version": result.version.map { number($0) } ?? .null]
             message = "Loaded \(result.files.count) file(s), \(result.rows) rows into \(table)"
         case "train":

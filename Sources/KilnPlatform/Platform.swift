@@ -74,7 +74,7 @@ public struct Platform: Sendable {
 
 
     /// The directory of a table argument: a three-level name under this home's warehouse, else a path.
-    public func tablePath(_ table: String) -> String { training.tablePath(table) }
+    public func tablePath(_ table: String) -> String { KilnConfiguration.tablePath(table, home: configuration.home) }
 
     /// Closes the store.
     public func close() async {
@@ -108,7 +108,7 @@ public struct Platform: Sendable {
 extension JobRunner {
     /// Starts executing runs over `platform`'s services; task processes call back to `serverURL`.
     public func start(platform: Platform, serverURL: String) async throws {
-        let environment = JobEnvironment(home: platform.configuration.home, statements: platform.statements, tablePath: platform.training.tablePath,
+        let environment = JobEnvironment(home: platform.configuration.home, statements: platform.statements, tablePath: { platform.tablePath($0) },
                                          webhooks: URLSessionWebhookTransport(), native: PlatformNativeActions(platform: platform))
         try await start(environment: environment, serverURL: serverURL)
     }

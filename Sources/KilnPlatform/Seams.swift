@@ -49,17 +49,19 @@ struct TrackingRunLog: TrainingRunLog {
             else { experimentID = try await tracking.createExperiment(name: name) }
         }
         let run = try await tracking.createRun(experimentID: experimentID, runName: runName, tags: tags)
-        return try await info(run)
+        return info(run, experimentName: experiment ?? "Default")
     }
 
-    func run(id: String) async throws -> TrainingRunInfo { try await info(try await tracking.getRun(id: id)) }
+    func run(id: String) async throws -> TrainingRunInfo {
+        let run = try await tracking.getRun(id: id)
+        return info(run, experimentName: (try? await tracking.getExperiment(id: run.info.experimentID))?.name ?? "")
+    }
 
-    func info(_ run: Run) async throws -> TrainingRunInfo {
-        let experiment = try? await tracking.getExperiment(id: run.info.experimentID)
+    func info(_ run: Run, experimentName: String) -> TrainingRunInfo {
         var metrics: [String: Double] = [:]
         for m in run.metrics where m.step == 0 { metrics[m.key] = m.value }
         return TrainingRunInfo(runID: run.info.runID, runName: run.info.runName, experimentID: run.info.experimentID,
-                               experimentName: experiment?.name ?? "", status: run.info.status.rawValue, artifactURI: run.info.artifactURI,
+                               experimentName: experimentName, status: run.info.status.rawValue, artifactURI: run.info.artifactURI,
                                metrics: metrics)
     }
 

@@ -137,7 +137,7 @@ let package = Package(
             name: "kiln",
             dependencies: [
                 "KilnCore", "KilnPlatform", "KilnServer", "KilnTracking", "KilnParquet", "KilnLake", "KilnFrame", "KilnSQL", "KilnLearn",
-                "KilnTraining", "KilnServing", "KilnJobs", "KilnBundles", "KilnBlob", "KilnBlobConformance",
+                "KilnTraining", "KilnServing", "KilnJobs", "KilnBundles", "KilnBlob", "KilnBlobConformance", "KilnPython",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),

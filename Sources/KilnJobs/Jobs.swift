@@ -157,8 +157,28 @@ public enum JobValidation {
         return nil
     }
 
+    /// Databricks' documented limits: a job name of 4096 characters, a description of 27,700; tags as on clusters
+    /// (key 127, value 255 characters), at most 25 of them.
+    static let maxName = 4096, maxDescription = 27_700, maxTagKey = 127, maxTagValue = 255, maxTags = 25
+
     /// - Throws: `INVALID_PARAMETER_VALUE` with the first problem found.
     public static func check(_ settings: [String: JSONValue]) throws {
+        for (field, limit) in [("name", maxName), ("description", maxDescription)] {
+            switch settings[field] {
+            case nil, .null?: break
+            case .string(let text)?: try TextLimit.check(text, field, max: limit)
+            default: throw KilnError.invalid("'\(field)' must be a string")
+            }
+        }
+        if let value = settings["tags"], value != .null {
+            guard case .object(let tags) = value else { throw KilnError.invalid("'tags' must be an object of key: value") }
+            guard tags.count <= maxTags else { throw KilnError.invalid("'tags' has \(tags.count) entries; the limit is \(maxTags)") }
+            for (key, tagValue) in tags {
+                try TextLimit.check(key, "tags key", max: maxTagKey)
+                guard case .string(let text) = tagValue else { throw KilnError.invalid("Tag '\(key.prefix(40))' must have a string value") }
+                try TextLimit.check(text, "tags['\(key.prefix(40))']", max: maxTagValue)
+            }
+        }
         var tasks: [[String: JSONValue]] = []
         if let value = settings["tasks"] {
             guard case .array(let items) = value else { throw KilnError.invalid("tasks must be a list") }

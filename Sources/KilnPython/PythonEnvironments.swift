@@ -59,16 +59,11 @@ public enum PythonEnvironments {
     /// Runs a command to its end; its output, or an error with the output's tail.
     @discardableResult
     static func run(_ arguments: [String], what: String) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-\(UUID().uuidString).log")
+        defer { try? FileManager.default.removeItem(at: output) }
+        let status = try Supervised(arguments, output: output.path).waitBlocking()
+        let data = (try? Data(contentsOf: output)) ?? Data()
+        guard status == 0 else {
             let text = String(decoding: data.suffix(3000), as: UTF8.self)
             throw KilnError.invalid("Failed \(what): \(text)")
         }

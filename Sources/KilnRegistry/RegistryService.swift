@@ -33,6 +33,9 @@ public struct RegistryService: Sendable {
         return RegistryService(db: database, artifacts: artifacts, sources: sources, clock: clock, transport: transport, policy: policy)
     }
 
+    /// mlflow's schema: `description VARCHAR(5000)`; `MAX_REGISTERED_MODEL_ALIAS_LENGTH = 255`.
+    static let maxDescriptionLength = 5000, maxAliasLength = 255
+
     static func validateName(_ name: String) throws {
         guard !name.allSatisfy(\.isWhitespace) else { throw KilnError.invalid("Registered model name cannot be empty.") }
         guard name.count <= 256 else { throw KilnError.invalid("Registered model name is \(name.count) characters; the limit is 256") }
@@ -41,7 +44,9 @@ public struct RegistryService: Sendable {
 
     static func validateTag(_ tag: KeyValue) throws {
         guard !tag.key.isEmpty, tag.key.count <= 250 else { throw KilnError.invalid("Invalid tag key '\(tag.key)': 1 to 250 characters") }
-        guard tag.value.count <= 100_000 else { throw KilnError.invalid("Tag value for key '\(tag.key)' is too long") }
+        guard tag.value.count <= 100_000 else {
+            throw KilnError.invalid("Tag value for key '\(tag.key)' had length \(tag.value.count), which exceeded length limit of 100000")
+        }
     }
 
     static func parseVersion(_ raw: String) throws -> Int64 {
@@ -57,6 +62,7 @@ public struct RegistryService: Sendable {
     /// - Throws: `RESOURCE_ALREADY_EXISTS` when the name is taken.
     public func createRegisteredModel(name: String, description: String? = nil, tags: [KeyValue] = [], userID: String? = nil) async throws -> RegisteredModel {
         try Self.validateName(name)
+        try TextLimit.check(description, "description", max: Self.maxDescriptionLength)
         for tag in tags { try Self.validateTag(tag) }
         let now = clock.nowMillis()
         do {
@@ -167,6 +173,7 @@ public struct RegistryService: Sendable {
 
     /// Updates a registered model's description.
     public func updateRegisteredModel(name: String, description: String?) async throws -> RegisteredModel {
+        try TextLimit.check(description, "description", max: Self.maxDescriptionLength)
         let now = clock.nowMillis()
         try await db.write { sql in
             try await Self.requireModel(sql, name)
@@ -216,17 +223,26 @@ public struct RegistryService: Sendable {
         runLink: String? = nil, description: String? = nil, userID: String? = nil
     ) async throws -> ModelVersion {
         guard !source.isEmpty else { throw KilnError.invalid("Missing value for required parameter 'source'.") }
+        try TextLimit.check(description, "description", max: Self.maxDescriptionLength)
         for tag in tags { try Self.validateTag(tag) }
         try await db.read { sql in try await Self.requireModel(sql, name) }
         let location = try await resolve(source: source, modelID: modelID)
-        var runID = runID?.isEmpty == false ? runID : nil
+        let requestRunID = runID?.isEmpty == false ? runID : nil
+        var runID = requestRunID
         if runID == nil, let modelID, !modelID.isEmpty {
             runID = try? await sources.sourceRunID(ofLoggedModel: modelID)
         }
         if runID == nil, source.hasPrefix("runs:/") {
             runID = source.dropFirst("runs:/".count).split(separator: "/").first.map(String.init)
         }
-        let storage = try copyIntoRegistry(location)
+        let storage: String
+        let copied = try copyIntoRegistry(location)
+        if let copied {
+            storage = copied
+        } else {
+            try await requireRecordable(source: source, runID: requestRunID, modelID: modelID)
+            storage = source
+        }
         let finalRunID = runID
         let now = clock.nowMillis()
         do {
@@ -249,7 +265,7 @@ public struct RegistryService: Sendable {
             }
             return try await getModelVersion(name: name, version: String(version))
         } catch {
-            if storage != location { try? removeOwnedFiles(storage) }
+            if let copied { try? removeOwnedFiles(copied) }
             throw error
         }
     }
@@ -274,15 +290,37 @@ public struct RegistryService: Sendable {
         return source
     }
 
-    /// Copies files the server holds into `registry/<id>`; other locations are recorded as they are.
-    func copyIntoRegistry(_ location: String) throws -> String {
-        guard let key = try BlobKey(proxiedURI: location) else { return location }
-        guard try artifacts.kind(of: key) != nil else {
-            throw KilnError.invalid("No model files found at '\(location)'")
-        }
+    /// Copies files the server holds into `registry/<id>`; nil when it holds none there (an external URI, a folder
+    /// with nothing in it yet).
+    func copyIntoRegistry(_ location: String) throws -> String? {
+        guard let key = try BlobKey(proxiedURI: location), try artifacts.kind(of: key) != nil else { return nil }
         let destination = "registry/\(Identifiers.hex32())"
         try artifacts.copyTree(from: key, to: try BlobKey(destination))
         return "mlflow-artifacts:/\(destination)"
+    }
+
+    /// A source with no files to copy is recorded as it is (download URI = source), as mlflow server records it —
+    /// under mlflow server's rules: a local path (`/x`, `file:` — the server must not read its own disk for a client)
+    /// is refused, and a proxied `mlflow-artifacts:` location must lie inside the run (or logged model) named with it.
+    func requireRecordable(source: String, runID: String?, modelID: String?) async throws {
+        let scheme = source.firstIndex(of: ":").map { String(source[..<$0]).lowercased() }
+            .flatMap { $0.count > 1 && $0.allSatisfy { $0.isLetter || $0.isNumber || "+.-".contains($0) } ? $0 : nil }
+        if scheme == nil || scheme == "file" {
+            var path = scheme == nil ? Substring(source) : source.dropFirst("file:".count)
+            if path.hasPrefix("//") { path = path.dropFirst(2).drop { $0 != "/" } }
+            throw KilnError.invalid("Invalid model version source: '\(path)'. To use a local path as a model version source, the run_id request parameter has to be specified and the local path has to be contained within the artifact directory of the run specified by the run_id.")
+        }
+        let mismatch = KilnError.invalid("Invalid model version source: '\(source)'. The run_id request parameter must identify the resource that contains the source.")
+        if scheme == "runs" {
+            let named = source.dropFirst("runs:/".count).split(separator: "/").first.map(String.init)
+            guard let runID, named == runID else { throw mismatch }
+            return
+        }
+        guard scheme == "mlflow-artifacts" else { return }
+        var roots: [String] = []
+        if let runID { roots.append((try? await sources.artifactURI(ofRun: runID)) ?? "") }
+        if let modelID, !modelID.isEmpty { roots.append((try? await sources.artifactLocation(ofLoggedModel: modelID)) ?? "") }
+        guard roots.contains(where: { !$0.isEmpty && (source == $0 || source.hasPrefix($0 + "/")) }) else { throw mismatch }
     }
 
     func removeOwnedFiles(_ location: String) throws {
@@ -350,6 +388,7 @@ public struct RegistryService: Sendable {
 
     /// Updates a version's description.
     public func updateModelVersion(name: String, version: String, description: String?) async throws -> ModelVersion {
+        try TextLimit.check(description, "description", max: Self.maxDescriptionLength)
         let number = try Self.parseVersion(version)
         let now = clock.nowMillis()
         try await db.write { sql in
@@ -466,7 +505,8 @@ public struct RegistryService: Sendable {
 
     /// Points `alias` at a version, moving it if it pointed elsewhere.
     public func setAlias(name: String, alias: String, version: String, userID: String? = nil) async throws {
-        guard !alias.isEmpty, alias.count <= 256, !alias.contains("/") else { throw KilnError.invalid("Invalid alias '\(alias)'") }
+        try TextLimit.check(alias, "alias", max: Self.maxAliasLength)
+        guard !alias.isEmpty, !alias.contains("/") else { throw KilnError.invalid("Invalid alias '\(alias)'") }
         if alias.lowercased() == "latest" || (alias.hasPrefix("v") && Int64(alias.dropFirst()) != nil) {
             throw KilnError.invalid("'\(alias)' is reserved and cannot be used as an alias")
         }

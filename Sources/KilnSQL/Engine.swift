@@ -13,8 +13,18 @@ public struct Catalog: Sendable {
 
     public init(warehouse: String) { self.warehouse = warehouse }
 
+    /// Catalog, schema and table names: 1 to 255 characters (Unity Catalog's limit), and never a path of their own
+    /// (`/`, `.`, `..`, NUL), since each names a folder under the warehouse.
+    public static func checkName(_ name: String) throws {
+        try TextLimit.check(name, "table name part", max: 255)
+        guard !name.isEmpty, name != ".", name != "..", !name.contains("/"), !name.contains("\0") else {
+            throw KilnError.invalid("Invalid name '\(name)': catalog, schema and table names are 1 to 255 characters without '/'")
+        }
+    }
+
     /// The directory of a table name.
     public func path(_ parts: [String]) throws -> String {
+        for part in parts { try Self.checkName(part) }
         switch parts.count {
         case 1: return [warehouse, defaultCatalog, defaultSchema, parts[0]].joined(separator: "/")
         case 2: return [warehouse, defaultCatalog, parts[0], parts[1]].joined(separator: "/")

@@ -17,14 +17,14 @@ public final class PythonScorer: @unchecked Sendable {
     let environments: URL
     let logger: Logger
     private let lock = NSLock()
-    private var process: Process?
+    private var process: Supervised?
     private var port = 0
     private var stopping = false
     private var restarting = false
 
     /// The child's process id and port, for operators (and the crash test).
     public var status: (pid: Int32, port: Int)? {
-        lock.withLock { process.map { ($0.processIdentifier, port) } }
+        lock.withLock { process.map { ($0.pid, port) } }
     }
 
     public init(modelDirectory: URL, environments: URL, logger: Logger) {
@@ -48,18 +48,12 @@ public final class PythonScorer: @unchecked Sendable {
 
     func spawn(python: String) async throws {
         let port = try Self.freePort()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = ["-m", "mlflow", "models", "serve", "-m", modelDirectory.path, "--env-manager", "local",
-                             "--host", "127.0.0.1", "--port", String(port), "--workers", "1"]
         let log = modelDirectory.deletingLastPathComponent().appendingPathComponent(modelDirectory.lastPathComponent + ".log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        handle.seekToEndOfFile()
-        process.standardOutput = handle
-        process.standardError = handle
-        process.terminationHandler = { [weak self] finished in self?.exited(finished) }
-        try process.run()
+        let box = ProcessBox()
+        let process = try Supervised([python, "-m", "mlflow", "models", "serve", "-m", modelDirectory.path, "--env-manager", "local",
+                                      "--host", "127.0.0.1", "--port", String(port), "--workers", "1"],
+                                     output: log.path) { [weak self] _ in if let finished = box.process { self?.exited(finished) } }
+        box.process = process
         lock.withLock {
             self.process = process
             self.port = port
@@ -69,17 +63,20 @@ public final class PythonScorer: @unchecked Sendable {
         while ContinuousClock.now < deadline {
             if !process.isRunning {
                 let text = (try? String(contentsOf: log, encoding: .utf8)).map { String($0.suffix(3000)) } ?? ""
-                throw KilnError.invalid("The Python scoring process exited (\(process.terminationStatus)): \(text)")
+                throw KilnError.invalid("The Python scoring process exited (\(await process.wait())): \(text)")
             }
             if (try? await get("/ping")) == 200 { return }
             try await Task.sleep(for: .milliseconds(200))
         }
-        process.terminate()
+        process.stop()
         throw KilnError.invalid("The Python scoring process did not become healthy within 180 s; see \(log.path)")
     }
 
+    /// Lets the exit handler name the process it belongs to (it is set before the handler can matter).
+    private final class ProcessBox: @unchecked Sendable { var process: Supervised? }
+
     /// Restarts the child when it died on its own (not when stopped).
-    private func exited(_ finished: Process) {
+    private func exited(_ finished: Supervised) {
         let restart: Bool = lock.withLock {
             guard process === finished, !stopping, !restarting else { return false }
             restarting = true
@@ -130,11 +127,11 @@ public final class PythonScorer: @unchecked Sendable {
 
     /// Stops the child for good.
     func stop() {
-        let running = lock.withLock { () -> Process? in
+        let running = lock.withLock { () -> Supervised? in
             stopping = true
             return process
         }
-        if let running, running.isRunning { running.terminate() }
+        running?.stop()
     }
 
     static func freePort() throws -> Int {

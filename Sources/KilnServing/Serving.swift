@@ -256,7 +256,13 @@ public final class ServingService: @unchecked Sendable {
     public func create(name: String, config input: EndpointConfig, tags: [KeyValue] = [], description: String? = nil, creator: String?) async throws -> ServingEndpoint {
         try authorize(creator, name, "manage")
         guard name.range(of: "^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$", options: .regularExpression) != nil else {
-            throw KilnError.invalid("Endpoint name '\(name)' must be 1–63 letters, digits, '-' or '_', starting with a letter or digit")
+            throw KilnError.invalid("Endpoint name '\(name.prefix(80))' must be 1–63 letters, digits, '-' or '_', starting with a letter or digit")
+        }
+        // Databricks' limits on endpoint tags (key 127, value 255 characters) and a 1,000-character description.
+        try TextLimit.check(description, "description", max: 1000)
+        for tag in tags {
+            try TextLimit.check(tag.key, "tags key", max: 127)
+            try TextLimit.check(tag.value, "tags['\(tag.key.prefix(40))']", max: 255)
         }
         if (try? await get(name: name)) != nil { throw KilnError(.resourceAlreadyExists, "Serving endpoint '\(name)' already exists") }
         var config = try input.normalized()

@@ -16,6 +16,8 @@ extension TrackingService {
         tags: [KeyValue] = []
     ) async throws -> Run {
         let numeric = try Validate.experimentID(experimentID)
+        try Validate.runName(runName)
+        try Validate.runName(tags.last(where: { $0.key == "mlflow.runName" })?.value)
         for tag in tags {
             try Validate.key(tag.key, kind: "tag")
             try Validate.tagValue(tag.value, key: tag.key)
@@ -57,6 +59,7 @@ extension TrackingService {
         }
         try await insertKeyValues(sql, table: "tags", runID: runID, order.map { KeyValue($0, deduplicated[$0]!) }, replace: true)
         if let name = deduplicated["mlflow.runName"] {
+            try Validate.runName(name)
             try await sql.raw("UPDATE runs SET name = \(bind: name) WHERE run_uuid = \(bind: runID)").run()
         }
     }
@@ -212,7 +215,8 @@ extension TrackingService {
     /// Updates a run's status, end time and/or name.
     /// - Returns: the updated run info.
     public func updateRun(id: String, status: RunStatus? = nil, endTime: Int64? = nil, runName: String? = nil) async throws -> RunInfo {
-        try await db.write { sql in
+        try Validate.runName(runName)
+        return try await db.write { sql in
             _ = try await Self.requireActiveRun(sql, id)
             if let status {
                 try await sql.raw("UPDATE runs SET status = \(bind: status.rawValue) WHERE run_uuid = \(bind: id)").run()

@@ -60,7 +60,7 @@ public struct TrackingService: Sendable {
         try Validate.experimentName(name)
         for tag in tags {
             try Validate.key(tag.key, kind: "tag")
-            try Validate.tagValue(tag.value, key: tag.key)
+            try Validate.experimentTagValue(tag.value, key: tag.key)
         }
         let now = clock.nowMillis()
         let root = self
@@ -193,7 +193,7 @@ public struct TrackingService: Sendable {
     /// Sets (or replaces) a tag on an experiment.
     public func setExperimentTag(id: String, key: String, value: String) async throws {
         try Validate.key(key, kind: "tag")
-        try Validate.tagValue(value, key: key)
+        try Validate.experimentTagValue(value, key: key)
         let numeric = try Validate.experimentID(id)
         try await db.write { sql in
             let experiment = try await Self.requireExperiment(sql, numeric, id)

@@ -6,6 +6,9 @@ public enum TrackingLimits {
     public static let maxParamValueLength = 6000
     public static let maxTagValueLength = 8000
     public static let maxExperimentNameLength = 500
+    public static let maxExperimentTagValueLength = 20_000
+    /// `runs.name` is `VARCHAR(250)` in mlflow's schema.
+    public static let maxRunNameLength = 250
     public static let maxMetricsPerBatch = 1000
     public static let maxParamsTagsPerBatch = 100
     public static let maxEntitiesPerBatch = 1000
@@ -41,6 +44,16 @@ enum Validate {
         guard value.count <= TrackingLimits.maxTagValueLength else {
             throw KilnError.invalid("Tag value for key '\(key)' had length \(value.count), which exceeded length limit of \(TrackingLimits.maxTagValueLength)")
         }
+    }
+
+    static func experimentTagValue(_ value: String, key: String) throws {
+        guard value.count <= TrackingLimits.maxExperimentTagValueLength else {
+            throw KilnError.invalid("Tag value for key '\(key)' had length \(value.count), which exceeded length limit of \(TrackingLimits.maxExperimentTagValueLength)")
+        }
+    }
+
+    static func runName(_ name: String?) throws {
+        try TextLimit.check(name, "run_name", max: TrackingLimits.maxRunNameLength)
     }
 
     static func experimentName(_ name: String) throws {

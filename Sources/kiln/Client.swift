@@ -20,9 +20,11 @@ struct ClientOptions: ParsableArguments {
     /// The server URL these options name.
     var baseURL: String { url ?? ProcessInfo.processInfo.environment["KILN_URL"] ?? "http://127.0.0.1:5000" }
 
-    func client() throws -> KilnClient {
+    func client() throws -> KilnClient { try Self.client(url: baseURL, token: token, home: home) }
+
+    /// A client for `url` with `token`, else KILN_TOKEN, else the admin token in `home` (or KILN_HOME, ~/.kiln).
+    static func client(url base: String, token: String?, home: String?) throws -> KilnClient {
         let env = ProcessInfo.processInfo.environment
-        let base = baseURL
         var resolved = token ?? env["KILN_TOKEN"]
         if resolved == nil {
             let homeURL = home.map { URL(fileURLWithPath: $0) } ?? KilnConfiguration.defaultHome(environment: env)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KilnCore
 import KilnPlatform
+import KilnPython
 import KilnServer
 import Logging
 import Metrics
@@ -12,10 +13,24 @@ struct Kiln: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kiln",
         abstract: "Kiln: a self-hosted lakehouse machine-learning platform.",
+        discussion: """
+            Remote commands talk to a running server (--url, env KILN_URL, default http://127.0.0.1:5000; --token, env \
+            KILN_TOKEN, else the home's admin.token): experiments, runs, models, endpoints, jobs, bundle.
+            Local commands work on this machine's files and need no server: table, profile, parquet, ingest, storage, \
+            predict, features.
+            Both: sql and train run locally on --home, or on the server with --url (or KILN_URL).
+            """,
         subcommands: [Server.self, Version.self, Experiments.self, Runs.self, Models.self, Parquet.self, Table.self, SQL.self, Ingest.self, Profile.self, Train.self, Predict.self, Features.self, Endpoints.self, Jobs.self, Bundles.self, Storage.self]
     )
 
     static func main() async {
+        let arguments = CommandLine.arguments
+        // The supervisor of scorers and pip installs: started by the server, not by people; kept off the help.
+        if arguments.count > 1, arguments[1] == "supervise" {
+            let command = Array(arguments.dropFirst(arguments.count > 2 && arguments[2] == "--" ? 3 : 2))
+            Supervised.superviseMain(command)
+        }
+        Supervised.configure(supervisor: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? arguments[0])
         Allocator.tuneForColumns()
         await main(nil)
     }
@@ -31,13 +46,13 @@ struct Version: ParsableCommand {
 }
 
 struct Server: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "server", abstract: "Run the Kiln server: API, UI and workers in one process.")
+    static let configuration = CommandConfiguration(commandName: "server", abstract: "Run the Kiln server: the MLflow and Databricks APIs, model serving and job workers in one process.")
 
     @Option(help: "Address to bind (env KILN_HOST).") var host: String?
     @Option(help: "Port to bind; 0 picks a free one (env KILN_PORT).") var port: Int?
     @Option(help: "Home folder for the database, artifacts and admin token (env KILN_HOME, default ~/.kiln).") var home: String?
     @Flag(help: "Serve without authentication; refused unless --host is a loopback address.") var noAuth = false
-    @Flag(help: "Seed a 'demo' experiment with a few runs when it does not exist.") var demo = false
+    @Flag(help: "Seed a 'demo' experiment with a few runs and the table main.demo.sales when they do not exist.") var demo = false
     @Option(help: "Log level: trace, debug, info, notice, warning, error (env KILN_LOG_LEVEL).") var logLevel: String?
 
     func validate() throws {

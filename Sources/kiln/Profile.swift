@@ -7,7 +7,7 @@ import KilnLake
 /// `kiln profile TABLE`: per-column statistics of a Delta table.
 struct Profile: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "profile", abstract: "Profile a table's columns: count, nulls, distinct, min/max, mean/stddev, quantiles, histogram, top values.")
+        commandName: "profile", abstract: "Profile a table's columns: count, nulls, distinct, min/max, mean/stddev, quantiles, histogram, top values (local only).")
     @OptionGroup var location: Table.Location
     @Option(help: "Comma-separated columns (default: every primitive column).") var columns: String?
     @Option(help: "Profile this version.") var version: Int64?

@@ -5,31 +5,49 @@ import KilnFrame
 import KilnPlatform
 import KilnSQL
 
-struct SQL: ParsableCommand {
+struct SQL: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "sql", abstract: "Run a SQL query over Delta tables and Parquet files.",
+        commandName: "sql", abstract: "Run SQL over Delta tables and Parquet files, locally or on a server (--url).",
         discussion: """
-            Tables are catalog.schema.table under $KILN_HOME/warehouse (main and default when left out), \
-            delta.`/path/to/table` or parquet.`/path/file.parquet`. Example:
+            Local (the default): tables are catalog.schema.table under $KILN_HOME/warehouse (main and default when \
+            left out), delta.`/path/to/table` or parquet.`/path/file.parquet`, read by this process.
+            Remote (--url, or KILN_URL when set): the statement runs on that server through \
+            /api/2.0/sql/statements, on its warehouse and with its permissions; results come back in chunks.
+            Examples:
               kiln sql "SELECT region, count(*) AS n FROM sales GROUP BY region ORDER BY n DESC"
+              kiln sql --url http://127.0.0.1:5000 --format csv "SELECT * FROM main.default.sales"
             """)
     @Argument(help: "The SQL statement (none: read statements from standard input, or an interactive shell on a terminal).") var statement: String?
-    @Option(help: "Home folder holding the warehouse (env KILN_HOME, default ~/.kiln).") var home: String?
+    @Option(help: "Home folder holding the warehouse (env KILN_HOME, default ~/.kiln); with --url, where admin.token is.") var home: String?
+    @Option(help: "Run on the server at this URL instead of locally (env KILN_URL).") var url: String?
+    @Option(help: "Access token for --url (env KILN_TOKEN, else the home's admin.token).") var token: String?
     @Option(help: "table, json, jsonl or csv.") var format = "table"
     @Option(name: .customLong("param"), help: "A :name parameter value, name=value (repeatable).") var parameters: [String] = []
     @Flag(help: "Print the statement's run time to standard error (\"Time: 0.123 s\": planning and execution, no output).") var timing = false
 
-    func run() throws {
-        let base = home.map { URL(fileURLWithPath: $0) } ?? KilnConfiguration.defaultHome(environment: ProcessInfo.processInfo.environment)
+    func validate() throws {
+        guard ["table", "json", "jsonl", "csv"].contains(format) else { throw ValidationError("--format must be table, json, jsonl or csv") }
+    }
+
+    func run() async throws {
+        let env = ProcessInfo.processInfo.environment
+        let base = home.map { URL(fileURLWithPath: $0) } ?? KilnConfiguration.defaultHome(environment: env)
         let values = try keyValues(parameters, option: "param").mapValues { text in
             Int64(text).map(Value.int) ?? Double(text).map(Value.double) ?? .string(text)
         }
-        let engine = SQLEngine(catalog: Catalog(warehouse: base.appendingPathComponent("warehouse").path), parameters: values)
-        guard let statement else { return try shell(engine, history: base.appendingPathComponent("sql_history").path) }
+        let execute: (String) async throws -> Frame
+        if let server = url ?? env["KILN_URL"] {
+            let client = try ClientOptions.client(url: server, token: token, home: home)
+            execute = { try await RemoteStatements(client: client, parameters: values).execute($0) }
+        } else {
+            let engine = SQLEngine(catalog: Catalog(warehouse: base.appendingPathComponent("warehouse").path), parameters: values)
+            execute = { try engine.execute($0) }
+        }
+        guard let statement else { return try await shell(execute, history: base.appendingPathComponent("sql_history").path) }
         let result: Frame
         let started = Date()
         do {
-            result = try engine.execute(statement)
+            result = try await execute(statement)
         } catch let error as KilnError {
             throw CLIError("\(error.code.rawValue): \(error.message)")
         }
@@ -38,7 +56,7 @@ struct SQL: ParsableCommand {
     }
 
     /// Statements from standard input, each ended by `;`: a prompt and a history file on a terminal, a script otherwise.
-    func shell(_ engine: SQLEngine, history: String) throws {
+    func shell(_ execute: (String) async throws -> Frame, history: String) async throws {
         let interactive = isatty(STDIN_FILENO) == 1
         if interactive { print("Kiln SQL — end statements with ';', quit with \\q or Ctrl-D. History: \(history)") }
         var buffer = ""
@@ -60,22 +78,28 @@ struct SQL: ParsableCommand {
                 }
                 do {
                     let started = Date()
-                    try output(try engine.execute(statement))
+                    try output(try await execute(statement))
                     if interactive { print(String(format: "(%.3f s)", Date().timeIntervalSince(started))) }
-                } catch let error as KilnError {
-                    FileHandle.standardError.write(Data("Error: \(error.code.rawValue): \(error.message)\n".utf8))
+                } catch {
+                    FileHandle.standardError.write(Data("Error: \(Self.describe(error))\n".utf8))
                     failed = true
                 }
             }
             prompt()
         }
         if !buffer.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-            do { try output(try engine.execute(buffer)) } catch let error as KilnError {
-                FileHandle.standardError.write(Data("Error: \(error.code.rawValue): \(error.message)\n".utf8))
+            do { try output(try await execute(buffer)) } catch {
+                FileHandle.standardError.write(Data("Error: \(Self.describe(error))\n".utf8))
                 failed = true
             }
         }
         if failed, !interactive { throw ExitCode(1) }
+    }
+
+    /// An error as one line: `CODE: message` for Kiln's errors, the text of others (the server's words).
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? KilnError { return "\(error.code.rawValue): \(error.message)" }
+        return "\(error)"
     }
 
     /// Takes the complete statements (ended by `;` outside quotes and comments) off the front of `buffer`.

@@ -7,11 +7,13 @@ import KilnPlatform
 
 struct Table: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "table", abstract: "Work with Delta tables on disk (no server needed).",
+        commandName: "table", abstract: "Work with Delta tables on disk (local only: no server needed, none used).",
         discussion: """
             TABLE is a directory (/data/sales) or catalog.schema.table, which lives under \
             $KILN_HOME/warehouse/<catalog>/<schema>/<table>. Other Delta engines (delta-rs, Spark, DuckDB, Polars) read and \
             write the same tables.
+            These commands read and write the folders on this machine. For tables on a server, use \
+            `kiln sql --url URL` (SELECT, DESCRIBE HISTORY, INSERT, UPDATE, DELETE, MERGE run there).
             """,
         subcommands: [Create.self, Describe.self, History.self, Cat.self, Changes.self, Write.self, Scan.self, Delete.self, Update.self, Merge.self, Optimize.self,
                       Restore.self, Generate.self,
@@ -22,6 +24,13 @@ struct Table: ParsableCommand {
     struct Location: ParsableArguments {
         @Argument(help: "Table directory, or catalog.schema.table under $KILN_HOME/warehouse.") var table: String
         @Option(help: "Home folder for catalog.schema.table names (env KILN_HOME, default ~/.kiln).") var home: String?
+        @Option(help: ArgumentHelp("Not supported: table commands are local; use kiln sql --url.", visibility: .hidden)) var url: String?
+
+        func validate() throws {
+            if let url {
+                throw ValidationError("kiln table and kiln profile work on local folders only. To reach the tables of the server at \(url), run SQL there: kiln sql --url \(url) \"SELECT * FROM \(table) LIMIT 10\"")
+            }
+        }
 
         var path: String { Self.path(table, home: home) }
 

@@ -78,7 +78,7 @@ struct Train: AsyncParsableCommand {
             body["cohorts"] = cohorts
             body["run_id"] = activeRun
             if let parsedPipeline { body["pipeline"] = try JSONSerialization.jsonObject(with: LearnJSON.encoder().encode(parsedPipeline)) }
-            let client = try ClientOptions.parse(["--url", server] + (token.map { ["--token", $0] } ?? []) + (home.map { ["--home", $0] } ?? [])).client()
+            let client = try ClientOptions.client(url: server, token: token, home: home)
             let response = try await client.call("POST", "api/2.0/kiln/train", body: body, timeout: 24 * 3600)
             if json { return try printJSON(response) }
             report(runID: response["run_id"] as? String ?? "", metrics: response["metrics"] as? [String: Double] ?? [:],

@@ -40,8 +40,10 @@ def wait_healthy(url, proc, timeout=30):
 class KilnServer:
     """A `kiln server` process on a home folder; restartable on the same home."""
 
-    def __init__(self, home):
+    def __init__(self, home, args=(), admin_token=TOKEN):
         self.home = home
+        self.args = list(args)
+        self.admin_token = admin_token
         self.proc = None
         self.port = None
         self.log = None
@@ -52,10 +54,12 @@ class KilnServer:
 
     def start(self):
         self.port = free_port()
-        env = dict(os.environ, KILN_ADMIN_TOKEN=TOKEN)
+        env = dict(os.environ, KILN_ADMIN_TOKEN=self.admin_token)
+        if self.admin_token is None:
+            env.pop("KILN_ADMIN_TOKEN")
         self.log = open(os.path.join(self.home, "server.log"), "ab")
         self.proc = subprocess.Popen(
-            [KILN, "server", "--host", "127.0.0.1", "--port", str(self.port), "--home", self.home],
+            [KILN, "server", "--host", "127.0.0.1", "--port", str(self.port), "--home", self.home, *self.args],
             env=env, stdout=self.log, stderr=subprocess.STDOUT)
         wait_healthy(self.url, self.proc)
         return self

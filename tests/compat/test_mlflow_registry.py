@@ -132,10 +132,40 @@ def test_registry_errors(trained):
         client.transition_model_version_stage(name, "1", "Shipping")
     assert err.value.error_code == "INVALID_PARAMETER_VALUE"
     assert client.get_model_version(name, "1").current_stage == "None"
-    with pytest.raises(MlflowException) as err:
-        client.create_model_version(name, "mlflow-artifacts:/nowhere/at/all", run_id=None)
-    assert err.value.error_code == "INVALID_PARAMETER_VALUE"
     assert [v.version for v in client.search_model_versions(f"name = '{name}'")] == ["1"]
+
+
+def register_from(client, source, with_run):
+    """Registers `source` ({run} and {artifacts} filled in from a fresh empty run); the outcome with the run's own
+    identifiers put back as placeholders, so two servers' answers compare."""
+    run = client.create_run(client.create_experiment(unique("sources")))
+    fill = lambda text: text.replace("{run}", run.info.run_id).replace("{artifacts}", run.info.artifact_uri)
+    back = lambda text: text.replace(run.info.artifact_uri, "{artifacts}").replace(run.info.run_id, "{run}")
+    name = unique("source")
+    client.create_registered_model(name)
+    try:
+        version = client.create_model_version(name, fill(source), run_id=run.info.run_id if with_run else None)
+    except MlflowException as error:
+        return ("refused", error.error_code, back(error.message).split(".")[0])
+    uri = client.get_model_version_download_uri(name, version.version)
+    return ("recorded", version.version, back(version.source), back(uri), back(client.get_model_version(name, "1").source))
+
+
+# Sources Kiln holds no files for: external URIs, empty folders of a run, paths on the client's machine.
+SOURCES = [("s3://bucket/models/churn", False), ("gs://bucket/m", True), ("dbfs:/databricks/mlflow/model", False),
+           ("runs:/{run}/model", True), ("runs:/{run}/model", False), ("{artifacts}/model", True), ("{artifacts}/model", False),
+           ("mlflow-artifacts:/nowhere/at/all", True), ("/home/someone/model", False), ("/home/someone/model", True),
+           ("file:///home/someone/model", True)]
+
+
+@pytest.mark.parametrize("source,with_run", SOURCES)
+def test_versions_kiln_cannot_copy_are_recorded_or_refused_as_mlflow_server_does(client_env, kiln, mlflow_server, source, with_run):
+    """Recorded with download URI = source (never refused for having no files), or refused with mlflow server's error."""
+    kiln_answer = register_from(MlflowClient(tracking_uri=kiln.url, registry_uri=kiln.url), source, with_run)
+    peer_answer = register_from(MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server), source, with_run)
+    assert kiln_answer == peer_answer
+    if source.startswith(("s3:", "gs:", "dbfs:")) or (source.startswith("runs:") and with_run):
+        assert kiln_answer[0] == "recorded" and kiln_answer[3] == source
 
 
 def test_version_lineage(client_env, kiln):

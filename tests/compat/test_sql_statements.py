@@ -113,3 +113,59 @@ def test_ddl_and_dml_through_the_api(workspace):
     assert run("SELECT count(*) FROM main.shop.events").result.data_array == [[str(sum(1 for i in range(10) if i % 3 != 1))]]
     r = run("CREATE TABLE main.shop.events (id BIGINT)")
     assert r.status.state == StatementState.FAILED and r.status.error.error_code.value == "ALREADY_EXISTS"
+
+
+def kiln_sql(*args, env=None):
+    return subprocess.run([KILN, "sql", *args], capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_long_results_come_in_chunks_that_the_sdk_follows(workspace):
+    sql = "SELECT id, id * 2 AS twice FROM range(25000) ORDER BY id"
+    r = workspace.statement_execution.execute_statement(statement=sql, warehouse_id="kiln", wait_timeout="30s")
+    assert r.manifest.total_chunk_count == 3 and [c.row_count for c in r.manifest.chunks] == [10000, 10000, 5000]
+    assert r.result.next_chunk_index == 1
+    rows = list(r.result.data_array)
+    index = r.result.next_chunk_index
+    while index is not None:
+        chunk = workspace.statement_execution.get_statement_result_chunk_n(r.statement_id, index)
+        rows += chunk.data_array
+        index = chunk.next_chunk_index
+    assert rows == [[str(i), str(2 * i)] for i in range(25000)]
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "jsonl", "csv"])
+def test_kiln_sql_url_prints_what_local_mode_prints(kiln, workspace, fmt):
+    """`kiln sql --url` runs on the server's warehouse and prints the same bytes as local mode on the same home."""
+    sql = "SELECT region, count(*) AS n, sum(amount) AS total, min(day) AS first_day, max(id) > 90 AS late FROM main.shop.sales GROUP BY region ORDER BY region"
+    local = kiln_sql("--home", kiln.home, "--format", fmt, sql)
+    remote = kiln_sql("--url", kiln.url, "--token", TOKEN, "--home", "/nonexistent", "--format", fmt, sql)
+    assert local.returncode == 0 and remote.returncode == 0, (local.stderr, remote.stderr)
+    assert remote.stdout == local.stdout and "ap" in remote.stdout
+
+
+def test_kiln_sql_url_pages_long_results_and_reports_server_errors(kiln, workspace):
+    env = dict(os.environ, KILN_URL=kiln.url, KILN_TOKEN=TOKEN)
+    out = kiln_sql("--format", "jsonl", "SELECT id FROM range(23456) ORDER BY id", env=env)
+    assert out.returncode == 0, out.stderr
+    assert [line for line in out.stdout.splitlines()] == [f'{{"id":{i}}}' for i in range(23456)]
+    # A statement the server has to run for a while: polled until it ends.
+    out = kiln_sql("--format", "csv", "SELECT count(*) AS n FROM range(2000) a CROSS JOIN range(2000) b WHERE a.id % 3 = b.id % 4", env=env)
+    assert out.returncode == 0 and out.stdout.splitlines()[1] == str(sum(1 for a in range(2000) for b in range(2000) if a % 3 == b % 4))
+    # Tables live where the server's warehouse is: created remotely, read remotely.
+    assert kiln_sql("CREATE TABLE main.shop.remote_made (x BIGINT)", env=env).returncode == 0
+    assert kiln_sql("INSERT INTO main.shop.remote_made VALUES (1), (2)", env=env).returncode == 0
+    assert kiln_sql("--format", "csv", "SELECT sum(x) AS s FROM main.shop.remote_made", env=env).stdout == "s\n3\n"
+    assert os.path.isdir(os.path.join(kiln.home, "warehouse", "main", "shop", "remote_made"))
+    out = kiln_sql("SELECT nope FROM main.shop.sales", env=env)
+    assert out.returncode != 0 and "BAD_REQUEST" in out.stderr and "nope" in out.stderr
+    out = kiln_sql("SELECT 1", env=dict(env, KILN_TOKEN="wrong"))
+    assert out.returncode != 0 and ("401" in out.stderr or "UNAUTHENTICATED" in out.stderr), out.stderr
+    out = kiln_sql("--format", "csv", "--param", "n=3", "SELECT id FROM range(10) WHERE id < :n", env=env)
+    assert out.stdout == "id\n0\n1\n2\n"
+
+
+def test_table_commands_say_they_are_local_only(kiln):
+    out = subprocess.run([KILN, "table", "describe", "main.shop.sales", "--url", kiln.url], capture_output=True, text=True)
+    assert out.returncode != 0 and "local" in out.stderr and "kiln sql --url" in out.stderr
+    helptext = subprocess.run([KILN, "--help"], capture_output=True, text=True).stdout
+    assert "Local commands" in helptext and "Remote commands" in helptext

@@ -115,7 +115,7 @@ struct MLflowRoutes: Sendable {
     }
 
     func setExperimentTag(_ m: RequestMessage) async throws -> Response {
-        try await tracking.setExperimentTag(id: try m.requireString("experiment_id"), key: try m.requireString("key"), value: try m.string("value") ?? "")
+        try await tracking.setExperimentTag(id: try m.requireString("experiment_id"), key: try m.requireString("key"), value: try TextLimit.required(try m.string("value"), "value"))
         return Self.empty
     }
 
@@ -183,12 +183,12 @@ struct MLflowRoutes: Sendable {
     }
 
     func logParam(_ m: RequestMessage) async throws -> Response {
-        try await tracking.logParam(runID: try m.requireString("run_id", "run_uuid"), key: try m.requireString("key"), value: try m.string("value") ?? "")
+        try await tracking.logParam(runID: try m.requireString("run_id", "run_uuid"), key: try m.requireString("key"), value: try TextLimit.required(try m.string("value"), "value"))
         return Self.empty
     }
 
     func setTag(_ m: RequestMessage) async throws -> Response {
-        try await tracking.setTag(runID: try m.requireString("run_id", "run_uuid"), key: try m.requireString("key"), value: try m.string("value") ?? "")
+        try await tracking.setTag(runID: try m.requireString("run_id", "run_uuid"), key: try m.requireString("key"), value: try TextLimit.required(try m.string("value"), "value"))
         return Self.empty
     }
 

@@ -58,6 +58,7 @@ struct ServingRoutes: Sendable {
     static let bodyLimit = 16 * 1024 * 1024
 
     func create(_ m: RequestMessage) async throws -> Response {
+        let name = try m.requireString("name")
         guard case .object(let config)? = m.fields["config"] else { throw KilnError.invalid("Missing config: give served_entities (and traffic_config)") }
         var tags: [KeyValue] = []
         if case .array(let items)? = m.fields["tags"] {
@@ -66,7 +67,7 @@ struct ServingRoutes: Sendable {
                 if case .string(let value)? = tag["value"] { tags.append(KeyValue(key, value)) } else { tags.append(KeyValue(key, "")) }
             }
         }
-        let endpoint = try await serving.create(name: try m.requireString("name"), config: try Self.config(config), tags: tags,
+        let endpoint = try await serving.create(name: name, config: try Self.config(config), tags: tags,
                                                 description: try m.string("description"), creator: m.principal)
         let states = serving.servingStates(name: endpoint.name)
         return .json { Self.write(endpoint, states: states, &$0) }

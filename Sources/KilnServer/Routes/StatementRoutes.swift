@@ -4,8 +4,8 @@ import KilnCore
 import KilnFrame
 import KilnSQL
 
-/// Databricks' Statement Execution API under `/api/2.0/sql/statements`: INLINE results in JSON_ARRAY format, one
-/// chunk, what `databricks-sdk`'s `w.statement_execution` calls.
+/// Databricks' Statement Execution API under `/api/2.0/sql/statements`: INLINE results in JSON_ARRAY format, in
+/// chunks of `chunkRows` rows, what `databricks-sdk`'s `w.statement_execution` calls.
 struct StatementRoutes: Sendable {
     let statements: StatementService
 
@@ -63,10 +63,11 @@ struct StatementRoutes: Sendable {
 
     func chunk(_ m: RequestMessage) async throws -> Response {
         let snapshot = try await statements.get(try m.requireString("statement_id"))
-        guard let index = Int(try m.requireString("chunk_index")), index == 0, let frame = snapshot.result else {
+        guard let frame = snapshot.result, let index = Int(try m.requireString("chunk_index")),
+              Self.chunks(frame.rowCount).indices.contains(index) else {
             throw KilnError.notFound("Statement \(snapshot.id) has no result chunk \(try m.requireString("chunk_index"))")
         }
-        return .json { w in Self.writeChunk(frame, into: &w) }
+        return .json { w in Self.writeChunk(frame, index: index, statement: snapshot.id, into: &w) }
     }
 
     // MARK: Wire
@@ -108,29 +109,46 @@ struct StatementRoutes: Sendable {
                     }
                 }
             }
-            w.field("total_chunk_count", Int64(1))
+            let chunks = chunks(frame.rowCount)
+            w.field("total_chunk_count", Int64(chunks.count))
             w.key("chunks")
             w.array { w in
-                w.object { w in
-                    w.field("chunk_index", Int64(0))
-                    w.field("row_offset", Int64(0))
-                    w.field("row_count", Int64(frame.rowCount))
+                for (index, rows) in chunks.enumerated() {
+                    w.object { w in
+                        w.field("chunk_index", Int64(index))
+                        w.field("row_offset", Int64(rows.lowerBound))
+                        w.field("row_count", Int64(rows.count))
+                    }
                 }
             }
             w.field("total_row_count", Int64(frame.rowCount))
             w.field("truncated", s.truncated)
         }
         w.key("result")
-        w.object { w in writeChunk(frame, into: &w) }
+        w.object { w in writeChunk(frame, index: 0, statement: s.id, into: &w) }
     }
 
-    static func writeChunk(_ frame: Frame, into w: inout JSONWriter) {
-        w.field("chunk_index", Int64(0))
-        w.field("row_offset", Int64(0))
-        w.field("row_count", Int64(frame.rowCount))
+    /// Rows per result chunk: long results come in several, fetched through `result/chunks/{n}`.
+    static let chunkRows = 10_000
+
+    /// The row ranges of a result's chunks; an empty result has one empty chunk.
+    static func chunks(_ rowCount: Int) -> [Range<Int>] {
+        rowCount == 0 ? [0..<0] : stride(from: 0, to: rowCount, by: chunkRows).map { $0..<min($0 + chunkRows, rowCount) }
+    }
+
+    static func writeChunk(_ frame: Frame, index: Int, statement: String, into w: inout JSONWriter) {
+        let chunks = chunks(frame.rowCount)
+        let rows = chunks[index]
+        w.field("chunk_index", Int64(index))
+        w.field("row_offset", Int64(rows.lowerBound))
+        w.field("row_count", Int64(rows.count))
+        if index + 1 < chunks.count {
+            w.field("next_chunk_index", Int64(index + 1))
+            w.field("next_chunk_internal_link", "/api/2.0/sql/statements/\(statement)/result/chunks/\(index + 1)")
+        }
         w.key("data_array")
         w.array { w in
-            for row in 0..<frame.rowCount {
+            for row in rows {
                 w.array { w in
                     for column in frame.columns {
                         if let text = cell(column, row) { w.value(text) } else { w.null() }

@@ -140,6 +140,8 @@ public struct RegistryService: Sendable {
     /// Renames a registered model; its versions, tags and aliases move with it.
     public func renameRegisteredModel(name: String, newName: String) async throws -> RegisteredModel {
         try Self.validateName(newName)
+        // Renaming to the same name changes nothing (mlflow server answers it with the model).
+        if newName == name { return try await getRegisteredModel(name: name) }
         let now = clock.nowMillis()
         do {
             try await db.write { sql in
@@ -540,7 +542,8 @@ public struct RegistryService: Sendable {
         try await db.read { sql in
             try await Self.requireModel(sql, name)
             guard let row = try await sql.raw("SELECT version FROM registered_model_aliases WHERE name = \(bind: name) AND alias = \(bind: alias)").first() else {
-                throw KilnError.notFound("Registered model alias \(alias) not found.")
+                // mlflow server answers an unknown (or deleted) alias with 400 INVALID_PARAMETER_VALUE, not 404.
+                throw KilnError.invalid("Registered model alias \(alias) not found.")
             }
             return try await Self.requireVersion(sql, name, try row.decode(column: "version", as: Int64.self))
         }

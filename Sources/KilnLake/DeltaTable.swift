@@ -92,6 +92,50 @@ public final class DeltaTable: Sendable {
 
     static func create(_ table: DeltaTable, schema: DeltaSchema, partitionColumns: [String], properties: [String: String],
                        name: String?, description: String?) throws -> DeltaTable {
+        let snapshot = try newSnapshot(table, schema: schema, partitionColumns: partitionColumns, properties: properties, name: name,
+                                       description: description)
+        _ = try table.commit([.protocolAction(snapshot.protocolVersion), .metadata(snapshot.metadata)], readVersion: -1, operation: "CREATE TABLE",
+                             parameters: createParameters(snapshot), metrics: [:], blindAppend: false, configuration: properties)
+        return table
+    }
+
+    /// Creates a table whose version 0 holds the protocol, the metadata and every row `produce` emits — one commit,
+    /// as Spark and delta-rs write a new table: no reader sees an empty version 0, and a crash leaves no table or the
+    /// whole first write. `mergeSchema` lets the batches add columns to `schema`.
+    /// - Throws: `RESOURCE_ALREADY_EXISTS` when a table is there; if anything fails, the data files written are deleted.
+    @discardableResult
+    public static func create(at path: String, schema: DeltaSchema, partitionColumns: [String] = [], properties: [String: String] = [:],
+                              name: String? = nil, description: String? = nil, mergeSchema: Bool = false, operation: String = "WRITE",
+                              parameters: [String: JSONValue] = [:], batches produce: ((LakeBatch) throws -> Void) throws -> Void) throws -> WriteResult {
+        let table = DeltaTable(path: path)
+        let snapshot = try newSnapshot(table, schema: schema, partitionColumns: partitionColumns, properties: properties, name: name,
+                                       description: description)
+        return try table.write(into: snapshot, mode: .append, mergeSchema: mergeSchema, replaceWhere: nil, operation: operation,
+                               parameters: createParameters(snapshot).merging(parameters) { _, new in new }, batches: produce)
+    }
+
+    /// Appends `produce`'s rows to the table at `path`, or creates it with them in one commit (named after the last
+    /// part of `name`) when there is none.
+    @discardableResult
+    public static func append(to path: String, creatingWith schema: DeltaSchema, name: String, operation: String = "WRITE",
+                              parameters: [String: JSONValue] = [:], batches produce: ((LakeBatch) throws -> Void) throws -> Void) throws -> WriteResult {
+        let table = DeltaTable(path: path)
+        if (try? table.log.latestVersion()) ?? nil != nil {
+            return try table.write(mode: .append, operation: operation, parameters: parameters, batches: produce)
+        }
+        return try create(at: path, schema: schema, name: name.split(separator: ".").last.map(String.init), operation: operation,
+                          parameters: parameters, batches: produce)
+    }
+
+    static func createParameters(_ snapshot: DeltaSnapshot) -> [String: JSONValue] {
+        ["partitionBy": .string(JSONText.string(.array(snapshot.partitionColumns.map(JSONValue.string)))),
+         "description": snapshot.metadata.description.map(JSONValue.string) ?? .null,
+         "properties": .string(JSONText.string(.object(snapshot.metadata.configuration.mapValues(JSONValue.string))))]
+    }
+
+    /// The state a new table starts from (version -1: nothing committed), after checking the definition.
+    static func newSnapshot(_ table: DeltaTable, schema: DeltaSchema, partitionColumns: [String], properties: [String: String],
+                            name: String?, description: String?) throws -> DeltaSnapshot {
         let path = table.path
         if (try? table.log.latestVersion()) ?? nil != nil { throw KilnError.alreadyExists("A Delta table already exists at '\(path)'") }
         guard !schema.fields.isEmpty else { throw KilnError.invalid("A table needs at least one column") }
@@ -110,20 +154,8 @@ public final class DeltaTable: Sendable {
         let metadata = DeltaMetadata(name: name, description: description, schema: schema,
                                      partitionColumns: partitionColumns.map { schema.field($0)!.name }, configuration: properties,
                                      createdTime: now())
-        let proto = try protocolFor(schema: schema, properties: properties)
-        _ = try table.commit([.protocolAction(proto), .metadata(metadata)], readVersion: -1, operation: "CREATE TABLE",
-                             parameters: ["partitionBy": .string(JSONText.string(.array(partitionColumns.map(JSONValue.string)))),
-                                          "description": description.map(JSONValue.string) ?? .null,
-                                          "properties": .string(JSONText.string(.object(properties.mapValues(JSONValue.string))))],
-                             metrics: [:], blindAppend: false, configuration: properties)
-        return table
-    }
-
-    /// The table at `path`, created with `schema` (named after the last part of `name`) when there is none.
-    public static func openOrCreate(_ path: String, schema: DeltaSchema, name: String) throws -> DeltaTable {
-        let table = DeltaTable(path: path)
-        if (try? table.log.latestVersion()) != nil { return table }
-        return try DeltaTable.create(at: path, schema: schema, name: name.split(separator: ".").last.map(String.init))
+        return DeltaSnapshot(version: -1, protocolVersion: try protocolFor(schema: schema, properties: properties), metadata: metadata,
+                             schema: schema, files: [], tombstones: [], transactions: [:])
     }
 
     /// The lowest protocol that supports what the table uses; features Kiln cannot honour are refused.

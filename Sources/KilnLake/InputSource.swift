@@ -433,27 +433,36 @@ extension DeltaTable {
                               progress: (_ file: String, _ done: Int, _ total: Int) -> Void = { _, _, _ in }) throws -> IngestResult {
         let source = URL(fileURLWithPath: directory).standardizedFileURL.path
         let candidates = try dataFiles(in: source, format: format)
-        var table = try? DeltaTable.open(path)
+        let table = try? DeltaTable.open(path)
         let loaded = try table?.ingestedFiles(source: source) ?? []
         let fresh = candidates.filter { !loaded.contains($0) }
         guard !fresh.isEmpty else { return IngestResult(version: nil, files: [], rows: 0) }
-        if table == nil {
+        var schema: DeltaSchema
+        if let table {
+            schema = try table.snapshot().schema
+        } else {
             var first = try InputSource(path: source + "/" + fresh[0], batchRows: nil, csv: csv)
             first.adapt(overrides: [:], rescue: csv.mode == .permissive)
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-            table = try DeltaTable.create(at: path, schema: try DeltaSchema(parquet: first.schema))
+            schema = try DeltaSchema(parquet: first.schema)
         }
         var overrides: [String: SchemaNode] = [:]
-        for node in try table!.snapshot().schema.parquetSchema().root.children { overrides[node.name.lowercased()] = node }
-        let files = JSONText.string(.array(fresh.map(JSONValue.string)))
-        let written = try table!.write(mode: .append, mergeSchema: true, operation: "COPY INTO",
-                                       parameters: ["source": .string(source), "files": .string(files)]) { emit in
+        for node in try schema.parquetSchema().root.children { overrides[node.name.lowercased()] = node }
+        let parameters: [String: JSONValue] = ["source": .string(source), "files": .string(JSONText.string(.array(fresh.map(JSONValue.string))))]
+        let load: ((LakeBatch) throws -> Void) throws -> Void = { emit in
             for (k, name) in fresh.enumerated() {
                 var input = try InputSource(path: source + "/" + name, batchRows: nil, csv: csv)
                 input.adapt(overrides: overrides, rescue: csv.mode == .permissive)
                 try input.batches { schema, columns in try emit(LakeBatch(schema: schema, columns: columns)) }
                 progress(name, k + 1, fresh.count)
             }
+        }
+        let written: WriteResult
+        if let table {
+            written = try table.write(mode: .append, mergeSchema: true, operation: "COPY INTO", parameters: parameters, batches: load)
+        } else {
+            // A new table: its first load is version 0, metadata and rows together.
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            written = try DeltaTable.create(at: path, schema: schema, mergeSchema: true, operation: "COPY INTO", parameters: parameters, batches: load)
         }
         return IngestResult(version: written.version, files: fresh, rows: written.rowsWritten)
     }

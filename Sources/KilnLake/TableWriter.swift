@@ -24,7 +24,14 @@ extension DeltaTable {
     @discardableResult
     public func write(mode: WriteMode = .append, mergeSchema: Bool = false, replaceWhere: String? = nil, operation: String = "WRITE",
                       parameters extra: [String: JSONValue] = [:], batches produce: ((LakeBatch) throws -> Void) throws -> Void) throws -> WriteResult {
-        let snapshot = try log.snapshot()
+        try write(into: try log.snapshot(), mode: mode, mergeSchema: mergeSchema, replaceWhere: replaceWhere, operation: operation,
+                  parameters: extra, batches: produce)
+    }
+
+    /// A write on top of `snapshot`; version -1 is a table being created, whose protocol and metadata go into the
+    /// same commit as its rows.
+    func write(into snapshot: DeltaSnapshot, mode: WriteMode, mergeSchema: Bool, replaceWhere: String?, operation: String,
+               parameters extra: [String: JSONValue], batches produce: ((LakeBatch) throws -> Void) throws -> Void) throws -> WriteResult {
         try Self.checkWritable(snapshot)
         if mode == .overwrite, snapshot.metadata.configuration["delta.appendOnly"] == "true" {
             throw KilnError(.invalidState, "The table is append-only (delta.appendOnly=true); it cannot be overwritten")
@@ -136,12 +143,16 @@ extension DeltaTable {
     func commitWrite(adds: [AddFile], rows: Int, snapshot: DeltaSnapshot, schema: DeltaSchema, mode: WriteMode, predicate: LakePredicate?,
                      replaceWhere: String?, operation: String, extra: [String: JSONValue], extraMetrics: [String: JSONValue] = [:]) throws -> WriteResult {
         var newMetadata: DeltaMetadata?
-        if schema != snapshot.schema {
+        if schema != snapshot.schema || snapshot.version < 0 {
             var m = snapshot.metadata
             m.schemaString = schema.json
             newMetadata = m
         }
         var actions: [DeltaAction] = newMetadata.map { [.metadata($0)] } ?? []
+        if snapshot.version < 0 {
+            // A new table: its protocol (for the final schema) and metadata commit with its first rows, as version 0.
+            actions.insert(.protocolAction(try Self.protocolFor(schema: schema, properties: snapshot.metadata.configuration)), at: 0)
+        }
         var removed = 0
         if mode == .overwrite {
             let now = Self.now()

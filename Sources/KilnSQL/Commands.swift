@@ -151,9 +151,17 @@ extension Execution {
             return .empty
         }
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        let table = try DeltaTable.create(at: path, schema: schema, partitionColumns: c.partitionedBy, properties: c.properties,
-                                          name: c.table.last, description: c.comment)
-        if let rows, rows.rowCount > 0 { try table.write(try rows.lakeBatch(schema)) }
+        if let rows {
+            // CREATE TABLE AS SELECT: version 0 holds the metadata and the rows, one commit.
+            let batch = try rows.lakeBatch(schema)
+            try DeltaTable.create(at: path, schema: schema, partitionColumns: c.partitionedBy, properties: c.properties, name: c.table.last,
+                                  description: c.comment, operation: "CREATE TABLE AS SELECT") { emit in
+                if batch.rowCount > 0 { try emit(batch) }
+            }
+        } else {
+            try DeltaTable.create(at: path, schema: schema, partitionColumns: c.partitionedBy, properties: c.properties,
+                                  name: c.table.last, description: c.comment)
+        }
         return .empty
     }
 

@@ -558,7 +558,8 @@ public final class ServingService: @unchecked Sendable {
                           ])
         let schema = DeltaSchema(zip(frame.names, frame.columns).map { DeltaField(name: $0, type: $1.type.delta) })
         let path = tablePath(table)
-        try DeltaTable.openOrCreate(path, schema: schema, name: table).write(try frame.lakeBatch(schema), mode: .append)
+        let batch = try frame.lakeBatch(schema)
+        try DeltaTable.append(to: path, creatingWith: schema, name: table) { emit in try emit(batch) }
     }
 
     // MARK: Metrics

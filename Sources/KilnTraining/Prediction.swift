@@ -82,8 +82,7 @@ extension TrainingService {
             }
             guard let first = pending.first else { throw KilnError.invalid("The table \(table) has no rows to score") }
             let schema = DeltaSchema(zip(first.names, first.columns).map { DeltaField(name: $0, type: $1.type.delta) })
-            let destination = try DeltaTable.openOrCreate(path, schema: schema, name: output)
-            let written = try destination.write(mode: .append, operation: "WRITE", parameters: lineage) { emit in
+            let written = try DeltaTable.append(to: path, creatingWith: schema, name: output, parameters: lineage) { emit in
                 for frame in pending { try emit(try frame.lakeBatch(schema)) }
                 pending = []
                 while next < waves.count {
@@ -138,7 +137,8 @@ extension TrainingService {
     /// missing; returns the committed version.
     func append(_ frame: Frame, to output: String) throws -> Int64 {
         let schema = DeltaSchema(zip(frame.names, frame.columns).map { DeltaField(name: $0, type: $1.type.delta) })
-        return try DeltaTable.openOrCreate(tablePath(output), schema: schema, name: output).write(try frame.lakeBatch(schema), mode: .append).version
+        let batch = try frame.lakeBatch(schema)
+        return try DeltaTable.append(to: tablePath(output), creatingWith: schema, name: output) { emit in try emit(batch) }.version
     }
 
     /// Fits `pipeline` on the newest version of `table` and writes the transformed rows to `output`: the table's

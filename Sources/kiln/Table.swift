@@ -267,7 +267,7 @@ extension Table {
             let started = Date()
             let path = location.path
             let result = try Table.run { () -> WriteResult in
-                var existing = try? DeltaTable.open(path)
+                let existing = try? DeltaTable.open(path)
                 var inputSchema: ParquetSchema?
                 if let table = existing, schema == nil {
                     // Text inputs are typed by the table's own schema.
@@ -275,19 +275,22 @@ extension Table {
                     if from.lowercased().hasSuffix(".parquet") { inputSchema = nil }
                 }
                 var source = try InputSource(path: from, schema: schema, parquetSchema: inputSchema, batchRows: nil)
-                if existing == nil {
-                    let deltaSchema = try DeltaSchema(parquet: source.schema)
-                    existing = try DeltaTable.create(at: path, schema: deltaSchema,
-                                                     partitionColumns: partitionBy.map { $0.split(separator: ",").map(String.init) } ?? [])
-                } else if partitionBy != nil {
-                    let current = try existing!.snapshot().partitionColumns
+                let load: ((LakeBatch) throws -> Void) throws -> Void = { emit in
+                    try source.batchesWithProgress { schema, columns in try emit(LakeBatch(schema: schema, columns: columns)) }
+                }
+                guard let existing else {
+                    // A new table: version 0 holds its metadata and these rows, one commit.
+                    return try DeltaTable.create(at: path, schema: try DeltaSchema(parquet: source.schema),
+                                                 partitionColumns: partitionBy.map { $0.split(separator: ",").map(String.init) } ?? [],
+                                                 mergeSchema: mergeSchema, batches: load)
+                }
+                if partitionBy != nil {
+                    let current = try existing.snapshot().partitionColumns
                     guard current == partitionBy!.split(separator: ",").map(String.init) else {
                         throw KilnError.invalid("The table is partitioned by \(current.isEmpty ? "nothing" : current.joined(separator: ", ")); --partition-by cannot change that")
                     }
                 }
-                return try existing!.write(mode: writeMode, mergeSchema: mergeSchema, replaceWhere: replaceWhere) { emit in
-                    try source.batchesWithProgress { schema, columns in try emit(LakeBatch(schema: schema, columns: columns)) }
-                }
+                return try existing.write(mode: writeMode, mergeSchema: mergeSchema, replaceWhere: replaceWhere, batches: load)
             }
             let seconds = Date().timeIntervalSince(started)
             if json {

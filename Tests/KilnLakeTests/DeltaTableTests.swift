@@ -74,6 +74,33 @@ struct DeltaTableTests {
         #expect(throws: KilnError.self) { try table.snapshot(version: 9) }
     }
 
+    @Test("a table created with rows is one commit; a failed create leaves nothing behind")
+    func createWithRows() throws {
+        let dir = TableDirectory()
+        let result = try DeltaTable.create(at: dir.path, schema: Rows.schema, partitionColumns: ["region"], name: "t") { emit in
+            try emit(try Rows.batch(0, 50))
+            try emit(try Rows.batch(50, 50))
+        }
+        #expect(result.version == 0 && result.rowsWritten == 100)
+        let table = try DeltaTable.open(dir.path)
+        #expect(try Rows.ids(table, version: 0) == (0..<100).map(Int64.init))
+        #expect(try table.snapshot(version: 0).partitionColumns == ["region"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path + "/_delta_log") == ["00000000000000000000.json"])
+        #expect(throws: KilnError.self) { try DeltaTable.create(at: dir.path, schema: Rows.schema) { _ in } }
+
+        let failed = TableDirectory()
+        struct Boom: Error {}
+        #expect(throws: Boom.self) {
+            try DeltaTable.create(at: failed.path, schema: Rows.schema, partitionColumns: ["region"]) { emit in
+                try emit(try Rows.batch(0, 50))
+                throw Boom()
+            }
+        }
+        #expect(throws: KilnError.self) { try DeltaTable.open(failed.path).snapshot() }
+        let left = FileManager.default.enumerator(atPath: failed.path)?.allObjects.compactMap { $0 as? String } ?? []
+        #expect(!left.contains { $0.hasSuffix(".parquet") || $0.hasSuffix(".json") })
+    }
+
     @Test("partitioned writes, pruning and statistics skipping")
     func partitions() throws {
         let dir = TableDirectory()

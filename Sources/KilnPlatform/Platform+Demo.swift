@@ -7,6 +7,7 @@ extension Platform {
     /// exist already.
     public func seedDemo() async throws {
         let sql = SQLEngine(catalog: Catalog(warehouse: configuration.home.appendingPathComponent("warehouse").path))
+        _ = try sql.execute("CREATE SCHEMA IF NOT EXISTS main.demo COMMENT 'Seeded by kiln server --demo'")
         _ = try sql.execute("""
             CREATE TABLE IF NOT EXISTS main.demo.sales PARTITIONED BY (region) AS
             SELECT id, CASE id % 3 WHEN 0 THEN 'us' WHEN 1 THEN 'eu' ELSE 'ap' END AS region,

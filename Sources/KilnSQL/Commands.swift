@@ -50,7 +50,33 @@ extension Execution {
             }
             try FileManager.default.removeItem(atPath: path)
             return .empty
-        case .show(let what, let scope): return try show(what, scope)
+        case .show(let what, let scope, let like): return try show(what, scope, like: like)
+        case .createCatalog(let name, let ifNotExists, let comment):
+            try engine.catalog.createCatalog(name, comment: comment, ifNotExists: ifNotExists)
+            return .empty
+        case .createSchema(let name, let ifNotExists, let comment, let location):
+            let (catalog, schema) = try engine.catalog.schemaName(name)
+            try engine.catalog.createSchema(catalog, schema, comment: comment, location: location, ifNotExists: ifNotExists)
+            return .empty
+        case .dropNamespace(.catalog, let name, let ifExists, let cascade):
+            try engine.catalog.dropCatalog(name[0], cascade: cascade, ifExists: ifExists)
+            return .empty
+        case .dropNamespace(.schema, let name, let ifExists, let cascade):
+            let (catalog, schema) = try engine.catalog.schemaName(name)
+            try engine.catalog.dropSchema(catalog, schema, cascade: cascade, ifExists: ifExists)
+            return .empty
+        case .use(.catalog, let name):
+            guard engine.catalog.catalogExists(name[0]) else { throw Catalog.noCatalog(name[0]) }
+            engine.catalog.defaultCatalog = name[0]
+            engine.catalog.defaultSchema = "default"
+            return .empty
+        case .use(.schema, let name):
+            let (catalog, schema) = try engine.catalog.schemaName(name)
+            guard engine.catalog.schemaExists(catalog, schema) else { throw Catalog.noSchema(catalog, schema) }
+            engine.catalog.defaultCatalog = catalog
+            engine.catalog.defaultSchema = schema
+            return .empty
+        case .describeNamespace(let kind, let name): return try describeNamespace(kind, name)
         case .describe(let name, let history): return try describe(name, history: history)
         case .optimize(let name, let condition, let zOrder):
             let result = try open(name).optimize(where: condition, zOrderBy: zOrder)
@@ -123,6 +149,7 @@ extension Execution {
     }
 
     func createTable(_ c: CreateTable) throws -> Frame {
+        try engine.catalog.requireSchema(ofTable: c.table)
         let path = try engine.catalog.path(c.table)
         let exists = FileManager.default.fileExists(atPath: path + "/_delta_log")
         if exists {
@@ -165,30 +192,60 @@ extension Execution {
         return .empty
     }
 
-    func show(_ what: String, _ scope: [String]) throws -> Frame {
-        let root = engine.catalog.warehouse
-        func directories(_ path: String) -> [String] {
-            ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter { name in
-                var isDirectory: ObjCBool = false
-                return !name.hasPrefix(".") && FileManager.default.fileExists(atPath: path + "/" + name, isDirectory: &isDirectory) && isDirectory.boolValue
-            }.sorted()
-        }
+    func show(_ what: String, _ scope: [String], like: String?) throws -> Frame {
+        let catalog = engine.catalog
         func strings(_ values: [String]) -> Column { Column.from(values.map(Value.string), type: .string) }
+        let matches = Self.likePattern(like)
         switch what {
         case "catalogs":
-            return Frame(names: ["catalog"], columns: [strings(directories(root))])
+            return Frame(names: ["catalog"], columns: [strings(catalog.catalogs().filter(matches))])
         case "schemas":
-            let catalog = scope.first ?? engine.catalog.defaultCatalog
-            return Frame(names: ["databaseName"], columns: [strings(directories(root + "/" + catalog))])
+            guard scope.count <= 1 else { throw KilnError.invalid("SHOW SCHEMAS IN takes a catalog name") }
+            return Frame(names: ["databaseName"], columns: [strings(try catalog.schemas(in: scope.first ?? catalog.defaultCatalog).filter(matches))])
         default:
-            let catalog = scope.count == 2 ? scope[0] : engine.catalog.defaultCatalog
-            let schema = scope.last ?? engine.catalog.defaultSchema
-            let base = [root, catalog, schema].joined(separator: "/")
-            let tables = directories(base).filter { FileManager.default.fileExists(atPath: base + "/" + $0 + "/_delta_log") }
+            let (catalogName, schema) = scope.isEmpty ? (catalog.defaultCatalog, catalog.defaultSchema) : try catalog.schemaName(scope)
+            let tables = try catalog.tables(in: catalogName, schema).filter(matches)
             return Frame(names: ["database", "tableName", "isTemporary"],
                          columns: [strings(tables.map { _ in schema }), strings(tables),
                                    Column(type: .bool, values: .bool([Bool](repeating: false, count: tables.count)))])
         }
+    }
+
+    /// SHOW ... LIKE patterns as Databricks reads them: `*` any characters, `|` between alternatives, case-insensitive.
+    static func likePattern(_ pattern: String?) -> (String) -> Bool {
+        guard let pattern else { return { _ in true } }
+        let alternatives = pattern.lowercased().split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+        return { name in
+            let text = name.lowercased()
+            return alternatives.contains { alternative in
+                let regex = "^" + alternative.split(separator: "*", omittingEmptySubsequences: false)
+                    .map { NSRegularExpression.escapedPattern(for: String($0)) }.joined(separator: ".*") + "$"
+                return text.range(of: regex, options: .regularExpression) != nil
+            }
+        }
+    }
+
+    /// DESCRIBE SCHEMA|CATALOG: name, comment, location, creation time, as Databricks lists them.
+    func describeNamespace(_ kind: NamespaceKind, _ name: [String]) throws -> Frame {
+        let catalog = engine.catalog
+        let info: Catalog.NamespaceInfo
+        var rows: [(String, String?)]
+        switch kind {
+        case .catalog:
+            guard let found = try catalog.catalogInfo(name[0]) else { throw Catalog.noCatalog(name[0]) }
+            info = found
+            rows = [("Catalog Name", info.name), ("Comment", info.comment)]
+        case .schema:
+            let (c, s) = try catalog.schemaName(name)
+            guard let found = try catalog.schemaInfo(c, s) else { throw Catalog.noSchema(c, s) }
+            info = found
+            rows = [("Catalog Name", info.catalog), ("Namespace Name", info.name), ("Comment", info.comment),
+                    ("Location", try catalog.schemaRoot(c, s))]
+        }
+        rows.append(("Created Time", info.createdAt.map { Value.timestamp($0 * 1000).text }))
+        return Frame(names: kind == .catalog ? ["info_name", "info_value"] : ["database_description_item", "database_description_value"],
+                     columns: [Column.from(rows.map { .string($0.0) }, type: .string),
+                               Column.from(rows.map { $0.1.map(Value.string) ?? .null }, type: .string)])
     }
 
     func describe(_ name: [String], history: Bool) throws -> Frame {

@@ -4,36 +4,6 @@ import KilnFrame
 import KilnLake
 import KilnParquet
 
-/// Where tables live: `catalog.schema.table` is `<warehouse>/<catalog>/<schema>/<table>` (defaults `main`, `default`);
-/// `delta.`/path`` and `parquet.`/path`` name a table directory or a Parquet file directly.
-public struct Catalog: Sendable {
-    public var warehouse: String
-    public var defaultCatalog = "main"
-    public var defaultSchema = "default"
-
-    public init(warehouse: String) { self.warehouse = warehouse }
-
-    /// Catalog, schema and table names: 1 to 255 characters (Unity Catalog's limit), and never a path of their own
-    /// (`/`, `.`, `..`, NUL), since each names a folder under the warehouse.
-    public static func checkName(_ name: String) throws {
-        try TextLimit.check(name, "table name part", max: 255)
-        guard !name.isEmpty, name != ".", name != "..", !name.contains("/"), !name.contains("\0") else {
-            throw KilnError.invalid("Invalid name '\(name)': catalog, schema and table names are 1 to 255 characters without '/'")
-        }
-    }
-
-    /// The directory of a table name.
-    public func path(_ parts: [String]) throws -> String {
-        for part in parts { try Self.checkName(part) }
-        switch parts.count {
-        case 1: return [warehouse, defaultCatalog, defaultSchema, parts[0]].joined(separator: "/")
-        case 2: return [warehouse, defaultCatalog, parts[0], parts[1]].joined(separator: "/")
-        case 3: return ([warehouse] + parts).joined(separator: "/")
-        default: throw KilnError.invalid("A table name has at most three parts (catalog.schema.table): \(parts.joined(separator: "."))")
-        }
-    }
-}
-
 /// Runs SQL queries over Delta tables and Parquet files, in memory.
 public struct SQLEngine: Sendable {
     public var catalog: Catalog
@@ -447,6 +417,9 @@ struct Execution {
         try e.rewrite { node in
             guard case .call(let name, let args) = node else { return nil }
             switch name {
+            case "current_catalog" where args.isEmpty: return .literal(.string(engine.catalog.defaultCatalog))
+            case "current_schema" where args.isEmpty, "current_database" where args.isEmpty:
+                return .literal(.string(engine.catalog.defaultSchema))
             case "__parameter":
                 guard case .literal(.string(let key))? = args.first else { return nil }
                 guard let value = engine.parameters[key] else { throw KilnError.invalid("No value for the parameter :\(key)") }

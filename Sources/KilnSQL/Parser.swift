@@ -85,7 +85,36 @@ public struct Parser {
     // MARK: Statements
 
     mutating func statement() throws -> Statement {
-        if keyword("create") { return try createTable() }
+        if keyword("create") {
+            if keyword("catalog") {
+                let ifNotExists = try ifNot()
+                let name = try identifier()
+                var comment: String?
+                if keyword("comment") { comment = try quoted("COMMENT") }
+                return .createCatalog(name: name, ifNotExists: ifNotExists, comment: comment)
+            }
+            if keyword("schema") || keyword("database") {
+                let ifNotExists = try ifNot()
+                let name = try qualifiedName()
+                guard name.count <= 2 else { throw fail("a schema name is [catalog.]schema") }
+                var comment: String?, location: String?
+                while true {
+                    if keyword("comment") { comment = try quoted("COMMENT") }
+                    else if keyword("location") { location = try quoted("LOCATION") }
+                    else if keyword("managed") { try expect("location"); location = try quoted("MANAGED LOCATION") }
+                    else { break }
+                }
+                return .createSchema(name: name, ifNotExists: ifNotExists, comment: comment, location: location)
+            }
+            return try createTable()
+        }
+        if keyword("use") {
+            if keyword("catalog") { return .use(kind: .catalog, name: [try identifier()]) }
+            _ = keyword("schema") || keyword("database")
+            let name = try qualifiedName()
+            guard name.count <= 2 else { throw fail("USE takes [catalog.]schema") }
+            return .use(kind: .schema, name: name)
+        }
         if keyword("insert") {
             let overwrite: Bool
             if keyword("overwrite") { overwrite = true } else { try expect("into"); overwrite = false }
@@ -116,10 +145,18 @@ public struct Parser {
             return .update(table: table, assignments: assignments, condition: keyword("where") ? try rest() : nil)
         }
         if keyword("drop") {
-            try expect("table")
+            let kind: NamespaceKind?
+            if keyword("table") { kind = nil }
+            else if keyword("schema") || keyword("database") { kind = .schema }
+            else if keyword("catalog") { kind = .catalog }
+            else { throw fail("expected TABLE, SCHEMA or CATALOG after DROP") }
             var ifExists = false
             if keyword("if") { try expect("exists"); ifExists = true }
-            return .dropTable(table: try qualifiedName(), ifExists: ifExists)
+            let name = try qualifiedName()
+            guard let kind else { return .dropTable(table: name, ifExists: ifExists) }
+            let cascade = keyword("cascade")
+            if !cascade { _ = keyword("restrict") }
+            return .dropNamespace(kind: kind, name: name, ifExists: ifExists, cascade: cascade)
         }
         if keyword("show") {
             let what: String
@@ -127,9 +164,19 @@ public struct Parser {
             else if keyword("catalogs") { what = "catalogs" } else { throw fail("expected TABLES, SCHEMAS or CATALOGS after SHOW") }
             var scope: [String] = []
             if keyword("in") || keyword("from") { scope = try qualifiedName() }
-            return .show(what: what, in: scope)
+            var like: String?
+            if keyword("like") || peek.kind == .string { like = try quoted("LIKE") }
+            return .show(what: what, in: scope, like: like)
         }
         if keyword("describe") || keyword("desc") {
+            if keyword("schema") || keyword("database") {
+                _ = keyword("extended")
+                return .describeNamespace(kind: .schema, name: try qualifiedName())
+            }
+            if keyword("catalog") {
+                _ = keyword("extended")
+                return .describeNamespace(kind: .catalog, name: [try identifier()])
+            }
             let history = keyword("history")
             if !history { _ = keyword("table") || keyword("extended") }
             return .describe(table: try qualifiedName(), history: history)
@@ -331,6 +378,21 @@ public struct Parser {
         var parts = [try anyName()]
         while symbol(".") { parts.append(try anyName()) }
         return parts
+    }
+
+    /// `IF NOT EXISTS`, when it is there.
+    mutating func ifNot() throws -> Bool {
+        guard keyword("if") else { return false }
+        try expect("not")
+        try expect("exists")
+        return true
+    }
+
+    /// A quoted string after `what`.
+    mutating func quoted(_ what: String) throws -> String {
+        guard peek.kind == .string else { throw fail("\(what) needs a quoted string") }
+        defer { at += 1 }
+        return peek.text
     }
 
     mutating func createTable() throws -> Statement {

@@ -15,8 +15,19 @@ public indirect enum Statement: Sendable {
     /// UPDATE name SET assignments [WHERE condition].
     case update(table: [String], assignments: String, condition: String?)
     case dropTable(table: [String], ifExists: Bool)
-    case show(what: String, in: [String])
+    /// SHOW TABLES|SCHEMAS|DATABASES|CATALOGS [IN|FROM name] [[LIKE] 'pattern'].
+    case show(what: String, in: [String], like: String?)
     case describe(table: [String], history: Bool)
+    /// CREATE CATALOG [IF NOT EXISTS] name [COMMENT '..'].
+    case createCatalog(name: String, ifNotExists: Bool, comment: String?)
+    /// CREATE SCHEMA|DATABASE [IF NOT EXISTS] [catalog.]name [COMMENT '..'] [LOCATION '..'].
+    case createSchema(name: [String], ifNotExists: Bool, comment: String?, location: String?)
+    /// DROP SCHEMA|DATABASE|CATALOG [IF EXISTS] name [CASCADE|RESTRICT].
+    case dropNamespace(kind: NamespaceKind, name: [String], ifExists: Bool, cascade: Bool)
+    /// USE CATALOG name, or USE [SCHEMA|DATABASE] [catalog.]name.
+    case use(kind: NamespaceKind, name: [String])
+    /// DESCRIBE SCHEMA|DATABASE|CATALOG [EXTENDED] name.
+    case describeNamespace(kind: NamespaceKind, name: [String])
     /// OPTIMIZE name [WHERE partition-condition] [ZORDER BY (cols)].
     case optimize(table: [String], condition: String?, zOrderBy: [String])
     /// VACUUM name [RETAIN n HOURS] [DRY RUN].
@@ -31,6 +42,9 @@ public indirect enum Statement: Sendable {
     /// COPY INTO name FROM 'directory' FILEFORMAT = CSV|JSON|PARQUET [FORMAT_OPTIONS (...)] [COPY_OPTIONS (...)].
     case copyInto(table: [String], from: String, format: String, options: [String: String])
 }
+
+/// A catalog or a schema.
+public enum NamespaceKind: String, Sendable { case catalog, schema }
 
 public struct CreateTable: Sendable {
     public var table: [String]

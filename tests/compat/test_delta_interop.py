@@ -85,7 +85,8 @@ def test_kiln_tables_read_by_delta_rs(tmp_path, partitioned):
     path = str(tmp_path / "t")
     extra = ["--partition-by", "region"] if partitioned else []
     kiln("write", path, "--from", write_input(tmp_path, "a", sample(300)), *extra)
-    for k in range(1, 12):  # 12 appends: a checkpoint at version 10
+    # Version 0 holds the table's metadata and first rows (one commit); 12 appends: a checkpoint at version 10.
+    for k in range(1, 13):
         kiln("write", path, "--from", write_input(tmp_path, f"b{k}", sample(20, start=1000 * k, seed=k)))
     assert os.path.exists(os.path.join(path, "_delta_log", "00000000000000000010.checkpoint.parquet"))
     assert json.load(open(os.path.join(path, "_delta_log", "_last_checkpoint")))["version"] == 10
@@ -95,12 +96,12 @@ def test_kiln_tables_read_by_delta_rs(tmp_path, partitioned):
     dt = DeltaTable(path)
     assert dt.version() == 15
     assert dt.metadata().partition_columns == (["region"] if partitioned else [])
-    for version in [1, 5, 10, 12, 13, 14, 15]:
+    for version in [0, 1, 5, 10, 12, 13, 14, 15]:
         assert_same(path, version)
     theirs = [(h["version"], h["operation"]) for h in dt.history()]
     ours = [(h["version"], h["operation"]) for h in kiln_json("history", path)]
     assert theirs == ours
-    assert ours[:4] == [(15, "RESTORE"), (14, "WRITE"), (13, "DELETE"), (12, "WRITE")] and ours[-1] == (0, "CREATE TABLE")
+    assert ours[:4] == [(15, "RESTORE"), (14, "WRITE"), (13, "DELETE"), (12, "WRITE")] and ours[-1] == (0, "WRITE")
     schema = {f.name: str(f.type) for f in dt.schema().fields}
     assert schema["id"] == 'PrimitiveType("long")' and schema["amount"] == 'PrimitiveType("decimal(12,2)")'
     described = kiln_json("describe", path)

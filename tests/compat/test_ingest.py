@@ -103,6 +103,7 @@ def test_expectations_apply_to_inserts_and_ingest(tmp_path):
         assert (out.returncode == 0) == ok, (statement, out.stderr)
         return out
 
+    sql("CREATE SCHEMA IF NOT EXISTS raw")
     sql("CREATE TABLE raw.pay (id BIGINT, amount DOUBLE, email STRING)")
     sql("ALTER TABLE raw.pay ADD CONSTRAINT positive EXPECT (amount > 0) ON VIOLATION DROP ROW")
     sql("ALTER TABLE raw.pay ADD CONSTRAINT has_email EXPECT (email IS NOT NULL)")                 # warn only

@@ -311,7 +311,7 @@ def test_sql_for_each_run_job_and_shell_tasks(w, kiln, tmp_path):
     child = w.jobs.create(name="child", parameters=[JobParameterDefinition(name="who", default="nobody")], tasks=[
         Task(task_key="greet", condition_task=ConditionTask(op=ConditionTaskOp.EQUAL_TO, left="{{job.parameters.who}}", right="parent"))])
     sql_file = tmp_path / "make.sql"
-    sql_file.write_text("CREATE TABLE IF NOT EXISTS main.jobs_test.numbers (n BIGINT); INSERT INTO main.jobs_test.numbers VALUES (1), (2), (3);"
+    sql_file.write_text("CREATE SCHEMA IF NOT EXISTS main.jobs_test; CREATE TABLE IF NOT EXISTS main.jobs_test.numbers (n BIGINT); INSERT INTO main.jobs_test.numbers VALUES (1), (2), (3);"
                         " SELECT SUM(n) AS total FROM main.jobs_test.numbers")
     out_file = tmp_path / "shell.out"
     body = {"name": "mixed", "tasks": [
@@ -659,6 +659,7 @@ def test_table_update_and_continuous_triggers(w, kiln):
         r = requests.post(f"{kiln.url}/api/2.0/sql/statements", headers=headers, json={"statement": statement, "warehouse_id": "kiln", "wait_timeout": "30s"})
         assert r.json()["status"]["state"] == "SUCCEEDED", r.text
 
+    sql("CREATE SCHEMA IF NOT EXISTS main.triggers")
     sql("CREATE TABLE main.triggers.events (id BIGINT)")
     job = w.jobs.create(name="on-table", trigger=TriggerSettings(table_update=TableUpdateTriggerConfiguration(table_names=["main.triggers.events"])),
                         tasks=[Task(task_key="t", condition_task=ConditionTask(op=ConditionTaskOp.EQUAL_TO, left="{{job.trigger.type}}", right="TABLE"))])

@@ -71,6 +71,7 @@ def test_ctas_through_the_statements_api_and_predict_outputs(kiln_server_home):
     server, home = kiln_server_home
     session = requests.Session()
     session.headers.update({"Authorization": f"Bearer {TOKEN}"})
+    session.post(f"{server.url}/api/2.0/sql/statements", json={"statement": "CREATE SCHEMA IF NOT EXISTS main.one", "warehouse_id": "kiln"})
     r = session.post(f"{server.url}/api/2.0/sql/statements", json={
         "statement": "CREATE TABLE main.one.api_ctas AS SELECT id, id % 3 AS g FROM range(250)", "warehouse_id": "kiln", "wait_timeout": "30s"})
     assert r.json()["status"]["state"] == "SUCCEEDED", r.text

@@ -263,6 +263,7 @@ def test_errors_are_clear(tpch):
 
 
 DDL_DML = [
+    "CREATE SCHEMA IF NOT EXISTS shop",
     "CREATE TABLE shop.items (id BIGINT NOT NULL, name STRING, price DECIMAL(10,2), added DATE, tags_count INT)",
     "INSERT INTO shop.items VALUES (1, 'apple', 1.25, DATE '2024-01-02', 3), (2, 'pear', 2.5, NULL, 0), (3, 'fig', NULL, DATE '2024-02-29', NULL)",
     "INSERT INTO shop.items (id, name, price) SELECT id + 100, upper(name), price * 2 FROM shop.items WHERE id < 3",

@@ -214,3 +214,66 @@ extension DeltaTable {
         return (0..<batch.rowCount).map { row in MergeKey(values: columns.map { $0[row] }) }
     }
 }
+
+extension ScanPlan {
+    /// A plan that reads `files` of `snapshot` as they are.
+    public init(snapshot: DeltaSnapshot, files: [AddFile]) {
+        self.init(snapshot: snapshot, files: files, skippedFiles: 0, predicate: nil)
+    }
+}
+
+/// Rows to record in the change data feed, by change type (`update_preimage`, `update_postimage`, `delete`, `insert`).
+public typealias ChangeRows = [(rows: LakeBatch, changeType: String)]
+
+extension DeltaTable {
+    /// Replaces the rows of `files` (removed) with `rows` (written anew and partitioned as the table, so an updated row
+    /// may move partition), in one commit on top of `snapshot`: what the SQL engine's MERGE, UPDATE and DELETE
+    /// produce. `rows` has the table's columns; generated columns are recomputed, CHECK constraints and NOT NULL are
+    /// enforced, and `changes` go to the change data feed when the table has it on. Nil when nothing changed.
+    /// - Throws: `INVALID_STATE` when an append-only table would lose files; the data files written are deleted on
+    ///   any failure, and a concurrent writer's change to the files read fails the commit (`RESOURCE_CONFLICT`).
+    @discardableResult
+    public func rewrite(snapshot: DeltaSnapshot, removing files: [AddFile], adding rows: LakeBatch?, changes: ChangeRows,
+                        operation: String, parameters: [String: JSONValue], metrics: [String: JSONValue]) throws -> Int64? {
+        try Self.checkWritable(snapshot)
+        if !files.isEmpty, snapshot.metadata.configuration["delta.appendOnly"] == "true" {
+            throw KilnError(.invalidState, "The table is append-only (delta.appendOnly=true); its rows cannot be updated or deleted")
+        }
+        let schema = snapshot.schema
+        guard !files.isEmpty || (rows?.rowCount ?? 0) > 0 else { return nil }
+        let generated = try GeneratedColumn.of(schema)
+        let recompute = Set(generated.map { $0.field.name.lowercased() })
+        func prepared(_ batch: LakeBatch) throws -> LakeBatch {
+            try Self.generate(try Self.conform(batch, to: schema), columns: generated,
+                              provided: Set(batch.schema.root.children.map { $0.name.lowercased() }).subtracting(recompute))
+        }
+        var adds: [AddFile] = [], changeFiles: [AddFile] = []
+        do {
+            if let rows, rows.rowCount > 0 {
+                let table = try prepared(rows)
+                try checkConstraints(table, schema: schema, snapshot: snapshot)
+                adds = try writeFiles(table, schema: schema, partitionColumns: snapshot.partitionColumns)
+            }
+            if Self.changeDataFeedOn(snapshot.metadata.configuration) {
+                for change in changes where change.rows.rowCount > 0 {
+                    changeFiles += try writeFiles(try prepared(change.rows), schema: schema, partitionColumns: snapshot.partitionColumns,
+                                                  changeType: change.changeType)
+                }
+            }
+            let now = Self.now()
+            var actions: [DeltaAction] = files.map {
+                .remove(RemoveFile(path: $0.path, deletionTimestamp: now, dataChange: true, partitionValues: $0.partitionValues, size: $0.size))
+            }
+            actions += adds.map { .add($0) } + changeFiles.map(\.cdc)
+            var allMetrics = metrics
+            allMetrics["numTargetFilesRemoved"] = .number(String(files.count))
+            allMetrics["numTargetFilesAdded"] = .number(String(adds.count))
+            allMetrics["numTargetChangeFilesAdded"] = .number(String(changeFiles.count))
+            return try commit(actions, readVersion: snapshot.version, operation: operation, parameters: parameters, metrics: allMetrics,
+                              blindAppend: false, configuration: snapshot.metadata.configuration)
+        } catch {
+            for add in adds + changeFiles { storage.delete(add.path) }
+            throw error
+        }
+    }
+}

@@ -31,17 +31,11 @@ extension Execution {
             let result = try table.write(batch, mode: overwrite ? .overwrite : .append)
             return Frame(names: ["num_affected_rows", "num_inserted_rows"],
                          columns: [Column(type: .int64, values: .int([Int64(result.rowsWritten)])), Column(type: .int64, values: .int([Int64(result.rowsWritten)]))])
-        case .delete(let name, let condition):
-            let table = try open(name)
-            guard let condition else {
-                let count = try table.snapshot().numRecords ?? 0
-                try table.delete(where: "true")
-                return Self.count("num_affected_rows", count)
-            }
-            return Self.count("num_affected_rows", Int64(try table.delete(where: condition).rowsDeleted))
-        case .update(let name, let assignments, let condition):
-            let result = try open(name).update(set: assignments, where: condition)
-            return Self.count("num_affected_rows", Int64(result.rowsUpdated))
+        case .delete(let name, let alias, let condition, let text):
+            return try deleteStatement(name, alias: alias, condition: condition, text: text)
+        case .update(let name, let alias, let assignments, let condition, let assignmentsText, let conditionText):
+            return try updateStatement(name, alias: alias, assignments: assignments, condition: condition, assignmentsText: assignmentsText,
+                                       conditionText: conditionText)
         case .dropTable(let name, let ifExists):
             let path = try engine.catalog.path(name)
             guard FileManager.default.fileExists(atPath: path + "/_delta_log") else {
@@ -111,28 +105,7 @@ extension Execution {
             let result = try DeltaTable.ingest(directory: from, into: try engine.catalog.path(name), format: format, csv: try CSVOptions(options))
             return Frame(names: ["num_affected_rows", "num_inserted_rows", "num_skipped_corrupt_files"],
                          columns: [Int64(result.rows), Int64(result.rows), 0].map { Column(type: .int64, values: .int([$0])) })
-        case .merge(let name, _, let sourceItem, let condition, let matched, let insert, let deleteBySource):
-            let table = try open(name)
-            let schema = try table.snapshot().schema
-            var run = self
-            run.needed = nil
-            let source = try run.fromItem(sourceItem, env: [:]).visible()
-            // The source's columns by name, cast to the table's types.
-            var fields: [DeltaField] = [], columns: [Column] = []
-            for (columnName, column) in zip(source.names, source.columns) {
-                guard let field = schema.field(columnName) else { throw KilnError.invalid("The MERGE source has a column '\(columnName)' the table does not have") }
-                guard let type = FrameType(delta: field.type) else { throw KilnError.invalid("Column '\(field.name)' is nested; MERGE writes flat columns only") }
-                fields.append(field)
-                columns.append(try column.cast(to: type))
-            }
-            let batch = try Frame(names: fields.map(\.name), columns: columns).lakeBatch(DeltaSchema(fields))
-            let clauses = MergeClauses(whenMatched: matched.flatMap(MergeClauses.Matched.init(rawValue:)) ?? .none, insertNotMatched: insert,
-                                       deleteNotMatchedBySource: deleteBySource)
-            let result = try table.merge(condition: condition, clauses: clauses) { emit in try emit(batch) }
-            return Frame(names: ["num_affected_rows", "num_updated_rows", "num_deleted_rows", "num_inserted_rows"],
-                         columns: [result.updated + result.deleted + result.inserted, result.updated, result.deleted, result.inserted].map {
-                             Column(type: .int64, values: .int([Int64($0)]))
-                         })
+        case .merge(let m): return try mergeStatement(m)
         }
     }
 

@@ -133,16 +133,22 @@ public struct Parser {
         if keyword("delete") {
             try expect("from")
             let table = try qualifiedName()
-            return .delete(table: table, condition: keyword("where") ? try rest() : nil)
+            let alias = isKeyword("where") ? nil : try alias()
+            guard keyword("where") else { return .delete(table: table, alias: alias, condition: nil, text: nil) }
+            let (condition, text) = try expressionWithText()
+            return .delete(table: table, alias: alias, condition: condition, text: text)
         }
         if keyword("update") {
             let table = try qualifiedName()
+            let alias = isKeyword("set") ? nil : try alias()
             try expect("set")
             let start = peek.offset
-            while peek.kind != .end, !isKeyword("where") { at += 1 }
-            let assignments = String(Array(sql)[start..<peek.offset]).trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !assignments.isEmpty else { throw fail("UPDATE needs SET column = value") }
-            return .update(table: table, assignments: assignments, condition: keyword("where") ? try rest() : nil)
+            let assignments = try assignmentList()
+            let assignmentsText = String(Array(sql)[start..<peek.offset]).trimmingCharacters(in: .whitespacesAndNewlines)
+            var condition: Expr?, conditionText: String?
+            if keyword("where") { (condition, conditionText) = try expressionWithText() }
+            return .update(table: table, alias: alias, assignments: assignments, condition: condition, assignmentsText: assignmentsText,
+                           conditionText: conditionText)
         }
         if keyword("drop") {
             let kind: NamespaceKind?
@@ -305,37 +311,65 @@ public struct Parser {
             try expect("using")
             let source = try tablePrimary()
             try expect("on")
-            let start = peek.offset
-            while peek.kind != .end, !isKeyword("when") { at += 1 }
-            let condition = String(Array(sql)[start..<peek.offset]).trimmingCharacters(in: .whitespacesAndNewlines)
-            var matched: String?, insert = false, deleteBySource = false
+            let (condition, conditionText) = try expressionWithText()
+            var clauses: [MergeStatement.Clause] = []
             while keyword("when") {
-                let negated = keyword("not")
-                try expect("matched")
-                if isKeyword("and") { throw fail("WHEN ... AND conditions are not supported yet") }
-                if negated {
+                let kind: MergeStatement.Kind
+                if keyword("not") {
+                    try expect("matched")
                     if keyword("by") {
-                        if keyword("source") {
-                            try expect("then"); try expect("delete")
-                            deleteBySource = true
-                            continue
-                        }
-                        try expect("target")
-                    }
-                    try expect("then"); try expect("insert")
-                    guard symbol("*") else { throw fail("only INSERT * is supported yet") }
-                    insert = true
+                        if keyword("source") { kind = .notMatchedBySource } else { try expect("target"); kind = .notMatched }
+                    } else { kind = .notMatched }
                 } else {
-                    try expect("then")
-                    if keyword("delete") { matched = "delete" } else {
-                        try expect("update"); try expect("set")
-                        guard symbol("*") else { throw fail("only UPDATE SET * is supported yet") }
-                        matched = "update"
-                    }
+                    try expect("matched")
+                    kind = .matched
                 }
+                var clauseCondition: Expr?, clauseText: String?
+                if keyword("and") { (clauseCondition, clauseText) = try expressionWithText() }
+                try expect("then")
+                let action: MergeStatement.Action
+                if keyword("delete") {
+                    guard kind != .notMatched else { throw fail("WHEN NOT MATCHED takes INSERT") }
+                    action = .delete
+                } else if keyword("update") {
+                    guard kind != .notMatched else { throw fail("WHEN NOT MATCHED takes INSERT") }
+                    try expect("set")
+                    if symbol("*") {
+                        guard kind == .matched else { throw fail("UPDATE SET * needs a source row: only WHEN MATCHED") }
+                        action = .updateAll
+                    } else {
+                        action = .update(try assignmentList())
+                    }
+                } else if keyword("insert") {
+                    guard kind == .notMatched else { throw fail("INSERT only in WHEN NOT MATCHED [BY TARGET]") }
+                    if symbol("*") {
+                        action = .insertAll
+                    } else {
+                        var columns: [String]?
+                        if symbol("(") {
+                            var names: [String] = []
+                            repeat { names.append(try columnName()) } while symbol(",")
+                            try expectSymbol(")")
+                            columns = names
+                        }
+                        try expect("values")
+                        try expectSymbol("(")
+                        var values: [Expr] = []
+                        repeat { values.append(try expression()) } while symbol(",")
+                        try expectSymbol(")")
+                        if let columns, columns.count != values.count {
+                            throw fail("INSERT names \(columns.count) columns but gives \(values.count) values")
+                        }
+                        action = .insert(columns: columns, values: values)
+                    }
+                } else {
+                    throw fail("expected UPDATE, DELETE or INSERT after THEN")
+                }
+                clauses.append(MergeStatement.Clause(kind: kind, condition: clauseCondition, conditionText: clauseText, action: action))
             }
-            return .merge(target: target, targetAlias: alias, source: source, condition: condition, matched: matched, insert: insert,
-                          deleteBySource: deleteBySource)
+            guard !clauses.isEmpty else { throw fail("MERGE needs at least one WHEN clause") }
+            return .merge(MergeStatement(target: target, targetAlias: alias, source: source, condition: condition, clauses: clauses,
+                                         conditionText: conditionText))
         }
         return .query(try query())
     }
@@ -378,6 +412,31 @@ public struct Parser {
         var parts = [try anyName()]
         while symbol(".") { parts.append(try anyName()) }
         return parts
+    }
+
+    /// An expression and its text as written.
+    mutating func expressionWithText() throws -> (Expr, String) {
+        let start = peek.offset
+        let e = try expression()
+        return (e, String(Array(sql)[start..<peek.offset]).trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// A column being assigned: `c` or `alias.c` (the alias dropped).
+    mutating func columnName() throws -> String {
+        var name = try identifier()
+        while symbol(".") { name = try anyName() }
+        return name
+    }
+
+    /// `column = expression, ...` of UPDATE SET.
+    mutating func assignmentList() throws -> [(column: String, value: Expr)] {
+        var out: [(column: String, value: Expr)] = []
+        repeat {
+            let column = try columnName()
+            try expectSymbol("=")
+            out.append((column, try expression()))
+        } while symbol(",")
+        return out
     }
 
     /// `IF NOT EXISTS`, when it is there.

@@ -10,10 +10,12 @@ public indirect enum Statement: Sendable {
     case createTable(CreateTable)
     /// INSERT INTO|OVERWRITE [TABLE] name [(columns)] query-or-VALUES.
     case insert(table: [String], overwrite: Bool, columns: [String]?, source: Query)
-    /// DELETE FROM name [WHERE condition]; the condition text goes to the table's predicate language.
-    case delete(table: [String], condition: String?)
-    /// UPDATE name SET assignments [WHERE condition].
-    case update(table: [String], assignments: String, condition: String?)
+    /// DELETE FROM name [[AS] alias] [WHERE condition]; the text is kept for tables with nested columns, which the Delta
+    /// engine's own predicate language handles.
+    case delete(table: [String], alias: String?, condition: Expr?, text: String?)
+    /// UPDATE name [[AS] alias] SET column = expression, ... [WHERE condition].
+    case update(table: [String], alias: String?, assignments: [(column: String, value: Expr)], condition: Expr?, assignmentsText: String,
+                conditionText: String?)
     case dropTable(table: [String], ifExists: Bool)
     /// SHOW TABLES|SCHEMAS|DATABASES|CATALOGS [IN|FROM name] [[LIKE] 'pattern'].
     case show(what: String, in: [String], like: String?)
@@ -36,11 +38,35 @@ public indirect enum Statement: Sendable {
     case restore(table: [String], version: Int64?, timestamp: String?)
     /// ALTER TABLE name SET|UNSET TBLPROPERTIES, ADD COLUMNS, ADD|DROP CONSTRAINT.
     case alter(table: [String], set: [String: String], unset: [String], addColumns: [(name: String, type: FrameType)])
-    /// MERGE INTO target USING source ON keys WHEN MATCHED THEN UPDATE SET * | DELETE, WHEN NOT MATCHED THEN
-    /// INSERT *, WHEN NOT MATCHED BY SOURCE THEN DELETE.
-    case merge(target: [String], targetAlias: String?, source: FromItem, condition: String, matched: String?, insert: Bool, deleteBySource: Bool)
+    /// MERGE INTO target [[AS] alias] USING table-or-subquery ON condition, then WHEN clauses in order.
+    case merge(MergeStatement)
     /// COPY INTO name FROM 'directory' FILEFORMAT = CSV|JSON|PARQUET [FORMAT_OPTIONS (...)] [COPY_OPTIONS (...)].
     case copyInto(table: [String], from: String, format: String, options: [String: String])
+}
+
+/// `MERGE INTO` as Delta Lake has it.
+public struct MergeStatement: Sendable {
+    public enum Kind: Sendable, Equatable { case matched, notMatched, notMatchedBySource }
+    public enum Action: Sendable {
+        case update([(column: String, value: Expr)])
+        case updateAll
+        case delete
+        case insert(columns: [String]?, values: [Expr])
+        case insertAll
+    }
+    public struct Clause: Sendable {
+        public var kind: Kind
+        public var condition: Expr?
+        public var conditionText: String?
+        public var action: Action
+    }
+    public var target: [String]
+    public var targetAlias: String?
+    public var source: FromItem
+    public var condition: Expr
+    public var clauses: [Clause]
+    /// The statement's text, recorded in the commit.
+    public var conditionText: String
 }
 
 /// A catalog or a schema.

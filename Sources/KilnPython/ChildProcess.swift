@@ -22,31 +22,16 @@ public struct ChildProcess: Sendable {
         // The status line is written to a temporary name and renamed: a half-written status is never read.
         let script = "cd '\(directory)' || exit 126; { \"$@\"; echo $? > '\(statusFile).tmp'; mv '\(statusFile).tmp' '\(statusFile)'; } 2>&1 < /dev/null | { head -c \(logCap); cat > /dev/null; } > '\(log)'"
         let argv = ["/bin/sh", "-c", script, "sh"] + arguments
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
+        // No blocked signals and default dispositions (not the spawning thread's), in a group of its own.
+        var attributes = Supervised.cleanAttributes(newGroup: true)
         defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        posix_spawnattr_setpgroup(&attributes, 0)
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        sigaddset(&defaults, SIGPIPE)
-        sigaddset(&defaults, SIGINT)
-        sigaddset(&defaults, SIGTERM)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        let cArgs = argv.map { strdup($0) } + [nil]
-        let cEnv = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            cArgs.forEach { free($0) }
-            cEnv.forEach { free($0) }
-        }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, "/bin/sh", &actions, &attributes, cArgs, cEnv)
+        let rc = Supervised.withCStrings(argv) { cArgs in
+            Supervised.withCStrings(environment.map { "\($0.key)=\($0.value)" }) { cEnv in posix_spawn(&pid, "/bin/sh", &actions, &attributes, cArgs, cEnv) }
+        }
         guard rc == 0 else { throw KilnError.invalid("Cannot start \(arguments.first ?? "the task"): \(String(cString: strerror(rc)))") }
         return ChildProcess(pid: pid, statusFile: statusFile)
     }

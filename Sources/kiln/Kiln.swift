@@ -91,13 +91,21 @@ struct Server: AsyncParsableCommand {
         } catch let error as KilnError {
             throw ValidationError(error.message)
         }
-        if configuration.demo { try await platform.seedDemo() }
-        let app = try buildApplication(platform: platform, registry: registry, logger: logger) { port in
-            let tokenHint = configuration.adminToken != nil ? "from KILN_ADMIN_TOKEN" : "in \(configuration.home.appendingPathComponent("admin.token").path)"
-            let line = "Kiln \(kilnVersion) listening on http://\(configuration.host):\(port) (home \(configuration.home.path); admin token \(configuration.noAuth ? "not required" : tokenHint))\n"
-            FileHandle.standardOutput.write(Data(line.utf8))
+        // Whatever fails once the store is open (seeding the demo, binding the port) closes it before the error is
+        // printed: an open store must not be dropped (SQLite traps on an unclosed connection).
+        do {
+            if configuration.demo { try await platform.seedDemo() }
+            let app = try buildApplication(platform: platform, registry: registry, logger: logger) { port in
+                let tokenHint = configuration.adminToken != nil ? "from KILN_ADMIN_TOKEN" : "in \(configuration.home.appendingPathComponent("admin.token").path)"
+                let line = "Kiln \(kilnVersion) listening on http://\(configuration.host):\(port) (home \(configuration.home.path); admin token \(configuration.noAuth ? "not required" : tokenHint))\n"
+                FileHandle.standardOutput.write(Data(line.utf8))
+            }
+            try await app.runService()
+        } catch {
+            await platform.close()
+            if let error = error as? KilnError { throw CLIError("\(error.code.rawValue): \(error.message)") }
+            throw CLIError("Kiln could not start: \(error)")
         }
-        try await app.runService()
         await platform.close()
     }
 }

@@ -176,3 +176,16 @@ def test_models_commands(kiln):
     assert kiln_cli(kiln, "models", "delete", name).returncode == 0
     out = kiln_cli(kiln, "models", "get", name)
     assert out.returncode != 0 and "RESOURCE_DOES_NOT_EXIST" in out.stderr
+
+
+def test_a_server_that_cannot_start_says_why_and_exits_cleanly(kiln, tmp_path):
+    """Port taken, or the demo cannot be seeded: exit status 1 and a message, not a crash (the store is closed first)."""
+    out = subprocess.run([KILN, "server", "--host", "127.0.0.1", "--port", str(kiln.port), "--home", str(tmp_path / "a")],
+                         capture_output=True, text=True, timeout=60, env=dict(os.environ, KILN_ADMIN_TOKEN=TOKEN))
+    assert out.returncode == 1 and "Address already in use" in out.stderr, (out.returncode, out.stderr[-500:])
+    home = tmp_path / "b"
+    (home / "warehouse" / "main").mkdir(parents=True)
+    (home / "warehouse" / "main" / "demo").write_text("not a folder")
+    out = subprocess.run([KILN, "server", "--host", "127.0.0.1", "--port", "0", "--home", str(home), "--demo"],
+                         capture_output=True, text=True, timeout=60, env=dict(os.environ, KILN_ADMIN_TOKEN=TOKEN))
+    assert out.returncode == 1 and "could not start" in out.stderr, (out.returncode, out.stderr[-500:])

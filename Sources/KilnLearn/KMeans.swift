@@ -81,13 +81,24 @@ public struct KMeans: Sendable {
         func distances(to row: Int) -> [Double] {
             let blocks = (n + Self.block - 1) / Self.block
             let parts = (try? concurrentMap(blocks) { b -> [Double] in
+                let start = b * Self.block, end = min(n, (b + 1) * Self.block)
+                var out = [Double](repeating: 0, count: end - start)
                 data.features.withUnsafeBufferPointer { x in
-                    ((b * Self.block)..<min(n, (b + 1) * Self.block)).map { i in
-                        var s = 0.0
-                        for j in 0..<d { let e = x[i * d + j] - x[row * d + j]; s += e * e }
-                        return s
+                    out.withUnsafeMutableBufferPointer { s in
+                        // 64 rows at a time, feature by feature: each row's sum runs over the features in order (the
+                        // same sum as row by row), and the 64 sums are independent, so the row loop vectorizes.
+                        var lo = start
+                        while lo < end {
+                            let hi = min(end, lo + 64)
+                            for j in 0..<d {
+                                let center = x[row * d + j]
+                                for i in lo..<hi { let e = x[i * d + j] - center; s[i - start] += e * e }
+                            }
+                            lo = hi
+                        }
                     }
                 }
+                return out
             }) ?? []
             return parts.flatMap { $0 }
         }
@@ -129,13 +140,15 @@ public struct KMeans: Sendable {
     static func assign(_ data: Dataset, centers: [Double], k: Int) throws -> Step {
         let n = data.rows, d = data.width
         let blocks = (n + block - 1) / block
+        let transposed = transpose(centers, k: k, d: d)
         let parts = try concurrentMap(blocks) { b -> Step in
             var part = Step(sums: [Double](repeating: 0, count: k * d), counts: [Int](repeating: 0, count: k), inertia: 0, farthest: [])
             var far = (row: 0, distance: -1.0)
+            var scratch = [Double](repeating: 0, count: k)
             data.features.withUnsafeBufferPointer { x in
-                centers.withUnsafeBufferPointer { c in
+                transposed.withUnsafeBufferPointer { c in
                     for i in (b * block)..<min(n, (b + 1) * block) {
-                        let (best, distance) = nearest(x, i, c, k: k, d: d)
+                        let (best, distance) = nearest(x, i, c, k: k, d: d, scratch: &scratch)
                         part.counts[best] += 1
                         part.inertia += distance
                         for j in 0..<d { part.sums[best * d + j] += x[i * d + j] }
@@ -156,15 +169,30 @@ public struct KMeans: Sendable {
         return out
     }
 
+    /// Centers laid out feature-major (`[j * k + cluster]`), for `nearest`.
+    static func transpose(_ centers: [Double], k: Int, d: Int) -> [Double] {
+        var out = [Double](repeating: 0, count: k * d)
+        for c in 0..<k { for j in 0..<d { out[j * k + c] = centers[c * d + j] } }
+        return out
+    }
+
+    /// The nearest center of row `i` and its squared distance; `c` is transposed (`transpose`). Each cluster's sum
+    /// runs over the features in order — the same sums as center by center — but the k sums are independent, so the
+    /// inner loop (over clusters) vectorizes.
     @inline(__always)
-    static func nearest(_ x: UnsafeBufferPointer<Double>, _ i: Int, _ c: UnsafeBufferPointer<Double>, k: Int, d: Int) -> (Int, Double) {
-        var best = 0, bestDistance = Double.infinity
-        for cluster in 0..<k {
-            var s = 0.0
-            for j in 0..<d { let e = x[i * d + j] - c[cluster * d + j]; s += e * e }
-            if s < bestDistance { (best, bestDistance) = (cluster, s) }
+    static func nearest(_ x: UnsafeBufferPointer<Double>, _ i: Int, _ c: UnsafeBufferPointer<Double>, k: Int, d: Int,
+                        scratch: inout [Double]) -> (Int, Double) {
+        scratch.withUnsafeMutableBufferPointer { s in
+            for cluster in 0..<k { s[cluster] = 0 }
+            let row = i * d
+            for j in 0..<d {
+                let v = x[row + j], base = j * k
+                for cluster in 0..<k { let e = v - c[base + cluster]; s[cluster] += e * e }
+            }
+            var best = 0, bestDistance = Double.infinity
+            for cluster in 0..<k where s[cluster] < bestDistance { (best, bestDistance) = (cluster, s[cluster]) }
+            return (best, bestDistance)
         }
-        return (best, bestDistance)
     }
 }
 
@@ -181,10 +209,12 @@ public struct KMeansModel: Codable, Sendable, Equatable {
     /// The nearest center of each row (as Double), and the squared distances.
     public func assign(_ features: [Double], rows: Int) -> (clusters: [Double], distances: [Double]) {
         var clusters = [Double](repeating: 0, count: rows), distances = clusters
+        var scratch = [Double](repeating: 0, count: k)
+        let transposed = KMeans.transpose(centers, k: k, d: width)
         features.withUnsafeBufferPointer { x in
-            centers.withUnsafeBufferPointer { c in
+            transposed.withUnsafeBufferPointer { c in
                 for i in 0..<rows {
-                    let (best, distance) = KMeans.nearest(x, i, c, k: k, d: width)
+                    let (best, distance) = KMeans.nearest(x, i, c, k: k, d: width, scratch: &scratch)
                     clusters[i] = Double(best)
                     distances[i] = distance
                 }

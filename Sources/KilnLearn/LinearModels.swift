@@ -241,18 +241,24 @@ public struct LogisticRegression: Sendable {
         let blocks = (n + blockRows - 1) / blockRows
         let size = outputs * stride
         let objective = { (theta: [Double], grad: inout [Double]) -> Double in
+            // Coefficients feature-major (`[j * outputs + k]`): each class's score sums the features in order (the same
+            // sum as class by class), and the classes' sums are independent, so the class loop vectorizes.
+            let byFeature = (0..<(d * outputs)).map { e in theta[(e % outputs) * stride + e / outputs] }
             let partials = (try? concurrentMap(blocks) { b -> (loss: Double, grad: [Double]) in
                 var loss = 0.0
                 var g = [Double](repeating: 0, count: size)
                 var scores = [Double](repeating: 0, count: outputs)
                 x.withUnsafeBufferPointer { x in
                     theta.withUnsafeBufferPointer { theta in
+                      byFeature.withUnsafeBufferPointer { w in
                         for i in (b * blockRows)..<min(n, (b + 1) * blockRows) {
                             let row = i * d
-                            for k in 0..<outputs {
-                                var s = theta[k * stride + d]
-                                for j in 0..<d { s += x[row + j] * theta[k * stride + j] }
-                                scores[k] = s
+                            scores.withUnsafeMutableBufferPointer { s in
+                                for k in 0..<outputs { s[k] = theta[k * stride + d] }
+                                for j in 0..<d {
+                                    let v = x[row + j], base = j * outputs
+                                    for k in 0..<outputs { s[k] += v * w[base + k] }
+                                }
                             }
                             let weight = weights[labels[i]] / Double(n)
                             if outputs == 1 {
@@ -279,6 +285,7 @@ public struct LogisticRegression: Sendable {
                                 }
                             }
                         }
+                      }
                     }
                 }
                 return (loss, g)

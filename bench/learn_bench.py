@@ -34,6 +34,7 @@ def main():
     parser.add_argument("--kiln", default=".build/release/kiln")
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--only", help="comma-separated algorithms to run (e.g. logistic,kmeans); default all")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="kiln-learn-bench-")
     home = os.path.join(work, "home")
@@ -96,6 +97,9 @@ def main():
         ("xgboost", "multiclass", "xgboost", lambda: xgb.XGBClassifier(n_estimators=100, tree_method="hist", base_score=0.5, n_jobs=threads), True, ""),
         ("xgboost", "regression", "xgboost", lambda: xgb.XGBRegressor(n_estimators=100, tree_method="hist", base_score=0.5, n_jobs=threads), False, ""),
     ]
+    if args.only:
+        wanted = set(args.only.split(","))
+        cases = [case for case in cases if case[0] in wanted]
     rows = []
     for algorithm, name, peer_name, make, classify, params in cases:
         metric_name = "inertia" if classify == "cluster" else "accuracy_score" if classify else "r2_score"

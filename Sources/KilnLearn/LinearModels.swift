@@ -253,13 +253,17 @@ public struct LogisticRegression: Sendable {
                       byFeature.withUnsafeBufferPointer { w in
                         for i in (b * blockRows)..<min(n, (b + 1) * blockRows) {
                             let row = i * d
-                            scores.withUnsafeMutableBufferPointer { s in
+                            if outputs == 1 {
+                                var s = theta[d]
+                                for j in 0..<d { s += x[row + j] * theta[j] }
+                                scores[0] = s
+                            } else { scores.withUnsafeMutableBufferPointer { s in
                                 for k in 0..<outputs { s[k] = theta[k * stride + d] }
                                 for j in 0..<d {
                                     let v = x[row + j], base = j * outputs
                                     for k in 0..<outputs { s[k] += v * w[base + k] }
                                 }
-                            }
+                            } }
                             let weight = weights[labels[i]] / Double(n)
                             if outputs == 1 {
                                 let z = scores[0], t = labels[i] == 1 ? 1.0 : 0.0

@@ -179,12 +179,7 @@ extension Execution {
         var updatedCount = 0, insertedCount = 0
 
         // WHEN MATCHED: the first clause whose condition holds acts on a pair; none, and the row stays.
-        var remaining = [Bool](repeating: true, count: pairsLeft.count)
-        for clause in matchedClauses {
-            let holds = try truth(clause.condition, on: pairs)
-            let chosen = remaining.indices.filter { remaining[$0] && holds[$0] }
-            for i in chosen { remaining[i] = false }
-            guard !chosen.isEmpty else { continue }
+        try firstHolding(matchedClauses, on: pairs) { clause, chosen in
             let rows = pairs.take(chosen)
             let targetRows = chosen.map { pairsLeft[$0] }
             switch clause.action {
@@ -205,12 +200,7 @@ extension Execution {
         let unmatchedTarget = matches.indices.filter { matches[$0] == 0 }
         if !unmatchedTarget.isEmpty {
             let rows = target.relation.take(unmatchedTarget)
-            var left = [Bool](repeating: true, count: unmatchedTarget.count)
-            for clause in m.clauses where clause.kind == .notMatchedBySource {
-                let holds = try truth(clause.condition, on: rows)
-                let chosen = left.indices.filter { left[$0] && holds[$0] }
-                for i in chosen { left[i] = false }
-                guard !chosen.isEmpty else { continue }
+            try firstHolding(m.clauses.filter { $0.kind == .notMatchedBySource }, on: rows) { clause, chosen in
                 switch clause.action {
                 case .delete: deleted.formUnion(chosen.map { unmatchedTarget[$0] })
                 case .update(let assignments):
@@ -227,12 +217,7 @@ extension Execution {
         let unmatchedSource = sourceMatched.indices.filter { !sourceMatched[$0] }
         if !unmatchedSource.isEmpty {
             let rows = source.take(unmatchedSource)
-            var left = [Bool](repeating: true, count: unmatchedSource.count)
-            for clause in m.clauses where clause.kind == .notMatched {
-                let holds = try truth(clause.condition, on: rows)
-                let chosen = left.indices.filter { left[$0] && holds[$0] }
-                for i in chosen { left[i] = false }
-                guard !chosen.isEmpty else { continue }
+            try firstHolding(m.clauses.filter { $0.kind == .notMatched }, on: rows) { clause, chosen in
                 let subset = rows.take(chosen)
                 switch clause.action {
                 case .insertAll: inserted.append(try byName(subset, target: target, clause: "INSERT *"))
@@ -270,6 +255,19 @@ extension Execution {
                      columns: [updatedCount + deletedRows.count + insertedCount, updatedCount, deletedRows.count, insertedCount].map {
                          Column(type: .int64, values: .int([Int64($0)]))
                      })
+    }
+
+    /// Clauses in order over `rows`: each row goes to the first clause whose condition holds (null does not), which
+    /// `act` gets with the rows it took; a row no clause takes is left alone.
+    func firstHolding(_ clauses: [MergeStatement.Clause], on rows: Relation,
+                      _ act: (MergeStatement.Clause, [Int]) throws -> Void) throws {
+        var left = [Bool](repeating: true, count: rows.rowCount)
+        for clause in clauses {
+            let holds = try truth(clause.condition, on: rows)
+            let chosen = left.indices.filter { left[$0] && holds[$0] }
+            for i in chosen { left[i] = false }
+            if !chosen.isEmpty { try act(clause, chosen) }
+        }
     }
 
     static func actionType(_ action: MergeStatement.Action) -> String {

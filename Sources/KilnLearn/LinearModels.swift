@@ -248,49 +248,51 @@ public struct LogisticRegression: Sendable {
                 var loss = 0.0
                 var g = [Double](repeating: 0, count: size)
                 var scores = [Double](repeating: 0, count: outputs)
+                // Raw buffers throughout: bounds and uniqueness checks in the per-row loops cost more than the arithmetic.
                 x.withUnsafeBufferPointer { x in
-                    theta.withUnsafeBufferPointer { theta in
-                      byFeature.withUnsafeBufferPointer { w in
-                        for i in (b * blockRows)..<min(n, (b + 1) * blockRows) {
-                            let row = i * d
+                  theta.withUnsafeBufferPointer { theta in
+                    byFeature.withUnsafeBufferPointer { w in
+                      g.withUnsafeMutableBufferPointer { g in
+                        scores.withUnsafeMutableBufferPointer { s in
+                          for i in (b * blockRows)..<min(n, (b + 1) * blockRows) {
+                            let row = i * d, label = labels[i]
+                            let weight = weights[label] / Double(n)
                             if outputs == 1 {
-                                var s = theta[d]
-                                for j in 0..<d { s += x[row + j] * theta[j] }
-                                scores[0] = s
-                            } else { scores.withUnsafeMutableBufferPointer { s in
-                                for k in 0..<outputs { s[k] = theta[k * stride + d] }
-                                for j in 0..<d {
-                                    let v = x[row + j], base = j * outputs
-                                    for k in 0..<outputs { s[k] += v * w[base + k] }
-                                }
-                            } }
-                            let weight = weights[labels[i]] / Double(n)
-                            if outputs == 1 {
-                                let z = scores[0], t = labels[i] == 1 ? 1.0 : 0.0
+                                var z = theta[d]
+                                for j in 0..<d { z += x[row + j] * theta[j] }
+                                let t = label == 1 ? 1.0 : 0.0
                                 // log(1 + e^z) − t·z, computed stably.
                                 loss += weight * ((z > 0 ? z + Foundation.log1p(Foundation.exp(-z)) : Foundation.log1p(Foundation.exp(z))) - t * z)
                                 let residual = weight * (1 / (1 + Foundation.exp(-z)) - t)
                                 for j in 0..<d { g[j] += residual * x[row + j] }
                                 g[d] += residual
-                            } else {
-                                var top = scores[0]
-                                for k in 1..<outputs { top = max(top, scores[k]) }
-                                var sum = 0.0
-                                for k in 0..<outputs {
-                                    scores[k] = Foundation.exp(scores[k] - top)
-                                    sum += scores[k]
-                                }
-                                loss += weight * (Foundation.log(sum) - Foundation.log(scores[labels[i]]))
-                                for k in 0..<outputs {
-                                    let residual = weight * (scores[k] / sum - (k == labels[i] ? 1 : 0))
-                                    let base = k * stride
-                                    for j in 0..<d { g[base + j] += residual * x[row + j] }
-                                    g[base + d] += residual
-                                }
+                                continue
                             }
+                            for k in 0..<outputs { s[k] = theta[k * stride + d] }
+                            for j in 0..<d {
+                                let v = x[row + j], base = j * outputs
+                                for k in 0..<outputs { s[k] += v * w[base + k] }
+                            }
+                            var top = s[0]
+                            for k in 1..<outputs { top = max(top, s[k]) }
+                            var sum = 0.0
+                            for k in 0..<outputs {
+                                s[k] = Foundation.exp(s[k] - top)
+                                sum += s[k]
+                            }
+                            loss += weight * (Foundation.log(sum) - Foundation.log(s[label]))
+                            let share = weight / sum
+                            for k in 0..<outputs {
+                                let residual = share * s[k] - (k == label ? weight : 0)
+                                let base = k * stride
+                                for j in 0..<d { g[base + j] += residual * x[row + j] }
+                                g[base + d] += residual
+                            }
+                          }
                         }
                       }
                     }
+                  }
                 }
                 return (loss, g)
             }) ?? []

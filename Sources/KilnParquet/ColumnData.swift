@@ -308,6 +308,10 @@ extension ColumnData {
     func takeFlat(rows: [Int], maxDefinitionLevel: Int) -> ColumnData {
         guard let defs = definitionLevels else { return ColumnData(values: values.gather(rows), count: rows.count) }
         let maxDef = UInt8(maxDefinitionLevel)
+        if values.count == defs.count {
+            // An optional column without nulls (the common case): slot i holds value i.
+            return ColumnData(values: values.gather(rows), definitionLevels: [UInt8](repeating: maxDef, count: rows.count), count: rows.count)
+        }
         var valueIndex = [Int](repeating: -1, count: defs.count)
         var next = 0
         for (slot, level) in defs.enumerated() where level == maxDef {

@@ -499,7 +499,10 @@ public final class ServingService: @unchecked Sendable {
 
     /// Buffers `row` for the endpoint's inference table (when it has one); a background task appends buffered rows
     /// in micro-batches, one commit per table per flush, off the request path.
-    public func capture(name: String, _ row: CapturedRequest) {
+    /// `row` is only built when the endpoint has an inference table.
+    public func capture(name: String, _ makeRow: @autoclosure () -> CapturedRequest) {
+        guard lock.withLock({ deployments[name]?.capture != nil }) else { return }
+        let row = makeRow()
         lock.withLock {
             guard let deployment = deployments[name], let capture = deployment.capture else { return }
             captured[capture.tableName, default: []].append((name, row.servedEntity.flatMap { deployment.entities[$0] }, row))
@@ -805,9 +808,7 @@ public enum ScoringRequest {
     /// `{"dataframe_split": {"columns": [names], "data": [[numbers or null]], "index": [...]?}}` read directly into
     /// double columns; nil for any other shape (the general reader takes it).
     static func numericSplit(_ body: [UInt8]) -> Frame? {
-        var bytes = body
-        bytes.append(0)  // strtod stops at a delimiter; the NUL guards the end
-        return bytes.withUnsafeBufferPointer { b -> Frame? in
+        return body.withUnsafeBufferPointer { b -> Frame? in
             var i = 0
             func ws() { while i < b.count, b[i] == 0x20 || b[i] == 0x0a || b[i] == 0x0d || b[i] == 0x09 { i += 1 } }
             func take(_ c: UInt8) -> Bool { ws(); if i < b.count, b[i] == c { i += 1; return true }; return false }
@@ -851,14 +852,8 @@ public enum ScoringRequest {
                                 valid[c].append(false)
                                 continue
                             }
-                            guard i < b.count, b[i] == UInt8(ascii: "-") || (b[i] >= UInt8(ascii: "0") && b[i] <= UInt8(ascii: "9")) else { return nil }
-                            let start = b.baseAddress! + i
-                            var end: UnsafeMutablePointer<CChar>?
-                            let value = start.withMemoryRebound(to: CChar.self, capacity: 1) { strtod($0, &end) }
-                            guard let end else { return nil }
-                            let used = UnsafeRawPointer(end) - UnsafeRawPointer(start)
-                            guard used > 0 else { return nil }
-                            i += used
+                            guard let (value, end) = DecimalNumber.parseDouble(b, from: i) else { return nil }
+                            i = end
                             columns[c].append(value)
                             valid[c].append(true)
                         }
@@ -884,7 +879,7 @@ public enum ScoringRequest {
             } while take(UInt8(ascii: ","))
             guard take(UInt8(ascii: "}")), take(UInt8(ascii: "}")), let names, sawData else { return nil }
             ws()
-            guard i == b.count - 1 else { return nil }  // only the NUL left
+            guard i == b.count else { return nil }
             return Frame(names: names, columns: zip(columns, valid).map { Column(type: .float64, values: .double($0), validity: $1) })
         }
     }

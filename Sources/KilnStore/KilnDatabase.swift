@@ -41,9 +41,13 @@ public struct DatabaseCapabilities: Sendable {
 public struct Migration: Sendable {
     public let name: String
     public let statements: [String]
+    /// The backends (``DatabaseCapabilities/name``) it applies to; nil: all. Elsewhere it is recorded as applied
+    /// without running (for storage layouts only one backend has, such as SQLite's `WITHOUT ROWID`).
+    public let only: Set<String>?
 
-    public init(_ name: String, _ statements: [String]) {
+    public init(_ name: String, only: Set<String>? = nil, _ statements: [String]) {
         self.name = name
+        self.only = only
         self.statements = statements
     }
 }
@@ -62,8 +66,9 @@ public enum Migrator {
         let done = Set(applied)
         for migration in migrations where !done.contains(migration.name) {
             logger.info("Applying migration", metadata: ["kiln.migration": "\(migration.name)"])
+            let applies = migration.only.map { $0.contains(db.capabilities.name) } ?? true
             try await db.write { sql in
-                for statement in migration.statements {
+                for statement in migration.statements where applies {
                     try await sql.raw(SQLQueryString(statement)).run()
                 }
                 let now = SystemClock().nowMillis()

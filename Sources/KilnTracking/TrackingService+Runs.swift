@@ -106,25 +106,29 @@ extension TrackingService {
         return info
     }
 
+    /// The `runs` columns ``decodeRunInfo(_:)`` reads.
+    static let runInfoColumns = "run_uuid, name, experiment_id, user_id, status, start_time, end_time, lifecycle_stage, artifact_uri"
+
+    static func decodeRunInfo(_ row: any SQLRow) throws -> RunInfo {
+        RunInfo(
+            runID: try row.decode(column: "run_uuid", as: String.self),
+            runName: try row.decode(column: "name", as: String.self),
+            experimentID: String(try row.decode(column: "experiment_id", as: Int64.self)),
+            userID: try row.decode(column: "user_id", as: String.self),
+            status: RunStatus(rawValue: try row.decode(column: "status", as: String.self)) ?? .running,
+            startTime: try row.decode(column: "start_time", as: Int64?.self),
+            endTime: try row.decode(column: "end_time", as: Int64?.self),
+            artifactURI: try row.decode(column: "artifact_uri", as: String.self),
+            lifecycleStage: LifecycleStage(rawValue: try row.decode(column: "lifecycle_stage", as: String.self)) ?? .active
+        )
+    }
+
     static func loadRunInfos(_ sql: any SQLDatabase, ids: [String]) async throws -> [RunInfo] {
         guard !ids.isEmpty else { return [] }
-        let rows = try await sql.raw("""
-            SELECT run_uuid, name, experiment_id, user_id, status, start_time, end_time, lifecycle_stage, artifact_uri
-            FROM runs WHERE run_uuid IN (\(binds: ids))
-            """).all()
+        let rows = try await sql.raw("SELECT \(unsafeRaw: runInfoColumns) FROM runs WHERE run_uuid IN (\(binds: ids))").all()
         var byID: [String: RunInfo] = [:]
         for row in rows {
-            let info = RunInfo(
-                runID: try row.decode(column: "run_uuid", as: String.self),
-                runName: try row.decode(column: "name", as: String.self),
-                experimentID: String(try row.decode(column: "experiment_id", as: Int64.self)),
-                userID: try row.decode(column: "user_id", as: String.self),
-                status: RunStatus(rawValue: try row.decode(column: "status", as: String.self)) ?? .running,
-                startTime: try row.decode(column: "start_time", as: Int64?.self),
-                endTime: try row.decode(column: "end_time", as: Int64?.self),
-                artifactURI: try row.decode(column: "artifact_uri", as: String.self),
-                lifecycleStage: LifecycleStage(rawValue: try row.decode(column: "lifecycle_stage", as: String.self)) ?? .active
-            )
+            let info = try decodeRunInfo(row)
             byID[info.runID] = info
         }
         return ids.compactMap { byID[$0] }
@@ -134,65 +138,76 @@ extension TrackingService {
     static func loadRuns(_ sql: any SQLDatabase, ids: [String]) async throws -> [Run] {
         var runs: [Run] = []
         for chunk in ids.chunked(by: 500) {
-            let chunkIDs = Array(chunk)
-            let infos = try await loadRunInfos(sql, ids: chunkIDs)
-            guard !infos.isEmpty else { continue }
-            var metrics: [String: [Metric]] = [:]
-            for row in try await sql.raw("""
-                SELECT run_uuid, key, value, is_nan, timestamp, step FROM latest_metrics
-                WHERE run_uuid IN (\(binds: chunkIDs))
-                """).all() {
-                metrics[try row.decode(column: "run_uuid", as: String.self), default: []].append(try decodeMetric(row))
+            runs += try await loadRunData(sql, infos: try await loadRunInfos(sql, ids: Array(chunk)))
+        }
+        return runs
+    }
+
+    /// The latest metrics, params, tags, dataset inputs and model inputs/outputs of `infos`, as whole runs in the
+    /// order of `infos`: one statement per 500 runs (a UNION ALL over the child tables, the ids bound once in a
+    /// CTE), since each statement is a round trip to SQLite's thread and a parse.
+    static func loadRunData(_ sql: any SQLDatabase, infos: [RunInfo]) async throws -> [Run] {
+        var runs: [Run] = []
+        runs.reserveCapacity(infos.count)
+        for chunk in infos.chunked(by: 500) {
+            var query: SQLQueryString = "WITH ids(id) AS (VALUES "
+            for (i, info) in chunk.enumerated() {
+                query.appendLiteral(i == 0 ? "(" : ", (")
+                query.appendInterpolation(bind: info.runID)
+                query.appendLiteral(")")
             }
-            var params: [String: [KeyValue]] = [:]
-            for row in try await sql.raw("SELECT run_uuid, key, value FROM params WHERE run_uuid IN (\(binds: chunkIDs))").all() {
-                params[try row.decode(column: "run_uuid", as: String.self), default: []].append(try decodeKeyValue(row))
-            }
-            var tags: [String: [KeyValue]] = [:]
-            for row in try await sql.raw("SELECT run_uuid, key, value FROM tags WHERE run_uuid IN (\(binds: chunkIDs))").all() {
-                tags[try row.decode(column: "run_uuid", as: String.self), default: []].append(try decodeKeyValue(row))
-            }
-            var inputTags: [String: [KeyValue]] = [:]
-            for row in try await sql.raw("SELECT run_uuid, dataset_uuid, key, value FROM input_tags WHERE run_uuid IN (\(binds: chunkIDs))").all() {
-                let id = "\(try row.decode(column: "run_uuid", as: String.self))/\(try row.decode(column: "dataset_uuid", as: String.self))"
-                inputTags[id, default: []].append(try decodeKeyValue(row))
-            }
-            var inputs: [String: [DatasetInput]] = [:]
-            for row in try await sql.raw("""
-                SELECT i.run_uuid, d.dataset_uuid, d.name, d.digest, d.source_type, d.source, d.schema_json, d.profile
-                FROM dataset_inputs i JOIN datasets d ON d.dataset_uuid = i.dataset_uuid
-                WHERE i.run_uuid IN (\(binds: chunkIDs)) ORDER BY d.name, d.digest
-                """).all() {
-                let runID = try row.decode(column: "run_uuid", as: String.self)
-                let datasetID = try row.decode(column: "dataset_uuid", as: String.self)
-                let dataset = Dataset(
-                    name: try row.decode(column: "name", as: String.self),
-                    digest: try row.decode(column: "digest", as: String.self),
-                    sourceType: try row.decode(column: "source_type", as: String.self),
-                    source: try row.decode(column: "source", as: String.self),
-                    schema: try row.decode(column: "schema_json", as: String?.self),
-                    profile: try row.decode(column: "profile", as: String?.self)
+            // Columns: kind, run, k, v, x (REAL), a, b, c (INTEGER), d1...d5 (TEXT; dataset fields).
+            query.appendLiteral("""
                 )
-                let tags = (inputTags["\(runID)/\(datasetID)"] ?? []).sorted { $0.key < $1.key }
-                inputs[runID, default: []].append(DatasetInput(tags: tags, dataset: dataset))
+                SELECT 0 AS kind, run_uuid AS run, key AS k, NULL AS v, value AS x, is_nan AS a, timestamp AS b, step AS c,
+                       NULL AS d1, NULL AS d2, NULL AS d3, NULL AS d4, NULL AS d5 FROM ids JOIN latest_metrics ON latest_metrics.run_uuid = ids.id
+                UNION ALL SELECT 1, run_uuid, key, value, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM ids JOIN params ON params.run_uuid = ids.id
+                UNION ALL SELECT 2, run_uuid, key, value, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM ids JOIN tags ON tags.run_uuid = ids.id
+                UNION ALL SELECT 3, run_uuid, key, value, NULL, NULL, NULL, NULL, dataset_uuid, NULL, NULL, NULL, NULL FROM ids JOIN input_tags ON input_tags.run_uuid = ids.id
+                UNION ALL SELECT 4, run_uuid, model_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM ids JOIN run_model_inputs ON run_model_inputs.run_uuid = ids.id
+                UNION ALL SELECT 5, run_uuid, model_id, NULL, NULL, NULL, NULL, step, NULL, NULL, NULL, NULL, NULL FROM ids JOIN run_model_outputs ON run_model_outputs.run_uuid = ids.id
+                UNION ALL SELECT 6, i.run_uuid, d.name, d.dataset_uuid, NULL, NULL, NULL, NULL, d.digest, d.source_type, d.source, d.schema_json, d.profile
+                    FROM ids JOIN dataset_inputs i ON i.run_uuid = ids.id JOIN datasets d ON d.dataset_uuid = i.dataset_uuid
+                """)
+            var metrics: [String: [Metric]] = [:], params: [String: [KeyValue]] = [:], tags: [String: [KeyValue]] = [:]
+            var inputTags: [String: [KeyValue]] = [:], modelInputs: [String: [String]] = [:], outputs: [String: [ModelOutput]] = [:]
+            var datasets: [String: [(id: String, dataset: Dataset)]] = [:]
+            for row in try await sql.raw(query).all() {
+                let run = try row.decode(column: "run", as: String.self)
+                let key = try row.decode(column: "k", as: String.self)
+                switch try row.decode(column: "kind", as: Int.self) {
+                case 0:
+                    let isNaN = try row.decode(column: "a", as: Int.self) != 0
+                    metrics[run, default: []].append(Metric(
+                        key: key, value: isNaN ? .nan : try row.decode(column: "x", as: Double.self),
+                        timestamp: try row.decode(column: "b", as: Int64.self), step: try row.decode(column: "c", as: Int64.self)))
+                case 1: params[run, default: []].append(KeyValue(key, try row.decode(column: "v", as: String.self)))
+                case 2: tags[run, default: []].append(KeyValue(key, try row.decode(column: "v", as: String.self)))
+                case 3: inputTags["\(run)/\(try row.decode(column: "d1", as: String.self))", default: []].append(KeyValue(key, try row.decode(column: "v", as: String.self)))
+                case 4: modelInputs[run, default: []].append(key)
+                case 5: outputs[run, default: []].append(ModelOutput(modelID: key, step: try row.decode(column: "c", as: Int64.self)))
+                default:
+                    datasets[run, default: []].append((try row.decode(column: "v", as: String.self), Dataset(
+                        name: key,
+                        digest: try row.decode(column: "d1", as: String.self),
+                        sourceType: try row.decode(column: "d2", as: String.self),
+                        source: try row.decode(column: "d3", as: String.self),
+                        schema: try row.decode(column: "d4", as: String?.self),
+                        profile: try row.decode(column: "d5", as: String?.self))))
+                }
             }
-            var modelInputs: [String: [String]] = [:]
-            for row in try await sql.raw("SELECT run_uuid, model_id FROM run_model_inputs WHERE run_uuid IN (\(binds: chunkIDs)) ORDER BY model_id").all() {
-                modelInputs[try row.decode(column: "run_uuid", as: String.self), default: []].append(try row.decode(column: "model_id", as: String.self))
-            }
-            var outputs: [String: [ModelOutput]] = [:]
-            for row in try await sql.raw("SELECT run_uuid, model_id, step FROM run_model_outputs WHERE run_uuid IN (\(binds: chunkIDs)) ORDER BY step, model_id").all() {
-                outputs[try row.decode(column: "run_uuid", as: String.self), default: []].append(
-                    ModelOutput(modelID: try row.decode(column: "model_id", as: String.self), step: try row.decode(column: "step", as: Int64.self)))
-            }
-            // Sorting here, per run, is cheaper than an ORDER BY over an IN list.
-            for info in infos {
+            // Sorting here, per run, is cheaper than ORDER BY over the union.
+            for info in chunk {
+                let id = info.runID
+                let inputs = (datasets[id] ?? [])
+                    .sorted { ($0.dataset.name, $0.dataset.digest) < ($1.dataset.name, $1.dataset.digest) }
+                    .map { DatasetInput(tags: (inputTags["\(id)/\($0.id)"] ?? []).sorted { $0.key < $1.key }, dataset: $0.dataset) }
                 runs.append(Run(
-                    info: info, metrics: (metrics[info.runID] ?? []).sorted { $0.key < $1.key },
-                    params: (params[info.runID] ?? []).sorted { $0.key < $1.key },
-                    tags: (tags[info.runID] ?? []).sorted { $0.key < $1.key },
-                    datasetInputs: inputs[info.runID] ?? [], modelInputs: modelInputs[info.runID] ?? [],
-                    modelOutputs: outputs[info.runID] ?? []))
+                    info: info, metrics: (metrics[id] ?? []).sorted { $0.key < $1.key },
+                    params: (params[id] ?? []).sorted { $0.key < $1.key },
+                    tags: (tags[id] ?? []).sorted { $0.key < $1.key },
+                    datasetInputs: inputs, modelInputs: (modelInputs[id] ?? []).sorted(),
+                    modelOutputs: (outputs[id] ?? []).sorted { ($0.step, $0.modelID) < ($1.step, $1.modelID) }))
             }
         }
         return runs

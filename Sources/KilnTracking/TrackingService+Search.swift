@@ -29,7 +29,8 @@ extension TrackingService {
         }
         guard !experimentNumbers.isEmpty else { return Page(items: [], nextPageToken: nil) }
 
-        var query: SQLQueryString = "SELECT run_uuid FROM (SELECT r.run_uuid AS run_uuid, r.start_time AS start_time"
+        // The page's run infos come with the ids (no second lookup by id).
+        var query: SQLQueryString = "SELECT \(unsafeRaw: Self.runInfoColumns) FROM (SELECT r.*"
         for (i, order) in orders.enumerated() {
             let (rank, value) = try Self.orderExpressions(order)
             query.appendLiteral(", ")
@@ -55,8 +56,8 @@ extension TrackingService {
         paging.append(to: &query)
         let finalQuery = query
         return try await db.read { sql in
-            let ids = paging.page(try await sql.raw(finalQuery).all().map { try $0.decode(column: "run_uuid", as: String.self) })
-            return Page(items: try await Self.loadRuns(sql, ids: ids.items), nextPageToken: ids.nextPageToken)
+            let infos = paging.page(try await sql.raw(finalQuery).all().map(Self.decodeRunInfo))
+            return Page(items: try await Self.loadRunData(sql, infos: infos.items), nextPageToken: infos.nextPageToken)
         }
     }
 

@@ -247,7 +247,8 @@ def test_inference_table_captures_every_request(kiln, w, models):
         assert session.post(f"{kiln.url}/serving-endpoints/bc-capture/invocations", json={"dataframe_records": [{"f0": 1.0}]}).status_code == 400
     path = os.path.join(kiln.home, "warehouse", "main", "serving", "bc_capture_payload")
     for _ in range(100):  # micro-batches land within a second or so
-        if os.path.exists(path) and len(DeltaTable(path).to_pandas()) == ok + bad:
+        # The table directory exists (data files first) a moment before its first commit does.
+        if os.path.exists(os.path.join(path, "_delta_log", "00000000000000000000.json")) and len(DeltaTable(path).to_pandas()) == ok + bad:
             break
         time.sleep(0.1)
     table = DeltaTable(path).to_pandas()

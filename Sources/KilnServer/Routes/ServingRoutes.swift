@@ -108,13 +108,12 @@ struct ServingRoutes: Sendable {
     func capture(_ id: String, _ body: [UInt8], _ timestamp: Int64, _ started: ContinuousClock.Instant, status: Int,
                  response: String, served: String?) -> ServingService.CapturedRequest {
         let elapsed = started.duration(to: .now)
-        let text = String(decoding: body, as: UTF8.self)
         // client_request_id only costs a parse when the body has one.
         var client: String?
-        if text.contains("client_request_id"), let fields = try? ScoringRequest.fields(body), case .string(let s)? = fields["client_request_id"] { client = s }
+        if body.firstRange(of: Array("client_request_id".utf8)) != nil, let fields = try? ScoringRequest.fields(body), case .string(let s)? = fields["client_request_id"] { client = s }
         return ServingService.CapturedRequest(requestID: id, clientRequestID: client, timestampMillis: timestamp, statusCode: status,
                                               executionMillis: elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000,
-                                              request: text, response: response, servedEntity: served)
+                                              request: String(decoding: body, as: UTF8.self), response: response, servedEntity: served)
     }
 
     /// Scores a request body: the response, the served entity that answered, and the response body (for capture).

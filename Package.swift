@@ -117,7 +117,8 @@ let package = Package(
             name: "KilnPlatform",
             dependencies: ["KilnCore", "KilnStore", "KilnStoreSQLite", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnSQL", "KilnLearn",
                            "KilnLake", "KilnModelFormat", "KilnTraining", "KilnServing", "KilnJobs",
-                           .product(name: "Logging", package: "swift-log")],
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "AsyncHTTPClient", package: "async-http-client")],
             swiftSettings: strict
         ),
         .target(

@@ -53,7 +53,7 @@ public struct Platform: Sendable {
         let tracking = try await TrackingService.make(database: database, clock: clock, logger: logger)
         let registry = try await RegistryService.make(
             database: database, artifacts: artifacts, sources: TrackingModelSources(tracking: tracking), clock: clock,
-            transport: URLSessionWebhookTransport(),
+            transport: HTTPWebhookTransport(),
             policy: WebhookPolicy(maxAttempts: configuration.webhookMaxAttempts, retryBaseMillis: configuration.webhookRetryBaseMillis),
             logger: logger)
         let token = try resolveAdminToken(configuration, logger: logger)
@@ -109,7 +109,7 @@ extension JobRunner {
     /// Starts executing runs over `platform`'s services; task processes call back to `serverURL`.
     public func start(platform: Platform, serverURL: String) async throws {
         let environment = JobEnvironment(home: platform.configuration.home, statements: platform.statements, tablePath: { platform.tablePath($0) },
-                                         webhooks: URLSessionWebhookTransport(), native: PlatformNativeActions(platform: platform))
+                                         webhooks: HTTPWebhookTransport(), native: PlatformNativeActions(platform: platform))
         try await start(environment: environment, serverURL: serverURL)
     }
 }

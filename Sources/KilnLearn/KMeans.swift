@@ -77,49 +77,69 @@ public struct KMeans: Sendable {
     func plusPlus(_ data: Dataset, _ generator: inout SplitMix64) -> [Double] {
         let n = data.rows, d = data.width
         let trials = 2 + Int(Foundation.log(Double(k)))
-        // Squared distances of every row to one row, in fixed row blocks on all cores.
-        func distances(to row: Int) -> [Double] {
-            let blocks = (n + Self.block - 1) / Self.block
+        // Squared distances of every row to each of `rows`, in fixed row blocks on all cores: one pass over the data
+        // for all of a round's candidates.
+        func distances(to rows: [Int]) -> [[Double]] {
+            let blocks = (n + Self.block - 1) / Self.block, m = rows.count
             let parts = (try? concurrentMap(blocks) { b -> [Double] in
-                let start = b * Self.block, end = min(n, (b + 1) * Self.block)
-                var out = [Double](repeating: 0, count: end - start)
+                let start = b * Self.block, end = min(n, (b + 1) * Self.block), size = end - start
+                var out = [Double](repeating: 0, count: m * size)
+                var tile = [Double](repeating: 0, count: 64 * d)
                 data.features.withUnsafeBufferPointer { x in
                     out.withUnsafeMutableBufferPointer { s in
-                        // 64 rows at a time, feature by feature: each row's sum runs over the features in order (the
-                        // same sum as row by row), and the 64 sums are independent, so the row loop vectorizes.
-                        var lo = start
-                        while lo < end {
-                            let hi = min(end, lo + 64)
-                            for j in 0..<d {
-                                let center = x[row * d + j]
-                                for i in lo..<hi { let e = x[i * d + j] - center; s[i - start] += e * e }
+                        tile.withUnsafeMutableBufferPointer { t in
+                            // 64 rows at a time, transposed to feature-major so that for each candidate and feature the
+                            // 64 independent sums vectorize; each row's sum still runs over the features in order.
+                            var lo = start
+                            while lo < end {
+                                let hi = min(end, lo + 64), width = hi - lo
+                                for i in 0..<width { for j in 0..<d { t[j * 64 + i] = x[(lo + i) * d + j] } }
+                                for (c, row) in rows.enumerated() {
+                                    // Raw pointers and no overflow checks in the innermost loop, so that it vectorizes.
+                                    let sums = s.baseAddress! + (c * size + (lo - start))
+                                    for j in 0..<d {
+                                        let center = x[row * d + j], column = UnsafePointer(t.baseAddress! + j * 64)
+                                        var i = 0
+                                        while i < width { let e = column[i] - center; sums[i] += e * e; i &+= 1 }
+                                    }
+                                }
+                                lo = hi
                             }
-                            lo = hi
                         }
                     }
                 }
                 return out
             }) ?? []
-            return parts.flatMap { $0 }
+            return (0..<m).map { c in
+                var all: [Double] = []
+                all.reserveCapacity(n)
+                for (b, part) in parts.enumerated() {
+                    let size = min(n, (b + 1) * Self.block) - b * Self.block
+                    all += part[(c * size)..<((c + 1) * size)]
+                }
+                return all
+            }
         }
         let first = Int(generator.next() % UInt64(n))
         var centers = Array(data.row(first))
-        var closest = distances(to: first)
+        var closest = distances(to: [first])[0]
         var potential = closest.reduce(0, +)
         for _ in 1..<k {
             var cumulative = [Double](repeating: 0, count: n)
             var running = 0.0
             for i in 0..<n { running += closest[i]; cumulative[i] = running }
-            var bestRow = 0, bestPotential = Double.infinity, bestDistances: [Double] = []
-            for _ in 0..<trials {
+            // The round's candidates: for each draw, the first row whose cumulative distance reaches it.
+            let candidates = (0..<trials).map { _ -> Int in
                 let target = Double(generator.next() >> 11) / Double(1 << 53) * potential
-                // The first row whose cumulative distance reaches the draw.
                 var lo = 0, hi = n - 1
                 while lo < hi { let mid = (lo + hi) / 2; if cumulative[mid] < target { lo = mid + 1 } else { hi = mid } }
-                let candidate = distances(to: lo)
+                return lo
+            }
+            var bestRow = 0, bestPotential = Double.infinity, bestDistances: [Double] = []
+            for (candidate, distances) in zip(candidates, distances(to: candidates)) {
                 var total = 0.0
-                for i in 0..<n { total += min(closest[i], candidate[i]) }
-                if total < bestPotential { (bestRow, bestPotential, bestDistances) = (lo, total, candidate) }
+                for i in 0..<n { total += min(closest[i], distances[i]) }
+                if total < bestPotential { (bestRow, bestPotential, bestDistances) = (candidate, total, distances) }
             }
             centers += data.row(bestRow)
             for i in 0..<n { closest[i] = min(closest[i], bestDistances[i]) }
@@ -184,10 +204,12 @@ public struct KMeans: Sendable {
                         scratch: inout [Double]) -> (Int, Double) {
         scratch.withUnsafeMutableBufferPointer { s in
             for cluster in 0..<k { s[cluster] = 0 }
-            let row = i * d
+            let row = i * d, sums = s.baseAddress!
             for j in 0..<d {
-                let v = x[row + j], base = j * k
-                for cluster in 0..<k { let e = v - c[base + cluster]; s[cluster] += e * e }
+                // Raw pointers and no overflow checks in the innermost loop, so that it vectorizes.
+                let v = x[row + j], centers = c.baseAddress! + j * k
+                var cluster = 0
+                while cluster < k { let e = v - centers[cluster]; sums[cluster] += e * e; cluster &+= 1 }
             }
             var best = 0, bestDistance = Double.infinity
             for cluster in 0..<k where s[cluster] < bestDistance { (best, bestDistance) = (cluster, s[cluster]) }

@@ -160,31 +160,11 @@ public enum TrackingSchema {
             )
             """,
         ]),
-        // Run children stored in their primary-key order: a search's per-run lookups, a run's load and a metric's
-        // history read one b-tree instead of an index and then the table, and logging a metric writes one b-tree
-        // instead of two. SQLite only (PostgreSQL would use covering indexes).
+        // Run children stored in their primary-key order: a search's per-run lookups and a run's load read one b-tree
+        // instead of an index and then the table. SQLite only (PostgreSQL would use covering indexes). Not `metrics`:
+        // its rows arrive in time order, which a rowid table appends and a clustered one inserts all over the tree
+        // (a 1,000-metric batch 3.9 → 5.2 ms measured).
         Migration("tracking_0002_clustered_run_children", only: ["sqlite"], [
-            """
-            CREATE TABLE metrics_clustered (
-                run_uuid VARCHAR(32) NOT NULL REFERENCES runs(run_uuid),
-                key VARCHAR(250) NOT NULL,
-                value DOUBLE PRECISION NOT NULL,
-                is_nan SMALLINT NOT NULL,
-                timestamp BIGINT NOT NULL,
-                step BIGINT NOT NULL,
-                model_id VARCHAR(64),
-                dataset_name VARCHAR(500),
-                dataset_digest VARCHAR(64),
-                PRIMARY KEY (run_uuid, key, step, timestamp, value, is_nan)
-            ) WITHOUT ROWID
-            """,
-            """
-            INSERT INTO metrics_clustered (run_uuid, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest)
-            SELECT run_uuid, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest FROM metrics
-            """,
-            "DROP TABLE metrics",
-            "ALTER TABLE metrics_clustered RENAME TO metrics",
-            "CREATE INDEX metrics_model ON metrics (model_id)",
             """
             CREATE TABLE latest_metrics_clustered (
                 run_uuid VARCHAR(32) NOT NULL REFERENCES runs(run_uuid),

@@ -41,10 +41,10 @@ struct TrackingMigrationTests {
         let found = try await tracking.searchRuns(experimentIDs: ["7"], filter: "params.depth = '1' and metrics.loss > 0.5")
         #expect(found.items.map(\.info.runID) == ["run1"])
         let layouts = try await database.read { sql in
-            try await sql.raw("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name IN ('metrics', 'latest_metrics', 'params', 'tags')").all()
+            try await sql.raw("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name IN ('latest_metrics', 'params', 'tags')").all()
                 .map { (try $0.decode(column: "name", as: String.self), try $0.decode(column: "sql", as: String.self)) }
         }
-        #expect(layouts.count == 4)
+        #expect(layouts.count == 3)
         for (name, sql) in layouts { #expect(sql.hasSuffix("WITHOUT ROWID"), "\(name)") }
         await database.close()
     }

@@ -26,20 +26,7 @@ extension BlobStore {
         case nil:
             throw KilnError.notFound("No artifacts at '\(source.path)'")
         case false?:
-            let reader = try openReader(for: source)
-            defer { reader.close() }
-            let writer = try makeWriter(for: destination)
-            do {
-                while true {
-                    let chunk = try reader.read(maxLength: 1 << 20)
-                    if chunk.isEmpty { break }
-                    try chunk.withUnsafeBytes { try writer.write($0) }
-                }
-                try writer.commit()
-            } catch {
-                writer.abort()
-                throw error
-            }
+            try copyObject(from: source, to: destination)
             return 1
         case true?:
             var copied = 0
@@ -47,6 +34,30 @@ extension BlobStore {
                 copied += try copyTree(from: try source.appending(entry.name), to: try destination.appending(entry.name))
             }
             return copied
+        }
+    }
+}
+
+extension BlobStore {
+    public func copyObject(from source: BlobKey, to destination: BlobKey) throws {
+        try streamCopy(from: source, to: destination)
+    }
+
+    /// Copies an object by reading it and writing a new one, 1 MiB at a time.
+    public func streamCopy(from source: BlobKey, to destination: BlobKey) throws {
+        let reader = try openReader(for: source)
+        defer { reader.close() }
+        let writer = try makeWriter(for: destination)
+        do {
+            while true {
+                let chunk = try reader.read(maxLength: 1 << 20)
+                if chunk.isEmpty { break }
+                try chunk.withUnsafeBytes { try writer.write($0) }
+            }
+            try writer.commit()
+        } catch {
+            writer.abort()
+            throw error
         }
     }
 }

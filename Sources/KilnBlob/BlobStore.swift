@@ -143,6 +143,10 @@ public protocol BlobStore: Sendable {
     /// Objects whose key path starts with `prefix` (a string prefix, not necessarily a folder), sorted by key,
     /// after `startAfter` (exclusive), at most `limit` per page.
     func listObjects(prefix: String, startAfter: String?, limit: Int) throws -> BlobListing
+    /// Copies the object at `source` to `destination`, replacing it atomically; later writes to either never show
+    /// in the other. The default streams the bytes; a store can do better (a hard link, a server-side copy).
+    /// - Throws: `RESOURCE_DOES_NOT_EXIST` when there is no object at `source`.
+    func copyObject(from source: BlobKey, to destination: BlobKey) throws
 }
 
 extension BlobStore {

@@ -30,8 +30,25 @@ public struct LocalBlobStore: BlobStore {
         return try temporaryWriter(for: key)
     }
 
-    /// A writer on a hidden temporary file beside the key's file (its folders created), not yet linked to the key.
-    func temporaryWriter(for key: BlobKey) throws -> LocalBlobWriter {
+    /// A hard link renamed over the destination: no bytes copied and nothing to fsync. Safe because this store never
+    /// changes a file in place — every write is a new file renamed over the key — so the link keeps the bytes the
+    /// source had. Falls back to copying the bytes (another file system, links not allowed).
+    public func copyObject(from source: BlobKey, to destination: BlobKey) throws {
+        guard try kind(of: source) == false else { throw KilnError.notFound("No object at '\(source.path)'") }
+        if let existing = try kind(of: destination), existing {
+            throw KilnError.invalid("Cannot write file '\(destination.path)': a folder with that name exists")
+        }
+        let (temp, target) = try temporaryPath(for: destination)
+        guard link(url(source).path, temp.path) == 0 else { return try streamCopy(from: source, to: destination) }
+        guard rename(temp.path, target.path) == 0 else {
+            let error = posixError()
+            unlink(temp.path)
+            throw KilnError.internalError(error)
+        }
+    }
+
+    /// The key's file and a fresh hidden temporary name beside it, its folders created.
+    func temporaryPath(for key: BlobKey) throws -> (temp: URL, target: URL) {
         guard !key.path.isEmpty else { throw KilnError.invalid("Cannot write to the store root itself") }
         let target = url(key)
         let folder = target.deletingLastPathComponent()
@@ -40,7 +57,12 @@ public struct LocalBlobStore: BlobStore {
         } catch {
             throw KilnError.invalid("Cannot create folder for '\(key.path)': a file is in the way")
         }
-        let temp = folder.appendingPathComponent(".\(target.lastPathComponent).\(Identifiers.hex32()).partial")
+        return (folder.appendingPathComponent(".\(target.lastPathComponent).\(Identifiers.hex32()).partial"), target)
+    }
+
+    /// A writer on a hidden temporary file beside the key's file (its folders created), not yet linked to the key.
+    func temporaryWriter(for key: BlobKey) throws -> LocalBlobWriter {
+        let (temp, target) = try temporaryPath(for: key)
         let fd = open(temp.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw KilnError.internalError(posixError()) }
         return LocalBlobWriter(fd: fd, temp: temp, target: target)

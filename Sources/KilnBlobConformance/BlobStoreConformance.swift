@@ -30,6 +30,7 @@ public struct BlobStoreConformance: Sendable {
         ("listing order and paging", { try $0.listingOrder() }),
         ("atomic visibility under a concurrent reader", { try $0.atomicVisibility() }),
         ("put-if-absent under concurrent threads", { try $0.putIfAbsentThreads() }),
+        ("copies are independent of their source", { try $0.independentCopies() }),
     ]
 
     func key(_ check: String, _ path: String) throws -> BlobKey { try BlobKey("\(base)/\(check)/\(path)") }
@@ -64,6 +65,23 @@ public struct BlobStoreConformance: Sendable {
         let empty = try key("roundtrip", "empty")
         try expect(try store.putIfAbsent(empty, bytes: []), "putIfAbsent of an empty object lost on a fresh key")
         try expect(try store.get(empty) == [] && (try store.head(empty)?.size) == 0, "an empty object did not read back empty")
+    }
+
+    public func independentCopies() throws {
+        let source = try key("copy", "source/model.bin"), copy = try key("copy", "copies/1/model.bin")
+        try store.put(source, bytes: [1, 2, 3])
+        try store.put(copy, bytes: [7])
+        try store.copyObject(from: source, to: copy)
+        try expect(try store.get(copy) == [1, 2, 3], "a copy did not replace its destination with the source's bytes")
+        try store.put(source, bytes: [4, 5])
+        try expect(try store.get(copy) == [1, 2, 3], "overwriting the source changed its copy")
+        try store.put(copy, bytes: [6])
+        try expect(try store.get(source) == [4, 5], "overwriting a copy changed its source")
+        try store.delete(source)
+        try expect(try store.get(copy) == [6], "deleting the source removed its copy")
+        try expectError(.resourceDoesNotExist, "copying a missing object") { try store.copyObject(from: source, to: copy) }
+        try expect(try store.copyTree(from: try key("copy", "copies"), to: try key("copy", "again")) == 1, "copyTree copied another count")
+        try expect(try store.get(try key("copy", "again/1/model.bin")) == [6], "copyTree lost bytes")
     }
 
     public func missingKeys() throws {

@@ -249,10 +249,12 @@ public struct RegistryService: Sendable {
         let now = clock.nowMillis()
         do {
             let version = try await db.write { sql in
-                try await Self.requireModel(sql, name)
-                let row = try await sql.raw("SELECT next_version FROM registered_models WHERE name = \(bind: name)").first()
-                let version = try row?.decode(column: "next_version", as: Int64.self) ?? 1
-                try await sql.raw("UPDATE registered_models SET next_version = \(bind: version + 1), last_updated_time = \(bind: now) WHERE name = \(bind: name)").run()
+                // Takes the model's next version number in one statement (each is a round trip to SQLite's thread).
+                guard let row = try await sql.raw("""
+                    UPDATE registered_models SET next_version = next_version + 1, last_updated_time = \(bind: now)
+                    WHERE name = \(bind: name) RETURNING next_version - 1 AS version
+                    """).first() else { throw KilnError.notFound("Registered Model with name=\(name) not found") }
+                let version = try row.decode(column: "version", as: Int64.self)
                 try await sql.raw("""
                     INSERT INTO model_versions (name, version, creation_time, last_updated_time, user_id, stage, description, source,
                         storage_location, run_id, run_link, model_id)
@@ -425,13 +427,10 @@ public struct RegistryService: Sendable {
         let currentStage = ModelStage(rawValue: try row.decode(column: "stage", as: String.self)) ?? .none
         if archiveExisting, stage == .staging || stage == .production {
             let others = try await sql.raw("""
-                SELECT version FROM model_versions WHERE name = \(bind: name) AND version != \(bind: version) AND stage = \(bind: stage.rawValue)
-                """).all().map { try $0.decode(column: "version", as: Int64.self) }
+                UPDATE model_versions SET stage = 'Archived', last_updated_time = \(bind: now)
+                WHERE name = \(bind: name) AND version != \(bind: version) AND stage = \(bind: stage.rawValue) RETURNING version
+                """).all().map { try $0.decode(column: "version", as: Int64.self) }.sorted()
             for other in others {
-                try await sql.raw("""
-                    UPDATE model_versions SET stage = 'Archived', last_updated_time = \(bind: now)
-                    WHERE name = \(bind: name) AND version = \(bind: other)
-                    """).run()
                 _ = try await recordActivity(sql, name: name, version: other, type: "SYSTEM_TRANSITION", from: stage.rawValue,
                                              to: ModelStage.archived.rawValue, userID: userID, comment: nil,
                                              systemComment: "Archived because version \(version) moved to \(stage.rawValue)", now: now)

@@ -44,7 +44,7 @@ extension BlobStore {
     }
 
     /// Copies an object by reading it and writing a new one, 1 MiB at a time.
-    public func streamCopy(from source: BlobKey, to destination: BlobKey) throws {
+    func streamCopy(from source: BlobKey, to destination: BlobKey) throws {
         let reader = try openReader(for: source)
         defer { reader.close() }
         let writer = try makeWriter(for: destination)

@@ -24,9 +24,7 @@ public struct LocalBlobStore: BlobStore {
     }
 
     public func makeWriter(for key: BlobKey) throws -> any BlobWriter {
-        if let existing = try kind(of: key), existing {
-            throw KilnError.invalid("Cannot write file '\(key.path)': a folder with that name exists")
-        }
+        try requireNoFolder(at: key)
         return try temporaryWriter(for: key)
     }
 
@@ -35,15 +33,19 @@ public struct LocalBlobStore: BlobStore {
     /// source had. Falls back to copying the bytes (another file system, links not allowed).
     public func copyObject(from source: BlobKey, to destination: BlobKey) throws {
         guard try kind(of: source) == false else { throw KilnError.notFound("No object at '\(source.path)'") }
-        if let existing = try kind(of: destination), existing {
-            throw KilnError.invalid("Cannot write file '\(destination.path)': a folder with that name exists")
-        }
+        try requireNoFolder(at: destination)
         let (temp, target) = try temporaryPath(for: destination)
         guard link(url(source).path, temp.path) == 0 else { return try streamCopy(from: source, to: destination) }
         guard rename(temp.path, target.path) == 0 else {
             let error = posixError()
             unlink(temp.path)
             throw KilnError.internalError(error)
+        }
+    }
+
+    func requireNoFolder(at key: BlobKey) throws {
+        if let existing = try kind(of: key), existing {
+            throw KilnError.invalid("Cannot write file '\(key.path)': a folder with that name exists")
         }
     }
 

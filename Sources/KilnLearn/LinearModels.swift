@@ -272,13 +272,13 @@ public struct LogisticRegression: Sendable {
                                 g[d] += residual
                                 continue
                             }
-                            let scores = s.baseAddress!
-                            for k in 0..<outputs { scores[k] = theta[k * stride + d] }
+                            let sk = s.baseAddress!
+                            for k in 0..<outputs { sk[k] = theta[k * stride + d] }
                             for j in 0..<d {
                                 // Raw pointers and no overflow checks in the innermost loops, so that they vectorize.
                                 let v = xi[j], wj = w.baseAddress! + j * outputs
                                 var k = 0
-                                while k < outputs { scores[k] += v * wj[k]; k &+= 1 }
+                                while k < outputs { sk[k] += v * wj[k]; k &+= 1 }
                             }
                             var top = s[0]
                             for k in 1..<outputs { top = max(top, s[k]) }

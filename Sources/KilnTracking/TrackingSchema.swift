@@ -164,45 +164,24 @@ public enum TrackingSchema {
         // instead of an index and then the table. SQLite only (PostgreSQL would use covering indexes). Not `metrics`:
         // its rows arrive in time order, which a rowid table appends and a clustered one inserts all over the tree
         // (a 1,000-metric batch 3.9 → 5.2 ms measured).
-        Migration("tracking_0002_clustered_run_children", only: ["sqlite"], [
-            """
-            CREATE TABLE latest_metrics_clustered (
-                run_uuid VARCHAR(32) NOT NULL REFERENCES runs(run_uuid),
-                key VARCHAR(250) NOT NULL,
-                value DOUBLE PRECISION NOT NULL,
-                is_nan SMALLINT NOT NULL,
-                timestamp BIGINT NOT NULL,
-                step BIGINT NOT NULL,
-                PRIMARY KEY (run_uuid, key)
-            ) WITHOUT ROWID
-            """,
-            "INSERT INTO latest_metrics_clustered (run_uuid, key, value, is_nan, timestamp, step) SELECT run_uuid, key, value, is_nan, timestamp, step FROM latest_metrics",
-            "DROP TABLE latest_metrics",
-            "ALTER TABLE latest_metrics_clustered RENAME TO latest_metrics",
-            "CREATE INDEX latest_metrics_key ON latest_metrics (key, run_uuid)",
-            """
-            CREATE TABLE params_clustered (
-                run_uuid VARCHAR(32) NOT NULL REFERENCES runs(run_uuid),
-                key VARCHAR(250) NOT NULL,
-                value TEXT NOT NULL,
-                PRIMARY KEY (run_uuid, key)
-            ) WITHOUT ROWID
-            """,
-            "INSERT INTO params_clustered (run_uuid, key, value) SELECT run_uuid, key, value FROM params",
-            "DROP TABLE params",
-            "ALTER TABLE params_clustered RENAME TO params",
-            "CREATE INDEX params_key_value ON params (key, run_uuid)",
-            """
-            CREATE TABLE tags_clustered (
-                run_uuid VARCHAR(32) NOT NULL REFERENCES runs(run_uuid),
-                key VARCHAR(250) NOT NULL,
-                value TEXT NOT NULL,
-                PRIMARY KEY (run_uuid, key)
-            ) WITHOUT ROWID
-            """,
-            "INSERT INTO tags_clustered (run_uuid, key, value) SELECT run_uuid, key, value FROM tags",
-            "DROP TABLE tags",
-            "ALTER TABLE tags_clustered RENAME TO tags",
-        ]),
+        Migration("tracking_0002_clustered_run_children", only: ["sqlite"],
+                  clusteredRunChild("latest_metrics", [("value", "DOUBLE PRECISION"), ("is_nan", "SMALLINT"), ("timestamp", "BIGINT"),
+                                                       ("step", "BIGINT")], indexes: ["CREATE INDEX latest_metrics_key ON latest_metrics (key, run_uuid)"])
+                  + clusteredRunChild("params", [("value", "TEXT")], indexes: ["CREATE INDEX params_key_value ON params (key, run_uuid)"])
+                  + clusteredRunChild("tags", [("value", "TEXT")])),
     ]
+
+    /// Rebuilds a run child table (`run_uuid`, `key`, then `columns`, all NOT NULL) as `WITHOUT ROWID` keyed by
+    /// (run_uuid, key), keeping its rows, then recreates its `indexes`.
+    static func clusteredRunChild(_ table: String, _ columns: [(name: String, type: String)], indexes: [String] = []) -> [String] {
+        let definitions = ["run_uuid VARCHAR(32) NOT NULL REFERENCES runs(run_uuid)", "key VARCHAR(250) NOT NULL"]
+            + columns.map { "\($0.name) \($0.type) NOT NULL" } + ["PRIMARY KEY (run_uuid, key)"]
+        let names = (["run_uuid", "key"] + columns.map(\.name)).joined(separator: ", ")
+        return [
+            "CREATE TABLE \(table)_clustered (\(definitions.joined(separator: ", "))) WITHOUT ROWID",
+            "INSERT INTO \(table)_clustered (\(names)) SELECT \(names) FROM \(table)",
+            "DROP TABLE \(table)",
+            "ALTER TABLE \(table)_clustered RENAME TO \(table)",
+        ] + indexes
+    }
 }

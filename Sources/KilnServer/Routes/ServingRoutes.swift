@@ -49,7 +49,7 @@ struct ServingRoutes: Sendable {
                 var w = JSONWriter()
                 w.object { w in w.field("error_code", failure.code.rawValue); w.field("message", failure.message) }
                 serving.capture(name: name, capture(requestID, body, timestamp, started, status: failure.httpStatus(alreadyExistsAs409: true),
-                                                    response: String(decoding: w.bytes, as: UTF8.self), served: nil))
+                                                    response: w.bytes, served: nil))
                 throw error
             }
         }
@@ -106,18 +106,20 @@ struct ServingRoutes: Sendable {
 
     /// The inference-table row of one request.
     func capture(_ id: String, _ body: [UInt8], _ timestamp: Int64, _ started: ContinuousClock.Instant, status: Int,
-                 response: String, served: String?) -> ServingService.CapturedRequest {
+                 response: [UInt8], served: String?) -> ServingService.CapturedRequest {
         let elapsed = started.duration(to: .now)
         // client_request_id only costs a parse when the body has one.
         var client: String?
         if body.firstRange(of: Array("client_request_id".utf8)) != nil, let fields = try? ScoringRequest.fields(body), case .string(let s)? = fields["client_request_id"] { client = s }
         return ServingService.CapturedRequest(requestID: id, clientRequestID: client, timestampMillis: timestamp, statusCode: status,
                                               executionMillis: elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000,
-                                              request: String(decoding: body, as: UTF8.self), response: response, servedEntity: served)
+                                              request: String(decoding: body, as: UTF8.self), response: String(decoding: response, as: UTF8.self),
+                                              servedEntity: served)
     }
 
-    /// Scores a request body: the response, the served entity that answered, and the response body (for capture).
-    func invoke(_ name: String, _ body: [UInt8]) async throws -> (Response, String, String) {
+    /// Scores a request body: the response, the served entity that answered, and the response body's bytes (for
+    /// capture, which decodes them only when the endpoint has an inference table).
+    func invoke(_ name: String, _ body: [UInt8]) async throws -> (Response, String, [UInt8]) {
         let (served, answer) = try await serving.invoke(name: name, body: body)
         var status = HTTPResponse.Status.ok
         var w = JSONWriter()
@@ -143,7 +145,7 @@ struct ServingRoutes: Sendable {
         }
         var response = Response.json(w, status: status)
         response.headers[HTTPField.Name("served-model-name")!] = served
-        return (response, served, String(decoding: w.bytes, as: UTF8.self))
+        return (response, served, w.bytes)
     }
 
     // MARK: Wire formats

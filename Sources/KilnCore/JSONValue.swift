@@ -244,7 +244,8 @@ extension JSONValue {
         }
     }
 
-    static func quote(_ s: String) -> String {
+    /// `s` as a JSON string literal: quotes, backslashes and control characters escaped, everything else as it is.
+    public static func quote(_ s: String) -> String {
         var out = "\""
         for scalar in s.unicodeScalars {
             switch scalar {

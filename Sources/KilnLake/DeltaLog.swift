@@ -159,15 +159,18 @@ public struct DeltaLog: Sendable {
             start = checkpoint + 1
         }
         if start <= target {
-            for v in start...target {
+            let paths = try (start...target).map { v -> String in
                 guard let path = listing.commits[v] else {
                     let first = listing.commits.keys.min() ?? 0
                     throw KilnError.notFound(first > v
                         ? "Version \(target) can no longer be read: its commits were cleaned up (the oldest kept is \(first))"
                         : "The Delta log is missing commit \(v)")
                 }
-                try state.apply(try parseCommit(at: path), version: v)
+                return path
             }
+            // Commits parse independently (on every core); they apply in order.
+            let parsed = try concurrentMap(paths.count) { try self.parseCommit(at: paths[$0]) }
+            for (offset, actions) in parsed.enumerated() { try state.apply(actions, version: start + Int64(offset)) }
         }
         guard let proto = state.protocolAction, let metadata = state.metadata else {
             throw KilnError(.invalidState, "The Delta log has no protocol or metaData action by version \(target)")

@@ -35,11 +35,16 @@ extension LakePredicate {
             guard let column = input(c.lowercased()), let value = Self.value(literal, type: column.type), value != .null else {
                 return Mask(repeating: 2, count: rows)
             }
-            let orders = Self.orders(column, value, rows: rows)
-            return orders.map { o -> UInt8 in
-                guard o != 2 else { return 2 }
-                return op.holds(Int(Int8(bitPattern: o))) ? 1 : 0
+            // Orders become truth values in place: 0xFF (less), 0 (equal), 1 (greater), 2 (null) → 0, 1 or 2.
+            var mask = Self.orders(column, value, rows: rows)
+            let less: UInt8 = op.holds(-1) ? 1 : 0, equal: UInt8 = op.holds(0) ? 1 : 0, greater: UInt8 = op.holds(1) ? 1 : 0
+            mask.withUnsafeMutableBufferPointer { m in
+                for i in m.indices {
+                    let o = m[i]
+                    m[i] = o == 0 ? equal : o == 1 ? greater : o == 2 ? 2 : less
+                }
             }
+            return mask
         case .inList(let c, let literals, let negated):
             var out = Mask(repeating: 0, count: rows)
             for literal in literals {
@@ -48,16 +53,33 @@ extension LakePredicate {
             }
             return negated ? Self.not(out) : out
         case .and(let a, let b):
-            let x = try a.mask(rows: rows, input), y = try b.mask(rows: rows, input)
-            return zip(x, y).map { p, q in p == 0 || q == 0 ? 0 : (p == 1 && q == 1 ? 1 : 2) }
+            var x = try a.mask(rows: rows, input)
+            guard x.contains(where: { $0 != 0 }) else { return x }  // all false: the right side cannot change that
+            let y = try b.mask(rows: rows, input)
+            x.withUnsafeMutableBufferPointer { p in
+                y.withUnsafeBufferPointer { q in
+                    for i in p.indices { p[i] = p[i] == 0 || q[i] == 0 ? 0 : (p[i] & q[i] == 1 ? 1 : 2) }
+                }
+            }
+            return x
         case .or(let a, let b):
-            return Self.or(try a.mask(rows: rows, input), try b.mask(rows: rows, input))
+            let x = try a.mask(rows: rows, input)
+            guard x.contains(where: { $0 != 1 }) else { return x }  // all true
+            return Self.or(x, try b.mask(rows: rows, input))
         case .not(let a):
             return Self.not(try a.mask(rows: rows, input))
         }
     }
 
-    static func or(_ x: Mask, _ y: Mask) -> Mask { zip(x, y).map { p, q in p == 1 || q == 1 ? 1 : (p == 0 && q == 0 ? 0 : 2) } }
+    static func or(_ x: Mask, _ y: Mask) -> Mask {
+        var out = x
+        out.withUnsafeMutableBufferPointer { p in
+            y.withUnsafeBufferPointer { q in
+                for i in p.indices { p[i] = p[i] == 1 || q[i] == 1 ? 1 : (p[i] | q[i] == 0 ? 0 : 2) }
+            }
+        }
+        return out
+    }
     static func not(_ x: Mask) -> Mask { x.map { $0 == 2 ? 2 : 1 - $0 } }
 
     /// 1 where the row is null.
@@ -81,15 +103,15 @@ extension LakePredicate {
             var dense: [UInt8]
             switch (data.values, type, literal) {
             case (.int64(let v), .primitive, .int(let l)):
-                dense = v.map { code($0 < l ? -1 : $0 > l ? 1 : 0) }
+                dense = v.map { $0 < l ? 0xFF : $0 > l ? 1 : 0 }
             case (.int32(let v), .primitive, .int(let l)):
-                dense = v.map { code(Int64($0) < l ? -1 : Int64($0) > l ? 1 : 0) }
+                dense = v.map { Int64($0) < l ? 0xFF : Int64($0) > l ? 1 : 0 }
             case (.double(let v), .primitive, _):
                 guard let target = literal.asDouble else { return [UInt8](repeating: 2, count: rows) }
-                dense = v.map { $0.isNaN ? 2 : code($0 < target ? -1 : $0 > target ? 1 : 0) }
+                dense = v.map { $0 < target ? 0xFF : $0 > target ? 1 : $0 == target ? 0 : 2 }  // NaN: 2
             case (.float(let v), .primitive, _):
                 guard let target = literal.asDouble else { return [UInt8](repeating: 2, count: rows) }
-                dense = v.map { $0.isNaN ? 2 : code(Double($0) < target ? -1 : Double($0) > target ? 1 : 0) }
+                dense = v.map { Double($0) < target ? 0xFF : Double($0) > target ? 1 : Double($0) == target ? 0 : 2 }
             case (.byteArray(let v), .primitive("string"), .string(let l)):
                 let target = Array(l.utf8)
                 dense = [UInt8](repeating: 2, count: v.count)
@@ -99,9 +121,17 @@ extension LakePredicate {
                             for i in 0..<v.count {
                                 let start = Int(o[i]), length = Int(o[i + 1]) - start
                                 let common = min(length, t.count)
-                                var c = common == 0 ? 0 : memcmp(d.baseAddress! + start, t.baseAddress!, common)
+                                var c: Int32 = 0
+                                if common > 16 {
+                                    c = memcmp(d.baseAddress! + start, t.baseAddress!, common)
+                                } else {
+                                    // Short values (most keys and categories): no call per row.
+                                    var k = 0
+                                    while k < common, d[start &+ k] == t[k] { k &+= 1 }
+                                    if k < common { c = d[start &+ k] < t[k] ? -1 : 1 }
+                                }
                                 if c == 0 { c = length < t.count ? -1 : length > t.count ? 1 : 0 }
-                                dense[i] = code(c < 0 ? -1 : c > 0 ? 1 : 0)
+                                dense[i] = c < 0 ? 0xFF : c > 0 ? 1 : 0
                             }
                         }
                     }

@@ -24,7 +24,7 @@ extension DeltaTable {
     func ranges(_ file: AddFile, snapshot: DeltaSnapshot) -> (String) -> ColumnRange? {
         let schema = snapshot.schema
         let partitions = Set(snapshot.partitionColumns.map { $0.lowercased() })
-        let stats = FileStats.parse(file.stats)
+        var parsed: FileStats?? = nil  // parsed on the first non-partition column asked for
         let partition = partitionLookup(file, schema: schema)
         return { name in
             guard let field = schema.field(name) else { return nil }
@@ -33,7 +33,8 @@ extension DeltaTable {
                 return ColumnRange(type: type, min: value == .null ? nil : value, max: value == .null ? nil : value,
                                    mayBeNull: value == .null, allNull: value == .null)
             }
-            guard let stats else { return nil }
+            if parsed == nil { parsed = .some(FileStats.parse(file.stats)) }
+            guard let stats = parsed! else { return nil }
             var nulls: Int64?
             let key = field.physicalName
             if case .number(let n)? = stats.nullCount[key] { nulls = Int64(n) }
@@ -55,7 +56,12 @@ extension DeltaTable {
         guard let text else { return ScanPlan(snapshot: snapshot, files: snapshot.files, skippedFiles: 0, predicate: nil) }
         let predicate = try LakePredicate.parse(text)
         try predicate.validate(snapshot.schema)
-        let files = snapshot.files.filter { predicate.mayMatch(ranges($0, snapshot: snapshot)) }
+        // Partition values first: a file they rule out never has its statistics parsed.
+        let partitions = Set(snapshot.partitionColumns.map { $0.lowercased() })
+        let files = snapshot.files.filter { file in
+            let range = ranges(file, snapshot: snapshot)
+            return predicate.mayMatch { partitions.contains($0) ? range($0) : nil } && predicate.mayMatch(range)
+        }
         return ScanPlan(snapshot: snapshot, files: files, skippedFiles: snapshot.files.count - files.count, predicate: predicate)
     }
 

@@ -37,7 +37,7 @@ public struct TableStorage: Sendable {
     /// - Returns: the key under the table root, or the absolute local path of a file outside the store.
     func resolve(_ logPath: String) throws -> (key: BlobKey?, local: String?) {
         if logPath.hasPrefix("file:") { return (nil, URL(string: logPath)?.path ?? logPath) }
-        let decoded = logPath.removingPercentEncoding ?? logPath
+        let decoded = logPath.utf8.contains(UInt8(ascii: "%")) ? logPath.removingPercentEncoding ?? logPath : logPath
         if decoded.hasPrefix("/") { return (nil, decoded) }
         return (try key(decoded), nil)
     }

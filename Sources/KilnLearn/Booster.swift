@@ -4,49 +4,65 @@ import KilnCore
 
 /// A gradient-boosted tree model trained and evaluated through XGBoost's C API (libxgboost). The handle is used
 /// under a lock: one call at a time per booster.
+/// The opened library's functions, for code that runs after `Booster.api()` succeeded (a booster or matrix exists).
+private var xgb: KilnXGBoostAPI { try! Booster.api() }
+
 public final class Booster: @unchecked Sendable {
     private var handle: BoosterHandle?
     private let lock = NSLock()
 
-    /// The XGBoost library version, e.g. "1.7.4".
+    /// The XGBoost library version, e.g. "1.7.4" ("unknown" where libxgboost is missing).
     public static var libraryVersion: String {
+        guard let xgb = try? api() else { return "unknown" }
         var major: Int32 = 0, minor: Int32 = 0, patch: Int32 = 0
-        XGBoostVersion(&major, &minor, &patch)
+        xgb.XGBoostVersion(&major, &minor, &patch)
         return "\(major).\(minor).\(patch)"
     }
 
+    private static let library: Result<KilnXGBoostAPI, KilnError> = {
+        let api = UnsafeMutablePointer<KilnXGBoostAPI>.allocate(capacity: 1)  // lives as long as the process
+        if let problem = kiln_xgboost_open(api) {
+            return .failure(KilnError(.internalError, "XGBoost is not available (\(String(cString: problem))): install it with `apt-get install libxgboost0`"))
+        }
+        return .success(api.pointee)
+    }()
+
+    /// libxgboost's functions, opened on first use (not linked: loading it costs every `kiln` process ~2 ms).
+    static func api() throws -> KilnXGBoostAPI { try library.get() }
+
     static func check(_ code: Int32, _ what: String) throws {
         guard code == 0 else {
-            let message = XGBGetLastError().map { String(cString: $0) } ?? "unknown error"
+            let message = xgb.XGBGetLastError().map { String(cString: $0) } ?? "unknown error"
             throw KilnError.invalid("XGBoost \(what) failed: \(message)")
         }
     }
 
     private init(handle: BoosterHandle?) { self.handle = handle }
 
-    deinit { if let handle { XGBoosterFree(handle) } }
+    deinit { if let handle { xgb.XGBoosterFree(handle) } }
 
     /// A DMatrix over row-major features (NaN: missing), with labels when given.
     static func matrix(_ features: [Double], rows: Int, width: Int, labels: [Double]? = nil, weights: [Double]? = nil, groups: [Int]? = nil) throws -> DMatrixHandle {
+        _ = try api()
         var out: DMatrixHandle?
         let floats = features.map { Float($0) }
-        try check(floats.withUnsafeBufferPointer { XGDMatrixCreateFromMat($0.baseAddress, bst_ulong(rows), bst_ulong(width), Float.nan, &out) }, "creating a matrix")
+        try check(floats.withUnsafeBufferPointer { xgb.XGDMatrixCreateFromMat($0.baseAddress, bst_ulong(rows), bst_ulong(width), Float.nan, &out) }, "creating a matrix")
         guard let out else { throw KilnError(.internalError, "XGBoost returned no matrix") }
         do {
             if let labels {
                 let l = labels.map { Float($0) }
-                try check(l.withUnsafeBufferPointer { XGDMatrixSetFloatInfo(out, "label", $0.baseAddress, bst_ulong(rows)) }, "setting labels")
+                try check(l.withUnsafeBufferPointer { xgb.XGDMatrixSetFloatInfo(out, "label", $0.baseAddress, bst_ulong(rows)) }, "setting labels")
             }
             if let groups {
                 let g = groups.map { UInt32($0) }
-                try check(g.withUnsafeBufferPointer { XGDMatrixSetUIntInfo(out, "group", $0.baseAddress, bst_ulong(g.count)) }, "setting query groups")
+                try check(g.withUnsafeBufferPointer { xgb.XGDMatrixSetUIntInfo(out, "group", $0.baseAddress, bst_ulong(g.count)) }, "setting query groups")
             }
             if let weights {
                 let w = weights.map { Float($0) }
-                try check(w.withUnsafeBufferPointer { XGDMatrixSetFloatInfo(out, "weight", $0.baseAddress, bst_ulong(rows)) }, "setting weights")
+                try check(w.withUnsafeBufferPointer { xgb.XGDMatrixSetFloatInfo(out, "weight", $0.baseAddress, bst_ulong(rows)) }, "setting weights")
             }
         } catch {
-            XGDMatrixFree(out)
+            xgb.XGDMatrixFree(out)
             throw error
         }
         return out
@@ -65,20 +81,20 @@ public final class Booster: @unchecked Sendable {
                              groups: [Int]? = nil, validation: (features: [Double], rows: Int, labels: [Double])? = nil, earlyStoppingRounds: Int? = nil,
                              progress: (Evaluation) -> Void = { _ in }) throws -> (booster: Booster, bestRound: Int, history: [Evaluation]) {
         let dtrain = try matrix(train.features, rows: train.rows, width: train.width, labels: train.labels, groups: groups)
-        defer { XGDMatrixFree(dtrain) }
+        defer { xgb.XGDMatrixFree(dtrain) }
         let dvalid = try validation.map { try matrix($0.features, rows: $0.rows, width: train.width, labels: $0.labels) }
-        defer { if let dvalid { XGDMatrixFree(dvalid) } }
+        defer { if let dvalid { xgb.XGDMatrixFree(dvalid) } }
         var handle: BoosterHandle?
         var cache: [DMatrixHandle?] = [dtrain] + (dvalid.map { [$0] } ?? [])
         var evaluated: [DMatrixHandle?] = dvalid.map { [$0] } ?? []
-        try check(XGBoosterCreate(&cache, bst_ulong(cache.count), &handle), "creating a booster")
+        try check(xgb.XGBoosterCreate(&cache, bst_ulong(cache.count), &handle), "creating a booster")
         let booster = Booster(handle: handle)
-        for (key, value) in parameters { try check(XGBoosterSetParam(handle, key, value), "setting \(key)=\(value)") }
+        for (key, value) in parameters { try check(xgb.XGBoosterSetParam(handle, key, value), "setting \(key)=\(value)") }
         var history: [Evaluation] = []
         var best = (round: 0, value: Double.infinity, higherIsBetter: false)
         let evalNames = ["validation"]
         for round in 0..<rounds {
-            try check(XGBoosterUpdateOneIter(handle, Int32(round), dtrain), "boosting round \(round)")
+            try check(xgb.XGBoosterUpdateOneIter(handle, Int32(round), dtrain), "boosting round \(round)")
             // Evaluating costs a pass over the data each round: only with a validation set (early stopping).
             guard dvalid != nil else {
                 best.round = round
@@ -89,7 +105,7 @@ public final class Booster: @unchecked Sendable {
             let cNames = evalNames.map { strdup($0) }
             defer { cNames.forEach { free($0) } }
             var namePointers = cNames.map { UnsafePointer($0) }
-            try check(XGBoosterEvalOneIter(handle, Int32(round), &evaluated, &namePointers, bst_ulong(evaluated.count), &result), "evaluating round \(round)")
+            try check(xgb.XGBoosterEvalOneIter(handle, Int32(round), &evaluated, &namePointers, bst_ulong(evaluated.count), &result), "evaluating round \(round)")
             let evaluation = Evaluation(round: round, values: parseEvaluation(result.map { String(cString: $0) } ?? ""))
             history.append(evaluation)
             progress(evaluation)
@@ -107,7 +123,7 @@ public final class Booster: @unchecked Sendable {
         if dvalid != nil, earlyStoppingRounds != nil, best.round + 1 < history.count {
             // Keep the best rounds only.
             var sliced: BoosterHandle?
-            try check(XGBoosterSlice(handle, 0, Int32(best.round + 1), 1, &sliced), "keeping the best rounds")
+            try check(xgb.XGBoosterSlice(handle, 0, Int32(best.round + 1), 1, &sliced), "keeping the best rounds")
             return (Booster(handle: sliced), best.round, history)
         }
         return (booster, best.round, history)
@@ -133,11 +149,11 @@ public final class Booster: @unchecked Sendable {
         var result: UnsafePointer<Float>?
         if contributions {
             let dmatrix = try Booster.matrix(features, rows: rows, width: width)
-            defer { XGDMatrixFree(dmatrix) }
+            defer { xgb.XGDMatrixFree(dmatrix) }
             lock.lock()
             defer { lock.unlock() }
             let config = "{\"type\": \(type), \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, \"strict_shape\": false}"
-            try Booster.check(XGBoosterPredictFromDMatrix(handle, dmatrix, config, &shape, &dimension, &result), "predicting")
+            try Booster.check(xgb.XGBoosterPredictFromDMatrix(handle, dmatrix, config, &shape, &dimension, &result), "predicting")
         } else {
             // In-place prediction straight from the doubles (no DMatrix, no copy): XGBoost reads them through the
             // array interface.
@@ -147,7 +163,7 @@ public final class Booster: @unchecked Sendable {
             try features.withUnsafeBufferPointer { buffer in
                 let address = UInt(bitPattern: buffer.baseAddress)
                 let interface = "{\"data\": [\(address), true], \"shape\": [\(rows), \(width)], \"typestr\": \"<f8\", \"version\": 3}"
-                try Booster.check(XGBoosterPredictFromDense(handle, interface, config, nil, &shape, &dimension, &result), "predicting")
+                try Booster.check(xgb.XGBoosterPredictFromDense(handle, interface, config, nil, &shape, &dimension, &result), "predicting")
             }
         }
         let dims = (0..<Int(dimension)).map { Int(shape![$0]) }
@@ -162,16 +178,17 @@ public final class Booster: @unchecked Sendable {
         defer { lock.unlock() }
         var length: bst_ulong = 0
         var bytes: UnsafePointer<CChar>?
-        try Booster.check(XGBoosterSaveModelToBuffer(handle, "{\"format\": \"json\"}", &length, &bytes), "saving the model")
+        try Booster.check(xgb.XGBoosterSaveModelToBuffer(handle, "{\"format\": \"json\"}", &length, &bytes), "saving the model")
         return bytes.map { Array(UnsafeRawBufferPointer(start: $0, count: Int(length))) } ?? []
     }
 
     /// A booster from XGBoost JSON (or UBJSON) bytes.
     public static func load(_ model: [UInt8]) throws -> Booster {
+        _ = try api()
         var handle: BoosterHandle?
-        try check(XGBoosterCreate(nil, 0, &handle), "creating a booster")
+        try check(xgb.XGBoosterCreate(nil, 0, &handle), "creating a booster")
         let booster = Booster(handle: handle)
-        try check(model.withUnsafeBytes { XGBoosterLoadModelFromBuffer(handle, $0.baseAddress, bst_ulong($0.count)) }, "loading the model")
+        try check(model.withUnsafeBytes { xgb.XGBoosterLoadModelFromBuffer(handle, $0.baseAddress, bst_ulong($0.count)) }, "loading the model")
         return booster
     }
 
@@ -184,7 +201,7 @@ public final class Booster: @unchecked Sendable {
         var dims: bst_ulong = 0
         var shape: UnsafePointer<bst_ulong>?
         var scores: UnsafePointer<Float>?
-        try Booster.check(XGBoosterFeatureScore(handle, "{\"importance_type\": \"\(type)\"}", &count, &names, &dims, &shape, &scores), "feature importance")
+        try Booster.check(xgb.XGBoosterFeatureScore(handle, "{\"importance_type\": \"\(type)\"}", &count, &names, &dims, &shape, &scores), "feature importance")
         var out: [String: Double] = [:]
         for i in 0..<Int(count) {
             if let name = names?[i] { out[String(cString: name)] = Double(scores![i]) }
@@ -197,7 +214,7 @@ public final class Booster: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         var n: Int32 = 0
-        _ = XGBoosterBoostedRounds(handle, &n)
+        _ = xgb.XGBoosterBoostedRounds(handle, &n)
         return Int(n)
     }
 }

@@ -124,9 +124,25 @@ public enum TextValues {
 
     /// `YYYY-MM-DD` → days since the epoch.
     public static func date(_ text: String) -> Int64? {
-        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
-              let y = digits(parts[0]), let m = digits(parts[1]), let d = digits(parts[2]), (1...12).contains(m) else { return nil }
+        var text = text
+        return text.withUTF8 { b -> Int64? in
+            guard b.count == 10, b[4] == UInt8(ascii: "-"), b[7] == UInt8(ascii: "-") else { return nil }
+            func number(_ range: Range<Int>) -> Int64? {
+                var value: Int64 = 0
+                for i in range {
+                    guard b[i] >= UInt8(ascii: "0"), b[i] <= UInt8(ascii: "9") else { return nil }
+                    value = value * 10 + Int64(b[i] - UInt8(ascii: "0"))
+                }
+                return value
+            }
+            guard let y = number(0..<4), let m = number(5..<7), let d = number(8..<10) else { return nil }
+            return date(year: y, month: m, day: d)
+        }
+    }
+
+    /// Days since 1970-01-01 of a calendar date; nil when the month or day does not exist.
+    static func date(year y: Int64, month m: Int64, day d: Int64) -> Int64? {
+        guard (1...12).contains(m) else { return nil }
         let monthDays: [Int64] = [31, y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
         guard (1...monthDays[Int(m - 1)]).contains(d) else { return nil }
         return days(year: y, month: m, day: d)

@@ -106,8 +106,7 @@ func printTable(_ headers: [String], _ rows: [[String]]) {
 }
 
 func printJSON(_ object: Any) throws {
-    let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-    print(String(decoding: data, as: UTF8.self))
+    print(try prettyJSON(object))
 }
 
 func formatTime(_ value: Any?) -> String {

@@ -20,6 +20,7 @@ struct Kiln: AsyncParsableCommand {
             predict, features.
             Both: sql and train run locally on --home, or on the server with --url (or KILN_URL).
             """,
+        version: "kiln \(kilnVersion)",
         subcommands: [Server.self, Version.self, Experiments.self, Runs.self, Models.self, Parquet.self, Table.self, SQL.self, Ingest.self, Profile.self, Train.self, Predict.self, Features.self, Endpoints.self, Jobs.self, Bundles.self, Storage.self]
     )
 

@@ -75,15 +75,20 @@ def test_killed_ingests_load_every_file_exactly_once(tmp_path):
 
     add_files(0, 30)
     kills = 0
+    window = 0.4  # kill somewhere in the first `window` seconds; shrinks when runs finish first (a fast build)
     for attempt in range(30):
         if attempt == 10:
             add_files(30, 15)                                                     # more files arrive between runs
+        if attempt in (0, 10):
+            window = 0.4
         proc = subprocess.Popen([KILN, "ingest", "--from", str(land), "--into", "main.raw.parts", "--home", str(home)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.01, 0.4))
+        time.sleep(rng.uniform(0.0, window))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
+        else:
+            window /= 2
         proc.wait()
     # Finish: repeat until nothing is new.
     while ingest(home, land, "main.raw.parts")["files"]:

@@ -122,10 +122,16 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "KilnWeb",
+            dependencies: ["KilnCore", "KilnTracking", .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "HTTPTypes", package: "swift-http-types")],
+            swiftSettings: strict
+        ),
+        .target(
             name: "KilnServer",
             dependencies: [
                 "KilnCore", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnPlatform", "KilnSQL", "KilnFrame", "KilnLearn",
-                "KilnTraining", "KilnServing", "KilnJobs",
+                "KilnTraining", "KilnServing", "KilnJobs", "KilnWeb",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -156,6 +162,7 @@ let package = Package(
             path: "Tests/KilnTestSupport",
             swiftSettings: strict
         ),
+        .testTarget(name: "KilnWebTests", dependencies: ["KilnWeb"], swiftSettings: strict),
         .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore", "KilnBlob", "KilnBlobConformance"], swiftSettings: strict),
         .testTarget(
             name: "KilnTrackingTests",

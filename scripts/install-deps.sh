@@ -12,6 +12,8 @@ if [ "$mode" = "test" ]; then
   python3 -c "import ensurepip" >/dev/null 2>&1 || packages+=(python3-venv)
   # spark_submit_task is tested with PyPI pyspark in local mode, which needs a Java 17+ runtime.
   command -v java >/dev/null 2>&1 || packages+=(default-jre-headless)
+  # The web UI's browser tests drive Debian's headless Chromium through its chromedriver (selenium from PyPI).
+  packages+=(chromium chromium-driver)
 fi
 
 missing=()

@@ -5,6 +5,7 @@ import Logging
 import Prometheus
 import ServiceLifecycle
 import KilnRegistry
+import KilnWeb
 
 /// Kiln's version, reported by `kiln version` and `/version`.
 
@@ -16,8 +17,12 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
     router.add(middleware: KilnMetricsMiddleware())
     router.add(middleware: ErrorMiddleware())
     let runs = platform.runs
+    let adminToken = platform.adminToken
     router.add(middleware: AuthMiddleware(adminToken: platform.adminToken, enabled: authEnabled) { await runs.principal(forToken: $0) })
     SystemRoutes(registry: registry, version: kilnVersion).register(on: router)
+    WebUI(tracking: platform.tracking, authEnabled: authEnabled) { token in
+        AuthMiddleware.constantTimeEqual(token, adminToken) ? "admin" : await runs.principal(forToken: token)
+    }.register(on: router)
     MLflowRoutes(tracking: platform.tracking, artifacts: platform.artifacts).register(on: router)
     RegistryRoutes(registry: platform.registry).register(on: router)
     RegistryReviewRoutes(registry: platform.registry).register(on: router)

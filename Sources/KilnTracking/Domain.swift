@@ -41,6 +41,13 @@ public struct Experiment: Sendable, Equatable {
     public var tags: [KeyValue]
 }
 
+/// A metric's range over a run's whole history; `min`/`max` are nil when every value was NaN.
+public struct MetricSummary: Sendable, Equatable {
+    public var min: Double?
+    public var max: Double?
+    public var count: Int
+}
+
 /// One metric value at a step and time.
 public struct Metric: Sendable, Equatable {
     public var key: String

@@ -476,6 +476,25 @@ extension TrackingService {
     }
 
     /// Every value logged for one metric of a run, oldest first, paged.
+    /// Per metric key of a run: the smallest and largest value over its whole history (NaN values skipped) and how
+    /// many values were logged — what a run page shows beside the last value.
+    public func metricSummaries(runID: String) async throws -> [String: MetricSummary] {
+        try await db.read { sql in
+            _ = try await Self.requireRunInfo(sql, runID)
+            let rows = try await sql.raw("""
+                SELECT key, MIN(CASE WHEN is_nan = 0 THEN value END) AS low, MAX(CASE WHEN is_nan = 0 THEN value END) AS high,
+                       COUNT(*) AS n FROM metrics WHERE run_uuid = \(bind: runID) GROUP BY key
+                """).all()
+            var out: [String: MetricSummary] = [:]
+            for row in rows {
+                out[try row.decode(column: "key", as: String.self)] = MetricSummary(
+                    min: try row.decode(column: "low", as: Double?.self), max: try row.decode(column: "high", as: Double?.self),
+                    count: try row.decode(column: "n", as: Int.self))
+            }
+            return out
+        }
+    }
+
     public func metricHistory(runID: String, key: String, maxResults: Int? = nil, pageToken: String? = nil) async throws -> Page<Metric> {
         let paging = try Paging(maxResults: maxResults, default: TrackingLimits.maxHistoryPage, limit: 1_000_000, pageToken: pageToken)
         var query: SQLQueryString = """

@@ -1,7 +1,9 @@
 import Hummingbird
 import KilnCore
+import KilnWeb
 
-/// Requires `Authorization: Bearer <token>` on every route but the public ones (health, version, server-info).
+/// Requires `Authorization: Bearer <token>` on every route but the public ones (health, version, server-info) and
+/// the web UI's (which require a signed-in session).
 struct AuthMiddleware: RouterMiddleware {
     typealias Context = KilnRequestContext
     let adminToken: String
@@ -13,7 +15,8 @@ struct AuthMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        if !enabled || Self.publicPaths.contains(request.uri.path) {
+        // Web pages sign in with a session cookie instead (KilnWeb checks it on every page).
+        if !enabled || Self.publicPaths.contains(request.uri.path) || WebUI.owns(request.uri.path) {
             context.principal = enabled ? nil : "admin"
             return try await next(request, context)
         }

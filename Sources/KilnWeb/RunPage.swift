@@ -1,0 +1,68 @@
+import Foundation
+import Hummingbird
+import KilnCore
+import KilnTracking
+
+/// A run's overview: its attributes, parent and children, params, metrics (last, min, max over the whole history)
+/// and tags.
+struct RunPage: Sendable {
+    let tracking: TrackingService
+
+    func render(experimentID: String, runID: String, session: WebSession) async throws -> Response {
+        let run = try await tracking.getRun(id: runID)
+        let info = run.info
+        guard info.experimentID == experimentID else {
+            return WebUI.redirect("/ui/experiments/\(HTML.segment(info.experimentID))/runs/\(HTML.segment(runID))")
+        }
+        let experiment = try await tracking.getExperiment(id: experimentID)
+        let summaries = try await tracking.metricSummaries(runID: runID)
+        let children = try await tracking.searchRuns(experimentIDs: [experimentID], filter: "tags.mlflow.parentRunId = '\(runID)'",
+                                                     maxResults: 200, orderBy: ["attributes.start_time ASC"]).items
+        let parentID = run.tags.first { $0.key == "mlflow.parentRunId" }?.value
+        func runLink(_ id: String, _ name: String) -> String {
+            "<a href=\"/ui/experiments/\(HTML.segment(experimentID))/runs/\(HTML.segment(id))\">\(HTML.escape(name.isEmpty ? id : name))</a>"
+        }
+
+        var overview = """
+            <tr><th>Run ID</th><td><code data-testid="run-id">\(HTML.escape(info.runID))</code></td></tr>
+            <tr><th>Experiment</th><td><a href="/ui/experiments/\(HTML.segment(experimentID))">\(HTML.escape(experiment.name))</a></td></tr>
+            <tr><th>Status</th><td><span class="status \(info.status.rawValue.lowercased())" data-testid="run-status">\(info.status.rawValue)</span></td></tr>
+            <tr><th>Started</th><td>\(HTML.time(info.startTime))</td></tr>
+            <tr><th>Ended</th><td>\(HTML.time(info.endTime))</td></tr>
+            <tr><th>User</th><td>\(HTML.escape(info.userID))</td></tr>
+            <tr><th>Artifacts</th><td><code>\(HTML.escape(info.artifactURI))</code></td></tr>
+            """
+        if let start = info.startTime, let end = info.endTime { overview += "<tr><th>Duration</th><td>\(HTML.duration(end - start))</td></tr>" }
+        if let parentID { overview += "<tr><th>Parent run</th><td data-testid=\"parent-run\">\(runLink(parentID, parentID))</td></tr>" }
+
+        var metricRows = ""
+        for metric in run.metrics.sorted(by: { $0.key < $1.key }) {
+            let summary = summaries[metric.key]
+            metricRows += """
+                <tr data-testid="metric-row" data-key="\(HTML.escape(metric.key))"><th>\(HTML.escape(metric.key))</th>
+                <td class="num" data-testid="metric-last">\(HTML.number(metric.value))</td>
+                <td class="num" data-testid="metric-min">\(HTML.number(summary?.min))</td>
+                <td class="num" data-testid="metric-max">\(HTML.number(summary?.max))</td>
+                <td class="num">\(metric.step)</td><td class="num">\(summary?.count ?? 1)</td></tr>
+                """
+        }
+        let paramRows = run.params.sorted { $0.key < $1.key }.map {
+            "<tr data-testid=\"param-row\"><th>\(HTML.escape($0.key))</th><td>\(HTML.escape($0.value))</td></tr>"
+        }.joined()
+        let tagRows = run.tags.sorted { $0.key < $1.key }.map {
+            "<tr data-testid=\"tag-row\"><th>\(HTML.escape($0.key))</th><td>\(HTML.escape($0.value))</td></tr>"
+        }.joined()
+        let childItems = children.map { "<li data-testid=\"child-run\">\(runLink($0.info.runID, $0.info.runName))</li>" }.joined()
+
+        let body = """
+            <section><table class="kv" data-testid="overview">\(overview)</table></section>
+            <section><h2>Metrics</h2>
+            <table data-testid="metrics"><thead><tr><th>Metric</th><th>Last</th><th>Min</th><th>Max</th><th>Last step</th><th>Values</th></tr></thead>
+            <tbody>\(metricRows.isEmpty ? "<tr><td colspan=\"6\">No metrics logged.</td></tr>" : metricRows)</tbody></table></section>
+            <section><h2>Parameters</h2><table class="kv" data-testid="params">\(paramRows.isEmpty ? "<tr><td>No parameters.</td></tr>" : paramRows)</table></section>
+            <section><h2>Tags</h2><table class="kv" data-testid="tags">\(tagRows.isEmpty ? "<tr><td>No tags.</td></tr>" : tagRows)</table></section>
+            \(childItems.isEmpty ? "" : "<section><h2>Child runs</h2><ul data-testid=\"children\">\(childItems)</ul></section>")
+            """
+        return WebUI.html(HTML.page(title: info.runName.isEmpty ? info.runID : info.runName, session: session, body: body))
+    }
+}

@@ -1,0 +1,54 @@
+/// The UI's static files, compiled in (no build step, nothing fetched at run time).
+enum WebAssets {
+    static let favicon = """
+        <svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" fill="#b4532a"/>\
+        <path d="M9 7v18M9 16l11-9M13 13l8 12" stroke="#fff" stroke-width="3.5" fill="none" stroke-linecap="round"/></svg>
+        """
+
+    /// Light and dark themes follow the OS.
+    static let css = """
+        :root { color-scheme: light dark; --bg: #fff; --fg: #1d1d1f; --muted: #6b6b70; --line: #e3e3e6; --head: #f6f6f7;
+          --accent: #b4532a; --ok: #1a7f37; --bad: #c62828; --run: #1565c0; }
+        @media (prefers-color-scheme: dark) { :root { --bg: #161618; --fg: #ececef; --muted: #a0a0a8; --line: #333338;
+          --head: #202024; --accent: #e0794c; --ok: #4caf50; --bad: #ef5350; --run: #64b5f6; } }
+        * { box-sizing: border-box; }
+        body { margin: 0; font: 14px/1.45 system-ui, sans-serif; background: var(--bg); color: var(--fg); }
+        header { display: flex; gap: 1.5em; align-items: center; padding: .6em 1.2em; border-bottom: 1px solid var(--line); }
+        header .brand { font-weight: 700; color: var(--accent); text-decoration: none; font-size: 1.1em; }
+        header nav { flex: 1; } header nav a { color: var(--fg); text-decoration: none; margin-right: 1em; }
+        .signout { display: flex; gap: .6em; align-items: center; margin: 0; } .who { color: var(--muted); }
+        main { padding: 1em 1.2em; max-width: 1400px; }
+        h1 { font-size: 1.4em; margin: .2em 0 .6em; } h2 { font-size: 1.1em; margin: 1.2em 0 .4em; }
+        a { color: var(--run); }
+        table { border-collapse: collapse; width: 100%; } .scroll { overflow-x: auto; }
+        th, td { text-align: left; padding: .35em .6em; border-bottom: 1px solid var(--line); white-space: nowrap; }
+        thead th { background: var(--head); position: sticky; top: 0; } thead th a { color: var(--fg); text-decoration: none; }
+        table.kv { width: auto; } table.kv th { color: var(--muted); font-weight: 500; }
+        td.num { text-align: right; font-variant-numeric: tabular-nums; }
+        tr.child td:first-child::before { content: "↳ "; color: var(--muted); }
+        tr.depth-1 td:first-child { padding-left: 1.75em; } tr.depth-2 td:first-child { padding-left: 3em; }
+        tr.depth-3 td:first-child { padding-left: 4.25em; } tr.depth-4 td:first-child, tr.depth-5 td:first-child,
+        tr.depth-6 td:first-child, tr.depth-7 td:first-child, tr.depth-8 td:first-child { padding-left: 5.5em; }
+        .status { font-size: .85em; font-weight: 600; } .status.finished { color: var(--ok); } .status.failed, .status.killed { color: var(--bad); }
+        .status.running { color: var(--run); }
+        form.search, form.login { display: flex; gap: .6em; align-items: center; margin: .4em 0 1em; flex-wrap: wrap; }
+        form.login { flex-direction: column; align-items: flex-start; max-width: 28em; }
+        input { font: inherit; padding: .35em .5em; border: 1px solid var(--line); border-radius: 4px; background: var(--bg); color: var(--fg); }
+        form.login input[type=password] { width: 100%; }
+        button { font: inherit; padding: .35em .9em; border: 1px solid var(--accent); border-radius: 4px; background: var(--accent); color: #fff; cursor: pointer; }
+        .notice { border-left: 4px solid var(--bad); padding: .4em .8em; background: var(--head); }
+        .hint, .meta { color: var(--muted); } .next { display: inline-block; margin-top: .8em; }
+        code { font-size: .92em; }
+        """
+
+    /// `/`: the mlflow client's printed links (`/#/experiments/1/runs/abc`) to page paths; anything else to the list.
+    static let hashRoutes = """
+        (function () {
+          var m = /^#\\/experiments\\/([^/?]+)(?:\\/runs\\/([^/?]+))?/.exec(window.location.hash || "");
+          var to = "/ui/experiments";
+          if (m) { to += "/" + encodeURIComponent(decodeURIComponent(m[1]));
+            if (m[2]) { to += "/runs/" + encodeURIComponent(decodeURIComponent(m[2])); } }
+          window.location.replace(to);
+        })();
+        """
+}

@@ -1,0 +1,60 @@
+import Foundation
+
+/// A signed-in browser: who it is and the token its forms must send back (CSRF).
+public struct WebSession: Sendable {
+    public var principal: String
+    public var csrf: String
+    var expires: Date
+}
+
+/// Browser sessions, in memory: a random 256-bit id in an HttpOnly, SameSite=Lax cookie names a principal and a
+/// CSRF token. Sessions end after `lifetime` without use, on sign-out, and when the server restarts (people sign
+/// in again). The token someone signed in with is never kept.
+public actor WebSessions {
+    private var sessions: [String: WebSession] = [:]
+    let lifetime: TimeInterval
+
+    public init(lifetime: TimeInterval = 12 * 3600) { self.lifetime = lifetime }
+
+    /// A new session for `principal`: its id (for the cookie) and the session.
+    func create(principal: String) -> (id: String, session: WebSession) {
+        let now = Date()
+        sessions = sessions.filter { $0.value.expires > now }
+        let id = Self.randomToken()
+        let session = WebSession(principal: principal, csrf: Self.randomToken(), expires: now.addingTimeInterval(lifetime))
+        sessions[id] = session
+        return (id, session)
+    }
+
+    /// The live session `id` names (its expiry pushed back), or nil.
+    func session(_ id: String) -> WebSession? {
+        guard var session = sessions[id] else { return nil }
+        let now = Date()
+        guard session.expires > now else {
+            sessions[id] = nil
+            return nil
+        }
+        session.expires = now.addingTimeInterval(lifetime)
+        sessions[id] = session
+        return session
+    }
+
+    func end(_ id: String) { sessions[id] = nil }
+
+    /// 32 random bytes, base64url without padding (cookie- and form-safe).
+    static func randomToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        return Data(bytes).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    /// Equal without an early exit (tokens compared in constant time).
+    static func same(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        guard x.count == y.count else { return false }
+        var difference: UInt8 = 0
+        for i in x.indices { difference |= x[i] ^ y[i] }
+        return difference == 0
+    }
+}

@@ -1,0 +1,175 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import KilnCore
+import KilnTracking
+
+/// Kiln's web UI: server-rendered pages under `/ui/`, a sign-in that turns an access token into a session cookie,
+/// and `/` answering the links the mlflow client prints (`/#/experiments/1/runs/abc`). Pages read through the
+/// same services as the API, as the signed-in principal.
+public struct WebUI: Sendable {
+    let tracking: TrackingService
+    let sessions: WebSessions
+    /// The principal a token belongs to, or nil when it is not valid.
+    let authenticate: @Sendable (String) async -> String?
+    /// False for `kiln server --no-auth` (loopback only): every page is served as `admin`, nobody signs in.
+    let authEnabled: Bool
+
+    public init(tracking: TrackingService, sessions: WebSessions = WebSessions(), authEnabled: Bool,
+                authenticate: @escaping @Sendable (String) async -> String?) {
+        self.tracking = tracking
+        self.sessions = sessions
+        self.authEnabled = authEnabled
+        self.authenticate = authenticate
+    }
+
+    /// Paths the UI owns (the API's bearer-token check leaves them to the UI's sessions).
+    public static func owns(_ path: String) -> Bool {
+        path == "/" || path == "/favicon.ico" || path == "/ui" || path.hasPrefix("/ui/")
+    }
+
+    static let sessionCookie = "kiln_session"
+    static let loginCookie = "kiln_login"
+
+    public func register<Context: RequestContext>(on router: Router<Context>) {
+        router.get("/") { _, _ in Self.html(Self.hashRouter) }
+        router.get("/ui") { _, _ in Self.redirect("/ui/experiments") }
+        router.get("/favicon.ico") { _, _ in
+            Response(status: .ok, headers: [.contentType: "image/svg+xml", .cacheControl: "max-age=86400"],
+                     body: .init(byteBuffer: ByteBuffer(string: WebAssets.favicon)))
+        }
+        router.get("/ui/static/kiln.css") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/css; charset=utf-8", .cacheControl: "max-age=3600"],
+                     body: .init(byteBuffer: ByteBuffer(string: WebAssets.css)))
+        }
+        router.get("/ui/static/route.js") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/javascript; charset=utf-8", .cacheControl: "max-age=3600"],
+                     body: .init(byteBuffer: ByteBuffer(string: WebAssets.hashRoutes)))
+        }
+        router.get("/ui/login") { request, _ in try await loginPage(request, error: nil) }
+        router.post("/ui/login") { request, context in try await login(request, context: context) }
+        router.post("/ui/logout") { request, context in try await logout(request, context: context) }
+        router.get("/ui/experiments") { request, _ in
+            try await signedIn(request) { session in try await ExperimentPages(tracking: tracking).list(request, session: session) }
+        }
+        router.get("/ui/experiments/{id}") { request, context in
+            let id = try context.parameters.require("id")
+            return try await signedIn(request) { session in try await ExperimentPages(tracking: tracking).runs(request, experimentID: id, session: session) }
+        }
+        router.get("/ui/experiments/{id}/runs/{run}") { request, context in
+            let id = try context.parameters.require("id"), run = try context.parameters.require("run")
+            return try await signedIn(request) { session in try await RunPage(tracking: tracking).render(experimentID: id, runID: run, session: session) }
+        }
+    }
+
+    // MARK: Sessions
+
+    /// Runs `page` for the request's session; without one, sends the browser to sign in (and back here after).
+    func signedIn(_ request: Request, _ page: (WebSession) async throws -> Response) async throws -> Response {
+        guard authEnabled else { return try await page(WebSession(principal: "admin", csrf: "", expires: .distantFuture)) }
+        guard let id = request.cookies[Self.sessionCookie]?.value, let session = await sessions.session(id) else {
+            let here = request.uri.path + (request.uri.query.map { "?" + $0 } ?? "")
+            return Self.redirect("/ui/login?next=" + HTML.query(here))
+        }
+        do {
+            return try await page(session)
+        } catch let error as KilnError where error.code == .resourceDoesNotExist {
+            return Self.html(HTML.page(title: "Not found", session: session, body: HTML.notice(error.message)), status: .notFound)
+        }
+    }
+
+    func loginPage(_ request: Request, error: String?, status: HTTPResponse.Status = .ok) async throws -> Response {
+        let query = formFields(Substring(request.uri.query ?? ""))
+        let next = Self.safeNext(query["next"])
+        // Login CSRF: the form carries a random value that must match a cookie set with it (double submit).
+        let token = WebSessions.randomToken()
+        let body = """
+            \(error.map { HTML.notice($0, testID: "login-error") } ?? "")
+            <form method="post" action="/ui/login" class="login" data-testid="login-form">
+            <input type="hidden" name="csrf" value="\(HTML.escape(token))">
+            <input type="hidden" name="next" value="\(HTML.escape(next))">
+            <label for="token">Access token</label>
+            <input id="token" name="token" type="password" autocomplete="current-password" required autofocus data-testid="token">
+            <button type="submit" data-testid="sign-in">Sign in</button>
+            <p class="hint">The admin token (<code>~/.kiln/admin.token</code>, or <code>KILN_ADMIN_TOKEN</code>) or another access token.</p>
+            </form>
+            """
+        var response = Self.html(HTML.page(title: "Sign in to Kiln", session: nil, body: body), status: status)
+        response.setCookie(Cookie(name: Self.loginCookie, value: token, path: "/ui/login", httpOnly: true, sameSite: .strict))
+        return response
+    }
+
+    func login<Context: RequestContext>(_ request: Request, context: Context) async throws -> Response {
+        let form = try await Self.form(request, context: context)
+        guard let sent = form["csrf"], let expected = request.cookies[Self.loginCookie]?.value, WebSessions.same(sent, expected) else {
+            return try await loginPage(request, error: "The sign-in form expired; try again.", status: .forbidden)
+        }
+        let token = (form["token"] ?? "").trimmingCharacters(in: .whitespaces)
+        guard !token.isEmpty, let principal = await authenticate(token) else {
+            return try await loginPage(request, error: "That access token is not valid.", status: .unauthorized)
+        }
+        let (id, _) = await sessions.create(principal: principal)
+        var response = Self.redirect(Self.safeNext(form["next"]))
+        response.setCookie(Cookie(name: Self.sessionCookie, value: id, path: "/", httpOnly: true, sameSite: .lax))
+        response.setCookie(Cookie(name: Self.loginCookie, value: "", maxAge: 0, path: "/ui/login", httpOnly: true, sameSite: .strict))
+        return response
+    }
+
+    func logout<Context: RequestContext>(_ request: Request, context: Context) async throws -> Response {
+        let form = try await Self.form(request, context: context)
+        guard let id = request.cookies[Self.sessionCookie]?.value, let session = await sessions.session(id) else {
+            return Self.redirect("/ui/login")
+        }
+        guard let sent = form["csrf"], WebSessions.same(sent, session.csrf) else {
+            return Self.html(HTML.page(title: "Refused", session: session, body: HTML.notice("The form did not carry this session's CSRF token.")),
+                             status: .forbidden)
+        }
+        await sessions.end(id)
+        var response = Self.redirect("/ui/login")
+        response.setCookie(Cookie(name: Self.sessionCookie, value: "", maxAge: 0, path: "/", httpOnly: true, sameSite: .lax))
+        return response
+    }
+
+    /// Where to go after signing in: a path on this server (never another site), else the experiments.
+    static func safeNext(_ next: String?) -> String {
+        guard let next, next.hasPrefix("/"), !next.hasPrefix("//"), !next.contains("\\") else { return "/ui/experiments" }
+        return next
+    }
+
+    static func form<Context: RequestContext>(_ request: Request, context: Context) async throws -> [String: String] {
+        let body = try await request.body.collect(upTo: 64 * 1024)
+        return formFields(Substring(String(buffer: body)))
+    }
+
+    // MARK: Responses
+
+    /// Pages may load only this server's styles, scripts and images; nothing may frame them.
+    static let securityHeaders: HTTPFields = [
+        .contentSecurityPolicy: "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        .xContentTypeOptions: "nosniff",
+        HTTPField.Name("Referrer-Policy")!: "same-origin",
+        .cacheControl: "no-store",
+    ]
+
+    static func html(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
+        var headers = securityHeaders
+        headers[.contentType] = "text/html; charset=utf-8"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    static func redirect(_ location: String) -> Response {
+        var headers = securityHeaders
+        headers[.location] = location
+        return Response(status: .seeOther, headers: headers)
+    }
+
+    /// `/`: turns the mlflow client's links (`#/experiments/ID`, `#/experiments/ID/runs/RUN`) into page paths.
+    static let hashRouter = """
+        <!doctype html>
+        <html lang="en"><head><meta charset="utf-8"><title>Kiln</title>
+        <link rel="icon" href="/favicon.ico" type="image/svg+xml">
+        <link rel="stylesheet" href="/ui/static/kiln.css">
+        <script src="/ui/static/route.js"></script></head>
+        <body><main><h1>Kiln</h1><p><a href="/ui/experiments">Experiments</a></p></main></body></html>
+        """
+}

@@ -1,0 +1,49 @@
+import Foundation
+import Testing
+@testable import KilnWeb
+
+@Suite("Web UI building blocks")
+struct WebTests {
+    @Test("markup in user text is escaped, never written raw")
+    func escaping() {
+        #expect(HTML.escape("<script>alert('x') & \"y\"</script>") == "&lt;script&gt;alert(&#39;x&#39;) &amp; &quot;y&quot;&lt;/script&gt;")
+        #expect(HTML.query("a b&c=d/é") == "a%20b%26c%3Dd%2F%C3%A9")
+    }
+
+    @Test("after signing in, only paths on this server are followed")
+    func nextPaths() {
+        #expect(WebUI.safeNext("/ui/experiments/3?filter=x") == "/ui/experiments/3?filter=x")
+        for hostile in ["//evil.example/x", "https://evil.example", "/\\evil.example", "", nil] as [String?] {
+            #expect(WebUI.safeNext(hostile) == "/ui/experiments")
+        }
+    }
+
+    @Test("form bodies and query strings decode + and percent escapes")
+    func forms() {
+        let fields = formFields("token=a%2Bb+c&next=%2Fui%2Fx&empty=&token=second")
+        #expect(fields == ["token": "a+b c", "next": "/ui/x", "empty": ""])
+    }
+
+    @Test("the name search never breaks out of its quotes")
+    func nameFilter() {
+        #expect(ExperimentPages.nameFilter("  ") == nil)
+        #expect(ExperimentPages.nameFilter("demo") == "name ILIKE '%demo%'")
+        #expect(ExperimentPages.nameFilter("bob's") == "name ILIKE \"%bob's%\"")
+        #expect(ExperimentPages.nameFilter("a'\"b") == "name ILIKE '%a%\"b%'")
+    }
+
+    @Test("sessions: random ids, CSRF tokens, expiry and sign-out")
+    func sessions() async throws {
+        let sessions = WebSessions(lifetime: 0.2)
+        let (id, session) = await sessions.create(principal: "alice")
+        #expect(id.count == 43 && session.csrf.count == 43 && id != session.csrf)
+        #expect(await sessions.session(id)?.principal == "alice")
+        #expect(await sessions.session("not-an-id") == nil)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(await sessions.session(id) == nil)  // expired
+        let (other, _) = await sessions.create(principal: "bob")
+        await sessions.end(other)
+        #expect(await sessions.session(other) == nil)
+        #expect(WebSessions.same("abc", "abc") && !WebSessions.same("abc", "abd") && !WebSessions.same("abc", "ab"))
+    }
+}

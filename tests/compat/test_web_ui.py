@@ -1,0 +1,203 @@
+"""The web UI in a real browser (Debian's chromium + chromedriver, PyPI selenium), on a Kiln server seeded only
+through the stock mlflow client: sign-in, the experiment list, an experiment's runs (paging, filter DSL, nested
+runs), a run page (metric last/min/max over the whole history), the links the mlflow client prints, CSRF and
+sign-out, escaping, and no console error or failed request on any page. Screenshots go to $KILN_TEST_ARTIFACTS
+(default: the test's temporary folder)."""
+import os
+import shutil
+import uuid
+
+import pytest
+import requests
+
+from conftest import TOKEN
+
+PAGE_SIZE = 100
+
+
+def _driver():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    chromium = shutil.which("chromium")
+    driver_path = shutil.which("chromedriver")
+    if not chromium or not driver_path:
+        pytest.fail("chromium and chromium-driver are needed: run scripts/install-deps.sh test")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1400,1000"]:
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(driver_path), options=options)
+
+
+@pytest.fixture(scope="module")
+def seeded(kiln):
+    """An experiment with 130 runs (acc = i / 130), one of them with a 200-step history and 5 children, and a run
+    whose name is markup."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param
+    os.environ["MLFLOW_TRACKING_TOKEN"] = TOKEN
+    client = MlflowClient(tracking_uri=kiln.url)
+    name = f"ui-{uuid.uuid4().hex[:8]}"
+    exp = client.create_experiment(name)
+    runs = []
+    for i in range(130):
+        run = client.create_run(exp, run_name=f"run-{i:03d}", start_time=1_700_000_000_000 + i * 1000)
+        client.log_batch(run.info.run_id, metrics=[Metric("acc", i / 130, 1_700_000_000_000, 0)],
+                         params=[Param("model", "tree" if i % 2 else "linear")])
+        client.set_terminated(run.info.run_id, end_time=1_700_000_000_000 + i * 1000 + 1500)
+        runs.append(run.info.run_id)
+    parent = client.create_run(exp, run_name="tuning", start_time=1_800_000_000_000).info.run_id
+    history = [((k * 37) % 101) / 10.0 for k in range(200)]  # min 0.0, max 10.0, last history[-1]
+    client.log_batch(parent, metrics=[Metric("loss", v, 1_800_000_000_000 + k, k) for k, v in enumerate(history)])
+    children = [client.create_run(exp, run_name=f"trial-{k}", tags={"mlflow.parentRunId": parent},
+                                  start_time=1_800_000_000_000 + k).info.run_id for k in range(5)]
+    markup = client.create_run(exp, run_name="<script>window.__xss = 1</script>", start_time=1_600_000_000_000).info.run_id
+    return {"name": name, "exp": exp, "runs": runs, "parent": parent, "history": history, "children": children, "markup": markup}
+
+
+@pytest.fixture(scope="module")
+def browser(kiln, tmp_path_factory):
+    driver = _driver()
+    shots = os.environ.get("KILN_TEST_ARTIFACTS") or str(tmp_path_factory.mktemp("screenshots"))
+    os.makedirs(shots, exist_ok=True)
+    driver.shots = shots
+    yield driver
+    driver.quit()
+
+
+def shot(driver, name):
+    driver.save_screenshot(os.path.join(driver.shots, f"ui-{name}.png"))
+
+
+def console_errors(driver):
+    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def by(driver, testid):
+    from selenium.webdriver.common.by import By
+    return driver.find_elements(By.CSS_SELECTOR, f'[data-testid="{testid}"]')
+
+
+def navigate(driver, element):
+    """Clicks (or submits) `element` and waits until the next page has replaced this one."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+    html = driver.find_element("tag name", "html")
+    element.click()
+    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(html))
+
+
+def sign_in(driver, base, token):
+    by(driver, "token")[0].send_keys(token)
+    navigate(driver, by(driver, "sign-in")[0])
+
+
+def test_pages_are_refused_without_a_session(kiln, seeded):
+    for path in ["/ui/experiments", f"/ui/experiments/{seeded['exp']}", f"/ui/experiments/{seeded['exp']}/runs/{seeded['parent']}"]:
+        r = requests.get(kiln.url + path, allow_redirects=False)
+        assert r.status_code == 303 and r.headers["Location"].startswith("/ui/login?next="), (path, r.status_code)
+        assert "default-src 'self'" in r.headers["Content-Security-Policy"]
+    # A bearer token is not a session, and the API is not opened by the UI's paths.
+    assert requests.get(kiln.url + "/ui/experiments", headers={"Authorization": f"Bearer {TOKEN}"}, allow_redirects=False).status_code == 303
+    assert requests.get(kiln.url + "/api/2.0/mlflow/experiments/search").status_code == 401
+    # A sign-in without the form's CSRF value is refused; so is a wrong token; an off-site `next` is ignored.
+    assert requests.post(kiln.url + "/ui/login", data={"token": TOKEN}, allow_redirects=False).status_code == 403
+    s = requests.Session()
+    page = s.get(kiln.url + "/ui/login?next=//evil.example/x").text
+    csrf = page.split('name="csrf" value="')[1].split('"')[0]
+    assert s.post(kiln.url + "/ui/login", data={"csrf": csrf, "token": "wrong", "next": "/ui/experiments"}, allow_redirects=False).status_code == 401
+    page = s.get(kiln.url + "/ui/login").text
+    csrf = page.split('name="csrf" value="')[1].split('"')[0]
+    r = s.post(kiln.url + "/ui/login", data={"csrf": csrf, "token": TOKEN, "next": "//evil.example/x"}, allow_redirects=False)
+    assert r.status_code == 303 and r.headers["Location"] == "/ui/experiments"
+    cookie = r.headers["Set-Cookie"]
+    assert "kiln_session=" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert TOKEN not in s.get(kiln.url + "/ui/experiments").text  # never rendered into a page
+    # Sign-out needs the session's CSRF token.
+    assert s.post(kiln.url + "/ui/logout", data={}, allow_redirects=False).status_code == 403
+    assert s.get(kiln.url + "/ui/experiments", allow_redirects=False).status_code == 200
+    assert requests.get(kiln.url + "/favicon.ico").status_code == 200
+
+
+def test_sign_in_browse_and_sign_out_in_a_browser(kiln, seeded, browser):
+    from selenium.webdriver.common.by import By
+    base = kiln.url
+    d = browser
+    d.get(base + "/ui/experiments")
+    assert "/ui/login" in d.current_url
+    shot(d, "login")
+    sign_in(d, base, "not-the-token")
+    assert by(d, "login-error") and "not valid" in by(d, "login-error")[0].text
+    # The refused sign-in answers 401, which the console reports; nothing else may be there.
+    assert all("401" in e["message"] for e in console_errors(d))
+    sign_in(d, base, TOKEN)
+    assert d.current_url == base + "/ui/experiments", d.current_url
+    assert len(d.find_elements(By.TAG_NAME, "h1")) == 1
+    box = by(d, "experiment-search")[0]
+    box.send_keys(seeded["name"])
+    navigate(d, d.find_element(By.CSS_SELECTOR, "form.search button"))
+    rows = by(d, "experiment-row")
+    assert len(rows) == 1 and seeded["name"] in rows[0].text
+    shot(d, "experiments")
+
+    # The runs table: 100 a page, newest first, nested runs under their parent, one column per param and metric.
+    navigate(d, rows[0].find_element(By.TAG_NAME, "a"))
+    assert d.current_url.startswith(f"{base}/ui/experiments/{seeded['exp']}")
+    rows = by(d, "run-row")
+    assert len(rows) == PAGE_SIZE
+    ids = [r.get_attribute("data-run-id") for r in rows]
+    assert ids[:6] == [seeded["parent"], *reversed(seeded["children"])], ids[:6]  # children follow their parent, newest first
+    headers = [th.text for th in d.find_elements(By.CSS_SELECTOR, '[data-testid="runs"] thead th')]
+    assert "model" in headers and "acc" in headers and "loss" in headers
+    shot(d, "runs")
+    navigate(d, by(d, "next-page")[0])
+    later = [r.get_attribute("data-run-id") for r in by(d, "run-row")]
+    assert len(later) == 130 + 1 + 5 + 1 - PAGE_SIZE and not set(later) & set(ids)
+    assert seeded["markup"] in later
+    assert d.execute_script("return window.__xss === undefined")  # a run name is text, never markup
+    assert any("<script>window.__xss = 1</script>" in r.text for r in by(d, "run-row"))
+
+    # The filter box takes MLflow's search syntax; a bad filter says what is wrong.
+    d.get(f"{base}/ui/experiments/{seeded['exp']}")
+    f = by(d, "run-filter")[0]
+    f.send_keys("metrics.acc > 0.9 and params.model = 'tree'")
+    navigate(d, by(d, "apply-filter")[0])
+    expected = {seeded["runs"][i] for i in range(130) if i / 130 > 0.9 and i % 2}
+    assert {r.get_attribute("data-run-id") for r in by(d, "run-row")} == expected
+    f = by(d, "run-filter")[0]
+    f.clear()
+    f.send_keys("metrics.acc >> 1")
+    navigate(d, by(d, "apply-filter")[0])
+    assert by(d, "error") and not by(d, "run-row")
+    shot(d, "filter-error")
+
+    # The link the mlflow client prints opens the run page; metrics show last, min and max over the history.
+    d.get(f"{base}/#/experiments/{seeded['exp']}/runs/{seeded['parent']}")
+    assert d.current_url == f"{base}/ui/experiments/{seeded['exp']}/runs/{seeded['parent']}", d.current_url
+    assert by(d, "run-id")[0].text == seeded["parent"]
+    row = d.find_element(By.CSS_SELECTOR, '[data-testid="metric-row"][data-key="loss"]')
+    history = seeded["history"]
+    cells = {t: row.find_element(By.CSS_SELECTOR, f'[data-testid="metric-{t}"]').text for t in ["last", "min", "max"]}
+    assert cells == {"last": f"{history[-1]:g}", "min": f"{min(history):g}", "max": f"{max(history):g}"}, cells
+    assert len(by(d, "child-run")) == 5
+    shot(d, "run")
+    navigate(d, by(d, "child-run")[0].find_element(By.TAG_NAME, "a"))
+    assert by(d, "parent-run")[0].text == seeded["parent"]
+    d.get(f"{base}/#/experiments/{seeded['exp']}")
+    assert d.current_url == f"{base}/ui/experiments/{seeded['exp']}"
+    errors = console_errors(d)
+    assert not errors, "\n".join(e["message"] for e in errors)
+    # An unknown run is a 404 page (the only console entry it leaves).
+    d.get(f"{base}/ui/experiments/{seeded['exp']}/runs/{'0' * 32}")
+    assert d.title.startswith("Not found") and by(d, "error")
+    assert all("404" in e["message"] for e in console_errors(d))
+
+    # Sign out: back to the sign-in page, and pages are refused again.
+    d.get(base + "/ui/experiments")
+    navigate(d, by(d, "sign-out")[0])
+    assert "/ui/login" in d.current_url
+    d.get(base + "/ui/experiments")
+    assert "/ui/login" in d.current_url
+    shot(d, "signed-out")
+    assert not [e for e in console_errors(d) if "favicon" in e["message"] or "Failed to load" in e["message"]]

@@ -52,6 +52,12 @@ struct RunPage: Sendable {
         let tagRows = run.tags.sorted { $0.key < $1.key }.map {
             "<tr data-testid=\"tag-row\"><th>\(HTML.escape($0.key))</th><td>\(HTML.escape($0.value))</td></tr>"
         }.joined()
+        // A chart per metric (the first 24 keys), each from at most 100,000 values, drawn from ≤ ~800 points.
+        var charts = ""
+        for metric in run.metrics.sorted(by: { $0.key < $1.key }).prefix(24) {
+            let history = try await tracking.metricHistory(runID: runID, key: metric.key, maxResults: 100_000).items
+            charts += Charts.line(key: metric.key, history: history)
+        }
         let childItems = children.map { "<li data-testid=\"child-run\">\(runLink($0.info.runID, $0.info.runName))</li>" }.joined()
 
         let body = """
@@ -59,6 +65,7 @@ struct RunPage: Sendable {
             <section><h2>Metrics</h2>
             <table data-testid="metrics"><thead><tr><th>Metric</th><th>Last</th><th>Min</th><th>Max</th><th>Last step</th><th>Values</th></tr></thead>
             <tbody>\(metricRows.isEmpty ? "<tr><td colspan=\"6\">No metrics logged.</td></tr>" : metricRows)</tbody></table></section>
+            \(charts.isEmpty ? "" : "<section><h2>Charts</h2><div class=\"charts\">\(charts)</div></section>")
             <section><h2>Parameters</h2><table class="kv" data-testid="params">\(paramRows.isEmpty ? "<tr><td>No parameters.</td></tr>" : paramRows)</table></section>
             <section><h2>Tags</h2><table class="kv" data-testid="tags">\(tagRows.isEmpty ? "<tr><td>No tags.</td></tr>" : tagRows)</table></section>
             \(childItems.isEmpty ? "" : "<section><h2>Child runs</h2><ul data-testid=\"children\">\(childItems)</ul></section>")

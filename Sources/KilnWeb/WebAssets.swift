@@ -39,6 +39,10 @@ enum WebAssets {
         .notice { border-left: 4px solid var(--bad); padding: .4em .8em; background: var(--head); }
         .hint, .meta { color: var(--muted); } .next { display: inline-block; margin-top: .8em; }
         code { font-size: .92em; }
+        .charts { display: flex; flex-wrap: wrap; gap: 1em; } figure.chart { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: .4em; }
+        figure.chart figcaption { font-weight: 600; margin: 0 0 .2em .3em; }
+        svg .axis line { stroke: var(--muted); stroke-width: 1; } svg .axis text { fill: var(--muted); font-size: 11px; }
+        svg .series { fill: none; stroke: var(--accent); stroke-width: 1.6; stroke-linejoin: round; }
         """
 
     /// `/`: the mlflow client's printed links (`/#/experiments/1/runs/abc`) to page paths; anything else to the list.

@@ -46,4 +46,18 @@ struct WebTests {
         #expect(await sessions.session(other) == nil)
         #expect(WebSessions.same("abc", "abc") && !WebSessions.same("abc", "abd") && !WebSessions.same("abc", "ab"))
     }
+
+    @Test("a long history is drawn from a bounded number of points that keeps its extremes")
+    func downsampling() {
+        var points: [(x: Double, y: Double)] = (0..<10_000).map { (Double($0), sin(Double($0) / 50)) }
+        points[7_777].y = 40
+        points[1_234].y = -40
+        points[10].y = .nan
+        let drawn = Charts.downsample(points)
+        #expect(drawn.count <= 800 && drawn.count > 200)
+        #expect(drawn.contains { $0.y == 40 } && drawn.contains { $0.y == -40 } && drawn.allSatisfy { $0.y.isFinite })
+        #expect(zip(drawn, drawn.dropFirst()).allSatisfy { $0.x < $1.x })
+        #expect(drawn.first?.x == 0 && drawn.last?.x == 9_999)
+        #expect(Charts.downsample([(0, 1), (1, .nan), (2, 3)]).map(\.x) == [0, 2])
+    }
 }

@@ -181,6 +181,12 @@ def test_sign_in_browse_and_sign_out_in_a_browser(kiln, seeded, browser):
     cells = {t: row.find_element(By.CSS_SELECTOR, f'[data-testid="metric-{t}"]').text for t in ["last", "min", "max"]}
     assert cells == {"last": f"{history[-1]:g}", "min": f"{min(history):g}", "max": f"{max(history):g}"}, cells
     assert len(by(d, "child-run")) == 5
+    # One chart per metric: axes and one path through every (step, value) of the 200-point history.
+    charts = by(d, "metric-chart")
+    assert [c.get_attribute("data-key") for c in charts] == ["loss"]
+    paths = charts[0].find_elements(By.CSS_SELECTOR, '[data-testid="series"]')
+    assert len(paths) == 1 and len(charts[0].find_elements(By.CSS_SELECTOR, '[data-testid="axes"]')) == 1
+    assert paths[0].get_attribute("d").count("L") == len(history) - 1
     shot(d, "run")
     navigate(d, by(d, "child-run")[0].find_element(By.TAG_NAME, "a"))
     assert by(d, "parent-run")[0].text == seeded["parent"]

@@ -43,13 +43,19 @@ struct ExperimentPages: Sendable {
         return WebUI.html(HTML.page(title: "Experiments", session: session, body: body))
     }
 
-    /// `name ILIKE '%TEXT%'` in the search DSL (quotes chosen so TEXT needs no escaping), nil for no text.
+    /// `name ILIKE '%TEXT%'` in the search DSL, nil for no text.
     static func nameFilter(_ text: String) -> String? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         guard !trimmed.isEmpty else { return nil }
-        if !trimmed.contains("'") { return "name ILIKE '%\(trimmed)%'" }
-        if !trimmed.contains("\"") { return "name ILIKE \"%\(trimmed)%\"" }
-        return "name ILIKE '%\(trimmed.replacingOccurrences(of: "'", with: "%"))%'"
+        return "name ILIKE \(literal("%\(trimmed)%"))"
+    }
+
+    /// `text` as a search-DSL string literal, quoted so it needs no escaping (a character that is both quotes
+    /// becomes the `%` wildcard, which only a LIKE pattern should carry).
+    static func literal(_ text: String) -> String {
+        if !text.contains("'") { return "'\(text)'" }
+        if !text.contains("\"") { return "\"\(text)\"" }
+        return "'\(text.replacingOccurrences(of: "'", with: "%"))'"
     }
 
     /// `/ui/experiments/ID?filter=DSL&order=COLUMN&page=TOKEN`: the experiment's runs, filtered with MLflow's search

@@ -51,7 +51,8 @@ enum HTML {
             <link rel="stylesheet" href="/ui/static/kiln.css">
             </head><body>
             <header><a class="brand" href="/ui/experiments">Kiln</a>
-            <nav><a href="/ui/experiments" data-testid="nav-experiments">Experiments</a></nav>\(signOut)</header>
+            <nav><a href="/ui/experiments" data-testid="nav-experiments">Experiments</a>
+            <a href="/ui/models" data-testid="nav-models">Models</a></nav>\(signOut)</header>
             <main>
             <h1>\(escape(title))</h1>
             \(body)

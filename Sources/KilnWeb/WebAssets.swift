@@ -45,13 +45,19 @@ enum WebAssets {
         svg .series { fill: none; stroke: var(--accent); stroke-width: 1.6; stroke-linejoin: round; }
         """
 
-    /// `/`: the mlflow client's printed links (`/#/experiments/1/runs/abc`) to page paths; anything else to the list.
+    /// `/`: the mlflow client's printed links (`/#/experiments/1/runs/abc`, `/#/models/m/versions/2`) to page
+    /// paths; anything else to the experiment list.
     static let hashRoutes = """
         (function () {
-          var m = /^#\\/experiments\\/([^/?]+)(?:\\/runs\\/([^/?]+))?/.exec(window.location.hash || "");
-          var to = "/ui/experiments";
-          if (m) { to += "/" + encodeURIComponent(decodeURIComponent(m[1]));
-            if (m[2]) { to += "/runs/" + encodeURIComponent(decodeURIComponent(m[2])); } }
+          var hash = window.location.hash || "", to = "/ui/experiments", m;
+          function part(s) { return encodeURIComponent(decodeURIComponent(s)); }
+          if ((m = /^#\\/experiments\\/([^/?]+)(?:\\/runs\\/([^/?]+))?/.exec(hash))) {
+            to += "/" + part(m[1]) + (m[2] ? "/runs/" + part(m[2]) : "");
+          } else if ((m = /^#\\/models\\/([^/?]+)(?:\\/versions\\/([^/?]+))?/.exec(hash))) {
+            to = "/ui/models/" + part(m[1]) + (m[2] ? "/versions/" + part(m[2]) : "");
+          } else if (/^#\\/models\\/?$/.test(hash)) {
+            to = "/ui/models";
+          }
           window.location.replace(to);
         })();
         """

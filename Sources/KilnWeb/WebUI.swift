@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import KilnCore
+import KilnRegistry
 import KilnTracking
 
 /// Kiln's web UI: server-rendered pages under `/ui/`, a sign-in that turns an access token into a session cookie,
@@ -9,15 +10,17 @@ import KilnTracking
 /// same services as the API, as the signed-in principal.
 public struct WebUI: Sendable {
     let tracking: TrackingService
+    let registry: RegistryService
     let sessions: WebSessions
     /// The principal a token belongs to, or nil when it is not valid.
     let authenticate: @Sendable (String) async -> String?
     /// False for `kiln server --no-auth` (loopback only): every page is served as `admin`, nobody signs in.
     let authEnabled: Bool
 
-    public init(tracking: TrackingService, sessions: WebSessions = WebSessions(), authEnabled: Bool,
+    public init(tracking: TrackingService, registry: RegistryService, sessions: WebSessions = WebSessions(), authEnabled: Bool,
                 authenticate: @escaping @Sendable (String) async -> String?) {
         self.tracking = tracking
+        self.registry = registry
         self.sessions = sessions
         self.authEnabled = authEnabled
         self.authenticate = authenticate
@@ -53,13 +56,42 @@ public struct WebUI: Sendable {
             try await signedIn(request) { session in try await ExperimentPages(tracking: tracking).list(request, session: session) }
         }
         router.get("/ui/experiments/{id}") { request, context in
-            let id = try context.parameters.require("id")
+            let id = try Self.parameter(context, "id")
             return try await signedIn(request) { session in try await ExperimentPages(tracking: tracking).runs(request, experimentID: id, session: session) }
         }
+        registerModelPages(on: router)
         router.get("/ui/experiments/{id}/runs/{run}") { request, context in
-            let id = try context.parameters.require("id"), run = try context.parameters.require("run")
+            let id = try Self.parameter(context, "id"), run = try Self.parameter(context, "run")
             return try await signedIn(request) { session in try await RunPage(tracking: tracking).render(experimentID: id, runID: run, session: session) }
         }
+    }
+
+    func registerModelPages<Context: RequestContext>(on router: Router<Context>) {
+        router.get("/ui/models") { request, _ in
+            try await signedIn(request) { session in try await ModelPages(registry: registry).list(request, session: session) }
+        }
+        router.get("/ui/models/{name}") { request, context in
+            let name = try Self.parameter(context, "name")
+            return try await signedIn(request) { session in try await ModelPages(registry: registry).model(name: name, session: session) }
+        }
+        router.get("/ui/models/{name}/versions/{version}") { request, context in
+            let name = try Self.parameter(context, "name"), version = try Self.parameter(context, "version")
+            return try await signedIn(request) { session in try await ModelPages(registry: registry).version(name: name, version: version, session: session) }
+        }
+        // A run by id alone (a model version knows its run, not the run's experiment).
+        router.get("/ui/runs/{run}") { request, context in
+            let run = try Self.parameter(context, "run")
+            return try await signedIn(request) { _ in
+                let info = try await tracking.getRun(id: run).info
+                return Self.redirect("/ui/experiments/\(HTML.segment(info.experimentID))/runs/\(HTML.segment(run))")
+            }
+        }
+    }
+
+    /// A path parameter, percent-decoded (`/ui/models/my%20model` names `my model`).
+    static func parameter<Context: RequestContext>(_ context: Context, _ name: String) throws -> String {
+        let raw = try context.parameters.require(name)
+        return raw.removingPercentEncoding ?? raw
     }
 
     // MARK: Sessions
@@ -163,7 +195,8 @@ public struct WebUI: Sendable {
         return Response(status: .seeOther, headers: headers)
     }
 
-    /// `/`: turns the mlflow client's links (`#/experiments/ID`, `#/experiments/ID/runs/RUN`) into page paths.
+    /// `/`: turns the mlflow client's links (`#/experiments/ID[/runs/RUN]`, `#/models/NAME[/versions/N]`) into
+    /// page paths.
     static let hashRouter = """
         <!doctype html>
         <html lang="en"><head><meta charset="utf-8"><title>Kiln</title>

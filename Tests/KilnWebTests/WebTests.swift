@@ -30,6 +30,7 @@ struct WebTests {
         #expect(ExperimentPages.nameFilter("demo") == "name ILIKE '%demo%'")
         #expect(ExperimentPages.nameFilter("bob's") == "name ILIKE \"%bob's%\"")
         #expect(ExperimentPages.nameFilter("a'\"b") == "name ILIKE '%a%\"b%'")
+        #expect(ExperimentPages.literal("m") == "'m'" && ExperimentPages.literal("o'k") == "\"o'k\"")
     }
 
     @Test("sessions: random ids, CSRF tokens, expiry and sign-out")

@@ -53,7 +53,14 @@ def seeded(kiln):
     children = [client.create_run(exp, run_name=f"trial-{k}", tags={"mlflow.parentRunId": parent},
                                   start_time=1_800_000_000_000 + k).info.run_id for k in range(5)]
     markup = client.create_run(exp, run_name="<script>window.__xss = 1</script>", start_time=1_600_000_000_000).info.run_id
-    return {"name": name, "exp": exp, "runs": runs, "parent": parent, "history": history, "children": children, "markup": markup}
+    model = f"ui model {name}"
+    client.create_registered_model(model, description="churn model")
+    for source_run in runs[:2]:
+        client.create_model_version(model, f"s3://bucket/{source_run}/model", run_id=source_run)
+    client.set_registered_model_alias(model, "champion", "2")
+    client.transition_model_version_stage(model, "1", "Staging")
+    return {"name": name, "exp": exp, "runs": runs, "parent": parent, "history": history, "children": children, "markup": markup,
+            "model": model}
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +101,8 @@ def sign_in(driver, base, token):
 
 
 def test_pages_are_refused_without_a_session(kiln, seeded):
-    for path in ["/ui/experiments", f"/ui/experiments/{seeded['exp']}", f"/ui/experiments/{seeded['exp']}/runs/{seeded['parent']}"]:
+    for path in ["/ui/experiments", f"/ui/experiments/{seeded['exp']}", f"/ui/experiments/{seeded['exp']}/runs/{seeded['parent']}",
+                 "/ui/models", f"/ui/runs/{seeded['parent']}"]:
         r = requests.get(kiln.url + path, allow_redirects=False)
         assert r.status_code == 303 and r.headers["Location"].startswith("/ui/login?next="), (path, r.status_code)
         assert "default-src 'self'" in r.headers["Content-Security-Policy"]
@@ -192,6 +200,22 @@ def test_sign_in_browse_and_sign_out_in_a_browser(kiln, seeded, browser):
     assert by(d, "parent-run")[0].text == seeded["parent"]
     d.get(f"{base}/#/experiments/{seeded['exp']}")
     assert d.current_url == f"{base}/ui/experiments/{seeded['exp']}"
+    # Models: the list, a model with its versions, a version (from the link form mlflow users bookmark).
+    from urllib.parse import quote
+    d.get(base + "/ui/models")
+    assert any(seeded["model"] in r.text for r in by(d, "model-row"))
+    d.get(f"{base}/#/models/{quote(seeded['model'])}")
+    assert d.find_element(By.TAG_NAME, "h1").text == seeded["model"]
+    assert [r.get_attribute("data-version") for r in by(d, "version-row")] == ["2", "1"]
+    assert by(d, "description")[0].text == "churn model" and "@champion" in by(d, "alias")[0].text
+    d.get(f"{base}/#/models/{quote(seeded['model'])}/versions/2")
+    assert by(d, "aliases")[0].text == "@champion" and by(d, "stage")[0].text == "None"
+    shot(d, "model-version")
+    navigate(d, by(d, "source-run")[0].find_element(By.TAG_NAME, "a"))
+    assert d.current_url == f"{base}/ui/experiments/{seeded['exp']}/runs/{seeded['runs'][1]}"
+    d.get(f"{base}/ui/models/{quote(seeded['model'])}/versions/1")
+    assert by(d, "stage")[0].text == "Staging"
+
     errors = console_errors(d)
     assert not errors, "\n".join(e["message"] for e in errors)
     # An unknown run is a 404 page (the only console entry it leaves).

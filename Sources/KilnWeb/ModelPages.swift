@@ -1,0 +1,98 @@
+import Foundation
+import Hummingbird
+import KilnCore
+import KilnRegistry
+
+/// The model registry: the model list, a model (aliases, tags, every version) and a version (stage, aliases,
+/// source run, where its files are, tags, open transition requests).
+struct ModelPages: Sendable {
+    let registry: RegistryService
+    static let pageSize = 100
+
+    /// `/ui/models?q=TEXT&page=TOKEN`: models whose name contains TEXT.
+    func list(_ request: Request, session: WebSession) async throws -> Response {
+        let query = formFields(Substring(request.uri.query ?? ""))
+        let text = query["q"] ?? ""
+        let page = try await registry.searchRegisteredModels(filter: ExperimentPages.nameFilter(text), orderBy: ["name ASC"],
+                                                             maxResults: Self.pageSize, pageToken: query["page"].flatMap { $0.isEmpty ? nil : $0 })
+        var rows = ""
+        for model in page.items {
+            let latest = model.latestVersions.sorted { $0.version > $1.version }.map { "v\($0.version) \($0.stage.rawValue)" }.joined(separator: ", ")
+            let aliases = model.aliases.map { "@\($0.alias) → v\($0.version)" }.joined(separator: ", ")
+            rows += """
+                <tr data-testid="model-row"><td><a href="/ui/models/\(HTML.segment(model.name))">\(HTML.escape(model.name))</a></td>
+                <td>\(HTML.escape(latest))</td><td>\(HTML.escape(aliases))</td><td>\(HTML.time(model.lastUpdatedTime))</td></tr>
+                """
+        }
+        let next = page.nextPageToken.map {
+            "<a class=\"next\" data-testid=\"next-page\" href=\"/ui/models?q=\(HTML.query(text))&amp;page=\(HTML.query($0))\">Next page</a>"
+        } ?? ""
+        let body = """
+            <form method="get" action="/ui/models" class="search"><label for="q">Name contains</label>
+            <input id="q" name="q" value="\(HTML.escape(text))" data-testid="model-search"><button type="submit">Search</button></form>
+            <table data-testid="models"><thead><tr><th>Name</th><th>Latest versions</th><th>Aliases</th><th>Last updated</th></tr></thead>
+            <tbody>\(rows.isEmpty ? "<tr><td colspan=\"4\">No registered models match.</td></tr>" : rows)</tbody></table>
+            \(next)
+            """
+        return WebUI.html(HTML.page(title: "Models", session: session, body: body))
+    }
+
+    /// `/ui/models/NAME`: description, aliases, tags and every version, newest first.
+    func model(name: String, session: WebSession) async throws -> Response {
+        let model = try await registry.getRegisteredModel(name: name)
+        let versions = try await registry.searchModelVersions(filter: "name = \(ExperimentPages.literal(name))",
+                                                              orderBy: ["version_number DESC"], maxResults: 1000).items
+        func versionLink(_ v: Int64) -> String { "<a href=\"/ui/models/\(HTML.segment(name))/versions/\(v)\">Version \(v)</a>" }
+        var rows = ""
+        for v in versions {
+            rows += """
+                <tr data-testid="version-row" data-version="\(v.version)"><td>\(versionLink(v.version))</td>
+                <td><span class="stage">\(v.stage.rawValue)</span></td><td>\(HTML.escape(v.aliases.map { "@" + $0 }.joined(separator: " ")))</td>
+                <td>\(HTML.time(v.creationTime))</td><td>\(v.runID.map { "<a href=\"/ui/runs/\(HTML.segment($0))\">\(HTML.escape($0))</a>" } ?? "")</td></tr>
+                """
+        }
+        let aliases = model.aliases.map { "<li data-testid=\"alias\">@\(HTML.escape($0.alias)) → \(versionLink($0.version))</li>" }.joined()
+        let body = """
+            \(model.description.map { "<p data-testid=\"description\">\(HTML.escape($0))</p>" } ?? "")
+            \(aliases.isEmpty ? "" : "<section><h2>Aliases</h2><ul>\(aliases)</ul></section>")
+            \(Self.tags(model.tags))
+            <section><h2>Versions</h2><table data-testid="versions"><thead><tr><th>Version</th><th>Stage</th><th>Aliases</th><th>Registered</th><th>Source run</th></tr></thead>
+            <tbody>\(rows.isEmpty ? "<tr><td colspan=\"5\">No versions yet.</td></tr>" : rows)</tbody></table></section>
+            """
+        return WebUI.html(HTML.page(title: model.name, session: session, body: body))
+    }
+
+    /// `/ui/models/NAME/versions/N`.
+    func version(name: String, version: String, session: WebSession) async throws -> Response {
+        let v = try await registry.getModelVersion(name: name, version: version)
+        let requests = try await registry.transitionRequests(name: name, version: version)
+        var overview = """
+            <tr><th>Model</th><td><a href="/ui/models/\(HTML.segment(name))">\(HTML.escape(name))</a></td></tr>
+            <tr><th>Stage</th><td data-testid="stage">\(v.stage.rawValue)</td></tr>
+            <tr><th>Aliases</th><td data-testid="aliases">\(HTML.escape(v.aliases.map { "@" + $0 }.joined(separator: " ")))</td></tr>
+            <tr><th>Registered</th><td>\(HTML.time(v.creationTime))</td></tr>
+            <tr><th>Source</th><td><code>\(HTML.escape(v.source))</code></td></tr>
+            <tr><th>Files</th><td><code>\(HTML.escape(v.storageLocation))</code></td></tr>
+            """
+        if let runID = v.runID {
+            overview += "<tr><th>Source run</th><td data-testid=\"source-run\"><a href=\"/ui/runs/\(HTML.segment(runID))\">\(HTML.escape(runID))</a></td></tr>"
+        }
+        if let user = v.userID { overview += "<tr><th>User</th><td>\(HTML.escape(user))</td></tr>" }
+        let pending = requests.map {
+            "<tr data-testid=\"transition-request\"><td>\(HTML.escape($0.toStage))</td><td>\(HTML.escape($0.userID))</td><td>\(HTML.escape($0.comment ?? ""))</td><td>\(HTML.time($0.creationTime))</td></tr>"
+        }.joined()
+        let body = """
+            \(v.description.map { "<p data-testid=\"description\">\(HTML.escape($0))</p>" } ?? "")
+            <section><table class="kv" data-testid="overview">\(overview)</table></section>
+            \(Self.tags(v.tags))
+            \(pending.isEmpty ? "" : "<section><h2>Transition requests</h2><table><thead><tr><th>To stage</th><th>By</th><th>Comment</th><th>When</th></tr></thead><tbody>\(pending)</tbody></table></section>")
+            """
+        return WebUI.html(HTML.page(title: "\(name) version \(v.version)", session: session, body: body))
+    }
+
+    static func tags(_ tags: [KeyValue]) -> String {
+        guard !tags.isEmpty else { return "" }
+        let rows = tags.sorted { $0.key < $1.key }.map { "<tr data-testid=\"tag-row\"><th>\(HTML.escape($0.key))</th><td>\(HTML.escape($0.value))</td></tr>" }.joined()
+        return "<section><h2>Tags</h2><table class=\"kv\">\(rows)</table></section>"
+    }
+}

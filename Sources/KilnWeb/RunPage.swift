@@ -30,7 +30,7 @@ struct RunPage: Sendable {
             <tr><th>Started</th><td>\(HTML.time(info.startTime))</td></tr>
             <tr><th>Ended</th><td>\(HTML.time(info.endTime))</td></tr>
             <tr><th>User</th><td>\(HTML.escape(info.userID))</td></tr>
-            <tr><th>Artifacts</th><td><code>\(HTML.escape(info.artifactURI))</code></td></tr>
+            <tr><th>Artifacts</th><td><a data-testid="artifacts-link" href="/ui/experiments/\(HTML.segment(experimentID))/runs/\(HTML.segment(runID))/artifacts">Browse</a> <code>\(HTML.escape(info.artifactURI))</code></td></tr>
             """
         if let start = info.startTime, let end = info.endTime { overview += "<tr><th>Duration</th><td>\(HTML.duration(end - start))</td></tr>" }
         if let parentID { overview += "<tr><th>Parent run</th><td data-testid=\"parent-run\">\(runLink(parentID, parentID))</td></tr>" }

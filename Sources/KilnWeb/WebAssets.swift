@@ -39,6 +39,8 @@ enum WebAssets {
         .notice { border-left: 4px solid var(--bad); padding: .4em .8em; background: var(--head); }
         .hint, .meta { color: var(--muted); } .next { display: inline-block; margin-top: .8em; }
         code { font-size: .92em; }
+        pre.preview { background: var(--head); padding: .8em; overflow: auto; max-height: 70vh; border-radius: 6px; }
+        img.preview { max-width: 100%; border: 1px solid var(--line); } iframe.preview { width: 100%; height: 60vh; border: 1px solid var(--line); }
         .charts { display: flex; flex-wrap: wrap; gap: 1em; } figure.chart { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: .4em; }
         figure.chart figcaption { font-weight: 600; margin: 0 0 .2em .3em; }
         svg .axis line { stroke: var(--muted); stroke-width: 1; } svg .axis text { fill: var(--muted); font-size: 11px; }

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import KilnBlob
 import KilnCore
 import KilnRegistry
 import KilnTracking
@@ -11,16 +12,18 @@ import KilnTracking
 public struct WebUI: Sendable {
     let tracking: TrackingService
     let registry: RegistryService
+    let artifacts: any BlobStore
     let sessions: WebSessions
     /// The principal a token belongs to, or nil when it is not valid.
     let authenticate: @Sendable (String) async -> String?
     /// False for `kiln server --no-auth` (loopback only): every page is served as `admin`, nobody signs in.
     let authEnabled: Bool
 
-    public init(tracking: TrackingService, registry: RegistryService, sessions: WebSessions = WebSessions(), authEnabled: Bool,
-                authenticate: @escaping @Sendable (String) async -> String?) {
+    public init(tracking: TrackingService, registry: RegistryService, artifacts: any BlobStore, sessions: WebSessions = WebSessions(),
+                authEnabled: Bool, authenticate: @escaping @Sendable (String) async -> String?) {
         self.tracking = tracking
         self.registry = registry
+        self.artifacts = artifacts
         self.sessions = sessions
         self.authEnabled = authEnabled
         self.authenticate = authenticate
@@ -77,6 +80,16 @@ public struct WebUI: Sendable {
         router.get("/ui/models/{name}/versions/{version}") { request, context in
             let name = try Self.parameter(context, "name"), version = try Self.parameter(context, "version")
             return try await signedIn(request) { session in try await ModelPages(registry: registry).version(name: name, version: version, session: session) }
+        }
+        router.get("/ui/experiments/{id}/runs/{run}/artifacts") { request, context in
+            let run = try Self.parameter(context, "run")
+            return try await signedIn(request) { session in
+                try await ArtifactPages(tracking: tracking, artifacts: artifacts).page(request, runID: run, session: session)
+            }
+        }
+        router.get("/ui/experiments/{id}/runs/{run}/artifacts/raw") { request, context in
+            let run = try Self.parameter(context, "run")
+            return try await signedIn(request) { _ in try await ArtifactPages(tracking: tracking, artifacts: artifacts).raw(request, runID: run) }
         }
         // A run by id alone (a model version knows its run, not the run's experiment).
         router.get("/ui/runs/{run}") { request, context in

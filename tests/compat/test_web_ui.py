@@ -53,6 +53,20 @@ def seeded(kiln):
     children = [client.create_run(exp, run_name=f"trial-{k}", tags={"mlflow.parentRunId": parent},
                                   start_time=1_800_000_000_000 + k).info.run_id for k in range(5)]
     markup = client.create_run(exp, run_name="<script>window.__xss = 1</script>", start_time=1_600_000_000_000).info.run_id
+    # Artifacts of the tuning run: text, JSON, CSV, HTML, an image, a 20 MB file in a folder.
+    import base64
+    import tempfile
+    client.log_text(parent, "hello artifacts\n", "notes/readme.txt")
+    client.log_dict(parent, {"alpha": 0.5, "layers": [64, 32]}, "config.json")
+    client.log_text(parent, 'city,count\n"Paris, FR",3\nOslo,7\n', "data/table.csv")
+    client.log_text(parent, "<html><body><h2>report</h2></body></html>", "report.html")
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(os.path.join(tmp, "pixel.png"), "wb") as f:
+            f.write(base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="))
+        with open(os.path.join(tmp, "big.bin"), "wb") as f:
+            f.write(os.urandom(20 * 1024 * 1024))
+        client.log_artifact(parent, os.path.join(tmp, "pixel.png"))
+        client.log_artifact(parent, os.path.join(tmp, "big.bin"), "blobs")
     model = f"ui model {name}"
     client.create_registered_model(model, description="churn model")
     for source_run in runs[:2]:
@@ -200,6 +214,36 @@ def test_sign_in_browse_and_sign_out_in_a_browser(kiln, seeded, browser):
     assert by(d, "parent-run")[0].text == seeded["parent"]
     d.get(f"{base}/#/experiments/{seeded['exp']}")
     assert d.current_url == f"{base}/ui/experiments/{seeded['exp']}"
+    # Artifacts: a listing, previews by kind, and the 20 MB file never fetched by a page.
+    d.get(f"{base}/ui/experiments/{seeded['exp']}/runs/{seeded['parent']}")
+    navigate(d, by(d, "artifacts-link")[0])
+    listed = [r.get_attribute("data-path") for r in by(d, "artifact-row")]
+    assert listed == ["blobs", "data", "notes", "config.json", "pixel.png", "report.html"], listed
+    art = f"{base}/ui/experiments/{seeded['exp']}/runs/{seeded['parent']}/artifacts"
+    d.get(art + "?path=config.json")
+    assert '"alpha"' in by(d, "text-preview")[0].text and "64" in by(d, "text-preview")[0].text
+    d.get(art + "?path=data/table.csv")
+    cells = [td.text for td in d.find_elements(By.CSS_SELECTOR, '[data-testid="csv-preview"] td')]
+    assert cells == ["Paris, FR", "3", "Oslo", "7"], cells
+    d.get(art + "?path=notes/readme.txt")
+    assert by(d, "text-preview")[0].text == "hello artifacts"
+    assert [a.text for a in by(d, "breadcrumbs")[0].find_elements(By.TAG_NAME, "a")][-3:] == ["artifacts", "notes", "readme.txt"]
+    d.get(art + "?path=pixel.png")
+    assert d.execute_script("var i = document.querySelector('[data-testid=image-preview]'); return i.complete && i.naturalWidth") == 1
+    d.get(art + "?path=report.html")
+    frame = by(d, "html-preview")[0]
+    assert frame.get_attribute("sandbox") == ""
+    d.get(art + "?path=blobs/big.bin")
+    assert by(d, "too-large") and by(d, "download")
+    fetched = d.execute_script("return performance.getEntriesByType('resource').map(function (e) { return e.name; })")
+    assert not [u for u in fetched if "big.bin" in u], fetched
+    shot(d, "artifact-too-large")
+    cookies = {c["name"]: c["value"] for c in d.get_cookies()}
+    raw = requests.get(art + "/raw?path=report.html", cookies=cookies)
+    assert raw.status_code == 200 and "sandbox" in raw.headers["Content-Security-Policy"] and raw.headers["X-Content-Type-Options"] == "nosniff"
+    assert requests.get(art + "?path=../../../etc/passwd", cookies=cookies, allow_redirects=False).status_code in (400, 404)
+    assert requests.get(art + "/raw?path=report.html", allow_redirects=False).status_code == 303  # no session, no file
+
     # Models: the list, a model with its versions, a version (from the link form mlflow users bookmark).
     from urllib.parse import quote
     d.get(base + "/ui/models")

@@ -96,7 +96,7 @@ struct ExperimentPages: Sendable {
             return "<a href=\"?filter=\(HTML.query(filter))&amp;order=\(HTML.query(next))\">\(HTML.escape(label))\(mark)</a>"
         }
         func quoted(_ key: String) -> String { key.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" } ? key : "`\(key)`" }
-        var head = "<th>\(sortLink("Run", "attributes.run_name"))</th><th>Status</th><th>\(sortLink("Started", "attributes.start_time"))</th><th>Duration</th>"
+        var head = "<th><span class=\"visually-hidden\">Select</span></th><th>\(sortLink("Run", "attributes.run_name"))</th><th>Status</th><th>\(sortLink("Started", "attributes.start_time"))</th><th>Duration</th>"
         head += paramKeys.map { "<th class=\"param\">\(sortLink($0, "params.\(quoted($0))"))</th>" }.joined()
         head += metricKeys.map { "<th class=\"metric\">\(sortLink($0, "metrics.\(quoted($0))"))</th>" }.joined()
         var rows = ""
@@ -106,6 +106,7 @@ struct ExperimentPages: Sendable {
             let metrics = Dictionary(run.metrics.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
             let duration = info.startTime.flatMap { start in info.endTime.map { HTML.duration($0 - start) } } ?? ""
             rows += "<tr data-testid=\"run-row\" data-run-id=\"\(HTML.escape(info.runID))\"\(depth > 0 ? " class=\"child depth-\(depth)\"" : "")>"
+            rows += "<td><input type=\"checkbox\" name=\"runs\" value=\"\(HTML.escape(info.runID))\" form=\"compare\" data-testid=\"select-run\" aria-label=\"Select \(HTML.escape(info.runName))\"></td>"
             rows += "<td><a href=\"/ui/experiments/\(HTML.segment(experimentID))/runs/\(HTML.segment(info.runID))\">"
             rows += "\(HTML.escape(info.runName.isEmpty ? info.runID : info.runName))</a></td>"
             rows += "<td><span class=\"status \(info.status.rawValue.lowercased())\">\(info.status.rawValue)</span></td>"
@@ -125,8 +126,10 @@ struct ExperimentPages: Sendable {
             <input type="hidden" name="order" value="\(HTML.escape(order))">
             <button type="submit" data-testid="apply-filter">Apply</button></form>
             \(notice)
+            <form id="compare" method="get" action="/ui/experiments/\(HTML.segment(experimentID))/compare" class="search">
+            <button type="submit" data-testid="compare-selected">Compare selected</button></form>
             <div class="scroll"><table data-testid="runs"><thead><tr>\(head)</tr></thead>
-            <tbody>\(rows.isEmpty ? "<tr><td colspan=\"4\">No runs match.</td></tr>" : rows)</tbody></table></div>
+            <tbody>\(rows.isEmpty ? "<tr><td colspan=\"5\">No runs match.</td></tr>" : rows)</tbody></table></div>
             \(next)
             """
         return WebUI.html(HTML.page(title: experiment.name, session: session, body: body))

@@ -107,3 +107,14 @@ func formFields(_ text: Substring) -> [String: String] {
     }
     return out
 }
+
+/// Every value of `key` in form text, in order (`runs=a&runs=b`).
+func formValues(_ text: Substring, _ key: String) -> [String] {
+    text.split(separator: "&").compactMap { pair -> String? in
+        let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+        let name = parts[0].replacingOccurrences(of: "+", with: " ").removingPercentEncoding
+        guard name == key, parts.count > 1 else { return nil }
+        let value = parts[1].replacingOccurrences(of: "+", with: " ")
+        return value.removingPercentEncoding ?? value
+    }
+}

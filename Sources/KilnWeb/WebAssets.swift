@@ -41,9 +41,16 @@ enum WebAssets {
         code { font-size: .92em; }
         pre.preview { background: var(--head); padding: .8em; overflow: auto; max-height: 70vh; border-radius: 6px; }
         img.preview { max-width: 100%; border: 1px solid var(--line); } iframe.preview { width: 100%; height: 60vh; border: 1px solid var(--line); }
-        .charts { display: flex; flex-wrap: wrap; gap: 1em; } figure.chart { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: .4em; }
+        .charts { display: flex; flex-wrap: wrap; gap: 1em; } figure.chart { display: inline-block; vertical-align: top; margin: 0 1em 1em 0; border: 1px solid var(--line); border-radius: 6px; padding: .4em; }
         figure.chart figcaption { font-weight: 600; margin: 0 0 .2em .3em; }
         svg .axis line { stroke: var(--muted); stroke-width: 1; } svg .axis text { fill: var(--muted); font-size: 11px; }
+        .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
+        tr.differs th { color: var(--accent); }
+        svg .run-line { fill: none; stroke-width: 1.6; opacity: .85; } svg circle { opacity: .85; }
+        .c0 { stroke: #b4532a; fill: #b4532a; } .c1 { stroke: #1565c0; fill: #1565c0; } .c2 { stroke: #2e7d32; fill: #2e7d32; }
+        .c3 { stroke: #6a1b9a; fill: #6a1b9a; } .c4 { stroke: #c62828; fill: #c62828; } .c5 { stroke: #00838f; fill: #00838f; }
+        .c6 { stroke: #ef6c00; fill: #ef6c00; } .c7 { stroke: #5d4037; fill: #5d4037; }
+        svg .run-line.c0, svg .run-line.c1, svg .run-line.c2, svg .run-line.c3, svg .run-line.c4, svg .run-line.c5, svg .run-line.c6, svg .run-line.c7 { fill: none; }
         svg .series { fill: none; stroke: var(--accent); stroke-width: 1.6; stroke-linejoin: round; }
         """
 

@@ -63,6 +63,10 @@ public struct WebUI: Sendable {
             return try await signedIn(request) { session in try await ExperimentPages(tracking: tracking).runs(request, experimentID: id, session: session) }
         }
         registerModelPages(on: router)
+        router.get("/ui/experiments/{id}/compare") { request, context in
+            let id = try Self.parameter(context, "id")
+            return try await signedIn(request) { session in try await ComparePage(tracking: tracking).render(request, experimentID: id, session: session) }
+        }
         router.get("/ui/experiments/{id}/runs/{run}") { request, context in
             let id = try Self.parameter(context, "id"), run = try Self.parameter(context, "run")
             return try await signedIn(request) { session in try await RunPage(tracking: tracking).render(experimentID: id, runID: run, session: session) }

@@ -44,7 +44,7 @@ def seeded(kiln):
     for i in range(130):
         run = client.create_run(exp, run_name=f"run-{i:03d}", start_time=1_700_000_000_000 + i * 1000)
         client.log_batch(run.info.run_id, metrics=[Metric("acc", i / 130, 1_700_000_000_000, 0)],
-                         params=[Param("model", "tree" if i % 2 else "linear")])
+                         params=[Param("model", "tree" if i % 2 else "linear"), Param("depth", str(i % 7))])
         client.set_terminated(run.info.run_id, end_time=1_700_000_000_000 + i * 1000 + 1500)
         runs.append(run.info.run_id)
     parent = client.create_run(exp, run_name="tuning", start_time=1_800_000_000_000).info.run_id
@@ -143,6 +143,8 @@ def test_pages_are_refused_without_a_session(kiln, seeded):
 
 
 def test_sign_in_browse_and_sign_out_in_a_browser(kiln, seeded, browser):
+    from urllib.parse import quote
+
     from selenium.webdriver.common.by import By
     base = kiln.url
     d = browser
@@ -179,6 +181,24 @@ def test_sign_in_browse_and_sign_out_in_a_browser(kiln, seeded, browser):
     assert seeded["markup"] in later
     assert d.execute_script("return window.__xss === undefined")  # a run name is text, never markup
     assert any("<script>window.__xss = 1</script>" in r.text for r in by(d, "run-row"))
+
+    # Compare: tick runs, see only what differs, one line per run in the parallel chart, one point per run.
+    d.get(f"{base}/ui/experiments/{seeded['exp']}?filter=" + quote("attributes.run_name LIKE 'run-12%'"))
+    boxes = by(d, "select-run")
+    assert len(boxes) == 10
+    for box in boxes[:4]:
+        box.click()
+    navigate(d, by(d, "compare-selected")[0])
+    assert "/compare?" in d.current_url
+    assert [r.get_attribute("data-key") for r in by(d, "compare-params-row")] == ["depth", "model"]
+    assert [r.get_attribute("data-key") for r in by(d, "compare-metrics-row")] == ["acc"]
+    assert len(by(d, "parallel-path")) == 4 and len(by(d, "scatter-point")) == 4
+    shot(d, "compare")
+    navigate(d, by(d, "toggle-all")[0])
+    assert len(by(d, "compare-params-row")) == 2  # nothing identical to add among params
+    d.get(f"{base}/ui/experiments/{seeded['exp']}/compare?runs={seeded['runs'][0]}")
+    assert by(d, "error")
+    console_errors(d)  # the 400 above is deliberate
 
     # The filter box takes MLflow's search syntax; a bad filter says what is wrong.
     d.get(f"{base}/ui/experiments/{seeded['exp']}")
@@ -245,7 +265,6 @@ def test_sign_in_browse_and_sign_out_in_a_browser(kiln, seeded, browser):
     assert requests.get(art + "/raw?path=report.html", allow_redirects=False).status_code == 303  # no session, no file
 
     # Models: the list, a model with its versions, a version (from the link form mlflow users bookmark).
-    from urllib.parse import quote
     d.get(base + "/ui/models")
     assert any(seeded["model"] in r.text for r in by(d, "model-row"))
     d.get(f"{base}/#/models/{quote(seeded['model'])}")

@@ -1,0 +1,145 @@
+import Foundation
+import Hummingbird
+import KilnCore
+import KilnTracking
+
+/// Runs side by side: params, metrics and tags where the runs differ (all of them on request), a parallel-
+/// coordinates chart over the numeric columns that differ, and a scatter of any two of them.
+struct ComparePage: Sendable {
+    let tracking: TrackingService
+    static let maxRuns = 100
+
+    func render(_ request: Request, experimentID: String, session: WebSession) async throws -> Response {
+        let query = request.uri.query ?? ""
+        let ids = Array(NSOrderedSet(array: formValues(Substring(query), "runs")).compactMap { $0 as? String }.prefix(Self.maxRuns))
+        let fields = formFields(Substring(query))
+        let showAll = fields["all"] == "1"
+        let base = "/ui/experiments/\(HTML.segment(experimentID))"
+        guard ids.count >= 2 else {
+            let body = HTML.notice("Pick two or more runs to compare (the boxes in the runs table).") + "<p><a href=\"\(base)\">Back to the runs</a></p>"
+            return WebUI.html(HTML.page(title: "Compare runs", session: session, body: body), status: .badRequest)
+        }
+        var runs: [Run] = []
+        for id in ids { runs.append(try await tracking.getRun(id: id)) }
+
+        func values(_ pick: (Run) -> [KeyValue]) -> [(key: String, values: [String?])] {
+            let keys = Set(runs.flatMap { pick($0).map(\.key) }).sorted()
+            return keys.map { key in (key, runs.map { run in pick(run).first { $0.key == key }?.value }) }
+        }
+        let params = values(\.params)
+        let metrics = values { run in run.metrics.map { KeyValue($0.key, HTML.number($0.value)) } }
+        let tags = values { run in run.tags.filter { !$0.key.hasPrefix("mlflow.") } }
+        func differs(_ row: (key: String, values: [String?])) -> Bool { Set(row.values.map { $0 ?? "\u{0}" }).count > 1 }
+
+        let headerCells = runs.map { "<th><a href=\"\(base)/runs/\(HTML.segment($0.info.runID))\">\(HTML.escape($0.info.runName.isEmpty ? $0.info.runID : $0.info.runName))</a></th>" }.joined()
+        func table(_ title: String, _ testID: String, _ rows: [(key: String, values: [String?])]) -> String {
+            let shown = showAll ? rows : rows.filter(differs)
+            let hidden = rows.count - shown.count
+            let body = shown.map { row in
+                "<tr data-testid=\"\(testID)-row\" data-key=\"\(HTML.escape(row.key))\"\(differs(row) ? " class=\"differs\"" : "")><th>\(HTML.escape(row.key))</th>"
+                    + row.values.map { "<td>\(HTML.escape($0 ?? ""))</td>" }.joined() + "</tr>"
+            }.joined()
+            let note = hidden > 0 ? "<p class=\"hint\">\(hidden) identical \(hidden == 1 ? "row" : "rows") hidden.</p>" : ""
+            return "<section><h2>\(title)</h2><div class=\"scroll\"><table data-testid=\"\(testID)\"><thead><tr><th></th>\(headerCells)</tr></thead><tbody>\(body)</tbody></table></div>\(note)</section>"
+        }
+
+        // Numeric columns that differ, for the charts: params that parse as numbers, and metrics.
+        var columns: [(name: String, values: [Double?])] = []
+        for row in params where differs(row) {
+            // A param is numeric when every run that has it holds a number.
+            let numbers = row.values.map { $0.flatMap(Double.init) }
+            if zip(row.values, numbers).allSatisfy({ $0.0 == nil || $0.1 != nil }) { columns.append(("params.\(row.key)", numbers)) }
+        }
+        for row in metrics where differs(row) {
+            columns.append(("metrics.\(row.key)", runs.map { run in run.metrics.first { $0.key == row.key }?.value }))
+        }
+        columns = Array(columns.prefix(10))
+        let names = runs.map { $0.info.runName.isEmpty ? String($0.info.runID.prefix(8)) : $0.info.runName }
+        var charts = ""
+        if columns.count >= 2 {
+            charts += CompareCharts.parallel(columns: columns, runs: names)
+            let x = columns.first { $0.name == fields["x"] } ?? columns[0]
+            let y = columns.first { $0.name == fields["y"] } ?? columns[1]
+            let options = { (selected: String) in columns.map { "<option\($0.name == selected ? " selected" : "")>\(HTML.escape($0.name))</option>" }.joined() }
+            let keep = ids.map { "<input type=\"hidden\" name=\"runs\" value=\"\(HTML.escape($0))\">" }.joined()
+            charts += """
+                <form method="get" class="search" data-testid="scatter-axes">\(keep)
+                <label for="x">x</label><select id="x" name="x">\(options(x.name))</select>
+                <label for="y">y</label><select id="y" name="y">\(options(y.name))</select>
+                <button type="submit">Plot</button></form>
+                \(CompareCharts.scatter(x: x, y: y, runs: names))
+                """
+        }
+        let toggle = ids.map { "runs=\(HTML.query($0))" }.joined(separator: "&amp;") + (showAll ? "" : "&amp;all=1")
+        let body = """
+            <p class="meta">\(runs.count) runs · <a data-testid="toggle-all" href="?\(toggle)">\(showAll ? "Only differences" : "Show identical rows too")</a></p>
+            \(charts.isEmpty ? "" : "<section><h2>Charts</h2>\(charts)</section>")
+            \(table("Parameters", "compare-params", params))
+            \(table("Metrics (last value)", "compare-metrics", metrics))
+            \(table("Tags", "compare-tags", tags))
+            """
+        return WebUI.html(HTML.page(title: "Compare \(runs.count) runs", session: session, body: body))
+    }
+}
+
+/// The comparison charts, as server-drawn SVG.
+enum CompareCharts {
+    static func scale(_ values: [Double?]) -> (Double) -> Double {
+        let present = values.compactMap { $0 }.filter(\.isFinite)
+        guard var lo = present.min(), var hi = present.max() else { return { _ in 0.5 } }
+        if lo == hi { lo -= 1; hi += 1 }
+        return { ($0 - lo) / (hi - lo) }
+    }
+
+    /// One vertical axis per column, one path per run through its values (a run missing a value skips that axis).
+    static func parallel(columns: [(name: String, values: [Double?])], runs: [String]) -> String {
+        let width = max(480.0, Double(columns.count) * 120), height = 260.0, top = 24.0, bottom = 40.0, side = 50.0
+        let step = (width - 2 * side) / Double(columns.count - 1)
+        let scales = columns.map { scale($0.values) }
+        var axes = "", paths = ""
+        for (i, column) in columns.enumerated() {
+            let x = side + Double(i) * step
+            let present = column.values.compactMap { $0 }.filter(\.isFinite)
+            axes += "<line x1=\"\(f(x))\" y1=\"\(f(top))\" x2=\"\(f(x))\" y2=\"\(f(height - bottom))\"/>"
+            axes += "<text x=\"\(f(x))\" y=\"\(f(height - bottom + 16))\" text-anchor=\"middle\">\(HTML.escape(column.name))</text>"
+            axes += "<text x=\"\(f(x + 4))\" y=\"\(f(top - 6))\">\(HTML.number(present.max()))</text>"
+        }
+        for (r, name) in runs.enumerated() {
+            var d = "", pen = "M"
+            for (i, column) in columns.enumerated() {
+                guard let v = column.values[r], v.isFinite else { pen = "M"; continue }
+                let x = side + Double(i) * step, y = top + (1 - scales[i](v)) * (height - top - bottom)
+                d += "\(pen)\(f(x)) \(f(y))"
+                pen = "L"
+            }
+            paths += "<path class=\"run-line c\(r % 8)\" data-testid=\"parallel-path\" d=\"\(d)\"><title>\(HTML.escape(name))</title></path>"
+        }
+        return """
+            <figure class="chart wide" data-testid="parallel-chart"><figcaption>Parallel coordinates</figcaption>
+            <svg viewBox="0 0 \(Int(width)) \(Int(height))" width="\(Int(width))" height="\(Int(height))" role="img" aria-label="Parallel coordinates">
+            <g class="axis" data-testid="parallel-axes">\(axes)</g>\(paths)</svg></figure>
+            """
+    }
+
+    /// One point per run with both values.
+    static func scatter(x: (name: String, values: [Double?]), y: (name: String, values: [Double?]), runs: [String]) -> String {
+        let width = 420.0, height = 300.0, left = 56.0, bottom = 40.0, top = 12.0, right = 14.0
+        let sx = scale(x.values), sy = scale(y.values)
+        var points = ""
+        for (r, name) in runs.enumerated() {
+            guard let a = x.values[r], let b = y.values[r], a.isFinite, b.isFinite else { continue }
+            let px = left + sx(a) * (width - left - right), py = top + (1 - sy(b)) * (height - top - bottom)
+            points += "<circle class=\"c\(r % 8)\" data-testid=\"scatter-point\" cx=\"\(f(px))\" cy=\"\(f(py))\" r=\"5\"><title>\(HTML.escape(name)): \(HTML.number(a)), \(HTML.number(b))</title></circle>"
+        }
+        return """
+            <figure class="chart" data-testid="scatter-chart"><figcaption>\(HTML.escape(y.name)) by \(HTML.escape(x.name))</figcaption>
+            <svg viewBox="0 0 \(Int(width)) \(Int(height))" width="\(Int(width))" height="\(Int(height))" role="img" aria-label="Scatter">
+            <g class="axis"><line x1="\(f(left))" y1="\(f(top))" x2="\(f(left))" y2="\(f(height - bottom))"/>
+            <line x1="\(f(left))" y1="\(f(height - bottom))" x2="\(f(width - right))" y2="\(f(height - bottom))"/>
+            <text x="\(f(width - right))" y="\(f(height - 10))" text-anchor="end">\(HTML.escape(x.name))</text>
+            <text x="\(f(left - 4))" y="\(f(top + 10))" text-anchor="end">\(HTML.number(y.values.compactMap { $0 }.max()))</text></g>\(points)</svg></figure>
+            """
+    }
+
+    static func f(_ v: Double) -> String { String(format: "%.1f", v) }
+}

@@ -123,7 +123,7 @@ let package = Package(
         ),
         .target(
             name: "KilnWeb",
-            dependencies: ["KilnCore", "KilnBlob", "KilnTracking", "KilnRegistry", .product(name: "Hummingbird", package: "hummingbird"),
+            dependencies: ["KilnCore", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnJobs", .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "HTTPTypes", package: "swift-http-types")],
             swiftSettings: strict
         ),

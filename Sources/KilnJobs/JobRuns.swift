@@ -58,7 +58,8 @@ public struct JobRun: Sendable {
 
     public var tasks: [[String: JSONValue]] { Self.taskList(settings) }
 
-    static func taskList(_ settings: [String: JSONValue]) -> [[String: JSONValue]] {
+    /// The task definitions of job settings, in order.
+    public static func taskList(_ settings: [String: JSONValue]) -> [[String: JSONValue]] {
         if case .array(let items)? = settings["tasks"] { return items.compactMap { if case .object(let o) = $0 { return o } else { return nil } } }
         return []
     }

@@ -20,7 +20,8 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
     let adminToken = platform.adminToken
     router.add(middleware: AuthMiddleware(adminToken: platform.adminToken, enabled: authEnabled) { await runs.principal(forToken: $0) })
     SystemRoutes(registry: registry, version: kilnVersion).register(on: router)
-    WebUI(tracking: platform.tracking, registry: platform.registry, artifacts: platform.artifacts, authEnabled: authEnabled) { token in
+    WebUI(tracking: platform.tracking, registry: platform.registry, artifacts: platform.artifacts, jobs: platform.jobs, runner: platform.runs,
+          authEnabled: authEnabled) { token in
         AuthMiddleware.constantTimeEqual(token, adminToken) ? "admin" : await runs.principal(forToken: token)
     }.register(on: router)
     MLflowRoutes(tracking: platform.tracking, artifacts: platform.artifacts).register(on: router)

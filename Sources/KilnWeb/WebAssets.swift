@@ -51,6 +51,15 @@ enum WebAssets {
         .c3 { stroke: #6a1b9a; fill: #6a1b9a; } .c4 { stroke: #c62828; fill: #c62828; } .c5 { stroke: #00838f; fill: #00838f; }
         .c6 { stroke: #ef6c00; fill: #ef6c00; } .c7 { stroke: #5d4037; fill: #5d4037; }
         svg .run-line.c0, svg .run-line.c1, svg .run-line.c2, svg .run-line.c3, svg .run-line.c4, svg .run-line.c5, svg .run-line.c6, svg .run-line.c7 { fill: none; }
+        .badge { font-size: .8em; font-weight: 600; padding: .05em .4em; border-radius: 3px; background: var(--head); }
+        .badge.s-success { color: var(--ok); } .badge.s-failed, .badge.s-timedout, .badge.s-internal_error, .badge.s-upstream_failed { color: var(--bad); }
+        .badge.s-running, .badge.s-pending, .badge.s-queued { color: var(--run); }
+        rect.s-success { fill: #2e7d32; } rect.s-failed, rect.s-timedout, rect.s-internal_error { fill: #c62828; }
+        rect.s-upstream_failed, rect.s-canceled, rect.s-upstream_canceled { fill: #ef9a9a; } rect.s-excluded, rect.s-skipped, rect.s-not_run { fill: #9e9e9e; }
+        rect.s-running, rect.s-pending, rect.s-queued, rect.s-waiting_for_retry, rect.s-blocked { fill: #1565c0; }
+        svg.dag text { fill: #fff; font-size: 12px; } svg.dag .edge { fill: none; stroke: var(--muted); stroke-width: 1.5; }
+        svg.timeline text { fill: var(--fg); font-size: 12px; } table.matrix td.cell { text-align: left; } th.run-col { text-align: center; }
+        details { margin: .4em 0; } summary { cursor: pointer; }
         svg .series { fill: none; stroke: var(--accent); stroke-width: 1.6; stroke-linejoin: round; }
         """
 

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import KilnBlob
 import KilnCore
+import KilnJobs
 import KilnRegistry
 import KilnTracking
 
@@ -13,17 +14,21 @@ public struct WebUI: Sendable {
     let tracking: TrackingService
     let registry: RegistryService
     let artifacts: any BlobStore
+    let jobs: JobsService
+    let runner: JobRunner
     let sessions: WebSessions
     /// The principal a token belongs to, or nil when it is not valid.
     let authenticate: @Sendable (String) async -> String?
     /// False for `kiln server --no-auth` (loopback only): every page is served as `admin`, nobody signs in.
     let authEnabled: Bool
 
-    public init(tracking: TrackingService, registry: RegistryService, artifacts: any BlobStore, sessions: WebSessions = WebSessions(),
-                authEnabled: Bool, authenticate: @escaping @Sendable (String) async -> String?) {
+    public init(tracking: TrackingService, registry: RegistryService, artifacts: any BlobStore, jobs: JobsService, runner: JobRunner,
+                sessions: WebSessions = WebSessions(), authEnabled: Bool, authenticate: @escaping @Sendable (String) async -> String?) {
         self.tracking = tracking
         self.registry = registry
         self.artifacts = artifacts
+        self.jobs = jobs
+        self.runner = runner
         self.sessions = sessions
         self.authEnabled = authEnabled
         self.authenticate = authenticate
@@ -63,6 +68,7 @@ public struct WebUI: Sendable {
             return try await signedIn(request) { session in try await ExperimentPages(tracking: tracking).runs(request, experimentID: id, session: session) }
         }
         registerModelPages(on: router)
+        registerJobPages(on: router)
         router.get("/ui/experiments/{id}/compare") { request, context in
             let id = try Self.parameter(context, "id")
             return try await signedIn(request) { session in try await ComparePage(tracking: tracking).render(request, experimentID: id, session: session) }
@@ -102,6 +108,43 @@ public struct WebUI: Sendable {
                 let info = try await tracking.getRun(id: run).info
                 return Self.redirect("/ui/experiments/\(HTML.segment(info.experimentID))/runs/\(HTML.segment(run))")
             }
+        }
+    }
+
+    func registerJobPages<Context: RequestContext>(on router: Router<Context>) {
+        let pages = JobPages(jobs: jobs, runner: runner)
+        router.get("/ui/jobs") { request, _ in try await signedIn(request) { session in try await pages.list(session: session) } }
+        router.get("/ui/jobs/{job}") { request, context in
+            let job = try Self.number(context, "job")
+            return try await signedIn(request) { session in try await pages.job(id: job, session: session) }
+        }
+        router.get("/ui/jobs/{job}/runs/{run}") { request, context in
+            let job = try Self.number(context, "job"), run = try Self.number(context, "run")
+            return try await signedIn(request) { session in try await pages.run(jobID: job, runID: run, session: session) }
+        }
+        router.post("/ui/jobs/{job}/run-now") { request, context in
+            let job = try Self.number(context, "job")
+            return try await signedInForm(request, context: context) { session, _ in try await pages.runNow(jobID: job, session: session) }
+        }
+    }
+
+    /// A numeric path parameter (a job or run id); anything else is a page that does not exist.
+    static func number<Context: RequestContext>(_ context: Context, _ name: String) throws -> Int64 {
+        guard let value = Int64(try parameter(context, name)) else { throw KilnError.notFound("No such \(name) '\(try parameter(context, name))'") }
+        return value
+    }
+
+    /// A form POST from a signed-in page: refused (403) unless it carries the session's CSRF token.
+    func signedInForm<Context: RequestContext>(_ request: Request, context: Context,
+                                               _ action: (WebSession, [String: String]) async throws -> Response) async throws -> Response {
+        let form = try await Self.form(request, context: context)
+        return try await signedIn(request) { session in
+            guard authEnabled else { return try await action(session, form) }
+            guard let sent = form["csrf"], WebSessions.same(sent, session.csrf) else {
+                return Self.html(HTML.page(title: "Refused", session: session, body: HTML.notice("The form did not carry this session's CSRF token.")),
+                                 status: .forbidden)
+            }
+            return try await action(session, form)
         }
     }
 

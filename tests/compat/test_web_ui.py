@@ -5,6 +5,7 @@ sign-out, escaping, and no console error or failed request on any page. Screensh
 (default: the test's temporary folder)."""
 import os
 import shutil
+import time
 import uuid
 
 import pytest
@@ -67,6 +68,26 @@ def seeded(kiln):
             f.write(os.urandom(20 * 1024 * 1024))
         client.log_artifact(parent, os.path.join(tmp, "pixel.png"))
         client.log_artifact(parent, os.path.join(tmp, "big.bin"), "blobs")
+    # A job (through databricks-sdk): prep → train; the first run's train fails, then a repair fixes it.
+    import datetime
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.service.jobs import SparkPythonTask, Task, TaskDependency
+    w = WorkspaceClient(host=kiln.url, token=TOKEN, auth_type="pat")
+    work = tempfile.mkdtemp(prefix="ui-job-")
+    marker = os.path.join(work, "fixed")
+    with open(os.path.join(work, "prep.py"), "w") as f:
+        f.write("print('prepared 42 rows')\n")
+    with open(os.path.join(work, "train.py"), "w") as f:
+        f.write(f"import os\nif not os.path.exists({marker!r}):\n    raise SystemExit('no features yet')\nprint('trained')\n")
+    job = w.jobs.create(name=f"ui-job-{name}", tasks=[
+        Task(task_key="prep", spark_python_task=SparkPythonTask(python_file=os.path.join(work, "prep.py"))),
+        Task(task_key="train", depends_on=[TaskDependency(task_key="prep")], spark_python_task=SparkPythonTask(python_file=os.path.join(work, "train.py")))])
+    wait = datetime.timedelta(minutes=3)
+    run_id = w.jobs.run_now(job.job_id).response.run_id
+    w.jobs.wait_get_run_job_terminated_or_skipped(run_id, timeout=wait)
+    open(marker, "w").close()
+    w.jobs.repair_run(run_id, rerun_all_failed_tasks=True)
+    w.jobs.wait_get_run_job_terminated_or_skipped(run_id, timeout=wait)
     model = f"ui model {name}"
     client.create_registered_model(model, description="churn model")
     for source_run in runs[:2]:
@@ -74,7 +95,7 @@ def seeded(kiln):
     client.set_registered_model_alias(model, "champion", "2")
     client.transition_model_version_stage(model, "1", "Staging")
     return {"name": name, "exp": exp, "runs": runs, "parent": parent, "history": history, "children": children, "markup": markup,
-            "model": model}
+            "model": model, "job": job.job_id, "job_run": run_id}
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +159,7 @@ def test_pages_are_refused_without_a_session(kiln, seeded):
     assert TOKEN not in s.get(kiln.url + "/ui/experiments").text  # never rendered into a page
     # Sign-out needs the session's CSRF token.
     assert s.post(kiln.url + "/ui/logout", data={}, allow_redirects=False).status_code == 403
+    assert s.post(kiln.url + f"/ui/jobs/{seeded['job']}/run-now", data={"csrf": "forged"}, allow_redirects=False).status_code == 403
     assert s.get(kiln.url + "/ui/experiments", allow_redirects=False).status_code == 200
     assert requests.get(kiln.url + "/favicon.ico").status_code == 200
 
@@ -263,6 +285,33 @@ def test_sign_in_browse_and_sign_out_in_a_browser(kiln, seeded, browser):
     assert raw.status_code == 200 and "sandbox" in raw.headers["Content-Security-Policy"] and raw.headers["X-Content-Type-Options"] == "nosniff"
     assert requests.get(art + "?path=../../../etc/passwd", cookies=cookies, allow_redirects=False).status_code in (400, 404)
     assert requests.get(art + "/raw?path=report.html", allow_redirects=False).status_code == 303  # no session, no file
+
+    # Jobs: the list, the run matrix, a run's DAG, timeline and output; run now from the page.
+    d.get(base + "/ui/jobs")
+    assert any(f"ui-job-{seeded['name']}" in r.text for r in by(d, "job-row"))
+    job, job_run = seeded["job"], seeded["job_run"]
+    d.get(f"{base}/ui/jobs/{job}")
+    assert [r.get_attribute("data-task") for r in by(d, "matrix-row")] == ["prep", "train"]
+    assert [c.get_attribute("data-state") for c in by(d, "matrix-cell")] == ["SUCCESS", "SUCCESS"]  # train's newest attempt: the repair
+    d.get(f"{base}/ui/jobs/{job}/runs/{job_run}")
+    nodes = {n.get_attribute("data-task"): n.get_attribute("data-state") for n in by(d, "dag-node")}
+    assert nodes == {"prep": "SUCCESS", "train": "SUCCESS"} and len(by(d, "dag-edge")) == 1
+    assert len(by(d, "timeline-bar")) == 3  # prep, train's failed attempt, train's repair
+    assert by(d, "repairs")[0].text == "1"
+    logs = {o.get_attribute("data-task"): o for o in by(d, "task-output")}
+    assert "prepared 42 rows" in logs["prep"].get_attribute("textContent")
+    shot(d, "job-run")
+    d.get(f"{base}/ui/jobs/{job}")
+    navigate(d, by(d, "run-now")[0])
+    assert f"/ui/jobs/{job}/runs/" in d.current_url and not d.current_url.endswith(f"/{job_run}")
+    for _ in range(120):
+        if "SUCCESS" in by(d, "run-state")[0].text:
+            break
+        time.sleep(0.5)
+        d.refresh()
+    assert "SUCCESS" in by(d, "run-state")[0].text
+    d.get(f"{base}/ui/jobs/{job}")
+    assert len(by(d, "matrix-cell")) == 4
 
     # Models: the list, a model with its versions, a version (from the link form mlflow users bookmark).
     d.get(base + "/ui/models")

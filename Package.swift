@@ -123,7 +123,8 @@ let package = Package(
         ),
         .target(
             name: "KilnWeb",
-            dependencies: ["KilnCore", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnJobs", .product(name: "Hummingbird", package: "hummingbird"),
+            dependencies: ["KilnCore", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnJobs", "KilnSQL", "KilnFrame",
+                           .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "HTTPTypes", package: "swift-http-types")],
             swiftSettings: strict
         ),

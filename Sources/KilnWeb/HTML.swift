@@ -53,7 +53,9 @@ enum HTML {
             <header><a class="brand" href="/ui/experiments">Kiln</a>
             <nav><a href="/ui/experiments" data-testid="nav-experiments">Experiments</a>
             <a href="/ui/models" data-testid="nav-models">Models</a>
-            <a href="/ui/jobs" data-testid="nav-jobs">Jobs</a></nav>\(signOut)</header>
+            <a href="/ui/jobs" data-testid="nav-jobs">Jobs</a>
+            <a href="/ui/data" data-testid="nav-data">Data</a>
+            <a href="/ui/sql" data-testid="nav-sql">SQL</a></nav>\(signOut)</header>
             <main>
             <h1>\(escape(title))</h1>
             \(body)

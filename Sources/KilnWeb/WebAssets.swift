@@ -59,6 +59,8 @@ enum WebAssets {
         rect.s-running, rect.s-pending, rect.s-queued, rect.s-waiting_for_retry, rect.s-blocked { fill: #1565c0; }
         svg.dag text { fill: #fff; font-size: 12px; } svg.dag .edge { fill: none; stroke: var(--muted); stroke-width: 1.5; }
         svg.timeline text { fill: var(--fg); font-size: 12px; } table.matrix td.cell { text-align: left; } th.run-col { text-align: center; }
+        td.null { color: var(--muted); font-style: italic; } form.sql { max-width: none; } textarea { font: 13px/1.4 ui-monospace, monospace;
+          width: 100%; padding: .5em; border: 1px solid var(--line); border-radius: 4px; background: var(--bg); color: var(--fg); }
         details { margin: .4em 0; } summary { cursor: pointer; }
         svg .series { fill: none; stroke: var(--accent); stroke-width: 1.6; stroke-linejoin: round; }
         """

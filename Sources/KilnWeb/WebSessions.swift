@@ -5,6 +5,8 @@ public struct WebSession: Sendable {
     public var principal: String
     public var csrf: String
     var expires: Date
+    /// The SQL editor's recent statements (newest last, at most 20).
+    var statements: [String] = []
 }
 
 /// Browser sessions, in memory: a random 256-bit id in an HttpOnly, SameSite=Lax cookie names a principal and a
@@ -40,6 +42,16 @@ public actor WebSessions {
     }
 
     func end(_ id: String) { sessions[id] = nil }
+
+    func remember(_ id: String, statement: String) {
+        guard var session = sessions[id] else { return }
+        session.statements.removeAll { $0 == statement }
+        session.statements.append(statement)
+        session.statements = Array(session.statements.suffix(20))
+        sessions[id] = session
+    }
+
+    func history(_ id: String) -> [String] { sessions[id]?.statements ?? [] }
 
     /// 32 random bytes, base64url without padding (cookie- and form-safe).
     static func randomToken() -> String {

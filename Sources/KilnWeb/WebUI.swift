@@ -5,6 +5,7 @@ import KilnBlob
 import KilnCore
 import KilnJobs
 import KilnRegistry
+import KilnSQL
 import KilnTracking
 
 /// Kiln's web UI: server-rendered pages under `/ui/`, a sign-in that turns an access token into a session cookie,
@@ -16,6 +17,7 @@ public struct WebUI: Sendable {
     let artifacts: any BlobStore
     let jobs: JobsService
     let runner: JobRunner
+    let statements: StatementService
     let sessions: WebSessions
     /// The principal a token belongs to, or nil when it is not valid.
     let authenticate: @Sendable (String) async -> String?
@@ -23,7 +25,9 @@ public struct WebUI: Sendable {
     let authEnabled: Bool
 
     public init(tracking: TrackingService, registry: RegistryService, artifacts: any BlobStore, jobs: JobsService, runner: JobRunner,
-                sessions: WebSessions = WebSessions(), authEnabled: Bool, authenticate: @escaping @Sendable (String) async -> String?) {
+                statements: StatementService, sessions: WebSessions = WebSessions(), authEnabled: Bool,
+                authenticate: @escaping @Sendable (String) async -> String?) {
+        self.statements = statements
         self.tracking = tracking
         self.registry = registry
         self.artifacts = artifacts
@@ -69,6 +73,7 @@ public struct WebUI: Sendable {
         }
         registerModelPages(on: router)
         registerJobPages(on: router)
+        registerDataPages(on: router)
         router.get("/ui/experiments/{id}/compare") { request, context in
             let id = try Self.parameter(context, "id")
             return try await signedIn(request) { session in try await ComparePage(tracking: tracking).render(request, experimentID: id, session: session) }
@@ -125,6 +130,31 @@ public struct WebUI: Sendable {
         router.post("/ui/jobs/{job}/run-now") { request, context in
             let job = try Self.number(context, "job")
             return try await signedInForm(request, context: context) { session, _ in try await pages.runNow(jobID: job, session: session) }
+        }
+    }
+
+    func registerDataPages<Context: RequestContext>(on router: Router<Context>) {
+        let pages = DataPages(statements: statements, sessions: sessions)
+        router.get("/ui/data") { request, _ in try await signedIn(request) { session in try await pages.catalogs(session: session) } }
+        router.get("/ui/data/{catalog}") { request, context in
+            let catalog = try Self.parameter(context, "catalog")
+            return try await signedIn(request) { session in try await pages.schemas(catalog: catalog, session: session) }
+        }
+        router.get("/ui/data/{catalog}/{schema}") { request, context in
+            let catalog = try Self.parameter(context, "catalog"), schema = try Self.parameter(context, "schema")
+            return try await signedIn(request) { session in try await pages.tables(catalog: catalog, schema: schema, session: session) }
+        }
+        router.get("/ui/data/{catalog}/{schema}/{table}") { request, context in
+            let catalog = try Self.parameter(context, "catalog"), schema = try Self.parameter(context, "schema"), table = try Self.parameter(context, "table")
+            return try await signedIn(request) { session in try await pages.table(request, catalog: catalog, schema: schema, table: table, session: session) }
+        }
+        router.get("/ui/sql") { request, _ in
+            try await signedIn(request) { session in await pages.editor(session: session, sessionID: request.cookies[Self.sessionCookie]?.value) }
+        }
+        router.post("/ui/sql") { request, context in
+            try await signedInForm(request, context: context) { session, form in
+                await pages.run(statement: form["statement"] ?? "", session: session, sessionID: request.cookies[Self.sessionCookie]?.value)
+            }
         }
     }
 

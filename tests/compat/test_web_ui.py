@@ -88,6 +88,12 @@ def seeded(kiln):
     open(marker, "w").close()
     w.jobs.repair_run(run_id, rerun_all_failed_tasks=True)
     w.jobs.wait_get_run_job_terminated_or_skipped(run_id, timeout=wait)
+    # A Delta table with two versions (through the SQL statements API).
+    schema = f"ui_{name.replace('-', '_')}"
+    for sql in [f"CREATE SCHEMA main.{schema}", f"CREATE TABLE main.{schema}.sales AS SELECT * FROM VALUES (1, 'north'), (2, 'south'), (3, NULL) AS v(id, region)",
+                f"INSERT INTO main.{schema}.sales VALUES (4, 'east'), (5, 'west')"]:
+        r = w.statement_execution.execute_statement(statement=sql, warehouse_id="kiln", wait_timeout="30s")
+        assert r.status.state.value == "SUCCEEDED", (sql, r.status)
     model = f"ui model {name}"
     client.create_registered_model(model, description="churn model")
     for source_run in runs[:2]:
@@ -95,7 +101,7 @@ def seeded(kiln):
     client.set_registered_model_alias(model, "champion", "2")
     client.transition_model_version_stage(model, "1", "Staging")
     return {"name": name, "exp": exp, "runs": runs, "parent": parent, "history": history, "children": children, "markup": markup,
-            "model": model, "job": job.job_id, "job_run": run_id}
+            "model": model, "job": job.job_id, "job_run": run_id, "schema": schema}
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +166,7 @@ def test_pages_are_refused_without_a_session(kiln, seeded):
     # Sign-out needs the session's CSRF token.
     assert s.post(kiln.url + "/ui/logout", data={}, allow_redirects=False).status_code == 403
     assert s.post(kiln.url + f"/ui/jobs/{seeded['job']}/run-now", data={"csrf": "forged"}, allow_redirects=False).status_code == 403
+    assert s.post(kiln.url + "/ui/sql", data={"statement": f"DROP TABLE main.{seeded['schema']}.sales"}, allow_redirects=False).status_code == 403
     assert s.get(kiln.url + "/ui/experiments", allow_redirects=False).status_code == 200
     assert requests.get(kiln.url + "/favicon.ico").status_code == 200
 
@@ -312,6 +319,33 @@ def test_sign_in_browse_and_sign_out_in_a_browser(kiln, seeded, browser):
     assert "SUCCESS" in by(d, "run-state")[0].text
     d.get(f"{base}/ui/jobs/{job}")
     assert len(by(d, "matrix-cell")) == 4
+
+    # Data: catalog → schema → table (columns, sample rows, history, time travel) and the SQL editor.
+    schema = seeded["schema"]
+    d.get(base + "/ui/data")
+    navigate(d, [c for c in by(d, "catalog") if c.text == "main"][0].find_element(By.TAG_NAME, "a"))
+    navigate(d, [c for c in by(d, "schema") if c.text == schema][0].find_element(By.TAG_NAME, "a"))
+    navigate(d, [t for t in by(d, "table") if t.text == "sales"][0].find_element(By.TAG_NAME, "a"))
+    cols = [td.text for td in d.find_elements(By.CSS_SELECTOR, '[data-testid="columns"] tbody td')]
+    assert cols[:2] == ["id", "bigint"] and cols[3:5] == ["region", "string"], cols
+    assert len(d.find_elements(By.CSS_SELECTOR, '[data-testid="sample"] tbody tr')) == 5
+    assert "NULL" in [td.text for td in d.find_elements(By.CSS_SELECTOR, '[data-testid="sample"] td.null')]
+    assert len(by(d, "history-row")) == 2
+    shot(d, "table")
+    navigate(d, [r for r in by(d, "history-row") if r.text.startswith("0")][0].find_element(By.TAG_NAME, "a"))
+    assert len(d.find_elements(By.CSS_SELECTOR, '[data-testid="sample"] tbody tr')) == 3 and by(d, "latest")
+    d.get(base + "/ui/sql")
+    by(d, "sql-text")[0].send_keys(f"SELECT region, count(*) AS n FROM main.{schema}.sales WHERE id > 1 GROUP BY region ORDER BY region")
+    navigate(d, by(d, "sql-run")[0])
+    rows = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")] for tr in d.find_elements(By.CSS_SELECTOR, '[data-testid="sql-result"] tbody tr')]
+    assert rows == [["NULL", "1"], ["east", "1"], ["south", "1"], ["west", "1"]], rows
+    assert "4 rows" in by(d, "sql-summary")[0].text and len(by(d, "sql-history")) == 1
+    shot(d, "sql")
+    text = by(d, "sql-text")[0]
+    text.clear()
+    text.send_keys("SELECT nope FROM nowhere")
+    navigate(d, by(d, "sql-run")[0])
+    assert by(d, "error") and len(by(d, "sql-history")) == 2
 
     # Models: the list, a model with its versions, a version (from the link form mlflow users bookmark).
     d.get(base + "/ui/models")

@@ -1,0 +1,131 @@
+import Foundation
+import Hummingbird
+import KilnCore
+import KilnFrame
+import KilnSQL
+
+/// Data: catalogs → schemas → tables, a table's columns, sample rows and Delta history (with time travel), and a
+/// SQL editor. Everything runs as SQL through the statement service, as the API's statements do.
+struct DataPages: Sendable {
+    let statements: StatementService
+    let sessions: WebSessions
+    static let sampleRows = 50, editorRows = 1000
+
+    /// Runs `sql` (waiting up to a minute) and returns its result. - Throws: the statement's own error.
+    func query(_ sql: String, wait: Double = 60) async throws -> (frame: Frame, truncated: Bool) {
+        let snapshot = try await statements.execute(sql, rowLimit: nil, wait: wait)
+        defer { Task { await statements.close(snapshot.id) } }
+        switch snapshot.state {
+        case .succeeded: return (snapshot.result ?? Frame(names: [], columns: []), snapshot.truncated)
+        case .failed: throw snapshot.error ?? KilnError(.internalError, "The statement failed")
+        default:
+            await statements.cancel(snapshot.id)
+            throw KilnError.invalid("The statement did not finish within \(Int(wait)) s and was canceled")
+        }
+    }
+
+    /// `name` quoted as a SQL identifier.
+    static func ident(_ name: String) -> String { "`" + name.replacingOccurrences(of: "`", with: "``") + "`" }
+
+    static func column(_ frame: Frame, _ name: String) -> [String] {
+        guard let i = frame.names.firstIndex(of: name) else { return [] }
+        return (0..<frame.rowCount).map { frame.columns[i].value($0).text }
+    }
+
+    func catalogs(session: WebSession) async throws -> Response {
+        let names = Self.column(try await query("SHOW CATALOGS").frame, "catalog")
+        let items = names.map { "<li data-testid=\"catalog\"><a href=\"/ui/data/\(HTML.segment($0))\">\(HTML.escape($0))</a></li>" }.joined()
+        return WebUI.html(HTML.page(title: "Data", session: session, body: "<p><a href=\"/ui/sql\" data-testid=\"sql-link\">SQL editor</a></p><h2>Catalogs</h2><ul>\(items)</ul>"))
+    }
+
+    func schemas(catalog: String, session: WebSession) async throws -> Response {
+        let names = Self.column(try await query("SHOW SCHEMAS IN \(Self.ident(catalog))").frame, "databaseName")
+        let items = names.map { "<li data-testid=\"schema\"><a href=\"/ui/data/\(HTML.segment(catalog))/\(HTML.segment($0))\">\(HTML.escape($0))</a></li>" }.joined()
+        let body = "<p class=\"meta\"><a href=\"/ui/data\">Data</a> / \(HTML.escape(catalog))</p><h2>Schemas</h2><ul>\(items.isEmpty ? "<li>No schemas.</li>" : items)</ul>"
+        return WebUI.html(HTML.page(title: catalog, session: session, body: body))
+    }
+
+    func tables(catalog: String, schema: String, session: WebSession) async throws -> Response {
+        let names = Self.column(try await query("SHOW TABLES IN \(Self.ident(catalog)).\(Self.ident(schema))").frame, "tableName")
+        let base = "/ui/data/\(HTML.segment(catalog))/\(HTML.segment(schema))"
+        let items = names.map { "<li data-testid=\"table\"><a href=\"\(base)/\(HTML.segment($0))\">\(HTML.escape($0))</a></li>" }.joined()
+        let body = "<p class=\"meta\"><a href=\"/ui/data\">Data</a> / <a href=\"/ui/data/\(HTML.segment(catalog))\">\(HTML.escape(catalog))</a> / \(HTML.escape(schema))</p><h2>Tables</h2><ul>\(items.isEmpty ? "<li>No tables.</li>" : items)</ul>"
+        return WebUI.html(HTML.page(title: "\(catalog).\(schema)", session: session, body: body))
+    }
+
+    /// A table: columns, sample rows (at `?version=N` for time travel) and its Delta history.
+    func table(_ request: Request, catalog: String, schema: String, table: String, session: WebSession) async throws -> Response {
+        let name = [catalog, schema, table].map(Self.ident).joined(separator: ".")
+        let version = formFields(Substring(request.uri.query ?? ""))["version"].flatMap { Int64($0) }
+        let columns = try await query("DESCRIBE \(name)").frame
+        let history = try await query("DESCRIBE HISTORY \(name)").frame
+        let sample = try await query("SELECT * FROM \(name)\(version.map { " VERSION AS OF \($0)" } ?? "") LIMIT \(Self.sampleRows)").frame
+        let base = "/ui/data/\(HTML.segment(catalog))/\(HTML.segment(schema))/\(HTML.segment(table))"
+        let versions = Self.column(history, "version")
+        var historyRows = ""
+        for row in 0..<history.rowCount {
+            let v = versions[row]
+            historyRows += "<tr data-testid=\"history-row\"><td><a href=\"\(base)?version=\(HTML.query(v))\">\(HTML.escape(v))</a></td>"
+                + (1..<history.names.count).map { "<td>\(HTML.escape(history.columns[$0].value(row).text))</td>" }.joined() + "</tr>"
+        }
+        let body = """
+            <p class="meta"><a href="/ui/data">Data</a> / <a href="/ui/data/\(HTML.segment(catalog))">\(HTML.escape(catalog))</a> /
+            <a href="/ui/data/\(HTML.segment(catalog))/\(HTML.segment(schema))">\(HTML.escape(schema))</a> / \(HTML.escape(table))</p>
+            <section><h2>Columns</h2>\(Self.grid(columns, testID: "columns"))</section>
+            <section><h2>\(version.map { "Rows at version \($0)" } ?? "Sample rows") (first \(Self.sampleRows))</h2>
+            \(version == nil ? "" : "<p><a href=\"\(base)\" data-testid=\"latest\">Back to the latest version</a></p>")
+            \(Self.grid(sample, testID: "sample"))</section>
+            <section><h2>History</h2><div class="scroll"><table data-testid="history"><thead><tr>\(history.names.map { "<th>\(HTML.escape($0))</th>" }.joined())</tr></thead>
+            <tbody>\(historyRows)</tbody></table></div></section>
+            """
+        return WebUI.html(HTML.page(title: "\(catalog).\(schema).\(table)", session: session, body: body))
+    }
+
+    /// The SQL editor: GET shows it with this session's recent statements; POST runs one (CSRF-checked).
+    func editor(session: WebSession, sessionID: String?, text: String = "", result: String = "") async -> Response {
+        var recent: [String] = []
+        if let sessionID { recent = await sessions.history(sessionID) }
+        let items = recent.reversed().map { "<li data-testid=\"sql-history\"><code>\(HTML.escape($0))</code></li>" }.joined()
+        let body = """
+            <form method="post" action="/ui/sql" class="login sql" data-testid="sql-form">
+            <input type="hidden" name="csrf" value="\(HTML.escape(session.csrf))">
+            <label for="statement">Statement</label>
+            <textarea id="statement" name="statement" rows="6" cols="100" data-testid="sql-text" spellcheck="false">\(HTML.escape(text))</textarea>
+            <button type="submit" data-testid="sql-run">Run</button></form>
+            \(result)
+            \(items.isEmpty ? "" : "<section><h2>Recent statements</h2><ul>\(items)</ul></section>")
+            """
+        return WebUI.html(HTML.page(title: "SQL editor", session: session, body: body))
+    }
+
+    func run(statement: String, session: WebSession, sessionID: String?) async -> Response {
+        let text = statement.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !text.isEmpty else { return await editor(session: session, sessionID: sessionID, result: HTML.notice("Type a statement to run.")) }
+        if let sessionID { await sessions.remember(sessionID, statement: text) }
+        let started = Date()
+        do {
+            let (frame, _) = try await query(text)
+            let seconds = Date().timeIntervalSince(started)
+            let note = "<p class=\"meta\" data-testid=\"sql-summary\">\(frame.rowCount) \(frame.rowCount == 1 ? "row" : "rows") in \(String(format: "%.3f", seconds)) s\(frame.rowCount > Self.editorRows ? " (first \(Self.editorRows) shown)" : "")</p>"
+            return await editor(session: session, sessionID: sessionID, text: text, result: note + Self.grid(frame, testID: "sql-result", limit: Self.editorRows))
+        } catch let error as KilnError {
+            return await editor(session: session, sessionID: sessionID, text: text, result: HTML.notice(error.message))
+        } catch {
+            return await editor(session: session, sessionID: sessionID, text: text, result: HTML.notice("\(error)"))
+        }
+    }
+
+    /// A result as a table, nulls shown as `NULL`.
+    static func grid(_ frame: Frame, testID: String, limit: Int = 1000) -> String {
+        let head = frame.names.map { "<th>\(HTML.escape($0))</th>" }.joined()
+        var rows = ""
+        for row in 0..<min(frame.rowCount, limit) {
+            rows += "<tr>" + frame.columns.map { column -> String in
+                let value = column.value(row)
+                if case .null = value { return "<td class=\"null\">NULL</td>" }
+                return "<td>\(HTML.escape(value.text))</td>"
+            }.joined() + "</tr>"
+        }
+        return "<div class=\"scroll\"><table data-testid=\"\(testID)\"><thead><tr>\(head)</tr></thead><tbody>\(rows)</tbody></table></div>"
+    }
+}

@@ -123,7 +123,7 @@ let package = Package(
         ),
         .target(
             name: "KilnWeb",
-            dependencies: ["KilnCore", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnJobs", "KilnSQL", "KilnFrame",
+            dependencies: ["KilnCore", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnJobs", "KilnSQL", "KilnFrame", "KilnServing",
                            .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "HTTPTypes", package: "swift-http-types")],
             swiftSettings: strict

@@ -358,6 +358,53 @@ public final class ServingService: @unchecked Sendable {
     public enum Answer: Sendable {
         case predictions([ServedPrediction])
         case forwarded(status: Int, body: String)
+
+        /// The HTTP status and JSON body a client gets: `{"predictions": [...]}`, or a Python scorer's answer as it
+        /// sent it (MLflow's predictions or its error).
+        public var json: (status: Int, body: JSONWriter) {
+            var w = JSONWriter()
+            switch self {
+            case .predictions(let predictions):
+                w.object { w in
+                    w.key("predictions")
+                    w.array { w in
+                        for p in predictions {
+                            switch p {
+                            case .number(let v): w.value(v)
+                            case .integer(let v): w.value(v)
+                            case .text(let v): w.value(v)
+                            case .vector(let v): w.array { w in for x in v { w.value(x) } }
+                            }
+                        }
+                    }
+                }
+                return (200, w)
+            case .forwarded(let code, let body):
+                w.raw(body)
+                return (code, w)
+            }
+        }
+    }
+
+    /// Per served entity of an endpoint since the server started: requests, failures, and latency quantiles read
+    /// off the histogram (the upper bound of the bucket the quantile falls in; nil past the last bound).
+    public struct Traffic: Sendable, Equatable {
+        public var requests: Int
+        public var errors: Int
+        public var p50: Double?
+        public var p99: Double?
+    }
+
+    public func traffic(name: String) -> [String: Traffic] {
+        let entities = lock.withLock { stats[name] ?? [:] }
+        return entities.mapValues { s in
+            func quantile(_ q: Double) -> Double? {
+                guard s.requests > 0 else { return nil }
+                let target = Int((Double(s.requests) * q).rounded(.up))
+                return zip(EntityStats.bounds, s.buckets).first { $0.1 >= target }?.0
+            }
+            return Traffic(requests: s.requests, errors: s.errors, p50: quantile(0.5), p99: quantile(0.99))
+        }
     }
 
     /// Scores a request (the scoring-format fields of its JSON body) on the endpoint: picks a served entity by the

@@ -54,6 +54,7 @@ enum HTML {
             <nav><a href="/ui/experiments" data-testid="nav-experiments">Experiments</a>
             <a href="/ui/models" data-testid="nav-models">Models</a>
             <a href="/ui/jobs" data-testid="nav-jobs">Jobs</a>
+            <a href="/ui/endpoints" data-testid="nav-endpoints">Serving</a>
             <a href="/ui/data" data-testid="nav-data">Data</a>
             <a href="/ui/sql" data-testid="nav-sql">SQL</a></nav>\(signOut)</header>
             <main>

@@ -6,6 +6,7 @@ import KilnCore
 import KilnJobs
 import KilnRegistry
 import KilnSQL
+import KilnServing
 import KilnTracking
 
 /// Kiln's web UI: server-rendered pages under `/ui/`, a sign-in that turns an access token into a session cookie,
@@ -18,6 +19,7 @@ public struct WebUI: Sendable {
     let jobs: JobsService
     let runner: JobRunner
     let statements: StatementService
+    let serving: ServingService
     let sessions: WebSessions
     /// The principal a token belongs to, or nil when it is not valid.
     let authenticate: @Sendable (String) async -> String?
@@ -25,9 +27,10 @@ public struct WebUI: Sendable {
     let authEnabled: Bool
 
     public init(tracking: TrackingService, registry: RegistryService, artifacts: any BlobStore, jobs: JobsService, runner: JobRunner,
-                statements: StatementService, sessions: WebSessions = WebSessions(), authEnabled: Bool,
+                statements: StatementService, serving: ServingService, sessions: WebSessions = WebSessions(), authEnabled: Bool,
                 authenticate: @escaping @Sendable (String) async -> String?) {
         self.statements = statements
+        self.serving = serving
         self.tracking = tracking
         self.registry = registry
         self.artifacts = artifacts
@@ -74,6 +77,7 @@ public struct WebUI: Sendable {
         registerModelPages(on: router)
         registerJobPages(on: router)
         registerDataPages(on: router)
+        registerEndpointPages(on: router)
         router.get("/ui/experiments/{id}/compare") { request, context in
             let id = try Self.parameter(context, "id")
             return try await signedIn(request) { session in try await ComparePage(tracking: tracking).render(request, experimentID: id, session: session) }
@@ -154,6 +158,21 @@ public struct WebUI: Sendable {
         router.post("/ui/sql") { request, context in
             try await signedInForm(request, context: context) { session, form in
                 await pages.run(statement: form["statement"] ?? "", session: session, sessionID: request.cookies[Self.sessionCookie]?.value)
+            }
+        }
+    }
+
+    func registerEndpointPages<Context: RequestContext>(on router: Router<Context>) {
+        let pages = EndpointPages(serving: serving)
+        router.get("/ui/endpoints") { request, _ in try await signedIn(request) { session in try await pages.list(session: session) } }
+        router.get("/ui/endpoints/{name}") { request, context in
+            let name = try Self.parameter(context, "name")
+            return try await signedIn(request) { session in try await pages.endpoint(name: name, session: session) }
+        }
+        router.post("/ui/endpoints/{name}/query") { request, context in
+            let name = try Self.parameter(context, "name")
+            return try await signedInForm(request, context: context) { session, form in
+                try await pages.query(name: name, body: form["body"] ?? "", session: session)
             }
         }
     }

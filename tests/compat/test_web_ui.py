@@ -94,6 +94,22 @@ def seeded(kiln):
                 f"INSERT INTO main.{schema}.sales VALUES (4, 'east'), (5, 'west')"]:
         r = w.statement_execution.execute_statement(statement=sql, warehouse_id="kiln", wait_timeout="30s")
         assert r.status.state.value == "SUCCEEDED", (sql, r.status)
+    # A model trained by Kiln on a small table, served with an inference table, queried three times.
+    from databricks.sdk.service.serving import AutoCaptureConfigInput, EndpointCoreConfigInput, ServedEntityInput
+    from test_learn import kiln_cli
+    rows = ", ".join(f"({k / 20}, {(k * 7 % 20) / 20}, {int(k >= 10)})" for k in range(20))
+    r = w.statement_execution.execute_statement(
+        statement=f"CREATE TABLE main.{schema}.train AS SELECT * FROM VALUES {rows} AS v(a, b, label)", warehouse_id="kiln", wait_timeout="30s")
+    assert r.status.state.value == "SUCCEEDED", r.status
+    served_model = f"ui_clf_{schema}"
+    kiln_cli("train", "--url", kiln.url, "--table", f"main.{schema}.train", "--target", "label", "--algorithm", "logistic",
+             "--features", "a,b", "--register", served_model, "--json")
+    endpoint = f"ui-ep-{name}"
+    w.serving_endpoints.create_and_wait(name=endpoint, config=EndpointCoreConfigInput(
+        name=endpoint, served_entities=[ServedEntityInput(entity_name=served_model, entity_version="1", workload_size="Small", scale_to_zero_enabled=False)],
+        auto_capture_config=AutoCaptureConfigInput(catalog_name="main", schema_name=schema, table_name_prefix="ui_ep", enabled=True)))
+    for k in range(3):
+        w.serving_endpoints.query(endpoint, dataframe_records=[{"a": k / 3, "b": 0.5}])
     model = f"ui model {name}"
     client.create_registered_model(model, description="churn model")
     for source_run in runs[:2]:
@@ -101,7 +117,7 @@ def seeded(kiln):
     client.set_registered_model_alias(model, "champion", "2")
     client.transition_model_version_stage(model, "1", "Staging")
     return {"name": name, "exp": exp, "runs": runs, "parent": parent, "history": history, "children": children, "markup": markup,
-            "model": model, "job": job.job_id, "job_run": run_id, "schema": schema}
+            "model": model, "job": job.job_id, "job_run": run_id, "schema": schema, "endpoint": endpoint, "served_model": served_model}
 
 
 @pytest.fixture(scope="module")
@@ -346,6 +362,29 @@ def test_sign_in_browse_and_sign_out_in_a_browser(kiln, seeded, browser):
     text.send_keys("SELECT nope FROM nowhere")
     navigate(d, by(d, "sql-run")[0])
     assert by(d, "error") and len(by(d, "sql-history")) == 2
+
+    # Serving: the list, an endpoint's entities with traffic and counts, its inference table, the query box.
+    d.get(base + "/ui/endpoints")
+    assert any(seeded["endpoint"] in r.text for r in by(d, "endpoint-row"))
+    d.get(f"{base}/ui/endpoints/{seeded['endpoint']}")
+    row = by(d, "entity-row")[0]
+    assert row.find_element(By.CSS_SELECTOR, '[data-testid="requests"]').text == "3"
+    assert row.find_element(By.CSS_SELECTOR, '[data-testid="traffic-share"]').text == "100%"
+    assert by(d, "inference-table")[0].text == f"main.{schema}.ui_ep_payload"
+    box = by(d, "query-body")[0]
+    box.clear()
+    box.send_keys('{"dataframe_records": [{"a": 0.9, "b": 0.1}, {"a": 0.0, "b": 0.2}]}')
+    navigate(d, by(d, "query-send")[0])
+    import json as _json
+    answer = _json.loads(by(d, "query-answer")[0].text)
+    assert len(answer["predictions"]) == 2 and by(d, "query-meta")[0].text.startswith("200")
+    assert by(d, "entity-row")[0].find_element(By.CSS_SELECTOR, '[data-testid="requests"]').text == "4"
+    box = by(d, "query-body")[0]
+    box.clear()
+    box.send_keys('{"dataframe_records": [{"nope": 1}]}')
+    navigate(d, by(d, "query-send")[0])
+    assert by(d, "error")
+    shot(d, "endpoint")
 
     # Models: the list, a model with its versions, a version (from the link form mlflow users bookmark).
     d.get(base + "/ui/models")

@@ -121,28 +121,8 @@ struct ServingRoutes: Sendable {
     /// capture, which decodes them only when the endpoint has an inference table).
     func invoke(_ name: String, _ body: [UInt8]) async throws -> (Response, String, [UInt8]) {
         let (served, answer) = try await serving.invoke(name: name, body: body)
-        var status = HTTPResponse.Status.ok
-        var w = JSONWriter()
-        switch answer {
-        case .predictions(let predictions):
-            w.object { w in
-                w.key("predictions")
-                w.array { w in
-                    for p in predictions {
-                        switch p {
-                        case .number(let v): w.value(v)
-                        case .integer(let v): w.value(v)
-                        case .text(let v): w.value(v)
-                        case .vector(let v): w.array { w in for x in v { w.value(x) } }
-                        }
-                    }
-                }
-            }
-        case .forwarded(let code, let body):
-            // The Python scorer's answer as it sent it (MLflow's {"predictions": ...} or its error).
-            status = HTTPResponse.Status(code: code)
-            w.raw(body)
-        }
+        let (code, w) = answer.json
+        let status = HTTPResponse.Status(code: code)
         var response = Response.json(w, status: status)
         response.headers[HTTPField.Name("served-model-name")!] = served
         return (response, served, w.bytes)

@@ -50,19 +50,25 @@ enum HTML {
             <link rel="icon" href="/favicon.ico" type="image/svg+xml">
             <link rel="stylesheet" href="/ui/static/kiln.css">
             </head><body>
-            <header><a class="brand" href="/ui/experiments">Kiln</a>
-            <nav><a href="/ui/experiments" data-testid="nav-experiments">Experiments</a>
-            <a href="/ui/models" data-testid="nav-models">Models</a>
-            <a href="/ui/jobs" data-testid="nav-jobs">Jobs</a>
-            <a href="/ui/endpoints" data-testid="nav-endpoints">Serving</a>
-            <a href="/ui/data" data-testid="nav-data">Data</a>
-            <a href="/ui/sql" data-testid="nav-sql">SQL</a></nav>\(signOut)</header>
+            <header><a class="brand" href="/ui/experiments">Kiln</a>\(session == nil ? "" : navigation)\(signOut)</header>
             <main>
             <h1>\(escape(title))</h1>
             \(body)
             </main></body></html>
             """
     }
+
+    /// The header's links and search box (signed-in pages only).
+    static let navigation = """
+        <nav><a href="/ui/experiments" data-testid="nav-experiments">Experiments</a>
+        <a href="/ui/models" data-testid="nav-models">Models</a>
+        <a href="/ui/jobs" data-testid="nav-jobs">Jobs</a>
+        <a href="/ui/endpoints" data-testid="nav-endpoints">Serving</a>
+        <a href="/ui/data" data-testid="nav-data">Data</a>
+        <a href="/ui/sql" data-testid="nav-sql">SQL</a></nav>
+        <form method="get" action="/ui/search" class="find" role="search"><input name="q" type="search" placeholder="Search names" \
+        aria-label="Search experiments, models, tables, jobs and endpoints" data-testid="global-search"></form>
+        """
 
     /// Milliseconds since the epoch as `2026-12-06 05:27:33` (UTC), or empty.
     static func time(_ milliseconds: Int64?) -> String {

@@ -78,6 +78,7 @@ public struct WebUI: Sendable {
         registerJobPages(on: router)
         registerDataPages(on: router)
         registerEndpointPages(on: router)
+        registerSearch(on: router)
         router.get("/ui/experiments/{id}/compare") { request, context in
             let id = try Self.parameter(context, "id")
             return try await signedIn(request) { session in try await ComparePage(tracking: tracking).render(request, experimentID: id, session: session) }
@@ -175,6 +176,11 @@ public struct WebUI: Sendable {
                 try await pages.query(name: name, body: form["body"] ?? "", session: session)
             }
         }
+    }
+
+    func registerSearch<Context: RequestContext>(on router: Router<Context>) {
+        let page = SearchPage(tracking: tracking, registry: registry, jobs: jobs, serving: serving, data: DataPages(statements: statements, sessions: sessions))
+        router.get("/ui/search") { request, _ in try await signedIn(request) { session in try await page.render(request, session: session) } }
     }
 
     /// A numeric path parameter (a job or run id); anything else is a page that does not exist.

@@ -191,6 +191,7 @@ def test_sign_in_browse_and_sign_out_in_a_browser(kiln, seeded, browser):
     from urllib.parse import quote
 
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
     base = kiln.url
     d = browser
     d.get(base + "/ui/experiments")
@@ -385,6 +386,17 @@ def test_sign_in_browse_and_sign_out_in_a_browser(kiln, seeded, browser):
     navigate(d, by(d, "query-send")[0])
     assert by(d, "error")
     shot(d, "endpoint")
+
+    # The header's search finds every kind of thing by name.
+    box = by(d, "global-search")[0]
+    box.send_keys(seeded["name"] + "\n")
+    WebDriverWait(d, 10).until(lambda drv: "/ui/search" in drv.current_url)
+    kinds = {h.get_attribute("data-kind") for h in by(d, "search-hit")}
+    assert kinds == {"Experiments", "Models", "Jobs", "Serving endpoints"}, kinds
+    d.get(base + "/ui/search?q=sale")
+    assert f"main.{schema}.sales" in [h.text for h in by(d, "search-hit") if h.get_attribute("data-kind") == "Tables"]
+    d.get(base + "/ui/search?q=zzz-nothing-zzz")
+    assert by(d, "no-hits")
 
     # Models: the list, a model with its versions, a version (from the link form mlflow users bookmark).
     d.get(base + "/ui/models")

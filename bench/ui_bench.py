@@ -14,7 +14,6 @@ import concurrent.futures
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,13 +21,9 @@ import time
 
 import requests
 
+from run_tracking_bench import free_port
+
 TOKEN = "ui-bench-token"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait(url):

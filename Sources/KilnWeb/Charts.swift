@@ -25,34 +25,96 @@ enum Charts {
         return out
     }
 
-    /// One metric's history by step as an SVG line chart with its axes' end values labelled.
-    static func line(key: String, history: [Metric]) -> String {
-        let points = downsample(history.map { (Double($0.step), $0.value) })
+    /// How a run page draws its charts (`?x=step|time|relative&scale=log&smooth=0.6&outliers=hide`).
+    struct Options: Equatable {
+        enum Axis: String { case step, time, relative }
+        var axis = Axis.step
+        var logScale = false
+        /// Exponential smoothing weight in [0, 0.99] (TensorBoard's, debiased); 0 draws the raw values.
+        var smoothing = 0.0
+        /// Scale the y axis to the 5th–95th percentile so a few spikes do not flatten the rest.
+        var hideOutliers = false
+
+        init() {}
+
+        init(query: [String: String]) {
+            axis = query["x"].flatMap(Axis.init) ?? .step
+            logScale = query["scale"] == "log"
+            smoothing = min(0.99, max(0, query["smooth"].flatMap(Double.init) ?? 0))
+            hideOutliers = query["outliers"] == "hide"
+        }
+    }
+
+    /// Exponential moving average with bias correction (the first points are not pulled toward zero).
+    static func smooth(_ ys: [Double], weight: Double) -> [Double] {
+        guard weight > 0 else { return ys }
+        var last = 0.0, out: [Double] = []
+        out.reserveCapacity(ys.count)
+        for (i, y) in ys.enumerated() {
+            last = last * weight + (1 - weight) * y
+            out.append(last / (1 - pow(weight, Double(i + 1))))
+        }
+        return out
+    }
+
+    /// One metric's history as an SVG line chart with its axes' end values labelled.
+    static func line(key: String, history: [Metric], options: Options = Options()) -> String {
+        let start = history.map(\.timestamp).min() ?? 0
+        func x(_ m: Metric) -> Double {
+            switch options.axis {
+            case .step: Double(m.step)
+            case .time: Double(m.timestamp)
+            case .relative: Double(m.timestamp - start) / 1000
+            }
+        }
+        let ordered = history.sorted { (x($0), $0.step) < (x($1), $1.step) }
+        var points = downsample(ordered.map { (x($0), $0.value) })
+        var note = ""
+        if options.logScale {
+            if points.allSatisfy({ $0.y > 0 }) { points = points.map { ($0.x, log10($0.y)) } } else { note = "values ≤ 0: linear scale" }
+        }
+        let smoothed = smooth(points.map(\.y), weight: options.smoothing)
+        points = zip(points, smoothed).map { ($0.0.x, $0.1) }
         guard let first = points.first else {
             return "<p class=\"hint\">\(HTML.escape(key)): no finite values to draw.</p>"
         }
+        let logged = options.logScale && note.isEmpty
         let xs = points.map(\.x), ys = points.map(\.y)
         var (x0, x1) = (xs.min()!, xs.max()!), (y0, y1) = (ys.min()!, ys.max()!)
+        if options.hideOutliers, ys.count >= 20 {
+            let sorted = ys.sorted()
+            (y0, y1) = (sorted[sorted.count * 5 / 100], sorted[sorted.count * 95 / 100])
+        }
         if x0 == x1 { x0 -= 1; x1 += 1 }
         if y0 == y1 { y0 -= abs(y0) * 0.1 + 1; y1 += abs(y1) * 0.1 + 1 }
         let plotW = width - left - right, plotH = height - top - bottom
         func px(_ x: Double) -> String { String(format: "%.1f", left + (x - x0) / (x1 - x0) * plotW) }
-        func py(_ y: Double) -> String { String(format: "%.1f", top + (1 - (y - y0) / (y1 - y0)) * plotH) }
+        func py(_ y: Double) -> String { String(format: "%.1f", top + (1 - (min(max(y, y0), y1) - y0) / (y1 - y0)) * plotH) }
         var d = points.count == 1 ? "M\(px(first.x)) \(py(first.y))h0.1" : ""
         if points.count > 1 {
             d = points.enumerated().map { "\($0.offset == 0 ? "M" : "L")\(px($0.element.x)) \(py($0.element.y))" }.joined()
         }
+        func yLabel(_ v: Double) -> String { logged ? HTML.number(pow(10, v)) : HTML.number(v) }
+        func xLabel(_ v: Double) -> String {
+            switch options.axis {
+            case .step: HTML.number(v)
+            case .time: HTML.time(Int64(v))
+            case .relative: HTML.duration(Int64(v * 1000))
+            }
+        }
         let bottomY = String(format: "%.1f", height - bottom), rightX = String(format: "%.1f", width - right)
+        let axisName = options.axis == .step ? "step" : options.axis == .time ? "time" : "since start"
         return """
-            <figure class="chart" data-testid="metric-chart" data-key="\(HTML.escape(key))">
-            <figcaption>\(HTML.escape(key))</figcaption>
-            <svg viewBox="0 0 \(Int(width)) \(Int(height))" width="\(Int(width))" height="\(Int(height))" role="img" aria-label="\(HTML.escape(key)) by step">
+            <figure class="chart" data-testid="metric-chart" data-key="\(HTML.escape(key))" data-axis="\(options.axis.rawValue)" \
+            data-scale="\(logged ? "log" : "linear")" data-smooth="\(options.smoothing)">
+            <figcaption>\(HTML.escape(key))\(note.isEmpty ? "" : " <span class=\"hint\">(\(note))</span>")</figcaption>
+            <svg viewBox="0 0 \(Int(width)) \(Int(height))" width="\(Int(width))" height="\(Int(height))" role="img" aria-label="\(HTML.escape(key)) by \(axisName)">
             <g class="axis" data-testid="axes"><line x1="\(Int(left))" y1="\(Int(top))" x2="\(Int(left))" y2="\(bottomY)"/>
             <line x1="\(Int(left))" y1="\(bottomY)" x2="\(rightX)" y2="\(bottomY)"/>
-            <text x="\(Int(left) - 4)" y="\(Int(top) + 8)" text-anchor="end">\(HTML.number(y1))</text>
-            <text x="\(Int(left) - 4)" y="\(bottomY)" text-anchor="end">\(HTML.number(y0))</text>
-            <text x="\(Int(left))" y="\(Int(height) - 8)" text-anchor="start">\(HTML.number(x0))</text>
-            <text x="\(rightX)" y="\(Int(height) - 8)" text-anchor="end">step \(HTML.number(x1))</text></g>
+            <text x="\(Int(left) - 4)" y="\(Int(top) + 8)" text-anchor="end">\(yLabel(y1))</text>
+            <text x="\(Int(left) - 4)" y="\(bottomY)" text-anchor="end">\(yLabel(y0))</text>
+            <text x="\(Int(left))" y="\(Int(height) - 8)" text-anchor="start">\(xLabel(x0))</text>
+            <text x="\(rightX)" y="\(Int(height) - 8)" text-anchor="end" data-testid="x-label">\(axisName) \(xLabel(x1))</text></g>
             <path class="series" data-testid="series" d="\(d)"/>
             </svg></figure>
             """

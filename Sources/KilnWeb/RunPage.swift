@@ -8,7 +8,7 @@ import KilnTracking
 struct RunPage: Sendable {
     let tracking: TrackingService
 
-    func render(experimentID: String, runID: String, session: WebSession) async throws -> Response {
+    func render(experimentID: String, runID: String, session: WebSession, query: [String: String] = [:]) async throws -> Response {
         let run = try await tracking.getRun(id: runID)
         let info = run.info
         guard info.experimentID == experimentID else {
@@ -52,11 +52,12 @@ struct RunPage: Sendable {
         let tagRows = run.tags.sorted { $0.key < $1.key }.map {
             "<tr data-testid=\"tag-row\"><th>\(HTML.escape($0.key))</th><td>\(HTML.escape($0.value))</td></tr>"
         }.joined()
+        let options = Charts.Options(query: query)
         // A chart per metric (the first 24 keys), each from at most 100,000 values, drawn from ≤ ~800 points.
         var charts = ""
         for metric in run.metrics.sorted(by: { $0.key < $1.key }).prefix(24) {
             let history = try await tracking.metricHistory(runID: runID, key: metric.key, maxResults: 100_000).items
-            charts += Charts.line(key: metric.key, history: history)
+            charts += Charts.line(key: metric.key, history: history, options: options)
         }
         let childItems = children.map { "<li data-testid=\"child-run\">\(runLink($0.info.runID, $0.info.runName))</li>" }.joined()
 
@@ -65,11 +66,28 @@ struct RunPage: Sendable {
             <section><h2>Metrics</h2>
             <table data-testid="metrics"><thead><tr><th>Metric</th><th>Last</th><th>Min</th><th>Max</th><th>Last step</th><th>Values</th></tr></thead>
             <tbody>\(metricRows.isEmpty ? "<tr><td colspan=\"6\">No metrics logged.</td></tr>" : metricRows)</tbody></table></section>
-            \(charts.isEmpty ? "" : "<section><h2>Charts</h2><div class=\"charts\">\(charts)</div></section>")
+            \(charts.isEmpty ? "" : "<section><h2>Charts</h2>\(Self.chartControls(options))<div class=\"charts\">\(charts)</div></section>")
             <section><h2>Parameters</h2><table class="kv" data-testid="params">\(paramRows.isEmpty ? "<tr><td>No parameters.</td></tr>" : paramRows)</table></section>
             <section><h2>Tags</h2><table class="kv" data-testid="tags">\(tagRows.isEmpty ? "<tr><td>No tags.</td></tr>" : tagRows)</table></section>
             \(childItems.isEmpty ? "" : "<section><h2>Child runs</h2><ul data-testid=\"children\">\(childItems)</ul></section>")
             """
         return WebUI.html(HTML.page(title: info.runName.isEmpty ? info.runID : info.runName, session: session, body: body))
+    }
+
+    /// The chart options as a small GET form (no script: the page redraws on the server).
+    static func chartControls(_ o: Charts.Options) -> String {
+        func option(_ value: String, _ label: String, _ selected: Bool) -> String {
+            "<option value=\"\(value)\"\(selected ? " selected" : "")>\(label)</option>"
+        }
+        let axes = [("step", "Step"), ("time", "Wall time"), ("relative", "Relative time")].map { option($0.0, $0.1, o.axis.rawValue == $0.0) }.joined()
+        let smoothing = [0, 0.3, 0.6, 0.8, 0.9, 0.95].map { option("\($0)", $0 == 0 ? "None" : "\($0)", o.smoothing == $0) }.joined()
+        return """
+            <form method="get" class="search" data-testid="chart-options">
+            <label for="x">x axis</label><select id="x" name="x">\(axes)</select>
+            <label for="scale">y scale</label><select id="scale" name="scale">\(option("linear", "Linear", !o.logScale))\(option("log", "Log", o.logScale))</select>
+            <label for="smooth">Smoothing</label><select id="smooth" name="smooth">\(smoothing)</select>
+            <label><input type="checkbox" name="outliers" value="hide"\(o.hideOutliers ? " checked" : "")> Ignore outliers</label>
+            <button type="submit" data-testid="apply-chart-options">Apply</button></form>
+            """
     }
 }

@@ -85,7 +85,10 @@ public struct WebUI: Sendable {
         }
         router.get("/ui/experiments/{id}/runs/{run}") { request, context in
             let id = try Self.parameter(context, "id"), run = try Self.parameter(context, "run")
-            return try await signedIn(request) { session in try await RunPage(tracking: tracking).render(experimentID: id, runID: run, session: session) }
+            return try await signedIn(request) { session in
+                try await RunPage(tracking: tracking).render(experimentID: id, runID: run, session: session,
+                                                             query: formFields(Substring(request.uri.query ?? "")))
+            }
         }
     }
 

@@ -61,4 +61,15 @@ struct WebTests {
         #expect(drawn.first?.x == 0 && drawn.last?.x == 9_999)
         #expect(Charts.downsample([(0, 1), (1, .nan), (2, 3)]).map(\.x) == [0, 2])
     }
+
+    @Test("smoothing is debiased, and chart options come from the query")
+    func smoothing() {
+        #expect(Charts.smooth([3, 3, 3, 3], weight: 0.9).allSatisfy { abs($0 - 3) < 1e-12 })
+        #expect(Charts.smooth([1, 2, 3], weight: 0) == [1, 2, 3])
+        let s = Charts.smooth([0, 10, 0, 10, 0, 10], weight: 0.6)
+        #expect(s.dropFirst().allSatisfy { $0 > 0 && $0 < 10 })
+        let o = Charts.Options(query: ["x": "time", "scale": "log", "smooth": "5", "outliers": "hide"])
+        #expect(o.axis == .time && o.logScale && o.smoothing == 0.99 && o.hideOutliers)
+        #expect(Charts.Options(query: ["x": "bogus"]) == Charts.Options())
+    }
 }

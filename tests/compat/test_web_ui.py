@@ -150,6 +150,20 @@ def navigate(driver, element):
     html = driver.find_element("tag name", "html")
     element.click()
     WebDriverWait(driver, 10).until(expected_conditions.staleness_of(html))
+    settle(driver)
+
+
+def settle(driver, url=None):
+    """Waits until the page (after any script redirect, like `/`'s) has loaded: at `url` when given."""
+    from selenium.webdriver.support.ui import WebDriverWait
+    WebDriverWait(driver, 10).until(lambda d: d.execute_script("return document.readyState") == "complete"
+                                    and (url is None or d.current_url == url))
+
+
+def open_link(driver, url, lands_on):
+    """Opens a link that `/` forwards with a script (the mlflow client's `#/...` links) and waits for the page."""
+    driver.get(url)
+    settle(driver, lands_on)
 
 
 def sign_in(driver, base, token):
@@ -261,8 +275,7 @@ def test_sign_in_browse_and_sign_out_in_a_browser(kiln, seeded, browser):
     shot(d, "filter-error")
 
     # The link the mlflow client prints opens the run page; metrics show last, min and max over the history.
-    d.get(f"{base}/#/experiments/{seeded['exp']}/runs/{seeded['parent']}")
-    assert d.current_url == f"{base}/ui/experiments/{seeded['exp']}/runs/{seeded['parent']}", d.current_url
+    open_link(d, f"{base}/#/experiments/{seeded['exp']}/runs/{seeded['parent']}", f"{base}/ui/experiments/{seeded['exp']}/runs/{seeded['parent']}")
     assert by(d, "run-id")[0].text == seeded["parent"]
     row = d.find_element(By.CSS_SELECTOR, '[data-testid="metric-row"][data-key="loss"]')
     history = seeded["history"]
@@ -275,11 +288,19 @@ def test_sign_in_browse_and_sign_out_in_a_browser(kiln, seeded, browser):
     paths = charts[0].find_elements(By.CSS_SELECTOR, '[data-testid="series"]')
     assert len(paths) == 1 and len(charts[0].find_elements(By.CSS_SELECTOR, '[data-testid="axes"]')) == 1
     assert paths[0].get_attribute("d").count("L") == len(history) - 1
+    raw_path = paths[0].get_attribute("d")
     shot(d, "run")
+    # Chart options redraw on the server: relative time, smoothing; log scale refused for values ≤ 0 (it says so).
+    d.get(f"{base}/ui/experiments/{seeded['exp']}/runs/{seeded['parent']}?x=relative&scale=log&smooth=0.9")
+    chart = by(d, "metric-chart")[0]
+    assert chart.get_attribute("data-axis") == "relative" and chart.get_attribute("data-smooth") == "0.9"
+    assert chart.get_attribute("data-scale") == "linear" and "values ≤ 0" in chart.text
+    assert by(d, "x-label")[0].text.startswith("since start")
+    assert by(d, "series")[0].get_attribute("d") != raw_path
+    d.get(f"{base}/ui/experiments/{seeded['exp']}/runs/{seeded['parent']}")
     navigate(d, by(d, "child-run")[0].find_element(By.TAG_NAME, "a"))
     assert by(d, "parent-run")[0].text == seeded["parent"]
-    d.get(f"{base}/#/experiments/{seeded['exp']}")
-    assert d.current_url == f"{base}/ui/experiments/{seeded['exp']}"
+    open_link(d, f"{base}/#/experiments/{seeded['exp']}", f"{base}/ui/experiments/{seeded['exp']}")
     # Artifacts: a listing, previews by kind, and the 20 MB file never fetched by a page.
     d.get(f"{base}/ui/experiments/{seeded['exp']}/runs/{seeded['parent']}")
     navigate(d, by(d, "artifacts-link")[0])
@@ -401,11 +422,11 @@ def test_sign_in_browse_and_sign_out_in_a_browser(kiln, seeded, browser):
     # Models: the list, a model with its versions, a version (from the link form mlflow users bookmark).
     d.get(base + "/ui/models")
     assert any(seeded["model"] in r.text for r in by(d, "model-row"))
-    d.get(f"{base}/#/models/{quote(seeded['model'])}")
+    open_link(d, f"{base}/#/models/{quote(seeded['model'])}", f"{base}/ui/models/{quote(seeded['model'])}")
     assert d.find_element(By.TAG_NAME, "h1").text == seeded["model"]
     assert [r.get_attribute("data-version") for r in by(d, "version-row")] == ["2", "1"]
     assert by(d, "description")[0].text == "churn model" and "@champion" in by(d, "alias")[0].text
-    d.get(f"{base}/#/models/{quote(seeded['model'])}/versions/2")
+    open_link(d, f"{base}/#/models/{quote(seeded['model'])}/versions/2", f"{base}/ui/models/{quote(seeded['model'])}/versions/2")
     assert by(d, "aliases")[0].text == "@champion" and by(d, "stage")[0].text == "None"
     shot(d, "model-version")
     navigate(d, by(d, "source-run")[0].find_element(By.TAG_NAME, "a"))

@@ -99,7 +99,8 @@ struct Server: AsyncParsableCommand {
             let app = try buildApplication(platform: platform, registry: registry, logger: logger) { port in
                 let tokenHint = configuration.adminToken != nil ? "from KILN_ADMIN_TOKEN" : "in \(configuration.home.appendingPathComponent("admin.token").path)"
                 let line = "Kiln \(kilnVersion) listening on http://\(configuration.host):\(port) (home \(configuration.home.path); admin token \(configuration.noAuth ? "not required" : tokenHint))\n"
-                FileHandle.standardOutput.write(Data(line.utf8))
+                let ui = "Web UI: http://\(configuration.host):\(port)/\(configuration.noAuth ? "" : " (sign in with the admin token)")\n"
+                FileHandle.standardOutput.write(Data((line + ui).utf8))
             }
             try await app.runService()
         } catch {

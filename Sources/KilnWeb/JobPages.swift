@@ -92,8 +92,16 @@ struct JobPages: Sendable {
                 \(error)\(log.isEmpty ? "<p class=\"hint\">No output.</p>" : log)</details>
                 """
         }
+        var repair = ""
+        if run.lifeCycle.isFinal, let result = run.result, result != .success {
+            repair = """
+                <form method="post" action="/ui/jobs/\(jobID)/runs/\(runID)/repair" class="search"><input type="hidden" name="csrf" value="\(HTML.escape(session.csrf))">
+                <button type="submit" data-testid="repair">Repair: rerun failed tasks and what depends on them</button></form>
+                """
+        }
         let body = """
             <p class="meta"><a href="/ui/jobs/\(jobID)">\(HTML.escape(run.runName))</a> · run \(run.runID)</p>
+            \(repair)
             <section><table class="kv" data-testid="overview">\(overview)</table></section>
             <section><h2>Tasks</h2>\(JobCharts.dag(settings: run.settings, tasks: tasks))</section>
             <section><h2>Timeline</h2>\(JobCharts.timeline(keys: keys, tasks: tasks, start: run.startTime, end: run.endTime))</section>
@@ -106,6 +114,16 @@ struct JobPages: Sendable {
         var request = JobRunner.RunRequest(jobID: jobID)
         request.creator = session.principal
         let (runID, _) = try await runner.runNow(request)
+        return WebUI.redirect("/ui/jobs/\(jobID)/runs/\(runID)")
+    }
+
+    /// Reruns a finished run's failed tasks and their dependents (the repair the API's `rerun_all_failed_tasks` does).
+    func repair(jobID: Int64, runID: Int64) async throws -> Response {
+        let (run, _) = try await runner.details(runID: runID)
+        guard run.jobID == jobID else { throw KilnError.notFound("Run \(runID) is not a run of job \(jobID)") }
+        var latest: Int64?
+        if case .number(let id)? = run.repairs.last?["repair_id"] { latest = Int64(id) }
+        _ = try await runner.repair(runID: runID, rerunTasks: [], rerunAllFailed: true, rerunDependents: true, latestRepairID: latest, jobParameters: [:])
         return WebUI.redirect("/ui/jobs/\(jobID)/runs/\(runID)")
     }
 

@@ -78,14 +78,21 @@ struct ModelPages: Sendable {
             overview += "<tr><th>Source run</th><td data-testid=\"source-run\"><a href=\"/ui/runs/\(HTML.segment(runID))\">\(HTML.escape(runID))</a></td></tr>"
         }
         if let user = v.userID { overview += "<tr><th>User</th><td>\(HTML.escape(user))</td></tr>" }
-        let pending = requests.map {
-            "<tr data-testid=\"transition-request\"><td>\(HTML.escape($0.toStage))</td><td>\(HTML.escape($0.userID))</td><td>\(HTML.escape($0.comment ?? ""))</td><td>\(HTML.time($0.creationTime))</td></tr>"
+        let action = "/ui/models/\(HTML.segment(name))/versions/\(v.version)/requests"
+        let pending = requests.map { r -> String in
+            let form = { (verb: String, label: String) in
+                "<form method=\"post\" action=\"\(action)\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"\(HTML.escape(session.csrf))\">"
+                    + "<input type=\"hidden\" name=\"stage\" value=\"\(HTML.escape(r.toStage))\"><input type=\"hidden\" name=\"action\" value=\"\(verb)\">"
+                    + "<button type=\"submit\" data-testid=\"\(verb)-request\">\(label)</button></form>"
+            }
+            return "<tr data-testid=\"transition-request\"><td>\(HTML.escape(r.toStage))</td><td>\(HTML.escape(r.userID))</td><td>\(HTML.escape(r.comment ?? ""))</td><td>\(HTML.time(r.creationTime))</td>"
+                + "<td>\(form("approve", "Approve"))\(form("reject", "Reject"))</td></tr>"
         }.joined()
         let body = """
             \(v.description.map { "<p data-testid=\"description\">\(HTML.escape($0))</p>" } ?? "")
             <section><table class="kv" data-testid="overview">\(overview)</table></section>
             \(Self.tags(v.tags))
-            \(pending.isEmpty ? "" : "<section><h2>Transition requests</h2><table><thead><tr><th>To stage</th><th>By</th><th>Comment</th><th>When</th></tr></thead><tbody>\(pending)</tbody></table></section>")
+            \(pending.isEmpty ? "" : "<section><h2>Transition requests</h2><table><thead><tr><th>To stage</th><th>By</th><th>Comment</th><th>When</th><th></th></tr></thead><tbody>\(pending)</tbody></table></section>")
             """
         return WebUI.html(HTML.page(title: "\(name) version \(v.version)", session: session, body: body))
     }
@@ -94,5 +101,19 @@ struct ModelPages: Sendable {
         guard !tags.isEmpty else { return "" }
         let rows = tags.sorted { $0.key < $1.key }.map { "<tr data-testid=\"tag-row\"><th>\(HTML.escape($0.key))</th><td>\(HTML.escape($0.value))</td></tr>" }.joined()
         return "<section><h2>Tags</h2><table class=\"kv\">\(rows)</table></section>"
+    }
+
+    /// Approves (moving the version to the stage) or rejects an open transition request, as the signed-in principal.
+    func decide(name: String, version: String, form: [String: String], session: WebSession) async throws -> Response {
+        let stage = try ModelStage.parse(form["stage"] ?? "")
+        switch form["action"] {
+        case "approve":
+            _ = try await registry.approveTransitionRequest(name: name, version: version, stage: stage, archiveExisting: false, comment: nil, userID: session.principal)
+        case "reject":
+            _ = try await registry.rejectTransitionRequest(name: name, version: version, stage: stage, comment: nil, userID: session.principal)
+        default:
+            throw KilnError.invalid("Unknown action: approve or reject")
+        }
+        return WebUI.redirect("/ui/models/\(HTML.segment(name))/versions/\(HTML.segment(version))")
     }
 }

@@ -16,7 +16,7 @@ enum WebAssets {
         header { display: flex; gap: 1.5em; align-items: center; padding: .6em 1.2em; border-bottom: 1px solid var(--line); }
         header .brand { font-weight: 700; color: var(--accent); text-decoration: none; font-size: 1.1em; }
         header nav { flex: 1; } header nav a { color: var(--fg); text-decoration: none; margin-right: 1em; }
-        form.find { margin: 0; } form.find input { width: 16em; }
+        form.find { margin: 0; } form.inline { display: inline; margin-right: .3em; } form.find input { width: 16em; }
         .signout { display: flex; gap: .6em; align-items: center; margin: 0; } .who { color: var(--muted); }
         main { padding: 1em 1.2em; max-width: 1400px; }
         h1 { font-size: 1.4em; margin: .2em 0 .6em; } h2 { font-size: 1.1em; margin: 1.2em 0 .4em; }

@@ -114,6 +114,12 @@ public struct WebUI: Sendable {
             let run = try Self.parameter(context, "run")
             return try await signedIn(request) { _ in try await ArtifactPages(tracking: tracking, artifacts: artifacts).raw(request, runID: run) }
         }
+        router.post("/ui/models/{name}/versions/{version}/requests") { request, context in
+            let name = try Self.parameter(context, "name"), version = try Self.parameter(context, "version")
+            return try await signedInForm(request, context: context) { session, form in
+                try await ModelPages(registry: registry).decide(name: name, version: version, form: form, session: session)
+            }
+        }
         // A run by id alone (a model version knows its run, not the run's experiment).
         router.get("/ui/runs/{run}") { request, context in
             let run = try Self.parameter(context, "run")
@@ -134,6 +140,10 @@ public struct WebUI: Sendable {
         router.get("/ui/jobs/{job}/runs/{run}") { request, context in
             let job = try Self.number(context, "job"), run = try Self.number(context, "run")
             return try await signedIn(request) { session in try await pages.run(jobID: job, runID: run, session: session) }
+        }
+        router.post("/ui/jobs/{job}/runs/{run}/repair") { request, context in
+            let job = try Self.number(context, "job"), run = try Self.number(context, "run")
+            return try await signedInForm(request, context: context) { _, _ in try await pages.repair(jobID: job, runID: run) }
         }
         router.post("/ui/jobs/{job}/run-now") { request, context in
             let job = try Self.number(context, "job")

@@ -116,8 +116,17 @@ def seeded(kiln):
         client.create_model_version(model, f"s3://bucket/{source_run}/model", run_id=source_run)
     client.set_registered_model_alias(model, "champion", "2")
     client.transition_model_version_stage(model, "1", "Staging")
+    w.model_registry.create_transition_request(name=model, version="2", stage="Production", comment="ship it")
+    # A second job whose only run fails until a file exists: repaired from the page.
+    fix = os.path.join(work, "fix")
+    with open(os.path.join(work, "flaky.py"), "w") as f:
+        f.write(f"import os\nif not os.path.exists({fix!r}):\n    raise SystemExit('not yet')\n")
+    flaky_job = w.jobs.create(name=f"ui-flaky-{name}", tasks=[Task(task_key="only", spark_python_task=SparkPythonTask(python_file=os.path.join(work, "flaky.py")))])
+    flaky_run = w.jobs.run_now(flaky_job.job_id).response.run_id
+    w.jobs.wait_get_run_job_terminated_or_skipped(flaky_run, timeout=wait)
     return {"name": name, "exp": exp, "runs": runs, "parent": parent, "history": history, "children": children, "markup": markup,
-            "model": model, "job": job.job_id, "job_run": run_id, "schema": schema, "endpoint": endpoint, "served_model": served_model}
+            "model": model, "job": job.job_id, "job_run": run_id, "schema": schema, "endpoint": endpoint, "served_model": served_model,
+            "flaky_job": flaky_job.job_id, "flaky_run": flaky_run, "fix": fix}
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +206,10 @@ def test_pages_are_refused_without_a_session(kiln, seeded):
     assert s.post(kiln.url + "/ui/logout", data={}, allow_redirects=False).status_code == 403
     assert s.post(kiln.url + f"/ui/jobs/{seeded['job']}/run-now", data={"csrf": "forged"}, allow_redirects=False).status_code == 403
     assert s.post(kiln.url + "/ui/sql", data={"statement": f"DROP TABLE main.{seeded['schema']}.sales"}, allow_redirects=False).status_code == 403
+    from urllib.parse import quote
+    for path, form in [(f"/ui/models/{quote(seeded['model'])}/versions/2/requests", {"action": "approve", "stage": "Production"}),
+                       (f"/ui/jobs/{seeded['flaky_job']}/runs/{seeded['flaky_run']}/repair", {})]:
+        assert s.post(kiln.url + path, data=form, allow_redirects=False).status_code == 403, path
     assert s.get(kiln.url + "/ui/experiments", allow_redirects=False).status_code == 200
     assert requests.get(kiln.url + "/favicon.ico").status_code == 200
 
@@ -433,6 +446,23 @@ def test_sign_in_browse_and_sign_out_in_a_browser(kiln, seeded, browser):
     assert d.current_url == f"{base}/ui/experiments/{seeded['exp']}/runs/{seeded['runs'][1]}"
     d.get(f"{base}/ui/models/{quote(seeded['model'])}/versions/1")
     assert by(d, "stage")[0].text == "Staging"
+    # An open request to move version 2 to Production, approved from the page.
+    d.get(f"{base}/ui/models/{quote(seeded['model'])}/versions/2")
+    assert len(by(d, "transition-request")) == 1 and "ship it" in by(d, "transition-request")[0].text
+    navigate(d, by(d, "approve-request")[0])
+    assert by(d, "stage")[0].text == "Production" and not by(d, "transition-request")
+
+    # A failed job run, repaired from its page.
+    open(seeded["fix"], "w").close()
+    d.get(f"{base}/ui/jobs/{seeded['flaky_job']}/runs/{seeded['flaky_run']}")
+    assert "FAILED" in by(d, "run-state")[0].text
+    navigate(d, by(d, "repair")[0])
+    for _ in range(120):
+        if "SUCCESS" in by(d, "run-state")[0].text:
+            break
+        time.sleep(0.5)
+        d.refresh()
+    assert "SUCCESS" in by(d, "run-state")[0].text and by(d, "repairs")[0].text == "1" and not by(d, "repair")
 
     errors = console_errors(d)
     assert not errors, "\n".join(e["message"] for e in errors)

@@ -154,11 +154,20 @@ def by(driver, testid):
 
 def navigate(driver, element):
     """Clicks (or submits) `element` and waits until the next page has replaced this one."""
-    from selenium.webdriver.support import expected_conditions
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
     html = driver.find_element("tag name", "html")
     element.click()
-    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(html))
+
+    def replaced(_):
+        # Chromedriver reports a node of an unloaded page as stale, or (racing the unload) as "not in the document".
+        try:
+            html.is_enabled()
+            return False
+        except WebDriverException:
+            return True
+
+    WebDriverWait(driver, 10).until(replaced)
     settle(driver)
 
 

@@ -144,21 +144,17 @@ extension TrackingService {
     }
 
     /// The latest metrics, params, tags, dataset inputs and model inputs/outputs of `infos`, as whole runs in the
-    /// order of `infos`: one statement per 500 runs (a UNION ALL over the child tables, the ids bound once in a
-    /// CTE), since each statement is a round trip to SQLite's thread and a parse.
+    /// order of `infos`: one statement per 5,000 runs (a UNION ALL over the child tables). The ids are bound once,
+    /// as one JSON array read by `json_each`, so the statement's text is the same for every page: a `VALUES` list
+    /// of a bind per id made SQLite parse ~1,300 opcodes per search (1.1 ms of a 327-run page).
     static func loadRunData(_ sql: any SQLDatabase, infos: [RunInfo]) async throws -> [Run] {
         var runs: [Run] = []
         runs.reserveCapacity(infos.count)
-        for chunk in infos.chunked(by: 500) {
-            var query: SQLQueryString = "WITH ids(id) AS (VALUES "
-            for (i, info) in chunk.enumerated() {
-                query.appendLiteral(i == 0 ? "(" : ", (")
-                query.appendInterpolation(bind: info.runID)
-                query.appendLiteral(")")
-            }
-            // Columns: kind, run, k, v, x (REAL), a, b, c (INTEGER), d1...d5 (TEXT; dataset fields).
+        for chunk in infos.chunked(by: 5000) {
+            var query: SQLQueryString = "WITH ids(id) AS MATERIALIZED (SELECT value FROM json_each("
+            query.appendInterpolation(bind: JSONValue.array(chunk.map { .string($0.runID) }).json)
             query.appendLiteral("""
-                )
+                ))
                 SELECT 0 AS kind, run_uuid AS run, key AS k, NULL AS v, value AS x, is_nan AS a, timestamp AS b, step AS c,
                        NULL AS d1, NULL AS d2, NULL AS d3, NULL AS d4, NULL AS d5 FROM ids JOIN latest_metrics ON latest_metrics.run_uuid = ids.id
                 UNION ALL SELECT 1, run_uuid, key, value, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM ids JOIN params ON params.run_uuid = ids.id

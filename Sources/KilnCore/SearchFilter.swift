@@ -57,14 +57,23 @@ public struct SearchFilter: Sendable, Equatable {
 
 /// One `order_by` entry such as `metrics.acc DESC`.
 public struct OrderClause: Sendable, Equatable {
+    /// Which of a metric's values orders runs: the latest (MLflow's only choice), or the smallest or largest over
+    /// the whole history (the web UI's min/max columns).
+    public enum MetricValue: String, Sendable, CaseIterable {
+        case last, min, max
+    }
+
     public var entity: FilterEntity
     public var key: String
     public var ascending: Bool
+    /// For metrics only; `order_by` strings always mean `.last`.
+    public var metricValue: MetricValue
 
-    public init(entity: FilterEntity, key: String, ascending: Bool) {
+    public init(entity: FilterEntity, key: String, ascending: Bool, metricValue: MetricValue = .last) {
         self.entity = entity
         self.key = key
         self.ascending = ascending
+        self.metricValue = metricValue
     }
 
     /// Parses an `order_by` entry.

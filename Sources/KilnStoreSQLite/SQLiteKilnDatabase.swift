@@ -6,21 +6,22 @@ import NIOCore
 import NIOPosix
 import SQLKit
 import SQLiteKit
-import Synchronization
 
 /// The embedded ``KilnDatabase``: one SQLite file in WAL mode, one writer connection whose transactions are
-/// serialized, and a few reader connections that see committed data while a write runs.
+/// serialized, and a few reader connections that see committed data while a write runs, each lent to one read at
+/// a time (so a read that starts after a commit always sees it).
 public final class SQLiteKilnDatabase: KilnDatabase {
     public let capabilities = DatabaseCapabilities(maxBindings: 30_000, name: "sqlite")
     private let writer: SQLiteConnection
     private let readers: [SQLiteConnection]
+    private let readerPool: AsyncPool<SQLiteConnection>
     private let writeLock = AsyncSerialLock()
-    private let nextReader = Mutex(0)
     private let logger: Logger
 
     private init(writer: SQLiteConnection, readers: [SQLiteConnection], logger: Logger) {
         self.writer = writer
         self.readers = readers
+        self.readerPool = AsyncPool(readers)
         self.logger = logger
     }
 
@@ -28,7 +29,7 @@ public final class SQLiteKilnDatabase: KilnDatabase {
     /// - Parameters:
     ///   - path: the file, or `":memory:"`-style paths are refused: readers need a shared file.
     ///   - readerCount: connections for concurrent reads.
-    public static func open(path: String, readerCount: Int = 2, logger: Logger) async throws -> SQLiteKilnDatabase {
+    public static func open(path: String, readerCount: Int = 4, logger: Logger) async throws -> SQLiteKilnDatabase {
         let writer = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
         let sql = writer.sql(queryLogLevel: nil)
         for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON",
@@ -48,12 +49,8 @@ public final class SQLiteKilnDatabase: KilnDatabase {
     }
 
     public func read<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        let index = nextReader.withLock { value in
-            value = (value + 1) % readers.count
-            return value
-        }
         do {
-            return try await body(FastSQLiteDatabase(connection: readers[index]))
+            return try await readerPool.withItem { connection in try await body(FastSQLiteDatabase(connection: connection)) }
         } catch {
             throw Self.map(error)
         }

@@ -48,6 +48,38 @@ public struct MetricSummary: Sendable, Equatable {
     public var count: Int
 }
 
+/// A metric as a column of the runs table: its latest value, or its min or max over the run's history.
+public struct MetricColumn: Sendable, Hashable {
+    public var key: String
+    public var value: OrderClause.MetricValue
+
+    public init(key: String, value: OrderClause.MetricValue = .last) {
+        self.key = key
+        self.value = value
+    }
+}
+
+/// A metric column's mean, min and max over a group of runs (nil when no run of the group has a value).
+public struct MetricAggregate: Sendable, Equatable {
+    public var mean: Double?
+    public var min: Double?
+    public var max: Double?
+
+    public init(mean: Double?, min: Double?, max: Double?) {
+        self.mean = mean
+        self.min = min
+        self.max = max
+    }
+}
+
+/// Runs sharing one value of a param or tag (`value` nil: runs without it), from ``TrackingService/groupRuns``.
+public struct RunGroup: Sendable, Equatable {
+    public var value: String?
+    public var count: Int
+    /// One per requested metric column, in order.
+    public var metrics: [MetricAggregate]
+}
+
 /// One metric value at a step and time.
 public struct Metric: Sendable, Equatable {
     public var key: String

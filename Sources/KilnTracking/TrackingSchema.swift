@@ -169,6 +169,17 @@ public enum TrackingSchema {
                                                        ("step", "BIGINT")], indexes: ["CREATE INDEX latest_metrics_key ON latest_metrics (key, run_uuid)"])
                   + clusteredRunChild("params", [("value", "TEXT")], indexes: ["CREATE INDEX params_key_value ON params (key, run_uuid)"])
                   + clusteredRunChild("tags", [("value", "TEXT")])),
+        // Each metric's smallest and largest value over the run's history (NaN skipped; NULL when every value was NaN),
+        // kept beside the latest value so the runs table sorts and shows min/max without reading the history.
+        Migration("tracking_0003_metric_ranges", [
+            "ALTER TABLE latest_metrics ADD COLUMN min_value DOUBLE PRECISION",
+            "ALTER TABLE latest_metrics ADD COLUMN max_value DOUBLE PRECISION",
+            """
+            UPDATE latest_metrics SET
+                min_value = (SELECT MIN(m.value) FROM metrics m WHERE m.run_uuid = latest_metrics.run_uuid AND m.key = latest_metrics.key AND m.is_nan = 0),
+                max_value = (SELECT MAX(m.value) FROM metrics m WHERE m.run_uuid = latest_metrics.run_uuid AND m.key = latest_metrics.key AND m.is_nan = 0)
+            """,
+        ]),
     ]
 
     /// Rebuilds a run child table (`run_uuid`, `key`, then `columns`, all NOT NULL) as `WITHOUT ROWID` keyed by

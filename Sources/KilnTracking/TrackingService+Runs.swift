@@ -333,14 +333,20 @@ extension TrackingService {
             query.appendLiteral(" ON CONFLICT (run_uuid, key, step, timestamp, value, is_nan) DO NOTHING")
             try await sql.raw(query).run()
         }
-        // Latest value per key: highest step, then timestamp, then value (NaN counts as lowest).
+        // Latest value per key: highest step, then timestamp, then value (NaN counts as lowest); and the batch's
+        // range per key, folded into the stored range.
         var latest: [String: Metric] = [:]
+        var ranges: [String: (min: Double, max: Double)] = [:]
         for m in metrics {
+            if !m.value.isNaN {
+                let range = ranges[m.key]
+                ranges[m.key] = (Swift.min(range?.min ?? m.value, m.value), Swift.max(range?.max ?? m.value, m.value))
+            }
             if let current = latest[m.key], !isNewer(m, than: current) { continue }
             latest[m.key] = m
         }
         for chunk in Array(latest.values).sorted(by: { $0.key < $1.key }).chunked(by: 400) {
-            var query: SQLQueryString = "INSERT INTO latest_metrics (run_uuid, key, value, is_nan, timestamp, step) VALUES "
+            var query: SQLQueryString = "INSERT INTO latest_metrics (run_uuid, key, value, is_nan, timestamp, step, min_value, max_value) VALUES "
             for (i, m) in chunk.enumerated() {
                 query.appendLiteral(i == 0 ? "(" : ", (")
                 query.appendInterpolation(bind: runID)
@@ -348,16 +354,35 @@ extension TrackingService {
                 query.appendInterpolation(bind: m.key)
                 query.appendLiteral(", ")
                 appendNumbers(&query, m)
-                query.appendLiteral(")")
+                if let range = ranges[m.key] {
+                    query.appendLiteral(", ")
+                    query.appendInterpolation(bind: range.min)
+                    query.appendLiteral(", ")
+                    query.appendInterpolation(bind: range.max)
+                    query.appendLiteral(")")
+                } else {
+                    query.appendLiteral(", NULL, NULL)")
+                }
             }
-            query.appendLiteral("""
-                 ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan,
-                timestamp = excluded.timestamp, step = excluded.step
-                WHERE excluded.step > latest_metrics.step
-                   OR (excluded.step = latest_metrics.step AND excluded.timestamp > latest_metrics.timestamp)
-                   OR (excluded.step = latest_metrics.step AND excluded.timestamp = latest_metrics.timestamp
-                       AND excluded.is_nan = 0 AND (latest_metrics.is_nan = 1 OR excluded.value > latest_metrics.value))
-                """)
+            // Every SET expression reads the row as it was before this update.
+            let newer = """
+                (excluded.step > latest_metrics.step
+                 OR (excluded.step = latest_metrics.step AND excluded.timestamp > latest_metrics.timestamp)
+                 OR (excluded.step = latest_metrics.step AND excluded.timestamp = latest_metrics.timestamp
+                     AND excluded.is_nan = 0 AND (latest_metrics.is_nan = 1 OR excluded.value > latest_metrics.value)))
+                """
+            let latestColumns = ["value", "is_nan", "timestamp", "step"].map {
+                "\($0) = CASE WHEN \(newer) THEN excluded.\($0) ELSE latest_metrics.\($0) END"
+            }
+            let rangeColumns = [("min_value", "<"), ("max_value", ">")].map { column, op in
+                """
+                \(column) = CASE WHEN excluded.\(column) IS NULL THEN latest_metrics.\(column)
+                    WHEN latest_metrics.\(column) IS NULL OR excluded.\(column) \(op) latest_metrics.\(column) THEN excluded.\(column)
+                    ELSE latest_metrics.\(column) END
+                """
+            }
+            query.appendLiteral(" ON CONFLICT (run_uuid, key) DO UPDATE SET ")
+            query.appendLiteral((latestColumns + rangeColumns).joined(separator: ", "))
             try await sql.raw(query).run()
         }
     }
@@ -471,7 +496,6 @@ extension TrackingService {
         }
     }
 
-    /// Every value logged for one metric of a run, oldest first, paged.
     /// Per metric key of a run: the smallest and largest value over its whole history (NaN values skipped) and how
     /// many values were logged — what a run page shows beside the last value.
     public func metricSummaries(runID: String) async throws -> [String: MetricSummary] {
@@ -491,6 +515,25 @@ extension TrackingService {
         }
     }
 
+    /// Each run's metric ranges (smallest and largest non-NaN value over the history; `count` 0 as it is not
+    /// read) by run id and key, from the latest-metrics table: cheap for a page of runs.
+    public func metricRanges(runIDs: [String]) async throws -> [String: [String: MetricSummary]] {
+        guard !runIDs.isEmpty else { return [:] }
+        var out: [String: [String: MetricSummary]] = [:]
+        for chunk in runIDs.chunked(by: 1000).map(Array.init) {
+            let rows = try await db.read { sql in
+                try await sql.raw("SELECT run_uuid, key, min_value, max_value FROM latest_metrics WHERE run_uuid IN (\(binds: chunk))").all()
+            }
+            for row in rows {
+                out[try row.decode(column: "run_uuid", as: String.self), default: [:]][try row.decode(column: "key", as: String.self)] =
+                    MetricSummary(min: try row.decode(column: "min_value", as: Double?.self),
+                                  max: try row.decode(column: "max_value", as: Double?.self), count: 0)
+            }
+        }
+        return out
+    }
+
+    /// Every value logged for one metric of a run, oldest first, paged.
     public func metricHistory(runID: String, key: String, maxResults: Int? = nil, pageToken: String? = nil) async throws -> Page<Metric> {
         let paging = try Paging(maxResults: maxResults, default: TrackingLimits.maxHistoryPage, limit: 1_000_000, pageToken: pageToken)
         var query: SQLQueryString = """

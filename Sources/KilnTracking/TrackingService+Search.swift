@@ -19,10 +19,23 @@ extension TrackingService {
         orderBy: [String] = [],
         pageToken: String? = nil
     ) async throws -> Page<Run> {
+        try await searchRuns(experimentIDs: experimentIDs, filter: filter, viewType: viewType, maxResults: maxResults,
+                             orders: try orderBy.filter { !$0.allSatisfy(\.isWhitespace) }.map(OrderClause.parse), pageToken: pageToken)
+    }
+
+    /// ``searchRuns(experimentIDs:filter:viewType:maxResults:orderBy:pageToken:)`` with parsed orders, which may
+    /// order by a metric's min or max over its history (``OrderClause/MetricValue``).
+    public func searchRuns(
+        experimentIDs: [String],
+        filter: String? = nil,
+        viewType: ViewType = .activeOnly,
+        maxResults: Int? = nil,
+        orders: [OrderClause],
+        pageToken: String? = nil
+    ) async throws -> Page<Run> {
         let paging = try Paging(maxResults: maxResults, default: TrackingLimits.defaultRunsPerSearch,
                                 limit: TrackingLimits.maxRunsPerSearch, pageToken: pageToken)
         let parsed = try SearchFilter.parse(filter)
-        let orders = try orderBy.filter { !$0.allSatisfy(\.isWhitespace) }.map(OrderClause.parse)
         let experimentNumbers = experimentIDs.compactMap { Int64($0) }
         guard experimentNumbers.count == experimentIDs.count else {
             throw KilnError.invalid("Invalid experiment ids: \(experimentIDs.filter { Int64($0) == nil })")
@@ -39,15 +52,8 @@ extension TrackingService {
             query += value
             query.appendLiteral(" AS o\(i)v")
         }
-        query.appendLiteral(" FROM runs r WHERE r.experiment_id IN (")
-        query.appendInterpolation(binds: experimentNumbers)
-        query.appendLiteral(") AND r.lifecycle_stage IN (")
-        query.appendInterpolation(binds: viewType.stages)
-        query.appendLiteral(")")
-        for clause in parsed.clauses {
-            query.appendLiteral(" AND ")
-            query += try Self.runClauseSQL(clause)
-        }
+        query.appendLiteral(" FROM runs r")
+        query += try Self.runScope(experiments: experimentNumbers, viewType: viewType, filter: parsed)
         query.appendLiteral(") t ORDER BY ")
         for (i, order) in orders.enumerated() {
             query.appendLiteral("o\(i)r, o\(i)v \(order.ascending ? "ASC" : "DESC"), ")
@@ -58,6 +64,57 @@ extension TrackingService {
         return try await db.read { sql in
             let infos = paging.page(try await sql.raw(finalQuery).all().map(Self.decodeRunInfo))
             return Page(items: try await Self.loadRunData(sql, infos: infos.items), nextPageToken: infos.nextPageToken)
+        }
+    }
+
+    /// ` WHERE ...` choosing runs `r` of `experiments` in `viewType` that match `filter`.
+    static func runScope(experiments: [Int64], viewType: ViewType, filter: SearchFilter) throws -> SQLQueryString {
+        var query: SQLQueryString = " WHERE r.experiment_id IN (\(binds: experiments)) AND r.lifecycle_stage IN (\(binds: viewType.stages))"
+        for clause in filter.clauses {
+            query.appendLiteral(" AND ")
+            query += try Self.runClauseSQL(clause)
+        }
+        return query
+    }
+
+    /// The runs of `experimentIDs` matching `filter`, grouped by the value of a param or tag (`groupBy`'s entity and
+    /// key), most runs first (then by value, runs without the key last): per group its run count and, per metric column, the mean, min and max over the group's
+    /// runs of that column's value (latest, min or max). Runs without the key form one group with a nil value.
+    /// - Throws: `INVALID_PARAMETER_VALUE` for a bad filter, or grouping by anything but a param or tag.
+    public func groupRuns(experimentIDs: [String], filter: String? = nil, viewType: ViewType = .activeOnly,
+                          groupBy: OrderClause, metrics: [MetricColumn], limit: Int = 500) async throws -> [RunGroup] {
+        guard groupBy.entity == .param || groupBy.entity == .tag else {
+            throw KilnError.invalid("Runs group by a param or a tag, not '\(groupBy.entity)'")
+        }
+        let parsed = try SearchFilter.parse(filter)
+        let experimentNumbers = experimentIDs.compactMap { Int64($0) }
+        guard experimentNumbers.count == experimentIDs.count else {
+            throw KilnError.invalid("Invalid experiment ids: \(experimentIDs.filter { Int64($0) == nil })")
+        }
+        let table = groupBy.entity == .param ? "params" : "tags"
+        var query: SQLQueryString = "SELECT g.value AS g, COUNT(*) AS n"
+        for (i, column) in metrics.enumerated() {
+            let value = column.value == .last ? "m\(i).value" : "m\(i).\(column.value.rawValue)_value"
+            query.appendLiteral(", AVG(\(value)) AS a\(i), MIN(\(value)) AS l\(i), MAX(\(value)) AS h\(i)")
+        }
+        query.appendLiteral(" FROM runs r LEFT JOIN \(table) g ON g.run_uuid = r.run_uuid AND g.key = ")
+        query.appendInterpolation(bind: groupBy.key)
+        for (i, column) in metrics.enumerated() {
+            query.appendLiteral(" LEFT JOIN latest_metrics m\(i) ON m\(i).run_uuid = r.run_uuid AND m\(i).is_nan = 0 AND m\(i).key = ")
+            query.appendInterpolation(bind: column.key)
+        }
+        query += try Self.runScope(experiments: experimentNumbers, viewType: viewType, filter: parsed)
+        query.appendLiteral(" GROUP BY g.value ORDER BY n DESC, g.value IS NULL, g.value LIMIT \(max(1, min(limit, 10_000)))")
+        let finalQuery = query
+        return try await db.read { sql in
+            try await sql.raw(finalQuery).all().map { row in
+                RunGroup(value: try row.decode(column: "g", as: String?.self), count: try row.decode(column: "n", as: Int.self),
+                         metrics: try metrics.indices.map { i in
+                             MetricAggregate(mean: try row.decode(column: "a\(i)", as: Double?.self),
+                                             min: try row.decode(column: "l\(i)", as: Double?.self),
+                                             max: try row.decode(column: "h\(i)", as: Double?.self))
+                         })
+            }
         }
     }
 
@@ -116,10 +173,20 @@ extension TrackingService {
     static func orderExpressions(_ order: OrderClause) throws -> (SQLQueryString, SQLQueryString) {
         switch order.entity {
         case .metric:
-            return (
-                "COALESCE((SELECT m.is_nan FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.key = \(bind: order.key)), 2)",
-                "(SELECT m.value FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.key = \(bind: order.key))"
-            )
+            switch order.metricValue {
+            case .last:
+                return (
+                    "COALESCE((SELECT m.is_nan FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.key = \(bind: order.key)), 2)",
+                    "(SELECT m.value FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.key = \(bind: order.key))"
+                )
+            case .min, .max:
+                // A run whose values were all NaN has no range: it ranks with the NaNs.
+                let column = order.metricValue == .min ? "min_value" : "max_value"
+                return (
+                    "COALESCE((SELECT CASE WHEN m.\(unsafeRaw: column) IS NULL THEN 1 ELSE 0 END FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.key = \(bind: order.key)), 2)",
+                    "(SELECT m.\(unsafeRaw: column) FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.key = \(bind: order.key))"
+                )
+            }
         case .param, .tag:
             let table = order.entity == .param ? "params" : "tags"
             var rank = SQLQueryString("(CASE WHEN EXISTS (SELECT 1 FROM \(table) p WHERE p.run_uuid = r.run_uuid AND p.key = ")

@@ -116,15 +116,17 @@ let package = Package(
         .target(
             name: "KilnPlatform",
             dependencies: ["KilnCore", "KilnStore", "KilnStoreSQLite", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnSQL", "KilnLearn",
-                           "KilnLake", "KilnModelFormat", "KilnTraining", "KilnServing", "KilnJobs",
+                           "KilnLake", "KilnModelFormat", "KilnTraining", "KilnServing", "KilnJobs", "KilnWeb",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client")],
             swiftSettings: strict
         ),
         .target(
             name: "KilnWeb",
-            dependencies: ["KilnCore", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnJobs", "KilnSQL", "KilnFrame", "KilnServing",
+            dependencies: ["KilnCore", "KilnStore", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnJobs", "KilnSQL", "KilnFrame", "KilnServing",
                            .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "SQLKit", package: "sql-kit"),
                            .product(name: "HTTPTypes", package: "swift-http-types")],
             swiftSettings: strict
         ),

@@ -63,6 +63,8 @@ enum WebAssets {
         td.null { color: var(--muted); font-style: italic; } form.sql { max-width: none; } textarea { font: 13px/1.4 ui-monospace, monospace;
           width: 100%; padding: .5em; border: 1px solid var(--line); border-radius: 4px; background: var(--bg); color: var(--fg); }
         details { margin: .4em 0; } summary { cursor: pointer; }
+        details.columns fieldset { border: 1px solid var(--line, #ccc); margin: .4em 0; display: flex; flex-wrap: wrap; gap: .3em 1em; max-height: 12em; overflow: auto; }
+        details.columns .metric-choice { display: inline-flex; gap: .4em; }
         svg .series { fill: none; stroke: var(--accent); stroke-width: 1.6; stroke-linejoin: round; }
         """
 

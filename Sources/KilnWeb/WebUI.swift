@@ -21,13 +21,14 @@ public struct WebUI: Sendable {
     let statements: StatementService
     let serving: ServingService
     let sessions: WebSessions
+    let preferences: WebPreferences
     /// The principal a token belongs to, or nil when it is not valid.
     let authenticate: @Sendable (String) async -> String?
     /// False for `kiln server --no-auth` (loopback only): every page is served as `admin`, nobody signs in.
     let authEnabled: Bool
 
     public init(tracking: TrackingService, registry: RegistryService, artifacts: any BlobStore, jobs: JobsService, runner: JobRunner,
-                statements: StatementService, serving: ServingService, sessions: WebSessions = WebSessions(), authEnabled: Bool,
+                statements: StatementService, serving: ServingService, preferences: WebPreferences, sessions: WebSessions = WebSessions(), authEnabled: Bool,
                 authenticate: @escaping @Sendable (String) async -> String?) {
         self.statements = statements
         self.serving = serving
@@ -37,6 +38,7 @@ public struct WebUI: Sendable {
         self.jobs = jobs
         self.runner = runner
         self.sessions = sessions
+        self.preferences = preferences
         self.authEnabled = authEnabled
         self.authenticate = authenticate
     }
@@ -72,7 +74,15 @@ public struct WebUI: Sendable {
         }
         router.get("/ui/experiments/{id}") { request, context in
             let id = try Self.parameter(context, "id")
-            return try await signedIn(request) { session in try await ExperimentPages(tracking: tracking).runs(request, experimentID: id, session: session) }
+            return try await signedIn(request) { session in
+                try await RunsTable(tracking: tracking, preferences: preferences).render(request, experimentID: id, session: session)
+            }
+        }
+        router.post("/ui/experiments/{id}/columns") { request, context in
+            let id = try Self.parameter(context, "id")
+            return try await signedInForm(request, context: context) { session, form in
+                try await RunsTable(tracking: tracking, preferences: preferences).saveColumns(experimentID: id, form: form, session: session)
+            }
         }
         registerModelPages(on: router)
         registerJobPages(on: router)

@@ -488,3 +488,86 @@ def test_sign_in_browse_and_sign_out_in_a_browser(kiln, seeded, browser):
     assert "/ui/login" in d.current_url
     shot(d, "signed-out")
     assert not [e for e in console_errors(d) if "favicon" in e["message"] or "Failed to load" in e["message"]]
+
+
+def test_runs_table_columns_min_max_sort_and_group_by(kiln, browser):
+    """The column picker (kept for the person across sessions), sorting by a metric's min/max over its history,
+    and grouping by a param, on runs whose last, min and max values order them differently."""
+    from urllib.parse import quote
+
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param, RunTag
+    from selenium.webdriver.common.by import By
+    os.environ["MLFLOW_TRACKING_TOKEN"] = TOKEN
+    client = MlflowClient(tracking_uri=kiln.url)
+    exp = client.create_experiment(f"ui-cols-{uuid.uuid4().hex[:8]}")
+    # Last values order a < b < c; mins c < a < b; maxes b < c < a.
+    ids = {}
+    for name, values, model in [("a", [0, 100, 2], "tree"), ("b", [5, 6, 3], "tree"), ("c", [-1, 50, 4], "linear")]:
+        run_id = client.create_run(exp, run_name=name).info.run_id
+        client.log_batch(run_id, metrics=[Metric("acc", v, 1_700_000_000_000 + k, k) for k, v in enumerate(values)],
+                         params=[Param("model", model)], tags=[RunTag("team", "x")])
+        ids[run_id] = name
+    d = browser
+    page = f"{kiln.url}/ui/experiments/{exp}"
+    d.get(page)
+    if "/ui/login" in d.current_url:
+        sign_in(d, kiln.url, TOKEN)
+
+    def names():
+        return [ids[r.get_attribute("data-run-id")] for r in by(d, "run-row")]
+
+    def headers():
+        return [th.get_attribute("data-column") for th in d.find_elements(By.CSS_SELECTOR, '[data-testid="runs"] thead th[data-column]')]
+
+    assert headers() == ["params.model", "metrics.acc"]  # by default: every param and metric's latest value
+    # Pick: drop the param, add acc's min and max, add the tag.
+    by(d, "column-picker")[0].find_element(By.TAG_NAME, "summary").click()
+    for column in ["params.model", "metrics.acc:min", "metrics.acc:max", "tags.team"]:
+        d.find_element(By.CSS_SELECTOR, f'[data-testid="column-option"][data-column="{column}"]').click()
+    navigate(d, by(d, "save-columns")[0])
+    assert headers() == ["metrics.acc", "metrics.acc:min", "metrics.acc:max", "tags.team"]
+    row = {ids[r.get_attribute("data-run-id")]: [td.text for td in r.find_elements(By.TAG_NAME, "td")][5:] for r in by(d, "run-row")}
+    assert row["a"] == ["2", "0", "100", "x"] and row["c"] == ["4", "-1", "50", "x"], row
+    shot(d, "runs-columns")
+
+    # Sorting by a column's heading: the min and max follow the whole history, not the last value.
+    def sort_by(column):
+        th = d.find_element(By.CSS_SELECTOR, f'[data-testid="runs"] thead th[data-column="{column}"] a')
+        navigate(d, th)
+    sort_by("metrics.acc:min")
+    assert names() == ["b", "a", "c"]  # min, descending
+    sort_by("metrics.acc:min")
+    assert names() == ["c", "a", "b"]  # min, ascending
+    sort_by("metrics.acc:max")
+    assert names() == ["a", "c", "b"]
+    sort_by("metrics.acc")
+    assert names() == ["c", "b", "a"]
+
+    # The layout belongs to the person, not the browser session: signed out and in again, it is still there.
+    d.delete_all_cookies()
+    d.get(page)
+    sign_in(d, kiln.url, TOKEN)
+    assert headers() == ["metrics.acc", "metrics.acc:min", "metrics.acc:max", "tags.team"]
+
+    # Group by a param: runs per value and each metric column's mean (min – max); a value links to its runs.
+    d.get(page + "?group=" + quote("params.model"))
+    groups = by(d, "group-row")
+    assert [g.find_element(By.TAG_NAME, "td").text for g in groups] == ["tree", "linear"]
+    assert [g.find_element(By.CSS_SELECTOR, '[data-testid="group-count"]').text for g in groups] == ["2", "1"]
+    tree = [td.text for td in groups[0].find_elements(By.TAG_NAME, "td")]
+    assert tree[2].startswith("2.5") and "(2 – 3)" in tree[2], tree  # latest values 2 and 3
+    assert tree[3].startswith("1.5") and "(0 – 3)" in tree[3], tree  # mins 0 and 3
+    shot(d, "runs-grouped")
+    navigate(d, groups[1].find_element(By.TAG_NAME, "a"))
+    assert names() == ["c"]
+
+    # A bad group or order says what is wrong; reset brings every column back.
+    d.get(page + "?group=" + quote("metrics.acc") + "&order=" + quote("min(params.model) DESC"))
+    assert len(by(d, "error")) == 2
+    d.get(page)
+    by(d, "column-picker")[0].find_element(By.TAG_NAME, "summary").click()
+    navigate(d, by(d, "reset-columns")[0])
+    assert headers() == ["params.model", "metrics.acc"]
+    errors = console_errors(d)
+    assert not errors, "\n".join(e["message"] for e in errors)

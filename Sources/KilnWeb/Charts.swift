@@ -37,11 +37,12 @@ enum Charts {
 
         init() {}
 
-        init(query: [String: String]) {
-            axis = query["x"].flatMap(Axis.init) ?? .step
-            logScale = query["scale"] == "log"
-            smoothing = min(0.99, max(0, query["smooth"].flatMap(Double.init) ?? 0))
-            hideOutliers = query["outliers"] == "hide"
+        /// From a page's query; `prefix` names the fields where the page has other `x`/`scale` fields.
+        init(query: [String: String], prefix: String = "") {
+            axis = query[prefix + "x"].flatMap(Axis.init) ?? .step
+            logScale = query[prefix + "scale"] == "log"
+            smoothing = min(0.99, max(0, query[prefix + "smooth"].flatMap(Double.init) ?? 0))
+            hideOutliers = query[prefix + "outliers"] == "hide"
         }
     }
 
@@ -59,27 +60,39 @@ enum Charts {
 
     /// One metric's history as an SVG line chart with its axes' end values labelled.
     static func line(key: String, history: [Metric], options: Options = Options()) -> String {
-        let start = history.map(\.timestamp).min() ?? 0
-        func x(_ m: Metric) -> Double {
-            switch options.axis {
-            case .step: Double(m.step)
-            case .time: Double(m.timestamp)
-            case .relative: Double(m.timestamp - start) / 1000
+        lines(key: key, series: [(name: key, history: history)], options: options)
+    }
+
+    /// One metric's histories from several runs on shared axes: a path per run (`data-testid="series"`, coloured
+    /// by position, named in a legend when there are several). On the relative-time axis each run starts at 0.
+    static func lines(key: String, series: [(name: String, history: [Metric])], options: Options = Options()) -> String {
+        var drawn: [(index: Int, points: [(x: Double, y: Double)])] = []
+        for (index, one) in series.enumerated() {
+            let start = one.history.map(\.timestamp).min() ?? 0
+            func x(_ m: Metric) -> Double {
+                switch options.axis {
+                case .step: Double(m.step)
+                case .time: Double(m.timestamp)
+                case .relative: Double(m.timestamp - start) / 1000
+                }
             }
+            let ordered = one.history.sorted { (x($0), $0.step) < (x($1), $1.step) }
+            let points = downsample(ordered.map { (x($0), $0.value) })
+            if !points.isEmpty { drawn.append((index, points)) }
         }
-        let ordered = history.sorted { (x($0), $0.step) < (x($1), $1.step) }
-        var points = downsample(ordered.map { (x($0), $0.value) })
-        var note = ""
-        if options.logScale {
-            if points.allSatisfy({ $0.y > 0 }) { points = points.map { ($0.x, log10($0.y)) } } else { note = "values ≤ 0: linear scale" }
-        }
-        let smoothed = smooth(points.map(\.y), weight: options.smoothing)
-        points = zip(points, smoothed).map { ($0.0.x, $0.1) }
-        guard let first = points.first else {
+        guard !drawn.isEmpty else {
             return "<p class=\"hint\">\(HTML.escape(key)): no finite values to draw.</p>"
         }
-        let logged = options.logScale && note.isEmpty
-        let xs = points.map(\.x), ys = points.map(\.y)
+        var note = ""
+        let logged = options.logScale && drawn.allSatisfy { $0.points.allSatisfy { $0.y > 0 } }
+        if options.logScale && !logged { note = "values ≤ 0: linear scale" }
+        drawn = drawn.map { one in
+            var points = logged ? one.points.map { ($0.x, log10($0.y)) } : one.points
+            let smoothed = smooth(points.map(\.y), weight: options.smoothing)
+            points = zip(points, smoothed).map { ($0.0.x, $0.1) }
+            return (one.index, points)
+        }
+        let xs = drawn.flatMap { $0.points.map(\.x) }, ys = drawn.flatMap { $0.points.map(\.y) }
         var (x0, x1) = (xs.min()!, xs.max()!), (y0, y1) = (ys.min()!, ys.max()!)
         if options.hideOutliers, ys.count >= 20 {
             let sorted = ys.sorted()
@@ -90,9 +103,14 @@ enum Charts {
         let plotW = width - left - right, plotH = height - top - bottom
         func px(_ x: Double) -> String { String(format: "%.1f", left + (x - x0) / (x1 - x0) * plotW) }
         func py(_ y: Double) -> String { String(format: "%.1f", top + (1 - (min(max(y, y0), y1) - y0) / (y1 - y0)) * plotH) }
-        var d = points.count == 1 ? "M\(px(first.x)) \(py(first.y))h0.1" : ""
-        if points.count > 1 {
-            d = points.enumerated().map { "\($0.offset == 0 ? "M" : "L")\(px($0.element.x)) \(py($0.element.y))" }.joined()
+        let several = series.count > 1
+        var paths = "", legend = ""
+        for (index, points) in drawn {
+            let d = points.count == 1 ? "M\(px(points[0].x)) \(py(points[0].y))h0.1"
+                : points.enumerated().map { "\($0.offset == 0 ? "M" : "L")\(px($0.element.x)) \(py($0.element.y))" }.joined()
+            let name = HTML.escape(series[index].name)
+            paths += "<path class=\"series\(several ? " run-line c\(index % 8)" : "")\" data-testid=\"series\" data-name=\"\(name)\" d=\"\(d)\"><title>\(name)</title></path>"
+            if several { legend += "<li data-testid=\"legend-item\"><svg width=\"14\" height=\"4\" aria-hidden=\"true\"><line class=\"run-line c\(index % 8)\" x1=\"0\" y1=\"2\" x2=\"14\" y2=\"2\"/></svg> \(name)</li>" }
         }
         func yLabel(_ v: Double) -> String { logged ? HTML.number(pow(10, v)) : HTML.number(v) }
         func xLabel(_ v: Double) -> String {
@@ -115,8 +133,8 @@ enum Charts {
             <text x="\(Int(left) - 4)" y="\(bottomY)" text-anchor="end">\(yLabel(y0))</text>
             <text x="\(Int(left))" y="\(Int(height) - 8)" text-anchor="start">\(xLabel(x0))</text>
             <text x="\(rightX)" y="\(Int(height) - 8)" text-anchor="end" data-testid="x-label">\(axisName) \(xLabel(x1))</text></g>
-            <path class="series" data-testid="series" d="\(d)"/>
-            </svg></figure>
+            \(paths)
+            </svg>\(legend.isEmpty ? "" : "<ul class=\"legend\">\(legend)</ul>")</figure>
             """
     }
 }

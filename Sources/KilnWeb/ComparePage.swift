@@ -4,10 +4,13 @@ import KilnCore
 import KilnTracking
 
 /// Runs side by side: params, metrics and tags where the runs differ (all of them on request), a parallel-
-/// coordinates chart over the numeric columns that differ, and a scatter of any two of them.
+/// coordinates chart over the numeric columns that differ, a scatter of any two of them, and each metric's history
+/// with one line per run.
 struct ComparePage: Sendable {
     let tracking: TrackingService
     static let maxRuns = 100
+    /// Runs whose metric histories are drawn (each history is a read of up to 100,000 values).
+    static let maxChartedRuns = 20
 
     func render(_ request: Request, experimentID: String, session: WebSession) async throws -> Response {
         let query = request.uri.query ?? ""
@@ -70,10 +73,28 @@ struct ComparePage: Sendable {
                 \(CompareCharts.scatter(x: x, y: y, runs: names))
                 """
         }
+        // Every metric's history, one path per run on shared axes (the first 12 metrics and 20 runs).
+        let historyOptions = Charts.Options(query: fields, prefix: "h")
+        var historyCharts = ""
+        let chartedRuns = Array(runs.prefix(Self.maxChartedRuns))
+        for key in Set(chartedRuns.flatMap { $0.metrics.map(\.key) }).sorted().prefix(12) {
+            var series: [(name: String, history: [Metric])] = []
+            for (r, run) in chartedRuns.enumerated() where run.metrics.contains(where: { $0.key == key }) {
+                series.append((names[r], try await tracking.metricHistory(runID: run.info.runID, key: key, maxResults: 100_000).items))
+            }
+            historyCharts += Charts.lines(key: key, series: series, options: historyOptions)
+        }
+        if !historyCharts.isEmpty {
+            let keep = (ids.map { "<input type=\"hidden\" name=\"runs\" value=\"\(HTML.escape($0))\">" }
+                + ["x", "y", "all"].compactMap { name in fields[name].map { "<input type=\"hidden\" name=\"\(name)\" value=\"\(HTML.escape($0))\">" } }).joined()
+            let more = runs.count > chartedRuns.count ? "<p class=\"hint\">Histories of the first \(chartedRuns.count) runs.</p>" : ""
+            historyCharts = "<section><h2>Metric history</h2>\(RunPage.chartControls(historyOptions, prefix: "h", keep: keep))\(more)<div class=\"charts\" data-testid=\"history-charts\">\(historyCharts)</div></section>"
+        }
         let toggle = ids.map { "runs=\(HTML.query($0))" }.joined(separator: "&amp;") + (showAll ? "" : "&amp;all=1")
         let body = """
             <p class="meta">\(runs.count) runs · <a data-testid="toggle-all" href="?\(toggle)">\(showAll ? "Only differences" : "Show identical rows too")</a></p>
             \(charts.isEmpty ? "" : "<section><h2>Charts</h2>\(charts)</section>")
+            \(historyCharts)
             \(table("Parameters", "compare-params", params))
             \(table("Metrics (last value)", "compare-metrics", metrics))
             \(table("Tags", "compare-tags", tags))

@@ -74,19 +74,20 @@ struct RunPage: Sendable {
         return WebUI.html(HTML.page(title: info.runName.isEmpty ? info.runID : info.runName, session: session, body: body))
     }
 
-    /// The chart options as a small GET form (no script: the page redraws on the server).
-    static func chartControls(_ o: Charts.Options) -> String {
+    /// The chart options as a small GET form (no script: the page redraws on the server); `prefix` as in
+    /// ``Charts/Options/init(query:prefix:)``, `keep` hidden fields the page needs back (a compare page's runs).
+    static func chartControls(_ o: Charts.Options, prefix: String = "", keep: String = "") -> String {
         func option(_ value: String, _ label: String, _ selected: Bool) -> String {
             "<option value=\"\(value)\"\(selected ? " selected" : "")>\(label)</option>"
         }
         let axes = [("step", "Step"), ("time", "Wall time"), ("relative", "Relative time")].map { option($0.0, $0.1, o.axis.rawValue == $0.0) }.joined()
         let smoothing = [0, 0.3, 0.6, 0.8, 0.9, 0.95].map { option("\($0)", $0 == 0 ? "None" : "\($0)", o.smoothing == $0) }.joined()
         return """
-            <form method="get" class="search" data-testid="chart-options">
-            <label for="x">x axis</label><select id="x" name="x">\(axes)</select>
-            <label for="scale">y scale</label><select id="scale" name="scale">\(option("linear", "Linear", !o.logScale))\(option("log", "Log", o.logScale))</select>
-            <label for="smooth">Smoothing</label><select id="smooth" name="smooth">\(smoothing)</select>
-            <label><input type="checkbox" name="outliers" value="hide"\(o.hideOutliers ? " checked" : "")> Ignore outliers</label>
+            <form method="get" class="search" data-testid="chart-options">\(keep)
+            <label for="\(prefix)x">x axis</label><select id="\(prefix)x" name="\(prefix)x">\(axes)</select>
+            <label for="\(prefix)scale">y scale</label><select id="\(prefix)scale" name="\(prefix)scale">\(option("linear", "Linear", !o.logScale))\(option("log", "Log", o.logScale))</select>
+            <label for="\(prefix)smooth">Smoothing</label><select id="\(prefix)smooth" name="\(prefix)smooth">\(smoothing)</select>
+            <label><input type="checkbox" name="\(prefix)outliers" value="hide"\(o.hideOutliers ? " checked" : "")> Ignore outliers</label>
             <button type="submit" data-testid="apply-chart-options">Apply</button></form>
             """
     }

@@ -562,6 +562,21 @@ def test_runs_table_columns_min_max_sort_and_group_by(kiln, browser):
     navigate(d, groups[1].find_element(By.TAG_NAME, "a"))
     assert names() == ["c"]
 
+    # Several runs on one chart: compare draws each metric's history with a path per run on shared axes.
+    by_name = {v: k for k, v in ids.items()}
+    d.get(f"{page}/compare?" + "&".join(f"runs={by_name[n]}" for n in "abc"))
+    charts = by(d, "history-charts")[0].find_elements(By.CSS_SELECTOR, '[data-testid="metric-chart"]')
+    assert [c.get_attribute("data-key") for c in charts] == ["acc"]
+    paths = charts[0].find_elements(By.CSS_SELECTOR, '[data-testid="series"]')
+    assert [p.get_attribute("data-name") for p in paths] == ["a", "b", "c"]
+    assert all(p.get_attribute("d").count("L") == 2 for p in paths)  # three steps each
+    assert len({p.value_of_css_property("stroke") for p in paths}) == 3  # a colour per run
+    assert len(charts[0].find_elements(By.CSS_SELECTOR, '[data-testid="legend-item"]')) == 3
+    shot(d, "compare-history")
+    d.get(f"{page}/compare?" + "&".join(f"runs={by_name[n]}" for n in "abc") + "&hx=relative&hsmooth=0.6")
+    chart = by(d, "history-charts")[0].find_element(By.CSS_SELECTOR, '[data-testid="metric-chart"]')
+    assert chart.get_attribute("data-axis") == "relative" and chart.get_attribute("data-smooth") == "0.6"
+
     # A bad group or order says what is wrong; reset brings every column back.
     d.get(page + "?group=" + quote("metrics.acc") + "&order=" + quote("min(params.model) DESC"))
     assert len(by(d, "error")) == 2

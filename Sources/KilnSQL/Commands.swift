@@ -72,6 +72,7 @@ extension Execution {
             return .empty
         case .describeNamespace(let kind, let name): return try describeNamespace(kind, name)
         case .describe(let name, let history): return try describe(name, history: history)
+        case .describeDetail(let name): return try describeDetail(name)
         case .optimize(let name, let condition, let zOrder):
             let result = try open(name).optimize(where: condition, zOrderBy: zOrder)
             return Frame(names: ["numFilesAdded", "numFilesRemoved"],
@@ -219,6 +220,26 @@ extension Execution {
         return Frame(names: kind == .catalog ? ["info_name", "info_value"] : ["database_description_item", "database_description_value"],
                      columns: [Column.from(rows.map { .string($0.0) }, type: .string),
                                Column.from(rows.map { $0.1.map(Value.string) ?? .null }, type: .string)])
+    }
+
+    /// DESCRIBE DETAIL: Databricks' columns, one row; `partitionColumns` and `properties` as JSON text (an array
+    /// and an object with sorted keys), as Kiln's frames have no array or map type.
+    func describeDetail(_ name: [String]) throws -> Frame {
+        let table = try open(name)
+        let snapshot = try table.snapshot()
+        let metadata = snapshot.metadata
+        let lastModified = try table.log.history(limit: 1).first?.timestamp
+        func text(_ value: String?) -> Column { Column.from([value.map(Value.string) ?? .null], type: .string) }
+        func time(_ millis: Int64?) -> Column { Column.from([millis.map { .timestamp($0 * 1000) } ?? .null], type: .timestamp) }
+        func int(_ value: Int64) -> Column { Column(type: .int64, values: .int([value])) }
+        let properties = JSONValue.object(metadata.configuration.mapValues { .string($0) }).json
+        return Frame(
+            names: ["format", "id", "name", "description", "location", "createdAt", "lastModified", "partitionColumns", "numFiles",
+                    "sizeInBytes", "properties", "minReaderVersion", "minWriterVersion"],
+            columns: [text("delta"), text(metadata.id), text(name.joined(separator: ".")), text(metadata.description), text(try engine.catalog.path(name)),
+                      time(metadata.createdTime), time(lastModified), text(JSONValue.array(metadata.partitionColumns.map { .string($0) }).json),
+                      int(Int64(snapshot.files.count)), int(snapshot.files.reduce(0) { $0 + $1.size }), text(properties),
+                      int(Int64(snapshot.protocolVersion.minReaderVersion)), int(Int64(snapshot.protocolVersion.minWriterVersion))])
     }
 
     func describe(_ name: [String], history: Bool) throws -> Frame {

@@ -183,6 +183,7 @@ public struct Parser {
                 _ = keyword("extended")
                 return .describeNamespace(kind: .catalog, name: [try identifier()])
             }
+            if keyword("detail") { return .describeDetail(table: try qualifiedName()) }
             let history = keyword("history")
             if !history { _ = keyword("table") || keyword("extended") }
             return .describe(table: try qualifiedName(), history: history)

@@ -20,6 +20,8 @@ public indirect enum Statement: Sendable {
     /// SHOW TABLES|SCHEMAS|DATABASES|CATALOGS [IN|FROM name] [[LIKE] 'pattern'].
     case show(what: String, in: [String], like: String?)
     case describe(table: [String], history: Bool)
+    /// DESCRIBE DETAIL name: one row of the table's format, id, location, times, partitioning, size and properties.
+    case describeDetail(table: [String])
     /// CREATE CATALOG [IF NOT EXISTS] name [COMMENT '..'].
     case createCatalog(name: String, ifNotExists: Bool, comment: String?)
     /// CREATE SCHEMA|DATABASE [IF NOT EXISTS] [catalog.]name [COMMENT '..'] [LOCATION '..'].

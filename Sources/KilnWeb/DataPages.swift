@@ -9,7 +9,7 @@ import KilnSQL
 struct DataPages: Sendable {
     let statements: StatementService
     let sessions: WebSessions
-    static let sampleRows = 50, editorRows = 1000
+    static let sampleRows = 50, editorPage = 100
 
     /// Runs `sql` (waiting up to a minute) and returns its result. - Throws: the statement's own error.
     func query(_ sql: String, wait: Double = 60) async throws -> (frame: Frame, truncated: Bool) {
@@ -58,6 +58,7 @@ struct DataPages: Sendable {
         let name = [catalog, schema, table].map(Self.ident).joined(separator: ".")
         let version = formFields(Substring(request.uri.query ?? ""))["version"].flatMap { Int64($0) }
         let columns = try await query("DESCRIBE \(name)").frame
+        let detail = try await query("DESCRIBE DETAIL \(name)").frame
         let history = try await query("DESCRIBE HISTORY \(name)").frame
         let sample = try await query("SELECT * FROM \(name)\(version.map { " VERSION AS OF \($0)" } ?? "") LIMIT \(Self.sampleRows)").frame
         let base = "/ui/data/\(HTML.segment(catalog))/\(HTML.segment(schema))/\(HTML.segment(table))"
@@ -72,6 +73,7 @@ struct DataPages: Sendable {
             <p class="meta"><a href="/ui/data">Data</a> / <a href="/ui/data/\(HTML.segment(catalog))">\(HTML.escape(catalog))</a> /
             <a href="/ui/data/\(HTML.segment(catalog))/\(HTML.segment(schema))">\(HTML.escape(schema))</a> / \(HTML.escape(table))</p>
             <section><h2>Columns</h2>\(Self.grid(columns, testID: "columns"))</section>
+            \(Self.details(detail))
             <section><h2>\(version.map { "Rows at version \($0)" } ?? "Sample rows") (first \(Self.sampleRows))</h2>
             \(version == nil ? "" : "<p><a href=\"\(base)\" data-testid=\"latest\">Back to the latest version</a></p>")
             \(Self.grid(sample, testID: "sample"))</section>
@@ -79,6 +81,47 @@ struct DataPages: Sendable {
             <tbody>\(historyRows)</tbody></table></div></section>
             """
         return WebUI.html(HTML.page(title: "\(catalog).\(schema).\(table)", session: session, body: body))
+    }
+
+    /// A table's DESCRIBE DETAIL row as a key/value table (size in readable units, partitioning, properties).
+    static func details(_ detail: Frame) -> String {
+        guard detail.rowCount == 1 else { return "" }
+        let row = Dictionary(uniqueKeysWithValues: zip(detail.names, detail.row(0)))
+        func text(_ key: String) -> String { row[key].map { if case .null = $0 { "" } else { $0.text } } ?? "" }
+        func strings(_ json: String) -> [String] {
+            guard case .array(let items)? = try? JSONValue.parse(Array(json.utf8)) else { return [] }
+            return items.compactMap { if case .string(let s) = $0 { s } else { nil } }
+        }
+        var properties: [(String, String)] = []
+        if case .object(let fields)? = try? JSONValue.parse(Array(text("properties").utf8)) {
+            properties = fields.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.text($0.value)) }
+        }
+        let partitions = strings(text("partitionColumns"))
+        let bytes = Int64(text("sizeInBytes")) ?? 0
+        let rows: [(String, String, String)] = [
+            ("Location", "location", "<code>\(HTML.escape(text("location")))</code>"),
+            ("Partitioned by", "partitioning", partitions.isEmpty ? "not partitioned" : HTML.escape(partitions.joined(separator: ", "))),
+            ("Files", "num-files", HTML.escape(text("numFiles"))),
+            ("Size", "size", "\(HTML.escape(Self.bytes(bytes))) <span class=\"meta\">(\(bytes) bytes)</span>"),
+            ("Created", "created", HTML.escape(text("createdAt"))),
+            ("Last modified", "last-modified", HTML.escape(text("lastModified"))),
+            ("Protocol", "protocol", "reader \(HTML.escape(text("minReaderVersion"))), writer \(HTML.escape(text("minWriterVersion")))"),
+            ("Table id", "table-id", "<code>\(HTML.escape(text("id")))</code>"),
+        ]
+        let body = rows.map { "<tr><th>\($0.0)</th><td data-testid=\"detail-\($0.1)\">\($0.2)</td></tr>" }.joined()
+        let props = properties.map { "<tr data-testid=\"property-row\"><th>\(HTML.escape($0.0))</th><td>\(HTML.escape($0.1))</td></tr>" }.joined()
+        return """
+            <section><h2>Details</h2><table class="kv" data-testid="details">\(body)</table>
+            <h3>Properties</h3><table class="kv" data-testid="properties">\(props.isEmpty ? "<tr><td>No properties.</td></tr>" : props)</table></section>
+            """
+    }
+
+    /// `bytes` in B, KiB, MiB, GiB or TiB with three significant digits.
+    static func bytes(_ bytes: Int64) -> String {
+        var value = Double(bytes), unit = 0
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        while value >= 1024, unit < units.count - 1 { value /= 1024; unit += 1 }
+        return unit == 0 ? "\(bytes) B" : String(format: value < 10 ? "%.2f" : value < 100 ? "%.1f" : "%.0f", value) + " " + units[unit]
     }
 
     /// The SQL editor: GET shows it with this session's recent statements; POST runs one (CSRF-checked).
@@ -98,21 +141,64 @@ struct DataPages: Sendable {
         return WebUI.html(HTML.page(title: "SQL editor", session: session, body: body))
     }
 
+    /// Runs a statement from the editor and shows the first page of its result; the result stays pageable by this
+    /// session (its last five results) until the statement service lets it go.
     func run(statement: String, session: WebSession, sessionID: String?) async -> Response {
         let text = statement.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !text.isEmpty else { return await editor(session: session, sessionID: sessionID, result: HTML.notice("Type a statement to run.")) }
         if let sessionID { await sessions.remember(sessionID, statement: text) }
         let started = Date()
         do {
-            let (frame, _) = try await query(text)
-            let seconds = Date().timeIntervalSince(started)
-            let note = "<p class=\"meta\" data-testid=\"sql-summary\">\(frame.rowCount) \(frame.rowCount == 1 ? "row" : "rows") in \(String(format: "%.3f", seconds)) s\(frame.rowCount > Self.editorRows ? " (first \(Self.editorRows) shown)" : "")</p>"
-            return await editor(session: session, sessionID: sessionID, text: text, result: note + Self.grid(frame, testID: "sql-result", limit: Self.editorRows))
+            let snapshot = try await statements.execute(text, rowLimit: nil, wait: 60)
+            switch snapshot.state {
+            case .succeeded: break
+            case .failed:
+                await statements.close(snapshot.id)
+                throw snapshot.error ?? KilnError(.internalError, "The statement failed")
+            default:
+                await statements.cancel(snapshot.id)
+                throw KilnError.invalid("The statement did not finish within 60 s and was canceled")
+            }
+            let frame = snapshot.result ?? Frame(names: [], columns: [])
+            if let sessionID {
+                for old in await sessions.keep(sessionID, result: snapshot.id, statement: text) { await statements.close(old) }
+            } else {
+                await statements.close(snapshot.id)
+            }
+            let took = String(format: "%.3f", Date().timeIntervalSince(started))
+            return await editor(session: session, sessionID: sessionID, text: text,
+                                result: Self.resultPage(frame, id: sessionID == nil ? nil : snapshot.id, page: 0, took: took))
         } catch let error as KilnError {
             return await editor(session: session, sessionID: sessionID, text: text, result: HTML.notice(error.message))
         } catch {
             return await editor(session: session, sessionID: sessionID, text: text, result: HTML.notice("\(error)"))
         }
+    }
+
+    /// `GET /ui/sql/results/ID?page=N`: another page of a result this session ran.
+    func result(id: String, page: Int, session: WebSession, sessionID: String?) async throws -> Response {
+        let gone = KilnError.notFound("That result is no longer kept (a session keeps its last five): run the statement again.")
+        guard let sessionID, let text = await sessions.result(sessionID, id) else { throw gone }
+        guard let snapshot = try? await statements.get(id), snapshot.state == .succeeded, let frame = snapshot.result else { throw gone }
+        return await editor(session: session, sessionID: sessionID, text: text, result: Self.resultPage(frame, id: id, page: page, took: nil))
+    }
+
+    /// Rows `page × 100 ..< (page + 1) × 100` of a result, what they are of the whole, and links to the pages
+    /// around them (when the result is kept: `id`).
+    static func resultPage(_ frame: Frame, id: String?, page requested: Int, took: String?) -> String {
+        let pages = max(1, (frame.rowCount + editorPage - 1) / editorPage)
+        let page = min(max(0, requested), pages - 1)
+        let rows = page * editorPage..<min(frame.rowCount, (page + 1) * editorPage)
+        var summary = "\(frame.rowCount) \(frame.rowCount == 1 ? "row" : "rows")\(took.map { " in \($0) s" } ?? "")"
+        if pages > 1 { summary += " · rows \(rows.lowerBound + 1)–\(rows.upperBound)" }
+        var links = ""
+        if let id, pages > 1 {
+            let base = "/ui/sql/results/\(HTML.segment(id))?page="
+            if page > 0 { links += "<a data-testid=\"sql-prev\" href=\"\(base)\(page - 1)\">Previous \(editorPage)</a> " }
+            if page + 1 < pages { links += "<a data-testid=\"sql-next\" href=\"\(base)\(page + 1)\">Next \(editorPage)</a>" }
+            links = "<p class=\"pager\" data-page=\"\(page)\">\(links)</p>"
+        }
+        return "<p class=\"meta\" data-testid=\"sql-summary\">\(summary)</p>\(links)" + grid(frame.slice(rows), testID: "sql-result", limit: editorPage)
     }
 
     /// A result as a table, nulls shown as `NULL`.

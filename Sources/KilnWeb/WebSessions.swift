@@ -7,6 +7,8 @@ public struct WebSession: Sendable {
     var expires: Date
     /// The SQL editor's recent statements (newest last, at most 20).
     var statements: [String] = []
+    /// The SQL editor's results this session can page through: statement ids and their text (newest last).
+    var results: [(id: String, statement: String)] = []
 }
 
 /// Browser sessions, in memory: a random 256-bit id in an HttpOnly, SameSite=Lax cookie names a principal and a
@@ -52,6 +54,22 @@ public actor WebSessions {
     }
 
     func history(_ id: String) -> [String] { sessions[id]?.statements ?? [] }
+
+    /// Keeps a result (statement `result`) pageable by session `id`, at most `limit` of them; returns the ids of
+    /// results it let go (to close).
+    func keep(_ id: String, result: String, statement: String, limit: Int = 5) -> [String] {
+        guard var session = sessions[id] else { return [result] }
+        session.results.append((result, statement))
+        let dropped = session.results.dropLast(limit).map(\.id)
+        session.results = Array(session.results.suffix(limit))
+        sessions[id] = session
+        return dropped
+    }
+
+    /// The statement text of a result session `id` kept, or nil when it is not one of its results.
+    func result(_ id: String, _ result: String) -> String? {
+        sessions[id]?.results.first { $0.id == result }?.statement
+    }
 
     /// 32 random bytes, base64url without padding (cookie- and form-safe).
     static func randomToken() -> String {

@@ -179,6 +179,13 @@ public struct WebUI: Sendable {
         router.get("/ui/sql") { request, _ in
             try await signedIn(request) { session in await pages.editor(session: session, sessionID: request.cookies[Self.sessionCookie]?.value) }
         }
+        router.get("/ui/sql/results/{id}") { request, context in
+            let id = try Self.parameter(context, "id")
+            let page = formFields(Substring(request.uri.query ?? ""))["page"].flatMap { Int($0) } ?? 0
+            return try await signedIn(request) { session in
+                try await pages.result(id: id, page: page, session: session, sessionID: request.cookies[Self.sessionCookie]?.value)
+            }
+        }
         router.post("/ui/sql") { request, context in
             try await signedInForm(request, context: context) { session, form in
                 await pages.run(statement: form["statement"] ?? "", session: session, sessionID: request.cookies[Self.sessionCookie]?.value)

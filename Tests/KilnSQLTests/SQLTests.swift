@@ -138,4 +138,24 @@ struct SQLTests {
         #expect(try w.rows("SELECT count(*), sum(x), avg(id) FROM t WHERE id > 1000") == [[.int(0), .null, .null]])
         #expect(try w.rows("SELECT count(*) AS n, sum(id) FROM t HAVING count(*) > 5") == [[.int(11), .int(117)]])
     }
+
+    @Test("DESCRIBE DETAIL: one row with the table's partitioning, file count, size, properties and protocol")
+    func describeDetail() throws {
+        let w = try Warehouse()
+        _ = try w.engine.execute("CREATE TABLE main.default.p (id BIGINT, region STRING) PARTITIONED BY (region) TBLPROPERTIES ('team' = 'ml')")
+        _ = try w.engine.execute("INSERT INTO main.default.p VALUES (1, 'n'), (2, 's'), (3, 's')")
+        let frame = try w.engine.execute("DESCRIBE DETAIL main.default.p")
+        #expect(frame.rowCount == 1)
+        let row = Dictionary(uniqueKeysWithValues: zip(frame.names, frame.row(0)))
+        #expect(row["format"] == .string("delta") && row["name"] == .string("main.default.p"))
+        #expect(row["partitionColumns"] == .string("[\"region\"]"))
+        #expect(row["numFiles"] == .int(2))  // one file per partition
+        let files = try FileManager.default.subpathsOfDirectory(atPath: w.root + "/main/default/p").filter { $0.hasSuffix(".parquet") }
+        let size = try files.reduce(Int64(0)) { $0 + ((try FileManager.default.attributesOfItem(atPath: w.root + "/main/default/p/" + $1)[.size] as? Int64) ?? 0) }
+        #expect(row["sizeInBytes"] == .int(size) && size > 0)
+        #expect(row["properties"]?.text.contains("\"team\":\"ml\"") == true)
+        #expect(row["location"] == .string(w.root + "/main/default/p"))
+        if case .timestamp? = row["lastModified"] {} else { Issue.record("lastModified: \(String(describing: row["lastModified"]))") }
+        #expect(throws: KilnError.self) { try w.engine.execute("DESCRIBE DETAIL main.default.nope") }
+    }
 }

@@ -586,3 +586,60 @@ def test_runs_table_columns_min_max_sort_and_group_by(kiln, browser):
     assert headers() == ["params.model", "metrics.acc"]
     errors = console_errors(d)
     assert not errors, "\n".join(e["message"] for e in errors)
+
+
+def test_sql_editor_pages_results_and_table_details(kiln, browser):
+    """The SQL editor pages a long result 100 rows at a time (a result belongs to the session that ran it); a
+    table page shows partitioning, file count, size and properties (DESCRIBE DETAIL)."""
+    from selenium.webdriver.common.by import By
+    d = browser
+    table = f"ui_events_{uuid.uuid4().hex[:8]}"
+    d.get(kiln.url + "/ui/sql")
+    if "/ui/login" in d.current_url:
+        sign_in(d, kiln.url, TOKEN)
+
+    def run(sql):
+        text = by(d, "sql-text")[0]
+        text.clear()
+        text.send_keys(sql)
+        navigate(d, by(d, "sql-run")[0])
+        assert not by(d, "error"), by(d, "error")[0].text
+
+    def ids():
+        return [int(tr.find_element(By.TAG_NAME, "td").text) for tr in d.find_elements(By.CSS_SELECTOR, '[data-testid="sql-result"] tbody tr')]
+    run(f"CREATE TABLE main.default.{table} (id BIGINT, day STRING) PARTITIONED BY (day) TBLPROPERTIES ('team' = 'ml')")
+    run(f"INSERT INTO main.default.{table} SELECT id, CAST(id % 3 AS STRING) AS day FROM range(250)")
+    run(f"SELECT id, day FROM main.default.{table} ORDER BY id")
+    assert ids() == list(range(100))
+    assert "250 rows" in by(d, "sql-summary")[0].text and "rows 1–100" in by(d, "sql-summary")[0].text
+    assert not by(d, "sql-prev")
+    navigate(d, by(d, "sql-next")[0])
+    assert ids() == list(range(100, 200)) and "rows 101–200" in by(d, "sql-summary")[0].text
+    assert by(d, "sql-text")[0].get_attribute("value") == f"SELECT id, day FROM main.default.{table} ORDER BY id"
+    navigate(d, by(d, "sql-next")[0])
+    assert ids() == list(range(200, 250)) and not by(d, "sql-next")
+    result_url = d.current_url
+    navigate(d, by(d, "sql-prev")[0])
+    assert ids() == list(range(100, 200))
+    shot(d, "sql-paged")
+    # Another session cannot page this session's result.
+    cookies = d.get_cookies()
+    d.delete_all_cookies()
+    d.get(kiln.url + "/ui/sql")
+    sign_in(d, kiln.url, TOKEN)
+    d.get(result_url)
+    assert by(d, "error") and not by(d, "sql-result")
+    assert all("404" in e["message"] for e in console_errors(d))
+
+    # The table page: partitioning, files (one per day), size, properties.
+    d.get(f"{kiln.url}/ui/data/main/default/{table}")
+    assert by(d, "detail-partitioning")[0].text == "day"
+    assert by(d, "detail-num-files")[0].text == "3"
+    size = by(d, "detail-size")[0].text
+    assert size.endswith("bytes)") and int(size.split("(")[1].split()[0]) > 0, size
+    props = {r.find_element(By.TAG_NAME, "th").text: r.find_element(By.TAG_NAME, "td").text for r in by(d, "property-row")}
+    assert props.get("team") == "ml", props
+    shot(d, "table-details")
+    errors = console_errors(d)
+    assert not errors, "\n".join(e["message"] for e in errors)
+

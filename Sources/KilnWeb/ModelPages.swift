@@ -4,7 +4,7 @@ import KilnCore
 import KilnRegistry
 
 /// The model registry: the model list, a model (aliases, tags, every version) and a version (stage, aliases,
-/// source run, where its files are, tags, open transition requests).
+/// source run, where its files are, tags, open transition requests, stage changes, requests and comments).
 struct ModelPages: Sendable {
     let registry: RegistryService
     static let pageSize = 100
@@ -63,9 +63,10 @@ struct ModelPages: Sendable {
     }
 
     /// `/ui/models/NAME/versions/N`.
-    func version(name: String, version: String, session: WebSession) async throws -> Response {
+    func version(name: String, version: String, session: WebSession, notice: String? = nil, status: HTTPResponse.Status = .ok) async throws -> Response {
         let v = try await registry.getModelVersion(name: name, version: version)
         let requests = try await registry.transitionRequests(name: name, version: version)
+        let activities = try await registry.activities(name: name, version: version)
         var overview = """
             <tr><th>Model</th><td><a href="/ui/models/\(HTML.segment(name))">\(HTML.escape(name))</a></td></tr>
             <tr><th>Stage</th><td data-testid="stage">\(v.stage.rawValue)</td></tr>
@@ -78,7 +79,8 @@ struct ModelPages: Sendable {
             overview += "<tr><th>Source run</th><td data-testid=\"source-run\"><a href=\"/ui/runs/\(HTML.segment(runID))\">\(HTML.escape(runID))</a></td></tr>"
         }
         if let user = v.userID { overview += "<tr><th>User</th><td>\(HTML.escape(user))</td></tr>" }
-        let action = "/ui/models/\(HTML.segment(name))/versions/\(v.version)/requests"
+        let action = "/ui/models/\(HTML.segment(name))/versions/\(v.version)/actions"
+        let csrf = "<input type=\"hidden\" name=\"csrf\" value=\"\(HTML.escape(session.csrf))\">"
         let pending = requests.map { r -> String in
             let form = { (verb: String, label: String) in
                 "<form method=\"post\" action=\"\(action)\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"\(HTML.escape(session.csrf))\">"
@@ -88,13 +90,48 @@ struct ModelPages: Sendable {
             return "<tr data-testid=\"transition-request\"><td>\(HTML.escape(r.toStage))</td><td>\(HTML.escape(r.userID))</td><td>\(HTML.escape(r.comment ?? ""))</td><td>\(HTML.time(r.creationTime))</td>"
                 + "<td>\(form("approve", "Approve"))\(form("reject", "Reject"))</td></tr>"
         }.joined()
+        let stages = ModelStage.allCases.filter { $0 != v.stage }.map { "<option>\($0.rawValue)</option>" }.joined()
+        let stageForms = """
+            <section><h2>Stage</h2>
+            <form method="post" action="\(action)" class="search" data-testid="stage-form">\(csrf)
+            <label for="to-stage">Move to</label><select id="to-stage" name="stage" data-testid="stage-select">\(stages)</select>
+            <label for="stage-comment">Comment</label><input id="stage-comment" name="comment" size="30" data-testid="stage-comment">
+            <label><input type="checkbox" name="archive" value="1" data-testid="archive-existing"> Archive other versions in that stage</label>
+            <button type="submit" name="action" value="transition" data-testid="transition">Move now</button>
+            <button type="submit" name="action" value="request" data-testid="request-transition">Request</button></form></section>
+            """
+        let activityRows = activities.reversed().map { a -> String in
+            let what: String
+            switch a.activityType {
+            case "NEW_COMMENT": what = "commented"
+            case "REQUESTED_TRANSITION": what = "requested \(a.fromStage ?? "?") → \(a.toStage ?? "?")"
+            case "APPROVED_REQUEST": what = "approved \(a.fromStage ?? "?") → \(a.toStage ?? "?")"
+            case "REJECTED_REQUEST": what = "rejected the request for \(a.toStage ?? "?")"
+            case "CANCELLED_REQUEST": what = "cancelled the request for \(a.toStage ?? "?")"
+            default: what = "moved \(a.fromStage ?? "?") → \(a.toStage ?? "?")"
+            }
+            let note = [a.comment, a.systemComment].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: " · ")
+            return "<tr data-testid=\"activity\" data-type=\"\(HTML.escape(a.activityType))\"><td>\(HTML.time(a.creationTime))</td><td>\(HTML.escape(a.userID ?? ""))</td>"
+                + "<td>\(HTML.escape(what))</td><td>\(HTML.escape(note))</td></tr>"
+        }.joined()
+        let activity = """
+            <section><h2>Activity and comments</h2>
+            <form method="post" action="\(action)" class="search" data-testid="comment-form">\(csrf)
+            <label for="comment">Comment</label><input id="comment" name="comment" size="60" data-testid="comment-text">
+            <button type="submit" name="action" value="comment" data-testid="add-comment">Add comment</button></form>
+            <table data-testid="activities"><thead><tr><th>When</th><th>Who</th><th>What</th><th>Comment</th></tr></thead>
+            <tbody>\(activityRows.isEmpty ? "<tr><td colspan=\"4\">No activity yet.</td></tr>" : activityRows)</tbody></table></section>
+            """
         let body = """
+            \(notice.map { HTML.notice($0) } ?? "")
             \(v.description.map { "<p data-testid=\"description\">\(HTML.escape($0))</p>" } ?? "")
             <section><table class="kv" data-testid="overview">\(overview)</table></section>
             \(Self.tags(v.tags))
             \(pending.isEmpty ? "" : "<section><h2>Transition requests</h2><table><thead><tr><th>To stage</th><th>By</th><th>Comment</th><th>When</th><th></th></tr></thead><tbody>\(pending)</tbody></table></section>")
+            \(stageForms)
+            \(activity)
             """
-        return WebUI.html(HTML.page(title: "\(name) version \(v.version)", session: session, body: body))
+        return WebUI.html(HTML.page(title: "\(name) version \(v.version)", session: session, body: body), status: status)
     }
 
     static func tags(_ tags: [KeyValue]) -> String {
@@ -103,16 +140,34 @@ struct ModelPages: Sendable {
         return "<section><h2>Tags</h2><table class=\"kv\">\(rows)</table></section>"
     }
 
-    /// Approves (moving the version to the stage) or rejects an open transition request, as the signed-in principal.
-    func decide(name: String, version: String, form: [String: String], session: WebSession) async throws -> Response {
-        let stage = try ModelStage.parse(form["stage"] ?? "")
-        switch form["action"] {
-        case "approve":
-            _ = try await registry.approveTransitionRequest(name: name, version: version, stage: stage, archiveExisting: false, comment: nil, userID: session.principal)
-        case "reject":
-            _ = try await registry.rejectTransitionRequest(name: name, version: version, stage: stage, comment: nil, userID: session.principal)
-        default:
-            throw KilnError.invalid("Unknown action: approve or reject")
+    /// A version page's forms, as the signed-in principal: move to a stage now (`transition`), request a move
+    /// (`request`), approve or reject an open request, or comment. A refused action (a blank comment, a request
+    /// that already exists) comes back as the page with the reason.
+    func act(name: String, version: String, form: [String: String], session: WebSession) async throws -> Response {
+        let comment = form["comment"].flatMap { $0.allSatisfy(\.isWhitespace) ? nil : $0 }
+        do {
+            switch form["action"] {
+            case "approve":
+                _ = try await registry.approveTransitionRequest(name: name, version: version, stage: try ModelStage.parse(form["stage"] ?? ""),
+                                                                archiveExisting: false, comment: comment, userID: session.principal)
+            case "reject":
+                _ = try await registry.rejectTransitionRequest(name: name, version: version, stage: try ModelStage.parse(form["stage"] ?? ""),
+                                                               comment: comment, userID: session.principal)
+            case "transition":
+                _ = try await registry.transitionStage(name: name, version: version, stage: try ModelStage.parse(form["stage"] ?? ""),
+                                                       archiveExisting: form["archive"] == "1", userID: session.principal, comment: comment)
+            case "request":
+                _ = try await registry.createTransitionRequest(name: name, version: version, stage: try ModelStage.parse(form["stage"] ?? ""),
+                                                               comment: comment, userID: session.principal)
+            case "comment":
+                _ = try await registry.createComment(name: name, version: version, comment: form["comment"] ?? "", userID: session.principal)
+            default:
+                throw KilnError.invalid("Unknown action '\(form["action"] ?? "")': transition, request, approve, reject or comment")
+            }
+        } catch let error as KilnError {
+            // The page again (its own 404 when the version is gone), saying why.
+            return try await self.version(name: name, version: version, session: session, notice: error.message,
+                                          status: error.code == .resourceDoesNotExist ? .notFound : .badRequest)
         }
         return WebUI.redirect("/ui/models/\(HTML.segment(name))/versions/\(HTML.segment(version))")
     }

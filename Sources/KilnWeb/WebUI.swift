@@ -124,10 +124,10 @@ public struct WebUI: Sendable {
             let run = try Self.parameter(context, "run")
             return try await signedIn(request) { _ in try await ArtifactPages(tracking: tracking, artifacts: artifacts).raw(request, runID: run) }
         }
-        router.post("/ui/models/{name}/versions/{version}/requests") { request, context in
+        router.post("/ui/models/{name}/versions/{version}/actions") { request, context in
             let name = try Self.parameter(context, "name"), version = try Self.parameter(context, "version")
             return try await signedInForm(request, context: context) { session, form in
-                try await ModelPages(registry: registry).decide(name: name, version: version, form: form, session: session)
+                try await ModelPages(registry: registry).act(name: name, version: version, form: form, session: session)
             }
         }
         // A run by id alone (a model version knows its run, not the run's experiment).

@@ -216,7 +216,7 @@ def test_pages_are_refused_without_a_session(kiln, seeded):
     assert s.post(kiln.url + f"/ui/jobs/{seeded['job']}/run-now", data={"csrf": "forged"}, allow_redirects=False).status_code == 403
     assert s.post(kiln.url + "/ui/sql", data={"statement": f"DROP TABLE main.{seeded['schema']}.sales"}, allow_redirects=False).status_code == 403
     from urllib.parse import quote
-    for path, form in [(f"/ui/models/{quote(seeded['model'])}/versions/2/requests", {"action": "approve", "stage": "Production"}),
+    for path, form in [(f"/ui/models/{quote(seeded['model'])}/versions/2/actions", {"action": "approve", "stage": "Production"}),
                        (f"/ui/jobs/{seeded['flaky_job']}/runs/{seeded['flaky_run']}/repair", {})]:
         assert s.post(kiln.url + path, data=form, allow_redirects=False).status_code == 403, path
     assert s.get(kiln.url + "/ui/experiments", allow_redirects=False).status_code == 200
@@ -643,3 +643,60 @@ def test_sql_editor_pages_results_and_table_details(kiln, browser):
     errors = console_errors(d)
     assert not errors, "\n".join(e["message"] for e in errors)
 
+
+
+def test_model_version_stage_changes_requests_and_comments(kiln, browser):
+    """From a version page: move it to a stage now (archiving the others), request a move, comment; each lands in
+    the activity list and is what the stock mlflow client then reads."""
+    from urllib.parse import quote
+
+    from mlflow import MlflowClient
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+    os.environ["MLFLOW_TRACKING_TOKEN"] = TOKEN
+    client = MlflowClient(tracking_uri=kiln.url)
+    model = f"ui-stages-{uuid.uuid4().hex[:8]}"
+    client.create_registered_model(model)
+    for k in range(2):
+        client.create_model_version(model, f"s3://bucket/{model}/{k}")
+    d = browser
+    page = f"{kiln.url}/ui/models/{quote(model)}/versions/"
+    d.get(page + "1")
+    if "/ui/login" in d.current_url:
+        sign_in(d, kiln.url, TOKEN)
+
+    def activities():
+        return [(r.get_attribute("data-type"), r.text) for r in by(d, "activity")]
+    Select(by(d, "stage-select")[0]).select_by_visible_text("Staging")
+    by(d, "stage-comment")[0].send_keys("looks good")
+    navigate(d, by(d, "transition")[0])
+    assert by(d, "stage")[0].text == "Staging"
+    assert activities()[0][0] == "APPLIED_TRANSITION" and "looks good" in activities()[0][1], activities()
+    # Version 2 to Staging, archiving version 1.
+    d.get(page + "2")
+    Select(by(d, "stage-select")[0]).select_by_visible_text("Staging")
+    by(d, "archive-existing")[0].click()
+    navigate(d, by(d, "transition")[0])
+    assert by(d, "stage")[0].text == "Staging"
+    assert client.get_model_version(model, "1").current_stage == "Archived"
+    # A request to move it to Production, with a comment; then a plain comment.
+    Select(by(d, "stage-select")[0]).select_by_visible_text("Production")
+    by(d, "stage-comment")[0].send_keys("ship it")
+    navigate(d, by(d, "request-transition")[0])
+    assert len(by(d, "transition-request")) == 1 and "ship it" in by(d, "transition-request")[0].text
+    assert by(d, "stage")[0].text == "Staging"
+    by(d, "comment-text")[0].send_keys("nice work")
+    navigate(d, by(d, "add-comment")[0])
+    kinds = [k for k, _ in activities()]
+    assert kinds[:2] == ["NEW_COMMENT", "REQUESTED_TRANSITION"], activities()
+    assert "nice work" in activities()[0][1]
+    shot(d, "model-activity")
+    # A blank comment is refused with the reason, on the same page.
+    navigate(d, by(d, "add-comment")[0])
+    assert by(d, "error") and "comment" in by(d, "error")[0].text.lower()
+    assert all("400" in e["message"] for e in console_errors(d))
+    # Reject the request from the page: it is gone, the stage stays.
+    navigate(d, by(d, "reject-request")[0])
+    assert not by(d, "transition-request") and by(d, "stage")[0].text == "Staging"
+    assert activities()[0][0] == "REJECTED_REQUEST"
+    assert not [e for e in console_errors(d) if "400" not in e["message"]]

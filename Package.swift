@@ -124,6 +124,7 @@ let package = Package(
         .target(
             name: "KilnWeb",
             dependencies: ["KilnCore", "KilnStore", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnJobs", "KilnSQL", "KilnFrame", "KilnServing",
+                           "KilnLake", "KilnParquet",
                            .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "SQLKit", package: "sql-kit"),

@@ -233,17 +233,39 @@ extension Frame {
     /// Reads the flat columns of a Parquet file (row groups in parallel).
     public static func read(parquet path: String, columns wanted: [String]? = nil) throws -> Frame {
         let reader = try ParquetFileReader(path: path)
+        return try read(reader, rowGroups: Array(reader.metadata.rowGroups.indices), columns: wanted)
+    }
+
+    /// Rows `range` of the flat columns of the Parquet file `source` serves, reading only the row groups that hold
+    /// them (a page of a large file costs a row group, not the file); and the file's row count.
+    public static func read(parquet source: any ParquetSource, rows range: Range<Int>) throws -> (frame: Frame, totalRows: Int) {
+        let reader = try ParquetFileReader(source: source)
+        var groups: [Int] = [], first = 0, start = 0
+        for (i, group) in reader.metadata.rowGroups.enumerated() {
+            let rows = Int(group.numRows)
+            if start + rows > range.lowerBound, start < range.upperBound {
+                if groups.isEmpty { first = start }
+                groups.append(i)
+            }
+            start += rows
+        }
+        let frame = try read(reader, rowGroups: groups, columns: nil)
+        let lower = min(frame.rowCount, max(0, range.lowerBound - first))
+        return (frame.slice(lower..<min(frame.rowCount, max(lower, range.upperBound - first))), start)
+    }
+
+    static func read(_ reader: ParquetFileReader, rowGroups: [Int], columns wanted: [String]?) throws -> Frame {
         var nodes = reader.schema.root.children.filter { $0.isLeaf }
         if let wanted {
             nodes = try wanted.map { name in
                 guard let node = reader.schema.root.children.first(where: { $0.name.lowercased() == name.lowercased() }), node.isLeaf else {
-                    throw KilnError.invalid("No flat column '\(name)' in \(URL(fileURLWithPath: path).lastPathComponent)")
+                    throw KilnError.invalid("No flat column '\(name)' in \(URL(fileURLWithPath: reader.path).lastPathComponent)")
                 }
                 return node
             }
         }
         let leaves = nodes.compactMap(\.leafIndex)
-        let groups = try reader.readAll(rowGroups: Array(reader.metadata.rowGroups.indices), columns: leaves)
+        let groups = try reader.readAll(rowGroups: rowGroups, columns: leaves)
         let parts = try groups.map { data in
             Frame(names: nodes.map(\.name), columns: try zip(leaves, data).map { leaf, column in
                 let descriptor = reader.columns[leaf]
@@ -257,6 +279,34 @@ extension Frame {
             })
         }
         return Frame.concatenate(parts)
+    }
+
+    /// Rows `range` of a Delta table's latest version (its live files in path order), reading only the files that
+    /// hold them, found from each file's row count in its stats (a file without stats is read to be counted); and
+    /// the table's row count.
+    public static func read(_ table: DeltaTable, rows range: Range<Int>) throws -> (frame: Frame, totalRows: Int) {
+        var plan = try table.plan()
+        var chosen: [AddFile] = [], start = 0, first: Int?
+        for file in plan.files {
+            var count: Int
+            if let n = FileStats.parse(file.stats)?.numRecords {
+                count = Int(n)
+                if case .number(let deleted)? = file.deletionVector?["cardinality"] { count -= Int(deleted) ?? 0 }
+            } else {
+                var one = plan
+                one.files = [file]
+                count = try read(table, plan: one).rowCount
+            }
+            if start + count > range.lowerBound, start < range.upperBound {
+                chosen.append(file)
+                if first == nil { first = start }
+            }
+            start += count
+        }
+        plan.files = chosen
+        let frame = chosen.isEmpty ? try empty(plan.snapshot.schema) : try read(table, plan: plan)
+        let lower = min(frame.rowCount, max(0, range.lowerBound - (first ?? 0)))
+        return (frame.slice(lower..<min(frame.rowCount, max(lower, range.upperBound - (first ?? 0)))), start)
     }
 }
 

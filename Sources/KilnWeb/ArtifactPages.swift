@@ -3,11 +3,15 @@ import HTTPTypes
 import Hummingbird
 import KilnBlob
 import KilnCore
+import KilnFrame
+import KilnLake
+import KilnParquet
 import KilnTracking
 
 /// A run's artifacts: a folder listing, a preview of one file (text, JSON, YAML, MLmodel, Markdown and code as text;
-/// CSV/TSV as a table; images inline; HTML in a sandboxed frame), and the raw file for download. A file over
-/// `previewLimit` is never read for a page — it gets a download link only.
+/// CSV/TSV as a table; Parquet files and Delta table folders as a grid paged 100 rows at a time; images inline;
+/// HTML in a sandboxed frame), and the raw file for download. A text file over `previewLimit` is never read for a
+/// page — it gets a download link only; a Parquet or Delta page reads only the row groups or files that hold it.
 struct ArtifactPages: Sendable {
     let tracking: TrackingService
     let artifacts: any BlobStore
@@ -53,23 +57,39 @@ struct ArtifactPages: Sendable {
             throw KilnError.notFound("No artifact at '\(path)'")
         case true?:
             let entries = try artifacts.list(key).sorted { ($0.isDirectory ? 0 : 1, $0.name) < ($1.isDirectory ? 0 : 1, $1.name) }
+            var table = ""
+            if entries.contains(where: { $0.isDirectory && $0.name == "_delta_log" }) {
+                let page = Self.pageNumber(request)
+                table = (try? Self.deltaGrid(store: artifacts, key: key, page: page, link: "\(base)/artifacts?path=\(HTML.query(path))&amp;page="))
+                    ?? "<p class=\"hint\" data-testid=\"no-preview\">A Delta log is here, but the table could not be read.</p>"
+                table = "<section><h2>Delta table</h2>\(table)</section><h2>Files</h2>"
+            }
             let rows = entries.map { entry -> String in
                 let child = path.isEmpty ? entry.name : path + "/" + entry.name
                 return "<tr data-testid=\"artifact-row\" data-path=\"\(HTML.escape(child))\"><td><a href=\"\(base)/artifacts?path=\(HTML.query(child))\">\(HTML.escape(entry.name))\(entry.isDirectory ? "/" : "")</a></td><td class=\"num\">\(entry.size.map(Self.size) ?? "")</td></tr>"
             }.joined()
-            let body = nav + "<table data-testid=\"artifacts\"><thead><tr><th>Name</th><th>Size</th></tr></thead><tbody>\(rows.isEmpty ? "<tr><td colspan=\"2\">Empty folder.</td></tr>" : rows)</tbody></table>"
+            let body = nav + table + "<table data-testid=\"artifacts\"><thead><tr><th>Name</th><th>Size</th></tr></thead><tbody>\(rows.isEmpty ? "<tr><td colspan=\"2\">Empty folder.</td></tr>" : rows)</tbody></table>"
             return WebUI.html(HTML.page(title: title, session: session, body: body))
         case false?:
             let size = try artifacts.head(key)?.size ?? 0
             let raw = "\(base)/artifacts/raw?path=\(HTML.query(path))"
             let download = "<p><a href=\"\(raw)&amp;download=1\" data-testid=\"download\" download>Download</a> (\(Self.size(size)))</p>"
-            return WebUI.html(HTML.page(title: title, session: session, body: nav + download + (try preview(key: key, path: path, size: size, raw: raw))))
+            let link = "\(base)/artifacts?path=\(HTML.query(path))&amp;page="
+            return WebUI.html(HTML.page(title: title, session: session,
+                                        body: nav + download + (try preview(key: key, path: path, size: size, raw: raw, page: Self.pageNumber(request), link: link))))
         }
     }
 
-    func preview(key: BlobKey, path: String, size: Int64, raw: String) throws -> String {
+    func preview(key: BlobKey, path: String, size: Int64, raw: String, page: Int = 0, link: String = "") throws -> String {
         let name = path.split(separator: "/").last.map(String.init) ?? path
         let ext = name.split(separator: ".").count > 1 ? String(name.split(separator: ".").last!).lowercased() : ""
+        if ext == "parquet" {
+            let rows = page * Self.gridPage..<(page + 1) * Self.gridPage
+            guard let (frame, total) = try? Frame.read(parquet: BlobParquetSource(store: artifacts, key: key, size: Int(size)), rows: rows) else {
+                return "<p class=\"hint\" data-testid=\"no-preview\">Not a Parquet file Kiln can read: no preview.</p>"
+            }
+            return Self.grid(frame, total: total, page: page, link: link)
+        }
         if Self.imageTypes[ext] != nil {
             guard size <= 20 * Self.previewLimit else { return Self.tooLarge }
             return "<img class=\"preview\" data-testid=\"image-preview\" alt=\"\(HTML.escape(name))\" src=\"\(raw)\">"
@@ -94,6 +114,29 @@ struct ArtifactPages: Sendable {
             text = String(decoding: pretty, as: UTF8.self)
         }
         return "<pre class=\"preview\" data-testid=\"text-preview\">\(HTML.escape(text))</pre>"
+    }
+
+    static let gridPage = 100
+
+    /// `?page=N` of a paged grid (0 when absent or not a number).
+    static func pageNumber(_ request: Request) -> Int {
+        max(0, formFields(Substring(request.uri.query ?? ""))["page"].flatMap { Int($0) } ?? 0)
+    }
+
+    /// A page of the Delta table whose root is `key` (its latest version).
+    static func deltaGrid(store: any BlobStore, key: BlobKey, page: Int, link: String) throws -> String {
+        let table = try DeltaTable.open(storage: TableStorage(store: store, root: key.path, displayPath: key.path))
+        let (frame, total) = try Frame.read(table, rows: page * gridPage..<(page + 1) * gridPage)
+        return grid(frame, total: total, page: page, link: link)
+    }
+
+    /// Rows of a file or table as a grid with where they sit in the whole and links to the pages around them.
+    static func grid(_ frame: Frame, total: Int, page: Int, link: String) -> String {
+        let from = page * gridPage
+        var nav = "<span data-testid=\"grid-summary\">\(total) \(total == 1 ? "row" : "rows")\(frame.rowCount > 0 ? " · rows \(from + 1)–\(from + frame.rowCount)" : "")</span>"
+        if page > 0 { nav += " <a data-testid=\"grid-prev\" href=\"\(link)\(page - 1)\">Previous \(gridPage)</a>" }
+        if from + frame.rowCount < total { nav += " <a data-testid=\"grid-next\" href=\"\(link)\(page + 1)\">Next \(gridPage)</a>" }
+        return "<p class=\"meta\">\(nav)</p>" + DataPages.grid(frame, testID: "grid-preview", limit: gridPage)
     }
 
     static let tooLarge = "<p class=\"notice\" data-testid=\"too-large\">Too large to preview — download it instead.</p>"
@@ -168,5 +211,19 @@ struct ArtifactPages: Sendable {
         if bytes < 1 << 20 { return String(format: "%.1f KiB", Double(bytes) / 1024) }
         if bytes < 1 << 30 { return String(format: "%.1f MiB", Double(bytes) / Double(1 << 20)) }
         return String(format: "%.1f GiB", Double(bytes) / Double(1 << 30))
+    }
+}
+
+/// A Parquet file in the artifact store, read by ranges (the reader asks for the footer, then column chunks).
+struct BlobParquetSource: ParquetSource {
+    let store: any BlobStore
+    let key: BlobKey
+    let size: Int
+    var name: String { key.path }
+
+    func read(offset: Int, count: Int) throws -> [UInt8] {
+        let bytes = try store.read(key, range: Int64(offset)..<Int64(offset + count))
+        guard bytes.count == count else { throw KilnError.invalid("\(key.path) is shorter than its footer says") }
+        return bytes
     }
 }

@@ -189,6 +189,8 @@ public final class ServingService: @unchecked Sendable {
     private var deployments: [String: Deployment] = [:]
     private var stats: [String: [String: EntityStats]] = [:]
     private var rejected: [String: Int] = [:]
+    /// Per endpoint, its traffic minute by minute (all served entities), the last ``TrafficMinute/kept`` minutes.
+    private var minutes: [String: [MinuteStats]] = [:]
 
     /// How long a request may wait for a scoring slot before it gets 503.
     public var queueTimeout: Duration = .seconds(30)
@@ -319,6 +321,7 @@ public final class ServingService: @unchecked Sendable {
         try await database.write { sql in try await sql.raw("DELETE FROM serving_endpoints WHERE name = \(bind: name)").run() }
         let removed = lock.withLock { () -> Deployment? in
             _ = stats.removeValue(forKey: name)
+            _ = minutes.removeValue(forKey: name)
             _ = rejected.removeValue(forKey: name)
             _ = shadowStats.removeValue(forKey: name)
             return deployments.removeValue(forKey: name)
@@ -395,15 +398,48 @@ public final class ServingService: @unchecked Sendable {
         public var p99: Double?
     }
 
+    /// One minute of an endpoint's traffic over all its served entities: requests, failures, and latency
+    /// quantiles as in ``Traffic``.
+    public struct TrafficMinute: Sendable, Equatable {
+        /// How many minutes an endpoint's history keeps (in memory, since the server started).
+        public static let kept = 60
+        /// The minute's start, in milliseconds since the epoch.
+        public var start: Int64
+        public var requests: Int
+        public var errors: Int
+        public var p50: Double?
+        public var p99: Double?
+    }
+
+    struct MinuteStats: Sendable {
+        var start: Int64
+        var requests = 0
+        var errors = 0
+        var buckets = [Int](repeating: 0, count: EntityStats.bounds.count)
+    }
+
+    /// The endpoint's traffic per minute over the last hour, oldest first; minutes without requests are left out.
+    public func trafficHistory(name: String) -> [TrafficMinute] {
+        let kept = lock.withLock { minutes[name] ?? [] }
+        return kept.map { m in
+            TrafficMinute(start: m.start, requests: m.requests, errors: m.errors,
+                          p50: Self.quantile(0.5, requests: m.requests, buckets: m.buckets),
+                          p99: Self.quantile(0.99, requests: m.requests, buckets: m.buckets))
+        }
+    }
+
+    /// The upper bound of the histogram bucket quantile `q` falls in (nil without requests or past the last bound).
+    static func quantile(_ q: Double, requests: Int, buckets: [Int]) -> Double? {
+        guard requests > 0 else { return nil }
+        let target = Int((Double(requests) * q).rounded(.up))
+        return zip(EntityStats.bounds, buckets).first { $0.1 >= target }?.0
+    }
+
     public func traffic(name: String) -> [String: Traffic] {
         let entities = lock.withLock { stats[name] ?? [:] }
         return entities.mapValues { s in
-            func quantile(_ q: Double) -> Double? {
-                guard s.requests > 0 else { return nil }
-                let target = Int((Double(s.requests) * q).rounded(.up))
-                return zip(EntityStats.bounds, s.buckets).first { $0.1 >= target }?.0
-            }
-            return Traffic(requests: s.requests, errors: s.errors, p50: quantile(0.5), p99: quantile(0.99))
+            Traffic(requests: s.requests, errors: s.errors, p50: Self.quantile(0.5, requests: s.requests, buckets: s.buckets),
+                    p99: Self.quantile(0.99, requests: s.requests, buckets: s.buckets))
         }
     }
 
@@ -625,6 +661,7 @@ public final class ServingService: @unchecked Sendable {
 
     func record(_ endpoint: String, _ entity: String, seconds duration: Duration, failed: Bool) {
         let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        let now = clock.nowMillis()
         // Also in the server's /metrics (swift-metrics → Prometheus).
         let dimensions = [("endpoint", endpoint), ("served_entity", entity)]
         CoreMetrics.Counter(label: "kiln_serving_requests_total", dimensions: dimensions).increment()
@@ -638,6 +675,14 @@ public final class ServingService: @unchecked Sendable {
             s.seconds += seconds
             for (k, bound) in EntityStats.bounds.enumerated() where seconds <= bound { s.buckets[k] += 1 }
             stats[endpoint, default: [:]][entity] = s
+            let minute = now / 60_000 * 60_000
+            var history = minutes[endpoint] ?? []
+            if history.last?.start != minute { history.append(MinuteStats(start: minute)) }
+            history[history.count - 1].requests += 1
+            if failed { history[history.count - 1].errors += 1 }
+            for (k, bound) in EntityStats.bounds.enumerated() where seconds <= bound { history[history.count - 1].buckets[k] += 1 }
+            history.removeAll { $0.start <= minute - Int64(TrafficMinute.kept) * 60_000 }
+            minutes[endpoint] = history
         }
     }
 

@@ -98,12 +98,25 @@ enum Charts {
             let sorted = ys.sorted()
             (y0, y1) = (sorted[sorted.count * 5 / 100], sorted[sorted.count * 95 / 100])
         }
-        if x0 == x1 { x0 -= 1; x1 += 1 }
-        if y0 == y1 { y0 -= abs(y0) * 0.1 + 1; y1 += abs(y1) * 0.1 + 1 }
+        if x0 == x1 {
+            let pad = options.axis == .time ? 30_000.0 : 1  // half a minute of wall time, else one unit
+            x0 -= pad
+            x1 += pad
+        }
+        if y0 == y1 {
+            // One value: from 0 for a non-negative one (a latency is never drawn below zero), else ± a margin.
+            if y0 >= 0, !logged { (y0, y1) = (0, y1 > 0 ? y1 * 1.25 : 1) } else { y0 -= abs(y0) * 0.1 + 1; y1 += abs(y1) * 0.1 + 1 }
+        }
         let plotW = width - left - right, plotH = height - top - bottom
         func px(_ x: Double) -> String { String(format: "%.1f", left + (x - x0) / (x1 - x0) * plotW) }
         func py(_ y: Double) -> String { String(format: "%.1f", top + (1 - (min(max(y, y0), y1) - y0) / (y1 - y0)) * plotH) }
         let several = series.count > 1
+        // Short series get a dot per point, so one or two values are visible, not only a hairline.
+        var dots = ""
+        for (index, points) in drawn where points.count <= 30 {
+            let colour = several ? "c\(index % 8)" : "accent"
+            dots += points.map { "<circle class=\"dot \(colour)\" cx=\"\(px($0.x))\" cy=\"\(py($0.y))\" r=\"2.5\"/>" }.joined()
+        }
         var paths = "", legend = ""
         for (index, points) in drawn {
             let d = points.count == 1 ? "M\(px(points[0].x)) \(py(points[0].y))h0.1"
@@ -133,7 +146,7 @@ enum Charts {
             <text x="\(Int(left) - 4)" y="\(bottomY)" text-anchor="end">\(yLabel(y0))</text>
             <text x="\(Int(left))" y="\(Int(height) - 8)" text-anchor="start">\(xLabel(x0))</text>
             <text x="\(rightX)" y="\(Int(height) - 8)" text-anchor="end" data-testid="x-label">\(axisName) \(xLabel(x1))</text></g>
-            \(paths)
+            \(paths)\(dots)
             </svg>\(legend.isEmpty ? "" : "<ul class=\"legend\">\(legend)</ul>")</figure>
             """
     }

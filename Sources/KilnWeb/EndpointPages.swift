@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import KilnCore
 import KilnServing
+import KilnTracking
 
 /// Serving endpoints: the list, and an endpoint's served entities with their traffic shares, state, request and
 /// error counts and latency (p50/p99 since the server started), its inference table, and a box to query it.
@@ -43,6 +44,7 @@ struct EndpointPages: Sendable {
                 <td class="num">\(seconds(t?.p50))</td><td class="num">\(seconds(t?.p99))</td></tr>
                 """
         }.joined()
+        let charts = Self.trafficCharts(serving.trafficHistory(name: name))
         var capture = ""
         if let c = e.config.capture, c.enabled {
             let table = "\(c.tableNamePrefix)_payload"
@@ -55,6 +57,7 @@ struct EndpointPages: Sendable {
             <section><h2>Served entities</h2><div class="scroll"><table data-testid="entities"><thead><tr><th>Name</th><th>Model</th><th>Traffic</th>
             <th>Size</th><th>State</th><th>Requests</th><th>Errors</th><th>p50</th><th>p99</th></tr></thead><tbody>\(rows)</tbody></table></div>
             <p class="hint">Counts and latency since the server started; Prometheus has them over time at <code>/metrics</code>.</p>\(capture)</section>
+            \(charts)
             <section><h2>Query</h2>
             <form method="post" action="/ui/endpoints/\(HTML.segment(name))/query" class="login sql">
             <input type="hidden" name="csrf" value="\(HTML.escape(session.csrf))">
@@ -63,6 +66,33 @@ struct EndpointPages: Sendable {
             <button type="submit" data-testid="query-send">Send</button></form>\(answer)</section>
             """
         return WebUI.html(HTML.page(title: e.name, session: session, body: body))
+    }
+
+    /// Requests and errors per minute (minutes without traffic drawn as 0) and p50/p99 latency per minute, over
+    /// the last hour the server kept, drawn like metric charts with wall time on x.
+    static func trafficCharts(_ history: [ServingService.TrafficMinute]) -> String {
+        guard let first = history.first, let last = history.last else {
+            return "<section><h2>Traffic over time</h2><p class=\"hint\" data-testid=\"no-traffic\">No requests in the last hour.</p></section>"
+        }
+        let byStart = Dictionary(history.map { ($0.start, $0) }, uniquingKeysWith: { a, _ in a })
+        var requests: [Metric] = [], errors: [Metric] = [], p50: [Metric] = [], p99: [Metric] = []
+        for (step, start) in stride(from: first.start, through: last.start, by: 60_000).enumerated() {
+            let m = byStart[start]
+            requests.append(Metric(key: "requests", value: Double(m?.requests ?? 0), timestamp: start, step: Int64(step)))
+            errors.append(Metric(key: "errors", value: Double(m?.errors ?? 0), timestamp: start, step: Int64(step)))
+            if let v = m?.p50 { p50.append(Metric(key: "p50", value: v * 1000, timestamp: start, step: Int64(step))) }
+            if let v = m?.p99 { p99.append(Metric(key: "p99", value: v * 1000, timestamp: start, step: Int64(step))) }
+        }
+        var options = Charts.Options()
+        options.axis = .time
+        let total = history.reduce(0) { $0 + $1.requests }
+        return """
+            <section><h2>Traffic over time</h2><p class="meta" data-testid="traffic-summary">\(total) requests in \(requests.count) \(requests.count == 1 ? "minute" : "minutes") (per minute, latency ≤ the histogram bucket)</p>
+            <div class="charts" data-testid="traffic-charts">
+            \(Charts.lines(key: "requests / min", series: [("requests", requests), ("errors", errors)], options: options))
+            \(Charts.lines(key: "latency ms", series: [("p50", p50), ("p99", p99)], options: options))
+            </div></section>
+            """
     }
 
     /// Scores the query box's body as the invocations API would, and shows the answer.

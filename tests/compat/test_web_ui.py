@@ -428,6 +428,13 @@ def test_sign_in_browse_and_sign_out_in_a_browser(kiln, seeded, browser):
     box.send_keys('{"dataframe_records": [{"nope": 1}]}')
     navigate(d, by(d, "query-send")[0])
     assert by(d, "error")
+    # Traffic over time: requests and errors per minute, p50/p99 per minute; the same total as the counts.
+    charts = by(d, "traffic-charts")[0].find_elements(By.CSS_SELECTOR, '[data-testid="metric-chart"]')
+    assert [c.get_attribute("data-key") for c in charts] == ["requests / min", "latency ms"]
+    assert [p.get_attribute("data-name") for p in charts[0].find_elements(By.CSS_SELECTOR, '[data-testid="series"]')] == ["requests", "errors"]
+    assert [p.get_attribute("data-name") for p in charts[1].find_elements(By.CSS_SELECTOR, '[data-testid="series"]')] == ["p50", "p99"]
+    counted = sum(int(r.find_element(By.CSS_SELECTOR, '[data-testid="requests"]').text) for r in by(d, "entity-row"))
+    assert by(d, "traffic-summary")[0].text.startswith(f"{counted} requests"), (counted, by(d, "traffic-summary")[0].text)
     shot(d, "endpoint")
 
     # The header's search finds every kind of thing by name.

@@ -115,6 +115,8 @@ def main():
             s.post(url + "/ui/login", data={"csrf": csrf, "token": TOKEN})
             pages = {"experiments": "/ui/experiments", "runs (100 of N, 60 columns)": f"/ui/experiments/{exp}",
                      "runs filtered + sorted by a metric": f"/ui/experiments/{exp}?filter=metrics.m3+%3E+0.5&order=metrics.m7+DESC",
+                     "runs sorted by a metric's min": f"/ui/experiments/{exp}?order=min%28metrics.m7%29+DESC",
+                     "runs grouped by a param (all N)": f"/ui/experiments/{exp}?group=params.p3",
                      "run (1,000-step chart)": f"/ui/experiments/{exp}/runs/{ids[0]}",
                      "compare 20 runs": f"/ui/experiments/{exp}/compare?" + "&".join(f"runs={i}" for i in ids[:20])}
             kiln_times = {}

@@ -4,8 +4,8 @@ import KilnCore
 import KilnTracking
 
 /// Runs side by side: params, metrics and tags where the runs differ (all of them on request), a parallel-
-/// coordinates chart over the numeric columns that differ, a scatter of any two of them, and each metric's history
-/// with one line per run.
+/// coordinates chart over the numeric columns that differ, a scatter of any two of them, a contour of a third over
+/// two, and each metric's history with one line per run.
 struct ComparePage: Sendable {
     let tracking: TrackingService
     static let maxRuns = 100
@@ -71,6 +71,22 @@ struct ComparePage: Sendable {
                 <label for="y">y</label><select id="y" name="y">\(options(y.name))</select>
                 <button type="submit">Plot</button></form>
                 \(CompareCharts.scatter(x: x, y: y, runs: names))
+                """
+        }
+        if columns.count >= 3 {
+            let cx = columns.first { $0.name == fields["cx"] } ?? columns[0]
+            let cy = columns.first { $0.name == fields["cy"] } ?? columns[1]
+            let cz = columns.first { $0.name == fields["cz"] } ?? columns[2]
+            let options = { (selected: String) in columns.map { "<option\($0.name == selected ? " selected" : "")>\(HTML.escape($0.name))</option>" }.joined() }
+            let keep = (ids.map { "<input type=\"hidden\" name=\"runs\" value=\"\(HTML.escape($0))\">" }
+                + ["x", "y", "all"].compactMap { name in fields[name].map { "<input type=\"hidden\" name=\"\(name)\" value=\"\(HTML.escape($0))\">" } }).joined()
+            charts += """
+                <form method="get" class="search" data-testid="contour-axes">\(keep)
+                <label for="cx">x</label><select id="cx" name="cx">\(options(cx.name))</select>
+                <label for="cy">y</label><select id="cy" name="cy">\(options(cy.name))</select>
+                <label for="cz">z</label><select id="cz" name="cz">\(options(cz.name))</select>
+                <button type="submit">Plot</button></form>
+                \(CompareCharts.contour(x: cx, y: cy, z: cz, runs: names))
                 """
         }
         // Every metric's history, one path per run on shared axes (the first 12 metrics and 20 runs).
@@ -159,6 +175,61 @@ enum CompareCharts {
             <line x1="\(f(left))" y1="\(f(height - bottom))" x2="\(f(width - right))" y2="\(f(height - bottom))"/>
             <text x="\(f(width - right))" y="\(f(height - 10))" text-anchor="end">\(HTML.escape(x.name))</text>
             <text x="\(f(left - 4))" y="\(f(top + 10))" text-anchor="end">\(HTML.number(y.values.compactMap { $0 }.max()))</text></g>\(points)</svg></figure>
+            """
+    }
+
+    /// z over the x–y plane: z interpolated from the runs (inverse-distance weights, squared, in the plot's
+    /// normalized coordinates) on a 24 × 24 grid, each cell filled by which of 8 equal bands of z it falls in
+    /// (filled contours, blue low to red high), with the runs on top.
+    static func contour(x: (name: String, values: [Double?]), y: (name: String, values: [Double?]),
+                        z: (name: String, values: [Double?]), runs: [String]) -> String {
+        let sx = scale(x.values), sy = scale(y.values)
+        var points: [(x: Double, y: Double, z: Double, run: Int)] = []
+        for r in runs.indices {
+            guard let a = x.values[r], let b = y.values[r], let c = z.values[r], a.isFinite, b.isFinite, c.isFinite else { continue }
+            points.append((sx(a), sy(b), c, r))
+        }
+        guard points.count >= 3 else {
+            return "<p class=\"hint\" data-testid=\"contour-hint\">A contour plot needs three runs with \(HTML.escape(x.name)), \(HTML.escape(y.name)) and \(HTML.escape(z.name)).</p>"
+        }
+        let width = 420.0, height = 320.0, left = 56.0, bottom = 40.0, top = 12.0, right = 14.0, cells = 24, levels = 8
+        let plotW = width - left - right, plotH = height - top - bottom
+        let zLow = points.map(\.z).min()!, zHigh = points.map(\.z).max()!
+        func band(_ value: Double) -> Int { zHigh == zLow ? levels / 2 : min(levels - 1, Int((value - zLow) / (zHigh - zLow) * Double(levels))) }
+        func colour(_ level: Int) -> String { "hsl(\(240 - level * 240 / (levels - 1)), 70%, 55%)" }
+        var grid = ""
+        for i in 0..<cells {
+            for j in 0..<cells {
+                let gx = (Double(i) + 0.5) / Double(cells), gy = (Double(j) + 0.5) / Double(cells)
+                var weighted = 0.0, total = 0.0, exact: Double?
+                for p in points {
+                    let d2 = (p.x - gx) * (p.x - gx) + (p.y - gy) * (p.y - gy)
+                    if d2 < 1e-12 { exact = p.z; break }
+                    weighted += p.z / d2
+                    total += 1 / d2
+                }
+                let value = exact ?? weighted / total
+                grid += "<rect data-testid=\"contour-cell\" data-band=\"\(band(value))\" x=\"\(f(left + Double(i) * plotW / Double(cells)))\" "
+                    + "y=\"\(f(top + (1 - Double(j + 1) / Double(cells)) * plotH))\" width=\"\(f(plotW / Double(cells) + 0.5))\" "
+                    + "height=\"\(f(plotH / Double(cells) + 0.5))\" fill=\"\(colour(band(value)))\"/>"
+            }
+        }
+        let dots = points.map { p in
+            "<circle class=\"contour-run\" data-testid=\"contour-point\" cx=\"\(f(left + p.x * plotW))\" cy=\"\(f(top + (1 - p.y) * plotH))\" r=\"4\">"
+                + "<title>\(HTML.escape(runs[p.run])): \(HTML.escape(z.name)) = \(HTML.number(p.z))</title></circle>"
+        }.joined()
+        let legend = (0..<levels).map { level in
+            "<li><svg width=\"12\" height=\"10\" aria-hidden=\"true\"><rect width=\"12\" height=\"10\" fill=\"\(colour(level))\"/></svg></li>"
+        }.joined()
+        return """
+            <figure class="chart" data-testid="contour-chart"><figcaption>\(HTML.escape(z.name)) over \(HTML.escape(x.name)) × \(HTML.escape(y.name))</figcaption>
+            <svg viewBox="0 0 \(Int(width)) \(Int(height))" width="\(Int(width))" height="\(Int(height))" role="img" aria-label="Contour of \(HTML.escape(z.name))">
+            \(grid)\(dots)
+            <g class="axis"><line x1="\(f(left))" y1="\(f(top))" x2="\(f(left))" y2="\(f(height - bottom))"/>
+            <line x1="\(f(left))" y1="\(f(height - bottom))" x2="\(f(width - right))" y2="\(f(height - bottom))"/>
+            <text x="\(f(width - right))" y="\(f(height - 10))" text-anchor="end">\(HTML.escape(x.name))</text>
+            <text x="\(f(left - 4))" y="\(f(top + 10))" text-anchor="end">\(HTML.escape(y.name))</text></g></svg>
+            <ul class="legend" data-testid="contour-legend"><li>\(HTML.number(zLow))</li>\(legend)<li>\(HTML.number(zHigh))</li></ul></figure>
             """
     }
 

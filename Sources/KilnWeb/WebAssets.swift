@@ -66,7 +66,7 @@ enum WebAssets {
         details.columns fieldset { border: 1px solid var(--line, #ccc); margin: .4em 0; display: flex; flex-wrap: wrap; gap: .3em 1em; max-height: 12em; overflow: auto; }
         details.columns .metric-choice { display: inline-flex; gap: .4em; }
         svg .series { fill: none; stroke-width: 1.6; stroke-linejoin: round; } svg .series:not(.run-line) { stroke: var(--accent); }
-        svg .series.run-line { stroke-width: 1.4; } svg circle.dot { stroke: none; } svg circle.dot.accent { fill: var(--accent); }
+        svg .series.run-line { stroke-width: 1.4; } svg circle.dot { stroke: none; } svg circle.contour-run { fill: #fff; stroke: #222; stroke-width: 1.2; } svg circle.dot.accent { fill: var(--accent); }
         ul.legend { list-style: none; padding: 0; margin: .2em 0 0; display: flex; flex-wrap: wrap; gap: .2em .9em; font-size: 12px; }
         """
 

@@ -757,3 +757,37 @@ def test_parquet_and_delta_artifacts_as_paged_grids(kiln, browser, tmp_path):
     assert sorted(seen) == list(range(250))
     errors = console_errors(d)
     assert not errors, "\n".join(e["message"] for e in errors)
+
+
+def test_compare_contour_of_a_metric_over_two_params(kiln, browser):
+    """The compare page's contour: z interpolated over the x–y plane from the runs, in 8 bands, low where the
+    runs' z is low and high where it is high, the runs drawn on top."""
+    from mlflow import MlflowClient
+    from selenium.webdriver.common.by import By
+    os.environ["MLFLOW_TRACKING_TOKEN"] = TOKEN
+    client = MlflowClient(tracking_uri=kiln.url)
+    exp = client.create_experiment(f"ui-contour-{uuid.uuid4().hex[:8]}")
+    ids = []
+    for x, y in [(0, 0), (1, 0), (0, 1), (1, 1), (0.5, 0.5)]:
+        run = client.create_run(exp).info.run_id
+        client.log_param(run, "x", x)
+        client.log_param(run, "y", y)
+        client.log_metric(run, "z", x + y)
+        ids.append(run)
+    d = browser
+    url = f"{kiln.url}/ui/experiments/{exp}/compare?" + "&".join(f"runs={r}" for r in ids) + "&cx=params.x&cy=params.y&cz=metrics.z"
+    d.get(url)
+    if "/ui/login" in d.current_url:
+        sign_in(d, kiln.url, TOKEN)
+        d.get(url)
+    chart = by(d, "contour-chart")[0]
+    assert "metrics.z over params.x × params.y" in chart.text
+    cells = chart.find_elements(By.CSS_SELECTOR, '[data-testid="contour-cell"]')
+    assert len(cells) == 24 * 24
+    bands = [int(c.get_attribute("data-band")) for c in cells]  # column by column, bottom row first
+    assert bands[0] == 0 and bands[-1] == 7 and set(bands) == set(range(8))
+    assert len(chart.find_elements(By.CSS_SELECTOR, '[data-testid="contour-point"]')) == 5
+    d.execute_script("arguments[0].scrollIntoView()", chart)
+    shot(d, "compare-contour")
+    errors = console_errors(d)
+    assert not errors, "\n".join(e["message"] for e in errors)

@@ -33,7 +33,7 @@ def _driver():
 
 @pytest.fixture(scope="module")
 def seeded(kiln):
-    """An experiment with 130 runs (acc = i / 130), one of them with a 200-step history and 5 children, and a run
+    """An experiment with 130 runs (acc = i / 130), one of them with a 200-step history and 50 children (a tuning parent), and a run
     whose name is markup."""
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param
@@ -52,7 +52,7 @@ def seeded(kiln):
     history = [((k * 37) % 101) / 10.0 for k in range(200)]  # min 0.0, max 10.0, last history[-1]
     client.log_batch(parent, metrics=[Metric("loss", v, 1_800_000_000_000 + k, k) for k, v in enumerate(history)])
     children = [client.create_run(exp, run_name=f"trial-{k}", tags={"mlflow.parentRunId": parent},
-                                  start_time=1_800_000_000_000 + k).info.run_id for k in range(5)]
+                                  start_time=1_800_000_000_000 + k).info.run_id for k in range(50)]
     markup = client.create_run(exp, run_name="<script>window.__xss = 1</script>", start_time=1_600_000_000_000).info.run_id
     # Artifacts of the tuning run: text, JSON, CSV, HTML, an image, a 20 MB file in a folder.
     import base64
@@ -253,13 +253,13 @@ def test_sign_in_browse_and_sign_out_in_a_browser(kiln, seeded, browser):
     rows = by(d, "run-row")
     assert len(rows) == PAGE_SIZE
     ids = [r.get_attribute("data-run-id") for r in rows]
-    assert ids[:6] == [seeded["parent"], *reversed(seeded["children"])], ids[:6]  # children follow their parent, newest first
+    assert ids[:51] == [seeded["parent"], *reversed(seeded["children"])], ids[:51]  # children follow their parent, newest first
     headers = [th.text for th in d.find_elements(By.CSS_SELECTOR, '[data-testid="runs"] thead th')]
     assert "model" in headers and "acc" in headers and "loss" in headers
     shot(d, "runs")
     navigate(d, by(d, "next-page")[0])
     later = [r.get_attribute("data-run-id") for r in by(d, "run-row")]
-    assert len(later) == 130 + 1 + 5 + 1 - PAGE_SIZE and not set(later) & set(ids)
+    assert len(later) == 130 + 1 + 50 + 1 - PAGE_SIZE and not set(later) & set(ids)
     assert seeded["markup"] in later
     assert d.execute_script("return window.__xss === undefined")  # a run name is text, never markup
     assert any("<script>window.__xss = 1</script>" in r.text for r in by(d, "run-row"))
@@ -303,7 +303,7 @@ def test_sign_in_browse_and_sign_out_in_a_browser(kiln, seeded, browser):
     history = seeded["history"]
     cells = {t: row.find_element(By.CSS_SELECTOR, f'[data-testid="metric-{t}"]').text for t in ["last", "min", "max"]}
     assert cells == {"last": f"{history[-1]:g}", "min": f"{min(history):g}", "max": f"{max(history):g}"}, cells
-    assert len(by(d, "child-run")) == 5
+    assert len(by(d, "child-run")) == 50
     # One chart per metric: axes and one path through every (step, value) of the 200-point history.
     charts = by(d, "metric-chart")
     assert [c.get_attribute("data-key") for c in charts] == ["loss"]

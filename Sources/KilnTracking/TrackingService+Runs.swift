@@ -143,28 +143,36 @@ extension TrackingService {
         return runs
     }
 
+    /// The statement ``loadRunData(_:infos:)`` runs for one chunk of run ids (internal for its query-plan test).
+    static func runDataQuery(_ ids: [String]) -> SQLQueryString {
+        var query: SQLQueryString = "WITH ids(id) AS MATERIALIZED (SELECT value FROM json_each("
+        query.appendInterpolation(bind: JSONValue.array(ids.map { .string($0) }).json)
+        query.appendLiteral("""
+            ))
+            SELECT 0 AS kind, run_uuid AS run, key AS k, NULL AS v, value AS x, is_nan AS a, timestamp AS b, step AS c,
+                   NULL AS d1, NULL AS d2, NULL AS d3, NULL AS d4, NULL AS d5 FROM ids CROSS JOIN latest_metrics ON latest_metrics.run_uuid = ids.id
+            UNION ALL SELECT 1, run_uuid, key, value, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM ids CROSS JOIN params ON params.run_uuid = ids.id
+            UNION ALL SELECT 2, run_uuid, key, value, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM ids CROSS JOIN tags ON tags.run_uuid = ids.id
+            UNION ALL SELECT 3, run_uuid, key, value, NULL, NULL, NULL, NULL, dataset_uuid, NULL, NULL, NULL, NULL FROM ids CROSS JOIN input_tags ON input_tags.run_uuid = ids.id
+            UNION ALL SELECT 4, run_uuid, model_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM ids CROSS JOIN run_model_inputs ON run_model_inputs.run_uuid = ids.id
+            UNION ALL SELECT 5, run_uuid, model_id, NULL, NULL, NULL, NULL, step, NULL, NULL, NULL, NULL, NULL FROM ids CROSS JOIN run_model_outputs ON run_model_outputs.run_uuid = ids.id
+            UNION ALL SELECT 6, i.run_uuid, d.name, d.dataset_uuid, NULL, NULL, NULL, NULL, d.digest, d.source_type, d.source, d.schema_json, d.profile
+                FROM ids CROSS JOIN dataset_inputs i ON i.run_uuid = ids.id JOIN datasets d ON d.dataset_uuid = i.dataset_uuid
+            """)
+        return query
+    }
+
     /// The latest metrics, params, tags, dataset inputs and model inputs/outputs of `infos`, as whole runs in the
     /// order of `infos`: one statement per 5,000 runs (a UNION ALL over the child tables). The ids are bound once,
     /// as one JSON array read by `json_each`, so the statement's text is the same for every page: a `VALUES` list
-    /// of a bind per id made SQLite parse ~1,300 opcodes per search (1.1 ms of a 327-run page).
+    /// of a bind per id made SQLite parse ~1,300 opcodes per search (1.1 ms of a 327-run page). `CROSS JOIN` keeps
+    /// the ids as the outer loop: SQLite 3.54 otherwise scanned whole `params`/`tags` tables against a bloom
+    /// filter of the ids (one run's load grew with the store: 0.9 ms at 100 runs, 2 ms at 3,000).
     static func loadRunData(_ sql: any SQLDatabase, infos: [RunInfo]) async throws -> [Run] {
         var runs: [Run] = []
         runs.reserveCapacity(infos.count)
         for chunk in infos.chunked(by: 5000) {
-            var query: SQLQueryString = "WITH ids(id) AS MATERIALIZED (SELECT value FROM json_each("
-            query.appendInterpolation(bind: JSONValue.array(chunk.map { .string($0.runID) }).json)
-            query.appendLiteral("""
-                ))
-                SELECT 0 AS kind, run_uuid AS run, key AS k, NULL AS v, value AS x, is_nan AS a, timestamp AS b, step AS c,
-                       NULL AS d1, NULL AS d2, NULL AS d3, NULL AS d4, NULL AS d5 FROM ids JOIN latest_metrics ON latest_metrics.run_uuid = ids.id
-                UNION ALL SELECT 1, run_uuid, key, value, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM ids JOIN params ON params.run_uuid = ids.id
-                UNION ALL SELECT 2, run_uuid, key, value, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM ids JOIN tags ON tags.run_uuid = ids.id
-                UNION ALL SELECT 3, run_uuid, key, value, NULL, NULL, NULL, NULL, dataset_uuid, NULL, NULL, NULL, NULL FROM ids JOIN input_tags ON input_tags.run_uuid = ids.id
-                UNION ALL SELECT 4, run_uuid, model_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM ids JOIN run_model_inputs ON run_model_inputs.run_uuid = ids.id
-                UNION ALL SELECT 5, run_uuid, model_id, NULL, NULL, NULL, NULL, step, NULL, NULL, NULL, NULL, NULL FROM ids JOIN run_model_outputs ON run_model_outputs.run_uuid = ids.id
-                UNION ALL SELECT 6, i.run_uuid, d.name, d.dataset_uuid, NULL, NULL, NULL, NULL, d.digest, d.source_type, d.source, d.schema_json, d.profile
-                    FROM ids JOIN dataset_inputs i ON i.run_uuid = ids.id JOIN datasets d ON d.dataset_uuid = i.dataset_uuid
-                """)
+            let query = Self.runDataQuery(chunk.map(\.runID))
             var metrics: [String: [Metric]] = [:], params: [String: [KeyValue]] = [:], tags: [String: [KeyValue]] = [:]
             var inputTags: [String: [KeyValue]] = [:], modelInputs: [String: [String]] = [:], outputs: [String: [ModelOutput]] = [:]
             var datasets: [String: [(id: String, dataset: Dataset)]] = [:]
@@ -548,4 +556,19 @@ extension TrackingService {
         }
     }
 
+    /// One metric's history for each of `runIDs` in one statement (a compare page's chart), each oldest first, at
+    /// most `limit` values over all runs (then the rest of the last runs is cut). Runs without the metric are absent.
+    public func metricHistories(runIDs: [String], key: String, limit: Int = 1_000_000) async throws -> [String: [Metric]] {
+        guard !runIDs.isEmpty else { return [:] }
+        let ids = Array(runIDs.prefix(1000))
+        return try await db.read { sql in
+            let rows = try await sql.raw("""
+                SELECT run_uuid, key, value, is_nan, timestamp, step FROM metrics WHERE key = \(bind: key) AND run_uuid IN (\(binds: ids))
+                ORDER BY run_uuid, timestamp, step, value LIMIT \(unsafeRaw: String(max(1, limit)))
+                """).all()
+            var out: [String: [Metric]] = [:]
+            for row in rows { out[try row.decode(column: "run_uuid", as: String.self), default: []].append(try Self.decodeMetric(row)) }
+            return out
+        }
+    }
 }

@@ -26,8 +26,10 @@ struct ComparePage: Sendable {
         for id in ids { runs.append(try await tracking.getRun(id: id)) }
 
         func values(_ pick: (Run) -> [KeyValue]) -> [(key: String, values: [String?])] {
-            let keys = Set(runs.flatMap { pick($0).map(\.key) }).sorted()
-            return keys.map { key in (key, runs.map { run in pick(run).first { $0.key == key }?.value }) }
+            // Each run's pairs once, as a dictionary (picking per key re-formatted every metric per key).
+            let maps = runs.map { Dictionary(pick($0).map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a }) }
+            let keys = Set(maps.flatMap(\.keys)).sorted()
+            return keys.map { key in (key, maps.map { $0[key] }) }
         }
         let params = values(\.params)
         let metrics = values { run in run.metrics.map { KeyValue($0.key, HTML.number($0.value)) } }
@@ -53,8 +55,9 @@ struct ComparePage: Sendable {
             let numbers = row.values.map { $0.flatMap(Double.init) }
             if zip(row.values, numbers).allSatisfy({ $0.0 == nil || $0.1 != nil }) { columns.append(("params.\(row.key)", numbers)) }
         }
+        let metricValues = runs.map { Dictionary($0.metrics.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a }) }
         for row in metrics where differs(row) {
-            columns.append(("metrics.\(row.key)", runs.map { run in run.metrics.first { $0.key == row.key }?.value }))
+            columns.append(("metrics.\(row.key)", metricValues.map { $0[row.key] }))
         }
         columns = Array(columns.prefix(10))
         let names = runs.map { $0.info.runName.isEmpty ? String($0.info.runID.prefix(8)) : $0.info.runName }
@@ -94,9 +97,10 @@ struct ComparePage: Sendable {
         var historyCharts = ""
         let chartedRuns = Array(runs.prefix(Self.maxChartedRuns))
         for key in Set(chartedRuns.flatMap { $0.metrics.map(\.key) }).sorted().prefix(12) {
+            let histories = try await tracking.metricHistories(runIDs: chartedRuns.map(\.info.runID), key: key, limit: 400_000)
             var series: [(name: String, history: [Metric])] = []
-            for (r, run) in chartedRuns.enumerated() where run.metrics.contains(where: { $0.key == key }) {
-                series.append((names[r], try await tracking.metricHistory(runID: run.info.runID, key: key, maxResults: 100_000).items))
+            for (r, run) in chartedRuns.enumerated() {
+                if let history = histories[run.info.runID] { series.append((names[r], history)) }
             }
             historyCharts += Charts.lines(key: key, series: series, options: historyOptions)
         }

@@ -76,6 +76,8 @@ struct RunsTable: Sendable {
     let tracking: TrackingService
     let preferences: WebPreferences
     static let pageSize = 100
+    /// Metric columns a grouping aggregates.
+    static let groupedMetrics = 12
 
     static func layoutName(_ experimentID: String) -> String { "runs-columns:\(experimentID)" }
 
@@ -106,7 +108,8 @@ struct RunsTable: Sendable {
         if !group.isEmpty {
             do {
                 let by = try OrderClause.parse(group)
-                let metricColumns = columns.filter { $0.entity == .metric }
+                // Each metric column is a join over every matching run: the first 12 (pick columns to choose them).
+                let metricColumns = Array(columns.filter { $0.entity == .metric }.prefix(Self.groupedMetrics))
                 let groups = try await tracking.groupRuns(experimentIDs: [experimentID], filter: filter.isEmpty ? nil : filter, groupBy: by,
                                                           metrics: metricColumns.map { MetricColumn(key: $0.key, value: $0.value) })
                 groupsHTML = groupTable(groups, by: by, metrics: metricColumns, filter: filter, order: order)

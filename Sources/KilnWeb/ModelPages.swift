@@ -66,7 +66,9 @@ struct ModelPages: Sendable {
     func version(name: String, version: String, session: WebSession, notice: String? = nil, status: HTTPResponse.Status = .ok) async throws -> Response {
         let v = try await registry.getModelVersion(name: name, version: version)
         let requests = try await registry.transitionRequests(name: name, version: version)
-        let activities = try await registry.activities(name: name, version: version)
+        let lineage = try await registry.lineage(name: name, version: version)
+        let activities = lineage.activities
+        let hooks = try await registry.listWebhooks(modelName: name, events: [])
         var overview = """
             <tr><th>Model</th><td><a href="/ui/models/\(HTML.segment(name))">\(HTML.escape(name))</a></td></tr>
             <tr><th>Stage</th><td data-testid="stage">\(v.stage.rawValue)</td></tr>
@@ -122,16 +124,64 @@ struct ModelPages: Sendable {
             <table data-testid="activities"><thead><tr><th>When</th><th>Who</th><th>What</th><th>Comment</th></tr></thead>
             <tbody>\(activityRows.isEmpty ? "<tr><td colspan=\"4\">No activity yet.</td></tr>" : activityRows)</tbody></table></section>
             """
+        // The model's signature (from its MLmodel, when the server holds the files), what the source run was
+        // trained with, and what is listening for this model's events.
+        var signature = ""
+        if let sig = lineage.mlmodel?.signature {
+            let parts = [("Inputs", sig.inputs), ("Outputs", sig.outputs), ("Params", sig.params)].compactMap { label, json in
+                json.map { "<tr><th>\(label)</th><td>\(Self.signatureColumns($0))</td></tr>" }
+            }.joined()
+            signature = "<section><h2>Signature</h2><table class=\"kv\" data-testid=\"signature\">\(parts)</table></section>"
+        } else if let flavors = lineage.mlmodel?.flavors.keys.sorted(), !flavors.isEmpty {
+            signature = "<section><h2>Signature</h2><p class=\"hint\" data-testid=\"signature\">None logged (flavors: \(HTML.escape(flavors.joined(separator: ", ")))).</p></section>"
+        }
+        var lineageHTML = ""
+        if let run = lineage.run {
+            let params = run.params.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
+            let metrics = run.metrics.sorted { $0.key < $1.key }.map { "\($0.key)=\(HTML.number($0.value))" }.joined(separator: ", ")
+            let datasets = run.datasets.map { "\($0.key) (\($0.value))" }.joined(separator: ", ")
+            lineageHTML = """
+                <section><h2>Lineage</h2><table class="kv" data-testid="lineage">
+                <tr><th>Trained by run</th><td><a href="/ui/runs/\(HTML.segment(run.runID))">\(HTML.escape(run.runName.isEmpty ? run.runID : run.runName))</a> (\(HTML.escape(run.userID)))</td></tr>
+                <tr><th>Params</th><td data-testid="lineage-params">\(HTML.escape(params))</td></tr>
+                <tr><th>Metrics</th><td data-testid="lineage-metrics">\(HTML.escape(metrics))</td></tr>
+                <tr><th>Datasets</th><td>\(HTML.escape(datasets.isEmpty ? "none logged" : datasets))</td></tr>
+                \(lineage.aliasChanges.map { c in "<tr><th>@\(HTML.escape(c.alias))</th><td>\(c.toVersion == v.version ? "set here" : "moved away") \(HTML.time(c.time))\(c.userID.map { " by " + HTML.escape($0) } ?? "")</td></tr>" }.joined())
+                </table></section>
+                """
+        }
+        let hookRows = hooks.map { h in
+            "<tr data-testid=\"webhook\"><td><code>\(HTML.escape(h.url))</code></td><td>\(HTML.escape(h.events.map(\.rawValue).joined(separator: ", ")))</td><td>\(HTML.escape(h.status.rawValue))</td><td>\(HTML.escape(h.description ?? ""))</td></tr>"
+        }.joined()
+        let webhooks = hookRows.isEmpty ? "" : "<section><h2>Webhooks for this model</h2><table data-testid=\"webhooks\"><thead><tr><th>URL</th><th>Events</th><th>Status</th><th>Description</th></tr></thead><tbody>\(hookRows)</tbody></table></section>"
         let body = """
             \(notice.map { HTML.notice($0) } ?? "")
             \(v.description.map { "<p data-testid=\"description\">\(HTML.escape($0))</p>" } ?? "")
             <section><table class="kv" data-testid="overview">\(overview)</table></section>
             \(Self.tags(v.tags))
             \(pending.isEmpty ? "" : "<section><h2>Transition requests</h2><table><thead><tr><th>To stage</th><th>By</th><th>Comment</th><th>When</th><th></th></tr></thead><tbody>\(pending)</tbody></table></section>")
+            \(signature)
+            \(lineageHTML)
             \(stageForms)
             \(activity)
+            \(webhooks)
             """
         return WebUI.html(HTML.page(title: "\(name) version \(v.version)", session: session, body: body), status: status)
+    }
+
+    /// A signature's column specs (`[{"name": "a", "type": "double"}, ...]`) as "a: double, ...", or the JSON as is.
+    static func signatureColumns(_ json: String) -> String {
+        guard case .array(let specs)? = try? JSONValue.parse(Array(json.utf8)) else { return "<code>\(HTML.escape(json))</code>" }
+        let columns = specs.map { spec -> String in
+            guard case .object(let fields) = spec else { return spec.json }
+            var type = fields["type"].map(JSONValue.text) ?? "?"
+            if type == "tensor", case .object(let spec)? = fields["tensor-spec"] {
+                type = "tensor<\(spec["dtype"].map(JSONValue.text) ?? "?")>" + (spec["shape"].map { " \($0.json)" } ?? "")
+            }
+            guard let name = fields["name"].map(JSONValue.text) else { return type }
+            return "\(name): \(type)"
+        }
+        return HTML.escape(columns.joined(separator: ", "))
     }
 
     static func tags(_ tags: [KeyValue]) -> String {

@@ -3,8 +3,8 @@ import Hummingbird
 import KilnCore
 import KilnTracking
 
-/// A run's overview: its attributes, parent and children, params, metrics (last, min, max over the whole history)
-/// and tags.
+/// A run's overview: its attributes, parent and children, params, metrics (last, min, max over the whole history),
+/// datasets, logged models and tags.
 struct RunPage: Sendable {
     let tracking: TrackingService
 
@@ -59,6 +59,25 @@ struct RunPage: Sendable {
             let history = try await tracking.metricHistory(runID: runID, key: metric.key, maxResults: 100_000).items
             charts += Charts.line(key: metric.key, history: history, options: options)
         }
+        // What the run read (datasets) and the logged models it took in or produced.
+        let datasetRows = run.datasetInputs.map { input -> String in
+            let context = input.tags.first { $0.key == "mlflow.data.context" }?.value ?? ""
+            return "<tr data-testid=\"dataset-row\"><td>\(HTML.escape(input.dataset.name))</td><td><code>\(HTML.escape(input.dataset.digest))</code></td>"
+                + "<td>\(HTML.escape(context))</td><td>\(HTML.escape(input.dataset.sourceType))</td></tr>"
+        }.joined()
+        var modelRows = ""
+        for (id, role) in run.modelOutputs.map({ ($0.modelID, "output at step \($0.step)") }) + run.modelInputs.map({ ($0, "input") }) {
+            let model = try? await tracking.getLoggedModel(id: id)
+            modelRows += "<tr data-testid=\"model-row\"><td>\(HTML.escape(model?.name ?? id))</td><td><code>\(HTML.escape(id))</code></td><td>\(HTML.escape(role))</td>"
+                + "<td>\(HTML.escape(model?.modelType ?? ""))</td></tr>"
+        }
+        var inputs = ""
+        if !datasetRows.isEmpty {
+            inputs += "<section><h2>Datasets</h2><table data-testid=\"datasets\"><thead><tr><th>Name</th><th>Digest</th><th>Context</th><th>Source</th></tr></thead><tbody>\(datasetRows)</tbody></table></section>"
+        }
+        if !modelRows.isEmpty {
+            inputs += "<section><h2>Logged models</h2><table data-testid=\"logged-models\"><thead><tr><th>Name</th><th>Model ID</th><th>Role</th><th>Type</th></tr></thead><tbody>\(modelRows)</tbody></table></section>"
+        }
         let childItems = children.map { "<li data-testid=\"child-run\">\(runLink($0.info.runID, $0.info.runName))</li>" }.joined()
 
         let body = """
@@ -67,6 +86,7 @@ struct RunPage: Sendable {
             <table data-testid="metrics"><thead><tr><th>Metric</th><th>Last</th><th>Min</th><th>Max</th><th>Last step</th><th>Values</th></tr></thead>
             <tbody>\(metricRows.isEmpty ? "<tr><td colspan=\"6\">No metrics logged.</td></tr>" : metricRows)</tbody></table></section>
             \(charts.isEmpty ? "" : "<section><h2>Charts</h2>\(Self.chartControls(options))<div class=\"charts\">\(charts)</div></section>")
+            \(inputs)
             <section><h2>Parameters</h2><table class="kv" data-testid="params">\(paramRows.isEmpty ? "<tr><td>No parameters.</td></tr>" : paramRows)</table></section>
             <section><h2>Tags</h2><table class="kv" data-testid="tags">\(tagRows.isEmpty ? "<tr><td>No tags.</td></tr>" : tagRows)</table></section>
             \(childItems.isEmpty ? "" : "<section><h2>Child runs</h2><ul data-testid=\"children\">\(childItems)</ul></section>")

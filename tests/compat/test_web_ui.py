@@ -791,3 +791,54 @@ def test_compare_contour_of_a_metric_over_two_params(kiln, browser):
     shot(d, "compare-contour")
     errors = console_errors(d)
     assert not errors, "\n".join(e["message"] for e in errors)
+
+
+def test_run_datasets_models_and_version_signature_lineage_webhooks(kiln, browser):
+    """A run logged the usual way (a dataset input, an sklearn model registered with a signature): its page lists
+    the dataset and the logged model; the version page shows the signature, the run it came from, and the
+    model's webhooks."""
+    import mlflow
+    import pandas as pd
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.service.ml import HttpUrlSpec, RegistryWebhookEvent
+    from mlflow.models import infer_signature
+    from selenium.webdriver.common.by import By
+    from sklearn.linear_model import LogisticRegression
+    os.environ["MLFLOW_TRACKING_TOKEN"] = TOKEN
+    mlflow.set_tracking_uri(kiln.url)
+    mlflow.set_experiment(f"ui-lineage-{uuid.uuid4().hex[:8]}")
+    registered = f"ui-signed-{uuid.uuid4().hex[:8]}"
+    df = pd.DataFrame({"a": [0.1, 0.5, 0.9, 0.3], "b": [1.0, 0.0, 1.0, 0.0]})
+    y = [0, 1, 1, 0]
+    with mlflow.start_run() as run:
+        mlflow.log_param("C", 1.0)
+        mlflow.log_input(mlflow.data.from_pandas(df, source="/tmp/kiln-ui/train.csv", name="train-set"), context="training")
+        model = LogisticRegression().fit(df, y)
+        mlflow.log_metric("accuracy", 1.0)
+        mlflow.sklearn.log_model(model, name="model", signature=infer_signature(df, model.predict(df)), registered_model_name=registered)
+    WorkspaceClient(host=kiln.url, token=TOKEN, auth_type="pat").model_registry.create_webhook(
+        events=[RegistryWebhookEvent.MODEL_VERSION_TRANSITIONED_STAGE], model_name=registered,
+        http_url_spec=HttpUrlSpec(url="http://127.0.0.1:9/hook"), description="ci hook")
+    d = browser
+    page = f"{kiln.url}/ui/runs/{run.info.run_id}"
+    d.get(page)
+    if "/ui/login" in d.current_url:
+        sign_in(d, kiln.url, TOKEN)
+        d.get(page)
+    datasets = [r.text for r in by(d, "dataset-row")]
+    assert len(datasets) == 1 and "train-set" in datasets[0] and "training" in datasets[0], datasets
+    models = [r.text for r in by(d, "model-row")]
+    assert len(models) == 1 and "model" in models[0] and "output" in models[0], models
+    shot(d, "run-inputs")
+
+    d.get(f"{kiln.url}/ui/models/{registered}/versions/1")
+    signature = by(d, "signature")[0].text
+    assert "a: double" in signature and "b: double" in signature, signature
+    lineage = by(d, "lineage")[0]
+    assert "C=1.0" in by(d, "lineage-params")[0].text and "accuracy=1" in by(d, "lineage-metrics")[0].text
+    assert "train-set" in lineage.text
+    hooks = [r.text for r in by(d, "webhook")]
+    assert len(hooks) == 1 and "http://127.0.0.1:9/hook" in hooks[0] and "MODEL_VERSION_TRANSITIONED_STAGE" in hooks[0]
+    shot(d, "version-lineage")
+    errors = console_errors(d)
+    assert not errors, "\n".join(e["message"] for e in errors)

@@ -29,7 +29,7 @@ struct JobPages: Sendable {
         return WebUI.html(HTML.page(title: "Jobs", session: session, body: body))
     }
 
-    func job(id: Int64, session: WebSession) async throws -> Response {
+    func job(id: Int64, session: WebSession, notice: String? = nil, status: HTTPResponse.Status = .ok) async throws -> Response {
         let job = try await jobs.get(id: id)
         let runs = try await runner.list(jobID: id, activeOnly: false, completedOnly: false, runType: nil, from: nil, to: nil,
                                          limit: Self.matrixRuns, offset: 0, expandTasks: true).reversed()
@@ -53,11 +53,13 @@ struct JobPages: Sendable {
         }
         let body = """
             <p class="meta">Job \(id) · \(HTML.escape(Self.schedule(job.settings).isEmpty ? "no schedule" : Self.schedule(job.settings))) · created by \(HTML.escape(job.creator ?? "unknown"))</p>
+            \(notice.map { HTML.notice($0) } ?? "")
             <form method="post" action="/ui/jobs/\(id)/run-now" class="search"><input type="hidden" name="csrf" value="\(HTML.escape(session.csrf))">
+            \(Self.parameterFields(job.settings))
             <button type="submit" data-testid="run-now">Run now</button></form>
             <section><h2>Recent runs</h2>\(runs.isEmpty ? "<p>No runs yet.</p>" : "<div class=\"scroll\"><table class=\"matrix\" data-testid=\"run-matrix\"><thead><tr>\(head)</tr></thead><tbody>\(rows)</tbody></table></div>")</section>
             """
-        return WebUI.html(HTML.page(title: Self.name(job), session: session, body: body))
+        return WebUI.html(HTML.page(title: Self.name(job), session: session, body: body), status: status)
     }
 
     func run(jobID: Int64, runID: Int64, session: WebSession) async throws -> Response {
@@ -110,11 +112,30 @@ struct JobPages: Sendable {
         return WebUI.html(HTML.page(title: "\(run.runName) #\(run.numberInJob)", session: session, body: body))
     }
 
-    func runNow(jobID: Int64, session: WebSession) async throws -> Response {
+    /// Starts a run, with the job parameters the form set (`param:NAME` fields; a blank one keeps its default).
+    func runNow(jobID: Int64, form: [String: String] = [:], session: WebSession) async throws -> Response {
         var request = JobRunner.RunRequest(jobID: jobID)
         request.creator = session.principal
-        let (runID, _) = try await runner.runNow(request)
-        return WebUI.redirect("/ui/jobs/\(jobID)/runs/\(runID)")
+        for (field, value) in form where field.hasPrefix("param:") && !value.isEmpty {
+            request.jobParameters[String(field.dropFirst(6))] = value
+        }
+        do {
+            let (runID, _) = try await runner.runNow(request)
+            return WebUI.redirect("/ui/jobs/\(jobID)/runs/\(runID)")
+        } catch let error as KilnError where error.code == .invalidParameterValue {
+            return try await job(id: jobID, session: session, notice: error.message, status: .badRequest)
+        }
+    }
+
+    /// A text field per declared job parameter, its default as the placeholder.
+    static func parameterFields(_ settings: [String: JSONValue]) -> String {
+        guard case .array(let declared)? = settings["parameters"] else { return "" }
+        return declared.compactMap { p -> String? in
+            guard case .object(let o) = p, case .string(let name)? = o["name"] else { return nil }
+            let fallback = o["default"].map(JSONValue.text) ?? ""
+            return "<label for=\"param-\(HTML.escape(name))\">\(HTML.escape(name))</label>"
+                + "<input id=\"param-\(HTML.escape(name))\" name=\"param:\(HTML.escape(name))\" placeholder=\"\(HTML.escape(fallback))\" data-testid=\"job-parameter\" data-name=\"\(HTML.escape(name))\">"
+        }.joined()
     }
 
     /// Reruns a finished run's failed tasks and their dependents (the repair the API's `rerun_all_failed_tasks` does).

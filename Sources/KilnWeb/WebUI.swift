@@ -157,7 +157,7 @@ public struct WebUI: Sendable {
         }
         router.post("/ui/jobs/{job}/run-now") { request, context in
             let job = try Self.number(context, "job")
-            return try await signedInForm(request, context: context) { session, _ in try await pages.runNow(jobID: job, session: session) }
+            return try await signedInForm(request, context: context) { session, form in try await pages.runNow(jobID: job, form: form, session: session) }
         }
     }
 

@@ -842,3 +842,39 @@ def test_run_datasets_models_and_version_signature_lineage_webhooks(kiln, browse
     shot(d, "version-lineage")
     errors = console_errors(d)
     assert not errors, "\n".join(e["message"] for e in errors)
+
+
+def test_run_now_with_job_parameters(kiln, browser, tmp_path):
+    """Run now from a job's page with a parameter typed in: the run carries it and its task sees it; a blank one
+    keeps its default."""
+    import time as _time
+
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.service.jobs import JobParameterDefinition, SparkPythonTask, Task
+    w = WorkspaceClient(host=kiln.url, token=TOKEN, auth_type="pat")
+    script = tmp_path / "greet.py"
+    script.write_text("import sys\nprint('greeting:', sys.argv[1], sys.argv[2])\n")
+    job = w.jobs.create(name=f"ui-params-{uuid.uuid4().hex[:8]}",
+                        parameters=[JobParameterDefinition(name="greeting", default="hi"), JobParameterDefinition(name="who", default="world")],
+                        tasks=[Task(task_key="greet", spark_python_task=SparkPythonTask(
+                            python_file=str(script), parameters=["{{job.parameters.greeting}}", "{{job.parameters.who}}"]))])
+    d = browser
+    d.get(f"{kiln.url}/ui/jobs/{job.job_id}")
+    if "/ui/login" in d.current_url:
+        sign_in(d, kiln.url, TOKEN)
+        d.get(f"{kiln.url}/ui/jobs/{job.job_id}")
+    fields = {f.get_attribute("data-name"): f for f in by(d, "job-parameter")}
+    assert set(fields) == {"greeting", "who"} and fields["greeting"].get_attribute("placeholder") == "hi"
+    fields["greeting"].send_keys("hello")
+    navigate(d, by(d, "run-now")[0])
+    assert "/runs/" in d.current_url
+    for _ in range(120):
+        if "SUCCESS" in by(d, "run-state")[0].text or "FAILED" in by(d, "run-state")[0].text:
+            break
+        _time.sleep(0.5)
+        d.refresh()
+    assert "SUCCESS" in by(d, "run-state")[0].text
+    assert "greeting=hello" in d.page_source and "who=world" in d.page_source
+    assert "greeting: hello world" in by(d, "task-output")[0].get_attribute("textContent")
+    errors = console_errors(d)
+    assert not errors, "\n".join(e["message"] for e in errors)

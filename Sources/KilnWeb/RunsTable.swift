@@ -135,15 +135,25 @@ struct RunsTable: Sendable {
             head += "<th class=\"\(kind)\" data-column=\"\(HTML.escape(column.id))\">\(sortLink(column.label, column.orderExpression))</th>"
         }
         var rows = ""
-        for (run, depth) in Self.nested(runs) {
+        for (run, ancestors, childCount) in Self.nested(runs) {
+            let depth = ancestors.count
             let info = run.info
             let params = Dictionary(run.params.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
             let tags = Dictionary(run.tags.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
             let metrics = Dictionary(run.metrics.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
             let duration = info.startTime.flatMap { start in info.endTime.map { HTML.duration($0 - start) } } ?? ""
-            rows += "<tr data-testid=\"run-row\" data-run-id=\"\(HTML.escape(info.runID))\"\(depth > 0 ? " class=\"child depth-\(depth)\"" : "")>"
+            rows += "<tr data-testid=\"run-row\" data-run-id=\"\(HTML.escape(info.runID))\""
+            if let parent = ancestors.last {
+                rows += " class=\"child depth-\(depth)\" data-parent=\"\(HTML.escape(parent))\" data-ancestors=\"\(HTML.escape(ancestors.joined(separator: " ")))\""
+            }
+            rows += ">"
             rows += "<td><input type=\"checkbox\" name=\"runs\" value=\"\(HTML.escape(info.runID))\" form=\"compare\" data-testid=\"select-run\" aria-label=\"Select \(HTML.escape(info.runName))\"></td>"
-            rows += "<td><a href=\"/ui/experiments/\(HTML.segment(experimentID))/runs/\(HTML.segment(info.runID))\">"
+            rows += "<td>"
+            if childCount > 0 {
+                rows += "<button type=\"button\" class=\"toggle\" data-testid=\"toggle-children\" data-run=\"\(HTML.escape(info.runID))\" "
+                    + "data-count=\"\(childCount)\" aria-expanded=\"true\" aria-label=\"Show or hide \(childCount) child runs\">\(childCount)</button>"
+            }
+            rows += "<a href=\"/ui/experiments/\(HTML.segment(experimentID))/runs/\(HTML.segment(info.runID))\">"
             rows += "\(HTML.escape(info.runName.isEmpty ? info.runID : info.runName))</a></td>"
             rows += "<td><span class=\"status \(info.status.rawValue.lowercased())\">\(info.status.rawValue)</span></td>"
             rows += "<td>\(HTML.time(info.startTime))</td><td class=\"num\">\(duration)</td>"
@@ -185,23 +195,26 @@ struct RunsTable: Sendable {
             <div class="scroll"><table data-testid="runs"><thead><tr>\(head)</tr></thead>
             <tbody>\(rows.isEmpty ? "<tr><td colspan=\"5\">No runs match.</td></tr>" : rows)</tbody></table></div>
             \(next)
+            <script src="/ui/static/runs.js"></script>
             """
         return WebUI.html(HTML.page(title: experiment.name, session: session, body: body))
     }
 
-    /// Runs with children after their parent (when both are on the page), and each one's depth.
-    static func nested(_ runs: [Run]) -> [(run: Run, depth: Int)] {
+    /// Runs with children after their parent (when both are on the page): each one's ancestors on the page
+    /// (nearest last) and how many children it has here.
+    static func nested(_ runs: [Run]) -> [(run: Run, ancestors: [String], children: Int)] {
         let ids = Set(runs.map(\.info.runID))
         func parent(_ run: Run) -> String? {
             run.tags.first { $0.key == "mlflow.parentRunId" }.map(\.value).flatMap { ids.contains($0) ? $0 : nil }
         }
         let children = Dictionary(grouping: runs.filter { parent($0) != nil }, by: { parent($0)! })
-        var ordered: [(run: Run, depth: Int)] = []
-        func visit(_ run: Run, _ depth: Int) {
-            ordered.append((run, depth))
-            for child in children[run.info.runID] ?? [] where depth < 8 { visit(child, depth + 1) }
+        var ordered: [(run: Run, ancestors: [String], children: Int)] = []
+        func visit(_ run: Run, _ ancestors: [String]) {
+            let mine = ancestors.count < 8 ? children[run.info.runID] ?? [] : []
+            ordered.append((run, ancestors, mine.count))
+            for child in mine { visit(child, ancestors + [run.info.runID]) }
         }
-        for run in runs where parent(run) == nil { visit(run, 0) }
+        for run in runs where parent(run) == nil { visit(run, []) }
         return ordered
     }
 

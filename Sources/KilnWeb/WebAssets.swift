@@ -63,6 +63,7 @@ enum WebAssets {
         td.null { color: var(--muted); font-style: italic; } form.sql { max-width: none; } textarea { font: 13px/1.4 ui-monospace, monospace;
           width: 100%; padding: .5em; border: 1px solid var(--line); border-radius: 4px; background: var(--bg); color: var(--fg); }
         details { margin: .4em 0; } summary { cursor: pointer; }
+        button.toggle { padding: 0 .4em; margin-right: .3em; font-size: 12px; background: none; color: var(--fg); border: 1px solid var(--line); }
         details.columns fieldset { border: 1px solid var(--line, #ccc); margin: .4em 0; display: flex; flex-wrap: wrap; gap: .3em 1em; max-height: 12em; overflow: auto; }
         details.columns .metric-choice { display: inline-flex; gap: .4em; }
         svg .series { fill: none; stroke-width: 1.6; stroke-linejoin: round; } svg .series:not(.run-line) { stroke: var(--accent); }
@@ -72,6 +73,29 @@ enum WebAssets {
 
     /// `/`: the mlflow client's printed links (`/#/experiments/1/runs/abc`, `/#/models/m/versions/2`) to page
     /// paths; anything else to the experiment list.
+    /// The runs table's nested runs: each parent gets a button that shows or hides its children (collapsed at
+    /// first); without the script every child stays visible under its parent.
+    static let runsTable = """
+        (function () {
+          function rows(attr, id) { return document.querySelectorAll('tr[' + attr + '~="' + id + '"]'); }
+          function set(button, open) {
+            var id = button.getAttribute("data-run");
+            button.setAttribute("aria-expanded", open ? "true" : "false");
+            button.textContent = (open ? "▾ " : "▸ ") + button.getAttribute("data-count");
+            rows("data-ancestors", id).forEach(function (r) { r.hidden = true; });
+            if (open) rows("data-parent", id).forEach(function (r) {
+              r.hidden = false;
+              var inner = r.querySelector("button.toggle");
+              if (inner) set(inner, false);
+            });
+          }
+          document.querySelectorAll("button.toggle").forEach(function (b) {
+            set(b, false);
+            b.addEventListener("click", function () { set(b, b.getAttribute("aria-expanded") !== "true"); });
+          });
+        })();
+        """
+
     static let hashRoutes = """
         (function () {
           var hash = window.location.hash || "", to = "/ui/experiments", m;

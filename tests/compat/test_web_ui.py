@@ -256,6 +256,16 @@ def test_sign_in_browse_and_sign_out_in_a_browser(kiln, seeded, browser):
     assert ids[:51] == [seeded["parent"], *reversed(seeded["children"])], ids[:51]  # children follow their parent, newest first
     headers = [th.text for th in d.find_elements(By.CSS_SELECTOR, '[data-testid="runs"] thead th')]
     assert "model" in headers and "acc" in headers and "loss" in headers
+    # The tuning parent's 50 children start collapsed under it; its button shows and hides them.
+    toggle = by(d, "toggle-children")[0]
+    assert toggle.get_attribute("data-run") == seeded["parent"] and toggle.get_attribute("aria-expanded") == "false"
+    child_rows = [r for r in by(d, "run-row") if r.get_attribute("data-parent") == seeded["parent"]]
+    assert len(child_rows) == 50 and not any(r.is_displayed() for r in child_rows)
+    toggle.click()
+    assert all(r.is_displayed() for r in child_rows) and toggle.get_attribute("aria-expanded") == "true"
+    shot(d, "runs-expanded")
+    toggle.click()
+    assert not any(r.is_displayed() for r in child_rows)
     shot(d, "runs")
     navigate(d, by(d, "next-page")[0])
     later = [r.get_attribute("data-run-id") for r in by(d, "run-row")]

@@ -116,7 +116,7 @@ let package = Package(
         .target(
             name: "KilnPlatform",
             dependencies: ["KilnCore", "KilnStore", "KilnStoreSQLite", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnSQL", "KilnLearn",
-                           "KilnLake", "KilnModelFormat", "KilnTraining", "KilnServing", "KilnJobs", "KilnWeb",
+                           "KilnLake", "KilnModelFormat", "KilnTraining", "KilnServing", "KilnJobs",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client")],
             swiftSettings: strict

@@ -12,7 +12,6 @@ import KilnStore
 import KilnStoreSQLite
 import KilnTracking
 import KilnTraining
-import KilnWeb
 import Logging
 
 /// The wired platform: every service built from one configuration, sharing one store and one blob store.
@@ -39,8 +38,6 @@ public struct Platform: Sendable {
     public let destinations: NotificationDestinations
     /// Training, batch scoring, feature transforms and model comparison, logged to tracking and the registry.
     public let training: TrainingService
-    /// What people chose in the web UI (column layouts), kept per principal.
-    public let preferences: WebPreferences
 
     /// Opens (creating if needed) the home folder and builds every service.
     /// - Throws: `INVALID_PARAMETER_VALUE` when the home cannot be used.
@@ -70,10 +67,9 @@ public struct Platform: Sendable {
         let jobs = try await JobsService.make(database: database, clock: clock, logger: logger)
         let destinations = try await NotificationDestinations.make(database: database, logger: logger)
         let runs = try await JobRunner.make(database: database, jobs: jobs, destinations: destinations, clock: clock, home: home, logger: logger)
-        let preferences = try await WebPreferences.make(database: database, logger: logger)
         return Platform(configuration: configuration, database: database, artifacts: artifacts, tracking: tracking,
                         registry: registry, statements: statements, adminToken: token, clock: clock, serving: serving, jobs: jobs, runs: runs,
-                        destinations: destinations, training: training, preferences: preferences)
+                        destinations: destinations, training: training)
     }
 
 

@@ -21,7 +21,7 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
     router.add(middleware: AuthMiddleware(adminToken: platform.adminToken, enabled: authEnabled) { await runs.principal(forToken: $0) })
     SystemRoutes(registry: registry, version: kilnVersion).register(on: router)
     WebUI(tracking: platform.tracking, registry: platform.registry, artifacts: platform.artifacts, jobs: platform.jobs, runner: platform.runs,
-          statements: platform.statements, serving: platform.serving, preferences: platform.preferences, authEnabled: authEnabled) { token in
+          statements: platform.statements, serving: platform.serving, preferences: WebPreferences(database: platform.database), authEnabled: authEnabled) { token in
         AuthMiddleware.constantTimeEqual(token, adminToken) ? "admin" : await runs.principal(forToken: token)
     }.register(on: router)
     MLflowRoutes(tracking: platform.tracking, artifacts: platform.artifacts).register(on: router)

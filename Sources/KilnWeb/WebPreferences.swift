@@ -7,13 +7,16 @@ import SQLKit
 /// runs table's columns per experiment. Kept per principal in the store, as short lists of strings.
 public struct WebPreferences: Sendable {
     let database: any KilnDatabase
+    /// The table's migration, started when the UI is built and awaited by every use (the router is built
+    /// synchronously, and the platform below it knows nothing of the UI).
+    private let ready: Task<Void, any Error>
     /// Longest list kept (a runs table with more columns than this is not readable anyway).
     static let maxItems = 500
 
-    /// Creates the preferences table if needed.
-    public static func make(database: any KilnDatabase, logger: Logger) async throws -> WebPreferences {
-        try await Migrator.migrate(database, migrations, logger: logger)
-        return WebPreferences(database: database)
+    /// Preferences in `database`; creates the table in the background if needed.
+    public init(database: any KilnDatabase, logger: Logger = Logger(label: "kiln.web")) {
+        self.database = database
+        ready = Task { try await Migrator.migrate(database, Self.migrations, logger: logger) }
     }
 
     public static let migrations = [
@@ -31,6 +34,7 @@ public struct WebPreferences: Sendable {
 
     /// The list `principal` saved under `name`, or nil when there is none.
     func list(_ principal: String, _ name: String) async throws -> [String]? {
+        try await ready.value
         let stored = try await database.read { sql in
             try await sql.raw("SELECT value FROM web_preferences WHERE principal = \(bind: principal) AND name = \(bind: name)")
                 .first()?.decode(column: "value", as: String.self)
@@ -41,6 +45,7 @@ public struct WebPreferences: Sendable {
 
     /// Saves `items` (at most ``maxItems``) under `name` for `principal`; nil forgets the list.
     func setList(_ principal: String, _ name: String, _ items: [String]?) async throws {
+        try await ready.value
         try await database.write { sql in
             guard let items else {
                 try await sql.raw("DELETE FROM web_preferences WHERE principal = \(bind: principal) AND name = \(bind: name)").run()

@@ -66,14 +66,14 @@ struct ArtifactPages: Sendable {
             }
             let rows = entries.map { entry -> String in
                 let child = path.isEmpty ? entry.name : path + "/" + entry.name
-                return "<tr data-testid=\"artifact-row\" data-path=\"\(HTML.escape(child))\"><td><a href=\"\(base)/artifacts?path=\(HTML.query(child))\">\(HTML.escape(entry.name))\(entry.isDirectory ? "/" : "")</a></td><td class=\"num\">\(entry.size.map(Self.size) ?? "")</td></tr>"
+                return "<tr data-testid=\"artifact-row\" data-path=\"\(HTML.escape(child))\"><td><a href=\"\(base)/artifacts?path=\(HTML.query(child))\">\(HTML.escape(entry.name))\(entry.isDirectory ? "/" : "")</a></td><td class=\"num\">\(entry.size.map(HTML.size) ?? "")</td></tr>"
             }.joined()
             let body = nav + table + "<table data-testid=\"artifacts\"><thead><tr><th>Name</th><th>Size</th></tr></thead><tbody>\(rows.isEmpty ? "<tr><td colspan=\"2\">Empty folder.</td></tr>" : rows)</tbody></table>"
             return WebUI.html(HTML.page(title: title, session: session, body: body))
         case false?:
             let size = try artifacts.head(key)?.size ?? 0
             let raw = "\(base)/artifacts/raw?path=\(HTML.query(path))"
-            let download = "<p><a href=\"\(raw)&amp;download=1\" data-testid=\"download\" download>Download</a> (\(Self.size(size)))</p>"
+            let download = "<p><a href=\"\(raw)&amp;download=1\" data-testid=\"download\" download>Download</a> (\(HTML.size(size)))</p>"
             let link = "\(base)/artifacts?path=\(HTML.query(path))&amp;page="
             return WebUI.html(HTML.page(title: title, session: session,
                                         body: nav + download + (try preview(key: key, path: path, size: size, raw: raw, page: Self.pageNumber(request), link: link))))
@@ -204,13 +204,6 @@ struct ArtifactPages: Sendable {
             try await writer.finish(nil)
         }
         return Response(status: .ok, headers: headers, body: body)
-    }
-
-    static func size(_ bytes: Int64) -> String {
-        if bytes < 1024 { return "\(bytes) B" }
-        if bytes < 1 << 20 { return String(format: "%.1f KiB", Double(bytes) / 1024) }
-        if bytes < 1 << 30 { return String(format: "%.1f MiB", Double(bytes) / Double(1 << 20)) }
-        return String(format: "%.1f GiB", Double(bytes) / Double(1 << 30))
     }
 }
 

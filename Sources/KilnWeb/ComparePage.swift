@@ -62,14 +62,18 @@ struct ComparePage: Sendable {
         columns = Array(columns.prefix(10))
         let names = runs.map { $0.info.runName.isEmpty ? String($0.info.runID.prefix(8)) : $0.info.runName }
         var charts = ""
+        let options = { (selected: String) in columns.map { "<option\($0.name == selected ? " selected" : "")>\(HTML.escape($0.name))</option>" }.joined() }
+        /// The compared runs and those of `names` the page's query set, as hidden fields: a chart's form keeps the rest.
+        func keep(_ names: [String]) -> String {
+            (ids.map { "<input type=\"hidden\" name=\"runs\" value=\"\(HTML.escape($0))\">" }
+                + names.compactMap { name in fields[name].map { "<input type=\"hidden\" name=\"\(name)\" value=\"\(HTML.escape($0))\">" } }).joined()
+        }
         if columns.count >= 2 {
             charts += CompareCharts.parallel(columns: columns, runs: names)
             let x = columns.first { $0.name == fields["x"] } ?? columns[0]
             let y = columns.first { $0.name == fields["y"] } ?? columns[1]
-            let options = { (selected: String) in columns.map { "<option\($0.name == selected ? " selected" : "")>\(HTML.escape($0.name))</option>" }.joined() }
-            let keep = ids.map { "<input type=\"hidden\" name=\"runs\" value=\"\(HTML.escape($0))\">" }.joined()
             charts += """
-                <form method="get" class="search" data-testid="scatter-axes">\(keep)
+                <form method="get" class="search" data-testid="scatter-axes">\(keep([]))
                 <label for="x">x</label><select id="x" name="x">\(options(x.name))</select>
                 <label for="y">y</label><select id="y" name="y">\(options(y.name))</select>
                 <button type="submit">Plot</button></form>
@@ -80,11 +84,8 @@ struct ComparePage: Sendable {
             let cx = columns.first { $0.name == fields["cx"] } ?? columns[0]
             let cy = columns.first { $0.name == fields["cy"] } ?? columns[1]
             let cz = columns.first { $0.name == fields["cz"] } ?? columns[2]
-            let options = { (selected: String) in columns.map { "<option\($0.name == selected ? " selected" : "")>\(HTML.escape($0.name))</option>" }.joined() }
-            let keep = (ids.map { "<input type=\"hidden\" name=\"runs\" value=\"\(HTML.escape($0))\">" }
-                + ["x", "y", "all"].compactMap { name in fields[name].map { "<input type=\"hidden\" name=\"\(name)\" value=\"\(HTML.escape($0))\">" } }).joined()
             charts += """
-                <form method="get" class="search" data-testid="contour-axes">\(keep)
+                <form method="get" class="search" data-testid="contour-axes">\(keep(["x", "y", "all"]))
                 <label for="cx">x</label><select id="cx" name="cx">\(options(cx.name))</select>
                 <label for="cy">y</label><select id="cy" name="cy">\(options(cy.name))</select>
                 <label for="cz">z</label><select id="cz" name="cz">\(options(cz.name))</select>
@@ -105,10 +106,8 @@ struct ComparePage: Sendable {
             historyCharts += Charts.lines(key: key, series: series, options: historyOptions)
         }
         if !historyCharts.isEmpty {
-            let keep = (ids.map { "<input type=\"hidden\" name=\"runs\" value=\"\(HTML.escape($0))\">" }
-                + ["x", "y", "all"].compactMap { name in fields[name].map { "<input type=\"hidden\" name=\"\(name)\" value=\"\(HTML.escape($0))\">" } }).joined()
             let more = runs.count > chartedRuns.count ? "<p class=\"hint\">Histories of the first \(chartedRuns.count) runs.</p>" : ""
-            historyCharts = "<section><h2>Metric history</h2>\(RunPage.chartControls(historyOptions, prefix: "h", keep: keep))\(more)<div class=\"charts\" data-testid=\"history-charts\">\(historyCharts)</div></section>"
+            historyCharts = "<section><h2>Metric history</h2>\(RunPage.chartControls(historyOptions, prefix: "h", keep: keep(["x", "y", "all"])))\(more)<div class=\"charts\" data-testid=\"history-charts\">\(historyCharts)</div></section>"
         }
         let toggle = ids.map { "runs=\(HTML.query($0))" }.joined(separator: "&amp;") + (showAll ? "" : "&amp;all=1")
         let body = """

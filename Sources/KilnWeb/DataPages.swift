@@ -102,7 +102,7 @@ struct DataPages: Sendable {
             ("Location", "location", "<code>\(HTML.escape(text("location")))</code>"),
             ("Partitioned by", "partitioning", partitions.isEmpty ? "not partitioned" : HTML.escape(partitions.joined(separator: ", "))),
             ("Files", "num-files", HTML.escape(text("numFiles"))),
-            ("Size", "size", "\(HTML.escape(Self.bytes(bytes))) <span class=\"meta\">(\(bytes) bytes)</span>"),
+            ("Size", "size", "\(HTML.size(bytes)) <span class=\"meta\">(\(bytes) bytes)</span>"),
             ("Created", "created", HTML.escape(text("createdAt"))),
             ("Last modified", "last-modified", HTML.escape(text("lastModified"))),
             ("Protocol", "protocol", "reader \(HTML.escape(text("minReaderVersion"))), writer \(HTML.escape(text("minWriterVersion")))"),
@@ -114,14 +114,6 @@ struct DataPages: Sendable {
             <section><h2>Details</h2><table class="kv" data-testid="details">\(body)</table>
             <h3>Properties</h3><table class="kv" data-testid="properties">\(props.isEmpty ? "<tr><td>No properties.</td></tr>" : props)</table></section>
             """
-    }
-
-    /// `bytes` in B, KiB, MiB, GiB or TiB with three significant digits.
-    static func bytes(_ bytes: Int64) -> String {
-        var value = Double(bytes), unit = 0
-        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-        while value >= 1024, unit < units.count - 1 { value /= 1024; unit += 1 }
-        return unit == 0 ? "\(bytes) B" : String(format: value < 10 ? "%.2f" : value < 100 ? "%.1f" : "%.0f", value) + " " + units[unit]
     }
 
     /// The SQL editor: GET shows it with this session's recent statements; POST runs one (CSRF-checked).

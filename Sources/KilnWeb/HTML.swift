@@ -89,6 +89,14 @@ enum HTML {
     }
 
     /// A metric value as people read it: up to 6 significant digits, `NaN`, `Infinity`.
+    /// A byte count in B, KiB, MiB or GiB.
+    static func size(_ bytes: Int64) -> String {
+        if bytes < 1024 { return "\(bytes) B" }
+        if bytes < 1 << 20 { return String(format: "%.1f KiB", Double(bytes) / 1024) }
+        if bytes < 1 << 30 { return String(format: "%.1f MiB", Double(bytes) / Double(1 << 20)) }
+        return String(format: "%.1f GiB", Double(bytes) / Double(1 << 30))
+    }
+
     static func number(_ value: Double?) -> String {
         guard let value else { return "" }
         if value.isNaN { return "NaN" }

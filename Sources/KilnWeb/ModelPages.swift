@@ -64,9 +64,9 @@ struct ModelPages: Sendable {
 
     /// `/ui/models/NAME/versions/N`.
     func version(name: String, version: String, session: WebSession, notice: String? = nil, status: HTTPResponse.Status = .ok) async throws -> Response {
-        let v = try await registry.getModelVersion(name: name, version: version)
-        let requests = try await registry.transitionRequests(name: name, version: version)
         let lineage = try await registry.lineage(name: name, version: version)
+        let v = lineage.version
+        let requests = try await registry.transitionRequests(name: name, version: version)
         let activities = lineage.activities
         let hooks = try await registry.listWebhooks(modelName: name, events: [])
         var overview = """

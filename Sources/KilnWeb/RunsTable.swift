@@ -46,12 +46,17 @@ struct RunColumn: Hashable {
 
     /// What the page's `order` parameter says to sort by this column: MLflow's `metrics.key`, or `min(metrics.key)`.
     var orderExpression: String {
-        let quoted = key.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" } ? key : "`\(key)`"
+        let quoted = Self.quoted(key)
         switch entity {
         case .param: return "params.\(quoted)"
         case .tag: return "tags.\(quoted)"
         default: return value == .last ? "metrics.\(quoted)" : "\(value.rawValue)(metrics.\(quoted))"
         }
+    }
+
+    /// `key` as the search syntax names it: bare when it is a plain identifier, else in backquotes.
+    static func quoted(_ key: String) -> String {
+        key.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" } ? key : "`\(key)`"
     }
 
     /// A page `order` parameter: MLflow's `order_by` syntax, or `min(metrics.KEY) ASC|DESC` / `max(...)`.
@@ -267,7 +272,7 @@ struct RunsTable: Sendable {
     /// group's value links to the runs filtered to it.
     func groupTable(_ groups: [RunGroup], by: OrderClause, metrics: [RunColumn], filter: String, order: String) -> String {
         let prefix = by.entity == .param ? "params" : "tags"
-        let quoted = by.key.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" } ? by.key : "`\(by.key)`"
+        let quoted = RunColumn.quoted(by.key)
         var rows = ""
         for group in groups {
             var cell = "<em>(not set)</em>"

@@ -189,6 +189,14 @@ def sign_in(driver, base, token):
     navigate(driver, by(driver, "sign-in")[0])
 
 
+def open_signed_in(driver, base, url):
+    """Opens `url`, signing in first when the browser has no session (the tests share one browser)."""
+    driver.get(url)
+    if "/ui/login" in driver.current_url:
+        sign_in(driver, base, TOKEN)
+        driver.get(url)
+
+
 def test_pages_are_refused_without_a_session(kiln, seeded):
     for path in ["/ui/experiments", f"/ui/experiments/{seeded['exp']}", f"/ui/experiments/{seeded['exp']}/runs/{seeded['parent']}",
                  "/ui/models", f"/ui/runs/{seeded['parent']}"]:
@@ -527,9 +535,7 @@ def test_runs_table_columns_min_max_sort_and_group_by(kiln, browser):
         ids[run_id] = name
     d = browser
     page = f"{kiln.url}/ui/experiments/{exp}"
-    d.get(page)
-    if "/ui/login" in d.current_url:
-        sign_in(d, kiln.url, TOKEN)
+    open_signed_in(d, kiln.url, page)
 
     def names():
         return [ids[r.get_attribute("data-run-id")] for r in by(d, "run-row")]
@@ -611,9 +617,7 @@ def test_sql_editor_pages_results_and_table_details(kiln, browser):
     from selenium.webdriver.common.by import By
     d = browser
     table = f"ui_events_{uuid.uuid4().hex[:8]}"
-    d.get(kiln.url + "/ui/sql")
-    if "/ui/login" in d.current_url:
-        sign_in(d, kiln.url, TOKEN)
+    open_signed_in(d, kiln.url, kiln.url + "/ui/sql")
 
     def run(sql):
         text = by(d, "sql-text")[0]
@@ -678,9 +682,7 @@ def test_model_version_stage_changes_requests_and_comments(kiln, browser):
         client.create_model_version(model, f"s3://bucket/{model}/{k}")
     d = browser
     page = f"{kiln.url}/ui/models/{quote(model)}/versions/"
-    d.get(page + "1")
-    if "/ui/login" in d.current_url:
-        sign_in(d, kiln.url, TOKEN)
+    open_signed_in(d, kiln.url, page + "1")
 
     def activities():
         return [(r.get_attribute("data-type"), r.text) for r in by(d, "activity")]
@@ -740,9 +742,7 @@ def test_parquet_and_delta_artifacts_as_paged_grids(kiln, browser, tmp_path):
     client.log_artifacts(run, str(table), "events")
     d = browser
     base = f"{kiln.url}/ui/experiments/{exp}/runs/{run}/artifacts?path="
-    d.get(base + "data/rows.parquet")
-    if "/ui/login" in d.current_url:
-        sign_in(d, kiln.url, TOKEN)
+    open_signed_in(d, kiln.url, base + "data/rows.parquet")
 
     def ids():
         return [int(tr.find_element(By.TAG_NAME, "td").text) for tr in d.find_elements(By.CSS_SELECTOR, '[data-testid="grid-preview"] tbody tr')]
@@ -786,10 +786,7 @@ def test_compare_contour_of_a_metric_over_two_params(kiln, browser):
         ids.append(run)
     d = browser
     url = f"{kiln.url}/ui/experiments/{exp}/compare?" + "&".join(f"runs={r}" for r in ids) + "&cx=params.x&cy=params.y&cz=metrics.z"
-    d.get(url)
-    if "/ui/login" in d.current_url:
-        sign_in(d, kiln.url, TOKEN)
-        d.get(url)
+    open_signed_in(d, kiln.url, url)
     chart = by(d, "contour-chart")[0]
     assert "metrics.z over params.x × params.y" in chart.text
     cells = chart.find_elements(By.CSS_SELECTOR, '[data-testid="contour-cell"]')
@@ -831,10 +828,7 @@ def test_run_datasets_models_and_version_signature_lineage_webhooks(kiln, browse
         http_url_spec=HttpUrlSpec(url="http://127.0.0.1:9/hook"), description="ci hook")
     d = browser
     page = f"{kiln.url}/ui/runs/{run.info.run_id}"
-    d.get(page)
-    if "/ui/login" in d.current_url:
-        sign_in(d, kiln.url, TOKEN)
-        d.get(page)
+    open_signed_in(d, kiln.url, page)
     datasets = [r.text for r in by(d, "dataset-row")]
     assert len(datasets) == 1 and "train-set" in datasets[0] and "training" in datasets[0], datasets
     models = [r.text for r in by(d, "model-row")]
@@ -869,10 +863,7 @@ def test_run_now_with_job_parameters(kiln, browser, tmp_path):
                         tasks=[Task(task_key="greet", spark_python_task=SparkPythonTask(
                             python_file=str(script), parameters=["{{job.parameters.greeting}}", "{{job.parameters.who}}"]))])
     d = browser
-    d.get(f"{kiln.url}/ui/jobs/{job.job_id}")
-    if "/ui/login" in d.current_url:
-        sign_in(d, kiln.url, TOKEN)
-        d.get(f"{kiln.url}/ui/jobs/{job.job_id}")
+    open_signed_in(d, kiln.url, f"{kiln.url}/ui/jobs/{job.job_id}")
     fields = {f.get_attribute("data-name"): f for f in by(d, "job-parameter")}
     assert set(fields) == {"greeting", "who"} and fields["greeting"].get_attribute("placeholder") == "hi"
     fields["greeting"].send_keys("hello")

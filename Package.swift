@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "KilnServing", targets: ["KilnServing"]),
         .library(name: "KilnJobs", targets: ["KilnJobs"]),
         .library(name: "KilnBundles", targets: ["KilnBundles"]),
+        .library(name: "KilnIdentity", targets: ["KilnIdentity"]),
         .library(name: "KilnPlatform", targets: ["KilnPlatform"]),
         .library(name: "KilnServer", targets: ["KilnServer"]),
     ],
@@ -112,11 +113,17 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
+        .target(
+            name: "KilnIdentity",
+            dependencies: ["KilnCore", "KilnStore", .product(name: "SQLKit", package: "sql-kit"),
+                           .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
         .target(name: "KilnBundles", dependencies: ["KilnCore", .product(name: "Yams", package: "Yams")], swiftSettings: strict),
         .target(
             name: "KilnPlatform",
             dependencies: ["KilnCore", "KilnStore", "KilnStoreSQLite", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnSQL", "KilnLearn",
-                           "KilnLake", "KilnModelFormat", "KilnTraining", "KilnServing", "KilnJobs",
+                           "KilnLake", "KilnModelFormat", "KilnTraining", "KilnServing", "KilnJobs", "KilnIdentity",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client")],
             swiftSettings: strict
@@ -135,7 +142,7 @@ let package = Package(
             name: "KilnServer",
             dependencies: [
                 "KilnCore", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnPlatform", "KilnSQL", "KilnFrame", "KilnLearn",
-                "KilnTraining", "KilnServing", "KilnJobs", "KilnWeb",
+                "KilnTraining", "KilnServing", "KilnJobs", "KilnWeb", "KilnIdentity",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -184,6 +191,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "KilnJobsTests", dependencies: ["KilnJobs", "KilnPlatform", "KilnTestSupport", "KilnCore"], swiftSettings: strict),
+        .testTarget(name: "KilnIdentityTests", dependencies: ["KilnIdentity", "KilnTestSupport", "KilnCore"], swiftSettings: strict),
         .testTarget(name: "KilnServingTests", dependencies: ["KilnServing", "KilnCore", "KilnFrame"], swiftSettings: strict),
         .testTarget(
             name: "KilnServerTests",

@@ -4,6 +4,7 @@ import Glibc
 #endif
 import KilnBlob
 import KilnCore
+import KilnIdentity
 import KilnJobs
 import KilnRegistry
 import KilnServing
@@ -38,6 +39,10 @@ public struct Platform: Sendable {
     public let destinations: NotificationDestinations
     /// Training, batch scoring, feature transforms and model comparison, logged to tracking and the registry.
     public let training: TrainingService
+    /// Users, groups, service principals and their personal access tokens.
+    public let identity: IdentityService
+    /// The bootstrap admin, whom the admin token acts as.
+    public let adminCaller: Caller
 
     /// Opens (creating if needed) the home folder and builds every service.
     /// - Throws: `INVALID_PARAMETER_VALUE` when the home cannot be used.
@@ -67,9 +72,31 @@ public struct Platform: Sendable {
         let jobs = try await JobsService.make(database: database, clock: clock, logger: logger)
         let destinations = try await NotificationDestinations.make(database: database, logger: logger)
         let runs = try await JobRunner.make(database: database, jobs: jobs, destinations: destinations, clock: clock, home: home, logger: logger)
+        let identity = try await IdentityService.make(database: database, clock: clock, logger: logger)
+        guard let admin = try await identity.caller(named: IdentityService.adminUser) else {
+            throw KilnError(.internalError, "The bootstrap admin user is missing from the identity store")
+        }
         return Platform(configuration: configuration, database: database, artifacts: artifacts, tracking: tracking,
                         registry: registry, statements: statements, adminToken: token, clock: clock, serving: serving, jobs: jobs, runs: runs,
-                        destinations: destinations, training: training)
+                        destinations: destinations, training: training, identity: identity, adminCaller: admin)
+    }
+
+    /// Who `token` belongs to: the admin token (the bootstrap admin), a job run's token, or a personal access token;
+    /// nil when it is none of these (unknown, revoked, expired, or its owner disabled).
+    public func authenticate(token: String) async throws -> Caller? {
+        if Self.constantTimeEqual(token, adminToken) { return adminCaller }
+        if let run = await runs.principal(forToken: token) { return Caller(id: nil, name: run, groups: []) }
+        return try await identity.authenticate(token: token)
+    }
+
+    /// Compares two secrets in time that does not depend on where they differ.
+    public static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        var difference = UInt8(x.count == y.count ? 0 : 1)
+        for i in 0..<max(x.count, y.count) {
+            difference |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
+        }
+        return difference == 0
     }
 
 

@@ -16,13 +16,12 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
     // Middleware first: routes capture the middleware present when they are added.
     router.add(middleware: KilnMetricsMiddleware())
     router.add(middleware: ErrorMiddleware())
-    let runs = platform.runs
-    let adminToken = platform.adminToken
-    router.add(middleware: AuthMiddleware(adminToken: platform.adminToken, enabled: authEnabled) { await runs.principal(forToken: $0) })
+    router.add(middleware: AuthMiddleware(enabled: authEnabled, authenticate: { try await platform.authenticate(token: $0) },
+                                          anonymous: platform.adminCaller))
     SystemRoutes(registry: registry, version: kilnVersion).register(on: router)
     WebUI(tracking: platform.tracking, registry: platform.registry, artifacts: platform.artifacts, jobs: platform.jobs, runner: platform.runs,
           statements: platform.statements, serving: platform.serving, preferences: WebPreferences(database: platform.database), authEnabled: authEnabled) { token in
-        AuthMiddleware.constantTimeEqual(token, adminToken) ? "admin" : await runs.principal(forToken: token)
+        try? await platform.authenticate(token: token)?.name
     }.register(on: router)
     MLflowRoutes(tracking: platform.tracking, artifacts: platform.artifacts).register(on: router)
     RegistryRoutes(registry: platform.registry).register(on: router)
@@ -35,6 +34,7 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
     JobRoutes(jobs: platform.jobs, runs: platform.runs).register(on: router)
     JobRunRoutes(runs: platform.runs).register(on: router)
     NotificationDestinationRoutes(destinations: platform.destinations).register(on: router)
+    IdentityRoutes(identity: platform.identity).register(on: router)
     if let clock = platform.clock as? AdjustableClock { JobRunRoutes.registerTestClock(clock, runs: platform.runs, on: router) }
     return router
 }

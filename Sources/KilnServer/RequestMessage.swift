@@ -7,7 +7,9 @@ import KilnCore
 struct RequestMessage: Sendable {
     var fields: [String: JSONValue]
     /// Who sent the request, from the auth middleware.
-    var principal: String?
+    var caller: Caller?
+    /// The caller's name.
+    var principal: String? { caller?.name }
 
     init(fields: [String: JSONValue]) { self.fields = fields }
 

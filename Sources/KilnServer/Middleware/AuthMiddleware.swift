@@ -6,10 +6,11 @@ import KilnWeb
 /// the web UI's (which require a signed-in session).
 struct AuthMiddleware: RouterMiddleware {
     typealias Context = KilnRequestContext
-    let adminToken: String
     let enabled: Bool
-    /// The principal of a token other than the admin's (a job run's), nil when it is not valid.
-    var principal: @Sendable (String) async -> String? = { _ in nil }
+    /// Whom a token belongs to; nil when it is not valid.
+    let authenticate: @Sendable (String) async throws -> Caller?
+    /// Whom requests act as when authentication is off (`--no-auth`).
+    let anonymous: Caller
 
     static let publicPaths: Set<String> = ["/health", "/.well-known/databricks-config", "/version", "/api/3.0/mlflow/server-info", "/ajax-api/3.0/mlflow/server-info"]
 
@@ -17,7 +18,7 @@ struct AuthMiddleware: RouterMiddleware {
         var context = context
         // Web pages sign in with a session cookie instead (KilnWeb checks it on every page).
         if !enabled || Self.publicPaths.contains(request.uri.path) || WebUI.owns(request.uri.path) {
-            context.principal = enabled ? nil : "admin"
+            context.caller = enabled ? nil : anonymous
             return try await next(request, context)
         }
         guard let header = request.headers[.authorization] else {
@@ -28,25 +29,11 @@ struct AuthMiddleware: RouterMiddleware {
             throw KilnError(.unauthenticated, "Unsupported authorization scheme: use 'Authorization: Bearer <token>'")
         }
         let token = String(header.dropFirst(prefix.count)).trimmingCharacters(in: .whitespaces)
-        let principal: String
-        if Self.constantTimeEqual(token, adminToken) {
-            principal = "admin"
-        } else if let other = await self.principal(token) {
-            principal = other
-        } else {
-            throw KilnError(.unauthenticated, "Invalid access token")
+        guard let caller = try await authenticate(token) else {
+            throw KilnError(.unauthenticated, "Invalid access token: it is unknown, revoked or expired, or its owner is disabled")
         }
-        context.principal = principal
-        context.logger[metadataKey: "kiln.principal"] = "\(principal)"
+        context.caller = caller
+        context.logger[metadataKey: "kiln.principal"] = "\(caller.name)"
         return try await next(request, context)
-    }
-
-    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
-        var difference = UInt8(x.count == y.count ? 0 : 1)
-        for i in 0..<max(x.count, y.count) {
-            difference |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
-        }
-        return difference == 0
     }
 }

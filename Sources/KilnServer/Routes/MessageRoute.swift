@@ -26,7 +26,7 @@ struct MessageRoute: Sendable {
                 let limit = route.bodyLimit
                 router.on(RouterPath(prefix + route.path), method: route.method) { request, context in
                     var message = try await RequestMessage.read(request, context: context, limit: limit)
-                    message.principal = context.principal
+                    message.caller = context.caller
                     for (key, value) in context.parameters {
                         message.fields[String(key)] = .string(String(value).removingPercentEncoding ?? String(value))
                     }

@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "KilnJobs", targets: ["KilnJobs"]),
         .library(name: "KilnBundles", targets: ["KilnBundles"]),
         .library(name: "KilnIdentity", targets: ["KilnIdentity"]),
+        .library(name: "KilnAudit", targets: ["KilnAudit"]),
         .library(name: "KilnPlatform", targets: ["KilnPlatform"]),
         .library(name: "KilnServer", targets: ["KilnServer"]),
     ],
@@ -119,11 +120,17 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
+        .target(
+            name: "KilnAudit",
+            dependencies: ["KilnCore", "KilnStore", "KilnLake", "KilnFrame", .product(name: "SQLKit", package: "sql-kit"),
+                           .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
         .target(name: "KilnBundles", dependencies: ["KilnCore", .product(name: "Yams", package: "Yams")], swiftSettings: strict),
         .target(
             name: "KilnPlatform",
             dependencies: ["KilnCore", "KilnStore", "KilnStoreSQLite", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnSQL", "KilnLearn",
-                           "KilnLake", "KilnModelFormat", "KilnTraining", "KilnServing", "KilnJobs", "KilnIdentity",
+                           "KilnLake", "KilnModelFormat", "KilnTraining", "KilnServing", "KilnJobs", "KilnIdentity", "KilnAudit",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client")],
             swiftSettings: strict
@@ -142,7 +149,7 @@ let package = Package(
             name: "KilnServer",
             dependencies: [
                 "KilnCore", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnPlatform", "KilnSQL", "KilnFrame", "KilnLearn",
-                "KilnTraining", "KilnServing", "KilnJobs", "KilnWeb", "KilnIdentity",
+                "KilnTraining", "KilnServing", "KilnJobs", "KilnWeb", "KilnIdentity", "KilnAudit",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -155,7 +162,8 @@ let package = Package(
             name: "kiln",
             dependencies: [
                 "KilnCore", "KilnPlatform", "KilnServer", "KilnTracking", "KilnParquet", "KilnLake", "KilnFrame", "KilnSQL", "KilnLearn",
-                "KilnTraining", "KilnServing", "KilnJobs", "KilnBundles", "KilnBlob", "KilnBlobConformance", "KilnPython",
+                "KilnTraining", "KilnServing", "KilnJobs", "KilnBundles", "KilnBlob", "KilnBlobConformance", "KilnPython", "KilnAudit",
+                "KilnStoreSQLite",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
@@ -173,7 +181,7 @@ let package = Package(
             path: "Tests/KilnTestSupport",
             swiftSettings: strict
         ),
-        .testTarget(name: "KilnWebTests", dependencies: ["KilnWeb"], swiftSettings: strict),
+        .testTarget(name: "KilnWebTests", dependencies: ["KilnWeb", "KilnCore"], swiftSettings: strict),
         .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore", "KilnBlob", "KilnBlobConformance"], swiftSettings: strict),
         .testTarget(
             name: "KilnTrackingTests",
@@ -191,6 +199,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "KilnJobsTests", dependencies: ["KilnJobs", "KilnPlatform", "KilnTestSupport", "KilnCore"], swiftSettings: strict),
+        .testTarget(name: "KilnAuditTests", dependencies: ["KilnAudit", "KilnTestSupport", "KilnCore", "KilnSQL"], swiftSettings: strict),
         .testTarget(name: "KilnIdentityTests", dependencies: ["KilnIdentity", "KilnTestSupport", "KilnCore"], swiftSettings: strict),
         .testTarget(name: "KilnServingTests", dependencies: ["KilnServing", "KilnCore", "KilnFrame"], swiftSettings: strict),
         .testTarget(

@@ -9,7 +9,8 @@ enum Functions {
                                      "coalesce", "ifnull", "nvl", "nullif", "if", "iff", "greatest", "least", "year", "month", "day",
                                      "dayofmonth", "quarter", "dayofweek", "hour", "minute", "second", "date_add", "date_sub", "datediff",
                                      "add_months", "to_date", "to_timestamp", "current_date", "current_timestamp", "now", "date_trunc",
-                                     "isnull", "isnotnull", "nanvl", "lpad", "rpad", "reverse", "instr", "left", "right", "cast_string"]
+                                     "isnull", "isnotnull", "nanvl", "lpad", "rpad", "reverse", "instr", "left", "right", "cast_string",
+                                     "get_json_object"]
 
     static func call(_ name: String, _ args: [Column], rows n: Int) throws -> Column {
         func arity(_ counts: ClosedRange<Int>) throws {
@@ -150,6 +151,27 @@ enum Functions {
                 let b: String
                 if v.count == 3 { guard case .string(let r) = v[2].castText else { return .null }; b = r } else { b = "" }
                 return .string(a.isEmpty ? s : s.replacingOccurrences(of: a, with: b))
+            }
+        case "get_json_object":
+            // Spark's: the value at a `$.a.b[0]` path of a JSON text; strings unquoted, objects and arrays as JSON.
+            try arity(2...2)
+            return try perRow(.string) { v in
+                guard case .string(let text) = v[0].castText, case .string(let path) = v[1].castText,
+                      let steps = Self.jsonPath(path), var node = try? JSONValue.parse(Array(text.utf8)) else { return .null }
+                for step in steps {
+                    switch (step, node) {
+                    case (.key(let k), .object(let o)): guard let next = o[k] else { return .null }; node = next
+                    case (.index(let i), .array(let a)): guard i < a.count else { return .null }; node = a[i]
+                    default: return .null
+                    }
+                }
+                switch node {
+                case .null: return .null
+                case .string(let s): return .string(s)
+                case .number(let n): return .string(n)
+                case .bool(let b): return .string(b ? "true" : "false")
+                case .array, .object: return .string(node.json)
+                }
             }
         case "starts_with": return try call("startswith", args, rows: n)
         case "ends_with": return try call("endswith", args, rows: n)
@@ -330,5 +352,35 @@ extension Value {
         case .string: self
         default: .string(text)
         }
+    }
+}
+
+extension Functions {
+    enum JSONStep { case key(String), index(Int) }
+
+    /// `$.a.b[2]` as steps; nil when it is not such a path.
+    static func jsonPath(_ path: String) -> [JSONStep]? {
+        guard path.hasPrefix("$") else { return nil }
+        var steps: [JSONStep] = []
+        var rest = Substring(path.dropFirst())
+        while !rest.isEmpty {
+            if rest.hasPrefix(".") {
+                rest = rest.dropFirst()
+                let name = rest.prefix { $0 != "." && $0 != "[" }
+                guard !name.isEmpty else { return nil }
+                steps.append(.key(String(name)))
+                rest = rest.dropFirst(name.count)
+            } else if rest.hasPrefix("[") {
+                guard let close = rest.firstIndex(of: "]") else { return nil }
+                let inside = rest[rest.index(after: rest.startIndex)..<close]
+                if let i = Int(inside) { steps.append(.index(i)) }
+                else if inside.hasPrefix("'"), inside.hasSuffix("'"), inside.count >= 2 { steps.append(.key(String(inside.dropFirst().dropLast()))) }
+                else { return nil }
+                rest = rest[rest.index(after: close)...]
+            } else {
+                return nil
+            }
+        }
+        return steps
     }
 }

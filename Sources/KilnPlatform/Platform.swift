@@ -1,4 +1,5 @@
 import Foundation
+import KilnAudit
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -43,6 +44,8 @@ public struct Platform: Sendable {
     public let identity: IdentityService
     /// The bootstrap admin, whom the admin token acts as.
     public let adminCaller: Caller
+    /// One hash-chained event per API call; exported to `system.access.audit`.
+    public let audit: AuditLog
 
     /// Opens (creating if needed) the home folder and builds every service.
     /// - Throws: `INVALID_PARAMETER_VALUE` when the home cannot be used.
@@ -62,8 +65,10 @@ public struct Platform: Sendable {
             policy: WebhookPolicy(maxAttempts: configuration.webhookMaxAttempts, retryBaseMillis: configuration.webhookRetryBaseMillis),
             logger: logger)
         let token = try resolveAdminToken(configuration, logger: logger)
-        let statements = StatementService(warehouse: home.appendingPathComponent("warehouse").path)
         let tablePath: @Sendable (String) -> String = { KilnConfiguration.tablePath($0, home: home) }
+        let audit = try await AuditLog.make(database: database, logger: logger)
+        let warehouse = home.appendingPathComponent("warehouse").path
+        let statements = StatementService(warehouse: warehouse, authorize: SystemCatalogRule(audit: audit, warehouse: warehouse, tablePath: tablePath).check)
         let locator = RegistryModelLocator(registry: registry, tracking: tracking)
         let training = TrainingService(runs: TrackingRunLog(tracking: tracking, clock: clock), models: locator, artifacts: artifacts, clock: clock,
                                        tablePath: tablePath)
@@ -78,7 +83,7 @@ public struct Platform: Sendable {
         }
         return Platform(configuration: configuration, database: database, artifacts: artifacts, tracking: tracking,
                         registry: registry, statements: statements, adminToken: token, clock: clock, serving: serving, jobs: jobs, runs: runs,
-                        destinations: destinations, training: training, identity: identity, adminCaller: admin)
+                        destinations: destinations, training: training, identity: identity, adminCaller: admin, audit: audit)
     }
 
     /// Who `token` belongs to: the admin token (the bootstrap admin), a job run's token, or a personal access token;
@@ -103,10 +108,14 @@ public struct Platform: Sendable {
     /// The directory of a table argument: a three-level name under this home's warehouse, else a path.
     public func tablePath(_ table: String) -> String { KilnConfiguration.tablePath(table, home: configuration.home) }
 
+    /// The audit table's folder under this home's warehouse.
+    public var auditTablePath: String { tablePath(AuditTable.name) }
+
     /// Closes the store.
     public func close() async {
         await runs.shutdown()
         serving.close()
+        await audit.close()
         await database.close()
     }
 
@@ -129,6 +138,29 @@ public struct Platform: Sendable {
         guard written == line.count, fsync(fd) == 0 else { throw KilnError.invalid("Cannot write \(file.path); is the disk full?") }
         logger.info("Generated an admin token", metadata: ["kiln.token_file": "\(file.path)"])
         return token
+    }
+}
+
+/// The `system` catalog is Kiln's own: read-only for everyone, readable by admins; reading the audit table first
+/// brings its Delta export up to date.
+struct SystemCatalogRule: Sendable {
+    let audit: AuditLog
+    let warehouse: String
+    let tablePath: @Sendable (String) -> String
+
+    func check(_ caller: Caller?, _ references: StatementReferences) async throws {
+        let systemFolder = URL(fileURLWithPath: warehouse).appendingPathComponent("system").standardizedFileURL.path
+        func isSystem(_ name: String) -> Bool { name == "system" || name.hasPrefix("system.") }
+        if let name = references.written.first(where: isSystem) {
+            throw KilnError(.permissionDenied, "\(name) is in the system catalog, which is read-only")
+        }
+        let paths = references.pathsRead.filter { URL(fileURLWithPath: $0).standardizedFileURL.path.hasPrefix(systemFolder) }
+        let tables = references.tablesRead.filter(isSystem)
+        guard !tables.isEmpty || !paths.isEmpty else { return }
+        if let caller, !caller.isAdmin {
+            throw KilnError(.permissionDenied, "\(caller.name) may not read \((tables.sorted() + paths.sorted())[0]): the system catalog is for workspace admins")
+        }
+        if tables.contains(AuditTable.name) || !paths.isEmpty { try await audit.export(to: tablePath(AuditTable.name)) }
     }
 }
 

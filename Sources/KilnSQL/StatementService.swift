@@ -31,25 +31,33 @@ public actor StatementService {
         }
     }
 
+    /// Decides, before a statement runs, whether `caller` may touch what it references (nil caller: Kiln itself).
+    public typealias Authorizer = @Sendable (_ caller: Caller?, _ references: StatementReferences) async throws -> Void
+
     let warehouse: String
     let capacity: Int
+    let authorize: Authorizer?
     var statements: [String: Snapshot] = [:]
     var order: [String] = []
 
-    public init(warehouse: String, capacity: Int = 1000) {
+    public init(warehouse: String, capacity: Int = 1000, authorize: Authorizer? = nil) {
         self.warehouse = warehouse
         self.capacity = capacity
+        self.authorize = authorize
     }
 
     /// Starts `sql` and waits up to `wait` seconds for it; past that, the statement keeps running (or is canceled
     /// when `cancelOnTimeout`). - Throws: `INVALID_PARAMETER_VALUE` for bad parameters (nothing is started then).
-    public func execute(_ sql: String, parameters: [Parameter] = [], catalog: String? = nil, schema: String? = nil, rowLimit: Int? = nil,
-                        wait: Double, cancelOnTimeout: Bool = false) async throws -> Snapshot {
+    /// - Parameter caller: who runs it, checked by the authorizer first (a refusal runs nothing).
+    public func execute(_ sql: String, parameters: [Parameter] = [], catalog: String? = nil, schema: String? = nil, caller: Caller? = nil,
+                        rowLimit: Int? = nil, wait: Double, cancelOnTimeout: Bool = false) async throws -> Snapshot {
         var values: [String: Value] = [:]
         for p in parameters { values[p.name] = try Self.value(p) }
         var target = Catalog(warehouse: warehouse)
         if let catalog, !catalog.isEmpty { target.defaultCatalog = catalog }
         if let schema, !schema.isEmpty { target.defaultSchema = schema }
+        // A statement that does not parse reads nothing: it fails below as the engine words it.
+        if let authorize, let references = try? StatementReferences.of(sql, catalog: target) { try await authorize(caller, references) }
         let engine = SQLEngine(catalog: target, parameters: values)
         let id = Self.newID()
         statements[id] = Snapshot(id: id, state: .running)

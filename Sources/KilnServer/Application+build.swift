@@ -16,12 +16,14 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
     // Middleware first: routes capture the middleware present when they are added.
     router.add(middleware: KilnMetricsMiddleware())
     router.add(middleware: ErrorMiddleware())
+    let auditor = Auditor(log: platform.audit, clock: platform.clock)
     router.add(middleware: AuthMiddleware(enabled: authEnabled, authenticate: { try await platform.authenticate(token: $0) },
-                                          anonymous: platform.adminCaller))
+                                          anonymous: platform.adminCaller, auditor: auditor))
+    router.add(middleware: AuditMiddleware(auditor: auditor))
     SystemRoutes(registry: registry, version: kilnVersion).register(on: router)
     WebUI(tracking: platform.tracking, registry: platform.registry, artifacts: platform.artifacts, jobs: platform.jobs, runner: platform.runs,
           statements: platform.statements, serving: platform.serving, preferences: WebPreferences(database: platform.database), authEnabled: authEnabled) { token in
-        try? await platform.authenticate(token: token)?.name
+        try? await platform.authenticate(token: token)
     }.register(on: router)
     MLflowRoutes(tracking: platform.tracking, artifacts: platform.artifacts).register(on: router)
     RegistryRoutes(registry: platform.registry).register(on: router)
@@ -55,7 +57,7 @@ public func buildApplication(
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "kiln"),
-        services: [WebhookDeliveryService(registry: platform.registry, logger: logger)],
+        services: [WebhookDeliveryService(registry: platform.registry, logger: logger), AuditExportService(platform: platform, logger: logger)],
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? configuration.port
             let host = configuration.host == "0.0.0.0" || configuration.host == "::" ? "127.0.0.1" : configuration.host
@@ -78,6 +80,25 @@ struct WebhookDeliveryService: Service {
     func run() async throws {
         await cancelWhenGracefulShutdown {
             await registry.runWebhookDelivery(logger: logger)
+        }
+    }
+}
+
+/// Keeps `system.access.audit` (the Delta export of the audit log) within `interval` of the log for outside
+/// readers; SQL through Kiln brings it up to date before each read of it anyway.
+struct AuditExportService: Service {
+    let platform: Platform
+    let logger: Logger
+    var interval: Duration = .seconds(30)
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                do { try await platform.audit.export(to: platform.auditTablePath) } catch {
+                    logger.error("Could not export the audit log to Delta", metadata: ["error": "\(error)"])
+                }
+            }
         }
     }
 }

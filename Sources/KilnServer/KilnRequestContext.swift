@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import KilnCore
 import Logging
@@ -10,9 +11,16 @@ public struct KilnRequestContext: RequestContext {
     /// The caller's name.
     public var principal: String? { caller?.name }
 
+    /// The client's IP address.
+    public var remoteAddress: String?
+    /// This request's id: in its audit event and its `X-Request-Id` header.
+    public let requestID: String
+
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.caller = nil
+        self.remoteAddress = source.channel.remoteAddress?.ipAddress
+        self.requestID = UUID().uuidString.lowercased()
     }
 
     /// Request bodies that are collected whole (JSON) stop at 16 MiB; artifact uploads stream and have no limit.

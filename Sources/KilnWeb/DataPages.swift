@@ -12,8 +12,8 @@ struct DataPages: Sendable {
     static let sampleRows = 50, editorPage = 100
 
     /// Runs `sql` (waiting up to a minute) and returns its result. - Throws: the statement's own error.
-    func query(_ sql: String, wait: Double = 60) async throws -> (frame: Frame, truncated: Bool) {
-        let snapshot = try await statements.execute(sql, rowLimit: nil, wait: wait)
+    func query(_ sql: String, session: WebSession, wait: Double = 60) async throws -> (frame: Frame, truncated: Bool) {
+        let snapshot = try await statements.execute(sql, caller: session.caller, rowLimit: nil, wait: wait)
         defer { Task { await statements.close(snapshot.id) } }
         switch snapshot.state {
         case .succeeded: return (snapshot.result ?? Frame(names: [], columns: []), snapshot.truncated)
@@ -33,20 +33,20 @@ struct DataPages: Sendable {
     }
 
     func catalogs(session: WebSession) async throws -> Response {
-        let names = Self.column(try await query("SHOW CATALOGS").frame, "catalog")
+        let names = Self.column(try await query("SHOW CATALOGS", session: session).frame, "catalog")
         let items = names.map { "<li data-testid=\"catalog\"><a href=\"/ui/data/\(HTML.segment($0))\">\(HTML.escape($0))</a></li>" }.joined()
         return WebUI.html(HTML.page(title: "Data", session: session, body: "<p><a href=\"/ui/sql\" data-testid=\"sql-link\">SQL editor</a></p><h2>Catalogs</h2><ul>\(items)</ul>"))
     }
 
     func schemas(catalog: String, session: WebSession) async throws -> Response {
-        let names = Self.column(try await query("SHOW SCHEMAS IN \(Self.ident(catalog))").frame, "databaseName")
+        let names = Self.column(try await query("SHOW SCHEMAS IN \(Self.ident(catalog))", session: session).frame, "databaseName")
         let items = names.map { "<li data-testid=\"schema\"><a href=\"/ui/data/\(HTML.segment(catalog))/\(HTML.segment($0))\">\(HTML.escape($0))</a></li>" }.joined()
         let body = "<p class=\"meta\"><a href=\"/ui/data\">Data</a> / \(HTML.escape(catalog))</p><h2>Schemas</h2><ul>\(items.isEmpty ? "<li>No schemas.</li>" : items)</ul>"
         return WebUI.html(HTML.page(title: catalog, session: session, body: body))
     }
 
     func tables(catalog: String, schema: String, session: WebSession) async throws -> Response {
-        let names = Self.column(try await query("SHOW TABLES IN \(Self.ident(catalog)).\(Self.ident(schema))").frame, "tableName")
+        let names = Self.column(try await query("SHOW TABLES IN \(Self.ident(catalog)).\(Self.ident(schema))", session: session).frame, "tableName")
         let base = "/ui/data/\(HTML.segment(catalog))/\(HTML.segment(schema))"
         let items = names.map { "<li data-testid=\"table\"><a href=\"\(base)/\(HTML.segment($0))\">\(HTML.escape($0))</a></li>" }.joined()
         let body = "<p class=\"meta\"><a href=\"/ui/data\">Data</a> / <a href=\"/ui/data/\(HTML.segment(catalog))\">\(HTML.escape(catalog))</a> / \(HTML.escape(schema))</p><h2>Tables</h2><ul>\(items.isEmpty ? "<li>No tables.</li>" : items)</ul>"
@@ -57,10 +57,10 @@ struct DataPages: Sendable {
     func table(_ request: Request, catalog: String, schema: String, table: String, session: WebSession) async throws -> Response {
         let name = [catalog, schema, table].map(Self.ident).joined(separator: ".")
         let version = formFields(Substring(request.uri.query ?? ""))["version"].flatMap { Int64($0) }
-        let columns = try await query("DESCRIBE \(name)").frame
-        let detail = try await query("DESCRIBE DETAIL \(name)").frame
-        let history = try await query("DESCRIBE HISTORY \(name)").frame
-        let sample = try await query("SELECT * FROM \(name)\(version.map { " VERSION AS OF \($0)" } ?? "") LIMIT \(Self.sampleRows)").frame
+        let columns = try await query("DESCRIBE \(name)", session: session).frame
+        let detail = try await query("DESCRIBE DETAIL \(name)", session: session).frame
+        let history = try await query("DESCRIBE HISTORY \(name)", session: session).frame
+        let sample = try await query("SELECT * FROM \(name)\(version.map { " VERSION AS OF \($0)" } ?? "") LIMIT \(Self.sampleRows)", session: session).frame
         let base = "/ui/data/\(HTML.segment(catalog))/\(HTML.segment(schema))/\(HTML.segment(table))"
         let versions = Self.column(history, "version")
         var historyRows = ""
@@ -141,7 +141,7 @@ struct DataPages: Sendable {
         if let sessionID { await sessions.remember(sessionID, statement: text) }
         let started = Date()
         do {
-            let snapshot = try await statements.execute(text, rowLimit: nil, wait: 60)
+            let snapshot = try await statements.execute(text, caller: session.caller, rowLimit: nil, wait: 60)
             switch snapshot.state {
             case .succeeded: break
             case .failed:

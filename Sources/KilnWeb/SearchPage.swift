@@ -28,7 +28,7 @@ struct SearchPage: Sendable {
         sections.append(("Experiments", experiments.map { ($0.name, "/ui/experiments/\(HTML.segment($0.id))") }))
         let models = try await registry.searchRegisteredModels(filter: ExperimentPages.nameFilter(text), maxResults: Self.perKind).items
         sections.append(("Models", models.map { ($0.name, "/ui/models/\(HTML.segment($0.name))") }))
-        sections.append(("Tables", try await tables(matching: matches)))
+        sections.append(("Tables", try await tables(matching: matches, session: session)))
         let matchingJobs = try await jobs.all().filter { matches(JobPages.name($0)) }.prefix(Self.perKind)
         sections.append(("Jobs", matchingJobs.map { (JobPages.name($0), "/ui/jobs/\($0.jobID)") }))
         let endpoints = try await serving.list().filter { matches($0.name) }.sorted { $0.name < $1.name }.prefix(Self.perKind)
@@ -43,14 +43,14 @@ struct SearchPage: Sendable {
     }
 
     /// Tables whose name matches, walking catalogs and schemas (at most 200 schemas).
-    func tables(matching: (String) -> Bool) async throws -> [(label: String, link: String)] {
+    func tables(matching: (String) -> Bool, session: WebSession) async throws -> [(label: String, link: String)] {
         var out: [(label: String, link: String)] = []
         var schemasSeen = 0
-        for catalog in DataPages.column(try await data.query("SHOW CATALOGS").frame, "catalog") {
-            for schema in DataPages.column(try await data.query("SHOW SCHEMAS IN \(DataPages.ident(catalog))").frame, "databaseName") {
+        for catalog in DataPages.column(try await data.query("SHOW CATALOGS", session: session).frame, "catalog") {
+            for schema in DataPages.column(try await data.query("SHOW SCHEMAS IN \(DataPages.ident(catalog))", session: session).frame, "databaseName") {
                 schemasSeen += 1
                 guard schemasSeen <= 200 else { return out }
-                let tables = DataPages.column(try await data.query("SHOW TABLES IN \(DataPages.ident(catalog)).\(DataPages.ident(schema))").frame, "tableName")
+                let tables = DataPages.column(try await data.query("SHOW TABLES IN \(DataPages.ident(catalog)).\(DataPages.ident(schema))", session: session).frame, "tableName")
                 for table in tables where matching(table) {
                     out.append(("\(catalog).\(schema).\(table)", "/ui/data/\(HTML.segment(catalog))/\(HTML.segment(schema))/\(HTML.segment(table))"))
                     if out.count >= Self.perKind { return out }

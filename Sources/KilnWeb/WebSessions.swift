@@ -1,8 +1,11 @@
 import Foundation
+import KilnCore
 
 /// A signed-in browser: who it is and the token its forms must send back (CSRF).
 public struct WebSession: Sendable {
-    public var principal: String
+    /// Who signed in: their name and groups.
+    public var caller: Caller
+    public var principal: String { caller.name }
     public var csrf: String
     var expires: Date
     /// The SQL editor's recent statements (newest last, at most 20).
@@ -20,12 +23,12 @@ public actor WebSessions {
 
     public init(lifetime: TimeInterval = 12 * 3600) { self.lifetime = lifetime }
 
-    /// A new session for `principal`: its id (for the cookie) and the session.
-    func create(principal: String) -> (id: String, session: WebSession) {
+    /// A new session for `caller`: its id (for the cookie) and the session.
+    func create(caller: Caller) -> (id: String, session: WebSession) {
         let now = Date()
         sessions = sessions.filter { $0.value.expires > now }
         let id = Self.randomToken()
-        let session = WebSession(principal: principal, csrf: Self.randomToken(), expires: now.addingTimeInterval(lifetime))
+        let session = WebSession(caller: caller, csrf: Self.randomToken(), expires: now.addingTimeInterval(lifetime))
         sessions[id] = session
         return (id, session)
     }

@@ -22,14 +22,14 @@ public struct WebUI: Sendable {
     let serving: ServingService
     let sessions: WebSessions
     let preferences: WebPreferences
-    /// The principal a token belongs to, or nil when it is not valid.
-    let authenticate: @Sendable (String) async -> String?
+    /// Who a token belongs to, or nil when it is not valid.
+    let authenticate: @Sendable (String) async -> Caller?
     /// False for `kiln server --no-auth` (loopback only): every page is served as `admin`, nobody signs in.
     let authEnabled: Bool
 
     public init(tracking: TrackingService, registry: RegistryService, artifacts: any BlobStore, jobs: JobsService, runner: JobRunner,
                 statements: StatementService, serving: ServingService, preferences: WebPreferences, sessions: WebSessions = WebSessions(), authEnabled: Bool,
-                authenticate: @escaping @Sendable (String) async -> String?) {
+                authenticate: @escaping @Sendable (String) async -> Caller?) {
         self.statements = statements
         self.serving = serving
         self.tracking = tracking
@@ -247,7 +247,7 @@ public struct WebUI: Sendable {
 
     /// Runs `page` for the request's session; without one, sends the browser to sign in (and back here after).
     func signedIn(_ request: Request, _ page: (WebSession) async throws -> Response) async throws -> Response {
-        guard authEnabled else { return try await page(WebSession(principal: "admin", csrf: "", expires: .distantFuture)) }
+        guard authEnabled else { return try await page(WebSession(caller: Caller(id: nil, name: "admin", groups: [Caller.adminsGroup]), csrf: "", expires: .distantFuture)) }
         guard let id = request.cookies[Self.sessionCookie]?.value, let session = await sessions.session(id) else {
             let here = request.uri.path + (request.uri.query.map { "?" + $0 } ?? "")
             return Self.redirect("/ui/login?next=" + HTML.query(here))
@@ -286,10 +286,10 @@ public struct WebUI: Sendable {
             return try await loginPage(request, error: "The sign-in form expired; try again.", status: .forbidden)
         }
         let token = (form["token"] ?? "").trimmingCharacters(in: .whitespaces)
-        guard !token.isEmpty, let principal = await authenticate(token) else {
+        guard !token.isEmpty, let caller = await authenticate(token) else {
             return try await loginPage(request, error: "That access token is not valid.", status: .unauthorized)
         }
-        let (id, _) = await sessions.create(principal: principal)
+        let (id, _) = await sessions.create(caller: caller)
         var response = Self.redirect(Self.safeNext(form["next"]))
         response.setCookie(Cookie(name: Self.sessionCookie, value: id, path: "/", httpOnly: true, sameSite: .lax))
         response.setCookie(Cookie(name: Self.loginCookie, value: "", maxAge: 0, path: "/ui/login", httpOnly: true, sameSite: .strict))

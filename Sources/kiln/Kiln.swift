@@ -18,11 +18,11 @@ struct Kiln: AsyncParsableCommand {
             KILN_TOKEN, else the home's admin.token): experiments, runs, models, endpoints, jobs, bundle, users, groups, \
             service-principals, tokens.
             Local commands work on this machine's files and need no server: table, profile, parquet, ingest, storage, \
-            predict, features.
+            predict, features, audit.
             Both: sql and train run locally on --home, or on the server with --url (or KILN_URL).
             """,
         version: "kiln \(kilnVersion)",
-        subcommands: [Server.self, Version.self, Experiments.self, Runs.self, Models.self, Parquet.self, Table.self, SQL.self, Ingest.self, Profile.self, Train.self, Predict.self, Features.self, Endpoints.self, Jobs.self, Bundles.self, Storage.self, Users.self, Groups.self, ServicePrincipals.self, Tokens.self]
+        subcommands: [Server.self, Version.self, Experiments.self, Runs.self, Models.self, Parquet.self, Table.self, SQL.self, Ingest.self, Profile.self, Train.self, Predict.self, Features.self, Endpoints.self, Jobs.self, Bundles.self, Storage.self, Users.self, Groups.self, ServicePrincipals.self, Tokens.self, Audit.self]
     )
 
     static func main() async {

@@ -1,4 +1,5 @@
 import Foundation
+import KilnCore
 import Testing
 @testable import KilnWeb
 
@@ -36,13 +37,13 @@ struct WebTests {
     @Test("sessions: random ids, CSRF tokens, expiry and sign-out")
     func sessions() async throws {
         let sessions = WebSessions(lifetime: 0.2)
-        let (id, session) = await sessions.create(principal: "alice")
+        let (id, session) = await sessions.create(caller: Caller(id: nil, name: "alice", groups: []))
         #expect(id.count == 43 && session.csrf.count == 43 && id != session.csrf)
         #expect(await sessions.session(id)?.principal == "alice")
         #expect(await sessions.session("not-an-id") == nil)
         try await Task.sleep(for: .milliseconds(300))
         #expect(await sessions.session(id) == nil)  // expired
-        let (other, _) = await sessions.create(principal: "bob")
+        let (other, _) = await sessions.create(caller: Caller(id: nil, name: "bob", groups: []))
         await sessions.end(other)
         #expect(await sessions.session(other) == nil)
         #expect(WebSessions.same("abc", "abc") && !WebSessions.same("abc", "abd") && !WebSessions.same("abc", "ab"))

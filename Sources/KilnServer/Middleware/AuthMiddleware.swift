@@ -11,6 +11,8 @@ struct AuthMiddleware: RouterMiddleware {
     let authenticate: @Sendable (String) async throws -> Caller?
     /// Whom requests act as when authentication is off (`--no-auth`).
     let anonymous: Caller
+    /// Records refused calls (the calls that get through are recorded by ``AuditMiddleware``).
+    let auditor: Auditor
 
     static let publicPaths: Set<String> = ["/health", "/.well-known/databricks-config", "/version", "/api/3.0/mlflow/server-info", "/ajax-api/3.0/mlflow/server-info"]
 
@@ -21,6 +23,24 @@ struct AuthMiddleware: RouterMiddleware {
             context.caller = enabled ? nil : anonymous
             return try await next(request, context)
         }
+        let caller: Caller
+        do {
+            caller = try await self.caller(request)
+        } catch {
+            if auditor.audits(request.uri.path) {
+                var request = request
+                let params = await auditor.params(&request)
+                auditor.record(request, context: context, params: params, status: Auditor.status(of: error, path: request.uri.path),
+                               error: Auditor.message(of: error))
+            }
+            throw error
+        }
+        context.caller = caller
+        context.logger[metadataKey: "kiln.principal"] = "\(caller.name)"
+        return try await next(request, context)
+    }
+
+    func caller(_ request: Request) async throws -> Caller {
         guard let header = request.headers[.authorization] else {
             throw KilnError(.unauthenticated, "Missing credentials: send 'Authorization: Bearer <token>' (set MLFLOW_TRACKING_TOKEN or DATABRICKS_TOKEN)")
         }
@@ -32,8 +52,6 @@ struct AuthMiddleware: RouterMiddleware {
         guard let caller = try await authenticate(token) else {
             throw KilnError(.unauthenticated, "Invalid access token: it is unknown, revoked or expired, or its owner is disabled")
         }
-        context.caller = caller
-        context.logger[metadataKey: "kiln.principal"] = "\(caller.name)"
-        return try await next(request, context)
+        return caller
     }
 }

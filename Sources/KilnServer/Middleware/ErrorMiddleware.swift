@@ -10,6 +10,12 @@ struct ErrorMiddleware: RouterMiddleware {
     typealias Context = KilnRequestContext
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var response = try await respond(request, context: context, next: next)
+        response.headers[Auditor.requestIDHeader] = context.requestID
+        return response
+    }
+
+    func respond(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch let error as KilnError {

@@ -45,7 +45,7 @@ struct StatementRoutes: Sendable {
             rowLimit = Int(limit)
         }
         let snapshot = try await statements.execute(sql, parameters: parameters, catalog: try m.string("catalog"), schema: try m.string("schema"),
-                                                    rowLimit: rowLimit, wait: wait, cancelOnTimeout: onTimeout == "CANCEL")
+                                                    caller: m.caller, rowLimit: rowLimit, wait: wait, cancelOnTimeout: onTimeout == "CANCEL")
         return .json { w in Self.write(snapshot, into: &w) }
     }
 

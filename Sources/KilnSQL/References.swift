@@ -1,0 +1,105 @@
+/// The tables and files a statement reads and writes: what an authorization check needs to see before it runs.
+public struct StatementReferences: Sendable, Equatable {
+    /// Tables read, as `catalog.schema.table` completed with the defaults.
+    public var tablesRead: Set<String> = []
+    /// Tables (and, for DDL, catalogs and schemas) created, changed or dropped, fully qualified.
+    public var written: Set<String> = []
+    /// Files read by path (`delta.\`/p\``, `parquet.\`/p\``, `read_files('/p')`).
+    public var pathsRead: Set<String> = []
+    /// Whether the statement lists or describes namespaces (SHOW, DESCRIBE SCHEMA/CATALOG).
+    public var listsNamespaces = false
+
+    /// The references of `sql`, whose unqualified names resolve against `catalog`'s defaults.
+    /// - Throws: the parser's syntax errors, and bad names.
+    public static func of(_ sql: String, catalog: Catalog) throws -> StatementReferences {
+        let (statement, subqueries) = try Parser.parse(sql)
+        var walker = Walker(catalog: catalog)
+        for query in subqueries { walker.ctes(query) }
+        try walker.statement(statement)
+        for query in subqueries { try walker.query(query) }
+        return walker.out
+    }
+
+    struct Walker {
+        let catalog: Catalog
+        var out = StatementReferences()
+        var cteNames: Set<String> = []
+
+        mutating func ctes(_ q: Query) {
+            for (name, inner) in q.ctes {
+                cteNames.insert(name.lowercased())
+                ctes(inner)
+            }
+        }
+
+        func qualified(_ parts: [String]) throws -> String {
+            let n = try catalog.tableName(parts)
+            return "\(n.catalog).\(n.schema).\(n.table)".lowercased()
+        }
+
+        func namespace(_ parts: [String], kind: NamespaceKind) throws -> String {
+            if kind == .catalog { return parts.joined(separator: ".").lowercased() }
+            let n = try catalog.schemaName(parts)
+            return "\(n.catalog).\(n.schema)".lowercased()
+        }
+
+        mutating func write(_ parts: [String]) throws {
+            out.written.insert(try qualified(parts))
+        }
+
+        mutating func read(_ parts: [String]) throws {
+            if parts.count == 2, ["delta", "parquet"].contains(parts[0].lowercased()) {
+                out.pathsRead.insert(parts[1])
+                return
+            }
+            if parts.count == 1, cteNames.contains(parts[0].lowercased()) { return }
+            out.tablesRead.insert(try qualified(parts))
+        }
+
+        mutating func statement(_ s: Statement) throws {
+            switch s {
+            case .query(let q): ctes(q); try query(q)
+            case .createTable(let c):
+                try write(c.table)
+                if let q = c.query { ctes(q); try query(q) }
+            case .insert(let table, _, _, let source): try write(table); ctes(source); try query(source)
+            case .delete(let table, _, _, _), .update(let table, _, _, _, _, _), .dropTable(let table, _), .optimize(let table, _, _),
+                 .vacuum(let table, _, _), .restore(let table, _, _), .alter(let table, _, _, _), .copyInto(let table, _, _, _):
+                try write(table)
+            case .merge(let m):
+                try write(m.target)
+                try from(m.source)
+            case .describe(let table, _), .describeDetail(let table): try read(table)
+            case .createCatalog(let name, _, _): out.written.insert(name.lowercased())
+            case .createSchema(let name, _, _, _): out.written.insert(try namespace(name, kind: .schema))
+            case .dropNamespace(let kind, let name, _, _): out.written.insert(try namespace(name, kind: kind))
+            case .show, .describeNamespace: out.listsNamespaces = true
+            case .use: break
+            }
+        }
+
+        mutating func query(_ q: Query) throws {
+            for (_, inner) in q.ctes { try query(inner) }
+            try set(q.body)
+        }
+
+        mutating func set(_ s: SetExpr) throws {
+            switch s {
+            case .select(let select): for item in select.from { try from(item) }
+            case .values: break
+            case .query(let q): try query(q)
+            case .setOperation(_, let a, let b, _): try set(a); try set(b)
+            }
+        }
+
+        mutating func from(_ item: FromItem) throws {
+            switch item {
+            case .table(let parts, _, _, _): try read(parts)
+            case .subquery(let q, _): ctes(q); try query(q)
+            case .join(let a, let b, _, _, _): try from(a); try from(b)
+            case .function(let name, let args, _, _):
+                if name.lowercased() == "read_files", case .literal(.string(let path))? = args.first { out.pathsRead.insert(path) }
+            }
+        }
+    }
+}

@@ -1,0 +1,125 @@
+import HTTPTypes
+import Foundation
+import Hummingbird
+import KilnAudit
+import KilnCore
+import KilnWeb
+
+/// Appends one audit event per API call, allowed or denied, with the caller, the request's fields (secret values
+/// redacted), the status and the error. Calls refused for want of credentials are recorded by ``AuthMiddleware``
+/// through the same ``Auditor``. (``ErrorMiddleware`` puts each request's id in its `X-Request-Id` header.)
+struct AuditMiddleware: RouterMiddleware {
+    typealias Context = KilnRequestContext
+    let auditor: Auditor
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard auditor.audits(request.uri.path) else { return try await next(request, context) }
+        var request = request
+        let params = await auditor.params(&request)
+        do {
+            let response = try await next(request, context)
+            auditor.record(request, context: context, params: params, status: Int(response.status.code), error: nil)
+            return response
+        } catch {
+            auditor.record(request, context: context, params: params, status: Auditor.status(of: error, path: request.uri.path),
+                           error: Auditor.message(of: error))
+            throw error
+        }
+    }
+}
+
+/// Builds audit events from requests and hands them to the log.
+struct Auditor: Sendable {
+    let log: AuditLog?
+    let clock: any KilnClock
+
+    static let requestIDHeader = HTTPField.Name("X-Request-Id")!
+    /// Keys whose values never reach the log.
+    static let secretKeys: Set<String> = ["token", "token_value", "password", "secret", "client_secret", "string_value", "bytes_value",
+                                          "api_key", "authorization", "access_token", "refresh_token", "credentials", "private_key"]
+
+    /// Health probes, metrics scrapes, static files and web pages (which sign in with a session, not a token) are not API calls.
+    func audits(_ path: String) -> Bool {
+        log != nil && path != "/health" && path != "/metrics" && !WebUI.owns(path)
+    }
+
+    /// The query's fields and, for JSON bodies up to 1 MiB, the body's top-level fields (the body is collected and
+    /// stays readable for the route); long values are cut at 1,000 characters.
+    func params(_ request: inout Request) async -> [String: String] {
+        var out: [String: String] = [:]
+        for (key, value) in RequestMessage.parseQuery(request.uri.query ?? "") { out[key] = Self.text(key, value) }
+        let json = request.headers[.contentType]?.lowercased().contains("json") ?? false
+        let length = request.headers[.contentLength].flatMap { Int($0) } ?? 0
+        if json, length > 0, length <= 1 << 20, let body = try? await request.collectBody(upTo: 1 << 20),
+           case .object(let fields)? = try? JSONValue.parse(body.readableBytesView) {
+            for (key, value) in fields { out[key] = Self.text(key, value) }
+        }
+        return out
+    }
+
+    static func text(_ key: String, _ value: JSONValue) -> String {
+        if secretKeys.contains(key.lowercased()) { return "[REDACTED]" }
+        let text: String
+        switch value {
+        case .string(let s): text = s
+        case .array, .object: text = Self.redacted(value).json
+        default: text = JSONValue.text(value)
+        }
+        return text.count > 1000 ? String(text.prefix(1000)) + "…" : text
+    }
+
+    static func redacted(_ value: JSONValue) -> JSONValue {
+        switch value {
+        case .object(let o):
+            return .object(Dictionary(uniqueKeysWithValues: o.map { ($0.key, secretKeys.contains($0.key.lowercased()) ? .string("[REDACTED]") : redacted($0.value)) }))
+        case .array(let a): return .array(a.map(redacted))
+        default: return value
+        }
+    }
+
+    func record(_ request: Request, context: KilnRequestContext, params: [String: String], status: Int, error: String?) {
+        guard let log else { return }
+        let (service, action) = Self.names(method: request.method.rawValue, path: context.endpointPath ?? request.uri.path)
+        log.record(AuditEvent(eventTime: clock.nowMillis(), serviceName: service, actionName: action, userName: context.caller?.name,
+                              sourceIP: context.remoteAddress, userAgent: request.headers[.userAgent], requestID: context.requestID,
+                              requestParams: params, statusCode: status, errorMessage: error))
+    }
+
+    /// Databricks' service names by API family; the action is the method and the route's fixed segments, camel-cased
+    /// (`POST /api/2.0/mlflow/runs/log-metric` → `postRunsLogMetric`).
+    static func names(method: String, path: String) -> (String, String) {
+        let families: [(String, String)] = [
+            ("/preview/scim/", "accounts"), ("/token", "accounts"), ("/mlflow/registered-models", "modelRegistry"),
+            ("/mlflow/model-versions", "modelRegistry"), ("/mlflow/registry-webhooks", "modelRegistry"), ("/mlflow/transition-requests", "modelRegistry"),
+            ("/mlflow/comments", "modelRegistry"), ("/mlflow-artifacts", "mlflowAcledArtifact"), ("/mlflow/", "mlflowExperiment"),
+            ("/jobs", "jobs"), ("/sql/", "databrickssql"), ("/serving-endpoints", "serving"), ("/unity-catalog/", "unityCatalog"),
+            ("/fs/", "filesystem"), ("/notification-destinations", "notificationDestinations"), ("/kiln/", "kiln"),
+        ]
+        let service = families.first { path.contains($0.0) }?.1 ?? "workspace"
+        var segments = path.split(separator: "/").map(String.init).filter { !$0.hasPrefix("{") && !$0.hasPrefix(":") }
+        // Drop the API prefix: `api`, `ajax-api`, versions and `preview`.
+        while let first = segments.first, ["api", "ajax-api", "preview", "scim", "v2", "mlflow", "unity-catalog"].contains(first) || first.first == "2"
+                || first.first == "3" || first.first == "1" {
+            segments.removeFirst()
+        }
+        var action = method.lowercased()
+        for segment in segments {
+            for word in segment.split(whereSeparator: { $0 == "-" || $0 == "_" || $0 == "." }) {
+                action += word.prefix(1).uppercased() + word.dropFirst()
+            }
+        }
+        return (service, action)
+    }
+
+    static func status(of error: any Error, path: String) -> Int {
+        if let error = error as? KilnError { return error.httpStatus(alreadyExistsAs409: !path.contains("/mlflow")) }
+        if let error = error as? HTTPError { return Int(error.status.code) }
+        return 500
+    }
+
+    static func message(of error: any Error) -> String {
+        if let error = error as? KilnError { return error.message }
+        if let error = error as? HTTPError { return error.body ?? error.status.reasonPhrase }
+        return "Internal error"
+    }
+}

@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "KilnBundles", targets: ["KilnBundles"]),
         .library(name: "KilnIdentity", targets: ["KilnIdentity"]),
         .library(name: "KilnAudit", targets: ["KilnAudit"]),
+        .library(name: "KilnCatalog", targets: ["KilnCatalog"]),
         .library(name: "KilnPlatform", targets: ["KilnPlatform"]),
         .library(name: "KilnServer", targets: ["KilnServer"]),
     ],
@@ -121,6 +122,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "KilnCatalog",
+            dependencies: ["KilnCore", "KilnStore", "KilnLake", "KilnSQL", .product(name: "SQLKit", package: "sql-kit"),
+                           .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .target(
             name: "KilnAudit",
             dependencies: ["KilnCore", "KilnStore", "KilnLake", "KilnFrame", .product(name: "SQLKit", package: "sql-kit"),
                            .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto")],
@@ -130,7 +137,7 @@ let package = Package(
         .target(
             name: "KilnPlatform",
             dependencies: ["KilnCore", "KilnStore", "KilnStoreSQLite", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnSQL", "KilnLearn",
-                           "KilnLake", "KilnModelFormat", "KilnTraining", "KilnServing", "KilnJobs", "KilnIdentity", "KilnAudit",
+                           "KilnLake", "KilnModelFormat", "KilnTraining", "KilnServing", "KilnJobs", "KilnIdentity", "KilnAudit", "KilnCatalog",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client")],
             swiftSettings: strict
@@ -149,7 +156,7 @@ let package = Package(
             name: "KilnServer",
             dependencies: [
                 "KilnCore", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnPlatform", "KilnSQL", "KilnFrame", "KilnLearn",
-                "KilnTraining", "KilnServing", "KilnJobs", "KilnWeb", "KilnIdentity", "KilnAudit",
+                "KilnTraining", "KilnServing", "KilnJobs", "KilnWeb", "KilnIdentity", "KilnAudit", "KilnCatalog",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -179,6 +179,16 @@ public struct DeltaField: Sendable, Equatable {
         return nodes.first { $0.element.fieldID == id }
     }
 
+    /// A field from Spark's StructField JSON (`{"name", "type", "nullable", "metadata"}`).
+    public init(parsing json: JSONValue) throws { try self.init(json: json) }
+
+    /// This field as Spark's StructField JSON.
+    public var jsonText: String {
+        var w = JSONWriter()
+        write(&w)
+        return String(decoding: w.bytes, as: UTF8.self)
+    }
+
     init(json: JSONValue) throws {
         guard case .object(let o) = json, case .string(let name)? = o["name"], let type = o["type"] else {
             throw KilnError.invalid("A schema field needs a name and a type")

@@ -4,6 +4,7 @@ import KilnAudit
 import Glibc
 #endif
 import KilnBlob
+import KilnCatalog
 import KilnCore
 import KilnIdentity
 import KilnJobs
@@ -46,6 +47,8 @@ public struct Platform: Sendable {
     public let adminCaller: Caller
     /// One hash-chained event per API call; exported to `system.access.audit`.
     public let audit: AuditLog
+    /// Unity Catalog's catalogs, schemas and tables over the warehouse.
+    public let catalog: UnityCatalog
 
     /// Opens (creating if needed) the home folder and builds every service.
     /// - Throws: `INVALID_PARAMETER_VALUE` when the home cannot be used.
@@ -81,9 +84,13 @@ public struct Platform: Sendable {
         guard let admin = try await identity.caller(named: IdentityService.adminUser) else {
             throw KilnError(.internalError, "The bootstrap admin user is missing from the identity store")
         }
+        let catalog = try await UnityCatalog.make(warehouse: warehouse, database: database, clock: clock, logger: logger) { name in
+            for kind in PrincipalKind.allCases where try await identity.find(kind, name: name) != nil { return true }
+            return false
+        }
         return Platform(configuration: configuration, database: database, artifacts: artifacts, tracking: tracking,
                         registry: registry, statements: statements, adminToken: token, clock: clock, serving: serving, jobs: jobs, runs: runs,
-                        destinations: destinations, training: training, identity: identity, adminCaller: admin, audit: audit)
+                        destinations: destinations, training: training, identity: identity, adminCaller: admin, audit: audit, catalog: catalog)
     }
 
     /// Who `token` belongs to: the admin token (the bootstrap admin), a job run's token, or a personal access token;

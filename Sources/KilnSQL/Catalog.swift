@@ -81,6 +81,8 @@ public struct Catalog: Sendable {
         public var location: String?
         public var createdAt: Int64?
         public var id: String?
+        /// Key-value properties (Unity Catalog's `properties`).
+        public var properties: [String: String] = [:]
     }
 
     func catalogFolder(_ catalog: String) -> String { warehouse + "/" + catalog }
@@ -209,6 +211,51 @@ public struct Catalog: Sendable {
         try FileManager.default.removeItem(atPath: catalogFolder(catalog))
     }
 
+    /// A catalog's (`schema` nil) or schema's info with an id, written when it had none (`main`, `main.default`, and
+    /// namespaces made before ids existed), so that everything governed has a stable id.
+    /// - Throws: `RESOURCE_DOES_NOT_EXIST` when it does not exist.
+    public func identified(_ catalog: String, _ schema: String? = nil) throws -> NamespaceInfo {
+        let found = try schema.map { try schemaInfo(catalog, $0) } ?? catalogInfo(catalog)
+        guard var info = found else { throw schema.map { Self.noSchema(catalog, $0) } ?? Self.noCatalog(catalog) }
+        if info.id == nil {
+            info.id = UUID().uuidString.lowercased()
+            info.createdAt = info.createdAt ?? Self.nowMillis()
+            let folder = schema.map { schemaFolder(catalog, $0) } ?? catalogFolder(catalog)
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            try Self.writeInfo(info, to: folder + (schema == nil ? "/_kiln_catalog.json" : "/_kiln_schema.json"))
+        }
+        return info
+    }
+
+    /// Changes a catalog's (`schema` nil) or schema's name, comment and properties (nil: unchanged).
+    /// - Throws: `RESOURCE_ALREADY_EXISTS` when the new name is taken; `INVALID_PARAMETER_VALUE` for `main` or `main.default`.
+    @discardableResult
+    public func updateNamespace(_ catalog: String, _ schema: String? = nil, newName: String?, comment: String?,
+                                properties: [String: String]?) throws -> NamespaceInfo {
+        var info = try identified(catalog, schema)
+        if let comment {
+            try TextLimit.check(comment, "comment", max: 65_535)
+            info.comment = comment
+        }
+        if let properties { info.properties = properties }
+        var folder = schema.map { schemaFolder(catalog, $0) } ?? catalogFolder(catalog)
+        if let newName, newName != (schema ?? catalog) {
+            try Self.checkName(newName)
+            guard schema != nil ? !(catalog == "main" && schema == "default") : catalog != "main" else {
+                throw KilnError.invalid("'\(schema.map { "\(catalog).\($0)" } ?? catalog)' cannot be renamed")
+            }
+            let target = schema == nil ? catalogFolder(newName) : schemaFolder(catalog, newName)
+            guard !FileManager.default.fileExists(atPath: target) else {
+                throw KilnError.alreadyExists("\(schema == nil ? "Catalog" : "Schema") '\(schema == nil ? newName : "\(catalog).\(newName)")' already exists")
+            }
+            try FileManager.default.moveItem(atPath: folder, toPath: target)
+            folder = target
+            info.name = newName
+        }
+        try Self.writeInfo(info, to: folder + (schema == nil ? "/_kiln_catalog.json" : "/_kiln_schema.json"))
+        return info
+    }
+
     /// Checks that a table may be created under `parts`: its schema exists.
     public func requireSchema(ofTable parts: [String]) throws {
         let name = try tableName(parts)
@@ -232,8 +279,10 @@ public struct Catalog: Sendable {
         func text(_ key: String) -> String? { if case .string(let s)? = o[key] { return s }; return nil }
         var created: Int64?
         if case .number(let n)? = o["created_at"] { created = Int64(n) }
+        var properties: [String: String] = [:]
+        if case .object(let p)? = o["properties"] { for (k, v) in p { if case .string(let s) = v { properties[k] = s } } }
         return NamespaceInfo(name: text("name") ?? "", catalog: text("catalog") ?? "", comment: text("comment"), location: text("location"),
-                             createdAt: created, id: text("id"))
+                             createdAt: created, id: text("id"), properties: properties)
     }
 
     static func writeInfo(_ info: NamespaceInfo, to path: String) throws {
@@ -242,6 +291,7 @@ public struct Catalog: Sendable {
         if let location = info.location { fields["location"] = .string(location) }
         if let created = info.createdAt { fields["created_at"] = .number(String(created)) }
         if let id = info.id { fields["id"] = .string(id) }
+        if !info.properties.isEmpty { fields["properties"] = .object(info.properties.mapValues(JSONValue.string)) }
         try Data(JSONText.string(.object(fields)).utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 }

@@ -37,6 +37,7 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
     JobRunRoutes(runs: platform.runs).register(on: router)
     NotificationDestinationRoutes(destinations: platform.destinations).register(on: router)
     IdentityRoutes(identity: platform.identity).register(on: router)
+    UnityCatalogRoutes(catalog: platform.catalog).register(on: router)
     if let clock = platform.clock as? AdjustableClock { JobRunRoutes.registerTestClock(clock, runs: platform.runs, on: router) }
     return router
 }
@@ -95,6 +96,7 @@ struct AuditExportService: Service {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 try? await Task.sleep(for: interval)
+                if Task.isCancelled { return }  // the last events are flushed on close; outside readers catch up at next start
                 do { try await platform.audit.export(to: platform.auditTablePath) } catch {
                     logger.error("Could not export the audit log to Delta", metadata: ["error": "\(error)"])
                 }

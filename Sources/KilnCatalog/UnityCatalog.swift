@@ -1,0 +1,333 @@
+import Foundation
+import KilnCore
+import KilnLake
+import KilnSQL
+import KilnStore
+import Logging
+import SQLKit
+
+/// Who owns a securable and who made and last changed it. Objects made outside the catalog API (SQL on a local
+/// home, tables found on disk) belong to the metastore admin until someone takes them over.
+public struct Ownership: Sendable, Equatable {
+    public var owner: String
+    public var createdBy: String?
+    public var createdAt: Int64?
+    public var updatedBy: String?
+    public var updatedAt: Int64?
+}
+
+/// A catalog or schema as Unity Catalog shows it.
+public struct NamespaceEntry: Sendable {
+    public var catalog: String
+    /// nil for a catalog.
+    public var schema: String?
+    public var info: Catalog.NamespaceInfo
+    public var ownership: Ownership
+    public var fullName: String { schema.map { "\(catalog).\($0)" } ?? catalog }
+    public var id: String { info.id ?? "" }
+}
+
+/// A table as Unity Catalog shows it: names, its Delta metadata and ownership.
+public struct TableEntry: Sendable {
+    public var catalog: String
+    public var schema: String
+    public var name: String
+    /// The Delta table's metadata id: a dropped and recreated table gets a new one.
+    public var tableID: String
+    public var location: String
+    public var comment: String?
+    public var properties: [String: String]
+    public var columns: [DeltaField]
+    public var partitionColumns: [String]
+    public var createdAt: Int64
+    public var updatedAt: Int64
+    public var ownership: Ownership
+    public var fullName: String { "\(catalog).\(schema).\(name)" }
+}
+
+/// Unity Catalog's three-level namespace over Kiln's warehouse: catalogs and schemas are its folders and tables its
+/// Delta tables, so SQL (local or through the server) and this API see the same objects; ownership is kept in the
+/// store by securable id. Changing a securable takes its owner, the owner of a container above it, or an admin;
+/// creating a catalog takes an admin. (Grants come on top of this.)
+public struct UnityCatalog: Sendable {
+    let warehouse: String
+    let database: any KilnDatabase
+    let clock: any KilnClock
+    /// Whether a user, group or service principal of that name exists (owners must).
+    let principalExists: @Sendable (String) async throws -> Bool
+
+    /// The metastore admin: owner of everything not otherwise owned.
+    public static let metastoreAdmin = "admin"
+    public static let metastoreID = "00000000-0000-0000-0000-00000000ki1n"
+
+    public static func make(warehouse: String, database: any KilnDatabase, clock: any KilnClock, logger: Logger,
+                            principalExists: @escaping @Sendable (String) async throws -> Bool) async throws -> UnityCatalog {
+        try await Migrator.migrate(database, migrations, logger: logger)
+        return UnityCatalog(warehouse: warehouse, database: database, clock: clock, principalExists: principalExists)
+    }
+
+    public static let migrations = [
+        Migration("catalog_0001_owners", [
+            """
+            CREATE TABLE uc_owners (
+                securable_id VARCHAR(64) PRIMARY KEY,
+                owner TEXT NOT NULL,
+                created_by TEXT,
+                created_at BIGINT,
+                updated_by TEXT,
+                updated_at BIGINT
+            )
+            """,
+        ]),
+    ]
+
+    var catalog: Catalog { Catalog(warehouse: warehouse) }
+
+    // MARK: Ownership
+
+    func ownerships(_ ids: [String]) async throws -> [String: Ownership] {
+        guard !ids.isEmpty else { return [:] }
+        return try await database.read { sql in
+            var out: [String: Ownership] = [:]
+            for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
+                for row in try await sql.raw("SELECT * FROM uc_owners WHERE securable_id IN (\(binds: chunk))").all() {
+                    out[try row.decode(column: "securable_id", as: String.self)] = Ownership(
+                        owner: try row.decode(column: "owner", as: String.self), createdBy: try row.decode(column: "created_by", as: String?.self),
+                        createdAt: try row.decode(column: "created_at", as: Int64?.self), updatedBy: try row.decode(column: "updated_by", as: String?.self),
+                        updatedAt: try row.decode(column: "updated_at", as: Int64?.self))
+                }
+            }
+            return out
+        }
+    }
+
+    func ownership(_ id: String, createdAt: Int64?) async throws -> Ownership {
+        try await ownerships([id])[id] ?? Ownership(owner: Self.metastoreAdmin, createdBy: nil, createdAt: createdAt)
+    }
+
+    func recordCreated(_ id: String, by caller: Caller?) async throws {
+        let who = caller?.name ?? Self.metastoreAdmin
+        let now = clock.nowMillis()
+        try await database.write { sql in
+            try await sql.raw("DELETE FROM uc_owners WHERE securable_id = \(bind: id)").run()
+            try await sql.raw("""
+                INSERT INTO uc_owners (securable_id, owner, created_by, created_at, updated_by, updated_at)
+                VALUES (\(bind: id), \(bind: who), \(bind: who), \(bind: now), \(bind: who), \(bind: now))
+                """).run()
+        }
+    }
+
+    func recordUpdated(_ id: String, current: Ownership, owner: String?, by caller: Caller?) async throws {
+        let who = caller?.name ?? Self.metastoreAdmin
+        if let owner, !(try await principalExists(owner)) {
+            throw KilnError.invalid("owner '\(owner)' is not a user, group or service principal; see them with `kiln users list`")
+        }
+        let now = clock.nowMillis()
+        let next = owner ?? current.owner
+        try await database.write { sql in
+            try await sql.raw("DELETE FROM uc_owners WHERE securable_id = \(bind: id)").run()
+            try await sql.raw("""
+                INSERT INTO uc_owners (securable_id, owner, created_by, created_at, updated_by, updated_at)
+                VALUES (\(bind: id), \(bind: next), \(bind: current.createdBy), \(bind: current.createdAt), \(bind: who), \(bind: now))
+                """).run()
+        }
+    }
+
+    func forget(_ id: String) async throws {
+        try await database.write { sql in try await sql.raw("DELETE FROM uc_owners WHERE securable_id = \(bind: id)").run() }
+    }
+
+    /// Allows `caller` when it is Kiln itself (nil), an admin, or owns one of `owners` (the object and its containers).
+    static func requireOwner(_ caller: Caller?, of what: String, _ owners: [Ownership?], action: String) throws {
+        guard let caller, !caller.isAdmin else { return }
+        let names = Set(owners.compactMap { $0?.owner })
+        guard names.contains(caller.name) || !names.isDisjoint(with: caller.groups) else {
+            throw KilnError(.permissionDenied, "\(caller.name) may not \(action) \(what): that takes its owner, the owner of its catalog or schema, or an admin")
+        }
+    }
+
+    // MARK: Catalogs
+
+    public func catalogs() async throws -> [NamespaceEntry] {
+        let infos = try catalog.catalogs().map { try catalog.identified($0) }
+        let owners = try await ownerships(infos.compactMap(\.id))
+        return infos.map { info in
+            NamespaceEntry(catalog: info.name, schema: nil, info: info,
+                           ownership: owners[info.id ?? ""] ?? Ownership(owner: Self.metastoreAdmin, createdAt: info.createdAt))
+        }
+    }
+
+    public func getCatalog(_ name: String) async throws -> NamespaceEntry {
+        let info = try catalog.identified(name)
+        return NamespaceEntry(catalog: name, schema: nil, info: info, ownership: try await ownership(info.id!, createdAt: info.createdAt))
+    }
+
+    public func createCatalog(_ name: String, comment: String?, properties: [String: String], caller: Caller?) async throws -> NamespaceEntry {
+        if let caller, !caller.isAdmin {
+            throw KilnError(.permissionDenied, "\(caller.name) may not create catalogs: that takes an admin")
+        }
+        try catalog.createCatalog(name, comment: comment, ifNotExists: false)
+        if !properties.isEmpty { try catalog.updateNamespace(name, newName: nil, comment: nil, properties: properties) }
+        let info = try catalog.identified(name)
+        try await recordCreated(info.id!, by: caller)
+        return try await getCatalog(name)
+    }
+
+    public func updateCatalog(_ name: String, newName: String?, comment: String?, owner: String?, properties: [String: String]?,
+                              caller: Caller?) async throws -> NamespaceEntry {
+        let current = try await getCatalog(name)
+        try Self.requireOwner(caller, of: "catalog \(name)", [current.ownership], action: "change")
+        try catalog.updateNamespace(name, newName: newName, comment: comment, properties: properties)
+        try await recordUpdated(current.id, current: current.ownership, owner: owner, by: caller)
+        return try await getCatalog(newName ?? name)
+    }
+
+    /// - Parameter force: drop what it holds too (else a catalog holding schemas other than `default` is refused).
+    public func deleteCatalog(_ name: String, force: Bool, caller: Caller?) async throws {
+        let current = try await getCatalog(name)
+        try Self.requireOwner(caller, of: "catalog \(name)", [current.ownership], action: "delete")
+        try Self.refusedAsBadRequest { try catalog.dropCatalog(name, cascade: force, ifExists: false) }
+        try await forget(current.id)
+    }
+
+    // MARK: Schemas
+
+    public func schemas(in catalogName: String) async throws -> [NamespaceEntry] {
+        let infos = try catalog.schemas(in: catalogName).map { try catalog.identified(catalogName, $0) }
+        let owners = try await ownerships(infos.compactMap(\.id))
+        return infos.map { info in
+            NamespaceEntry(catalog: catalogName, schema: info.name, info: info,
+                           ownership: owners[info.id ?? ""] ?? Ownership(owner: Self.metastoreAdmin, createdAt: info.createdAt))
+        }
+    }
+
+    public func getSchema(_ catalogName: String, _ name: String) async throws -> NamespaceEntry {
+        let info = try catalog.identified(catalogName, name)
+        return NamespaceEntry(catalog: catalogName, schema: name, info: info, ownership: try await ownership(info.id!, createdAt: info.createdAt))
+    }
+
+    public func createSchema(_ catalogName: String, _ name: String, comment: String?, properties: [String: String], storageRoot: String?,
+                             caller: Caller?) async throws -> NamespaceEntry {
+        let parent = try await getCatalog(catalogName)
+        try Self.requireOwner(caller, of: "catalog \(catalogName)", [parent.ownership], action: "create schemas in")
+        try catalog.createSchema(catalogName, name, comment: comment, location: storageRoot, ifNotExists: false)
+        if !properties.isEmpty { try catalog.updateNamespace(catalogName, name, newName: nil, comment: nil, properties: properties) }
+        let info = try catalog.identified(catalogName, name)
+        try await recordCreated(info.id!, by: caller)
+        return try await getSchema(catalogName, name)
+    }
+
+    public func updateSchema(_ catalogName: String, _ name: String, newName: String?, comment: String?, owner: String?,
+                             properties: [String: String]?, caller: Caller?) async throws -> NamespaceEntry {
+        let current = try await getSchema(catalogName, name)
+        let parent = try await getCatalog(catalogName)
+        try Self.requireOwner(caller, of: "schema \(current.fullName)", [current.ownership, parent.ownership], action: "change")
+        try catalog.updateNamespace(catalogName, name, newName: newName, comment: comment, properties: properties)
+        try await recordUpdated(current.id, current: current.ownership, owner: owner, by: caller)
+        return try await getSchema(catalogName, newName ?? name)
+    }
+
+    public func deleteSchema(_ catalogName: String, _ name: String, force: Bool, caller: Caller?) async throws {
+        let current = try await getSchema(catalogName, name)
+        let parent = try await getCatalog(catalogName)
+        try Self.requireOwner(caller, of: "schema \(current.fullName)", [current.ownership, parent.ownership], action: "delete")
+        try Self.refusedAsBadRequest { try catalog.dropSchema(catalogName, name, cascade: force, ifExists: false) }
+        try await forget(current.id)
+    }
+
+    // MARK: Tables
+
+    public func tables(in catalogName: String, _ schemaName: String) async throws -> [TableEntry] {
+        var entries = try catalog.tables(in: catalogName, schemaName).compactMap { try? entry(catalogName, schemaName, $0) }
+        let owners = try await ownerships(entries.map(\.tableID))
+        for i in entries.indices { if let o = owners[entries[i].tableID] { entries[i].ownership = o } }
+        return entries
+    }
+
+    public func getTable(_ catalogName: String, _ schemaName: String, _ name: String) async throws -> TableEntry {
+        var table = try entry(catalogName, schemaName, name)
+        table.ownership = try await ownership(table.tableID, createdAt: table.createdAt)
+        return table
+    }
+
+    /// Whether the table exists (no error for a missing catalog or schema).
+    public func tableExists(_ catalogName: String, _ schemaName: String, _ name: String) -> Bool {
+        (try? catalog.path([catalogName, schemaName, name])).map { FileManager.default.fileExists(atPath: $0 + "/_delta_log") } ?? false
+    }
+
+    func entry(_ catalogName: String, _ schemaName: String, _ name: String) throws -> TableEntry {
+        guard catalog.schemaExists(catalogName, schemaName) else {
+            throw KilnError.notFound("[SCHEMA_NOT_FOUND] The schema '\(catalogName).\(schemaName)' does not exist")
+        }
+        let path = try catalog.path([catalogName, schemaName, name])
+        guard FileManager.default.fileExists(atPath: path + "/_delta_log") else {
+            throw KilnError.notFound("[TABLE_OR_VIEW_NOT_FOUND] The table '\(catalogName).\(schemaName).\(name)' does not exist")
+        }
+        let table = try DeltaTable.open(path)
+        let snapshot = try table.snapshot()
+        let metadata = snapshot.metadata
+        let created = metadata.createdTime ?? 0
+        let commit = path + "/_delta_log/" + String(format: "%020lld", snapshot.version) + ".json"
+        let modified = (try? FileManager.default.attributesOfItem(atPath: commit)[.modificationDate] as? Date)?
+            .map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) }
+        return TableEntry(catalog: catalogName, schema: schemaName, name: name, tableID: metadata.id, location: path,
+                          comment: metadata.description, properties: metadata.configuration, columns: snapshot.schema.fields,
+                          partitionColumns: snapshot.partitionColumns, createdAt: created, updatedAt: modified ?? created,
+                          ownership: Ownership(owner: Self.metastoreAdmin, createdAt: created))
+    }
+
+    /// Creates a managed Delta table with `columns` (in order), partitioned by the columns given positions there.
+    public func createTable(_ catalogName: String, _ schemaName: String, _ name: String, columns: [DeltaField], partitionColumns: [String],
+                            comment: String?, properties: [String: String], caller: Caller?) async throws -> TableEntry {
+        try Catalog.checkName(name)
+        let parentSchema = try await getSchema(catalogName, schemaName)
+        let parentCatalog = try await getCatalog(catalogName)
+        try Self.requireOwner(caller, of: "schema \(parentSchema.fullName)", [parentSchema.ownership, parentCatalog.ownership],
+                              action: "create tables in")
+        guard !columns.isEmpty else { throw KilnError.invalid("A table needs at least one column") }
+        var seen = Set<String>()
+        for c in columns where !seen.insert(c.name.lowercased()).inserted { throw KilnError.invalid("Column '\(c.name)' appears twice") }
+        let path = try catalog.path([catalogName, schemaName, name])
+        guard !FileManager.default.fileExists(atPath: path + "/_delta_log") else {
+            throw KilnError.alreadyExists("Table '\(catalogName).\(schemaName).\(name)' already exists")
+        }
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        try DeltaTable.create(at: path, schema: DeltaSchema(columns), partitionColumns: partitionColumns, properties: properties, name: name,
+                              description: comment)
+        let created = try entry(catalogName, schemaName, name)
+        try await recordCreated(created.tableID, by: caller)
+        return try await getTable(catalogName, schemaName, name)
+    }
+
+    public func updateTable(_ catalogName: String, _ schemaName: String, _ name: String, owner: String?, caller: Caller?) async throws -> TableEntry {
+        let current = try await getTable(catalogName, schemaName, name)
+        let s = try await getSchema(catalogName, schemaName), c = try await getCatalog(catalogName)
+        try Self.requireOwner(caller, of: "table \(current.fullName)", [current.ownership, s.ownership, c.ownership], action: "change")
+        try await recordUpdated(current.tableID, current: current.ownership, owner: owner, by: caller)
+        return try await getTable(catalogName, schemaName, name)
+    }
+
+    public func deleteTable(_ catalogName: String, _ schemaName: String, _ name: String, caller: Caller?) async throws {
+        let current = try await getTable(catalogName, schemaName, name)
+        let s = try await getSchema(catalogName, schemaName), c = try await getCatalog(catalogName)
+        try Self.requireOwner(caller, of: "table \(current.fullName)", [current.ownership, s.ownership, c.ownership], action: "drop")
+        try FileManager.default.removeItem(atPath: current.location)
+        try await forget(current.tableID)
+    }
+
+    /// A drop refused because the namespace is not empty is the caller's to fix (400), as Unity Catalog answers it.
+    static func refusedAsBadRequest(_ body: () throws -> Void) throws {
+        do { try body() } catch let error as KilnError where error.code == .invalidState {
+            throw KilnError(.badRequest, error.message.replacingOccurrences(of: "CASCADE", with: "CASCADE (force=true)"))
+        }
+    }
+
+    /// Splits `a.b.c` into `parts` names. - Throws: `INVALID_PARAMETER_VALUE` for another count.
+    public static func split(_ fullName: String, parts: Int) throws -> [String] {
+        let names = fullName.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        guard names.count == parts, !names.contains(where: \.isEmpty) else {
+            throw KilnError.invalid("'\(fullName)' is not a \(parts == 2 ? "catalog.schema" : "catalog.schema.table") name")
+        }
+        return names
+    }
+}

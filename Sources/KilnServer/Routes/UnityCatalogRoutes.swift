@@ -1,0 +1,300 @@
+import Hummingbird
+import KilnCatalog
+import KilnCore
+import KilnLake
+
+/// Unity Catalog 2.1 (`/api/2.1/unity-catalog/`): the metastore summary, catalogs, schemas and tables, answered in
+/// the shapes both `unitycatalog-client` 0.7 and databricks-sdk read (the OSS client drops the fields it does not
+/// know). Lists are sorted by name and paged with `max_results` and `page_token`.
+struct UnityCatalogRoutes: Sendable {
+    let catalog: UnityCatalog
+
+    func register(on router: Router<KilnRequestContext>) {
+        MessageRoute.register([
+            MessageRoute(.get, "metastore_summary", summary),
+            MessageRoute(.get, "catalogs", listCatalogs),
+            MessageRoute(.post, "catalogs", createCatalog),
+            MessageRoute(.get, "catalogs/{name}", getCatalog),
+            MessageRoute(.patch, "catalogs/{name}", updateCatalog),
+            MessageRoute(.delete, "catalogs/{name}", deleteCatalog),
+            MessageRoute(.get, "schemas", listSchemas),
+            MessageRoute(.post, "schemas", createSchema),
+            MessageRoute(.get, "schemas/{full_name}", getSchema),
+            MessageRoute(.patch, "schemas/{full_name}", updateSchema),
+            MessageRoute(.delete, "schemas/{full_name}", deleteSchema),
+            MessageRoute(.get, "tables", listTables),
+            MessageRoute(.post, "tables", createTable),
+            MessageRoute(.get, "tables/{full_name}", getTable),
+            MessageRoute(.patch, "tables/{full_name}", updateTable),
+            MessageRoute(.delete, "tables/{full_name}", deleteTable),
+            MessageRoute(.get, "tables/{full_name}/exists", tableExists),
+            MessageRoute(.get, "table-summaries", tableSummaries),
+        ], prefixes: ["/api/2.1/unity-catalog/"], on: router)
+    }
+
+    func summary(_ m: RequestMessage) async throws -> Response {
+        .json { w in
+            w.field("metastore_id", UnityCatalog.metastoreID)
+            w.field("name", "kiln")
+            w.field("owner", UnityCatalog.metastoreAdmin)
+            w.field("region", "local")
+            w.field("cloud", "kiln")
+        }
+    }
+
+    // MARK: Catalogs
+
+    func listCatalogs(_ m: RequestMessage) async throws -> Response {
+        let (page, next) = try Self.page(try await catalog.catalogs(), name: \.catalog, m)
+        return .json { w in
+            w.key("catalogs")
+            w.array { w in for c in page { w.object { Self.write(c, &$0) } } }
+            w.field("next_page_token", next)
+        }
+    }
+
+    func createCatalog(_ m: RequestMessage) async throws -> Response {
+        let entry = try await catalog.createCatalog(try m.requireString("name"), comment: try m.string("comment"),
+                                                    properties: try Self.properties(m) ?? [:], caller: m.caller)
+        return .json { Self.write(entry, &$0) }
+    }
+
+    func getCatalog(_ m: RequestMessage) async throws -> Response {
+        let entry = try await catalog.getCatalog(try m.requireString("name"))
+        return .json { Self.write(entry, &$0) }
+    }
+
+    func updateCatalog(_ m: RequestMessage) async throws -> Response {
+        let entry = try await catalog.updateCatalog(try m.requireString("name"), newName: try m.string("new_name"), comment: try m.string("comment"),
+                                                    owner: try m.string("owner"), properties: try Self.properties(m), caller: m.caller)
+        return .json { Self.write(entry, &$0) }
+    }
+
+    func deleteCatalog(_ m: RequestMessage) async throws -> Response {
+        try await catalog.deleteCatalog(try m.requireString("name"), force: try m.bool("force") ?? false, caller: m.caller)
+        return .json { _ in }
+    }
+
+    // MARK: Schemas
+
+    func listSchemas(_ m: RequestMessage) async throws -> Response {
+        let (page, next) = try Self.page(try await catalog.schemas(in: try m.requireString("catalog_name")), name: \.fullName, m)
+        return .json { w in
+            w.key("schemas")
+            w.array { w in for s in page { w.object { Self.write(s, &$0) } } }
+            w.field("next_page_token", next)
+        }
+    }
+
+    func createSchema(_ m: RequestMessage) async throws -> Response {
+        let entry = try await catalog.createSchema(try m.requireString("catalog_name"), try m.requireString("name"), comment: try m.string("comment"),
+                                                   properties: try Self.properties(m) ?? [:], storageRoot: try m.string("storage_root"),
+                                                   caller: m.caller)
+        return .json { Self.write(entry, &$0) }
+    }
+
+    func getSchema(_ m: RequestMessage) async throws -> Response {
+        let n = try UnityCatalog.split(try m.requireString("full_name"), parts: 2)
+        let entry = try await catalog.getSchema(n[0], n[1])
+        return .json { Self.write(entry, &$0) }
+    }
+
+    func updateSchema(_ m: RequestMessage) async throws -> Response {
+        let n = try UnityCatalog.split(try m.requireString("full_name"), parts: 2)
+        let entry = try await catalog.updateSchema(n[0], n[1], newName: try m.string("new_name"), comment: try m.string("comment"),
+                                                   owner: try m.string("owner"), properties: try Self.properties(m), caller: m.caller)
+        return .json { Self.write(entry, &$0) }
+    }
+
+    func deleteSchema(_ m: RequestMessage) async throws -> Response {
+        let n = try UnityCatalog.split(try m.requireString("full_name"), parts: 2)
+        try await catalog.deleteSchema(n[0], n[1], force: try m.bool("force") ?? false, caller: m.caller)
+        return .json { _ in }
+    }
+
+    // MARK: Tables
+
+    func listTables(_ m: RequestMessage) async throws -> Response {
+        let tables = try await catalog.tables(in: try m.requireString("catalog_name"), try m.requireString("schema_name"))
+        let (page, next) = try Self.page(tables, name: \.name, m)
+        let omitColumns = try m.bool("omit_columns") ?? false, omitProperties = try m.bool("omit_properties") ?? false
+        return .json { w in
+            w.key("tables")
+            w.array { w in for t in page { w.object { Self.write(t, columns: !omitColumns, properties: !omitProperties, &$0) } } }
+            w.field("next_page_token", next)
+        }
+    }
+
+    func tableSummaries(_ m: RequestMessage) async throws -> Response {
+        let catalogName = try m.requireString("catalog_name")
+        let schemaPattern = try m.string("schema_name_pattern"), tablePattern = try m.string("table_name_pattern")
+        var summaries: [TableEntry] = []
+        for schema in try await catalog.schemas(in: catalogName) where Self.like(schema.schema ?? "", schemaPattern) {
+            summaries += try await catalog.tables(in: catalogName, schema.schema ?? "").filter { Self.like($0.name, tablePattern) }
+        }
+        let (page, next) = try Self.page(summaries, name: \.fullName, m)
+        return .json { w in
+            w.key("tables")
+            w.array { w in for t in page { w.object { w in w.field("full_name", t.fullName); w.field("table_type", "MANAGED") } } }
+            w.field("next_page_token", next)
+        }
+    }
+
+    func createTable(_ m: RequestMessage) async throws -> Response {
+        let type = try m.string("table_type")?.uppercased() ?? "MANAGED"
+        guard type == "MANAGED" else {
+            throw KilnError.invalid("table_type \(type) is not supported: Kiln creates MANAGED Delta tables (external tables are not supported yet)")
+        }
+        let format = try m.string("data_source_format")?.uppercased() ?? "DELTA"
+        guard format == "DELTA" else { throw KilnError.invalid("data_source_format \(format) is not supported: Kiln's tables are DELTA") }
+        guard case .array(let columns)? = m.fields["columns"] else { throw KilnError.invalid("columns is required: a list of {name, type_name, ...}") }
+        var fields: [(position: Int, partition: Int?, field: DeltaField)] = []
+        for (i, column) in columns.enumerated() {
+            guard case .object(let o) = column else { throw KilnError.invalid("Each column must be an object") }
+            let c = RequestMessage(fields: o)
+            fields.append((try c.int("position") ?? i, try c.int("partition_index"), try ColumnTypes.field(
+                name: try c.requireString("name"), typeName: try c.string("type_name"), typeText: try c.string("type_text"),
+                typeJSON: try c.string("type_json"), precision: try c.int("type_precision"), scale: try c.int("type_scale"),
+                nullable: try c.bool("nullable") ?? true)))
+        }
+        fields.sort { $0.position < $1.position }
+        let partitions = fields.filter { $0.partition != nil }.sorted { $0.partition! < $1.partition! }.map(\.field.name)
+        let entry = try await catalog.createTable(try m.requireString("catalog_name"), try m.requireString("schema_name"), try m.requireString("name"),
+                                                  columns: fields.map(\.field), partitionColumns: partitions, comment: try m.string("comment"),
+                                                  properties: try Self.properties(m) ?? [:], caller: m.caller)
+        return .json { Self.write(entry, columns: true, properties: true, &$0) }
+    }
+
+    func getTable(_ m: RequestMessage) async throws -> Response {
+        let n = try UnityCatalog.split(try m.requireString("full_name"), parts: 3)
+        let entry = try await catalog.getTable(n[0], n[1], n[2])
+        return .json { Self.write(entry, columns: true, properties: true, &$0) }
+    }
+
+    func updateTable(_ m: RequestMessage) async throws -> Response {
+        let n = try UnityCatalog.split(try m.requireString("full_name"), parts: 3)
+        let entry = try await catalog.updateTable(n[0], n[1], n[2], owner: try m.string("owner"), caller: m.caller)
+        return .json { Self.write(entry, columns: true, properties: true, &$0) }
+    }
+
+    func deleteTable(_ m: RequestMessage) async throws -> Response {
+        let n = try UnityCatalog.split(try m.requireString("full_name"), parts: 3)
+        try await catalog.deleteTable(n[0], n[1], n[2], caller: m.caller)
+        return .json { _ in }
+    }
+
+    func tableExists(_ m: RequestMessage) async throws -> Response {
+        let n = try UnityCatalog.split(try m.requireString("full_name"), parts: 3)
+        let exists = catalog.tableExists(n[0], n[1], n[2])
+        return .json { $0.field("table_exists", exists) }
+    }
+
+    // MARK: Wire shapes
+
+    static func write(_ e: NamespaceEntry, _ w: inout JSONWriter) {
+        w.field("name", e.schema ?? e.catalog)
+        if e.schema != nil { w.field("catalog_name", e.catalog) }
+        w.field("full_name", e.fullName)
+        w.field("comment", e.info.comment)
+        w.key("properties")
+        w.object { w in for key in e.info.properties.keys.sorted() { w.field(key, e.info.properties[key]) } }
+        writeOwnership(e.ownership, &w)
+        w.field(e.schema == nil ? "id" : "schema_id", e.id)
+        w.field("storage_root", e.info.location)
+        w.field("metastore_id", UnityCatalog.metastoreID)
+        w.field("securable_type", e.schema == nil ? "CATALOG" : "SCHEMA")
+        if e.schema == nil {
+            w.field("catalog_type", "MANAGED_CATALOG")
+            w.field("isolation_mode", "OPEN")
+        }
+        w.field("browse_only", false)
+    }
+
+    static func write(_ t: TableEntry, columns: Bool, properties: Bool, _ w: inout JSONWriter) {
+        w.field("name", t.name)
+        w.field("catalog_name", t.catalog)
+        w.field("schema_name", t.schema)
+        w.field("full_name", t.fullName)
+        w.field("table_type", "MANAGED")
+        w.field("data_source_format", "DELTA")
+        w.field("storage_location", "file://" + t.location)
+        w.field("comment", t.comment)
+        if properties {
+            w.key("properties")
+            w.object { w in for key in t.properties.keys.sorted() { w.field(key, t.properties[key]) } }
+        }
+        if columns {
+            w.key("columns")
+            w.array { w in
+                for (i, f) in t.columns.enumerated() {
+                    w.object { w in
+                        w.field("name", f.name)
+                        w.field("type_text", ColumnTypes.text(f.type))
+                        w.field("type_json", f.jsonText)
+                        w.field("type_name", ColumnTypes.name(f.type))
+                        if case .decimal(let p, let s) = f.type {
+                            w.field("type_precision", Int64(p))
+                            w.field("type_scale", Int64(s))
+                        }
+                        w.field("position", Int64(i))
+                        w.field("nullable", f.nullable)
+                        if case .string(let comment)? = f.metadata["comment"] { w.field("comment", comment) }
+                        if let p = t.partitionColumns.firstIndex(where: { $0.lowercased() == f.name.lowercased() }) { w.field("partition_index", Int64(p)) }
+                    }
+                }
+            }
+        }
+        var ownership = t.ownership
+        ownership.createdAt = ownership.createdAt ?? t.createdAt
+        ownership.updatedAt = ownership.updatedAt ?? t.updatedAt
+        writeOwnership(ownership, &w)
+        w.field("table_id", t.tableID)
+        w.field("metastore_id", UnityCatalog.metastoreID)
+        w.field("securable_type", "TABLE")
+        w.field("browse_only", false)
+    }
+
+    static func writeOwnership(_ o: Ownership, _ w: inout JSONWriter) {
+        w.field("owner", o.owner)
+        w.field("created_at", o.createdAt)
+        w.field("created_by", o.createdBy)
+        w.field("updated_at", o.updatedAt)
+        w.field("updated_by", o.updatedBy)
+    }
+
+    /// `properties` as a string map; nil when absent.
+    static func properties(_ m: RequestMessage) throws -> [String: String]? {
+        guard let value = m.fields["properties"], value != .null else { return nil }
+        guard case .object(let o) = value else { throw KilnError.invalid("properties must be an object of strings") }
+        var out: [String: String] = [:]
+        for (k, v) in o {
+            guard case .string(let s) = v else { throw KilnError.invalid("properties.\(k) must be a string") }
+            out[k] = s
+        }
+        return out
+    }
+
+    /// The page after `page_token` (a name this server gave), at most `max_results` long (0 or absent: all).
+    static func page<T>(_ items: [T], name: (T) -> String, _ m: RequestMessage) throws -> ([T], String?) {
+        let limit = try m.int("max_results") ?? 0
+        guard limit >= 0 else { throw KilnError.invalid("max_results must not be negative") }
+        let sorted = items.sorted { name($0) < name($1) }
+        var rest = sorted[...]
+        if let token = try m.string("page_token"), !token.isEmpty { rest = sorted.drop { name($0) <= token } }
+        guard limit > 0, rest.count > limit else { return (Array(rest), nil) }
+        let page = Array(rest.prefix(limit))
+        return (page, name(page.last!))
+    }
+
+    /// SQL LIKE with `%` and `_` (nil matches all).
+    static func like(_ text: String, _ pattern: String?) -> Bool {
+        guard let pattern, !pattern.isEmpty else { return true }
+        let t = Array(text.lowercased()), p = Array(pattern.lowercased())
+        func match(_ i: Int, _ j: Int) -> Bool {
+            if j == p.count { return i == t.count }
+            if p[j] == "%" { return (i...t.count).contains { match($0, j + 1) } }
+            return i < t.count && (p[j] == "_" || p[j] == t[i]) && match(i + 1, j + 1)
+        }
+        return match(0, 0)
+    }
+}

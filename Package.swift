@@ -137,7 +137,7 @@ let package = Package(
         .target(
             name: "KilnPlatform",
             dependencies: ["KilnCore", "KilnStore", "KilnStoreSQLite", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnSQL", "KilnLearn",
-                           "KilnLake", "KilnModelFormat", "KilnTraining", "KilnServing", "KilnJobs", "KilnIdentity", "KilnAudit", "KilnCatalog",
+                           "KilnLake", "KilnFrame", "KilnModelFormat", "KilnTraining", "KilnServing", "KilnJobs", "KilnIdentity", "KilnAudit", "KilnCatalog",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client")],
             swiftSettings: strict

@@ -62,7 +62,7 @@ public struct UnityCatalog: Sendable {
 
     public static func make(warehouse: String, database: any KilnDatabase, clock: any KilnClock, logger: Logger,
                             principalExists: @escaping @Sendable (String) async throws -> Bool) async throws -> UnityCatalog {
-        try await Migrator.migrate(database, migrations, logger: logger)
+        try await Migrator.migrate(database, migrations + grantMigrations, logger: logger)
         return UnityCatalog(warehouse: warehouse, database: database, clock: clock, principalExists: principalExists)
     }
 
@@ -133,8 +133,12 @@ public struct UnityCatalog: Sendable {
         }
     }
 
+    /// Forgets a dropped securable's owner and grants: a new one of the same name starts with none.
     func forget(_ id: String) async throws {
-        try await database.write { sql in try await sql.raw("DELETE FROM uc_owners WHERE securable_id = \(bind: id)").run() }
+        try await database.write { sql in
+            try await sql.raw("DELETE FROM uc_owners WHERE securable_id = \(bind: id)").run()
+            try await sql.raw("DELETE FROM uc_grants WHERE securable_id = \(bind: id)").run()
+        }
     }
 
     /// Allows `caller` when it is Kiln itself (nil), an admin, or owns one of `owners` (the object and its containers).
@@ -148,23 +152,48 @@ public struct UnityCatalog: Sendable {
 
     // MARK: Catalogs
 
-    public func catalogs() async throws -> [NamespaceEntry] {
+    /// The catalogs `caller` may see (lists are filtered, never refused).
+    public func catalogs(caller: Caller?) async throws -> [NamespaceEntry] {
         let infos = try catalog.catalogs().map { try catalog.identified($0) }
         let owners = try await ownerships(infos.compactMap(\.id))
-        return infos.map { info in
-            NamespaceEntry(catalog: info.name, schema: nil, info: info,
-                           ownership: owners[info.id ?? ""] ?? Ownership(owner: Self.metastoreAdmin, createdAt: info.createdAt))
+        var out: [NamespaceEntry] = []
+        for info in infos {
+            let entry = NamespaceEntry(catalog: info.name, schema: nil, info: info,
+                                       ownership: owners[info.id ?? ""] ?? Ownership(owner: Self.metastoreAdmin, createdAt: info.createdAt))
+            let level = SecurablePath.Level(type: .catalog, id: entry.id, fullName: entry.fullName, ownership: entry.ownership)
+            if try await visible(caller, SecurablePath(levels: [level])) { out.append(entry) }
         }
+        return out
     }
 
-    public func getCatalog(_ name: String) async throws -> NamespaceEntry {
+    /// A catalog. - Throws: `PERMISSION_DENIED` when `caller` may not see it.
+    public func getCatalog(_ name: String, caller: Caller?) async throws -> NamespaceEntry {
+        let entry = try await getCatalog(name)
+        try await requireVisible(caller, .catalog, entry.fullName)
+        return entry
+    }
+
+    func getCatalog(_ name: String) async throws -> NamespaceEntry {
         let info = try catalog.identified(name)
         return NamespaceEntry(catalog: name, schema: nil, info: info, ownership: try await ownership(info.id!, createdAt: info.createdAt))
     }
 
+    func requireVisible(_ caller: Caller?, _ type: SecurableType, _ fullName: String) async throws {
+        guard let caller, !caller.isAdmin else { return }
+        let path = try await path(type, fullName)
+        guard try await visible(caller, path) else { throw Self.denied(caller, "see", path) }
+    }
+
+    static func denied(_ caller: Caller, _ action: String, _ path: SecurablePath, needs: String? = nil) -> KilnError {
+        let need = needs ?? (path.target.type == .catalog ? "USE_CATALOG" : path.target.type == .schema ? "USE_CATALOG and USE_SCHEMA"
+                             : "USE_CATALOG, USE_SCHEMA and a privilege on it")
+        return KilnError(.permissionDenied, "\(caller.name) may not \(action) \(path.target.type.rawValue) \(path.target.fullName): that takes \(need), ownership, or an admin")
+    }
+
     public func createCatalog(_ name: String, comment: String?, properties: [String: String], caller: Caller?) async throws -> NamespaceEntry {
-        if let caller, !caller.isAdmin {
-            throw KilnError(.permissionDenied, "\(caller.name) may not create catalogs: that takes an admin")
+        let metastore = try await path(.metastore, "metastore")
+        if let caller, !(try await allowed(caller, .createCatalog, metastore)) {
+            throw Self.denied(caller, "create catalogs in", metastore, needs: "CREATE_CATALOG on the metastore")
         }
         try catalog.createCatalog(name, comment: comment, ifNotExists: false)
         if !properties.isEmpty { try catalog.updateNamespace(name, newName: nil, comment: nil, properties: properties) }
@@ -192,24 +221,40 @@ public struct UnityCatalog: Sendable {
 
     // MARK: Schemas
 
-    public func schemas(in catalogName: String) async throws -> [NamespaceEntry] {
+    /// The schemas of a catalog `caller` may see.
+    public func schemas(in catalogName: String, caller: Caller?) async throws -> [NamespaceEntry] {
+        let parent = try await getCatalog(catalogName, caller: caller)
         let infos = try catalog.schemas(in: catalogName).map { try catalog.identified(catalogName, $0) }
         let owners = try await ownerships(infos.compactMap(\.id))
-        return infos.map { info in
-            NamespaceEntry(catalog: catalogName, schema: info.name, info: info,
-                           ownership: owners[info.id ?? ""] ?? Ownership(owner: Self.metastoreAdmin, createdAt: info.createdAt))
+        var out: [NamespaceEntry] = []
+        for info in infos {
+            let entry = NamespaceEntry(catalog: catalogName, schema: info.name, info: info,
+                                       ownership: owners[info.id ?? ""] ?? Ownership(owner: Self.metastoreAdmin, createdAt: info.createdAt))
+            let path = SecurablePath(levels: [.init(type: .schema, id: entry.id, fullName: entry.fullName, ownership: entry.ownership),
+                                              .init(type: .catalog, id: parent.id, fullName: parent.fullName, ownership: parent.ownership)])
+            if try await visible(caller, path) { out.append(entry) }
         }
+        return out
     }
 
-    public func getSchema(_ catalogName: String, _ name: String) async throws -> NamespaceEntry {
+    /// A schema. - Throws: `PERMISSION_DENIED` when `caller` may not see it.
+    public func getSchema(_ catalogName: String, _ name: String, caller: Caller?) async throws -> NamespaceEntry {
+        let entry = try await getSchema(catalogName, name)
+        try await requireVisible(caller, .schema, entry.fullName)
+        return entry
+    }
+
+    func getSchema(_ catalogName: String, _ name: String) async throws -> NamespaceEntry {
         let info = try catalog.identified(catalogName, name)
         return NamespaceEntry(catalog: catalogName, schema: name, info: info, ownership: try await ownership(info.id!, createdAt: info.createdAt))
     }
 
     public func createSchema(_ catalogName: String, _ name: String, comment: String?, properties: [String: String], storageRoot: String?,
                              caller: Caller?) async throws -> NamespaceEntry {
-        let parent = try await getCatalog(catalogName)
-        try Self.requireOwner(caller, of: "catalog \(catalogName)", [parent.ownership], action: "create schemas in")
+        let parent = try await path(.catalog, catalogName)
+        if let caller, !(try await allowed(caller, .createSchema, parent)) {
+            throw Self.denied(caller, "create schemas in", parent, needs: "USE_CATALOG and CREATE_SCHEMA")
+        }
         try catalog.createSchema(catalogName, name, comment: comment, location: storageRoot, ifNotExists: false)
         if !properties.isEmpty { try catalog.updateNamespace(catalogName, name, newName: nil, comment: nil, properties: properties) }
         let info = try catalog.identified(catalogName, name)
@@ -237,14 +282,29 @@ public struct UnityCatalog: Sendable {
 
     // MARK: Tables
 
-    public func tables(in catalogName: String, _ schemaName: String) async throws -> [TableEntry] {
+    /// The tables of a schema `caller` may see.
+    public func tables(in catalogName: String, _ schemaName: String, caller: Caller?) async throws -> [TableEntry] {
+        let schemaPath = try await path(.schema, "\(catalogName).\(schemaName)")
+        if let caller, !(try await visible(caller, schemaPath)) { throw Self.denied(caller, "see", schemaPath) }
         var entries = try catalog.tables(in: catalogName, schemaName).compactMap { try? entry(catalogName, schemaName, $0) }
         let owners = try await ownerships(entries.map(\.tableID))
         for i in entries.indices { if let o = owners[entries[i].tableID] { entries[i].ownership = o } }
-        return entries
+        var out: [TableEntry] = []
+        for t in entries {
+            let path = SecurablePath(levels: [.init(type: .table, id: t.tableID, fullName: t.fullName, ownership: t.ownership)] + schemaPath.levels)
+            if try await visible(caller, path) { out.append(t) }
+        }
+        return out
     }
 
-    public func getTable(_ catalogName: String, _ schemaName: String, _ name: String) async throws -> TableEntry {
+    /// A table. - Throws: `PERMISSION_DENIED` when `caller` may not see it.
+    public func getTable(_ catalogName: String, _ schemaName: String, _ name: String, caller: Caller?) async throws -> TableEntry {
+        let table = try await getTable(catalogName, schemaName, name)
+        try await requireVisible(caller, .table, table.fullName)
+        return table
+    }
+
+    func getTable(_ catalogName: String, _ schemaName: String, _ name: String) async throws -> TableEntry {
         var table = try entry(catalogName, schemaName, name)
         table.ownership = try await ownership(table.tableID, createdAt: table.createdAt)
         return table
@@ -280,10 +340,10 @@ public struct UnityCatalog: Sendable {
     public func createTable(_ catalogName: String, _ schemaName: String, _ name: String, columns: [DeltaField], partitionColumns: [String],
                             comment: String?, properties: [String: String], caller: Caller?) async throws -> TableEntry {
         try Catalog.checkName(name)
-        let parentSchema = try await getSchema(catalogName, schemaName)
-        let parentCatalog = try await getCatalog(catalogName)
-        try Self.requireOwner(caller, of: "schema \(parentSchema.fullName)", [parentSchema.ownership, parentCatalog.ownership],
-                              action: "create tables in")
+        let parent = try await path(.schema, "\(catalogName).\(schemaName)")
+        if let caller, !(try await allowed(caller, .createTable, parent)) {
+            throw Self.denied(caller, "create tables in", parent, needs: "USE_CATALOG, USE_SCHEMA and CREATE_TABLE")
+        }
         guard !columns.isEmpty else { throw KilnError.invalid("A table needs at least one column") }
         var seen = Set<String>()
         for c in columns where !seen.insert(c.name.lowercased()).inserted { throw KilnError.invalid("Column '\(c.name)' appears twice") }

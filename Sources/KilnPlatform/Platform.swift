@@ -6,6 +6,7 @@ import Glibc
 import KilnBlob
 import KilnCatalog
 import KilnCore
+import KilnFrame
 import KilnIdentity
 import KilnJobs
 import KilnRegistry
@@ -71,15 +72,6 @@ public struct Platform: Sendable {
         let tablePath: @Sendable (String) -> String = { KilnConfiguration.tablePath($0, home: home) }
         let audit = try await AuditLog.make(database: database, logger: logger)
         let warehouse = home.appendingPathComponent("warehouse").path
-        let statements = StatementService(warehouse: warehouse, authorize: SystemCatalogRule(audit: audit, warehouse: warehouse, tablePath: tablePath).check)
-        let locator = RegistryModelLocator(registry: registry, tracking: tracking)
-        let training = TrainingService(runs: TrackingRunLog(tracking: tracking, clock: clock), models: locator, artifacts: artifacts, clock: clock,
-                                       tablePath: tablePath)
-        let servable = ServableModels(locator: locator, artifacts: artifacts, home: home, logger: logger)
-        let serving = try await ServingService.make(database: database, clock: clock, logger: logger, tablePath: tablePath, load: servable.load)
-        let jobs = try await JobsService.make(database: database, clock: clock, logger: logger)
-        let destinations = try await NotificationDestinations.make(database: database, logger: logger)
-        let runs = try await JobRunner.make(database: database, jobs: jobs, destinations: destinations, clock: clock, home: home, logger: logger)
         let identity = try await IdentityService.make(database: database, clock: clock, logger: logger)
         guard let admin = try await identity.caller(named: IdentityService.adminUser) else {
             throw KilnError(.internalError, "The bootstrap admin user is missing from the identity store")
@@ -88,6 +80,16 @@ public struct Platform: Sendable {
             for kind in PrincipalKind.allCases where try await identity.find(kind, name: name) != nil { return true }
             return false
         }
+        let rules = StatementRules(audit: audit, catalog: catalog, warehouse: warehouse, tablePath: tablePath)
+        let statements = StatementService(warehouse: warehouse, authorize: rules.check, completed: rules.completed, grants: rules.grants)
+        let locator = RegistryModelLocator(registry: registry, tracking: tracking)
+        let training = TrainingService(runs: TrackingRunLog(tracking: tracking, clock: clock), models: locator, artifacts: artifacts, clock: clock,
+                                       tablePath: tablePath)
+        let servable = ServableModels(locator: locator, artifacts: artifacts, home: home, logger: logger)
+        let serving = try await ServingService.make(database: database, clock: clock, logger: logger, tablePath: tablePath, load: servable.load)
+        let jobs = try await JobsService.make(database: database, clock: clock, logger: logger)
+        let destinations = try await NotificationDestinations.make(database: database, logger: logger)
+        let runs = try await JobRunner.make(database: database, jobs: jobs, destinations: destinations, clock: clock, home: home, logger: logger)
         return Platform(configuration: configuration, database: database, artifacts: artifacts, tracking: tracking,
                         registry: registry, statements: statements, adminToken: token, clock: clock, serving: serving, jobs: jobs, runs: runs,
                         destinations: destinations, training: training, identity: identity, adminCaller: admin, audit: audit, catalog: catalog)
@@ -148,10 +150,14 @@ public struct Platform: Sendable {
     }
 }
 
-/// The `system` catalog is Kiln's own: read-only for everyone, readable by admins; reading the audit table first
-/// brings its Delta export up to date.
-struct SystemCatalogRule: Sendable {
+/// What a SQL statement may touch, decided before it runs: the `system` catalog is Kiln's own (read-only for
+/// everyone, readable by admins; reading the audit table first brings its Delta export up to date); every table read
+/// needs `SELECT`, every table written `MODIFY`, a new table `CREATE_TABLE`, a new schema `CREATE_SCHEMA`, a new
+/// catalog `CREATE_CATALOG`, dropping or altering ownership (with the `USE_CATALOG`/`USE_SCHEMA` chain, as Unity
+/// Catalog decides it); files read by path take an admin. Kiln itself (no caller: jobs, local mode) and admins pass.
+struct StatementRules: Sendable {
     let audit: AuditLog
+    let catalog: UnityCatalog
     let warehouse: String
     let tablePath: @Sendable (String) -> String
 
@@ -161,13 +167,92 @@ struct SystemCatalogRule: Sendable {
         if let name = references.written.first(where: isSystem) {
             throw KilnError(.permissionDenied, "\(name) is in the system catalog, which is read-only")
         }
-        let paths = references.pathsRead.filter { URL(fileURLWithPath: $0).standardizedFileURL.path.hasPrefix(systemFolder) }
-        let tables = references.tablesRead.filter(isSystem)
-        guard !tables.isEmpty || !paths.isEmpty else { return }
+        let systemPaths = references.pathsRead.filter { URL(fileURLWithPath: $0).standardizedFileURL.path.hasPrefix(systemFolder) }
+        let systemTables = references.tablesRead.filter(isSystem)
         if let caller, !caller.isAdmin {
-            throw KilnError(.permissionDenied, "\(caller.name) may not read \((tables.sorted() + paths.sorted())[0]): the system catalog is for workspace admins")
+            if let name = (systemTables.sorted() + systemPaths.sorted()).first {
+                throw KilnError(.permissionDenied, "\(caller.name) may not read \(name): the system catalog is for workspace admins")
+            }
+            if let path = references.pathsRead.sorted().first {
+                throw KilnError(.permissionDenied, "\(caller.name) may not read files by path (\(path)): query the table by name, or ask an admin")
+            }
+            try await checkGrants(caller, references)
         }
-        if tables.contains(AuditTable.name) || !paths.isEmpty { try await audit.export(to: tablePath(AuditTable.name)) }
+        if systemTables.contains(AuditTable.name) || !systemPaths.isEmpty { try await audit.export(to: tablePath(AuditTable.name)) }
+    }
+
+    /// Whoever created a table, schema or catalog through SQL owns it.
+    func completed(_ caller: Caller?, _ references: StatementReferences) async {
+        guard let caller else { return }
+        for name in references.tablesCreated.union(references.namespacesCreated) {
+            let type: SecurableType = name.split(separator: ".").count == 3 ? .table : name.contains(".") ? .schema : .catalog
+            try? await catalog.recordCreated(type, name, by: caller)
+        }
+    }
+
+    /// GRANT, REVOKE and SHOW GRANTS (Databricks' columns: principal, action_type, object_type, object_key).
+    func grants(_ caller: Caller?, _ statement: GrantStatement, _ sql: KilnSQL.Catalog) async throws -> Frame {
+        let type = try SecurableType(parsing: statement.securableType)
+        let fullName: String
+        switch type {
+        case .metastore: fullName = "metastore"
+        case .catalog: fullName = statement.name.joined(separator: ".")
+        case .schema: let n = try sql.schemaName(statement.name); fullName = "\(n.catalog).\(n.schema)"
+        case .table: let n = try sql.tableName(statement.name); fullName = "\(n.catalog).\(n.schema).\(n.table)"
+        }
+        let path = try await catalog.path(type, fullName)
+        guard statement.action == .show else {
+            let privileges = try statement.privileges.map(Privilege.init(parsing:))
+            let principal = statement.principal ?? ""
+            try await catalog.updatePermissions(path, changes: [(principal, statement.action == .grant ? privileges : [],
+                                                                 statement.action == .revoke ? privileges : [])], caller: caller)
+            return .empty
+        }
+        var principal = statement.principal
+        if let caller, !(try await catalog.mayManage(caller, path)) { principal = caller.name }
+        var rows: [[String]] = []
+        for (who, privileges) in try await catalog.permissions(path, principal: principal) {
+            for p in privileges { rows.append([who, p.name, type.upper, fullName]) }
+        }
+        let names = ["principal", "action_type", "object_type", "object_key"]
+        return Frame(names: names, columns: names.indices.map { i in
+            var bytes = ByteColumn()
+            for row in rows { bytes.append(row[i]) }
+            return Column(type: .string, values: .bytes(bytes))
+        })
+    }
+
+    func checkGrants(_ caller: Caller, _ references: StatementReferences) async throws {
+        func require(_ privilege: Privilege?, _ type: SecurableType, _ name: String, _ action: String) async throws {
+            // A name that does not resolve is the engine's to report (with the words it uses for a missing table).
+            guard let path = try? await catalog.path(type, name) else { return }
+            guard try await catalog.allowed(caller, privilege, path) else {
+                throw KilnError(.permissionDenied, "\(caller.name) may not \(action) \(type.rawValue) \(name): that takes USE_CATALOG, USE_SCHEMA and \(privilege?.name ?? "ownership") (or owning it)")
+            }
+        }
+        for table in references.tablesRead.sorted() where !table.hasPrefix("system.") { try await require(.select, .table, table, "read") }
+        for table in references.tablesModified.sorted() { try await require(.modify, .table, table, "change") }
+        for table in references.tablesCreated.sorted() {
+            if let existing = try? await catalog.path(.table, table) {
+                // CREATE OR REPLACE of an existing table: its owner's call.
+                guard try await catalog.mayManage(caller, existing) else {
+                    throw KilnError(.permissionDenied, "\(caller.name) may not replace table \(table): that takes its owner or MANAGE")
+                }
+            } else {
+                try await require(.createTable, .schema, table.split(separator: ".").prefix(2).joined(separator: "."), "create tables in")
+            }
+        }
+        for name in references.namespacesCreated.sorted() {
+            if name.contains(".") { try await require(.createSchema, .catalog, String(name.split(separator: ".")[0]), "create schemas in") }
+            else { try await require(.createCatalog, .metastore, "metastore", "create catalogs in") }
+        }
+        for name in references.ownerOnly.sorted() {
+            let type: SecurableType = name.split(separator: ".").count == 3 ? .table : name.contains(".") ? .schema : .catalog
+            guard let path = try? await catalog.path(type, name) else { continue }
+            guard try await catalog.mayManage(caller, path) else {
+                throw KilnError(.permissionDenied, "\(caller.name) may not drop or alter \(type.rawValue) \(name): that takes its owner, MANAGE, or an admin")
+            }
+        }
     }
 }
 

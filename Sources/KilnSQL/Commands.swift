@@ -45,6 +45,8 @@ extension Execution {
             try FileManager.default.removeItem(atPath: path)
             return .empty
         case .show(let what, let scope, let like): return try show(what, scope, like: like)
+        case .grants:
+            throw KilnError.invalid("GRANT, REVOKE and SHOW GRANTS run on a server, which keeps the grants: use kiln sql --url (or the statements API)")
         case .createCatalog(let name, let ifNotExists, let comment):
             try engine.catalog.createCatalog(name, comment: comment, ifNotExists: ifNotExists)
             return .empty

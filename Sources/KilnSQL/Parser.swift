@@ -84,6 +84,48 @@ public struct Parser {
 
     // MARK: Statements
 
+    /// `GRANT p[, p] ON type name TO principal`, `REVOKE ... FROM principal`, `SHOW GRANTS [principal] ON type name`.
+    mutating func grantStatement() throws -> Statement {
+        func privileges() throws -> [String] {
+            var out: [String] = [], words: [String] = []
+            while !isKeyword("on") {
+                guard peek.kind != .end else { throw fail("expected ON after the privileges") }
+                if symbol(",") {
+                    out.append(words.joined(separator: " "))
+                    words = []
+                    continue
+                }
+                words.append(try anyName())
+            }
+            out.append(words.joined(separator: " "))
+            guard !out.contains(where: \.isEmpty) else { throw fail("expected a privilege") }
+            return out
+        }
+        func securable() throws -> (type: String, name: [String]) {
+            try expect("on")
+            if keyword("metastore") { return ("metastore", ["metastore"]) }
+            for type in ["catalog", "schema", "database", "table"] where keyword(type) {
+                return (type == "database" ? "schema" : type, try qualifiedName())
+            }
+            if keyword("model") || keyword("function") || keyword("volume") { throw fail("grants on volumes, functions and models are not supported yet") }
+            return ("table", try qualifiedName())
+        }
+        if keyword("show") {
+            try expect("grants")
+            var principal: String?
+            if !isKeyword("on") { principal = try anyName() }
+            let (type, name) = try securable()
+            return .grants(GrantStatement(action: .show, privileges: [], securableType: type, name: name, principal: principal))
+        }
+        let granting = keyword("grant")
+        if !granting { try expect("revoke") }
+        let list = try privileges()
+        let (type, name) = try securable()
+        try expect(granting ? "to" : "from")
+        let principal = try anyName()
+        return .grants(GrantStatement(action: granting ? .grant : .revoke, privileges: list, securableType: type, name: name, principal: principal))
+    }
+
     mutating func statement() throws -> Statement {
         if keyword("create") {
             if keyword("catalog") {
@@ -164,6 +206,7 @@ public struct Parser {
             if !cascade { _ = keyword("restrict") }
             return .dropNamespace(kind: kind, name: name, ifExists: ifExists, cascade: cascade)
         }
+        if isKeyword("grant") || isKeyword("revoke") || (isKeyword("show") && isKeyword("grants", 1)) { return try grantStatement() }
         if keyword("show") {
             let what: String
             if keyword("tables") { what = "tables" } else if keyword("schemas") || keyword("databases") { what = "schemas" }

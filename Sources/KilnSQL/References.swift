@@ -2,8 +2,17 @@
 public struct StatementReferences: Sendable, Equatable {
     /// Tables read, as `catalog.schema.table` completed with the defaults.
     public var tablesRead: Set<String> = []
-    /// Tables (and, for DDL, catalogs and schemas) created, changed or dropped, fully qualified.
+    /// Tables (and, for DDL, catalogs and schemas) created, changed or dropped, fully qualified: the union of the
+    /// four sets below.
     public var written: Set<String> = []
+    /// Tables whose rows change (INSERT, UPDATE, DELETE, MERGE, COPY INTO, OPTIMIZE, VACUUM, RESTORE).
+    public var tablesModified: Set<String> = []
+    /// Tables created (CREATE TABLE, CTAS; with OR REPLACE an existing one is replaced).
+    public var tablesCreated: Set<String> = []
+    /// Tables dropped or altered, and catalogs or schemas dropped: what only an owner may do.
+    public var ownerOnly: Set<String> = []
+    /// Catalogs (one part) and schemas (`catalog.schema`) created.
+    public var namespacesCreated: Set<String> = []
     /// Files read by path (`delta.\`/p\``, `parquet.\`/p\``, `read_files('/p')`).
     public var pathsRead: Set<String> = []
     /// Whether the statement lists or describes namespaces (SHOW, DESCRIBE SCHEMA/CATALOG).
@@ -43,8 +52,15 @@ public struct StatementReferences: Sendable, Equatable {
             return "\(n.catalog).\(n.schema)".lowercased()
         }
 
-        mutating func write(_ parts: [String]) throws {
-            out.written.insert(try qualified(parts))
+        mutating func write(_ parts: [String], into set: WritableKeyPath<StatementReferences, Set<String>>) throws {
+            let name = try qualified(parts)
+            out.written.insert(name)
+            out[keyPath: set].insert(name)
+        }
+
+        mutating func namespace(_ name: String, into set: WritableKeyPath<StatementReferences, Set<String>>) {
+            out.written.insert(name)
+            out[keyPath: set].insert(name)
         }
 
         mutating func read(_ parts: [String]) throws {
@@ -60,21 +76,22 @@ public struct StatementReferences: Sendable, Equatable {
             switch s {
             case .query(let q): ctes(q); try query(q)
             case .createTable(let c):
-                try write(c.table)
+                try write(c.table, into: \.tablesCreated)
                 if let q = c.query { ctes(q); try query(q) }
-            case .insert(let table, _, _, let source): try write(table); ctes(source); try query(source)
-            case .delete(let table, _, _, _), .update(let table, _, _, _, _, _), .dropTable(let table, _), .optimize(let table, _, _),
-                 .vacuum(let table, _, _), .restore(let table, _, _), .alter(let table, _, _, _), .copyInto(let table, _, _, _):
-                try write(table)
+            case .insert(let table, _, _, let source): try write(table, into: \.tablesModified); ctes(source); try query(source)
+            case .delete(let table, _, _, _), .update(let table, _, _, _, _, _), .optimize(let table, _, _), .vacuum(let table, _, _),
+                 .restore(let table, _, _), .copyInto(let table, _, _, _):
+                try write(table, into: \.tablesModified)
+            case .dropTable(let table, _), .alter(let table, _, _, _): try write(table, into: \.ownerOnly)
             case .merge(let m):
-                try write(m.target)
+                try write(m.target, into: \.tablesModified)
                 try from(m.source)
             case .describe(let table, _), .describeDetail(let table): try read(table)
-            case .createCatalog(let name, _, _): out.written.insert(name.lowercased())
-            case .createSchema(let name, _, _, _): out.written.insert(try namespace(name, kind: .schema))
-            case .dropNamespace(let kind, let name, _, _): out.written.insert(try namespace(name, kind: kind))
+            case .createCatalog(let name, _, _): namespace(name.lowercased(), into: \.namespacesCreated)
+            case .createSchema(let name, _, _, _): namespace(try namespace(name, kind: .schema), into: \.namespacesCreated)
+            case .dropNamespace(let kind, let name, _, _): namespace(try namespace(name, kind: kind), into: \.ownerOnly)
             case .show, .describeNamespace: out.listsNamespaces = true
-            case .use: break
+            case .use, .grants: break  // grants are checked by the catalog that keeps them
             }
         }
 

@@ -33,17 +33,25 @@ public actor StatementService {
 
     /// Decides, before a statement runs, whether `caller` may touch what it references (nil caller: Kiln itself).
     public typealias Authorizer = @Sendable (_ caller: Caller?, _ references: StatementReferences) async throws -> Void
+    /// Told what a statement that succeeded created, before its success is reported (to record who owns it).
+    public typealias Completion = @Sendable (_ caller: Caller?, _ references: StatementReferences) async -> Void
 
     let warehouse: String
     let capacity: Int
     let authorize: Authorizer?
+    let completed: Completion?
+    /// Runs GRANT, REVOKE and SHOW GRANTS (the engine keeps no grants); nil: they fail.
+    public typealias GrantRunner = @Sendable (_ caller: Caller?, _ statement: GrantStatement, _ catalog: Catalog) async throws -> Frame
+    let grants: GrantRunner?
     var statements: [String: Snapshot] = [:]
     var order: [String] = []
 
-    public init(warehouse: String, capacity: Int = 1000, authorize: Authorizer? = nil) {
+    public init(warehouse: String, capacity: Int = 1000, authorize: Authorizer? = nil, completed: Completion? = nil, grants: GrantRunner? = nil) {
         self.warehouse = warehouse
         self.capacity = capacity
         self.authorize = authorize
+        self.completed = completed
+        self.grants = grants
     }
 
     /// Starts `sql` and waits up to `wait` seconds for it; past that, the statement keeps running (or is canceled
@@ -57,7 +65,21 @@ public actor StatementService {
         if let catalog, !catalog.isEmpty { target.defaultCatalog = catalog }
         if let schema, !schema.isEmpty { target.defaultSchema = schema }
         // A statement that does not parse reads nothing: it fails below as the engine words it.
-        if let authorize, let references = try? StatementReferences.of(sql, catalog: target) { try await authorize(caller, references) }
+        if let grants, case (.grants(let statement), _)? = try? Parser.parse(sql) {
+            let id = Self.newID()
+            statements[id] = Snapshot(id: id, state: .running)
+            order.append(id)
+            trim()
+            let outcome: Result<Frame, any Error>
+            do { outcome = .success(try await grants(caller, statement, target)) } catch { outcome = .failure(error) }
+            finish(id, outcome, rowLimit: rowLimit)
+            // A refusal is the caller's error, as for any other statement that may not run.
+            if case .failure(let error as KilnError) = outcome, error.code == .permissionDenied { throw error }
+            return try get(id)
+        }
+        let references = authorize == nil && completed == nil ? nil : try? StatementReferences.of(sql, catalog: target)
+        if let authorize, let references { try await authorize(caller, references) }
+        let completed = self.completed
         let engine = SQLEngine(catalog: target, parameters: values)
         let id = Self.newID()
         statements[id] = Snapshot(id: id, state: .running)
@@ -67,7 +89,10 @@ public actor StatementService {
         // threads (which serve HTTP requests), and report back to the actor when done.
         DispatchQueue.global(qos: .userInitiated).async { [engine] in
             let outcome: Result<Frame, any Error> = Result { try engine.execute(sql) }
-            Task { await self.finish(id, outcome, rowLimit: rowLimit) }
+            Task {
+                if case .success = outcome, let completed, let references { await completed(caller, references) }
+                await self.finish(id, outcome, rowLimit: rowLimit)
+            }
         }
         let deadline = Date().addingTimeInterval(wait)
         while let s = statements[id], s.state == .running, Date() < deadline {

@@ -44,6 +44,21 @@ public indirect enum Statement: Sendable {
     case merge(MergeStatement)
     /// COPY INTO name FROM 'directory' FILEFORMAT = CSV|JSON|PARQUET [FORMAT_OPTIONS (...)] [COPY_OPTIONS (...)].
     case copyInto(table: [String], from: String, format: String, options: [String: String])
+    /// GRANT, REVOKE and SHOW GRANTS: run by the catalog that keeps grants, not by the engine.
+    case grants(GrantStatement)
+}
+
+/// `GRANT privileges ON type name TO principal`, `REVOKE ... FROM principal`, `SHOW GRANTS [principal] ON type name`.
+public struct GrantStatement: Sendable, Equatable {
+    public enum Action: Sendable, Equatable { case grant, revoke, show }
+    public var action: Action
+    /// As written (`USE CATALOG`, `SELECT`).
+    public var privileges: [String]
+    /// `metastore`, `catalog`, `schema` or `table`.
+    public var securableType: String
+    /// The name as written; unqualified names resolve against the current catalog and schema.
+    public var name: [String]
+    public var principal: String?
 }
 
 /// `MERGE INTO` as Delta Lake has it.

@@ -10,6 +10,10 @@ struct RequestMessage: Sendable {
     var caller: Caller?
     /// The caller's name.
     var principal: String? { caller?.name }
+    /// The client's `User-Agent`.
+    var userAgent: String?
+    /// Whether unitycatalog-client (OpenAPI-generated) sent it: it reads privileges spelled with spaces.
+    var fromOSSClient: Bool { userAgent?.hasPrefix("OpenAPI-Generator") ?? false }
 
     init(fields: [String: JSONValue]) { self.fields = fields }
 

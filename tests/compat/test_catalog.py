@@ -169,12 +169,14 @@ def test_owners_decide_who_changes_what(server):
     with pytest.raises((BadRequest, InvalidParameterValue)):
         w.catalogs.update(name, owner="nobody@example.com")
     assert w.catalogs.update(name, owner=ada_name).owner == ada_name
-    # Ada owns the catalog now: she makes and changes what is in it; Bob may look but not touch.
+    # Ada owns the catalog now: she makes and changes what is in it; Bob, granted nothing, may neither see nor touch it.
     ada.schemas.create(name="s", catalog_name=name)
     ada.tables.create(name="t", catalog_name=name, schema_name="s", table_type=uc.TableType.MANAGED,
                       data_source_format=uc.DataSourceFormat.DELTA, storage_location="",
                       columns=[uc.ColumnInfo(name="a", type_name=uc.ColumnTypeName.INT, type_text="int", position=0)])
-    assert bob.tables.get(f"{name}.s.t").owner == ada_name
+    assert w.tables.get(f"{name}.s.t").owner == ada_name
+    with pytest.raises(PermissionDenied):
+        bob.tables.get(f"{name}.s.t")
     with pytest.raises(PermissionDenied):
         bob.tables.delete(f"{name}.s.t")
     with pytest.raises(PermissionDenied):
@@ -184,3 +186,128 @@ def test_owners_decide_who_changes_what(server):
     ada.tables.update(f"{name}.s.t", owner=bob.current_user.me().user_name)
     bob.tables.delete(f"{name}.s.t")
     ada.catalogs.delete(name, force=True)
+
+
+def test_grants_round_trip_in_each_clients_spelling(server, uc_python):
+    w = admin(server)
+    name = "granted_" + uuid.uuid4().hex[:6]
+    w.catalogs.create(name=name)
+    ada = user(server, f"ada-{uuid.uuid4().hex[:6]}@example.com").current_user.me().user_name
+    # The OSS client: spaces in and out, both lists always sent.
+    out = subprocess.run([uc_python, os.path.join(HERE, "clients", "uc_client_grants.py"), server.url, TOKEN, name, ada],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout)
+    assert seen["after_add"] == [{"principal": ada, "privileges": ["CREATE SCHEMA", "USE CATALOG"]}]
+    assert seen["get"] == seen["after_add"]
+    assert seen["after_remove"] == [{"principal": ada, "privileges": ["USE CATALOG"]}]
+    assert seen["unknown_principal_status"] == 400
+    # databricks-sdk: underscores in and out; a missing remove list is empty.
+    w.grants.update(securable_type="catalog", full_name=name,
+                    changes=[uc.PermissionsChange(principal=ada, add=[uc.Privilege.SELECT, uc.Privilege.ALL_PRIVILEGES])])
+    got = w.grants.get(securable_type="CATALOG", full_name=name)
+    assert [(a.principal, sorted(p.value for p in a.privileges)) for a in got.privilege_assignments] == [
+        (ada, ["ALL_PRIVILEGES", "SELECT", "USE_CATALOG"])]
+    # A privilege that does not apply to the securable is refused and nothing changes.
+    with pytest.raises((BadRequest, InvalidParameterValue)):
+        w.grants.update(securable_type="catalog", full_name=name,
+                        changes=[uc.PermissionsChange(principal=ada, add=[uc.Privilege.CREATE_CATALOG])])
+    # Raw requests in the other spellings are read the same.
+    r = requests.patch(server.url + f"/api/2.1/unity-catalog/permissions/Catalog/{name}", headers={"Authorization": f"Bearer {TOKEN}"},
+                       json={"changes": [{"principal": ada, "remove": ["all privileges", "select"]}]})
+    assert r.status_code == 200 and r.json() == {"privilege_assignments": [{"principal": ada, "privileges": ["USE_CATALOG"]}]}
+    w.catalogs.delete(name, force=True)
+
+
+def test_privileges_inherit_and_decide_what_a_user_sees_and_does(server):
+    w = admin(server)
+    name = "shop_" + uuid.uuid4().hex[:6]
+    w.catalogs.create(name=name)
+    w.schemas.create(name="sales", catalog_name=name)
+    statement(server, f"CREATE TABLE {name}.sales.orders (id BIGINT, amount DOUBLE)")
+    statement(server, f"INSERT INTO {name}.sales.orders VALUES (1, 9.5), (2, 20.0)")
+    ada_name = f"ada-{uuid.uuid4().hex[:6]}@example.com"
+    ada = user(server, ada_name)
+    ada_token = ada.config.token
+    group = w.groups.create(display_name=f"analysts-{uuid.uuid4().hex[:6]}")
+
+    def ada_sql(sql):
+        return requests.post(server.url + "/api/2.0/sql/statements", headers={"Authorization": f"Bearer {ada_token}"},
+                             json={"statement": sql, "warehouse_id": "kiln", "wait_timeout": "30s"})
+
+    # Nothing granted: the catalog is not in her list, and reading or getting it is refused.
+    assert name not in [c.name for c in ada.catalogs.list()]
+    with pytest.raises(PermissionDenied):
+        ada.tables.get(f"{name}.sales.orders")
+    assert ada_sql(f"SELECT * FROM {name}.sales.orders").status_code == 403
+    # SELECT granted on the catalog (to a group she is in) reaches the table, but USE CATALOG and USE SCHEMA are needed too.
+    w.grants.update(securable_type="catalog", full_name=name, changes=[uc.PermissionsChange(principal=group.display_name, add=[uc.Privilege.SELECT])])
+    me = w.users.list(filter=f'userName eq "{ada_name}"')
+    w.groups.patch(group.id, schemas=[__import__("databricks.sdk.service.iam", fromlist=["PatchSchema"]).PatchSchema.URN_IETF_PARAMS_SCIM_API_MESSAGES_2_0_PATCH_OP],
+                   operations=[__import__("databricks.sdk.service.iam", fromlist=["Patch"]).Patch(
+                       op=__import__("databricks.sdk.service.iam", fromlist=["PatchOp"]).PatchOp.ADD, path="members",
+                       value=[{"value": next(iter(me)).id}])])
+    r = ada_sql(f"SELECT * FROM {name}.sales.orders")
+    assert r.status_code == 403 and "USE_CATALOG" in r.json()["message"]
+    w.grants.update(securable_type="catalog", full_name=name, changes=[uc.PermissionsChange(principal=ada_name, add=[uc.Privilege.USE_CATALOG])])
+    assert ada_sql(f"SELECT * FROM {name}.sales.orders").status_code == 403
+    w.grants.update(securable_type="schema", full_name=f"{name}.sales", changes=[uc.PermissionsChange(principal=ada_name, add=[uc.Privilege.USE_SCHEMA])])
+    r = ada_sql(f"SELECT SUM(amount) FROM {name}.sales.orders")
+    assert r.status_code == 200 and r.json()["result"]["data_array"] == [["29.5"]]
+    assert [t.name for t in ada.tables.list(catalog_name=name, schema_name="sales")] == ["orders"]
+    assert name in [c.name for c in ada.catalogs.list()]
+    # Effective permissions say where each privilege comes from.
+    effective = w.grants.get_effective(securable_type="table", full_name=f"{name}.sales.orders")
+    found = {(a.principal, p.privilege.value, p.inherited_from_type.value if p.inherited_from_type else None, p.inherited_from_name)
+             for a in effective.privilege_assignments for p in a.privileges}
+    assert (group.display_name, "SELECT", "CATALOG", name) in found
+    assert (ada_name, "USE_SCHEMA", "SCHEMA", f"{name}.sales") in found
+    # Reading is not writing; MODIFY on the schema allows it; a future table is covered by the same grants.
+    assert ada_sql(f"INSERT INTO {name}.sales.orders VALUES (3, 1.0)").status_code == 403
+    w.grants.update(securable_type="schema", full_name=f"{name}.sales", changes=[uc.PermissionsChange(principal=ada_name, add=[uc.Privilege.MODIFY])])
+    assert ada_sql(f"INSERT INTO {name}.sales.orders VALUES (3, 1.0)").json()["status"]["state"] == "SUCCEEDED"
+    statement(server, f"CREATE TABLE {name}.sales.returns AS SELECT 1 AS id")
+    assert ada_sql(f"SELECT * FROM {name}.sales.returns").status_code == 200
+    # Creating needs CREATE TABLE; she then owns what she made. Dropping others' tables takes ownership.
+    assert ada_sql(f"CREATE TABLE {name}.sales.mine (a INT)").status_code == 403
+    w.grants.update(securable_type="schema", full_name=f"{name}.sales", changes=[uc.PermissionsChange(principal=ada_name, add=[uc.Privilege.CREATE_TABLE])])
+    assert ada_sql(f"CREATE TABLE {name}.sales.mine (a INT)").json()["status"]["state"] == "SUCCEEDED"
+    assert w.tables.get(f"{name}.sales.mine").owner == ada_name
+    assert ada_sql(f"DROP TABLE {name}.sales.orders").status_code == 403
+    assert ada_sql(f"DROP TABLE {name}.sales.mine").json()["status"]["state"] == "SUCCEEDED"
+    # Files by path are not a way around grants.
+    r = ada_sql(f"SELECT * FROM delta.`{server.home}/warehouse/{name}/sales/orders`")
+    assert r.status_code == 403
+    # Revocation takes effect on the next call.
+    w.grants.update(securable_type="catalog", full_name=name, changes=[uc.PermissionsChange(principal=group.display_name, remove=[uc.Privilege.SELECT])])
+    assert ada_sql(f"SELECT * FROM {name}.sales.orders").status_code == 403
+    # Dropping and recreating a table does not bring its grants back.
+    w.grants.update(securable_type="table", full_name=f"{name}.sales.orders", changes=[uc.PermissionsChange(principal=ada_name, add=[uc.Privilege.SELECT])])
+    assert ada_sql(f"SELECT * FROM {name}.sales.orders").status_code == 200
+    statement(server, f"DROP TABLE {name}.sales.orders")
+    statement(server, f"CREATE TABLE {name}.sales.orders (id BIGINT)")
+    assert ada_sql(f"SELECT * FROM {name}.sales.orders").status_code == 403
+    assert not w.grants.get(securable_type="table", full_name=f"{name}.sales.orders").privilege_assignments
+    # She sees only her own grants; an admin sees all.
+    mine = ada.grants.get(securable_type="schema", full_name=f"{name}.sales")
+    assert {a.principal for a in mine.privilege_assignments} == {ada_name}
+    w.catalogs.delete(name, force=True)
+
+
+def test_sql_grant_revoke_and_show_grants(server):
+    w = admin(server)
+    name = "sqlg_" + uuid.uuid4().hex[:6]
+    bob = f"bob-{uuid.uuid4().hex[:6]}@example.com"
+    user(server, bob)
+    statement(server, f"CREATE CATALOG {name}")
+    statement(server, f"GRANT USE CATALOG, CREATE SCHEMA ON CATALOG {name} TO `{bob}`")
+    rows = statement(server, f"SHOW GRANTS ON CATALOG {name}")
+    assert sorted(rows) == [[bob, "CREATE_SCHEMA", "CATALOG", name], [bob, "USE_CATALOG", "CATALOG", name]]
+    assert sorted(p.value for p in w.grants.get(securable_type="catalog", full_name=name).privilege_assignments[0].privileges) == [
+        "CREATE_SCHEMA", "USE_CATALOG"]
+    statement(server, f"REVOKE CREATE SCHEMA ON CATALOG {name} FROM `{bob}`")
+    assert statement(server, f"SHOW GRANTS `{bob}` ON CATALOG {name}") == [[bob, "USE_CATALOG", "CATALOG", name]]
+    r = requests.post(server.url + "/api/2.0/sql/statements", headers={"Authorization": f"Bearer {TOKEN}"},
+                      json={"statement": f"GRANT FLY ON CATALOG {name} TO `{bob}`", "warehouse_id": "kiln", "wait_timeout": "30s"}).json()
+    assert r["status"]["state"] == "FAILED" and "Unknown privilege" in r["status"]["error"]["message"]
+    statement(server, f"DROP CATALOG {name}")

@@ -27,6 +27,7 @@ struct MessageRoute: Sendable {
                 router.on(RouterPath(prefix + route.path), method: route.method) { request, context in
                     var message = try await RequestMessage.read(request, context: context, limit: limit)
                     message.caller = context.caller
+                    message.userAgent = request.headers[.userAgent]
                     for (key, value) in context.parameters {
                         message.fields[String(key)] = .string(String(value).removingPercentEncoding ?? String(value))
                     }

@@ -29,6 +29,9 @@ struct UnityCatalogRoutes: Sendable {
             MessageRoute(.delete, "tables/{full_name}", deleteTable),
             MessageRoute(.get, "tables/{full_name}/exists", tableExists),
             MessageRoute(.get, "table-summaries", tableSummaries),
+            MessageRoute(.get, "permissions/{securable_type}/{full_name}", getPermissions),
+            MessageRoute(.patch, "permissions/{securable_type}/{full_name}", updatePermissions),
+            MessageRoute(.get, "effective-permissions/{securable_type}/{full_name}", effectivePermissions),
         ], prefixes: ["/api/2.1/unity-catalog/"], on: router)
     }
 
@@ -45,7 +48,7 @@ struct UnityCatalogRoutes: Sendable {
     // MARK: Catalogs
 
     func listCatalogs(_ m: RequestMessage) async throws -> Response {
-        let (page, next) = try Self.page(try await catalog.catalogs(), name: \.catalog, m)
+        let (page, next) = try Self.page(try await catalog.catalogs(caller: m.caller), name: \.catalog, m)
         return .json { w in
             w.key("catalogs")
             w.array { w in for c in page { w.object { Self.write(c, &$0) } } }
@@ -60,7 +63,7 @@ struct UnityCatalogRoutes: Sendable {
     }
 
     func getCatalog(_ m: RequestMessage) async throws -> Response {
-        let entry = try await catalog.getCatalog(try m.requireString("name"))
+        let entry = try await catalog.getCatalog(try m.requireString("name"), caller: m.caller)
         return .json { Self.write(entry, &$0) }
     }
 
@@ -78,7 +81,7 @@ struct UnityCatalogRoutes: Sendable {
     // MARK: Schemas
 
     func listSchemas(_ m: RequestMessage) async throws -> Response {
-        let (page, next) = try Self.page(try await catalog.schemas(in: try m.requireString("catalog_name")), name: \.fullName, m)
+        let (page, next) = try Self.page(try await catalog.schemas(in: try m.requireString("catalog_name"), caller: m.caller), name: \.fullName, m)
         return .json { w in
             w.key("schemas")
             w.array { w in for s in page { w.object { Self.write(s, &$0) } } }
@@ -95,7 +98,7 @@ struct UnityCatalogRoutes: Sendable {
 
     func getSchema(_ m: RequestMessage) async throws -> Response {
         let n = try UnityCatalog.split(try m.requireString("full_name"), parts: 2)
-        let entry = try await catalog.getSchema(n[0], n[1])
+        let entry = try await catalog.getSchema(n[0], n[1], caller: m.caller)
         return .json { Self.write(entry, &$0) }
     }
 
@@ -115,7 +118,7 @@ struct UnityCatalogRoutes: Sendable {
     // MARK: Tables
 
     func listTables(_ m: RequestMessage) async throws -> Response {
-        let tables = try await catalog.tables(in: try m.requireString("catalog_name"), try m.requireString("schema_name"))
+        let tables = try await catalog.tables(in: try m.requireString("catalog_name"), try m.requireString("schema_name"), caller: m.caller)
         let (page, next) = try Self.page(tables, name: \.name, m)
         let omitColumns = try m.bool("omit_columns") ?? false, omitProperties = try m.bool("omit_properties") ?? false
         return .json { w in
@@ -129,8 +132,8 @@ struct UnityCatalogRoutes: Sendable {
         let catalogName = try m.requireString("catalog_name")
         let schemaPattern = try m.string("schema_name_pattern"), tablePattern = try m.string("table_name_pattern")
         var summaries: [TableEntry] = []
-        for schema in try await catalog.schemas(in: catalogName) where Self.like(schema.schema ?? "", schemaPattern) {
-            summaries += try await catalog.tables(in: catalogName, schema.schema ?? "").filter { Self.like($0.name, tablePattern) }
+        for schema in try await catalog.schemas(in: catalogName, caller: m.caller) where Self.like(schema.schema ?? "", schemaPattern) {
+            summaries += try await catalog.tables(in: catalogName, schema.schema ?? "", caller: m.caller).filter { Self.like($0.name, tablePattern) }
         }
         let (page, next) = try Self.page(summaries, name: \.fullName, m)
         return .json { w in
@@ -167,7 +170,7 @@ struct UnityCatalogRoutes: Sendable {
 
     func getTable(_ m: RequestMessage) async throws -> Response {
         let n = try UnityCatalog.split(try m.requireString("full_name"), parts: 3)
-        let entry = try await catalog.getTable(n[0], n[1], n[2])
+        let entry = try await catalog.getTable(n[0], n[1], n[2], caller: m.caller)
         return .json { Self.write(entry, columns: true, properties: true, &$0) }
     }
 
@@ -187,6 +190,90 @@ struct UnityCatalogRoutes: Sendable {
         let n = try UnityCatalog.split(try m.requireString("full_name"), parts: 3)
         let exists = catalog.tableExists(n[0], n[1], n[2])
         return .json { $0.field("table_exists", exists) }
+    }
+
+    // MARK: Grants
+
+    /// The securable a permissions path names (`function`, `model` and `registered_model` all name UC models).
+    func securable(_ m: RequestMessage) async throws -> SecurablePath {
+        let type = try SecurableType(parsing: try m.requireString("securable_type"))
+        return try await catalog.path(type, try m.requireString("full_name"))
+    }
+
+    /// The direct grants: all of them for those who may manage the securable, else the caller's own.
+    func getPermissions(_ m: RequestMessage) async throws -> Response {
+        let path = try await securable(m)
+        var principal = try m.string("principal")
+        if let caller = m.caller, !(try await catalog.mayManage(caller, path)) {
+            guard try await catalog.visible(caller, path) else { throw KilnError(.permissionDenied, "\(caller.name) may not see \(path.target.fullName)") }
+            principal = caller.name
+        }
+        return Self.assignments(try await catalog.permissions(path, principal: principal), oss: m.fromOSSClient)
+    }
+
+    func updatePermissions(_ m: RequestMessage) async throws -> Response {
+        let path = try await securable(m)
+        guard case .array(let items)? = m.fields["changes"] else {
+            throw KilnError.invalid("changes is required: [{\"principal\": ..., \"add\": [...], \"remove\": [...]}]")
+        }
+        var changes: [(principal: String, add: [Privilege], remove: [Privilege])] = []
+        for item in items {
+            guard case .object(let o) = item else { throw KilnError.invalid("Each of changes must be an object") }
+            let change = RequestMessage(fields: o)
+            // A missing add or remove is empty (databricks-sdk leaves out empty lists).
+            changes.append((try change.requireString("principal"),
+                            try (change.fields["add"] == nil ? [] : try change.strings("add")).map(Privilege.init(parsing:)),
+                            try (change.fields["remove"] == nil ? [] : try change.strings("remove")).map(Privilege.init(parsing:))))
+        }
+        try await catalog.updatePermissions(path, changes: changes, caller: m.caller)
+        if try m.bool("omit_permissions_in_response") == true { return .json { _ in } }
+        return Self.assignments(try await catalog.permissions(path), oss: m.fromOSSClient)
+    }
+
+    func effectivePermissions(_ m: RequestMessage) async throws -> Response {
+        let path = try await securable(m)
+        var principal = try m.string("principal")
+        if let caller = m.caller, !(try await catalog.mayManage(caller, path)) { principal = caller.name }
+        let effective = try await catalog.effectivePermissions(path, principal: principal)
+        return .json { w in
+            w.key("privilege_assignments")
+            w.array { w in
+                for (who, privileges) in effective {
+                    w.object { w in
+                        w.field("principal", who)
+                        w.key("privileges")
+                        w.array { w in
+                            for p in privileges {
+                                w.object { w in
+                                    w.field("privilege", p.privilege.name)
+                                    w.field("inherited_from_type", p.inheritedFromType?.upper)
+                                    w.field("inherited_from_name", p.inheritedFromName)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `{"privilege_assignments": [...]}` in the spelling the client reads: spaces and only the privileges its
+    /// enum has for unitycatalog-client, underscores for everyone else.
+    static func assignments(_ list: [(principal: String, privileges: [Privilege])], oss: Bool) -> Response {
+        .json { w in
+            w.key("privilege_assignments")
+            w.array { w in
+                for (who, privileges) in list {
+                    let shown = oss ? privileges.filter(\.inOSSClient) : privileges
+                    guard !shown.isEmpty else { continue }
+                    w.object { w in
+                        w.field("principal", who)
+                        w.key("privileges")
+                        w.array { w in for p in shown { w.value(oss ? p.spaced : p.name) } }
+                    }
+                }
+            }
+        }
     }
 
     // MARK: Wire shapes

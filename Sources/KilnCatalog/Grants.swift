@@ -1,0 +1,278 @@
+import Foundation
+import KilnCore
+import KilnStore
+import SQLKit
+
+/// A Unity Catalog privilege, stored in one canonical spelling (upper case, underscores) and read in either
+/// (`USE CATALOG`, `use_catalog`).
+public struct Privilege: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public let name: String
+
+    /// Every privilege Kiln knows; the first 19 are the ones the OSS client's enum has.
+    public static let known: [String] = [
+        "CREATE_CATALOG", "USE_CATALOG", "CREATE_SCHEMA", "USE_SCHEMA", "CREATE_TABLE", "SELECT", "MODIFY", "CREATE_FUNCTION", "EXECUTE",
+        "CREATE_VOLUME", "READ_VOLUME", "CREATE_MODEL", "CREATE_EXTERNAL_LOCATION", "READ_FILES", "WRITE_FILES", "CREATE_EXTERNAL_TABLE",
+        "CREATE_EXTERNAL_VOLUME", "CREATE_MANAGED_STORAGE", "CREATE_STORAGE_CREDENTIAL",
+        "ALL_PRIVILEGES", "MANAGE", "BROWSE", "WRITE_VOLUME", "APPLY_TAG",
+    ]
+    static let oss = Set(known.prefix(19))
+
+    /// - Throws: `INVALID_PARAMETER_VALUE` for a privilege Kiln does not know.
+    public init(parsing text: String) throws {
+        let canonical = text.trimmingCharacters(in: .whitespaces).uppercased().replacingOccurrences(of: " ", with: "_")
+        guard Self.known.contains(canonical) else {
+            throw KilnError.invalid("Unknown privilege '\(text)'; use one of \(Self.known.joined(separator: ", "))")
+        }
+        name = canonical
+    }
+
+    init(_ canonical: String) { name = canonical }
+
+    public static let useCatalog = Privilege("USE_CATALOG"), useSchema = Privilege("USE_SCHEMA"), select = Privilege("SELECT"),
+                      modify = Privilege("MODIFY"), createCatalog = Privilege("CREATE_CATALOG"), createSchema = Privilege("CREATE_SCHEMA"),
+                      createTable = Privilege("CREATE_TABLE"), all = Privilege("ALL_PRIVILEGES"), manage = Privilege("MANAGE"),
+                      browse = Privilege("BROWSE")
+
+    /// As unitycatalog-client spells it (spaces); databricks-sdk reads the canonical form.
+    public var spaced: String { name.replacingOccurrences(of: "_", with: " ") }
+    /// Whether the OSS client's enum has it (it rejects a response holding any other).
+    public var inOSSClient: Bool { Self.oss.contains(name) }
+    public var description: String { name }
+    public static func < (a: Privilege, b: Privilege) -> Bool { a.name < b.name }
+}
+
+/// The kinds of securable grants attach to.
+public enum SecurableType: String, Sendable, CaseIterable {
+    case metastore, catalog, schema, table
+
+    /// Case-insensitive; `volume`, `function`, `model`, `registered_model` are not governed yet.
+    public init(parsing text: String) throws {
+        guard let type = Self(rawValue: text.lowercased()) else {
+            throw KilnError.invalid("Securable type '\(text)' is not supported; use metastore, catalog, schema or table")
+        }
+        self = type
+    }
+
+    /// What may be granted on a securable of this type (privileges on a container apply to what is inside it).
+    var grantable: Set<String> {
+        switch self {
+        case .metastore: return ["CREATE_CATALOG", "CREATE_EXTERNAL_LOCATION", "CREATE_STORAGE_CREDENTIAL", "MANAGE"]
+        case .catalog:
+            return ["ALL_PRIVILEGES", "USE_CATALOG", "USE_SCHEMA", "CREATE_SCHEMA", "CREATE_TABLE", "CREATE_FUNCTION", "CREATE_VOLUME",
+                    "CREATE_MODEL", "SELECT", "MODIFY", "EXECUTE", "READ_VOLUME", "WRITE_VOLUME", "BROWSE", "MANAGE", "APPLY_TAG"]
+        case .schema:
+            return ["ALL_PRIVILEGES", "USE_SCHEMA", "CREATE_TABLE", "CREATE_FUNCTION", "CREATE_VOLUME", "CREATE_MODEL", "SELECT", "MODIFY",
+                    "EXECUTE", "READ_VOLUME", "WRITE_VOLUME", "MANAGE", "APPLY_TAG"]
+        case .table: return ["ALL_PRIVILEGES", "SELECT", "MODIFY", "MANAGE", "APPLY_TAG"]
+        }
+    }
+
+    public var upper: String { rawValue.uppercased() }
+}
+
+/// One securable and the containers above it, innermost first, with each one's id, name and owner.
+public struct SecurablePath: Sendable {
+    public struct Level: Sendable {
+        public var type: SecurableType
+        public var id: String
+        public var fullName: String
+        public var ownership: Ownership
+    }
+    /// The securable itself first, then its schema and catalog (the metastore is not a container: its grants do not
+    /// reach down).
+    public var levels: [Level]
+    public var target: Level { levels[0] }
+}
+
+/// A grant as the API shows it, with where an effective one comes from.
+public struct EffectivePrivilege: Sendable, Equatable {
+    public var privilege: Privilege
+    /// nil when granted on the securable itself.
+    public var inheritedFromType: SecurableType?
+    public var inheritedFromName: String?
+}
+
+extension UnityCatalog {
+    public static let grantMigrations = [
+        Migration("catalog_0002_grants", [
+            """
+            CREATE TABLE uc_grants (
+                securable_id VARCHAR(64) NOT NULL,
+                principal VARCHAR(256) NOT NULL,
+                privilege VARCHAR(64) NOT NULL,
+                PRIMARY KEY (securable_id, principal, privilege)
+            )
+            """,
+        ]),
+    ]
+
+    /// The securable `fullName` of `type` and its containers. - Throws: `RESOURCE_DOES_NOT_EXIST`.
+    public func path(_ type: SecurableType, _ fullName: String) async throws -> SecurablePath {
+        switch type {
+        case .metastore:
+            return SecurablePath(levels: [.init(type: .metastore, id: Self.metastoreID, fullName: "metastore",
+                                                ownership: Ownership(owner: Self.metastoreAdmin))])
+        case .catalog:
+            let c = try await getCatalog(fullName)
+            return SecurablePath(levels: [.init(type: .catalog, id: c.id, fullName: c.fullName, ownership: c.ownership)])
+        case .schema:
+            let n = try Self.split(fullName, parts: 2)
+            let s = try await getSchema(n[0], n[1]), c = try await getCatalog(n[0])
+            return SecurablePath(levels: [.init(type: .schema, id: s.id, fullName: s.fullName, ownership: s.ownership),
+                                          .init(type: .catalog, id: c.id, fullName: c.fullName, ownership: c.ownership)])
+        case .table:
+            let n = try Self.split(fullName, parts: 3)
+            let t = try await getTable(n[0], n[1], n[2]), s = try await getSchema(n[0], n[1]), c = try await getCatalog(n[0])
+            return SecurablePath(levels: [.init(type: .table, id: t.tableID, fullName: t.fullName, ownership: t.ownership),
+                                          .init(type: .schema, id: s.id, fullName: s.fullName, ownership: s.ownership),
+                                          .init(type: .catalog, id: c.id, fullName: c.fullName, ownership: c.ownership)])
+        }
+    }
+
+    /// Direct grants on the securables with these ids: id → principal → privileges.
+    func grants(on ids: [String]) async throws -> [String: [String: Set<Privilege>]] {
+        try await database.read { sql in
+            var out: [String: [String: Set<Privilege>]] = [:]
+            for row in try await sql.raw("SELECT * FROM uc_grants WHERE securable_id IN (\(binds: ids))").all() {
+                let id = try row.decode(column: "securable_id", as: String.self)
+                out[id, default: [:]][try row.decode(column: "principal", as: String.self), default: []]
+                    .insert(Privilege(try row.decode(column: "privilege", as: String.self)))
+            }
+            return out
+        }
+    }
+
+    /// The direct grants on a securable, by principal (sorted), optionally only one principal's.
+    public func permissions(_ path: SecurablePath, principal: String? = nil) async throws -> [(principal: String, privileges: [Privilege])] {
+        let direct = try await grants(on: [path.target.id])[path.target.id] ?? [:]
+        return direct.keys.sorted().filter { principal == nil || $0 == principal }.map { ($0, direct[$0]!.sorted()) }
+    }
+
+    /// What each principal holds on a securable, directly or from its containers.
+    public func effectivePermissions(_ path: SecurablePath, principal: String? = nil) async throws
+        -> [(principal: String, privileges: [EffectivePrivilege])] {
+        let all = try await grants(on: path.levels.map(\.id))
+        var out: [String: [EffectivePrivilege]] = [:]
+        for (i, level) in path.levels.enumerated() {
+            for (who, privileges) in all[level.id] ?? [:] where principal == nil || who == principal {
+                for p in privileges.sorted() {
+                    out[who, default: []].append(EffectivePrivilege(privilege: p, inheritedFromType: i == 0 ? nil : level.type,
+                                                                    inheritedFromName: i == 0 ? nil : level.fullName))
+                }
+            }
+        }
+        return out.keys.sorted().map { ($0, out[$0]!) }
+    }
+
+    /// Grants and revokes, as `PATCH permissions` and SQL `GRANT`/`REVOKE` do. Takes an admin, an owner of the
+    /// securable or a container, or `MANAGE` on any of them.
+    /// - Throws: `INVALID_PARAMETER_VALUE` for an unknown principal or a privilege that does not apply to the type;
+    ///   nothing changes then.
+    public func updatePermissions(_ path: SecurablePath, changes: [(principal: String, add: [Privilege], remove: [Privilege])],
+                                  caller: Caller?) async throws {
+        guard try await mayManage(caller, path) else {
+            throw KilnError(.permissionDenied, "\(caller?.name ?? "") may not change the grants on \(path.target.type.rawValue) \(path.target.fullName): that takes its owner, MANAGE, or an admin")
+        }
+        for change in changes {
+            guard !change.principal.isEmpty, try await principalExists(change.principal) else {
+                throw KilnError.invalid("Could not find principal '\(change.principal)': grant to a user name, group name or service principal's applicationId")
+            }
+            for p in change.add + change.remove where !path.target.type.grantable.contains(p.name) {
+                throw KilnError.invalid("Privilege \(p.name) does not apply to a \(path.target.type.rawValue); it takes \(path.target.type.grantable.sorted().joined(separator: ", "))")
+            }
+        }
+        let id = path.target.id
+        try await database.write { sql in
+            for change in changes {
+                for p in change.remove {
+                    try await sql.raw("DELETE FROM uc_grants WHERE securable_id = \(bind: id) AND principal = \(bind: change.principal) AND privilege = \(bind: p.name)").run()
+                }
+                for p in change.add {
+                    try await sql.raw("DELETE FROM uc_grants WHERE securable_id = \(bind: id) AND principal = \(bind: change.principal) AND privilege = \(bind: p.name)").run()
+                    try await sql.raw("INSERT INTO uc_grants (securable_id, principal, privilege) VALUES (\(bind: id), \(bind: change.principal), \(bind: p.name))").run()
+                }
+            }
+        }
+    }
+
+    /// Whether `caller` may grant on `path`: Kiln itself, an admin, an owner of it or a container, or `MANAGE` there.
+    public func mayManage(_ caller: Caller?, _ path: SecurablePath) async throws -> Bool {
+        guard let caller, !caller.isAdmin else { return true }
+        if Self.owns(caller, path) { return true }
+        return try await holds(caller, .manage, path)
+    }
+
+    static func owns(_ caller: Caller, _ path: SecurablePath) -> Bool {
+        path.levels.contains { $0.ownership.owner == caller.name || caller.groups.contains($0.ownership.owner) }
+    }
+
+    /// Whether a grant of `privilege` (or `ALL_PRIVILEGES`) to the caller or one of its groups reaches `path`'s
+    /// securable: on it or on a container.
+    func holds(_ caller: Caller, _ privilege: Privilege, _ path: SecurablePath) async throws -> Bool {
+        let names = caller.groups.union([caller.name])
+        let all = try await grants(on: path.levels.map(\.id))
+        return path.levels.contains { level in
+            (all[level.id] ?? [:]).contains { who, privileges in
+                names.contains(who) && (privileges.contains(privilege) || (privilege != .manage && privileges.contains(.all)))
+            }
+        }
+    }
+
+    /// Whether `caller` may use `privilege` on `path` as Databricks decides it: admins and owners (of it or a
+    /// container) may do anything; others need the privilege on it or a container, plus `USE_CATALOG` on its catalog
+    /// and `USE_SCHEMA` on its schema to reach anything inside them.
+    public func allowed(_ caller: Caller?, _ privilege: Privilege?, _ path: SecurablePath) async throws -> Bool {
+        guard let caller, !caller.isAdmin else { return true }
+        if Self.owns(caller, path) { return true }
+        let names = caller.groups.union([caller.name])
+        let all = try await grants(on: path.levels.map(\.id))
+        func has(_ p: Privilege, from levels: ArraySlice<SecurablePath.Level>) -> Bool {
+            levels.contains { level in
+                (all[level.id] ?? [:]).contains { who, ps in names.contains(who) && (ps.contains(p) || ps.contains(.all)) }
+            }
+        }
+        let levels = path.levels[...]
+        if let catalogIndex = path.levels.firstIndex(where: { $0.type == .catalog }), path.target.type != .catalog || privilege != .useCatalog {
+            guard has(.useCatalog, from: path.levels[catalogIndex...]) else { return false }
+        }
+        if let schemaIndex = path.levels.firstIndex(where: { $0.type == .schema }), path.target.type != .schema || privilege != .useSchema {
+            guard has(.useSchema, from: path.levels[schemaIndex...]) else { return false }
+        }
+        guard let privilege else { return true }
+        return has(privilege, from: levels)
+    }
+
+    /// Whether `caller` may see `path`'s securable at all (in lists and gets): it may use it, or holds any privilege
+    /// on it (with the USE chain above), or `BROWSE` on its catalog.
+    public func visible(_ caller: Caller?, _ path: SecurablePath) async throws -> Bool {
+        guard let caller, !caller.isAdmin else { return true }
+        if Self.owns(caller, path) { return true }
+        let names = caller.groups.union([caller.name])
+        let all = try await grants(on: path.levels.map(\.id))
+        if let catalog = path.levels.first(where: { $0.type == .catalog }),
+           (all[catalog.id] ?? [:]).contains(where: { names.contains($0.key) && $0.value.contains(.browse) }) {
+            return true
+        }
+        switch path.target.type {
+        case .metastore: return true
+        case .catalog: return try await allowed(caller, .useCatalog, path)
+        case .schema: return try await allowed(caller, .useSchema, path)
+        case .table:
+            guard try await allowed(caller, nil, path) else { return false }
+            return (all[path.target.id] ?? [:]).contains { names.contains($0.key) && !$0.value.isEmpty }
+                || path.levels.dropFirst().contains { level in
+                    (all[level.id] ?? [:]).contains { who, ps in names.contains(who) && !ps.isDisjoint(with: [.select, .modify, .all, .manage]) }
+                }
+        }
+    }
+
+    /// Records `caller` as the creator and owner of a securable made outside this API (SQL DDL).
+    public func recordCreated(_ type: SecurableType, _ fullName: String, by caller: Caller) async throws {
+        try await recordCreated(try await path(type, fullName).target.id, by: caller)
+    }
+
+    /// Removes every grant on a securable (it was dropped).
+    func forgetGrants(_ id: String) async throws {
+        try await database.write { sql in try await sql.raw("DELETE FROM uc_grants WHERE securable_id = \(bind: id)").run() }
+    }
+}

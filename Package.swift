@@ -206,6 +206,8 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "KilnJobsTests", dependencies: ["KilnJobs", "KilnPlatform", "KilnTestSupport", "KilnCore"], swiftSettings: strict),
+        .testTarget(name: "KilnCatalogTests", dependencies: ["KilnCatalog", "KilnTestSupport", "KilnCore", "KilnSQL", "KilnStore"],
+                    resources: [.copy("authz_matrix.json")], swiftSettings: strict),
         .testTarget(name: "KilnAuditTests", dependencies: ["KilnAudit", "KilnTestSupport", "KilnCore", "KilnSQL"], swiftSettings: strict),
         .testTarget(name: "KilnIdentityTests", dependencies: ["KilnIdentity", "KilnTestSupport", "KilnCore"], swiftSettings: strict),
         .testTarget(name: "KilnServingTests", dependencies: ["KilnServing", "KilnCore", "KilnFrame"], swiftSettings: strict),

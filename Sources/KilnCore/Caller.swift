@@ -1,5 +1,5 @@
 /// Who is calling: the authenticated principal's name (a user's `userName`, a service principal's `applicationId`,
-/// or a job run's `job-run-N`), its id in the identity store when it has one, and the groups it belongs to directly
+/// or `job-run-N` for a run whose run-as identity is unknown), its id in the identity store when it has one, and the groups it belongs to directly
 /// or through nested groups.
 public struct Caller: Sendable, Equatable {
     /// The group whose members administer the workspace (the bootstrap `admin` user is one).

@@ -59,10 +59,15 @@ public actor JobRunner {
         return token
     }
 
-    /// The principal of a live run token (`job-run-<run id>`), nil for any other token.
-    public func principal(forToken token: String) -> String? {
-        guard token.hasPrefix("kiln_run_"), let run = tokenHashes[Self.hash(token)] else { return nil }
-        return "job-run-\(run)"
+    /// Whom a live run token acts as: the run's `run_as` (`user_name` or `service_principal_name`), else whoever
+    /// created the run; nil for any other token.
+    public func runAs(forToken token: String) async -> (runID: Int64, name: String?)? {
+        guard token.hasPrefix("kiln_run_"), let runID = tokenHashes[Self.hash(token)] else { return nil }
+        guard let run = try? await store.run(runID) else { return (runID, nil) }
+        if case .object(let runAs)? = run.settings["run_as"] {
+            for key in ["user_name", "service_principal_name"] { if case .string(let name)? = runAs[key], !name.isEmpty { return (runID, name) } }
+        }
+        return (runID, run.creator)
     }
 
     func revokeTokens(_ runID: Int64) async {

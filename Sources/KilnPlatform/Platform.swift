@@ -95,11 +95,15 @@ public struct Platform: Sendable {
                         destinations: destinations, training: training, identity: identity, adminCaller: admin, audit: audit, catalog: catalog)
     }
 
-    /// Who `token` belongs to: the admin token (the bootstrap admin), a job run's token, or a personal access token;
-    /// nil when it is none of these (unknown, revoked, expired, or its owner disabled).
+    /// Who `token` belongs to: the admin token (the bootstrap admin), a job run's token (the run's run-as identity:
+    /// `run_as`, else its creator), or a personal access token; nil when it is none of these (unknown, revoked,
+    /// expired, or its owner — or the run's run-as identity — disabled or gone).
     public func authenticate(token: String) async throws -> Caller? {
         if Self.constantTimeEqual(token, adminToken) { return adminCaller }
-        if let run = await runs.principal(forToken: token) { return Caller(id: nil, name: run, groups: []) }
+        if let (runID, name) = await runs.runAs(forToken: token) {
+            guard let name else { return Caller(id: nil, name: "job-run-\(runID)", groups: []) }
+            return try await identity.caller(named: name)
+        }
         return try await identity.authenticate(token: token)
     }
 

@@ -311,3 +311,40 @@ def test_sql_grant_revoke_and_show_grants(server):
                       json={"statement": f"GRANT FLY ON CATALOG {name} TO `{bob}`", "warehouse_id": "kiln", "wait_timeout": "30s"}).json()
     assert r["status"]["state"] == "FAILED" and "Unknown privilege" in r["status"]["error"]["message"]
     statement(server, f"DROP CATALOG {name}")
+
+
+def test_a_job_task_acts_as_the_jobs_owner(server, tmp_path):
+    """The same user, directly and through a job task's run token, is allowed and denied the same things."""
+    from databricks.sdk.service.jobs import SparkPythonTask, Task, RunResultState
+    w = admin(server)
+    name = "jobs_" + uuid.uuid4().hex[:6]
+    w.catalogs.create(name=name)
+    w.schemas.create(name="s", catalog_name=name)
+    statement(server, f"CREATE TABLE {name}.s.open AS SELECT 1 AS x")
+    statement(server, f"CREATE TABLE {name}.s.secret AS SELECT 2 AS x")
+    ada_name = f"ada-{uuid.uuid4().hex[:6]}@example.com"
+    ada = user(server, ada_name)
+    statement(server, f"GRANT USE CATALOG ON CATALOG {name} TO `{ada_name}`")
+    statement(server, f"GRANT USE SCHEMA ON SCHEMA {name}.s TO `{ada_name}`")
+    statement(server, f"GRANT SELECT ON TABLE {name}.s.open TO `{ada_name}`")
+    script = tmp_path / "probe.py"
+    script.write_text(f"""
+import os, requests
+for table in ["open", "secret"]:
+    r = requests.post(os.environ["DATABRICKS_HOST"] + "/api/2.0/sql/statements",
+                      headers={{"Authorization": "Bearer " + os.environ["DATABRICKS_TOKEN"]}},
+                      json={{"statement": "SELECT x FROM {name}.s." + table, "warehouse_id": "k", "wait_timeout": "30s"}})
+    print(table, r.status_code)
+me = requests.get(os.environ["DATABRICKS_HOST"] + "/api/2.0/preview/scim/v2/Me", headers={{"Authorization": "Bearer " + os.environ["DATABRICKS_TOKEN"]}})
+print("as", me.json()["userName"])
+""")
+    directly = [requests.post(server.url + "/api/2.0/sql/statements", headers={"Authorization": f"Bearer {ada.config.token}"},
+                              json={"statement": f"SELECT x FROM {name}.s.{t}", "warehouse_id": "k", "wait_timeout": "30s"}).status_code
+                for t in ["open", "secret"]]
+    assert directly == [200, 403]
+    job = ada.jobs.create(name="probe", tasks=[Task(task_key="probe", spark_python_task=SparkPythonTask(python_file=str(script)))])
+    run = ada.jobs.run_now(job.job_id).result(timeout=__import__("datetime").timedelta(minutes=2))
+    assert run.state.result_state == RunResultState.SUCCESS, run.state
+    logs = ada.jobs.get_run_output(run.tasks[0].run_id).logs
+    assert "open 200" in logs and "secret 403" in logs and f"as {ada_name}" in logs, logs
+    w.catalogs.delete(name, force=True)

@@ -1,0 +1,199 @@
+import Foundation
+import KilnCatalog
+import KilnCore
+import KilnSQL
+import KilnStore
+import KilnTestSupport
+import Testing
+
+/// The authorization matrix (`authz_matrix.json`) checked against the catalog's rules: for every operation, every
+/// principal role, every single privilege at every level it can be granted (with and without the USE chain), and the
+/// knock-out of each member of a sufficient set. Expectations come only from the file.
+@Suite("Authorization matrix")
+struct AuthorizationMatrixTests {
+    struct Matrix: Decodable {
+        struct Operation: Decodable {
+            var name: String
+            var check: String
+            var securable: String
+            var privilege: String?
+            var sufficient: [String]
+            var use_chain: Bool
+            var without_use_chain: [String]?
+        }
+        var privileges: [String]
+        var operations: [Operation]
+        var chain: [String: [String]]
+    }
+
+    static let matrix: Matrix = {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("authz_matrix.json")
+        return try! JSONDecoder().decode(Matrix.self, from: Data(contentsOf: url))
+    }()
+
+    /// A warehouse with catalog `c`, schema `c.s` and table `c.s.t`, owned as the roles say.
+    struct World {
+        let catalog: UnityCatalog
+        let database: any KilnDatabase
+        let directory: TemporaryDirectory
+
+        static func make() async throws -> World {
+            let directory = try TemporaryDirectory()
+            let database = try await TestStores.sqlite(in: directory)
+            let warehouse = directory.url.appendingPathComponent("warehouse").path
+            let names: Set<String> = ["ada", "analysts", "cat_owner", "schema_owner", "table_owner", "stranger"]
+            let catalog = try await UnityCatalog.make(warehouse: warehouse, database: database, clock: MockClock(), logger: TestStores.logger) {
+                names.contains($0)
+            }
+            _ = try await catalog.createCatalog("c", comment: nil, properties: [:], caller: nil)
+            _ = try await catalog.createSchema("c", "s", comment: nil, properties: [:], storageRoot: nil, caller: nil)
+            let path = warehouse + "/c/s/t"
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            _ = try SQLEngine(catalog: Catalog(warehouse: warehouse)).execute("CREATE TABLE c.s.t (a INT)")
+            _ = try await catalog.updateCatalog("c", newName: nil, comment: nil, owner: "cat_owner", properties: nil, caller: nil)
+            _ = try await catalog.updateSchema("c", "s", newName: nil, comment: nil, owner: "schema_owner", properties: nil, caller: nil)
+            _ = try await catalog.updateTable("c", "s", "t", owner: "table_owner", caller: nil)
+            return World(catalog: catalog, database: database, directory: directory)
+        }
+
+        func fullName(_ type: SecurableType) -> String {
+            switch type {
+            case .metastore: "metastore"
+            case .catalog: "c"
+            case .schema: "c.s"
+            case .table: "c.s.t"
+            }
+        }
+
+        func grant(_ privilege: String, on type: SecurableType, to principal: String) async throws {
+            let path = try await catalog.path(type, fullName(type))
+            try await catalog.updatePermissions(path, changes: [(principal, [try Privilege(parsing: privilege)], [])], caller: nil)
+        }
+
+        func revokeAll() async throws {
+            try await database.write { sql in try await sql.raw("DELETE FROM uc_grants").run() }
+        }
+
+        func decide(_ op: Matrix.Operation, _ caller: Caller) async throws -> Bool {
+            let path = try await catalog.path(try SecurableType(parsing: op.securable), fullName(try SecurableType(parsing: op.securable)))
+            switch op.check {
+            case "allowed": return try await catalog.allowed(caller, op.privilege.map { try Privilege(parsing: $0) }, path)
+            case "manage": return try await catalog.mayManage(caller, path)
+            case "visible": return try await catalog.visible(caller, path)
+            default: throw KilnError.invalid("unknown check \(op.check)")
+            }
+        }
+
+        func close() async { await database.close() }
+    }
+
+    static let levels: [SecurableType] = [.metastore, .catalog, .schema, .table]
+
+    /// The levels a grant on `level` reaches: itself, and everything inside (never down from the metastore).
+    static func reaches(_ level: SecurableType, _ target: SecurableType) -> Bool {
+        if level == .metastore || target == .metastore { return level == target }
+        return levels.firstIndex(of: level)! <= levels.firstIndex(of: target)!
+    }
+
+    /// Whether `entry` (`P`: on the target or a container; `P@level`: on that level only) is `p` granted on `level`.
+    static func matches(_ entry: String, _ p: String, _ level: SecurableType, target: SecurableType) -> Bool {
+        let parts = entry.split(separator: "@").map(String.init)
+        guard parts[0] == p else { return false }
+        return parts.count == 2 ? level.rawValue == parts[1] : reaches(level, target)
+    }
+
+    /// Whether the file says `p` granted on `level` (plus the USE chain when `withChain`) lets `op` happen.
+    static func expected(_ op: Matrix.Operation, _ p: String, at level: SecurableType, withChain: Bool) -> Bool {
+        let target = try! SecurableType(parsing: op.securable)
+        if (op.without_use_chain ?? []).contains(where: { matches($0, p, level, target: target) }) { return true }
+        guard op.sufficient.contains(where: { matches($0, p, level, target: target) }) else { return false }
+        if !op.use_chain || withChain { return true }
+        // Alone, the one grant must also stand for the USE chain.
+        let catalogOK = matrix.chain["USE_CATALOG"]!.contains { matches($0, p, level, target: target) }
+        let schemaOK = !(target == .schema || target == .table) || matrix.chain["USE_SCHEMA"]!.contains { matches($0, p, level, target: target) }
+        return catalogOK && schemaOK
+    }
+
+    @Test("each role: admin, owners of the table, schema and catalog allowed; a stranger denied")
+    func roles() async throws {
+        let world = try await World.make()
+        var unexpected: [String] = []
+        for op in Self.matrix.operations {
+            let target = try SecurableType(parsing: op.securable)
+            let owners: [(String, Bool)] = [
+                ("admin", true), ("cat_owner", target != .metastore), ("schema_owner", target == .schema || target == .table),
+                ("table_owner", target == .table), ("stranger", false), ("anonymous-looking", false),
+            ]
+            for (name, expected) in owners {
+                let caller = Caller(id: nil, name: name, groups: name == "admin" ? [Caller.adminsGroup] : [])
+                if try await world.decide(op, caller) != expected { unexpected.append("\(op.name) as \(name): expected \(expected)") }
+            }
+            // Kiln itself (no caller) always may.
+            let path = try await world.catalog.path(target, world.fullName(target))
+            if !(try await world.catalog.allowed(nil, nil, path)) { unexpected.append("\(op.name) as Kiln") }
+        }
+        #expect(unexpected.isEmpty, "\(unexpected)")
+        await world.close()
+    }
+
+    @Test("every single privilege at every level, with and without the USE chain, to a user and through a group")
+    func sweep() async throws {
+        let world = try await World.make()
+        var unexpected: [String] = []
+        var cases = 0
+        for op in Self.matrix.operations {
+            for p in Self.matrix.privileges {
+                for level in Self.levels {
+                    // Only where the privilege can be granted at all.
+                    guard (try? await world.grant(p, on: level, to: "ada")) != nil else { continue }
+                    try await world.revokeAll()
+                    for withChain in [true, false] {
+                        for viaGroup in [false, true] {
+                            try await world.revokeAll()
+                            let grantee = viaGroup ? "analysts" : "ada"
+                            try await world.grant(p, on: level, to: grantee)
+                            if withChain {
+                                try await world.grant("USE_CATALOG", on: .catalog, to: grantee)
+                                try await world.grant("USE_SCHEMA", on: .schema, to: grantee)
+                            }
+                            let caller = Caller(id: nil, name: "ada", groups: viaGroup ? ["analysts"] : [])
+                            let expected = Self.expected(op, p, at: level, withChain: withChain)
+                            let got = try await world.decide(op, caller)
+                            cases += 1
+                            if got != expected {
+                                unexpected.append("\(op.name): \(p) on \(level)\(withChain ? " + USE chain" : "")\(viaGroup ? " via group" : "") → \(got), expected \(expected)")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        #expect(cases > 500)
+        #expect(unexpected.isEmpty, "\(unexpected.count) unexpected: \(unexpected.prefix(20))")
+        await world.close()
+    }
+
+    @Test("knocking out each member of a sufficient set denies")
+    func knockouts() async throws {
+        let world = try await World.make()
+        var unexpected: [String] = []
+        for op in Self.matrix.operations where op.use_chain {
+            let target = try SecurableType(parsing: op.securable)
+            guard let p = op.sufficient.first(where: { !$0.contains("@") }) else { continue }
+            let set: [(String, SecurableType)] = [("USE_CATALOG", .catalog), ("USE_SCHEMA", .schema), (p, target)]
+                .filter { $0.1 != .schema || target != .catalog }
+            for skipped in set.indices {
+                try await world.revokeAll()
+                for (i, grant) in set.enumerated() where i != skipped { try await world.grant(grant.0, on: grant.1, to: "ada") }
+                if try await world.decide(op, Caller(id: nil, name: "ada", groups: [])) {
+                    unexpected.append("\(op.name) allowed without \(set[skipped].0)")
+                }
+            }
+            try await world.revokeAll()
+            for grant in set { try await world.grant(grant.0, on: grant.1, to: "ada") }
+            if !(try await world.decide(op, Caller(id: nil, name: "ada", groups: []))) { unexpected.append("\(op.name) denied with the whole set") }
+        }
+        #expect(unexpected.isEmpty, "\(unexpected)")
+        await world.close()
+    }
+}

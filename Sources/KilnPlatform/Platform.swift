@@ -81,7 +81,7 @@ public struct Platform: Sendable {
             return false
         }
         let rules = StatementRules(audit: audit, catalog: catalog, warehouse: warehouse, tablePath: tablePath)
-        let statements = StatementService(warehouse: warehouse, authorize: rules.check, completed: rules.completed, grants: rules.grants)
+        let statements = StatementService(warehouse: warehouse, authorize: rules.check, completed: rules.completed, grants: rules.grants, filter: rules.visibleRows)
         let locator = RegistryModelLocator(registry: registry, tracking: tracking)
         let training = TrainingService(runs: TrackingRunLog(tracking: tracking, clock: clock), models: locator, artifacts: artifacts, clock: clock,
                                        tablePath: tablePath)
@@ -192,6 +192,22 @@ struct StatementRules: Sendable {
             let type: SecurableType = name.split(separator: ".").count == 3 ? .table : name.contains(".") ? .schema : .catalog
             try? await catalog.recordCreated(type, name, by: caller)
         }
+    }
+
+    /// SHOW CATALOGS, SCHEMAS and TABLES list only what the caller may see (as the catalog API's lists do).
+    func visibleRows(_ caller: Caller?, _ references: StatementReferences, _ frame: Frame) async throws -> Frame {
+        guard let caller, !caller.isAdmin, let listing = references.listing else { return frame }
+        var keep: [Int] = []
+        for row in 0..<frame.rowCount {
+            let type: SecurableType, name: String
+            switch listing {
+            case .catalogs: (type, name) = (.catalog, frame.columns[0].value(row).text)
+            case .schemas(let c): (type, name) = (.schema, "\(c).\(frame.columns[0].value(row).text)")
+            case .tables(let c, let s): (type, name) = (.table, "\(c).\(s).\(frame.columns[1].value(row).text)")
+            }
+            if let path = try? await catalog.path(type, name), try await catalog.visible(caller, path) { keep.append(row) }
+        }
+        return frame.take(keep)
     }
 
     /// GRANT, REVOKE and SHOW GRANTS (Databricks' columns: principal, action_type, object_type, object_key).

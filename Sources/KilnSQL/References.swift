@@ -17,6 +17,14 @@ public struct StatementReferences: Sendable, Equatable {
     public var pathsRead: Set<String> = []
     /// Whether the statement lists or describes namespaces (SHOW, DESCRIBE SCHEMA/CATALOG).
     public var listsNamespaces = false
+    /// What a SHOW lists: `catalogs`, `schemas` of a catalog, or `tables` of a schema (completed with the defaults).
+    public var listing: Listing?
+
+    public enum Listing: Sendable, Equatable {
+        case catalogs
+        case schemas(catalog: String)
+        case tables(catalog: String, schema: String)
+    }
 
     /// The references of `sql`, whose unqualified names resolve against `catalog`'s defaults.
     /// - Throws: the parser's syntax errors, and bad names.
@@ -90,7 +98,16 @@ public struct StatementReferences: Sendable, Equatable {
             case .createCatalog(let name, _, _): namespace(name.lowercased(), into: \.namespacesCreated)
             case .createSchema(let name, _, _, _): namespace(try namespace(name, kind: .schema), into: \.namespacesCreated)
             case .dropNamespace(let kind, let name, _, _): namespace(try namespace(name, kind: kind), into: \.ownerOnly)
-            case .show, .describeNamespace: out.listsNamespaces = true
+            case .show(let what, let scope, _):
+                out.listsNamespaces = true
+                switch what {
+                case "catalogs": out.listing = .catalogs
+                case "schemas": out.listing = .schemas(catalog: (scope.first ?? catalog.defaultCatalog).lowercased())
+                default:
+                    let n = scope.isEmpty ? (catalog.defaultCatalog, catalog.defaultSchema) : try catalog.schemaName(scope)
+                    out.listing = .tables(catalog: n.0.lowercased(), schema: n.1.lowercased())
+                }
+            case .describeNamespace: out.listsNamespaces = true
             case .use, .grants: break  // grants are checked by the catalog that keeps them
             }
         }

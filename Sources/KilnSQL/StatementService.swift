@@ -40,13 +40,18 @@ public actor StatementService {
     let capacity: Int
     let authorize: Authorizer?
     let completed: Completion?
+    /// Narrows a successful result to what the caller may see (SHOW lists); runs before the result is kept.
+    public typealias ResultFilter = @Sendable (_ caller: Caller?, _ references: StatementReferences, _ result: Frame) async throws -> Frame
+    let filter: ResultFilter?
     /// Runs GRANT, REVOKE and SHOW GRANTS (the engine keeps no grants); nil: they fail.
     public typealias GrantRunner = @Sendable (_ caller: Caller?, _ statement: GrantStatement, _ catalog: Catalog) async throws -> Frame
     let grants: GrantRunner?
     var statements: [String: Snapshot] = [:]
     var order: [String] = []
 
-    public init(warehouse: String, capacity: Int = 1000, authorize: Authorizer? = nil, completed: Completion? = nil, grants: GrantRunner? = nil) {
+    public init(warehouse: String, capacity: Int = 1000, authorize: Authorizer? = nil, completed: Completion? = nil, grants: GrantRunner? = nil,
+                filter: ResultFilter? = nil) {
+        self.filter = filter
         self.warehouse = warehouse
         self.capacity = capacity
         self.authorize = authorize
@@ -77,9 +82,9 @@ public actor StatementService {
             if case .failure(let error as KilnError) = outcome, error.code == .permissionDenied { throw error }
             return try get(id)
         }
-        let references = authorize == nil && completed == nil ? nil : try? StatementReferences.of(sql, catalog: target)
+        let references = authorize == nil && completed == nil && filter == nil ? nil : try? StatementReferences.of(sql, catalog: target)
         if let authorize, let references { try await authorize(caller, references) }
-        let completed = self.completed
+        let completed = self.completed, filter = self.filter
         let engine = SQLEngine(catalog: target, parameters: values)
         let id = Self.newID()
         statements[id] = Snapshot(id: id, state: .running)
@@ -90,8 +95,14 @@ public actor StatementService {
         DispatchQueue.global(qos: .userInitiated).async { [engine] in
             let outcome: Result<Frame, any Error> = Result { try engine.execute(sql) }
             Task {
-                if case .success = outcome, let completed, let references { await completed(caller, references) }
-                await self.finish(id, outcome, rowLimit: rowLimit)
+                var result = outcome
+                if case .success(let frame) = outcome, let references {
+                    if let completed { await completed(caller, references) }
+                    if let filter, references.listing != nil {
+                        do { result = .success(try await filter(caller, references, frame)) } catch { result = .failure(error) }
+                    }
+                }
+                await self.finish(id, result, rowLimit: rowLimit)
             }
         }
         let deadline = Date().addingTimeInterval(wait)

@@ -348,3 +348,33 @@ print("as", me.json()["userName"])
     logs = ada.jobs.get_run_output(run.tasks[0].run_id).logs
     assert "open 200" in logs and "secret 403" in logs and f"as {ada_name}" in logs, logs
     w.catalogs.delete(name, force=True)
+
+
+def test_show_lists_only_what_the_caller_may_see(server):
+    w = admin(server)
+    seen_name, hidden_name = "seen_" + uuid.uuid4().hex[:6], "hidden_" + uuid.uuid4().hex[:6]
+    for name in (seen_name, hidden_name):
+        statement(server, f"CREATE CATALOG {name}")
+        statement(server, f"CREATE SCHEMA {name}.s")
+        statement(server, f"CREATE TABLE {name}.s.a (x INT)")
+        statement(server, f"CREATE TABLE {name}.s.b (x INT)")
+    cy = f"cy-{uuid.uuid4().hex[:6]}@example.com"
+    token = user(server, cy).config.token
+    statement(server, f"GRANT USE CATALOG ON CATALOG {seen_name} TO `{cy}`")
+    statement(server, f"GRANT USE SCHEMA ON SCHEMA {seen_name}.s TO `{cy}`")
+    statement(server, f"GRANT SELECT ON TABLE {seen_name}.s.a TO `{cy}`")
+
+    def show(sql):
+        r = requests.post(server.url + "/api/2.0/sql/statements", headers={"Authorization": f"Bearer {token}"},
+                          json={"statement": sql, "warehouse_id": "k", "wait_timeout": "30s"}).json()
+        assert r["status"]["state"] == "SUCCEEDED", r
+        return [row for row in r.get("result", {}).get("data_array", [])]
+    catalogs = [r[0] for r in show("SHOW CATALOGS")]
+    assert seen_name in catalogs and hidden_name not in catalogs
+    assert [r[0] for r in show(f"SHOW SCHEMAS IN {seen_name}")] == ["s"]
+    assert show(f"SHOW SCHEMAS IN {hidden_name}") == []
+    assert [r[1] for r in show(f"SHOW TABLES IN {seen_name}.s")] == ["a"]
+    # The admin sees everything.
+    assert sorted(r[1] for r in statement(server, f"SHOW TABLES IN {hidden_name}.s")) == ["a", "b"]
+    for name in (seen_name, hidden_name):
+        w.catalogs.delete(name, force=True)

@@ -81,25 +81,20 @@ public struct IdentityService: Sendable {
 
         /// The names of the groups `id` belongs to, directly or through nested groups.
         func groupNames(of id: String) -> Set<String> {
-            var seen: Set<String> = []
-            var frontier = [id]
-            while let next = frontier.popLast() {
-                for edge in edges where edge.member == next && !seen.contains(edge.group) {
-                    seen.insert(edge.group)
-                    frontier.append(edge.group)
-                }
-            }
-            return Set(seen.compactMap { byID[$0]?.name })
+            Set(reachable(from: id, upward: true).compactMap { byID[$0]?.name })
         }
 
         /// The ids of every member below `group`, through nested groups.
-        func descendants(of group: String) -> Set<String> {
+        func descendants(of group: String) -> Set<String> { reachable(from: group, upward: false) }
+
+        /// Every id reachable from `start` over membership edges: to enclosing groups (`upward`) or to members.
+        func reachable(from start: String, upward: Bool) -> Set<String> {
             var seen: Set<String> = []
-            var frontier = [group]
+            var frontier = [start]
             while let next = frontier.popLast() {
-                for edge in edges where edge.group == next && !seen.contains(edge.member) {
-                    seen.insert(edge.member)
-                    frontier.append(edge.member)
+                for edge in edges where (upward ? edge.member : edge.group) == next {
+                    let found = upward ? edge.group : edge.member
+                    if seen.insert(found).inserted { frontier.append(found) }
                 }
             }
             return seen

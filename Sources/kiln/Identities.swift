@@ -44,8 +44,18 @@ struct Directory {
                               body: ["schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": operations])
     }
 
-    func delete(_ kind: Kind, _ id: String) async throws {
+    /// Deletes the resource of `kind` named `name`. - Throws: when there is none.
+    func delete(_ kind: Kind, named name: String) async throws {
+        let id = try await require(kind, name)["id"] as? String ?? ""
         _ = try await client.call("DELETE", Self.scim + "\(kind.rawValue)/\(id)")
+    }
+
+    /// Adds `member` (a user, group or service principal, by name) to `group`, or takes it out.
+    func changeMembership(_ group: String, _ member: String, add: Bool) async throws {
+        let g = try await require(.group, group), m = try await self.member(member)
+        let id = m["id"] as? String ?? ""
+        _ = try await patch(.group, g["id"] as? String ?? "",
+                            [add ? ["op": "add", "path": "members", "value": [["value": id]]] : ["op": "remove", "path": "members[value eq \"\(id)\"]"]])
     }
 
     static func names(_ refs: Any?) -> String {
@@ -137,8 +147,7 @@ struct Users: AsyncParsableCommand {
         @Argument(help: "The user's userName.") var name: String
 
         func run() async throws {
-            let directory = Directory(client: try client.client())
-            try await directory.delete(.user, try await directory.require(.user, name)["id"] as? String ?? "")
+            try await Directory(client: try client.client()).delete(.user, named: name)
             print("Deleted user '\(name)'.")
         }
     }
@@ -196,9 +205,7 @@ struct Groups: AsyncParsableCommand {
         @Argument(help: "A userName, group name or applicationId.") var member: String
 
         func run() async throws {
-            let directory = Directory(client: try client.client())
-            let g = try await directory.require(.group, group), m = try await directory.member(member)
-            _ = try await directory.patch(.group, g["id"] as? String ?? "", [["op": "add", "path": "members", "value": [["value": m["id"] as? String ?? ""]]]])
+            try await Directory(client: try client.client()).changeMembership(group, member, add: true)
             print("Added '\(member)' to '\(group)'.")
         }
     }
@@ -210,9 +217,7 @@ struct Groups: AsyncParsableCommand {
         @Argument(help: "A userName, group name or applicationId.") var member: String
 
         func run() async throws {
-            let directory = Directory(client: try client.client())
-            let g = try await directory.require(.group, group), m = try await directory.member(member)
-            _ = try await directory.patch(.group, g["id"] as? String ?? "", [["op": "remove", "path": "members[value eq \"\(m["id"] as? String ?? "")\"]"]])
+            try await Directory(client: try client.client()).changeMembership(group, member, add: false)
             print("Removed '\(member)' from '\(group)'.")
         }
     }
@@ -223,8 +228,7 @@ struct Groups: AsyncParsableCommand {
         @Argument(help: "The group's name.") var name: String
 
         func run() async throws {
-            let directory = Directory(client: try client.client())
-            try await directory.delete(.group, try await directory.require(.group, name)["id"] as? String ?? "")
+            try await Directory(client: try client.client()).delete(.group, named: name)
             print("Deleted group '\(name)'.")
         }
     }
@@ -271,8 +275,7 @@ struct ServicePrincipals: AsyncParsableCommand {
         @Argument(help: "Its applicationId.") var applicationId: String
 
         func run() async throws {
-            let directory = Directory(client: try client.client())
-            try await directory.delete(.servicePrincipal, try await directory.require(.servicePrincipal, applicationId)["id"] as? String ?? "")
+            try await Directory(client: try client.client()).delete(.servicePrincipal, named: applicationId)
             print("Deleted service principal '\(applicationId)'.")
         }
     }

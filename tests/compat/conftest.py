@@ -93,6 +93,17 @@ def kiln(kiln_home):
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def own_kiln():
+    """A server of the test module's own, on a fresh home: for tests that change what other modules would see
+    (grants, the audit log's chain, the catalog list)."""
+    home = tempfile.mkdtemp(prefix="kiln-own-")
+    server = KilnServer(home).start()
+    yield server
+    server.stop()
+    shutil.rmtree(home, ignore_errors=True)
+
+
 @pytest.fixture()
 def client_env(kiln, monkeypatch):
     """Points the stock mlflow client at Kiln with the admin token."""

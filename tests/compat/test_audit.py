@@ -5,8 +5,6 @@ import json
 import os
 import sqlite3
 import subprocess
-import tempfile
-import shutil
 import uuid
 
 import duckdb
@@ -16,16 +14,12 @@ import requests
 from databricks.sdk import WorkspaceClient
 from mlflow.tracking import MlflowClient
 
-from conftest import KILN, TOKEN, KilnServer
+from conftest import KILN, TOKEN
 
 
 @pytest.fixture(scope="module")
-def server():
-    home = tempfile.mkdtemp(prefix="kiln-audit-")
-    s = KilnServer(home).start()
-    yield s
-    s.stop()
-    shutil.rmtree(home, ignore_errors=True)
+def server(own_kiln):
+    return own_kiln
 
 
 def headers(token=TOKEN):

@@ -1,12 +1,11 @@
 """Unity Catalog's catalogs, schemas and tables through the stock clients — databricks-sdk (`w.catalogs`,
 `w.schemas`, `w.tables`, `w.metastores`) and unitycatalog-client 0.7 (in its own virtual environment: it pins
 versions mlflow cannot live with) — over the same objects SQL sees, with ownership deciding who may change what."""
+import datetime
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import uuid
 
 import pytest
@@ -14,20 +13,17 @@ import requests
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.errors import BadRequest, InvalidParameterValue, NotFound, PermissionDenied, ResourceAlreadyExists
 from databricks.sdk.service import catalog as uc
+from databricks.sdk.service import iam
 
-from conftest import KILN, TOKEN, KilnServer
+from conftest import KILN, TOKEN
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 UC_VENV = os.path.join(HERE, ".venv-uc")
 
 
 @pytest.fixture(scope="module")
-def server():
-    home = tempfile.mkdtemp(prefix="kiln-catalog-")
-    s = KilnServer(home).start()
-    yield s
-    s.stop()
-    shutil.rmtree(home, ignore_errors=True)
+def server(own_kiln):
+    return own_kiln
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +46,12 @@ def user(server, name):
     token = requests.post(server.url + "/api/2.0/token-management/on-behalf-of/tokens", json={"user_name": name},
                           headers={"Authorization": f"Bearer {TOKEN}"}).json()["token_value"]
     return WorkspaceClient(host=server.url, token=token, auth_type="pat")
+
+
+def sql_as(server, token, sql):
+    """The statements API's raw answer to `sql` run with `token`."""
+    return requests.post(server.url + "/api/2.0/sql/statements", headers={"Authorization": f"Bearer {token}"},
+                         json={"statement": sql, "warehouse_id": "kiln", "wait_timeout": "30s"})
 
 
 def statement(server, sql):
@@ -232,8 +234,7 @@ def test_privileges_inherit_and_decide_what_a_user_sees_and_does(server):
     group = w.groups.create(display_name=f"analysts-{uuid.uuid4().hex[:6]}")
 
     def ada_sql(sql):
-        return requests.post(server.url + "/api/2.0/sql/statements", headers={"Authorization": f"Bearer {ada_token}"},
-                             json={"statement": sql, "warehouse_id": "kiln", "wait_timeout": "30s"})
+        return sql_as(server, ada_token, sql)
 
     # Nothing granted: the catalog is not in her list, and reading or getting it is refused.
     assert name not in [c.name for c in ada.catalogs.list()]
@@ -242,11 +243,9 @@ def test_privileges_inherit_and_decide_what_a_user_sees_and_does(server):
     assert ada_sql(f"SELECT * FROM {name}.sales.orders").status_code == 403
     # SELECT granted on the catalog (to a group she is in) reaches the table, but USE CATALOG and USE SCHEMA are needed too.
     w.grants.update(securable_type="catalog", full_name=name, changes=[uc.PermissionsChange(principal=group.display_name, add=[uc.Privilege.SELECT])])
-    me = w.users.list(filter=f'userName eq "{ada_name}"')
-    w.groups.patch(group.id, schemas=[__import__("databricks.sdk.service.iam", fromlist=["PatchSchema"]).PatchSchema.URN_IETF_PARAMS_SCIM_API_MESSAGES_2_0_PATCH_OP],
-                   operations=[__import__("databricks.sdk.service.iam", fromlist=["Patch"]).Patch(
-                       op=__import__("databricks.sdk.service.iam", fromlist=["PatchOp"]).PatchOp.ADD, path="members",
-                       value=[{"value": next(iter(me)).id}])])
+    me = next(iter(w.users.list(filter=f'userName eq "{ada_name}"')))
+    w.groups.patch(group.id, schemas=[iam.PatchSchema.URN_IETF_PARAMS_SCIM_API_MESSAGES_2_0_PATCH_OP],
+                   operations=[iam.Patch(op=iam.PatchOp.ADD, path="members", value=[{"value": me.id}])])
     r = ada_sql(f"SELECT * FROM {name}.sales.orders")
     assert r.status_code == 403 and "USE_CATALOG" in r.json()["message"]
     w.grants.update(securable_type="catalog", full_name=name, changes=[uc.PermissionsChange(principal=ada_name, add=[uc.Privilege.USE_CATALOG])])
@@ -338,12 +337,10 @@ for table in ["open", "secret"]:
 me = requests.get(os.environ["DATABRICKS_HOST"] + "/api/2.0/preview/scim/v2/Me", headers={{"Authorization": "Bearer " + os.environ["DATABRICKS_TOKEN"]}})
 print("as", me.json()["userName"])
 """)
-    directly = [requests.post(server.url + "/api/2.0/sql/statements", headers={"Authorization": f"Bearer {ada.config.token}"},
-                              json={"statement": f"SELECT x FROM {name}.s.{t}", "warehouse_id": "k", "wait_timeout": "30s"}).status_code
-                for t in ["open", "secret"]]
+    directly = [sql_as(server, ada.config.token, f"SELECT x FROM {name}.s.{t}").status_code for t in ["open", "secret"]]
     assert directly == [200, 403]
     job = ada.jobs.create(name="probe", tasks=[Task(task_key="probe", spark_python_task=SparkPythonTask(python_file=str(script)))])
-    run = ada.jobs.run_now(job.job_id).result(timeout=__import__("datetime").timedelta(minutes=2))
+    run = ada.jobs.run_now(job.job_id).result(timeout=datetime.timedelta(minutes=2))
     assert run.state.result_state == RunResultState.SUCCESS, run.state
     logs = ada.jobs.get_run_output(run.tasks[0].run_id).logs
     assert "open 200" in logs and "secret 403" in logs and f"as {ada_name}" in logs, logs
@@ -365,8 +362,7 @@ def test_show_lists_only_what_the_caller_may_see(server):
     statement(server, f"GRANT SELECT ON TABLE {seen_name}.s.a TO `{cy}`")
 
     def show(sql):
-        r = requests.post(server.url + "/api/2.0/sql/statements", headers={"Authorization": f"Bearer {token}"},
-                          json={"statement": sql, "warehouse_id": "k", "wait_timeout": "30s"}).json()
+        r = sql_as(server, token, sql).json()
         assert r["status"]["state"] == "SUCCEEDED", r
         return [row for row in r.get("result", {}).get("data_array", [])]
     catalogs = [r[0] for r in show("SHOW CATALOGS")]

@@ -31,7 +31,8 @@ public struct Privilege: Hashable, Sendable, Comparable, CustomStringConvertible
     public static let useCatalog = Privilege("USE_CATALOG"), useSchema = Privilege("USE_SCHEMA"), select = Privilege("SELECT"),
                       modify = Privilege("MODIFY"), createCatalog = Privilege("CREATE_CATALOG"), createSchema = Privilege("CREATE_SCHEMA"),
                       createTable = Privilege("CREATE_TABLE"), all = Privilege("ALL_PRIVILEGES"), manage = Privilege("MANAGE"),
-                      browse = Privilege("BROWSE")
+                      browse = Privilege("BROWSE"), createVolume = Privilege("CREATE_VOLUME"), readVolume = Privilege("READ_VOLUME"),
+                      writeVolume = Privilege("WRITE_VOLUME")
 
     /// As unitycatalog-client spells it (spaces); databricks-sdk reads the canonical form.
     public var spaced: String { name.replacingOccurrences(of: "_", with: " ") }
@@ -43,12 +44,12 @@ public struct Privilege: Hashable, Sendable, Comparable, CustomStringConvertible
 
 /// The kinds of securable grants attach to.
 public enum SecurableType: String, Sendable, CaseIterable {
-    case metastore, catalog, schema, table
+    case metastore, catalog, schema, table, volume
 
-    /// Case-insensitive; `volume`, `function`, `model`, `registered_model` are not governed yet.
+    /// Case-insensitive; `function`, `model`, `registered_model` are not governed yet.
     public init(parsing text: String) throws {
         guard let type = Self(rawValue: text.lowercased()) else {
-            throw KilnError.invalid("Securable type '\(text)' is not supported; use metastore, catalog, schema or table")
+            throw KilnError.invalid("Securable type '\(text)' is not supported; use metastore, catalog, schema, table or volume")
         }
         self = type
     }
@@ -64,6 +65,7 @@ public enum SecurableType: String, Sendable, CaseIterable {
             return ["ALL_PRIVILEGES", "USE_SCHEMA", "CREATE_TABLE", "CREATE_FUNCTION", "CREATE_VOLUME", "CREATE_MODEL", "SELECT", "MODIFY",
                     "EXECUTE", "READ_VOLUME", "WRITE_VOLUME", "MANAGE", "APPLY_TAG"]
         case .table: return ["ALL_PRIVILEGES", "SELECT", "MODIFY", "MANAGE", "APPLY_TAG"]
+        case .volume: return ["ALL_PRIVILEGES", "READ_VOLUME", "WRITE_VOLUME", "MANAGE", "APPLY_TAG"]
         }
     }
 
@@ -124,6 +126,12 @@ extension UnityCatalog {
             let n = try Self.split(fullName, parts: 3)
             let t = try await getTable(n[0], n[1], n[2]), s = try await getSchema(n[0], n[1]), c = try await getCatalog(n[0])
             return SecurablePath(levels: [.init(type: .table, id: t.tableID, fullName: t.fullName, ownership: t.ownership),
+                                          .init(type: .schema, id: s.id, fullName: s.fullName, ownership: s.ownership),
+                                          .init(type: .catalog, id: c.id, fullName: c.fullName, ownership: c.ownership)])
+        case .volume:
+            let n = try Self.split(fullName, parts: 3)
+            let v = try await volume(n[0], n[1], n[2]), s = try await getSchema(n[0], n[1]), c = try await getCatalog(n[0])
+            return SecurablePath(levels: [.init(type: .volume, id: v.volumeID, fullName: v.fullName, ownership: v.ownership),
                                           .init(type: .schema, id: s.id, fullName: s.fullName, ownership: s.ownership),
                                           .init(type: .catalog, id: c.id, fullName: c.fullName, ownership: c.ownership)])
         }
@@ -257,11 +265,12 @@ extension UnityCatalog {
         case .metastore: return true
         case .catalog: return try await allowed(caller, .useCatalog, path)
         case .schema: return try await allowed(caller, .useSchema, path)
-        case .table:
+        case .table, .volume:
             guard try await allowed(caller, nil, path) else { return false }
+            let inherited: Set<Privilege> = path.target.type == .table ? [.select, .modify, .all, .manage] : [.readVolume, .writeVolume, .all, .manage]
             return (all[path.target.id] ?? [:]).contains { names.contains($0.key) && !$0.value.isEmpty }
                 || path.levels.dropFirst().contains { level in
-                    (all[level.id] ?? [:]).contains { who, ps in names.contains(who) && !ps.isDisjoint(with: [.select, .modify, .all, .manage]) }
+                    (all[level.id] ?? [:]).contains { who, ps in names.contains(who) && !ps.isDisjoint(with: inherited) }
                 }
         }
     }

@@ -274,6 +274,9 @@ public struct UnityCatalog: Sendable {
 
     public func deleteSchema(_ catalogName: String, _ name: String, force: Bool, caller: Caller?) async throws {
         let current = try await getSchema(catalogName, name)
+        if !force, let held = try? FileManager.default.contentsOfDirectory(atPath: catalog.volumesFolder(catalogName, name)), !held.isEmpty {
+            throw KilnError(.badRequest, "Cannot drop the schema '\(current.fullName)': it holds volumes. Delete them first, or delete with force=true")
+        }
         let parent = try await getCatalog(catalogName)
         try Self.requireOwner(caller, of: "schema \(current.fullName)", [current.ownership, parent.ownership], action: "delete")
         try Self.refusedAsBadRequest { try catalog.dropSchema(catalogName, name, cascade: force, ifExists: false) }

@@ -218,7 +218,7 @@ struct StatementRules: Sendable {
         case .metastore: fullName = "metastore"
         case .catalog: fullName = statement.name.joined(separator: ".")
         case .schema: let n = try sql.schemaName(statement.name); fullName = "\(n.catalog).\(n.schema)"
-        case .table: let n = try sql.tableName(statement.name); fullName = "\(n.catalog).\(n.schema).\(n.table)"
+        case .table, .volume: let n = try sql.tableName(statement.name); fullName = "\(n.catalog).\(n.schema).\(n.table)"
         }
         let path = try await catalog.path(type, fullName)
         guard statement.action == .show else {

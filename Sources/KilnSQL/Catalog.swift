@@ -87,6 +87,8 @@ public struct Catalog: Sendable {
 
     func catalogFolder(_ catalog: String) -> String { warehouse + "/" + catalog }
     func schemaFolder(_ catalog: String, _ schema: String) -> String { warehouse + "/" + catalog + "/" + schema }
+    /// Where a schema's managed volumes live: inside its folder, hidden from table listings (the `_` prefix).
+    public func volumesFolder(_ catalog: String, _ schema: String) -> String { schemaFolder(catalog, schema) + "/_volumes" }
 
     /// Where the tables of a schema are: its LOCATION, or its folder.
     func schemaRoot(_ catalog: String, _ schema: String) throws -> String {

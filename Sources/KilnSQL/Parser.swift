@@ -104,10 +104,10 @@ public struct Parser {
         func securable() throws -> (type: String, name: [String]) {
             try expect("on")
             if keyword("metastore") { return ("metastore", ["metastore"]) }
-            for type in ["catalog", "schema", "database", "table"] where keyword(type) {
+            for type in ["catalog", "schema", "database", "table", "volume"] where keyword(type) {
                 return (type == "database" ? "schema" : type, try qualifiedName())
             }
-            if keyword("model") || keyword("function") || keyword("volume") { throw fail("grants on volumes, functions and models are not supported yet") }
+            if keyword("model") || keyword("function") { throw fail("grants on functions and models are not supported yet") }
             return ("table", try qualifiedName())
         }
         if keyword("show") {

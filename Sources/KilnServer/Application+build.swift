@@ -38,6 +38,7 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
     NotificationDestinationRoutes(destinations: platform.destinations).register(on: router)
     IdentityRoutes(identity: platform.identity).register(on: router)
     UnityCatalogRoutes(catalog: platform.catalog).register(on: router)
+    FilesRoutes(catalog: platform.catalog).register(on: router)
     if let clock = platform.clock as? AdjustableClock { JobRunRoutes.registerTestClock(clock, runs: platform.runs, on: router) }
     return router
 }

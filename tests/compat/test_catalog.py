@@ -2,6 +2,7 @@
 `w.schemas`, `w.tables`, `w.metastores`) and unitycatalog-client 0.7 (in its own virtual environment: it pins
 versions mlflow cannot live with) — over the same objects SQL sees, with ownership deciding who may change what."""
 import datetime
+import io
 import json
 import os
 import subprocess
@@ -374,3 +375,51 @@ def test_show_lists_only_what_the_caller_may_see(server):
     assert sorted(r[1] for r in statement(server, f"SHOW TABLES IN {hidden_name}.s")) == ["a", "b"]
     for name in (seen_name, hidden_name):
         w.catalogs.delete(name, force=True)
+
+
+def test_volumes_and_files(server, uc_python):
+    w = admin(server)
+    name = "vol_" + uuid.uuid4().hex[:6]
+    w.catalogs.create(name=name)
+    w.schemas.create(name="s", catalog_name=name)
+    out = subprocess.run([uc_python, os.path.join(HERE, "clients", "uc_client_volumes.py"), server.url, TOKEN, name],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout)
+    assert seen["created"]["volume_type"] == "MANAGED" and seen["created"]["full_name"] == f"{name}.s.raw" and seen["created"]["volume_id"]
+    assert seen["listed"] == ["raw"] and seen["renamed"]["name"] == "landing" and seen["got"]["volume_id"] == seen["created"]["volume_id"]
+    assert seen["old_name_status"] == 404
+    # databricks-sdk: the same volume, and files on it through w.files.
+    assert [v.name for v in w.volumes.list(catalog_name=name, schema_name="s")] == ["landing"]
+    base = f"/Volumes/{name}/s/landing"
+    w.files.upload(f"{base}/in/orders.csv", io.BytesIO(b"id,amount\n1,9.5\n"), overwrite=True)
+    w.files.upload(f"{base}/in/more.csv", io.BytesIO(b"id,amount\n2,3.0\n"), overwrite=True)
+    assert w.files.download(f"{base}/in/orders.csv").contents.read() == b"id,amount\n1,9.5\n"
+    assert w.files.get_metadata(f"{base}/in/orders.csv").content_length == 16
+    listed = list(w.files.list_directory_contents(f"{base}/in"))
+    assert [(e.name, e.is_directory, e.file_size) for e in listed] == [("more.csv", False, 16), ("orders.csv", False, 16)]
+    assert [e.name for e in w.files.list_directory_contents(base)] == ["in"]
+    with pytest.raises(Exception):
+        w.files.upload(f"{base}/in/orders.csv", io.BytesIO(b"x"), overwrite=False)
+    # Readers need READ VOLUME, writers WRITE VOLUME (with the USE chain); paths cannot leave the volume.
+    eve_name = f"eve-{uuid.uuid4().hex[:6]}@example.com"
+    eve = user(server, eve_name)
+    with pytest.raises(PermissionDenied):
+        eve.files.download(f"{base}/in/orders.csv").contents.read()
+    statement(server, f"GRANT USE CATALOG ON CATALOG {name} TO `{eve_name}`")
+    statement(server, f"GRANT USE SCHEMA ON SCHEMA {name}.s TO `{eve_name}`")
+    statement(server, f"GRANT READ VOLUME ON VOLUME {name}.s.landing TO `{eve_name}`")
+    assert eve.files.download(f"{base}/in/more.csv").contents.read() == b"id,amount\n2,3.0\n"
+    with pytest.raises(PermissionDenied):
+        eve.files.upload(f"{base}/in/evil.csv", io.BytesIO(b"x"), overwrite=True)
+    r = requests.get(server.url + f"/api/2.0/fs/files{base}/../../../../kiln.db", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code in (400, 404)
+    w.files.delete(f"{base}/in/more.csv")
+    assert [e.name for e in w.files.list_directory_contents(f"{base}/in")] == ["orders.csv"]
+    # A schema holding volumes is deleted only with force; the volume's files go with it.
+    with pytest.raises((BadRequest, InvalidParameterValue)):
+        w.schemas.delete(f"{name}.s")
+    w.volumes.delete(f"{name}.s.landing")
+    with pytest.raises(NotFound):
+        w.files.download(f"{base}/in/orders.csv").contents.read()
+    w.catalogs.delete(name, force=True)

@@ -29,6 +29,11 @@ struct UnityCatalogRoutes: Sendable {
             MessageRoute(.delete, "tables/{full_name}", deleteTable),
             MessageRoute(.get, "tables/{full_name}/exists", tableExists),
             MessageRoute(.get, "table-summaries", tableSummaries),
+            MessageRoute(.get, "volumes", listVolumes),
+            MessageRoute(.post, "volumes", createVolume),
+            MessageRoute(.get, "volumes/{full_name}", getVolume),
+            MessageRoute(.patch, "volumes/{full_name}", updateVolume),
+            MessageRoute(.delete, "volumes/{full_name}", deleteVolume),
             MessageRoute(.get, "permissions/{securable_type}/{full_name}", getPermissions),
             MessageRoute(.patch, "permissions/{securable_type}/{full_name}", updatePermissions),
             MessageRoute(.get, "effective-permissions/{securable_type}/{full_name}", effectivePermissions),
@@ -190,6 +195,60 @@ struct UnityCatalogRoutes: Sendable {
         let n = try UnityCatalog.split(try m.requireString("full_name"), parts: 3)
         let exists = catalog.tableExists(n[0], n[1], n[2])
         return .json { $0.field("table_exists", exists) }
+    }
+
+    // MARK: Volumes
+
+    func listVolumes(_ m: RequestMessage) async throws -> Response {
+        let volumes = try await catalog.volumes(in: try m.requireString("catalog_name"), try m.requireString("schema_name"), caller: m.caller)
+        let (page, next) = try Self.page(volumes, name: \.name, m)
+        return .json { w in
+            w.key("volumes")
+            w.array { w in for v in page { w.object { Self.write(v, &$0) } } }
+            w.field("next_page_token", next)
+        }
+    }
+
+    func createVolume(_ m: RequestMessage) async throws -> Response {
+        let type = try m.string("volume_type")?.uppercased() ?? "MANAGED"
+        guard type == "MANAGED" else { throw KilnError.invalid("volume_type \(type) is not supported: Kiln creates MANAGED volumes") }
+        let v = try await catalog.createVolume(try m.requireString("catalog_name"), try m.requireString("schema_name"), try m.requireString("name"),
+                                               comment: try m.string("comment"), caller: m.caller)
+        return .json { Self.write(v, &$0) }
+    }
+
+    func getVolume(_ m: RequestMessage) async throws -> Response {
+        let n = try UnityCatalog.split(try m.requireString("full_name"), parts: 3)
+        let v = try await catalog.getVolume(n[0], n[1], n[2], caller: m.caller)
+        return .json { Self.write(v, &$0) }
+    }
+
+    func updateVolume(_ m: RequestMessage) async throws -> Response {
+        let n = try UnityCatalog.split(try m.requireString("full_name"), parts: 3)
+        let v = try await catalog.updateVolume(n[0], n[1], n[2], newName: try m.string("new_name"), comment: try m.string("comment"),
+                                               owner: try m.string("owner"), caller: m.caller)
+        return .json { Self.write(v, &$0) }
+    }
+
+    func deleteVolume(_ m: RequestMessage) async throws -> Response {
+        let n = try UnityCatalog.split(try m.requireString("full_name"), parts: 3)
+        try await catalog.deleteVolume(n[0], n[1], n[2], caller: m.caller)
+        return .json { _ in }
+    }
+
+    static func write(_ v: VolumeEntry, _ w: inout JSONWriter) {
+        w.field("name", v.name)
+        w.field("catalog_name", v.catalog)
+        w.field("schema_name", v.schema)
+        w.field("full_name", v.fullName)
+        w.field("volume_type", "MANAGED")
+        w.field("storage_location", "file://" + v.location)
+        w.field("comment", v.comment)
+        var ownership = v.ownership
+        ownership.createdAt = ownership.createdAt ?? v.createdAt
+        writeOwnership(ownership, &w)
+        w.field("volume_id", v.volumeID)
+        w.field("metastore_id", UnityCatalog.metastoreID)
     }
 
     // MARK: Grants

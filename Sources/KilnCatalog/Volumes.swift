@@ -1,0 +1,150 @@
+import Foundation
+import KilnCore
+import KilnSQL
+
+/// A managed volume: a folder of files governed like a table (`READ_VOLUME`, `WRITE_VOLUME`).
+public struct VolumeEntry: Sendable {
+    public var catalog: String
+    public var schema: String
+    public var name: String
+    public var volumeID: String
+    public var comment: String?
+    public var createdAt: Int64
+    /// The folder holding the volume's files.
+    public var location: String
+    public var ownership: Ownership
+    public var fullName: String { "\(catalog).\(schema).\(name)" }
+}
+
+extension UnityCatalog {
+    func volumeInfoPath(_ catalogName: String, _ schemaName: String, _ name: String) -> String {
+        catalog.volumesFolder(catalogName, schemaName) + "/\(name).json"
+    }
+
+    func loadVolume(_ catalogName: String, _ schemaName: String, _ name: String) throws -> VolumeEntry {
+        guard catalog.schemaExists(catalogName, schemaName) else {
+            throw KilnError.notFound("[SCHEMA_NOT_FOUND] The schema '\(catalogName).\(schemaName)' does not exist")
+        }
+        guard let data = FileManager.default.contents(atPath: volumeInfoPath(catalogName, schemaName, name)),
+              case .object(let o) = try JSONValue.parse(data), case .string(let id)? = o["id"] else {
+            throw KilnError.notFound("The volume '\(catalogName).\(schemaName).\(name)' does not exist")
+        }
+        var comment: String?, created: Int64 = 0
+        if case .string(let c)? = o["comment"] { comment = c }
+        if case .number(let n)? = o["created_at"] { created = Int64(n) ?? 0 }
+        return VolumeEntry(catalog: catalogName, schema: schemaName, name: name, volumeID: id, comment: comment, createdAt: created,
+                           location: catalog.volumesFolder(catalogName, schemaName) + "/" + name,
+                           ownership: Ownership(owner: Self.metastoreAdmin, createdAt: created))
+    }
+
+    func writeVolumeInfo(_ v: VolumeEntry) throws {
+        var fields: [String: JSONValue] = ["id": .string(v.volumeID), "name": .string(v.name), "created_at": .number(String(v.createdAt))]
+        if let comment = v.comment { fields["comment"] = .string(comment) }
+        try Data(JSONValue.object(fields).json.utf8).write(to: URL(fileURLWithPath: volumeInfoPath(v.catalog, v.schema, v.name)), options: .atomic)
+    }
+
+    func volume(_ catalogName: String, _ schemaName: String, _ name: String) async throws -> VolumeEntry {
+        var v = try loadVolume(catalogName, schemaName, name)
+        v.ownership = try await ownership(v.volumeID, createdAt: v.createdAt)
+        return v
+    }
+
+    /// The volumes of a schema `caller` may see.
+    public func volumes(in catalogName: String, _ schemaName: String, caller: Caller?) async throws -> [VolumeEntry] {
+        let schemaPath = try await path(.schema, "\(catalogName).\(schemaName)")
+        if let caller, !(try await visible(caller, schemaPath)) { throw Self.denied(caller, "see", schemaPath) }
+        let folder = catalog.volumesFolder(catalogName, schemaName)
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".json") }
+            .map { String($0.dropLast(5)) }.sorted()
+        var out: [VolumeEntry] = []
+        for name in names {
+            guard let v = try? await volume(catalogName, schemaName, name) else { continue }
+            let p = SecurablePath(levels: [.init(type: .volume, id: v.volumeID, fullName: v.fullName, ownership: v.ownership)] + schemaPath.levels)
+            if try await visible(caller, p) { out.append(v) }
+        }
+        return out
+    }
+
+    /// A volume. - Throws: `PERMISSION_DENIED` when `caller` may not see it.
+    public func getVolume(_ catalogName: String, _ schemaName: String, _ name: String, caller: Caller?) async throws -> VolumeEntry {
+        let v = try await volume(catalogName, schemaName, name)
+        try await requireVisible(caller, .volume, v.fullName)
+        return v
+    }
+
+    /// Creates a managed volume; takes `CREATE_VOLUME` on the schema (with the USE chain).
+    public func createVolume(_ catalogName: String, _ schemaName: String, _ name: String, comment: String?, caller: Caller?) async throws -> VolumeEntry {
+        try Catalog.checkName(name)
+        try TextLimit.check(comment, "comment", max: 65_535)
+        let parent = try await path(.schema, "\(catalogName).\(schemaName)")
+        if let caller, !(try await allowed(caller, .createVolume, parent)) {
+            throw Self.denied(caller, "create volumes in", parent, needs: "USE_CATALOG, USE_SCHEMA and CREATE_VOLUME")
+        }
+        guard (try? loadVolume(catalogName, schemaName, name)) == nil else {
+            throw KilnError.alreadyExists("Volume '\(catalogName).\(schemaName).\(name)' already exists")
+        }
+        let v = VolumeEntry(catalog: catalogName, schema: schemaName, name: name, volumeID: UUID().uuidString.lowercased(), comment: comment,
+                            createdAt: clock.nowMillis(), location: catalog.volumesFolder(catalogName, schemaName) + "/" + name,
+                            ownership: Ownership(owner: Self.metastoreAdmin))
+        try FileManager.default.createDirectory(atPath: v.location, withIntermediateDirectories: true)
+        try writeVolumeInfo(v)
+        try await recordCreated(v.volumeID, by: caller)
+        return try await volume(catalogName, schemaName, name)
+    }
+
+    /// Changes a volume's name, comment or owner (its owner, a container's owner, or an admin).
+    public func updateVolume(_ catalogName: String, _ schemaName: String, _ name: String, newName: String?, comment: String?, owner: String?,
+                             caller: Caller?) async throws -> VolumeEntry {
+        let p = try await path(.volume, "\(catalogName).\(schemaName).\(name)")
+        if let caller, !(try await mayManage(caller, p)) { throw Self.denied(caller, "change", p, needs: "ownership or MANAGE") }
+        var v = try await volume(catalogName, schemaName, name)
+        if let comment { v.comment = comment }
+        if let newName, newName != name {
+            try Catalog.checkName(newName)
+            guard (try? loadVolume(catalogName, schemaName, newName)) == nil else {
+                throw KilnError.alreadyExists("Volume '\(catalogName).\(schemaName).\(newName)' already exists")
+            }
+            let target = catalog.volumesFolder(catalogName, schemaName) + "/" + newName
+            try FileManager.default.moveItem(atPath: v.location, toPath: target)
+            try FileManager.default.removeItem(atPath: volumeInfoPath(catalogName, schemaName, name))
+            v.name = newName
+            v.location = target
+        }
+        try writeVolumeInfo(v)
+        try await recordUpdated(v.volumeID, current: v.ownership, owner: owner, by: caller)
+        return try await volume(catalogName, schemaName, v.name)
+    }
+
+    /// Deletes a volume and its files.
+    public func deleteVolume(_ catalogName: String, _ schemaName: String, _ name: String, caller: Caller?) async throws {
+        let p = try await path(.volume, "\(catalogName).\(schemaName).\(name)")
+        if let caller, !(try await mayManage(caller, p)) { throw Self.denied(caller, "delete", p, needs: "ownership or MANAGE") }
+        let v = try await volume(catalogName, schemaName, name)
+        try FileManager.default.removeItem(atPath: volumeInfoPath(catalogName, schemaName, name))
+        try? FileManager.default.removeItem(atPath: v.location)
+        try await forget(v.volumeID)
+    }
+
+    /// The file or folder a Files API path names (`/Volumes/catalog/schema/volume/...`), checked: reading takes
+    /// `READ_VOLUME`, writing `WRITE_VOLUME` (with the USE chain); `..` and links out of the volume are refused.
+    /// - Returns: the local path, and the volume's folder.
+    public func volumeFile(_ path: String, write: Bool, caller: Caller?) async throws -> (file: String, root: String) {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        guard parts.count >= 4, parts[0] == "Volumes" else {
+            throw KilnError.invalid("Files API paths look like /Volumes/<catalog>/<schema>/<volume>/<path>, not '\(path)'")
+        }
+        guard !parts.contains(".."), !parts.contains("."), !parts.contains(where: { $0.contains("\0") }) else {
+            throw KilnError.invalid("'\(path)' has '.' or '..' segments")
+        }
+        let v = try await volume(parts[1], parts[2], parts[3])
+        let p = try await self.path(.volume, v.fullName)
+        if let caller, !(try await allowed(caller, write ? .writeVolume : .readVolume, p)) {
+            throw Self.denied(caller, write ? "write to" : "read", p, needs: "USE_CATALOG, USE_SCHEMA and \(write ? "WRITE_VOLUME" : "READ_VOLUME")")
+        }
+        let file = ([v.location] + parts.dropFirst(4)).joined(separator: "/")
+        let resolved = URL(fileURLWithPath: file).resolvingSymlinksInPath().path
+        let root = URL(fileURLWithPath: v.location).resolvingSymlinksInPath().path
+        guard resolved == root || resolved.hasPrefix(root + "/") else { throw KilnError.invalid("'\(path)' leads out of its volume") }
+        return (file, v.location)
+    }
+}

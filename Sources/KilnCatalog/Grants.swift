@@ -2,6 +2,7 @@ import Foundation
 import KilnCore
 import KilnStore
 import SQLKit
+import Synchronization
 
 /// A Unity Catalog privilege, stored in one canonical spelling (upper case, underscores) and read in either
 /// (`USE CATALOG`, `use_catalog`).
@@ -86,6 +87,22 @@ public struct SecurablePath: Sendable {
     public var target: Level { levels[0] }
 }
 
+/// Table ids by folder, valid while the table's first commit file is the same file.
+final class TableIDCache: Sendable {
+    private let entries = Mutex<[String: (stamp: String, id: String, created: Int64?)]>([:])
+
+    func lookup(_ folder: String, stamp: String) -> (id: String, created: Int64?)? {
+        entries.withLock { table in table[folder].flatMap { $0.stamp == stamp ? ($0.id, $0.created) : nil } }
+    }
+
+    func store(_ folder: String, stamp: String, id: String, created: Int64?) {
+        entries.withLock { table in
+            if table.count > 100_000 { table.removeAll() }
+            table[folder] = (stamp, id, created)
+        }
+    }
+}
+
 /// A grant as the API shows it, with where an effective one comes from.
 public struct EffectivePrivilege: Sendable, Equatable {
     public var privilege: Privilege
@@ -110,31 +127,54 @@ extension UnityCatalog {
 
     /// The securable `fullName` of `type` and its containers. - Throws: `RESOURCE_DOES_NOT_EXIST`.
     public func path(_ type: SecurableType, _ fullName: String) async throws -> SecurablePath {
+        // Ids and names first (files only), then every owner in one store read.
+        var levels: [(type: SecurableType, id: String, name: String, created: Int64?)] = []
         switch type {
         case .metastore:
             return SecurablePath(levels: [.init(type: .metastore, id: Self.metastoreID, fullName: "metastore",
                                                 ownership: Ownership(owner: Self.metastoreAdmin))])
         case .catalog:
-            let c = try await getCatalog(fullName)
-            return SecurablePath(levels: [.init(type: .catalog, id: c.id, fullName: c.fullName, ownership: c.ownership)])
-        case .schema:
-            let n = try Self.split(fullName, parts: 2)
-            let s = try await getSchema(n[0], n[1]), c = try await getCatalog(n[0])
-            return SecurablePath(levels: [.init(type: .schema, id: s.id, fullName: s.fullName, ownership: s.ownership),
-                                          .init(type: .catalog, id: c.id, fullName: c.fullName, ownership: c.ownership)])
-        case .table:
-            let n = try Self.split(fullName, parts: 3)
-            let t = try await getTable(n[0], n[1], n[2]), s = try await getSchema(n[0], n[1]), c = try await getCatalog(n[0])
-            return SecurablePath(levels: [.init(type: .table, id: t.tableID, fullName: t.fullName, ownership: t.ownership),
-                                          .init(type: .schema, id: s.id, fullName: s.fullName, ownership: s.ownership),
-                                          .init(type: .catalog, id: c.id, fullName: c.fullName, ownership: c.ownership)])
-        case .volume:
-            let n = try Self.split(fullName, parts: 3)
-            let v = try await volume(n[0], n[1], n[2]), s = try await getSchema(n[0], n[1]), c = try await getCatalog(n[0])
-            return SecurablePath(levels: [.init(type: .volume, id: v.volumeID, fullName: v.fullName, ownership: v.ownership),
-                                          .init(type: .schema, id: s.id, fullName: s.fullName, ownership: s.ownership),
-                                          .init(type: .catalog, id: c.id, fullName: c.fullName, ownership: c.ownership)])
+            let c = try catalog.identified(fullName)
+            levels = [(.catalog, c.id!, fullName, c.createdAt)]
+        case .schema, .table, .volume:
+            let n = try Self.split(fullName, parts: type == .schema ? 2 : 3)
+            let c = try catalog.identified(n[0]), s = try catalog.identified(n[0], n[1])
+            levels = [(.schema, s.id!, "\(n[0]).\(n[1])", s.createdAt), (.catalog, c.id!, n[0], c.createdAt)]
+            if type == .table {
+                let t = try tableIdentity(n[0], n[1], n[2])
+                levels.insert((.table, t.id, fullName, t.created), at: 0)
+            } else if type == .volume {
+                let v = try loadVolume(n[0], n[1], n[2])
+                levels.insert((.volume, v.volumeID, fullName, v.createdAt), at: 0)
+            }
         }
+        let owners = try await ownerships(levels.map(\.id))
+        return SecurablePath(levels: levels.map { l in
+            .init(type: l.type, id: l.id, fullName: l.name, ownership: owners[l.id] ?? Ownership(owner: Self.metastoreAdmin, createdAt: l.created))
+        })
+    }
+
+    /// A table's id and creation time without reading its whole log: from its first commit, remembered as long as
+    /// that file is the same one (a dropped and recreated table has a new first commit, so a new id).
+    func tableIdentity(_ catalogName: String, _ schemaName: String, _ name: String) throws -> (id: String, created: Int64?) {
+        let folder = try catalog.path([catalogName, schemaName, name])
+        let first = folder + "/_delta_log/00000000000000000000.json"
+        if let attributes = try? FileManager.default.attributesOfItem(atPath: first) {
+            let stamp = "\(attributes[.systemFileNumber] ?? 0)-\((attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)-\(attributes[.size] ?? 0)"
+            if let hit = tableIDs.lookup(folder, stamp: stamp) { return hit }
+            if let data = FileManager.default.contents(atPath: first) {
+                for line in data.split(separator: 0x0A) {
+                    guard case .object(let action)? = try? JSONValue.parse(line), case .object(let meta)? = action["metaData"],
+                          case .string(let id)? = meta["id"] else { continue }
+                    var created: Int64?
+                    if case .number(let n)? = meta["createdTime"] { created = Int64(n) }
+                    tableIDs.store(folder, stamp: stamp, id: id, created: created)
+                    return (id, created)
+                }
+            }
+        }
+        let table = try entry(catalogName, schemaName, name)
+        return (table.tableID, table.createdAt)
     }
 
     /// Direct grants on the securables with these ids: id → principal → privileges.

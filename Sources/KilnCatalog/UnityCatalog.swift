@@ -55,6 +55,7 @@ public struct UnityCatalog: Sendable {
     let clock: any KilnClock
     /// Whether a user, group or service principal of that name exists (owners must).
     let principalExists: @Sendable (String) async throws -> Bool
+    let tableIDs = TableIDCache()
 
     /// The metastore admin: owner of everything not otherwise owned.
     public static let metastoreAdmin = "admin"

@@ -62,6 +62,7 @@ struct AuthorizationMatrixTests {
             case .catalog: "c"
             case .schema: "c.s"
             case .table: "c.s.t"
+            case .volume: "c.s.v"
             }
         }
 

@@ -204,6 +204,7 @@ struct StatementRules: Sendable {
             case .catalogs: (type, name) = (.catalog, frame.columns[0].value(row).text)
             case .schemas(let c): (type, name) = (.schema, "\(c).\(frame.columns[0].value(row).text)")
             case .tables(let c, let s): (type, name) = (.table, "\(c).\(s).\(frame.columns[1].value(row).text)")
+            case .volumes(let c, let s): (type, name) = (.volume, "\(c).\(s).\(frame.columns[1].value(row).text)")
             }
             if let path = try? await catalog.path(type, name), try await catalog.visible(caller, path) { keep.append(row) }
         }
@@ -252,6 +253,7 @@ struct StatementRules: Sendable {
         }
         for table in references.tablesRead.sorted() where !table.hasPrefix("system.") { try await require(.select, .table, table, "read") }
         for table in references.tablesModified.sorted() { try await require(.modify, .table, table, "change") }
+        for volume in references.volumesRead.sorted() { try await require(.readVolume, .volume, volume, "read the files of") }
         for table in references.tablesCreated.sorted() {
             if let existing = try? await catalog.path(.table, table) {
                 // CREATE OR REPLACE of an existing table: its owner's call.

@@ -90,6 +90,26 @@ public struct Catalog: Sendable {
     /// Where a schema's managed volumes live: inside its folder, hidden from table listings (the `_` prefix).
     public func volumesFolder(_ catalog: String, _ schema: String) -> String { schemaFolder(catalog, schema) + "/_volumes" }
 
+    /// The volumes of a schema, sorted (each has `<name>.json` beside its folder).
+    public func volumes(in catalog: String, _ schema: String) throws -> [String] {
+        guard schemaExists(catalog, schema) else { throw Self.noSchema(catalog, schema) }
+        return ((try? FileManager.default.contentsOfDirectory(atPath: volumesFolder(catalog, schema))) ?? [])
+            .filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted()
+    }
+
+    /// The volume a `/Volumes/catalog/schema/volume[/path]` names, and the local folder or file the path is.
+    /// - Throws: `INVALID_PARAMETER_VALUE` for other paths or `..`; `RESOURCE_DOES_NOT_EXIST` for no such volume.
+    public func volumePath(_ path: String) throws -> (volume: String, local: String) {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        guard parts.count >= 4, parts[0] == "Volumes" else { throw KilnError.invalid("Volume paths look like /Volumes/<catalog>/<schema>/<volume>/<path>, not '\(path)'") }
+        guard !parts.contains(".."), !parts.contains(".") else { throw KilnError.invalid("'\(path)' has '.' or '..' segments") }
+        guard try volumes(in: parts[1], parts[2]).contains(parts[3]) else {
+            throw KilnError.notFound("The volume '\(parts[1]).\(parts[2]).\(parts[3])' does not exist")
+        }
+        let local = ([volumesFolder(parts[1], parts[2]) + "/" + parts[3]] + parts.dropFirst(4)).joined(separator: "/")
+        return ("\(parts[1]).\(parts[2]).\(parts[3])".lowercased(), local)
+    }
+
     /// Where the tables of a schema are: its LOCATION, or its folder.
     func schemaRoot(_ catalog: String, _ schema: String) throws -> String {
         try schemaInfo(catalog, schema)?.location ?? schemaFolder(catalog, schema)

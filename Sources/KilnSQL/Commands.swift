@@ -47,6 +47,7 @@ extension Execution {
         case .show(let what, let scope, let like): return try show(what, scope, like: like)
         case .grants:
             throw KilnError.invalid("GRANT, REVOKE and SHOW GRANTS run on a server, which keeps the grants: use kiln sql --url (or the statements API)")
+        case .list(let path): return try list(path)
         case .createCatalog(let name, let ifNotExists, let comment):
             try engine.catalog.createCatalog(name, comment: comment, ifNotExists: ifNotExists)
             return .empty
@@ -168,6 +169,27 @@ extension Execution {
         return .empty
     }
 
+    /// LIST '/Volumes/...': path, name, size and modification time of each entry, as Databricks SQL answers it.
+    func list(_ path: String) throws -> Frame {
+        let (_, local) = try engine.catalog.volumePath(path)
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: local) else {
+            throw KilnError.notFound("'\(path)' is not a folder of the volume")
+        }
+        let base = path.hasSuffix("/") ? String(path.dropLast()) : path
+        var paths: [Value] = [], shown: [Value] = [], sizes: [Value] = [], times: [Value] = []
+        for name in names.sorted() where !name.hasPrefix("._upload-") {
+            let attributes = (try? FileManager.default.attributesOfItem(atPath: local + "/" + name)) ?? [:]
+            let directory = (attributes[.type] as? FileAttributeType) == .typeDirectory
+            paths.append(.string(base + "/" + name + (directory ? "/" : "")))
+            shown.append(.string(name + (directory ? "/" : "")))
+            sizes.append(.int(directory ? 0 : ((attributes[.size] as? NSNumber)?.int64Value ?? 0)))
+            times.append(.int(Int64(((attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0) * 1000)))
+        }
+        return Frame(names: ["path", "name", "size", "modification_time"],
+                     columns: [Column.from(paths, type: .string), Column.from(shown, type: .string), Column.from(sizes, type: .int64),
+                               Column.from(times, type: .int64)])
+    }
+
     func show(_ what: String, _ scope: [String], like: String?) throws -> Frame {
         let catalog = engine.catalog
         func strings(_ values: [String]) -> Column { Column.from(values.map(Value.string), type: .string) }
@@ -175,6 +197,10 @@ extension Execution {
         switch what {
         case "catalogs":
             return Frame(names: ["catalog"], columns: [strings(catalog.catalogs().filter(matches))])
+        case "volumes":
+            let (catalogName, schema) = scope.isEmpty ? (catalog.defaultCatalog, catalog.defaultSchema) : try catalog.schemaName(scope)
+            let volumes = try catalog.volumes(in: catalogName, schema).filter(matches)
+            return Frame(names: ["database", "volume_name"], columns: [strings(volumes.map { _ in schema }), strings(volumes)])
         case "schemas":
             guard scope.count <= 1 else { throw KilnError.invalid("SHOW SCHEMAS IN takes a catalog name") }
             return Frame(names: ["databaseName"], columns: [strings(try catalog.schemas(in: scope.first ?? catalog.defaultCatalog).filter(matches))])

@@ -207,10 +207,12 @@ public struct Parser {
             return .dropNamespace(kind: kind, name: name, ifExists: ifExists, cascade: cascade)
         }
         if isKeyword("grant") || isKeyword("revoke") || (isKeyword("show") && isKeyword("grants", 1)) { return try grantStatement() }
+        if keyword("list") { return .list(path: try quoted("LIST")) }
         if keyword("show") {
             let what: String
             if keyword("tables") { what = "tables" } else if keyword("schemas") || keyword("databases") { what = "schemas" }
-            else if keyword("catalogs") { what = "catalogs" } else { throw fail("expected TABLES, SCHEMAS or CATALOGS after SHOW") }
+            else if keyword("catalogs") { what = "catalogs" } else if keyword("volumes") { what = "volumes" }
+            else { throw fail("expected TABLES, SCHEMAS, CATALOGS or VOLUMES after SHOW") }
             var scope: [String] = []
             if keyword("in") || keyword("from") { scope = try qualifiedName() }
             var like: String?

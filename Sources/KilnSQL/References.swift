@@ -24,7 +24,10 @@ public struct StatementReferences: Sendable, Equatable {
         case catalogs
         case schemas(catalog: String)
         case tables(catalog: String, schema: String)
+        case volumes(catalog: String, schema: String)
     }
+    /// Volumes whose files are read (LIST), as `catalog.schema.volume`.
+    public var volumesRead: Set<String> = []
 
     /// The references of `sql`, whose unqualified names resolve against `catalog`'s defaults.
     /// - Throws: the parser's syntax errors, and bad names.
@@ -105,8 +108,10 @@ public struct StatementReferences: Sendable, Equatable {
                 case "schemas": out.listing = .schemas(catalog: (scope.first ?? catalog.defaultCatalog).lowercased())
                 default:
                     let n = scope.isEmpty ? (catalog.defaultCatalog, catalog.defaultSchema) : try catalog.schemaName(scope)
-                    out.listing = .tables(catalog: n.0.lowercased(), schema: n.1.lowercased())
+                    out.listing = what == "volumes" ? .volumes(catalog: n.0.lowercased(), schema: n.1.lowercased())
+                        : .tables(catalog: n.0.lowercased(), schema: n.1.lowercased())
                 }
+            case .list(let path): out.volumesRead.insert(try catalog.volumePath(path).volume)
             case .describeNamespace: out.listsNamespaces = true
             case .use, .grants: break  // grants are checked by the catalog that keeps them
             }

@@ -17,7 +17,7 @@ public indirect enum Statement: Sendable {
     case update(table: [String], alias: String?, assignments: [(column: String, value: Expr)], condition: Expr?, assignmentsText: String,
                 conditionText: String?)
     case dropTable(table: [String], ifExists: Bool)
-    /// SHOW TABLES|SCHEMAS|DATABASES|CATALOGS [IN|FROM name] [[LIKE] 'pattern'].
+    /// SHOW TABLES|SCHEMAS|DATABASES|CATALOGS|VOLUMES [IN|FROM name] [[LIKE] 'pattern'].
     case show(what: String, in: [String], like: String?)
     case describe(table: [String], history: Bool)
     /// DESCRIBE DETAIL name: one row of the table's format, id, location, times, partitioning, size and properties.
@@ -46,6 +46,8 @@ public indirect enum Statement: Sendable {
     case copyInto(table: [String], from: String, format: String, options: [String: String])
     /// GRANT, REVOKE and SHOW GRANTS: run by the catalog that keeps grants, not by the engine.
     case grants(GrantStatement)
+    /// LIST '/Volumes/catalog/schema/volume[/dir]': the files of a volume's folder.
+    case list(path: String)
 }
 
 /// `GRANT privileges ON type name TO principal`, `REVOKE ... FROM principal`, `SHOW GRANTS [principal] ON type name`.

@@ -46,11 +46,46 @@ struct DataPages: Sendable {
     }
 
     func tables(catalog: String, schema: String, session: WebSession) async throws -> Response {
-        let names = Self.column(try await query("SHOW TABLES IN \(Self.ident(catalog)).\(Self.ident(schema))", session: session).frame, "tableName")
+        let scope = "\(Self.ident(catalog)).\(Self.ident(schema))"
+        let names = Self.column(try await query("SHOW TABLES IN \(scope)", session: session).frame, "tableName")
+        let volumes = Self.column(try await query("SHOW VOLUMES IN \(scope)", session: session).frame, "volume_name")
         let base = "/ui/data/\(HTML.segment(catalog))/\(HTML.segment(schema))"
         let items = names.map { "<li data-testid=\"table\"><a href=\"\(base)/\(HTML.segment($0))\">\(HTML.escape($0))</a></li>" }.joined()
+        let volumeBase = "/ui/volumes/\(HTML.segment(catalog))/\(HTML.segment(schema))"
+        let volumeItems = volumes.map { "<li data-testid=\"volume\"><a href=\"\(volumeBase)/\(HTML.segment($0))\">\(HTML.escape($0))</a></li>" }.joined()
         let body = "<p class=\"meta\"><a href=\"/ui/data\">Data</a> / <a href=\"/ui/data/\(HTML.segment(catalog))\">\(HTML.escape(catalog))</a> / \(HTML.escape(schema))</p><h2>Tables</h2><ul>\(items.isEmpty ? "<li>No tables.</li>" : items)</ul>"
+            + "<h2>Volumes</h2><ul>\(volumeItems.isEmpty ? "<li>No volumes.</li>" : volumeItems)</ul>"
         return WebUI.html(HTML.page(title: "\(catalog).\(schema)", session: session, body: body))
+    }
+
+    /// A volume's folder: its entries (sub-folders to open, files with size and time), read through SQL `LIST`, so
+    /// it shows only what the signed-in user may read.
+    func volume(catalog: String, schema: String, volume: String, folder: String, session: WebSession) async throws -> Response {
+        let trimmed = folder.split(separator: "/").filter { !$0.isEmpty }.joined(separator: "/")
+        let path = "/Volumes/\(catalog)/\(schema)/\(volume)" + (trimmed.isEmpty ? "" : "/" + trimmed)
+        let literal = path.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "''")
+        let frame = try await query("LIST '\(literal)'", session: session).frame
+        let base = "/ui/volumes/\(HTML.segment(catalog))/\(HTML.segment(schema))/\(HTML.segment(volume))"
+        let names = Self.column(frame, "name"), sizes = Self.column(frame, "size"), times = Self.column(frame, "modification_time")
+        var rows = ""
+        for (i, name) in names.enumerated() {
+            let directory = name.hasSuffix("/")
+            let child = (trimmed.isEmpty ? "" : trimmed + "/") + (directory ? String(name.dropLast()) : name)
+            let label = directory ? "<a href=\"\(base)?path=\(HTML.query(child))\">\(HTML.escape(name))</a>" : HTML.escape(name)
+            let when = Int64(times[i]).map { HTML.time($0) } ?? ""
+            rows += "<tr data-testid=\"volume-entry\"><td>\(label)</td><td>\(directory ? "" : HTML.size(Int64(sizes[i]) ?? 0))</td><td>\(when)</td></tr>"
+        }
+        var crumbs = "<a href=\"\(base)\">\(HTML.escape(volume))</a>"
+        var walked: [String] = []
+        for part in trimmed.split(separator: "/") {
+            walked.append(String(part))
+            crumbs += " / <a href=\"\(base)?path=\(HTML.query(walked.joined(separator: "/")))\">\(HTML.escape(String(part)))</a>"
+        }
+        let body = "<p class=\"meta\"><a href=\"/ui/data\">Data</a> / <a href=\"/ui/data/\(HTML.segment(catalog))\">\(HTML.escape(catalog))</a> / "
+            + "<a href=\"/ui/data/\(HTML.segment(catalog))/\(HTML.segment(schema))\">\(HTML.escape(schema))</a> / \(crumbs)</p>"
+            + "<h2>Files</h2><table data-testid=\"volume-files\"><tr><th>Name</th><th>Size</th><th>Modified</th></tr>"
+            + (rows.isEmpty ? "<tr><td colspan=\"3\">Empty.</td></tr>" : rows) + "</table>"
+        return WebUI.html(HTML.page(title: "\(catalog).\(schema).\(volume)", session: session, body: body))
     }
 
     /// A table: columns, sample rows (at `?version=N` for time travel) and its Delta history.

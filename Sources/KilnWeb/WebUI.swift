@@ -180,6 +180,13 @@ public struct WebUI: Sendable {
             let catalog = try Self.parameter(context, "catalog"), schema = try Self.parameter(context, "schema"), table = try Self.parameter(context, "table")
             return try await signedIn(request) { session in try await pages.table(request, catalog: catalog, schema: schema, table: table, session: session) }
         }
+        router.get("/ui/volumes/{catalog}/{schema}/{volume}") { request, context in
+            let catalog = try Self.parameter(context, "catalog"), schema = try Self.parameter(context, "schema"), volume = try Self.parameter(context, "volume")
+            let folder = request.uri.queryParameters.get("path").map { String($0) } ?? ""
+            return try await signedIn(request) { session in
+                try await pages.volume(catalog: catalog, schema: schema, volume: volume, folder: folder, session: session)
+            }
+        }
         router.get("/ui/sql") { request, _ in
             try await signedIn(request) { session in await pages.editor(session: session, sessionID: request.cookies[Self.sessionCookie]?.value) }
         }

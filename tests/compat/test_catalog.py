@@ -414,6 +414,13 @@ def test_volumes_and_files(server, uc_python):
         eve.files.upload(f"{base}/in/evil.csv", io.BytesIO(b"x"), overwrite=True)
     r = requests.get(server.url + f"/api/2.0/fs/files{base}/../../../../kiln.db", headers={"Authorization": f"Bearer {TOKEN}"})
     assert r.status_code in (400, 404)
+    # SQL sees the same volume and files, under the same grants.
+    assert statement(server, f"SHOW VOLUMES IN {name}.s") == [["s", "landing"]]
+    assert [r[1] for r in statement(server, f"LIST '{base}/in'")] == ["more.csv", "orders.csv"]
+    assert [r[1] for r in sql_as(server, eve.config.token, f"LIST '{base}/in'").json()["result"]["data_array"]] == ["more.csv", "orders.csv"]
+    statement(server, f"REVOKE READ VOLUME ON VOLUME {name}.s.landing FROM `{eve_name}`")
+    assert sql_as(server, eve.config.token, f"LIST '{base}/in'").status_code == 403
+    assert sql_as(server, eve.config.token, f"SHOW VOLUMES IN {name}.s").json()["result"].get("data_array", []) == []
     w.files.delete(f"{base}/in/more.csv")
     assert [e.name for e in w.files.list_directory_contents(f"{base}/in")] == ["orders.csv"]
     # A schema holding volumes is deleted only with force; the volume's files go with it.

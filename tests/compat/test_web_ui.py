@@ -879,3 +879,30 @@ def test_run_now_with_job_parameters(kiln, browser, tmp_path):
     assert "greeting: hello world" in by(d, "task-output")[0].get_attribute("textContent")
     errors = console_errors(d)
     assert not errors, "\n".join(e["message"] for e in errors)
+
+
+def test_catalog_explorer_shows_volumes_and_their_files(kiln, browser):
+    """A schema page lists its volumes beside its tables; a volume page lists folders to open and files with size."""
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.service import catalog as uc
+    import io
+    d = browser
+    w = WorkspaceClient(host=kiln.url, token=TOKEN, auth_type="pat")
+    name = f"uivol_{uuid.uuid4().hex[:6]}"
+    w.catalogs.create(name=name)
+    w.schemas.create(name="s", catalog_name=name)
+    w.volumes.create(catalog_name=name, schema_name="s", name="landing", volume_type=uc.VolumeType.MANAGED)
+    w.files.upload(f"/Volumes/{name}/s/landing/2026/orders.csv", io.BytesIO(b"id\n1\n2\n"), overwrite=True)
+    w.files.upload(f"/Volumes/{name}/s/landing/readme.txt", io.BytesIO(b"hello"), overwrite=True)
+    open_signed_in(d, kiln.url, f"{kiln.url}/ui/data/{name}/s")
+    volumes = by(d, "volume")
+    assert [v.text for v in volumes] == ["landing"]
+    navigate(d, volumes[0].find_element("tag name", "a"))
+    rows = [r.text for r in by(d, "volume-entry")]
+    assert rows[0].startswith("2026/") and rows[1].startswith("readme.txt") and "5 B" in rows[1], rows
+    navigate(d, by(d, "volume-entry")[0].find_element("tag name", "a"))
+    assert [r.text.split()[0] for r in by(d, "volume-entry")] == ["orders.csv"]
+    shot(d, "volume-files")
+    errors = console_errors(d)
+    assert not errors, "\n".join(e["message"] for e in errors)
+    w.catalogs.delete(name, force=True)

@@ -180,6 +180,9 @@ struct StatementRules: Sendable {
             if let path = references.pathsRead.sorted().first {
                 throw KilnError(.permissionDenied, "\(caller.name) may not read files by path (\(path)): query the table by name, or ask an admin")
             }
+            if let path = references.locationsWritten.sorted().first {
+                throw KilnError(.permissionDenied, "\(caller.name) may not put a schema at a path (\(path)): that takes an admin; leave out LOCATION")
+            }
             try await checkGrants(caller, references)
         }
         if systemTables.contains(AuditTable.name) || !systemPaths.isEmpty { try await audit.export(to: tablePath(AuditTable.name)) }

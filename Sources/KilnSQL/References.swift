@@ -13,8 +13,10 @@ public struct StatementReferences: Sendable, Equatable {
     public var ownerOnly: Set<String> = []
     /// Catalogs (one part) and schemas (`catalog.schema`) created.
     public var namespacesCreated: Set<String> = []
-    /// Files read by path (`delta.\`/p\``, `parquet.\`/p\``, `read_files('/p')`).
+    /// Files read by path (`delta.\`/p\``, `parquet.\`/p\``, `read_files('/p')`, `COPY INTO ... FROM '/p'`).
     public var pathsRead: Set<String> = []
+    /// Folders a statement puts data in by path (`CREATE SCHEMA ... LOCATION '/p'`).
+    public var locationsWritten: Set<String> = []
     /// Whether the statement lists or describes namespaces (SHOW, DESCRIBE SCHEMA/CATALOG).
     public var listsNamespaces = false
     /// What a SHOW lists: `catalogs`, `schemas` of a catalog, or `tables` of a schema (completed with the defaults).
@@ -91,15 +93,20 @@ public struct StatementReferences: Sendable, Equatable {
                 if let q = c.query { ctes(q); try query(q) }
             case .insert(let table, _, _, let source): try write(table, into: \.tablesModified); ctes(source); try query(source)
             case .delete(let table, _, _, _), .update(let table, _, _, _, _, _), .optimize(let table, _, _), .vacuum(let table, _, _),
-                 .restore(let table, _, _), .copyInto(let table, _, _, _):
+                 .restore(let table, _, _):
                 try write(table, into: \.tablesModified)
+            case .copyInto(let table, let from, _, _):
+                try write(table, into: \.tablesModified)
+                out.pathsRead.insert(from)
             case .dropTable(let table, _), .alter(let table, _, _, _): try write(table, into: \.ownerOnly)
             case .merge(let m):
                 try write(m.target, into: \.tablesModified)
                 try from(m.source)
             case .describe(let table, _), .describeDetail(let table): try read(table)
             case .createCatalog(let name, _, _): namespace(name.lowercased(), into: \.namespacesCreated)
-            case .createSchema(let name, _, _, _): namespace(try namespace(name, kind: .schema), into: \.namespacesCreated)
+            case .createSchema(let name, _, _, let location):
+                namespace(try namespace(name, kind: .schema), into: \.namespacesCreated)
+                if let location { out.locationsWritten.insert(location) }
             case .dropNamespace(let kind, let name, _, _): namespace(try namespace(name, kind: kind), into: \.ownerOnly)
             case .show(let what, let scope, _):
                 out.listsNamespaces = true

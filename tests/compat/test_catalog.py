@@ -430,3 +430,26 @@ def test_volumes_and_files(server, uc_python):
     with pytest.raises(NotFound):
         w.files.download(f"{base}/in/orders.csv").contents.read()
     w.catalogs.delete(name, force=True)
+
+
+def test_paths_are_for_admins(server, tmp_path):
+    """COPY INTO from a folder, read_files, delta.`path` and CREATE SCHEMA ... LOCATION name places on disk, which no
+    grant covers: only admins may."""
+    name = "paths_" + uuid.uuid4().hex[:6]
+    statement(server, f"CREATE CATALOG {name}")
+    statement(server, f"CREATE SCHEMA {name}.s")
+    statement(server, f"CREATE TABLE {name}.s.t (a STRING)")
+    dan = f"dan-{uuid.uuid4().hex[:6]}@example.com"
+    token = user(server, dan).config.token
+    for grant in [f"GRANT USE CATALOG, CREATE SCHEMA ON CATALOG {name} TO `{dan}`", f"GRANT USE SCHEMA, MODIFY, SELECT ON SCHEMA {name}.s TO `{dan}`"]:
+        statement(server, grant)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.csv").write_text("a\nsecret\n")
+    for sql in [f"COPY INTO {name}.s.t FROM '{tmp_path}/in' FILEFORMAT = CSV",
+                f"SELECT * FROM read_files('{tmp_path}/in', format => 'csv')",
+                f"CREATE SCHEMA {name}.elsewhere LOCATION '{tmp_path}/schema'"]:
+        r = sql_as(server, token, sql)
+        assert r.status_code == 403, (sql, r.text)
+    assert sql_as(server, token, f"CREATE SCHEMA {name}.inside").json()["status"]["state"] == "SUCCEEDED"
+    assert statement(server, f"COPY INTO {name}.s.t FROM '{tmp_path}/in' FILEFORMAT = CSV FORMAT_OPTIONS ('header' = 'true')")
+    statement(server, f"DROP CATALOG {name} CASCADE")

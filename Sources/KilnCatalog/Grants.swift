@@ -84,6 +84,8 @@ public struct SecurablePath: Sendable {
     /// The securable itself first, then its schema and catalog (the metastore is not a container: its grants do not
     /// reach down).
     public var levels: [Level]
+    /// The grants on every level, read with the owners (nil: read them when needed).
+    var grants: [String: [String: Set<Privilege>]]? = nil
     public var target: Level { levels[0] }
 }
 
@@ -148,10 +150,11 @@ extension UnityCatalog {
                 levels.insert((.volume, v.volumeID, fullName, v.createdAt), at: 0)
             }
         }
-        let owners = try await ownerships(levels.map(\.id))
+        let ids = levels.map(\.id)
+        let (owners, grants) = try await database.read { sql in (try await Self.ownerships(ids, sql), try await Self.grants(on: ids, sql)) }
         return SecurablePath(levels: levels.map { l in
             .init(type: l.type, id: l.id, fullName: l.name, ownership: owners[l.id] ?? Ownership(owner: Self.metastoreAdmin, createdAt: l.created))
-        })
+        }, grants: grants)
     }
 
     /// A table's id and creation time without reading its whole log: from its first commit, remembered as long as
@@ -179,15 +182,23 @@ extension UnityCatalog {
 
     /// Direct grants on the securables with these ids: id → principal → privileges.
     func grants(on ids: [String]) async throws -> [String: [String: Set<Privilege>]] {
-        try await database.read { sql in
-            var out: [String: [String: Set<Privilege>]] = [:]
-            for row in try await sql.raw("SELECT * FROM uc_grants WHERE securable_id IN (\(binds: ids))").all() {
-                let id = try row.decode(column: "securable_id", as: String.self)
-                out[id, default: [:]][try row.decode(column: "principal", as: String.self), default: []]
-                    .insert(Privilege(try row.decode(column: "privilege", as: String.self)))
-            }
-            return out
+        try await database.read { sql in try await Self.grants(on: ids, sql) }
+    }
+
+    static func grants(on ids: [String], _ sql: any SQLDatabase) async throws -> [String: [String: Set<Privilege>]] {
+        var out: [String: [String: Set<Privilege>]] = [:]
+        for row in try await sql.raw("SELECT * FROM uc_grants WHERE securable_id IN (\(binds: ids))").all() {
+            let id = try row.decode(column: "securable_id", as: String.self)
+            out[id, default: [:]][try row.decode(column: "principal", as: String.self), default: []]
+                .insert(Privilege(try row.decode(column: "privilege", as: String.self)))
         }
+        return out
+    }
+
+    /// The grants on a path's levels: those read with it, else from the store.
+    func grants(_ path: SecurablePath) async throws -> [String: [String: Set<Privilege>]] {
+        if let known = path.grants { return known }
+        return try await grants(on: path.levels.map(\.id))
     }
 
     /// The direct grants on a securable, by principal (sorted), optionally only one principal's.
@@ -199,7 +210,7 @@ extension UnityCatalog {
     /// What each principal holds on a securable, directly or from its containers.
     public func effectivePermissions(_ path: SecurablePath, principal: String? = nil) async throws
         -> [(principal: String, privileges: [EffectivePrivilege])] {
-        let all = try await grants(on: path.levels.map(\.id))
+        let all = try await grants(path)
         var out: [String: [EffectivePrivilege]] = [:]
         for (i, level) in path.levels.enumerated() {
             for (who, privileges) in all[level.id] ?? [:] where principal == nil || who == principal {
@@ -258,7 +269,7 @@ extension UnityCatalog {
     /// securable: on it or on a container.
     func holds(_ caller: Caller, _ privilege: Privilege, _ path: SecurablePath) async throws -> Bool {
         let names = caller.groups.union([caller.name])
-        let all = try await grants(on: path.levels.map(\.id))
+        let all = try await grants(path)
         return path.levels.contains { level in
             (all[level.id] ?? [:]).contains { who, privileges in
                 names.contains(who) && (privileges.contains(privilege) || (privilege != .manage && privileges.contains(.all)))
@@ -273,7 +284,7 @@ extension UnityCatalog {
         guard let caller, !caller.isAdmin else { return true }
         if Self.owns(caller, path) { return true }
         let names = caller.groups.union([caller.name])
-        let all = try await grants(on: path.levels.map(\.id))
+        let all = try await grants(path)
         func has(_ p: Privilege, from levels: ArraySlice<SecurablePath.Level>) -> Bool {
             levels.contains { level in
                 (all[level.id] ?? [:]).contains { who, ps in names.contains(who) && (ps.contains(p) || ps.contains(.all)) }
@@ -296,7 +307,7 @@ extension UnityCatalog {
         guard let caller, !caller.isAdmin else { return true }
         if Self.owns(caller, path) { return true }
         let names = caller.groups.union([caller.name])
-        let all = try await grants(on: path.levels.map(\.id))
+        let all = try await grants(path)
         if let catalog = path.levels.first(where: { $0.type == .catalog }),
            (all[catalog.id] ?? [:]).contains(where: { names.contains($0.key) && $0.value.contains(.browse) }) {
             return true

@@ -88,18 +88,20 @@ public struct UnityCatalog: Sendable {
 
     func ownerships(_ ids: [String]) async throws -> [String: Ownership] {
         guard !ids.isEmpty else { return [:] }
-        return try await database.read { sql in
-            var out: [String: Ownership] = [:]
-            for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
-                for row in try await sql.raw("SELECT * FROM uc_owners WHERE securable_id IN (\(binds: chunk))").all() {
-                    out[try row.decode(column: "securable_id", as: String.self)] = Ownership(
-                        owner: try row.decode(column: "owner", as: String.self), createdBy: try row.decode(column: "created_by", as: String?.self),
-                        createdAt: try row.decode(column: "created_at", as: Int64?.self), updatedBy: try row.decode(column: "updated_by", as: String?.self),
-                        updatedAt: try row.decode(column: "updated_at", as: Int64?.self))
-                }
+        return try await database.read { sql in try await Self.ownerships(ids, sql) }
+    }
+
+    static func ownerships(_ ids: [String], _ sql: any SQLDatabase) async throws -> [String: Ownership] {
+        var out: [String: Ownership] = [:]
+        for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
+            for row in try await sql.raw("SELECT * FROM uc_owners WHERE securable_id IN (\(binds: chunk))").all() {
+                out[try row.decode(column: "securable_id", as: String.self)] = Ownership(
+                    owner: try row.decode(column: "owner", as: String.self), createdBy: try row.decode(column: "created_by", as: String?.self),
+                    createdAt: try row.decode(column: "created_at", as: Int64?.self), updatedBy: try row.decode(column: "updated_by", as: String?.self),
+                    updatedAt: try row.decode(column: "updated_at", as: Int64?.self))
             }
-            return out
         }
+        return out
     }
 
     func ownership(_ id: String, createdAt: Int64?) async throws -> Ownership {

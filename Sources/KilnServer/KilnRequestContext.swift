@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import KilnCore
 import Logging
+import Synchronization
 
 /// Per-request state: Hummingbird's core storage plus who is calling.
 public struct KilnRequestContext: RequestContext {
@@ -15,6 +16,8 @@ public struct KilnRequestContext: RequestContext {
     public var remoteAddress: String?
     /// This request's id: in its audit event and its `X-Request-Id` header.
     public let requestID: String
+    /// The request's fields as the route read them, for its audit event (shared by reference down the middleware).
+    let auditFields = AuditFields()
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
@@ -25,4 +28,11 @@ public struct KilnRequestContext: RequestContext {
 
     /// Request bodies that are collected whole (JSON) stop at 16 MiB; artifact uploads stream and have no limit.
     public var maxUploadSize: Int { 16 * 1024 * 1024 }
+}
+
+/// The fields a route parsed from its request, handed back up to the audit middleware (the body is read once).
+final class AuditFields: Sendable {
+    private let fields = Mutex<[String: JSONValue]?>(nil)
+    func set(_ value: [String: JSONValue]) { fields.withLock { $0 = value } }
+    var value: [String: JSONValue]? { fields.withLock { $0 } }
 }

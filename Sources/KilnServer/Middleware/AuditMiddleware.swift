@@ -14,15 +14,12 @@ struct AuditMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard auditor.audits(request.uri.path) else { return try await next(request, context) }
-        var request = request
-        let params = await auditor.params(&request)
         do {
             let response = try await next(request, context)
-            auditor.record(request, context: context, params: params, status: Int(response.status.code), error: nil)
+            auditor.record(request, context: context, status: Int(response.status.code), error: nil)
             return response
         } catch {
-            auditor.record(request, context: context, params: params, status: Auditor.status(of: error, path: request.uri.path),
-                           error: Auditor.message(of: error))
+            auditor.record(request, context: context, status: Auditor.status(of: error, path: request.uri.path), error: Auditor.message(of: error))
             throw error
         }
     }
@@ -43,17 +40,10 @@ struct Auditor: Sendable {
         log != nil && path != "/health" && path != "/metrics" && !WebUI.owns(path)
     }
 
-    /// The query's fields and, for JSON bodies up to 1 MiB, the body's top-level fields (the body is collected and
-    /// stays readable for the route); long values are cut at 1,000 characters.
-    func params(_ request: inout Request) async -> [String: String] {
+    /// The request's fields: as its route read them (query, JSON body, path), else the query's.
+    static func params(_ request: Request, _ context: KilnRequestContext) -> [String: String] {
         var out: [String: String] = [:]
-        for (key, value) in RequestMessage.parseQuery(request.uri.query ?? "") { out[key] = Self.text(key, value) }
-        let json = request.headers[.contentType]?.lowercased().contains("json") ?? false
-        let length = request.headers[.contentLength].flatMap { Int($0) } ?? 0
-        if json, length > 0, length <= 1 << 20, let body = try? await request.collectBody(upTo: 1 << 20),
-           case .object(let fields)? = try? JSONValue.parse(body.readableBytesView) {
-            for (key, value) in fields { out[key] = Self.text(key, value) }
-        }
+        for (key, value) in context.auditFields.value ?? RequestMessage.parseQuery(request.uri.query ?? "") { out[key] = text(key, value) }
         return out
     }
 
@@ -62,6 +52,8 @@ struct Auditor: Sendable {
         let text: String
         switch value {
         case .string(let s): text = s
+        // Long lists (a log-batch's metrics) are counted, not copied.
+        case .array(let items) where items.count > 20: return "[\(items.count) items]"
         case .array, .object: text = Self.redacted(value).json
         default: text = JSONValue.text(value)
         }
@@ -77,8 +69,9 @@ struct Auditor: Sendable {
         }
     }
 
-    func record(_ request: Request, context: KilnRequestContext, params: [String: String], status: Int, error: String?) {
+    func record(_ request: Request, context: KilnRequestContext, status: Int, error: String?) {
         guard let log else { return }
+        let params = Self.params(request, context)
         let (service, action) = Self.names(method: request.method.rawValue, path: context.endpointPath ?? request.uri.path)
         log.record(AuditEvent(eventTime: clock.nowMillis(), serviceName: service, actionName: action, userName: context.caller?.name,
                               sourceIP: context.remoteAddress, userAgent: request.headers[.userAgent], requestID: context.requestID,

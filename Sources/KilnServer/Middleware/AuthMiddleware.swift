@@ -28,10 +28,7 @@ struct AuthMiddleware: RouterMiddleware {
             caller = try await self.caller(request)
         } catch {
             if auditor.audits(request.uri.path) {
-                var request = request
-                let params = await auditor.params(&request)
-                auditor.record(request, context: context, params: params, status: Auditor.status(of: error, path: request.uri.path),
-                               error: Auditor.message(of: error))
+                auditor.record(request, context: context, status: Auditor.status(of: error, path: request.uri.path), error: Auditor.message(of: error))
             }
             throw error
         }

@@ -31,6 +31,7 @@ struct MessageRoute: Sendable {
                     for (key, value) in context.parameters {
                         message.fields[String(key)] = .string(String(value).removingPercentEncoding ?? String(value))
                     }
+                    context.auditFields.set(message.fields)
                     return try await handler(message)
                 }
             }

@@ -59,7 +59,8 @@ public final class AuditLog: Sendable {
     let database: any KilnDatabase
     let logger: Logger
     let flushMillis: Int
-    let queue = Mutex<[AuditEvent]>([])
+    /// Events not yet written, as closures that build them: the request pays for an append, the writer for the rest.
+    let queue = Mutex<[@Sendable () -> AuditEvent]>([])
     let wakeup: AsyncStream<Void>.Continuation
     let writer: AsyncSerialLock
     let exporter = AsyncSerialLock()
@@ -127,16 +128,20 @@ public final class AuditLog: Sendable {
     }
 
     /// Queues an event; it is written within `flushMillis`.
-    public func record(_ event: AuditEvent) {
-        queue.withLock { $0.append(event) }
+    public func record(_ event: AuditEvent) { record { event } }
+
+    /// Queues an event built later, by the writer (so that a request spends no time formatting its own event).
+    public func record(_ make: @escaping @Sendable () -> AuditEvent) {
+        queue.withLock { $0.append(make) }
         wakeup.yield()
     }
 
     /// Writes every queued event now, chained after the last stored record.
     public func flush() async throws {
         try await writer.withLock {
-            let events = self.queue.withLock { q -> [AuditEvent] in let out = q; q.removeAll(); return out }
-            guard !events.isEmpty else { return }
+            let pending = self.queue.withLock { q -> [@Sendable () -> AuditEvent] in let out = q; q.removeAll(); return out }
+            guard !pending.isEmpty else { return }
+            let events = pending.map { $0() }
             do {
                 try await self.database.write { sql in
                     var (sequence, previous) = try await Self.head(sql)
@@ -169,7 +174,8 @@ public final class AuditLog: Sendable {
                 }
             } catch {
                 // Put them back in front, in order, for the next try.
-                self.queue.withLock { $0.insert(contentsOf: events, at: 0) }
+                let again: [@Sendable () -> AuditEvent] = events.map { event in { @Sendable in event } }
+                self.queue.withLock { $0.insert(contentsOf: again, at: 0) }
                 throw error
             }
         }

@@ -40,13 +40,6 @@ struct Auditor: Sendable {
         log != nil && path != "/health" && path != "/metrics" && !WebUI.owns(path)
     }
 
-    /// The request's fields: as its route read them (query, JSON body, path), else the query's.
-    static func params(_ request: Request, _ context: KilnRequestContext) -> [String: String] {
-        var out: [String: String] = [:]
-        for (key, value) in context.auditFields.value ?? RequestMessage.parseQuery(request.uri.query ?? "") { out[key] = text(key, value) }
-        return out
-    }
-
     static func text(_ key: String, _ value: JSONValue) -> String {
         if secretKeys.contains(key.lowercased()) { return "[REDACTED]" }
         let text: String
@@ -69,13 +62,19 @@ struct Auditor: Sendable {
         }
     }
 
+    /// Queues the request's event; its formatting (names, params, ids) happens on the audit writer, not here.
     func record(_ request: Request, context: KilnRequestContext, status: Int, error: String?) {
         guard let log else { return }
-        let params = Self.params(request, context)
-        let (service, action) = Self.names(method: request.method.rawValue, path: context.endpointPath ?? request.uri.path)
-        log.record(AuditEvent(eventTime: clock.nowMillis(), serviceName: service, actionName: action, userName: context.caller?.name,
-                              sourceIP: context.remoteAddress, userAgent: request.headers[.userAgent], requestID: context.requestID,
-                              requestParams: params, statusCode: status, errorMessage: error))
+        let method = request.method.rawValue, path = context.endpointPath ?? request.uri.path, query = request.uri.query ?? ""
+        let fields = context.auditFields.value, user = context.caller?.name, address = context.remoteAddress
+        let agent = request.headers[.userAgent], requestID = context.requestID, time = clock.nowMillis()
+        log.record {
+            let (service, action) = Self.names(method: method, path: path)
+            var params: [String: String] = [:]
+            for (key, value) in fields ?? RequestMessage.parseQuery(query) { params[key] = Self.text(key, value) }
+            return AuditEvent(eventTime: time, serviceName: service, actionName: action, userName: user, sourceIP: address, userAgent: agent,
+                              requestID: requestID, requestParams: params, statusCode: status, errorMessage: error)
+        }
     }
 
     /// Databricks' service names by API family; the action is the method and the route's fixed segments, camel-cased

@@ -226,18 +226,17 @@ public struct UnityCatalog: Sendable {
 
     /// The schemas of a catalog `caller` may see.
     public func schemas(in catalogName: String, caller: Caller?) async throws -> [NamespaceEntry] {
-        let parent = try await getCatalog(catalogName, caller: caller)
+        _ = try await getCatalog(catalogName, caller: caller)
+        let parent = try await path(.catalog, catalogName)
         let infos = try catalog.schemas(in: catalogName).map { try catalog.identified(catalogName, $0) }
         let owners = try await ownerships(infos.compactMap(\.id))
-        var out: [NamespaceEntry] = []
-        for info in infos {
-            let entry = NamespaceEntry(catalog: catalogName, schema: info.name, info: info,
-                                       ownership: owners[info.id ?? ""] ?? Ownership(owner: Self.metastoreAdmin, createdAt: info.createdAt))
-            let path = SecurablePath(levels: [.init(type: .schema, id: entry.id, fullName: entry.fullName, ownership: entry.ownership),
-                                              .init(type: .catalog, id: parent.id, fullName: parent.fullName, ownership: parent.ownership)])
-            if try await visible(caller, path) { out.append(entry) }
+        let entries = infos.map { info in
+            NamespaceEntry(catalog: catalogName, schema: info.name, info: info,
+                           ownership: owners[info.id ?? ""] ?? Ownership(owner: Self.metastoreAdmin, createdAt: info.createdAt))
         }
-        return out
+        return try await visibleChildren(entries, of: parent, caller: caller) {
+            .init(type: .schema, id: $0.id, fullName: $0.fullName, ownership: $0.ownership)
+        }
     }
 
     /// A schema. - Throws: `PERMISSION_DENIED` when `caller` may not see it.
@@ -295,11 +294,17 @@ public struct UnityCatalog: Sendable {
         var entries = try catalog.tables(in: catalogName, schemaName).compactMap { try? entry(catalogName, schemaName, $0) }
         let owners = try await ownerships(entries.map(\.tableID))
         for i in entries.indices { if let o = owners[entries[i].tableID] { entries[i].ownership = o } }
-        var out: [TableEntry] = []
-        for t in entries {
-            let path = SecurablePath(levels: [.init(type: .table, id: t.tableID, fullName: t.fullName, ownership: t.ownership)] + schemaPath.levels)
-            if try await visible(caller, path) { out.append(t) }
+        return try await visibleChildren(entries, of: schemaPath, caller: caller) {
+            .init(type: .table, id: $0.tableID, fullName: $0.fullName, ownership: $0.ownership)
         }
+    }
+
+    /// The items inside `parent` that `caller` may see (lists are filtered, never refused).
+    func visibleChildren<T>(_ items: [T], of parent: SecurablePath, caller: Caller?,
+                            level: (T) -> SecurablePath.Level) async throws -> [T] {
+        guard let caller, !caller.isAdmin else { return items }
+        var out: [T] = []
+        for item in items where try await visible(caller, SecurablePath(levels: [level(item)] + parent.levels)) { out.append(item) }
         return out
     }
 

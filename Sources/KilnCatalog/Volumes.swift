@@ -56,13 +56,11 @@ extension UnityCatalog {
         let folder = catalog.volumesFolder(catalogName, schemaName)
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".json") }
             .map { String($0.dropLast(5)) }.sorted()
-        var out: [VolumeEntry] = []
-        for name in names {
-            guard let v = try? await volume(catalogName, schemaName, name) else { continue }
-            let p = SecurablePath(levels: [.init(type: .volume, id: v.volumeID, fullName: v.fullName, ownership: v.ownership)] + schemaPath.levels)
-            if try await visible(caller, p) { out.append(v) }
+        var found: [VolumeEntry] = []
+        for name in names { if let v = try? await volume(catalogName, schemaName, name) { found.append(v) } }
+        return try await visibleChildren(found, of: schemaPath, caller: caller) {
+            .init(type: .volume, id: $0.volumeID, fullName: $0.fullName, ownership: $0.ownership)
         }
-        return out
     }
 
     /// A volume. - Throws: `PERMISSION_DENIED` when `caller` may not see it.

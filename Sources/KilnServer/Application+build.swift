@@ -16,15 +16,17 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
     // Middleware first: routes capture the middleware present when they are added.
     router.add(middleware: KilnMetricsMiddleware())
     router.add(middleware: ErrorMiddleware())
-    let auditor = Auditor(log: platform.audit, clock: platform.clock)
+    let web = WebUI(tracking: platform.tracking, registry: platform.registry, artifacts: platform.artifacts, jobs: platform.jobs, runner: platform.runs,
+                    statements: platform.statements, serving: platform.serving, preferences: WebPreferences(database: platform.database),
+                    authEnabled: authEnabled) { token in
+        try? await platform.authenticate(token: token)
+    }
+    let auditor = Auditor(log: platform.audit, clock: platform.clock) { await web.caller(of: $0) }
     router.add(middleware: AuthMiddleware(enabled: authEnabled, authenticate: { try await platform.authenticate(token: $0) },
                                           anonymous: platform.adminCaller, auditor: auditor))
     router.add(middleware: AuditMiddleware(auditor: auditor))
     SystemRoutes(registry: registry, version: kilnVersion).register(on: router)
-    WebUI(tracking: platform.tracking, registry: platform.registry, artifacts: platform.artifacts, jobs: platform.jobs, runner: platform.runs,
-          statements: platform.statements, serving: platform.serving, preferences: WebPreferences(database: platform.database), authEnabled: authEnabled) { token in
-        try? await platform.authenticate(token: token)
-    }.register(on: router)
+    web.register(on: router)
     MLflowRoutes(tracking: platform.tracking, artifacts: platform.artifacts).register(on: router)
     RegistryRoutes(registry: platform.registry).register(on: router)
     RegistryReviewRoutes(registry: platform.registry).register(on: router)

@@ -43,6 +43,14 @@ public struct WebUI: Sendable {
         self.authenticate = authenticate
     }
 
+    /// Who a request's session cookie signs in (the admin without authentication), nil when it has none: for the
+    /// audit log, which records the UI's changes like the API's.
+    public func caller(of request: Request) async -> Caller? {
+        guard authEnabled else { return Caller(id: nil, name: "admin", groups: [Caller.adminsGroup]) }
+        guard let id = request.cookies[Self.sessionCookie]?.value else { return nil }
+        return await sessions.session(id)?.caller
+    }
+
     /// Paths the UI owns (the API's bearer-token check leaves them to the UI's sessions).
     public static func owns(_ path: String) -> Bool {
         path == "/" || path == "/favicon.ico" || path == "/ui" || path.hasPrefix("/ui/")

@@ -149,3 +149,26 @@ def test_verify_finds_the_changed_record(server):
     bad = subprocess.run([KILN, "audit", "verify", "--home", server.home], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1
     assert "record 5" in bad.stderr and "content does not match" in bad.stderr
+
+
+def test_changes_made_in_the_web_ui_are_audited(server):
+    """Signing in and out and the UI's form posts have their rows, with the signed-in user; page views do not."""
+    import re
+    web = requests.Session()
+    page = web.get(server.url + "/ui/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    r = web.post(server.url + "/ui/login", data={"csrf": csrf, "token": TOKEN, "next": "/ui/experiments"}, allow_redirects=False)
+    assert r.status_code == 303
+    login_id = r.headers["X-Request-Id"]
+    web.get(server.url + "/ui/experiments")
+    session_csrf = re.search(r'name="csrf" value="([^"]+)"', web.get(server.url + "/ui/experiments").text).group(1)
+    r = web.post(server.url + "/ui/logout", data={"csrf": session_csrf}, allow_redirects=False)
+    logout_id = r.headers["X-Request-Id"]
+    found = {row["request_id"]: row for row in rows(server, """
+        SELECT request_id, service_name, action_name, get_json_object(user_identity, '$.email') AS who,
+               get_json_object(response, '$.status_code') AS status, request_params
+        FROM system.access.audit WHERE service_name = 'webUI'""")}
+    assert found[login_id]["action_name"] == "postUiLogin" and found[login_id]["status"] == "303"
+    assert TOKEN not in json.dumps(found)
+    assert found[logout_id]["who"] == "admin" and found[logout_id]["action_name"] == "postUiLogout"
+    assert not [row for row in found.values() if row["action_name"].startswith("get")]

@@ -13,13 +13,16 @@ struct AuditMiddleware: RouterMiddleware {
     let auditor: Auditor
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard auditor.audits(request.uri.path) else { return try await next(request, context) }
+        guard auditor.audits(request) else { return try await next(request, context) }
+        // Web pages sign in with a session, not a token: their user comes from the session cookie.
+        let webUser = WebUI.owns(request.uri.path) ? await auditor.webCaller(request)?.name : nil
         do {
             let response = try await next(request, context)
-            auditor.record(request, context: context, status: Int(response.status.code), error: nil)
+            auditor.record(request, context: context, status: Int(response.status.code), error: nil, user: webUser)
             return response
         } catch {
-            auditor.record(request, context: context, status: Auditor.status(of: error, path: request.uri.path), error: Auditor.message(of: error))
+            auditor.record(request, context: context, status: Auditor.status(of: error, path: request.uri.path), error: Auditor.message(of: error),
+                           user: webUser)
             throw error
         }
     }
@@ -29,15 +32,20 @@ struct AuditMiddleware: RouterMiddleware {
 struct Auditor: Sendable {
     let log: AuditLog?
     let clock: any KilnClock
+    /// Who a web page's session signs in.
+    var webCaller: @Sendable (Request) async -> Caller? = { _ in nil }
 
     static let requestIDHeader = HTTPField.Name("X-Request-Id")!
     /// Keys whose values never reach the log.
     static let secretKeys: Set<String> = ["token", "token_value", "password", "secret", "client_secret", "string_value", "bytes_value",
                                           "api_key", "authorization", "access_token", "refresh_token", "credentials", "private_key"]
 
-    /// Health probes, metrics scrapes, static files and web pages (which sign in with a session, not a token) are not API calls.
-    func audits(_ path: String) -> Bool {
-        log != nil && path != "/health" && path != "/metrics" && !WebUI.owns(path)
+    /// Every API call and every change made in the web UI (its form posts); not health probes, metrics scrapes, static
+    /// files or page views.
+    func audits(_ request: Request) -> Bool {
+        let path = request.uri.path
+        guard log != nil, path != "/health", path != "/metrics" else { return false }
+        return !WebUI.owns(path) || (request.method != .get && request.method != .head)
     }
 
     static func text(_ key: String, _ value: JSONValue) -> String {
@@ -63,10 +71,10 @@ struct Auditor: Sendable {
     }
 
     /// Queues the request's event; its formatting (names, params, ids) happens on the audit writer, not here.
-    func record(_ request: Request, context: KilnRequestContext, status: Int, error: String?) {
+    func record(_ request: Request, context: KilnRequestContext, status: Int, error: String?, user override: String? = nil) {
         guard let log else { return }
         let method = request.method.rawValue, path = context.endpointPath ?? request.uri.path, query = request.uri.query ?? ""
-        let fields = context.auditFields.value, user = context.caller?.name, address = context.remoteAddress
+        let fields = context.auditFields.value, user = override ?? context.caller?.name, address = context.remoteAddress
         let agent = request.headers[.userAgent], requestID = context.requestID, time = clock.nowMillis()
         log.record {
             let (service, action) = Self.names(method: method, path: path)
@@ -85,7 +93,7 @@ struct Auditor: Sendable {
             ("/mlflow/model-versions", "modelRegistry"), ("/mlflow/registry-webhooks", "modelRegistry"), ("/mlflow/transition-requests", "modelRegistry"),
             ("/mlflow/comments", "modelRegistry"), ("/mlflow-artifacts", "mlflowAcledArtifact"), ("/mlflow/", "mlflowExperiment"),
             ("/jobs", "jobs"), ("/sql/", "databrickssql"), ("/serving-endpoints", "serving"), ("/unity-catalog/", "unityCatalog"),
-            ("/fs/", "filesystem"), ("/notification-destinations", "notificationDestinations"), ("/kiln/", "kiln"),
+            ("/fs/", "filesystem"), ("/notification-destinations", "notificationDestinations"), ("/kiln/", "kiln"), ("/ui/", "webUI"),
         ]
         let service = families.first { path.contains($0.0) }?.1 ?? "workspace"
         var segments = path.split(separator: "/").map(String.init).filter { !$0.hasPrefix("{") && !$0.hasPrefix(":") }

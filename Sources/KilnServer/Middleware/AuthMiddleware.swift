@@ -27,7 +27,7 @@ struct AuthMiddleware: RouterMiddleware {
         do {
             caller = try await self.caller(request)
         } catch {
-            if auditor.audits(request.uri.path) {
+            if auditor.audits(request) {
                 auditor.record(request, context: context, status: Auditor.status(of: error, path: request.uri.path), error: Auditor.message(of: error))
             }
             throw error

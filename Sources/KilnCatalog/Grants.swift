@@ -330,9 +330,4 @@ extension UnityCatalog {
     public func recordCreated(_ type: SecurableType, _ fullName: String, by caller: Caller) async throws {
         try await recordCreated(try await path(type, fullName).target.id, by: caller)
     }
-
-    /// Removes every grant on a securable (it was dropped).
-    func forgetGrants(_ id: String) async throws {
-        try await database.write { sql in try await sql.raw("DELETE FROM uc_grants WHERE securable_id = \(bind: id)").run() }
-    }
 }

@@ -17,8 +17,6 @@ public struct StatementReferences: Sendable, Equatable {
     public var pathsRead: Set<String> = []
     /// Folders a statement puts data in by path (`CREATE SCHEMA ... LOCATION '/p'`).
     public var locationsWritten: Set<String> = []
-    /// Whether the statement lists or describes namespaces (SHOW, DESCRIBE SCHEMA/CATALOG).
-    public var listsNamespaces = false
     /// What a SHOW lists: `catalogs`, `schemas` of a catalog, or `tables` of a schema (completed with the defaults).
     public var listing: Listing?
 
@@ -109,7 +107,6 @@ public struct StatementReferences: Sendable, Equatable {
                 if let location { out.locationsWritten.insert(location) }
             case .dropNamespace(let kind, let name, _, _): namespace(try namespace(name, kind: kind), into: \.ownerOnly)
             case .show(let what, let scope, _):
-                out.listsNamespaces = true
                 switch what {
                 case "catalogs": out.listing = .catalogs
                 case "schemas": out.listing = .schemas(catalog: (scope.first ?? catalog.defaultCatalog).lowercased())
@@ -119,7 +116,7 @@ public struct StatementReferences: Sendable, Equatable {
                         : .tables(catalog: n.0.lowercased(), schema: n.1.lowercased())
                 }
             case .list(let path): out.volumesRead.insert(try catalog.volumePath(path).volume)
-            case .describeNamespace: out.listsNamespaces = true
+            case .describeNamespace: break
             case .use, .grants: break  // grants are checked by the catalog that keeps them
             }
         }

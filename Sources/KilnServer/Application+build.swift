@@ -18,7 +18,11 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
     router.add(middleware: ErrorMiddleware())
     let web = WebUI(tracking: platform.tracking, registry: platform.registry, artifacts: platform.artifacts, jobs: platform.jobs, runner: platform.runs,
                     statements: platform.statements, serving: platform.serving, preferences: WebPreferences(database: platform.database),
-                    authEnabled: authEnabled) { token in
+                    authEnabled: authEnabled, refresh: { caller in
+                        // A job run's caller has no store id: nothing to look up again.
+                        guard caller.id != nil else { return caller }
+                        return try? await platform.identity.caller(named: caller.name)
+                    }) { token in
         try? await platform.authenticate(token: token)
     }
     let auditor = Auditor(log: platform.audit, clock: platform.clock) { await web.caller(of: $0) }

@@ -8,6 +8,8 @@ public struct WebSession: Sendable {
     public var principal: String { caller.name }
     public var csrf: String
     var expires: Date
+    /// When the caller was last checked against the identity store (a disabled user's session ends; groups refresh).
+    var checkedAt = Date()
     /// The SQL editor's recent statements (newest last, at most 20).
     var statements: [String] = []
     /// The SQL editor's results this session can page through: statement ids and their text (newest last).
@@ -47,6 +49,12 @@ public actor WebSessions {
     }
 
     func end(_ id: String) { sessions[id] = nil }
+
+    /// Records a fresh look at who the session's user is now.
+    func refreshed(_ id: String, caller: Caller) {
+        sessions[id]?.caller = caller
+        sessions[id]?.checkedAt = Date()
+    }
 
     func remember(_ id: String, statement: String) {
         guard var session = sessions[id] else { return }

@@ -24,12 +24,15 @@ public struct WebUI: Sendable {
     let preferences: WebPreferences
     /// Who a token belongs to, or nil when it is not valid.
     let authenticate: @Sendable (String) async -> Caller?
+    /// Who a signed-in caller is now (groups may have changed), nil when disabled or gone.
+    let refresh: @Sendable (Caller) async -> Caller?
     /// False for `kiln server --no-auth` (loopback only): every page is served as `admin`, nobody signs in.
     let authEnabled: Bool
 
     public init(tracking: TrackingService, registry: RegistryService, artifacts: any BlobStore, jobs: JobsService, runner: JobRunner,
                 statements: StatementService, serving: ServingService, preferences: WebPreferences, sessions: WebSessions = WebSessions(), authEnabled: Bool,
-                authenticate: @escaping @Sendable (String) async -> Caller?) {
+                refresh: @escaping @Sendable (Caller) async -> Caller? = { $0 }, authenticate: @escaping @Sendable (String) async -> Caller?) {
+        self.refresh = refresh
         self.statements = statements
         self.serving = serving
         self.tracking = tracking
@@ -48,7 +51,7 @@ public struct WebUI: Sendable {
     public func caller(of request: Request) async -> Caller? {
         guard authEnabled else { return Caller(id: nil, name: "admin", groups: [Caller.adminsGroup]) }
         guard let id = request.cookies[Self.sessionCookie]?.value else { return nil }
-        return await sessions.session(id)?.caller
+        return await liveSession(id)?.caller
     }
 
     /// Paths the UI owns (the API's bearer-token check leaves them to the UI's sessions).
@@ -260,10 +263,24 @@ public struct WebUI: Sendable {
 
     // MARK: Sessions
 
+    /// The session `id` names, its user looked up again at most every 5 seconds: a user disabled or deleted since
+    /// signing in loses the session, and group changes reach the pages' checks.
+    func liveSession(_ id: String) async -> WebSession? {
+        guard var session = await sessions.session(id) else { return nil }
+        guard Date().timeIntervalSince(session.checkedAt) > 5 else { return session }
+        guard let current = await refresh(session.caller) else {
+            await sessions.end(id)
+            return nil
+        }
+        await sessions.refreshed(id, caller: current)
+        session.caller = current
+        return session
+    }
+
     /// Runs `page` for the request's session; without one, sends the browser to sign in (and back here after).
     func signedIn(_ request: Request, _ page: (WebSession) async throws -> Response) async throws -> Response {
         guard authEnabled else { return try await page(WebSession(caller: Caller(id: nil, name: "admin", groups: [Caller.adminsGroup]), csrf: "", expires: .distantFuture)) }
-        guard let id = request.cookies[Self.sessionCookie]?.value, let session = await sessions.session(id) else {
+        guard let id = request.cookies[Self.sessionCookie]?.value, let session = await liveSession(id) else {
             let here = request.uri.path + (request.uri.query.map { "?" + $0 } ?? "")
             return Self.redirect("/ui/login?next=" + HTML.query(here))
         }

@@ -271,3 +271,21 @@ def test_cli_manages_users_groups_and_tokens(kiln):
     sp = json.loads(kiln_cli("service-principals", "create", "nightly", "--json"))
     assert sp["applicationId"] in kiln_cli("service-principals", "list")
     kiln_cli("service-principals", "delete", sp["applicationId"])
+
+
+def test_a_disabled_user_loses_their_web_session(kiln):
+    """A web session is checked against the identity store every few seconds: disabling the user ends it."""
+    import re
+    w = admin(kiln)
+    name = unique("gil")
+    user = w.users.create(user_name=name)
+    web = requests.Session()
+    csrf = re.search(r'name="csrf" value="([^"]+)"', web.get(kiln.url + "/ui/login").text).group(1)
+    r = web.post(kiln.url + "/ui/login", data={"csrf": csrf, "token": issue(kiln, name), "next": "/ui/experiments"}, allow_redirects=False)
+    assert r.status_code == 303
+    assert web.get(kiln.url + "/ui/experiments", allow_redirects=False).status_code == 200
+    w.users.patch(user.id, schemas=PATCH_OP, operations=[iam.Patch(op=iam.PatchOp.REPLACE, path="active", value=[{"value": "false"}])])
+    time.sleep(5.5)
+    r = web.get(kiln.url + "/ui/experiments", allow_redirects=False)
+    assert r.status_code == 303 and r.headers["Location"].startswith("/ui/login")
+    w.users.delete(user.id)

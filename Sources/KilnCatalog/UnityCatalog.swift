@@ -159,14 +159,13 @@ public struct UnityCatalog: Sendable {
     public func catalogs(caller: Caller?) async throws -> [NamespaceEntry] {
         let infos = try catalog.catalogs().map { try catalog.identified($0) }
         let owners = try await ownerships(infos.compactMap(\.id))
-        var out: [NamespaceEntry] = []
-        for info in infos {
-            let entry = NamespaceEntry(catalog: info.name, schema: nil, info: info,
-                                       ownership: owners[info.id ?? ""] ?? Ownership(owner: Self.metastoreAdmin, createdAt: info.createdAt))
-            let level = SecurablePath.Level(type: .catalog, id: entry.id, fullName: entry.fullName, ownership: entry.ownership)
-            if try await visible(caller, SecurablePath(levels: [level])) { out.append(entry) }
+        let entries = infos.map { info in
+            NamespaceEntry(catalog: info.name, schema: nil, info: info,
+                           ownership: owners[info.id ?? ""] ?? Ownership(owner: Self.metastoreAdmin, createdAt: info.createdAt))
         }
-        return out
+        return try await visibleChildren(entries, of: SecurablePath(levels: []), caller: caller) {
+            .init(type: .catalog, id: $0.id, fullName: $0.fullName, ownership: $0.ownership)
+        }
     }
 
     /// A catalog. - Throws: `PERMISSION_DENIED` when `caller` may not see it.
@@ -226,8 +225,8 @@ public struct UnityCatalog: Sendable {
 
     /// The schemas of a catalog `caller` may see.
     public func schemas(in catalogName: String, caller: Caller?) async throws -> [NamespaceEntry] {
-        _ = try await getCatalog(catalogName, caller: caller)
         let parent = try await path(.catalog, catalogName)
+        if let caller, !(try await visible(caller, parent)) { throw Self.denied(caller, "see", parent) }
         let infos = try catalog.schemas(in: catalogName).map { try catalog.identified(catalogName, $0) }
         let owners = try await ownerships(infos.compactMap(\.id))
         let entries = infos.map { info in

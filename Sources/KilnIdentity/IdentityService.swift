@@ -168,6 +168,12 @@ public struct IdentityService: Sendable {
         try await snapshot().named(kind, name)
     }
 
+    /// Whether a user (`userName`), group (`displayName`) or service principal (`applicationId`) has this name.
+    public func exists(name: String) async throws -> Bool {
+        let s = try await snapshot()
+        return PrincipalKind.allCases.contains { s.named($0, name) != nil }
+    }
+
     /// The caller a principal acts as (its name and every group it is in), nil when it does not exist or is disabled.
     public func caller(named name: String) async throws -> Caller? {
         let s = try await snapshot()

@@ -76,9 +76,8 @@ public struct Platform: Sendable {
         guard let admin = try await identity.caller(named: IdentityService.adminUser) else {
             throw KilnError(.internalError, "The bootstrap admin user is missing from the identity store")
         }
-        let catalog = try await UnityCatalog.make(warehouse: warehouse, database: database, clock: clock, logger: logger) { name in
-            for kind in PrincipalKind.allCases where try await identity.find(kind, name: name) != nil { return true }
-            return false
+        let catalog = try await UnityCatalog.make(warehouse: warehouse, database: database, clock: clock, logger: logger) {
+            try await identity.exists(name: $0)
         }
         let rules = StatementRules(audit: audit, catalog: catalog, warehouse: warehouse, tablePath: tablePath)
         let statements = StatementService(warehouse: warehouse, authorize: rules.check, completed: rules.completed, grants: rules.grants, filter: rules.visibleRows)

@@ -24,6 +24,7 @@ let package = Package(
         .library(name: "KilnIdentity", targets: ["KilnIdentity"]),
         .library(name: "KilnAudit", targets: ["KilnAudit"]),
         .library(name: "KilnCatalog", targets: ["KilnCatalog"]),
+        .library(name: "KilnPermissions", targets: ["KilnPermissions"]),
         .library(name: "KilnPlatform", targets: ["KilnPlatform"]),
         .library(name: "KilnServer", targets: ["KilnServer"]),
     ],
@@ -122,6 +123,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "KilnPermissions",
+            dependencies: ["KilnCore", "KilnStore", .product(name: "SQLKit", package: "sql-kit"), .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .target(
             name: "KilnCatalog",
             dependencies: ["KilnCore", "KilnStore", "KilnLake", "KilnSQL", .product(name: "SQLKit", package: "sql-kit"),
                            .product(name: "Logging", package: "swift-log")],
@@ -137,7 +143,7 @@ let package = Package(
         .target(
             name: "KilnPlatform",
             dependencies: ["KilnCore", "KilnStore", "KilnStoreSQLite", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnSQL", "KilnLearn",
-                           "KilnLake", "KilnFrame", "KilnModelFormat", "KilnTraining", "KilnServing", "KilnJobs", "KilnIdentity", "KilnAudit", "KilnCatalog",
+                           "KilnLake", "KilnFrame", "KilnModelFormat", "KilnTraining", "KilnServing", "KilnJobs", "KilnIdentity", "KilnAudit", "KilnCatalog", "KilnPermissions",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client")],
             swiftSettings: strict
@@ -145,7 +151,7 @@ let package = Package(
         .target(
             name: "KilnWeb",
             dependencies: ["KilnCore", "KilnStore", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnJobs", "KilnSQL", "KilnFrame", "KilnServing",
-                           "KilnLake", "KilnParquet",
+                           "KilnLake", "KilnParquet", "KilnPermissions",
                            .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "SQLKit", package: "sql-kit"),
@@ -156,7 +162,7 @@ let package = Package(
             name: "KilnServer",
             dependencies: [
                 "KilnCore", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnPlatform", "KilnSQL", "KilnFrame", "KilnLearn",
-                "KilnTraining", "KilnServing", "KilnJobs", "KilnWeb", "KilnIdentity", "KilnAudit", "KilnCatalog",
+                "KilnTraining", "KilnServing", "KilnJobs", "KilnWeb", "KilnIdentity", "KilnAudit", "KilnCatalog", "KilnPermissions",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -209,6 +215,7 @@ let package = Package(
         .testTarget(name: "KilnCatalogTests", dependencies: ["KilnCatalog", "KilnTestSupport", "KilnCore", "KilnSQL", "KilnStore"],
                     resources: [.copy("authz_matrix.json")], swiftSettings: strict),
         .testTarget(name: "KilnAuditTests", dependencies: ["KilnAudit", "KilnTestSupport", "KilnCore", "KilnSQL"], swiftSettings: strict),
+        .testTarget(name: "KilnPermissionsTests", dependencies: ["KilnPermissions", "KilnTestSupport", "KilnCore"], swiftSettings: strict),
         .testTarget(name: "KilnIdentityTests", dependencies: ["KilnIdentity", "KilnTestSupport", "KilnCore"], swiftSettings: strict),
         .testTarget(name: "KilnServingTests", dependencies: ["KilnServing", "KilnCore", "KilnFrame"], swiftSettings: strict),
         .testTarget(

@@ -113,12 +113,52 @@ def statements(port, rounds):
             "token_me_ms": p50(lambda: user.call("GET", "/api/2.0/preview/scim/v2/Me"), rounds // 4)}
 
 
+def workspace(port, rounds):
+    """The object-permission checks: the same log_metric, search and single-row serving query as the admin (no check)
+    and as a user whose access comes from the experiment's and the endpoint's lists."""
+    admin = Conn(port, TOKEN)
+    name = f"w-{uuid.uuid4().hex[:6]}@example.com"
+    admin.call("POST", "/api/2.0/preview/scim/v2/Users", {"userName": name})
+    user = Conn(port, admin.call("POST", "/api/2.0/token-management/on-behalf-of/tokens", {"user_name": name})["token_value"])
+    out = {}
+    for label, c in [("admin", admin), ("user", user)]:
+        exp = c.call("POST", "/api/2.0/mlflow/experiments/create", {"name": f"w-{uuid.uuid4().hex[:6]}"})["experiment_id"]
+        run = c.call("POST", "/api/2.0/mlflow/runs/create", {"experiment_id": exp})["run"]["info"]["run_id"]
+        for i in range(200):
+            r = c.call("POST", "/api/2.0/mlflow/runs/create", {"experiment_id": exp})["run"]["info"]["run_id"]
+            c.call("POST", "/api/2.0/mlflow/runs/log-metric", {"run_id": r, "key": "loss", "value": i / 7, "timestamp": 1, "step": 0})
+        step = [0]
+
+        def log():
+            step[0] += 1
+            c.call("POST", "/api/2.0/mlflow/runs/log-metric", {"run_id": run, "key": "loss", "value": 0.5, "timestamp": 1, "step": step[0]})
+        out[f"log_metric_{label}_ms"] = p50(log, rounds)
+        out[f"search_runs_{label}_ms"] = p50(lambda: c.call("POST", "/api/2.0/mlflow/runs/search", {
+            "experiment_ids": [exp], "max_results": 100, "filter": "metrics.loss < 10"}), max(50, rounds // 10))
+    admin.call("POST", "/api/2.0/sql/statements", {"statement": "CREATE TABLE main.default.wbench AS SELECT id AS x, id % 2 AS label FROM range(1000)",
+                                                   "warehouse_id": "k"})
+    admin.call("POST", "/api/2.0/kiln/train", {"table": "main.default.wbench", "target": "label", "algorithm": "logistic", "features": ["x"],
+                                               "register": "wbench"})
+    admin.call("POST", "/api/2.0/serving-endpoints", {"name": "wbench", "config": {"served_entities": [
+        {"entity_name": "wbench", "entity_version": "1", "workload_size": "Small", "scale_to_zero_enabled": True}]}})
+    for _ in range(200):
+        if admin.call("GET", "/api/2.0/serving-endpoints/wbench").get("state", {}).get("ready") == "READY":
+            break
+        time.sleep(0.1)
+    admin.call("PATCH", "/api/2.0/permissions/serving-endpoints/wbench", {"access_control_list": [{"user_name": name, "permission_level": "CAN_QUERY"}]})
+    row = {"dataframe_split": {"columns": ["x"], "data": [[3.0]]}}
+    out["serving_admin_ms"] = p50(lambda: admin.call("POST", "/serving-endpoints/wbench/invocations", row), rounds)
+    out["serving_user_ms"] = p50(lambda: user.call("POST", "/serving-endpoints/wbench/invocations", row), rounds)
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kiln", required=True)
     parser.add_argument("--base")
     parser.add_argument("--rounds", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--workspace", action="store_true", help="also measure object permissions (needs a build that has them)")
     args = parser.parse_args()
     results = {"new": [], "base": []}
     for _ in range(args.repeats):
@@ -130,6 +170,8 @@ def main():
                 r = tracking(s.port, args.rounds)
                 if label == "new":
                     r.update(statements(s.port, args.rounds))
+                    if args.workspace:
+                        r.update(workspace(s.port, args.rounds))
                 results[label].append(r)
             finally:
                 s.stop()
@@ -143,6 +185,9 @@ def main():
     print(f"grant check on a SQL statement: {new['sql_granted_user_ms'] - new['sql_admin_ms']:+.3f} ms "
           f"({new['sql_granted_user_ms'] / new['sql_admin_ms']:.3f}x the admin's p50)")
     print(f"grant check on UC tables/get: {new['uc_get_table_user_ms'] - new['uc_get_table_admin_ms']:+.3f} ms")
+    for call in ["log_metric", "search_runs", "serving"] if "serving_user_ms" in new else []:
+        a, u = new[f"{call}_admin_ms"], new[f"{call}_user_ms"]
+        print(f"object permission check on {call}: admin {a:.3f} ms, user {u:.3f} ms, {u - a:+.3f} ms ({u / a:.3f}x)")
 
 
 if __name__ == "__main__":

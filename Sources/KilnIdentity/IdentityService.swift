@@ -174,6 +174,12 @@ public struct IdentityService: Sendable {
         return PrincipalKind.allCases.contains { s.named($0, name) != nil }
     }
 
+    /// The kinds of the principals with this name (a user and a group may share one).
+    public func kinds(named name: String) async throws -> Set<PrincipalKind> {
+        let s = try await snapshot()
+        return Set(PrincipalKind.allCases.filter { s.named($0, name) != nil })
+    }
+
     /// The caller a principal acts as (its name and every group it is in), nil when it does not exist or is disabled.
     public func caller(named name: String) async throws -> Caller? {
         let s = try await snapshot()

@@ -59,15 +59,17 @@ public actor JobRunner {
         return token
     }
 
-    /// Whom a live run token acts as: the run's `run_as` (`user_name` or `service_principal_name`), else whoever
-    /// created the run; nil for any other token.
-    public func runAs(forToken token: String) async -> (runID: Int64, name: String?)? {
+    /// Whose a live run token is: the run, its job, its `run_as` (`user_name` or `service_principal_name`) and whoever
+    /// started it; nil for any other token. The platform decides whom it acts as (run_as, else the job's owner, else
+    /// the run's starter).
+    public func identity(forToken token: String) async -> RunIdentity? {
         guard token.hasPrefix("kiln_run_"), let runID = tokenHashes[Self.hash(token)] else { return nil }
-        guard let run = try? await store.run(runID) else { return (runID, nil) }
+        guard let run = try? await store.run(runID) else { return RunIdentity(runID: runID) }
+        var identity = RunIdentity(runID: runID, jobID: run.jobID, creator: run.creator)
         if case .object(let runAs)? = run.settings["run_as"] {
-            for key in ["user_name", "service_principal_name"] { if case .string(let name)? = runAs[key], !name.isEmpty { return (runID, name) } }
+            for key in ["user_name", "service_principal_name"] { if case .string(let name)? = runAs[key], !name.isEmpty { identity.runAs = name } }
         }
-        return (runID, run.creator)
+        return identity
     }
 
     func revokeTokens(_ runID: Int64) async {
@@ -411,12 +413,22 @@ extension JobRunner {
         (try await store.run(runID), try await store.taskRuns(of: runID))
     }
 
-    /// Runs newest first, with their task runs when `expandTasks`.
+    /// The job a run (or one task run of it) belongs to, and who started the run; nil when there is no such run.
+    /// One-time runs (`runs/submit`) have no job.
+    public func origin(ofRun id: Int64) async throws -> (jobID: Int64?, creator: String?)? {
+        var runID = id
+        if let task = try await store.taskRun(id) { runID = task.runID }
+        guard let run = try? await store.run(runID) else { return nil }
+        return (run.jobID, run.creator)
+    }
+
+    /// Runs newest first, with their task runs when `expandTasks`; with `visible`, only those.
     public func list(jobID: Int64?, activeOnly: Bool, completedOnly: Bool, runType: String?, from: Int64?, to: Int64?, limit: Int, offset: Int,
-                     expandTasks: Bool) async throws -> [(JobRun, [TaskRun])] {
+                     expandTasks: Bool, visible: RunVisibility? = nil) async throws -> [(JobRun, [TaskRun])] {
         if let jobID { _ = try await jobs.get(id: jobID) }
         var out: [(JobRun, [TaskRun])] = []
-        for run in try await store.runs(jobID: jobID, activeOnly: activeOnly, completedOnly: completedOnly, runType: runType, from: from, to: to, limit: limit, offset: offset) {
+        for run in try await store.runs(jobID: jobID, activeOnly: activeOnly, completedOnly: completedOnly, runType: runType, from: from, to: to,
+                                        limit: limit, offset: offset, visible: visible) {
             out.append((run, expandTasks ? try await store.taskRuns(of: run.runID) : []))
         }
         return out
@@ -440,5 +452,22 @@ extension JobRunner {
         }
         let notebook = FileManager.default.contents(atPath: dir.appendingPathComponent("notebook.ipynb").path).map { String(decoding: $0, as: UTF8.self) }
         return TaskOutput(run: run, taskRun: t, logs: logs, logsTruncated: truncated, notebook: notebook)
+    }
+}
+
+/// What a job run's token stands for.
+public struct RunIdentity: Sendable {
+    public var runID: Int64
+    public var jobID: Int64?
+    /// The run's `run_as` setting.
+    public var runAs: String?
+    /// Who started the run (nil for scheduled and triggered runs).
+    public var creator: String?
+
+    public init(runID: Int64, jobID: Int64? = nil, runAs: String? = nil, creator: String? = nil) {
+        self.runID = runID
+        self.jobID = jobID
+        self.runAs = runAs
+        self.creator = creator
     }
 }

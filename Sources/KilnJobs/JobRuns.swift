@@ -289,9 +289,14 @@ public struct JobRunStore: Sendable {
     }
 
     /// Runs newest first, filtered as `runs/list` asks.
-    func runs(jobID: Int64?, activeOnly: Bool, completedOnly: Bool, runType: String?, from: Int64?, to: Int64?, limit: Int, offset: Int) async throws -> [JobRun] {
+    func runs(jobID: Int64?, activeOnly: Bool, completedOnly: Bool, runType: String?, from: Int64?, to: Int64?, limit: Int, offset: Int,
+              visible: RunVisibility? = nil) async throws -> [JobRun] {
         let rows = try await database.read { sql in
             var query = SQLQueryString("SELECT * FROM job_runs WHERE 1 = 1")
+            if let visible {
+                let jobs = visible.jobs.isEmpty ? [-1] : Array(visible.jobs)
+                query = query + " AND (job_id IN (\(binds: jobs)) OR (job_id IS NULL AND creator = \(bind: visible.submitter)))"
+            }
             if let jobID { query = query + " AND job_id = \(bind: jobID)" }
             if activeOnly { query = query + " AND life_cycle_state IN ('QUEUED', 'PENDING', 'RUNNING', 'TERMINATING', 'BLOCKED', 'WAITING_FOR_RETRY')" }
             if completedOnly { query = query + " AND life_cycle_state IN ('TERMINATED', 'SKIPPED', 'INTERNAL_ERROR')" }
@@ -395,5 +400,16 @@ public struct JobRunStore: Sendable {
             message: try row.decode(column: "state_message", as: String.self), startTime: try row.decode(column: "start_time", as: Int64.self),
             endTime: try row.decode(column: "end_time", as: Int64?.self), pid: try row.decode(column: "pid", as: Int32?.self),
             final: try row.decode(column: "final", as: Bool.self), info: try object(row, "info"), task: try object(row, "task"))
+    }
+}
+
+/// Which runs a caller may see: those of these jobs, and the one-time runs it submitted.
+public struct RunVisibility: Sendable {
+    public var jobs: Set<Int64>
+    public var submitter: String
+
+    public init(jobs: Set<Int64>, submitter: String) {
+        self.jobs = jobs
+        self.submitter = submitter
     }
 }

@@ -70,14 +70,14 @@ public final class JobsService: Sendable {
     }
 
     /// A page of jobs in id order, optionally those whose name equals `name`, and whether more follow.
-    public func list(limit: Int, offset: Int, name: String? = nil) async throws -> (jobs: [Job], hasMore: Bool) {
+    public func list(limit: Int, offset: Int, name: String? = nil, only visible: Set<Int64>? = nil) async throws -> (jobs: [Job], hasMore: Bool) {
         guard (1...100).contains(limit) else { throw KilnError.invalid("limit must be between 1 and 100") }
         guard offset >= 0 else { throw KilnError.invalid("offset must not be negative") }
         let rows = try await database.read { sql in
-            if let name {
-                return try await sql.raw("SELECT * FROM jobs WHERE name = \(bind: name) ORDER BY job_id LIMIT \(bind: limit + 1) OFFSET \(bind: offset)").all()
-            }
-            return try await sql.raw("SELECT * FROM jobs ORDER BY job_id LIMIT \(bind: limit + 1) OFFSET \(bind: offset)").all()
+            var query = SQLQueryString("SELECT * FROM jobs WHERE 1 = 1")
+            if let name { query = query + " AND name = \(bind: name)" }
+            if let visible { query = query + (visible.isEmpty ? " AND 1 = 0" : " AND job_id IN (\(binds: Array(visible)))") }
+            return try await sql.raw(query + " ORDER BY job_id LIMIT \(bind: limit + 1) OFFSET \(bind: offset)").all()
         }
         let jobs = try rows.prefix(limit).map(Self.job)
         return (jobs, rows.count > limit)

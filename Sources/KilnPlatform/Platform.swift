@@ -9,6 +9,7 @@ import KilnCore
 import KilnFrame
 import KilnIdentity
 import KilnJobs
+import KilnPermissions
 import KilnRegistry
 import KilnServing
 import KilnSQL
@@ -50,6 +51,8 @@ public struct Platform: Sendable {
     public let audit: AuditLog
     /// Unity Catalog's catalogs, schemas and tables over the warehouse.
     public let catalog: UnityCatalog
+    /// Access control lists on experiments, registered models, serving endpoints and jobs.
+    public let permissions: WorkspacePermissions
 
     /// Opens (creating if needed) the home folder and builds every service.
     /// - Throws: `INVALID_PARAMETER_VALUE` when the home cannot be used.
@@ -79,6 +82,15 @@ public struct Platform: Sendable {
         let catalog = try await UnityCatalog.make(warehouse: warehouse, database: database, clock: clock, logger: logger) {
             try await identity.exists(name: $0)
         }
+        let permissions = try await WorkspacePermissions.make(database: database, logger: logger) { name in
+            Set(try await identity.kinds(named: name).map { kind -> PrincipalType in
+                switch kind {
+                case .user: return .user
+                case .group: return .group
+                case .servicePrincipal: return .servicePrincipal
+                }
+            })
+        }
         let rules = StatementRules(audit: audit, catalog: catalog, warehouse: warehouse, tablePath: tablePath)
         let statements = StatementService(warehouse: warehouse, authorize: rules.check, completed: rules.completed, grants: rules.grants, filter: rules.visibleRows)
         let locator = RegistryModelLocator(registry: registry, tracking: tracking)
@@ -91,16 +103,21 @@ public struct Platform: Sendable {
         let runs = try await JobRunner.make(database: database, jobs: jobs, destinations: destinations, clock: clock, home: home, logger: logger)
         return Platform(configuration: configuration, database: database, artifacts: artifacts, tracking: tracking,
                         registry: registry, statements: statements, adminToken: token, clock: clock, serving: serving, jobs: jobs, runs: runs,
-                        destinations: destinations, training: training, identity: identity, adminCaller: admin, audit: audit, catalog: catalog)
+                        destinations: destinations, training: training, identity: identity, adminCaller: admin, audit: audit, catalog: catalog,
+                        permissions: permissions)
     }
 
     /// Who `token` belongs to: the admin token (the bootstrap admin), a job run's token (the run's run-as identity:
-    /// `run_as`, else its creator), or a personal access token; nil when it is none of these (unknown, revoked,
+    /// `run_as`, else its job's owner, else whoever started it), or a personal access token; nil when it is none of these (unknown, revoked,
     /// expired, or its owner — or the run's run-as identity — disabled or gone).
     public func authenticate(token: String) async throws -> Caller? {
         if Self.constantTimeEqual(token, adminToken) { return adminCaller }
-        if let (runID, name) = await runs.runAs(forToken: token) {
-            guard let name else { return Caller(id: nil, name: "job-run-\(runID)", groups: []) }
+        if let run = await runs.identity(forToken: token) {
+            var name = run.runAs
+            if name == nil, let job = run.jobID {
+                name = try await permissions.entries(.jobs, String(job)).first { $0.level == "IS_OWNER" }?.principal
+            }
+            guard let name = name ?? run.creator else { return Caller(id: nil, name: "job-run-\(run.runID)", groups: []) }
             return try await identity.caller(named: name)
         }
         return try await identity.authenticate(token: token)

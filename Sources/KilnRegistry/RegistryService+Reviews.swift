@@ -250,6 +250,15 @@ extension RegistryService {
     }
 
     /// Deletes a comment.
+    /// The model a comment is on and who wrote it; nil when there is no such comment.
+    public func commentOrigin(id: String) async throws -> (model: String, author: String?)? {
+        try await db.read { sql in
+            try await sql.raw("SELECT name, user_id FROM model_version_comments WHERE id = \(bind: id)").first().map {
+                (try $0.decode(column: "name", as: String.self), try $0.decode(column: "user_id", as: String?.self))
+            }
+        }
+    }
+
     public func deleteComment(id: String) async throws {
         try await db.write { sql in
             _ = try await Self.requireComment(sql, id)

@@ -5,9 +5,12 @@ import SQLKit
 extension RegistryService {
     /// Searches registered models by `name` and `tags.<key>`; ordered by `name`, `creation_timestamp` or
     /// `last_updated_timestamp` (default `name ASC`).
-    public func searchRegisteredModels(filter: String? = nil, orderBy: [String] = [], maxResults: Int? = nil, pageToken: String? = nil) async throws -> Page<RegisteredModel> {
+    /// With `only`, among those names alone (the models a caller may read).
+    public func searchRegisteredModels(filter: String? = nil, orderBy: [String] = [], maxResults: Int? = nil, pageToken: String? = nil,
+                                       only visible: Set<String>? = nil) async throws -> Page<RegisteredModel> {
         let paging = try Paging(maxResults: maxResults, default: 100, limit: 1000, pageToken: pageToken)
         var query: SQLQueryString = "SELECT name FROM registered_models WHERE 1 = 1"
+        if let visible { query += visible.isEmpty ? " AND 1 = 0" : " AND name IN (\(binds: Array(visible)))" }
         for clause in try SearchFilter.parse(filter).clauses {
             query.appendLiteral(" AND ")
             switch (clause.entity, clause.key.lowercased()) {
@@ -35,9 +38,12 @@ extension RegistryService {
     /// Searches versions by `name`, `run_id`, `source_path`, `version_number`, `model_id` and `tags.<key>`;
     /// ordered by `name`, `version_number`, `creation_timestamp` or `last_updated_timestamp`
     /// (default newest version first within each name).
-    public func searchModelVersions(filter: String? = nil, orderBy: [String] = [], maxResults: Int? = nil, pageToken: String? = nil) async throws -> Page<ModelVersion> {
+    /// With `only`, among the versions of those models alone.
+    public func searchModelVersions(filter: String? = nil, orderBy: [String] = [], maxResults: Int? = nil, pageToken: String? = nil,
+                                    only visible: Set<String>? = nil) async throws -> Page<ModelVersion> {
         let paging = try Paging(maxResults: maxResults, default: 10_000, limit: 200_000, pageToken: pageToken)
         var condition: SQLQueryString = "1 = 1"
+        if let visible { condition += visible.isEmpty ? " AND 1 = 0" : " AND name IN (\(binds: Array(visible)))" }
         for clause in try SearchFilter.parse(filter).clauses {
             condition.appendLiteral(" AND ")
             switch (clause.entity, clause.key.lowercased()) {

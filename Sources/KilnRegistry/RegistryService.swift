@@ -294,6 +294,14 @@ public struct RegistryService: Sendable {
         return source
     }
 
+    /// The model whose version's files are in `registry/<folder>`; nil when none.
+    public func modelName(ofStorage folder: String) async throws -> String? {
+        try await db.read { sql in
+            try await sql.raw("SELECT name FROM model_versions WHERE storage_location = \(bind: "mlflow-artifacts:/registry/" + folder)").first()
+                .map { try $0.decode(column: "name", as: String.self) }
+        }
+    }
+
     /// Copies files the server holds into `registry/<id>`; nil when it holds none there (an external URI, a folder
     /// with nothing in it yet).
     func copyIntoRegistry(_ location: String) throws -> String? {

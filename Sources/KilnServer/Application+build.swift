@@ -18,7 +18,7 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
     router.add(middleware: ErrorMiddleware())
     let web = WebUI(tracking: platform.tracking, registry: platform.registry, artifacts: platform.artifacts, jobs: platform.jobs, runner: platform.runs,
                     statements: platform.statements, serving: platform.serving, preferences: WebPreferences(database: platform.database),
-                    authEnabled: authEnabled, refresh: { caller in
+                    authEnabled: authEnabled, permissions: platform.permissions, refresh: { caller in
                         // A job run's caller has no store id: nothing to look up again.
                         guard caller.id != nil else { return caller }
                         return try? await platform.identity.caller(named: caller.name)
@@ -26,25 +26,39 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
         try? await platform.authenticate(token: token)
     }
     let auditor = Auditor(log: platform.audit, clock: platform.clock) { await web.caller(of: $0) }
+    let authorizer = Authorizer(permissions: platform.permissions, tracking: platform.tracking, registry: platform.registry,
+                                jobs: platform.jobs, runs: platform.runs, serving: platform.serving)
     router.add(middleware: AuthMiddleware(enabled: authEnabled, authenticate: { try await platform.authenticate(token: $0) },
-                                          anonymous: platform.adminCaller, auditor: auditor))
+                                          anonymous: platform.adminCaller, authorizer: authorizer, auditor: auditor))
     router.add(middleware: AuditMiddleware(auditor: auditor))
     SystemRoutes(registry: registry, version: kilnVersion).register(on: router)
     web.register(on: router)
-    MLflowRoutes(tracking: platform.tracking, artifacts: platform.artifacts).register(on: router)
-    RegistryRoutes(registry: platform.registry).register(on: router)
+    MLflowRoutes(tracking: platform.tracking, artifacts: platform.artifacts, permissions: platform.permissions).register(on: router)
+    RegistryRoutes(registry: platform.registry, permissions: platform.permissions).register(on: router)
     RegistryReviewRoutes(registry: platform.registry).register(on: router)
     WebhookRoutes(registry: platform.registry).register(on: router)
     ArtifactRoutes(artifacts: platform.artifacts).register(on: router)
     StatementRoutes(statements: platform.statements).register(on: router)
     TrainingRoutes(platform: platform).register(on: router)
-    ServingRoutes(serving: platform.serving).register(on: router)
-    JobRoutes(jobs: platform.jobs, runs: platform.runs).register(on: router)
-    JobRunRoutes(runs: platform.runs).register(on: router)
+    ServingRoutes(serving: platform.serving, permissions: platform.permissions).register(on: router)
+    JobRoutes(jobs: platform.jobs, runs: platform.runs, permissions: platform.permissions).register(on: router)
+    JobRunRoutes(runs: platform.runs, permissions: platform.permissions).register(on: router)
     NotificationDestinationRoutes(destinations: platform.destinations).register(on: router)
     IdentityRoutes(identity: platform.identity).register(on: router)
     UnityCatalogRoutes(catalog: platform.catalog).register(on: router)
     FilesRoutes(catalog: platform.catalog).register(on: router)
+    PermissionsRoutes(permissions: platform.permissions) { kind, given in
+        switch kind {
+        case .experiments: return (try? await platform.tracking.getExperiment(id: given)).map { _ in given }
+        case .registeredModels: return (try? await platform.registry.getRegisteredModel(name: given))?.name
+        case .servingEndpoints:
+            if let endpoint = try? await platform.serving.get(name: given) { return endpoint.name }
+            return try await platform.serving.list().first { $0.id == given }?.name
+        case .jobs:
+            guard let id = Int64(given), (try? await platform.jobs.get(id: id)) != nil else { return nil }
+            return given
+        }
+    }.register(on: router)
     if let clock = platform.clock as? AdjustableClock { JobRunRoutes.registerTestClock(clock, runs: platform.runs, on: router) }
     return router
 }

@@ -9,6 +9,8 @@ public struct KilnRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// Who is calling; nil before ``AuthMiddleware`` runs or on public routes.
     public var caller: Caller?
+    /// Decides what the caller may do (set with the caller by ``AuthMiddleware``).
+    var authorizer: Authorizer?
     /// The caller's name.
     public var principal: String? { caller?.name }
 
@@ -22,6 +24,7 @@ public struct KilnRequestContext: RequestContext {
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.caller = nil
+        self.authorizer = nil
         self.remoteAddress = source.channel.remoteAddress?.ipAddress
         self.requestID = UUID().uuidString.lowercased()
     }

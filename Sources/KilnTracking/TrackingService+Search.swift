@@ -209,17 +209,23 @@ extension TrackingService {
 
     // MARK: Experiments
 
-    /// Searches experiments by `name`, `creation_time`, `last_update_time` and `tags.<key>`.
+    /// Searches experiments by `name`, `creation_time`, `last_update_time` and `tags.<key>`; with `only`, among
+    /// those ids alone (the ones a caller may read).
     public func searchExperiments(
         filter: String? = nil,
         orderBy: [String] = [],
         maxResults: Int? = nil,
         pageToken: String? = nil,
-        viewType: ViewType = .activeOnly
+        viewType: ViewType = .activeOnly,
+        only visible: Set<String>? = nil
     ) async throws -> Page<Experiment> {
         let paging = try Paging(maxResults: maxResults, default: 1000, limit: 50_000, pageToken: pageToken)
         let parsed = try SearchFilter.parse(filter)
         var condition: SQLQueryString = "lifecycle_stage IN (\(binds: viewType.stages))"
+        if let visible {
+            let ids = visible.compactMap { Int64($0) }
+            condition += ids.isEmpty ? " AND 1 = 0" : " AND experiment_id IN (\(binds: ids))"
+        }
         for clause in parsed.clauses {
             condition.appendLiteral(" AND ")
             switch clause.entity {

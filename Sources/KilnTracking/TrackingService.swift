@@ -220,3 +220,29 @@ public struct TrackingService: Sendable {
         }
     }
 }
+
+extension TrackingService {
+    /// The experiment a run, or a logged model, is in; nil when there is no such run or model. Cheap: one keyed read.
+    public func experimentID(ofRun id: String) async throws -> String? {
+        try await db.read { sql in
+            try await sql.raw("SELECT experiment_id FROM runs WHERE run_uuid = \(bind: id)").first()
+                .map { String(try $0.decode(column: "experiment_id", as: Int64.self)) }
+        }
+    }
+
+    /// The experiment a logged model belongs to; nil when there is none with that id.
+    public func experimentID(ofLoggedModel id: String) async throws -> String? {
+        try await db.read { sql in
+            try await sql.raw("SELECT experiment_id FROM logged_models WHERE model_id = \(bind: id)").first()
+                .map { String(try $0.decode(column: "experiment_id", as: Int64.self)) }
+        }
+    }
+
+    /// The id of the experiment with this name (any lifecycle stage); nil when there is none.
+    public func experimentID(named name: String) async throws -> String? {
+        try await db.read { sql in
+            try await sql.raw("SELECT experiment_id FROM experiments WHERE name = \(bind: name)").first()
+                .map { String(try $0.decode(column: "experiment_id", as: Int64.self)) }
+        }
+    }
+}

@@ -9,8 +9,8 @@ import KilnTracking
 struct EndpointPages: Sendable {
     let serving: ServingService
 
-    func list(session: WebSession) async throws -> Response {
-        let endpoints = try await serving.list().sorted { $0.name < $1.name }
+    func list(session: WebSession, only visible: Set<String>? = nil) async throws -> Response {
+        let endpoints = try await serving.list().filter { visible?.contains($0.name) ?? true }.sorted { $0.name < $1.name }
         let rows = endpoints.map { e -> String in
             let entities = e.config.servedEntities.map { "\($0.entityName) v\($0.entityVersion)" }.joined(separator: ", ")
             let requests = serving.traffic(name: e.name).values.reduce(0) { $0 + $1.requests }

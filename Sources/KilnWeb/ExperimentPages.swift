@@ -9,14 +9,15 @@ struct ExperimentPages: Sendable {
     static let pageSize = 100
 
     /// `/ui/experiments?q=TEXT&page=TOKEN`: experiments whose name contains TEXT, newest first, 100 a page.
-    func list(_ request: Request, session: WebSession) async throws -> Response {
+    func list(_ request: Request, session: WebSession, only visible: Set<String>? = nil) async throws -> Response {
         let query = formFields(Substring(request.uri.query ?? ""))
         let text = query["q"] ?? ""
         var notice = ""
         var page = Page<Experiment>(items: [], nextPageToken: nil)
         do {
             page = try await tracking.searchExperiments(filter: Self.nameFilter(text), orderBy: ["last_update_time DESC"],
-                                                        maxResults: Self.pageSize, pageToken: query["page"].flatMap { $0.isEmpty ? nil : $0 })
+                                                        maxResults: Self.pageSize, pageToken: query["page"].flatMap { $0.isEmpty ? nil : $0 },
+                                                        only: visible)
         } catch let error as KilnError where error.code == .invalidParameterValue {
             notice = HTML.notice(error.message)
         }

@@ -10,8 +10,8 @@ struct JobPages: Sendable {
     let runner: JobRunner
     static let matrixRuns = 20
 
-    func list(session: WebSession) async throws -> Response {
-        let (page, _) = try await jobs.list(limit: 100, offset: 0)
+    func list(session: WebSession, only visible: Set<Int64>? = nil) async throws -> Response {
+        let (page, _) = try await jobs.list(limit: 100, offset: 0, only: visible)
         var rows = ""
         for job in page {
             let latest = try await runner.list(jobID: job.jobID, activeOnly: false, completedOnly: false, runType: nil, from: nil, to: nil,

@@ -10,11 +10,12 @@ struct ModelPages: Sendable {
     static let pageSize = 100
 
     /// `/ui/models?q=TEXT&page=TOKEN`: models whose name contains TEXT.
-    func list(_ request: Request, session: WebSession) async throws -> Response {
+    func list(_ request: Request, session: WebSession, only visible: Set<String>? = nil) async throws -> Response {
         let query = formFields(Substring(request.uri.query ?? ""))
         let text = query["q"] ?? ""
         let page = try await registry.searchRegisteredModels(filter: ExperimentPages.nameFilter(text), orderBy: ["name ASC"],
-                                                             maxResults: Self.pageSize, pageToken: query["page"].flatMap { $0.isEmpty ? nil : $0 })
+                                                             maxResults: Self.pageSize, pageToken: query["page"].flatMap { $0.isEmpty ? nil : $0 },
+                                                             only: visible)
         var rows = ""
         for model in page.items {
             let latest = model.latestVersions.sorted { $0.version > $1.version }.map { "v\($0.version) \($0.stage.rawValue)" }.joined(separator: ", ")

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import KilnCore
 import KilnJobs
+import KilnPermissions
 import KilnRegistry
 import KilnServing
 import KilnTracking
@@ -16,7 +17,9 @@ struct SearchPage: Sendable {
     let data: DataPages
     static let perKind = 20
 
-    func render(_ request: Request, session: WebSession) async throws -> Response {
+    /// `visible`: the ids of each kind the user may see (nil: all).
+    func render(_ request: Request, session: WebSession, visible: [ObjectKind: Set<String>?] = [:]) async throws -> Response {
+        func allowed(_ kind: ObjectKind, _ id: String) -> Bool { (visible[kind] ?? nil)?.contains(id) ?? true }
         let text = (formFields(Substring(request.uri.query ?? ""))["q"] ?? "").trimmingCharacters(in: .whitespaces)
         guard !text.isEmpty else {
             return WebUI.html(HTML.page(title: "Search", session: session, body: "<p>Type part of a name in the search box above.</p>"))
@@ -24,14 +27,16 @@ struct SearchPage: Sendable {
         let needle = text.lowercased()
         func matches(_ name: String) -> Bool { name.lowercased().contains(needle) }
         var sections: [(title: String, items: [(label: String, link: String)])] = []
-        let experiments = try await tracking.searchExperiments(filter: ExperimentPages.nameFilter(text), maxResults: Self.perKind).items
+        let experiments = try await tracking.searchExperiments(filter: ExperimentPages.nameFilter(text), maxResults: Self.perKind,
+                                                               only: visible[.experiments] ?? nil).items
         sections.append(("Experiments", experiments.map { ($0.name, "/ui/experiments/\(HTML.segment($0.id))") }))
-        let models = try await registry.searchRegisteredModels(filter: ExperimentPages.nameFilter(text), maxResults: Self.perKind).items
+        let models = try await registry.searchRegisteredModels(filter: ExperimentPages.nameFilter(text), maxResults: Self.perKind,
+                                                               only: visible[.registeredModels] ?? nil).items
         sections.append(("Models", models.map { ($0.name, "/ui/models/\(HTML.segment($0.name))") }))
         sections.append(("Tables", try await tables(matching: matches, session: session)))
-        let matchingJobs = try await jobs.all().filter { matches(JobPages.name($0)) }.prefix(Self.perKind)
+        let matchingJobs = try await jobs.all().filter { matches(JobPages.name($0)) && allowed(.jobs, String($0.jobID)) }.prefix(Self.perKind)
         sections.append(("Jobs", matchingJobs.map { (JobPages.name($0), "/ui/jobs/\($0.jobID)") }))
-        let endpoints = try await serving.list().filter { matches($0.name) }.sorted { $0.name < $1.name }.prefix(Self.perKind)
+        let endpoints = try await serving.list().filter { matches($0.name) && allowed(.servingEndpoints, $0.name) }.sorted { $0.name < $1.name }.prefix(Self.perKind)
         sections.append(("Serving endpoints", endpoints.map { ($0.name, "/ui/endpoints/\(HTML.segment($0.name))") }))
         var body = ""
         for section in sections where !section.items.isEmpty {

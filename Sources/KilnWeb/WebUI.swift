@@ -4,6 +4,7 @@ import Hummingbird
 import KilnBlob
 import KilnCore
 import KilnJobs
+import KilnPermissions
 import KilnRegistry
 import KilnSQL
 import KilnServing
@@ -28,10 +29,12 @@ public struct WebUI: Sendable {
     let refresh: @Sendable (Caller) async -> Caller?
     /// False for `kiln server --no-auth` (loopback only): every page is served as `admin`, nobody signs in.
     let authEnabled: Bool
+    /// Who may see what: pages show and do only what the API would let the signed-in user (nil: everything).
+    let permissions: WorkspacePermissions?
 
     public init(tracking: TrackingService, registry: RegistryService, artifacts: any BlobStore, jobs: JobsService, runner: JobRunner,
                 statements: StatementService, serving: ServingService, preferences: WebPreferences, sessions: WebSessions = WebSessions(), authEnabled: Bool,
-                refresh: @escaping @Sendable (Caller) async -> Caller? = { $0 }, authenticate: @escaping @Sendable (String) async -> Caller?) {
+                permissions: WorkspacePermissions? = nil, refresh: @escaping @Sendable (Caller) async -> Caller? = { $0 }, authenticate: @escaping @Sendable (String) async -> Caller?) {
         self.refresh = refresh
         self.statements = statements
         self.serving = serving
@@ -44,6 +47,19 @@ public struct WebUI: Sendable {
         self.preferences = preferences
         self.authEnabled = authEnabled
         self.authenticate = authenticate
+        self.permissions = permissions
+    }
+
+    /// - Throws: `PERMISSION_DENIED` (a 403 page) when the session's user lacks `level` on the object.
+    func require(_ session: WebSession, _ level: String, _ kind: ObjectKind, _ id: String?) async throws {
+        guard let permissions, let id else { return }
+        try await permissions.require(session.caller, level, kind, id)
+    }
+
+    /// The ids of the objects of `kind` the session's user may see; nil: all.
+    func visible(_ session: WebSession, _ kind: ObjectKind) async throws -> Set<String>? {
+        guard let permissions else { return nil }
+        return try await permissions.visibleIDs(session.caller, kind)
     }
 
     /// Who a request's session cookie signs in (the admin without authentication), nil when it has none: for the
@@ -85,18 +101,22 @@ public struct WebUI: Sendable {
         router.post("/ui/login") { request, context in try await login(request, context: context) }
         router.post("/ui/logout") { request, context in try await logout(request, context: context) }
         router.get("/ui/experiments") { request, _ in
-            try await signedIn(request) { session in try await ExperimentPages(tracking: tracking).list(request, session: session) }
+            try await signedIn(request) { session in
+                try await ExperimentPages(tracking: tracking).list(request, session: session, only: try await visible(session, .experiments))
+            }
         }
         router.get("/ui/experiments/{id}") { request, context in
             let id = try Self.parameter(context, "id")
             return try await signedIn(request) { session in
-                try await RunsTable(tracking: tracking, preferences: preferences).render(request, experimentID: id, session: session)
+                try await require(session, "CAN_READ", .experiments, id)
+                return try await RunsTable(tracking: tracking, preferences: preferences).render(request, experimentID: id, session: session)
             }
         }
         router.post("/ui/experiments/{id}/columns") { request, context in
             let id = try Self.parameter(context, "id")
             return try await signedInForm(request, context: context) { session, form in
-                try await RunsTable(tracking: tracking, preferences: preferences).saveColumns(experimentID: id, form: form, session: session)
+                try await require(session, "CAN_READ", .experiments, id)
+                return try await RunsTable(tracking: tracking, preferences: preferences).saveColumns(experimentID: id, form: form, session: session)
             }
         }
         registerModelPages(on: router)
@@ -106,12 +126,17 @@ public struct WebUI: Sendable {
         registerSearch(on: router)
         router.get("/ui/experiments/{id}/compare") { request, context in
             let id = try Self.parameter(context, "id")
-            return try await signedIn(request) { session in try await ComparePage(tracking: tracking).render(request, experimentID: id, session: session) }
+            return try await signedIn(request) { session in
+                try await require(session, "CAN_READ", .experiments, id)
+                for run in formValues(Substring(request.uri.query ?? ""), "runs") { try await requireRun(session, run) }
+                return try await ComparePage(tracking: tracking).render(request, experimentID: id, session: session)
+            }
         }
         router.get("/ui/experiments/{id}/runs/{run}") { request, context in
             let id = try Self.parameter(context, "id"), run = try Self.parameter(context, "run")
             return try await signedIn(request) { session in
-                try await RunPage(tracking: tracking).render(experimentID: id, runID: run, session: session,
+                try await requireRun(session, run)
+                return try await RunPage(tracking: tracking).render(experimentID: id, runID: run, session: session,
                                                              query: formFields(Substring(request.uri.query ?? "")))
             }
         }
@@ -119,36 +144,50 @@ public struct WebUI: Sendable {
 
     func registerModelPages<Context: RequestContext>(on router: Router<Context>) {
         router.get("/ui/models") { request, _ in
-            try await signedIn(request) { session in try await ModelPages(registry: registry).list(request, session: session) }
+            try await signedIn(request) { session in
+                try await ModelPages(registry: registry).list(request, session: session, only: try await visible(session, .registeredModels))
+            }
         }
         router.get("/ui/models/{name}") { request, context in
             let name = try Self.parameter(context, "name")
-            return try await signedIn(request) { session in try await ModelPages(registry: registry).model(name: name, session: session) }
+            return try await signedIn(request) { session in
+                try await require(session, "CAN_READ", .registeredModels, name)
+                return try await ModelPages(registry: registry).model(name: name, session: session)
+            }
         }
         router.get("/ui/models/{name}/versions/{version}") { request, context in
             let name = try Self.parameter(context, "name"), version = try Self.parameter(context, "version")
-            return try await signedIn(request) { session in try await ModelPages(registry: registry).version(name: name, version: version, session: session) }
+            return try await signedIn(request) { session in
+                try await require(session, "CAN_READ", .registeredModels, name)
+                return try await ModelPages(registry: registry).version(name: name, version: version, session: session)
+            }
         }
         router.get("/ui/experiments/{id}/runs/{run}/artifacts") { request, context in
             let run = try Self.parameter(context, "run")
             return try await signedIn(request) { session in
-                try await ArtifactPages(tracking: tracking, artifacts: artifacts).page(request, runID: run, session: session)
+                try await requireRun(session, run)
+                return try await ArtifactPages(tracking: tracking, artifacts: artifacts).page(request, runID: run, session: session)
             }
         }
         router.get("/ui/experiments/{id}/runs/{run}/artifacts/raw") { request, context in
             let run = try Self.parameter(context, "run")
-            return try await signedIn(request) { _ in try await ArtifactPages(tracking: tracking, artifacts: artifacts).raw(request, runID: run) }
+            return try await signedIn(request) { session in
+                try await requireRun(session, run)
+                return try await ArtifactPages(tracking: tracking, artifacts: artifacts).raw(request, runID: run)
+            }
         }
         router.post("/ui/models/{name}/versions/{version}/actions") { request, context in
             let name = try Self.parameter(context, "name"), version = try Self.parameter(context, "version")
             return try await signedInForm(request, context: context) { session, form in
-                try await ModelPages(registry: registry).act(name: name, version: version, form: form, session: session)
+                try await requireModelAction(session, name: name, version: version, form: form)
+                return try await ModelPages(registry: registry).act(name: name, version: version, form: form, session: session)
             }
         }
         // A run by id alone (a model version knows its run, not the run's experiment).
         router.get("/ui/runs/{run}") { request, context in
             let run = try Self.parameter(context, "run")
-            return try await signedIn(request) { _ in
+            return try await signedIn(request) { session in
+                try await requireRun(session, run)
                 let info = try await tracking.getRun(id: run).info
                 return Self.redirect("/ui/experiments/\(HTML.segment(info.experimentID))/runs/\(HTML.segment(run))")
             }
@@ -157,22 +196,39 @@ public struct WebUI: Sendable {
 
     func registerJobPages<Context: RequestContext>(on router: Router<Context>) {
         let pages = JobPages(jobs: jobs, runner: runner)
-        router.get("/ui/jobs") { request, _ in try await signedIn(request) { session in try await pages.list(session: session) } }
+        router.get("/ui/jobs") { request, _ in
+            try await signedIn(request) { session in
+                try await pages.list(session: session, only: try await visible(session, .jobs).map { Set($0.compactMap { Int64($0) }) })
+            }
+        }
         router.get("/ui/jobs/{job}") { request, context in
             let job = try Self.number(context, "job")
-            return try await signedIn(request) { session in try await pages.job(id: job, session: session) }
+            return try await signedIn(request) { session in
+                try await requireJob(session, "CAN_VIEW", job)
+                return try await pages.job(id: job, session: session)
+            }
         }
+        // A run page, repair and run-now check the job; the pages refuse a run that is not the job's.
         router.get("/ui/jobs/{job}/runs/{run}") { request, context in
             let job = try Self.number(context, "job"), run = try Self.number(context, "run")
-            return try await signedIn(request) { session in try await pages.run(jobID: job, runID: run, session: session) }
+            return try await signedIn(request) { session in
+                try await requireJob(session, "CAN_VIEW", job)
+                return try await pages.run(jobID: job, runID: run, session: session)
+            }
         }
         router.post("/ui/jobs/{job}/runs/{run}/repair") { request, context in
             let job = try Self.number(context, "job"), run = try Self.number(context, "run")
-            return try await signedInForm(request, context: context) { _, _ in try await pages.repair(jobID: job, runID: run) }
+            return try await signedInForm(request, context: context) { session, _ in
+                try await requireJob(session, "CAN_MANAGE_RUN", job)
+                return try await pages.repair(jobID: job, runID: run)
+            }
         }
         router.post("/ui/jobs/{job}/run-now") { request, context in
             let job = try Self.number(context, "job")
-            return try await signedInForm(request, context: context) { session, form in try await pages.runNow(jobID: job, form: form, session: session) }
+            return try await signedInForm(request, context: context) { session, form in
+                try await requireJob(session, "CAN_MANAGE_RUN", job)
+                return try await pages.runNow(jobID: job, form: form, session: session)
+            }
         }
     }
 
@@ -217,22 +273,67 @@ public struct WebUI: Sendable {
 
     func registerEndpointPages<Context: RequestContext>(on router: Router<Context>) {
         let pages = EndpointPages(serving: serving)
-        router.get("/ui/endpoints") { request, _ in try await signedIn(request) { session in try await pages.list(session: session) } }
+        router.get("/ui/endpoints") { request, _ in
+            try await signedIn(request) { session in try await pages.list(session: session, only: try await visible(session, .servingEndpoints)) }
+        }
         router.get("/ui/endpoints/{name}") { request, context in
             let name = try Self.parameter(context, "name")
-            return try await signedIn(request) { session in try await pages.endpoint(name: name, session: session) }
+            return try await signedIn(request) { session in
+                try await requireEndpoint(session, "CAN_VIEW", name)
+                return try await pages.endpoint(name: name, session: session)
+            }
         }
         router.post("/ui/endpoints/{name}/query") { request, context in
             let name = try Self.parameter(context, "name")
             return try await signedInForm(request, context: context) { session, form in
-                try await pages.query(name: name, body: form["body"] ?? "", session: session)
+                try await requireEndpoint(session, "CAN_QUERY", name)
+                return try await pages.query(name: name, body: form["body"] ?? "", session: session)
             }
         }
     }
 
     func registerSearch<Context: RequestContext>(on router: Router<Context>) {
         let page = SearchPage(tracking: tracking, registry: registry, jobs: jobs, serving: serving, data: DataPages(statements: statements, sessions: sessions))
-        router.get("/ui/search") { request, _ in try await signedIn(request) { session in try await page.render(request, session: session) } }
+        router.get("/ui/search") { request, _ in
+            try await signedIn(request) { session in
+                try await page.render(request, session: session, visible: [
+                    .experiments: try await visible(session, .experiments), .registeredModels: try await visible(session, .registeredModels),
+                    .jobs: try await visible(session, .jobs), .servingEndpoints: try await visible(session, .servingEndpoints),
+                ])
+            }
+        }
+    }
+
+    // MARK: Checks (the API's rules, docs/permissions.md)
+
+    /// A run's page needs `CAN_READ` on the run's own experiment (whatever experiment the URL names).
+    func requireRun(_ session: WebSession, _ run: String) async throws {
+        guard permissions != nil, let experiment = try await tracking.experimentID(ofRun: run) else { return }
+        try await require(session, "CAN_READ", .experiments, experiment)
+    }
+
+    func requireJob(_ session: WebSession, _ level: String, _ job: Int64) async throws {
+        guard (try? await jobs.get(id: job)) != nil else { return }  // the page's 404
+        try await require(session, level, .jobs, String(job))
+    }
+
+    func requireEndpoint(_ session: WebSession, _ level: String, _ name: String) async throws {
+        guard (try? await serving.get(name: name)) != nil else { return }
+        try await require(session, level, .servingEndpoints, name)
+    }
+
+    /// A version's buttons: transitions and approvals need the stage's level (Production or Archived, old or new:
+    /// `CAN_MANAGE_PRODUCTION_VERSIONS`; else `CAN_MANAGE_STAGING_VERSIONS`); requests and comments `CAN_READ`.
+    func requireModelAction(_ session: WebSession, name: String, version: String, form: [String: String]) async throws {
+        guard (try? await registry.getRegisteredModel(name: name)) != nil else { return }
+        switch form["action"] {
+        case "transition", "approve", "reject":
+            let current = try? await registry.getModelVersion(name: name, version: version).stage.rawValue
+            let production = [form["stage"], current].contains { ["production", "archived"].contains($0?.lowercased() ?? "") }
+            try await require(session, production ? "CAN_MANAGE_PRODUCTION_VERSIONS" : "CAN_MANAGE_STAGING_VERSIONS", .registeredModels, name)
+        default:
+            try await require(session, "CAN_READ", .registeredModels, name)
+        }
     }
 
     /// A numeric path parameter (a job or run id); anything else is a page that does not exist.
@@ -288,6 +389,8 @@ public struct WebUI: Sendable {
             return try await page(session)
         } catch let error as KilnError where error.code == .resourceDoesNotExist {
             return Self.html(HTML.page(title: "Not found", session: session, body: HTML.notice(error.message)), status: .notFound)
+        } catch let error as KilnError where error.code == .permissionDenied {
+            return Self.html(HTML.page(title: "Not allowed", session: session, body: HTML.notice(error.message)), status: .forbidden)
         }
     }
 

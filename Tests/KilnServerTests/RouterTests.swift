@@ -49,6 +49,27 @@ struct RouterTests {
         }
     }
 
+    @Test("every API route has an access rule (a route without one is for admins only)")
+    func everyRouteHasARule() async throws {
+        try await Self.withApp { _, _ in
+            #expect(routesWithoutAccessRules() == [])
+        }
+    }
+
+    @Test("docs/permissions.md shows the access rules the code applies (KILN_WRITE_DOCS=1 rewrites it)")
+    func accessRulesAreDocumented() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../docs/permissions.md").standardized
+        let text = try String(contentsOf: url, encoding: .utf8)
+        let begin = "<!-- access-rules:begin -->\n", end = "<!-- access-rules:end -->"
+        let start = try #require(text.range(of: begin)), stop = try #require(text.range(of: end))
+        let documented = String(text[start.upperBound..<stop.lowerBound])
+        if ProcessInfo.processInfo.environment["KILN_WRITE_DOCS"] == "1", documented != accessRulesMarkdown() {
+            try (String(text[..<start.upperBound]) + accessRulesMarkdown() + String(text[stop.lowerBound...])).write(to: url, atomically: true, encoding: .utf8)
+            return
+        }
+        #expect(documented == accessRulesMarkdown())
+    }
+
     @Test("a duplicate experiment is 400 RESOURCE_ALREADY_EXISTS on MLflow routes, as mlflow sends it")
     func duplicateIs400() async throws {
         try await Self.withApp { client, token in

@@ -11,6 +11,8 @@ struct AuthMiddleware: RouterMiddleware {
     let authenticate: @Sendable (String) async throws -> Caller?
     /// Whom requests act as when authentication is off (`--no-auth`).
     let anonymous: Caller
+    /// What each caller may do.
+    let authorizer: Authorizer
     /// Records refused calls (the calls that get through are recorded by ``AuditMiddleware``).
     let auditor: Auditor
 
@@ -18,6 +20,7 @@ struct AuthMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
+        context.authorizer = authorizer
         // Web pages sign in with a session cookie instead (KilnWeb checks it on every page).
         if !enabled || Self.publicPaths.contains(request.uri.path) || WebUI.owns(request.uri.path) {
             context.caller = enabled ? nil : anonymous

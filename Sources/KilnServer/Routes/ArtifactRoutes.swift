@@ -11,10 +11,22 @@ struct ArtifactRoutes: Sendable {
 
     func register(on router: Router<KilnRequestContext>) {
         for prefix in ["/api/2.0/mlflow-artifacts/artifacts", "/ajax-api/2.0/mlflow-artifacts/artifacts"] {
-            router.get(RouterPath(prefix)) { request, _ in try self.list(request) }
-            router.put(RouterPath(prefix + "/**")) { request, _ in try await self.upload(request, prefix: prefix) }
-            router.get(RouterPath(prefix + "/**")) { request, _ in try self.download(request, prefix: prefix) }
-            router.delete(RouterPath(prefix + "/**")) { request, _ in try self.delete(request, prefix: prefix) }
+            router.get(RouterPath(prefix)) { request, context in
+                try await context.authorizer?.artifact(context.caller, path: try BlobKey(Self.listedPath(request)).path, write: false)
+                return try self.list(request)
+            }
+            router.put(RouterPath(prefix + "/**")) { request, context in
+                try await context.authorizer?.artifact(context.caller, path: try Self.key(request, prefix: prefix).path, write: true)
+                return try await self.upload(request, prefix: prefix)
+            }
+            router.get(RouterPath(prefix + "/**")) { request, context in
+                try await context.authorizer?.artifact(context.caller, path: try Self.key(request, prefix: prefix).path, write: false)
+                return try self.download(request, prefix: prefix)
+            }
+            router.delete(RouterPath(prefix + "/**")) { request, context in
+                try await context.authorizer?.artifact(context.caller, path: try Self.key(request, prefix: prefix).path, write: true)
+                return try self.delete(request, prefix: prefix)
+            }
         }
     }
 
@@ -62,11 +74,13 @@ struct ArtifactRoutes: Sendable {
         return .json { _ in }
     }
 
+    static func listedPath(_ request: Request) -> String {
+        if case .string(let p)? = RequestMessage.parseQuery(request.uri.query ?? "")["path"] { return p }
+        return ""
+    }
+
     func list(_ request: Request) throws -> Response {
-        let fields = RequestMessage.parseQuery(request.uri.query ?? "")
-        var path = ""
-        if case .string(let p)? = fields["path"] { path = p }
-        let key = try BlobKey(path)
+        let key = try BlobKey(Self.listedPath(request))
         if try artifacts.kind(of: key) == false {
             // A file, not a folder: MLflow answers with an empty listing.
             return .json { w in w.key("files"); w.array { _ in } }

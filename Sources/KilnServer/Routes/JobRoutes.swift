@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import KilnCore
 import KilnJobs
+import KilnPermissions
 import KilnPlatform
 
 /// Jobs API 2.1 and 2.2 definitions, as databricks-sdk `w.jobs` calls them: create, get, list (paged), update,
@@ -9,6 +10,7 @@ import KilnPlatform
 struct JobRoutes: Sendable {
     let jobs: JobsService
     let runs: JobRunner
+    let permissions: WorkspacePermissions
 
     func register(on router: Router<KilnRequestContext>) {
         MessageRoute.register([
@@ -22,7 +24,9 @@ struct JobRoutes: Sendable {
     }
 
     func create(_ m: RequestMessage) async throws -> Response {
+        try Self.checkRunAs(m.fields, m.caller)
         let id = try await jobs.create(settings: m.fields, creator: m.principal)
+        try await permissions.recordCreated(.jobs, String(id), by: m.caller)
         return .json { w in w.field("job_id", id) }
     }
 
@@ -37,7 +41,8 @@ struct JobRoutes: Sendable {
             guard let n = Int(token) else { throw KilnError.invalid("page_token '\(token)' is not one this server gave") }
             return n
         } ?? Int(try m.int64("offset") ?? 0)
-        let (page, hasMore) = try await jobs.list(limit: limit, offset: offset, name: try m.string("name"))
+        let visible = try await permissions.visibleIDs(m.caller, .jobs).map { Set($0.compactMap { Int64($0) }) }
+        let (page, hasMore) = try await jobs.list(limit: limit, offset: offset, name: try m.string("name"), only: visible)
         return .json { w in
             w.key("jobs")
             w.array { w in for job in page { w.object { Self.write(job, &$0) } } }
@@ -48,6 +53,7 @@ struct JobRoutes: Sendable {
 
     func reset(_ m: RequestMessage) async throws -> Response {
         guard case .object(let settings)? = m.fields["new_settings"] else { throw KilnError.invalid("Missing new_settings") }
+        try Self.checkRunAs(settings, m.caller)
         try await jobs.reset(id: try Self.jobID(m), settings: settings)
         return .json { _ in }
     }
@@ -56,6 +62,7 @@ struct JobRoutes: Sendable {
         var settings: [String: JSONValue] = [:]
         if case .object(let given)? = m.fields["new_settings"] { settings = given }
         let remove = m.fields["fields_to_remove"] == nil ? [] : try m.strings("fields_to_remove")
+        try Self.checkRunAs(settings, m.caller)
         try await jobs.update(id: try Self.jobID(m), newSettings: settings, fieldsToRemove: remove)
         return .json { _ in }
     }
@@ -63,7 +70,19 @@ struct JobRoutes: Sendable {
     func delete(_ m: RequestMessage) async throws -> Response {
         try await runs.cancelAll(jobID: try Self.jobID(m))
         try await jobs.delete(id: try Self.jobID(m))
+        try await permissions.forget(.jobs, String(try Self.jobID(m)))
         return .json { _ in }
+    }
+
+    /// A job may run as its creator; only admins may make it run as someone else (a user or service principal).
+    /// - Throws: `PERMISSION_DENIED`.
+    static func checkRunAs(_ settings: [String: JSONValue], _ caller: Caller?) throws {
+        guard let caller, !caller.isAdmin, case .object(let runAs)? = settings["run_as"] else { return }
+        for key in ["user_name", "service_principal_name"] {
+            if case .string(let name)? = runAs[key], !name.isEmpty, name.lowercased() != caller.name.lowercased() {
+                throw KilnError(.permissionDenied, "\(caller.name) may not make a job run as \(name): only workspace admins may; leave out run_as to run as yourself")
+            }
+        }
     }
 
     static func jobID(_ m: RequestMessage) throws -> Int64 {

@@ -2,12 +2,14 @@ import Foundation
 import Hummingbird
 import KilnCore
 import KilnJobs
+import KilnPermissions
 import KilnPlatform
 
 /// Jobs API 2.1/2.2 runs, as databricks-sdk calls them: run-now, runs/submit, runs/get (what `run_now(...).result()`
 /// polls), runs/list, runs/cancel, runs/cancel-all, runs/delete, runs/get-output, runs/export, runs/repair.
 struct JobRunRoutes: Sendable {
     let runs: JobRunner
+    let permissions: WorkspacePermissions
 
     func register(on router: Router<KilnRequestContext>) {
         MessageRoute.register([
@@ -42,6 +44,7 @@ struct JobRunRoutes: Sendable {
     func submit(_ m: RequestMessage) async throws -> Response {
         var settings = m.fields
         settings["idempotency_token"] = nil
+        try JobRoutes.checkRunAs(settings, m.caller)
         let id = try await runs.submit(settings: settings, creator: m.principal, idempotencyToken: try m.string("idempotency_token"))
         return .json { w in w.field("run_id", id) }
     }
@@ -61,9 +64,12 @@ struct JobRunRoutes: Sendable {
         let activeOnly = try m.bool("active_only") ?? false, completedOnly = try m.bool("completed_only") ?? false
         guard !(activeOnly && completedOnly) else { throw KilnError.invalid("active_only and completed_only cannot both be true") }
         let expand = try m.bool("expand_tasks") ?? false
+        let visible = try await permissions.visibleIDs(m.caller, .jobs).map {
+            RunVisibility(jobs: Set($0.compactMap { Int64($0) }), submitter: m.principal ?? "")
+        }
         let page = try await runs.list(jobID: try m.int64("job_id"), activeOnly: activeOnly, completedOnly: completedOnly,
                                        runType: try m.string("run_type"), from: try m.int64("start_time_from"), to: try m.int64("start_time_to"),
-                                       limit: limit + 1, offset: offset, expandTasks: expand)
+                                       limit: limit + 1, offset: offset, expandTasks: expand, visible: visible)
         let hasMore = page.count > limit
         return .json { w in
             w.key("runs")

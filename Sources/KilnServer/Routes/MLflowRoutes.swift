@@ -1,6 +1,7 @@
 import Hummingbird
 import KilnBlob
 import KilnCore
+import KilnPermissions
 import KilnTracking
 
 /// The MLflow tracking REST API 2.0, under `/api/2.0/mlflow` and `/ajax-api/2.0/mlflow`.
@@ -9,6 +10,7 @@ import KilnTracking
 struct MLflowRoutes: Sendable {
     let tracking: TrackingService
     let artifacts: any BlobStore
+    let permissions: WorkspacePermissions
 
     typealias Route = MessageRoute
 
@@ -64,6 +66,7 @@ struct MLflowRoutes: Sendable {
             name: try m.requireString("name"),
             artifactLocation: try m.string("artifact_location"),
             tags: try m.keyValues("tags").map { KeyValue($0.0, $0.1) })
+        try await permissions.recordCreated(.experiments, id, by: m.caller)
         return .json { w in w.field("experiment_id", id) }
     }
 
@@ -80,7 +83,8 @@ struct MLflowRoutes: Sendable {
     func searchExperiments(_ m: RequestMessage) async throws -> Response {
         let page = try await tracking.searchExperiments(
             filter: try m.string("filter"), orderBy: try m.strings("order_by"), maxResults: try m.int("max_results"),
-            pageToken: try m.string("page_token"), viewType: try Self.viewType(m, "view_type"))
+            pageToken: try m.string("page_token"), viewType: try Self.viewType(m, "view_type"),
+            only: try await permissions.visibleIDs(m.caller, .experiments))
         return .json { w in
             w.key("experiments")
             w.array { w in for e in page.items { w.experiment(e) } }

@@ -24,6 +24,9 @@ struct MessageRoute: Sendable {
             for route in routes {
                 let handler = route.handler
                 let limit = route.bodyLimit
+                let name = AccessRules.key(route.method, prefix + route.path)
+                let rule = AccessRules.rule(route.method, prefix + route.path)
+                if rule == nil { AccessRules.unruled.withLock { _ = $0.insert(name) } }
                 router.on(RouterPath(prefix + route.path), method: route.method) { request, context in
                     var message = try await RequestMessage.read(request, context: context, limit: limit)
                     message.caller = context.caller
@@ -32,6 +35,7 @@ struct MessageRoute: Sendable {
                         message.fields[String(key)] = .string(String(value).removingPercentEncoding ?? String(value))
                     }
                     context.auditFields.set(message.fields)
+                    try await context.authorizer?.authorize(rule, message, route: name)
                     return try await handler(message)
                 }
             }

@@ -1,10 +1,12 @@
 import Hummingbird
 import KilnCore
+import KilnPermissions
 import KilnRegistry
 
 /// The MLflow model registry REST API 2.0, under `/api/2.0/mlflow` and `/ajax-api/2.0/mlflow`.
 struct RegistryRoutes: Sendable {
     let registry: RegistryService
+    let permissions: WorkspacePermissions
 
     var routes: [MessageRoute] {
         [
@@ -52,12 +54,17 @@ struct RegistryRoutes: Sendable {
     }
 
     func createModel(_ m: RequestMessage) async throws -> Response {
-        Self.model(try await registry.createRegisteredModel(
-            name: try m.requireString("name"), description: try m.string("description"), tags: try Self.tags(m), userID: m.principal))
+        let model = try await registry.createRegisteredModel(
+            name: try m.requireString("name"), description: try m.string("description"), tags: try Self.tags(m), userID: m.principal)
+        try await permissions.recordCreated(.registeredModels, model.name, by: m.caller)
+        return Self.model(model)
     }
 
     func renameModel(_ m: RequestMessage) async throws -> Response {
-        Self.model(try await registry.renameRegisteredModel(name: try m.requireString("name"), newName: try m.requireString("new_name")))
+        let name = try m.requireString("name")
+        let model = try await registry.renameRegisteredModel(name: name, newName: try m.requireString("new_name"))
+        try await permissions.rename(.registeredModels, from: name, to: model.name)
+        return Self.model(model)
     }
 
     func updateModel(_ m: RequestMessage) async throws -> Response {
@@ -66,6 +73,7 @@ struct RegistryRoutes: Sendable {
 
     func deleteModel(_ m: RequestMessage) async throws -> Response {
         try await registry.deleteRegisteredModel(name: try m.requireString("name"))
+        try await permissions.forget(.registeredModels, try m.requireString("name"))
         return Self.empty
     }
 
@@ -76,7 +84,7 @@ struct RegistryRoutes: Sendable {
     func searchModels(_ m: RequestMessage) async throws -> Response {
         let page = try await registry.searchRegisteredModels(
             filter: try m.string("filter"), orderBy: try m.strings("order_by"), maxResults: try m.int("max_results"),
-            pageToken: try m.string("page_token"))
+            pageToken: try m.string("page_token"), only: try await permissions.visibleIDs(m.caller, .registeredModels))
         return .json { w in
             w.key("registered_models")
             w.array { w in for model in page.items { w.registeredModel(model) } }
@@ -142,7 +150,7 @@ struct RegistryRoutes: Sendable {
     func searchVersions(_ m: RequestMessage) async throws -> Response {
         let page = try await registry.searchModelVersions(
             filter: try m.string("filter"), orderBy: try m.strings("order_by"), maxResults: try m.int("max_results"),
-            pageToken: try m.string("page_token"))
+            pageToken: try m.string("page_token"), only: try await permissions.visibleIDs(m.caller, .registeredModels))
         return .json { w in
             w.key("model_versions")
             w.array { w in for v in page.items { w.modelVersion(v) } }

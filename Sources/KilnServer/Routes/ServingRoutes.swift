@@ -4,6 +4,7 @@ import Hummingbird
 import KilnCore
 import KilnFrame
 import KilnLearn
+import KilnPermissions
 import KilnPlatform
 import KilnServing
 
@@ -13,6 +14,7 @@ import KilnServing
 /// `served-model-name` header, as databricks-sdk expects.
 struct ServingRoutes: Sendable {
     let serving: ServingService
+    let permissions: WorkspacePermissions
 
     func register(on router: Router<KilnRequestContext>) {
         MessageRoute.register([
@@ -26,6 +28,7 @@ struct ServingRoutes: Sendable {
         // Admission comes before the body is read: a request waiting for a slot holds no payload in memory.
         router.post("/serving-endpoints/{name}/invocations") { request, context in
             let name = context.parameters.get("name") ?? ""
+            if let caller = context.caller { try await context.authorizer?.require(caller, AccessRules.query, .servingEndpoints, name) }
             let ticket = try await serving.admit(name: name, principal: context.principal)
             defer { ticket.leave() }
             let started = ContinuousClock.now, timestamp = Int64(Date().timeIntervalSince1970 * 1000)
@@ -57,6 +60,13 @@ struct ServingRoutes: Sendable {
 
     static let bodyLimit = 16 * 1024 * 1024
 
+    /// An endpoint serves its models to whoever may query it: its creator must be able to read each one.
+    func requireReadable(_ config: EndpointConfig, _ caller: Caller?) async throws {
+        for model in Set(config.servedEntities.map(\.entityName)).sorted() {
+            try await permissions.require(caller, AccessRules.read, .registeredModels, model)
+        }
+    }
+
     func create(_ m: RequestMessage) async throws -> Response {
         let name = try m.requireString("name")
         guard case .object(let config)? = m.fields["config"] else { throw KilnError.invalid("Missing config: give served_entities (and traffic_config)") }
@@ -67,14 +77,18 @@ struct ServingRoutes: Sendable {
                 if case .string(let value)? = tag["value"] { tags.append(KeyValue(key, value)) } else { tags.append(KeyValue(key, "")) }
             }
         }
-        let endpoint = try await serving.create(name: name, config: try Self.config(config), tags: tags,
+        let parsed = try Self.config(config)
+        try await requireReadable(parsed, m.caller)
+        let endpoint = try await serving.create(name: name, config: parsed, tags: tags,
                                                 description: try m.string("description"), creator: m.principal)
+        try await permissions.recordCreated(.servingEndpoints, endpoint.name, by: m.caller)
         let states = serving.servingStates(name: endpoint.name)
         return .json { Self.write(endpoint, states: states, &$0) }
     }
 
     func list(_ m: RequestMessage) async throws -> Response {
-        let endpoints = try await serving.list()
+        let visible = try await permissions.visibleIDs(m.caller, .servingEndpoints)
+        let endpoints = try await serving.list().filter { visible?.contains($0.name) ?? true }
         return .json { w in
             w.key("endpoints")
             w.array { w in for endpoint in endpoints { w.object { Self.write(endpoint, states: serving.servingStates(name: endpoint.name), &$0) } } }
@@ -89,11 +103,14 @@ struct ServingRoutes: Sendable {
 
     func delete(_ m: RequestMessage) async throws -> Response {
         try await serving.delete(name: try m.requireString("name"), principal: m.principal)
+        try await permissions.forget(.servingEndpoints, try m.requireString("name"))
         return .json { _ in }
     }
 
     func updateConfig(_ m: RequestMessage) async throws -> Response {
-        let endpoint = try await serving.updateConfig(name: try m.requireString("name"), config: try Self.config(m.fields), principal: m.principal)
+        let config = try Self.config(m.fields)
+        try await requireReadable(config, m.caller)
+        let endpoint = try await serving.updateConfig(name: try m.requireString("name"), config: config, principal: m.principal)
         let states = serving.servingStates(name: endpoint.name)
         return .json { Self.write(endpoint, states: states, &$0) }
     }

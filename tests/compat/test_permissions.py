@@ -317,3 +317,30 @@ def test_web_pages_show_only_what_the_user_may_see(world, tmp_path):
         ml.ExperimentAccessControlRequest(user_name=world.names["eve"], permission_level=ml.ExperimentPermissionLevel.CAN_READ)])
     assert eve.get(base + f"/ui/experiments/{exp}/runs/{run}").status_code == 200
     assert name in eve.get(base + "/ui/experiments").text
+
+
+def test_training_reads_and_writes_as_the_caller(world, tmp_path):
+    import pandas as pd
+    pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0, 1.5, 3.5, 0.5, 4.5], "label": [0, 0, 1, 1, 0, 1, 0, 1]}).to_parquet(tmp_path / "t.parquet", index=False)
+    kiln_cli("table", "write", "main.default.train_rows", "--from", str(tmp_path / "t.parquet"), home=world.kiln.home)
+    experiment, model = f"eve-train-{uuid.uuid4().hex[:6]}", f"eve_model_{uuid.uuid4().hex[:6]}"
+    args = ["train", "--url", world.kiln.url, "--token", world.tokens["eve"], "--table", "main.default.train_rows", "--target", "label",
+            "--algorithm", "logistic", "--features", "x", "--experiment", experiment, "--register", model, "--json"]
+    refused = kiln_cli(*args, check=False)
+    assert refused.returncode != 0 and "SELECT" in refused.stderr, refused.stderr
+    for sql in ["GRANT USE CATALOG ON CATALOG main TO `{u}`", "GRANT USE SCHEMA ON SCHEMA main.default TO `{u}`",
+                "GRANT SELECT ON TABLE main.default.train_rows TO `{u}`"]:
+        kiln_cli("sql", "--url", world.kiln.url, sql.format(u=world.names["eve"]))
+    kiln_cli(*args)
+    with world.mlflow("eve") as eve:  # what training made is hers
+        exp = eve.get_experiment_by_name(experiment)
+        assert eve.search_runs([exp.experiment_id])[0].data.metrics
+        assert eve.get_registered_model(model).latest_versions
+    with world.mlflow("bob") as bob:
+        denied(lambda: bob.get_registered_model(model))
+        assert experiment not in [e.name for e in bob.search_experiments()]
+    # Training into someone else's model needs CAN_EDIT on it.
+    bob_args = [a if a != world.tokens["eve"] else world.tokens["bob"] for a in args]
+    kiln_cli("sql", "--url", world.kiln.url, "GRANT USE CATALOG, USE SCHEMA, SELECT ON CATALOG main TO `{}`".format(world.names["bob"]))
+    refused = kiln_cli(*bob_args[:-5], "--register", model, "--json", check=False)
+    assert refused.returncode != 0 and "CAN_EDIT" in refused.stderr, refused.stderr

@@ -38,6 +38,8 @@ enum AccessRule: Sendable {
     case creates(String)
     /// Signed in; the answer holds only what the caller may see.
     case lists
+    /// Signed in; the service checks what the request names (described here).
+    case checks(String)
     /// A workspace admin (group `admins`).
     case admin
     /// At least this level on the target object.
@@ -169,10 +171,11 @@ enum AccessRules {
         "PATCH /api/2.0/notification-destinations/{id}": .admin,
         "DELETE /api/2.0/notification-destinations/{id}": .admin,
 
-        // Training reads tables and writes experiments and models: admins until it checks each one (issue 20).
-        "POST /api/2.0/kiln/train": .admin,
+        // Training and comparison check each table (SELECT), experiment, run and model as the caller (Platform.train).
+        "POST /api/2.0/kiln/train": .checks("`SELECT` on each table; `CAN_EDIT` on the experiment or run logged to (a new experiment is the caller's); `CAN_EDIT` on the model registered into (a new one is the caller's)"),
+        "POST /api/2.0/kiln/models/compare": .checks("`SELECT` on the table; `CAN_READ` on both models (or their runs' experiments)"),
+        // Reproduce reads the original run's table and writes its experiment: admins until it checks both.
         "POST /api/2.0/kiln/runs/reproduce": .admin,
-        "POST /api/2.0/kiln/models/compare": .admin,
         "POST /api/2.0/kiln/test/clock": .admin,
     ]
 
@@ -218,7 +221,7 @@ struct Authorizer: Sendable {
         switch rule {
         case .each(let rules):
             for rule in rules { try await authorize(rule, m, route: route) }
-        case .signedIn, .creates, .lists: return
+        case .signedIn, .creates, .lists, .checks: return
         case .admin:
             throw KilnError(.permissionDenied, "\(caller.name) may not call \(route): it is for workspace admins")
         case .level(let target, let level):
@@ -357,6 +360,7 @@ extension AccessRule {
         case .signedIn: return "signed in"
         case .creates(let level): return level.hasPrefix("CAN_") || level.hasPrefix("IS_") ? "signed in; the creator gets `\(level)`" : "signed in; what it makes is \(level)"
         case .lists: return "signed in; answers only what the caller may see"
+        case .checks(let what): return what
         case .admin: return "a workspace admin"
         case .level(let target, let level): return "`\(level)` on \(target.text)"
         case .transition: return "`CAN_MANAGE_STAGING_VERSIONS` on the model (`CAN_MANAGE_PRODUCTION_VERSIONS` when Production or Archived is the old or new stage)"

@@ -21,7 +21,7 @@ struct TrainingRoutes: Sendable {
 
     func train(_ m: RequestMessage) async throws -> Response {
         let request = try TrainRequest(json: m.fields)
-        let outcome = try await platform.training.train(request)
+        let outcome = try await platform.train(request, as: m.caller)
         return .json { w in
             w.field("run_id", outcome.runID)
             w.field("experiment_id", outcome.experimentID)
@@ -64,8 +64,9 @@ struct TrainingRoutes: Sendable {
     func compare(_ m: RequestMessage) async throws -> Response {
         let seed = try m.int64("seed") ?? 0
         guard seed >= 0 else { throw KilnError.invalid("seed must not be negative") }
-        let c = try await platform.training.compare(modelA: try m.requireString("model_a"), modelB: try m.requireString("model_b"),
-                                           table: try m.requireString("table"), version: try m.int64("table_version"), seed: UInt64(seed))
+        let c = try await platform.compare(modelA: try m.requireString("model_a"), modelB: try m.requireString("model_b"),
+                                           table: try m.requireString("table"), version: try m.int64("table_version"), seed: UInt64(seed),
+                                           as: m.caller)
         return .json { w in
             w.field("model_a", c.labelA)
             w.field("model_b", c.labelB)

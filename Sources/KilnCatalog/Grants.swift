@@ -33,7 +33,7 @@ public struct Privilege: Hashable, Sendable, Comparable, CustomStringConvertible
                       modify = Privilege("MODIFY"), createCatalog = Privilege("CREATE_CATALOG"), createSchema = Privilege("CREATE_SCHEMA"),
                       createTable = Privilege("CREATE_TABLE"), all = Privilege("ALL_PRIVILEGES"), manage = Privilege("MANAGE"),
                       browse = Privilege("BROWSE"), createVolume = Privilege("CREATE_VOLUME"), readVolume = Privilege("READ_VOLUME"),
-                      writeVolume = Privilege("WRITE_VOLUME")
+                      writeVolume = Privilege("WRITE_VOLUME"), execute = Privilege("EXECUTE"), createFunction = Privilege("CREATE_FUNCTION")
 
     /// As unitycatalog-client spells it (spaces); databricks-sdk reads the canonical form.
     public var spaced: String { name.replacingOccurrences(of: "_", with: " ") }
@@ -45,12 +45,12 @@ public struct Privilege: Hashable, Sendable, Comparable, CustomStringConvertible
 
 /// The kinds of securable grants attach to.
 public enum SecurableType: String, Sendable, CaseIterable {
-    case metastore, catalog, schema, table, volume
+    case metastore, catalog, schema, table, volume, function
 
-    /// Case-insensitive; `function`, `model`, `registered_model` are not governed yet.
+    /// Case-insensitive; `model` and `registered_model` (UC models) are not governed yet.
     public init(parsing text: String) throws {
         guard let type = Self(rawValue: text.lowercased()) else {
-            throw KilnError.invalid("Securable type '\(text)' is not supported; use metastore, catalog, schema, table or volume")
+            throw KilnError.invalid("Securable type '\(text)' is not supported; use metastore, catalog, schema, table, volume or function")
         }
         self = type
     }
@@ -67,6 +67,7 @@ public enum SecurableType: String, Sendable, CaseIterable {
                     "EXECUTE", "READ_VOLUME", "WRITE_VOLUME", "MANAGE", "APPLY_TAG"]
         case .table: return ["ALL_PRIVILEGES", "SELECT", "MODIFY", "MANAGE", "APPLY_TAG"]
         case .volume: return ["ALL_PRIVILEGES", "READ_VOLUME", "WRITE_VOLUME", "MANAGE", "APPLY_TAG"]
+        case .function: return ["ALL_PRIVILEGES", "EXECUTE", "MANAGE", "APPLY_TAG"]
         }
     }
 
@@ -138,7 +139,7 @@ extension UnityCatalog {
         case .catalog:
             let c = try catalog.identified(fullName)
             levels = [(.catalog, c.id!, fullName, c.createdAt)]
-        case .schema, .table, .volume:
+        case .schema, .table, .volume, .function:
             let n = try Self.split(fullName, parts: type == .schema ? 2 : 3)
             let c = try catalog.identified(n[0]), s = try catalog.identified(n[0], n[1])
             levels = [(.schema, s.id!, "\(n[0]).\(n[1])", s.createdAt), (.catalog, c.id!, n[0], c.createdAt)]
@@ -148,6 +149,9 @@ extension UnityCatalog {
             } else if type == .volume {
                 let v = try loadVolume(n[0], n[1], n[2])
                 levels.insert((.volume, v.volumeID, fullName, v.createdAt), at: 0)
+            } else if type == .function {
+                let f = try loadFunction(n[0], n[1], n[2])
+                levels.insert((.function, f.id, fullName, f.createdAt), at: 0)
             }
         }
         let ids = levels.map(\.id)
@@ -316,9 +320,13 @@ extension UnityCatalog {
         case .metastore: return true
         case .catalog: return try await allowed(caller, .useCatalog, path)
         case .schema: return try await allowed(caller, .useSchema, path)
-        case .table, .volume:
+        case .table, .volume, .function:
             guard try await allowed(caller, nil, path) else { return false }
-            let inherited: Set<Privilege> = path.target.type == .table ? [.select, .modify, .all, .manage] : [.readVolume, .writeVolume, .all, .manage]
+            let inherited: Set<Privilege> = switch path.target.type {
+            case .table: [.select, .modify, .all, .manage]
+            case .volume: [.readVolume, .writeVolume, .all, .manage]
+            default: [.execute, .all, .manage]
+            }
             return (all[path.target.id] ?? [:]).contains { names.contains($0.key) && !$0.value.isEmpty }
                 || path.levels.dropFirst().contains { level in
                     (all[level.id] ?? [:]).contains { who, ps in names.contains(who) && !ps.isDisjoint(with: inherited) }
@@ -326,8 +334,11 @@ extension UnityCatalog {
         }
     }
 
-    /// Records `caller` as the creator and owner of a securable made outside this API (SQL DDL).
-    public func recordCreated(_ type: SecurableType, _ fullName: String, by caller: Caller) async throws {
-        try await recordCreated(try await path(type, fullName).target.id, by: caller)
+    /// Records `caller` as the creator and owner of a securable made outside this API (SQL DDL); with `ifNew`, only
+    /// when it has no owner yet (`CREATE OR REPLACE` of an existing one keeps its owner).
+    public func recordCreated(_ type: SecurableType, _ fullName: String, by caller: Caller, ifNew: Bool = false) async throws {
+        let id = try await path(type, fullName).target.id
+        if ifNew, try await ownerships([id])[id] != nil { return }
+        try await recordCreated(id, by: caller)
     }
 }

@@ -384,3 +384,12 @@ extension Functions {
         return steps
     }
 }
+
+extension Expr {
+    /// Whether `name` is one of Kiln's built-in scalar, aggregate or window functions (user functions cannot shadow
+    /// them when called unqualified).
+    public static func isBuiltinFunction(_ name: String) -> Bool {
+        let lower = name.lowercased()
+        return Functions.names.contains(lower) || Window.ranking.contains(lower) || Window.offsets.contains(lower) || Window.aggregates.contains(lower)
+    }
+}

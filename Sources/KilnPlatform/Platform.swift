@@ -211,6 +211,7 @@ struct StatementRules: Sendable {
             let type: SecurableType = name.split(separator: ".").count == 3 ? .table : name.contains(".") ? .schema : .catalog
             try? await catalog.recordCreated(type, name, by: caller)
         }
+        for name in references.functionsCreated { try? await catalog.recordCreated(.function, name, by: caller, ifNew: true) }
     }
 
     /// SHOW CATALOGS, SCHEMAS and TABLES list only what the caller may see (as the catalog API's lists do).
@@ -238,7 +239,7 @@ struct StatementRules: Sendable {
         case .metastore: fullName = "metastore"
         case .catalog: fullName = statement.name.joined(separator: ".")
         case .schema: let n = try sql.schemaName(statement.name); fullName = "\(n.catalog).\(n.schema)"
-        case .table, .volume: let n = try sql.tableName(statement.name); fullName = "\(n.catalog).\(n.schema).\(n.table)"
+        case .table, .volume, .function: let n = try sql.tableName(statement.name); fullName = "\(n.catalog).\(n.schema).\(n.table)"
         }
         let path = try await catalog.path(type, fullName)
         guard statement.action == .show else {
@@ -286,6 +287,22 @@ struct StatementRules: Sendable {
         for name in references.namespacesCreated.sorted() {
             if name.contains(".") { try await require(.createSchema, .catalog, String(name.split(separator: ".")[0]), "create schemas in") }
             else { try await require(.createCatalog, .metastore, "metastore", "create catalogs in") }
+        }
+        for name in references.functionsCalled.sorted() { try await require(.execute, .function, name, "call") }
+        for name in references.functionsCreated.sorted() {
+            if let existing = try? await catalog.path(.function, name) {
+                guard try await catalog.mayManage(caller, existing) else {
+                    throw KilnError(.permissionDenied, "\(caller.name) may not replace function \(name): that takes its owner or MANAGE")
+                }
+            } else {
+                try await require(.createFunction, .schema, name.split(separator: ".").prefix(2).joined(separator: "."), "create functions in")
+            }
+        }
+        for name in references.functionsDropped.sorted() {
+            guard let path = try? await catalog.path(.function, name) else { continue }
+            guard try await catalog.mayManage(caller, path) else {
+                throw KilnError(.permissionDenied, "\(caller.name) may not drop function \(name): that takes its owner, MANAGE, or an admin")
+            }
         }
         for name in references.ownerOnly.sorted() {
             let type: SecurableType = name.split(separator: ".").count == 3 ? .table : name.contains(".") ? .schema : .catalog

@@ -48,6 +48,18 @@ extension Execution {
         case .grants:
             throw KilnError.invalid("GRANT, REVOKE and SHOW GRANTS run on a server, which keeps the grants: use kiln sql --url (or the statements API)")
         case .list(let path): return try list(path)
+        case .createFunction(let name, let orReplace, let ifNotExists, let parameters, let returns, let body, let comment):
+            let n = try engine.catalog.functionName(name)
+            if ifNotExists, try engine.catalog.function(n.catalog, n.schema, n.name) != nil { return .empty }
+            var function = SQLFunction(catalog: n.catalog, schema: n.schema, name: n.name.lowercased(), parameters: parameters, returnsText: returns,
+                                       body: body, comment: comment)
+            if let existing = try engine.catalog.function(n.catalog, n.schema, n.name) { function.id = existing.id }  // grants stay
+            try engine.catalog.saveFunction(function, replace: orReplace)
+            return .empty
+        case .dropFunction(let name, let ifExists):
+            let n = try engine.catalog.functionName(name)
+            try engine.catalog.dropFunction(n.catalog, n.schema, n.name, ifExists: ifExists)
+            return .empty
         case .createCatalog(let name, let ifNotExists, let comment):
             try engine.catalog.createCatalog(name, comment: comment, ifNotExists: ifNotExists)
             return .empty

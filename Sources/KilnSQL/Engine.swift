@@ -26,7 +26,7 @@ public struct SQLEngine: Sendable {
     }
 
     func run(_ sql: String) throws -> Frame {
-        let (statement, subqueries) = try Parser.parse(sql)
+        let (statement, subqueries, _) = try Parser.parse(sql, functions: catalog.functionResolver)
         var run = Execution(engine: self, subqueries: subqueries)
         switch statement {
         case .query(let q):

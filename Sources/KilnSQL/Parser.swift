@@ -10,6 +10,12 @@ public struct Parser {
     let sql: String
     /// Uncorrelated subqueries used as expressions, by id (`Expr.call("__subquery", [id])`).
     var subqueries: [Query] = []
+    /// Finds user functions; calls to them are inlined (nil: only built-in functions).
+    var functions: FunctionResolver?
+    /// How deep in function bodies this parser is.
+    var depth = 0
+    /// The user functions the statement calls, as `catalog.schema.name`.
+    var calledFunctions: Set<String> = []
 
     static let reserved: Set<String> = ["select", "from", "where", "group", "by", "having", "order", "limit", "offset", "union", "intersect",
                                         "except", "join", "inner", "left", "right", "full", "outer", "cross", "semi", "anti", "on",
@@ -19,11 +25,42 @@ public struct Parser {
 
     /// Parses one statement (a trailing `;` is allowed).
     public static func parse(_ sql: String) throws -> (Statement, subqueries: [Query]) {
+        let parsed = try parse(sql, functions: nil)
+        return (parsed.statement, parsed.subqueries)
+    }
+
+    /// Parses one statement, inlining calls of the user functions `functions` finds.
+    public static func parse(_ sql: String, functions: FunctionResolver?) throws -> (statement: Statement, subqueries: [Query], functions: Set<String>) {
         var parser = Parser(tokens: try Lexer.tokens(sql), sql: sql)
+        parser.functions = functions
         let statement = try parser.statement()
         _ = parser.symbol(";")
         guard parser.peek.kind == .end else { throw parser.fail("unexpected '\(parser.peek.text)'") }
-        return (statement, parser.subqueries)
+        return (statement, parser.subqueries, parser.calledFunctions)
+    }
+
+    /// A type as SQL writes it (`DOUBLE`, `DECIMAL(10,2)`). - Throws: `INVALID_PARAMETER_VALUE`.
+    public static func type(_ text: String) throws -> FrameType {
+        var parser = Parser(tokens: try Lexer.tokens(text), sql: text)
+        let type = try parser.typeName()
+        guard parser.peek.kind == .end else { throw parser.fail("unexpected '\(parser.peek.text)' after the type") }
+        return type
+    }
+
+    /// One expression (a function body). - Throws: `INVALID_PARAMETER_VALUE`.
+    public static func expression(_ text: String, functions: FunctionResolver? = nil) throws -> Expr {
+        var parser = Parser(tokens: try Lexer.tokens(text), sql: text)
+        parser.functions = functions
+        parser.depth = 1
+        let e = try parser.expression()
+        guard parser.peek.kind == .end, parser.subqueries.isEmpty else { throw parser.fail("a function body is one expression, without subqueries") }
+        return e
+    }
+
+    /// Built-in functions, which user functions called without a schema cannot shadow.
+    static func isBuiltinFunction(_ name: String) -> Bool {
+        let lower = name.lowercased()
+        return Expr.isBuiltinFunction(lower) || Execution.aggregates.contains(lower) || lower.hasPrefix("__")
     }
 
     init(tokens: [Token], sql: String) {
@@ -104,7 +141,7 @@ public struct Parser {
         func securable() throws -> (type: String, name: [String]) {
             try expect("on")
             if keyword("metastore") { return ("metastore", ["metastore"]) }
-            for type in ["catalog", "schema", "database", "table", "volume"] where keyword(type) {
+            for type in ["catalog", "schema", "database", "table", "volume", "function"] where keyword(type) {
                 return (type == "database" ? "schema" : type, try qualifiedName())
             }
             if keyword("model") || keyword("function") { throw fail("grants on functions and models are not supported yet") }
@@ -127,6 +164,9 @@ public struct Parser {
     }
 
     mutating func statement() throws -> Statement {
+        if isKeyword("create"), isKeyword("function", 1) || (isKeyword("or", 1) && isKeyword("replace", 2) && isKeyword("function", 3)) {
+            return try createFunction()
+        }
         if keyword("create") {
             if keyword("catalog") {
                 let ifNotExists = try ifNot()
@@ -191,6 +231,12 @@ public struct Parser {
             if keyword("where") { (condition, conditionText) = try expressionWithText() }
             return .update(table: table, alias: alias, assignments: assignments, condition: condition, assignmentsText: assignmentsText,
                            conditionText: conditionText)
+        }
+        if isKeyword("drop"), isKeyword("function", 1) {
+            at += 2
+            var ifExists = false
+            if keyword("if") { try expect("exists"); ifExists = true }
+            return .dropFunction(name: try qualifiedName(), ifExists: ifExists)
         }
         if keyword("drop") {
             let kind: NamespaceKind?
@@ -975,6 +1021,18 @@ public struct Parser {
         }
         // A function call, or a column (possibly qualified).
         let name = try anyName()
+        // `schema.f(...)` or `catalog.schema.f(...)`: a user function.
+        if peek.kind == .symbol, peek.text == ".", peek(1).kind == .identifier || peek(1).kind == .quoted,
+           peek(2).kind == .symbol, peek(2).text == "(" || (peek(2).text == "." && peek(4).kind == .symbol && peek(4).text == "(") {
+            var parts = [name]
+            while symbol(".") { parts.append(try anyName()) }
+            try expectSymbol("(")
+            return try userCall(parts)
+        }
+        if peek.kind == .symbol, peek.text == "(", let functions, !Self.isBuiltinFunction(name), try functions([name]) != nil {
+            at += 1
+            return try userCall([name])
+        }
         if symbol("(") {
             let lower = name.lowercased()
             if symbol("*") {
@@ -1003,6 +1061,66 @@ public struct Parser {
         }
         if parts.count == 1, t.kind == .identifier, Self.reserved.contains(word) { throw fail("unexpected keyword \(t.text.uppercased())") }
         return .column(parts.joined(separator: "."))
+    }
+
+    /// `CREATE [OR REPLACE] FUNCTION [IF NOT EXISTS] name([param TYPE [COMMENT '..'], ...]) RETURNS TYPE
+    /// [COMMENT '..'] [LANGUAGE SQL] [[NOT] DETERMINISTIC] [CONTAINS SQL | READS SQL DATA] RETURN expression`.
+    mutating func createFunction() throws -> Statement {
+        try expect("create")
+        let orReplace = keyword("or")
+        if orReplace { try expect("replace") }
+        try expect("function")
+        let ifNotExists = try ifNot()
+        let name = try qualifiedName()
+        try expectSymbol("(")
+        var parameters: [SQLFunction.Parameter] = []
+        if !symbol(")") {
+            repeat {
+                let p = try identifier()
+                let start = peek.offset
+                _ = try typeName()
+                var parameter = SQLFunction.Parameter(name: p, typeText: String(Array(sql)[start..<peek.offset]).trimmingCharacters(in: .whitespaces))
+                if keyword("comment") { parameter.comment = try quoted("COMMENT") }
+                parameters.append(parameter)
+            } while symbol(",")
+            try expectSymbol(")")
+        }
+        try expect("returns")
+        let start = peek.offset
+        _ = try typeName()
+        let returns = String(Array(sql)[start..<peek.offset]).trimmingCharacters(in: .whitespaces)
+        var comment: String?
+        while !isKeyword("return") {
+            if keyword("comment") { comment = try quoted("COMMENT") }
+            else if keyword("language") { guard keyword("sql") else { throw fail("only LANGUAGE SQL functions are supported") } }
+            else if keyword("not") { try expect("deterministic") }
+            else if keyword("deterministic") {}
+            else if keyword("contains") { try expect("sql") }
+            else if keyword("reads") { try expect("sql"); try expect("data") }
+            else { throw fail("expected RETURN and the function's body") }
+        }
+        try expect("return")
+        let bodyStart = peek.offset
+        _ = try expression()
+        var end = peek.offset
+        if peek.kind == .end { end = sql.count }
+        let body = String(Array(sql)[bodyStart..<end]).trimmingCharacters(in: .whitespacesAndNewlines.union(CharacterSet(charactersIn: ";")))
+        return .createFunction(name: name, orReplace: orReplace, ifNotExists: ifNotExists, parameters: parameters, returns: returns, body: body,
+                               comment: comment)
+    }
+
+    /// A user function's call (after its `(`): its body with the arguments in place.
+    mutating func userCall(_ parts: [String]) throws -> Expr {
+        var args: [Expr] = []
+        if !symbol(")") {
+            repeat { args.append(try expression()) } while symbol(",")
+            try expectSymbol(")")
+        }
+        guard let functions, let function = try functions(parts) else {
+            throw KilnError.notFound("[UNRESOLVED_ROUTINE] Cannot resolve function `\(parts.joined(separator: "."))`; create it with CREATE FUNCTION, or check the name")
+        }
+        if depth == 0 { calledFunctions.insert(function.fullName.lowercased()) }
+        return try function.inline(args, resolve: functions, depth: depth)
     }
 
     /// `fn(...) OVER ([PARTITION BY ...] [ORDER BY ...] [ROWS BETWEEN ... AND ...])` makes a window function.

@@ -28,15 +28,21 @@ public struct StatementReferences: Sendable, Equatable {
     }
     /// Volumes whose files are read (LIST), as `catalog.schema.volume`.
     public var volumesRead: Set<String> = []
+    /// User functions called, as `catalog.schema.name` (functions they call in turn run with their definer's rights).
+    public var functionsCalled: Set<String> = []
+    /// Functions created (CREATE FUNCTION; with OR REPLACE an existing one is replaced) and dropped.
+    public var functionsCreated: Set<String> = []
+    public var functionsDropped: Set<String> = []
 
     /// The references of `sql`, whose unqualified names resolve against `catalog`'s defaults.
     /// - Throws: the parser's syntax errors, and bad names.
     public static func of(_ sql: String, catalog: Catalog) throws -> StatementReferences {
-        let (statement, subqueries) = try Parser.parse(sql)
+        let (statement, subqueries, functions) = try Parser.parse(sql, functions: catalog.functionResolver)
         var walker = Walker(catalog: catalog)
         for query in subqueries { walker.ctes(query) }
         try walker.statement(statement)
         for query in subqueries { try walker.query(query) }
+        walker.out.functionsCalled = functions
         return walker.out
     }
 
@@ -117,6 +123,12 @@ public struct StatementReferences: Sendable, Equatable {
                 }
             case .list(let path): out.volumesRead.insert(try catalog.volumePath(path).volume)
             case .describeNamespace: break
+            case .createFunction(let name, _, _, _, _, _, _):
+                let n = try catalog.functionName(name)
+                out.functionsCreated.insert("\(n.catalog).\(n.schema).\(n.name)".lowercased())
+            case .dropFunction(let name, _):
+                let n = try catalog.functionName(name)
+                out.functionsDropped.insert("\(n.catalog).\(n.schema).\(n.name)".lowercased())
             case .use, .grants: break  // grants are checked by the catalog that keeps them
             }
         }

@@ -48,6 +48,11 @@ public indirect enum Statement: Sendable {
     case grants(GrantStatement)
     /// LIST '/Volumes/catalog/schema/volume[/dir]': the files of a volume's folder.
     case list(path: String)
+    /// CREATE [OR REPLACE] FUNCTION [IF NOT EXISTS] name(params) RETURNS type [COMMENT '..'] RETURN expression.
+    case createFunction(name: [String], orReplace: Bool, ifNotExists: Bool, parameters: [SQLFunction.Parameter], returns: String, body: String,
+                        comment: String?)
+    /// DROP FUNCTION [IF EXISTS] name.
+    case dropFunction(name: [String], ifExists: Bool)
 }
 
 /// `GRANT privileges ON type name TO principal`, `REVOKE ... FROM principal`, `SHOW GRANTS [principal] ON type name`.

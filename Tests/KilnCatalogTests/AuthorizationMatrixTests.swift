@@ -41,7 +41,7 @@ struct AuthorizationMatrixTests {
             let directory = try TemporaryDirectory()
             let database = try await TestStores.sqlite(in: directory)
             let warehouse = directory.url.appendingPathComponent("warehouse").path
-            let names: Set<String> = ["ada", "analysts", "cat_owner", "schema_owner", "table_owner", "stranger"]
+            let names: Set<String> = ["ada", "analysts", "cat_owner", "schema_owner", "table_owner", "function_owner", "stranger"]
             let catalog = try await UnityCatalog.make(warehouse: warehouse, database: database, clock: MockClock(), logger: TestStores.logger) {
                 names.contains($0)
             }
@@ -53,6 +53,8 @@ struct AuthorizationMatrixTests {
             _ = try await catalog.updateCatalog("c", newName: nil, comment: nil, owner: "cat_owner", properties: nil, caller: nil)
             _ = try await catalog.updateSchema("c", "s", newName: nil, comment: nil, owner: "schema_owner", properties: nil, caller: nil)
             _ = try await catalog.updateTable("c", "s", "t", owner: "table_owner", caller: nil)
+            _ = try SQLEngine(catalog: Catalog(warehouse: warehouse)).execute("CREATE FUNCTION c.s.f(x INT) RETURNS INT RETURN x + 1")
+            _ = try await catalog.updateFunction("c", "s", "f", owner: "function_owner", caller: nil)
             return World(catalog: catalog, database: database, directory: directory)
         }
 
@@ -63,6 +65,7 @@ struct AuthorizationMatrixTests {
             case .schema: "c.s"
             case .table: "c.s.t"
             case .volume: "c.s.v"
+            case .function: "c.s.f"
             }
         }
 
@@ -88,12 +91,15 @@ struct AuthorizationMatrixTests {
         func close() async { await database.close() }
     }
 
-    static let levels: [SecurableType] = [.metastore, .catalog, .schema, .table]
+    static let levels: [SecurableType] = [.metastore, .catalog, .schema, .table, .function]
 
-    /// The levels a grant on `level` reaches: itself, and everything inside (never down from the metastore).
+    /// The levels a grant on `level` reaches: itself, and everything inside (never down from the metastore; tables
+    /// and functions hold nothing).
     static func reaches(_ level: SecurableType, _ target: SecurableType) -> Bool {
-        if level == .metastore || target == .metastore { return level == target }
-        return levels.firstIndex(of: level)! <= levels.firstIndex(of: target)!
+        if level == .metastore || target == .metastore || level == target { return level == target }
+        let containers: [SecurableType] = [.catalog, .schema]
+        guard let l = containers.firstIndex(of: level) else { return false }
+        return containers.firstIndex(of: target).map { l <= $0 } ?? true
     }
 
     /// Whether `entry` (`P`: on the target or a container; `P@level`: on that level only) is `p` granted on `level`.
@@ -111,7 +117,7 @@ struct AuthorizationMatrixTests {
         if !op.use_chain || withChain { return true }
         // Alone, the one grant must also stand for the USE chain.
         let catalogOK = matrix.chain["USE_CATALOG"]!.contains { matches($0, p, level, target: target) }
-        let schemaOK = !(target == .schema || target == .table) || matrix.chain["USE_SCHEMA"]!.contains { matches($0, p, level, target: target) }
+        let schemaOK = !(target == .schema || target == .table || target == .function) || matrix.chain["USE_SCHEMA"]!.contains { matches($0, p, level, target: target) }
         return catalogOK && schemaOK
     }
 
@@ -122,8 +128,8 @@ struct AuthorizationMatrixTests {
         for op in Self.matrix.operations {
             let target = try SecurableType(parsing: op.securable)
             let owners: [(String, Bool)] = [
-                ("admin", true), ("cat_owner", target != .metastore), ("schema_owner", target == .schema || target == .table),
-                ("table_owner", target == .table), ("stranger", false), ("anonymous-looking", false),
+                ("admin", true), ("cat_owner", target != .metastore), ("schema_owner", [.schema, .table, .function].contains(target)),
+                ("table_owner", target == .table), ("function_owner", target == .function), ("stranger", false), ("anonymous-looking", false),
             ]
             for (name, expected) in owners {
                 let caller = Caller(id: nil, name: name, groups: name == "admin" ? [Caller.adminsGroup] : [])

@@ -453,3 +453,71 @@ def test_paths_are_for_admins(server, tmp_path):
     assert sql_as(server, token, f"CREATE SCHEMA {name}.inside").json()["status"]["state"] == "SUCCEEDED"
     assert statement(server, f"COPY INTO {name}.s.t FROM '{tmp_path}/in' FILEFORMAT = CSV FORMAT_OPTIONS ('header' = 'true')")
     statement(server, f"DROP CATALOG {name} CASCADE")
+
+
+def test_sql_functions_through_both_clients_and_sql(server, uc_python):
+    from databricks.sdk.service import catalog as uc
+    w = admin(server)
+    name = "fn_" + uuid.uuid4().hex[:6]
+    w.catalogs.create(name=name)
+    w.schemas.create(name="s", catalog_name=name)
+    # unitycatalog-client creates, lists and gets one; a body reading anything but its parameters is a 400.
+    out = subprocess.run([uc_python, os.path.join(HERE, "clients", "uc_client_functions.py"), server.url, TOKEN, name],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout)
+    assert seen["created"]["full_name"] == f"{name}.s.twice" and seen["created"]["function_id"] and seen["created"]["routine_definition"] == "x * 2"
+    assert seen["listed"] == [f"{name}.s.twice"] and seen["got"]["input_params"]["parameters"][0]["name"] == "x"
+    assert seen["bad_status"] == 400
+    # databricks-sdk creates another; SQL creates a third; all three are in each list and callable from SQL.
+    w.functions.create(function_info=uc.CreateFunction(
+        name="with_tax", catalog_name=name, schema_name="s",
+        input_params=uc.FunctionParameterInfos(parameters=[
+            uc.FunctionParameterInfo(name="amount", type_text="decimal(10,2)", type_name=uc.ColumnTypeName.DECIMAL, position=0),
+            uc.FunctionParameterInfo(name="rate", type_text="double", type_name=uc.ColumnTypeName.DOUBLE, position=1)]),
+        data_type=uc.ColumnTypeName.DOUBLE, full_data_type="double", routine_body=uc.CreateFunctionRoutineBody.SQL,
+        routine_definition="amount * (1 + rate)", parameter_style=uc.CreateFunctionParameterStyle.S, is_deterministic=True,
+        sql_data_access=uc.CreateFunctionSqlDataAccess.CONTAINS_SQL, is_null_call=False,
+        security_type=uc.CreateFunctionSecurityType.DEFINER, specific_name="with_tax", comment="gross"))
+    statement(server, f"CREATE FUNCTION {name}.s.label(x DOUBLE) RETURNS STRING COMMENT 'made in SQL' "
+                      f"RETURN CASE WHEN {name}.s.twice(x) > 10 THEN 'big' ELSE 'small' END")
+    assert sorted(f.name for f in w.functions.list(catalog_name=name, schema_name="s")) == ["label", "twice", "with_tax"]
+    got = w.functions.get(f"{name}.s.with_tax")
+    assert [p.type_text for p in got.input_params.parameters] == ["decimal(10,2)", "double"] and got.full_data_type == "double"
+    assert got.owner == "admin" and got.routine_body.value == "SQL"
+    rows = statement(server, f"SELECT {name}.s.twice(2.5), {name}.s.with_tax(100, 0.2), {name}.s.label(id) FROM range(7) WHERE id IN (1, 6)")
+    assert rows == [["5.0", "120.0", "small"], ["5.0", "120.0", "big"]], rows
+    # Calling needs EXECUTE (with the USE chain); granting it on the schema reaches every function in it.
+    eve_name = f"eve-{uuid.uuid4().hex[:6]}@example.com"
+    eve = user(server, eve_name)
+    statement(server, f"GRANT USE CATALOG ON CATALOG {name} TO `{eve_name}`")
+    statement(server, f"GRANT USE SCHEMA ON SCHEMA {name}.s TO `{eve_name}`")
+    with pytest.raises(PermissionDenied):
+        eve.statement_execution.execute_statement(statement=f"SELECT {name}.s.twice(1)", warehouse_id="kiln", wait_timeout="30s")
+    assert f"{name}.s.twice" not in [f.full_name for f in eve.functions.list(catalog_name=name, schema_name="s")]
+    w.grants.update(securable_type="function", full_name=f"{name}.s.twice",
+                    changes=[uc.PermissionsChange(principal=eve_name, add=[uc.Privilege.EXECUTE])])
+    r = eve.statement_execution.execute_statement(statement=f"SELECT {name}.s.twice(1)", warehouse_id="kiln", wait_timeout="30s")
+    assert r.result.data_array == [["2.0"]]
+    assert [f.full_name for f in eve.functions.list(catalog_name=name, schema_name="s")] == [f"{name}.s.twice"]
+    with pytest.raises(PermissionDenied):  # label calls twice, but label itself needs EXECUTE
+        eve.statement_execution.execute_statement(statement=f"SELECT {name}.s.label(1)", warehouse_id="kiln", wait_timeout="30s")
+    effective = w.grants.get_effective(securable_type="function", full_name=f"{name}.s.twice", principal=eve_name)
+    assert {(p.privilege.value, p.inherited_from_type.value if p.inherited_from_type else None)
+            for p in effective.privilege_assignments[0].privileges} == {("EXECUTE", None), ("USE_SCHEMA", "SCHEMA"), ("USE_CATALOG", "CATALOG")}
+    with pytest.raises(PermissionDenied):
+        eve.functions.delete(f"{name}.s.twice")
+    with pytest.raises(PermissionDenied):  # creating takes CREATE_FUNCTION
+        eve.statement_execution.execute_statement(statement=f"CREATE FUNCTION {name}.s.mine(x INT) RETURNS INT RETURN x",
+                                                  warehouse_id="kiln", wait_timeout="30s")
+    # Owner change, then delete; a function made again with the same name has no grants.
+    w.functions.update(f"{name}.s.with_tax", owner=eve_name)
+    assert w.functions.get(f"{name}.s.with_tax").owner == eve_name
+    eve.functions.delete(f"{name}.s.with_tax")
+    w.functions.delete(f"{name}.s.twice")
+    with pytest.raises(NotFound):
+        w.functions.get(f"{name}.s.twice")
+    statement(server, f"CREATE FUNCTION {name}.s.twice(x DOUBLE) RETURNS DOUBLE RETURN x * 3")
+    with pytest.raises(PermissionDenied):
+        eve.statement_execution.execute_statement(statement=f"SELECT {name}.s.twice(1)", warehouse_id="kiln", wait_timeout="30s")
+    assert statement(server, f"SELECT {name}.s.twice(1)") == [["3.0"]]

@@ -2,6 +2,7 @@ import Hummingbird
 import KilnCatalog
 import KilnCore
 import KilnLake
+import KilnSQL
 
 /// Unity Catalog 2.1 (`/api/2.1/unity-catalog/`): the metastore summary, catalogs, schemas and tables, answered in
 /// the shapes both `unitycatalog-client` 0.7 and databricks-sdk read (the OSS client drops the fields it does not
@@ -34,6 +35,11 @@ struct UnityCatalogRoutes: Sendable {
             MessageRoute(.get, "volumes/{full_name}", getVolume),
             MessageRoute(.patch, "volumes/{full_name}", updateVolume),
             MessageRoute(.delete, "volumes/{full_name}", deleteVolume),
+            MessageRoute(.get, "functions", listFunctions),
+            MessageRoute(.post, "functions", createFunction),
+            MessageRoute(.get, "functions/{full_name}", getFunction),
+            MessageRoute(.patch, "functions/{full_name}", updateFunction),
+            MessageRoute(.delete, "functions/{full_name}", deleteFunction),
             MessageRoute(.get, "permissions/{securable_type}/{full_name}", getPermissions),
             MessageRoute(.patch, "permissions/{securable_type}/{full_name}", updatePermissions),
             MessageRoute(.get, "effective-permissions/{securable_type}/{full_name}", effectivePermissions),
@@ -234,6 +240,125 @@ struct UnityCatalogRoutes: Sendable {
         let n = try UnityCatalog.split(try m.requireString("full_name"), parts: 3)
         try await catalog.deleteVolume(n[0], n[1], n[2], caller: m.caller)
         return .json { _ in }
+    }
+
+    // MARK: Functions
+
+    func listFunctions(_ m: RequestMessage) async throws -> Response {
+        let functions = try await catalog.functions(in: try m.requireString("catalog_name"), try m.requireString("schema_name"), caller: m.caller)
+        let (page, next) = try Self.page(functions, name: \.function.name, m)
+        return .json { w in
+            w.key("functions")
+            w.array { w in for f in page { w.object { Self.write(f, &$0) } } }
+            w.field("next_page_token", next)
+        }
+    }
+
+    /// `{"function_info": {name, catalog_name, schema_name, input_params: {parameters: [{name, type_text | type_name,
+    /// position, comment}]}, data_type, full_data_type, routine_body: "SQL", routine_definition, comment, ...}}`:
+    /// SQL-bodied scalar functions; the other fields both clients send are accepted as given.
+    func createFunction(_ m: RequestMessage) async throws -> Response {
+        guard case .object(let info)? = m.fields["function_info"] else {
+            throw KilnError.invalid("Missing function_info: give name, catalog_name, schema_name, input_params, data_type, routine_body and routine_definition")
+        }
+        let f = JSONFields(info)
+        let body = try f.string("routine_body")?.uppercased() ?? "SQL"
+        guard body == "SQL" else {
+            throw KilnError.invalid("routine_body \(body) is not supported: Kiln runs SQL functions (routine_body SQL, routine_definition an expression)")
+        }
+        var parameters: [SQLFunction.Parameter] = []
+        if case .object(let input)? = info["input_params"], case .array(let items)? = input["parameters"] {
+            var indexed: [(Int, SQLFunction.Parameter)] = []
+            for (i, item) in items.enumerated() {
+                guard case .object(let p) = item else { throw KilnError.invalid("input_params.parameters must be objects") }
+                let pf = JSONFields(p)
+                let name = try pf.require("name")
+                // type_text as SQL writes it first (it carries a decimal's precision), else the other spellings.
+                let type: DeltaType
+                if let text = try pf.string("type_text"), let parsed = try? Parser.type(text) { type = parsed.delta } else {
+                    type = try ColumnTypes.field(name: name, typeName: try pf.string("type_name"), typeText: try pf.string("type_text"),
+                                                 typeJSON: try pf.string("type_json"), precision: try pf.int64("type_precision").map(Int.init),
+                                                 scale: try pf.int64("type_scale").map(Int.init), nullable: true).type
+                }
+                indexed.append((Int(try pf.int64("position") ?? Int64(i)), SQLFunction.Parameter(name: name, typeText: ColumnTypes.text(type),
+                                                                                             comment: try pf.string("comment"))))
+            }
+            parameters = indexed.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+        let returns: String
+        if let text = try f.string("full_data_type"), !text.isEmpty { returns = text }
+        else { returns = ColumnTypes.text(try ColumnTypes.field(name: "result", typeName: try f.string("data_type"), typeText: nil, typeJSON: nil,
+                                                                precision: nil, scale: nil, nullable: true).type) }
+        let function = SQLFunction(catalog: try f.require("catalog_name"), schema: try f.require("schema_name"), name: try f.require("name").lowercased(),
+                                   parameters: parameters, returnsText: returns, body: try f.require("routine_definition"), comment: try f.string("comment"))
+        let created = try await catalog.createFunction(function, caller: m.caller)
+        return .json { Self.write(created, &$0) }
+    }
+
+    func getFunction(_ m: RequestMessage) async throws -> Response {
+        let n = try UnityCatalog.split(try m.requireString("full_name"), parts: 3)
+        let f = try await catalog.getFunction(n[0], n[1], n[2], caller: m.caller)
+        return .json { Self.write(f, &$0) }
+    }
+
+    func updateFunction(_ m: RequestMessage) async throws -> Response {
+        let n = try UnityCatalog.split(try m.requireString("full_name"), parts: 3)
+        let f = try await catalog.updateFunction(n[0], n[1], n[2], owner: try m.string("owner"), caller: m.caller)
+        return .json { Self.write(f, &$0) }
+    }
+
+    func deleteFunction(_ m: RequestMessage) async throws -> Response {
+        let n = try UnityCatalog.split(try m.requireString("full_name"), parts: 3)
+        try await catalog.deleteFunction(n[0], n[1], n[2], caller: m.caller)
+        return .json { _ in }
+    }
+
+    static func write(_ e: FunctionEntry, _ w: inout JSONWriter) {
+        let f = e.function
+        let returns = (try? Parser.type(f.returnsText))?.delta ?? .primitive("string")
+        w.field("name", f.name)
+        w.field("catalog_name", f.catalog)
+        w.field("schema_name", f.schema)
+        w.field("full_name", f.fullName)
+        w.field("function_id", f.id)
+        w.key("input_params")
+        w.object { w in
+            w.key("parameters")
+            w.array { w in
+                for (i, p) in f.parameters.enumerated() {
+                    let type = (try? Parser.type(p.typeText))?.delta ?? .primitive("string")
+                    w.object { w in
+                        w.field("name", p.name)
+                        w.field("type_text", ColumnTypes.text(type))
+                        w.field("type_name", ColumnTypes.name(type))
+                        w.field("type_json", DeltaField(name: p.name, type: type, nullable: true).jsonText)
+                        if case .decimal(let precision, let scale) = type {
+                            w.field("type_precision", Int64(precision))
+                            w.field("type_scale", Int64(scale))
+                        }
+                        w.field("position", Int64(i))
+                        w.field("parameter_mode", "IN")
+                        w.field("parameter_type", "PARAM")
+                        w.field("comment", p.comment)
+                    }
+                }
+            }
+        }
+        w.field("data_type", ColumnTypes.name(returns))
+        w.field("full_data_type", ColumnTypes.text(returns))
+        w.field("routine_body", "SQL")
+        w.field("routine_definition", f.body)
+        w.field("parameter_style", "S")
+        w.field("is_deterministic", true)
+        w.field("sql_data_access", "CONTAINS_SQL")
+        w.field("is_null_call", false)
+        w.field("security_type", "DEFINER")
+        w.field("specific_name", f.name)
+        w.field("comment", f.comment)
+        var ownership = e.ownership
+        ownership.createdAt = ownership.createdAt ?? f.createdAt
+        writeOwnership(ownership, &w)
+        w.field("metastore_id", UnityCatalog.metastoreID)
     }
 
     static func write(_ v: VolumeEntry, _ w: inout JSONWriter) {

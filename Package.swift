@@ -129,7 +129,7 @@ let package = Package(
         ),
         .target(
             name: "KilnCatalog",
-            dependencies: ["KilnCore", "KilnStore", "KilnLake", "KilnSQL", .product(name: "SQLKit", package: "sql-kit"),
+            dependencies: ["KilnCore", "KilnStore", "KilnLake", "KilnFrame", "KilnSQL", .product(name: "SQLKit", package: "sql-kit"),
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),

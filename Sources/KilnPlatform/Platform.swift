@@ -92,7 +92,15 @@ public struct Platform: Sendable {
             })
         }
         let rules = StatementRules(audit: audit, catalog: catalog, warehouse: warehouse, tablePath: tablePath)
-        let statements = StatementService(warehouse: warehouse, authorize: rules.check, completed: rules.completed, grants: rules.grants, filter: rules.visibleRows)
+        let statements = StatementService(warehouse: warehouse, authorize: rules.check, completed: rules.completed, grants: rules.grants, filter: rules.visibleRows) {
+            caller, views in
+            var frames: [String: Frame] = [:]
+            for view in views {
+                let parts = view.split(separator: ".").map(String.init)
+                frames[view] = try await catalog.informationSchema(parts[2], in: parts[0], caller: caller)
+            }
+            return frames
+        }
         let locator = RegistryModelLocator(registry: registry, tracking: tracking)
         let training = TrainingService(runs: TrackingRunLog(tracking: tracking, clock: clock), models: locator, artifacts: artifacts, clock: clock,
                                        tablePath: tablePath)

@@ -9,6 +9,9 @@ public struct SQLEngine: Sendable {
     public var catalog: Catalog
     /// Values of `:name` parameters.
     public var parameters: [String: Value] = [:]
+    /// Tables computed before the statement runs (the `information_schema` views), by lower-cased
+    /// `catalog.schema.table`.
+    public var virtualTables: [String: Frame] = [:]
 
     public init(catalog: Catalog, parameters: [String: Value] = [:]) {
         self.catalog = catalog
@@ -802,6 +805,12 @@ struct Execution {
                 let path = parts[1]
                 if parts[0].lowercased() == "parquet" { return Relation(frame: try readParquet(path), qualifier: alias ?? "parquet") }
                 return Relation(frame: try readDelta(path, version: version, timestamp: timestamp), qualifier: alias ?? "delta")
+            }
+            if let n = try? engine.catalog.tableName(parts), n.schema.lowercased() == "information_schema" {
+                guard let frame = engine.virtualTables["\(n.catalog).\(n.schema).\(n.table)".lowercased()] else {
+                    throw KilnError.notFound("\(n.catalog).information_schema.\(n.table) is not a view Kiln has (catalogs, schemata, tables, columns, table_privileges, schema_privileges, volumes, routines), or this SQL runs without a server: use kiln sql --url")
+                }
+                return Relation(frame: frame, qualifier: qualifier)
             }
             let path = try engine.catalog.path(parts)
             guard FileManager.default.fileExists(atPath: path + "/_delta_log") else {

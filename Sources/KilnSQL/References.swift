@@ -28,6 +28,8 @@ public struct StatementReferences: Sendable, Equatable {
     }
     /// Volumes whose files are read (LIST), as `catalog.schema.volume`.
     public var volumesRead: Set<String> = []
+    /// `information_schema` views read, as `catalog.information_schema.view` (not in `tablesRead`).
+    public var informationSchemaRead: Set<String> = []
     /// User functions called, as `catalog.schema.name` (functions they call in turn run with their definer's rights).
     public var functionsCalled: Set<String> = []
     /// Functions created (CREATE FUNCTION; with OR REPLACE an existing one is replaced) and dropped.
@@ -86,7 +88,12 @@ public struct StatementReferences: Sendable, Equatable {
                 return
             }
             if parts.count == 1, cteNames.contains(parts[0].lowercased()) { return }
-            out.tablesRead.insert(try qualified(parts))
+            let name = try qualified(parts)
+            if name.split(separator: ".")[1] == "information_schema" {
+                out.informationSchemaRead.insert(name)
+                return
+            }
+            out.tablesRead.insert(name)
         }
 
         mutating func statement(_ s: Statement) throws {

@@ -46,12 +46,17 @@ public actor StatementService {
     /// Runs GRANT, REVOKE and SHOW GRANTS (the engine keeps no grants); nil: they fail.
     public typealias GrantRunner = @Sendable (_ caller: Caller?, _ statement: GrantStatement, _ catalog: Catalog) async throws -> Frame
     let grants: GrantRunner?
+    /// The rows of the `information_schema` views a statement reads, as `caller` may see them, by
+    /// `catalog.information_schema.view`.
+    public typealias ViewProvider = @Sendable (_ caller: Caller?, _ views: Set<String>) async throws -> [String: Frame]
+    let views: ViewProvider?
     var statements: [String: Snapshot] = [:]
     var order: [String] = []
 
     public init(warehouse: String, capacity: Int = 1000, authorize: Authorizer? = nil, completed: Completion? = nil, grants: GrantRunner? = nil,
-                filter: ResultFilter? = nil) {
+                filter: ResultFilter? = nil, views: ViewProvider? = nil) {
         self.filter = filter
+        self.views = views
         self.warehouse = warehouse
         self.capacity = capacity
         self.authorize = authorize
@@ -85,7 +90,10 @@ public actor StatementService {
         let references = authorize == nil && completed == nil && filter == nil ? nil : try? StatementReferences.of(sql, catalog: target)
         if let authorize, let references { try await authorize(caller, references) }
         let completed = self.completed, filter = self.filter
-        let engine = SQLEngine(catalog: target, parameters: values)
+        var engine = SQLEngine(catalog: target, parameters: values)
+        if let views, let references, !references.informationSchemaRead.isEmpty {
+            engine.virtualTables = try await views(caller, references.informationSchemaRead)
+        }
         let id = Self.newID()
         statements[id] = Snapshot(id: id, state: .running)
         order.append(id)

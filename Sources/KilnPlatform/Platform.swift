@@ -250,6 +250,19 @@ struct StatementRules: Sendable {
         case .table, .volume, .function: let n = try sql.tableName(statement.name); fullName = "\(n.catalog).\(n.schema).\(n.table)"
         }
         let path = try await catalog.path(type, fullName)
+        if statement.action == .setOwner || statement.action == .comment {
+            let n = fullName.split(separator: ".").map(String.init)
+            let owner = statement.action == .setOwner ? statement.principal : nil, comment = statement.comment
+            switch type {
+            case .catalog: _ = try await catalog.updateCatalog(n[0], newName: nil, comment: comment, owner: owner, properties: nil, caller: caller)
+            case .schema: _ = try await catalog.updateSchema(n[0], n[1], newName: nil, comment: comment, owner: owner, properties: nil, caller: caller)
+            case .table: _ = try await catalog.updateTable(n[0], n[1], n[2], owner: owner, caller: caller)
+            case .volume: _ = try await catalog.updateVolume(n[0], n[1], n[2], newName: nil, comment: comment, owner: owner, caller: caller)
+            case .function: _ = try await catalog.updateFunction(n[0], n[1], n[2], owner: owner, caller: caller)
+            case .metastore: throw KilnError.invalid("The metastore's owner is the admins group; it cannot change")
+            }
+            return .empty
+        }
         guard statement.action == .show else {
             let privileges = try statement.privileges.map(Privilege.init(parsing:))
             let principal = statement.principal ?? ""

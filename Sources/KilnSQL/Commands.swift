@@ -46,7 +46,7 @@ extension Execution {
             return .empty
         case .show(let what, let scope, let like): return try show(what, scope, like: like)
         case .grants:
-            throw KilnError.invalid("GRANT, REVOKE and SHOW GRANTS run on a server, which keeps the grants: use kiln sql --url (or the statements API)")
+            throw KilnError.invalid("GRANT, REVOKE, SHOW GRANTS, ALTER ... OWNER TO and COMMENT ON run on a server, which keeps owners and grants: use kiln sql --url (or the statements API)")
         case .list(let path): return try list(path)
         case .createFunction(let name, let orReplace, let ifNotExists, let parameters, let returns, let body, let comment):
             let n = try engine.catalog.functionName(name)

@@ -324,9 +324,34 @@ public struct Parser {
             at += 1
             return .restore(table: table, version: nil, timestamp: peek(-1).text)
         }
+        if isKeyword("alter"), ["catalog", "schema", "database", "volume", "function"].contains(where: { isKeyword($0, 1) }) {
+            at += 1
+            let type = try anyName().lowercased()
+            let name = type == "catalog" ? [try identifier()] : try qualifiedName()
+            try expect("owner")
+            try expect("to")
+            return .grants(GrantStatement(action: .setOwner, privileges: [], securableType: type == "database" ? "schema" : type, name: name,
+                                          principal: try anyName()))
+        }
+        if keyword("comment") {
+            try expect("on")
+            var type = try anyName().lowercased()
+            guard ["catalog", "schema", "database", "volume"].contains(type) else {
+                throw fail("COMMENT ON takes CATALOG, SCHEMA or VOLUME (a table's comment is its COMMENT in CREATE TABLE)")
+            }
+            if type == "database" { type = "schema" }
+            let name = type == "catalog" ? [try identifier()] : try qualifiedName()
+            try expect("is")
+            let text = keyword("null") ? "" : try quoted("COMMENT ON ... IS")
+            return .grants(GrantStatement(action: .comment, privileges: [], securableType: type, name: name, principal: nil, comment: text))
+        }
         if keyword("alter") {
             try expect("table")
             let table = try qualifiedName()
+            if keyword("owner") {
+                try expect("to")
+                return .grants(GrantStatement(action: .setOwner, privileges: [], securableType: "table", name: table, principal: try anyName()))
+            }
             var set: [String: String] = [:], unset: [String] = [], columns: [(String, FrameType)] = []
             if keyword("set") {
                 try expect("tblproperties")

@@ -55,9 +55,10 @@ public indirect enum Statement: Sendable {
     case dropFunction(name: [String], ifExists: Bool)
 }
 
-/// `GRANT privileges ON type name TO principal`, `REVOKE ... FROM principal`, `SHOW GRANTS [principal] ON type name`.
+/// `GRANT privileges ON type name TO principal`, `REVOKE ... FROM principal`, `SHOW GRANTS [principal] ON type name`,
+/// `ALTER type name OWNER TO principal` and `COMMENT ON type name IS 'text'|NULL`: the statements the catalog runs.
 public struct GrantStatement: Sendable, Equatable {
-    public enum Action: Sendable, Equatable { case grant, revoke, show }
+    public enum Action: Sendable, Equatable { case grant, revoke, show, setOwner, comment }
     public var action: Action
     /// As written (`USE CATALOG`, `SELECT`).
     public var privileges: [String]
@@ -66,6 +67,8 @@ public struct GrantStatement: Sendable, Equatable {
     /// The name as written; unqualified names resolve against the current catalog and schema.
     public var name: [String]
     public var principal: String?
+    /// COMMENT ON's text ("" for NULL).
+    public var comment: String? = nil
 }
 
 /// `MERGE INTO` as Delta Lake has it.

@@ -159,3 +159,57 @@ struct SQLTests {
         #expect(throws: KilnError.self) { try w.engine.execute("DESCRIBE DETAIL main.default.nope") }
     }
 }
+
+@Suite("SQL functions")
+struct SQLFunctionTests {
+    @Test("a call is its body with the arguments cast in; functions call functions; unqualified names resolve in the current schema")
+    func inlining() throws {
+        let w = try Warehouse()
+        _ = try w.engine.execute("CREATE FUNCTION main.default.scaled(v DOUBLE, k INT) RETURNS DOUBLE RETURN v * k")
+        _ = try w.engine.execute("CREATE FUNCTION default.bucket(v DOUBLE) RETURNS STRING RETURN CASE WHEN scaled(v, 2) > 5 THEN 'hi' ELSE 'lo' END")
+        #expect(try w.rows("SELECT id, main.default.scaled(x, 10), bucket(x) FROM t WHERE id <= 3 ORDER BY id") == [
+            [.int(1), .double(15), .string("lo")], [.int(2), .null, .string("lo")], [.int(3), .double(40), .string("hi")],
+        ])
+        // The declared return type wins: an INT function over a double truncates as CAST does.
+        _ = try w.engine.execute("CREATE OR REPLACE FUNCTION scaled(v DOUBLE, k INT) RETURNS BIGINT RETURN v * k")
+        #expect(try w.rows("SELECT scaled(1.26, 10)") == [[.int(12)]])
+        // A built-in name is never shadowed when called unqualified.
+        _ = try w.engine.execute("CREATE FUNCTION upper(s STRING) RETURNS STRING RETURN 'shadow'")
+        #expect(try w.rows("SELECT upper('a'), main.default.upper('a')") == [[.string("A"), .string("shadow")]])
+        let (_, _, called) = try Parser.parse("SELECT bucket(x), upper(g) FROM t", functions: w.engine.catalog.functionResolver)
+        #expect(called == ["main.default.bucket"])
+    }
+
+    @Test("bad definitions and calls are clear errors; DROP removes; recursion stops")
+    func errors() throws {
+        let w = try Warehouse()
+        #expect(throws: KilnError.self) { try w.engine.execute("CREATE FUNCTION f(a INT) RETURNS INT RETURN a + b") }
+        #expect(throws: KilnError.self) { try w.engine.execute("CREATE FUNCTION f(a BLOB) RETURNS INT RETURN a") }
+        #expect(throws: KilnError.self) { try w.engine.execute("CREATE FUNCTION f(a INT, A INT) RETURNS INT RETURN a") }
+        _ = try w.engine.execute("CREATE FUNCTION f(a INT) RETURNS INT RETURN a + 1")
+        #expect(throws: KilnError.self) { try w.engine.execute("CREATE FUNCTION f(a INT) RETURNS INT RETURN a") }  // exists
+        _ = try w.engine.execute("CREATE FUNCTION IF NOT EXISTS f(a INT) RETURNS INT RETURN a")
+        #expect(try w.rows("SELECT f(1)") == [[.int(2)]])
+        #expect(throws: KilnError.self) { try w.engine.execute("SELECT f(1, 2)") }
+        #expect(throws: KilnError.self) { try w.engine.execute("SELECT main.default.nope(1)") }
+        _ = try w.engine.execute("CREATE OR REPLACE FUNCTION f(a INT) RETURNS INT RETURN f(a)")
+        #expect(throws: KilnError.self) { try w.engine.execute("SELECT f(1)") }
+        _ = try w.engine.execute("DROP FUNCTION f")
+        _ = try w.engine.execute("DROP FUNCTION IF EXISTS f")
+        #expect(throws: KilnError.self) { try w.engine.execute("DROP FUNCTION f") }
+    }
+
+    @Test("ALTER ... OWNER TO and COMMENT ON parse into the catalog's statements")
+    func catalogStatements() throws {
+        guard case .grants(let owner) = try Parser.parse("ALTER TABLE s.t OWNER TO `ada@example.com`").0,
+              case .grants(let comment) = try Parser.parse("COMMENT ON SCHEMA main.s IS NULL").0,
+              case .grants(let catalog) = try Parser.parse("ALTER CATALOG c OWNER TO analysts").0 else {
+            Issue.record("not catalog statements")
+            return
+        }
+        #expect(owner == GrantStatement(action: .setOwner, privileges: [], securableType: "table", name: ["s", "t"], principal: "ada@example.com"))
+        #expect(comment.action == .comment && comment.comment == "" && comment.name == ["main", "s"])
+        #expect(catalog.securableType == "catalog" && catalog.principal == "analysts")
+        #expect(throws: KilnError.self) { try Parser.parse("COMMENT ON TABLE t IS 'x'") }
+    }
+}

@@ -562,3 +562,34 @@ def test_information_schema_shows_what_each_user_may_see(server):
     r = requests.post(server.url + "/api/2.0/sql/statements", headers={"Authorization": f"Bearer {TOKEN}"},
                       json={"statement": f"SELECT * FROM {name}.information_schema.nope", "warehouse_id": "kiln", "wait_timeout": "30s"}).json()
     assert r["error_code"] == "RESOURCE_DOES_NOT_EXIST" and "routines" in r["message"], r
+
+
+def test_alter_owner_and_comment_on_in_sql(server):
+    w = admin(server)
+    name = "own_" + uuid.uuid4().hex[:6]
+    statement(server, f"CREATE CATALOG {name}")
+    statement(server, f"CREATE SCHEMA {name}.s")
+    statement(server, f"CREATE TABLE {name}.s.t (id BIGINT)")
+    statement(server, f"CREATE FUNCTION {name}.s.f(x INT) RETURNS INT RETURN x + 1")
+    eve_name = f"eve-{uuid.uuid4().hex[:6]}@example.com"
+    eve = user(server, eve_name)
+
+    def as_eve(sql):
+        return eve.statement_execution.execute_statement(statement=sql, warehouse_id="kiln", wait_timeout="30s")
+    with pytest.raises(PermissionDenied):  # only an owner (or MANAGE, or an admin) hands over
+        as_eve(f"ALTER TABLE {name}.s.t OWNER TO `{eve_name}`")
+    for sql in [f"ALTER TABLE {name}.s.t OWNER TO `{eve_name}`", f"ALTER SCHEMA {name}.s OWNER TO `{eve_name}`",
+                f"ALTER FUNCTION {name}.s.f OWNER TO `{eve_name}`", f"COMMENT ON CATALOG {name} IS 'sales data'",
+                f"COMMENT ON SCHEMA {name}.s IS 'raw'"]:
+        statement(server, sql)
+    assert w.tables.get(f"{name}.s.t").owner == eve_name and w.schemas.get(f"{name}.s").owner == eve_name
+    assert w.functions.get(f"{name}.s.f").owner == eve_name
+    assert w.catalogs.get(name).comment == "sales data" and w.schemas.get(f"{name}.s").comment == "raw"
+    # The schema's new owner may now do what owners do: grant, comment, and drop the table.
+    statement(server, f"GRANT USE CATALOG ON CATALOG {name} TO `{eve_name}`")
+    assert as_eve(f"COMMENT ON SCHEMA {name}.s IS NULL").status.state.value == "SUCCEEDED"
+    assert w.schemas.get(f"{name}.s").comment in (None, "")
+    assert as_eve(f"DROP TABLE {name}.s.t").status.state.value == "SUCCEEDED"
+    r = requests.post(server.url + "/api/2.0/sql/statements", headers={"Authorization": f"Bearer {TOKEN}"},
+                      json={"statement": f"ALTER TABLE {name}.s.nope OWNER TO `{eve_name}`", "warehouse_id": "kiln", "wait_timeout": "30s"}).json()
+    assert r.get("error_code") == "RESOURCE_DOES_NOT_EXIST" or r["status"]["state"] == "FAILED", r

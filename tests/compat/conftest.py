@@ -79,6 +79,36 @@ class KilnServer:
             self.log.close()
 
 
+def audited_calls(server):
+    """How many API calls the server answered (its request counter, less what the audit log leaves out: health,
+    metrics and the web UI's page views) and how many audit events it holds. Checked when a server of the suite stops:
+    every call of the compatibility suites has its row."""
+    import re
+    answered = 0
+    auth = {"Authorization": f"Bearer {server.admin_token}"}
+    for line in requests.get(server.url + "/metrics", headers=auth, timeout=10).text.splitlines():
+        m = re.match(r'kiln_http_requests_total\{(.*)\} (\d+)', line)
+        if not m:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+        route, method = labels.get("route", ""), labels.get("method", "")
+        if route in ("/health", "/metrics"):
+            continue
+        if method in ("GET", "HEAD") and (route in ("/", "/ui", "/favicon.ico") or route.startswith("/ui/")):
+            continue
+        answered += int(m.group(2))
+    r = requests.post(server.url + "/api/2.0/sql/statements", headers={"Authorization": f"Bearer {server.admin_token}"},
+                      json={"statement": "SELECT count(*) FROM system.access.audit", "warehouse_id": "kiln", "wait_timeout": "50s"}, timeout=60)
+    return answered, int(r.json()["result"]["data_array"][0][0])
+
+
+def check_audit_complete(server):
+    if server.admin_token is None or server.proc is None or server.proc.poll() is not None:
+        return
+    answered, events = audited_calls(server)
+    assert events == answered, f"{answered} API calls answered but {events} audit events (see {server.home}/server.log)"
+
+
 @pytest.fixture(scope="session")
 def kiln_home():
     home = tempfile.mkdtemp(prefix="kiln-compat-")
@@ -90,7 +120,10 @@ def kiln_home():
 def kiln(kiln_home):
     server = KilnServer(kiln_home).start()
     yield server
-    server.stop()
+    try:
+        check_audit_complete(server)
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +133,10 @@ def own_kiln():
     home = tempfile.mkdtemp(prefix="kiln-own-")
     server = KilnServer(home).start()
     yield server
-    server.stop()
+    try:
+        check_audit_complete(server)
+    finally:
+        server.stop()
     shutil.rmtree(home, ignore_errors=True)
 
 

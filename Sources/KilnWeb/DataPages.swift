@@ -32,6 +32,12 @@ struct DataPages: Sendable {
         return (0..<frame.rowCount).map { frame.columns[i].value($0).text }
     }
 
+    /// A column's values with nulls as "" (not the word NULL).
+    static func text(_ frame: Frame, _ name: String) -> [String] {
+        guard let i = frame.names.firstIndex(of: name) else { return [] }
+        return (0..<frame.rowCount).map { frame.columns[i].isNull($0) ? "" : frame.columns[i].value($0).text }
+    }
+
     func catalogs(session: WebSession) async throws -> Response {
         let names = Self.column(try await query("SHOW CATALOGS", session: session).frame, "catalog")
         let items = names.map { "<li data-testid=\"catalog\"><a href=\"/ui/data/\(HTML.segment($0))\">\(HTML.escape($0))</a></li>" }.joined()
@@ -49,12 +55,23 @@ struct DataPages: Sendable {
         let scope = "\(Self.ident(catalog)).\(Self.ident(schema))"
         let names = Self.column(try await query("SHOW TABLES IN \(scope)", session: session).frame, "tableName")
         let volumes = Self.column(try await query("SHOW VOLUMES IN \(scope)", session: session).frame, "volume_name")
+        // Functions through information_schema, which lists only what the signed-in user may see.
+        let schemaLiteral = schema.replacingOccurrences(of: "'", with: "''")
+        let routines = try await query("SELECT routine_name, full_data_type, routine_definition, comment FROM \(Self.ident(catalog)).information_schema.routines "
+                                       + "WHERE routine_schema = '\(schemaLiteral)' ORDER BY routine_name", session: session).frame
+        let (routineNames, returns, definitions, comments) = (Self.column(routines, "routine_name"), Self.column(routines, "full_data_type"),
+                                                               Self.column(routines, "routine_definition"), Self.text(routines, "comment"))
+        let functionItems = routineNames.indices.map { i in
+            "<li data-testid=\"function\"><code>\(HTML.escape(routineNames[i]))</code> → \(HTML.escape(returns[i])): <code>\(HTML.escape(definitions[i]))</code>"
+                + (comments[i].isEmpty ? "" : " — \(HTML.escape(comments[i]))") + "</li>"
+        }.joined()
         let base = "/ui/data/\(HTML.segment(catalog))/\(HTML.segment(schema))"
         let items = names.map { "<li data-testid=\"table\"><a href=\"\(base)/\(HTML.segment($0))\">\(HTML.escape($0))</a></li>" }.joined()
         let volumeBase = "/ui/volumes/\(HTML.segment(catalog))/\(HTML.segment(schema))"
         let volumeItems = volumes.map { "<li data-testid=\"volume\"><a href=\"\(volumeBase)/\(HTML.segment($0))\">\(HTML.escape($0))</a></li>" }.joined()
         let body = "<p class=\"meta\"><a href=\"/ui/data\">Data</a> / <a href=\"/ui/data/\(HTML.segment(catalog))\">\(HTML.escape(catalog))</a> / \(HTML.escape(schema))</p><h2>Tables</h2><ul>\(items.isEmpty ? "<li>No tables.</li>" : items)</ul>"
             + "<h2>Volumes</h2><ul>\(volumeItems.isEmpty ? "<li>No volumes.</li>" : volumeItems)</ul>"
+            + "<h2>Functions</h2><ul>\(functionItems.isEmpty ? "<li>No functions.</li>" : functionItems)</ul>"
         return WebUI.html(HTML.page(title: "\(catalog).\(schema)", session: session, body: body))
     }
 

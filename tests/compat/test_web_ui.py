@@ -894,7 +894,12 @@ def test_catalog_explorer_shows_volumes_and_their_files(kiln, browser):
     w.volumes.create(catalog_name=name, schema_name="s", name="landing", volume_type=uc.VolumeType.MANAGED)
     w.files.upload(f"/Volumes/{name}/s/landing/2026/orders.csv", io.BytesIO(b"id\n1\n2\n"), overwrite=True)
     w.files.upload(f"/Volumes/{name}/s/landing/readme.txt", io.BytesIO(b"hello"), overwrite=True)
+    r = requests.post(kiln.url + "/api/2.0/sql/statements", headers={"Authorization": f"Bearer {TOKEN}"}, json={
+        "statement": f"CREATE FUNCTION {name}.s.gross(x DOUBLE) RETURNS DOUBLE COMMENT 'with tax' RETURN x * 1.2", "warehouse_id": "k"})
+    assert r.json()["status"]["state"] == "SUCCEEDED", r.text
     open_signed_in(d, kiln.url, f"{kiln.url}/ui/data/{name}/s")
+    functions = [f.text for f in by(d, "function")]
+    assert len(functions) == 1 and functions[0].startswith("gross") and "x * 1.2" in functions[0] and "with tax" in functions[0], functions
     volumes = by(d, "volume")
     assert [v.text for v in volumes] == ["landing"]
     navigate(d, volumes[0].find_element("tag name", "a"))

@@ -900,6 +900,7 @@ def test_catalog_explorer_shows_volumes_and_their_files(kiln, browser):
     open_signed_in(d, kiln.url, f"{kiln.url}/ui/data/{name}/s")
     functions = [f.text for f in by(d, "function")]
     assert len(functions) == 1 and functions[0].startswith("gross") and "x * 1.2" in functions[0] and "with tax" in functions[0], functions
+    shot(d, "schema-page")
     volumes = by(d, "volume")
     assert [v.text for v in volumes] == ["landing"]
     navigate(d, volumes[0].find_element("tag name", "a"))

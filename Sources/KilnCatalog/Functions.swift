@@ -58,8 +58,7 @@ extension UnityCatalog {
 
     /// Changes a function's owner (its owner, a container's owner, `MANAGE`, or an admin).
     public func updateFunction(_ catalogName: String, _ schemaName: String, _ name: String, owner: String?, caller: Caller?) async throws -> FunctionEntry {
-        let p = try await path(.function, "\(catalogName).\(schemaName).\(name)")
-        if let caller, !(try await mayManage(caller, p)) { throw Self.denied(caller, "change", p, needs: "ownership or MANAGE") }
+        try await requireManage(caller, .function, "\(catalogName).\(schemaName).\(name)", action: "change")
         let entry = try await functionEntry(try loadFunction(catalogName, schemaName, name))
         try await recordUpdated(entry.function.id, current: entry.ownership, owner: owner, by: caller)
         return try await functionEntry(entry.function)
@@ -67,9 +66,9 @@ extension UnityCatalog {
 
     /// Deletes a function (its owner, a container's owner, `MANAGE`, or an admin); its grants go with it.
     public func deleteFunction(_ catalogName: String, _ schemaName: String, _ name: String, caller: Caller?) async throws {
-        let p = try await path(.function, "\(catalogName).\(schemaName).\(name)")
-        if let caller, !(try await mayManage(caller, p)) { throw Self.denied(caller, "delete", p, needs: "ownership or MANAGE") }
+        try await requireManage(caller, .function, "\(catalogName).\(schemaName).\(name)", action: "delete")
+        let id = try loadFunction(catalogName, schemaName, name).id
         try catalog.dropFunction(catalogName, schemaName, name, ifExists: false)
-        try await forget(p.target.id)
+        try await forget(id)
     }
 }

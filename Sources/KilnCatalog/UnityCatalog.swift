@@ -144,13 +144,12 @@ public struct UnityCatalog: Sendable {
         }
     }
 
-    /// Allows `caller` when it is Kiln itself (nil), an admin, or owns one of `owners` (the object and its containers).
-    static func requireOwner(_ caller: Caller?, of what: String, _ owners: [Ownership?], action: String) throws {
+    /// Allows `caller` when it is Kiln itself (nil), an admin, an owner of the securable or a container, or a holder of
+    /// `MANAGE` on one of them (the one rule for changing, renaming, handing over and dropping, in the API and SQL).
+    func requireManage(_ caller: Caller?, _ type: SecurableType, _ fullName: String, action: String) async throws {
         guard let caller, !caller.isAdmin else { return }
-        let names = Set(owners.compactMap { $0?.owner })
-        guard names.contains(caller.name) || !names.isDisjoint(with: caller.groups) else {
-            throw KilnError(.permissionDenied, "\(caller.name) may not \(action) \(what): that takes its owner, the owner of its catalog or schema, or an admin")
-        }
+        let p = try await path(type, fullName)
+        guard try await mayManage(caller, p) else { throw Self.denied(caller, action, p, needs: "MANAGE") }
     }
 
     // MARK: Catalogs
@@ -207,7 +206,7 @@ public struct UnityCatalog: Sendable {
     public func updateCatalog(_ name: String, newName: String?, comment: String?, owner: String?, properties: [String: String]?,
                               caller: Caller?) async throws -> NamespaceEntry {
         let current = try await getCatalog(name)
-        try Self.requireOwner(caller, of: "catalog \(name)", [current.ownership], action: "change")
+        try await requireManage(caller, .catalog, name, action: "change")
         try catalog.updateNamespace(name, newName: newName, comment: comment, properties: properties)
         try await recordUpdated(current.id, current: current.ownership, owner: owner, by: caller)
         return try await getCatalog(newName ?? name)
@@ -216,7 +215,7 @@ public struct UnityCatalog: Sendable {
     /// - Parameter force: drop what it holds too (else a catalog holding schemas other than `default` is refused).
     public func deleteCatalog(_ name: String, force: Bool, caller: Caller?) async throws {
         let current = try await getCatalog(name)
-        try Self.requireOwner(caller, of: "catalog \(name)", [current.ownership], action: "delete")
+        try await requireManage(caller, .catalog, name, action: "delete")
         try Self.refusedAsBadRequest { try catalog.dropCatalog(name, cascade: force, ifExists: false) }
         try await forget(current.id)
     }
@@ -266,8 +265,7 @@ public struct UnityCatalog: Sendable {
     public func updateSchema(_ catalogName: String, _ name: String, newName: String?, comment: String?, owner: String?,
                              properties: [String: String]?, caller: Caller?) async throws -> NamespaceEntry {
         let current = try await getSchema(catalogName, name)
-        let parent = try await getCatalog(catalogName)
-        try Self.requireOwner(caller, of: "schema \(current.fullName)", [current.ownership, parent.ownership], action: "change")
+        try await requireManage(caller, .schema, current.fullName, action: "change")
         try catalog.updateNamespace(catalogName, name, newName: newName, comment: comment, properties: properties)
         try await recordUpdated(current.id, current: current.ownership, owner: owner, by: caller)
         return try await getSchema(catalogName, newName ?? name)
@@ -278,8 +276,7 @@ public struct UnityCatalog: Sendable {
         if !force, let held = try? FileManager.default.contentsOfDirectory(atPath: catalog.volumesFolder(catalogName, name)), !held.isEmpty {
             throw KilnError(.badRequest, "Cannot drop the schema '\(current.fullName)': it holds volumes. Delete them first, or delete with force=true")
         }
-        let parent = try await getCatalog(catalogName)
-        try Self.requireOwner(caller, of: "schema \(current.fullName)", [current.ownership, parent.ownership], action: "delete")
+        try await requireManage(caller, .schema, current.fullName, action: "delete")
         try Self.refusedAsBadRequest { try catalog.dropSchema(catalogName, name, cascade: force, ifExists: false) }
         try await forget(current.id)
     }
@@ -371,16 +368,14 @@ public struct UnityCatalog: Sendable {
 
     public func updateTable(_ catalogName: String, _ schemaName: String, _ name: String, owner: String?, caller: Caller?) async throws -> TableEntry {
         let current = try await getTable(catalogName, schemaName, name)
-        let s = try await getSchema(catalogName, schemaName), c = try await getCatalog(catalogName)
-        try Self.requireOwner(caller, of: "table \(current.fullName)", [current.ownership, s.ownership, c.ownership], action: "change")
+        try await requireManage(caller, .table, current.fullName, action: "change")
         try await recordUpdated(current.tableID, current: current.ownership, owner: owner, by: caller)
         return try await getTable(catalogName, schemaName, name)
     }
 
     public func deleteTable(_ catalogName: String, _ schemaName: String, _ name: String, caller: Caller?) async throws {
         let current = try await getTable(catalogName, schemaName, name)
-        let s = try await getSchema(catalogName, schemaName), c = try await getCatalog(catalogName)
-        try Self.requireOwner(caller, of: "table \(current.fullName)", [current.ownership, s.ownership, c.ownership], action: "drop")
+        try await requireManage(caller, .table, current.fullName, action: "drop")
         try FileManager.default.removeItem(atPath: current.location)
         try await forget(current.tableID)
     }

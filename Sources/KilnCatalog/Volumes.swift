@@ -93,8 +93,7 @@ extension UnityCatalog {
     /// Changes a volume's name, comment or owner (its owner, a container's owner, or an admin).
     public func updateVolume(_ catalogName: String, _ schemaName: String, _ name: String, newName: String?, comment: String?, owner: String?,
                              caller: Caller?) async throws -> VolumeEntry {
-        let p = try await path(.volume, "\(catalogName).\(schemaName).\(name)")
-        if let caller, !(try await mayManage(caller, p)) { throw Self.denied(caller, "change", p, needs: "ownership or MANAGE") }
+        try await requireManage(caller, .volume, "\(catalogName).\(schemaName).\(name)", action: "change")
         var v = try await volume(catalogName, schemaName, name)
         if let comment { v.comment = comment }
         if let newName, newName != name {
@@ -115,8 +114,7 @@ extension UnityCatalog {
 
     /// Deletes a volume and its files.
     public func deleteVolume(_ catalogName: String, _ schemaName: String, _ name: String, caller: Caller?) async throws {
-        let p = try await path(.volume, "\(catalogName).\(schemaName).\(name)")
-        if let caller, !(try await mayManage(caller, p)) { throw Self.denied(caller, "delete", p, needs: "ownership or MANAGE") }
+        try await requireManage(caller, .volume, "\(catalogName).\(schemaName).\(name)", action: "delete")
         let v = try await volume(catalogName, schemaName, name)
         try FileManager.default.removeItem(atPath: volumeInfoPath(catalogName, schemaName, name))
         try? FileManager.default.removeItem(atPath: v.location)

@@ -593,3 +593,27 @@ def test_alter_owner_and_comment_on_in_sql(server):
     r = requests.post(server.url + "/api/2.0/sql/statements", headers={"Authorization": f"Bearer {TOKEN}"},
                       json={"statement": f"ALTER TABLE {name}.s.nope OWNER TO `{eve_name}`", "warehouse_id": "kiln", "wait_timeout": "30s"}).json()
     assert r.get("error_code") == "RESOURCE_DOES_NOT_EXIST" or r["status"]["state"] == "FAILED", r
+
+
+def test_manage_lets_a_non_owner_change_and_drop_through_the_api_and_sql(server):
+    from databricks.sdk.service import catalog as uc
+    w = admin(server)
+    name = "mg_" + uuid.uuid4().hex[:6]
+    w.catalogs.create(name=name)
+    w.schemas.create(name="s", catalog_name=name)
+    for t in ["a", "b"]:
+        statement(server, f"CREATE TABLE {name}.s.{t} (id BIGINT)")
+    eve_name = f"eve-{uuid.uuid4().hex[:6]}@example.com"
+    eve = user(server, eve_name)
+    with pytest.raises(PermissionDenied):
+        eve.tables.delete(f"{name}.s.a")
+    for t in ["a", "b"]:
+        w.grants.update(securable_type="table", full_name=f"{name}.s.{t}", changes=[uc.PermissionsChange(principal=eve_name, add=[uc.Privilege.MANAGE])])
+    eve.tables.update(f"{name}.s.a", owner=eve_name)  # MANAGE hands over, as the owner may
+    assert w.tables.get(f"{name}.s.a").owner == eve_name
+    eve.tables.delete(f"{name}.s.a")
+    r = eve.statement_execution.execute_statement(statement=f"DROP TABLE {name}.s.b", warehouse_id="kiln", wait_timeout="30s")
+    assert r.status.state.value == "SUCCEEDED"
+    assert [t.name for t in w.tables.list(catalog_name=name, schema_name="s")] == []
+    with pytest.raises(PermissionDenied):  # MANAGE on the tables is not MANAGE on the schema
+        eve.schemas.delete(f"{name}.s")

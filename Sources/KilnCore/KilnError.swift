@@ -45,6 +45,8 @@ extension KilnError.Code {
     public static let unauthenticated = Self(rawValue: "UNAUTHENTICATED")
     public static let requestLimitExceeded = Self(rawValue: "REQUEST_LIMIT_EXCEEDED")
     public static let endpointNotFound = Self(rawValue: "ENDPOINT_NOT_FOUND")
+    /// The Files API's spelling of a missing path (what the mlflow client's presigned-URL repository looks for).
+    public static let notFound = Self(rawValue: "NOT_FOUND")
     public static let temporarilyUnavailable = Self(rawValue: "TEMPORARILY_UNAVAILABLE")
     public static let internalError = Self(rawValue: "INTERNAL_ERROR")
 }
@@ -57,7 +59,7 @@ extension KilnError {
         switch code {
         case .invalidParameterValue, .badRequest: return 400
         case .resourceAlreadyExists: return conflictAs409 ? 409 : 400
-        case .resourceDoesNotExist, .endpointNotFound: return 404
+        case .resourceDoesNotExist, .endpointNotFound, .notFound: return 404
         case .resourceConflict: return 409
         case .permissionDenied: return 403
         case .unauthenticated: return 401

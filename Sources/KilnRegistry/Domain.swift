@@ -54,6 +54,8 @@ public struct ModelVersion: Sendable, Equatable {
     public var modelID: String?
     public var tags: [KeyValue]
     public var aliases: [String]
+    /// `READY`, or `PENDING_REGISTRATION` for a Unity Catalog version whose files the client has not finalized.
+    public var status: String = "READY"
 }
 
 /// What a version's source run says about how the model was made.

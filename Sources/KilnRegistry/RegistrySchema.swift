@@ -147,5 +147,9 @@ public enum RegistrySchema {
             "CREATE INDEX registry_webhook_deliveries_due ON registry_webhook_deliveries (state, next_attempt_time)",
             "CREATE UNIQUE INDEX registry_webhook_deliveries_seq ON registry_webhook_deliveries (seq)",
         ]),
+        // Unity Catalog model versions are created PENDING_REGISTRATION, filled by the client, then finalized READY.
+        Migration("registry_0004_version_status", [
+            "ALTER TABLE model_versions ADD COLUMN status VARCHAR(32) NOT NULL DEFAULT 'READY'",
+        ]),
     ]
 }

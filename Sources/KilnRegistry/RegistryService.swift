@@ -274,6 +274,46 @@ public struct RegistryService: Sendable {
         }
     }
 
+    /// A Unity Catalog version: recorded `PENDING_REGISTRATION` with its files at `storage(version)` (the client
+    /// uploads them, then calls ``finalizeModelVersion(name:version:)``); nothing is copied from `source`.
+    public func createPendingModelVersion(name: String, source: String, runID: String?, modelID: String?, tags: [KeyValue], description: String?,
+                                          userID: String?, storage: @escaping @Sendable (Int64) -> String) async throws -> ModelVersion {
+        try TextLimit.check(description, "description", max: Self.maxDescriptionLength)
+        for tag in tags { try Self.validateTag(tag) }
+        let now = clock.nowMillis()
+        let version = try await db.write { sql in
+            guard let row = try await sql.raw("""
+                UPDATE registered_models SET next_version = next_version + 1, last_updated_time = \(bind: now)
+                WHERE name = \(bind: name) RETURNING next_version - 1 AS version
+                """).first() else { throw KilnError.notFound("Registered Model with name=\(name) not found") }
+            let version = try row.decode(column: "version", as: Int64.self)
+            try await sql.raw("""
+                INSERT INTO model_versions (name, version, creation_time, last_updated_time, user_id, stage, description, source,
+                    storage_location, run_id, run_link, model_id, status)
+                VALUES (\(bind: name), \(bind: version), \(bind: now), \(bind: now), \(bind: userID), 'None', \(bind: description),
+                    \(bind: source), \(bind: storage(version)), \(bind: runID), NULL, \(bind: modelID), 'PENDING_REGISTRATION')
+                """).run()
+            for tag in tags { try await Self.upsertVersionTag(sql, name: name, version: version, tag) }
+            return version
+        }
+        return try await getModelVersion(name: name, version: String(version))
+    }
+
+    /// Marks a pending version `READY` (its files are complete); a ready one stays as it is.
+    public func finalizeModelVersion(name: String, version: String) async throws -> ModelVersion {
+        let number = try Self.parseVersion(version)
+        let now = clock.nowMillis()
+        try await db.write { sql in
+            _ = try await Self.requireVersion(sql, name, number)
+            try await sql.raw("""
+                UPDATE model_versions SET status = 'READY', last_updated_time = \(bind: now)
+                WHERE name = \(bind: name) AND version = \(bind: number) AND status = 'PENDING_REGISTRATION'
+                """).run()
+            try await Self.enqueue(sql, [.modelVersionCreated], modelName: name, fields: ["version": String(number)], now: now)
+        }
+        return try await getModelVersion(name: name, version: version)
+    }
+
     func resolve(source: String, modelID: String?) async throws -> String {
         if source.hasPrefix("models:/") {
             let rest = String(source.dropFirst("models:/".count))
@@ -363,7 +403,7 @@ public struct RegistryService: Sendable {
     static func loadVersions(_ sql: any SQLDatabase, where condition: SQLQueryString, suffix: SQLQueryString = "") async throws -> [ModelVersion] {
         let rows = try await sql.raw("""
             SELECT name, version, creation_time, last_updated_time, user_id, stage, description, source, storage_location, run_id,
-                run_link, model_id FROM model_versions WHERE \(condition) \(suffix)
+                run_link, model_id, status FROM model_versions WHERE \(condition) \(suffix)
             """ as SQLQueryString).all()
         var versions = try rows.map { row in
             ModelVersion(
@@ -376,7 +416,8 @@ public struct RegistryService: Sendable {
                 source: try row.decode(column: "source", as: String.self),
                 storageLocation: try row.decode(column: "storage_location", as: String.self),
                 runID: try row.decode(column: "run_id", as: String?.self), runLink: try row.decode(column: "run_link", as: String?.self),
-                modelID: try row.decode(column: "model_id", as: String?.self), tags: [], aliases: [])
+                modelID: try row.decode(column: "model_id", as: String?.self), tags: [], aliases: [],
+                status: try row.decode(column: "status", as: String.self))
         }
         guard !versions.isEmpty else { return [] }
         let names = Array(Set(versions.map(\.name)))

@@ -46,7 +46,9 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
     NotificationDestinationRoutes(destinations: platform.destinations).register(on: router)
     IdentityRoutes(identity: platform.identity).register(on: router)
     UnityCatalogRoutes(catalog: platform.catalog).register(on: router)
-    FilesRoutes(catalog: platform.catalog).register(on: router)
+    let modelFiles = UCModelFiles(artifacts: platform.artifacts, registry: platform.registry, permissions: platform.permissions, secret: (0..<32).map { _ in UInt8.random(in: 0...255) })
+    FilesRoutes(catalog: platform.catalog, models: modelFiles).register(on: router)
+    UCModelRoutes(registry: platform.registry, catalog: platform.catalog, permissions: platform.permissions, files: modelFiles).register(on: router)
     PermissionsRoutes(permissions: platform.permissions) { kind, given in
         switch kind {
         case .experiments: return (try? await platform.tracking.getExperiment(id: given)).map { _ in given }

@@ -22,7 +22,8 @@ struct AuthMiddleware: RouterMiddleware {
         var context = context
         context.authorizer = authorizer
         // Web pages sign in with a session cookie instead (KilnWeb checks it on every page).
-        if !enabled || Self.publicPaths.contains(request.uri.path) || WebUI.owns(request.uri.path) {
+        // Signed URLs (UC model files) carry their own credential and are checked by their route.
+        if !enabled || Self.publicPaths.contains(request.uri.path) || WebUI.owns(request.uri.path) || request.uri.path.hasPrefix(UCModelFiles.presignedPrefix) {
             context.caller = enabled ? nil : anonymous
             return try await next(request, context)
         }

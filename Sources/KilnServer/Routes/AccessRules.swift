@@ -140,6 +140,30 @@ enum AccessRules {
         "POST /api/2.0/mlflow/registry-webhooks/test": .admin,
         "GET /api/2.0/kiln/registry/webhook-deliveries": .admin,
 
+        // Models in Unity Catalog (mlflow with registry URI databricks-uc): the same levels, by full name.
+        "POST /api/2.0/mlflow/unity-catalog/registered-models/create": .checks("`CREATE_MODEL` on the schema (with the USE chain); the creator gets `CAN_MANAGE`"),
+        "GET /api/2.0/mlflow/unity-catalog/registered-models/get": .level(.model("name"), read),
+        "PATCH /api/2.0/mlflow/unity-catalog/registered-models/update": .level(.model("name"), edit),  // new_name also takes CAN_MANAGE
+        "DELETE /api/2.0/mlflow/unity-catalog/registered-models/delete": .level(.model("name"), manage),
+        "GET /api/2.0/mlflow/unity-catalog/registered-models/search": .lists,
+        "POST /api/2.0/mlflow/unity-catalog/registered-models/alias": .level(.model("name"), edit),
+        "DELETE /api/2.0/mlflow/unity-catalog/registered-models/alias": .level(.model("name"), edit),
+        "GET /api/2.0/mlflow/unity-catalog/registered-models/alias": .level(.model("name"), read),
+        "POST /api/2.0/mlflow/unity-catalog/registered-models/set-tag": .level(.model("name"), edit),
+        "DELETE /api/2.0/mlflow/unity-catalog/registered-models/delete-tag": .level(.model("name"), edit),
+        "GET /api/2.0/mlflow/unity-catalog/registered-models:is-databricks-sdk-models-artifact-repository-enabled": .signedIn,
+        "POST /api/2.0/mlflow/unity-catalog/model-versions/create": .level(.model("name"), edit),
+        "GET /api/2.0/mlflow/unity-catalog/model-versions/get": .level(.model("name"), read),
+        "PATCH /api/2.0/mlflow/unity-catalog/model-versions/update": .level(.model("name"), edit),
+        "DELETE /api/2.0/mlflow/unity-catalog/model-versions/delete": .level(.model("name"), manage),
+        "GET /api/2.0/mlflow/unity-catalog/model-versions/search": .lists,
+        "POST /api/2.0/mlflow/unity-catalog/model-versions/finalize": .level(.model("name"), edit),
+        "POST /api/2.0/mlflow/unity-catalog/model-versions/generate-temporary-credentials":
+            .checks("`CAN_READ` on the model; `CAN_EDIT` for `MODEL_VERSION_OPERATION_READ_WRITE`"),
+        "GET /api/2.0/mlflow/unity-catalog/model-versions/get-download-uri": .level(.model("name"), read),
+        "POST /api/2.0/mlflow/unity-catalog/model-versions/set-tag": .level(.model("name"), edit),
+        "DELETE /api/2.0/mlflow/unity-catalog/model-versions/delete-tag": .level(.model("name"), edit),
+
         // Serving (queries: `POST /serving-endpoints/{name}/invocations` needs CAN_QUERY, checked in its route).
         "POST /api/2.0/serving-endpoints": .creates("CAN_MANAGE"),
         "GET /api/2.0/serving-endpoints": .lists,

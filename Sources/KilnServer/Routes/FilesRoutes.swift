@@ -9,6 +9,8 @@ import KilnCore
 /// file renamed into place, so a reader never sees half a file.
 struct FilesRoutes: Sendable {
     let catalog: UnityCatalog
+    /// Unity Catalog model versions' folders (`/Models/...`).
+    let models: UCModelFiles
 
     func register(on router: Router<KilnRequestContext>) {
         let files = RouterPath("/api/2.0/fs/files/**"), directories = RouterPath("/api/2.0/fs/directories/**")
@@ -109,6 +111,7 @@ struct FilesRoutes: Sendable {
     /// `{contents: [{path, name, is_directory, file_size, last_modified}], next_page_token}`, sorted by name.
     func list(_ request: Request, _ context: KilnRequestContext) async throws -> Response {
         let volumePath = Self.path(request, prefix: "/api/2.0/fs/directories/")
+        if volumePath.hasPrefix("/Models/") { return try await models.list(volumePath, caller: context.caller) }
         let (folder, _) = try await catalog.volumeFile(volumePath, write: false, caller: context.caller)
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else {
             throw KilnError.notFound("The directory does not exist")

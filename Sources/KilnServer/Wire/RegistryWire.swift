@@ -14,7 +14,7 @@ extension JSONWriter {
             w.field("description", v.description)
             w.field("source", v.source)
             w.field("run_id", v.runID)
-            w.field("status", "READY")
+            w.field("status", v.status)
             w.field("run_link", v.runLink)
             w.field("model_id", v.modelID)
             if !v.tags.isEmpty { w.keyValues("tags", v.tags) }

@@ -1,0 +1,379 @@
+import Crypto
+import Foundation
+import Hummingbird
+import KilnBlob
+import KilnCatalog
+import KilnCore
+import KilnPermissions
+import KilnRegistry
+
+/// Models in Unity Catalog as the stock mlflow client calls them with `mlflow.set_registry_uri("databricks-uc")`
+/// (DATABRICKS_HOST and DATABRICKS_TOKEN pointing at Kiln): `/api/2.0/mlflow/unity-catalog/registered-models/*` and
+/// `model-versions/*`, three-level names (`catalog.schema.model`). A version is created `PENDING_REGISTRATION`; the
+/// client asks for temporary credentials (Kiln answers Databricks' default storage), uploads each file to a URL Kiln
+/// signs and serves itself (`/api/2.0/fs/create-upload-url`), then finalizes the version `READY`. Loading lists the
+/// version's folder (`/api/2.0/fs/directories/Models/...`) and downloads through signed URLs the same way.
+///
+/// Creating a model takes `CREATE_MODEL` on the schema (with the USE chain); the creator owns it and shares it with the
+/// registered-model levels of `/api/2.0/permissions/registered-models/{full name}` (UC grants on models are not kept).
+struct UCModelRoutes: Sendable {
+    let registry: RegistryService
+    let catalog: UnityCatalog
+    let permissions: WorkspacePermissions
+    let files: UCModelFiles
+
+    func register(on router: Router<KilnRequestContext>) {
+        MessageRoute.register([
+            MessageRoute(.post, "registered-models/create", createModel),
+            MessageRoute(.get, "registered-models/get", getModel),
+            MessageRoute(.patch, "registered-models/update", updateModel),
+            MessageRoute(.delete, "registered-models/delete", deleteModel),
+            MessageRoute(.get, "registered-models/search", searchModels),
+            MessageRoute(.post, "registered-models/alias", setAlias),
+            MessageRoute(.delete, "registered-models/alias", deleteAlias),
+            MessageRoute(.get, "registered-models/alias", getByAlias),
+            MessageRoute(.post, "registered-models/set-tag", setModelTag),
+            MessageRoute(.delete, "registered-models/delete-tag", deleteModelTag),
+            MessageRoute(.get, "registered-models:is-databricks-sdk-models-artifact-repository-enabled") { _ in
+                // Kiln serves the presigned-URL flow; the databricks-sdk file client is not needed.
+                .json { w in w.field("is_databricks_sdk_models_artifact_repository_enabled", false) }
+            },
+            MessageRoute(.post, "model-versions/create", createVersion),
+            MessageRoute(.get, "model-versions/get", getVersion),
+            MessageRoute(.patch, "model-versions/update", updateVersion),
+            MessageRoute(.delete, "model-versions/delete", deleteVersion),
+            MessageRoute(.get, "model-versions/search", searchVersions),
+            MessageRoute(.post, "model-versions/finalize", finalize),
+            MessageRoute(.post, "model-versions/generate-temporary-credentials", credentials),
+            MessageRoute(.get, "model-versions/get-download-uri", downloadURI),
+            MessageRoute(.post, "model-versions/set-tag", setVersionTag),
+            MessageRoute(.delete, "model-versions/delete-tag", deleteVersionTag),
+        ], prefixes: ["/api/2.0/mlflow/unity-catalog/"], on: router)
+        files.register(on: router)
+    }
+
+    static func name(_ m: RequestMessage) throws -> String {
+        let name = try m.requireString("name")
+        guard name.split(separator: ".", omittingEmptySubsequences: false).count == 3, !name.contains("..") else {
+            throw KilnError.invalid("A Unity Catalog model is named catalog.schema.model, not '\(name)'")
+        }
+        return name
+    }
+
+    // MARK: Registered models
+
+    func createModel(_ m: RequestMessage) async throws -> Response {
+        let name = try Self.name(m)
+        let parts = name.split(separator: ".").map(String.init)
+        let schema = try await catalog.path(.schema, "\(parts[0]).\(parts[1])")
+        if let caller = m.caller, !(try await catalog.allowed(caller, try Privilege(parsing: "CREATE_MODEL"), schema)) {
+            throw KilnError(.permissionDenied, "\(caller.name) may not create models in schema \(parts[0]).\(parts[1]): that takes USE_CATALOG, USE_SCHEMA and CREATE_MODEL")
+        }
+        let model = try await registry.createRegisteredModel(name: name, description: try m.string("description"), tags: try m.keyValues("tags").map { KeyValue($0.0, $0.1) },
+                                                             userID: m.principal)
+        try await permissions.recordCreated(.registeredModels, name, by: m.caller)
+        return Self.model(model)
+    }
+
+    func getModel(_ m: RequestMessage) async throws -> Response { Self.model(try await registry.getRegisteredModel(name: try Self.name(m))) }
+
+    func updateModel(_ m: RequestMessage) async throws -> Response {
+        let name = try Self.name(m)
+        var model = try await registry.updateRegisteredModel(name: name, description: try m.string("description"))
+        if let newName = try m.string("new_name"), newName != name {
+            guard try await permissions.holds(m.caller, "CAN_MANAGE", .registeredModels, name) else {
+                throw KilnError(.permissionDenied, "\(m.principal ?? "") may not rename model \(name): that takes CAN_MANAGE")
+            }
+            model = try await registry.renameRegisteredModel(name: name, newName: newName)
+            try await permissions.rename(.registeredModels, from: name, to: newName)
+        }
+        return Self.model(model)
+    }
+
+    func deleteModel(_ m: RequestMessage) async throws -> Response {
+        let name = try Self.name(m)
+        try await registry.deleteRegisteredModel(name: name)
+        try await permissions.forget(.registeredModels, name)
+        try? files.artifacts.delete(try BlobKey(UCModelFiles.folder(name)))
+        return .json { _ in }
+    }
+
+    func searchModels(_ m: RequestMessage) async throws -> Response {
+        let page = try await registry.searchRegisteredModels(maxResults: try m.int("max_results"), pageToken: try m.string("page_token"),
+                                                             only: try await permissions.visibleIDs(m.caller, .registeredModels))
+        return .json { w in
+            w.key("registered_models")
+            w.array { w in for model in page.items where model.name.split(separator: ".").count == 3 { Self.write(model, &w) } }
+            w.field("next_page_token", page.nextPageToken)
+        }
+    }
+
+    func setAlias(_ m: RequestMessage) async throws -> Response {
+        try await registry.setAlias(name: try Self.name(m), alias: try m.requireString("alias"), version: try m.requireString("version"), userID: m.principal)
+        return .json { _ in }
+    }
+
+    func deleteAlias(_ m: RequestMessage) async throws -> Response {
+        try await registry.deleteAlias(name: try Self.name(m), alias: try m.requireString("alias"), userID: m.principal)
+        return .json { _ in }
+    }
+
+    func getByAlias(_ m: RequestMessage) async throws -> Response {
+        Self.version(try await registry.version(name: try Self.name(m), alias: try m.requireString("alias")))
+    }
+
+    func setModelTag(_ m: RequestMessage) async throws -> Response {
+        try await registry.setRegisteredModelTag(name: try Self.name(m), tag: KeyValue(try m.requireString("key"), try m.string("value") ?? ""))
+        return .json { _ in }
+    }
+
+    func deleteModelTag(_ m: RequestMessage) async throws -> Response {
+        try await registry.deleteRegisteredModelTag(name: try Self.name(m), key: try m.requireString("key"))
+        return .json { _ in }
+    }
+
+    // MARK: Versions
+
+    func createVersion(_ m: RequestMessage) async throws -> Response {
+        let name = try Self.name(m)
+        let version = try await registry.createPendingModelVersion(
+            name: name, source: try m.requireString("source"), runID: try m.string("run_id").flatMap { $0.isEmpty ? nil : $0 },
+            modelID: try m.string("model_id").flatMap { $0.isEmpty ? nil : $0 }, tags: try m.keyValues("tags").map { KeyValue($0.0, $0.1) },
+            description: try m.string("description"), userID: m.principal) { "mlflow-artifacts:/" + UCModelFiles.folder(name, version: $0) }
+        return Self.version(version)
+    }
+
+    func getVersion(_ m: RequestMessage) async throws -> Response {
+        Self.version(try await registry.getModelVersion(name: try Self.name(m), version: try m.requireString("version")))
+    }
+
+    func updateVersion(_ m: RequestMessage) async throws -> Response {
+        Self.version(try await registry.updateModelVersion(name: try Self.name(m), version: try m.requireString("version"), description: try m.string("description")))
+    }
+
+    func deleteVersion(_ m: RequestMessage) async throws -> Response {
+        let name = try Self.name(m), version = try m.requireString("version")
+        try await registry.deleteModelVersion(name: name, version: version)
+        if let number = Int64(version) { try? files.artifacts.delete(try BlobKey(UCModelFiles.folder(name, version: number))) }
+        return .json { _ in }
+    }
+
+    func searchVersions(_ m: RequestMessage) async throws -> Response {
+        let page = try await registry.searchModelVersions(filter: try m.string("filter"), maxResults: try m.int("max_results"),
+                                                          pageToken: try m.string("page_token"),
+                                                          only: try await permissions.visibleIDs(m.caller, .registeredModels))
+        return .json { w in
+            w.key("model_versions")
+            w.array { w in for v in page.items where v.name.split(separator: ".").count == 3 { Self.write(v, &w) } }
+            w.field("next_page_token", page.nextPageToken)
+        }
+    }
+
+    func finalize(_ m: RequestMessage) async throws -> Response {
+        Self.version(try await registry.finalizeModelVersion(name: try Self.name(m), version: try m.requireString("version")))
+    }
+
+    /// Databricks' default storage: the client then moves files through URLs Kiln signs (``UCModelFiles``).
+    func credentials(_ m: RequestMessage) async throws -> Response {
+        let name = try Self.name(m), version = try m.requireString("version")
+        let operation = try m.string("operation") ?? "MODEL_VERSION_OPERATION_READ"
+        let level = operation == "MODEL_VERSION_OPERATION_READ_WRITE" ? "CAN_EDIT" : "CAN_READ"
+        try await permissions.require(m.caller, level, .registeredModels, name)
+        _ = try await registry.getModelVersion(name: name, version: version)
+        return .json { w in
+            w.key("credentials")
+            w.object { w in
+                w.field("storage_mode", "DEFAULT_STORAGE")
+                w.field("expiration_time", Int64(Date().timeIntervalSince1970 * 1000) + UCModelFiles.lifetimeMillis)
+            }
+        }
+    }
+
+    func downloadURI(_ m: RequestMessage) async throws -> Response {
+        let v = try await registry.getModelVersion(name: try Self.name(m), version: try m.requireString("version"))
+        return .json { w in w.field("artifact_uri", v.storageLocation) }
+    }
+
+    func setVersionTag(_ m: RequestMessage) async throws -> Response {
+        try await registry.setModelVersionTag(name: try Self.name(m), version: try m.requireString("version"),
+                                              tag: KeyValue(try m.requireString("key"), try m.string("value") ?? ""))
+        return .json { _ in }
+    }
+
+    func deleteVersionTag(_ m: RequestMessage) async throws -> Response {
+        try await registry.deleteModelVersionTag(name: try Self.name(m), version: try m.requireString("version"), key: try m.requireString("key"))
+        return .json { _ in }
+    }
+
+    // MARK: Wire shapes (databricks_uc_registry_messages.proto)
+
+    static func model(_ model: RegisteredModel) -> Response { .json { w in w.key("registered_model"); write(model, &w) } }
+    static func version(_ v: ModelVersion) -> Response { .json { w in w.key("model_version"); write(v, &w) } }
+
+    static func write(_ model: RegisteredModel, _ w: inout JSONWriter) {
+        w.object { w in
+            w.field("name", model.name)
+            w.field("creation_timestamp", model.creationTime)
+            w.field("last_updated_timestamp", model.lastUpdatedTime)
+            w.field("user_id", model.userID)
+            w.field("description", model.description)
+            w.key("aliases")
+            w.array { w in for a in model.aliases { w.object { w in w.field("alias", a.alias); w.field("version", String(a.version)) } } }
+            if !model.tags.isEmpty { w.keyValues("tags", model.tags) }
+        }
+    }
+
+    static func write(_ v: ModelVersion, _ w: inout JSONWriter) {
+        w.object { w in
+            w.field("name", v.name)
+            w.field("version", String(v.version))
+            w.field("creation_timestamp", v.creationTime)
+            w.field("last_updated_timestamp", v.lastUpdatedTime)
+            w.field("user_id", v.userID)
+            w.field("description", v.description)
+            w.field("source", v.source)
+            w.field("run_id", v.runID)
+            w.field("model_id", v.modelID)
+            w.field("status", v.status)
+            w.field("storage_location", v.storageLocation)
+            w.key("aliases")
+            w.array { w in for a in v.aliases { w.object { w in w.field("alias", a); w.field("version", String(v.version)) } } }
+            if !v.tags.isEmpty { w.keyValues("tags", v.tags) }
+        }
+    }
+}
+
+/// The files of Unity Catalog model versions, in the artifact store under `uc-models/<catalog>/<schema>/<model>/<v>`,
+/// reached as `/Models/<catalog>/<schema>/<model>/<v>/...` through signed URLs: `POST /api/2.0/fs/create-upload-url`
+/// and `create-download-url` (the caller's level on the model is checked there; uploads only while the version is
+/// pending), `GET /api/2.0/fs/directories/Models/...` to list, and `PUT`/`GET /api/2.0/kiln/presigned/{token}`, which
+/// need no bearer token: the token is the credential (HMAC-SHA256 over method, file and expiry, 15 minutes).
+struct UCModelFiles: Sendable {
+    let artifacts: any BlobStore
+    let registry: RegistryService
+    let permissions: WorkspacePermissions
+    /// The signing secret: 256 random bits per process (URLs die with the server; several servers sharing a store
+    /// need a shared secret, issue 23).
+    let secret: [UInt8]
+    var key: SymmetricKey { SymmetricKey(data: secret) }
+    static let lifetimeMillis: Int64 = 15 * 60 * 1000
+    static let presignedPrefix = "/api/2.0/kiln/presigned/"
+
+    static func folder(_ name: String, version: Int64? = nil) -> String {
+        "uc-models/" + name.split(separator: ".").joined(separator: "/") + (version.map { "/\($0)" } ?? "")
+    }
+
+    func register(on router: Router<KilnRequestContext>) {
+        router.post("/api/2.0/fs/create-upload-url") { request, context in try await signedURL(request, context, write: true) }
+        router.post("/api/2.0/fs/create-download-url") { request, context in try await signedURL(request, context, write: false) }
+        router.put(RouterPath(Self.presignedPrefix + "{token}")) { request, context in try await upload(request, context) }
+        router.get(RouterPath(Self.presignedPrefix + "{token}")) { request, context in try await download(context) }
+    }
+
+    /// `/Models/c/s/m/v/path` → the model, the version and the blob key (checked: no `.` or `..` segments).
+    func locate(_ path: String) throws -> (model: String, version: String, key: BlobKey) {
+        let parts = path.split(separator: "/").map(String.init)
+        guard parts.count >= 5, parts[0] == "Models", Int64(parts[4]) != nil, !parts.contains(".."), !parts.contains(".") else {
+            throw KilnError.invalid("Model file paths look like /Models/<catalog>/<schema>/<model>/<version>/<file>, not '\(path)'")
+        }
+        return ("\(parts[1]).\(parts[2]).\(parts[3])", parts[4], try BlobKey((["uc-models"] + parts.dropFirst()).joined(separator: "/")))
+    }
+
+    func signedURL(_ request: Request, _ context: KilnRequestContext, write: Bool) async throws -> Response {
+        let body = try await request.body.collect(upTo: 64 * 1024)
+        guard case .object(let fields)? = try? JSONValue.parse(Array(body.readableBytesView)), case .string(let path)? = fields["path"] else {
+            throw KilnError.invalid("Send {\"path\": \"/Models/<catalog>/<schema>/<model>/<version>/<file>\"}")
+        }
+        let (model, version, key) = try locate(path)
+        try await permissions.require(context.caller, write ? "CAN_EDIT" : "CAN_READ", .registeredModels, model)
+        let v = try await registry.getModelVersion(name: model, version: version)
+        if write, v.status != "PENDING_REGISTRATION" {
+            throw KilnError(.badRequest, "Model version \(model)/\(version) is \(v.status): its files can no longer change; create a new version")
+        }
+        let expires = Int64(Date().timeIntervalSince1970 * 1000) + Self.lifetimeMillis
+        let payload = "\(write ? "PUT" : "GET")\n\(key.path)\n\(expires)"
+        let signature = HMAC<SHA256>.authenticationCode(for: Data(payload.utf8), using: self.key).map { String(format: "%02x", $0) }.joined()
+        let token = Data(payload.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "") + "." + signature
+        let host = request.head.authority ?? "127.0.0.1"
+        return .json { w in
+            w.field("url", "http://\(host)\(Self.presignedPrefix)\(token)")
+            w.key("headers")
+            w.array { _ in }
+        }
+    }
+
+    /// The file a signed token allows for `method`. - Throws: `PERMISSION_DENIED` for a bad or expired token.
+    func verify(_ context: KilnRequestContext, method: String) throws -> BlobKey {
+        let token = context.parameters.get("token") ?? ""
+        let parts = token.split(separator: ".", maxSplits: 1).map(String.init)
+        var base64 = (parts.first ?? "").replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.count % 4 != 0 { base64 += "=" }
+        guard parts.count == 2, let data = Data(base64Encoded: base64), let payload = String(data: data, encoding: .utf8) else {
+            throw KilnError(.permissionDenied, "The signed URL is malformed; ask for a new one")
+        }
+        let expected = HMAC<SHA256>.authenticationCode(for: data, using: key).map { String(format: "%02x", $0) }.joined()
+        let fields = payload.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard fields.count == 3, Self.same(expected, parts[1]), fields[0] == method, let expires = Int64(fields[2]) else {
+            throw KilnError(.permissionDenied, "The signed URL is not valid for this request; ask for a new one")
+        }
+        guard expires > Int64(Date().timeIntervalSince1970 * 1000) else { throw KilnError(.permissionDenied, "The signed URL has expired; ask for a new one") }
+        return try BlobKey(fields[1])
+    }
+
+    static func same(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        guard x.count == y.count else { return false }
+        return zip(x, y).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+
+    func upload(_ request: Request, _ context: KilnRequestContext) async throws -> Response {
+        let key = try verify(context, method: "PUT")
+        let writer = try artifacts.makeWriter(for: key)
+        do {
+            for try await buffer in request.body { try buffer.withUnsafeReadableBytes { try writer.write($0) } }
+            try writer.commit()
+        } catch {
+            writer.abort()
+            throw error
+        }
+        return Response(status: .ok)
+    }
+
+    func download(_ context: KilnRequestContext) async throws -> Response {
+        let key = try verify(context, method: "GET")
+        let reader = try artifacts.openReader(for: key)
+        let body = ResponseBody(contentLength: Int(reader.size)) { writer in
+            defer { reader.close() }
+            while true {
+                let chunk = try reader.read(maxLength: ArtifactRoutes.chunkSize)
+                if chunk.isEmpty { break }
+                try await writer.write(ByteBuffer(bytes: chunk))
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: body)
+    }
+
+    /// `GET /api/2.0/fs/directories/Models/...`: the entries of a version's folder (`CAN_READ` on the model).
+    func list(_ path: String, caller: Caller?) async throws -> Response {
+        let (model, _, key) = try locate(path.hasSuffix("/") ? String(path.dropLast()) : path)
+        try await permissions.require(caller, "CAN_READ", .registeredModels, model)
+        guard try artifacts.kind(of: key) == true else { throw KilnError(.notFound, "'\(path)' is not a directory") }
+        let entries = try artifacts.list(key)
+        let base = path.hasSuffix("/") ? String(path.dropLast()) : path
+        return .json { w in
+            w.key("contents")
+            w.array { w in
+                for e in entries {
+                    w.object { w in
+                        w.field("path", base + "/" + e.name)
+                        w.field("name", e.name)
+                        w.field("is_directory", e.isDirectory)
+                        if !e.isDirectory { w.field("file_size", e.size) }
+                    }
+                }
+            }
+        }
+    }
+}

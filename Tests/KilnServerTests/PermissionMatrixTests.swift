@@ -116,10 +116,11 @@ struct PermissionMatrixTests {
                     let objects = try await world.objects()
                     var (fields, kind, id) = Self.request(target, objects)
                     var path = String(parts[1])
-                    for (placeholder, value) in ["{model_id}": objects["logged_model"]!, "{tag_key}": "k"] where path.contains(placeholder) {
+                    for (placeholder, value) in ["{model_id}": objects["logged_model"]!, "{tag_key}": "k", "{full_name}": objects["model"]!,
+                                                 "{alias}": "a", "{version}": "1"] where path.contains(placeholder) {
                         path = path.replacingOccurrences(of: placeholder, with: value)
-                        fields["model_id"] = nil
                     }
+                    if path.contains("/logged-models/") { fields["model_id"] = nil }
                     let rank = kind.rank(level)!
                     let admin = Caller(id: nil, name: "admin", groups: [Caller.adminsGroup])
                     try await platform.permissions.change(kind, id, [AccessEntry(principal: world.principals["grantee"]!.name, type: .user, level: level),

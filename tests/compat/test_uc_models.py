@@ -78,3 +78,64 @@ def test_who_may_create_and_read_uc_models(own_kiln):
     assert r.status_code == 403
     r = requests.get(own_kiln.url + "/api/2.0/mlflow/unity-catalog/registered-models/search", headers=other_auth)
     assert f"{catalog}.models.mine" not in [m["name"] for m in r.json().get("registered_models", [])]
+
+
+def test_uc_models_api_through_both_clients(own_kiln):
+    from databricks.sdk.errors import NotFound, PermissionDenied
+    w = WorkspaceClient(host=own_kiln.url, token=TOKEN, auth_type="pat")
+    catalog = "mla_" + uuid.uuid4().hex[:6]
+    w.catalogs.create(name=catalog)
+    w.schemas.create(name="s", catalog_name=catalog)
+    python = uc_venv_python()
+    out = subprocess.run([python, os.path.join(HERE, "clients", "uc_client_models.py"), own_kiln.url, TOKEN, catalog],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    seen = json.loads(out.stdout)
+    assert seen["created"]["full_name"] == f"{catalog}.s.scorer" and seen["created"]["owner"] == "admin"
+    assert seen["listed"] == [f"{catalog}.s.scorer"]
+    assert seen["updated"]["full_name"] == f"{catalog}.s.scorer2" and seen["updated"]["comment"] == "scores customers"
+    assert seen["version_created"]["status"] == "PENDING_REGISTRATION" and seen["finalized"]["status"] == "READY"
+    assert seen["version_updated"]["comment"] == "first, checked" and seen["versions"] == [1] and seen["got"]["source"] == "runs:/abc/model"
+    assert seen["deleted_status"] == 404 and seen["after_delete"] == []
+    # databricks-sdk: models made by SQL-less REST, aliases, versions by alias; the same store as mlflow's databricks-uc.
+    from databricks.sdk.service import catalog as uc
+    model = w.registered_models.create(catalog_name=catalog, schema_name="s", name="ranker", comment="ranks")
+    assert model.full_name == f"{catalog}.s.ranker"
+    r = requests.post(own_kiln.url + "/api/2.1/unity-catalog/models/versions", headers={"Authorization": f"Bearer {TOKEN}"},
+                      json={"model_name": "ranker", "catalog_name": catalog, "schema_name": "s", "source": "runs:/r/model"})
+    assert r.status_code == 200 and r.json()["version"] == 1, r.text
+    w.registered_models.set_alias(f"{catalog}.s.ranker", "champion", 1)
+    assert w.model_versions.get_by_alias(f"{catalog}.s.ranker", "champion").version == 1
+    assert [a.alias_name for a in w.registered_models.get(f"{catalog}.s.ranker").aliases] == ["champion"]
+    assert [v.version for v in w.model_versions.list(f"{catalog}.s.ranker")] == [1]
+    assert [m.full_name for m in w.registered_models.list(catalog_name=catalog, schema_name="s")] == [f"{catalog}.s.ranker"]
+    w.model_versions.update(f"{catalog}.s.ranker", 1, comment="checked")
+    assert w.model_versions.get(f"{catalog}.s.ranker", 1).comment == "checked"
+    w.registered_models.delete_alias(f"{catalog}.s.ranker", "champion")
+    # A user without grants sees none of it and may not create one; with CREATE_MODEL they may, and own it.
+    name = f"uca-{uuid.uuid4().hex[:6]}@example.com"
+    w.users.create(user_name=name)
+    user = WorkspaceClient(host=own_kiln.url, token=issue(own_kiln, name), auth_type="pat")
+    assert list(user.registered_models.list(catalog_name=catalog, schema_name="s")) == []
+    with pytest.raises(PermissionDenied):
+        user.registered_models.get(f"{catalog}.s.ranker")
+    with pytest.raises(PermissionDenied):
+        user.registered_models.create(catalog_name=catalog, schema_name="s", name="theirs")
+    w.grants.update(securable_type="schema", full_name=f"{catalog}.s",
+                    changes=[uc.PermissionsChange(principal=name, add=[uc.Privilege.USE_SCHEMA, uc.Privilege.CREATE_MODEL])])
+    w.grants.update(securable_type="catalog", full_name=catalog, changes=[uc.PermissionsChange(principal=name, add=[uc.Privilege.USE_CATALOG])])
+    user.registered_models.create(catalog_name=catalog, schema_name="s", name="theirs")
+    assert [m.name for m in user.registered_models.list(catalog_name=catalog, schema_name="s")] == ["theirs"]
+    w.registered_models.delete(f"{catalog}.s.ranker")
+    with pytest.raises(NotFound):
+        w.registered_models.get(f"{catalog}.s.ranker")
+
+
+def uc_venv_python():
+    """unitycatalog-client's own interpreter, made as test_catalog makes it."""
+    from test_catalog import UC_VENV
+    python = os.path.join(UC_VENV, "bin", "python")
+    if not os.path.exists(python) or subprocess.run([python, "-c", "import unitycatalog.client"], capture_output=True).returncode != 0:
+        subprocess.run([sys.executable, "-m", "venv", UC_VENV], check=True)
+        subprocess.run([python, "-m", "pip", "install", "-q", "unitycatalog-client==0.7.0"], check=True)
+    return python

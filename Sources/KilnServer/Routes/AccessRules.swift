@@ -164,6 +164,22 @@ enum AccessRules {
         "POST /api/2.0/mlflow/unity-catalog/model-versions/set-tag": .level(.model("name"), edit),
         "DELETE /api/2.0/mlflow/unity-catalog/model-versions/delete-tag": .level(.model("name"), edit),
 
+        // Unity Catalog's models API: the same models and levels.
+        "POST /api/2.1/unity-catalog/models": .checks("`CREATE_MODEL` on the schema (with the USE chain); the creator gets `CAN_MANAGE`"),
+        "GET /api/2.1/unity-catalog/models": .lists,
+        "GET /api/2.1/unity-catalog/models/{full_name}": .level(.model("full_name"), read),
+        "PATCH /api/2.1/unity-catalog/models/{full_name}": .level(.model("full_name"), edit),  // new_name also takes CAN_MANAGE
+        "DELETE /api/2.1/unity-catalog/models/{full_name}": .level(.model("full_name"), manage),
+        "PUT /api/2.1/unity-catalog/models/{full_name}/aliases/{alias}": .level(.model("full_name"), edit),
+        "DELETE /api/2.1/unity-catalog/models/{full_name}/aliases/{alias}": .level(.model("full_name"), edit),
+        "GET /api/2.1/unity-catalog/models/{full_name}/aliases/{alias}": .level(.model("full_name"), read),
+        "POST /api/2.1/unity-catalog/models/versions": .checks("`CAN_EDIT` on the model (`catalog_name`.`schema_name`.`model_name`)"),
+        "GET /api/2.1/unity-catalog/models/{full_name}/versions": .level(.model("full_name"), read),
+        "GET /api/2.1/unity-catalog/models/{full_name}/versions/{version}": .level(.model("full_name"), read),
+        "PATCH /api/2.1/unity-catalog/models/{full_name}/versions/{version}": .level(.model("full_name"), edit),
+        "DELETE /api/2.1/unity-catalog/models/{full_name}/versions/{version}": .level(.model("full_name"), manage),
+        "PATCH /api/2.1/unity-catalog/models/{full_name}/versions/{version}/finalize": .level(.model("full_name"), edit),
+
         // Serving (queries: `POST /serving-endpoints/{name}/invocations` needs CAN_QUERY, checked in its route).
         "POST /api/2.0/serving-endpoints": .creates("CAN_MANAGE"),
         "GET /api/2.0/serving-endpoints": .lists,
@@ -218,8 +234,8 @@ enum AccessRules {
 
     /// The rule of a route; nil when it has none (then it is for admins only).
     static func rule(_ method: HTTPRequest.Method, _ path: String) -> AccessRule? {
-        if selfChecked.contains(where: { path.hasPrefix($0) }) { return .signedIn }
-        return table[key(method, path)]
+        if let rule = table[key(method, path)] { return rule }
+        return selfChecked.contains(where: { path.hasPrefix($0) }) ? .signedIn : nil
     }
 
     /// Every route registered without a rule (tests keep this empty).

@@ -49,6 +49,24 @@ struct UCModelRoutes: Sendable {
             MessageRoute(.post, "model-versions/set-tag", setVersionTag),
             MessageRoute(.delete, "model-versions/delete-tag", deleteVersionTag),
         ], prefixes: ["/api/2.0/mlflow/unity-catalog/"], on: router)
+        // The same models as Unity Catalog's own API (databricks-sdk w.registered_models / w.model_versions,
+        // unitycatalog-client RegisteredModelsApi / ModelVersionsApi).
+        MessageRoute.register([
+            MessageRoute(.post, "models", createInfo),
+            MessageRoute(.get, "models", listInfos),
+            MessageRoute(.get, "models/{full_name}", getInfo),
+            MessageRoute(.patch, "models/{full_name}", updateInfo),
+            MessageRoute(.delete, "models/{full_name}", deleteInfo),
+            MessageRoute(.put, "models/{full_name}/aliases/{alias}", putAlias),
+            MessageRoute(.delete, "models/{full_name}/aliases/{alias}", removeAlias),
+            MessageRoute(.get, "models/{full_name}/aliases/{alias}", versionByAlias),
+            MessageRoute(.post, "models/versions", createVersionInfo),
+            MessageRoute(.get, "models/{full_name}/versions", listVersionInfos),
+            MessageRoute(.get, "models/{full_name}/versions/{version}", getVersionInfo),
+            MessageRoute(.patch, "models/{full_name}/versions/{version}", updateVersionInfo),
+            MessageRoute(.delete, "models/{full_name}/versions/{version}", deleteVersionInfo),
+            MessageRoute(.patch, "models/{full_name}/versions/{version}/finalize", finalizeInfo),
+        ], prefixes: ["/api/2.1/unity-catalog/"], on: router)
         files.register(on: router)
     }
 
@@ -63,16 +81,20 @@ struct UCModelRoutes: Sendable {
     // MARK: Registered models
 
     func createModel(_ m: RequestMessage) async throws -> Response {
-        let name = try Self.name(m)
+        Self.model(try await create(try Self.name(m), description: try m.string("description"), tags: try m.keyValues("tags").map { KeyValue($0.0, $0.1) },
+                                    caller: m.caller))
+    }
+
+    /// Creates a UC model: `CREATE_MODEL` on its schema (with the USE chain); its creator gets `CAN_MANAGE`.
+    func create(_ name: String, description: String?, tags: [KeyValue], caller: Caller?) async throws -> RegisteredModel {
         let parts = name.split(separator: ".").map(String.init)
         let schema = try await catalog.path(.schema, "\(parts[0]).\(parts[1])")
-        if let caller = m.caller, !(try await catalog.allowed(caller, try Privilege(parsing: "CREATE_MODEL"), schema)) {
+        if let caller, !(try await catalog.allowed(caller, try Privilege(parsing: "CREATE_MODEL"), schema)) {
             throw KilnError(.permissionDenied, "\(caller.name) may not create models in schema \(parts[0]).\(parts[1]): that takes USE_CATALOG, USE_SCHEMA and CREATE_MODEL")
         }
-        let model = try await registry.createRegisteredModel(name: name, description: try m.string("description"), tags: try m.keyValues("tags").map { KeyValue($0.0, $0.1) },
-                                                             userID: m.principal)
-        try await permissions.recordCreated(.registeredModels, name, by: m.caller)
-        return Self.model(model)
+        let model = try await registry.createRegisteredModel(name: name, description: description, tags: tags, userID: caller?.name)
+        try await permissions.recordCreated(.registeredModels, name, by: caller)
+        return model
     }
 
     func getModel(_ m: RequestMessage) async throws -> Response { Self.model(try await registry.getRegisteredModel(name: try Self.name(m))) }
@@ -203,6 +225,182 @@ struct UCModelRoutes: Sendable {
     func deleteVersionTag(_ m: RequestMessage) async throws -> Response {
         try await registry.deleteModelVersionTag(name: try Self.name(m), version: try m.requireString("version"), key: try m.requireString("key"))
         return .json { _ in }
+    }
+
+    // MARK: Unity Catalog's models API
+
+    static func fullName(_ m: RequestMessage, _ key: String = "full_name") throws -> String {
+        let name = try m.requireString(key)
+        guard name.split(separator: ".", omittingEmptySubsequences: false).count == 3, !name.contains("..") else {
+            throw KilnError.invalid("A model's full name is catalog.schema.model, not '\(name)'")
+        }
+        return name
+    }
+
+    func createInfo(_ m: RequestMessage) async throws -> Response {
+        let name = "\(try m.requireString("catalog_name")).\(try m.requireString("schema_name")).\(try m.requireString("name"))"
+        let model = try await create(name, description: try m.string("comment"), tags: [], caller: m.caller)
+        return .json { w in Self.info(model, &w) }
+    }
+
+    func listInfos(_ m: RequestMessage) async throws -> Response {
+        let catalogName = try m.string("catalog_name"), schemaName = try m.string("schema_name")
+        var found: [RegisteredModel] = []
+        var token: String?
+        repeat {
+            let page = try await registry.searchRegisteredModels(maxResults: 1000, pageToken: token,
+                                                                 only: try await permissions.visibleIDs(m.caller, .registeredModels))
+            found += page.items.filter { model in
+                let parts = model.name.split(separator: ".").map(String.init)
+                return parts.count == 3 && (catalogName.map { parts[0] == $0 } ?? true) && (schemaName.map { parts[1] == $0 } ?? true)
+            }
+            token = page.nextPageToken
+        } while token != nil
+        let (page, next) = try UnityCatalogRoutes.page(found, name: \.name, m)
+        return .json { w in
+            w.key("registered_models")
+            w.array { w in for model in page { w.object { Self.info(model, &$0) } } }
+            w.field("next_page_token", next)
+        }
+    }
+
+    func getInfo(_ m: RequestMessage) async throws -> Response {
+        let model = try await registry.getRegisteredModel(name: try Self.fullName(m))
+        return .json { w in Self.info(model, &w) }
+    }
+
+    func updateInfo(_ m: RequestMessage) async throws -> Response {
+        let name = try Self.fullName(m)
+        if try m.string("owner") != nil {
+            throw KilnError.invalid("A UC model's owner does not change here: share it with PATCH /api/2.0/permissions/registered-models/\(name)")
+        }
+        var model = try await registry.getRegisteredModel(name: name)
+        if let comment = try m.string("comment") { model = try await registry.updateRegisteredModel(name: name, description: comment) }
+        if let newName = try m.string("new_name"), !newName.isEmpty, newName != model.name.split(separator: ".").last.map(String.init) {
+            guard try await permissions.holds(m.caller, "CAN_MANAGE", .registeredModels, name) else {
+                throw KilnError(.permissionDenied, "\(m.principal ?? "") may not rename model \(name): that takes CAN_MANAGE")
+            }
+            // new_name is the model's own name (the catalog and schema stay); a full name is taken as given.
+            let target = newName.contains(".") ? newName : name.split(separator: ".").dropLast().joined(separator: ".") + "." + newName
+            model = try await registry.renameRegisteredModel(name: name, newName: target)
+            try await permissions.rename(.registeredModels, from: name, to: target)
+        }
+        return .json { w in Self.info(model, &w) }
+    }
+
+    func deleteInfo(_ m: RequestMessage) async throws -> Response {
+        let name = try Self.fullName(m)
+        try await registry.deleteRegisteredModel(name: name)
+        try await permissions.forget(.registeredModels, name)
+        try? files.artifacts.delete(try BlobKey(UCModelFiles.folder(name)))
+        return .json { _ in }
+    }
+
+    func putAlias(_ m: RequestMessage) async throws -> Response {
+        let name = try Self.fullName(m), alias = try m.requireString("alias")
+        guard let version = try m.int64("version_num") else { throw KilnError.invalid("Missing version_num") }
+        try await registry.setAlias(name: name, alias: alias, version: String(version), userID: m.principal)
+        return .json { w in
+            w.field("alias_name", alias)
+            w.field("version_num", version)
+        }
+    }
+
+    func removeAlias(_ m: RequestMessage) async throws -> Response {
+        try await registry.deleteAlias(name: try Self.fullName(m), alias: try m.requireString("alias"), userID: m.principal)
+        return .json { _ in }
+    }
+
+    func versionByAlias(_ m: RequestMessage) async throws -> Response {
+        let v = try await registry.version(name: try Self.fullName(m), alias: try m.requireString("alias"))
+        return .json { w in Self.info(v, &w) }
+    }
+
+    func createVersionInfo(_ m: RequestMessage) async throws -> Response {
+        let name = "\(try m.requireString("catalog_name")).\(try m.requireString("schema_name")).\(try m.requireString("model_name"))"
+        try await permissions.require(m.caller, "CAN_EDIT", .registeredModels, name)
+        let version = try await registry.createPendingModelVersion(
+            name: name, source: try m.requireString("source"), runID: try m.string("run_id").flatMap { $0.isEmpty ? nil : $0 }, modelID: nil,
+            tags: [], description: try m.string("comment"), userID: m.principal) { "mlflow-artifacts:/" + UCModelFiles.folder(name, version: $0) }
+        return .json { w in Self.info(version, &w) }
+    }
+
+    func listVersionInfos(_ m: RequestMessage) async throws -> Response {
+        let name = try Self.fullName(m)
+        _ = try await registry.getRegisteredModel(name: name)
+        let escaped = name.replacingOccurrences(of: "'", with: "''")
+        let versions = try await registry.searchModelVersions(filter: "name = '\(escaped)'", maxResults: 200_000).items
+        let (page, next) = try UnityCatalogRoutes.page(versions, name: { String(format: "%020lld", $0.version) }, m)
+        return .json { w in
+            w.key("model_versions")
+            w.array { w in for v in page { w.object { Self.info(v, &$0) } } }
+            w.field("next_page_token", next)
+        }
+    }
+
+    func getVersionInfo(_ m: RequestMessage) async throws -> Response {
+        let v = try await registry.getModelVersion(name: try Self.fullName(m), version: try m.requireString("version"))
+        return .json { w in Self.info(v, &w) }
+    }
+
+    func updateVersionInfo(_ m: RequestMessage) async throws -> Response {
+        let v = try await registry.updateModelVersion(name: try Self.fullName(m), version: try m.requireString("version"), description: try m.string("comment"))
+        return .json { w in Self.info(v, &w) }
+    }
+
+    func deleteVersionInfo(_ m: RequestMessage) async throws -> Response {
+        let name = try Self.fullName(m), version = try m.requireString("version")
+        try await registry.deleteModelVersion(name: name, version: version)
+        if let number = Int64(version) { try? files.artifacts.delete(try BlobKey(UCModelFiles.folder(name, version: number))) }
+        return .json { _ in }
+    }
+
+    func finalizeInfo(_ m: RequestMessage) async throws -> Response {
+        let v = try await registry.finalizeModelVersion(name: try Self.fullName(m), version: try m.requireString("version"))
+        return .json { w in Self.info(v, &w) }
+    }
+
+    /// `RegisteredModelInfo` as both clients read it.
+    static func info(_ model: RegisteredModel, _ w: inout JSONWriter) {
+        let parts = model.name.split(separator: ".").map(String.init)
+        do {
+            w.field("name", parts.last ?? model.name)
+            w.field("catalog_name", parts.first)
+            w.field("schema_name", parts.count == 3 ? parts[1] : nil)
+            w.field("full_name", model.name)
+            w.field("storage_location", "mlflow-artifacts:/" + UCModelFiles.folder(model.name))
+            w.field("comment", model.description)
+            w.field("owner", model.userID)
+            w.field("created_at", model.creationTime)
+            w.field("created_by", model.userID)
+            w.field("updated_at", model.lastUpdatedTime)
+            w.field("id", model.name)
+            w.field("metastore_id", UnityCatalog.metastoreID)
+            w.key("aliases")
+            w.array { w in for a in model.aliases { w.object { w in w.field("alias_name", a.alias); w.field("version_num", a.version) } } }
+        }
+    }
+
+    /// `ModelVersionInfo` as both clients read it.
+    static func info(_ v: ModelVersion, _ w: inout JSONWriter) {
+        let parts = v.name.split(separator: ".").map(String.init)
+        do {
+            w.field("model_name", parts.last ?? v.name)
+            w.field("catalog_name", parts.first)
+            w.field("schema_name", parts.count == 3 ? parts[1] : nil)
+            w.field("version", v.version)
+            w.field("source", v.source)
+            w.field("run_id", v.runID)
+            w.field("status", v.status)
+            w.field("storage_location", v.storageLocation)
+            w.field("comment", v.description)
+            w.field("created_at", v.creationTime)
+            w.field("created_by", v.userID)
+            w.field("updated_at", v.lastUpdatedTime)
+            w.field("id", "\(v.name)/\(v.version)")
+            w.key("aliases")
+            w.array { w in for a in v.aliases { w.object { w in w.field("alias_name", a); w.field("version_num", v.version) } } }
+        }
     }
 
     // MARK: Wire shapes (databricks_uc_registry_messages.proto)

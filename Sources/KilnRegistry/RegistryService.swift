@@ -249,12 +249,7 @@ public struct RegistryService: Sendable {
         let now = clock.nowMillis()
         do {
             let version = try await db.write { sql in
-                // Takes the model's next version number in one statement (each is a round trip to SQLite's thread).
-                guard let row = try await sql.raw("""
-                    UPDATE registered_models SET next_version = next_version + 1, last_updated_time = \(bind: now)
-                    WHERE name = \(bind: name) RETURNING next_version - 1 AS version
-                    """).first() else { throw KilnError.notFound("Registered Model with name=\(name) not found") }
-                let version = try row.decode(column: "version", as: Int64.self)
+                let version = try await Self.takeVersionNumber(sql, name, now: now)
                 try await sql.raw("""
                     INSERT INTO model_versions (name, version, creation_time, last_updated_time, user_id, stage, description, source,
                         storage_location, run_id, run_link, model_id)
@@ -282,11 +277,7 @@ public struct RegistryService: Sendable {
         for tag in tags { try Self.validateTag(tag) }
         let now = clock.nowMillis()
         let version = try await db.write { sql in
-            guard let row = try await sql.raw("""
-                UPDATE registered_models SET next_version = next_version + 1, last_updated_time = \(bind: now)
-                WHERE name = \(bind: name) RETURNING next_version - 1 AS version
-                """).first() else { throw KilnError.notFound("Registered Model with name=\(name) not found") }
-            let version = try row.decode(column: "version", as: Int64.self)
+            let version = try await Self.takeVersionNumber(sql, name, now: now)
             try await sql.raw("""
                 INSERT INTO model_versions (name, version, creation_time, last_updated_time, user_id, stage, description, source,
                     storage_location, run_id, run_link, model_id, status)
@@ -297,6 +288,15 @@ public struct RegistryService: Sendable {
             return version
         }
         return try await getModelVersion(name: name, version: String(version))
+    }
+
+    /// Takes the model's next version number in one statement (each is a round trip to SQLite's thread).
+    static func takeVersionNumber(_ sql: any SQLDatabase, _ name: String, now: Int64) async throws -> Int64 {
+        guard let row = try await sql.raw("""
+            UPDATE registered_models SET next_version = next_version + 1, last_updated_time = \(bind: now)
+            WHERE name = \(bind: name) RETURNING next_version - 1 AS version
+            """).first() else { throw KilnError.notFound("Registered Model with name=\(name) not found") }
+        return try row.decode(column: "version", as: Int64.self)
     }
 
     /// Marks a pending version `READY` (its files are complete); a ready one stays as it is.

@@ -102,22 +102,36 @@ struct UCModelRoutes: Sendable {
     func updateModel(_ m: RequestMessage) async throws -> Response {
         let name = try Self.name(m)
         var model = try await registry.updateRegisteredModel(name: name, description: try m.string("description"))
-        if let newName = try m.string("new_name"), newName != name {
-            guard try await permissions.holds(m.caller, "CAN_MANAGE", .registeredModels, name) else {
-                throw KilnError(.permissionDenied, "\(m.principal ?? "") may not rename model \(name): that takes CAN_MANAGE")
-            }
-            model = try await registry.renameRegisteredModel(name: name, newName: newName)
-            try await permissions.rename(.registeredModels, from: name, to: newName)
-        }
+        if let newName = try m.string("new_name"), newName != name { model = try await rename(name, to: newName, caller: m.caller) }
         return Self.model(model)
     }
 
     func deleteModel(_ m: RequestMessage) async throws -> Response {
-        let name = try Self.name(m)
+        try await remove(try Self.name(m))
+        return .json { _ in }
+    }
+
+    /// Deletes a model, its list and its files.
+    func remove(_ name: String) async throws {
         try await registry.deleteRegisteredModel(name: name)
         try await permissions.forget(.registeredModels, name)
         try? files.artifacts.delete(try BlobKey(UCModelFiles.folder(name)))
-        return .json { _ in }
+    }
+
+    /// Deletes a version and its files.
+    func remove(_ name: String, version: String) async throws {
+        try await registry.deleteModelVersion(name: name, version: version)
+        if let number = Int64(version) { try? files.artifacts.delete(try BlobKey(UCModelFiles.folder(name, version: number))) }
+    }
+
+    /// Renames a model (`CAN_MANAGE`); its list moves with it.
+    func rename(_ name: String, to newName: String, caller: Caller?) async throws -> RegisteredModel {
+        guard try await permissions.holds(caller, "CAN_MANAGE", .registeredModels, name) else {
+            throw KilnError(.permissionDenied, "\(caller?.name ?? "") may not rename model \(name): that takes CAN_MANAGE")
+        }
+        let model = try await registry.renameRegisteredModel(name: name, newName: newName)
+        try await permissions.rename(.registeredModels, from: name, to: newName)
+        return model
     }
 
     func searchModels(_ m: RequestMessage) async throws -> Response {
@@ -174,9 +188,7 @@ struct UCModelRoutes: Sendable {
     }
 
     func deleteVersion(_ m: RequestMessage) async throws -> Response {
-        let name = try Self.name(m), version = try m.requireString("version")
-        try await registry.deleteModelVersion(name: name, version: version)
-        if let number = Int64(version) { try? files.artifacts.delete(try BlobKey(UCModelFiles.folder(name, version: number))) }
+        try await remove(try Self.name(m), version: try m.requireString("version"))
         return .json { _ in }
     }
 
@@ -277,22 +289,15 @@ struct UCModelRoutes: Sendable {
         var model = try await registry.getRegisteredModel(name: name)
         if let comment = try m.string("comment") { model = try await registry.updateRegisteredModel(name: name, description: comment) }
         if let newName = try m.string("new_name"), !newName.isEmpty, newName != model.name.split(separator: ".").last.map(String.init) {
-            guard try await permissions.holds(m.caller, "CAN_MANAGE", .registeredModels, name) else {
-                throw KilnError(.permissionDenied, "\(m.principal ?? "") may not rename model \(name): that takes CAN_MANAGE")
-            }
             // new_name is the model's own name (the catalog and schema stay); a full name is taken as given.
             let target = newName.contains(".") ? newName : name.split(separator: ".").dropLast().joined(separator: ".") + "." + newName
-            model = try await registry.renameRegisteredModel(name: name, newName: target)
-            try await permissions.rename(.registeredModels, from: name, to: target)
+            model = try await rename(name, to: target, caller: m.caller)
         }
         return .json { w in Self.info(model, &w) }
     }
 
     func deleteInfo(_ m: RequestMessage) async throws -> Response {
-        let name = try Self.fullName(m)
-        try await registry.deleteRegisteredModel(name: name)
-        try await permissions.forget(.registeredModels, name)
-        try? files.artifacts.delete(try BlobKey(UCModelFiles.folder(name)))
+        try await remove(try Self.fullName(m))
         return .json { _ in }
     }
 
@@ -349,9 +354,7 @@ struct UCModelRoutes: Sendable {
     }
 
     func deleteVersionInfo(_ m: RequestMessage) async throws -> Response {
-        let name = try Self.fullName(m), version = try m.requireString("version")
-        try await registry.deleteModelVersion(name: name, version: version)
-        if let number = Int64(version) { try? files.artifacts.delete(try BlobKey(UCModelFiles.folder(name, version: number))) }
+        try await remove(try Self.fullName(m), version: try m.requireString("version"))
         return .json { _ in }
     }
 
@@ -363,7 +366,7 @@ struct UCModelRoutes: Sendable {
     /// `RegisteredModelInfo` as both clients read it.
     static func info(_ model: RegisteredModel, _ w: inout JSONWriter) {
         let parts = model.name.split(separator: ".").map(String.init)
-        do {
+        do {  // the caller opens the object
             w.field("name", parts.last ?? model.name)
             w.field("catalog_name", parts.first)
             w.field("schema_name", parts.count == 3 ? parts[1] : nil)

@@ -78,8 +78,8 @@ def p50(fn, rounds):
     return statistics.median(times) * 1000
 
 
-def tracking(port, rounds):
-    c = Conn(port, TOKEN)
+def tracking(port, rounds, token=TOKEN):
+    c = Conn(port, token)
     exp = c.call("POST", "/api/2.0/mlflow/experiments/create", {"name": f"b-{uuid.uuid4().hex[:6]}"})["experiment_id"]
     run = c.call("POST", "/api/2.0/mlflow/runs/create", {"experiment_id": exp})["run"]["info"]["run_id"]
     for i in range(200):
@@ -119,22 +119,12 @@ def workspace(port, rounds):
     admin = Conn(port, TOKEN)
     name = f"w-{uuid.uuid4().hex[:6]}@example.com"
     admin.call("POST", "/api/2.0/preview/scim/v2/Users", {"userName": name})
-    user = Conn(port, admin.call("POST", "/api/2.0/token-management/on-behalf-of/tokens", {"user_name": name})["token_value"])
+    user_token = admin.call("POST", "/api/2.0/token-management/on-behalf-of/tokens", {"user_name": name})["token_value"]
+    user = Conn(port, user_token)
     out = {}
-    for label, c in [("admin", admin), ("user", user)]:
-        exp = c.call("POST", "/api/2.0/mlflow/experiments/create", {"name": f"w-{uuid.uuid4().hex[:6]}"})["experiment_id"]
-        run = c.call("POST", "/api/2.0/mlflow/runs/create", {"experiment_id": exp})["run"]["info"]["run_id"]
-        for i in range(200):
-            r = c.call("POST", "/api/2.0/mlflow/runs/create", {"experiment_id": exp})["run"]["info"]["run_id"]
-            c.call("POST", "/api/2.0/mlflow/runs/log-metric", {"run_id": r, "key": "loss", "value": i / 7, "timestamp": 1, "step": 0})
-        step = [0]
-
-        def log():
-            step[0] += 1
-            c.call("POST", "/api/2.0/mlflow/runs/log-metric", {"run_id": run, "key": "loss", "value": 0.5, "timestamp": 1, "step": step[0]})
-        out[f"log_metric_{label}_ms"] = p50(log, rounds)
-        out[f"search_runs_{label}_ms"] = p50(lambda: c.call("POST", "/api/2.0/mlflow/runs/search", {
-            "experiment_ids": [exp], "max_results": 100, "filter": "metrics.loss < 10"}), max(50, rounds // 10))
+    for label, token in [("admin", TOKEN), ("user", user_token)]:
+        r = tracking(port, rounds, token)
+        out[f"log_metric_{label}_ms"], out[f"search_runs_{label}_ms"] = r["log_metric_ms"], r["search_runs_ms"]
     admin.call("POST", "/api/2.0/sql/statements", {"statement": "CREATE TABLE main.default.wbench AS SELECT id AS x, id % 2 AS label FROM range(1000)",
                                                    "warehouse_id": "k"})
     admin.call("POST", "/api/2.0/kiln/train", {"table": "main.default.wbench", "target": "label", "algorithm": "logistic", "features": ["x"],

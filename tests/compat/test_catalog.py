@@ -617,3 +617,53 @@ def test_manage_lets_a_non_owner_change_and_drop_through_the_api_and_sql(server)
     assert [t.name for t in w.tables.list(catalog_name=name, schema_name="s")] == []
     with pytest.raises(PermissionDenied):  # MANAGE on the tables is not MANAGE on the schema
         eve.schemas.delete(f"{name}.s")
+
+
+def test_temporary_credentials_vend_after_the_same_checks(server, uc_python):
+    from databricks.sdk.service import catalog as uc
+    from deltalake import DeltaTable
+    w = admin(server)
+    name = "cred_" + uuid.uuid4().hex[:6]
+    w.catalogs.create(name=name)
+    w.schemas.create(name="s", catalog_name=name)
+    statement(server, f"CREATE TABLE {name}.s.t AS SELECT id FROM range(5)")
+    w.volumes.create(catalog_name=name, schema_name="s", name="v", volume_type=uc.VolumeType.MANAGED)
+    table_id = w.tables.get(f"{name}.s.t").table_id
+    volume_id = w.volumes.read(f"{name}.s.v").volume_id
+    eve_name = f"eve-{uuid.uuid4().hex[:6]}@example.com"
+    eve = user(server, eve_name)
+    with pytest.raises(PermissionDenied):
+        eve.temporary_table_credentials.generate_temporary_table_credentials(operation=uc.TableOperation.READ, table_id=table_id)
+    for sql in [f"GRANT USE CATALOG ON CATALOG {name} TO `{eve_name}`", f"GRANT USE SCHEMA ON SCHEMA {name}.s TO `{eve_name}`",
+                f"GRANT SELECT ON TABLE {name}.s.t TO `{eve_name}`", f"GRANT READ VOLUME ON VOLUME {name}.s.v TO `{eve_name}`"]:
+        statement(server, sql)
+    cred = eve.temporary_table_credentials.generate_temporary_table_credentials(operation=uc.TableOperation.READ, table_id=table_id)
+    assert cred.url.startswith("file://") and cred.expiration_time > 0
+    assert sorted(DeltaTable(cred.url[len("file://"):]).to_pandas()["id"]) == [0, 1, 2, 3, 4]  # a reader opens what was vended
+    with pytest.raises(PermissionDenied):  # writing takes MODIFY
+        eve.temporary_table_credentials.generate_temporary_table_credentials(operation=uc.TableOperation.READ_WRITE, table_id=table_id)
+    # unitycatalog-client asks the same of /api/2.1 (volumes here); paths are for admins.
+    script = ("import asyncio, json, sys\n"
+              "from unitycatalog.client import ApiClient, Configuration, TemporaryCredentialsApi, ApiException\n"
+              "from unitycatalog.client.models import GenerateTemporaryVolumeCredential, GenerateTemporaryPathCredential\n"
+              "async def main(url, token, vid):\n"
+              "    c = ApiClient(Configuration(host=url + '/api/2.1/unity-catalog'), header_name='Authorization', header_value='Bearer ' + token)\n"
+              "    async with c:\n"
+              "        api = TemporaryCredentialsApi(c)\n"
+              "        out = {'volume': (await api.generate_temporary_volume_credentials(GenerateTemporaryVolumeCredential(volume_id=vid, operation='READ_VOLUME'))).url}\n"
+              "        try:\n"
+              "            await api.generate_temporary_path_credentials(GenerateTemporaryPathCredential(url='file:///etc', operation='PATH_READ'))\n"
+              "            out['path'] = 200\n"
+              "        except ApiException as e:\n"
+              "            out['path'] = e.status\n"
+              "    print(json.dumps(out))\n"
+              "asyncio.run(main(*sys.argv[1:4]))\n")
+    token = requests.post(server.url + "/api/2.0/token-management/on-behalf-of/tokens", json={"user_name": eve_name},
+                          headers={"Authorization": f"Bearer {TOKEN}"}).json()["token_value"]
+    out = subprocess.run([uc_python, "-c", script, server.url, token, volume_id], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout)
+    assert seen["volume"].startswith("file://") and seen["volume"].endswith("/_volumes/v") and seen["path"] == 403
+    r = requests.post(server.url + "/api/2.0/unity-catalog/temporary-table-credentials", headers={"Authorization": f"Bearer {TOKEN}"},
+                      json={"table_id": "no-such-id", "operation": "READ"})
+    assert r.status_code == 404

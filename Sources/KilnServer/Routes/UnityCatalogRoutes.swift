@@ -35,6 +35,17 @@ struct UnityCatalogRoutes: Sendable {
             MessageRoute(.get, "volumes/{full_name}", getVolume),
             MessageRoute(.patch, "volumes/{full_name}", updateVolume),
             MessageRoute(.delete, "volumes/{full_name}", deleteVolume),
+            MessageRoute(.post, "temporary-table-credentials") { m in
+                Self.credential(try await catalog.tableCredential(tableID: try m.requireString("table_id"), operation: try m.requireString("operation"),
+                                                                  caller: m.caller))
+            },
+            MessageRoute(.post, "temporary-volume-credentials") { m in
+                Self.credential(try await catalog.volumeCredential(volumeID: try m.requireString("volume_id"), operation: try m.requireString("operation"),
+                                                                   caller: m.caller))
+            },
+            MessageRoute(.post, "temporary-path-credentials") { m in
+                Self.credential(try catalog.pathCredential(url: try m.requireString("url"), operation: try m.requireString("operation"), caller: m.caller))
+            },
             MessageRoute(.get, "functions", listFunctions),
             MessageRoute(.post, "functions", createFunction),
             MessageRoute(.get, "functions/{full_name}", getFunction),
@@ -43,7 +54,7 @@ struct UnityCatalogRoutes: Sendable {
             MessageRoute(.get, "permissions/{securable_type}/{full_name}", getPermissions),
             MessageRoute(.patch, "permissions/{securable_type}/{full_name}", updatePermissions),
             MessageRoute(.get, "effective-permissions/{securable_type}/{full_name}", effectivePermissions),
-        ], prefixes: ["/api/2.1/unity-catalog/"], on: router)
+        ], prefixes: ["/api/2.1/unity-catalog/", "/api/2.0/unity-catalog/"], on: router)
     }
 
     func summary(_ m: RequestMessage) async throws -> Response {
@@ -240,6 +251,14 @@ struct UnityCatalogRoutes: Sendable {
         let n = try UnityCatalog.split(try m.requireString("full_name"), parts: 3)
         try await catalog.deleteVolume(n[0], n[1], n[2], caller: m.caller)
         return .json { _ in }
+    }
+
+    /// Local storage: the location, no secrets (readers open it directly).
+    static func credential(_ c: TemporaryCredential) -> Response {
+        .json { w in
+            w.field("url", c.url)
+            w.field("expiration_time", c.expirationTime)
+        }
     }
 
     // MARK: Functions

@@ -28,8 +28,21 @@ public struct SQLEngine: Sendable {
         }
     }
 
+    /// Runs a statement parsed already (by ``Parser/parse(_:functions:)`` with this catalog's resolver).
+    public func execute(_ parsed: ParsedStatement) throws -> Frame {
+        do {
+            return try run(parsed)
+        } catch let error as ParquetError {
+            throw KilnError.invalid(error.message)
+        }
+    }
+
     func run(_ sql: String) throws -> Frame {
-        let (statement, subqueries, _) = try Parser.parse(sql, functions: catalog.functionResolver)
+        try run(try Parser.parse(sql, functions: catalog.functionResolver))
+    }
+
+    func run(_ parsed: ParsedStatement) throws -> Frame {
+        let (statement, subqueries) = (parsed.statement, parsed.subqueries)
         var run = Execution(engine: self, subqueries: subqueries)
         switch statement {
         case .query(let q):

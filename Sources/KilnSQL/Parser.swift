@@ -30,13 +30,13 @@ public struct Parser {
     }
 
     /// Parses one statement, inlining calls of the user functions `functions` finds.
-    public static func parse(_ sql: String, functions: FunctionResolver?) throws -> (statement: Statement, subqueries: [Query], functions: Set<String>) {
+    public static func parse(_ sql: String, functions: FunctionResolver?) throws -> ParsedStatement {
         var parser = Parser(tokens: try Lexer.tokens(sql), sql: sql)
         parser.functions = functions
         let statement = try parser.statement()
         _ = parser.symbol(";")
         guard parser.peek.kind == .end else { throw parser.fail("unexpected '\(parser.peek.text)'") }
-        return (statement, parser.subqueries, parser.calledFunctions)
+        return ParsedStatement(statement: statement, subqueries: parser.subqueries, functions: parser.calledFunctions)
     }
 
     /// A type as SQL writes it (`DOUBLE`, `DECIMAL(10,2)`). - Throws: `INVALID_PARAMETER_VALUE`.
@@ -1226,4 +1226,14 @@ extension Expr {
         if case .call("lower", let args) = self, case .literal(.string(let s))? = args.first { return .literal(.string(s.lowercased())) }
         return self
     }
+}
+
+/// One statement as parsed (user functions inlined): what the engine runs and what authorization reads, so a statement
+/// is parsed once.
+public struct ParsedStatement: Sendable {
+    public var statement: Statement
+    /// Uncorrelated subqueries used as expressions, by id.
+    public var subqueries: [Query]
+    /// The user functions called, as `catalog.schema.name`.
+    public var functions: Set<String>
 }

@@ -39,7 +39,12 @@ public struct StatementReferences: Sendable, Equatable {
     /// The references of `sql`, whose unqualified names resolve against `catalog`'s defaults.
     /// - Throws: the parser's syntax errors, and bad names.
     public static func of(_ sql: String, catalog: Catalog) throws -> StatementReferences {
-        let (statement, subqueries, functions) = try Parser.parse(sql, functions: catalog.functionResolver)
+        try of(try Parser.parse(sql, functions: catalog.functionResolver), catalog: catalog)
+    }
+
+    /// The references of a statement parsed already.
+    public static func of(_ parsed: ParsedStatement, catalog: Catalog) throws -> StatementReferences {
+        let (statement, subqueries, functions) = (parsed.statement, parsed.subqueries, parsed.functions)
         var walker = Walker(catalog: catalog)
         for query in subqueries { walker.ctes(query) }
         try walker.statement(statement)

@@ -74,8 +74,10 @@ public actor StatementService {
         var target = Catalog(warehouse: warehouse)
         if let catalog, !catalog.isEmpty { target.defaultCatalog = catalog }
         if let schema, !schema.isEmpty { target.defaultSchema = schema }
-        // A statement that does not parse reads nothing: it fails below as the engine words it.
-        if let grants, case (.grants(let statement), _)? = try? Parser.parse(sql) {
+        // Parsed once, for the checks and the engine. A statement that does not parse reads nothing: it fails below as
+        // the engine words it.
+        let parsed = try? Parser.parse(sql, functions: target.functionResolver)
+        if let grants, case .grants(let statement)? = parsed?.statement {
             let id = Self.newID()
             statements[id] = Snapshot(id: id, state: .running)
             order.append(id)
@@ -87,7 +89,7 @@ public actor StatementService {
             if case .failure(let error as KilnError) = outcome, error.code == .permissionDenied { throw error }
             return try get(id)
         }
-        let references = authorize == nil && completed == nil && filter == nil ? nil : try? StatementReferences.of(sql, catalog: target)
+        let references = authorize == nil && completed == nil && filter == nil ? nil : parsed.flatMap { try? StatementReferences.of($0, catalog: target) }
         if let authorize, let references { try await authorize(caller, references) }
         let completed = self.completed, filter = self.filter
         var engine = SQLEngine(catalog: target, parameters: values)
@@ -101,7 +103,7 @@ public actor StatementService {
         // Queries are CPU-bound and synchronous: they run on Dispatch's pool, not on Swift concurrency's cooperative
         // threads (which serve HTTP requests), and report back to the actor when done.
         DispatchQueue.global(qos: .userInitiated).async { [engine] in
-            let outcome: Result<Frame, any Error> = Result { try engine.execute(sql) }
+            let outcome: Result<Frame, any Error> = Result { try parsed.map { try engine.execute($0) } ?? engine.execute(sql) }
             Task {
                 var result = outcome
                 if case .success(let frame) = outcome, let references {

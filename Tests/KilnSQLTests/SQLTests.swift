@@ -176,7 +176,7 @@ struct SQLFunctionTests {
         // A built-in name is never shadowed when called unqualified.
         _ = try w.engine.execute("CREATE FUNCTION upper(s STRING) RETURNS STRING RETURN 'shadow'")
         #expect(try w.rows("SELECT upper('a'), main.default.upper('a')") == [[.string("A"), .string("shadow")]])
-        let (_, _, called) = try Parser.parse("SELECT bucket(x), upper(g) FROM t", functions: w.engine.catalog.functionResolver)
+        let called = try Parser.parse("SELECT bucket(x), upper(g) FROM t", functions: w.engine.catalog.functionResolver).functions
         #expect(called == ["main.default.bucket"])
     }
 

@@ -207,6 +207,10 @@ public struct WorkspacePermissions: Sendable {
         guard owners.count <= 1, owners.allSatisfy({ $0.type != .group }) else {
             throw KilnError.invalid("A job has exactly one owner, a user or service principal; name one IS_OWNER entry")
         }
+        // A job's tasks run as its owner: handing a job to someone else would run code as them.
+        if let owner = owners.first, let caller, !caller.isAdmin, owner.principal.lowercased() != caller.name.lowercased() {
+            throw KilnError(.permissionDenied, "\(caller.name) may not make \(owner.principal) the owner of job \(id): its tasks would run as them; only admins may")
+        }
         try await database.write { sql in
             let existing = try await sql.raw("SELECT principal, level FROM object_permissions WHERE object_kind = \(bind: kind.rawValue) AND object_id = \(bind: id)").all()
             let owner = try existing.first { try $0.decode(column: "level", as: String.self) == "IS_OWNER" }?.decode(column: "principal", as: String.self)

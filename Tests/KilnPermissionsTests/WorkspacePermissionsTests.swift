@@ -83,6 +83,9 @@ struct WorkspacePermissionsTests {
             await #expect(throws: KilnError.self) {
                 try await p.change(.jobs, "5", [AccessEntry(principal: "team", type: .group, level: "IS_OWNER")], replace: false, caller: ada)
             }
+            await #expect(throws: KilnError.self) {  // the owner may not hand the job (and what its tasks run as) to eve
+                try await p.change(.jobs, "5", [AccessEntry(principal: "eve", type: .user, level: "IS_OWNER")], replace: false, caller: ada)
+            }
             try await p.change(.jobs, "5", [AccessEntry(principal: "eve", type: .user, level: "IS_OWNER")], replace: false, caller: admin)
             #expect(try await p.level(ada, .jobs, "5") == nil)
             #expect(try await p.level(eve, .jobs, "5") == "IS_OWNER")

@@ -203,6 +203,9 @@ open({str(outcome)!r}, "w").write("\\n".join(lines))
     assert {(a.user_name, a.all_permissions[0].permission_level.value) for a in perms.access_control_list if a.user_name} == \
         {(world.names["ada"], "IS_OWNER")}
 
+    with pytest.raises(PermissionDenied):  # handing the job to someone else would run its tasks as them
+        ada.jobs.update_permissions(str(job), access_control_list=[
+            jobs.JobAccessControlRequest(user_name=world.names["bob"], permission_level=jobs.JobPermissionLevel.IS_OWNER)])
     eve = world.sdk("eve")
     assert job not in [j.job_id for j in eve.jobs.list()]
     with pytest.raises(PermissionDenied):

@@ -233,6 +233,7 @@ struct StatementRules: Sendable {
             case .schemas(let c): (type, name) = (.schema, "\(c).\(frame.columns[0].value(row).text)")
             case .tables(let c, let s): (type, name) = (.table, "\(c).\(s).\(frame.columns[1].value(row).text)")
             case .volumes(let c, let s): (type, name) = (.volume, "\(c).\(s).\(frame.columns[1].value(row).text)")
+            case .functions: (type, name) = (.function, frame.columns[0].value(row).text)
             }
             if let path = try? await catalog.path(type, name), try await catalog.visible(caller, path) { keep.append(row) }
         }

@@ -209,6 +209,11 @@ extension Execution {
         switch what {
         case "catalogs":
             return Frame(names: ["catalog"], columns: [strings(catalog.catalogs().filter(matches))])
+        case "functions":
+            // User functions only (Databricks' SHOW USER FUNCTIONS), by full name.
+            let (catalogName, schema) = scope.isEmpty ? (catalog.defaultCatalog, catalog.defaultSchema) : try catalog.schemaName(scope)
+            let names = try catalog.functions(in: catalogName, schema).map(\.name).filter(matches)
+            return Frame(names: ["function"], columns: [strings(names.map { "\(catalogName).\(schema).\($0)" })])
         case "volumes":
             let (catalogName, schema) = scope.isEmpty ? (catalog.defaultCatalog, catalog.defaultSchema) : try catalog.schemaName(scope)
             let volumes = try catalog.volumes(in: catalogName, schema).filter(matches)

@@ -258,7 +258,8 @@ public struct Parser {
             let what: String
             if keyword("tables") { what = "tables" } else if keyword("schemas") || keyword("databases") { what = "schemas" }
             else if keyword("catalogs") { what = "catalogs" } else if keyword("volumes") { what = "volumes" }
-            else { throw fail("expected TABLES, SCHEMAS, CATALOGS or VOLUMES after SHOW") }
+            else if keyword("functions") || (keyword("user") && keyword("functions")) { what = "functions" }
+            else { throw fail("expected TABLES, SCHEMAS, CATALOGS, VOLUMES or [USER] FUNCTIONS after SHOW") }
             var scope: [String] = []
             if keyword("in") || keyword("from") { scope = try qualifiedName() }
             var like: String?

@@ -25,6 +25,7 @@ public struct StatementReferences: Sendable, Equatable {
         case schemas(catalog: String)
         case tables(catalog: String, schema: String)
         case volumes(catalog: String, schema: String)
+        case functions(catalog: String, schema: String)
     }
     /// Volumes whose files are read (LIST), as `catalog.schema.volume`.
     public var volumesRead: Set<String> = []
@@ -130,8 +131,11 @@ public struct StatementReferences: Sendable, Equatable {
                 case "schemas": out.listing = .schemas(catalog: (scope.first ?? catalog.defaultCatalog).lowercased())
                 default:
                     let n = scope.isEmpty ? (catalog.defaultCatalog, catalog.defaultSchema) : try catalog.schemaName(scope)
-                    out.listing = what == "volumes" ? .volumes(catalog: n.0.lowercased(), schema: n.1.lowercased())
-                        : .tables(catalog: n.0.lowercased(), schema: n.1.lowercased())
+                    switch what {
+                    case "volumes": out.listing = .volumes(catalog: n.0.lowercased(), schema: n.1.lowercased())
+                    case "functions": out.listing = .functions(catalog: n.0.lowercased(), schema: n.1.lowercased())
+                    default: out.listing = .tables(catalog: n.0.lowercased(), schema: n.1.lowercased())
+                    }
                 }
             case .list(let path): out.volumesRead.insert(try catalog.volumePath(path).volume)
             case .describeNamespace: break

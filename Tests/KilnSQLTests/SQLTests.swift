@@ -178,6 +178,7 @@ struct SQLFunctionTests {
         #expect(try w.rows("SELECT upper('a'), main.default.upper('a')") == [[.string("A"), .string("shadow")]])
         let called = try Parser.parse("SELECT bucket(x), upper(g) FROM t", functions: w.engine.catalog.functionResolver).functions
         #expect(called == ["main.default.bucket"])
+        #expect(try w.rows("SHOW USER FUNCTIONS LIKE 'b*|s*'") == [[.string("main.default.bucket")], [.string("main.default.scaled")]])
     }
 
     @Test("bad definitions and calls are clear errors; DROP removes; recursion stops")

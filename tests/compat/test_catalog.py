@@ -500,6 +500,9 @@ def test_sql_functions_through_both_clients_and_sql(server, uc_python):
     r = eve.statement_execution.execute_statement(statement=f"SELECT {name}.s.twice(1)", warehouse_id="kiln", wait_timeout="30s")
     assert r.result.data_array == [["2.0"]]
     assert [f.full_name for f in eve.functions.list(catalog_name=name, schema_name="s")] == [f"{name}.s.twice"]
+    assert statement(server, f"SHOW USER FUNCTIONS IN {name}.s") == [[f"{name}.s.label"], [f"{name}.s.twice"], [f"{name}.s.with_tax"]]
+    shown = eve.statement_execution.execute_statement(statement=f"SHOW FUNCTIONS IN {name}.s LIKE 't*'", warehouse_id="kiln", wait_timeout="30s")
+    assert shown.result.data_array == [[f"{name}.s.twice"]]
     with pytest.raises(PermissionDenied):  # label calls twice, but label itself needs EXECUTE
         eve.statement_execution.execute_statement(statement=f"SELECT {name}.s.label(1)", warehouse_id="kiln", wait_timeout="30s")
     effective = w.grants.get_effective(securable_type="function", full_name=f"{name}.s.twice", principal=eve_name)

@@ -39,7 +39,8 @@ struct ModelPages: Sendable {
     }
 
     /// `/ui/models/NAME`: description, aliases, tags and every version, newest first.
-    func model(name: String, session: WebSession) async throws -> Response {
+    /// - Parameter access: the model's access panel (HTML), shown under the versions.
+    func model(name: String, session: WebSession, access: String = "") async throws -> Response {
         let model = try await registry.getRegisteredModel(name: name)
         let versions = try await registry.searchModelVersions(filter: "name = \(ExperimentPages.literal(name))",
                                                               orderBy: ["version_number DESC"], maxResults: 1000).items
@@ -59,6 +60,7 @@ struct ModelPages: Sendable {
             \(Self.tags(model.tags))
             <section><h2>Versions</h2><table data-testid="versions"><thead><tr><th>Version</th><th>Stage</th><th>Aliases</th><th>Registered</th><th>Source run</th></tr></thead>
             <tbody>\(rows.isEmpty ? "<tr><td colspan=\"5\">No versions yet.</td></tr>" : rows)</tbody></table></section>
+            \(access)
             """
         return WebUI.html(HTML.page(title: model.name, session: session, body: body))
     }

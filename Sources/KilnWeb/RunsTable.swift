@@ -87,7 +87,8 @@ struct RunsTable: Sendable {
     static func layoutName(_ experimentID: String) -> String { "runs-columns:\(experimentID)" }
 
     /// `/ui/experiments/ID?filter=DSL&order=COLUMN&group=params.KEY&page=TOKEN`.
-    func render(_ request: Request, experimentID: String, session: WebSession) async throws -> Response {
+    /// - Parameter access: the experiment's access panel (HTML), shown under the runs.
+    func render(_ request: Request, experimentID: String, session: WebSession, access: String = "") async throws -> Response {
         let experiment = try await tracking.getExperiment(id: experimentID)
         let query = formFields(Substring(request.uri.query ?? ""))
         let filter = query["filter"] ?? "", order = query["order"] ?? "", group = query["group"] ?? ""
@@ -200,6 +201,7 @@ struct RunsTable: Sendable {
             <div class="scroll"><table data-testid="runs"><thead><tr>\(head)</tr></thead>
             <tbody>\(rows.isEmpty ? "<tr><td colspan=\"5\">No runs match.</td></tr>" : rows)</tbody></table></div>
             \(next)
+            \(access)
             <script src="/ui/static/runs.js"></script>
             """
         return WebUI.html(HTML.page(title: experiment.name, session: session, body: body))

@@ -56,6 +56,16 @@ public struct WebUI: Sendable {
         try await permissions.require(session.caller, level, kind, id)
     }
 
+    /// Who has which level on an object (with the admins, who hold every level), and where to change it.
+    func accessPanel(_ kind: ObjectKind, _ id: String) async -> String {
+        guard let permissions, let entries = try? await permissions.entries(kind, id) else { return "" }
+        let items = entries.map { e in
+            "<li data-testid=\"permission\"><span>\(HTML.escape(e.principal))</span> · <code>\(HTML.escape(e.level))</code>\(e.type == .group ? " (group)" : "")</li>"
+        }.joined() + "<li data-testid=\"permission\"><span>admins</span> · <code>\(HTML.escape(kind.levels.last!))</code> (workspace admins)</li>"
+        return "<section data-testid=\"access\"><h2>Access</h2><ul>\(items)</ul><p class=\"meta\">Share with <code>PATCH /api/2.0/permissions/"
+            + "\(HTML.escape(kind.rawValue))/\(HTML.escape(id))</code> (databricks-sdk: <code>*_permissions</code>).</p></section>"
+    }
+
     /// The ids of the objects of `kind` the session's user may see; nil: all.
     func visible(_ session: WebSession, _ kind: ObjectKind) async throws -> Set<String>? {
         guard let permissions else { return nil }
@@ -109,7 +119,8 @@ public struct WebUI: Sendable {
             let id = try Self.parameter(context, "id")
             return try await signedIn(request) { session in
                 try await require(session, "CAN_READ", .experiments, id)
-                return try await RunsTable(tracking: tracking, preferences: preferences).render(request, experimentID: id, session: session)
+                return try await RunsTable(tracking: tracking, preferences: preferences).render(request, experimentID: id, session: session,
+                                                                                                 access: await accessPanel(.experiments, id))
             }
         }
         router.post("/ui/experiments/{id}/columns") { request, context in
@@ -152,7 +163,7 @@ public struct WebUI: Sendable {
             let name = try Self.parameter(context, "name")
             return try await signedIn(request) { session in
                 try await require(session, "CAN_READ", .registeredModels, name)
-                return try await ModelPages(registry: registry).model(name: name, session: session)
+                return try await ModelPages(registry: registry).model(name: name, session: session, access: await accessPanel(.registeredModels, name))
             }
         }
         router.get("/ui/models/{name}/versions/{version}") { request, context in

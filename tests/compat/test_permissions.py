@@ -320,6 +320,12 @@ def test_web_pages_show_only_what_the_user_may_see(world, tmp_path):
         ml.ExperimentAccessControlRequest(user_name=world.names["eve"], permission_level=ml.ExperimentPermissionLevel.CAN_READ)])
     assert eve.get(base + f"/ui/experiments/{exp}/runs/{run}").status_code == 200
     assert name in eve.get(base + "/ui/experiments").text
+    # The experiment's page says who has access (and the model's, to its owner).
+    page = eve.get(base + f"/ui/experiments/{exp}").text
+    access = page.split('data-testid="access"')[1].split("</section>")[0]
+    assert f"{world.names['ada']}</span> · <code>CAN_MANAGE" in access and f"{world.names['eve']}</span> · <code>CAN_READ" in access
+    assert "admins</span>" in access and f"/api/2.0/permissions/experiments/{exp}" in access
+    assert f"{world.names['ada']}</span> · <code>CAN_MANAGE" in ada_web.get(base + f"/ui/models/{model}").text
 
 
 def test_training_reads_and_writes_as_the_caller(world, tmp_path):

@@ -90,7 +90,7 @@ extension UnityCatalog {
         return try await volume(catalogName, schemaName, name)
     }
 
-    /// Changes a volume's name, comment or owner (its owner, a container's owner, or an admin).
+    /// Changes a volume's name, comment or owner (its owner, a container's owner, `MANAGE`, or an admin).
     public func updateVolume(_ catalogName: String, _ schemaName: String, _ name: String, newName: String?, comment: String?, owner: String?,
                              caller: Caller?) async throws -> VolumeEntry {
         try await requireManage(caller, .volume, "\(catalogName).\(schemaName).\(name)", action: "change")

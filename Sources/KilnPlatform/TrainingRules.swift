@@ -63,8 +63,7 @@ extension Platform {
     /// `models:/name/version`, `models:/name@alias` need `CAN_READ` on the model; `runs:/id/...` on the run's experiment.
     func requireRead(_ caller: Caller, model uri: String) async throws {
         if uri.hasPrefix("models:/") {
-            let rest = uri.dropFirst("models:/".count)
-            let name = String(rest.split(separator: "@").first.map { $0.split(separator: "/").first ?? $0 } ?? rest)
+            let name = String(uri.dropFirst("models:/".count).prefix { $0 != "/" && $0 != "@" })
             try await permissions.require(caller, "CAN_READ", .registeredModels, name)
         } else if uri.hasPrefix("runs:/"), let run = uri.dropFirst("runs:/".count).split(separator: "/").first {
             guard let experiment = try await tracking.experimentID(ofRun: String(run)) else { return }

@@ -27,14 +27,18 @@ def server(own_kiln):
     return own_kiln
 
 
-@pytest.fixture(scope="module")
-def uc_python():
+def uc_venv_python():
     """The OSS client's own interpreter (made once: `python -m venv` + `pip install unitycatalog-client==0.7.0`)."""
     python = os.path.join(UC_VENV, "bin", "python")
     if not os.path.exists(python) or subprocess.run([python, "-c", "import unitycatalog.client"], capture_output=True).returncode != 0:
         subprocess.run([sys.executable, "-m", "venv", UC_VENV], check=True)
         subprocess.run([python, "-m", "pip", "install", "-q", "unitycatalog-client==0.7.0"], check=True)
     return python
+
+
+@pytest.fixture(scope="module")
+def uc_python():
+    return uc_venv_python()
 
 
 def admin(server):

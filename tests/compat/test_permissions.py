@@ -224,6 +224,12 @@ open({str(outcome)!r}, "w").write("\\n".join(lines))
     with pytest.raises(PermissionDenied):
         world.sdk("bob").jobs.get_run(run.run_id)
     assert run.run_id not in [r.run_id for r in world.sdk("bob").jobs.list_runs()]
+    # A one-time run is its submitter's alone.
+    once = eve.jobs.submit(run_name="once", tasks=[jobs.SubmitTask(task_key="t", spark_python_task=task.spark_python_task)]).run_id
+    assert eve.jobs.get_run(once).run_id == once
+    with pytest.raises(PermissionDenied):
+        world.sdk("bob").jobs.get_run(once)
+    assert once in [r.run_id for r in eve.jobs.list_runs()] and once not in [r.run_id for r in world.sdk("bob").jobs.list_runs()]
 
 
 def test_serving_queries_need_can_query(world, tmp_path):

@@ -12,6 +12,7 @@ import requests
 from databricks.sdk import WorkspaceClient
 
 from conftest import TOKEN
+from test_catalog import uc_venv_python
 from test_identities import issue
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -129,13 +130,3 @@ def test_uc_models_api_through_both_clients(own_kiln):
     w.registered_models.delete(f"{catalog}.s.ranker")
     with pytest.raises(NotFound):
         w.registered_models.get(f"{catalog}.s.ranker")
-
-
-def uc_venv_python():
-    """unitycatalog-client's own interpreter, made as test_catalog makes it."""
-    from test_catalog import UC_VENV
-    python = os.path.join(UC_VENV, "bin", "python")
-    if not os.path.exists(python) or subprocess.run([python, "-c", "import unitycatalog.client"], capture_output=True).returncode != 0:
-        subprocess.run([sys.executable, "-m", "venv", UC_VENV], check=True)
-        subprocess.run([python, "-m", "pip", "install", "-q", "unitycatalog-client==0.7.0"], check=True)
-    return python

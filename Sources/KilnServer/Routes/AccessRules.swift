@@ -229,7 +229,9 @@ enum AccessRules {
         for (from, to) in [("/ajax-api/2.0/mlflow/", "/api/2.0/mlflow/"), ("/api/2.2/", "/api/2.1/")] where path.hasPrefix(from) {
             path = to + path.dropFirst(from.count)
         }
-        return "\(method.rawValue) \(path.replacingOccurrences(of: ":model_id", with: "{model_id}").replacingOccurrences(of: ":tag_key", with: "{tag_key}"))"
+        // Hummingbird's `:name` segments are written `{name}` in the table.
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false).map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }
+        return "\(method.rawValue) \(segments.joined(separator: "/"))"
     }
 
     /// The rule of a route; nil when it has none (then it is for admins only).
@@ -264,12 +266,19 @@ struct Authorizer: Sendable {
         case .signedIn, .creates, .lists, .checks: return
         case .admin:
             throw KilnError(.permissionDenied, "\(caller.name) may not call \(route): it is for workspace admins")
+        case .level(.jobRun, let level):
+            // A job run is its job's; a one-time run (no job) is its submitter's. The run is read once.
+            guard let id = try m.int64("run_id"), let origin = try await runs.origin(ofRun: id) else { return }
+            guard let job = origin.jobID else {
+                guard origin.creator == caller.name else {
+                    throw KilnError(.permissionDenied, "\(caller.name) may not see or change one-time run \(id): it is its submitter's")
+                }
+                return
+            }
+            try await require(caller, level, .jobs, String(job))
         case .level(let target, let level):
             for (kind, id) in try await objects(target, m) {
                 try await require(caller, level, kind, id)
-            }
-            if case .jobRun = target, let origin = try await jobRunOrigin(m), origin.jobID == nil, origin.creator != caller.name {
-                throw KilnError(.permissionDenied, "\(caller.name) may not see or change one-time run \(try m.string("run_id") ?? ""): it is its submitter's")
             }
         case .transition:
             let name = try m.requireString("name")
@@ -286,11 +295,10 @@ struct Authorizer: Sendable {
         case .commentAuthor:
             guard let origin = try await registry.commentOrigin(id: try m.requireString("id")) else { return }
             if origin.author == caller.name { return }
-            try await require(caller, manage, .registeredModels, origin.model)
+            try await require(caller, AccessRules.manage, .registeredModels, origin.model)
         }
     }
 
-    var manage: String { AccessRules.manage }
 
     /// Proxied artifacts: `<experiment id>/...` needs `CAN_READ` on the experiment to read and `CAN_EDIT` to write;
     /// `registry/<folder>/...` (a model version's files) `CAN_READ` on its model to read; anything else, an admin.
@@ -349,14 +357,8 @@ struct Authorizer: Sendable {
             guard let id = try m.int64(field), (try? await jobs.get(id: id)) != nil else { return [] }
             return [(.jobs, String(id))]
         case .jobRun:
-            guard let origin = try await jobRunOrigin(m), let job = origin.jobID else { return [] }
-            return [(.jobs, String(job))]
+            return []  // decided in `authorize`, which also admits a one-time run's submitter
         }
-    }
-
-    func jobRunOrigin(_ m: RequestMessage) async throws -> (jobID: Int64?, creator: String?)? {
-        guard let id = try m.int64("run_id") else { return nil }
-        return try await runs.origin(ofRun: id)
     }
 }
 

@@ -70,8 +70,10 @@ struct UCModelRoutes: Sendable {
         files.register(on: router)
     }
 
-    static func name(_ m: RequestMessage) throws -> String {
-        let name = try m.requireString("name")
+    /// A UC model's three-level name from the request (`name` in mlflow's API, `full_name` in Unity Catalog's).
+    /// - Throws: `INVALID_PARAMETER_VALUE` for anything but `catalog.schema.model`.
+    static func name(_ m: RequestMessage, _ key: String = "name") throws -> String {
+        let name = try m.requireString(key)
         guard name.split(separator: ".", omittingEmptySubsequences: false).count == 3, !name.contains("..") else {
             throw KilnError.invalid("A Unity Catalog model is named catalog.schema.model, not '\(name)'")
         }
@@ -241,13 +243,7 @@ struct UCModelRoutes: Sendable {
 
     // MARK: Unity Catalog's models API
 
-    static func fullName(_ m: RequestMessage, _ key: String = "full_name") throws -> String {
-        let name = try m.requireString(key)
-        guard name.split(separator: ".", omittingEmptySubsequences: false).count == 3, !name.contains("..") else {
-            throw KilnError.invalid("A model's full name is catalog.schema.model, not '\(name)'")
-        }
-        return name
-    }
+    static func fullName(_ m: RequestMessage) throws -> String { try name(m, "full_name") }
 
     func createInfo(_ m: RequestMessage) async throws -> Response {
         let name = "\(try m.requireString("catalog_name")).\(try m.requireString("schema_name")).\(try m.requireString("name"))"
@@ -366,44 +362,40 @@ struct UCModelRoutes: Sendable {
     /// `RegisteredModelInfo` as both clients read it.
     static func info(_ model: RegisteredModel, _ w: inout JSONWriter) {
         let parts = model.name.split(separator: ".").map(String.init)
-        do {  // the caller opens the object
-            w.field("name", parts.last ?? model.name)
-            w.field("catalog_name", parts.first)
-            w.field("schema_name", parts.count == 3 ? parts[1] : nil)
-            w.field("full_name", model.name)
-            w.field("storage_location", "mlflow-artifacts:/" + UCModelFiles.folder(model.name))
-            w.field("comment", model.description)
-            w.field("owner", model.userID)
-            w.field("created_at", model.creationTime)
-            w.field("created_by", model.userID)
-            w.field("updated_at", model.lastUpdatedTime)
-            w.field("id", model.name)
-            w.field("metastore_id", UnityCatalog.metastoreID)
-            w.key("aliases")
-            w.array { w in for a in model.aliases { w.object { w in w.field("alias_name", a.alias); w.field("version_num", a.version) } } }
-        }
+        w.field("name", parts.last ?? model.name)
+        w.field("catalog_name", parts.first)
+        w.field("schema_name", parts.count == 3 ? parts[1] : nil)
+        w.field("full_name", model.name)
+        w.field("storage_location", "mlflow-artifacts:/" + UCModelFiles.folder(model.name))
+        w.field("comment", model.description)
+        w.field("owner", model.userID)
+        w.field("created_at", model.creationTime)
+        w.field("created_by", model.userID)
+        w.field("updated_at", model.lastUpdatedTime)
+        w.field("id", model.name)
+        w.field("metastore_id", UnityCatalog.metastoreID)
+        w.key("aliases")
+        w.array { w in for a in model.aliases { w.object { w in w.field("alias_name", a.alias); w.field("version_num", a.version) } } }
     }
 
     /// `ModelVersionInfo` as both clients read it.
     static func info(_ v: ModelVersion, _ w: inout JSONWriter) {
         let parts = v.name.split(separator: ".").map(String.init)
-        do {
-            w.field("model_name", parts.last ?? v.name)
-            w.field("catalog_name", parts.first)
-            w.field("schema_name", parts.count == 3 ? parts[1] : nil)
-            w.field("version", v.version)
-            w.field("source", v.source)
-            w.field("run_id", v.runID)
-            w.field("status", v.status)
-            w.field("storage_location", v.storageLocation)
-            w.field("comment", v.description)
-            w.field("created_at", v.creationTime)
-            w.field("created_by", v.userID)
-            w.field("updated_at", v.lastUpdatedTime)
-            w.field("id", "\(v.name)/\(v.version)")
-            w.key("aliases")
-            w.array { w in for a in v.aliases { w.object { w in w.field("alias_name", a); w.field("version_num", v.version) } } }
-        }
+        w.field("model_name", parts.last ?? v.name)
+        w.field("catalog_name", parts.first)
+        w.field("schema_name", parts.count == 3 ? parts[1] : nil)
+        w.field("version", v.version)
+        w.field("source", v.source)
+        w.field("run_id", v.runID)
+        w.field("status", v.status)
+        w.field("storage_location", v.storageLocation)
+        w.field("comment", v.description)
+        w.field("created_at", v.creationTime)
+        w.field("created_by", v.userID)
+        w.field("updated_at", v.lastUpdatedTime)
+        w.field("id", "\(v.name)/\(v.version)")
+        w.key("aliases")
+        w.array { w in for a in v.aliases { w.object { w in w.field("alias_name", a); w.field("version_num", v.version) } } }
     }
 
     // MARK: Wire shapes (databricks_uc_registry_messages.proto)

@@ -191,8 +191,9 @@ let package = Package(
         ),
         .target(
             name: "KilnTestSupport",
-            dependencies: ["KilnCore", "KilnPlatform", "KilnTracking", "KilnRegistry", "KilnBlob", "KilnStore", "KilnStoreSQLite"],
+            dependencies: ["KilnCore", "KilnPlatform", "KilnTracking", "KilnRegistry", "KilnBlob", "KilnStore", "KilnStoreSQLite", "KilnCatalog"],
             path: "Tests/KilnTestSupport",
+            exclude: ["authz_matrix.json"],
             swiftSettings: strict
         ),
         .testTarget(name: "KilnWebTests", dependencies: ["KilnWeb", "KilnCore"], swiftSettings: strict),
@@ -214,7 +215,7 @@ let package = Package(
         ),
         .testTarget(name: "KilnJobsTests", dependencies: ["KilnJobs", "KilnPlatform", "KilnTestSupport", "KilnCore"], swiftSettings: strict),
         .testTarget(name: "KilnCatalogTests", dependencies: ["KilnCatalog", "KilnTestSupport", "KilnCore", "KilnSQL", "KilnStore"],
-                    resources: [.copy("authz_matrix.json")], swiftSettings: strict),
+                    swiftSettings: strict),
         .testTarget(name: "KilnAuditTests", dependencies: ["KilnAudit", "KilnTestSupport", "KilnCore", "KilnSQL"], swiftSettings: strict),
         .testTarget(name: "KilnPermissionsTests", dependencies: ["KilnPermissions", "KilnTestSupport", "KilnCore"], swiftSettings: strict),
         .testTarget(name: "KilnIdentityTests", dependencies: ["KilnIdentity", "KilnTestSupport", "KilnCore"], swiftSettings: strict),

@@ -26,7 +26,6 @@ extension UnityCatalog {
     /// The functions of a schema `caller` may see.
     public func functions(in catalogName: String, _ schemaName: String, caller: Caller?) async throws -> [FunctionEntry] {
         let schemaPath = try await path(.schema, "\(catalogName).\(schemaName)")
-        if let caller, !(try await visible(caller, schemaPath)) { throw Self.denied(caller, "see", schemaPath) }
         var found: [FunctionEntry] = []
         for f in try catalog.functions(in: catalogName, schemaName) { found.append(try await functionEntry(f)) }
         return try await visibleChildren(found, of: schemaPath, caller: caller) {

@@ -56,7 +56,7 @@ public enum SecurableType: String, Sendable, CaseIterable {
     }
 
     /// What may be granted on a securable of this type (privileges on a container apply to what is inside it).
-    var grantable: Set<String> {
+    public var grantable: Set<String> {
         switch self {
         case .metastore: return ["CREATE_CATALOG", "CREATE_EXTERNAL_LOCATION", "CREATE_STORAGE_CREDENTIAL", "MANAGE"]
         case .catalog:

@@ -225,7 +225,6 @@ public struct UnityCatalog: Sendable {
     /// The schemas of a catalog `caller` may see.
     public func schemas(in catalogName: String, caller: Caller?) async throws -> [NamespaceEntry] {
         let parent = try await path(.catalog, catalogName)
-        if let caller, !(try await visible(caller, parent)) { throw Self.denied(caller, "see", parent) }
         let infos = try catalog.schemas(in: catalogName).map { try catalog.identified(catalogName, $0) }
         let owners = try await ownerships(infos.compactMap(\.id))
         let entries = infos.map { info in
@@ -286,7 +285,6 @@ public struct UnityCatalog: Sendable {
     /// The tables of a schema `caller` may see.
     public func tables(in catalogName: String, _ schemaName: String, caller: Caller?) async throws -> [TableEntry] {
         let schemaPath = try await path(.schema, "\(catalogName).\(schemaName)")
-        if let caller, !(try await visible(caller, schemaPath)) { throw Self.denied(caller, "see", schemaPath) }
         var entries = try catalog.tables(in: catalogName, schemaName).compactMap { try? entry(catalogName, schemaName, $0) }
         let owners = try await ownerships(entries.map(\.tableID))
         for i in entries.indices { if let o = owners[entries[i].tableID] { entries[i].ownership = o } }
@@ -295,12 +293,14 @@ public struct UnityCatalog: Sendable {
         }
     }
 
-    /// The items inside `parent` that `caller` may see (lists are filtered, never refused).
+    /// The items inside `parent` that `caller` may see (lists are filtered). Listing a container the caller cannot
+    /// see is refused unless something inside is theirs to see (an object's owner lists it, as they may get it).
     func visibleChildren<T>(_ items: [T], of parent: SecurablePath, caller: Caller?,
                             level: (T) -> SecurablePath.Level) async throws -> [T] {
         guard let caller, !caller.isAdmin else { return items }
         var out: [T] = []
         for item in items where try await visible(caller, SecurablePath(levels: [level(item)] + parent.levels)) { out.append(item) }
+        if out.isEmpty, !parent.levels.isEmpty, !(try await visible(caller, parent)) { throw Self.denied(caller, "see", parent) }
         return out
     }
 
@@ -317,9 +317,12 @@ public struct UnityCatalog: Sendable {
         return table
     }
 
-    /// Whether the table exists (no error for a missing catalog or schema).
-    public func tableExists(_ catalogName: String, _ schemaName: String, _ name: String) -> Bool {
-        (try? catalog.path([catalogName, schemaName, name])).map { FileManager.default.fileExists(atPath: $0 + "/_delta_log") } ?? false
+    /// Whether the table exists (no error for a missing catalog or schema); an existing table the caller may not
+    /// see is refused as `getTable` refuses it, so existence does not leak.
+    public func tableExists(_ catalogName: String, _ schemaName: String, _ name: String, caller: Caller?) async throws -> Bool {
+        let exists = (try? catalog.path([catalogName, schemaName, name])).map { FileManager.default.fileExists(atPath: $0 + "/_delta_log") } ?? false
+        if exists { try await requireVisible(caller, .table, "\(catalogName).\(schemaName).\(name)") }
+        return exists
     }
 
     func entry(_ catalogName: String, _ schemaName: String, _ name: String) throws -> TableEntry {

@@ -250,6 +250,16 @@ struct StatementRules: Sendable {
         case .schema: let n = try sql.schemaName(statement.name); fullName = "\(n.catalog).\(n.schema)"
         case .table, .volume, .function: let n = try sql.tableName(statement.name); fullName = "\(n.catalog).\(n.schema).\(n.table)"
         }
+        if statement.action == .create || statement.action == .drop {
+            let n = fullName.split(separator: ".").map(String.init)
+            let exists = (try? await catalog.path(.volume, fullName)) != nil
+            if statement.action == .create, !(exists && statement.ifExists) {
+                _ = try await catalog.createVolume(n[0], n[1], n[2], comment: statement.comment, caller: caller)
+            } else if statement.action == .drop, exists || !statement.ifExists {
+                try await catalog.deleteVolume(n[0], n[1], n[2], caller: caller)
+            }
+            return .empty
+        }
         let path = try await catalog.path(type, fullName)
         if statement.action == .setOwner || statement.action == .comment {
             let n = fullName.split(separator: ".").map(String.init)

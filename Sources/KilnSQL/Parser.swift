@@ -167,6 +167,22 @@ public struct Parser {
         if isKeyword("create"), isKeyword("function", 1) || (isKeyword("or", 1) && isKeyword("replace", 2) && isKeyword("function", 3)) {
             return try createFunction()
         }
+        if isKeyword("create"), isKeyword("volume", 1) {
+            at += 2
+            let ifNotExists = try ifNot()
+            let name = try qualifiedName()
+            var comment: String?
+            if keyword("comment") { comment = try quoted("COMMENT") }
+            return .grants(GrantStatement(action: .create, privileges: [], securableType: "volume", name: name, principal: nil, comment: comment,
+                                          ifExists: ifNotExists))
+        }
+        if isKeyword("drop"), isKeyword("volume", 1) {
+            at += 2
+            var ifExists = false
+            if keyword("if") { try expect("exists"); ifExists = true }
+            return .grants(GrantStatement(action: .drop, privileges: [], securableType: "volume", name: try qualifiedName(), principal: nil,
+                                          ifExists: ifExists))
+        }
         if keyword("create") {
             if keyword("catalog") {
                 let ifNotExists = try ifNot()
@@ -243,7 +259,7 @@ public struct Parser {
             if keyword("table") { kind = nil }
             else if keyword("schema") || keyword("database") { kind = .schema }
             else if keyword("catalog") { kind = .catalog }
-            else { throw fail("expected TABLE, SCHEMA or CATALOG after DROP") }
+            else { throw fail("expected TABLE, SCHEMA, CATALOG, VOLUME or FUNCTION after DROP") }
             var ifExists = false
             if keyword("if") { try expect("exists"); ifExists = true }
             let name = try qualifiedName()

@@ -58,7 +58,8 @@ public indirect enum Statement: Sendable {
 /// `GRANT privileges ON type name TO principal`, `REVOKE ... FROM principal`, `SHOW GRANTS [principal] ON type name`,
 /// `ALTER type name OWNER TO principal` and `COMMENT ON type name IS 'text'|NULL`: the statements the catalog runs.
 public struct GrantStatement: Sendable, Equatable {
-    public enum Action: Sendable, Equatable { case grant, revoke, show, setOwner, comment }
+    /// `create` and `drop` are CREATE/DROP VOLUME (volumes are the catalog's, not the engine's).
+    public enum Action: Sendable, Equatable { case grant, revoke, show, setOwner, comment, create, drop }
     public var action: Action
     /// As written (`USE CATALOG`, `SELECT`).
     public var privileges: [String]
@@ -67,8 +68,10 @@ public struct GrantStatement: Sendable, Equatable {
     /// The name as written; unqualified names resolve against the current catalog and schema.
     public var name: [String]
     public var principal: String?
-    /// COMMENT ON's text ("" for NULL).
+    /// COMMENT ON's text ("" for NULL); CREATE VOLUME's COMMENT.
     public var comment: String? = nil
+    /// CREATE ... IF NOT EXISTS, DROP ... IF EXISTS.
+    public var ifExists = false
 }
 
 /// `MERGE INTO` as Delta Lake has it.

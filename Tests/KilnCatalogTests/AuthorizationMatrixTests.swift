@@ -11,25 +11,8 @@ import Testing
 /// knock-out of each member of a sufficient set. Expectations come only from the file.
 @Suite("Authorization matrix")
 struct AuthorizationMatrixTests {
-    struct Matrix: Decodable {
-        struct Operation: Decodable {
-            var name: String
-            var check: String
-            var securable: String
-            var privilege: String?
-            var sufficient: [String]
-            var use_chain: Bool
-            var without_use_chain: [String]?
-        }
-        var privileges: [String]
-        var operations: [Operation]
-        var chain: [String: [String]]
-    }
-
-    static let matrix: Matrix = {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("authz_matrix.json")
-        return try! JSONDecoder().decode(Matrix.self, from: Data(contentsOf: url))
-    }()
+    typealias Operation = AuthzMatrix.Operation
+    static let matrix = AuthzMatrix.shared
 
     /// A warehouse with catalog `c`, schema `c.s` and table `c.s.t`, owned as the roles say.
     struct World {
@@ -41,7 +24,7 @@ struct AuthorizationMatrixTests {
             let directory = try TemporaryDirectory()
             let database = try await TestStores.sqlite(in: directory)
             let warehouse = directory.url.appendingPathComponent("warehouse").path
-            let names: Set<String> = ["ada", "analysts", "cat_owner", "schema_owner", "table_owner", "function_owner", "stranger"]
+            let names: Set<String> = ["ada", "analysts", "cat_owner", "schema_owner", "table_owner", "function_owner", "volume_owner", "stranger"]
             let catalog = try await UnityCatalog.make(warehouse: warehouse, database: database, clock: MockClock(), logger: TestStores.logger) {
                 names.contains($0)
             }
@@ -55,6 +38,8 @@ struct AuthorizationMatrixTests {
             _ = try await catalog.updateTable("c", "s", "t", owner: "table_owner", caller: nil)
             _ = try SQLEngine(catalog: Catalog(warehouse: warehouse)).execute("CREATE FUNCTION c.s.f(x INT) RETURNS INT RETURN x + 1")
             _ = try await catalog.updateFunction("c", "s", "f", owner: "function_owner", caller: nil)
+            _ = try await catalog.createVolume("c", "s", "v", comment: nil, caller: nil)
+            _ = try await catalog.updateVolume("c", "s", "v", newName: nil, comment: nil, owner: "volume_owner", caller: nil)
             return World(catalog: catalog, database: database, directory: directory)
         }
 
@@ -78,7 +63,7 @@ struct AuthorizationMatrixTests {
             try await database.write { sql in try await sql.raw("DELETE FROM uc_grants").run() }
         }
 
-        func decide(_ op: Matrix.Operation, _ caller: Caller) async throws -> Bool {
+        func decide(_ op: Operation, _ caller: Caller) async throws -> Bool {
             let path = try await catalog.path(try SecurableType(parsing: op.securable), fullName(try SecurableType(parsing: op.securable)))
             switch op.check {
             case "allowed": return try await catalog.allowed(caller, op.privilege.map { try Privilege(parsing: $0) }, path)
@@ -91,45 +76,16 @@ struct AuthorizationMatrixTests {
         func close() async { await database.close() }
     }
 
-    static let levels: [SecurableType] = [.metastore, .catalog, .schema, .table, .function]
-
-    /// The levels a grant on `level` reaches: itself, and everything inside (never down from the metastore; tables
-    /// and functions hold nothing).
-    static func reaches(_ level: SecurableType, _ target: SecurableType) -> Bool {
-        if level == .metastore || target == .metastore || level == target { return level == target }
-        let containers: [SecurableType] = [.catalog, .schema]
-        guard let l = containers.firstIndex(of: level) else { return false }
-        return containers.firstIndex(of: target).map { l <= $0 } ?? true
-    }
-
-    /// Whether `entry` (`P`: on the target or a container; `P@level`: on that level only) is `p` granted on `level`.
-    static func matches(_ entry: String, _ p: String, _ level: SecurableType, target: SecurableType) -> Bool {
-        let parts = entry.split(separator: "@").map(String.init)
-        guard parts[0] == p else { return false }
-        return parts.count == 2 ? level.rawValue == parts[1] : reaches(level, target)
-    }
-
-    /// Whether the file says `p` granted on `level` (plus the USE chain when `withChain`) lets `op` happen.
-    static func expected(_ op: Matrix.Operation, _ p: String, at level: SecurableType, withChain: Bool) -> Bool {
-        let target = try! SecurableType(parsing: op.securable)
-        if (op.without_use_chain ?? []).contains(where: { matches($0, p, level, target: target) }) { return true }
-        guard op.sufficient.contains(where: { matches($0, p, level, target: target) }) else { return false }
-        if !op.use_chain || withChain { return true }
-        // Alone, the one grant must also stand for the USE chain.
-        let catalogOK = matrix.chain["USE_CATALOG"]!.contains { matches($0, p, level, target: target) }
-        let schemaOK = !(target == .schema || target == .table || target == .function) || matrix.chain["USE_SCHEMA"]!.contains { matches($0, p, level, target: target) }
-        return catalogOK && schemaOK
-    }
-
     @Test("each role: admin, owners of the table, schema and catalog allowed; a stranger denied")
     func roles() async throws {
         let world = try await World.make()
         var unexpected: [String] = []
         for op in Self.matrix.operations {
-            let target = try SecurableType(parsing: op.securable)
+            let target = op.target
             let owners: [(String, Bool)] = [
-                ("admin", true), ("cat_owner", target != .metastore), ("schema_owner", [.schema, .table, .function].contains(target)),
-                ("table_owner", target == .table), ("function_owner", target == .function), ("stranger", false), ("anonymous-looking", false),
+                ("admin", true), ("cat_owner", AuthzMatrix.ownerMay(.catalog, op)), ("schema_owner", AuthzMatrix.ownerMay(.schema, op)),
+                ("table_owner", target == .table), ("function_owner", target == .function), ("volume_owner", target == .volume),
+                ("stranger", false), ("anonymous-looking", false),
             ]
             for (name, expected) in owners {
                 let caller = Caller(id: nil, name: name, groups: name == "admin" ? [Caller.adminsGroup] : [])
@@ -150,7 +106,7 @@ struct AuthorizationMatrixTests {
         var cases = 0
         for op in Self.matrix.operations {
             for p in Self.matrix.privileges {
-                for level in Self.levels {
+                for level in AuthzMatrix.levels {
                     // Only where the privilege can be granted at all.
                     guard (try? await world.grant(p, on: level, to: "ada")) != nil else { continue }
                     try await world.revokeAll()
@@ -164,7 +120,8 @@ struct AuthorizationMatrixTests {
                                 try await world.grant("USE_SCHEMA", on: .schema, to: grantee)
                             }
                             let caller = Caller(id: nil, name: "ada", groups: viaGroup ? ["analysts"] : [])
-                            let expected = Self.expected(op, p, at: level, withChain: withChain)
+                            let grants = [(p, level)] + (withChain ? [("USE_CATALOG", .catalog), ("USE_SCHEMA", .schema)] : [])
+                            let expected = Self.matrix.satisfied(op, by: grants)
                             let got = try await world.decide(op, caller)
                             cases += 1
                             if got != expected {
@@ -185,10 +142,7 @@ struct AuthorizationMatrixTests {
         let world = try await World.make()
         var unexpected: [String] = []
         for op in Self.matrix.operations where op.use_chain {
-            let target = try SecurableType(parsing: op.securable)
-            guard let p = op.sufficient.first(where: { !$0.contains("@") }) else { continue }
-            let set: [(String, SecurableType)] = [("USE_CATALOG", .catalog), ("USE_SCHEMA", .schema), (p, target)]
-                .filter { $0.1 != .schema || target != .catalog }
+            let set = Self.matrix.sufficientSet(op)!
             for skipped in set.indices {
                 try await world.revokeAll()
                 for (i, grant) in set.enumerated() where i != skipped { try await world.grant(grant.0, on: grant.1, to: "ada") }

@@ -210,7 +210,7 @@ struct UnityCatalogRoutes: Sendable {
 
     func tableExists(_ m: RequestMessage) async throws -> Response {
         let n = try UnityCatalog.split(try m.requireString("full_name"), parts: 3)
-        let exists = catalog.tableExists(n[0], n[1], n[2])
+        let exists = try await catalog.tableExists(n[0], n[1], n[2], caller: m.caller)
         return .json { $0.field("table_exists", exists) }
     }
 

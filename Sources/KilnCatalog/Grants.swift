@@ -45,12 +45,14 @@ public struct Privilege: Hashable, Sendable, Comparable, CustomStringConvertible
 
 /// The kinds of securable grants attach to.
 public enum SecurableType: String, Sendable, CaseIterable {
-    case metastore, catalog, schema, table, volume, function
+    case metastore, catalog, schema, table, volume, function, model
 
-    /// Case-insensitive; `model` and `registered_model` (UC models) are not governed yet.
+    /// Case-insensitive; `registered_model` is `model` (and `function` names a model where no function has the name,
+    /// as Databricks' API names models).
     public init(parsing text: String) throws {
-        guard let type = Self(rawValue: text.lowercased()) else {
-            throw KilnError.invalid("Securable type '\(text)' is not supported; use metastore, catalog, schema, table, volume or function")
+        let lower = text.lowercased()
+        guard let type = lower == "registered_model" ? .model : Self(rawValue: lower) else {
+            throw KilnError.invalid("Securable type '\(text)' is not supported; use metastore, catalog, schema, table, volume, function or model")
         }
         self = type
     }
@@ -67,7 +69,7 @@ public enum SecurableType: String, Sendable, CaseIterable {
                     "EXECUTE", "READ_VOLUME", "WRITE_VOLUME", "MANAGE", "APPLY_TAG"]
         case .table: return ["ALL_PRIVILEGES", "SELECT", "MODIFY", "MANAGE", "APPLY_TAG"]
         case .volume: return ["ALL_PRIVILEGES", "READ_VOLUME", "WRITE_VOLUME", "MANAGE", "APPLY_TAG"]
-        case .function: return ["ALL_PRIVILEGES", "EXECUTE", "MANAGE", "APPLY_TAG"]
+        case .function, .model: return ["ALL_PRIVILEGES", "EXECUTE", "MANAGE", "APPLY_TAG"]
         }
     }
 
@@ -139,7 +141,7 @@ extension UnityCatalog {
         case .catalog:
             let c = try catalog.identified(fullName)
             levels = [(.catalog, c.id!, fullName, c.createdAt)]
-        case .schema, .table, .volume, .function:
+        case .schema, .table, .volume, .function, .model:
             let n = try Self.split(fullName, parts: type == .schema ? 2 : 3)
             let c = try catalog.identified(n[0]), s = try catalog.identified(n[0], n[1])
             levels = [(.schema, s.id!, "\(n[0]).\(n[1])", s.createdAt), (.catalog, c.id!, n[0], c.createdAt)]
@@ -149,9 +151,14 @@ extension UnityCatalog {
             } else if type == .volume {
                 let v = try loadVolume(n[0], n[1], n[2])
                 levels.insert((.volume, v.volumeID, fullName, v.createdAt), at: 0)
-            } else if type == .function {
-                let f = try loadFunction(n[0], n[1], n[2])
+            } else if type == .function, let f = try? loadFunction(n[0], n[1], n[2]) {
                 levels.insert((.function, f.id, fullName, f.createdAt), at: 0)
+            } else if type == .function || type == .model {
+                guard let created = try await modelCreated(fullName) else {
+                    if type == .function { _ = try loadFunction(n[0], n[1], n[2]) }  // says what is missing
+                    throw KilnError.notFound("Model '\(fullName)' does not exist")
+                }
+                levels.insert((.model, try await modelID(fullName, created: created), fullName, created), at: 0)
             }
         }
         let ids = levels.map(\.id)
@@ -320,7 +327,7 @@ extension UnityCatalog {
         case .metastore: return true
         case .catalog: return try await allowed(caller, .useCatalog, path)
         case .schema: return try await allowed(caller, .useSchema, path)
-        case .table, .volume, .function:
+        case .table, .volume, .function, .model:
             guard try await allowed(caller, nil, path) else { return false }
             let inherited: Set<Privilege> = switch path.target.type {
             case .table: [.select, .modify, .all, .manage]

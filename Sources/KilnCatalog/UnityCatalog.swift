@@ -55,6 +55,8 @@ public struct UnityCatalog: Sendable {
     let clock: any KilnClock
     /// Whether a user, group or service principal of that name exists (owners must).
     let principalExists: @Sendable (String) async throws -> Bool
+    /// When the registered model of that name was made (nil: there is none).
+    let modelCreated: @Sendable (String) async throws -> Int64?
     let tableIDs = TableIDCache()
 
     /// The metastore admin: owner of everything not otherwise owned.
@@ -62,9 +64,10 @@ public struct UnityCatalog: Sendable {
     public static let metastoreID = "00000000-0000-0000-0000-00000000ki1n"
 
     public static func make(warehouse: String, database: any KilnDatabase, clock: any KilnClock, logger: Logger,
+                            modelCreated: @escaping @Sendable (String) async throws -> Int64? = { _ in nil },
                             principalExists: @escaping @Sendable (String) async throws -> Bool) async throws -> UnityCatalog {
-        try await Migrator.migrate(database, migrations + grantMigrations, logger: logger)
-        return UnityCatalog(warehouse: warehouse, database: database, clock: clock, principalExists: principalExists)
+        try await Migrator.migrate(database, migrations + grantMigrations + modelMigrations, logger: logger)
+        return UnityCatalog(warehouse: warehouse, database: database, clock: clock, principalExists: principalExists, modelCreated: modelCreated)
     }
 
     public static let migrations = [

@@ -79,7 +79,8 @@ public struct Platform: Sendable {
         guard let admin = try await identity.caller(named: IdentityService.adminUser) else {
             throw KilnError(.internalError, "The bootstrap admin user is missing from the identity store")
         }
-        let catalog = try await UnityCatalog.make(warehouse: warehouse, database: database, clock: clock, logger: logger) {
+        let catalog = try await UnityCatalog.make(warehouse: warehouse, database: database, clock: clock, logger: logger,
+                                                  modelCreated: { try await registry.creationTime(ofModel: $0) }) {
             try await identity.exists(name: $0)
         }
         let permissions = try await WorkspacePermissions.make(database: database, logger: logger) { name in
@@ -248,7 +249,7 @@ struct StatementRules: Sendable {
         case .metastore: fullName = "metastore"
         case .catalog: fullName = statement.name.joined(separator: ".")
         case .schema: let n = try sql.schemaName(statement.name); fullName = "\(n.catalog).\(n.schema)"
-        case .table, .volume, .function: let n = try sql.tableName(statement.name); fullName = "\(n.catalog).\(n.schema).\(n.table)"
+        case .table, .volume, .function, .model: let n = try sql.tableName(statement.name); fullName = "\(n.catalog).\(n.schema).\(n.table)"
         }
         if statement.action == .create || statement.action == .drop {
             let n = fullName.split(separator: ".").map(String.init)
@@ -264,7 +265,10 @@ struct StatementRules: Sendable {
         if statement.action == .setOwner || statement.action == .comment {
             let n = fullName.split(separator: ".").map(String.init)
             let owner = statement.action == .setOwner ? statement.principal : nil, comment = statement.comment
-            switch type {
+            switch path.target.type {
+            case .model:
+                guard let owner else { throw KilnError.invalid("A model's comment is its description: set it with the registry API") }
+                try await catalog.setModelOwner(fullName, owner: owner, caller: caller)
             case .catalog: _ = try await catalog.updateCatalog(n[0], newName: nil, comment: comment, owner: owner, properties: nil, caller: caller)
             case .schema: _ = try await catalog.updateSchema(n[0], n[1], newName: nil, comment: comment, owner: owner, properties: nil, caller: caller)
             case .table: _ = try await catalog.updateTable(n[0], n[1], n[2], owner: owner, caller: caller)

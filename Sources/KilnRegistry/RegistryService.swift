@@ -334,6 +334,14 @@ public struct RegistryService: Sendable {
         return source
     }
 
+    /// When the registered model `name` was made; nil when there is none.
+    public func creationTime(ofModel name: String) async throws -> Int64? {
+        try await db.read { sql in
+            try await sql.raw("SELECT creation_time FROM registered_models WHERE name = \(bind: name)").first()
+                .map { try $0.decode(column: "creation_time", as: Int64.self) }
+        }
+    }
+
     /// The model whose version's files are in `registry/<folder>`; nil when none.
     public func modelName(ofStorage folder: String) async throws -> String? {
         try await db.read { sql in

@@ -141,10 +141,9 @@ public struct Parser {
         func securable() throws -> (type: String, name: [String]) {
             try expect("on")
             if keyword("metastore") { return ("metastore", ["metastore"]) }
-            for type in ["catalog", "schema", "database", "table", "volume", "function"] where keyword(type) {
+            for type in ["catalog", "schema", "database", "table", "volume", "function", "model"] where keyword(type) {
                 return (type == "database" ? "schema" : type, try qualifiedName())
             }
-            if keyword("model") || keyword("function") { throw fail("grants on functions and models are not supported yet") }
             return ("table", try qualifiedName())
         }
         if keyword("show") {
@@ -341,7 +340,7 @@ public struct Parser {
             at += 1
             return .restore(table: table, version: nil, timestamp: peek(-1).text)
         }
-        if isKeyword("alter"), ["catalog", "schema", "database", "volume", "function"].contains(where: { isKeyword($0, 1) }) {
+        if isKeyword("alter"), ["catalog", "schema", "database", "volume", "function", "model"].contains(where: { isKeyword($0, 1) }) {
             at += 1
             let type = try anyName().lowercased()
             let name = type == "catalog" ? [try identifier()] : try qualifiedName()

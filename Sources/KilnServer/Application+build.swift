@@ -26,7 +26,7 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
         try? await platform.authenticate(token: token)
     }
     let auditor = Auditor(log: platform.audit, clock: platform.clock) { await web.caller(of: $0) }
-    let authorizer = Authorizer(permissions: platform.permissions, tracking: platform.tracking, registry: platform.registry,
+    let authorizer = Authorizer(permissions: platform.permissions, catalog: platform.catalog, tracking: platform.tracking, registry: platform.registry,
                                 jobs: platform.jobs, runs: platform.runs, serving: platform.serving)
     router.add(middleware: AuthMiddleware(enabled: authEnabled, authenticate: { try await platform.authenticate(token: $0) },
                                           anonymous: platform.adminCaller, authorizer: authorizer, auditor: auditor))
@@ -46,7 +46,7 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
     NotificationDestinationRoutes(destinations: platform.destinations).register(on: router)
     IdentityRoutes(identity: platform.identity).register(on: router)
     UnityCatalogRoutes(catalog: platform.catalog).register(on: router)
-    let modelFiles = UCModelFiles(artifacts: platform.artifacts, registry: platform.registry, permissions: platform.permissions, secret: (0..<32).map { _ in UInt8.random(in: 0...255) })
+    let modelFiles = UCModelFiles(artifacts: platform.artifacts, registry: platform.registry, catalog: platform.catalog, secret: (0..<32).map { _ in UInt8.random(in: 0...255) })
     FilesRoutes(catalog: platform.catalog, models: modelFiles).register(on: router)
     UCModelRoutes(registry: platform.registry, catalog: platform.catalog, permissions: platform.permissions, files: modelFiles).register(on: router)
     PermissionsRoutes(permissions: platform.permissions) { kind, given in

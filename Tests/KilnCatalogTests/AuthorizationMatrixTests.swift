@@ -24,8 +24,9 @@ struct AuthorizationMatrixTests {
             let directory = try TemporaryDirectory()
             let database = try await TestStores.sqlite(in: directory)
             let warehouse = directory.url.appendingPathComponent("warehouse").path
-            let names: Set<String> = ["ada", "analysts", "cat_owner", "schema_owner", "table_owner", "function_owner", "volume_owner", "stranger"]
-            let catalog = try await UnityCatalog.make(warehouse: warehouse, database: database, clock: MockClock(), logger: TestStores.logger) {
+            let names: Set<String> = ["ada", "analysts", "cat_owner", "schema_owner", "table_owner", "function_owner", "volume_owner", "model_owner", "stranger"]
+            let catalog = try await UnityCatalog.make(warehouse: warehouse, database: database, clock: MockClock(), logger: TestStores.logger,
+                                                      modelCreated: { $0 == "c.s.m" ? 1_700_000_000_000 : nil }) {
                 names.contains($0)
             }
             _ = try await catalog.createCatalog("c", comment: nil, properties: [:], caller: nil)
@@ -40,6 +41,7 @@ struct AuthorizationMatrixTests {
             _ = try await catalog.updateFunction("c", "s", "f", owner: "function_owner", caller: nil)
             _ = try await catalog.createVolume("c", "s", "v", comment: nil, caller: nil)
             _ = try await catalog.updateVolume("c", "s", "v", newName: nil, comment: nil, owner: "volume_owner", caller: nil)
+            try await catalog.setModelOwner("c.s.m", owner: "model_owner", caller: nil)
             return World(catalog: catalog, database: database, directory: directory)
         }
 
@@ -51,6 +53,7 @@ struct AuthorizationMatrixTests {
             case .table: "c.s.t"
             case .volume: "c.s.v"
             case .function: "c.s.f"
+            case .model: "c.s.m"
             }
         }
 
@@ -69,6 +72,7 @@ struct AuthorizationMatrixTests {
             case "allowed": return try await catalog.allowed(caller, op.privilege.map { try Privilege(parsing: $0) }, path)
             case "manage": return try await catalog.mayManage(caller, path)
             case "visible": return try await catalog.visible(caller, path)
+            case "tag": return (try? await catalog.requireModel(caller, .tag, path.target.fullName)) != nil
             default: throw KilnError.invalid("unknown check \(op.check)")
             }
         }
@@ -84,7 +88,7 @@ struct AuthorizationMatrixTests {
             let target = op.target
             let owners: [(String, Bool)] = [
                 ("admin", true), ("cat_owner", AuthzMatrix.ownerMay(.catalog, op)), ("schema_owner", AuthzMatrix.ownerMay(.schema, op)),
-                ("table_owner", target == .table), ("function_owner", target == .function), ("volume_owner", target == .volume),
+                ("table_owner", target == .table), ("function_owner", target == .function), ("volume_owner", target == .volume), ("model_owner", target == .model),
                 ("stranger", false), ("anonymous-looking", false),
             ]
             for (name, expected) in owners {

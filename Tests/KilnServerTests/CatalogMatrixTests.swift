@@ -90,7 +90,7 @@ struct CatalogMatrixTests {
             try await admin("CREATE SCHEMA c.s")
             _ = try await adminCall(.patch, "/api/2.1/unity-catalog/catalogs/c", ["owner": names["cat_owner"]!])
             _ = try await adminCall(.patch, "/api/2.1/unity-catalog/schemas/c.s", ["owner": names["schema_owner"]!])
-            for type in [SecurableType.table, .function, .volume] { try await make(type) }
+            for type in [SecurableType.table, .function, .volume, .model] { try await make(type) }
         }
 
         /// Makes (or makes again) the object of `type` in `c.s`, owned by object_owner, and remembers its id.
@@ -114,6 +114,13 @@ struct CatalogMatrixTests {
                 let (status, _) = try await client.execute(uri: "/api/2.0/fs/files/Volumes/c/s/v/hello.txt", method: .put,
                                                            headers: [.authorization: "Bearer secret"], body: ByteBuffer(string: "hello")) { ($0.status, 0) }
                 guard status.code < 300 else { throw KilnError.invalid("could not write hello.txt: \(status.code)") }
+            case .model:
+                _ = try? await adminCall(.delete, "/api/2.1/unity-catalog/models/c.s.m")
+                _ = try await adminCall(.post, "/api/2.1/unity-catalog/models", ["catalog_name": "c", "schema_name": "s", "name": "m"])
+                _ = try await adminCall(.post, "/api/2.1/unity-catalog/models/versions",
+                                        ["catalog_name": "c", "schema_name": "s", "model_name": "m", "source": "runs:/r/model"])
+                _ = try await adminCall(.patch, "/api/2.1/unity-catalog/models/c.s.m/versions/1/finalize")
+                _ = try await adminCall(.patch, "/api/2.1/unity-catalog/models/c.s.m", ["owner": owner])
             default: break
             }
         }
@@ -126,13 +133,14 @@ struct CatalogMatrixTests {
             case .table: "c.s.t"
             case .volume: "c.s.v"
             case .function: "c.s.f"
+            case .model: "c.s.m"
             }
         }
 
         /// The request's text with its placeholders filled in (`{n}` a new number each time).
         func fill(_ text: String, n: Int) -> String {
             var out = text
-            let values = ["{catalog}": "c", "{schema}": "c.s", "{table}": "c.s.t", "{function}": "c.s.f", "{volume}": "c.s.v",
+            let values = ["{catalog}": "c", "{schema}": "c.s", "{table}": "c.s.t", "{function}": "c.s.f", "{volume}": "c.s.v", "{model}": "c.s.m",
                           "{table_id}": ids["table_id"] ?? "", "{volume_id}": ids["volume_id"] ?? "", "{object_owner}": names["object_owner"]!,
                           "{n}": "\(n)"]
             for (key, value) in values where out.contains(key) { out = out.replacingOccurrences(of: key, with: value) }

@@ -41,7 +41,7 @@ public struct AuthzMatrix: Decodable, Sendable {
     }()
 
     /// The levels a grant can be made on, outermost first.
-    public static let levels: [SecurableType] = [.metastore, .catalog, .schema, .table, .function, .volume]
+    public static let levels: [SecurableType] = [.metastore, .catalog, .schema, .table, .function, .volume, .model]
 
     /// Whether a grant on `level` reaches `target`: on itself, and from a catalog or schema to everything inside
     /// (never down from the metastore).
@@ -69,7 +69,7 @@ public struct AuthzMatrix: Decodable, Sendable {
         if any(op.without_use_chain ?? []) { return true }
         guard any(op.sufficient) else { return false }
         guard op.use_chain else { return true }
-        let inSchema: Set<SecurableType> = [.schema, .table, .function, .volume]
+        let inSchema: Set<SecurableType> = [.schema, .table, .function, .volume, .model]
         return any(chain["USE_CATALOG"]!) && (!inSchema.contains(target) || any(chain["USE_SCHEMA"]!))
     }
 
@@ -90,8 +90,8 @@ public struct AuthzMatrix: Decodable, Sendable {
         let target = op.target
         switch owned {
         case .catalog: return target != .metastore
-        case .schema: return [.schema, .table, .function, .volume].contains(target)
-        default: return [.table, .function, .volume].contains(target)
+        case .schema: return [.schema, .table, .function, .volume, .model].contains(target)
+        default: return [.table, .function, .volume, .model].contains(target)
         }
     }
 }

@@ -18,11 +18,12 @@ from test_identities import issue
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def flow(server, name, token):
+def flow(server, name, token, *load):
     env = dict(os.environ, DATABRICKS_HOST=server.url, DATABRICKS_TOKEN=token, MLFLOW_TRACKING_URI=server.url,
                MLFLOW_TRACKING_TOKEN=token, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
     env.pop("DATABRICKS_CONFIG_PROFILE", None)
-    return subprocess.run([sys.executable, os.path.join(HERE, "clients", "mlflow_uc_flow.py"), name, "uc-" + uuid.uuid4().hex[:8]],
+    args = list(load) if load else ["uc-" + uuid.uuid4().hex[:8]]
+    return subprocess.run([sys.executable, os.path.join(HERE, "clients", "mlflow_uc_flow.py"), name, *args],
                           capture_output=True, text=True,
                           env=env, timeout=300)
 
@@ -130,3 +131,67 @@ def test_uc_models_api_through_both_clients(own_kiln):
     w.registered_models.delete(f"{catalog}.s.ranker")
     with pytest.raises(NotFound):
         w.registered_models.get(f"{catalog}.s.ranker")
+
+
+def test_grants_on_uc_models_decide_who_loads_and_changes_them(own_kiln):
+    """UC grants on a model, as Databricks names them (securable type `function`, or `model`/`registered_model`):
+    EXECUTE lets a user load it with the stock mlflow client; changing it takes ownership; grants survive nothing
+    they should not (revocation is immediate, a dropped and recreated model starts with none)."""
+    from databricks.sdk.errors import PermissionDenied
+    from databricks.sdk.service import catalog as uc
+    w = WorkspaceClient(host=own_kiln.url, token=TOKEN, auth_type="pat")
+    catalog = "mlg_" + uuid.uuid4().hex[:6]
+    w.catalogs.create(name=catalog)
+    w.schemas.create(name="models", catalog_name=catalog)
+    model = f"{catalog}.models.adder"
+    made = flow(own_kiln, model, TOKEN)
+    assert made.returncode == 0, made.stderr[-3000:]
+    name = f"ucg-{uuid.uuid4().hex[:6]}@example.com"
+    w.users.create(user_name=name)
+    token = issue(own_kiln, name)
+    user = WorkspaceClient(host=own_kiln.url, token=token, auth_type="pat")
+
+    def sql(statement):
+        r = requests.post(own_kiln.url + "/api/2.0/sql/statements", headers={"Authorization": f"Bearer {TOKEN}"},
+                          json={"statement": statement, "warehouse_id": "k", "wait_timeout": "30s"}).json()
+        assert r["status"]["state"] == "SUCCEEDED", r
+        return r.get("result", {}).get("data_array", [])
+
+    # Nothing granted: the mlflow client cannot load it.
+    refused = flow(own_kiln, model, token, "--load", "1")
+    assert refused.returncode != 0 and "EXECUTE" in refused.stderr, refused.stderr[-2000:]
+    # USE CATALOG and USE SCHEMA in SQL, EXECUTE through databricks-sdk with the securable type Databricks uses.
+    sql(f"GRANT USE CATALOG ON CATALOG {catalog} TO `{name}`")
+    sql(f"GRANT USE SCHEMA ON SCHEMA {catalog}.models TO `{name}`")
+    w.grants.update(securable_type="function", full_name=model, changes=[uc.PermissionsChange(principal=name, add=[uc.Privilege.EXECUTE])])
+    loaded = flow(own_kiln, model, token, "--load", "1")
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert json.loads(loaded.stdout.strip().splitlines()[-1])["predictions"] == [2.0, 6.0]
+    assert [m.full_name for m in user.registered_models.list(catalog_name=catalog, schema_name="models")] == [model]
+    # The grant reads back under every spelling of the type, and in SQL.
+    for securable_type in ["function", "FUNCTION", "model", "registered_model"]:
+        got = w.grants.get(securable_type=securable_type, full_name=model)
+        assert [(a.principal, [p.value for p in a.privileges]) for a in got.privilege_assignments] == [(name, ["EXECUTE"])]
+    assert [name, "EXECUTE", "MODEL", model] in sql(f"SHOW GRANTS ON MODEL {model}")
+    # EXECUTE is not ownership: no aliases, no new versions, no grants.
+    with pytest.raises(PermissionDenied):
+        user.registered_models.set_alias(model, "champion", 1)
+    with pytest.raises(PermissionDenied):
+        user.grants.update(securable_type="function", full_name=model, changes=[uc.PermissionsChange(principal=name, add=[uc.Privilege.MANAGE])])
+    # Revoking in SQL takes effect on the next call.
+    sql(f"REVOKE EXECUTE ON MODEL {model} FROM `{name}`")
+    with pytest.raises(PermissionDenied):
+        user.registered_models.get(model)
+    # Handed over, it is theirs to change.
+    w.registered_models.update(model, owner=name)
+    assert w.registered_models.get(model).owner == name
+    user.registered_models.set_alias(model, "champion", 1)
+    assert user.model_versions.get_by_alias(model, "champion").version == 1
+    # Dropped and made again, the name keeps no owner or grants of the old model.
+    w.grants.update(securable_type="model", full_name=model, changes=[uc.PermissionsChange(principal=name, add=[uc.Privilege.EXECUTE])])
+    w.registered_models.delete(model)
+    w.registered_models.create(catalog_name=catalog, schema_name="models", name="adder")
+    assert w.registered_models.get(model).owner == "admin"
+    assert not w.grants.get(securable_type="function", full_name=model).privilege_assignments
+    with pytest.raises(PermissionDenied):
+        user.registered_models.get(model)

@@ -1,4 +1,5 @@
 import Hummingbird
+import KilnCatalog
 import KilnCore
 import KilnJobs
 import KilnPermissions
@@ -50,6 +51,8 @@ enum AccessRule: Sendable {
     case transition
     /// A version comment (`id`): its author, or `CAN_MANAGE` on its model.
     case commentAuthor
+    /// A model in Unity Catalog named by this field (`catalog.schema.model`), decided by its grants.
+    case ucModel(String, UnityCatalog.ModelNeed)
     /// Every one of these.
     indirect case each([AccessRule])
 }
@@ -140,45 +143,46 @@ enum AccessRules {
         "POST /api/2.0/mlflow/registry-webhooks/test": .admin,
         "GET /api/2.0/kiln/registry/webhook-deliveries": .admin,
 
-        // Models in Unity Catalog (mlflow with registry URI databricks-uc): the same levels, by full name.
-        "POST /api/2.0/mlflow/unity-catalog/registered-models/create": .checks("`CREATE_MODEL` on the schema (with the USE chain); the creator gets `CAN_MANAGE`"),
-        "GET /api/2.0/mlflow/unity-catalog/registered-models/get": .level(.model("name"), read),
-        "PATCH /api/2.0/mlflow/unity-catalog/registered-models/update": .level(.model("name"), edit),  // new_name also takes CAN_MANAGE
-        "DELETE /api/2.0/mlflow/unity-catalog/registered-models/delete": .level(.model("name"), manage),
+        // Models in Unity Catalog (mlflow with registry URI databricks-uc), by full name, decided by Unity Catalog's
+        // grants (docs/catalog.md): EXECUTE to read and load, APPLY_TAG to tag, ownership or MANAGE to change.
+        "POST /api/2.0/mlflow/unity-catalog/registered-models/create": .checks("`CREATE_MODEL` on the schema (with the USE chain); the creator owns it"),
+        "GET /api/2.0/mlflow/unity-catalog/registered-models/get": .ucModel("name", .read),
+        "PATCH /api/2.0/mlflow/unity-catalog/registered-models/update": .ucModel("name", .change),
+        "DELETE /api/2.0/mlflow/unity-catalog/registered-models/delete": .ucModel("name", .change),
         "GET /api/2.0/mlflow/unity-catalog/registered-models/search": .lists,
-        "POST /api/2.0/mlflow/unity-catalog/registered-models/alias": .level(.model("name"), edit),
-        "DELETE /api/2.0/mlflow/unity-catalog/registered-models/alias": .level(.model("name"), edit),
-        "GET /api/2.0/mlflow/unity-catalog/registered-models/alias": .level(.model("name"), read),
-        "POST /api/2.0/mlflow/unity-catalog/registered-models/set-tag": .level(.model("name"), edit),
-        "DELETE /api/2.0/mlflow/unity-catalog/registered-models/delete-tag": .level(.model("name"), edit),
+        "POST /api/2.0/mlflow/unity-catalog/registered-models/alias": .ucModel("name", .change),
+        "DELETE /api/2.0/mlflow/unity-catalog/registered-models/alias": .ucModel("name", .change),
+        "GET /api/2.0/mlflow/unity-catalog/registered-models/alias": .ucModel("name", .read),
+        "POST /api/2.0/mlflow/unity-catalog/registered-models/set-tag": .ucModel("name", .tag),
+        "DELETE /api/2.0/mlflow/unity-catalog/registered-models/delete-tag": .ucModel("name", .tag),
         "GET /api/2.0/mlflow/unity-catalog/registered-models:is-databricks-sdk-models-artifact-repository-enabled": .signedIn,
-        "POST /api/2.0/mlflow/unity-catalog/model-versions/create": .level(.model("name"), edit),
-        "GET /api/2.0/mlflow/unity-catalog/model-versions/get": .level(.model("name"), read),
-        "PATCH /api/2.0/mlflow/unity-catalog/model-versions/update": .level(.model("name"), edit),
-        "DELETE /api/2.0/mlflow/unity-catalog/model-versions/delete": .level(.model("name"), manage),
+        "POST /api/2.0/mlflow/unity-catalog/model-versions/create": .ucModel("name", .change),
+        "GET /api/2.0/mlflow/unity-catalog/model-versions/get": .ucModel("name", .read),
+        "PATCH /api/2.0/mlflow/unity-catalog/model-versions/update": .ucModel("name", .change),
+        "DELETE /api/2.0/mlflow/unity-catalog/model-versions/delete": .ucModel("name", .change),
         "GET /api/2.0/mlflow/unity-catalog/model-versions/search": .lists,
-        "POST /api/2.0/mlflow/unity-catalog/model-versions/finalize": .level(.model("name"), edit),
+        "POST /api/2.0/mlflow/unity-catalog/model-versions/finalize": .ucModel("name", .change),
         "POST /api/2.0/mlflow/unity-catalog/model-versions/generate-temporary-credentials":
-            .checks("`CAN_READ` on the model; `CAN_EDIT` for `MODEL_VERSION_OPERATION_READ_WRITE`"),
-        "GET /api/2.0/mlflow/unity-catalog/model-versions/get-download-uri": .level(.model("name"), read),
-        "POST /api/2.0/mlflow/unity-catalog/model-versions/set-tag": .level(.model("name"), edit),
-        "DELETE /api/2.0/mlflow/unity-catalog/model-versions/delete-tag": .level(.model("name"), edit),
+            .checks("`EXECUTE` on the model (with the USE chain); ownership or `MANAGE` for `MODEL_VERSION_OPERATION_READ_WRITE`"),
+        "GET /api/2.0/mlflow/unity-catalog/model-versions/get-download-uri": .ucModel("name", .read),
+        "POST /api/2.0/mlflow/unity-catalog/model-versions/set-tag": .ucModel("name", .tag),
+        "DELETE /api/2.0/mlflow/unity-catalog/model-versions/delete-tag": .ucModel("name", .tag),
 
-        // Unity Catalog's models API: the same models and levels.
-        "POST /api/2.1/unity-catalog/models": .checks("`CREATE_MODEL` on the schema (with the USE chain); the creator gets `CAN_MANAGE`"),
+        // Unity Catalog's models API: the same models and rules.
+        "POST /api/2.1/unity-catalog/models": .checks("`CREATE_MODEL` on the schema (with the USE chain); the creator owns it"),
         "GET /api/2.1/unity-catalog/models": .lists,
-        "GET /api/2.1/unity-catalog/models/{full_name}": .level(.model("full_name"), read),
-        "PATCH /api/2.1/unity-catalog/models/{full_name}": .level(.model("full_name"), edit),  // new_name also takes CAN_MANAGE
-        "DELETE /api/2.1/unity-catalog/models/{full_name}": .level(.model("full_name"), manage),
-        "PUT /api/2.1/unity-catalog/models/{full_name}/aliases/{alias}": .level(.model("full_name"), edit),
-        "DELETE /api/2.1/unity-catalog/models/{full_name}/aliases/{alias}": .level(.model("full_name"), edit),
-        "GET /api/2.1/unity-catalog/models/{full_name}/aliases/{alias}": .level(.model("full_name"), read),
-        "POST /api/2.1/unity-catalog/models/versions": .checks("`CAN_EDIT` on the model (`catalog_name`.`schema_name`.`model_name`)"),
-        "GET /api/2.1/unity-catalog/models/{full_name}/versions": .level(.model("full_name"), read),
-        "GET /api/2.1/unity-catalog/models/{full_name}/versions/{version}": .level(.model("full_name"), read),
-        "PATCH /api/2.1/unity-catalog/models/{full_name}/versions/{version}": .level(.model("full_name"), edit),
-        "DELETE /api/2.1/unity-catalog/models/{full_name}/versions/{version}": .level(.model("full_name"), manage),
-        "PATCH /api/2.1/unity-catalog/models/{full_name}/versions/{version}/finalize": .level(.model("full_name"), edit),
+        "GET /api/2.1/unity-catalog/models/{full_name}": .ucModel("full_name", .read),
+        "PATCH /api/2.1/unity-catalog/models/{full_name}": .ucModel("full_name", .change),
+        "DELETE /api/2.1/unity-catalog/models/{full_name}": .ucModel("full_name", .change),
+        "PUT /api/2.1/unity-catalog/models/{full_name}/aliases/{alias}": .ucModel("full_name", .change),
+        "DELETE /api/2.1/unity-catalog/models/{full_name}/aliases/{alias}": .ucModel("full_name", .change),
+        "GET /api/2.1/unity-catalog/models/{full_name}/aliases/{alias}": .ucModel("full_name", .read),
+        "POST /api/2.1/unity-catalog/models/versions": .checks("ownership of or `MANAGE` on the model (`catalog_name`.`schema_name`.`model_name`)"),
+        "GET /api/2.1/unity-catalog/models/{full_name}/versions": .ucModel("full_name", .read),
+        "GET /api/2.1/unity-catalog/models/{full_name}/versions/{version}": .ucModel("full_name", .read),
+        "PATCH /api/2.1/unity-catalog/models/{full_name}/versions/{version}": .ucModel("full_name", .change),
+        "DELETE /api/2.1/unity-catalog/models/{full_name}/versions/{version}": .ucModel("full_name", .change),
+        "PATCH /api/2.1/unity-catalog/models/{full_name}/versions/{version}/finalize": .ucModel("full_name", .change),
 
         // Serving (queries: `POST /serving-endpoints/{name}/invocations` needs CAN_QUERY, checked in its route).
         "POST /api/2.0/serving-endpoints": .creates("CAN_MANAGE"),
@@ -247,6 +251,7 @@ enum AccessRules {
 /// Applies ``AccessRules`` to a request: finds its object and asks ``WorkspacePermissions``.
 struct Authorizer: Sendable {
     let permissions: WorkspacePermissions
+    let catalog: UnityCatalog
     let tracking: TrackingService
     let registry: RegistryService
     let jobs: JobsService
@@ -296,6 +301,9 @@ struct Authorizer: Sendable {
             guard let origin = try await registry.commentOrigin(id: try m.requireString("id")) else { return }
             if origin.author == caller.name { return }
             try await require(caller, AccessRules.manage, .registeredModels, origin.model)
+        case .ucModel(let field, let need):
+            guard let name = try m.string(field) else { return }
+            try await catalog.requireModel(caller, need, name)
         }
     }
 
@@ -407,6 +415,13 @@ extension AccessRule {
         case .level(let target, let level): return "`\(level)` on \(target.text)"
         case .transition: return "`CAN_MANAGE_STAGING_VERSIONS` on the model (`CAN_MANAGE_PRODUCTION_VERSIONS` when Production or Archived is the old or new stage)"
         case .commentAuthor: return "the comment's author, or `CAN_MANAGE` on its model"
+        case .ucModel(let field, let need):
+            let what: String = switch need {
+            case .read: "`EXECUTE` on the model (`\(field)`) with the USE chain"
+            case .tag: "`APPLY_TAG` on the model (`\(field)`) with the USE chain, or what changing it takes"
+            case .change: "ownership of or `MANAGE` on the model (`\(field)`)"
+            }
+            return what
         case .each(let rules): return rules.map(\.text).joined(separator: "; and ")
         }
     }

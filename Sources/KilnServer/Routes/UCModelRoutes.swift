@@ -14,8 +14,10 @@ import KilnRegistry
 /// signs and serves itself (`/api/2.0/fs/create-upload-url`), then finalizes the version `READY`. Loading lists the
 /// version's folder (`/api/2.0/fs/directories/Models/...`) and downloads through signed URLs the same way.
 ///
-/// Creating a model takes `CREATE_MODEL` on the schema (with the USE chain); the creator owns it and shares it with the
-/// registered-model levels of `/api/2.0/permissions/registered-models/{full name}` (UC grants on models are not kept).
+/// Creating a model takes `CREATE_MODEL` on the schema (with the USE chain); the creator owns it. Everything else is
+/// decided by Unity Catalog's grants on the model (`AccessRules`, `UnityCatalog.requireModel`): `EXECUTE` to read and
+/// load, `APPLY_TAG` to tag, ownership or `MANAGE` to change. (The creator also gets `CAN_MANAGE` in the workspace
+/// registry, which the web UI and the workspace registry API use.)
 struct UCModelRoutes: Sendable {
     let registry: RegistryService
     let catalog: UnityCatalog
@@ -87,7 +89,7 @@ struct UCModelRoutes: Sendable {
                                     caller: m.caller))
     }
 
-    /// Creates a UC model: `CREATE_MODEL` on its schema (with the USE chain); its creator gets `CAN_MANAGE`.
+    /// Creates a UC model: `CREATE_MODEL` on its schema (with the USE chain); its creator owns it.
     func create(_ name: String, description: String?, tags: [KeyValue], caller: Caller?) async throws -> RegisteredModel {
         let parts = name.split(separator: ".").map(String.init)
         let schema = try await catalog.path(.schema, "\(parts[0]).\(parts[1])")
@@ -95,6 +97,7 @@ struct UCModelRoutes: Sendable {
             throw KilnError(.permissionDenied, "\(caller.name) may not create models in schema \(parts[0]).\(parts[1]): that takes USE_CATALOG, USE_SCHEMA and CREATE_MODEL")
         }
         let model = try await registry.createRegisteredModel(name: name, description: description, tags: tags, userID: caller?.name)
+        try await catalog.recordModelCreated(name, by: caller)
         try await permissions.recordCreated(.registeredModels, name, by: caller)
         return model
     }
@@ -116,6 +119,7 @@ struct UCModelRoutes: Sendable {
     /// Deletes a model, its list and its files.
     func remove(_ name: String) async throws {
         try await registry.deleteRegisteredModel(name: name)
+        try await catalog.forgetModel(name)
         try await permissions.forget(.registeredModels, name)
         try? files.artifacts.delete(try BlobKey(UCModelFiles.folder(name)))
     }
@@ -126,19 +130,42 @@ struct UCModelRoutes: Sendable {
         if let number = Int64(version) { try? files.artifacts.delete(try BlobKey(UCModelFiles.folder(name, version: number))) }
     }
 
-    /// Renames a model (`CAN_MANAGE`); its list moves with it.
+    /// Renames a model (its owner or `MANAGE`; a new name in another schema also takes `CREATE_MODEL` there); its
+    /// owner and grants move with it.
     func rename(_ name: String, to newName: String, caller: Caller?) async throws -> RegisteredModel {
-        guard try await permissions.holds(caller, "CAN_MANAGE", .registeredModels, name) else {
-            throw KilnError(.permissionDenied, "\(caller?.name ?? "") may not rename model \(name): that takes CAN_MANAGE")
+        try await catalog.requireModel(caller, .change, name)
+        let parts = newName.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, !parts.contains(where: \.isEmpty) else {
+            throw KilnError.invalid("A Unity Catalog model is named catalog.schema.model, not '\(newName)'")
+        }
+        if parts.dropLast() != name.split(separator: ".").dropLast() {
+            let schema = try await catalog.path(.schema, "\(parts[0]).\(parts[1])")
+            if let caller, !(try await catalog.allowed(caller, try Privilege(parsing: "CREATE_MODEL"), schema)) {
+                throw KilnError(.permissionDenied, "\(caller.name) may not move model \(name) into schema \(parts[0]).\(parts[1]): that takes USE_CATALOG, USE_SCHEMA and CREATE_MODEL there")
+            }
         }
         let model = try await registry.renameRegisteredModel(name: name, newName: newName)
+        try await catalog.renameModel(name, to: newName)
         try await permissions.rename(.registeredModels, from: name, to: newName)
         return model
     }
 
+    /// The UC models `caller` may see (nil: all of them).
+    func visibleNames(_ caller: Caller?) async throws -> Set<String>? {
+        guard let caller, !caller.isAdmin else { return nil }
+        var names: [String] = []
+        var token: String?
+        repeat {
+            let page = try await registry.searchRegisteredModels(maxResults: 1000, pageToken: token)
+            names += page.items.map(\.name).filter { $0.split(separator: ".").count == 3 }
+            token = page.nextPageToken
+        } while token != nil
+        return try await catalog.visibleModels(caller, names)
+    }
+
     func searchModels(_ m: RequestMessage) async throws -> Response {
         let page = try await registry.searchRegisteredModels(maxResults: try m.int("max_results"), pageToken: try m.string("page_token"),
-                                                             only: try await permissions.visibleIDs(m.caller, .registeredModels))
+                                                             only: try await visibleNames(m.caller))
         return .json { w in
             w.key("registered_models")
             w.array { w in for model in page.items where model.name.split(separator: ".").count == 3 { Self.write(model, &w) } }
@@ -197,7 +224,7 @@ struct UCModelRoutes: Sendable {
     func searchVersions(_ m: RequestMessage) async throws -> Response {
         let page = try await registry.searchModelVersions(filter: try m.string("filter"), maxResults: try m.int("max_results"),
                                                           pageToken: try m.string("page_token"),
-                                                          only: try await permissions.visibleIDs(m.caller, .registeredModels))
+                                                          only: try await visibleNames(m.caller))
         return .json { w in
             w.key("model_versions")
             w.array { w in for v in page.items where v.name.split(separator: ".").count == 3 { Self.write(v, &w) } }
@@ -213,8 +240,7 @@ struct UCModelRoutes: Sendable {
     func credentials(_ m: RequestMessage) async throws -> Response {
         let name = try Self.name(m), version = try m.requireString("version")
         let operation = try m.string("operation") ?? "MODEL_VERSION_OPERATION_READ"
-        let level = operation == "MODEL_VERSION_OPERATION_READ_WRITE" ? "CAN_EDIT" : "CAN_READ"
-        try await permissions.require(m.caller, level, .registeredModels, name)
+        try await catalog.requireModel(m.caller, operation == "MODEL_VERSION_OPERATION_READ_WRITE" ? .change : .read, name)
         _ = try await registry.getModelVersion(name: name, version: version)
         return .json { w in
             w.key("credentials")
@@ -248,16 +274,17 @@ struct UCModelRoutes: Sendable {
     func createInfo(_ m: RequestMessage) async throws -> Response {
         let name = "\(try m.requireString("catalog_name")).\(try m.requireString("schema_name")).\(try m.requireString("name"))"
         let model = try await create(name, description: try m.string("comment"), tags: [], caller: m.caller)
-        return .json { w in Self.info(model, &w) }
+        let owner = try await catalog.modelOwner(name)
+        return .json { w in Self.info(model, owner: owner, &w) }
     }
 
     func listInfos(_ m: RequestMessage) async throws -> Response {
         let catalogName = try m.string("catalog_name"), schemaName = try m.string("schema_name")
         var found: [RegisteredModel] = []
         var token: String?
+        let visible = try await visibleNames(m.caller)
         repeat {
-            let page = try await registry.searchRegisteredModels(maxResults: 1000, pageToken: token,
-                                                                 only: try await permissions.visibleIDs(m.caller, .registeredModels))
+            let page = try await registry.searchRegisteredModels(maxResults: 1000, pageToken: token, only: visible)
             found += page.items.filter { model in
                 let parts = model.name.split(separator: ".").map(String.init)
                 return parts.count == 3 && (catalogName.map { parts[0] == $0 } ?? true) && (schemaName.map { parts[1] == $0 } ?? true)
@@ -265,31 +292,34 @@ struct UCModelRoutes: Sendable {
             token = page.nextPageToken
         } while token != nil
         let (page, next) = try UnityCatalogRoutes.page(found, name: \.name, m)
+        var owners: [String: String] = [:]
+        for model in page { owners[model.name] = try await catalog.modelOwner(model.name) }
         return .json { w in
             w.key("registered_models")
-            w.array { w in for model in page { w.object { Self.info(model, &$0) } } }
+            w.array { w in for model in page { w.object { Self.info(model, owner: owners[model.name], &$0) } } }
             w.field("next_page_token", next)
         }
     }
 
     func getInfo(_ m: RequestMessage) async throws -> Response {
         let model = try await registry.getRegisteredModel(name: try Self.fullName(m))
-        return .json { w in Self.info(model, &w) }
+        let owner = try await catalog.modelOwner(model.name)
+        return .json { w in Self.info(model, owner: owner, &w) }
     }
 
     func updateInfo(_ m: RequestMessage) async throws -> Response {
-        let name = try Self.fullName(m)
-        if try m.string("owner") != nil {
-            throw KilnError.invalid("A UC model's owner does not change here: share it with PATCH /api/2.0/permissions/registered-models/\(name)")
-        }
+        var name = try Self.fullName(m)
         var model = try await registry.getRegisteredModel(name: name)
         if let comment = try m.string("comment") { model = try await registry.updateRegisteredModel(name: name, description: comment) }
         if let newName = try m.string("new_name"), !newName.isEmpty, newName != model.name.split(separator: ".").last.map(String.init) {
             // new_name is the model's own name (the catalog and schema stay); a full name is taken as given.
             let target = newName.contains(".") ? newName : name.split(separator: ".").dropLast().joined(separator: ".") + "." + newName
             model = try await rename(name, to: target, caller: m.caller)
+            name = target
         }
-        return .json { w in Self.info(model, &w) }
+        if let owner = try m.string("owner"), !owner.isEmpty { try await catalog.setModelOwner(name, owner: owner, caller: m.caller) }
+        let owner = try await catalog.modelOwner(name)
+        return .json { w in Self.info(model, owner: owner, &w) }
     }
 
     func deleteInfo(_ m: RequestMessage) async throws -> Response {
@@ -319,7 +349,7 @@ struct UCModelRoutes: Sendable {
 
     func createVersionInfo(_ m: RequestMessage) async throws -> Response {
         let name = "\(try m.requireString("catalog_name")).\(try m.requireString("schema_name")).\(try m.requireString("model_name"))"
-        try await permissions.require(m.caller, "CAN_EDIT", .registeredModels, name)
+        try await catalog.requireModel(m.caller, .change, name)
         let version = try await registry.createPendingModelVersion(
             name: name, source: try m.requireString("source"), runID: try m.string("run_id").flatMap { $0.isEmpty ? nil : $0 }, modelID: nil,
             tags: [], description: try m.string("comment"), userID: m.principal) { "mlflow-artifacts:/" + UCModelFiles.folder(name, version: $0) }
@@ -360,7 +390,7 @@ struct UCModelRoutes: Sendable {
     }
 
     /// `RegisteredModelInfo` as both clients read it.
-    static func info(_ model: RegisteredModel, _ w: inout JSONWriter) {
+    static func info(_ model: RegisteredModel, owner: String?, _ w: inout JSONWriter) {
         let parts = model.name.split(separator: ".").map(String.init)
         w.field("name", parts.last ?? model.name)
         w.field("catalog_name", parts.first)
@@ -368,7 +398,7 @@ struct UCModelRoutes: Sendable {
         w.field("full_name", model.name)
         w.field("storage_location", "mlflow-artifacts:/" + UCModelFiles.folder(model.name))
         w.field("comment", model.description)
-        w.field("owner", model.userID)
+        w.field("owner", owner ?? model.userID)
         w.field("created_at", model.creationTime)
         w.field("created_by", model.userID)
         w.field("updated_at", model.lastUpdatedTime)
@@ -438,13 +468,13 @@ struct UCModelRoutes: Sendable {
 
 /// The files of Unity Catalog model versions, in the artifact store under `uc-models/<catalog>/<schema>/<model>/<v>`,
 /// reached as `/Models/<catalog>/<schema>/<model>/<v>/...` through signed URLs: `POST /api/2.0/fs/create-upload-url`
-/// and `create-download-url` (the caller's level on the model is checked there; uploads only while the version is
+/// and `create-download-url` (`EXECUTE` on the model to read, its owner or `MANAGE` to write; uploads only while the version is
 /// pending), `GET /api/2.0/fs/directories/Models/...` to list, and `PUT`/`GET /api/2.0/kiln/presigned/{token}`, which
 /// need no bearer token: the token is the credential (HMAC-SHA256 over method, file and expiry, 15 minutes).
 struct UCModelFiles: Sendable {
     let artifacts: any BlobStore
     let registry: RegistryService
-    let permissions: WorkspacePermissions
+    let catalog: UnityCatalog
     /// The signing secret: 256 random bits per process (URLs die with the server; several servers sharing a store
     /// need a shared secret, issue 23).
     let secret: [UInt8]
@@ -478,7 +508,7 @@ struct UCModelFiles: Sendable {
             throw KilnError.invalid("Send {\"path\": \"/Models/<catalog>/<schema>/<model>/<version>/<file>\"}")
         }
         let (model, version, key) = try locate(path)
-        try await permissions.require(context.caller, write ? "CAN_EDIT" : "CAN_READ", .registeredModels, model)
+        try await catalog.requireModel(context.caller, write ? .change : .read, model)
         let v = try await registry.getModelVersion(name: model, version: version)
         if write, v.status != "PENDING_REGISTRATION" {
             throw KilnError(.badRequest, "Model version \(model)/\(version) is \(v.status): its files can no longer change; create a new version")
@@ -551,7 +581,7 @@ struct UCModelFiles: Sendable {
     /// `GET /api/2.0/fs/directories/Models/...`: the entries of a version's folder (`CAN_READ` on the model).
     func list(_ path: String, caller: Caller?) async throws -> Response {
         let (model, _, key) = try locate(path.hasSuffix("/") ? String(path.dropLast()) : path)
-        try await permissions.require(caller, "CAN_READ", .registeredModels, model)
+        try await catalog.requireModel(caller, .read, model)
         guard try artifacts.kind(of: key) == true else { throw KilnError(.notFound, "'\(path)' is not a directory") }
         let entries = try artifacts.list(key)
         let base = path.hasSuffix("/") ? String(path.dropLast()) : path

@@ -1,7 +1,8 @@
 """The stock mlflow client against Kiln with the registry URI `databricks-uc` (DATABRICKS_HOST/DATABRICKS_TOKEN and
 MLFLOW_TRACKING_URI/MLFLOW_TRACKING_TOKEN set by the caller): log a pyfunc model and register it under a three-level
 name, set an alias, search, and load it back by alias. Prints one JSON object of what it saw.
-Usage: python mlflow_uc_flow.py FULL_NAME EXPERIMENT"""
+With `--load VERSION` it only loads `models:/FULL_NAME/VERSION` and predicts (what a user granted EXECUTE does).
+Usage: python mlflow_uc_flow.py FULL_NAME EXPERIMENT | python mlflow_uc_flow.py FULL_NAME --load VERSION"""
 import json
 import sys
 
@@ -36,5 +37,14 @@ def main(name, experiment):
     print(json.dumps(out))
 
 
+def load(name, version):
+    mlflow.set_registry_uri("databricks-uc")
+    loaded = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    print(json.dumps({"predictions": [float(x) for x in loaded.predict(pd.DataFrame({"x": [1.0, 5.0]}))]}))
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    if sys.argv[2] == "--load":
+        load(sys.argv[1], sys.argv[3])
+    else:
+        main(sys.argv[1], sys.argv[2])

@@ -65,11 +65,7 @@ public actor JobRunner {
     public func identity(forToken token: String) async -> RunIdentity? {
         guard token.hasPrefix("kiln_run_"), let runID = tokenHashes[Self.hash(token)] else { return nil }
         guard let run = try? await store.run(runID) else { return RunIdentity(runID: runID) }
-        var identity = RunIdentity(runID: runID, jobID: run.jobID, creator: run.creator)
-        if case .object(let runAs)? = run.settings["run_as"] {
-            for key in ["user_name", "service_principal_name"] { if case .string(let name)? = runAs[key], !name.isEmpty { identity.runAs = name } }
-        }
-        return identity
+        return RunIdentity(run)
     }
 
     func revokeTokens(_ runID: Int64) async {
@@ -469,5 +465,13 @@ public struct RunIdentity: Sendable {
         self.jobID = jobID
         self.runAs = runAs
         self.creator = creator
+    }
+
+    /// A run's identity: its job, its starter and its `run_as` (`user_name` or `service_principal_name`).
+    public init(_ run: JobRun) {
+        self.init(runID: run.runID, jobID: run.jobID, creator: run.creator)
+        if case .object(let runAs)? = run.settings["run_as"] {
+            for key in ["user_name", "service_principal_name"] { if case .string(let name)? = runAs[key], !name.isEmpty { self.runAs = name } }
+        }
     }
 }

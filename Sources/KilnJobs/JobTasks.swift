@@ -139,9 +139,9 @@ struct TaskContext: Sendable {
                 t = try await process(["spark-submit", "--master", master] + parameters, t, run: run, upstream: upstream, widgets: run.parameters,
                                       bin: env?.bin, extra: ["PYSPARK_PYTHON": env?.python ?? python])
             } else if case .object(let s)? = task["sql_task"] {
-                t = try await sql(s, t)
+                t = try await sql(s, t, as: try await environment.actAs(RunIdentity(run)))
             } else if let native = try NativeTask.from(task) {
-                t = try await native.run(t, context: self)
+                t = try await native.run(t, context: self, as: try await environment.actAs(RunIdentity(run)))
             } else if case .object(let r)? = task["run_job_task"] {
                 t = try await runJob(r, t)
             } else if case .object(let f)? = task["for_each_task"] {
@@ -329,8 +329,9 @@ struct TaskContext: Sendable {
     // MARK: SQL, run_job, for_each
 
     /// `sql_task`: a `file.path` of statements separated by `;`, or (Kiln) `query.query_text`; `parameters` bind
-    /// `:name` markers. The last statement's first 100 rows are kept as output.
-    func sql(_ s: [String: JSONValue], _ attempt: TaskRun) async throws -> TaskRun {
+    /// `:name` markers. The last statement's first 100 rows are kept as output. Runs as `caller` (the run's run-as
+    /// identity), with its grants.
+    func sql(_ s: [String: JSONValue], _ attempt: TaskRun, as caller: Caller?) async throws -> TaskRun {
         var t = attempt
         var text: String
         if case .object(let file)? = s["file"] {
@@ -347,7 +348,7 @@ struct TaskContext: Sendable {
         var rows: [JSONValue] = [], names: [String] = [], count = 0
         for statement in statements {
             let used = parameters.filter { statement.contains(":" + $0.name) }
-            let snapshot = try await environment.statements.execute(statement, parameters: used, wait: 86_400)
+            let snapshot = try await environment.statements.execute(statement, parameters: used, caller: caller, wait: 86_400)
             if let error = snapshot.error { throw error }
             guard snapshot.state == .succeeded else { throw KilnError.invalid("The statement ended \(snapshot.state.rawValue): \(statement.prefix(200))") }
             if let frame = snapshot.result {

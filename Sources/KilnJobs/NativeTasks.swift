@@ -29,9 +29,9 @@ struct NativeTask {
         return NativeTask(action: action, parameters: parameters)
     }
 
-    func run(_ attempt: TaskRun, context: TaskContext) async throws -> TaskRun {
+    func run(_ attempt: TaskRun, context: TaskContext, as caller: Caller?) async throws -> TaskRun {
         var t = attempt
-        let (values, message) = try await context.environment.native.run(action: action, parameters: parameters)
+        let (values, message) = try await context.environment.native.run(action: action, parameters: parameters, as: caller)
         t.message = message
         t.info["values"] = .object(values)
         t.result = .success
@@ -42,9 +42,10 @@ struct NativeTask {
 /// Runs Kiln's native task actions (`ingest`, `train`, `predict`, `promote`, `serve`) in the server process: the seam
 /// jobs declare so that they never import training, the registry or serving; `KilnPlatform` implements it.
 public protocol NativeActions: Sendable {
-    /// Runs `action` with its named parameters. - Returns: the task values later tasks can reference, and a one-line
-    /// message for the task run. - Throws: `INVALID_PARAMETER_VALUE` for missing or bad parameters.
-    func run(action: String, parameters: [String: JSONValue]) async throws -> (values: [String: JSONValue], message: String)
+    /// Runs `action` with its named parameters as `caller` (the run's run-as identity; nil: Kiln itself), who must be
+    /// allowed everything it reads and writes. - Returns: the task values later tasks can reference, and a one-line
+    /// message for the task run. - Throws: `INVALID_PARAMETER_VALUE` for missing or bad parameters, `PERMISSION_DENIED`.
+    func run(action: String, parameters: [String: JSONValue], as caller: Caller?) async throws -> (values: [String: JSONValue], message: String)
 }
 
 /// What the executor needs from the rest of Kiln: the home (task outputs, environments, relative paths), SQL for
@@ -55,14 +56,18 @@ public struct JobEnvironment: Sendable {
     public var tablePath: @Sendable (String) -> String
     public var webhooks: any WebhookTransport
     public var native: any NativeActions
+    /// Whom a run's in-process tasks (`sql_task`, native actions) act as: its run-as identity, as its task processes'
+    /// token does (nil: Kiln itself). - Throws: `PERMISSION_DENIED` when that identity is disabled or gone.
+    public var actAs: @Sendable (RunIdentity) async throws -> Caller?
 
     public init(home: URL, statements: StatementService, tablePath: @escaping @Sendable (String) -> String, webhooks: any WebhookTransport,
-                native: any NativeActions) {
+                native: any NativeActions, actAs: @escaping @Sendable (RunIdentity) async throws -> Caller? = { _ in nil }) {
         self.home = home
         self.statements = statements
         self.tablePath = tablePath
         self.webhooks = webhooks
         self.native = native
+        self.actAs = actAs
     }
 }
 

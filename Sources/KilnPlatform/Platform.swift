@@ -121,15 +121,19 @@ public struct Platform: Sendable {
     /// expired, or its owner — or the run's run-as identity — disabled or gone).
     public func authenticate(token: String) async throws -> Caller? {
         if Self.constantTimeEqual(token, adminToken) { return adminCaller }
-        if let run = await runs.identity(forToken: token) {
-            var name = run.runAs
-            if name == nil, let job = run.jobID {
-                name = try await permissions.entries(.jobs, String(job)).first { $0.level == "IS_OWNER" }?.principal
-            }
-            guard let name = name ?? run.creator else { return Caller(id: nil, name: "job-run-\(run.runID)", groups: []) }
-            return try await identity.caller(named: name)
-        }
+        if let run = await runs.identity(forToken: token) { return try await caller(actingFor: run) }
         return try await identity.authenticate(token: token)
+    }
+
+    /// Whom a job run acts as: `run_as`, else its job's owner, else whoever started it (a run with none of these: a
+    /// signed-in identity of its own, with no grants); nil when that identity is disabled or gone.
+    public func caller(actingFor run: RunIdentity) async throws -> Caller? {
+        var name = run.runAs
+        if name == nil, let job = run.jobID {
+            name = try await permissions.entries(.jobs, String(job)).first { $0.level == "IS_OWNER" }?.principal
+        }
+        guard let name = name ?? run.creator else { return Caller(id: nil, name: "job-run-\(run.runID)", groups: []) }
+        return try await identity.caller(named: name)
     }
 
     /// Compares two secrets in time that does not depend on where they differ.
@@ -354,7 +358,12 @@ extension JobRunner {
     /// Starts executing runs over `platform`'s services; task processes call back to `serverURL`.
     public func start(platform: Platform, serverURL: String) async throws {
         let environment = JobEnvironment(home: platform.configuration.home, statements: platform.statements, tablePath: { platform.tablePath($0) },
-                                         webhooks: HTTPWebhookTransport(), native: PlatformNativeActions(platform: platform))
+                                         webhooks: HTTPWebhookTransport(), native: PlatformNativeActions(platform: platform)) { run in
+            guard let caller = try await platform.caller(actingFor: run) else {
+                throw KilnError(.permissionDenied, "Run \(run.runID) acts as an identity that is disabled or gone; give the job an active owner or run_as")
+            }
+            return caller
+        }
         try await start(environment: environment, serverURL: serverURL)
     }
 }

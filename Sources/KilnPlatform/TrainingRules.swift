@@ -3,10 +3,14 @@ import KilnCore
 import KilnPermissions
 import KilnTraining
 
-/// Training and model comparison as the caller: each table read needs `SELECT` (with the `USE` chain; tables by path
-/// take an admin), the experiment logged to `CAN_EDIT` (a new one becomes the caller's), the run logged into `CAN_EDIT`
-/// on its experiment, the model registered into `CAN_EDIT` (a new one becomes the caller's), each model compared
-/// `CAN_READ`. Admins and Kiln itself (nil) pass.
+/// Work Kiln does on a caller's behalf (training, comparison, batch scoring, ingestion, promotion, serving — from the
+/// REST API or a job's native tasks, which act as the job's run-as identity), checked as that caller: each table read
+/// needs `SELECT` (with the `USE` chain; tables by path take an admin), each table written `MODIFY` (a new one
+/// `CREATE_TABLE` on its schema, and becomes the caller's), the experiment logged to `CAN_EDIT` (a new one becomes the
+/// caller's), the run logged into `CAN_EDIT` on its experiment, the model registered into `CAN_EDIT` (a new one
+/// becomes the caller's), each model read `CAN_READ` (`EXECUTE` for a model in Unity Catalog), an alias moved
+/// `CAN_EDIT` (ownership or `MANAGE` in Unity Catalog), an endpoint changed `CAN_MANAGE`. Admins and Kiln itself (nil)
+/// pass.
 extension Platform {
     /// Trains as `caller` (see the extension's rules). - Throws: `PERMISSION_DENIED` before anything is read.
     public func train(_ request: TrainRequest, as caller: Caller?) async throws -> TrainOutcome {
@@ -60,11 +64,55 @@ extension Platform {
         }
     }
 
+    /// - Throws: `PERMISSION_DENIED` unless `caller` may write the three-level table `name` (`MODIFY`; a table that does
+    ///   not exist yet, `CREATE_TABLE` on its schema). - Returns: whether the table is new (record its owner after).
+    func requireWrite(_ caller: Caller?, _ name: String) async throws -> Bool {
+        let exists = (try? await catalog.path(.table, name)) != nil
+        guard let caller, !caller.isAdmin else { return !exists }
+        let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+        guard !name.contains("/"), parts.count == 3, parts.allSatisfy({ !$0.isEmpty }) else {
+            throw KilnError(.permissionDenied, "\(caller.name) may not write tables by path (\(name)): name the table as catalog.schema.table, or ask an admin")
+        }
+        if exists {
+            guard try await catalog.allowed(caller, .modify, try await catalog.path(.table, name)) else {
+                throw KilnError(.permissionDenied, "\(caller.name) may not change table \(name): that takes USE_CATALOG, USE_SCHEMA and MODIFY (or owning it)")
+            }
+        } else if let schema = try? await catalog.path(.schema, "\(parts[0]).\(parts[1])"), !(try await catalog.allowed(caller, .createTable, schema)) {
+            throw KilnError(.permissionDenied, "\(caller.name) may not create table \(name): that takes USE_CATALOG, USE_SCHEMA and CREATE_TABLE on \(parts[0]).\(parts[1])")
+        }
+        return !exists
+    }
+
+    /// Records `caller` as the owner of a table it just made.
+    func recordTableCreated(_ name: String, by caller: Caller?) async throws {
+        guard let caller else { return }
+        try await catalog.recordCreated(.table, name, by: caller, ifNew: true)
+    }
+
+    /// - Throws: `PERMISSION_DENIED` unless `caller` may read (load, serve) the registered model `name`: `CAN_READ`,
+    ///   or `EXECUTE` for a model in Unity Catalog (`catalog.schema.model`).
+    public func requireModelRead(_ caller: Caller?, _ name: String) async throws {
+        if name.split(separator: ".").count == 3, try await registry.creationTime(ofModel: name) != nil {
+            try await catalog.requireModel(caller, .read, name)
+        } else {
+            try await permissions.require(caller, "CAN_READ", .registeredModels, name)
+        }
+    }
+
+    /// - Throws: `PERMISSION_DENIED` unless `caller` may move the model's aliases: `CAN_EDIT`, or ownership or
+    ///   `MANAGE` for a model in Unity Catalog.
+    func requireModelEdit(_ caller: Caller?, _ name: String) async throws {
+        if name.split(separator: ".").count == 3, try await registry.creationTime(ofModel: name) != nil {
+            try await catalog.requireModel(caller, .change, name)
+        } else {
+            try await permissions.require(caller, "CAN_EDIT", .registeredModels, name)
+        }
+    }
+
     /// `models:/name/version`, `models:/name@alias` need `CAN_READ` on the model; `runs:/id/...` on the run's experiment.
     func requireRead(_ caller: Caller, model uri: String) async throws {
         if uri.hasPrefix("models:/") {
-            let name = String(uri.dropFirst("models:/".count).prefix { $0 != "/" && $0 != "@" })
-            try await permissions.require(caller, "CAN_READ", .registeredModels, name)
+            try await requireModelRead(caller, String(uri.dropFirst("models:/".count).prefix { $0 != "/" && $0 != "@" }))
         } else if uri.hasPrefix("runs:/"), let run = uri.dropFirst("runs:/".count).split(separator: "/").first {
             guard let experiment = try await tracking.experimentID(ofRun: String(run)) else { return }
             try await permissions.require(caller, "CAN_READ", .experiments, experiment)

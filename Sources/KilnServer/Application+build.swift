@@ -40,7 +40,7 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
     ArtifactRoutes(artifacts: platform.artifacts).register(on: router)
     StatementRoutes(statements: platform.statements).register(on: router)
     TrainingRoutes(platform: platform).register(on: router)
-    ServingRoutes(serving: platform.serving, permissions: platform.permissions).register(on: router)
+    ServingRoutes(serving: platform.serving, permissions: platform.permissions) { try await platform.requireModelRead($0, $1) }.register(on: router)
     JobRoutes(jobs: platform.jobs, runs: platform.runs, permissions: platform.permissions).register(on: router)
     JobRunRoutes(runs: platform.runs, permissions: platform.permissions).register(on: router)
     NotificationDestinationRoutes(destinations: platform.destinations).register(on: router)

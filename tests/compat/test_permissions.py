@@ -359,3 +359,112 @@ def test_training_reads_and_writes_as_the_caller(world, tmp_path):
     kiln_cli("sql", "--url", world.kiln.url, "GRANT USE CATALOG, USE SCHEMA, SELECT ON CATALOG main TO `{}`".format(world.names["bob"]))
     refused = kiln_cli(*bob_args[:-5], "--register", model, "--json", check=False)
     assert refused.returncode != 0 and "CAN_EDIT" in refused.stderr, refused.stderr
+
+
+def test_one_user_is_allowed_or_denied_alike_on_every_path(world, tmp_path):
+    """One user, one table, one model and one endpoint, reached through databricks-sdk, `kiln sql --url`,
+    `kiln train --url`, the mlflow client, a serving query, and a job's SQL and Python tasks (which act as the job's
+    owner, and so does a native `kiln_task`): before any grant every path is refused; after the grants every path is allowed; with the table's SELECT
+    revoked, every path to the table is refused again and every path to the model and endpoint still allowed."""
+    import datetime
+    import json
+    import subprocess
+
+    import pandas as pd
+    from databricks.sdk.service import catalog as uc
+
+    from conftest import KILN
+    suffix = uuid.uuid4().hex[:6]
+    table, model, endpoint = f"main.default.alike_{suffix}", f"alike_model_{suffix}", f"alike-{suffix}"
+    pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0, 1.5, 3.5], "label": [0, 0, 1, 1, 0, 1]}).to_parquet(tmp_path / "rows.parquet", index=False)
+    kiln_cli("table", "write", table, "--from", str(tmp_path / "rows.parquet"), home=world.kiln.home)
+    kiln_cli("train", "--url", world.kiln.url, "--table", table, "--target", "label", "--algorithm", "logistic", "--features", "x",
+             "--register", model, "--json")
+    config = [serving.ServedEntityInput(entity_name=model, entity_version="1", workload_size="Small", scale_to_zero_enabled=True)]
+    created = world.admin.serving_endpoints.create_and_wait(name=endpoint, config=serving.EndpointCoreConfigInput(name=endpoint, served_entities=config))
+    eve, token = world.sdk("eve"), world.tokens["eve"]
+    rows = {"columns": ["x"], "data": [[1.5], [3.5]]}
+    outcome = tmp_path / "task.json"
+    script = tmp_path / "task.py"
+    script.write_text(f"""
+import json, os, requests
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+url, auth = os.environ["KILN_URL"], {{"Authorization": "Bearer " + os.environ["KILN_TOKEN"]}}
+out = {{}}
+r = requests.post(url + "/api/2.0/sql/statements", headers=auth,
+                  json={{"statement": "SELECT count(*) FROM {table}", "warehouse_id": "kiln", "wait_timeout": "30s"}})
+out["job python task: table"] = r.status_code == 200 and r.json()["status"]["state"] == "SUCCEEDED"
+try:
+    MlflowClient().get_registered_model({model!r})
+    out["job python task: model"] = True
+except MlflowException as e:
+    assert e.error_code == "PERMISSION_DENIED", e
+    out["job python task: model"] = False
+r = requests.post(url + "/serving-endpoints/{endpoint}/invocations", headers=auth, json={{"dataframe_split": {rows!r}}})
+out["job python task: endpoint"] = r.status_code == 200
+open({str(outcome)!r}, "w").write(json.dumps(out))
+""")
+    job = eve.jobs.create(name=f"alike-{suffix}", tasks=[
+        jobs.Task(task_key="sql", sql_task=jobs.SqlTask(query=jobs.SqlTaskQuery(query_id="q"), warehouse_id="kiln")),
+        jobs.Task(task_key="py", spark_python_task=jobs.SparkPythonTask(python_file=str(script)))]).job_id
+    # The SQL task's text (Kiln reads query.query_text; the SDK's SqlTaskQuery has only query_id).
+    world.http("eve", "POST", "/api/2.1/jobs/update", json={"job_id": job, "new_settings": {"tasks": [
+        {"task_key": "sql", "sql_task": {"query": {"query_text": f"SELECT count(*) FROM {table}"}, "warehouse_id": "kiln"}},
+        {"task_key": "py", "spark_python_task": {"python_file": str(script)}},
+        {"task_key": "predict", "kiln_task": {"action": "predict", "parameters": {
+            "model": f"models:/{model}/1", "table": table, "output": f"main.default.alike_scores_{suffix}"}}}]}}).raise_for_status()
+
+    def refused(call, error=PermissionDenied):
+        try:
+            call()
+            return False
+        except error:
+            return True
+
+    def paths():
+        seen = {}
+        seen["databricks-sdk: table"] = not refused(lambda: eve.statement_execution.execute_statement(
+            statement=f"SELECT count(*) FROM {table}", warehouse_id="kiln", wait_timeout="30s"))
+        r = subprocess.run([KILN, "sql", "--url", world.kiln.url, "--token", token, f"SELECT count(*) FROM {table}"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0 or "SELECT" in r.stderr, r.stderr
+        seen["kiln sql --url: table"] = r.returncode == 0
+        r = subprocess.run([KILN, "train", "--url", world.kiln.url, "--token", token, "--table", table, "--target", "label",
+                            "--algorithm", "logistic", "--features", "x", "--json"], capture_output=True, text=True)
+        assert r.returncode == 0 or "SELECT" in r.stderr, r.stderr
+        seen["kiln train --url: table"] = r.returncode == 0
+        with world.mlflow("eve") as client:
+            seen["mlflow client: model"] = not refused(lambda: client.get_registered_model(model), MlflowException)
+        seen["databricks-sdk: model"] = not refused(lambda: eve.model_registry.get_model(model))
+        seen["databricks-sdk: endpoint"] = not refused(lambda: eve.serving_endpoints.query(
+            endpoint, dataframe_split=serving.DataframeSplitInput(columns=rows["columns"], data=rows["data"])))
+        r = world.http("eve", "POST", f"/serving-endpoints/{endpoint}/invocations", json={"dataframe_split": rows})
+        assert r.status_code in (200, 403), r.text
+        seen["serving query: endpoint"] = r.status_code == 200
+        run = eve.jobs.run_now(job).result(timeout=datetime.timedelta(minutes=3))
+        states = {t.task_key: t.state.result_state.value for t in eve.jobs.get_run(run.run_id).tasks}
+        seen["job SQL task: table"] = states["sql"] == "SUCCESS"
+        seen["job native predict task (reads the model too): table"] = states["predict"] == "SUCCESS"
+        assert states["py"] == "SUCCESS", states
+        seen.update(json.loads(outcome.read_text()))
+        return seen
+
+    def alike(seen, table_allowed, others_allowed):
+        expected = {k: table_allowed if k.endswith(": table") else others_allowed for k in seen}
+        assert seen == expected, {k: v for k, v in seen.items() if v != expected[k]}
+
+    alike(paths(), False, False)
+    user = world.names["eve"]
+    world.admin.grants.update(securable_type="catalog", full_name="main", changes=[uc.PermissionsChange(principal=user, add=[uc.Privilege.USE_CATALOG])])
+    world.admin.grants.update(securable_type="schema", full_name="main.default",
+                              changes=[uc.PermissionsChange(principal=user, add=[uc.Privilege.USE_SCHEMA, uc.Privilege.CREATE_TABLE])])
+    world.admin.grants.update(securable_type="table", full_name=table, changes=[uc.PermissionsChange(principal=user, add=[uc.Privilege.SELECT])])
+    world.admin.model_registry.update_permissions(model, access_control_list=[
+        ml.RegisteredModelAccessControlRequest(user_name=user, permission_level=ml.RegisteredModelPermissionLevel.CAN_READ)])
+    world.admin.serving_endpoints.update_permissions(created.id, access_control_list=[
+        serving.ServingEndpointAccessControlRequest(user_name=user, permission_level=serving.ServingEndpointPermissionLevel.CAN_QUERY)])
+    alike(paths(), True, True)
+    assert world.admin.tables.get(f"main.default.alike_scores_{suffix}").owner == user  # what the task made is its run-as identity's
+    world.admin.grants.update(securable_type="table", full_name=table, changes=[uc.PermissionsChange(principal=user, remove=[uc.Privilege.SELECT])])
+    alike(paths(), False, True)

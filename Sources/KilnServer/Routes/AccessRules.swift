@@ -106,6 +106,7 @@ enum AccessRules {
         "PATCH /api/2.0/mlflow/registered-models/update": .level(.model("name"), edit),
         "DELETE /api/2.0/mlflow/registered-models/delete": .level(.model("name"), manage),
         "GET /api/2.0/mlflow/registered-models/get": .level(.model("name"), read),
+        "GET /api/2.0/mlflow/databricks/registered-models/get": .level(.model("name"), read),
         "GET /api/2.0/mlflow/registered-models/search": .lists,
         "POST /api/2.0/mlflow/registered-models/get-latest-versions": .level(.model("name"), read),
         "GET /api/2.0/mlflow/registered-models/get-latest-versions": .level(.model("name"), read),

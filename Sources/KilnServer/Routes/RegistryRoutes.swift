@@ -37,6 +37,21 @@ struct RegistryRoutes: Sendable {
 
     func register(on router: Router<KilnRequestContext>) {
         MessageRoute.register(routes, prefixes: ["/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/"], on: router)
+        // databricks-sdk's `w.model_registry.get_model`: the model with its id (the name, which the permissions API
+        // takes) and the caller's level on it.
+        MessageRoute.register([MessageRoute(.get, "databricks/registered-models/get", getDatabricksModel)], prefixes: ["/api/2.0/mlflow/"], on: router)
+    }
+
+    func getDatabricksModel(_ m: RequestMessage) async throws -> Response {
+        let model = try await registry.getRegisteredModel(name: try m.requireString("name"))
+        let level = try await permissions.level(m.caller, .registeredModels, model.name)
+        return .json { w in
+            w.key("registered_model_databricks")
+            w.registeredModel(model) { w in
+                w.field("id", model.name)
+                w.field("permission_level", level)
+            }
+        }
     }
 
     static let empty = Response.json { _ in }

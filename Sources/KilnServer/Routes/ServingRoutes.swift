@@ -15,6 +15,8 @@ import KilnServing
 struct ServingRoutes: Sendable {
     let serving: ServingService
     let permissions: WorkspacePermissions
+    /// Whether a caller may read a model (`Platform.requireModelRead`: `CAN_READ`, `EXECUTE` in Unity Catalog).
+    let requireModelRead: @Sendable (Caller?, String) async throws -> Void
 
     func register(on router: Router<KilnRequestContext>) {
         MessageRoute.register([
@@ -62,9 +64,7 @@ struct ServingRoutes: Sendable {
 
     /// An endpoint serves its models to whoever may query it: its creator must be able to read each one.
     func requireReadable(_ config: EndpointConfig, _ caller: Caller?) async throws {
-        for model in Set(config.servedEntities.map(\.entityName)).sorted() {
-            try await permissions.require(caller, AccessRules.read, .registeredModels, model)
-        }
+        for model in Set(config.servedEntities.map(\.entityName)).sorted() { try await requireModelRead(caller, model) }
     }
 
     func create(_ m: RequestMessage) async throws -> Response {

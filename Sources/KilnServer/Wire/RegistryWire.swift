@@ -25,8 +25,10 @@ extension JSONWriter {
         }
     }
 
-    mutating func registeredModel(_ m: RegisteredModel) {
+    /// A registered model; `extra` adds fields (Databricks' `id` and `permission_level`).
+    mutating func registeredModel(_ m: RegisteredModel, extra: (inout JSONWriter) -> Void = { _ in }) {
         object { w in
+            extra(&w)
             w.field("name", m.name)
             w.field("creation_timestamp", m.creationTime)
             w.field("last_updated_timestamp", m.lastUpdatedTime)

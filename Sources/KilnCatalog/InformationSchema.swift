@@ -34,7 +34,7 @@ extension UnityCatalog {
             for s in schemas {
                 for t in try await tables(in: catalogName, s.schema!, caller: caller) {
                     if view == "tables" {
-                        rows.add(["table_catalog": .s(t.catalog), "table_schema": .s(t.schema), "table_name": .s(t.name), "table_type": .s("MANAGED"),
+                        rows.add(["table_catalog": .s(t.catalog), "table_schema": .s(t.schema), "table_name": .s(t.name), "table_type": .s(t.tableType),
                                   "table_owner": .s(t.ownership.owner), "comment": .s(t.comment), "created": .t(t.createdAt),
                                   "created_by": .s(t.ownership.createdBy), "last_altered": .t(t.updatedAt), "data_source_format": .s("DELTA")])
                         continue
@@ -50,7 +50,7 @@ extension UnityCatalog {
         case "volumes":
             for s in schemas {
                 for v in try await volumes(in: catalogName, s.schema!, caller: caller) {
-                    rows.add(["volume_catalog": .s(v.catalog), "volume_schema": .s(v.schema), "volume_name": .s(v.name), "volume_type": .s("MANAGED"),
+                    rows.add(["volume_catalog": .s(v.catalog), "volume_schema": .s(v.schema), "volume_name": .s(v.name), "volume_type": .s(v.volumeType),
                               "volume_owner": .s(v.ownership.owner), "comment": .s(v.comment), "storage_location": .s("file://" + v.location),
                               "created": .t(v.createdAt), "created_by": .s(v.ownership.createdBy)])
                 }

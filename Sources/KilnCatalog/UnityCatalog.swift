@@ -42,7 +42,11 @@ public struct TableEntry: Sendable {
     public var createdAt: Int64
     public var updatedAt: Int64
     public var ownership: Ownership
+    /// An external table (its files at its LOCATION, left there when it is dropped).
+    public var external = false
     public var fullName: String { "\(catalog).\(schema).\(name)" }
+    /// `MANAGED` or `EXTERNAL`.
+    public var tableType: String { external ? "EXTERNAL" : "MANAGED" }
 }
 
 /// Unity Catalog's three-level namespace over Kiln's warehouse: catalogs and schemas are its folders and tables its
@@ -346,27 +350,50 @@ public struct UnityCatalog: Sendable {
         return TableEntry(catalog: catalogName, schema: schemaName, name: name, tableID: metadata.id, location: path,
                           comment: metadata.description, properties: metadata.configuration, columns: snapshot.schema.fields,
                           partitionColumns: snapshot.partitionColumns, createdAt: created, updatedAt: modified ?? created,
-                          ownership: Ownership(owner: Self.metastoreAdmin, createdAt: created))
+                          ownership: Ownership(owner: Self.metastoreAdmin, createdAt: created),
+                          external: catalog.externalLocation(catalogName, schemaName, name) != nil)
     }
 
-    /// Creates a managed Delta table with `columns` (in order), partitioned by the columns given positions there.
+    /// Creates a managed Delta table with `columns` (in order), partitioned by the columns given positions there; with
+    /// `location`, an external table there (a Delta table already in the folder is adopted; external tables take an
+    /// admin until external locations exist to grant `CREATE_EXTERNAL_TABLE` on).
     public func createTable(_ catalogName: String, _ schemaName: String, _ name: String, columns: [DeltaField], partitionColumns: [String],
-                            comment: String?, properties: [String: String], caller: Caller?) async throws -> TableEntry {
+                            comment: String?, properties: [String: String], location: String? = nil, caller: Caller?) async throws -> TableEntry {
         try Catalog.checkName(name)
         let parent = try await path(.schema, "\(catalogName).\(schemaName)")
         if let caller, !(try await allowed(caller, .createTable, parent)) {
             throw Self.denied(caller, "create tables in", parent, needs: "USE_CATALOG, USE_SCHEMA and CREATE_TABLE")
         }
-        guard !columns.isEmpty else { throw KilnError.invalid("A table needs at least one column") }
+        if location != nil, let caller, !caller.isAdmin {
+            throw KilnError(.permissionDenied, "\(caller.name) may not create external tables: a storage location takes an admin (there are no external locations to grant CREATE_EXTERNAL_TABLE on yet)")
+        }
         var seen = Set<String>()
         for c in columns where !seen.insert(c.name.lowercased()).inserted { throw KilnError.invalid("Column '\(c.name)' appears twice") }
-        let path = try catalog.path([catalogName, schemaName, name])
-        guard !FileManager.default.fileExists(atPath: path + "/_delta_log") else {
+        guard (try? entry(catalogName, schemaName, name)) == nil else {
             throw KilnError.alreadyExists("Table '\(catalogName).\(schemaName).\(name)' already exists")
         }
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        try DeltaTable.create(at: path, schema: DeltaSchema(columns), partitionColumns: partitionColumns, properties: properties, name: name,
-                              description: comment)
+        if let location {
+            let folder = try catalog.externalFolder(location: location)
+            if FileManager.default.fileExists(atPath: folder + "/_delta_log") {
+                let existing = try DeltaTable.open(folder).snapshot().schema.fields.map { $0.name.lowercased() }
+                guard columns.isEmpty || columns.map({ $0.name.lowercased() }) == existing else {
+                    throw KilnError.invalid("The Delta table at '\(location)' has columns \(existing.joined(separator: ", ")); leave columns out to adopt it")
+                }
+                try catalog.registerExternal(catalogName, schemaName, name, at: folder)
+            } else {
+                guard !columns.isEmpty else { throw KilnError.invalid("A table needs at least one column") }
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+                try DeltaTable.create(at: folder, schema: DeltaSchema(columns), partitionColumns: partitionColumns, properties: properties, name: name,
+                                      description: comment)
+                try catalog.registerExternal(catalogName, schemaName, name, at: folder)
+            }
+        } else {
+            guard !columns.isEmpty else { throw KilnError.invalid("A table needs at least one column") }
+            let path = try catalog.path([catalogName, schemaName, name])
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            try DeltaTable.create(at: path, schema: DeltaSchema(columns), partitionColumns: partitionColumns, properties: properties, name: name,
+                                  description: comment)
+        }
         let created = try entry(catalogName, schemaName, name)
         try await recordCreated(created.tableID, by: caller)
         return try await getTable(catalogName, schemaName, name)
@@ -382,7 +409,11 @@ public struct UnityCatalog: Sendable {
     public func deleteTable(_ catalogName: String, _ schemaName: String, _ name: String, caller: Caller?) async throws {
         let current = try await getTable(catalogName, schemaName, name)
         try await requireManage(caller, .table, current.fullName, action: "drop")
-        try FileManager.default.removeItem(atPath: current.location)
+        if current.external {
+            try catalog.unregisterExternal(catalogName, schemaName, name)  // its files stay at its location
+        } else {
+            try FileManager.default.removeItem(atPath: current.location)
+        }
         try await forget(current.tableID)
     }
 

@@ -2,7 +2,8 @@ import Foundation
 import KilnCore
 import KilnSQL
 
-/// A managed volume: a folder of files governed like a table (`READ_VOLUME`, `WRITE_VOLUME`).
+/// A volume: a folder of files governed like a table (`READ_VOLUME`, `WRITE_VOLUME`) — managed (inside its schema's
+/// folder, deleted with it) or external (at a LOCATION, left there when the volume is dropped).
 public struct VolumeEntry: Sendable {
     public var catalog: String
     public var schema: String
@@ -13,7 +14,10 @@ public struct VolumeEntry: Sendable {
     /// The folder holding the volume's files.
     public var location: String
     public var ownership: Ownership
+    public var external = false
     public var fullName: String { "\(catalog).\(schema).\(name)" }
+    /// `MANAGED` or `EXTERNAL`.
+    public var volumeType: String { external ? "EXTERNAL" : "MANAGED" }
 }
 
 extension UnityCatalog {
@@ -33,13 +37,14 @@ extension UnityCatalog {
         if case .string(let c)? = o["comment"] { comment = c }
         if case .number(let n)? = o["created_at"] { created = Int64(n) ?? 0 }
         return VolumeEntry(catalog: catalogName, schema: schemaName, name: name, volumeID: id, comment: comment, createdAt: created,
-                           location: catalog.volumesFolder(catalogName, schemaName) + "/" + name,
-                           ownership: Ownership(owner: Self.metastoreAdmin, createdAt: created))
+                           location: catalog.volumeLocation(catalogName, schemaName, name),
+                           ownership: Ownership(owner: Self.metastoreAdmin, createdAt: created), external: o["location"] != nil)
     }
 
     func writeVolumeInfo(_ v: VolumeEntry) throws {
         var fields: [String: JSONValue] = ["id": .string(v.volumeID), "name": .string(v.name), "created_at": .number(String(v.createdAt))]
         if let comment = v.comment { fields["comment"] = .string(comment) }
+        if v.external { fields["location"] = .string(v.location) }
         try Data(JSONValue.object(fields).json.utf8).write(to: URL(fileURLWithPath: volumeInfoPath(v.catalog, v.schema, v.name)), options: .atomic)
     }
 
@@ -70,20 +75,27 @@ extension UnityCatalog {
     }
 
     /// Creates a managed volume; takes `CREATE_VOLUME` on the schema (with the USE chain).
-    public func createVolume(_ catalogName: String, _ schemaName: String, _ name: String, comment: String?, caller: Caller?) async throws -> VolumeEntry {
+    /// Creates a managed volume, or with `location` an external one there (external volumes take an admin until
+    /// external locations exist to grant `CREATE_EXTERNAL_VOLUME` on).
+    public func createVolume(_ catalogName: String, _ schemaName: String, _ name: String, comment: String?, location: String? = nil,
+                             caller: Caller?) async throws -> VolumeEntry {
         try Catalog.checkName(name)
         try TextLimit.check(comment, "comment", max: 65_535)
         let parent = try await path(.schema, "\(catalogName).\(schemaName)")
         if let caller, !(try await allowed(caller, .createVolume, parent)) {
             throw Self.denied(caller, "create volumes in", parent, needs: "USE_CATALOG, USE_SCHEMA and CREATE_VOLUME")
         }
+        if location != nil, let caller, !caller.isAdmin {
+            throw KilnError(.permissionDenied, "\(caller.name) may not create external volumes: a storage location takes an admin (there are no external locations to grant CREATE_EXTERNAL_VOLUME on yet)")
+        }
         guard (try? loadVolume(catalogName, schemaName, name)) == nil else {
             throw KilnError.alreadyExists("Volume '\(catalogName).\(schemaName).\(name)' already exists")
         }
+        let folder = try location.map { try catalog.externalFolder(location: $0) } ?? catalog.volumesFolder(catalogName, schemaName) + "/" + name
         let v = VolumeEntry(catalog: catalogName, schema: schemaName, name: name, volumeID: UUID().uuidString.lowercased(), comment: comment,
-                            createdAt: clock.nowMillis(), location: catalog.volumesFolder(catalogName, schemaName) + "/" + name,
-                            ownership: Ownership(owner: Self.metastoreAdmin))
+                            createdAt: clock.nowMillis(), location: folder, ownership: Ownership(owner: Self.metastoreAdmin), external: location != nil)
         try FileManager.default.createDirectory(atPath: v.location, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: catalog.volumesFolder(catalogName, schemaName), withIntermediateDirectories: true)
         try writeVolumeInfo(v)
         try await recordCreated(v.volumeID, by: caller)
         return try await volume(catalogName, schemaName, name)
@@ -100,11 +112,13 @@ extension UnityCatalog {
             guard (try? loadVolume(catalogName, schemaName, newName)) == nil else {
                 throw KilnError.alreadyExists("Volume '\(catalogName).\(schemaName).\(newName)' already exists")
             }
-            let target = catalog.volumesFolder(catalogName, schemaName) + "/" + newName
-            try FileManager.default.moveItem(atPath: v.location, toPath: target)
+            if !v.external {  // an external volume's files stay at its location
+                let target = catalog.volumesFolder(catalogName, schemaName) + "/" + newName
+                try FileManager.default.moveItem(atPath: v.location, toPath: target)
+                v.location = target
+            }
             try FileManager.default.removeItem(atPath: volumeInfoPath(catalogName, schemaName, name))
             v.name = newName
-            v.location = target
         }
         try writeVolumeInfo(v)
         try await recordUpdated(v.volumeID, current: v.ownership, owner: owner, by: caller)
@@ -116,7 +130,7 @@ extension UnityCatalog {
         try await requireManage(caller, .volume, "\(catalogName).\(schemaName).\(name)", action: "delete")
         let v = try await volume(catalogName, schemaName, name)
         try FileManager.default.removeItem(atPath: volumeInfoPath(catalogName, schemaName, name))
-        try? FileManager.default.removeItem(atPath: v.location)
+        if !v.external { try? FileManager.default.removeItem(atPath: v.location) }  // an external volume's files stay
         try await forget(v.volumeID)
     }
 

@@ -259,7 +259,7 @@ struct StatementRules: Sendable {
             let n = fullName.split(separator: ".").map(String.init)
             let exists = (try? await catalog.path(.volume, fullName)) != nil
             if statement.action == .create, !(exists && statement.ifExists) {
-                _ = try await catalog.createVolume(n[0], n[1], n[2], comment: statement.comment, caller: caller)
+                _ = try await catalog.createVolume(n[0], n[1], n[2], comment: statement.comment, location: statement.location, caller: caller)
             } else if statement.action == .drop, exists || !statement.ifExists {
                 try await catalog.deleteVolume(n[0], n[1], n[2], caller: caller)
             }

@@ -64,10 +64,50 @@ public struct Catalog: Sendable {
         }
     }
 
-    /// The directory of a table name.
+    /// The directory of a table name: an external table's LOCATION, else its folder in the schema.
     public func path(_ parts: [String]) throws -> String {
         let name = try tableName(parts)
+        if let location = externalLocation(name.catalog, name.schema, name.table) { return location }
         return try schemaRoot(name.catalog, name.schema) + "/" + name.table
+    }
+
+    // MARK: External tables
+
+    /// Where a schema's external tables are recorded: `<name>.json` holding the table's LOCATION.
+    func externalFolder(_ catalog: String, _ schema: String) -> String { schemaFolder(catalog, schema) + "/_external" }
+
+    /// An external table's folder; nil for a managed table or none.
+    public func externalLocation(_ catalog: String, _ schema: String, _ table: String) -> String? {
+        let file = externalFolder(catalog.lowercased(), schema.lowercased()) + "/\(table.lowercased()).json"
+        guard let data = FileManager.default.contents(atPath: file), case .object(let o)? = try? JSONValue.parse(data),
+              case .string(let location)? = o["location"] else { return nil }
+        return location
+    }
+
+    /// An absolute folder from a LOCATION (a path or `file://` URI), standardized; outside the warehouse, which holds
+    /// managed tables and volumes. - Throws: `INVALID_PARAMETER_VALUE`.
+    public func externalFolder(location: String) throws -> String {
+        var text = location
+        if text.hasPrefix("file://") { text = String(text.dropFirst("file://".count)) }
+        guard text.hasPrefix("/") else { throw KilnError.invalid("LOCATION must be an absolute folder or a file:// URI, got '\(location)'") }
+        let folder = URL(fileURLWithPath: text).standardizedFileURL.resolvingSymlinksInPath().path
+        let managed = URL(fileURLWithPath: warehouse).standardizedFileURL.resolvingSymlinksInPath().path
+        guard folder != managed, !folder.hasPrefix(managed + "/"), !managed.hasPrefix(folder + "/") else {
+            throw KilnError.invalid("LOCATION '\(location)' overlaps the warehouse (\(managed)), where managed tables live; choose a folder outside it")
+        }
+        return folder
+    }
+
+    /// Records `catalog.schema.table` as an external table at `folder`.
+    public func registerExternal(_ catalog: String, _ schema: String, _ table: String, at folder: String) throws {
+        try FileManager.default.createDirectory(atPath: externalFolder(catalog, schema), withIntermediateDirectories: true)
+        try Data(JSONValue.object(["location": .string(folder), "created_at": .number(String(Self.nowMillis()))]).json.utf8)
+            .write(to: URL(fileURLWithPath: externalFolder(catalog, schema) + "/\(table.lowercased()).json"), options: .atomic)
+    }
+
+    /// Forgets an external table (its files stay where they are).
+    public func unregisterExternal(_ catalog: String, _ schema: String, _ table: String) throws {
+        try FileManager.default.removeItem(atPath: externalFolder(catalog.lowercased(), schema.lowercased()) + "/\(table.lowercased()).json")
     }
 
     // MARK: Catalogs and schemas
@@ -106,8 +146,17 @@ public struct Catalog: Sendable {
         guard try volumes(in: parts[1], parts[2]).contains(parts[3]) else {
             throw KilnError.notFound("The volume '\(parts[1]).\(parts[2]).\(parts[3])' does not exist")
         }
-        let local = ([volumesFolder(parts[1], parts[2]) + "/" + parts[3]] + parts.dropFirst(4)).joined(separator: "/")
+        let local = ([volumeLocation(parts[1], parts[2], parts[3])] + parts.dropFirst(4)).joined(separator: "/")
         return ("\(parts[1]).\(parts[2]).\(parts[3])".lowercased(), local)
+    }
+
+    /// A volume's folder: an external volume's LOCATION, else its folder among the schema's managed volumes.
+    public func volumeLocation(_ catalog: String, _ schema: String, _ volume: String) -> String {
+        if let data = FileManager.default.contents(atPath: volumesFolder(catalog, schema) + "/\(volume).json"),
+           case .object(let o)? = try? JSONValue.parse(data), case .string(let location)? = o["location"] {
+            return location
+        }
+        return volumesFolder(catalog, schema) + "/" + volume
     }
 
     /// Where the tables of a schema are: its LOCATION, or its folder.
@@ -140,11 +189,14 @@ public struct Catalog: Sendable {
         return Array(Set(Self.directories(catalogFolder(catalog)) + (catalog == "main" ? ["default"] : []))).sorted()
     }
 
-    /// The Delta tables of a schema, sorted.
+    /// The Delta tables of a schema, managed and external, sorted.
     public func tables(in catalog: String, _ schema: String) throws -> [String] {
         guard schemaExists(catalog, schema) else { throw Self.noSchema(catalog, schema) }
         let root = try schemaRoot(catalog, schema)
-        return Self.directories(root).filter { FileManager.default.fileExists(atPath: root + "/" + $0 + "/_delta_log") }
+        let managed = Self.directories(root).filter { FileManager.default.fileExists(atPath: root + "/" + $0 + "/_delta_log") }
+        let external = ((try? FileManager.default.contentsOfDirectory(atPath: externalFolder(catalog, schema))) ?? [])
+            .filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }
+        return Array(Set(managed + external)).sorted()
     }
 
     public func catalogInfo(_ catalog: String) throws -> NamespaceInfo? {

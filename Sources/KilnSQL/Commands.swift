@@ -37,6 +37,12 @@ extension Execution {
             return try updateStatement(name, alias: alias, assignments: assignments, condition: condition, assignmentsText: assignmentsText,
                                        conditionText: conditionText)
         case .dropTable(let name, let ifExists):
+            let n = try engine.catalog.tableName(name)
+            if engine.catalog.externalLocation(n.catalog, n.schema, n.table) != nil {
+                // An external table: forget it; its files stay at its LOCATION.
+                try engine.catalog.unregisterExternal(n.catalog, n.schema, n.table)
+                return .empty
+            }
             let path = try engine.catalog.path(name)
             guard FileManager.default.fileExists(atPath: path + "/_delta_log") else {
                 if ifExists { return .empty }
@@ -118,7 +124,8 @@ extension Execution {
             }
             return .empty
         case .copyInto(let name, let from, let format, let options):
-            let result = try DeltaTable.ingest(directory: from, into: try engine.catalog.path(name), format: format, csv: try CSVOptions(options))
+            let source = from.hasPrefix("/Volumes/") ? try engine.catalog.volumePath(from).local : from
+            let result = try DeltaTable.ingest(directory: source, into: try engine.catalog.path(name), format: format, csv: try CSVOptions(options))
             return Frame(names: ["num_affected_rows", "num_inserted_rows", "num_skipped_corrupt_files"],
                          columns: [Int64(result.rows), Int64(result.rows), 0].map { Column(type: .int64, values: .int([$0])) })
         case .merge(let m): return try mergeStatement(m)
@@ -139,6 +146,7 @@ extension Execution {
 
     func createTable(_ c: CreateTable) throws -> Frame {
         try engine.catalog.requireSchema(ofTable: c.table)
+        if let location = c.location { return try createExternal(c, location) }
         let path = try engine.catalog.path(c.table)
         let exists = FileManager.default.fileExists(atPath: path + "/_delta_log")
         if exists {
@@ -178,6 +186,44 @@ extension Execution {
             try DeltaTable.create(at: path, schema: schema, partitionColumns: c.partitionedBy, properties: c.properties,
                                   name: c.table.last, description: c.comment)
         }
+        return .empty
+    }
+
+    /// CREATE TABLE ... LOCATION: a Delta table already at the folder is adopted as it is (columns, when given, must be
+    /// its columns); an empty folder gets a new table. The name then reads and writes the folder; DROP TABLE forgets
+    /// the name and leaves the files.
+    func createExternal(_ c: CreateTable, _ location: String) throws -> Frame {
+        let n = try engine.catalog.tableName(c.table)
+        let folder = try engine.catalog.externalFolder(location: location)
+        let managed = try engine.catalog.path(c.table)
+        if engine.catalog.externalLocation(n.catalog, n.schema, n.table) != nil || FileManager.default.fileExists(atPath: managed + "/_delta_log") {
+            if c.ifNotExists { return .empty }
+            throw KilnError.alreadyExists("Table \(c.table.joined(separator: ".")) already exists")
+        }
+        if FileManager.default.fileExists(atPath: folder + "/_delta_log") {
+            guard c.query == nil else { throw KilnError.invalid("LOCATION '\(location)' already holds a Delta table: CREATE TABLE ... LOCATION adopts it, without AS SELECT") }
+            let existing = try DeltaTable.open(folder).snapshot().schema.fields.map { $0.name.lowercased() }
+            if !c.columns.isEmpty, c.columns.map({ $0.name.lowercased() }) != existing {
+                throw KilnError.invalid("The Delta table at '\(location)' has columns \(existing.joined(separator: ", ")); leave the columns out to adopt it as it is")
+            }
+        } else {
+            let contents = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+            guard contents.filter({ !$0.hasPrefix(".") }).isEmpty else {
+                throw KilnError.invalid("LOCATION '\(location)' holds files but no Delta table; choose an empty folder or a Delta table's")
+            }
+            guard !c.columns.isEmpty || c.query != nil else { throw KilnError.invalid("LOCATION '\(location)' holds no Delta table: give the columns") }
+            var managedLess = c
+            managedLess.location = nil
+            try engine.catalog.registerExternal(n.catalog, n.schema, n.table, at: folder)
+            do {
+                _ = try createTable(managedLess)
+            } catch {
+                try? engine.catalog.unregisterExternal(n.catalog, n.schema, n.table)
+                throw error
+            }
+            return .empty
+        }
+        try engine.catalog.registerExternal(n.catalog, n.schema, n.table, at: folder)
         return .empty
     }
 

@@ -923,7 +923,8 @@ struct Execution {
 
     /// A file, or every file of a directory (of `format`), as one frame: CSV and JSON typed by inference, flat
     /// columns only; files with different columns meet by name (missing ones null).
-    func readFiles(_ path: String, format: String?, csv: CSVOptions = CSVOptions()) throws -> Frame {
+    func readFiles(_ given: String, format: String?, csv: CSVOptions = CSVOptions()) throws -> Frame {
+        let path = given.hasPrefix("/Volumes/") ? try engine.catalog.volumePath(given).local : given
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw KilnError.notFound("No file or directory at \(path)") }
         var files = [path]

@@ -166,14 +166,21 @@ public struct Parser {
         if isKeyword("create"), isKeyword("function", 1) || (isKeyword("or", 1) && isKeyword("replace", 2) && isKeyword("function", 3)) {
             return try createFunction()
         }
-        if isKeyword("create"), isKeyword("volume", 1) {
-            at += 2
+        if isKeyword("create"), isKeyword("volume", 1) || (isKeyword("external", 1) && isKeyword("volume", 2)) {
+            at += 1
+            let external = keyword("external")
+            try expect("volume")
             let ifNotExists = try ifNot()
             let name = try qualifiedName()
-            var comment: String?
-            if keyword("comment") { comment = try quoted("COMMENT") }
+            var comment: String?, location: String?
+            while true {
+                if keyword("comment") { comment = try quoted("COMMENT") }
+                else if keyword("location") { location = try quoted("LOCATION") }
+                else { break }
+            }
+            guard external == (location != nil) else { throw fail(external ? "CREATE EXTERNAL VOLUME needs LOCATION" : "LOCATION makes an EXTERNAL VOLUME") }
             return .grants(GrantStatement(action: .create, privileges: [], securableType: "volume", name: name, principal: nil, comment: comment,
-                                          ifExists: ifNotExists))
+                                          ifExists: ifNotExists, location: location))
         }
         if isKeyword("drop"), isKeyword("volume", 1) {
             at += 2
@@ -617,10 +624,12 @@ public struct Parser {
                 at += 1
             } else if keyword("tblproperties") {
                 c.properties = try properties()
+            } else if keyword("location") {
+                c.location = try quoted("LOCATION")
             } else { break }
         }
         if keyword("as") { c.query = try query() }
-        guard !c.columns.isEmpty || c.query != nil else { throw fail("CREATE TABLE needs columns or AS SELECT") }
+        guard !c.columns.isEmpty || c.query != nil || c.location != nil else { throw fail("CREATE TABLE needs columns, AS SELECT or LOCATION") }
         return .createTable(c)
     }
 

@@ -88,6 +88,11 @@ public struct StatementReferences: Sendable, Equatable {
             out[keyPath: set].insert(name)
         }
 
+        /// Files read by path: a volume's (`/Volumes/...`, its `READ_VOLUME`), else the server's (an admin's).
+        mutating func files(_ path: String) throws {
+            if path.hasPrefix("/Volumes/") { out.volumesRead.insert(try catalog.volumePath(path).volume) } else { out.pathsRead.insert(path) }
+        }
+
         mutating func read(_ parts: [String]) throws {
             if parts.count == 2, ["delta", "parquet"].contains(parts[0].lowercased()) {
                 out.pathsRead.insert(parts[1])
@@ -107,6 +112,7 @@ public struct StatementReferences: Sendable, Equatable {
             case .query(let q): ctes(q); try query(q)
             case .createTable(let c):
                 try write(c.table, into: \.tablesCreated)
+                if let location = c.location { out.locationsWritten.insert(location) }
                 if let q = c.query { ctes(q); try query(q) }
             case .insert(let table, _, _, let source): try write(table, into: \.tablesModified); ctes(source); try query(source)
             case .delete(let table, _, _, _), .update(let table, _, _, _, _, _), .optimize(let table, _, _), .vacuum(let table, _, _),
@@ -114,7 +120,7 @@ public struct StatementReferences: Sendable, Equatable {
                 try write(table, into: \.tablesModified)
             case .copyInto(let table, let from, _, _):
                 try write(table, into: \.tablesModified)
-                out.pathsRead.insert(from)
+                try files(from)
             case .dropTable(let table, _), .alter(let table, _, _, _): try write(table, into: \.ownerOnly)
             case .merge(let m):
                 try write(m.target, into: \.tablesModified)
@@ -169,7 +175,7 @@ public struct StatementReferences: Sendable, Equatable {
             case .subquery(let q, _): ctes(q); try query(q)
             case .join(let a, let b, _, _, _): try from(a); try from(b)
             case .function(let name, let args, _, _):
-                if name.lowercased() == "read_files", case .literal(.string(let path))? = args.first { out.pathsRead.insert(path) }
+                if name.lowercased() == "read_files", case .literal(.string(let path))? = args.first { try files(path) }
             }
         }
     }

@@ -72,6 +72,8 @@ public struct GrantStatement: Sendable, Equatable {
     public var comment: String? = nil
     /// CREATE ... IF NOT EXISTS, DROP ... IF EXISTS.
     public var ifExists = false
+    /// CREATE EXTERNAL VOLUME's LOCATION.
+    public var location: String? = nil
 }
 
 /// `MERGE INTO` as Delta Lake has it.
@@ -111,6 +113,8 @@ public struct CreateTable: Sendable {
     public var properties: [String: String] = [:]
     public var comment: String?
     public var query: Query?
+    /// LOCATION: an external table's folder (the table is kept there; DROP leaves its files).
+    public var location: String?
 }
 
 /// `[WITH ...] body [ORDER BY ...] [LIMIT n] [OFFSET m]`.

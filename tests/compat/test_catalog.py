@@ -674,3 +674,71 @@ def test_temporary_credentials_vend_after_the_same_checks(server, uc_python):
     r = requests.post(server.url + "/api/2.0/unity-catalog/temporary-table-credentials", headers={"Authorization": f"Bearer {TOKEN}"},
                       json={"table_id": "no-such-id", "operation": "READ"})
     assert r.status_code == 404
+
+
+def test_external_tables_and_volumes(server, tmp_path):
+    """External tables and volumes keep their files at a LOCATION outside the warehouse: created in SQL and through
+    databricks-sdk, read by delta-rs at that folder, adopted when a Delta table is already there, and left in place
+    when dropped. They take an admin (there are no external locations to grant on yet)."""
+    from deltalake import DeltaTable, write_deltalake
+    import pyarrow as pa
+    w = admin(server)
+    name = "ext_" + uuid.uuid4().hex[:6]
+    w.catalogs.create(name=name)
+    w.schemas.create(name="s", catalog_name=name)
+    folder = tmp_path / "events"
+    statement(server, f"CREATE TABLE {name}.s.events (id BIGINT, kind STRING) LOCATION '{folder}'")
+    statement(server, f"INSERT INTO {name}.s.events VALUES (1, 'a'), (2, 'b')")
+    info = w.tables.get(f"{name}.s.events")
+    assert info.table_type == uc.TableType.EXTERNAL and info.storage_location == f"file://{folder}"
+    # The files are at the location, where any Delta reader finds them.
+    assert sorted(DeltaTable(str(folder)).to_pyarrow_table().to_pydict()["id"]) == [1, 2]
+    assert [r[0] for r in statement(server, f"SELECT table_type FROM {name}.information_schema.tables WHERE table_name = 'events'")] == ["EXTERNAL"]
+    # Dropping forgets the name; the data stays, and naming the folder again adopts it with its rows.
+    statement(server, f"DROP TABLE {name}.s.events")
+    assert (folder / "_delta_log").is_dir()
+    with pytest.raises(NotFound):
+        w.tables.get(f"{name}.s.events")
+    statement(server, f"CREATE TABLE {name}.s.events LOCATION '{folder}'")
+    assert statement(server, f"SELECT count(*) FROM {name}.s.events") == [["2"]]
+    # A Delta table written by delta-rs is adopted through the REST API as it is.
+    written = tmp_path / "written"
+    write_deltalake(str(written), pa.table({"x": [1.5, 2.5, 3.5]}))
+    made = w.tables.create(name="written", catalog_name=name, schema_name="s", table_type=uc.TableType.EXTERNAL,
+                           data_source_format=uc.DataSourceFormat.DELTA, storage_location=str(written))
+    assert made.table_type == uc.TableType.EXTERNAL and [c.name for c in made.columns] == ["x"]
+    assert statement(server, f"SELECT sum(x) FROM {name}.s.written") == [["7.5"]]
+    w.tables.delete(f"{name}.s.written")
+    assert DeltaTable(str(written)).version() == 0
+    # Locations inside the warehouse, folders holding other files, and non-admins are refused.
+    r = sql_as(server, TOKEN, f"CREATE TABLE {name}.s.bad (a INT) LOCATION '{server.home}/warehouse/{name}/elsewhere'")
+    assert r.json()["status"]["state"] == "FAILED" and "warehouse" in r.json()["status"]["error"]["message"], r.text
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.txt").write_text("x")
+    r = sql_as(server, TOKEN, f"CREATE TABLE {name}.s.bad (a INT) LOCATION '{tmp_path / 'junk'}'")
+    assert r.json()["status"]["state"] == "FAILED" and "no Delta table" in r.json()["status"]["error"]["message"], r.text
+    ada_name = f"ext-{uuid.uuid4().hex[:6]}@example.com"
+    ada = user(server, ada_name)
+    w.grants.update(securable_type="catalog", full_name=name, changes=[uc.PermissionsChange(principal=ada_name, add=[
+        uc.Privilege.USE_CATALOG, uc.Privilege.USE_SCHEMA, uc.Privilege.CREATE_TABLE, uc.Privilege.CREATE_VOLUME])])
+    r = sql_as(server, ada.config.token, f"CREATE TABLE {name}.s.hers (a INT) LOCATION '{tmp_path / 'hers'}'")
+    assert r.status_code == 403, r.text
+    with pytest.raises(PermissionDenied):
+        ada.volumes.create(catalog_name=name, schema_name="s", name="hers", volume_type=uc.VolumeType.EXTERNAL,
+                           storage_location=str(tmp_path / "hers"))
+    assert sql_as(server, ada.config.token, f"CREATE TABLE {name}.s.hers (a INT)").status_code == 200  # managed: hers to make
+    # An external volume: files put in its folder are its files, and uploads land there.
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "first.csv").write_text("id\n1\n")
+    statement(server, f"CREATE EXTERNAL VOLUME {name}.s.landing LOCATION '{landing}' COMMENT 'drop zone'")
+    v = w.volumes.read(f"{name}.s.landing")
+    assert v.volume_type == uc.VolumeType.EXTERNAL and v.storage_location == f"file://{landing}" and v.comment == "drop zone"
+    assert [e.name for e in w.files.list_directory_contents(f"/Volumes/{name}/s/landing")] == ["first.csv"]
+    w.files.upload(f"/Volumes/{name}/s/landing/second.csv", io.BytesIO(b"id\n2\n"), overwrite=True)
+    assert (landing / "second.csv").read_bytes() == b"id\n2\n"
+    assert statement(server, f"SELECT count(*) FROM read_files('/Volumes/{name}/s/landing/first.csv', format => 'csv', header => true)") == [["1"]]
+    statement(server, f"DROP VOLUME {name}.s.landing")
+    assert sorted(p.name for p in landing.iterdir()) == ["first.csv", "second.csv"]
+    w.catalogs.delete(name, force=True)
+    assert (folder / "_delta_log").is_dir()

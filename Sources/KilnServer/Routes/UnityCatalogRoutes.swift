@@ -160,19 +160,24 @@ struct UnityCatalogRoutes: Sendable {
         let (page, next) = try Self.page(summaries, name: \.fullName, m)
         return .json { w in
             w.key("tables")
-            w.array { w in for t in page { w.object { w in w.field("full_name", t.fullName); w.field("table_type", "MANAGED") } } }
+            w.array { w in for t in page { w.object { w in w.field("full_name", t.fullName); w.field("table_type", t.tableType) } } }
             w.field("next_page_token", next)
         }
     }
 
     func createTable(_ m: RequestMessage) async throws -> Response {
         let type = try m.string("table_type")?.uppercased() ?? "MANAGED"
-        guard type == "MANAGED" else {
-            throw KilnError.invalid("table_type \(type) is not supported: Kiln creates MANAGED Delta tables (external tables are not supported yet)")
+        guard type == "MANAGED" || type == "EXTERNAL" else { throw KilnError.invalid("table_type \(type) is not supported: use MANAGED or EXTERNAL") }
+        let location = try m.string("storage_location").flatMap { $0.isEmpty ? nil : $0 }
+        guard (type == "EXTERNAL") == (location != nil) else {
+            throw KilnError.invalid(type == "EXTERNAL" ? "An EXTERNAL table needs storage_location" : "storage_location makes an EXTERNAL table: set table_type EXTERNAL")
         }
         let format = try m.string("data_source_format")?.uppercased() ?? "DELTA"
         guard format == "DELTA" else { throw KilnError.invalid("data_source_format \(format) is not supported: Kiln's tables are DELTA") }
-        guard case .array(let columns)? = m.fields["columns"] else { throw KilnError.invalid("columns is required: a list of {name, type_name, ...}") }
+        let columns: [JSONValue]
+        if case .array(let given)? = m.fields["columns"] { columns = given } else if location != nil { columns = [] } else {
+            throw KilnError.invalid("columns is required: a list of {name, type_name, ...}")
+        }
         var fields: [(position: Int, partition: Int?, field: DeltaField)] = []
         for (i, column) in columns.enumerated() {
             guard case .object(let o) = column else { throw KilnError.invalid("Each column must be an object") }
@@ -186,7 +191,7 @@ struct UnityCatalogRoutes: Sendable {
         let partitions = fields.filter { $0.partition != nil }.sorted { $0.partition! < $1.partition! }.map(\.field.name)
         let entry = try await catalog.createTable(try m.requireString("catalog_name"), try m.requireString("schema_name"), try m.requireString("name"),
                                                   columns: fields.map(\.field), partitionColumns: partitions, comment: try m.string("comment"),
-                                                  properties: try Self.properties(m) ?? [:], caller: m.caller)
+                                                  properties: try Self.properties(m) ?? [:], location: location, caller: m.caller)
         return .json { Self.write(entry, columns: true, properties: true, &$0) }
     }
 
@@ -228,9 +233,13 @@ struct UnityCatalogRoutes: Sendable {
 
     func createVolume(_ m: RequestMessage) async throws -> Response {
         let type = try m.string("volume_type")?.uppercased() ?? "MANAGED"
-        guard type == "MANAGED" else { throw KilnError.invalid("volume_type \(type) is not supported: Kiln creates MANAGED volumes") }
+        guard type == "MANAGED" || type == "EXTERNAL" else { throw KilnError.invalid("volume_type \(type) is not supported: use MANAGED or EXTERNAL") }
+        let location = try m.string("storage_location").flatMap { $0.isEmpty ? nil : $0 }
+        guard (type == "EXTERNAL") == (location != nil) else {
+            throw KilnError.invalid(type == "EXTERNAL" ? "An EXTERNAL volume needs storage_location" : "storage_location makes an EXTERNAL volume: set volume_type EXTERNAL")
+        }
         let v = try await catalog.createVolume(try m.requireString("catalog_name"), try m.requireString("schema_name"), try m.requireString("name"),
-                                               comment: try m.string("comment"), caller: m.caller)
+                                               comment: try m.string("comment"), location: location, caller: m.caller)
         return .json { Self.write(v, &$0) }
     }
 
@@ -385,7 +394,7 @@ struct UnityCatalogRoutes: Sendable {
         w.field("catalog_name", v.catalog)
         w.field("schema_name", v.schema)
         w.field("full_name", v.fullName)
-        w.field("volume_type", "MANAGED")
+        w.field("volume_type", v.volumeType)
         w.field("storage_location", "file://" + v.location)
         w.field("comment", v.comment)
         var ownership = v.ownership
@@ -505,7 +514,7 @@ struct UnityCatalogRoutes: Sendable {
         w.field("catalog_name", t.catalog)
         w.field("schema_name", t.schema)
         w.field("full_name", t.fullName)
-        w.field("table_type", "MANAGED")
+        w.field("table_type", t.tableType)
         w.field("data_source_format", "DELTA")
         w.field("storage_location", "file://" + t.location)
         w.field("comment", t.comment)

@@ -43,6 +43,15 @@ extension Platform {
         return outcome
     }
 
+    /// Reproduces a Kiln training run as `caller`: `CAN_READ` on the run's experiment (to read how it was trained), then
+    /// what training takes (`SELECT` on its tables, `CAN_EDIT` on the experiment the new run is logged to).
+    public func reproduce(runID: String, as caller: Caller?) async throws -> ReproduceOutcome {
+        if let caller, !caller.isAdmin, let experiment = try await tracking.experimentID(ofRun: runID) {
+            try await permissions.require(caller, "CAN_READ", .experiments, experiment)
+        }
+        return try await training.reproduce(runID: runID) { try await self.train($0, as: caller) }
+    }
+
     /// Compares two models on a table as `caller`. - Throws: `PERMISSION_DENIED` before anything is read.
     public func compare(modelA: String, modelB: String, table: String, version: Int64?, seed: UInt64, as caller: Caller?) async throws -> ModelComparison {
         if let caller, !caller.isAdmin {

@@ -228,7 +228,8 @@ public struct ReproduceOutcome: Sendable, Equatable {
 extension TrainingService {
     /// Re-runs a Kiln training run from its `kiln_training_spec.json` (same table versions, split, seed and
     /// parameters) as a new run tagged `kiln.reproduces`, and compares its metrics with the original's exactly.
-    public func reproduce(runID: String) async throws -> ReproduceOutcome {
+    /// `train` runs the new training (default: this service's `train`; the platform passes one that checks the caller).
+    public func reproduce(runID: String, train: ((TrainRequest) async throws -> TrainOutcome)? = nil) async throws -> ReproduceOutcome {
         let original = try await runs.run(id: runID)
         guard let root = try BlobKey(proxiedURI: original.artifactURI) else {
             throw KilnError.invalid("The run's artifacts are not in Kiln's artifact store")
@@ -246,7 +247,8 @@ extension TrainingService {
                                    testTableVersion: spec.testTableVersion, pipeline: spec.pipeline)
         request.folds = spec.folds
         request.cohorts = spec.cohorts
-        let outcome = try await train(request)
+        let outcome: TrainOutcome
+        if let train { outcome = try await train(request) } else { outcome = try await self.train(request) }
         try await runs.setTag(runID: outcome.runID, key: "kiln.reproduces", value: runID)
         let before = original.metrics
         var compared: [String: (original: Double?, reproduced: Double?)] = [:]

@@ -359,6 +359,18 @@ def test_training_reads_and_writes_as_the_caller(world, tmp_path):
     kiln_cli("sql", "--url", world.kiln.url, "GRANT USE CATALOG, USE SCHEMA, SELECT ON CATALOG main TO `{}`".format(world.names["bob"]))
     refused = kiln_cli(*bob_args[:-5], "--register", model, "--json", check=False)
     assert refused.returncode != 0 and "CAN_EDIT" in refused.stderr, refused.stderr
+    # Reproducing her run: reading how it was made takes CAN_READ on her experiment; the new run, CAN_EDIT there.
+    with world.mlflow("eve") as eve:
+        run_id = eve.search_runs([eve.get_experiment_by_name(experiment).experiment_id])[0].info.run_id
+        eve_experiment = eve.get_experiment_by_name(experiment).experiment_id
+    reproduce = ["runs", "reproduce", run_id, "--url", world.kiln.url, "--token"]
+    refused = kiln_cli(*reproduce, world.tokens["bob"], check=False)
+    assert refused.returncode != 0 and "CAN_READ" in refused.stderr, refused.stderr
+    world.sdk("eve").experiments.update_permissions(eve_experiment, access_control_list=[
+        ml.ExperimentAccessControlRequest(user_name=world.names["bob"], permission_level=ml.ExperimentPermissionLevel.CAN_READ)])
+    refused = kiln_cli(*reproduce, world.tokens["bob"], check=False)
+    assert refused.returncode != 0 and "CAN_EDIT" in refused.stderr, refused.stderr
+    assert "match" in kiln_cli(*reproduce, world.tokens["eve"]).stdout.lower()
 
 
 def test_one_user_is_allowed_or_denied_alike_on_every_path(world, tmp_path):

@@ -219,8 +219,7 @@ enum AccessRules {
         // Training and comparison check each table (SELECT), experiment, run and model as the caller (Platform.train).
         "POST /api/2.0/kiln/train": .checks("`SELECT` on each table; `CAN_EDIT` on the experiment or run logged to (a new experiment is the caller's); `CAN_EDIT` on the model registered into (a new one is the caller's)"),
         "POST /api/2.0/kiln/models/compare": .checks("`SELECT` on the table; `CAN_READ` on both models (or their runs' experiments)"),
-        // Reproduce reads the original run's table and writes its experiment: admins until it checks both.
-        "POST /api/2.0/kiln/runs/reproduce": .admin,
+        "POST /api/2.0/kiln/runs/reproduce": .checks("`CAN_READ` on the run's experiment; then what training takes: `SELECT` on its tables, `CAN_EDIT` on the experiment"),
         "POST /api/2.0/kiln/test/clock": .admin,
     ]
 

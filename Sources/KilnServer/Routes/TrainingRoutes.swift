@@ -40,7 +40,7 @@ struct TrainingRoutes: Sendable {
 
     /// `POST /api/2.0/kiln/runs/reproduce {"run_id"}`: re-runs a Kiln training run and compares the metrics.
     func reproduce(_ m: RequestMessage) async throws -> Response {
-        let result = try await platform.training.reproduce(runID: try m.requireString("run_id"))
+        let result = try await platform.reproduce(runID: try m.requireString("run_id"), as: m.caller)
         return .json { w in
             w.field("run_id", result.outcome.runID)
             w.field("reproduces", result.originalRunID)

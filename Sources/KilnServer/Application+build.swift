@@ -36,7 +36,7 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
     MLflowRoutes(tracking: platform.tracking, artifacts: platform.artifacts, permissions: platform.permissions).register(on: router)
     RegistryRoutes(registry: platform.registry, permissions: platform.permissions).register(on: router)
     RegistryReviewRoutes(registry: platform.registry).register(on: router)
-    WebhookRoutes(registry: platform.registry).register(on: router)
+    WebhookRoutes(registry: platform.registry, permissions: platform.permissions).register(on: router)
     ArtifactRoutes(artifacts: platform.artifacts).register(on: router)
     StatementRoutes(statements: platform.statements).register(on: router)
     TrainingRoutes(platform: platform).register(on: router)

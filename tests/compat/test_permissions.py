@@ -480,3 +480,29 @@ open({str(outcome)!r}, "w").write(json.dumps(out))
     assert world.admin.tables.get(f"main.default.alike_scores_{suffix}").owner == user  # what the task made is its run-as identity's
     world.admin.grants.update(securable_type="table", full_name=table, changes=[uc.PermissionsChange(principal=user, remove=[uc.Privilege.SELECT])])
     alike(paths(), False, True)
+
+
+def test_registry_webhooks_are_for_the_models_managers(world):
+    """A model's webhooks take CAN_MANAGE on it (databricks-sdk's model_registry webhooks); registry-wide ones an
+    admin; lists hold what the caller manages."""
+    ada, eve = world.sdk("ada"), world.sdk("eve")
+    model = f"hooked_{uuid.uuid4().hex[:6]}"
+    with world.mlflow("ada") as client:
+        client.create_registered_model(model)
+    spec = ml.HttpUrlSpec(url="http://127.0.0.1:9/hook")
+    hook = ada.model_registry.create_webhook(events=[ml.RegistryWebhookEvent.MODEL_VERSION_CREATED], model_name=model, http_url_spec=spec).webhook
+    with pytest.raises(PermissionDenied):
+        eve.model_registry.create_webhook(events=[ml.RegistryWebhookEvent.MODEL_VERSION_CREATED], model_name=model, http_url_spec=spec)
+    with pytest.raises(PermissionDenied):  # registry-wide: admins only
+        ada.model_registry.create_webhook(events=[ml.RegistryWebhookEvent.MODEL_VERSION_CREATED], http_url_spec=spec)
+    assert hook.id in [h.id for h in ada.model_registry.list_webhooks()]
+    assert hook.id not in [h.id for h in eve.model_registry.list_webhooks()]
+    with pytest.raises(PermissionDenied):
+        eve.model_registry.delete_webhook(id=hook.id)
+    wide = world.admin.model_registry.create_webhook(events=[ml.RegistryWebhookEvent.MODEL_VERSION_CREATED], http_url_spec=spec).webhook
+    assert {hook.id, wide.id} <= {h.id for h in world.admin.model_registry.list_webhooks()}
+    assert wide.id not in [h.id for h in ada.model_registry.list_webhooks()]
+    world.admin.model_registry.update_permissions(model, access_control_list=[
+        ml.RegisteredModelAccessControlRequest(user_name=world.names["eve"], permission_level=ml.RegisteredModelPermissionLevel.CAN_MANAGE)])
+    eve.model_registry.delete_webhook(id=hook.id)
+    world.admin.model_registry.delete_webhook(id=wide.id)

@@ -137,12 +137,12 @@ enum AccessRules {
         "GET /api/2.0/kiln/registry/alias-history": .level(.model("name"), read),
         "GET /api/2.0/kiln/registry/lineage": .level(.model("name"), read),
         // Registry webhooks see every model's events: admins only (Databricks lets a model's managers hook it).
-        "POST /api/2.0/mlflow/registry-webhooks/create": .admin,
-        "GET /api/2.0/mlflow/registry-webhooks/list": .admin,
-        "PATCH /api/2.0/mlflow/registry-webhooks/update": .admin,
-        "DELETE /api/2.0/mlflow/registry-webhooks/delete": .admin,
-        "POST /api/2.0/mlflow/registry-webhooks/test": .admin,
-        "GET /api/2.0/kiln/registry/webhook-deliveries": .admin,
+        "POST /api/2.0/mlflow/registry-webhooks/create": .checks("`CAN_MANAGE` on the model (`model_name`); registry-wide webhooks: an admin"),
+        "GET /api/2.0/mlflow/registry-webhooks/list": .lists,
+        "PATCH /api/2.0/mlflow/registry-webhooks/update": .checks("`CAN_MANAGE` on the webhook's model; a registry-wide webhook: an admin"),
+        "DELETE /api/2.0/mlflow/registry-webhooks/delete": .checks("`CAN_MANAGE` on the webhook's model; a registry-wide webhook: an admin"),
+        "POST /api/2.0/mlflow/registry-webhooks/test": .checks("`CAN_MANAGE` on the webhook's model; a registry-wide webhook: an admin"),
+        "GET /api/2.0/kiln/registry/webhook-deliveries": .checks("`CAN_MANAGE` on the webhook's model; a registry-wide webhook: an admin"),
 
         // Models in Unity Catalog (mlflow with registry URI databricks-uc), by full name, decided by Unity Catalog's
         // grants (docs/catalog.md): EXECUTE to read and load, APPLY_TAG to tag, ownership or MANAGE to change.

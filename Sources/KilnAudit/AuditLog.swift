@@ -283,7 +283,7 @@ public final class AuditLog: Sendable {
         var bytes = Array(previous.utf8)
         bytes.append(0x0A)
         bytes += w.bytes
-        return SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        return Hex.encode(SHA256.hash(data: bytes))
     }
 
     /// Request params as a JSON object with sorted keys.

@@ -268,7 +268,7 @@ public enum Value: Sendable, Hashable {
         case .int(let n): String(n)
         case .double(let d): Value.format(d)
         case .string(let s): s
-        case .bytes(let b): b.map { String(format: "%02x", $0) }.joined()
+        case .bytes(let b): Hex.encode(b)
         case .date(let d): Dates.text(days: d)
         case .timestamp(let t): Dates.text(micros: t)
         }

@@ -138,7 +138,7 @@ extension Column {
                 var raw = ByteColumn()
                 for i in 0..<f.count {
                     if case .uuid? = element.logicalType {
-                        let h = f[i].map { String(format: "%02x", $0) }.joined()
+                        let h = Hex.encode(f[i])
                         raw.append([h.prefix(8), h.dropFirst(8).prefix(4), h.dropFirst(12).prefix(4), h.dropFirst(16).prefix(4), h.dropFirst(20)]
                             .joined(separator: "-"))
                     } else {

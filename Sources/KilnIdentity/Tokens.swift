@@ -62,7 +62,7 @@ extension IdentityService {
         if let comment, comment.count > 1000 { throw KilnError.invalid("comment is longer than 1000 characters") }
         var generator = SystemRandomNumberGenerator()
         let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        let value = Self.tokenPrefix + bytes.map { String(format: "%02x", $0) }.joined()
+        let value = Self.tokenPrefix + Hex.encode(bytes)
         let now = clock.nowMillis()
         let expiry = (lifetimeSeconds ?? 0) > 0 ? now + lifetimeSeconds! * 1000 : -1
         let id = Identifiers.hex32() + Identifiers.hex32()
@@ -141,6 +141,6 @@ extension IdentityService {
     }
 
     static func hash(_ token: String) -> String {
-        SHA256.hash(data: Array(token.utf8)).map { String(format: "%02x", $0) }.joined()
+        Hex.encode(SHA256.hash(data: Array(token.utf8)))
     }
 }

@@ -52,7 +52,7 @@ public actor JobRunner {
         if let token = tokens[runID] { return token }
         var bytes = [UInt8](repeating: 0, count: 24)
         for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
-        let token = "kiln_run_" + bytes.map { String(format: "%02x", $0) }.joined()
+        let token = "kiln_run_" + Hex.encode(bytes)
         try await store.addRunToken(hash: Self.hash(token), runID: runID, now: clock.nowMillis())
         tokens[runID] = token
         tokenHashes[Self.hash(token)] = runID
@@ -77,7 +77,7 @@ public actor JobRunner {
     }
 
     static func hash(_ token: String) -> String {
-        SHA256.hash(data: Array(token.utf8)).map { String(format: "%02x", $0) }.joined()
+        Hex.encode(SHA256.hash(data: Array(token.utf8)))
     }
 
     /// Ids `nextFree..<blockEnd` are reserved in the store for this process.

@@ -35,7 +35,7 @@ enum DeletionVector {
             if storage == "u" {
                 guard location.count >= 20 else { throw invalid("'\(location)' is too short to hold a UUID") }
                 let uuid = try z85Decode(Substring(location.suffix(20)))
-                let hex = uuid.map { String(format: "%02x", $0) }.joined()
+                let hex = Hex.encode(uuid)
                 let text = [hex.prefix(8), hex.dropFirst(8).prefix(4), hex.dropFirst(12).prefix(4), hex.dropFirst(16).prefix(4), hex.dropFirst(20)]
                     .joined(separator: "-")
                 let prefix = location.dropLast(20)

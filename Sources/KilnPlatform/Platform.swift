@@ -169,7 +169,7 @@ public struct Platform: Sendable {
         }
         var bytes = [UInt8](repeating: 0, count: 32)
         for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
-        let token = "kiln_" + bytes.map { String(format: "%02x", $0) }.joined()
+        let token = "kiln_" + Hex.encode(bytes)
         // Created with mode 0600 from the first byte, then fsynced: the token is never readable by others.
         let fd = Glibc.open(file.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw KilnError.invalid("Cannot write \(file.path); check the home folder's permissions") }

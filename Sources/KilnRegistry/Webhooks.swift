@@ -246,7 +246,7 @@ extension RegistryService {
         var headers = [("Content-Type", "application/json")]
         if let secret = hook.secret, !secret.isEmpty {
             let mac = HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: Array(secret.utf8)))
-            headers.append(("X-Databricks-Signature", mac.map { String(format: "%02x", $0) }.joined()))
+            headers.append(("X-Databricks-Signature", Hex.encode(mac)))
         }
         if let authorization = hook.authorization, !authorization.isEmpty { headers.append(("Authorization", authorization)) }
         return headers

@@ -95,7 +95,7 @@ struct ParquetJSON {
             case .decimal(_, let scale)?: w.value(decimal(bigEndianSigned(bytes), scale: Int(scale)))
             case .string?, .enumeration?, .json?: w.value(String(decoding: bytes, as: UTF8.self))
             case .uuid? where bytes.count == 16:
-                let hex = bytes.map { String(format: "%02x", $0) }.joined()
+                let hex = Hex.encode(bytes)
                 let parts = [0..<8, 8..<12, 12..<16, 16..<20, 20..<32].map { r in
                     String(hex[hex.index(hex.startIndex, offsetBy: r.lowerBound)..<hex.index(hex.startIndex, offsetBy: r.upperBound)])
                 }

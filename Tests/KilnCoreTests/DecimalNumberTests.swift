@@ -39,3 +39,13 @@ struct DecimalNumberTests {
         }
     }
 }
+
+@Suite("Hex")
+struct HexTests {
+    @Test("encodes every byte as String(format: \"%02x\") does")
+    func everyByte() {
+        let all = (0...255).map { UInt8($0) }
+        #expect(Hex.encode(all) == all.map { String(format: "%02x", $0) }.joined())
+        #expect(Hex.encode([UInt8]()) == "")
+    }
+}

@@ -515,7 +515,7 @@ struct UCModelFiles: Sendable {
         }
         let expires = Int64(Date().timeIntervalSince1970 * 1000) + Self.lifetimeMillis
         let payload = "\(write ? "PUT" : "GET")\n\(key.path)\n\(expires)"
-        let signature = HMAC<SHA256>.authenticationCode(for: Data(payload.utf8), using: self.key).map { String(format: "%02x", $0) }.joined()
+        let signature = Hex.encode(HMAC<SHA256>.authenticationCode(for: Data(payload.utf8), using: self.key))
         let token = Data(payload.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
             .replacingOccurrences(of: "=", with: "") + "." + signature
         let host = request.head.authority ?? "127.0.0.1"
@@ -535,7 +535,7 @@ struct UCModelFiles: Sendable {
         guard parts.count == 2, let data = Data(base64Encoded: base64), let payload = String(data: data, encoding: .utf8) else {
             throw KilnError(.permissionDenied, "The signed URL is malformed; ask for a new one")
         }
-        let expected = HMAC<SHA256>.authenticationCode(for: data, using: key).map { String(format: "%02x", $0) }.joined()
+        let expected = Hex.encode(HMAC<SHA256>.authenticationCode(for: data, using: key))
         let fields = payload.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         guard fields.count == 3, Self.same(expected, parts[1]), fields[0] == method, let expires = Int64(fields[2]) else {
             throw KilnError(.permissionDenied, "The signed URL is not valid for this request; ask for a new one")

@@ -4,6 +4,11 @@ audit and grants), and, on the new one, the same statement as an admin (no grant
 comes from grants (the full check). Prints p50s and ratios.
 
     python bench/authz_bench.py --kiln NEW_BIN [--base OLD_BIN] [--rounds 2000]
+
+With --hot (and --base a build from before governance, which has only the admin token): the issue's hot paths —
+log_metric, search_runs, a single-row serving query and a 5M-row scan — on the base as its admin and on the new
+build as a signed-in user whose access comes from grants and object lists (every check on), the pair run --repeats
+times interleaved; prints the median p50s and new/base ratios.
 """
 import argparse
 import http.client
@@ -142,6 +147,56 @@ def workspace(port, rounds):
     return out
 
 
+def hot_paths(port, rounds, as_user, scan_rows):
+    """log_metric, search_runs, single-row serving and a full scan of a scan_rows-row table. With as_user, a new user
+    does them: it owns the experiment, holds CAN_QUERY on the endpoint and USE/SELECT on the table."""
+    admin = Conn(port, TOKEN)
+    token = TOKEN
+    if as_user:
+        name = f"h-{uuid.uuid4().hex[:6]}@example.com"
+        admin.call("POST", "/api/2.0/preview/scim/v2/Users", {"userName": name})
+        token = admin.call("POST", "/api/2.0/token-management/on-behalf-of/tokens", {"user_name": name})["token_value"]
+    out = tracking(port, rounds, token)
+    caller = Conn(port, token)
+    admin.call("POST", "/api/2.0/sql/statements", {"statement": "CREATE TABLE main.default.hot AS SELECT id AS x, id % 2 AS label FROM range(1000)",
+                                                   "warehouse_id": "k", "wait_timeout": "50s"})
+    admin.call("POST", "/api/2.0/kiln/train", {"table": "main.default.hot", "target": "label", "algorithm": "logistic", "features": ["x"],
+                                               "register": "hot"})
+    admin.call("POST", "/api/2.0/serving-endpoints", {"name": "hot", "config": {"served_entities": [
+        {"entity_name": "hot", "entity_version": "1", "workload_size": "Small", "scale_to_zero_enabled": True}]}})
+    for _ in range(200):
+        if admin.call("GET", "/api/2.0/serving-endpoints/hot").get("state", {}).get("ready") == "READY":
+            break
+        time.sleep(0.1)
+    admin.call("POST", "/api/2.0/sql/statements", {"statement": f"CREATE TABLE main.default.scan AS SELECT id, id * 2 AS x FROM range({scan_rows})",
+                                                   "warehouse_id": "k", "wait_timeout": "50s"})
+    if as_user:
+        admin.call("PATCH", "/api/2.0/permissions/serving-endpoints/hot", {"access_control_list": [{"user_name": name, "permission_level": "CAN_QUERY"}]})
+        for sql in [f"GRANT USE CATALOG ON CATALOG main TO `{name}`", f"GRANT USE SCHEMA ON SCHEMA main.default TO `{name}`",
+                    f"GRANT SELECT ON TABLE main.default.scan TO `{name}`"]:
+            admin.call("POST", "/api/2.0/sql/statements", {"statement": sql, "warehouse_id": "k"})
+    row = {"dataframe_split": {"columns": ["x"], "data": [[3.0]]}}
+    out["serving_ms"] = p50(lambda: caller.call("POST", "/serving-endpoints/hot/invocations", row), rounds)
+    scan = {"statement": "SELECT sum(x), count(*) FROM main.default.scan WHERE id % 7 = 3", "warehouse_id": "k", "wait_timeout": "50s"}
+    out["scan_5m_ms"] = p50(lambda: caller.call("POST", "/api/2.0/sql/statements", scan), 15)
+    return out
+
+
+def hot(args):
+    results = {"base": [], "new": []}
+    for _ in range(args.repeats):
+        for label, binary, as_user in [("base", args.base, False), ("new", args.kiln, True)]:
+            s = Server(binary)
+            try:
+                results[label].append(hot_paths(s.port, args.rounds, as_user, args.scan_rows))
+            finally:
+                s.stop()
+    print(json.dumps(results, indent=1))
+    for key in results["base"][0]:
+        b, n = statistics.median(r[key] for r in results["base"]), statistics.median(r[key] for r in results["new"])
+        print(f"{key}: base (admin, no governance) {b:.3f} ms, new (user, every check) {n:.3f} ms, new/base {n / b:.3f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kiln", required=True)
@@ -149,7 +204,11 @@ def main():
     parser.add_argument("--rounds", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--workspace", action="store_true", help="also measure object permissions (needs a build that has them)")
+    parser.add_argument("--hot", action="store_true", help="the hot paths: base as admin vs new as a granted user")
+    parser.add_argument("--scan-rows", type=int, default=5_000_000)
     args = parser.parse_args()
+    if args.hot:
+        return hot(args)
     results = {"new": [], "base": []}
     for _ in range(args.repeats):
         for label, binary in [("base", args.base), ("new", args.kiln)]:

@@ -92,6 +92,7 @@ extension Execution {
             engine.catalog.defaultSchema = schema
             return .empty
         case .describeNamespace(let kind, let name): return try describeNamespace(kind, name)
+        case .describeFunction(let name, let extended): return try describeFunction(name, extended: extended)
         case .describe(let name, let history): return try describe(name, history: history)
         case .describeDetail(let name): return try describeDetail(name)
         case .optimize(let name, let condition, let zOrder):
@@ -311,6 +312,28 @@ extension Execution {
         return Frame(names: kind == .catalog ? ["info_name", "info_value"] : ["database_description_item", "database_description_value"],
                      columns: [Column.from(rows.map { .string($0.0) }, type: .string),
                                Column.from(rows.map { $0.1.map(Value.string) ?? .null }, type: .string)])
+    }
+
+    /// DESCRIBE FUNCTION [EXTENDED]: `Function`, `Type`, `Input` (one line per parameter), `Returns`; EXTENDED adds
+    /// the comment and body (`Deterministic`, `Data Access`, `Body`), as Databricks SQL lists a SQL function.
+    func describeFunction(_ name: [String], extended: Bool) throws -> Frame {
+        let n = try engine.catalog.functionName(name)
+        guard let f = try engine.catalog.function(n.catalog, n.schema, n.name) else {
+            throw KilnError.notFound("[ROUTINE_NOT_FOUND] The function \(name.joined(separator: ".")) does not exist")
+        }
+        var lines = ["Function:    \(f.fullName)", "Type:        SCALAR"]
+        let width = f.parameters.map(\.name.count).max() ?? 0
+        for (i, p) in f.parameters.enumerated() {
+            let text = p.name + String(repeating: " ", count: width - p.name.count) + " " + p.typeText + (p.comment.map { " '\($0)'" } ?? "")
+            lines.append((i == 0 ? "Input:       " : "             ") + text)
+        }
+        if f.parameters.isEmpty { lines.append("Input:       ()") }
+        lines.append("Returns:     \(f.returnsText)")
+        if extended {
+            if let comment = f.comment { lines.append("Comment:     \(comment)") }
+            lines += ["Deterministic: true", "Data Access: CONTAINS SQL", "Body:        \(f.body)"]
+        }
+        return Frame(names: ["function_desc"], columns: [Column.from(lines.map { .string($0) }, type: .string)])
     }
 
     /// DESCRIBE DETAIL: Databricks' columns, one row; `partitionColumns` and `properties` as JSON text (an array

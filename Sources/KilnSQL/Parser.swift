@@ -298,6 +298,10 @@ public struct Parser {
                 return .describeNamespace(kind: .catalog, name: [try identifier()])
             }
             if keyword("detail") { return .describeDetail(table: try qualifiedName()) }
+            if keyword("function") {
+                let extended = keyword("extended")
+                return .describeFunction(name: try qualifiedName(), extended: extended)
+            }
             let history = keyword("history")
             if !history { _ = keyword("table") || keyword("extended") }
             return .describe(table: try qualifiedName(), history: history)

@@ -50,7 +50,7 @@ public struct StatementReferences: Sendable, Equatable {
         for query in subqueries { walker.ctes(query) }
         try walker.statement(statement)
         for query in subqueries { try walker.query(query) }
-        walker.out.functionsCalled = functions
+        walker.out.functionsCalled.formUnion(functions)
         return walker.out
     }
 
@@ -145,6 +145,10 @@ public struct StatementReferences: Sendable, Equatable {
                 }
             case .list(let path): out.volumesRead.insert(try catalog.volumePath(path).volume)
             case .describeNamespace: break
+            case .describeFunction(let name, _):
+                // Seeing a function's definition takes what calling it takes (EXECUTE, with the USE chain).
+                let n = try catalog.functionName(name)
+                out.functionsCalled.insert("\(n.catalog).\(n.schema).\(n.name)".lowercased())
             case .createFunction(let name, _, _, _, _, _, _):
                 let n = try catalog.functionName(name)
                 out.functionsCreated.insert("\(n.catalog).\(n.schema).\(n.name)".lowercased())

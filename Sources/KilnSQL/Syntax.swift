@@ -32,6 +32,8 @@ public indirect enum Statement: Sendable {
     case use(kind: NamespaceKind, name: [String])
     /// DESCRIBE SCHEMA|DATABASE|CATALOG [EXTENDED] name.
     case describeNamespace(kind: NamespaceKind, name: [String])
+    /// DESCRIBE FUNCTION [EXTENDED] name: one `function_desc` column, as Databricks answers it.
+    case describeFunction(name: [String], extended: Bool)
     /// OPTIMIZE name [WHERE partition-condition] [ZORDER BY (cols)].
     case optimize(table: [String], condition: String?, zOrderBy: [String])
     /// VACUUM name [RETAIN n HOURS] [DRY RUN].

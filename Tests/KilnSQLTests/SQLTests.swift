@@ -181,6 +181,21 @@ struct SQLFunctionTests {
         #expect(try w.rows("SHOW USER FUNCTIONS LIKE 'b*|s*'") == [[.string("main.default.bucket")], [.string("main.default.scaled")]])
     }
 
+    @Test("DESCRIBE FUNCTION lists the signature; EXTENDED adds the body; describing needs what calling needs")
+    func describe() throws {
+        let w = try Warehouse()
+        _ = try w.engine.execute("CREATE FUNCTION main.default.area(w DOUBLE, height DOUBLE) RETURNS DOUBLE COMMENT 'a rectangle' RETURN w * height")
+        #expect(try w.rows("DESCRIBE FUNCTION area") == [
+            [.string("Function:    main.default.area")], [.string("Type:        SCALAR")], [.string("Input:       w      DOUBLE")],
+            [.string("             height DOUBLE")], [.string("Returns:     DOUBLE")],
+        ])
+        let extended = try w.rows("DESCRIBE FUNCTION EXTENDED main.default.area").map { $0[0] }
+        #expect(extended.contains(.string("Body:        w * height")) && extended.contains(.string("Comment:     a rectangle")))
+        #expect(throws: KilnError.self) { try w.engine.execute("DESCRIBE FUNCTION nope") }
+        let refs = try StatementReferences.of("DESCRIBE FUNCTION area", catalog: w.engine.catalog)
+        #expect(refs.functionsCalled == ["main.default.area"])
+    }
+
     @Test("bad definitions and calls are clear errors; DROP removes; recursion stops")
     func errors() throws {
         let w = try Warehouse()

@@ -498,6 +498,10 @@ def test_sql_functions_through_both_clients_and_sql(server, uc_python):
     statement(server, f"GRANT USE SCHEMA ON SCHEMA {name}.s TO `{eve_name}`")
     with pytest.raises(PermissionDenied):
         eve.statement_execution.execute_statement(statement=f"SELECT {name}.s.twice(1)", warehouse_id="kiln", wait_timeout="30s")
+    with pytest.raises(PermissionDenied):  # nor see how it is made
+        eve.statement_execution.execute_statement(statement=f"DESCRIBE FUNCTION EXTENDED {name}.s.twice", warehouse_id="kiln", wait_timeout="30s")
+    described = [r[0] for r in statement(server, f"DESCRIBE FUNCTION EXTENDED {name}.s.twice")]
+    assert described[0] == f"Function:    {name}.s.twice" and any(line.startswith("Body:") for line in described), described
     assert f"{name}.s.twice" not in [f.full_name for f in eve.functions.list(catalog_name=name, schema_name="s")]
     w.grants.update(securable_type="function", full_name=f"{name}.s.twice",
                     changes=[uc.PermissionsChange(principal=eve_name, add=[uc.Privilege.EXECUTE])])

@@ -153,6 +153,7 @@ let package = Package(
             dependencies: ["KilnCore", "KilnStore", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnJobs", "KilnSQL", "KilnFrame", "KilnServing",
                            "KilnLake", "KilnParquet", "KilnPermissions",
                            .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "SQLKit", package: "sql-kit"),
                            .product(name: "HTTPTypes", package: "swift-http-types")],

@@ -1,5 +1,6 @@
 """Authentication and bad input over raw HTTP: every bad request is a 4xx with an error_code, nothing is
 written, and the server keeps serving."""
+import os
 import random
 
 import pytest
@@ -147,3 +148,55 @@ def test_bad_filters_report_position(kiln):
     assert r.status_code == 400
     r = requests.post(api(kiln, "runs/search"), json={"experiment_ids": ["0"], "page_token": "garbage!!"}, headers=AUTH)
     assert r.status_code == 400
+
+
+def test_web_sessions_survive_a_restart_and_end_on_sign_out(tmp_path):
+    """A browser session is kept in the store (by its id's hash): the same cookie works after the server restarts,
+    its user is looked up again (a user disabled meanwhile loses it), and signing out ends it for good."""
+    import re
+    from conftest import KilnServer, TOKEN
+    server = KilnServer(str(tmp_path)).start()
+    try:
+        def sign_in(token):
+            s = requests.Session()
+            page = s.get(server.url + "/ui/login")
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+            r = s.post(server.url + "/ui/login", data={"csrf": csrf, "token": token, "next": "/ui/experiments"}, allow_redirects=False)
+            assert r.status_code in (302, 303), r.text
+            return s.cookies.get("kiln_session")
+
+        def page(cookie):
+            return requests.get(server.url + "/ui/experiments", cookies={"kiln_session": cookie}, allow_redirects=False)
+
+        admin_cookie = sign_in(TOKEN)
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        requests.post(server.url + "/api/2.0/preview/scim/v2/Users", headers=auth, json={"userName": "web-ada@example.com"}).raise_for_status()
+        made = requests.post(server.url + "/api/2.0/token-management/on-behalf-of/tokens", headers=auth,
+                             json={"user_name": "web-ada@example.com"}).json()
+        ada_cookie = sign_in(made["token_value"])
+        assert page(admin_cookie).status_code == 200 and page(ada_cookie).status_code == 200
+        stored = [os.path.join(str(tmp_path), f) for f in os.listdir(str(tmp_path)) if f.startswith("kiln.db")]
+        assert stored and all(admin_cookie.encode() not in open(f, "rb").read() for f in stored)  # only the id's hash is kept
+        server.stop()
+        server.start()
+        assert page(admin_cookie).status_code == 200, "the session did not survive the restart"
+        assert "web-ada@example.com" in page(ada_cookie).text
+        # Disabled meanwhile: the restored session looks the user up and ends.
+        ada_id = requests.get(server.url + "/api/2.0/preview/scim/v2/Users", headers=auth,
+                              params={"filter": 'userName eq "web-ada@example.com"'}).json()["Resources"][0]["id"]
+        requests.patch(server.url + f"/api/2.0/preview/scim/v2/Users/{ada_id}", headers=auth, json={
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "active", "value": False}]}).raise_for_status()
+        server.stop()
+        server.start()
+        r = page(ada_cookie)
+        assert r.status_code in (302, 303) and "/ui/login" in r.headers["location"]
+        # Signing out ends the session, also for the next server.
+        home = requests.get(server.url + "/ui/experiments", cookies={"kiln_session": admin_cookie})
+        csrf = re.search(r'name="csrf" value="([^"]+)"', home.text).group(1)
+        requests.post(server.url + "/ui/logout", cookies={"kiln_session": admin_cookie}, data={"csrf": csrf}, allow_redirects=False)
+        server.stop()
+        server.start()
+        assert page(admin_cookie).status_code in (302, 303)
+    finally:
+        server.stop()

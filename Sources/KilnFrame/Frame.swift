@@ -65,7 +65,12 @@ public struct Frame: Sendable, Equatable {
 
     /// The row order that sorts by `keys` (stable; nulls first when ascending, last when descending, as Spark).
     public static func sortOrder(_ keys: [(column: Column, descending: Bool, nullsFirst: Bool?)], count: Int) -> [Int] {
-        var order = Array(0..<count)
+        sortOrder(keys, count: count, limit: nil)
+    }
+
+    /// The first `limit` rows of ``sortOrder(_:count:)`` (all of them when nil): for a small limit, a bounded heap
+    /// over the rows (n log k, no n-sized sort), the same rows in the same order as sorting everything.
+    public static func sortOrder(_ keys: [(column: Column, descending: Bool, nullsFirst: Bool?)], count: Int, limit: Int?) -> [Int] {
         let comparators: [(Int, Int) -> Int] = keys.map { key in
             let column = key.column
             let nullsFirst = key.nullsFirst ?? !key.descending
@@ -96,14 +101,56 @@ public struct Frame: Sendable, Equatable {
                 }
             }
         }
-        order.sort { a, b in
+        func before(_ a: Int, _ b: Int) -> Bool {
             for compare in comparators {
                 let c = compare(a, b)
                 if c != 0 { return c < 0 }
             }
             return a < b
         }
+        if let limit, limit < count / 4 {
+            return topRows(count: count, limit: max(0, limit), before: before)
+        }
+        var order = Array(0..<count)
+        order.sort(by: before)
         return order
+    }
+
+    /// The `limit` rows that come first by `before` (a strict total order), in that order: a max-heap of the best so
+    /// far whose root is the worst kept; a row replaces it only when it comes before it.
+    static func topRows(count: Int, limit: Int, before: (Int, Int) -> Bool) -> [Int] {
+        guard limit > 0 else { return [] }
+        var heap: [Int] = []
+        heap.reserveCapacity(limit)
+        func siftDown(_ start: Int) {
+            var i = start
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var worst = i
+                if l < heap.count, before(heap[worst], heap[l]) { worst = l }
+                if r < heap.count, before(heap[worst], heap[r]) { worst = r }
+                if worst == i { return }
+                heap.swapAt(i, worst)
+                i = worst
+            }
+        }
+        for row in 0..<count {
+            if heap.count < limit {
+                heap.append(row)
+                var i = heap.count - 1
+                while i > 0 {
+                    let parent = (i - 1) / 2
+                    guard before(heap[parent], heap[i]) else { break }
+                    heap.swapAt(parent, i)
+                    i = parent
+                }
+            } else if before(row, heap[0]) {
+                heap[0] = row
+                siftDown(0)
+            }
+        }
+        heap.sort(by: before)
+        return heap
     }
 }
 

@@ -358,6 +358,14 @@ struct Execution {
             frame = source
         }
         if let having { frame = frame.filter(try frame.bind(having).evaluate(frame.frame)) }
+        // ORDER BY ... LIMIT k (no DISTINCT, no window function in the outputs): pick the k rows by their sort keys
+        // first (a bounded heap), then compute the outputs for those rows only.
+        if !order.isEmpty, let count, !s.distinct, !outputs.contains(where: { Self.hasWindow($0.expr) }) {
+            let keys = try order.map { (try frame.bind($0.expr).evaluate(frame.frame), $0.descending, $0.nullsFirst) }
+            frame = frame.take(Frame.sortOrder(keys, count: frame.rowCount, limit: count + (offset ?? 0)))
+            let picked = try outputs.map { try frame.bind($0.expr).evaluate(frame.frame) }
+            return limit(Relation(columns: picked, qualifiers: [String?](repeating: nil, count: picked.count), names: outputs.map(\.name)), count, offset)
+        }
         var columns = try outputs.map { try frame.bind($0.expr).evaluate(frame.frame) }
         var result = Relation(columns: columns, qualifiers: [String?](repeating: nil, count: columns.count), names: outputs.map(\.name))
         if s.distinct {
@@ -617,6 +625,12 @@ struct Execution {
                                           "first_value", "last", "last_value", "any_value", "approx_count_distinct", "bool_and",
                                           "bool_or", "every", "some", "max_by", "min_by", "count_if", "median", "percentile",
                                           "approx_percentile", "percentile_approx"]
+
+    static func hasWindow(_ e: Expr) -> Bool {
+        var found = false
+        e.visit { if case .window = $0 { found = true } }
+        return found
+    }
 
     static func hasAggregate(_ e: Expr) -> Bool {
         var found = false

@@ -229,3 +229,25 @@ struct SQLFunctionTests {
         #expect(throws: KilnError.self) { try Parser.parse("COMMENT ON TABLE t IS 'x'") }
     }
 }
+
+@Suite("Top-N")
+struct TopNTests {
+    @Test("ORDER BY ... LIMIT picks the rows a full sort puts first, ties and nulls included, with OFFSET")
+    func sameAsSorting() throws {
+        let w = try Warehouse()
+        _ = try w.engine.execute("""
+            CREATE TABLE main.default.big AS SELECT id, id % 7 AS k, CASE WHEN id % 11 = 0 THEN NULL ELSE (id * 7919) % 1000 / 10.0 END AS v,
+            CONCAT('s', CAST(id % 13 AS STRING)) AS s FROM range(5000)
+            """)
+        for order in ["v DESC", "v", "v NULLS FIRST", "k, v DESC", "s DESC, id", "k DESC, s, v NULLS FIRST", "v * -1 + k"] {
+            let all = try w.rows("SELECT id, v, k, s FROM main.default.big ORDER BY \(order)")
+            for (limit, offset) in [(10, 0), (1, 0), (25, 5), (0, 0), (3, 4990)] {
+                let top = try w.rows("SELECT id, v, k, s FROM main.default.big ORDER BY \(order) LIMIT \(limit) OFFSET \(offset)")
+                #expect(top == Array(all.dropFirst(offset).prefix(limit)), "ORDER BY \(order) LIMIT \(limit) OFFSET \(offset)")
+            }
+        }
+        // A window function in the outputs still sees every row.
+        let ranked = try w.rows("SELECT id, row_number() OVER (ORDER BY id DESC) AS r FROM main.default.big ORDER BY id LIMIT 2")
+        #expect(ranked == [[.int(0), .int(5000)], [.int(1), .int(4999)]])
+    }
+}

@@ -1,0 +1,95 @@
+"""Kiln SQL against DuckDB on ordinary queries nobody tuned for (issue 21): a 5M-row table, a top-10 by a double
+column, a selective IN + AND filter before an aggregate, a join to a 100-row dimension then GROUP BY, a plain
+GROUP BY, and a window over 500k rows. Kiln runs each as `kiln sql --home` (the whole process a user runs; "in
+process" is what `--timing` reports) over a Delta table written by `kiln table write`; DuckDB reads the same rows from
+Parquet in this process. Answers are compared; ratios > 1 mean Kiln is faster.
+
+    python3 bench/ordinary_sql_bench.py --kiln .build/release/kiln [--rows 5000000] [--repeats 3]
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+QUERIES = {
+    "top10": "SELECT id, v FROM {facts} ORDER BY v DESC LIMIT 10",
+    "filter_in_agg": "SELECT k, count(*) AS n, sum(v) AS s FROM {facts} WHERE k IN (1, 3, 5) AND v > 50 GROUP BY k ORDER BY k",
+    "join_dim": "SELECT d.name, count(*) AS n, sum(f.v) AS s FROM {facts} f JOIN {dim} d ON f.k = d.k GROUP BY d.name ORDER BY d.name",
+    "groupby": "SELECT g, count(*) AS n, avg(v) AS a FROM {facts} GROUP BY g ORDER BY g LIMIT 20",
+    "window": "SELECT k, max(r) AS top FROM (SELECT k, row_number() OVER (PARTITION BY k ORDER BY v) AS r FROM {facts} WHERE id < 500000) "
+              "GROUP BY k ORDER BY k LIMIT 20",
+}
+
+
+def data(rows, seed=11):
+    rng = np.random.default_rng(seed)
+    facts = pa.table({"id": np.arange(rows, dtype=np.int64), "k": rng.integers(0, 100, rows, dtype=np.int64),
+                      "g": rng.integers(0, 1000, rows, dtype=np.int64), "v": rng.random(rows) * 100})
+    dim = pa.table({"k": np.arange(100, dtype=np.int64), "name": [f"name{i % 17:02d}" for i in range(100)]})
+    return facts, dim
+
+
+def normalize(rows):
+    return [[round(float(x), 6) if isinstance(x, (int, float)) or re.fullmatch(r"-?[\d.e+-]+", str(x) or "") else x for x in r] for r in rows]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kiln", required=True)
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    import duckdb
+    work = tempfile.mkdtemp(prefix="kiln-ordinary-sql-")
+    home = os.path.join(work, "home")
+    try:
+        facts, dim = data(args.rows)
+        files = {}
+        for name, table in [("facts", facts), ("dim", dim)]:
+            files[name] = os.path.join(work, f"{name}.parquet")
+            pq.write_table(table, files[name], row_group_size=1 << 20)
+            subprocess.run([args.kiln, "table", "write", f"main.default.{name}", "--from", files[name], "--home", home],
+                           check=True, capture_output=True)
+        con = duckdb.connect()
+        results = {}
+        for name, template in QUERIES.items():
+            duck_sql = template.format(facts=f"read_parquet('{files['facts']}')", dim=f"read_parquet('{files['dim']}')")
+            kiln_sql = template.format(facts="main.default.facts", dim="main.default.dim")
+            duck_times, kiln_times, inside = [], [], []
+            for _ in range(args.repeats):
+                t = time.perf_counter()
+                duck_rows = con.execute(duck_sql).fetchall()
+                duck_times.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                out = subprocess.run([args.kiln, "sql", "--home", home, "--format", "json", "--timing", kiln_sql], capture_output=True, text=True)
+                kiln_times.append(time.perf_counter() - t)
+                if out.returncode != 0:
+                    raise SystemExit(f"{name}: kiln failed: {out.stderr}")
+                m = re.search(r"([\d.]+)\s*s", out.stderr)
+                if m:
+                    inside.append(float(m.group(1)))
+            kiln_rows = [list(json.loads(line).values()) for line in out.stdout.strip().splitlines()] if out.stdout.strip().startswith("{") \
+                else json.loads(out.stdout)
+            if isinstance(kiln_rows, list) and kiln_rows and isinstance(kiln_rows[0], dict):
+                kiln_rows = [list(r.values()) for r in kiln_rows]
+            same = normalize(kiln_rows) == normalize([list(r) for r in duck_rows])
+            k, d = min(kiln_times), min(duck_times)
+            results[name] = {"kiln_s": round(k, 4), "duckdb_s": round(d, 4), "kiln_vs_duckdb": round(d / k, 3),
+                             "kiln_in_process_s": round(min(inside), 4) if inside else None, "same_answer": same}
+            print(f"{name:14s} kiln {k:7.3f} s (in process {results[name]['kiln_in_process_s']}) duckdb {d:7.3f} s  "
+                  f"→ {d / k:.3f}× duckdb  answers {'agree' if same else 'DIFFER'}")
+        print(json.dumps(results, indent=1))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

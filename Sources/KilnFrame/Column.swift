@@ -136,6 +136,18 @@ public struct Column: Sendable, Equatable {
         return column
     }
 
+    /// Whether rows `a` and `b` hold the same value (two nulls are the same), without making values.
+    public func sameValue(_ a: Int, _ b: Int) -> Bool {
+        let na = isNull(a), nb = isNull(b)
+        if na || nb { return na == nb }
+        switch values {
+        case .bool(let v): return v[a] == v[b]
+        case .int(let v): return v[a] == v[b]
+        case .double(let v): return v[a] == v[b] || (v[a].isNaN && v[b].isNaN)
+        case .bytes(let v): return v[a].elementsEqual(v[b])
+        }
+    }
+
     /// The value at `i` as a scalar.
     public func value(_ i: Int) -> Value {
         if isNull(i) { return .null }

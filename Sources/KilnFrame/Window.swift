@@ -65,7 +65,23 @@ public struct Window: Sendable, Equatable {
         let order = Frame.sortOrder([(partitionKey, false, nil)] + zip(orderColumns, orderBy).map { ($0, $1.descending, $1.nullsFirst) }, count: n)
         let args = try self.args.map { try $0.evaluate(frame) }
         // Peers: rows whose ORDER BY values are equal.
-        func peers(_ a: Int, _ b: Int) -> Bool { orderColumns.allSatisfy { $0.value(a) == $0.value(b) } }
+        func peers(_ a: Int, _ b: Int) -> Bool { orderColumns.allSatisfy { $0.sameValue(a, b) } }
+        if ["row_number", "rank", "dense_rank"].contains(name) {
+            // Numbers straight into an integer column, partition by partition along the sorted order.
+            var numbers = [Int64](repeating: 0, count: n)
+            var k = 0, rank: Int64 = 1, dense: Int64 = 1
+            for (position, row) in order.enumerated() {
+                if position == 0 || partition.groupOf[row] != partition.groupOf[order[position - 1]] {
+                    (k, rank, dense) = (0, 1, 1)
+                } else if !peers(order[position - 1], row) {
+                    rank = Int64(k + 1)
+                    dense += 1
+                }
+                numbers[row] = name == "row_number" ? Int64(k + 1) : name == "rank" ? rank : dense
+                k += 1
+            }
+            return Column(type: .int64, values: .int(numbers))
+        }
         var out = [Value](repeating: .null, count: n)
         var type = FrameType.int64
         var start = 0

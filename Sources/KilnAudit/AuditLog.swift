@@ -153,7 +153,8 @@ public final class AuditLog: Sendable {
                             """)
                         for (i, event) in chunk.enumerated() {
                             sequence += 1
-                            let hash = Self.hash(sequence: sequence, event: event, previous: previous)
+                            let params = Self.paramsJSON(event.requestParams)
+                            let hash = Self.hash(sequence: sequence, event: event, previous: previous, params: params)
                             query.appendLiteral(i == 0 ? " (" : ", (")
                             query.appendInterpolation(bind: sequence)
                             for value in [event.eventID] { query.appendLiteral(", "); query.appendInterpolation(bind: value) }
@@ -161,7 +162,7 @@ public final class AuditLog: Sendable {
                             for value in [event.serviceName, event.actionName] { query.appendLiteral(", "); query.appendInterpolation(bind: value) }
                             for value in [event.userName, event.sourceIP, event.userAgent] { query.appendLiteral(", "); query.appendInterpolation(bind: value) }
                             query.appendLiteral(", "); query.appendInterpolation(bind: event.requestID)
-                            query.appendLiteral(", "); query.appendInterpolation(bind: Self.paramsJSON(event.requestParams))
+                            query.appendLiteral(", "); query.appendInterpolation(bind: params)
                             query.appendLiteral(", "); query.appendInterpolation(bind: event.statusCode)
                             query.appendLiteral(", "); query.appendInterpolation(bind: event.errorMessage)
                             query.appendLiteral(", "); query.appendInterpolation(bind: previous)
@@ -263,7 +264,7 @@ public final class AuditLog: Sendable {
     }
 
     /// SHA-256 over the previous hash and the record's canonical JSON (fixed key order), hex.
-    public static func hash(sequence: Int64, event e: AuditEvent, previous: String) -> String {
+    public static func hash(sequence: Int64, event e: AuditEvent, previous: String, params: String? = nil) -> String {
         var w = JSONWriter()
         w.object { w in
             w.field("seq", sequence)
@@ -276,7 +277,7 @@ public final class AuditLog: Sendable {
             w.field("user_agent", e.userAgent)
             w.field("request_id", e.requestID)
             w.key("request_params")
-            w.raw(paramsJSON(e.requestParams))
+            w.raw(params ?? paramsJSON(e.requestParams))
             w.field("status_code", Int64(e.statusCode))
             w.field("error_message", e.errorMessage)
         }

@@ -4,6 +4,7 @@ import Hummingbird
 import KilnAudit
 import KilnCore
 import KilnWeb
+import Synchronization
 
 /// Appends one audit event per API call, allowed or denied, with the caller, the request's fields (secret values
 /// redacted), the status and the error. Calls refused for want of credentials are recorded by ``AuthMiddleware``
@@ -85,9 +86,23 @@ struct Auditor: Sendable {
         }
     }
 
+    /// Service and action names by method and route (routes are few: the names are made once each).
+    static let nameCache = Mutex<[String: (String, String)]>([:])
+
     /// Databricks' service names by API family; the action is the method and the route's fixed segments, camel-cased
     /// (`POST /api/2.0/mlflow/runs/log-metric` → `postRunsLogMetric`).
     static func names(method: String, path: String) -> (String, String) {
+        let key = method + " " + path
+        if let known = nameCache.withLock({ $0[key] }) { return known }
+        let made = makeNames(method: method, path: path)
+        nameCache.withLock { table in
+            if table.count > 10_000 { table.removeAll() }  // paths that are not route templates (404s) must not grow it
+            table[key] = made
+        }
+        return made
+    }
+
+    static func makeNames(method: String, path: String) -> (String, String) {
         let families: [(String, String)] = [
             ("/preview/scim/", "accounts"), ("/token", "accounts"), ("/mlflow/registered-models", "modelRegistry"),
             ("/mlflow/model-versions", "modelRegistry"), ("/mlflow/registry-webhooks", "modelRegistry"), ("/mlflow/transition-requests", "modelRegistry"),

@@ -45,17 +45,7 @@ struct AuthorizationMatrixTests {
             return World(catalog: catalog, database: database, directory: directory)
         }
 
-        func fullName(_ type: SecurableType) -> String {
-            switch type {
-            case .metastore: "metastore"
-            case .catalog: "c"
-            case .schema: "c.s"
-            case .table: "c.s.t"
-            case .volume: "c.s.v"
-            case .function: "c.s.f"
-            case .model: "c.s.m"
-            }
-        }
+        func fullName(_ type: SecurableType) -> String { AuthzMatrix.fullName(type) }
 
         func grant(_ privilege: String, on type: SecurableType, to principal: String) async throws {
             let path = try await catalog.path(type, fullName(type))

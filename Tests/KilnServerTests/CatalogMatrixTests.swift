@@ -46,14 +46,7 @@ struct CatalogMatrixTests {
         }
 
         func user(_ role: String, groups: [String] = []) async throws {
-            let name = "\(role)@example.com"
-            let created = try await platform.identity.create(.user, ["userName": .string(name)])
-            for group in groups {
-                _ = try await platform.identity.create(.group, ["displayName": .string(group), "members": .array([.object(["value": .string(created.principal.id)])])])
-            }
-            let (token, _) = try await platform.identity.createToken(owner: created.principal.id, createdBy: created.principal.id, lifetimeSeconds: nil, comment: nil)
-            tokens[role] = token
-            names[role] = name
+            (names[role], tokens[role]) = try await platform.testUser(role, groups: groups)
         }
 
         func call(_ method: HTTPRequest.Method, _ uri: String, _ body: Any?, as role: String?) async throws -> (HTTPResponse.Status, [String: Any]) {
@@ -125,17 +118,7 @@ struct CatalogMatrixTests {
             }
         }
 
-        func fullName(_ type: SecurableType) -> String {
-            switch type {
-            case .metastore: "metastore"
-            case .catalog: "c"
-            case .schema: "c.s"
-            case .table: "c.s.t"
-            case .volume: "c.s.v"
-            case .function: "c.s.f"
-            case .model: "c.s.m"
-            }
-        }
+        func fullName(_ type: SecurableType) -> String { AuthzMatrix.fullName(type) }
 
         /// The request's text with its placeholders filled in (`{n}` a new number each time).
         func fill(_ text: String, n: Int) -> String {

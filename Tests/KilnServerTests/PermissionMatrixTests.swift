@@ -33,12 +33,7 @@ struct PermissionMatrixTests {
         }
 
         func user(_ role: String, groups: [String] = []) async throws {
-            let name = "\(role)@example.com"
-            let created = try await platform.identity.create(.user, ["userName": .string(name)])
-            for group in groups {
-                _ = try await platform.identity.create(.group, ["displayName": .string(group), "members": .array([.object(["value": .string(created.principal.id)])])])
-            }
-            let (token, _) = try await platform.identity.createToken(owner: created.principal.id, createdBy: created.principal.id, lifetimeSeconds: nil, comment: nil)
+            let (name, token) = try await platform.testUser(role, groups: groups)
             principals[role] = Principal(name: name, token: token)
         }
 

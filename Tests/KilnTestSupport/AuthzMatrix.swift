@@ -40,6 +40,20 @@ public struct AuthzMatrix: Decodable, Sendable {
         return try! JSONDecoder().decode(AuthzMatrix.self, from: Data(contentsOf: url))
     }()
 
+    /// The securables the matrix's worlds hold: catalog `c`, schema `c.s`, and in it table `t`, function `f`, volume
+    /// `v` and model `m`.
+    public static func fullName(_ type: SecurableType) -> String {
+        switch type {
+        case .metastore: "metastore"
+        case .catalog: "c"
+        case .schema: "c.s"
+        case .table: "c.s.t"
+        case .volume: "c.s.v"
+        case .function: "c.s.f"
+        case .model: "c.s.m"
+        }
+    }
+
     /// The levels a grant can be made on, outermost first.
     public static let levels: [SecurableType] = [.metastore, .catalog, .schema, .table, .function, .volume, .model]
 

@@ -5,6 +5,7 @@ import KilnStoreSQLite
 import KilnTracking
 import KilnRegistry
 import KilnBlob
+import KilnPlatform
 import Logging
 import Synchronization
 
@@ -95,5 +96,18 @@ extension TestStores {
             throw error
         }
         await database.close()
+    }
+}
+
+extension Platform {
+    /// A test user `<role>@example.com` (in `groups`, made for it) with a personal access token.
+    public func testUser(_ role: String, groups: [String] = []) async throws -> (name: String, token: String) {
+        let name = "\(role)@example.com"
+        let created = try await identity.create(.user, ["userName": .string(name)])
+        for group in groups {
+            _ = try await identity.create(.group, ["displayName": .string(group), "members": .array([.object(["value": .string(created.principal.id)])])])
+        }
+        let (token, _) = try await identity.createToken(owner: created.principal.id, createdBy: created.principal.id, lifetimeSeconds: nil, comment: nil)
+        return (name, token)
     }
 }

@@ -186,7 +186,7 @@ struct Execution {
     func limit(_ r: Relation, _ limit: Int?, _ offset: Int?) -> Relation {
         guard limit != nil || offset != nil else { return r }
         let start = min(offset ?? 0, r.rowCount)
-        let end = limit.map { min(r.rowCount, start + $0) } ?? r.rowCount
+        let end = limit.map { $0 >= r.rowCount - start ? r.rowCount : start + $0 } ?? r.rowCount  // no overflow near Int.max
         return r.take(Array(start..<end))
     }
 
@@ -360,9 +360,10 @@ struct Execution {
         if let having { frame = frame.filter(try frame.bind(having).evaluate(frame.frame)) }
         // ORDER BY ... LIMIT k (no DISTINCT, no window function in the outputs): pick the k rows by their sort keys
         // first (a bounded heap), then compute the outputs for those rows only.
-        if !order.isEmpty, let count, !s.distinct, !outputs.contains(where: { Self.hasWindow($0.expr) }) {
+        if !order.isEmpty, let count, case (let wanted, false) = count.addingReportingOverflow(offset ?? 0), !s.distinct,
+           !outputs.contains(where: { Self.hasWindow($0.expr) }) {
             let keys = try order.map { (try frame.bind($0.expr).evaluate(frame.frame), $0.descending, $0.nullsFirst) }
-            frame = frame.take(Frame.sortOrder(keys, count: frame.rowCount, limit: count + (offset ?? 0)))
+            frame = frame.take(Frame.sortOrder(keys, count: frame.rowCount, limit: wanted))
             let picked = try outputs.map { try frame.bind($0.expr).evaluate(frame.frame) }
             return limit(Relation(columns: picked, qualifiers: [String?](repeating: nil, count: picked.count), names: outputs.map(\.name)), count, offset)
         }

@@ -380,7 +380,8 @@ public struct WebUI: Sendable {
     func liveSession(_ id: String) async -> WebSession? {
         guard var session = await sessions.session(id) else { return nil }
         guard Date().timeIntervalSince(session.checkedAt) > 5 else { return session }
-        guard let current = await refresh(session.caller) else {
+        // Gone, disabled, or another principal under the same name since: the session ends.
+        guard let current = await refresh(session.caller), session.caller.id == nil || current.id == session.caller.id else {
             await sessions.end(id)
             return nil
         }

@@ -246,6 +246,8 @@ struct TopNTests {
                 #expect(top == Array(all.dropFirst(offset).prefix(limit)), "ORDER BY \(order) LIMIT \(limit) OFFSET \(offset)")
             }
         }
+        // A limit too large to add the offset to is every row after the offset.
+        #expect(try w.rows("SELECT id FROM main.default.big ORDER BY id DESC LIMIT 9223372036854775807 OFFSET 4998") == [[.int(1)], [.int(0)]])
         // A window function in the outputs still sees every row.
         let ranked = try w.rows("SELECT id, row_number() OVER (ORDER BY id DESC) AS r FROM main.default.big ORDER BY id LIMIT 2")
         #expect(ranked == [[.int(0), .int(5000)], [.int(1), .int(4999)]])

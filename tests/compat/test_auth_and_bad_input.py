@@ -191,6 +191,18 @@ def test_web_sessions_survive_a_restart_and_end_on_sign_out(tmp_path):
         server.start()
         r = page(ada_cookie)
         assert r.status_code in (302, 303) and "/ui/login" in r.headers["location"]
+        # A new user under a deleted user's name does not inherit the old user's session.
+        requests.post(server.url + "/api/2.0/preview/scim/v2/Users", headers=auth, json={"userName": "web-bob@example.com"}).raise_for_status()
+        bob_token = requests.post(server.url + "/api/2.0/token-management/on-behalf-of/tokens", headers=auth,
+                                  json={"user_name": "web-bob@example.com"}).json()["token_value"]
+        bob_cookie = sign_in(bob_token)
+        bob_id = requests.get(server.url + "/api/2.0/preview/scim/v2/Users", headers=auth,
+                              params={"filter": 'userName eq "web-bob@example.com"'}).json()["Resources"][0]["id"]
+        requests.delete(server.url + f"/api/2.0/preview/scim/v2/Users/{bob_id}", headers=auth).raise_for_status()
+        requests.post(server.url + "/api/2.0/preview/scim/v2/Users", headers=auth, json={"userName": "web-bob@example.com"}).raise_for_status()
+        server.stop()
+        server.start()
+        assert page(bob_cookie).status_code in (302, 303)
         # Signing out ends the session, also for the next server.
         home = requests.get(server.url + "/ui/experiments", cookies={"kiln_session": admin_cookie})
         csrf = re.search(r'name="csrf" value="([^"]+)"', home.text).group(1)

@@ -253,3 +253,28 @@ struct TopNTests {
         #expect(ranked == [[.int(0), .int(5000)], [.int(1), .int(4999)]])
     }
 }
+
+@Suite("Grouping codes")
+struct GroupingCodesTests {
+    @Test("wide integers, doubles and short strings get one dense code per distinct value, in order of first appearance")
+    func denseCodes() {
+        var generator = SystemRandomNumberGenerator()
+        let distinct = (0..<30_000).map { _ in Int64.random(in: .min ... .max, using: &generator) }
+        let values = (0..<200_000).map { _ in distinct[Int.random(in: 0..<distinct.count, using: &generator)] }
+        let doubles = values.map { Double($0 % 5_000) }
+        var strings = ByteColumn()
+        for v in values { strings.append("k\(abs(v % 4_000))") }
+        for column in [Column(type: .int64, values: .int(values)), Column(type: .float64, values: .double(doubles)),
+                       Column(type: .string, values: .bytes(strings))] {
+            let g = Grouping(keys: [column], rows: values.count)
+            var codeOf: [Value: Int] = [:]
+            var ok = true
+            for i in 0..<values.count {
+                let v = column.value(i)
+                if let c = codeOf[v] { ok = ok && c == g.groupOf[i] } else { ok = ok && g.groupOf[i] == codeOf.count; codeOf[v] = g.groupOf[i] }
+            }
+            #expect(ok && g.count == codeOf.count, "\(column.type)")
+            #expect(g.firstRow == g.firstRow.sorted())
+        }
+    }
+}

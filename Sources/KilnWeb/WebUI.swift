@@ -31,10 +31,12 @@ public struct WebUI: Sendable {
     let authEnabled: Bool
     /// Who may see what: pages show and do only what the API would let the signed-in user (nil: everything).
     let permissions: WorkspacePermissions?
+    /// How Unity Catalog decides models with three-part names (nil: by workspace levels like any model).
+    let ucModels: UCModelAccess?
 
     public init(tracking: TrackingService, registry: RegistryService, artifacts: any BlobStore, jobs: JobsService, runner: JobRunner,
                 statements: StatementService, serving: ServingService, preferences: WebPreferences, sessions: WebSessions = WebSessions(), authEnabled: Bool,
-                permissions: WorkspacePermissions? = nil, refresh: @escaping @Sendable (Caller) async -> Caller? = { $0 }, authenticate: @escaping @Sendable (String) async -> Caller?) {
+                permissions: WorkspacePermissions? = nil, ucModels: UCModelAccess? = nil, refresh: @escaping @Sendable (Caller) async -> Caller? = { $0 }, authenticate: @escaping @Sendable (String) async -> Caller?) {
         self.refresh = refresh
         self.statements = statements
         self.serving = serving
@@ -48,16 +50,30 @@ public struct WebUI: Sendable {
         self.authEnabled = authEnabled
         self.authenticate = authenticate
         self.permissions = permissions
+        self.ucModels = ucModels
     }
 
-    /// - Throws: `PERMISSION_DENIED` (a 403 page) when the session's user lacks `level` on the object.
+    /// - Throws: `PERMISSION_DENIED` (a 403 page) when the session's user lacks `level` on the object. A model in
+    /// Unity Catalog is decided by its grants (reading by `EXECUTE`, anything more by ownership or `MANAGE`).
     func require(_ session: WebSession, _ level: String, _ kind: ObjectKind, _ id: String?) async throws {
         guard let permissions, let id else { return }
+        if kind == .registeredModels, let ucModels, let allowed = try await ucModels.allows(session.caller, level != "CAN_READ", id) {
+            guard allowed else {
+                throw KilnError(.permissionDenied, "\(session.caller.name) may not \(level == "CAN_READ" ? "see" : "change") model \(id): in Unity Catalog that takes \(level == "CAN_READ" ? "EXECUTE (with USE CATALOG and USE SCHEMA)" : "ownership or MANAGE")")
+            }
+            return
+        }
         try await permissions.require(session.caller, level, kind, id)
     }
 
-    /// Who has which level on an object (with the admins, who hold every level), and where to change it.
+    /// Who has which level on an object (with the admins, who hold every level), and where to change it. A model in
+    /// Unity Catalog points to its grants instead.
     func accessPanel(_ kind: ObjectKind, _ id: String) async -> String {
+        if kind == .registeredModels, let ucModels, (try? await ucModels.allows(Caller(id: nil, name: "admin", groups: [Caller.adminsGroup]), false, id)) != nil {
+            return "<section data-testid=\"access\"><h2>Access</h2><p class=\"meta\">A model in Unity Catalog: its grants decide (<code>EXECUTE</code> "
+                + "to read and load, ownership or <code>MANAGE</code> to change). See them with <code>SHOW GRANTS ON MODEL \(HTML.escape(id))</code> or "
+                + "<code>GET /api/2.1/unity-catalog/permissions/function/\(HTML.escape(id))</code>.</p></section>"
+        }
         guard let permissions, let entries = try? await permissions.entries(kind, id) else { return "" }
         let items = entries.map { e in
             "<li data-testid=\"permission\"><span>\(HTML.escape(e.principal))</span> · <code>\(HTML.escape(e.level))</code>\(e.type == .group ? " (group)" : "")</li>"
@@ -66,10 +82,14 @@ public struct WebUI: Sendable {
             + "\(HTML.escape(kind.rawValue))/\(HTML.escape(id))</code> (databricks-sdk: <code>*_permissions</code>).</p></section>"
     }
 
-    /// The ids of the objects of `kind` the session's user may see; nil: all.
+    /// The ids of the objects of `kind` the session's user may see; nil: all. Models in Unity Catalog by its grants.
     func visible(_ session: WebSession, _ kind: ObjectKind) async throws -> Set<String>? {
         guard let permissions else { return nil }
-        return try await permissions.visibleIDs(session.caller, kind)
+        guard var ids = try await permissions.visibleIDs(session.caller, kind) else { return nil }
+        if kind == .registeredModels, let ucModels {
+            ids = ids.filter { $0.split(separator: ".").count != 3 }.union(try await ucModels.visible(session.caller) ?? [])
+        }
+        return ids
     }
 
     /// Who a request's session cookie signs in (the admin without authentication), nil when it has none: for the

@@ -28,6 +28,16 @@ def flow(server, name, token, *load):
                           env=env, timeout=300)
 
 
+def web_session(server, token):
+    """GET as a browser signed in with `token` (the sign-in form, its CSRF cookie, the session cookie)."""
+    import re
+    s = requests.Session()
+    form = s.get(server.url + "/ui/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+    s.post(server.url + "/ui/login", data={"csrf": csrf, "token": token, "next": "/ui/models"}, allow_redirects=False)
+    return lambda path: s.get(server.url + path, allow_redirects=False)
+
+
 def test_register_alias_search_and_load_by_alias(own_kiln):
     w = WorkspaceClient(host=own_kiln.url, token=TOKEN, auth_type="pat")
     catalog = "ml_" + uuid.uuid4().hex[:6]
@@ -168,6 +178,10 @@ def test_grants_on_uc_models_decide_who_loads_and_changes_them(own_kiln):
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     assert json.loads(loaded.stdout.strip().splitlines()[-1])["predictions"] == [2.0, 6.0]
     assert [m.full_name for m in user.registered_models.list(catalog_name=catalog, schema_name="models")] == [model]
+    # The web UI decides the same way: the model page and the registry list, signed in as the user.
+    page = web_session(own_kiln, token)
+    assert page(f"/ui/models/{model}").status_code == 200
+    assert model in page("/ui/models").text
     # The grant reads back under every spelling of the type, and in SQL.
     for securable_type in ["function", "FUNCTION", "model", "registered_model"]:
         got = w.grants.get(securable_type=securable_type, full_name=model)
@@ -182,6 +196,7 @@ def test_grants_on_uc_models_decide_who_loads_and_changes_them(own_kiln):
     sql(f"REVOKE EXECUTE ON MODEL {model} FROM `{name}`")
     with pytest.raises(PermissionDenied):
         user.registered_models.get(model)
+    assert page(f"/ui/models/{model}").status_code == 403 and model not in page("/ui/models").text
     # Handed over, it is theirs to change.
     w.registered_models.update(model, owner=name)
     assert w.registered_models.get(model).owner == name

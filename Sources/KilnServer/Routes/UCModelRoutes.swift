@@ -6,6 +6,7 @@ import KilnCatalog
 import KilnCore
 import KilnPermissions
 import KilnRegistry
+import KilnWeb
 
 /// Models in Unity Catalog as the stock mlflow client calls them with `mlflow.set_registry_uri("databricks-uc")`
 /// (DATABRICKS_HOST and DATABRICKS_TOKEN pointing at Kiln): `/api/2.0/mlflow/unity-catalog/registered-models/*` and
@@ -89,6 +90,19 @@ struct UCModelRoutes: Sendable {
                                     caller: m.caller))
     }
 
+    /// How the web UI asks about models with three-part names: Unity Catalog's grants, as the API routes do.
+    static func webAccess(registry: RegistryService, catalog: UnityCatalog) -> UCModelAccess {
+        UCModelAccess(allows: { caller, change, name in
+            guard name.split(separator: ".").count == 3, try await registry.creationTime(ofModel: name) != nil else { return nil }
+            do {
+                try await catalog.requireModel(caller, change ? .change : .read, name)
+                return true
+            } catch let error as KilnError where error.code == .permissionDenied {
+                return false
+            }
+        }, visible: { caller in try await visibleNames(caller, registry: registry, catalog: catalog) })
+    }
+
     /// Creates a UC model: `CREATE_MODEL` on its schema (with the USE chain); its creator owns it.
     func create(_ name: String, description: String?, tags: [KeyValue], caller: Caller?) async throws -> RegisteredModel {
         let parts = name.split(separator: ".").map(String.init)
@@ -151,7 +165,9 @@ struct UCModelRoutes: Sendable {
     }
 
     /// The UC models `caller` may see (nil: all of them).
-    func visibleNames(_ caller: Caller?) async throws -> Set<String>? {
+    func visibleNames(_ caller: Caller?) async throws -> Set<String>? { try await Self.visibleNames(caller, registry: registry, catalog: catalog) }
+
+    static func visibleNames(_ caller: Caller?, registry: RegistryService, catalog: UnityCatalog) async throws -> Set<String>? {
         guard let caller, !caller.isAdmin else { return nil }
         var names: [String] = []
         var token: String?

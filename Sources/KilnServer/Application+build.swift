@@ -35,7 +35,9 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
     SystemRoutes(registry: registry, version: kilnVersion).register(on: router)
     web.register(on: router)
     MLflowRoutes(tracking: platform.tracking, artifacts: platform.artifacts, permissions: platform.permissions).register(on: router)
-    RegistryRoutes(registry: platform.registry, permissions: platform.permissions).register(on: router)
+    RegistryRoutes(registry: platform.registry, permissions: platform.permissions) {
+        try await UCModelRoutes.visibleModelIDs($0, permissions: platform.permissions, registry: platform.registry, catalog: platform.catalog)
+    }.register(on: router)
     RegistryReviewRoutes(registry: platform.registry).register(on: router)
     WebhookRoutes(registry: platform.registry, permissions: platform.permissions).register(on: router)
     ArtifactRoutes(artifacts: platform.artifacts).register(on: router)

@@ -182,6 +182,13 @@ def test_grants_on_uc_models_decide_who_loads_and_changes_them(own_kiln):
     page = web_session(own_kiln, token)
     assert page(f"/ui/models/{model}").status_code == 200
     assert model in page("/ui/models").text
+    # And the workspace registry API (what a default-registry mlflow client calls) too.
+    user_auth = {"Authorization": f"Bearer {token}"}
+    assert requests.get(own_kiln.url + "/api/2.0/mlflow/registered-models/get", headers=user_auth, params={"name": model}).status_code == 200
+    listed = requests.get(own_kiln.url + "/api/2.0/mlflow/registered-models/search", headers=user_auth).json()
+    assert model in [m["name"] for m in listed.get("registered_models", [])]
+    r = requests.patch(own_kiln.url + "/api/2.0/mlflow/registered-models/update", headers=user_auth, json={"name": model, "description": "x"})
+    assert r.status_code == 403 and "ownership or MANAGE" in r.json()["message"], r.text
     # The grant reads back under every spelling of the type, and in SQL.
     for securable_type in ["function", "FUNCTION", "model", "registered_model"]:
         got = w.grants.get(securable_type=securable_type, full_name=model)
@@ -197,6 +204,9 @@ def test_grants_on_uc_models_decide_who_loads_and_changes_them(own_kiln):
     with pytest.raises(PermissionDenied):
         user.registered_models.get(model)
     assert page(f"/ui/models/{model}").status_code == 403 and model not in page("/ui/models").text
+    assert requests.get(own_kiln.url + "/api/2.0/mlflow/registered-models/get", headers=user_auth, params={"name": model}).status_code == 403
+    listed = requests.get(own_kiln.url + "/api/2.0/mlflow/registered-models/search", headers=user_auth).json()
+    assert model not in [m["name"] for m in listed.get("registered_models", [])]
     # Handed over, it is theirs to change.
     w.registered_models.update(model, owner=name)
     assert w.registered_models.get(model).owner == name

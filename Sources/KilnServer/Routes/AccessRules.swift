@@ -325,6 +325,11 @@ struct Authorizer: Sendable {
     /// Refuses with 403 when the object exists and the caller lacks the level; a missing object is the route's to
     /// report (404).
     func require(_ caller: Caller, _ level: String, _ kind: ObjectKind, _ id: String) async throws {
+        // A model in Unity Catalog (its catalog and schema exist) goes by its grants on every API, the workspace
+        // registry's included: reading takes EXECUTE, anything more ownership or MANAGE.
+        if kind == .registeredModels, id.split(separator: ".").count == 3, (try? await catalog.path(.model, id)) != nil {
+            return try await catalog.requireModel(caller, level == AccessRules.read ? .read : .change, id)
+        }
         if try await permissions.holds(caller, level, kind, id) { return }
         guard try await exists(kind, id) else { return }
         try await permissions.require(caller, level, kind, id)

@@ -7,6 +7,8 @@ import KilnRegistry
 struct RegistryRoutes: Sendable {
     let registry: RegistryService
     let permissions: WorkspacePermissions
+    /// The models a caller's lists hold (`UCModelRoutes.visibleModelIDs`: workspace levels, UC grants for UC models).
+    let visibleModels: @Sendable (Caller?) async throws -> Set<String>?
 
     var routes: [MessageRoute] {
         [
@@ -99,7 +101,7 @@ struct RegistryRoutes: Sendable {
     func searchModels(_ m: RequestMessage) async throws -> Response {
         let page = try await registry.searchRegisteredModels(
             filter: try m.string("filter"), orderBy: try m.strings("order_by"), maxResults: try m.int("max_results"),
-            pageToken: try m.string("page_token"), only: try await permissions.visibleIDs(m.caller, .registeredModels))
+            pageToken: try m.string("page_token"), only: try await visibleModels(m.caller))
         return .json { w in
             w.key("registered_models")
             w.array { w in for model in page.items { w.registeredModel(model) } }
@@ -165,7 +167,7 @@ struct RegistryRoutes: Sendable {
     func searchVersions(_ m: RequestMessage) async throws -> Response {
         let page = try await registry.searchModelVersions(
             filter: try m.string("filter"), orderBy: try m.strings("order_by"), maxResults: try m.int("max_results"),
-            pageToken: try m.string("page_token"), only: try await permissions.visibleIDs(m.caller, .registeredModels))
+            pageToken: try m.string("page_token"), only: try await visibleModels(m.caller))
         return .json { w in
             w.key("model_versions")
             w.array { w in for v in page.items { w.modelVersion(v) } }

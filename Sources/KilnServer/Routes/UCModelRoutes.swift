@@ -90,6 +90,17 @@ struct UCModelRoutes: Sendable {
                                     caller: m.caller))
     }
 
+    /// The registered models `caller` may see through the workspace registry's lists (nil: all): by workspace levels,
+    /// but models in Unity Catalog by their grants.
+    static func visibleModelIDs(_ caller: Caller?, permissions: WorkspacePermissions, registry: RegistryService,
+                                catalog: UnityCatalog) async throws -> Set<String>? {
+        guard var ids = try await permissions.visibleIDs(caller, .registeredModels) else { return nil }
+        for id in ids where id.split(separator: ".").count == 3 {
+            if (try? await catalog.path(.model, id)) != nil { ids.remove(id) }
+        }
+        return ids.union(try await visibleNames(caller, registry: registry, catalog: catalog) ?? [])
+    }
+
     /// How the web UI asks about models with three-part names: Unity Catalog's grants, as the API routes do.
     static func webAccess(registry: RegistryService, catalog: UnityCatalog) -> UCModelAccess {
         UCModelAccess(allows: { caller, change, name in

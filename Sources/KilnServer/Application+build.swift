@@ -19,7 +19,7 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
     let web = WebUI(tracking: platform.tracking, registry: platform.registry, artifacts: platform.artifacts, jobs: platform.jobs, runner: platform.runs,
                     statements: platform.statements, serving: platform.serving, preferences: WebPreferences(database: platform.database),
                     sessions: WebSessions(database: platform.database), authEnabled: authEnabled, permissions: platform.permissions,
-                    ucModels: UCModelRoutes.webAccess(registry: platform.registry, catalog: platform.catalog), refresh: { caller in
+                    ucModels: UCModelRoutes.webAccess(registry: platform.registry, catalog: platform.catalog, permissions: platform.permissions), refresh: { caller in
                         // A job run's caller has no store id: nothing to look up again.
                         guard caller.id != nil else { return caller }
                         return try? await platform.identity.caller(named: caller.name)

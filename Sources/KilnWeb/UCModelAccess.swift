@@ -5,7 +5,7 @@ import KilnCore
 public struct UCModelAccess: Sendable {
     /// Whether `caller` may read (`change` false) or change the model; nil when the name is not a model in Unity Catalog.
     public var allows: @Sendable (_ caller: Caller, _ change: Bool, _ name: String) async throws -> Bool?
-    /// The models in Unity Catalog `caller` may see (nil: all).
+    /// Every registered model `caller` may see, those in Unity Catalog by their grants (nil: all).
     public var visible: @Sendable (_ caller: Caller) async throws -> Set<String>?
 
     public init(allows: @escaping @Sendable (Caller, Bool, String) async throws -> Bool?,

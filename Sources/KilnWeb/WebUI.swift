@@ -85,11 +85,8 @@ public struct WebUI: Sendable {
     /// The ids of the objects of `kind` the session's user may see; nil: all. Models in Unity Catalog by its grants.
     func visible(_ session: WebSession, _ kind: ObjectKind) async throws -> Set<String>? {
         guard let permissions else { return nil }
-        guard var ids = try await permissions.visibleIDs(session.caller, kind) else { return nil }
-        if kind == .registeredModels, let ucModels {
-            ids = ids.filter { $0.split(separator: ".").count != 3 }.union(try await ucModels.visible(session.caller) ?? [])
-        }
-        return ids
+        if kind == .registeredModels, let ucModels { return try await ucModels.visible(session.caller) }
+        return try await permissions.visibleIDs(session.caller, kind)
     }
 
     /// Who a request's session cookie signs in (the admin without authentication), nil when it has none: for the

@@ -102,16 +102,16 @@ struct UCModelRoutes: Sendable {
     }
 
     /// How the web UI asks about models with three-part names: Unity Catalog's grants, as the API routes do.
-    static func webAccess(registry: RegistryService, catalog: UnityCatalog) -> UCModelAccess {
+    static func webAccess(registry: RegistryService, catalog: UnityCatalog, permissions: WorkspacePermissions) -> UCModelAccess {
         UCModelAccess(allows: { caller, change, name in
-            guard name.split(separator: ".").count == 3, try await registry.creationTime(ofModel: name) != nil else { return nil }
+            guard name.split(separator: ".").count == 3, (try? await catalog.path(.model, name)) != nil else { return nil }
             do {
                 try await catalog.requireModel(caller, change ? .change : .read, name)
                 return true
             } catch let error as KilnError where error.code == .permissionDenied {
                 return false
             }
-        }, visible: { caller in try await visibleNames(caller, registry: registry, catalog: catalog) })
+        }, visible: { caller in try await visibleModelIDs(caller, permissions: permissions, registry: registry, catalog: catalog) })
     }
 
     /// Creates a UC model: `CREATE_MODEL` on its schema (with the USE chain); its creator owns it.

@@ -24,7 +24,16 @@ extension UnityCatalog {
     /// The securable id of the model named `fullName` made at `created`: the one remembered, or a new one (an older
     /// model of that name is forgotten with its owner and grants).
     func modelID(_ fullName: String, created: Int64) async throws -> String {
-        try await database.write { sql in
+        // The usual case, read only: the id is known and the model is the same one.
+        let known = try await database.read { sql in
+            try await sql.raw("SELECT securable_id, created_at FROM uc_models WHERE full_name = \(bind: fullName)").first()
+                .flatMap { row -> String? in
+                    guard (try? row.decode(column: "created_at", as: Int64.self)) == created else { return nil }
+                    return try? row.decode(column: "securable_id", as: String.self)
+                }
+        }
+        if let known { return known }
+        return try await database.write { sql in
             if let row = try await sql.raw("SELECT securable_id, created_at FROM uc_models WHERE full_name = \(bind: fullName)").first() {
                 let id = try row.decode(column: "securable_id", as: String.self)
                 if try row.decode(column: "created_at", as: Int64.self) == created { return id }

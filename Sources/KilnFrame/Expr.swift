@@ -143,7 +143,7 @@ extension Expr {
         case .caseWhen(let branches, let otherwise):
             let fallback = try otherwise?.evaluate(frame)
             let thens = try branches.map { try $0.then.evaluate(frame) }
-            let type = Operators.commonType((thens + (fallback.map { [$0] } ?? [])).filter { !$0.allNull }.map(\.type))
+            let type = Operators.resultType(thens + (fallback.map { [$0] } ?? []))
             var out = try (fallback ?? Column.nulls(type, count: n)).cast(to: type)
             var decided = [Bool](repeating: false, count: n)
             for (branch, then) in zip(branches, thens) {
@@ -392,12 +392,16 @@ public final class KeySet: Sendable, Equatable {
     let hashed: Set<Int64>
     public let count: Int
 
+    /// The smallest and largest key (nil when empty): what file statistics can check.
+    public let bounds: ClosedRange<Int64>?
+
     public init(_ values: [Int64]) {
         count = values.count
         guard let lo = values.min(), let hi = values.max() else {
-            (low, bitmap, hashed) = (0, [], [])
+            (low, bitmap, hashed, bounds) = (0, [], [], nil)
             return
         }
+        bounds = lo...hi
         let (span, overflow) = hi.subtractingReportingOverflow(lo)
         if !overflow, span < Int64(max(1 << 24, 64 * values.count)) {
             var bits = [UInt64](repeating: 0, count: Int(span) / 64 + 1)

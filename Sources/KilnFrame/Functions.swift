@@ -201,7 +201,7 @@ enum Functions {
             }
         case "coalesce", "ifnull", "nvl":
             guard !args.isEmpty else { throw KilnError.invalid("COALESCE needs arguments") }
-            let type = Operators.commonType(args.filter { !$0.allNull }.map(\.type))
+            let type = Operators.resultType(args)
             let cast = try args.map { try $0.cast(to: type) }
             var out = cast[0]
             for next in cast.dropFirst() {
@@ -220,7 +220,7 @@ enum Functions {
             return out
         case "if", "iff":
             try arity(3...3)
-            let type = Operators.commonType(args[1...].filter { !$0.allNull }.map(\.type))
+            let type = Operators.resultType(Array(args[1...]))
             let cond = try args[0].asBool()
             guard case .bool(let bits) = cond.values else { throw KilnError.invalid("IF needs a condition") }
             let rows = (0..<n).filter { bits[$0] && !cond.isNull($0) }

@@ -4,6 +4,16 @@ import KilnCore
 /// Vectorized arithmetic, comparison and logic with SQL null semantics.
 enum Operators {
     /// The type values of several types meet in (CASE branches, UNION columns, IN lists).
+    /// The type of a value chosen from `columns` (COALESCE, IF, CASE): the common type of the columns that hold a
+    /// value; when none does (no rows, or only nulls), of those that are not strings, since a NULL literal
+    /// evaluates to a string column — so `abs(coalesce(x, 0))` stays a number on an empty or all-null input.
+    static func resultType(_ columns: [Column]) -> FrameType {
+        let typed = columns.filter { !$0.allNull }
+        if !typed.isEmpty { return commonType(typed.map(\.type)) }
+        let nonText = columns.filter { $0.type != .string }
+        return commonType((nonText.isEmpty ? columns : nonText).map(\.type))
+    }
+
     static func commonType(_ types: [FrameType]) -> FrameType {
         guard var result = types.first else { return .string }
         for t in types.dropFirst() where t != result {

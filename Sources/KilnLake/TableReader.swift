@@ -52,9 +52,14 @@ extension DeltaTable {
 
     /// Plans a scan of a snapshot already replayed.
     public func plan(_ snapshot: DeltaSnapshot, predicate text: String? = nil) throws -> ScanPlan {
+        try plan(snapshot, predicate: try text.map { try LakePredicate.parse($0) })
+    }
+
+    /// Plans a scan of a snapshot, skipping the files whose partition values or statistics prove `predicate` false
+    /// for every row. - Throws: `INVALID_PARAMETER_VALUE` when it names a column the table lacks.
+    public func plan(_ snapshot: DeltaSnapshot, predicate: LakePredicate?) throws -> ScanPlan {
         try Self.checkReadable(snapshot)
-        guard let text else { return ScanPlan(snapshot: snapshot, files: snapshot.files, skippedFiles: 0, predicate: nil) }
-        let predicate = try LakePredicate.parse(text)
+        guard let predicate else { return ScanPlan(snapshot: snapshot, files: snapshot.files, skippedFiles: 0, predicate: nil) }
         try predicate.validate(snapshot.schema)
         // Partition values first: a file they rule out never has its statistics parsed.
         let partitions = Set(snapshot.partitionColumns.map { $0.lowercased() })

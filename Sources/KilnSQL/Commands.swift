@@ -7,7 +7,7 @@ import KilnLake
 extension Execution {
     func command(_ statement: Statement) throws -> Frame {
         switch statement {
-        case .query: throw KilnError.invalid("Not a command")
+        case .query, .explain: throw KilnError.invalid("Not a command")
         case .createTable(let c): return try createTable(c)
         case .insert(let name, let overwrite, let columns, let source):
             var run = self

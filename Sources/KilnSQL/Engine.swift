@@ -48,6 +48,14 @@ public struct SQLEngine: Sendable {
         case .query(let q):
             run.needed = Execution.columnsNeeded(q, subqueries: subqueries)
             return try run.query(q, env: [:]).visible()
+        case .explain(let q, let analyze):
+            let trace = ExecutionTrace(analyze: analyze)
+            run.cache = ExecutionCache(trace: trace)
+            run.needed = Execution.columnsNeeded(q, subqueries: subqueries)
+            let start = DispatchTime.now()
+            let rows = try run.query(q, env: [:]).rowCount
+            let ms = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e6
+            return trace.frame(total: ms, resultRows: rows)
         default:
             return try run.command(statement)
         }
@@ -139,6 +147,23 @@ final class ExecutionCache: @unchecked Sendable {
     private let lock = NSLock()
     private var snapshots: [String: (DeltaTable, DeltaSnapshot)] = [:]
     private var results: [Int: Relation] = [:]
+    private var ctes: [String: Relation] = [:]
+    /// The steps recorded for EXPLAIN (nil when not explaining).
+    let trace: ExecutionTrace?
+    /// Plain EXPLAIN: plan every scan, read nothing.
+    var dryRun: Bool { trace.map { !$0.analyze } ?? false }
+
+    init(trace: ExecutionTrace? = nil) { self.trace = trace }
+
+    /// The WITH queries computed so far, by lower-cased name: what a subquery used as an expression may read (it runs
+    /// apart from the query around it).
+    var commonTables: [String: Relation] {
+        get { lock.withLock { ctes } }
+    }
+
+    func define(_ name: String, _ relation: Relation) {
+        lock.withLock { ctes[name] = relation }
+    }
 
     /// The table at `path` and its snapshot at `version` (the newest when nil).
     func table(_ path: String, version: Int64?) throws -> (DeltaTable, DeltaSnapshot) {
@@ -161,15 +186,24 @@ final class ExecutionCache: @unchecked Sendable {
 struct Execution {
     let engine: SQLEngine
     let subqueries: [Query]
-    let cache = ExecutionCache()
+    var cache = ExecutionCache()
     /// Lower-cased column names the query mentions (nil: every column, for `*`).
     var needed: Set<String>?
 
     // MARK: Queries
 
     func query(_ q: Query, env: [String: Relation]) throws -> Relation {
+        guard let trace = cache.trace else { return try runQuery(q, env: env) }
+        return try trace.nested { try runQuery(q, env: env) }
+    }
+
+    func runQuery(_ q: Query, env: [String: Relation]) throws -> Relation {
         var env = env
-        for (name, cte) in q.ctes { env[name.lowercased()] = try query(cte, env: env) }
+        for (name, cte) in q.ctes {
+            let relation = try query(cte, env: env)
+            env[name.lowercased()] = relation
+            cache.define(name.lowercased(), relation)
+        }
         if case .select(let s) = q.body {
             return try select(s, orderBy: q.orderBy, limit: q.limit, offset: q.offset, env: env)
         }
@@ -290,7 +324,7 @@ struct Execution {
                 correlated.append((Int(id), false, try prepare(args[0])))
                 continue
             }
-            conjuncts.append(contentsOf: splitAnd(try prepare(conjunct)))
+            conjuncts.append(contentsOf: splitAnd(try prepare(conjunct)).flatMap(factorOr))
         }
         var source: Relation
         var stream: StreamSource?
@@ -310,7 +344,10 @@ struct Execution {
         }
         if !conjuncts.isEmpty {
             let condition = conjuncts.dropFirst().reduce(conjuncts[0]) { .binary("AND", $0, $1) }
-            source = source.filter(try source.bind(condition).evaluate(source.frame))
+            let input = source
+            source = try step("Filter", SQLText.of(condition) + rowsIn(input.rowCount), rows: { $0.rowCount }) {
+                input.filter(try input.bind(condition).evaluate(input.frame))
+            }
         }
         for (id, negated, match) in correlated { source = try decorrelate(subqueries[id], into: source, negated: negated, match: match, env: env) }
         for conjunct in scalarCorrelated { source = try filterWithScalarSubqueries(conjunct, source, env: env) }
@@ -348,8 +385,11 @@ struct Execution {
         var frame: Relation
         if aggregating {
             let expressions = outputs.map(\.expr) + (having.map { [$0] } ?? []) + order.map(\.expr)
-            let (aggregated, rewrite) = try stream.map { try streamingAggregate($0, template: source, groupBy: groupBy, expressions: expressions) }
-                ?? aggregate(source, groupBy: groupBy, expressions: expressions)
+            let keys = groupBy.isEmpty ? "one group" : "by " + groupBy.map(SQLText.of).joined(separator: ", ")
+            let (aggregated, rewrite) = try step(stream == nil ? "Aggregate" : "Aggregate (while scanning)", keys, rows: { $0.0.rowCount }) {
+                try stream.map { try streamingAggregate($0, template: source, groupBy: groupBy, expressions: expressions) }
+                    ?? aggregate(source, groupBy: groupBy, expressions: expressions)
+            }
             frame = aggregated
             outputs = try outputs.map { (try $0.expr.rewriteTopDown(rewrite), $0.name) }
             having = try having?.rewriteTopDown(rewrite)
@@ -362,15 +402,27 @@ struct Execution {
         // first (a bounded heap), then compute the outputs for those rows only.
         if !order.isEmpty, let count, case (let wanted, false) = count.addingReportingOverflow(offset ?? 0), !s.distinct,
            !outputs.contains(where: { Self.hasWindow($0.expr) }) {
-            let keys = try order.map { (try frame.bind($0.expr).evaluate(frame.frame), $0.descending, $0.nullsFirst) }
-            frame = frame.take(Frame.sortOrder(keys, count: frame.rowCount, limit: wanted))
-            let picked = try outputs.map { try frame.bind($0.expr).evaluate(frame.frame) }
+            let input = frame
+            frame = try step("Top-N", "\(wanted) by " + orderBy.map { SQLText.of($0.expr) + ($0.descending ? " DESC" : "") }.joined(separator: ", ")
+                             + rowsIn(input.rowCount), rows: { $0.rowCount }) {
+                let keys = try order.map { (try input.bind($0.expr).evaluate(input.frame), $0.descending, $0.nullsFirst) }
+                return input.take(Frame.sortOrder(keys, count: input.rowCount, limit: wanted))
+            }
+            let top = frame
+            let picked = try step("Project", outputs.map(\.name).joined(separator: ", "), rows: { $0.first?.count }) {
+                try outputs.map { try top.bind($0.expr).evaluate(top.frame) }
+            }
             return limit(Relation(columns: picked, qualifiers: [String?](repeating: nil, count: picked.count), names: outputs.map(\.name)), count, offset)
         }
-        var columns = try outputs.map { try frame.bind($0.expr).evaluate(frame.frame) }
+        let projected = frame
+        let windows = outputs.contains { Self.hasWindow($0.expr) }
+        var columns = try step(windows ? "Project (with window functions)" : "Project", outputs.map(\.name).joined(separator: ", "),
+                               rows: { $0.first?.count }) {
+            try outputs.map { try projected.bind($0.expr).evaluate(projected.frame) }
+        }
         var result = Relation(columns: columns, qualifiers: [String?](repeating: nil, count: columns.count), names: outputs.map(\.name))
         if s.distinct {
-            let grouping = Grouping(keys: columns, rows: result.rowCount)
+            let grouping = try step("Distinct", rowsIn(result.rowCount), rows: { $0.count }) { Grouping(keys: columns, rows: result.rowCount) }
             if !order.isEmpty {
                 // Sorting a DISTINCT result may only use its columns.
                 for item in order where !outputs.contains(where: { $0.expr == item.expr }) {
@@ -386,7 +438,10 @@ struct Execution {
                 if let i = outputs.firstIndex(where: { $0.expr == item.expr }) { return (columns[i], item.descending, item.nullsFirst) }
                 return (try frame.bind(item.expr).evaluate(frame.frame), item.descending, item.nullsFirst)
             }
-            result = result.take(Frame.sortOrder(keys, count: result.rowCount))
+            let unsorted = result
+            result = step("Sort", orderBy.map { SQLText.of($0.expr) + ($0.descending ? " DESC" : "") }.joined(separator: ", "), rows: { $0.rowCount }) {
+                unsorted.take(Frame.sortOrder(keys, count: unsorted.rowCount))
+            }
         }
         return limit(result, count, offset)
     }
@@ -415,7 +470,12 @@ struct Execution {
               !(parts.count == 2 && ["delta", "parquet"].contains(parts[0].lowercased())) else { return nil }
         let path = try engine.catalog.path(parts)
         guard FileManager.default.fileExists(atPath: path + "/_delta_log") else { return nil }
-        let (table, plan, columns) = try planRead(path, version: version, timestamp: timestamp)
+        let start = DispatchTime.now()
+        let (table, plan, columns) = try planRead(path, version: version, timestamp: timestamp, filter: filter, name: parts)
+        if let trace = cache.trace, trace.analyze {
+            trace.record("Scan " + parts.joined(separator: "."), Self.scanDetail(plan, filter: filter, columns: columns) + "; rows go straight into the aggregate",
+                         rows: nil, since: start)
+        }
         return StreamSource(table: table, plan: plan, columns: columns, filter: filter, qualifier: alias ?? parts.last!)
     }
 
@@ -519,7 +579,7 @@ struct Execution {
                                   qualifiers: [String?](repeating: nil, count: innerKeys.count + 1), names: keyNames + ["__sq\(id)"])
             perKey.known = perKey.names
             let on = zip(outerKeys, keyNames).map { Expr.binary("=", $0, .column($1)) }
-            current = try Joins.join(current, perKey, kind: .left, condition: on.dropFirst().reduce(on[0]) { .binary("AND", $0, $1) })
+            current = try joined(current, perKey, kind: .left, condition: on.dropFirst().reduce(on[0]) { .binary("AND", $0, $1) })
             replaced = replaced.rewriteTopDown { node in
                 if case .call("__scalar_subquery", let args) = node, case .literal(.int(Int64(id)))? = args.first { return .column("__sq\(id)") }
                 return nil
@@ -602,16 +662,37 @@ struct Execution {
             linking.append(.binary("=", match, try prepare(item)))
         }
         let condition = linking.isEmpty ? nil : linking.dropFirst().reduce(linking[0]) { .binary("AND", $0, $1) }
-        return try Joins.join(outer, relation, kind: negated ? .anti : .semi, condition: condition)
+        return try joined(outer, relation, kind: negated ? .anti : .semi, condition: condition)
     }
 
     func subquery(_ id: Expr) throws -> Relation {
         guard case .literal(.int(let i)) = id else { throw KilnError.invalid("Bad subquery") }
         do {
-            return try cache.result(Int(i)) { try query(subqueries[Int(i)], env: [:]) }
+            return try cache.result(Int(i)) { try query(subqueries[Int(i)], env: cache.commonTables) }
         } catch let error as KilnError where error.message.contains("does not exist") {
             throw KilnError.invalid("\(error.message) (correlated subqueries are not supported yet)")
         }
+    }
+
+    /// `(a AND b) OR (a AND c)` as `a` and `b OR c` (TPC-H q19's join key sits in every branch of an OR): the
+    /// conjuncts every branch shares become conjuncts of their own, so joins and pushdown can use them. Exact in
+    /// three-valued logic; an OR left with an empty branch is dropped (it held whenever the shared part did).
+    func factorOr(_ e: Expr) -> [Expr] {
+        func branches(_ e: Expr) -> [Expr] {
+            if case .binary("OR", let a, let b) = e { return branches(a) + branches(b) }
+            return [e]
+        }
+        let ors = branches(e)
+        guard ors.count > 1 else { return [e] }
+        let parts = ors.map(splitAnd)
+        let shared = parts[0].enumerated().filter { i, c in
+            parts[0][..<i].firstIndex(of: c) == nil && parts.dropFirst().allSatisfy { $0.contains(c) }
+        }.map(\.element)
+        guard !shared.isEmpty else { return [e] }
+        let rest = parts.map { $0.filter { !shared.contains($0) } }
+        if rest.contains(where: \.isEmpty) { return shared }
+        let and = { (cs: [Expr]) in cs.dropFirst().reduce(cs[0]) { Expr.binary("AND", $0, $1) } }
+        return shared + [rest.dropFirst().reduce(and(rest[0])) { .binary("OR", $0, and($1)) }]
     }
 
     func splitAnd(_ e: Expr) -> [Expr] {
@@ -844,7 +925,7 @@ struct Execution {
             guard FileManager.default.fileExists(atPath: path + "/_delta_log") else {
                 throw KilnError.notFound("Table \(parts.joined(separator: ".")) does not exist")
             }
-            var relation = Relation(frame: try readDelta(path, version: version, timestamp: timestamp, filter: filter), qualifier: qualifier)
+            var relation = Relation(frame: try readDelta(path, version: version, timestamp: timestamp, filter: filter, name: parts), qualifier: qualifier)
             relation.known = (try? cache.table(path, version: version))?.1.schema.fields.map(\.name) ?? []
             return relation
         case .subquery(let q, let alias):
@@ -910,28 +991,38 @@ struct Execution {
                     .binary("=", .column("\(left.qualifiers.first.flatMap { $0 } ?? "").\(name)"), .column("\(right.qualifiers.first.flatMap { $0 } ?? "").\(name)"))
                 }.reduce(nil) { acc, e in acc.map { .binary("AND", $0, e) } ?? e }
             }
-            return try Joins.join(left, right, kind: kind, condition: condition)
+            return try joined(left, right, kind: kind, condition: condition)
         }
     }
 
-    func readDelta(_ path: String, version: Int64?, timestamp: String?, filter: Expr? = nil) throws -> Frame {
-        let (table, plan, columns) = try planRead(path, version: version, timestamp: timestamp)
-        return try Frame.read(table, plan: plan, columns: columns, filter: filter)
+    func readDelta(_ path: String, version: Int64?, timestamp: String?, filter: Expr? = nil, name: [String]? = nil) throws -> Frame {
+        let start = DispatchTime.now()
+        let (table, plan, columns) = try planRead(path, version: version, timestamp: timestamp, filter: filter, name: name)
+        if cache.dryRun { return try Frame.empty(plan.snapshot.schema, columns: columns) }
+        let frame = try Frame.read(table, plan: plan, columns: columns, filter: filter)
+        cache.trace?.record("Scan " + (name?.joined(separator: ".") ?? path), Self.scanDetail(plan, filter: filter, columns: columns),
+                            rows: frame.rowCount, since: start)
+        return frame
     }
 
-    /// Opens and plans a table read at a version or time, and picks the columns the query needs (nil: all; when it
-    /// needs none, as for count(*), the first, for the row count).
-    func planRead(_ path: String, version: Int64?, timestamp: String?) throws -> (DeltaTable, ScanPlan, [String]?) {
+    /// Opens and plans a table read at a version or time, skipping the files `filter` cannot match
+    /// (``FileSkipping``), and picks the columns the query needs (nil: all; when it needs none, as for count(*), the
+    /// first, for the row count). The scan is noted for EXPLAIN under `name`.
+    func planRead(_ path: String, version: Int64?, timestamp: String?, filter: Expr? = nil, name: [String]? = nil) throws -> (DeltaTable, ScanPlan, [String]?) {
         var target = version
         if let timestamp {
             guard let micros = Dates.parseTimestamp(timestamp) else { throw KilnError.invalid("Cannot read the timestamp '\(timestamp)'") }
             target = try DeltaTable.open(path).log.version(at: micros / 1000)
         }
         let (table, snapshot) = try cache.table(path, version: target)
-        let plan = try table.plan(snapshot)
+        var plan = try table.plan(snapshot, predicate: FileSkipping.predicate(filter, schema: snapshot.schema))
         var columns = needed.map { set in plan.snapshot.schema.fields.map(\.name).filter { set.contains($0.lowercased()) } }
         if columns?.isEmpty == true, let first = plan.snapshot.schema.fields.first(where: { FrameType(delta: $0.type) != nil }) {
             columns = [first.name]
+        }
+        if cache.dryRun {
+            cache.trace?.record("Scan " + (name?.joined(separator: ".") ?? path), Self.scanDetail(plan, filter: filter, columns: columns), rows: nil, since: nil)
+            plan.files = []  // EXPLAIN reads nothing
         }
         return (table, plan, columns)
     }
@@ -1021,7 +1112,7 @@ struct Execution {
         for i in from.indices.sorted(by: { sizes[$0] < sizes[$1] }) {
             let relation = try fromItem(from[i], env: env, filter: filters[i])
             out[i] = relation
-            for edge in edges where edge.a == i && out[edge.b] == nil && sizes[edge.b] > 4 * Int64(relation.rowCount) {
+            for edge in edges where edge.a == i && out[edge.b] == nil && sizes[edge.b] > 4 * Int64(relation.rowCount) && !cache.dryRun {
                 // Integer keys on both sides (a cast could change which values are equal otherwise).
                 guard let index = try relation.resolve(edge.x), case .int(let values) = relation.frame.columns[index].values,
                       relation.frame.columns[index].type.isInteger,
@@ -1071,7 +1162,7 @@ struct Execution {
                 return true
             }
             let condition = joinConds.isEmpty ? nil : joinConds.dropFirst().reduce(joinConds[0]) { .binary("AND", $0, $1) }
-            current = try Joins.join(current, next, kind: condition == nil ? .cross : .inner, condition: condition)
+            current = try joined(current, next, kind: condition == nil ? .cross : .inner, condition: condition)
         }
         return current
     }

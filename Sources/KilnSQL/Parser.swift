@@ -163,6 +163,12 @@ public struct Parser {
     }
 
     mutating func statement() throws -> Statement {
+        if keyword("explain") {
+            let analyze = keyword("analyze")
+            _ = keyword("extended") || keyword("formatted") || keyword("cost") || keyword("codegen")
+            guard case .query(let q) = try statement() else { throw fail("EXPLAIN explains queries (SELECT, WITH, VALUES)") }
+            return .explain(q, analyze: analyze)
+        }
         if isKeyword("create"), isKeyword("function", 1) || (isKeyword("or", 1) && isKeyword("replace", 2) && isKeyword("function", 3)) {
             return try createFunction()
         }
@@ -807,6 +813,31 @@ public struct Parser {
         return try namedTablePrimary()
     }
 
+    /// `q` with its output columns named `names`: a SELECT over it that renames each output (an output that has no
+    /// name of its own is given the new one in `q`).
+    mutating func renamed(_ q: Query, _ names: [String]) throws -> Query {
+        guard case .select(var inner) = q.body, inner.items.count == names.count else {
+            throw fail("column names after a subquery's alias need a SELECT of as many columns (\(names.count))")
+        }
+        var outer = Select()
+        for (i, item) in inner.items.enumerated() {
+            guard case .expr(let e, let alias) = item else {
+                throw fail("column names after a subquery's alias need a SELECT without *")
+            }
+            var old = alias
+            if old == nil, case .column(let c) = e { old = String(c.split(separator: ".").last ?? Substring(c)) }
+            if old == nil || names.count != Set(names.map { $0.lowercased() }).count {
+                inner.items[i] = .expr(e, alias: names[i])
+                old = names[i]
+            }
+            outer.items.append(.expr(.column(old!), alias: names[i]))
+        }
+        var innerQuery = q
+        innerQuery.body = .select(inner)
+        outer.from = [.subquery(innerQuery, alias: "renamed")]
+        return Query(body: .select(outer))
+    }
+
     /// VALUES rows as a FROM item: `[AS] t[(a, b)]` names it and may rename its columns.
     mutating func valuesItem(_ rows: SetExpr) throws -> FromItem {
         do {
@@ -830,7 +861,14 @@ public struct Parser {
             if isKeyword("select") || isKeyword("with") || (peek.kind == .symbol && peek.text == "(") {
                 let q = try query()
                 try expectSymbol(")")
-                return .subquery(q, alias: try alias() ?? "subquery\(at)")
+                let name = try alias() ?? "subquery\(at)"
+                // `(SELECT ...) AS t (a, b)` renames the subquery's columns.
+                guard peek.kind == .symbol, peek.text == "(" else { return .subquery(q, alias: name) }
+                at += 1
+                var names: [String] = []
+                repeat { names.append(try identifier()) } while symbol(",")
+                try expectSymbol(")")
+                return .subquery(try renamed(q, names), alias: name)
             }
             let item = try fromItem()
             try expectSymbol(")")
@@ -951,9 +989,34 @@ public struct Parser {
         while peek.kind == .symbol, ["+", "-", "||"].contains(peek.text) {
             let op = peek.text
             at += 1
-            left = .binary(op, left, try multiplicative())
+            let right = try multiplicative()
+            left = Self.exactLiteral(op, left, right) ?? .binary(op, left, right)
         }
         return left
+    }
+
+    /// `0.06 - 0.01` folded as decimals (Spark types such literals DECIMAL, so the result is exactly 0.05, not the
+    /// double 0.049999…): `+`, `-` and `*` of two numeric literals with a fractional part, else nil.
+    static func exactLiteral(_ op: String, _ a: Expr, _ b: Expr) -> Expr? {
+        guard ["+", "-", "*"].contains(op), case .literal(let x) = a, case .literal(let y) = b else { return nil }
+        func decimal(_ v: Value) -> Decimal? {
+            switch v {
+            case .int(let n): return Decimal(n)
+            case .double(let d) where d.isFinite: return Decimal(string: "\(d)")
+            default: return nil
+            }
+        }
+        switch (x, y) {
+        case (.double, .double), (.double, .int), (.int, .double): return fold(op, decimal(x), decimal(y))
+        default: return nil  // integer arithmetic stays integer
+        }
+    }
+
+    private static func fold(_ op: String, _ x: Decimal?, _ y: Decimal?) -> Expr? {
+        guard let x, let y else { return nil }
+        let r = op == "+" ? x + y : op == "-" ? x - y : x * y
+        guard let d = Double("\(r)"), d.isFinite else { return nil }
+        return .literal(.double(d))
     }
 
     mutating func multiplicative() throws -> Expr {
@@ -961,7 +1024,8 @@ public struct Parser {
         while (peek.kind == .symbol && ["*", "/", "%"].contains(peek.text)) || isKeyword("div") {
             let op = peek.kind == .symbol ? peek.text : "DIV"
             at += 1
-            left = .binary(op, left, try unary())
+            let right = try unary()
+            left = Self.exactLiteral(op, left, right) ?? .binary(op, left, right)
         }
         return left
     }
@@ -1062,6 +1126,27 @@ public struct Parser {
                 try expectSymbol(")")
                 subqueries.append(q)
                 return .call("__exists_subquery", [.literal(.int(Int64(subqueries.count - 1)))])
+            case "substring", "substr" where peek(1).kind == .symbol && peek(1).text == "(":
+                // `substring(s FROM start [FOR length])`, the standard's spelling; the comma form falls through.
+                var look = at + 2, depth = 0
+                var standard = false
+                while look < tokens.count {
+                    let t = tokens[look]
+                    if t.kind == .symbol, t.text == "(" { depth += 1 } else if t.kind == .symbol, t.text == ")" {
+                        if depth == 0 { break }
+                        depth -= 1
+                    } else if depth == 0, t.kind == .symbol, t.text == "," { break }
+                    else if depth == 0, t.kind == .identifier, t.text.lowercased() == "from" { standard = true; break }
+                    look += 1
+                }
+                guard standard else { break }
+                at += 2
+                let e = try expression()
+                try expect("from")
+                var args = [e, try expression()]
+                if keyword("for") { args.append(try expression()) }
+                try expectSymbol(")")
+                return .call("substring", args)
             case "extract":
                 at += 1
                 try expectSymbol("(")

@@ -109,7 +109,7 @@ public struct StatementReferences: Sendable, Equatable {
 
         mutating func statement(_ s: Statement) throws {
             switch s {
-            case .query(let q): ctes(q); try query(q)
+            case .query(let q), .explain(let q, _): ctes(q); try query(q)
             case .createTable(let c):
                 try write(c.table, into: \.tablesCreated)
                 if let location = c.location { out.locationsWritten.insert(location) }

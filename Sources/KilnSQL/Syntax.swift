@@ -5,6 +5,8 @@ import KilnFrame
 /// A parsed statement.
 public indirect enum Statement: Sendable {
     case query(Query)
+    /// EXPLAIN [ANALYZE] query: the steps it would run (or ran, with rows and times).
+    case explain(Query, analyze: Bool)
     /// CREATE [OR REPLACE] TABLE [IF NOT EXISTS] name [(columns)] [USING DELTA] [PARTITIONED BY (..)] [COMMENT '..']
     /// [TBLPROPERTIES (..)] [AS query].
     case createTable(CreateTable)

@@ -278,3 +278,86 @@ struct GroupingCodesTests {
         }
     }
 }
+
+@Suite("File skipping and EXPLAIN")
+struct FileSkippingTests {
+    /// The `files: N of M` part of a scan's EXPLAIN detail for `table`.
+    static func files(_ w: Warehouse, _ sql: String, table: String) throws -> (read: Int, total: Int, detail: String) {
+        let plan = try w.engine.execute(sql)
+        let steps = try plan.column("step"), details = try plan.column("detail")
+        let row = try #require((0..<plan.rowCount).first { steps.value($0).text.trimmingCharacters(in: .whitespaces) == "Scan \(table)" })
+        let detail = details.value(row).text
+        let match = try #require(detail.firstMatch(of: /files: (\d+) of (\d+)/))
+        return (Int(match.1)!, Int(match.2)!, detail)
+    }
+
+    @Test("a partitioned table: EXPLAIN shows the pushed filter and the partitions' files skipped; answers are unchanged")
+    func partitioned() throws {
+        let w = try Warehouse()
+        _ = try w.engine.execute("CREATE TABLE main.default.p (id BIGINT, c STRING, x DOUBLE) PARTITIONED BY (c)")
+        for batch in 0..<3 {
+            let values = (0..<40).map { i in "(\(batch * 40 + i), 'c\(i % 5)', \(Double(i) / 4))" }.joined(separator: ", ")
+            _ = try w.engine.execute("INSERT INTO main.default.p VALUES \(values)")
+        }
+        let scan = try Self.files(w, "EXPLAIN SELECT sum(x) FROM main.default.p WHERE c = 'c3' AND x >= 0", table: "main.default.p")
+        #expect(scan.total == 15 && scan.read == 3, "\(scan.detail)")
+        #expect(scan.detail.contains("filter: ((c = 'c3') AND (x >= 0))") && scan.detail.contains("skipped"), "\(scan.detail)")
+        #expect(try w.rows("SELECT count(*), sum(x) FROM main.default.p WHERE c = 'c3' AND x >= 0") == [[.int(24), .double(3 * (0.75 + 2 + 3.25 + 4.5 + 5.75 + 7 + 8.25 + 9.5))]])
+        let range = try Self.files(w, "EXPLAIN SELECT id FROM main.default.p WHERE c IN ('c1', 'c2') OR c LIKE 'c4%'", table: "main.default.p")
+        #expect(range.read == 9, "\(range.detail)")
+        // A filter the statistics cannot use reads every file, and the answer still counts every match.
+        let opaque = try Self.files(w, "EXPLAIN SELECT id FROM main.default.p WHERE upper(c) = 'C3'", table: "main.default.p")
+        #expect(opaque.read == 15 && !opaque.detail.contains("skipping on"), "\(opaque.detail)")
+        #expect(try w.rows("SELECT count(*) FROM main.default.p WHERE upper(c) = 'C3'") == [[.int(24)]])
+    }
+
+    @Test("a Z-ordered table: files are skipped on both clustered columns, and EXPLAIN ANALYZE counts the rows")
+    func zOrdered() throws {
+        let w = try Warehouse()
+        _ = try w.engine.execute("CREATE TABLE main.default.z (a BIGINT, b BIGINT, v DOUBLE)")
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<4 {
+            let values = (0..<500).map { _ in "(\(Int.random(in: 0..<64, using: &rng)), \(Int.random(in: 0..<64, using: &rng)), 1.0)" }
+            _ = try w.engine.execute("INSERT INTO main.default.z VALUES " + values.joined(separator: ", "))
+        }
+        let expected = try w.rows("SELECT count(*) FROM main.default.z WHERE a < 8 AND b < 8")
+        let table = try DeltaTable.open(w.root + "/main/default/z")
+        let result = try table.optimize(targetSize: 600, zOrderBy: ["a", "b"])
+        #expect(result.filesAdded >= 8, "\(result.filesAdded) files")
+        for query in ["SELECT count(*) FROM main.default.z WHERE a < 8 AND b < 8", "SELECT count(*) FROM main.default.z WHERE b BETWEEN 60 AND 63 AND a >= 56"] {
+            let scan = try Self.files(w, "EXPLAIN " + query, table: "main.default.z")
+            #expect(scan.read * 4 <= scan.total, "\(query): \(scan.detail)")
+        }
+        #expect(try w.rows("SELECT count(*) FROM main.default.z WHERE a < 8 AND b < 8") == expected)
+        let analyzed = try w.engine.execute("EXPLAIN ANALYZE SELECT count(*) FROM main.default.z WHERE a < 8 AND b < 8")
+        #expect(analyzed.names == ["step", "detail", "rows", "time_ms"])
+        let total = try #require((0..<analyzed.rowCount).first { try analyzed.column("step").value($0).text == "Total" })
+        #expect(try analyzed.column("rows").value(total) == .int(1))
+    }
+
+    @Test("EXPLAIN reads no data; EXPLAIN of a statement that is not a query is refused")
+    func explainIsPlanOnly() throws {
+        let w = try Warehouse()
+        let plan = try w.engine.execute("EXPLAIN SELECT g, count(*) FROM t WHERE id > 2 GROUP BY g ORDER BY g")
+        #expect(plan.names == ["step", "detail"])
+        let steps = (0..<plan.rowCount).map { (try? plan.column("step").value($0).text) ?? "" }.map { $0.trimmingCharacters(in: .whitespaces) }
+        #expect(steps.contains("Scan t") && steps.contains { $0.hasPrefix("Aggregate") } && steps.contains("Sort"), "\(steps)")
+        #expect(throws: KilnError.self) { try w.engine.execute("EXPLAIN DELETE FROM t") }
+    }
+}
+
+@Suite("Planner rewrites")
+struct PlannerRewriteTests {
+    @Test("the shared conjuncts of an OR become join keys (TPC-H q19's shape), and decimal literal arithmetic is exact")
+    func orFactoringAndExactLiterals() throws {
+        let w = try Warehouse()
+        let factored = "SELECT a.id, b.id FROM t a, t b WHERE (a.id = b.id AND a.x > 1) OR (a.id = b.id AND b.g = 'b') ORDER BY a.id"
+        #expect(try w.rows(factored) == [[.int(1), .int(1)], [.int(3), .int(3)], [.int(4), .int(4)], [.int(5), .int(5)]])
+        #expect(try w.rows("SELECT 0.06 - 0.01 AS d, 0.1 + 0.2 AS s, 3 * 1.1 AS m") == [[.double(0.05), .double(0.3), .double(3.3)]])
+        #expect(try w.rows("SELECT abs(coalesce(x, 2)) AS v FROM t WHERE id > 100") == [])
+        #expect(try w.rows("SELECT c_count, count(*) FROM (SELECT g, count(*) FROM t GROUP BY g) AS c (g, c_count) GROUP BY c_count ORDER BY c_count")
+                == [[.int(1), .int(1)], [.int(2), .int(2)]])
+        #expect(try w.rows("SELECT substring(g FROM 1 FOR 1) AS s, substr('kiln' FROM 2) AS r FROM t WHERE id = 1") == [[.string("a"), .string("iln")]])
+        #expect(try w.rows("WITH m AS (SELECT max(x) AS top FROM t) SELECT id FROM t WHERE x = (SELECT top FROM m)") == [[.int(4)]])
+    }
+}

@@ -115,6 +115,25 @@ def test_ddl_and_dml_through_the_api(workspace):
     assert r.status.state == StatementState.FAILED and r.status.error.error_code.value == "ALREADY_EXISTS"
 
 
+def test_explain_and_explain_analyze_through_the_api(workspace):
+    """EXPLAIN lists the planned scan with its pushed filter and files (no data read); EXPLAIN ANALYZE adds rows and
+    times, and its Total line counts the query's rows (issue P13)."""
+    run = lambda sql: workspace.statement_execution.execute_statement(statement=sql, warehouse_id="kiln", wait_timeout="30s")
+    r = run("EXPLAIN SELECT region, sum(amount) FROM main.shop.sales WHERE day >= DATE '2024-01-20' GROUP BY region")
+    assert r.status.state == StatementState.SUCCEEDED, r.status
+    assert [c.name for c in r.manifest.schema.columns] == ["step", "detail"]
+    scan = [row for row in r.result.data_array if row[0].strip() == "Scan main.shop.sales"]
+    assert scan and "filter: (day >= DATE '2024-01-20')" in scan[0][1] and "files: 1 of 1" in scan[0][1], r.result.data_array
+    r = run("EXPLAIN ANALYZE SELECT region, count(*) AS n FROM main.shop.sales WHERE amount > 30 GROUP BY region ORDER BY n DESC LIMIT 2")
+    assert [c.name for c in r.manifest.schema.columns] == ["step", "detail", "rows", "time_ms"]
+    total = [row for row in r.result.data_array if row[0] == "Total"]
+    assert total and total[0][2] == "2" and float(total[0][3]) > 0, r.result.data_array
+    assert any(row[0].strip() == "Top-N" and int(row[2]) >= 2 for row in r.result.data_array), r.result.data_array
+    r = run("EXPLAIN DELETE FROM main.shop.sales")
+    assert r.status.state == StatementState.FAILED and "EXPLAIN explains queries" in r.status.error.message
+    assert run("SELECT count(*) FROM main.shop.sales").result.data_array == [["100"]]
+
+
 def kiln_sql(*args, env=None):
     return subprocess.run([KILN, "sql", *args], capture_output=True, text=True, timeout=120, env=env)
 

@@ -111,9 +111,78 @@ public struct Frame: Sendable, Equatable {
         if let limit, limit < count / 4 {
             return topRows(count: count, limit: max(0, limit), before: before)
         }
+        if count > 64, let fast = normalizedOrder(keys, count: count) { return fast }
         var order = Array(0..<count)
         order.sort(by: before)
         return order
+    }
+
+    /// The same order as the comparators of ``sortOrder(_:count:limit:)``, for up to five encoded fixed-width keys (integers,
+    /// doubles, booleans; a key with nulls counts twice): each key becomes an order-preserving `UInt64` (integers with
+    /// the sign bit flipped; doubles by their IEEE bits, negatives inverted, -0 as 0 and every NaN as one NaN above
+    /// every number; descending keys inverted; nulls a rank before the value), and rows sort as plain tuples ending in
+    /// the row number — no closure per comparison. Nil for strings or more keys.
+    static func normalizedOrder(_ keys: [(column: Column, descending: Bool, nullsFirst: Bool?)], count: Int) -> [Int]? {
+        var encoded: [[UInt64]] = []
+        for key in keys {
+            var values = [UInt64](repeating: 0, count: count)
+            switch key.column.values {
+            case .int(let v):
+                for i in 0..<count { values[i] = UInt64(bitPattern: v[i]) ^ (1 << 63) }
+            case .double(let v):
+                for i in 0..<count {
+                    var x = v[i]
+                    if x.isNaN { x = .nan } else if x == 0 { x = 0 }
+                    let bits = x.bitPattern
+                    values[i] = bits & (1 << 63) != 0 ? ~bits : bits | (1 << 63)
+                }
+            case .bool(let v):
+                for i in 0..<count { values[i] = v[i] ? 1 : 0 }
+            case .bytes:
+                return nil
+            }
+            if key.descending { for i in 0..<count { values[i] = ~values[i] } }
+            if let validity = key.column.validity, validity.contains(false) {
+                let nullsFirst = key.nullsFirst ?? !key.descending
+                var rank = [UInt64](repeating: nullsFirst ? 1 : 0, count: count)
+                for i in 0..<count where !validity[i] {
+                    rank[i] = nullsFirst ? 0 : 1
+                    values[i] = 0
+                }
+                encoded.append(rank)
+            }
+            encoded.append(values)
+            if encoded.count > 5 { return nil }
+        }
+        switch encoded.count {
+        case 1:
+            let a = encoded[0]
+            var rows = (0..<count).map { (a[$0], $0) }
+            rows.sort(by: <)
+            return rows.map(\.1)
+        case 2:
+            let a = encoded[0], b = encoded[1]
+            var rows = (0..<count).map { (a[$0], b[$0], $0) }
+            rows.sort(by: <)
+            return rows.map(\.2)
+        case 3:
+            let a = encoded[0], b = encoded[1], c = encoded[2]
+            var rows = (0..<count).map { (a[$0], b[$0], c[$0], $0) }
+            rows.sort(by: <)
+            return rows.map(\.3)
+        case 4:
+            let a = encoded[0], b = encoded[1], c = encoded[2], d = encoded[3]
+            var rows = (0..<count).map { (a[$0], b[$0], c[$0], d[$0], $0) }
+            rows.sort(by: <)
+            return rows.map(\.4)
+        case 5:
+            let a = encoded[0], b = encoded[1], c = encoded[2], d = encoded[3], e = encoded[4]
+            var rows = (0..<count).map { (a[$0], b[$0], c[$0], d[$0], e[$0], $0) }
+            rows.sort(by: <)
+            return rows.map(\.5)
+        default:
+            return nil
+        }
     }
 
     /// The `limit` rows that come first by `before` (a strict total order), in that order: a max-heap of the best so

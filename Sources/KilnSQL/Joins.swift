@@ -42,7 +42,10 @@ enum Joins {
             pairs = try Frame.equiJoinPairs(leftKeys: leftKeys, rightKeys: rightKeys, leftRows: left.rowCount, rightRows: right.rowCount)
         }
         let combined = { (l: [Int], r: [Int]) -> Relation in
-            var joined = Relation(columns: left.frame.columns.map { $0.take(optional: l) } + right.frame.columns.map { $0.take(optional: r) },
+            // A side whose every row appears once, in order (the probe side of a many-to-one join) is kept, not copied.
+            let keepLeft = isIdentity(l, left.rowCount), keepRight = isIdentity(r, right.rowCount)
+            var joined = Relation(columns: (keepLeft ? left.frame.columns : left.frame.columns.map { $0.take(optional: l) })
+                                  + (keepRight ? right.frame.columns : right.frame.columns.map { $0.take(optional: r) }),
                                   qualifiers: left.qualifiers + right.qualifiers, names: left.names + right.names)
             joined.known = (left.known.isEmpty ? left.names : left.known) + (right.known.isEmpty ? right.names : right.known)
             return joined
@@ -85,6 +88,15 @@ enum Joins {
                 }
             }
             return combined(l, r)
+        }
+    }
+
+    /// Whether `rows` is `0..<count`.
+    static func isIdentity(_ rows: [Int], _ count: Int) -> Bool {
+        guard rows.count == count else { return false }
+        return rows.withUnsafeBufferPointer { p in
+            for i in 0..<count where p[i] != i { return false }
+            return true
         }
     }
 

@@ -1,6 +1,6 @@
 import Foundation
 import KilnCore
-import KilnFrame
+@testable import KilnFrame
 import KilnLake
 import KilnParquet
 @testable import KilnSQL
@@ -359,5 +359,60 @@ struct PlannerRewriteTests {
                 == [[.int(1), .int(1)], [.int(2), .int(2)]])
         #expect(try w.rows("SELECT substring(g FROM 1 FOR 1) AS s, substr('kiln' FROM 2) AS r FROM t WHERE id = 1") == [[.string("a"), .string("iln")]])
         #expect(try w.rows("WITH m AS (SELECT max(x) AS top FROM t) SELECT id FROM t WHERE x = (SELECT top FROM m)") == [[.int(4)]])
+    }
+}
+
+@Suite("Sort order")
+struct SortOrderTests {
+    @Test("the normalized-key sort gives the comparators' order: nulls first/last, NaN, -0, descending, ties by row")
+    func normalizedKeysMatchTheComparators() throws {
+        var rng = SystemRandomNumberGenerator()
+        let specials: [Double] = [.nan, -.nan, 0, -0.0, .infinity, -.infinity, 1.5, -1.5]
+        for round in 0..<40 {
+            let n = 65 + round * 37
+            let ints = (0..<n).map { _ in Int64.random(in: -5...5, using: &rng) * (round % 3 == 0 ? Int64.max / 8 : 1) }
+            let doubles = (0..<n).map { _ in Bool.random(using: &rng) ? specials.randomElement(using: &rng)! : Double(Int.random(in: -3...3, using: &rng)) / 2 }
+            let bools = (0..<n).map { _ in Bool.random(using: &rng) }
+            let nulls = { (0..<n).map { _ in Int.random(in: 0..<6, using: &rng) != 0 } }
+            let columns = [Column(type: .int64, values: .int(ints), validity: round % 2 == 0 ? nulls() : nil),
+                           Column(type: .float64, values: .double(doubles), validity: round % 4 < 2 ? nulls() : nil),
+                           Column(type: .bool, values: .bool(bools), validity: nulls())]
+            let chosen = (0..<Int.random(in: 1...2, using: &rng)).map { _ in columns.randomElement(using: &rng)! }
+            let keys = chosen.map { ($0, Bool.random(using: &rng), [nil, true, false].randomElement(using: &rng)!) }
+            let fast = try #require(Frame.normalizedOrder(keys, count: n))
+            let before = Frame.sortOrder(keys, count: n, limit: n / 8)  // the comparators, through the top-N heap
+            var all = Array(0..<n)
+            all.sort { a, b in
+                for key in keys {
+                    let c = Self.compare(key.0, a, b, descending: key.1, nullsFirst: key.2)
+                    if c != 0 { return c < 0 }
+                }
+                return a < b
+            }
+            #expect(fast == all, "round \(round)")
+            #expect(before == Array(all.prefix(n / 8)), "round \(round)")
+        }
+    }
+
+    /// Spark's order, written out independently: nulls by `nullsFirst` (default: first ascending), NaN above every
+    /// number, -0 equal to 0.
+    static func compare(_ c: Column, _ a: Int, _ b: Int, descending: Bool, nullsFirst: Bool?) -> Int {
+        let first = nullsFirst ?? !descending
+        switch (c.isNull(a), c.isNull(b)) {
+        case (true, true): return 0
+        case (true, false): return first ? -1 : 1
+        case (false, true): return first ? 1 : -1
+        default: break
+        }
+        var order = 0
+        switch c.values {
+        case .int(let v): order = v[a] < v[b] ? -1 : v[a] > v[b] ? 1 : 0
+        case .double(let v):
+            let x = v[a], y = v[b]
+            order = x.isNaN || y.isNaN ? (x.isNaN == y.isNaN ? 0 : x.isNaN ? 1 : -1) : x < y ? -1 : x > y ? 1 : 0
+        case .bool(let v): order = v[a] == v[b] ? 0 : v[a] ? 1 : -1
+        case .bytes: order = 0
+        }
+        return descending ? -order : order
     }
 }

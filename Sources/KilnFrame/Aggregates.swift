@@ -203,6 +203,85 @@ public enum Aggregates {
 extension Frame {
     /// Row pairs of an equality join: `left[i]` with `right[j]` where every key pair is equal and non-null.
     /// Keys are cast to a common type. Returns the matched (left, right) row pairs, left rows in order.
+    /// As-of join pairs: for each left row, the one right row with equal keys whose `rightOn` value is the closest
+    /// to the left row's `leftOn` value in the direction `op` says — `>=` (the left value is at or after it: the
+    /// latest right value not after the left one, the point-in-time rule), `>` (strictly before), `<=` (the earliest
+    /// not before), `<` (strictly after). Ties on (keys, value) go to the right row that comes last (the newest in
+    /// table order). Null keys or values never match; `outer` keeps unmatched left rows with right index -1.
+    /// Pairs come in left row order.
+    public static func asofJoinPairs(leftKeys: [Column], rightKeys: [Column], leftOn: Column, rightOn: Column, op: String,
+                                     leftRows: Int, rightRows: Int, outer: Bool) throws -> (left: [Int], right: [Int]) {
+        var combined: [Column] = []
+        for (a, b) in zip(leftKeys, rightKeys) {
+            let type = FrameType.common([a.type, b.type])
+            combined.append(Column.concatenate([try a.cast(to: type), try b.cast(to: type)]))
+        }
+        let grouping = Grouping(keys: combined, rows: leftRows + rightRows)
+        func hasNull(_ row: Int) -> Bool { combined.contains { $0.isNull(row) } }
+        // The as-of values as one comparable Double each (integers, dates and timestamps exactly up to 2^53).
+        let onType = FrameType.common([leftOn.type, rightOn.type])
+        guard onType.isNumeric || onType == .date || onType == .timestamp else {
+            throw KilnError.invalid("An ASOF JOIN compares numbers, dates or timestamps, not \(onType)")
+        }
+        func values(_ c: Column) throws -> [Double] {
+            switch try c.cast(to: onType).values {
+            case .int(let v): return v.map(Double.init)
+            case .double(let v): return v
+            default: throw KilnError.invalid("An ASOF JOIN compares numbers, dates or timestamps")
+            }
+        }
+        let lv = try values(leftOn), rv = try values(rightOn)
+        // Right rows by group, each group sorted by (value, row).
+        var start = [Int](repeating: 0, count: grouping.count + 1)
+        for j in 0..<rightRows where !hasNull(leftRows + j) && !rightOn.isNull(j) && !rv[j].isNaN { start[grouping.groupOf[leftRows + j] + 1] += 1 }
+        for g in 0..<grouping.count { start[g + 1] += start[g] }
+        var fill = start
+        var members = [Int](repeating: 0, count: start[grouping.count])
+        for j in 0..<rightRows where !hasNull(leftRows + j) && !rightOn.isNull(j) && !rv[j].isNaN {
+            let g = grouping.groupOf[leftRows + j]
+            members[fill[g]] = j
+            fill[g] += 1
+        }
+        for g in 0..<grouping.count where start[g + 1] - start[g] > 1 {
+            members[start[g]..<start[g + 1]].sort { rv[$0] != rv[$1] ? rv[$0] < rv[$1] : $0 < $1 }
+        }
+        var left: [Int] = [], right: [Int] = []
+        left.reserveCapacity(leftRows)
+        right.reserveCapacity(leftRows)
+        for i in 0..<leftRows {
+            var match = -1
+            if !hasNull(i), !leftOn.isNull(i), !lv[i].isNaN {
+                let g = grouping.groupOf[i], x = lv[i]
+                var lo = start[g], hi = start[g + 1]
+                switch op {
+                case ">=", ">":
+                    // The last member with value <= x (< x): the first position past them, minus one.
+                    while lo < hi {
+                        let mid = (lo + hi) / 2
+                        if op == ">=" ? rv[members[mid]] <= x : rv[members[mid]] < x { lo = mid + 1 } else { hi = mid }
+                    }
+                    if lo > start[g] { match = members[lo - 1] }
+                default:
+                    // The first member with value >= x (> x), then the last of its equal values.
+                    while lo < hi {
+                        let mid = (lo + hi) / 2
+                        if op == "<=" ? rv[members[mid]] < x : rv[members[mid]] <= x { lo = mid + 1 } else { hi = mid }
+                    }
+                    if lo < start[g + 1] {
+                        var k = lo
+                        while k + 1 < start[g + 1], rv[members[k + 1]] == rv[members[lo]] { k += 1 }
+                        match = members[k]
+                    }
+                }
+            }
+            if match >= 0 || outer {
+                left.append(i)
+                right.append(match)
+            }
+        }
+        return (left, right)
+    }
+
     public static func equiJoinPairs(leftKeys: [Column], rightKeys: [Column], leftRows: Int, rightRows: Int) throws -> (left: [Int], right: [Int]) {
         if leftKeys.count == 1, rightKeys.count == 1 {
             let type = FrameType.common([leftKeys[0].type, rightKeys[0].type])

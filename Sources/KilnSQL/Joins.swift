@@ -27,7 +27,26 @@ enum Joins {
             residual.append(c)
         }
         var pairs: (left: [Int], right: [Int])
-        if leftKeys.isEmpty {
+        if kind == .asof || kind == .asofLeft {
+            // The ON clause: equalities (the keys, possibly none) and exactly one inequality between the two sides.
+            let inequality: (op: String, left: Column, right: Column)
+            do {
+                guard residual.count == 1, case .binary(let op, let a, let b) = residual[0], ["<", "<=", ">", ">="].contains(op) else {
+                    throw KilnError.invalid("An ASOF JOIN's ON clause needs equalities and one inequality between the two sides, e.g. ON l.id = f.id AND l.ts >= f.ts")
+                }
+                let mirrored = ["<": ">", "<=": ">=", ">": "<", ">=": "<="]
+                if let l = try? left.bind(a), let r = try? right.bind(b), Execution.binds(a, in: left), Execution.binds(b, in: right) {
+                    inequality = (op, try l.evaluate(left.frame), try r.evaluate(right.frame))
+                } else if let l = try? left.bind(b), let r = try? right.bind(a), Execution.binds(b, in: left), Execution.binds(a, in: right) {
+                    inequality = (mirrored[op]!, try l.evaluate(left.frame), try r.evaluate(right.frame))
+                } else {
+                    throw KilnError.invalid("An ASOF JOIN's inequality must compare a column of the left side with one of the right side")
+                }
+            }
+            pairs = try Frame.asofJoinPairs(leftKeys: leftKeys, rightKeys: rightKeys, leftOn: inequality.left, rightOn: inequality.right,
+                                            op: inequality.op, leftRows: left.rowCount, rightRows: right.rowCount, outer: kind == .asofLeft)
+            residual = []
+        } else if leftKeys.isEmpty {
             guard left.rowCount * right.rowCount <= maxCrossPairs else {
                 throw KilnError.invalid("A join without an equality condition would pair \(left.rowCount) × \(right.rowCount) rows; add an equality to the ON clause")
             }
@@ -63,7 +82,7 @@ enum Joins {
             pairs = (l, r)
         }
         switch kind {
-        case .inner, .cross:
+        case .inner, .cross, .asof, .asofLeft:
             return combined(pairs.left, pairs.right)
         case .semi, .anti:
             var matched = [Bool](repeating: false, count: left.rowCount)

@@ -21,7 +21,7 @@ public struct Parser {
                                         "except", "join", "inner", "left", "right", "full", "outer", "cross", "semi", "anti", "on",
                                         "using", "as", "and", "or", "not", "in", "is", "null", "like", "between", "case", "when", "then",
                                         "else", "end", "with", "distinct", "all", "asc", "desc", "nulls", "first", "last", "exists",
-                                        "natural", "window", "over", "version", "timestamp", "ilike", "rlike"]
+                                        "natural", "window", "over", "version", "timestamp", "ilike", "rlike", "asof"]
 
     /// Parses one statement (a trailing `;` is allowed).
     public static func parse(_ sql: String) throws -> (Statement, subqueries: [Query]) {
@@ -779,6 +779,7 @@ public struct Parser {
             else if keyword("full") { _ = keyword("outer"); try expect("join"); kind = .full }
             else if keyword("semi") { try expect("join"); kind = .semi }
             else if keyword("anti") { try expect("join"); kind = .anti }
+            else if keyword("asof") { kind = keyword("left") ? .asofLeft : .asof; try expect("join") }
             guard let kind else { break }
             let right = try tablePrimary()
             var on: Expr?

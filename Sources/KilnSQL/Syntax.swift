@@ -160,7 +160,11 @@ public struct OrderItem: Sendable {
     public var nullsFirst: Bool?
 }
 
-public enum JoinKind: String, Sendable { case inner, left, right, full, cross, semi, anti }
+public enum JoinKind: String, Sendable {
+    case inner, left, right, full, cross, semi, anti
+    /// `ASOF [LEFT] JOIN ... ON keys AND left.t >= right.t`: each left row with the closest earlier right row.
+    case asof, asofLeft = "asof left"
+}
 
 public indirect enum FromItem: Sendable {
     /// A table by name parts (`t`, `s.t`, `c.s.t`, or `delta`/`parquet` + a quoted path), with time travel.

@@ -416,3 +416,29 @@ struct SortOrderTests {
         return descending ? -order : order
     }
 }
+
+@Suite("ASOF JOIN")
+struct AsofJoinTests {
+    @Test("each label row gets the latest feature row at or before it; ties go to the newest row; LEFT keeps the rest")
+    func pointInTime() throws {
+        let w = try Warehouse()
+        _ = try w.engine.execute("CREATE TABLE main.default.labels (id BIGINT, k BIGINT, ts DATE)")
+        _ = try w.engine.execute("CREATE TABLE main.default.feats (k BIGINT, ts DATE, v DOUBLE)")
+        _ = try w.engine.execute("""
+            INSERT INTO main.default.labels VALUES (1, 1, DATE '2024-01-05'), (2, 1, DATE '2024-01-10'), (3, 2, DATE '2024-01-01'),
+              (4, NULL, DATE '2024-01-10'), (5, 1, NULL), (6, 2, DATE '2024-02-01')
+            """)
+        _ = try w.engine.execute("""
+            INSERT INTO main.default.feats VALUES (1, DATE '2024-01-05', 0.5), (1, DATE '2024-01-01', 0.1), (2, DATE '2024-01-02', 2.0),
+              (1, DATE '2024-01-05', 0.7), (NULL, DATE '2024-01-01', 9.0), (2, NULL, 8.0)
+            """)
+        let left = try w.rows("SELECT l.id, f.v FROM labels l ASOF LEFT JOIN feats f ON l.k = f.k AND l.ts >= f.ts ORDER BY l.id")
+        #expect(left == [[.int(1), .double(0.7)], [.int(2), .double(0.7)], [.int(3), .null], [.int(4), .null], [.int(5), .null], [.int(6), .double(2.0)]])
+        let strict = try w.rows("SELECT l.id, f.v FROM labels l ASOF JOIN feats f ON l.k = f.k AND f.ts < l.ts ORDER BY l.id")
+        #expect(strict == [[.int(1), .double(0.1)], [.int(2), .double(0.7)], [.int(6), .double(2.0)]])
+        let forward = try w.rows("SELECT l.id, f.v FROM labels l ASOF JOIN feats f ON l.k = f.k AND l.ts <= f.ts ORDER BY l.id")
+        #expect(forward == [[.int(1), .double(0.7)], [.int(3), .double(2.0)]])
+        #expect(throws: KilnError.self) { try w.rows("SELECT * FROM labels l ASOF JOIN feats f ON l.k = f.k") }
+        #expect(throws: KilnError.self) { try w.rows("SELECT * FROM labels l ASOF JOIN feats f ON l.k = f.k AND l.ts >= f.ts AND f.v > 0") }
+    }
+}

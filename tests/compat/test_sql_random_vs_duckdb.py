@@ -148,7 +148,14 @@ def random_query(rng, ta, tb):
     """(sql, ordered): `ordered` when the query's ORDER BY fixes the order of every row."""
     shape = rng.choice(["filter", "filter", "aggregate", "aggregate", "join", "join_aggregate", "window", "distinct",
                         "subquery", "global_aggregate", "set_operation", "expressions", "grouped_expression", "three_way_join",
-                        "top_n"])
+                        "top_n", "asof"])
+    if shape == "asof":
+        # Each left row with the nearest right row in one direction; only the key and the as-of value are selected,
+        # so rows tied on both (which one DuckDB picks is unspecified) give the same answer.
+        op = rng.choice([">=", ">", "<=", "<"])
+        keys = rng.choice(["t.k = u.k AND ", "t.k = u.k AND ", ""])
+        outputs = "t.id AS c0, u.k AS c1, u.m AS c2" if keys else "t.id AS c0, u.m AS c2"
+        return f"SELECT {outputs} FROM {ta} t ASOF {rng.choice(['', 'LEFT '])}JOIN {tb} u ON {keys}t.n {op} u.m", False
     if shape == "set_operation":
         g, h = Gen(rng, {"t": "a"}), Gen(rng, {"u": "b"})
         op = rng.choice(["UNION", "UNION ALL", "INTERSECT", "EXCEPT"])

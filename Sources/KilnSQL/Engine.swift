@@ -548,8 +548,7 @@ struct Execution {
                   case .expr(let item, _) = inner.items[0], !inner.from.isEmpty else {
                 throw KilnError.invalid("A correlated scalar subquery must be SELECT <aggregate> FROM ... WHERE inner.key = outer.key")
             }
-            var run = self
-            run.needed = nil
+            let run = self  // `needed` covers the subquery's columns too
             var items = try inner.from.map { try run.fromItem($0, env: env) }
             var innerConditions: [Expr] = [], innerKeys: [Expr] = [], outerKeys: [Expr] = []
             for c in try inner.whereClause.map({ try splitAnd(try prepare($0)) }) ?? [] {
@@ -642,15 +641,32 @@ struct Execution {
               !inner.items.contains(where: { if case .expr(let e, _) = $0 { return Self.hasAggregate(e) }; return false }) else {
             throw KilnError.invalid("Correlated subqueries are supported as [NOT] EXISTS over a plain SELECT ... FROM ... WHERE (no GROUP BY, aggregates or LIMIT)")
         }
-        var run = self
-        run.needed = nil
-        var items = try inner.from.map { try run.fromItem($0, env: env) }
-        // Conditions that only read the inner tables filter them; the rest connect them to the outer row.
+        // The inner tables are read with the statement's column set (`needed` covers every subquery's columns).
+        let run = self
+        // Conditions that only read the inner tables filter them (pushed into their scans when they are catalog
+        // tables, so only matching rows are decoded); the rest connect them to the outer row.
         var innerConditions: [Expr] = [], linking: [Expr] = []
-        for conjunct in try inner.whereClause.map({ try splitAnd(try prepare($0)) }) ?? [] {
-            let innerOnly = conjunct.columns.allSatisfy { name in items.contains { ((try? $0.resolve(name)) ?? nil) != nil } }
-                && !conjunct.columns.contains { name in ((try? outer.resolve(name)) ?? nil) != nil && !items.contains { ((try? $0.resolve(name)) ?? nil) != nil } }
-            if innerOnly { innerConditions.append(conjunct) } else { linking.append(conjunct) }
+        let conjuncts = try inner.whereClause.map({ try splitAnd(try prepare($0)) }) ?? []
+        let scopes = inner.from.map { catalogScope($0, env: env) }
+        var items: [Relation]
+        if !scopes.contains(where: { $0 == nil }) {
+            func isInner(_ name: String) -> Bool {
+                let parts = name.lowercased().split(separator: ".").map(String.init)
+                if parts.count == 2 { return scopes.contains { $0!.alias == parts[0] && $0!.columns.contains(parts[1]) } }
+                return scopes.contains { $0!.columns.contains(parts[0]) }
+            }
+            for conjunct in conjuncts {
+                if !conjunct.columns.isEmpty, conjunct.columns.allSatisfy(isInner) { innerConditions.append(conjunct) } else { linking.append(conjunct) }
+            }
+            let pushed = try run.pushdown(inner.from, conjuncts: &innerConditions, env: env)
+            items = try run.readCommaItems(inner.from, pushed: pushed, conjuncts: innerConditions, env: env)
+        } else {
+            items = try inner.from.map { try run.fromItem($0, env: env) }
+            for conjunct in conjuncts {
+                let innerOnly = conjunct.columns.allSatisfy { name in items.contains { ((try? $0.resolve(name)) ?? nil) != nil } }
+                    && !conjunct.columns.contains { name in ((try? outer.resolve(name)) ?? nil) != nil && !items.contains { ((try? $0.resolve(name)) ?? nil) != nil } }
+                if innerOnly { innerConditions.append(conjunct) } else { linking.append(conjunct) }
+            }
         }
         var relation = try run.joinCommaItems(&items, conjuncts: &innerConditions)
         if !innerConditions.isEmpty {
@@ -897,6 +913,43 @@ struct Execution {
                 return true
             }
             return false
+        }
+        // An OR over several tables still implies, for each table that every branch constrains, the OR of those
+        // constraints (TPC-H q7: `(n1.n_name = 'FRANCE' AND n2.n_name = 'GERMANY') OR (n1... 'GERMANY' AND n2...)`
+        // reads only two nations on each side). The OR itself stays to be checked on the joined rows.
+        for conjunct in conjuncts {
+            guard case .binary("OR", _, _) = conjunct else { continue }
+            var hasSubquery = false
+            conjunct.visit { if case .call(let f, _) = $0, f.hasPrefix("__") { hasSubquery = true } }
+            guard !hasSubquery else { continue }
+            func branches(_ e: Expr) -> [Expr] {
+                if case .binary("OR", let a, let b) = e { return branches(a) + branches(b) }
+                return [e]
+            }
+            func owner(_ e: Expr) -> Int? {
+                let columns = e.columns
+                guard !columns.isEmpty else { return nil }
+                return schemas.indices.first { i in
+                    guard let schema = schemas[i] else { return false }
+                    return columns.allSatisfy { name in
+                        let parts = name.split(separator: ".").map(String.init)
+                        if parts.count == 2 { return parts[0] == schema.alias && schema.columns.contains(parts[1]) }
+                        guard everyItemKnown, schema.columns.contains(name) else { return false }
+                        return !schemas.enumerated().contains { k, other in k != i && other!.columns.contains(name) }
+                    }
+                }
+            }
+            let parts = branches(conjunct).map { splitAnd($0).map { ($0, owner($0)) } }
+            for i in schemas.indices where schemas[i] != nil {
+                let mine = parts.map { branch in branch.filter { $0.1 == i }.map(\.0) }
+                guard !mine.contains(where: \.isEmpty) else { continue }
+                let and = { (cs: [Expr]) in cs.dropFirst().reduce(cs[0]) { Expr.binary("AND", $0, $1) } }
+                let implied = mine.dropFirst().reduce(and(mine[0])) { .binary("OR", $0, and($1)) }.rewriteTopDown { node in
+                    if case .column(let name) = node, let dot = name.firstIndex(of: ".") { return .column(String(name[name.index(after: dot)...])) }
+                    return nil
+                }
+                out[i] = out[i].map { .binary("AND", $0, implied) } ?? implied
+            }
         }
         return out
     }
@@ -1206,12 +1259,17 @@ struct Execution {
 
     // MARK: Column pruning
 
-    /// The lower-cased last parts of every column name a query mentions; nil when some SELECT uses `*`.
+    /// The lower-cased last parts of every column name a query mentions; nil when some SELECT uses `*` (except the
+    /// top SELECT of an `EXISTS (SELECT * ...)`, whose columns nothing reads).
     static func columnsNeeded(_ q: Query, subqueries: [Query]) -> Set<String>? {
         var names = Set<String>()
         var star = false
+        var existsIDs = Set<Int>()
         func expr(_ e: Expr) {
             for c in e.columns { names.insert(String(c.split(separator: ".").last ?? Substring(c))) }
+            e.visit { node in
+                if case .call("__exists_subquery", let args) = node, case .literal(.int(let id))? = args.first { existsIDs.insert(Int(id)) }
+            }
         }
         func from(_ f: FromItem) {
             switch f {
@@ -1249,6 +1307,17 @@ struct Execution {
         }
         query(q)
         subqueries.forEach(query)
+        guard star else { return names }
+        // Again, with the stars of EXISTS subqueries' own SELECT lists left out.
+        star = false
+        query(q)
+        for (id, sub) in subqueries.enumerated() {
+            guard existsIDs.contains(id), case .select(var inner) = sub.body else { query(sub); continue }
+            inner.items = inner.items.filter { if case .star = $0 { return false }; return true }
+            var trimmed = sub
+            trimmed.body = .select(inner)
+            query(trimmed)
+        }
         return star ? nil : names
     }
 }

@@ -148,7 +148,14 @@ def random_query(rng, ta, tb):
     """(sql, ordered): `ordered` when the query's ORDER BY fixes the order of every row."""
     shape = rng.choice(["filter", "filter", "aggregate", "aggregate", "join", "join_aggregate", "window", "distinct",
                         "subquery", "global_aggregate", "set_operation", "expressions", "grouped_expression", "three_way_join",
-                        "top_n", "asof"])
+                        "top_n", "asof", "comma_join_or"])
+    if shape == "comma_join_or":
+        # An OR across both tables: each table's part of every branch is pushed into its scan as an implied filter.
+        g, h = Gen(rng, {"t": "a"}), Gen(rng, {"u": "b"})
+        branches = [f"({g.condition(1)} AND {h.condition(1)})" if rng.random() < 0.8 else f"({g.condition(1)})"
+                    for _ in range(rng.randint(2, 3))]
+        join = "t.k = u.k AND " if rng.random() < 0.8 else ""
+        return f"SELECT t.id AS c0, u.m AS c1, u.h AS c2 FROM {ta} t, {tb} u WHERE {join}({' OR '.join(branches)})", False
     if shape == "asof":
         # Each left row with the nearest right row in one direction; only the key and the as-of value are selected,
         # so rows tied on both (which one DuckDB picks is unspecified) give the same answer.

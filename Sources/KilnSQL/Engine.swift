@@ -333,7 +333,9 @@ struct Execution {
         } else {
             // Conditions on one catalog table's columns are applied while it is read, chunk by chunk in parallel.
             let pushed = try pushdown(s.from, conjuncts: &conjuncts, env: env)
-            if conjuncts.isEmpty, correlated.isEmpty, scalarCorrelated.isEmpty, s.from.count == 1, Self.streamable(s, orderBy: orderBy), let found = try streamSource(s.from[0], filter: pushed[0], env: env) {
+            if conjuncts.isEmpty, correlated.isEmpty, scalarCorrelated.isEmpty, s.from.count == 1,
+               Self.streamable(s, orderBy: orderBy) || Self.streamableTopN(s, orderBy: orderBy, limit: count, offset: offset),
+               let found = try streamSource(s.from[0], filter: pushed[0], env: env) {
                 stream = found
                 source = Relation(frame: try Frame.empty(found.plan.snapshot.schema, columns: found.columns), qualifier: found.qualifier)
                 source.known = found.plan.snapshot.schema.fields.map(\.name)
@@ -405,6 +407,7 @@ struct Execution {
             let input = frame
             frame = try step("Top-N", "\(wanted) by " + orderBy.map { SQLText.of($0.expr) + ($0.descending ? " DESC" : "") }.joined(separator: ", ")
                              + rowsIn(input.rowCount), rows: { $0.rowCount }) {
+                if let stream, !aggregating { return try topRows(stream, template: input, order: order, wanted: wanted) }
                 let keys = try order.map { (try input.bind($0.expr).evaluate(input.frame), $0.descending, $0.nullsFirst) }
                 return input.take(Frame.sortOrder(keys, count: input.rowCount, limit: wanted))
             }
@@ -446,6 +449,34 @@ struct Execution {
         return limit(result, count, offset)
     }
 
+    /// Whether a SELECT is a top-N over its one table (ORDER BY ... LIMIT, no grouping, aggregate, window or
+    /// DISTINCT): then each chunk keeps its own first rows as it is decoded, and the table is never whole in memory.
+    static func streamableTopN(_ s: Select, orderBy: [OrderItem], limit: Int?, offset: Int?) -> Bool {
+        guard let limit, !orderBy.isEmpty, !s.distinct, s.groupBy.isEmpty, s.having == nil,
+              !limit.addingReportingOverflow(offset ?? 0).overflow, limit + (offset ?? 0) <= 100_000 else { return false }
+        for item in s.items {
+            if case .expr(let e, _) = item, hasAggregate(e) || hasWindow(e) { return false }
+        }
+        return !orderBy.contains { hasAggregate($0.expr) || hasWindow($0.expr) }
+    }
+
+    /// The first `wanted` rows by `order` of a streamed table: each chunk's own first rows (a bounded heap, in
+    /// parallel as chunks are decoded), then the first of those — the same rows, in the same order, as sorting
+    /// the whole table (chunks arrive in table order, so ties still break by position).
+    func topRows(_ stream: StreamSource, template: Relation, order: [OrderItem], wanted: Int) throws -> Relation {
+        let qualifier = stream.qualifier
+        @Sendable func first(_ frame: Frame) throws -> Frame {
+            let relation = Relation(frame: frame, qualifier: qualifier)
+            let keys = try order.map { (try relation.bind($0.expr).evaluate(relation.frame), $0.descending, $0.nullsFirst) }
+            return frame.take(Array(Frame.sortOrder(keys, count: frame.rowCount, limit: wanted).prefix(wanted)))
+        }
+        let parts = try Frame.mapChunks(stream.table, plan: stream.plan, columns: stream.columns, filter: stream.filter) { try first($0) }
+        guard !parts.isEmpty else { return template }
+        var result = Relation(frame: try first(Frame.concatenate(parts)), qualifier: qualifier)
+        result.known = template.known
+        return result
+    }
+
     /// Whether a SELECT can aggregate its one table chunk by chunk: it groups or aggregates, every aggregate merges
     /// exactly, and it is not DISTINCT and has no `*`.
     static func streamable(_ s: Select, orderBy: [OrderItem]) -> Bool {
@@ -473,7 +504,7 @@ struct Execution {
         let start = DispatchTime.now()
         let (table, plan, columns) = try planRead(path, version: version, timestamp: timestamp, filter: filter, name: parts)
         if let trace = cache.trace, trace.analyze {
-            trace.record("Scan " + parts.joined(separator: "."), Self.scanDetail(plan, filter: filter, columns: columns) + "; rows go straight into the aggregate",
+            trace.record("Scan " + parts.joined(separator: "."), Self.scanDetail(plan, filter: filter, columns: columns) + "; rows go straight into the next step",
                          rows: nil, since: start)
         }
         return StreamSource(table: table, plan: plan, columns: columns, filter: filter, qualifier: alias ?? parts.last!)

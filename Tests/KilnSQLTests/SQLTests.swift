@@ -442,3 +442,28 @@ struct AsofJoinTests {
         #expect(throws: KilnError.self) { try w.rows("SELECT * FROM labels l ASOF JOIN feats f ON l.k = f.k AND l.ts >= f.ts AND f.v > 0") }
     }
 }
+
+@Suite("Streamed top-N")
+struct StreamedTopNTests {
+    @Test("ORDER BY ... LIMIT over a table of many files keeps each chunk's first rows: the same rows, ties by position")
+    func sameAsSortingEverything() throws {
+        let w = try Warehouse()
+        _ = try w.engine.execute("CREATE TABLE main.default.many (id BIGINT, v DOUBLE, s STRING)")
+        var rng = SystemRandomNumberGenerator()
+        for batch in 0..<6 {
+            let values = (0..<200).map { i in
+                let v = Int.random(in: 0..<5, using: &rng) == 0 ? "NULL" : "\(Double(Int.random(in: 0..<20, using: &rng)) / 2)"
+                return "(\(batch * 200 + i), \(v), 's\(Int.random(in: 0..<7, using: &rng))')"
+            }
+            _ = try w.engine.execute("INSERT INTO main.default.many VALUES " + values.joined(separator: ", "))
+        }
+        for (order, limit, offset) in [("v DESC", 7, 0), ("v NULLS FIRST, s DESC", 25, 3), ("s, v DESC NULLS LAST", 1, 0), ("v * -1", 40, 10)] {
+            let all = try w.rows("SELECT id, v, s FROM main.default.many ORDER BY \(order)")
+            let top = try w.rows("SELECT id, v, s FROM main.default.many WHERE id >= 0 ORDER BY \(order) LIMIT \(limit) OFFSET \(offset)")
+            #expect(top == Array(all.dropFirst(offset).prefix(limit)), "\(order)")
+        }
+        let plan = try w.engine.execute("EXPLAIN ANALYZE SELECT id FROM main.default.many ORDER BY v DESC LIMIT 5")
+        let steps = (0..<plan.rowCount).map { (try? plan.column("detail").value($0).text) ?? "" }
+        #expect(steps.contains { $0.contains("files: 6 of 6") && $0.contains("rows go straight into the next step") }, "\(steps)")
+    }
+}

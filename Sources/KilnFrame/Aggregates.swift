@@ -201,8 +201,18 @@ public enum Aggregates {
 }
 
 extension Frame {
-    /// Row pairs of an equality join: `left[i]` with `right[j]` where every key pair is equal and non-null.
-    /// Keys are cast to a common type. Returns the matched (left, right) row pairs, left rows in order.
+    /// One group id per row of the left rows followed by the right rows, by their key values (cast to a common
+    /// type), so equal keys on either side share a group; and whether a row (by that numbering) has a null key.
+    static func sharedKeyGroups(_ leftKeys: [Column], _ rightKeys: [Column], rows: Int) throws -> (Grouping, (Int) -> Bool) {
+        var combined: [Column] = []
+        for (a, b) in zip(leftKeys, rightKeys) {
+            let type = FrameType.common([a.type, b.type])
+            combined.append(Column.concatenate([try a.cast(to: type), try b.cast(to: type)]))
+        }
+        let keys = combined
+        return (Grouping(keys: keys, rows: rows), { row in keys.contains { $0.isNull(row) } })
+    }
+
     /// As-of join pairs: for each left row, the one right row with equal keys whose `rightOn` value is the closest
     /// to the left row's `leftOn` value in the direction `op` says — `>=` (the left value is at or after it: the
     /// latest right value not after the left one, the point-in-time rule), `>` (strictly before), `<=` (the earliest
@@ -211,13 +221,7 @@ extension Frame {
     /// Pairs come in left row order.
     public static func asofJoinPairs(leftKeys: [Column], rightKeys: [Column], leftOn: Column, rightOn: Column, op: String,
                                      leftRows: Int, rightRows: Int, outer: Bool) throws -> (left: [Int], right: [Int]) {
-        var combined: [Column] = []
-        for (a, b) in zip(leftKeys, rightKeys) {
-            let type = FrameType.common([a.type, b.type])
-            combined.append(Column.concatenate([try a.cast(to: type), try b.cast(to: type)]))
-        }
-        let grouping = Grouping(keys: combined, rows: leftRows + rightRows)
-        func hasNull(_ row: Int) -> Bool { combined.contains { $0.isNull(row) } }
+        let (grouping, hasNull) = try sharedKeyGroups(leftKeys, rightKeys, rows: leftRows + rightRows)
         // The as-of values as one comparable Double each (integers, dates and timestamps exactly up to 2^53).
         let onType = FrameType.common([leftOn.type, rightOn.type])
         guard onType.isNumeric || onType == .date || onType == .timestamp else {
@@ -282,6 +286,8 @@ extension Frame {
         return (left, right)
     }
 
+    /// Row pairs of an equality join: `left[i]` with `right[j]` where every key pair is equal and non-null.
+    /// Keys are cast to a common type. Returns the matched (left, right) row pairs, left rows in order.
     public static func equiJoinPairs(leftKeys: [Column], rightKeys: [Column], leftRows: Int, rightRows: Int) throws -> (left: [Int], right: [Int]) {
         if leftKeys.count == 1, rightKeys.count == 1 {
             let type = FrameType.common([leftKeys[0].type, rightKeys[0].type])
@@ -290,13 +296,7 @@ extension Frame {
                 return integerJoinPairs(l, a.validity, r, b.validity)
             }
         }
-        var combined: [Column] = []
-        for (a, b) in zip(leftKeys, rightKeys) {
-            let type = FrameType.common([a.type, b.type])
-            combined.append(Column.concatenate([try a.cast(to: type), try b.cast(to: type)]))
-        }
-        let grouping = Grouping(keys: combined, rows: leftRows + rightRows)
-        func hasNull(_ row: Int) -> Bool { combined.contains { $0.isNull(row) } }
+        let (grouping, hasNull) = try sharedKeyGroups(leftKeys, rightKeys, rows: leftRows + rightRows)
         // Right rows by group: counting sort into one array.
         var start = [Int](repeating: 0, count: grouping.count + 1)
         for j in 0..<rightRows where !hasNull(leftRows + j) { start[grouping.groupOf[leftRows + j] + 1] += 1 }

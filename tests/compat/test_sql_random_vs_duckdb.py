@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from conftest import KILN
-from test_sql_vs_duckdb import normalize, same
+from test_sql_vs_duckdb import normalize, same, sql_value as literal
 
 SEEDS = range(int(os.environ.get("KILN_QUERY_SEEDS", "520")))
 CHUNKS = 4
@@ -24,14 +24,6 @@ DOUBLE_COLUMNS = {"a": ["x"], "b": ["y"]}
 STRING_COLUMNS = {"a": ["g"], "b": ["h"]}
 DATE_COLUMNS = {"a": ["d"], "b": []}
 WORDS = ["ant", "bee", "cat", "dog", "eel", "fox", "Ant", "bat", ""]
-
-
-def literal(v):
-    if v is None:
-        return "NULL"
-    if isinstance(v, str):
-        return "'" + v.replace("'", "''") + "'"
-    return repr(v)
 
 
 def random_tables(rng):

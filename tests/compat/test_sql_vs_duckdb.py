@@ -74,13 +74,6 @@ QUERIES = [
                WHERE o_orderdate >= DATE '1993-07-01' AND o_orderdate < DATE '1993-10-01'
                  AND EXISTS (SELECT * FROM tpch.lineitem WHERE l_orderkey = o_orderkey AND l_commitdate < l_receiptdate)
                GROUP BY o_orderpriority ORDER BY o_orderpriority"""),
-    ("q21_correlated_not_exists", """SELECT s_name, count(*) AS numwait FROM tpch.supplier, tpch.lineitem l1, tpch.orders, tpch.nation
-               WHERE s_suppkey = l1.l_suppkey AND o_orderkey = l1.l_orderkey AND o_orderstatus = 'F' AND l1.l_receiptdate > l1.l_commitdate
-                 AND EXISTS (SELECT * FROM tpch.lineitem l2 WHERE l2.l_orderkey = l1.l_orderkey AND l2.l_suppkey <> l1.l_suppkey)
-                 AND NOT EXISTS (SELECT * FROM tpch.lineitem l3 WHERE l3.l_orderkey = l1.l_orderkey AND l3.l_suppkey <> l1.l_suppkey
-                                 AND l3.l_receiptdate > l3.l_commitdate)
-                 AND s_nationkey = n_nationkey AND n_name = 'SAUDI ARABIA'
-               GROUP BY s_name ORDER BY numwait DESC, s_name LIMIT 100"""),
     ("q22_not_exists", """SELECT count(*) AS n, sum(c_acctbal) AS total FROM tpch.customer
                WHERE c_acctbal > 0 AND NOT EXISTS (SELECT * FROM tpch.orders WHERE o_custkey = c_custkey)"""),
     ("correlated_in", """SELECT c_custkey, c_name FROM tpch.customer WHERE c_nationkey = 7

@@ -114,12 +114,24 @@ extension Execution {
                          columns: [Column(type: .int64, values: .int([try table.snapshot().files.reduce(0) { $0 + $1.size }])),
                                    Column(type: .int64, values: .int([Int64(result.filesAdded)])),
                                    Column(type: .int64, values: .int([Int64(result.filesRemoved)]))])
-        case .alter(let name, let set, let unset, let columns):
+        case .alter(let name, var set, var unset, let columns):
             let table = try open(name)
+            let current = try table.snapshot()
+            if let text = set[PrimaryKey.property], let key = PrimaryKey(properties: [PrimaryKey.property: text]) {
+                if let existing = PrimaryKey(properties: current.metadata.configuration) {
+                    throw KilnError.alreadyExists("Table \(name.joined(separator: ".")) already has the primary key \(existing.name); drop it first (ALTER TABLE ... DROP PRIMARY KEY)")
+                }
+                set[PrimaryKey.property] = try key.validated(current.schema).propertyValue
+            }
+            // DROP CONSTRAINT names the primary key too.
+            if let existing = PrimaryKey(properties: current.metadata.configuration),
+               unset.contains("delta.constraints.\(existing.name.lowercased())") {
+                unset.append(PrimaryKey.property)
+            }
             if !columns.isEmpty {
                 try table.addColumns(columns.map { DeltaField(name: $0.name, type: $0.type.delta) })
             } else {
-                try table.alterProperties(set: set, unset: unset, operation: set.keys.contains { $0.hasPrefix("delta.constraints.") || $0.hasPrefix("kiln.expectations.") } ? "ADD CONSTRAINT"
+                try table.alterProperties(set: set, unset: unset, operation: set.keys.contains { $0.hasPrefix("delta.constraints.") || $0.hasPrefix("kiln.expectations.") || $0 == PrimaryKey.property } ? "ADD CONSTRAINT"
                                           : unset.contains { $0.hasPrefix("delta.constraints.") } ? "DROP CONSTRAINT"
                                           : set.isEmpty ? "UNSET TBLPROPERTIES" : "SET TBLPROPERTIES")
             }
@@ -169,6 +181,8 @@ extension Execution {
             })
         }
         let schema = DeltaSchema(fields)
+        var c = c
+        if let key = c.primaryKey { c.properties[PrimaryKey.property] = try key.validated(schema).propertyValue }
         if exists {
             // CREATE OR REPLACE: a new version of the same table with the new schema and content.
             let table = try DeltaTable.open(path)

@@ -396,6 +396,11 @@ public struct Parser {
             } else if keyword("add") {
                 if keyword("constraint") {
                     let name = try identifier()
+                    if isKeyword("primary") {
+                        // Checked against the table's columns when it runs (Commands).
+                        set[PrimaryKey.property] = try primaryKey(name).propertyValue
+                        return .alter(table: table, set: set, unset: unset, addColumns: columns)
+                    }
                     let isExpectation = keyword("expect")
                     if !isExpectation { try expect("check") }
                     let start = peek.offset
@@ -426,6 +431,11 @@ public struct Parser {
                     if parenthesized { try expectSymbol(")") }
                 }
             } else if keyword("drop") {
+                if keyword("primary") {
+                    try expect("key")
+                    if keyword("if") { try expect("exists") }
+                    return .alter(table: table, set: [:], unset: [PrimaryKey.property], addColumns: [])
+                }
                 try expect("constraint")
                 if keyword("if") { try expect("exists") }
                 let name = try identifier().lowercased()
@@ -604,6 +614,21 @@ public struct Parser {
         return peek.text
     }
 
+    /// `PRIMARY KEY (a, b, ts TIMESERIES)`, after its name.
+    mutating func primaryKey(_ name: String) throws -> PrimaryKey {
+        try expect("primary")
+        try expect("key")
+        try expectSymbol("(")
+        var key = PrimaryKey(name: name, columns: [])
+        repeat {
+            let column = try identifier()
+            key.columns.append(column)
+            if keyword("timeseries") { key.timeseries.append(column) }
+        } while symbol(",")
+        try expectSymbol(")")
+        return key
+    }
+
     mutating func createTable() throws -> Statement {
         var c = CreateTable(table: [])
         if keyword("or") { try expect("replace"); c.orReplace = true }
@@ -612,6 +637,13 @@ public struct Parser {
         c.table = try qualifiedName()
         if symbol("(") {
             repeat {
+                if isKeyword("constraint") || isKeyword("primary") {
+                    var name = "\(c.table.last ?? "table")_pk"
+                    if keyword("constraint") { name = try identifier() }
+                    guard c.primaryKey == nil else { throw fail("a table has one PRIMARY KEY") }
+                    c.primaryKey = try primaryKey(name)
+                    continue
+                }
                 let name = try identifier()
                 let type = try typeName()
                 var nullable = true

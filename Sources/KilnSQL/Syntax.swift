@@ -1,6 +1,7 @@
 import Foundation
 import KilnCore
 import KilnFrame
+import KilnLake
 
 /// A parsed statement.
 public indirect enum Statement: Sendable {
@@ -119,6 +120,8 @@ public struct CreateTable: Sendable {
     public var query: Query?
     /// LOCATION: an external table's folder (the table is kept there; DROP leaves its files).
     public var location: String?
+    /// `[CONSTRAINT name] PRIMARY KEY (a, ts TIMESERIES)` among the columns.
+    public var primaryKey: PrimaryKey?
 }
 
 /// `[WITH ...] body [ORDER BY ...] [LIMIT n] [OFFSET m]`.

@@ -467,3 +467,43 @@ struct StreamedTopNTests {
         #expect(steps.contains { $0.contains("files: 6 of 6") && $0.contains("rows go straight into the next step") }, "\(steps)")
     }
 }
+
+@Suite("Primary keys")
+struct PrimaryKeyTests {
+    static func key(_ w: Warehouse, _ table: String) throws -> PrimaryKey? {
+        PrimaryKey(properties: try DeltaTable.open(w.root + "/main/default/" + table).snapshot().metadata.configuration)
+    }
+
+    @Test("CREATE TABLE with a PRIMARY KEY (and a TIMESERIES column) keeps it on the table; bad keys are refused")
+    func declared() throws {
+        let w = try Warehouse()
+        _ = try w.engine.execute("CREATE TABLE main.default.f (id BIGINT NOT NULL, ts TIMESTAMP NOT NULL, x DOUBLE, CONSTRAINT f_pk PRIMARY KEY (ID, ts TIMESERIES))")
+        #expect(try Self.key(w, "f") == PrimaryKey(name: "f_pk", columns: ["id", "ts"], timeseries: ["ts"]))
+        _ = try w.engine.execute("CREATE TABLE main.default.g (k STRING NOT NULL, v INT, PRIMARY KEY (k))")
+        #expect(try Self.key(w, "g") == PrimaryKey(name: "g_pk", columns: ["k"]))
+        for (sql, words) in [("CREATE TABLE main.default.h (id BIGINT, PRIMARY KEY (id))", "nullable"),
+                             ("CREATE TABLE main.default.h (id BIGINT NOT NULL, PRIMARY KEY (nope))", "does not have"),
+                             ("CREATE TABLE main.default.h (id BIGINT NOT NULL, n INT NOT NULL, PRIMARY KEY (id, n TIMESERIES))", "TIMESTAMP or DATE"),
+                             ("CREATE TABLE main.default.h (id BIGINT NOT NULL, PRIMARY KEY (id), PRIMARY KEY (id))", "one PRIMARY KEY")] {
+            #expect { try w.engine.execute(sql) } throws: { "\($0)".contains(words) }
+            #expect(!FileManager.default.fileExists(atPath: w.root + "/main/default/h/_delta_log"), "\(sql)")
+        }
+    }
+
+    @Test("ALTER TABLE adds and drops a primary key; a second one is refused; rows are untouched")
+    func altered() throws {
+        let w = try Warehouse()
+        _ = try w.engine.execute("CREATE TABLE main.default.f (id BIGINT NOT NULL, day DATE NOT NULL, x DOUBLE)")
+        _ = try w.engine.execute("INSERT INTO main.default.f VALUES (1, DATE '2024-01-01', 0.5)")
+        _ = try w.engine.execute("ALTER TABLE main.default.f ADD CONSTRAINT f_pk PRIMARY KEY (id, day TIMESERIES)")
+        #expect(try Self.key(w, "f") == PrimaryKey(name: "f_pk", columns: ["id", "day"], timeseries: ["day"]))
+        #expect { try w.engine.execute("ALTER TABLE main.default.f ADD CONSTRAINT other PRIMARY KEY (id)") } throws: { "\($0)".contains("already has the primary key f_pk") }
+        #expect { try w.engine.execute("ALTER TABLE main.default.t ADD CONSTRAINT t_pk PRIMARY KEY (id)") } throws: { "\($0)".contains("nullable") }
+        _ = try w.engine.execute("ALTER TABLE main.default.f DROP CONSTRAINT f_pk")
+        #expect(try Self.key(w, "f") == nil)
+        _ = try w.engine.execute("ALTER TABLE main.default.f ADD CONSTRAINT k PRIMARY KEY (id)")
+        _ = try w.engine.execute("ALTER TABLE main.default.f DROP PRIMARY KEY")
+        #expect(try Self.key(w, "f") == nil)
+        #expect(try w.rows("SELECT id, x FROM main.default.f") == [[.int(1), .double(0.5)]])
+    }
+}

@@ -162,6 +162,24 @@ def test_sql_and_the_api_see_the_same_objects(server):
     assert w.tables.get(f"main.{schema}.made_locally").columns[0].name == "one"
 
 
+def test_feature_table_primary_keys_reach_the_catalog_api(server):
+    """A feature table's PRIMARY KEY ... TIMESERIES, declared in SQL, is what databricks-sdk reads as
+    `table_constraints` (issue P14); dropping it removes it."""
+    w = admin(server)
+    schema = "feat_" + uuid.uuid4().hex[:6]
+    statement(server, f"CREATE SCHEMA main.{schema}")
+    statement(server, f"CREATE TABLE main.{schema}.user_features (user_id BIGINT NOT NULL, ts TIMESTAMP NOT NULL, clicks DOUBLE, "
+                      "CONSTRAINT user_features_pk PRIMARY KEY (user_id, ts TIMESERIES))")
+    got = w.tables.get(f"main.{schema}.user_features")
+    assert len(got.table_constraints) == 1, got.table_constraints
+    pk = got.table_constraints[0].primary_key_constraint
+    assert pk.name == "user_features_pk" and pk.child_columns == ["user_id", "ts"] and pk.timeseries_columns == ["ts"], pk
+    r = sql_as(server, TOKEN, f"CREATE TABLE main.{schema}.bad (user_id BIGINT, PRIMARY KEY (user_id))").json()
+    assert r["status"]["state"] == "FAILED" and "nullable" in r["status"]["error"]["message"], r
+    statement(server, f"ALTER TABLE main.{schema}.user_features DROP PRIMARY KEY")
+    assert not w.tables.get(f"main.{schema}.user_features").table_constraints
+
+
 def test_owners_decide_who_changes_what(server):
     w = admin(server)
     ada = user(server, f"ada-{uuid.uuid4().hex[:6]}@example.com")

@@ -543,6 +543,23 @@ struct UnityCatalogRoutes: Sendable {
                 }
             }
         }
+        if let key = PrimaryKey(properties: t.properties) {
+            w.key("table_constraints")
+            w.array { w in
+                w.object { w in
+                    w.key("primary_key_constraint")
+                    w.object { w in
+                        w.field("name", key.name)
+                        w.key("child_columns")
+                        w.array { w in for c in key.columns { w.value(c) } }
+                        if !key.timeseries.isEmpty {
+                            w.key("timeseries_columns")
+                            w.array { w in for c in key.timeseries { w.value(c) } }
+                        }
+                    }
+                }
+            }
+        }
         var ownership = t.ownership
         ownership.createdAt = ownership.createdAt ?? t.createdAt
         ownership.updatedAt = ownership.updatedAt ?? t.updatedAt

@@ -186,23 +186,41 @@ public struct Column: Sendable, Equatable {
     public static func concatenate(_ parts: [Column]) -> Column {
         guard let first = parts.first else { return Column(type: .int64, values: .int([])) }
         if parts.count == 1 { return first }
+        // One allocation of the final size per buffer, filled by copies (a growing array copies and faults in its
+        // pages again at every doubling).
+        let total = parts.reduce(0) { $0 + $1.count }
+        func joined<T>(_ pick: (FrameValues) -> [T]?) -> [T] {
+            var out: [T] = []
+            out.reserveCapacity(total)
+            for part in parts { if let v = pick(part.values) { out.append(contentsOf: v) } }
+            return out
+        }
         let values: FrameValues
         switch first.values {
-        case .bool: values = .bool(parts.flatMap { if case .bool(let v) = $0.values { return v }; return [] })
-        case .int: values = .int(parts.flatMap { if case .int(let v) = $0.values { return v }; return [] })
-        case .double: values = .double(parts.flatMap { if case .double(let v) = $0.values { return v }; return [] })
+        case .bool: values = .bool(joined { if case .bool(let v) = $0 { return v }; return nil })
+        case .int: values = .int(joined { if case .int(let v) = $0 { return v }; return nil })
+        case .double: values = .double(joined { if case .double(let v) = $0 { return v }; return nil })
         case .bytes:
             var out = ByteColumn()
+            out.data.reserveCapacity(parts.reduce(0) { if case .bytes(let v) = $1.values { return $0 + v.data.count }; return $0 })
+            out.offsets.reserveCapacity(total + 1)
             for part in parts {
                 guard case .bytes(let v) = part.values else { continue }
                 let base = out.data.count
-                out.data += v.data
-                out.offsets += v.offsets.dropFirst().map { $0 + base }
+                out.data.append(contentsOf: v.data)
+                for o in v.offsets.dropFirst() { out.offsets.append(o + base) }
             }
             values = .bytes(out)
         }
-        let validity: [Bool]? = parts.contains { $0.validity != nil }
-            ? parts.flatMap { $0.validity ?? [Bool](repeating: true, count: $0.count) } : nil
+        var validity: [Bool]?
+        if parts.contains(where: { $0.validity != nil }) {
+            var out: [Bool] = []
+            out.reserveCapacity(total)
+            for part in parts {
+                if let v = part.validity { out.append(contentsOf: v) } else { out.append(contentsOf: repeatElement(true, count: part.count)) }
+            }
+            validity = out
+        }
         return Column(type: first.type, values: values, validity: validity)
     }
 

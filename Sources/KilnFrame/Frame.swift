@@ -1,5 +1,6 @@
 import Foundation
 import KilnCore
+import KilnParquet
 
 /// A named, typed set of equally long columns: the unit every Frame and SQL operation works on.
 public struct Frame: Sendable, Equatable {
@@ -57,7 +58,14 @@ public struct Frame: Sendable, Equatable {
     public static func concatenate(_ frames: [Frame]) -> Frame {
         guard let first = frames.first else { return .empty }
         if frames.count == 1 { return first }
-        return Frame(names: first.names, columns: first.columns.indices.map { i in Column.concatenate(frames.map { $0.columns[i] }) })
+        // Columns are independent: copy them in parallel when there is enough to copy.
+        let width = first.columns.count
+        guard width > 1, frames.reduce(0, { $0 + $1.rowCount }) > 100_000 else {
+            return Frame(names: first.names, columns: first.columns.indices.map { i in Column.concatenate(frames.map { $0.columns[i] }) })
+        }
+        // The body cannot throw.
+        let columns = try! concurrentMap(width) { i in Column.concatenate(frames.map { $0.columns[i] }) }
+        return Frame(names: first.names, columns: columns)
     }
 
     /// Row `i` as scalars.

@@ -18,6 +18,7 @@ RELEASE = swift build -c release --product kiln --static-swift-stdlib
 run: deps
 	@test -x .build/release/kiln || echo "Building an optimized kiln: the first build takes about 10 minutes on 2 cores, later ones a minute or two."
 	$(RELEASE)
+	@$(PYTHON) -m pip install -q ./python 2>/dev/null && echo "Python client installed: import kiln_client" || echo "Could not pip install ./python (the kiln_client package); install it by hand to use it"
 	@if ln -sf $(CURDIR)/.build/release/kiln $(BINDIR)/kiln 2>/dev/null; then echo "kiln is on the PATH: $(BINDIR)/kiln -> .build/release/kiln"; \
 	 else echo "Could not link $(BINDIR)/kiln; to use the README's kiln commands, type: export PATH=$(CURDIR)/.build/release:\$$PATH"; fi
 	@echo "Starting Kiln on http://$(HOST):$(PORT) with home $(KILN_HOME) (admin token in $(KILN_HOME)/admin.token)"
@@ -27,6 +28,7 @@ run: deps
 test: deps-test build
 	swift test
 	$(PYTHON) -m pip install -q -r tests/compat/requirements.txt
+	$(PYTHON) -m pip install -q ./python
 	$(PYTHON) -m pytest tests/compat -q -p no:cacheprovider
 
 build:

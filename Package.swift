@@ -139,12 +139,13 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
+        .target(name: "KilnFeatures", dependencies: ["KilnCore", "KilnLake", "KilnFrame", "KilnSQL"], swiftSettings: strict),
         .target(name: "KilnBundles", dependencies: ["KilnCore", .product(name: "Yams", package: "Yams")], swiftSettings: strict),
         .target(
             name: "KilnPlatform",
             dependencies: ["KilnCore", "KilnStore", "KilnStoreSQLite", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnSQL", "KilnLearn",
                            "KilnLake", "KilnFrame", "KilnModelFormat", "KilnTraining", "KilnServing", "KilnJobs", "KilnIdentity", "KilnAudit", "KilnCatalog", "KilnPermissions",
-                           .product(name: "Logging", package: "swift-log"),
+                           "KilnFeatures", .product(name: "Logging", package: "swift-log"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client")],
             swiftSettings: strict
         ),
@@ -164,7 +165,7 @@ let package = Package(
             dependencies: [
                 "KilnCore", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnPlatform", "KilnSQL", "KilnFrame", "KilnLearn",
                 "KilnTraining", "KilnServing", "KilnJobs", "KilnWeb", "KilnIdentity", "KilnAudit", "KilnCatalog", "KilnPermissions",
-                .product(name: "Hummingbird", package: "hummingbird"),
+                "KilnFeatures", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -220,6 +221,7 @@ let package = Package(
         .testTarget(name: "KilnAuditTests", dependencies: ["KilnAudit", "KilnTestSupport", "KilnCore", "KilnSQL"], swiftSettings: strict),
         .testTarget(name: "KilnPermissionsTests", dependencies: ["KilnPermissions", "KilnTestSupport", "KilnCore"], swiftSettings: strict),
         .testTarget(name: "KilnIdentityTests", dependencies: ["KilnIdentity", "KilnTestSupport", "KilnCore"], swiftSettings: strict),
+        .testTarget(name: "KilnFeaturesTests", dependencies: ["KilnFeatures", "KilnFrame", "KilnLake", "KilnCore"], swiftSettings: strict),
         .testTarget(name: "KilnServingTests", dependencies: ["KilnServing", "KilnCore", "KilnFrame"], swiftSettings: strict),
         .testTarget(
             name: "KilnServerTests",

@@ -254,6 +254,34 @@ extension Frame {
         return (frame.slice(lower..<min(frame.rowCount, max(lower, range.upperBound - first))), start)
     }
 
+    /// Every column of a Parquet file held in memory (an upload). Nested columns are refused, not dropped.
+    public static func read(parquetBytes bytes: [UInt8]) throws -> Frame {
+        let reader = try ParquetFileReader(source: ParquetBytes(bytes))
+        if let nested = reader.schema.root.children.first(where: { !$0.isLeaf }) {
+            throw KilnError.invalid("Column '\(nested.name)' is nested (a struct, array or map); send flat columns")
+        }
+        return try read(reader, rowGroups: Array(reader.metadata.rowGroups.indices), columns: nil)
+    }
+
+    /// The frame as a Parquet file in memory (snappy, a row group per million rows), every column nullable.
+    public func parquetBytes() throws -> [UInt8] {
+        let batch = try lakeBatch(DeltaSchema(zip(names, columns).map { DeltaField(name: $0, type: $1.type.delta) }))
+        let sink = ParquetMemorySink()
+        let writer = try ParquetFileWriter(sink: sink, schema: batch.schema, options: ParquetWriterOptions(codec: .snappy))
+        let groupRows = 1 << 20
+        if rowCount <= groupRows {
+            try writer.writeRowGroup(batch.columns)
+        } else {
+            for start in stride(from: 0, to: rowCount, by: groupRows) {
+                try writer.writeRowGroup(batch.columns.enumerated().map { i, c in
+                    c.slice(rows: start..<min(rowCount, start + groupRows), maxDefinitionLevel: batch.schema.columns[i].maxDefinitionLevel)
+                })
+            }
+        }
+        _ = try writer.close()
+        return sink.bytes
+    }
+
     static func read(_ reader: ParquetFileReader, rowGroups: [Int], columns wanted: [String]?) throws -> Frame {
         var nodes = reader.schema.root.children.filter { $0.isLeaf }
         if let wanted {
@@ -265,6 +293,8 @@ extension Frame {
             }
         }
         let leaves = nodes.compactMap(\.leafIndex)
+        // Writers put out empty row groups (pyarrow for a table with no rows) whose chunks point nowhere: skip them.
+        let rowGroups = rowGroups.filter { reader.metadata.rowGroups[$0].numRows > 0 }
         let groups = try reader.readAll(rowGroups: rowGroups, columns: leaves)
         let parts = try groups.map { data in
             Frame(names: nodes.map(\.name), columns: try zip(leaves, data).map { leaf, column in

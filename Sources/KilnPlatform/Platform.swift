@@ -6,6 +6,7 @@ import Glibc
 import KilnBlob
 import KilnCatalog
 import KilnCore
+import KilnFeatures
 import KilnFrame
 import KilnIdentity
 import KilnJobs
@@ -53,6 +54,8 @@ public struct Platform: Sendable {
     public let catalog: UnityCatalog
     /// Access control lists on experiments, registered models, serving endpoints and jobs.
     public let permissions: WorkspacePermissions
+    /// Feature tables and training sets (checked as SQL checks tables).
+    public let features: FeatureStore
 
     /// Opens (creating if needed) the home folder and builds every service.
     /// - Throws: `INVALID_PARAMETER_VALUE` when the home cannot be used.
@@ -114,7 +117,8 @@ public struct Platform: Sendable {
         return Platform(configuration: configuration, database: database, artifacts: artifacts, tracking: tracking,
                         registry: registry, statements: statements, adminToken: token, clock: clock, serving: serving, jobs: jobs, runs: runs,
                         destinations: destinations, training: training, identity: identity, adminCaller: admin, audit: audit, catalog: catalog,
-                        permissions: permissions)
+                        permissions: permissions,
+                        features: FeatureStore(warehouse: warehouse, statements: statements, authorize: rules.check))
     }
 
     /// Who `token` belongs to: the admin token (the bootstrap admin), a job run's token (the run's run-as identity:

@@ -12,6 +12,9 @@ public struct SQLEngine: Sendable {
     /// Tables computed before the statement runs (the `information_schema` views), by lower-cased
     /// `catalog.schema.table`.
     public var virtualTables: [String: Frame] = [:]
+    /// Rows a caller hands the statement under a one-part, lower-cased name (a feature table write's upload); they
+    /// hide a table of that name in the default schema.
+    public var inputs: [String: Frame] = [:]
 
     public init(catalog: Catalog, parameters: [String: Value] = [:]) {
         self.catalog = catalog
@@ -993,6 +996,9 @@ struct Execution {
                 var r = cte
                 r.qualifiers = [String?](repeating: qualifier, count: r.names.count)
                 return r
+            }
+            if parts.count == 1, version == nil, timestamp == nil, let frame = engine.inputs[parts[0].lowercased()] {
+                return Relation(frame: frame, qualifier: qualifier)
             }
             if parts.count == 2, ["delta", "parquet"].contains(parts[0].lowercased()) {
                 let path = parts[1]

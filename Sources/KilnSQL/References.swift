@@ -37,6 +37,9 @@ public struct StatementReferences: Sendable, Equatable {
     public var functionsCreated: Set<String> = []
     public var functionsDropped: Set<String> = []
 
+    /// No references; callers that act on tables without SQL fill in what they touch.
+    public init() {}
+
     /// The references of `sql`, whose unqualified names resolve against `catalog`'s defaults.
     /// - Throws: the parser's syntax errors, and bad names.
     public static func of(_ sql: String, catalog: Catalog) throws -> StatementReferences {

@@ -1,5 +1,6 @@
 import Hummingbird
 import KilnCore
+import KilnFeatures
 import KilnPlatform
 import Logging
 import Prometheus
@@ -42,6 +43,7 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
     WebhookRoutes(registry: platform.registry, permissions: platform.permissions).register(on: router)
     ArtifactRoutes(artifacts: platform.artifacts).register(on: router)
     StatementRoutes(statements: platform.statements).register(on: router)
+    FeatureRoutes(features: platform.features).register(on: router)
     TrainingRoutes(platform: platform).register(on: router)
     ServingRoutes(serving: platform.serving, permissions: platform.permissions) { try await platform.requireModelRead($0, $1) }.register(on: router)
     JobRoutes(jobs: platform.jobs, runs: platform.runs, permissions: platform.permissions).register(on: router)

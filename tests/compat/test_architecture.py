@@ -5,7 +5,7 @@ import os
 import subprocess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CAPABILITIES = {"KilnTracking", "KilnRegistry", "KilnTraining", "KilnServing", "KilnJobs", "KilnBundles", "KilnIdentity", "KilnAudit", "KilnCatalog"}
+CAPABILITIES = {"KilnTracking", "KilnRegistry", "KilnTraining", "KilnServing", "KilnJobs", "KilnBundles", "KilnIdentity", "KilnAudit", "KilnCatalog", "KilnFeatures"}
 ENGINE = {"KilnCore", "KilnBlob", "KilnStore", "KilnStoreSQLite", "KilnParquet", "KilnLake", "KilnFrame", "KilnSQL", "KilnLearn",
           "KilnModelFormat", "KilnPython", "KilnBlobConformance"}
 

@@ -1,0 +1,173 @@
+import Foundation
+import Hummingbird
+import KilnCore
+import KilnFeatures
+import KilnFrame
+
+/// Feature tables and training sets for `kiln_client.feature_engineering` (docs/features.md). Rows travel as
+/// Parquet bodies (`application/vnd.apache.parquet`) both ways; everything else is in the query string. The store
+/// checks each call as the caller (a feature table is a table: SELECT, MODIFY, CREATE_TABLE).
+///
+/// - `POST /api/2.0/kiln/features/tables?name=&primary_keys=a,b[&timeseries_column=][&partition_columns=][&description=]`:
+///   creates a feature table with the body's columns (and writes its rows, if any).
+/// - `POST /api/2.0/kiln/features/tables/{name}/rows`: `write_table` (merge on the primary key).
+/// - `GET /api/2.0/kiln/features/tables/{name}/rows`: `read_table`, as Parquet.
+/// - `POST /api/2.0/kiln/features/training-sets?spec=JSON`: the body's label rows with the spec's lookups joined on,
+///   as Parquet. `spec` is `{"feature_lookups": [{"table_name", "lookup_key", "feature_names", "rename_outputs",
+///   "timestamp_lookup_key", "lookback_window_seconds", "default_values"}], "exclude_columns": [...]}`.
+struct FeatureRoutes: Sendable {
+    let features: FeatureStore
+    static let prefix = "/api/2.0/kiln/features/"
+    static let parquet = "application/vnd.apache.parquet"
+    /// The largest upload taken in one request.
+    static let bodyLimit = 2 << 30
+
+    func register(on router: Router<KilnRequestContext>) {
+        router.post(RouterPath(Self.prefix + "tables")) { request, context in try await create(request, context) }
+        router.post(RouterPath(Self.prefix + "tables/:name/rows")) { request, context in try await write(request, context) }
+        router.get(RouterPath(Self.prefix + "tables/:name/rows")) { request, context in try await read(request, context) }
+        router.post(RouterPath(Self.prefix + "training-sets")) { request, context in try await trainingSet(request, context) }
+    }
+
+    func create(_ request: Request, _ context: KilnRequestContext) async throws -> Response {
+        let query = Self.query(request, context)
+        guard let name = query["name"], !name.isEmpty else { throw KilnError.invalid("Give the table's name: ?name=catalog.schema.table") }
+        let rows = try await Self.rows(request)
+        let written = try await features.createTable(name, primaryKeys: Self.list(query["primary_keys"]), timeseriesColumn: query["timeseries_column"].flatMap { $0.isEmpty ? nil : $0 },
+                                                     partitionColumns: Self.list(query["partition_columns"]), description: query["description"],
+                                                     schema: rows, caller: context.caller)
+        return .json { w in
+            w.field("name", name)
+            if let written { Self.write(written, into: &w) }
+        }
+    }
+
+    func write(_ request: Request, _ context: KilnRequestContext) async throws -> Response {
+        let name = try Self.name(context)
+        _ = Self.query(request, context)
+        let result = try await features.writeTable(name, rows: try await Self.rows(request), caller: context.caller)
+        return .json { w in
+            w.field("name", name)
+            Self.write(result, into: &w)
+        }
+    }
+
+    func read(_ request: Request, _ context: KilnRequestContext) async throws -> Response {
+        let name = try Self.name(context)
+        _ = Self.query(request, context)
+        return try Self.parquetResponse(try await features.readTable(name, caller: context.caller))
+    }
+
+    func trainingSet(_ request: Request, _ context: KilnRequestContext) async throws -> Response {
+        let query = Self.query(request, context)
+        guard let text = query["spec"], case .object(let spec)? = try? JSONValue.parse(Array(text.utf8)) else {
+            throw KilnError.invalid("Give the training set as ?spec={\"feature_lookups\": [...]} (JSON)")
+        }
+        guard case .array(let items)? = spec["feature_lookups"] else { throw KilnError.invalid("The spec needs feature_lookups: a list of lookups") }
+        let lookups = try items.map(Self.lookup)
+        let exclude = try Self.strings(spec["exclude_columns"], "exclude_columns") ?? []
+        let labels = try await Self.rows(request)
+        return try Self.parquetResponse(try await features.trainingSet(labels: labels, lookups: lookups, exclude: exclude, caller: context.caller))
+    }
+
+    // MARK: - Wire
+
+    static func lookup(_ value: JSONValue) throws -> FeatureLookup {
+        guard case .object(let o) = value else { throw KilnError.invalid("Each feature lookup is an object") }
+        guard case .string(let table)? = o["table_name"] else { throw KilnError.invalid("A feature lookup needs table_name") }
+        let keys: [String]
+        switch o["lookup_key"] {
+        case .string(let key)?: keys = [key]
+        case .array?: keys = try strings(o["lookup_key"], "lookup_key") ?? []
+        default: throw KilnError.invalid("The lookup on \(table) needs lookup_key: a column name or a list of them")
+        }
+        var rename: [String: String] = [:]
+        if case .object(let r)? = o["rename_outputs"] {
+            for (k, v) in r {
+                guard case .string(let s) = v else { throw KilnError.invalid("rename_outputs maps feature names to strings") }
+                rename[k] = s
+            }
+        }
+        var defaults: [String: Value] = [:]
+        if case .object(let d)? = o["default_values"] {
+            for (k, v) in d {
+                switch v {
+                case .string(let s): defaults[k] = .string(s)
+                case .bool(let b): defaults[k] = .bool(b)
+                case .number(let n):
+                    if let i = Int64(n) { defaults[k] = .int(i) } else if let d = Double(n) { defaults[k] = .double(d) }
+                case .null: defaults[k] = .null
+                default: throw KilnError.invalid("default_values[\(k)] must be a number, string or boolean")
+                }
+            }
+        }
+        var lookback: Int64?
+        if let v = o["lookback_window_seconds"], v != .null {
+            guard case .number(let text) = v, let seconds = Double(text), seconds >= 0 else { throw KilnError.invalid("lookback_window_seconds must be a number of seconds, 0 or more") }
+            lookback = Int64((seconds * 1_000_000).rounded())
+        }
+        var timestampKey: String?
+        if case .string(let s)? = o["timestamp_lookup_key"] { timestampKey = s }
+        return FeatureLookup(tableName: table, lookupKey: keys, featureNames: try strings(o["feature_names"], "feature_names"),
+                             renameOutputs: rename, timestampLookupKey: timestampKey, lookbackMicros: lookback, defaultValues: defaults)
+    }
+
+    static func strings(_ value: JSONValue?, _ field: String) throws -> [String]? {
+        switch value {
+        case nil, .null?: return nil
+        case .string(let s)?: return [s]
+        case .array(let items)?:
+            return try items.map {
+                guard case .string(let s) = $0 else { throw KilnError.invalid("\(field) is a list of column names") }
+                return s
+            }
+        default: throw KilnError.invalid("\(field) is a list of column names")
+        }
+    }
+
+    static func write(_ result: FeatureStore.WriteResult, into w: inout JSONWriter) {
+        if let version = result.version { w.field("version", version) }
+        w.field("num_inserted_rows", Int64(result.inserted))
+        w.field("num_updated_rows", Int64(result.updated))
+        w.key("added_columns")
+        w.array { w in for c in result.addedColumns { w.value(c) } }
+    }
+
+    /// The query string's fields, recorded for the audit log (bodies are rows, never audited).
+    static func query(_ request: Request, _ context: KilnRequestContext) -> [String: String] {
+        var fields = RequestMessage.parseQuery(request.uri.query ?? "")
+        var out: [String: String] = [:]
+        for (k, v) in fields { if case .string(let s) = v { out[k] = s } }
+        for (key, value) in context.parameters { fields[String(key)] = .string(String(value).removingPercentEncoding ?? String(value)) }
+        context.auditFields.set(fields)
+        return out
+    }
+
+    static func name(_ context: KilnRequestContext) throws -> String {
+        guard let raw = context.parameters.get("name") else { throw KilnError.invalid("Give the feature table's name") }
+        return raw.removingPercentEncoding ?? raw
+    }
+
+    static func list(_ text: String?) -> [String] {
+        (text ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    /// The request body's rows (a Parquet file).
+    static func rows(_ request: Request) async throws -> Frame {
+        let buffer = try await request.body.collect(upTo: bodyLimit)
+        guard buffer.readableBytes > 0 else { throw KilnError.invalid("Send the rows as a Parquet file in the request body (Content-Type: \(parquet))") }
+        do {
+            return try Frame.read(parquetBytes: Array(buffer.readableBytesView))
+        } catch let error as KilnError {
+            throw error
+        } catch {
+            throw KilnError.invalid("The body is not a Parquet file Kiln can read: \(error)")
+        }
+    }
+
+    static func parquetResponse(_ frame: Frame) throws -> Response {
+        let bytes = try frame.parquetBytes()
+        return Response(status: .ok, headers: [.contentType: parquet, .contentLength: String(bytes.count)],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+}

@@ -1,0 +1,218 @@
+"""Databricks' Feature Engineering client over pandas frames, against a Kiln server.
+
+A Databricks notebook ports by changing its import::
+
+    from kiln_client.feature_engineering import FeatureEngineeringClient, FeatureLookup
+
+    fe = FeatureEngineeringClient()          # KILN_URL / KILN_TOKEN (or DATABRICKS_HOST / DATABRICKS_TOKEN)
+    fe.create_table(name="main.default.user_features", primary_keys=["user_id", "ts"], timeseries_column="ts", df=features)
+    fe.write_table(name="main.default.user_features", df=more_features)       # merge on the primary key
+    training = fe.create_training_set(df=labels, label="churned", feature_lookups=[
+        FeatureLookup(table_name="main.default.user_features", lookup_key="user_id", timestamp_lookup_key="event_ts")])
+    frame = training.load_df()               # a pandas DataFrame
+
+Rows travel as Parquet; the joins run in the server (point-in-time by Databricks' rules: the newest feature row at
+or before each label's time, whole; no match gives null or the lookup's default; label rows are kept as they are).
+Timestamps come back as pandas datetimes in UTC without a time zone.
+"""
+import datetime
+import io
+import json
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Union
+from urllib.parse import quote
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ._http import Connection, KilnError
+
+__all__ = ["FeatureEngineeringClient", "FeatureLookup", "FeatureTable", "TrainingSet", "KilnError"]
+
+
+class FeatureLookup:
+    """Features to join from one feature table, matched on `lookup_key` (and, for a time-series table, on the
+    newest row at or before `timestamp_lookup_key`, no older than `lookback_window`)."""
+
+    def __init__(self, table_name: str, lookup_key: Union[str, List[str]], *, feature_names: Optional[Union[str, List[str]]] = None,
+                 rename_outputs: Optional[Dict[str, str]] = None, timestamp_lookup_key: Optional[str] = None,
+                 lookback_window: Optional[datetime.timedelta] = None, default_values: Optional[Dict[str, object]] = None):
+        self.table_name = table_name
+        self.lookup_key = [lookup_key] if isinstance(lookup_key, str) else list(lookup_key)
+        self.feature_names = [feature_names] if isinstance(feature_names, str) else (list(feature_names) if feature_names is not None else None)
+        self.rename_outputs = dict(rename_outputs or {})
+        self.timestamp_lookup_key = timestamp_lookup_key
+        if lookback_window is not None and not isinstance(lookback_window, datetime.timedelta):
+            raise ValueError("lookback_window is a datetime.timedelta")
+        if lookback_window is not None and lookback_window < datetime.timedelta(0):
+            raise ValueError("lookback_window must not be negative")
+        self.lookback_window = lookback_window
+        self.default_values = dict(default_values or {})
+
+    def _spec(self):
+        return {
+            "table_name": self.table_name, "lookup_key": self.lookup_key, "feature_names": self.feature_names,
+            "rename_outputs": self.rename_outputs, "timestamp_lookup_key": self.timestamp_lookup_key,
+            "lookback_window_seconds": None if self.lookback_window is None else self.lookback_window.total_seconds(),
+            "default_values": {k: _json_scalar(v) for k, v in self.default_values.items()},
+        }
+
+
+@dataclass
+class FeatureTable:
+    """What `get_table` returns: the table's name, keys, description and features."""
+    name: str
+    primary_keys: List[str]
+    timeseries_columns: List[str]
+    description: Optional[str]
+    features: List[str]
+    table_id: Optional[str] = None
+    tags: Dict[str, str] = field(default_factory=dict)
+
+    @property
+    def timeseries_column(self):
+        return self.timeseries_columns[0] if self.timeseries_columns else None
+
+
+class TrainingSet:
+    """Label rows and the lookups to join onto them; `load_df()` runs the join in the server."""
+
+    def __init__(self, client, df, feature_lookups, label, exclude_columns):
+        self._client, self._df, self._lookups, self._label, self._exclude = client, df, feature_lookups, label, exclude_columns
+
+    def load_df(self):
+        spec = {"feature_lookups": [lookup._spec() for lookup in self._lookups], "exclude_columns": self._exclude}
+        r = self._client._conn.call("POST", "/api/2.0/kiln/features/training-sets", params={"spec": json.dumps(spec)},
+                                    data=_parquet(self._df), headers={"Content-Type": _PARQUET})
+        return _frame(r.content)
+
+
+class FeatureEngineeringClient:
+    """Databricks' `FeatureEngineeringClient`, with pandas (or pyarrow) frames in place of Spark's."""
+
+    def __init__(self, *, host: Optional[str] = None, token: Optional[str] = None):
+        self._conn = Connection(host, token)
+
+    def create_table(self, *, name: str, primary_keys: Union[str, List[str]], df=None, schema: Optional[pa.Schema] = None,
+                     timeseries_column: Optional[str] = None, timeseries_columns: Optional[Union[str, List[str]]] = None,
+                     partition_columns: Optional[Union[str, List[str]]] = None, description: Optional[str] = None,
+                     tags: Optional[Dict[str, str]] = None, **_ignored) -> FeatureTable:
+        """Creates a feature table keyed on `primary_keys` (made NOT NULL) from `df`'s columns (its rows are written
+        too) or from `schema` (a pyarrow schema). `timeseries_column` must be one of the keys."""
+        if df is None and schema is None:
+            raise ValueError("Give df= or schema= for the table's columns")
+        keys = [primary_keys] if isinstance(primary_keys, str) else list(primary_keys)
+        if timeseries_columns is not None and timeseries_column is None:
+            ts = [timeseries_columns] if isinstance(timeseries_columns, str) else list(timeseries_columns)
+            if len(ts) > 1:
+                raise ValueError("A feature table has at most one timeseries column")
+            timeseries_column = ts[0] if ts else None
+        parts = [partition_columns] if isinstance(partition_columns, str) else list(partition_columns or [])
+        body = _parquet(df) if df is not None else _parquet(schema.empty_table())
+        params = {"name": name, "primary_keys": ",".join(keys), "partition_columns": ",".join(parts)}
+        if timeseries_column:
+            params["timeseries_column"] = timeseries_column
+        if description is not None:
+            params["description"] = description
+        self._conn.call("POST", "/api/2.0/kiln/features/tables", params=params, data=body, headers={"Content-Type": _PARQUET})
+        for key, value in (tags or {}).items():
+            self.set_feature_table_tag(name=name, key=key, value=value)
+        return self.get_table(name=name)
+
+    def write_table(self, *, name: str, df, mode: str = "merge", **_ignored) -> dict:
+        """Upserts `df` into the table on its primary key: matched keys take the frame's values, new keys are added,
+        columns the table lacks become new features. Keys must be present, non-null and unique in `df`."""
+        if mode != "merge":
+            raise ValueError("write_table's only mode is 'merge'; to start over, drop the table or DELETE its rows")
+        r = self._conn.call("POST", f"/api/2.0/kiln/features/tables/{quote(name, safe='')}/rows", data=_parquet(df),
+                            headers={"Content-Type": _PARQUET})
+        return r.json()
+
+    def read_table(self, *, name: str, **_ignored):
+        """The table's rows as a pandas DataFrame."""
+        return _frame(self._conn.call("GET", f"/api/2.0/kiln/features/tables/{quote(name, safe='')}/rows").content)
+
+    def get_table(self, *, name: str) -> FeatureTable:
+        t = self._conn.call("GET", f"/api/2.1/unity-catalog/tables/{quote(name, safe='')}").json()
+        keys, ts = [], []
+        for constraint in t.get("table_constraints") or []:
+            pk = constraint.get("primary_key_constraint")
+            if pk:
+                keys = pk.get("child_columns", [])
+                ts = pk.get("timeseries_columns", [])
+        features = [c["name"] for c in t.get("columns", []) if c["name"] not in keys]
+        return FeatureTable(name=t.get("full_name", name), primary_keys=keys, timeseries_columns=ts, description=t.get("comment"),
+                            features=features, table_id=t.get("table_id"),
+                            tags={k[len("kiln.tag."):]: v for k, v in (t.get("properties") or {}).items() if k.startswith("kiln.tag.")})
+
+    def drop_table(self, *, name: str) -> None:
+        self._conn.call("DELETE", f"/api/2.1/unity-catalog/tables/{quote(name, safe='')}")
+
+    def set_feature_table_tag(self, *, name: str, key: str, value: str) -> None:
+        self._sql(f"ALTER TABLE {_quote_name(name)} SET TBLPROPERTIES ('kiln.tag.{_sql_text(key)}' = '{_sql_text(value)}')")
+
+    def delete_feature_table_tag(self, *, name: str, key: str) -> None:
+        self._sql(f"ALTER TABLE {_quote_name(name)} UNSET TBLPROPERTIES IF EXISTS ('kiln.tag.{_sql_text(key)}')")
+
+    def create_training_set(self, *, df, feature_lookups: List[FeatureLookup], label: Optional[Union[str, List[str]]] = None,
+                            exclude_columns: Optional[List[str]] = None, **_ignored) -> TrainingSet:
+        """The label rows `df` with the lookups' features joined on (run by `load_df()`)."""
+        columns = list(df.columns) if hasattr(df, "columns") else list(df.schema.names)
+        for name in ([label] if isinstance(label, str) else list(label or [])):
+            if name not in columns:
+                raise ValueError(f"The label column '{name}' is not in df; its columns are {', '.join(map(str, columns))}")
+        for lookup in feature_lookups:
+            if not isinstance(lookup, FeatureLookup):
+                raise ValueError("feature_lookups holds FeatureLookup objects")
+        return TrainingSet(self, df, list(feature_lookups), label, list(exclude_columns or []))
+
+    def _sql(self, statement):
+        r = self._conn.call("POST", "/api/2.0/sql/statements", json={"statement": statement, "warehouse_id": "kiln", "wait_timeout": "50s"}).json()
+        status = r.get("status", {})
+        if status.get("state") != "SUCCEEDED":
+            error = status.get("error", {})
+            raise KilnError(error.get("error_code", "ERROR"), error.get("message", str(r)))
+        return r
+
+
+_PARQUET = "application/vnd.apache.parquet"
+
+
+def _parquet(df):
+    """A pandas or pyarrow frame as Parquet bytes, timestamps in microseconds (naive ones read as UTC)."""
+    table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
+    columns = []
+    for f, column in zip(table.schema, table.columns):
+        if pa.types.is_timestamp(f.type):
+            column = column.cast(pa.timestamp("us", tz="UTC") if f.type.tz is None else pa.timestamp("us", tz=f.type.tz), safe=False)
+        columns.append(column)
+    table = pa.Table.from_arrays(columns, names=table.schema.names)
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def _frame(data):
+    table = pq.read_table(io.BytesIO(data))
+    frame = table.to_pandas()
+    for name in frame.columns:
+        dtype = frame[name].dtype
+        if getattr(dtype, "tz", None) is not None:
+            frame[name] = frame[name].dt.tz_convert("UTC").dt.tz_localize(None)
+    return frame
+
+
+def _json_scalar(v):
+    if hasattr(v, "item"):
+        v = v.item()
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    raise ValueError(f"default values are numbers, strings or booleans, not {type(v).__name__}")
+
+
+def _quote_name(name):
+    return ".".join("`" + part.replace("`", "``") + "`" for part in name.split("."))
+
+
+def _sql_text(s):
+    return str(s).replace("'", "''")

@@ -1,0 +1,311 @@
+"""Feature tables and training sets through `kiln_client.feature_engineering` (the repo's Python client), checked
+against a brute-force point-in-time oracle written here from Databricks' rules, and against DuckDB's ASOF LEFT JOIN.
+
+The oracle, for each label row and lookup: the feature rows with equal keys and time <= the label's time (inclusive),
+no older than the lookback window; the one with the greatest time wins, whole (its nulls stay null); none: the
+default or null. Label rows are never dropped, duplicated or reordered; a feature whose output the labels already
+have is the caller's."""
+import datetime
+import math
+import os
+import random
+
+import duckdb
+import pandas as pd
+import pytest
+import requests
+
+from conftest import TOKEN
+from kiln_client import KilnError
+from kiln_client.feature_engineering import FeatureEngineeringClient, FeatureLookup
+
+SEEDS = int(os.environ.get("KILN_FEATURE_SEEDS", "300"))
+
+
+@pytest.fixture(scope="module")
+def fe(own_kiln):
+    return FeatureEngineeringClient(host=own_kiln.url, token=TOKEN)
+
+
+def sql(server, statement, token=TOKEN):
+    r = requests.post(server.url + "/api/2.0/sql/statements", headers={"Authorization": f"Bearer {token}"},
+                      json={"statement": statement, "warehouse_id": "kiln", "wait_timeout": "50s"}, timeout=60).json()
+    assert r["status"]["state"] == "SUCCEEDED", r
+    return r
+
+
+def test_a_notebook_flow_creates_writes_reads_and_joins(fe, own_kiln):
+    name = "main.default.user_features"
+    features = pd.DataFrame({
+        "user_id": [1, 1, 2, 2, 3],
+        "ts": pd.to_datetime(["2024-01-01", "2024-01-05", "2024-01-02", "2024-01-10", "2024-01-03"]),
+        "spend": [10.0, 20.0, 5.0, None, 7.0],
+        "visits": [1, 2, 3, 4, 5],
+    })
+    table = fe.create_table(name=name, primary_keys=["user_id", "ts"], timeseries_column="ts", df=features,
+                            description="what users spend")
+    assert (table.primary_keys, table.timeseries_columns, table.description) == (["user_id", "ts"], ["ts"], "what users spend")
+    assert table.features == ["spend", "visits"]
+
+    # Merge on the key: user 3's row is updated, a new key is inserted, a new column becomes a feature.
+    written = fe.write_table(name=name, df=pd.DataFrame({
+        "user_id": [3, 4], "ts": pd.to_datetime(["2024-01-03", "2024-01-01"]), "spend": [8.0, 1.0], "country": ["de", "fr"]}))
+    assert (written["num_updated_rows"], written["num_inserted_rows"], written["added_columns"]) == (1, 1, ["country"])
+    rows = fe.read_table(name=name).sort_values(["user_id", "ts"]).reset_index(drop=True)
+    assert rows["spend"].tolist()[4:] == [8.0, 1.0]
+    assert rows["visits"].tolist()[4] == 5, "columns the write did not carry keep their values"
+    assert fe.get_table(name=name).features == ["spend", "visits", "country"]
+    fe.set_feature_table_tag(name=name, key="team", value="growth")
+    assert fe.get_table(name=name).tags == {"team": "growth"}
+    fe.delete_feature_table_tag(name=name, key="team")
+    assert fe.get_table(name=name).tags == {}
+
+    labels = pd.DataFrame({
+        "user_id": [1, 1, 2, 2, 9, 3, 3],
+        "event_ts": pd.to_datetime(["2023-12-31", "2024-01-06", "2024-01-10", "2024-01-03", "2024-01-05", "2024-01-04", "2024-01-04"]),
+        "spend": [None, None, None, None, None, None, 99.0],
+        "churned": [0, 1, 0, 1, 1, 0, 1],
+    })
+    training = fe.create_training_set(df=labels.drop(columns=["spend"]), label="churned", exclude_columns=["country"], feature_lookups=[
+        FeatureLookup(table_name=name, lookup_key="user_id", timestamp_lookup_key="event_ts", default_values={"visits": -1}),
+    ]).load_df()
+    assert list(training.columns) == ["user_id", "event_ts", "churned", "spend", "visits"]
+    assert training["user_id"].tolist() == [1, 1, 2, 2, 9, 3, 3], "label rows keep their order, duplicates included"
+    # Before the first row: no match (default); at exactly the row's time: that row, its null kept (no back-fill).
+    assert training["visits"].tolist() == [-1, 2, 4, 3, -1, 5, 5]
+    spend = training["spend"].tolist()
+    assert math.isnan(spend[0]) and spend[1] == 20.0 and math.isnan(spend[2]) and spend[3] == 5.0 and spend[5] == 8.0
+
+    # A column the caller brings wins over the lookup's.
+    own = fe.create_training_set(df=labels, label="churned", feature_lookups=[
+        FeatureLookup(table_name=name, lookup_key="user_id", timestamp_lookup_key="event_ts", feature_names=["spend"]),
+    ]).load_df()
+    assert own["spend"].tolist()[6] == 99.0 and math.isnan(own["spend"].tolist()[5])
+
+    # Renamed outputs and a lookback window (inclusive).
+    for window, want in [(datetime.timedelta(days=1), [-1, 2, 4, 3, -1, 5, 5]), (datetime.timedelta(hours=12), [-1, -1, 4, -1, -1, -1, -1])]:
+        windowed = fe.create_training_set(df=labels.drop(columns=["spend"]), label="churned", feature_lookups=[
+            FeatureLookup(table_name=name, lookup_key="user_id", timestamp_lookup_key="event_ts", feature_names=["visits"],
+                          rename_outputs={"visits": "recent_visits"}, lookback_window=window),
+        ]).load_df()
+        assert windowed["recent_visits"].fillna(-1).tolist() == want, window
+
+    fe.drop_table(name=name)
+    with pytest.raises(KilnError) as e:
+        fe.read_table(name=name)
+    assert e.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_bad_writes_are_refused_whole_and_named(fe):
+    name = "main.default.guarded_features"
+    fe.create_table(name=name, primary_keys="id", df=pd.DataFrame({"id": [1, 2], "x": [1.0, 2.0]}))
+    before = fe.read_table(name=name).sort_values("id")["x"].tolist()
+    cases = [
+        (pd.DataFrame({"id": [5, 7, 5, 7, 8], "x": [0.0] * 5}), "(5)"),
+        (pd.DataFrame({"id": [3.0, None], "x": [0.0, 1.0]}), "null"),
+        (pd.DataFrame({"x": [9.0]}), "'id'"),
+    ]
+    for frame, said in cases:
+        with pytest.raises(KilnError) as e:
+            fe.write_table(name=name, df=frame)
+        assert e.value.error_code == "INVALID_PARAMETER_VALUE" and e.value.status == 400 and said in e.value.message, e.value
+    assert fe.read_table(name=name).sort_values("id")["x"].tolist() == before, "a refused write changes nothing"
+    with pytest.raises(ValueError):
+        fe.write_table(name=name, df=pd.DataFrame({"id": [1]}), mode="overwrite")
+    with pytest.raises(KilnError) as e:
+        fe.create_table(name="main.default.bad_ts", primary_keys=["id"], timeseries_column="ts",
+                        df=pd.DataFrame({"id": [1], "ts": pd.to_datetime(["2024-01-01"])}))
+    assert "must be one of the primary keys" in e.value.message
+    with pytest.raises(KilnError) as e:
+        fe.create_training_set(df=pd.DataFrame({"id": [1]}), feature_lookups=[FeatureLookup(table_name=name, lookup_key="nope")]).load_df()
+    assert "nope" in e.value.message
+
+
+def test_features_are_governed_as_tables(fe, own_kiln):
+    name = "main.default.governed_features"
+    fe.create_table(name=name, primary_keys="id", df=pd.DataFrame({"id": [1], "x": [1.0]}))
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    r = requests.post(own_kiln.url + "/api/2.0/preview/scim/v2/Users", headers=auth, json={"userName": "fs-reader@example.com"}, timeout=30)
+    assert r.status_code in (200, 201), r.text
+    token = requests.post(own_kiln.url + "/api/2.0/token-management/on-behalf-of/tokens", headers=auth,
+                          json={"user_name": "fs-reader@example.com"}, timeout=30)
+    assert token.status_code == 200, token.text
+    reader = FeatureEngineeringClient(host=own_kiln.url, token=token.json()["token_value"])
+    labels = pd.DataFrame({"id": [1]})
+    for call in (lambda: reader.read_table(name=name), lambda: reader.write_table(name=name, df=labels.assign(x=2.0)),
+                 lambda: reader.create_training_set(df=labels, feature_lookups=[FeatureLookup(table_name=name, lookup_key="id")]).load_df()):
+        with pytest.raises(KilnError) as e:
+            call()
+        assert e.value.error_code == "PERMISSION_DENIED"
+    sql(own_kiln, "GRANT USE CATALOG ON CATALOG main TO `fs-reader@example.com`")
+    sql(own_kiln, "GRANT USE SCHEMA ON SCHEMA main.default TO `fs-reader@example.com`")
+    sql(own_kiln, f"GRANT SELECT ON TABLE {name} TO `fs-reader@example.com`")
+    assert reader.read_table(name=name)["x"].tolist() == [1.0]
+    assert reader.create_training_set(df=labels, feature_lookups=[FeatureLookup(table_name=name, lookup_key="id")]).load_df()["x"].tolist() == [1.0]
+    with pytest.raises(KilnError) as e:
+        reader.write_table(name=name, df=labels.assign(x=2.0))
+    assert e.value.error_code == "PERMISSION_DENIED"
+
+
+def test_ties_on_key_and_time_go_to_the_newer_write(fe, own_kiln):
+    """A real key forbids them (write_table merges); rows put in by plain SQL can still tie: the later commit wins."""
+    name = "main.default.tied_features"
+    fe.create_table(name=name, primary_keys=["k", "ts"], timeseries_column="ts",
+                    schema=None, df=pd.DataFrame({"k": [1], "ts": pd.to_datetime(["2024-01-01"]), "v": [1.0]}))
+    for value in (2.0, 3.0):
+        sql(own_kiln, f"INSERT INTO {name} VALUES (1, TIMESTAMP '2024-01-01 00:00:00', {value})")
+    out = fe.create_training_set(df=pd.DataFrame({"k": [1], "t": pd.to_datetime(["2024-02-01"])}), feature_lookups=[
+        FeatureLookup(table_name=name, lookup_key="k", timestamp_lookup_key="t")]).load_df()
+    assert out["v"].tolist() == [3.0]
+
+
+# --- the property test ----------------------------------------------------------------------------------------------
+
+def generate(rng):
+    """A feature table (as write batches), label rows and lookups, small enough to collide often."""
+    use_date = rng.random() < 0.25
+    two_keys = rng.random() < 0.4
+    base = datetime.datetime(2024, 1, 1)
+
+    def stamp():
+        if use_date:
+            return (base + datetime.timedelta(days=rng.randrange(8))).date()
+        t = base + datetime.timedelta(hours=rng.randrange(48))
+        if rng.random() < 0.3:  # around whole seconds: sub-second offsets
+            t += datetime.timedelta(microseconds=rng.choice([1, 500_000, 999_999]))
+        return t
+
+    keys = lambda: (rng.randrange(4),) + ((rng.choice(["a", "b"]),) if two_keys else ())
+    rows = {}
+    for _ in range(rng.randrange(0, 25)):
+        rows[keys() + (stamp(),)] = None
+    batches = []
+    pending = list(rows)
+    rng.shuffle(pending)
+    while pending:
+        n = rng.randrange(1, len(pending) + 1)
+        chunk, pending = pending[:n], pending[n:]
+        batches.append(chunk)
+    # A later batch may update keys an earlier one wrote (upserts).
+    if batches and rng.random() < 0.5:
+        batches.append(rng.sample(list(rows), k=min(len(rows), rng.randrange(1, 4))))
+    values = []
+    for batch in batches:
+        values.append([(key, rng.choice([None, round(rng.uniform(-5, 5), 3)]), rng.choice([None, rng.randrange(100)]))
+                       for key in batch])
+    labels = []
+    for i in range(rng.randrange(1, 30)):
+        k = keys()
+        ts = None if rng.random() < 0.05 else stamp()
+        labels.append((i,) + k + (ts,))
+        if rng.random() < 0.1:
+            labels.append((i,) + k + (ts,))  # a duplicate label row
+    lookback = rng.choice([None, 0, 1, 1.5, 3600])
+    defaults = {"x": -1.0} if rng.random() < 0.3 else {}
+    return use_date, two_keys, values, labels, lookback, defaults
+
+
+def oracle(two_keys, values, labels, lookback, defaults):
+    table = {}
+    for batch in values:  # the table's final state: each write merges on the key
+        for key, x, n in batch:
+            table[key] = (x, n)
+    width = 2 if two_keys else 1
+    out = []
+    for label in labels:
+        k, ts = label[1:1 + width], label[1 + width]
+        best = None
+        if ts is not None:
+            for key, (x, n) in table.items():
+                if key[:width] != k or key[width] > ts:
+                    continue
+                if lookback is not None and as_micros(ts) - as_micros(key[width]) > lookback * 1_000_000:
+                    continue
+                if best is None or key[width] > best[0]:
+                    best = (key[width], x, n)
+        if best is None:
+            out.append((defaults.get("x"), None))
+        else:
+            out.append((best[1], best[2]))
+    return out
+
+
+def as_micros(t):
+    if isinstance(t, datetime.datetime):
+        return int((t - datetime.datetime(1970, 1, 1)) / datetime.timedelta(microseconds=1))
+    return (t - datetime.date(1970, 1, 1)).days * 86_400_000_000
+
+
+def frames(use_date, two_keys, batch, labels):
+    import pyarrow as pa
+    ts_type = pa.date32() if use_date else pa.timestamp("us")
+    cols = {"k": pa.array([key[0] for key, _, _ in batch], pa.int64())}
+    if two_keys:
+        cols["k2"] = pa.array([key[1] for key, _, _ in batch], pa.string())
+    cols["ts"] = pa.array([key[-1] for key, _, _ in batch], ts_type)
+    cols["x"] = pa.array([x for _, x, _ in batch], pa.float64())
+    cols["n"] = pa.array([n for _, _, n in batch], pa.int64())
+    features = pa.table(cols)
+    lcols = {"rid": pa.array([l[0] for l in labels], pa.int64()), "lk": pa.array([l[1] for l in labels], pa.int64())}
+    if two_keys:
+        lcols["lk2"] = pa.array([l[2] for l in labels], pa.string())
+    lcols["lts"] = pa.array([l[-1] for l in labels], ts_type)
+    return features, pa.table(lcols)
+
+
+def same(a, b):
+    if a is None or (isinstance(a, float) and math.isnan(a)):
+        return b is None or (isinstance(b, float) and math.isnan(b))
+    return b is not None and not (isinstance(b, float) and math.isnan(b)) and a == b
+
+
+def test_point_in_time_joins_equal_a_brute_force_oracle(fe):
+    checked = 0
+    for seed in range(SEEDS):
+        rng = random.Random(seed)
+        use_date, two_keys, values, labels, lookback, defaults = generate(rng)
+        name = f"main.default.pit_{seed}"
+        keys = ["k", "k2", "ts"] if two_keys else ["k", "ts"]
+        empty, label_table = frames(use_date, two_keys, [], labels)
+        fe.create_table(name=name, primary_keys=keys, timeseries_column="ts", schema=empty.schema)
+        for batch in values:
+            fe.write_table(name=name, df=frames(use_date, two_keys, batch, labels)[0])
+        lookup = FeatureLookup(table_name=name, lookup_key=["lk", "lk2"] if two_keys else "lk", timestamp_lookup_key="lts",
+                               lookback_window=None if lookback is None else datetime.timedelta(seconds=lookback),
+                               default_values=defaults)
+        got = fe.create_training_set(df=label_table, feature_lookups=[lookup]).load_df()
+        want = oracle(two_keys, values, labels, lookback, defaults)
+        assert got["rid"].tolist() == [l[0] for l in labels], f"seed {seed}: label rows changed"
+        for i, (x, n) in enumerate(want):
+            gx, gn = got["x"].iloc[i], got["n"].iloc[i]
+            gx = None if pd.isna(gx) else float(gx)
+            gn = None if pd.isna(gn) else int(gn)
+            assert same(x, gx) and same(n, gn), f"seed {seed} row {i} ({labels[i]}, lookback {lookback}): want {(x, n)}, got {(gx, gn)}"
+        fe.drop_table(name=name)
+        checked += 1
+    assert checked == SEEDS
+
+
+def test_point_in_time_joins_equal_duckdbs_asof_left_join(fe):
+    """On data without ties, no lookback: DuckDB's ASOF LEFT JOIN (inclusive >=, null-keeping) gives the same rows."""
+    rng = random.Random(7)
+    n_keys, n_rows, n_labels = 50, 4000, 3000
+    base = datetime.datetime(2024, 1, 1)
+    stamps = {}
+    while len(stamps) < n_rows:
+        stamps[(rng.randrange(n_keys), base + datetime.timedelta(seconds=rng.randrange(86_400 * 30)))] = None
+    features = pd.DataFrame({"k": [k for k, _ in stamps], "ts": [t for _, t in stamps],
+                             "x": [None if rng.random() < 0.1 else rng.uniform(0, 1) for _ in stamps]})
+    labels = pd.DataFrame({"rid": range(n_labels), "k": [rng.randrange(n_keys + 5) for _ in range(n_labels)],
+                           "t": [base + datetime.timedelta(seconds=rng.randrange(-86_400, 86_400 * 31)) for _ in range(n_labels)]})
+    name = "main.default.pit_duckdb"
+    fe.create_table(name=name, primary_keys=["k", "ts"], timeseries_column="ts", df=features.sample(frac=1, random_state=1))
+    got = fe.create_training_set(df=labels, feature_lookups=[FeatureLookup(table_name=name, lookup_key="k", timestamp_lookup_key="t")]).load_df()
+    con = duckdb.connect()
+    con.register("labels", labels)
+    con.register("features", features)
+    want = con.execute("SELECT l.rid, f.x FROM labels l ASOF LEFT JOIN features f ON l.k = f.k AND l.t >= f.ts ORDER BY l.rid").df()
+    assert got["rid"].tolist() == want["rid"].tolist()
+    for a, b in zip(got["x"].tolist(), want["x"].tolist()):
+        assert (pd.isna(a) and pd.isna(b)) or a == b
+    assert got["x"].notna().sum() > n_labels // 2, "the data should match most labels"

@@ -1,5 +1,6 @@
 import Foundation
 import KilnCore
+import KilnParquet
 
 /// Aggregate functions over groups of rows (`Grouping.groupOf`), one result row per group.
 public enum Aggregates {
@@ -235,52 +236,97 @@ extension Frame {
             }
         }
         let lv = try values(leftOn), rv = try values(rightOn)
-        // Right rows by group, each group sorted by (value, row).
+        // Which rows have a null key, once (not a closure call per row).
+        let nullKey: [Bool]? = leftKeys.contains(where: { $0.validity != nil }) || rightKeys.contains(where: { $0.validity != nil })
+            ? (0..<(leftRows + rightRows)).map(hasNull) : nil
+        // Right rows by group, each group's (value, row) pairs laid out contiguously and sorted: the searches below
+        // then read neighbouring memory instead of jumping through row numbers.
+        let groupOf = grouping.groupOf
+        func usable(_ j: Int) -> Bool { !(nullKey?[leftRows + j] ?? false) && !rightOn.isNull(j) && !rv[j].isNaN }
         var start = [Int](repeating: 0, count: grouping.count + 1)
-        for j in 0..<rightRows where !hasNull(leftRows + j) && !rightOn.isNull(j) && !rv[j].isNaN { start[grouping.groupOf[leftRows + j] + 1] += 1 }
+        for j in 0..<rightRows where usable(j) { start[groupOf[leftRows + j] + 1] += 1 }
         for g in 0..<grouping.count { start[g + 1] += start[g] }
         var fill = start
-        var members = [Int](repeating: 0, count: start[grouping.count])
-        for j in 0..<rightRows where !hasNull(leftRows + j) && !rightOn.isNull(j) && !rv[j].isNaN {
-            let g = grouping.groupOf[leftRows + j]
-            members[fill[g]] = j
+        var rows = [Int](repeating: 0, count: start[grouping.count])
+        var sorted = [Double](repeating: 0, count: start[grouping.count])
+        for j in 0..<rightRows where usable(j) {
+            let g = groupOf[leftRows + j]
+            rows[fill[g]] = j
+            sorted[fill[g]] = rv[j]
             fill[g] += 1
         }
-        for g in 0..<grouping.count where start[g + 1] - start[g] > 1 {
-            members[start[g]..<start[g + 1]].sort { rv[$0] != rv[$1] ? rv[$0] < rv[$1] : $0 < $1 }
+        // Rows went in ascending, so sorting each group by (value, row) keeps ties in table order (the last wins).
+        // Groups already in order (tables written in time order) are left alone; the rest sort in parallel.
+        let starts = start, filledRows = rows, filledValues = sorted
+        let groupCount = grouping.count
+        let pieces = Swift.max(1, Swift.min(64, groupCount / 1024))
+        let parts = try concurrentMap(pieces) { piece -> [(at: Int, values: [Double], rows: [Int])] in
+            var out: [(at: Int, values: [Double], rows: [Int])] = []
+            for g in (groupCount * piece / pieces)..<(groupCount * (piece + 1) / pieces) {
+                let lo = starts[g], hi = starts[g + 1]
+                guard hi - lo > 1 else { continue }
+                var ordered = true
+                for k in (lo + 1)..<hi where filledValues[k] < filledValues[k - 1] {
+                    ordered = false
+                    break
+                }
+                if ordered { continue }
+                var pairs = (lo..<hi).map { (filledValues[$0], filledRows[$0]) }
+                pairs.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
+                out.append((lo, pairs.map(\.0), pairs.map(\.1)))
+            }
+            return out
         }
-        var left: [Int] = [], right: [Int] = []
-        left.reserveCapacity(leftRows)
-        right.reserveCapacity(leftRows)
-        for i in 0..<leftRows {
-            var match = -1
-            if !hasNull(i), !leftOn.isNull(i), !lv[i].isNaN {
-                let g = grouping.groupOf[i], x = lv[i]
-                var lo = start[g], hi = start[g + 1]
+        for part in parts {
+            for piece in part {
+                sorted.replaceSubrange(piece.at..<(piece.at + piece.values.count), with: piece.values)
+                rows.replaceSubrange(piece.at..<(piece.at + piece.rows.count), with: piece.rows)
+            }
+        }
+        // Each left row's match, searched in parallel over chunks of rows.
+        let groupValues = sorted, groupRows = rows
+        let chunks = Swift.max(1, Swift.min(64, leftRows / 16_384))
+        let matches = try concurrentMap(chunks) { chunk -> [Int] in
+            let lower = leftRows * chunk / chunks, upper = leftRows * (chunk + 1) / chunks
+            var out = [Int](repeating: -1, count: upper - lower)
+            for i in lower..<upper {
+                guard !(nullKey?[i] ?? false), !leftOn.isNull(i), !lv[i].isNaN else { continue }
+                let g = groupOf[i], x = lv[i]
+                var lo = starts[g], hi = starts[g + 1]
                 switch op {
                 case ">=", ">":
                     // The last member with value <= x (< x): the first position past them, minus one.
                     while lo < hi {
                         let mid = (lo + hi) / 2
-                        if op == ">=" ? rv[members[mid]] <= x : rv[members[mid]] < x { lo = mid + 1 } else { hi = mid }
+                        if op == ">=" ? groupValues[mid] <= x : groupValues[mid] < x { lo = mid + 1 } else { hi = mid }
                     }
-                    if lo > start[g] { match = members[lo - 1] }
+                    if lo > starts[g] { out[i - lower] = groupRows[lo - 1] }
                 default:
                     // The first member with value >= x (> x), then the last of its equal values.
                     while lo < hi {
                         let mid = (lo + hi) / 2
-                        if op == "<=" ? rv[members[mid]] < x : rv[members[mid]] <= x { lo = mid + 1 } else { hi = mid }
+                        if op == "<=" ? groupValues[mid] < x : groupValues[mid] <= x { lo = mid + 1 } else { hi = mid }
                     }
-                    if lo < start[g + 1] {
+                    if lo < starts[g + 1] {
                         var k = lo
-                        while k + 1 < start[g + 1], rv[members[k + 1]] == rv[members[lo]] { k += 1 }
-                        match = members[k]
+                        while k + 1 < starts[g + 1], groupValues[k + 1] == groupValues[lo] { k += 1 }
+                        out[i - lower] = groupRows[k]
                     }
                 }
             }
-            if match >= 0 || outer {
-                left.append(i)
-                right.append(match)
+            return out
+        }
+        var left: [Int] = [], right: [Int] = []
+        left.reserveCapacity(leftRows)
+        right.reserveCapacity(leftRows)
+        var i = 0
+        for chunk in matches {
+            for match in chunk {
+                if match >= 0 || outer {
+                    left.append(i)
+                    right.append(match)
+                }
+                i += 1
             }
         }
         return (left, right)

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import KilnCore
 import KilnFeatures
@@ -66,8 +67,17 @@ struct FeatureRoutes: Sendable {
         guard case .array(let items)? = spec["feature_lookups"] else { throw KilnError.invalid("The spec needs feature_lookups: a list of lookups") }
         let lookups = try items.map(Self.lookup)
         let exclude = try Self.strings(spec["exclude_columns"], "exclude_columns") ?? []
+        let clock = ContinuousClock()
+        let start = clock.now
         let labels = try await Self.rows(request)
-        return try Self.parquetResponse(try await features.trainingSet(labels: labels, lookups: lookups, exclude: exclude, caller: context.caller))
+        let read = clock.now
+        let frame = try await features.trainingSet(labels: labels, lookups: lookups, exclude: exclude, caller: context.caller)
+        let joined = clock.now
+        var response = try Self.parquetResponse(frame)
+        // How long each step took, for clients and benchmarks (the Server-Timing header, in milliseconds).
+        func ms(_ d: Duration) -> String { String(format: "%.1f", Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15) }
+        response.headers[HTTPField.Name("Server-Timing")!] = "decode;dur=\(ms(read - start)), join;dur=\(ms(joined - read)), encode;dur=\(ms(clock.now - joined))"
+        return response
     }
 
     // MARK: - Wire

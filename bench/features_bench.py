@@ -1,0 +1,150 @@
+"""Point-in-time training sets: Kiln against DuckDB's ASOF LEFT JOIN, same data, one run.
+
+1M label rows x 5M feature rows, 100k keys, 10 features (issue 22's shape). Kiln runs as a server (the binary
+given by --kiln); the training set goes through `kiln_client.feature_engineering` as a user's notebook would
+(labels up as Parquet, the join in the server, the result back as a pandas frame). Reported:
+- Kiln end to end (`load_df()` to a pandas frame) and the server's own join time (its Server-Timing header);
+- DuckDB in process (the same join to Arrow, and to pandas);
+- creating the feature table through `create_table` (5M rows: upload, merge on the key, commit);
+- the server's peak memory (VmHWM).
+Answers are compared row by row on the features. Usage: python bench/features_bench.py --kiln .build/release/kiln
+"""
+import argparse
+import datetime
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import requests
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python"))
+from kiln_client.feature_engineering import FeatureEngineeringClient, FeatureLookup  # noqa: E402
+
+
+def data(labels, rows, keys, features, seed=1):
+    rng = np.random.default_rng(seed)
+    base = np.datetime64("2024-01-01T00:00:00", "us")
+    span = 90 * 86_400 * 1_000_000
+    k = rng.integers(0, keys, rows)
+    ts = base + rng.integers(0, span, rows).astype("timedelta64[us]")
+    feats = pd.DataFrame({"k": k, "ts": ts})
+    feats = feats.drop_duplicates(["k", "ts"]).reset_index(drop=True)
+    for i in range(features):
+        feats[f"f{i}"] = rng.standard_normal(len(feats))
+    lab = pd.DataFrame({"k": rng.integers(0, keys, labels), "t": base + rng.integers(0, span, labels).astype("timedelta64[us]"),
+                        "y": rng.integers(0, 2, labels)})
+    return feats, lab
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def best(f, repeats):
+    times, out = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = f()
+        times.append(time.perf_counter() - start)
+    return min(times), out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kiln", required=True)
+    parser.add_argument("--labels", type=int, default=1_000_000)
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--keys", type=int, default=100_000)
+    parser.add_argument("--features", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    import duckdb
+
+    feats, labels = data(args.labels, args.rows, args.keys, args.features)
+    home = tempfile.mkdtemp(prefix="kiln-features-bench-")
+    port = free_port()
+    server = subprocess.Popen([args.kiln, "server", "--host", "127.0.0.1", "--port", str(port), "--home", home],
+                              env=dict(os.environ, KILN_ADMIN_TOKEN="bench"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                if requests.get(url + "/health", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.1)
+        fe = FeatureEngineeringClient(host=url, token="bench")
+        start = time.perf_counter()
+        fe.create_table(name="main.default.bench_features", primary_keys=["k", "ts"], timeseries_column="ts", df=feats)
+        create_s = time.perf_counter() - start
+        lookup = FeatureLookup(table_name="main.default.bench_features", lookup_key="k", timestamp_lookup_key="t")
+        timings = []
+
+        def kiln():
+            conn = fe._conn
+            original = conn.call
+
+            def call(method, path, **kw):
+                r = original(method, path, **kw)
+                timings.append(r.headers.get("Server-Timing", ""))
+                return r
+            conn.call = call
+            try:
+                return fe.create_training_set(df=labels, feature_lookups=[lookup], label="y").load_df()
+            finally:
+                conn.call = original
+
+        kiln_s, kiln_df = best(kiln, args.repeats)
+        joins = [float(part.split("dur=")[1]) / 1000 for t in timings for part in t.split(",") if part.strip().startswith("join")]
+        server_join_s = min(joins) if joins else float("nan")
+        with open(f"/proc/{server.pid}/status") as f:
+            peak = next((int(line.split()[1]) // 1024 for line in f if line.startswith("VmHWM")), 0)
+
+        con = duckdb.connect()
+        con.register("labels", pa.Table.from_pandas(labels, preserve_index=False))
+        con.register("feats", pa.Table.from_pandas(feats, preserve_index=False))
+        cols = ", ".join(f"f.f{i}" for i in range(args.features))
+        query = f"SELECT l.*, {cols} FROM labels l ASOF LEFT JOIN feats f ON l.k = f.k AND l.t >= f.ts"
+        duck_s, _ = best(lambda: con.sql(query).to_arrow_table(), args.repeats)
+        duck_pd_s, _ = best(lambda: con.execute(query).df(), args.repeats)
+
+        # Same answers: DuckDB does not keep label order, so compare by (k, t, y) sorted, features alike.
+        want = con.execute(query + " ORDER BY l.k, l.t, l.y, f.f0").df()
+        got = kiln_df.sort_values(["k", "t", "y", "f0"], na_position="last").reset_index(drop=True)
+        same = len(got) == len(want) == args.labels and all(
+            np.allclose(got[f"f{i}"].to_numpy(dtype=float), want[f"f{i}"].to_numpy(dtype=float), equal_nan=True) for i in range(args.features))
+
+        result = {
+            "labels": args.labels, "feature_rows": len(feats), "keys": args.keys, "features": args.features,
+            "kiln_end_to_end_s": round(kiln_s, 3), "kiln_server_join_s": round(server_join_s, 3),
+            "duckdb_in_process_arrow_s": round(duck_s, 3), "duckdb_to_pandas_s": round(duck_pd_s, 3),
+            "kiln_join_vs_duckdb_in_process": round(duck_s / server_join_s, 3),
+            "kiln_end_to_end_vs_duckdb_to_pandas": round(duck_pd_s / kiln_s, 3),
+            "kiln_label_rows_per_s_in_server": round(args.labels / server_join_s),
+            "duckdb_label_rows_per_s": round(args.labels / duck_s),
+            "create_table_5m_rows_s": round(create_s, 2), "kiln_server_peak_mib": peak, "same_answers": bool(same),
+        }
+        print(f"point-in-time join, {args.labels:,} labels x {len(feats):,} feature rows, {args.keys:,} keys, {args.features} features")
+        print(f"  Kiln server join   {server_join_s:7.3f} s   DuckDB in process (Arrow)  {duck_s:7.3f} s  -> {duck_s / server_join_s:.2f}x DuckDB")
+        print(f"  Kiln load_df()     {kiln_s:7.3f} s   DuckDB to pandas           {duck_pd_s:7.3f} s  -> {duck_pd_s / kiln_s:.2f}x")
+        print(f"  create_table of {len(feats):,} rows {create_s:.2f} s; server peak {peak} MiB; answers agree: {same}")
+        print(json.dumps(result, indent=1))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

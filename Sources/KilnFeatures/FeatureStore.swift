@@ -13,11 +13,38 @@ public struct FeatureStore: Sendable {
     let warehouse: String
     let statements: StatementService
     let authorize: Authorizer
+    /// Published tables, served by key.
+    public let online: OnlineStore
 
-    public init(warehouse: String, statements: StatementService, authorize: @escaping Authorizer) {
+    public init(warehouse: String, statements: StatementService, online: OnlineStore, authorize: @escaping Authorizer) {
         self.warehouse = warehouse
         self.statements = statements
+        self.online = online
         self.authorize = authorize
+    }
+
+    /// Publishes the feature table `source` to the online table `name` in `store` (`publish_table`); reading the
+    /// table takes SELECT on it.
+    public func publish(_ source: String, store: String, name: String?, mode: String, caller: Caller?, now: Int64) async throws -> (name: String, OnlineStore.Publication) {
+        let full = try qualified(source)
+        var references = StatementReferences()
+        references.tablesRead = [full.dotted]
+        try await authorize(caller, references)
+        let path = try Catalog(warehouse: warehouse).path([full.catalog, full.schema, full.table])
+        let table = try Self.open(path, full.dotted)
+        guard let pk = PrimaryKey(properties: try table.snapshot().metadata.configuration) else {
+            throw KilnError.invalid("\(full.dotted) is not a feature table: it has no primary key, so it cannot be published")
+        }
+        let target = name ?? full.dotted + "_online"
+        return (target, try await online.publish(source: full.dotted, path: path, key: pk, store: store, name: target, mode: mode, now: now))
+    }
+
+    /// Rows of the online table `name` for `keys`: reading them takes SELECT on its source table.
+    public func lookup(_ name: String, keys: [[Value]], columns: [String]?, caller: Caller?) async throws -> (names: [String], rows: [[Value]?]) {
+        var references = StatementReferences()
+        references.tablesRead = [try await online.table(name).source]
+        try await authorize(caller, references)
+        return try await online.lookup(name, keys: keys, columns: columns)
     }
 
     /// What a write did.
@@ -51,6 +78,8 @@ public struct FeatureStore: Sendable {
         var sql = "CREATE TABLE \(full.quoted) (\(columns.joined(separator: ", ")))"
         if !partitionColumns.isEmpty { sql += " PARTITIONED BY (\(partitionColumns.map(Self.quote).joined(separator: ", ")))" }
         if let description { sql += " COMMENT '\(description.replacingOccurrences(of: "'", with: "''"))'" }
+        // The change data feed lets publish_table bring the online store up to date incrementally.
+        sql += " TBLPROPERTIES ('delta.enableChangeDataFeed' = 'true')"
         let snapshot = try await statements.execute(sql, caller: caller, wait: 120)
         if let error = snapshot.error { throw error }
         guard schema.rowCount > 0 else { return nil }

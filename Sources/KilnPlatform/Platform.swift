@@ -118,7 +118,8 @@ public struct Platform: Sendable {
                         registry: registry, statements: statements, adminToken: token, clock: clock, serving: serving, jobs: jobs, runs: runs,
                         destinations: destinations, training: training, identity: identity, adminCaller: admin, audit: audit, catalog: catalog,
                         permissions: permissions,
-                        features: FeatureStore(warehouse: warehouse, statements: statements, authorize: rules.check))
+                        features: FeatureStore(warehouse: warehouse, statements: statements,
+                                               online: try OnlineStore(folder: home.appendingPathComponent("online").path), authorize: rules.check))
     }
 
     /// Who `token` belongs to: the admin token (the bootstrap admin), a job run's token (the run's run-as identity:

@@ -166,6 +166,45 @@ class FeatureEngineeringClient:
                 raise ValueError("feature_lookups holds FeatureLookup objects")
         return TrainingSet(self, df, list(feature_lookups), label, list(exclude_columns or []))
 
+    # --- the online store ---------------------------------------------------------------------------------------
+
+    def create_online_store(self, *, name: str, capacity: str = "CU_1", **_ignored) -> dict:
+        """An online store: where published tables are served by key (embedded in the Kiln server)."""
+        return self._conn.call("POST", "/api/2.0/feature-store/online-stores", json={"name": name, "capacity": capacity}).json()
+
+    def get_online_store(self, *, name: str) -> dict:
+        return self._conn.call("GET", f"/api/2.0/feature-store/online-stores/{quote(name, safe='')}").json()
+
+    def list_online_stores(self) -> list:
+        return self._conn.call("GET", "/api/2.0/feature-store/online-stores").json().get("online_stores", [])
+
+    def delete_online_store(self, *, name: str) -> None:
+        self._conn.call("DELETE", f"/api/2.0/feature-store/online-stores/{quote(name, safe='')}")
+
+    def publish_table(self, *, online_store, source_table_name: str, online_table_name: Optional[str] = None,
+                      publish_mode: str = "TRIGGERED", **_ignored) -> dict:
+        """Copies the latest row of each key of `source_table_name` to the online store (`SNAPSHOT`: the whole table;
+        `TRIGGERED`/`CONTINUOUS`: the changes since the last publish)."""
+        store = online_store if isinstance(online_store, str) else (online_store.get("name") if isinstance(online_store, dict) else online_store.name)
+        spec = {"online_store": store, "publish_mode": publish_mode}
+        if online_table_name:
+            spec["online_table_name"] = online_table_name
+        return self._conn.call("POST", f"/api/2.0/feature-store/tables/{quote(source_table_name, safe='')}/publish",
+                               json={"publish_spec": spec}).json()
+
+    def drop_online_table(self, *, name: str, **_ignored) -> None:
+        self._conn.call("DELETE", f"/api/2.0/feature-store/online-tables/{quote(name, safe='')}")
+
+    def lookup_online(self, *, name: str, keys, features: Optional[List[str]] = None) -> list:
+        """The online rows of `keys` (a list of {key column: value} or a pandas frame of key columns): one dict per
+        key, None where the table has no such key."""
+        if hasattr(keys, "to_dict"):
+            keys = keys.to_dict(orient="records")
+        body = {"keys": [{k: _json_scalar(v) for k, v in key.items()} for key in keys]}
+        if features is not None:
+            body["features"] = list(features)
+        return self._conn.call("POST", f"/api/2.0/kiln/features/online-tables/{quote(name, safe='')}/lookup", json=body).json()["outputs"]
+
     def _sql(self, statement):
         r = self._conn.call("POST", "/api/2.0/sql/statements", json={"statement": statement, "warehouse_id": "kiln", "wait_timeout": "50s"}).json()
         status = r.get("status", {})

@@ -309,3 +309,105 @@ def test_point_in_time_joins_equal_duckdbs_asof_left_join(fe):
     for a, b in zip(got["x"].tolist(), want["x"].tolist()):
         assert (pd.isna(a) and pd.isna(b)) or a == b
     assert got["x"].notna().sum() > n_labels // 2, "the data should match most labels"
+
+
+# --- the online store -----------------------------------------------------------------------------------------------
+
+def offline_latest(fe, name):
+    """The offline answer: each key's row with the greatest time (write_table keeps (key, time) unique)."""
+    rows = fe.read_table(name=name).sort_values("ts")
+    return {int(r["k"]): r for _, r in rows.groupby("k").tail(1).iterrows()}
+
+
+def assert_online_equals_offline(fe, name, online, domain):
+    want = offline_latest(fe, name)
+    got = fe.lookup_online(name=online, keys=[{"k": k} for k in domain])
+    for k, row in zip(domain, got):
+        if k not in want:
+            assert row is None, f"key {k} is gone offline but online holds {row}"
+            continue
+        w = want[k]
+        assert row is not None, f"key {k} missing online"
+        assert pd.Timestamp(row["ts"]) == w["ts"], (k, row, dict(w))
+        for column in ("x", "n", "s", "b"):
+            a, b = row[column], w[column]
+            if b is None or (isinstance(b, float) and math.isnan(b)):
+                assert a is None, (k, column, row, dict(w))
+            else:
+                assert a == b, (k, column, row, dict(w))
+
+
+def test_published_tables_serve_the_offline_latest_row_of_every_key(fe, own_kiln):
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.service import ml
+    rng = random.Random(11)
+    name, online, domain = "main.default.online_features", "main.default.online_features_online", list(range(40))
+    base = datetime.datetime(2024, 1, 1)
+
+    def batch(n, keys=domain, hours=200):
+        rows = {(rng.choice(keys), base + datetime.timedelta(hours=rng.randrange(hours))) for _ in range(n)}
+        return pd.DataFrame({"k": [k for k, _ in rows], "ts": [t for _, t in rows],
+                             "x": [rng.choice([None, rng.uniform(-1, 1)]) for _ in rows],
+                             "n": [rng.randrange(1000) for _ in rows],
+                             "s": [rng.choice(["a", "b", None]) for _ in rows],
+                             "b": [rng.random() < 0.5 for _ in rows]})
+
+    first = batch(150, keys=domain[:30])
+    fe.create_table(name=name, primary_keys=["k", "ts"], timeseries_column="ts", df=first)
+    w = WorkspaceClient(host=own_kiln.url, token=TOKEN, auth_type="pat")
+    w.feature_store.create_online_store(ml.OnlineStore(name="serving", capacity="CU_1"))
+    assert [s.name for s in w.feature_store.list_online_stores()] == ["serving"]
+    published = w.feature_store.publish_table(name, ml.PublishSpec(online_store="serving", online_table_name=online,
+                                                                   publish_mode=ml.PublishSpecPublishMode.SNAPSHOT))
+    assert published.online_table_name == online
+    assert_online_equals_offline(fe, name, online, domain)
+
+    # Merges: updated rows, newer rows, new keys. Published incrementally from the change data feed.
+    fe.write_table(name=name, df=pd.concat([first.sample(20, random_state=1).assign(n=-1), batch(40, hours=400)]).drop_duplicates(["k", "ts"]))
+    step = fe.publish_table(online_store="serving", source_table_name=name, online_table_name=online, publish_mode="TRIGGERED")
+    assert step["incremental"] is True and 0 < step["rows_read"] < 150, step
+    assert_online_equals_offline(fe, name, online, domain)
+
+    # Deletes, some of them a key's latest row (the key falls back to its previous row) or every row of a key.
+    latest = offline_latest(fe, name)
+    victims = sorted(latest)[:6]
+    for k in victims[:3]:
+        sql(own_kiln, f"DELETE FROM {name} WHERE k = {k} AND ts = TIMESTAMP '{latest[k]['ts']}'")
+    sql(own_kiln, f"DELETE FROM {name} WHERE k IN ({', '.join(map(str, victims[3:]))})")
+    fe.publish_table(online_store="serving", source_table_name=name, online_table_name=online, publish_mode="TRIGGERED")
+    assert_online_equals_offline(fe, name, online, domain)
+
+    # A replayed old batch rewrites old rows offline; the newer rows stay the latest, online too.
+    before = fe.lookup_online(name=online, keys=[{"k": k} for k in domain])
+    fe.write_table(name=name, df=first.assign(n=12345))
+    fe.publish_table(online_store="serving", source_table_name=name, online_table_name=online, publish_mode="TRIGGERED")
+    assert_online_equals_offline(fe, name, online, domain)
+    after = fe.lookup_online(name=online, keys=[{"k": k} for k in domain])
+    newer = [k for k, a in zip(domain, before) if a is not None and pd.Timestamp(a["ts"]) > first[first["k"] == k]["ts"].max()]
+    assert newer and all(after[k] == before[k] for k in newer), "a replayed old batch overwrote newer online values"
+
+    # Only the columns asked for; refusals name what is wrong.
+    assert fe.lookup_online(name=online, keys=[{"k": newer[0]}], features=["n"])[0].keys() == {"k", "n"}
+    with pytest.raises(KilnError) as e:
+        fe.lookup_online(name=online, keys=[{"kk": 1}])
+    assert "'k'" in e.value.message
+    with pytest.raises(KilnError) as e:
+        fe.publish_table(online_store="nowhere", source_table_name=name)
+    assert e.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+    # The store survives a restart (a second server on the same home; the module's server stays stopped, so this
+    # test runs last in the module).
+    from conftest import KilnServer
+    own_kiln.stop()
+    again = KilnServer(own_kiln.home).start()
+    try:
+        fe = FeatureEngineeringClient(host=again.url, token=TOKEN)
+        w = WorkspaceClient(host=again.url, token=TOKEN, auth_type="pat")
+        assert_online_equals_offline(fe, name, online, domain)
+        with pytest.raises(Exception):
+            w.feature_store.delete_online_store("serving")  # still serves a table
+        w.feature_store.delete_online_table(online)
+        w.feature_store.delete_online_store("serving")
+        assert list(w.feature_store.list_online_stores()) == []
+    finally:
+        again.stop()

@@ -226,7 +226,7 @@ enum AccessRules {
     /// Route families whose services decide every call themselves (each documents its rules).
     static let selfChecked = ["/api/2.0/preview/scim/v2/", "/api/2.1/unity-catalog/", "/api/2.0/unity-catalog/", "/api/2.0/sql/", "/api/2.0/token/",
                               "/api/2.0/token-management/", "/api/2.0/permissions/", "/api/2.0/fs/",
-                              "/api/2.0/kiln/features/"]
+                              "/api/2.0/kiln/features/", "/api/2.0/feature-store/"]
 
     /// The key of a registered route in ``table``.
     static func key(_ method: HTTPRequest.Method, _ path: String) -> String {

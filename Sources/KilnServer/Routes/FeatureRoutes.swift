@@ -18,6 +18,7 @@ import KilnFrame
 ///   "timestamp_lookup_key", "lookback_window_seconds", "default_values"}], "exclude_columns": [...]}`.
 struct FeatureRoutes: Sendable {
     let features: FeatureStore
+    let clock: any KilnClock
     static let prefix = "/api/2.0/kiln/features/"
     static let parquet = "application/vnd.apache.parquet"
     /// The largest upload taken in one request.
@@ -28,6 +29,162 @@ struct FeatureRoutes: Sendable {
         router.post(RouterPath(Self.prefix + "tables/:name/rows")) { request, context in try await write(request, context) }
         router.get(RouterPath(Self.prefix + "tables/:name/rows")) { request, context in try await read(request, context) }
         router.post(RouterPath(Self.prefix + "training-sets")) { request, context in try await trainingSet(request, context) }
+        // The online store, as databricks-sdk's `w.feature_store` calls it, and lookups by key.
+        MessageRoute.register([
+            MessageRoute(.post, "online-stores", createStore),
+            MessageRoute(.get, "online-stores", listStores),
+            MessageRoute(.get, "online-stores/{name}", getStore),
+            MessageRoute(.delete, "online-stores/{name}", deleteStore),
+            MessageRoute(.post, "tables/{source_table_name}/publish", publish),
+            MessageRoute(.delete, "online-tables/{online_table_name}", dropOnlineTable),
+        ], prefixes: ["/api/2.0/feature-store/"], on: router)
+        MessageRoute.register([
+            MessageRoute(.get, "online-tables", listOnlineTables),
+            MessageRoute(.post, "online-tables/{online_table_name}/lookup", lookup),
+        ], prefixes: [Self.prefix], on: router)
+    }
+
+    // MARK: - Online store
+
+    func createStore(_ m: RequestMessage) async throws -> Response {
+        let store = try await features.online.createStore(try m.requireString("name"), capacity: try m.string("capacity"), creator: m.caller?.name,
+                                                         now: clock.nowMillis())
+        return .json { w in Self.write(store, into: &w) }
+    }
+
+    func getStore(_ m: RequestMessage) async throws -> Response {
+        let store = try await features.online.store(try m.requireString("name"))
+        return .json { w in Self.write(store, into: &w) }
+    }
+
+    func listStores(_ m: RequestMessage) async throws -> Response {
+        let stores = await features.online.listStores()
+        return .json { w in
+            w.key("online_stores")
+            w.array { w in for store in stores { w.object { w in Self.write(store, into: &w) } } }
+        }
+    }
+
+    func deleteStore(_ m: RequestMessage) async throws -> Response {
+        let store = try await features.online.store(try m.requireString("name"))
+        try Self.checkOwner(m.caller, store)
+        try await features.online.deleteStore(store.name)
+        return .json { _ in }
+    }
+
+    func publish(_ m: RequestMessage) async throws -> Response {
+        guard let spec = try m.message("publish_spec") else { throw KilnError.invalid("publish needs publish_spec: {online_store, online_table_name, publish_mode}") }
+        let (name, publication) = try await features.publish(try m.requireString("source_table_name"), store: try spec.requireString("online_store"),
+                                                             name: try spec.string("online_table_name"), mode: try spec.string("publish_mode") ?? "TRIGGERED",
+                                                             caller: m.caller, now: clock.nowMillis())
+        return .json { w in
+            w.field("online_table_name", name)
+            w.field("pipeline_id", "kiln-publish-\(name)")
+            w.field("published_version", publication.version)
+            w.field("incremental", publication.incremental)
+            w.field("rows_read", Int64(publication.rowsRead))
+            w.field("num_keys", Int64(publication.keys))
+        }
+    }
+
+    func dropOnlineTable(_ m: RequestMessage) async throws -> Response {
+        let table = try await features.online.table(try m.requireString("online_table_name"))
+        try Self.checkOwner(m.caller, try await features.online.store(table.store))
+        try await features.online.dropTable(table.name)
+        return .json { _ in }
+    }
+
+    func listOnlineTables(_ m: RequestMessage) async throws -> Response {
+        let tables = await features.online.listTables()
+        return .json { w in
+            w.key("online_tables")
+            w.array { w in
+                for t in tables {
+                    w.object { w in
+                        w.field("name", t.name)
+                        w.field("source_table_name", t.source)
+                        w.field("online_store", t.store)
+                        w.key("primary_key_columns")
+                        w.array { w in for k in t.keys { w.value(k) } }
+                        w.field("timeseries_key", t.timeseries)
+                        w.field("published_version", t.version)
+                        w.field("publish_mode", t.mode)
+                        w.field("num_keys", Int64(t.rows.rowCount))
+                    }
+                }
+            }
+        }
+    }
+
+    /// `{"keys": [{"id": 1}, ...], "features": [...]}` → `{"outputs": [{key columns..., features...} | null per key]}`.
+    func lookup(_ m: RequestMessage) async throws -> Response {
+        let name = try m.requireString("online_table_name")
+        let table = try await features.online.table(name)
+        let keys = try m.messages("keys").map { key in
+            try table.keys.map { column -> Value in
+                guard let value = key.fields[column] else {
+                    throw KilnError.invalid("A key of \(name) lacks '\(column)'; give \(table.keys.joined(separator: ", "))")
+                }
+                return try Self.scalar(value, column)
+            }
+        }
+        var columns: [String]?
+        if let wanted = try Self.strings(m.fields["features"], "features") { columns = table.keys + wanted.filter { !table.keys.contains($0) } }
+        let (names, rows) = try await features.lookup(name, keys: keys, columns: columns, caller: m.caller)
+        let types = try names.map { try table.rows.column($0).type }
+        return .json { w in
+            w.key("outputs")
+            w.array { w in
+                for row in rows {
+                    guard let row else { w.null(); continue }
+                    w.object { w in
+                        for (i, value) in row.enumerated() {
+                            w.key(names[i])
+                            Self.write(value, types[i], into: &w)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    static func checkOwner(_ caller: Caller?, _ store: OnlineStore.Store) throws {
+        guard let caller, !caller.isAdmin, caller.name != store.creator else { return }
+        throw KilnError(.permissionDenied, "\(caller.name) may not change online store \(store.name): that is for its creator (\(store.creator ?? "an admin")) or an admin")
+    }
+
+    static func write(_ store: OnlineStore.Store, into w: inout JSONWriter) {
+        w.field("name", store.name)
+        w.field("capacity", store.capacity)
+        w.field("state", "AVAILABLE")
+        w.field("creation_time", ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(store.creationTime) / 1000)))
+        w.field("creator", store.creator)
+    }
+
+    static func scalar(_ value: JSONValue, _ column: String) throws -> Value {
+        switch value {
+        case .string(let s): return .string(s)
+        case .bool(let b): return .bool(b)
+        case .number(let n):
+            if let i = Int64(n) { return .int(i) }
+            if let d = Double(n) { return .double(d) }
+        case .null: return .null
+        default: break
+        }
+        throw KilnError.invalid("The key value of '\(column)' is a \(value.typeName); keys are numbers, strings or booleans")
+    }
+
+    /// A value as JSON: numbers as numbers, dates and timestamps as ISO text, binary as base64.
+    static func write(_ value: Value, _ type: FrameType, into w: inout JSONWriter) {
+        switch value {
+        case .null: w.null()
+        case .bool(let b): w.value(b)
+        case .int(let n): w.value(n)
+        case .double(let d): if d.isFinite { w.value(d) } else { w.value(d.isNaN ? "NaN" : d > 0 ? "Infinity" : "-Infinity") }
+        case .string(let s): w.value(s)
+        case .bytes(let b): w.value(Data(b).base64EncodedString())
+        case .date, .timestamp: w.value(value.text)
+        }
     }
 
     func create(_ request: Request, _ context: KilnRequestContext) async throws -> Response {

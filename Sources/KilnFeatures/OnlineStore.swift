@@ -1,0 +1,325 @@
+import Foundation
+import KilnCore
+import KilnFrame
+import KilnLake
+
+/// The embedded online store: per published feature table, the latest row of each primary key, in memory for
+/// lookups by key, kept on disk (`<folder>/<table>.parquet` and `.json`, each replaced atomically) so a restart
+/// serves what was last published. No extra service to start.
+///
+/// Publishing reads the offline table: `SNAPSHOT` (and the first publish) takes the latest row per key of the whole
+/// table; `TRIGGERED`/`CONTINUOUS` apply the change data feed since the last published version when the table records
+/// one — inserted and updated rows replace a key's row only when their time is not older (a replayed old batch never
+/// overwrites a newer value), and keys whose online row was deleted are looked up again in the table — else they
+/// fall back to a snapshot. After each publish every key's online row equals the offline latest row.
+public actor OnlineStore {
+    /// A named online store (Databricks' Lakebase-backed stores; here a namespace with a capacity label).
+    public struct Store: Sendable, Equatable {
+        public var name: String
+        public var capacity: String
+        public var creationTime: Int64
+        public var creator: String?
+    }
+
+    /// A published table: where it came from and what it holds.
+    public struct Table: Sendable {
+        public var name: String
+        public var source: String
+        public var store: String
+        public var keys: [String]
+        public var timeseries: String?
+        public var version: Int64
+        public var mode: String
+        public var publishedAt: Int64
+        public var rows: Frame
+        var index: [[Value]: Int]
+    }
+
+    /// What a publish did.
+    public struct Publication: Sendable, Equatable {
+        public var version: Int64
+        public var incremental: Bool
+        /// Rows read from the table (the whole table for a snapshot, the changes for an incremental publish).
+        public var rowsRead: Int
+        public var keys: Int
+    }
+
+    let folder: String
+    var stores: [String: Store] = [:]
+    var tables: [String: Table] = [:]
+
+    /// Opens the store kept in `folder`, loading every published table.
+    public init(folder: String) throws {
+        self.folder = folder
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        if let data = FileManager.default.contents(atPath: folder + "/stores.json"), case .array(let items)? = try? JSONValue.parse(Array(data)) {
+            for case .object(let o) in items {
+                guard case .string(let name)? = o["name"] else { continue }
+                var capacity = "CU_1", created: Int64 = 0, creator: String?
+                if case .string(let c)? = o["capacity"] { capacity = c }
+                if case .number(let t)? = o["creation_time"] { created = Int64(t) ?? 0 }
+                if case .string(let c)? = o["creator"] { creator = c }
+                stores[name] = Store(name: name, capacity: capacity, creationTime: created, creator: creator)
+            }
+        }
+        for file in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where file.hasSuffix(".json") && file != "stores.json" {
+            guard let data = FileManager.default.contents(atPath: folder + "/" + file), case .object(let o)? = try? JSONValue.parse(Array(data)),
+                  case .string(let name)? = o["name"], case .string(let source)? = o["source"], case .string(let store)? = o["store"],
+                  case .array(let keys)? = o["keys"], case .number(let version)? = o["version"],
+                  let bytes = FileManager.default.contents(atPath: folder + "/" + Self.fileName(name) + ".parquet") else { continue }
+            var timeseries: String?
+            if case .string(let t)? = o["timeseries"] { timeseries = t }
+            var mode = "SNAPSHOT", published: Int64 = 0
+            if case .string(let m)? = o["mode"] { mode = m }
+            if case .number(let p)? = o["published_at"] { published = Int64(p) ?? 0 }
+            let rows = try Frame.read(parquetBytes: Array(bytes))
+            let keyNames = keys.compactMap { if case .string(let s) = $0 { return s }; return nil }
+            tables[name] = Table(name: name, source: source, store: store, keys: keyNames, timeseries: timeseries, version: Int64(version) ?? 0,
+                                 mode: mode, publishedAt: published, rows: rows, index: try Self.index(rows, keys: keyNames))
+        }
+    }
+
+    // MARK: - Stores
+
+    public func createStore(_ name: String, capacity: String?, creator: String?, now: Int64) throws -> Store {
+        try Self.checkName(name, "online store")
+        guard stores[name] == nil else { throw KilnError.alreadyExists("Online store \(name) already exists") }
+        let store = Store(name: name, capacity: capacity ?? "CU_1", creationTime: now, creator: creator)
+        stores[name] = store
+        try saveStores()
+        return store
+    }
+
+    public func store(_ name: String) throws -> Store {
+        guard let store = stores[name] else { throw KilnError.notFound("Online store \(name) does not exist") }
+        return store
+    }
+
+    public func listStores() -> [Store] { stores.values.sorted { $0.name < $1.name } }
+
+    /// Deletes a store; refused while tables are published to it.
+    public func deleteStore(_ name: String) throws {
+        _ = try store(name)
+        if let table = tables.values.first(where: { $0.store == name }) {
+            throw KilnError(.invalidState, "Online store \(name) still serves \(table.name); drop its online tables first")
+        }
+        stores[name] = nil
+        try saveStores()
+    }
+
+    // MARK: - Tables
+
+    public func table(_ name: String) throws -> Table {
+        guard let table = tables[name] else { throw KilnError.notFound("Online table \(name) does not exist; publish a feature table to it first") }
+        return table
+    }
+
+    public func listTables() -> [Table] { tables.values.sorted { $0.name < $1.name } }
+
+    public func dropTable(_ name: String) throws {
+        _ = try table(name)
+        tables[name] = nil
+        for suffix in [".json", ".parquet"] { try? FileManager.default.removeItem(atPath: folder + "/" + Self.fileName(name) + suffix) }
+    }
+
+    /// Publishes the feature table at `path` (named `source`, keyed by `key`) to `name` in `store`.
+    public func publish(source: String, path: String, key: PrimaryKey, store: String, name: String, mode: String, now: Int64) async throws -> Publication {
+        _ = try self.store(store)
+        try Self.checkName(name, "online table")
+        guard ["SNAPSHOT", "TRIGGERED", "CONTINUOUS"].contains(mode) else {
+            throw KilnError.invalid("publish_mode is SNAPSHOT, TRIGGERED or CONTINUOUS, not \(mode)")
+        }
+        if let existing = tables[name], existing.source != source {
+            throw KilnError.alreadyExists("Online table \(name) already publishes \(existing.source); pick another online_table_name")
+        }
+        let previous = tables[name]
+        let keys = key.columns.filter { !key.timeseries.contains($0) }
+        let timeseries = key.timeseries.first
+        let (table, publication) = try await offload { () -> (Table, Publication) in
+            let delta = try DeltaTable.open(path)
+            let snapshot = try delta.snapshot()
+            if let previous, mode != "SNAPSHOT", previous.keys == keys, previous.timeseries == timeseries,
+               let updated = try Self.incremental(previous, delta: delta, snapshot: snapshot) {
+                return updated
+            }
+            let rows = try Self.latest(try Self.read(delta, snapshot), keys: keys, timeseries: timeseries)
+            let table = Table(name: name, source: source, store: store, keys: keys, timeseries: timeseries, version: snapshot.version,
+                              mode: mode, publishedAt: now, rows: rows, index: try Self.index(rows, keys: keys))
+            return (table, Publication(version: snapshot.version, incremental: false, rowsRead: rows.rowCount, keys: rows.rowCount))
+        }
+        var published = table
+        published.mode = mode
+        published.publishedAt = now
+        published.store = store
+        try save(published)
+        tables[name] = published
+        return publication
+    }
+
+    /// Rows for `keys` (each in the table's key order, as scalars): the columns named (all by default), nil for a
+    /// key the table does not hold.
+    public func lookup(_ name: String, keys: [[Value]], columns wanted: [String]? = nil) throws -> (names: [String], rows: [[Value]?]) {
+        let table = try self.table(name)
+        let columns = try (wanted ?? table.rows.names).map { column -> Int in
+            guard let i = table.rows.index(of: column) else {
+                throw KilnError.invalid("Online table \(name) has no column '\(column)'; it has \(table.rows.names.joined(separator: ", "))")
+            }
+            return i
+        }
+        let types = try table.keys.map { try table.rows.column($0).type }
+        let rows = try keys.map { key -> [Value]? in
+            guard key.count == types.count else {
+                throw KilnError.invalid("A key of \(name) has \(types.count) value(s) (\(table.keys.joined(separator: ", "))), not \(key.count)")
+            }
+            let normalized = zip(key, types).map { Column.from([$0], type: $1).value(0) }
+            guard let row = table.index[normalized] else { return nil }
+            return columns.map { table.rows.columns[$0].value(row) }
+        }
+        return (columns.map { table.rows.names[$0] }, rows)
+    }
+
+    // MARK: - Publishing
+
+    /// The table's rows, files in the order they were written (later writes win ties).
+    static func read(_ delta: DeltaTable, _ snapshot: DeltaSnapshot) throws -> Frame {
+        var plan = try delta.plan(snapshot)
+        plan.files.sort { ($0.modificationTime, $0.path) < ($1.modificationTime, $1.path) }
+        return try Frame.read(delta, plan: plan)
+    }
+
+    /// The latest row of each key: the greatest time (the later row on ties); the last row for a table without one.
+    static func latest(_ rows: Frame, keys: [String], timeseries: String?) throws -> Frame {
+        let grouping = Grouping(keys: try keys.map { try rows.column($0) }, rows: rows.rowCount)
+        var best = [Int](repeating: -1, count: grouping.count)
+        let times = try timeseries.map { try rows.column($0).cast(to: .timestamp) }
+        var stamps: [Int64] = []
+        if let times, case .int(let v) = times.values { stamps = v }
+        for row in 0..<rows.rowCount {
+            let g = grouping.groupOf[row]
+            guard let times else { best[g] = row; continue }
+            if times.isNull(row) { if best[g] < 0 { best[g] = row }; continue }
+            if best[g] < 0 || times.isNull(best[g]) || stamps[row] >= stamps[best[g]] { best[g] = row }
+        }
+        return rows.take(best)
+    }
+
+    static func index(_ rows: Frame, keys: [String]) throws -> [[Value]: Int] {
+        let columns = try keys.map { try rows.column($0) }
+        var index: [[Value]: Int] = [:]
+        index.reserveCapacity(rows.rowCount)
+        for row in 0..<rows.rowCount { index[columns.map { $0.value(row) }] = row }
+        return index
+    }
+
+    /// Applies the change data feed since `previous.version`; nil when the table keeps none for that range or its
+    /// columns changed (then a snapshot is taken).
+    static func incremental(_ previous: Table, delta: DeltaTable, snapshot: DeltaSnapshot) throws -> (Table, Publication)? {
+        guard snapshot.version > previous.version else {
+            return (previous, Publication(version: previous.version, incremental: true, rowsRead: 0, keys: previous.rows.rowCount))
+        }
+        guard snapshot.metadata.configuration["delta.enableChangeDataFeed"]?.lowercased() == "true",
+              snapshot.schema.fields.map(\.name) == previous.rows.names else { return nil }
+        let types = previous.rows.columns.map(\.type)
+        var upserts: [[Value]] = []
+        var deleted: [[Value]] = []
+        do {
+            try delta.changes(from: previous.version + 1, to: snapshot.version) { change in
+                let values = zip(change.cells, types).map { Value(cell: $0, type: $1) }
+                switch change.changeType {
+                case "insert", "update_postimage": upserts.append(values)
+                case "delete": deleted.append(values)
+                default: break
+                }
+                return true
+            }
+        } catch {
+            return nil
+        }
+        var table = previous
+        let names = table.rows.names
+        let keyIndexes = table.keys.compactMap { names.firstIndex(of: $0) }
+        let timeIndex = table.timeseries.flatMap { names.firstIndex(of: $0) }
+        func newer(_ a: Value, than b: Value) -> Bool {
+            switch (a.int, b.int) {
+            case (let x?, let y?): return x >= y
+            case (nil, _?): return false
+            default: return true
+            }
+        }
+        var current: [[Value]: [Value]] = [:]
+        var stale = Set<[Value]>()
+        // A key with a deleted row (whichever, in whatever order with its inserts) is looked up again in the table.
+        for row in deleted { stale.insert(keyIndexes.map { row[$0] }) }
+        for row in upserts {
+            let key = keyIndexes.map { row[$0] }
+            // A key whose online row was deleted is settled from the table below, whatever else changed.
+            guard !stale.contains(key) else { continue }
+            let existing = current[key] ?? table.index[key].map { at in names.indices.map { table.rows.columns[$0].value(at) } }
+            if let timeIndex, let existing, !newer(row[timeIndex], than: existing[timeIndex]) { continue }
+            current[key] = row
+        }
+        if !stale.isEmpty {
+            // Keys whose latest row went away: their latest row now, from the table.
+            let all = try latest(try read(delta, snapshot), keys: table.keys, timeseries: table.timeseries)
+            let columns = try table.keys.map { try all.column($0) }
+            for row in 0..<all.rowCount {
+                let key = columns.map { $0.value(row) }
+                if stale.contains(key) { current[key] = all.row(row); stale.remove(key) }
+            }
+        }
+        // Rebuild the rows: unchanged ones kept, changed ones replaced, keys gone removed.
+        let keep = (0..<table.rows.rowCount).filter { row in
+            let key = keyIndexes.map { table.rows.columns[$0].value(row) }
+            return current[key] == nil && !stale.contains(key)
+        }
+        let changed = Array(current.values)
+        let added = Frame(names: names, columns: names.indices.map { c in Column.from(changed.map { $0[c] }, type: types[c]) })
+        table.rows = Frame.concatenate([table.rows.take(keep), added])
+        table.index = try index(table.rows, keys: table.keys)
+        table.version = snapshot.version
+        return (table, Publication(version: snapshot.version, incremental: true, rowsRead: upserts.count + deleted.count, keys: table.rows.rowCount))
+    }
+
+    // MARK: - Files
+
+    func save(_ table: Table) throws {
+        let base = folder + "/" + Self.fileName(table.name)
+        try Self.replace(base + ".parquet", Data(try table.rows.parquetBytes()))
+        var spec: [String: JSONValue] = ["name": .string(table.name), "source": .string(table.source), "store": .string(table.store),
+                                         "keys": .array(table.keys.map(JSONValue.string)), "version": .number(String(table.version)),
+                                         "mode": .string(table.mode), "published_at": .number(String(table.publishedAt))]
+        if let t = table.timeseries { spec["timeseries"] = .string(t) }
+        try Self.replace(base + ".json", Data(JSONText.string(.object(spec)).utf8))
+    }
+
+    func saveStores() throws {
+        let items = listStores().map { s -> JSONValue in
+            var o: [String: JSONValue] = ["name": .string(s.name), "capacity": .string(s.capacity), "creation_time": .number(String(s.creationTime))]
+            if let c = s.creator { o["creator"] = .string(c) }
+            return .object(o)
+        }
+        try Self.replace(folder + "/stores.json", Data(JSONText.string(.array(items)).utf8))
+    }
+
+    /// Writes a file whole: a temporary file, flushed, renamed over the old one.
+    static func replace(_ path: String, _ data: Data) throws {
+        let temporary = path + ".tmp-" + UUID().uuidString
+        guard FileManager.default.createFile(atPath: temporary, contents: data), let handle = FileHandle(forWritingAtPath: temporary) else {
+            throw KilnError(.internalError, "Cannot write \(temporary)")
+        }
+        try handle.synchronize()
+        try handle.close()
+        guard rename(temporary, path) == 0 else {
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw KilnError(.internalError, "Cannot replace \(path)")
+        }
+    }
+
+    static func fileName(_ name: String) -> String { name.replacingOccurrences(of: "/", with: "_") }
+
+    static func checkName(_ name: String, _ what: String) throws {
+        guard !name.isEmpty, name.count <= 255, !name.contains("/"), !name.hasPrefix("."), !name.contains("\0") else {
+            throw KilnError.invalid("Invalid \(what) name '\(name)': 1 to 255 characters, no '/'")
+        }
+    }
+}

@@ -60,6 +60,62 @@ def best(f, repeats):
     return min(times), out
 
 
+def lookup_worker(url, name, keys, batch, seconds, seed):
+    """One closed-loop client: requests of `batch` random keys for `seconds`; returns each request's latency."""
+    import random
+    rng = random.Random(seed)
+    session = requests.Session()
+    session.headers["Authorization"] = "Bearer bench"
+    path = f"{url}/api/2.0/kiln/features/online-tables/{name}/lookup"
+    latencies, end = [], time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        body = {"keys": [{"k": rng.randrange(keys)} for _ in range(batch)]}
+        start = time.perf_counter()
+        r = session.post(path, json=body)
+        latencies.append(time.perf_counter() - start)
+        assert r.status_code == 200 and None not in r.json()["outputs"], r.text[:200]
+    return latencies
+
+
+def online(fe, url, args, pid):
+    """Publish a table of `online_keys` keys x 10 features, then look keys up: latency at one client, throughput at 8."""
+    from concurrent.futures import ProcessPoolExecutor
+    rng = np.random.default_rng(2)
+    n = args.online_keys
+    frame = pd.DataFrame({"k": np.arange(n)})
+    for i in range(10):
+        frame[f"f{i}"] = rng.standard_normal(n)
+    fe.create_table(name="main.default.online_src", primary_keys=["k"], df=frame)
+    fe.create_online_store(name="bench")
+    start = time.perf_counter()
+    fe.publish_table(online_store="bench", source_table_name="main.default.online_src", online_table_name="online_bench", publish_mode="SNAPSHOT")
+    snapshot_s = time.perf_counter() - start
+    changed = frame.sample(n // 100, random_state=3).assign(f0=0.5)
+    fe.write_table(name="main.default.online_src", df=changed)
+    start = time.perf_counter()
+    step = fe.publish_table(online_store="bench", source_table_name="main.default.online_src", online_table_name="online_bench", publish_mode="TRIGGERED")
+    incremental_s = time.perf_counter() - start
+    print(f"online store, {n:,} keys x 10 features: publish (SNAPSHOT) {snapshot_s:.2f} s; "
+          f"TRIGGERED after {len(changed):,} changed rows {incremental_s:.2f} s (incremental: {step['incremental']}, {step['rows_read']:,} rows read)")
+    results = {"online_keys": n, "publish_snapshot_s": round(snapshot_s, 2), "publish_incremental_1pct_s": round(incremental_s, 3)}
+    lookup_worker(url, "online_bench", n, 1, 1.0, 0)  # warm up
+    for batch in (1, 10, 100):
+        lat = np.array(lookup_worker(url, "online_bench", n, batch, 4.0, batch)) * 1000
+        print(f"  1 client, {batch:3d} key(s)/request: p50 {np.percentile(lat, 50):.2f} ms  p99 {np.percentile(lat, 99):.2f} ms  max {lat.max():.2f} ms  ({len(lat) / 4:.0f} req/s)")
+        results[f"p50_ms_batch{batch}"] = round(float(np.percentile(lat, 50)), 3)
+        results[f"p99_ms_batch{batch}"] = round(float(np.percentile(lat, 99)), 3)
+    for clients in (8, 32):
+        with ProcessPoolExecutor(clients) as pool:
+            runs = list(pool.map(lookup_worker, [url] * clients, ["online_bench"] * clients, [n] * clients, [1] * clients, [4.0] * clients,
+                                 range(clients)))
+        lat = np.concatenate([np.array(r) for r in runs]) * 1000
+        print(f"  {clients} clients, 1 key/request: {len(lat) / 4:.0f} req/s, p50 {np.percentile(lat, 50):.2f} ms, p99 {np.percentile(lat, 99):.2f} ms")
+        results[f"req_per_s_{clients}_clients"] = round(len(lat) / 4)
+    with open(f"/proc/{pid}/status") as f:
+        results["server_peak_mib_after_online"] = next((int(line.split()[1]) // 1024 for line in f if line.startswith("VmHWM")), 0)
+    print(json.dumps(results, indent=1))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kiln", required=True)
@@ -68,6 +124,9 @@ def main():
     parser.add_argument("--keys", type=int, default=100_000)
     parser.add_argument("--features", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--online-keys", type=int, default=1_000_000, help="keys of the table published to the online store")
+    parser.add_argument("--lookups", type=int, default=3000, help="requests per latency measurement")
+    parser.add_argument("--skip-join", action="store_true")
     args = parser.parse_args()
     import duckdb
 
@@ -85,6 +144,9 @@ def main():
             except requests.RequestException:
                 time.sleep(0.1)
         fe = FeatureEngineeringClient(host=url, token="bench")
+        online(fe, url, args, server.pid)
+        if args.skip_join:
+            return
         start = time.perf_counter()
         fe.create_table(name="main.default.bench_features", primary_keys=["k", "ts"], timeseries_column="ts", df=feats)
         create_s = time.perf_counter() - start

@@ -31,8 +31,19 @@ public actor OnlineStore {
         public var version: Int64
         public var mode: String
         public var publishedAt: Int64
+        /// Every row written, including rows of keys since replaced or removed (see `index`).
         public var rows: Frame
+        /// The row of each key.
         var index: [[Value]: Int]
+        public var keyCount: Int { index.count }
+
+        /// Drops the rows no key points at.
+        mutating func compact() throws {
+            let live = index.values.sorted()
+            guard live.count < rows.rowCount else { return }
+            rows = rows.take(live)
+            index = try OnlineStore.index(rows, keys: keys)
+        }
     }
 
     /// What a publish did.
@@ -47,6 +58,11 @@ public actor OnlineStore {
     let folder: String
     var stores: [String: Store] = [:]
     var tables: [String: Table] = [:]
+    /// Tables being published now (one publish of a table at a time).
+    var publishing: Set<String> = []
+    /// Saves to disk run one after another, off the publish path; a failure is kept per table until a save succeeds.
+    var saving: Task<Void, Never>?
+    public private(set) var saveErrors: [String: String] = [:]
 
     /// Opens the store kept in `folder`, loading every published table.
     public init(folder: String) throws {
@@ -66,7 +82,7 @@ public actor OnlineStore {
             guard let data = FileManager.default.contents(atPath: folder + "/" + file), case .object(let o)? = try? JSONValue.parse(Array(data)),
                   case .string(let name)? = o["name"], case .string(let source)? = o["source"], case .string(let store)? = o["store"],
                   case .array(let keys)? = o["keys"], case .number(let version)? = o["version"],
-                  let bytes = FileManager.default.contents(atPath: folder + "/" + Self.fileName(name) + ".parquet") else { continue }
+                  case .string(let file)? = o["file"], let bytes = FileManager.default.contents(atPath: folder + "/" + file) else { continue }
             var timeseries: String?
             if case .string(let t)? = o["timeseries"] { timeseries = t }
             var mode = "SNAPSHOT", published: Int64 = 0
@@ -119,7 +135,7 @@ public actor OnlineStore {
     public func dropTable(_ name: String) throws {
         _ = try table(name)
         tables[name] = nil
-        for suffix in [".json", ".parquet"] { try? FileManager.default.removeItem(atPath: folder + "/" + Self.fileName(name) + suffix) }
+        Self.remove(name, folder: folder)
     }
 
     /// Publishes the feature table at `path` (named `source`, keyed by `key`) to `name` in `store`.
@@ -132,6 +148,10 @@ public actor OnlineStore {
         if let existing = tables[name], existing.source != source {
             throw KilnError.alreadyExists("Online table \(name) already publishes \(existing.source); pick another online_table_name")
         }
+        guard publishing.insert(name).inserted else {
+            throw KilnError(.invalidState, "A publish of \(name) is running; try again when it has finished")
+        }
+        defer { publishing.remove(name) }
         let previous = tables[name]
         let keys = key.columns.filter { !key.timeseries.contains($0) }
         let timeseries = key.timeseries.first
@@ -151,8 +171,8 @@ public actor OnlineStore {
         published.mode = mode
         published.publishedAt = now
         published.store = store
-        try save(published)
         tables[name] = published
+        scheduleSave(published)
         return publication
     }
 
@@ -215,7 +235,7 @@ public actor OnlineStore {
     /// columns changed (then a snapshot is taken).
     static func incremental(_ previous: Table, delta: DeltaTable, snapshot: DeltaSnapshot) throws -> (Table, Publication)? {
         guard snapshot.version > previous.version else {
-            return (previous, Publication(version: previous.version, incremental: true, rowsRead: 0, keys: previous.rows.rowCount))
+            return (previous, Publication(version: previous.version, incremental: true, rowsRead: 0, keys: previous.keyCount))
         }
         guard snapshot.metadata.configuration["delta.enableChangeDataFeed"]?.lowercased() == "true",
               snapshot.schema.fields.map(\.name) == previous.rows.names else { return nil }
@@ -267,29 +287,75 @@ public actor OnlineStore {
                 if stale.contains(key) { current[key] = all.row(row); stale.remove(key) }
             }
         }
-        // Rebuild the rows: unchanged ones kept, changed ones replaced, keys gone removed.
-        let keep = (0..<table.rows.rowCount).filter { row in
-            let key = keyIndexes.map { table.rows.columns[$0].value(row) }
-            return current[key] == nil && !stale.contains(key)
+        // Changed keys take a new row at the end (the old one becomes garbage), keys gone leave the index: the cost is
+        // the changes plus one copy per column. Rows are compacted once garbage passes a quarter of them.
+        var index = table.index
+        for key in stale where current[key] == nil { index[key] = nil }
+        let changed = Array(current)
+        var next = table.rows.rowCount
+        for (key, _) in changed {
+            index[key] = next
+            next += 1
         }
-        let changed = Array(current.values)
-        let added = Frame(names: names, columns: names.indices.map { c in Column.from(changed.map { $0[c] }, type: types[c]) })
-        table.rows = Frame.concatenate([table.rows.take(keep), added])
-        table.index = try index(table.rows, keys: table.keys)
+        let added = Frame(names: names, columns: names.indices.map { c in Column.from(changed.map { $0.value[c] }, type: types[c]) })
+        table.rows = Frame.concatenate([table.rows, added])
+        table.index = index
+        if index.count * 4 < table.rows.rowCount * 3 { try table.compact() }
         table.version = snapshot.version
-        return (table, Publication(version: snapshot.version, incremental: true, rowsRead: upserts.count + deleted.count, keys: table.rows.rowCount))
+        return (table, Publication(version: snapshot.version, incremental: true, rowsRead: upserts.count + deleted.count, keys: table.keyCount))
     }
 
     // MARK: - Files
 
-    func save(_ table: Table) throws {
-        let base = folder + "/" + Self.fileName(table.name)
-        try Self.replace(base + ".parquet", Data(try table.rows.parquetBytes()))
+    /// Writes `table` to disk after the saves before it, without holding up lookups or the publish that made it.
+    /// A crash before it finishes leaves the previous publish on disk, with its version: the next TRIGGERED publish
+    /// catches up from there.
+    func scheduleSave(_ table: Table) {
+        let previous = saving, folder = folder
+        saving = Task.detached {
+            await previous?.value
+            let outcome = Result { try Self.write(table, folder: folder) }
+            await self.saved(table, outcome)
+        }
+    }
+
+    func saved(_ table: Table, _ outcome: Result<Void, any Error>) {
+        switch outcome {
+        case .success:
+            saveErrors[table.name] = nil
+            // Dropped meanwhile: take the files away again.
+            if tables[table.name] == nil { Self.remove(table.name, folder: folder) }
+        case .failure(let error): saveErrors[table.name] = "\(error)"
+        }
+    }
+
+    /// Waits for every save scheduled so far (server shutdown, tests).
+    public func flush() async { await saving?.value }
+
+    /// The live rows as `<table>.v<version>.parquet`, then the description naming that file (renamed into place
+    /// last, so a reader sees one whole version or the one before); older row files are removed.
+    static func write(_ table: Table, folder: String) throws {
+        let base = folder + "/" + fileName(table.name)
+        var live = table
+        try live.compact()
+        let file = fileName(table.name) + ".v\(table.version).parquet"
+        try replace(folder + "/" + file, Data(try live.rows.parquetBytes()))
         var spec: [String: JSONValue] = ["name": .string(table.name), "source": .string(table.source), "store": .string(table.store),
                                          "keys": .array(table.keys.map(JSONValue.string)), "version": .number(String(table.version)),
-                                         "mode": .string(table.mode), "published_at": .number(String(table.publishedAt))]
+                                         "mode": .string(table.mode), "published_at": .number(String(table.publishedAt)), "file": .string(file)]
         if let t = table.timeseries { spec["timeseries"] = .string(t) }
-        try Self.replace(base + ".json", Data(JSONText.string(.object(spec)).utf8))
+        try replace(base + ".json", Data(JSONText.string(.object(spec)).utf8))
+        for other in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        where other.hasPrefix(fileName(table.name) + ".v") && other.hasSuffix(".parquet") && other != file {
+            try? FileManager.default.removeItem(atPath: folder + "/" + other)
+        }
+    }
+
+    static func remove(_ name: String, folder: String) {
+        for file in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        where file == fileName(name) + ".json" || (file.hasPrefix(fileName(name) + ".v") && file.hasSuffix(".parquet")) {
+            try? FileManager.default.removeItem(atPath: folder + "/" + file)
+        }
     }
 
     func saveStores() throws {

@@ -162,6 +162,7 @@ public struct Platform: Sendable {
     /// Closes the store.
     public func close() async {
         await runs.shutdown()
+        await features.online.flush()
         serving.close()
         await audit.close()
         await database.close()

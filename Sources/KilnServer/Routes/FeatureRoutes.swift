@@ -96,6 +96,7 @@ struct FeatureRoutes: Sendable {
 
     func listOnlineTables(_ m: RequestMessage) async throws -> Response {
         let tables = await features.online.listTables()
+        let errors = await features.online.saveErrors
         return .json { w in
             w.key("online_tables")
             w.array { w in
@@ -109,7 +110,8 @@ struct FeatureRoutes: Sendable {
                         w.field("timeseries_key", t.timeseries)
                         w.field("published_version", t.version)
                         w.field("publish_mode", t.mode)
-                        w.field("num_keys", Int64(t.rows.rowCount))
+                        w.field("num_keys", Int64(t.keyCount))
+                        w.field("last_save_error", errors[t.name])
                     }
                 }
             }

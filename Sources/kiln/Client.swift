@@ -52,6 +52,33 @@ struct KilnClient {
 
     /// Sends a request; 2xx and 404 answers come back with their status, other answers throw with the server's words.
     func send(_ method: String, _ path: String, query: [(String, String)], body: [String: Any]?, timeout: TimeInterval) async throws -> (Int, [String: Any]) {
+        let payload = try body.map { (bytes: [UInt8](try JSONSerialization.data(withJSONObject: $0)), contentType: "application/json") }
+        let (status, data) = try await exchange(method, path, query: query, body: payload, timeout: timeout)
+        let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+        guard (200..<300).contains(status) || status == 404 && method == "GET" else { throw Self.failure(status, data) }
+        return (status, object)
+    }
+
+    /// Sends raw bytes (a Parquet file) and returns the answer's bytes; any answer but 2xx throws with the server's words.
+    func bytes(_ method: String, _ path: String, query: [(String, String)] = [], body: [UInt8]?, contentType: String = "application/vnd.apache.parquet",
+               timeout: TimeInterval = 600) async throws -> Data {
+        let (status, data) = try await exchange(method, path, query: query, body: body.map { ($0, contentType) }, timeout: timeout)
+        guard (200..<300).contains(status) else { throw Self.failure(status, data) }
+        return data
+    }
+
+    static func failure(_ status: Int, _ data: Data) -> ValidationError {
+        let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+        let code = object["error_code"] as? String ?? "HTTP \(status)"
+        let message = object["message"] as? String ?? String(decoding: data, as: UTF8.self)
+        var hint = ""
+        if status == 401 { hint = " Pass --token, set KILN_TOKEN, or point --home at the server's home." }
+        return ValidationError("\(code): \(message)\(hint)")
+    }
+
+    /// One HTTP exchange: the status and the body.
+    func exchange(_ method: String, _ path: String, query: [(String, String)], body: (bytes: [UInt8], contentType: String)?,
+                  timeout: TimeInterval) async throws -> (Int, Data) {
         var components = URLComponents(url: base.appendingPathComponent(path), resolvingAgainstBaseURL: false)!
         if !query.isEmpty { components.queryItems = query.map { URLQueryItem(name: $0.0, value: $0.1) } }
         // AsyncHTTPClient, not URLSession: FoundationNetworking's URLSession keeps a core busy while it waits (a long
@@ -60,10 +87,9 @@ struct KilnClient {
         request.method = HTTPMethod(rawValue: method)
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         if let body {
-            request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body)))
-            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: body.bytes))
+            request.headers.add(name: "Content-Type", value: body.contentType)
         }
-        let data: Data, status: Int
         do {
             // The shared client's 60 s read timeout would cut long calls (training on the server): one client per
             // call, bounded by `timeout` alone.
@@ -71,9 +97,10 @@ struct KilnClient {
                                     configuration: .init(timeout: .init(connect: .seconds(10), read: .seconds(Int64(timeout)))))
             do {
                 let response = try await client.execute(request, timeout: .seconds(Int64(timeout)))
-                status = Int(response.status.code)
-                data = Data(buffer: try await response.body.collect(upTo: 1 << 30))
+                let status = Int(response.status.code)
+                let data = Data(buffer: try await response.body.collect(upTo: 4 << 30))
                 try await client.shutdown()
+                return (status, data)
             } catch {
                 try? await client.shutdown()
                 throw error
@@ -81,15 +108,6 @@ struct KilnClient {
         } catch {
             throw ValidationError("Cannot reach Kiln at \(base.absoluteString): \(error). Start it with `kiln server` or pass --url.")
         }
-        let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
-        guard (200..<300).contains(status) || status == 404 && method == "GET" else {
-            let code = object["error_code"] as? String ?? "HTTP \(status)"
-            let message = object["message"] as? String ?? String(decoding: data, as: UTF8.self)
-            var hint = ""
-            if status == 401 { hint = " Pass --token, set KILN_TOKEN, or point --home at the server's home." }
-            throw ValidationError("\(code): \(message)\(hint)")
-        }
-        return (status, object)
     }
 }
 

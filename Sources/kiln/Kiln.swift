@@ -16,9 +16,9 @@ struct Kiln: AsyncParsableCommand {
         discussion: """
             Remote commands talk to a running server (--url, env KILN_URL, default http://127.0.0.1:5000; --token, env \
             KILN_TOKEN, else the home's admin.token): experiments, runs, models, endpoints, jobs, bundle, users, groups, \
-            service-principals, tokens.
+            service-principals, tokens, features (feature tables, training sets, the online store).
             Local commands work on this machine's files and need no server: table, profile, parquet, ingest, storage, \
-            predict, features, audit.
+            predict, features transform (the default of features), audit.
             Both: sql and train run locally on --home, or on the server with --url (or KILN_URL).
             """,
         version: "kiln \(kilnVersion)",

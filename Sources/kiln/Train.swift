@@ -204,10 +204,10 @@ struct Predict: AsyncParsableCommand {
     }
 }
 
-/// `kiln features`: fit a feature pipeline on a table and write the transformed rows to another table.
-struct Features: AsyncParsableCommand {
+/// `kiln features [transform]`: fit a feature pipeline on a table and write the transformed rows to another table.
+struct FeatureTransform: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "features", abstract: "Fit a feature pipeline on a table and write the transformed rows.",
+        commandName: "transform", abstract: "Fit a feature pipeline on a local table and write the transformed rows (the default).",
         discussion: """
             Runs the stages of --pipeline (Spark ML's StringIndexer, OneHotEncoder, VectorAssembler, StandardScaler, \
             MinMaxScaler, Imputer, Bucketizer, QuantileDiscretizer, FeatureHasher, Tokenizer, HashingTF, IDF; see \

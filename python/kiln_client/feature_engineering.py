@@ -18,6 +18,7 @@ Timestamps come back as pandas datetimes in UTC without a time zone.
 import datetime
 import io
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Union
 from urllib.parse import quote
@@ -49,6 +50,13 @@ class FeatureLookup:
         self.lookback_window = lookback_window
         self.default_values = dict(default_values or {})
 
+    @classmethod
+    def _from_spec(cls, d):
+        window = d.get("lookback_window_seconds")
+        return cls(d["table_name"], d["lookup_key"], feature_names=d.get("feature_names"), rename_outputs=d.get("rename_outputs"),
+                   timestamp_lookup_key=d.get("timestamp_lookup_key"),
+                   lookback_window=None if window is None else datetime.timedelta(seconds=window), default_values=d.get("default_values"))
+
     def _spec(self):
         return {
             "table_name": self.table_name, "lookup_key": self.lookup_key, "feature_names": self.feature_names,
@@ -79,6 +87,12 @@ class TrainingSet:
 
     def __init__(self, client, df, feature_lookups, label, exclude_columns):
         self._client, self._df, self._lookups, self._label, self._exclude = client, df, feature_lookups, label, exclude_columns
+
+    def _spec_document(self):
+        """What `log_model` keeps with the model (feature_spec.yaml): the lookups, the label and the excluded columns
+        (the model's inputs are the training set's other columns, in its order)."""
+        label = [self._label] if isinstance(self._label, str) else list(self._label or [])
+        return {"feature_lookups": [lookup._spec() for lookup in self._lookups], "label": label, "exclude_columns": list(self._exclude)}
 
     def load_df(self):
         spec = {"feature_lookups": [lookup._spec() for lookup in self._lookups], "exclude_columns": self._exclude}
@@ -166,6 +180,55 @@ class FeatureEngineeringClient:
                 raise ValueError("feature_lookups holds FeatureLookup objects")
         return TrainingSet(self, df, list(feature_lookups), label, list(exclude_columns or []))
 
+    # --- models that carry their feature lookups -------------------------------------------------------------------
+
+    def log_model(self, *, model, artifact_path: str, flavor, training_set: "TrainingSet", registered_model_name: Optional[str] = None,
+                  **kwargs):
+        """Logs `model` with `flavor` (an mlflow module, e.g. `mlflow.sklearn`) to the active run — one is started when
+        none is — with `feature_spec.yaml` beside it: the training set's lookups, so `score_batch` looks the same
+        features up by key. Registers it as `registered_model_name` when given. Returns the model's `runs:/` URI."""
+        import tempfile
+        import mlflow
+        import yaml
+        kwargs.pop("await_registration_for", None)
+        kwargs.pop("infer_input_example", None)
+        own_run = mlflow.active_run() is None
+        run = mlflow.start_run() if own_run else mlflow.active_run()
+        try:
+            with tempfile.TemporaryDirectory() as folder:
+                path = os.path.join(folder, "model")
+                flavor.save_model(model, path, **kwargs)
+                with open(os.path.join(path, "feature_spec.yaml"), "w") as f:
+                    yaml.safe_dump(training_set._spec_document(), f, sort_keys=False)
+                mlflow.log_artifacts(path, artifact_path)
+            uri = f"runs:/{run.info.run_id}/{artifact_path}"
+            if registered_model_name:
+                mlflow.register_model(uri, registered_model_name)
+            return uri
+        finally:
+            if own_run:
+                mlflow.end_run()
+
+    def score_batch(self, *, model_uri: str, df, result_type: str = "double", **_ignored):
+        """Predictions of the model at `model_uri` (logged by `log_model`) for the rows of `df`, whose features are
+        looked up by key as at training time; feature columns `df` already has win. Returns `df` plus `prediction`."""
+        import mlflow
+        import yaml
+        if "prediction" in df.columns:
+            raise ValueError("'prediction' is the column score_batch adds; rename the one in df")
+        local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri.rstrip("/") + "/feature_spec.yaml")
+        with open(local) as f:
+            spec = yaml.safe_load(f)
+        lookups = [FeatureLookup._from_spec(item) for item in spec.get("feature_lookups", [])]
+        frame = TrainingSet(self, df, lookups, None, []).load_df() if lookups else df.copy()
+        model = mlflow.pyfunc.load_model(model_uri)
+        dropped = set(spec.get("label", []) + spec.get("exclude_columns", []))
+        inputs = [c for c in frame.columns if c not in dropped]
+        out = df.copy()
+        predictions = model.predict(frame[inputs])
+        out["prediction"] = pd_series(predictions, result_type)
+        return out
+
     # --- the online store ---------------------------------------------------------------------------------------
 
     def create_online_store(self, *, name: str, capacity: str = "CU_1", **_ignored) -> dict:
@@ -215,6 +278,15 @@ class FeatureEngineeringClient:
 
 
 _PARQUET = "application/vnd.apache.parquet"
+
+
+def pd_series(values, result_type):
+    import numpy as np
+    import pandas as pd
+    array = np.asarray(values)
+    if array.ndim > 1 and array.shape[1] == 1:
+        array = array[:, 0]
+    return pd.Series(array).astype({"double": "float64", "float": "float32", "long": "int64", "integer": "int32", "string": "str"}.get(result_type, "float64")).values
 
 
 def _parquet(df):

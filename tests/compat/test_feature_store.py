@@ -339,6 +339,42 @@ def test_the_cli_creates_writes_reads_joins_publishes_and_looks_up(own_kiln, tmp
     assert "--pipeline" in subprocess.run([KILN, "features", "transform", "--help"], capture_output=True, text=True).stdout
 
 
+def test_a_model_logged_with_its_lookups_scores_rows_by_key(fe, own_kiln, monkeypatch):
+    import mlflow
+    import mlflow.sklearn
+    import numpy as np
+    from sklearn.linear_model import LinearRegression
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", TOKEN)
+    mlflow.set_tracking_uri(own_kiln.url)
+    rng = random.Random(5)
+    base = datetime.datetime(2024, 1, 1)
+    rows = {(k, base + datetime.timedelta(days=d)) for k in range(20) for d in rng.sample(range(30), 5)}
+    name = "main.default.model_features"
+    fe.create_table(name=name, primary_keys=["user_id", "ts"], timeseries_column="ts", df=pd.DataFrame({
+        "user_id": [k for k, _ in rows], "ts": [t for _, t in rows],
+        "a": [rng.uniform(0, 1) for _ in rows], "b": [rng.uniform(0, 1) for _ in rows]}))
+    labels = pd.DataFrame({"user_id": [rng.randrange(20) for _ in range(200)],
+                           "event_ts": [base + datetime.timedelta(days=rng.randrange(10, 40)) for _ in range(200)]})
+    lookup = FeatureLookup(table_name=name, lookup_key="user_id", timestamp_lookup_key="event_ts", default_values={"a": 0.0, "b": 0.0})
+    joined = fe.create_training_set(df=labels, feature_lookups=[lookup]).load_df()
+    labels["y"] = 2 * joined["a"] + joined["b"] + [rng.gauss(0, 0.01) for _ in range(200)]
+    training = fe.create_training_set(df=labels, feature_lookups=[lookup], label="y", exclude_columns=["user_id", "event_ts"])
+    train = training.load_df()
+    assert list(train.columns) == ["y", "a", "b"]
+    model = LinearRegression().fit(train[["a", "b"]], train["y"])
+    uri = fe.log_model(model=model, artifact_path="model", flavor=mlflow.sklearn, training_set=training, registered_model_name="fs_model")
+    assert uri.startswith("runs:/")
+    keys = labels.drop(columns=["y"])
+    scored = fe.score_batch(model_uri="models:/fs_model/1", df=keys)
+    assert list(scored.columns) == ["user_id", "event_ts", "prediction"]
+    assert np.allclose(scored["prediction"], model.predict(train[["a", "b"]]), rtol=0, atol=1e-12)
+    # A feature the caller sends wins over the stored one.
+    overridden = fe.score_batch(model_uri=uri, df=keys.assign(a=0.5))
+    assert np.allclose(overridden["prediction"], model.predict(train[["a", "b"]].assign(a=0.5)), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError):
+        fe.score_batch(model_uri=uri, df=keys.assign(prediction=1))
+
+
 # --- the online store -----------------------------------------------------------------------------------------------
 
 def offline_latest(fe, name):

@@ -39,6 +39,28 @@ public struct FeatureStore: Sendable {
         return (target, try await online.publish(source: full.dotted, path: path, key: pk, store: store, name: target, mode: mode, now: now))
     }
 
+    /// Creates a feature spec after checking its lookups name feature tables the caller may read.
+    public func createSpec(_ spec: FeatureSpec, caller: Caller?) async throws -> FeatureSpec {
+        var spec = spec
+        var references = StatementReferences()
+        for i in spec.lookups.indices {
+            let full = try qualified(spec.lookups[i].tableName)
+            spec.lookups[i].tableName = full.dotted
+            references.tablesRead.insert(full.dotted)
+            let path = try Catalog(warehouse: warehouse).path([full.catalog, full.schema, full.table])
+            guard PrimaryKey(properties: try Self.open(path, full.dotted).snapshot().metadata.configuration) != nil else {
+                throw KilnError.invalid("\(full.dotted) is not a feature table: it has no primary key")
+            }
+        }
+        try await authorize(caller, references)
+        spec.creator = caller?.name
+        try await online.createSpec(spec)
+        return spec
+    }
+
+    /// Serves the spec `name` for a request's rows (a feature-serving endpoint's `invocations`).
+    public func serve(_ name: String, request: Frame) async throws -> Frame { try await online.serve(name, request: request) }
+
     /// Rows of the online table `name` for `keys`: reading them takes SELECT on its source table.
     public func lookup(_ name: String, keys: [[Value]], columns: [String]?, caller: Caller?) async throws -> (names: [String], rows: [[Value]?]) {
         var references = StatementReferences()

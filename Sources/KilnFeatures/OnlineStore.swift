@@ -58,6 +58,8 @@ public actor OnlineStore {
     let folder: String
     var stores: [String: Store] = [:]
     var tables: [String: Table] = [:]
+    /// Feature specs, served by feature-serving endpoints.
+    var specs: [String: FeatureSpec] = [:]
     /// Tables being published now (one publish of a table at a time).
     var publishing: Set<String> = []
     /// Saves to disk run one after another, off the publish path; a failure is kept per table until a save succeeds.
@@ -78,7 +80,11 @@ public actor OnlineStore {
                 stores[name] = Store(name: name, capacity: capacity, creationTime: created, creator: creator)
             }
         }
-        for file in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where file.hasSuffix(".json") && file != "stores.json" {
+        if let data = FileManager.default.contents(atPath: folder + "/specs.json"), case .array(let items)? = try? JSONValue.parse(Array(data)) {
+            for item in items { if let spec = try? FeatureSpec(json: item) { specs[spec.name] = spec } }
+        }
+        for file in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        where file.hasSuffix(".json") && file != "stores.json" && file != "specs.json" {
             guard let data = FileManager.default.contents(atPath: folder + "/" + file), case .object(let o)? = try? JSONValue.parse(Array(data)),
                   case .string(let name)? = o["name"], case .string(let source)? = o["source"], case .string(let store)? = o["store"],
                   case .array(let keys)? = o["keys"], case .number(let version)? = o["version"],
@@ -196,6 +202,88 @@ public actor OnlineStore {
             return columns.map { table.rows.columns[$0].value(row) }
         }
         return (columns.map { table.rows.names[$0] }, rows)
+    }
+
+    // MARK: - Feature specs and serving
+
+    public func createSpec(_ spec: FeatureSpec) throws {
+        try Self.checkName(spec.name, "feature spec")
+        guard specs[spec.name] == nil else { throw KilnError.alreadyExists("Feature spec \(spec.name) already exists") }
+        specs[spec.name] = spec
+        try saveSpecs()
+    }
+
+    public func spec(_ name: String) throws -> FeatureSpec {
+        guard let spec = specs[name] else { throw KilnError.notFound("Feature spec \(name) does not exist") }
+        return spec
+    }
+
+    public func hasSpec(_ name: String) -> Bool { specs[name] != nil }
+
+    public func deleteSpec(_ name: String) throws {
+        _ = try spec(name)
+        specs[name] = nil
+        try saveSpecs()
+    }
+
+    func saveSpecs() throws {
+        try Self.replace(folder + "/specs.json", Data(JSONText.string(.array(specs.keys.sorted().map { specs[$0]!.json })).utf8))
+    }
+
+    /// The request's rows with the spec's features joined on from the online tables published from its lookups'
+    /// tables (the latest row per key); columns the request has win, the spec's excluded columns are dropped.
+    /// - Throws: `INVALID_PARAMETER_VALUE` naming a missing key column, or keys no online row has (unless the lookup
+    ///   gives defaults for every feature it takes); `RESOURCE_DOES_NOT_EXIST` for a table never published.
+    public func serve(_ name: String, request: Frame) throws -> Frame {
+        let spec = try self.spec(name)
+        var out = request
+        for lookup in spec.lookups {
+            guard let table = tables.values.sorted(by: { $0.publishedAt > $1.publishedAt }).first(where: { $0.source == lookup.tableName }) else {
+                throw KilnError.notFound("\(lookup.tableName) is not published to an online store; publish_table it before serving \(name)")
+            }
+            guard lookup.lookupKey.count == table.keys.count else {
+                throw KilnError.invalid("The lookup on \(lookup.tableName) gives \(lookup.lookupKey.count) key column(s); its online table is keyed by \(table.keys.joined(separator: ", "))")
+            }
+            let keyColumns = try zip(lookup.lookupKey, table.keys).map { requested, stored -> Column in
+                guard let i = request.index(of: requested) else {
+                    throw KilnError.invalid("The request lacks the column '\(requested)', the key of \(lookup.tableName); send it in every record")
+                }
+                return try request.columns[i].cast(to: try table.rows.column(stored).type)
+            }
+            let keySet = Set(table.keys + [table.timeseries].compactMap { $0 })
+            let features = try lookup.featureNames.map { names in
+                try names.map { n -> String in
+                    guard table.rows.index(of: n) != nil else { throw KilnError.invalid("\(lookup.tableName) has no feature '\(n)' online") }
+                    return n
+                }
+            } ?? table.rows.names.filter { !keySet.contains($0) }
+            var rows = [Int](repeating: -1, count: request.rowCount)
+            var missing: [String] = []
+            let defaulted = features.allSatisfy { lookup.defaultValues[$0] != nil }
+            for i in 0..<request.rowCount {
+                let key = keyColumns.map { $0.value(i) }
+                if let row = table.index[key] { rows[i] = row } else if !defaulted, missing.count < 5 {
+                    missing.append("(" + key.map(\.text).joined(separator: ", ") + ")")
+                }
+            }
+            if !missing.isEmpty {
+                throw KilnError.invalid("No online row of \(lookup.tableName) for key \(missing.joined(separator: ", ")) (\(lookup.lookupKey.joined(separator: ", "))); publish the table again or send only known keys")
+            }
+            for feature in features {
+                let output = lookup.renameOutputs[feature] ?? feature
+                if out.index(of: output) != nil { continue }
+                var column = try table.rows.column(feature)
+                var picks = rows
+                if let fallback = lookup.defaultValues[feature], fallback != .null, rows.contains(-1) {
+                    column = Column.concatenate([column, Column.from([fallback], type: column.type)])
+                    picks = rows.map { $0 < 0 ? table.rows.rowCount : $0 }
+                }
+                out = Frame(names: out.names + [output], columns: out.columns + [column.take(optional: picks)])
+            }
+        }
+        let dropped = Set(spec.exclude.map { $0.lowercased() })
+        let kept = out.names.indices.filter { !dropped.contains(out.names[$0].lowercased()) }
+        return Frame(names: kept.map { out.names[$0] }, columns: kept.map { out.columns[$0] })
     }
 
     // MARK: - Publishing

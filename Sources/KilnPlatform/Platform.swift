@@ -109,7 +109,9 @@ public struct Platform: Sendable {
         let locator = RegistryModelLocator(registry: registry, tracking: tracking)
         let training = TrainingService(runs: TrackingRunLog(tracking: tracking, clock: clock), models: locator, artifacts: artifacts, clock: clock,
                                        tablePath: tablePath)
-        let servable = ServableModels(locator: locator, artifacts: artifacts, home: home, logger: logger)
+        let features = FeatureStore(warehouse: warehouse, statements: statements,
+                                    online: try OnlineStore(folder: home.appendingPathComponent("online").path), authorize: rules.check)
+        let servable = ServableModels(locator: locator, artifacts: artifacts, home: home, logger: logger, features: features)
         let serving = try await ServingService.make(database: database, clock: clock, logger: logger, tablePath: tablePath, load: servable.load)
         let jobs = try await JobsService.make(database: database, clock: clock, logger: logger)
         let destinations = try await NotificationDestinations.make(database: database, logger: logger)
@@ -118,8 +120,7 @@ public struct Platform: Sendable {
                         registry: registry, statements: statements, adminToken: token, clock: clock, serving: serving, jobs: jobs, runs: runs,
                         destinations: destinations, training: training, identity: identity, adminCaller: admin, audit: audit, catalog: catalog,
                         permissions: permissions,
-                        features: FeatureStore(warehouse: warehouse, statements: statements,
-                                               online: try OnlineStore(folder: home.appendingPathComponent("online").path), authorize: rules.check))
+                        features: features)
     }
 
     /// Who `token` belongs to: the admin token (the bootstrap admin), a job run's token (the run's run-as identity:

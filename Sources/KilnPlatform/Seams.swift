@@ -1,6 +1,8 @@
 import Foundation
 import KilnBlob
 import KilnCore
+import KilnFrame
+import KilnFeatures
 import KilnLearn
 import KilnModelFormat
 import KilnRegistry
@@ -133,8 +135,13 @@ struct ServableModels: Sendable {
     let artifacts: any BlobStore
     let home: URL
     let logger: Logger
+    let features: FeatureStore
 
     func load(_ uri: String) async throws -> ServedModel {
+        // A feature spec (feature serving: `models:/<spec>/` with any version or none).
+        let parts = uri.hasPrefix("models:/") ? uri.dropFirst(8).split(separator: "/", omittingEmptySubsequences: false).map(String.init) : []
+        if parts.count == 2, await features.online.hasSpec(parts[0]) { return .features(SpecServing(features: features, spec: parts[0])) }
+        if parts.count == 2, parts[1].isEmpty { throw KilnError.invalid("Served entity \(parts[0]) needs an entity_version (or name a feature spec)") }
         let (key, label) = try await locator.locate(uri)
         guard let key else { return .native(try KilnModel.read(from: URL(fileURLWithPath: uri))) }
         let serving = home.appendingPathComponent("serving")
@@ -154,4 +161,12 @@ struct ServableModels: Sendable {
         try await scorer.start()
         return .python(scorer)
     }
+}
+
+/// A feature spec served by a serving endpoint: the request's keys answered from the online store.
+struct SpecServing: FeatureServing {
+    let features: FeatureStore
+    let spec: String
+
+    func outputs(_ request: Frame) async throws -> String { FeatureJSON.outputs(try await features.serve(spec, request: request)) }
 }

@@ -23,7 +23,8 @@ public struct ServedEntity: Codable, Sendable, Equatable {
     public var scaleToZeroEnabled: Bool
 
     public init(name: String? = nil, entityName: String, entityVersion: String, workloadSize: String = "Small", scaleToZeroEnabled: Bool = false) {
-        self.name = name ?? "\(entityName.replacingOccurrences(of: ".", with: "-"))-\(entityVersion)"
+        let base = entityName.replacingOccurrences(of: ".", with: "-")
+        self.name = name ?? (entityVersion.isEmpty ? base : "\(base)-\(entityVersion)")
         self.entityName = entityName
         self.entityVersion = entityVersion
         self.workloadSize = workloadSize
@@ -113,8 +114,9 @@ public struct EndpointConfig: Codable, Sendable, Equatable {
         var out = self
         var names = Set<String>()
         for entity in servedEntities {
-            guard !entity.entityName.isEmpty, !entity.entityVersion.isEmpty else {
-                throw KilnError.invalid("Every served entity needs entity_name (a registered model) and entity_version")
+            // A feature spec is served without a version; the loader asks a model for one.
+            guard !entity.entityName.isEmpty else {
+                throw KilnError.invalid("Every served entity needs entity_name (a registered model, with entity_version, or a feature spec)")
             }
             guard names.insert(entity.name).inserted else { throw KilnError.invalid("Served entity name '\(entity.name)' is used twice") }
             guard ["Small", "Medium", "Large"].contains(entity.workloadSize) else {
@@ -469,6 +471,8 @@ public final class ServingService: @unchecked Sendable {
                 _ = try ScoringRequest.fields(body)
                 let (status, reply) = try await scorer.invoke(String(decoding: body, as: UTF8.self))
                 answer = .forwarded(status: status, body: reply)
+            case .features(let spec):
+                answer = .forwarded(status: 200, body: try await spec.outputs(try ScoringRequest.frame(body: body)))
             }
             var failed = false
             if case .forwarded(let status, _) = answer, status != 200 { failed = true }
@@ -508,6 +512,10 @@ public final class ServingService: @unchecked Sendable {
                         }
                     }
                 }
+            case (.features(let spec), .forwarded(_, let body)):
+                agrees = try await spec.outputs(try ScoringRequest.frame(body: request)) == body
+            case (.features, .predictions):
+                agrees = false
             case (.python(let scorer), .predictions):
                 _ = try await scorer.invoke(String(decoding: request, as: UTF8.self))
                 agrees = false  // not comparable without parsing Python's output types; counted as a disagreement
@@ -540,6 +548,7 @@ public final class ServingService: @unchecked Sendable {
             return deployment.models.mapValues { model in
                 switch model {
                 case .native: return "Served in process by Kiln"
+                case .features: return "Features served in process from the online store"
                 case .python(let scorer):
                     guard let status = scorer.status else { return "Python scoring process starting" }
                     return "Python scoring process pid \(status.pid) on port \(status.port)"
@@ -879,6 +888,14 @@ final class Gate: @unchecked Sendable {
 public enum ServedModel: Sendable {
     case native(KilnModel)
     case python(PythonScorer)
+    /// A feature spec: the request's keys answered with features (`{"outputs": [...]}`).
+    case features(any FeatureServing)
+}
+
+/// What a feature-serving endpoint serves (implemented by the feature store, wired in KilnPlatform).
+public protocol FeatureServing: Sendable {
+    /// The JSON body answering a request's rows: `{"outputs": [{column: value, ...}, ...]}`.
+    func outputs(_ request: Frame) async throws -> String
 }
 
 /// The scoring formats databricks-sdk and MLflow clients send, read into a frame.

@@ -229,6 +229,20 @@ class FeatureEngineeringClient:
         out["prediction"] = pd_series(predictions, result_type)
         return out
 
+    # --- feature specs and feature serving ------------------------------------------------------------------------
+
+    def create_feature_spec(self, *, name: str, features: List[FeatureLookup], exclude_columns: Optional[List[str]] = None, **_ignored) -> dict:
+        """A feature spec: lookups served together by key. Serve it with a serving endpoint whose served entity's
+        `entity_name` is the spec's name (no version); its tables must be published (`publish_table`)."""
+        body = {"name": name, "feature_lookups": [f._spec() for f in features], "exclude_columns": list(exclude_columns or [])}
+        return self._conn.call("POST", "/api/2.0/kiln/features/specs", json=body).json()
+
+    def get_feature_spec(self, *, name: str) -> dict:
+        return self._conn.call("GET", f"/api/2.0/kiln/features/specs/{quote(name, safe='')}").json()
+
+    def delete_feature_spec(self, *, name: str) -> None:
+        self._conn.call("DELETE", f"/api/2.0/kiln/features/specs/{quote(name, safe='')}")
+
     # --- the online store ---------------------------------------------------------------------------------------
 
     def create_online_store(self, *, name: str, capacity: str = "CU_1", **_ignored) -> dict:

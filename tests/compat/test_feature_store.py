@@ -375,6 +375,43 @@ def test_a_model_logged_with_its_lookups_scores_rows_by_key(fe, own_kiln, monkey
         fe.score_batch(model_uri=uri, df=keys.assign(prediction=1))
 
 
+def test_a_feature_serving_endpoint_answers_keys_with_the_published_features(fe, own_kiln):
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.service.serving import EndpointCoreConfigInput, ServedEntityInput
+    rng = random.Random(9)
+    base = datetime.datetime(2024, 1, 1)
+    rows = {(k, base + datetime.timedelta(days=d)) for k in range(50) for d in rng.sample(range(20), 3)}
+    name = "main.default.served_features"
+    fe.create_table(name=name, primary_keys=["user_id", "ts"], timeseries_column="ts", df=pd.DataFrame({
+        "user_id": [k for k, _ in rows], "ts": [t for _, t in rows], "a": [rng.uniform(0, 1) for _ in rows],
+        "b": [rng.choice(["x", "y", None]) for _ in rows]}))
+    fe.create_online_store(name="srv")
+    fe.publish_table(online_store="srv", source_table_name=name, publish_mode="SNAPSHOT")
+    spec = fe.create_feature_spec(name="main.default.user_spec", features=[
+        FeatureLookup(table_name=name, lookup_key="user_id", feature_names=["a", "b"], rename_outputs={"b": "segment"})])
+    assert spec["feature_lookups"][0]["table_name"] == name
+    w = WorkspaceClient(host=own_kiln.url, token=TOKEN, auth_type="pat")
+    created = w.serving_endpoints.create_and_wait(name="user-features", config=EndpointCoreConfigInput(
+        name="user-features", served_entities=[ServedEntityInput(entity_name="main.default.user_spec", workload_size="Small", scale_to_zero_enabled=True)]))
+    assert created.state.ready.value == "READY"
+    keys = rng.sample(range(50), 20)
+    answer = w.serving_endpoints.query(name="user-features", dataframe_records=[{"user_id": k} for k in keys])
+    latest = fe.read_table(name=name).sort_values("ts").groupby("user_id").tail(1).set_index("user_id")
+    assert len(answer.outputs) == 20
+    for k, row in zip(keys, answer.outputs):
+        # No training/serving skew: the endpoint's features are the offline latest row's, exactly.
+        assert row["user_id"] == k and row["a"] == latest.loc[k, "a"], (k, row)
+        assert row["segment"] == (None if pd.isna(latest.loc[k, "b"]) else latest.loc[k, "b"])
+    r = requests.post(f"{own_kiln.url}/serving-endpoints/user-features/invocations", headers={"Authorization": f"Bearer {TOKEN}"},
+                      json={"dataframe_records": [{"user_id": 1}, {"user_id": 999}]}, timeout=30)
+    assert r.status_code == 400 and "(999)" in r.json()["message"], r.text
+    r = requests.post(f"{own_kiln.url}/serving-endpoints/user-features/invocations", headers={"Authorization": f"Bearer {TOKEN}"},
+                      json={"dataframe_records": [{"uid": 1}]}, timeout=30)
+    assert r.status_code == 400 and "'user_id'" in r.json()["message"], r.text
+    w.serving_endpoints.delete("user-features")
+    fe.delete_feature_spec(name="main.default.user_spec")
+
+
 # --- the online store -----------------------------------------------------------------------------------------------
 
 def offline_latest(fe, name):

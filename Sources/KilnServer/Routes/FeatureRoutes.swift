@@ -41,7 +41,31 @@ struct FeatureRoutes: Sendable {
         MessageRoute.register([
             MessageRoute(.get, "online-tables", listOnlineTables),
             MessageRoute(.post, "online-tables/{online_table_name}/lookup", lookup),
+            MessageRoute(.post, "specs", createSpec),
+            MessageRoute(.get, "specs/{name}", getSpec),
+            MessageRoute(.delete, "specs/{name}", deleteSpec),
         ], prefixes: [Self.prefix], on: router)
+    }
+
+    // MARK: - Feature specs
+
+    /// `{"name", "feature_lookups": [...], "exclude_columns": [...]}`: checked against the tables (SELECT on each).
+    func createSpec(_ m: RequestMessage) async throws -> Response {
+        let spec = try await features.createSpec(try FeatureSpec(json: .object(m.fields)), caller: m.caller)
+        return .json(value: spec.json)
+    }
+
+    func getSpec(_ m: RequestMessage) async throws -> Response {
+        .json(value: try await features.online.spec(try m.requireString("name")).json)
+    }
+
+    func deleteSpec(_ m: RequestMessage) async throws -> Response {
+        let spec = try await features.online.spec(try m.requireString("name"))
+        if let caller = m.caller, !caller.isAdmin, caller.name != spec.creator {
+            throw KilnError(.permissionDenied, "\(caller.name) may not delete feature spec \(spec.name): that is for its creator or an admin")
+        }
+        try await features.online.deleteSpec(spec.name)
+        return .json { _ in }
     }
 
     // MARK: - Online store
@@ -131,9 +155,8 @@ struct FeatureRoutes: Sendable {
             }
         }
         var columns: [String]?
-        if let wanted = try Self.strings(m.fields["features"], "features") { columns = table.keys + wanted.filter { !table.keys.contains($0) } }
+        if let wanted = try FeatureSpec.strings(m.fields["features"], "features") { columns = table.keys + wanted.filter { !table.keys.contains($0) } }
         let (names, rows) = try await features.lookup(name, keys: keys, columns: columns, caller: m.caller)
-        let types = try names.map { try table.rows.column($0).type }
         return .json { w in
             w.key("outputs")
             w.array { w in
@@ -142,7 +165,7 @@ struct FeatureRoutes: Sendable {
                     w.object { w in
                         for (i, value) in row.enumerated() {
                             w.key(names[i])
-                            Self.write(value, types[i], into: &w)
+                            FeatureJSON.write(value, into: &w)
                         }
                     }
                 }
@@ -176,18 +199,6 @@ struct FeatureRoutes: Sendable {
         throw KilnError.invalid("The key value of '\(column)' is a \(value.typeName); keys are numbers, strings or booleans")
     }
 
-    /// A value as JSON: numbers as numbers, dates and timestamps as ISO text, binary as base64.
-    static func write(_ value: Value, _ type: FrameType, into w: inout JSONWriter) {
-        switch value {
-        case .null: w.null()
-        case .bool(let b): w.value(b)
-        case .int(let n): w.value(n)
-        case .double(let d): if d.isFinite { w.value(d) } else { w.value(d.isNaN ? "NaN" : d > 0 ? "Infinity" : "-Infinity") }
-        case .string(let s): w.value(s)
-        case .bytes(let b): w.value(Data(b).base64EncodedString())
-        case .date, .timestamp: w.value(value.text)
-        }
-    }
 
     func create(_ request: Request, _ context: KilnRequestContext) async throws -> Response {
         let query = Self.query(request, context)
@@ -224,8 +235,8 @@ struct FeatureRoutes: Sendable {
             throw KilnError.invalid("Give the training set as ?spec={\"feature_lookups\": [...]} (JSON)")
         }
         guard case .array(let items)? = spec["feature_lookups"] else { throw KilnError.invalid("The spec needs feature_lookups: a list of lookups") }
-        let lookups = try items.map(Self.lookup)
-        let exclude = try Self.strings(spec["exclude_columns"], "exclude_columns") ?? []
+        let lookups = try items.map(FeatureSpec.lookup)
+        let exclude = try FeatureSpec.strings(spec["exclude_columns"], "exclude_columns") ?? []
         let clock = ContinuousClock()
         let start = clock.now
         let labels = try await Self.rows(request)
@@ -240,59 +251,6 @@ struct FeatureRoutes: Sendable {
     }
 
     // MARK: - Wire
-
-    static func lookup(_ value: JSONValue) throws -> FeatureLookup {
-        guard case .object(let o) = value else { throw KilnError.invalid("Each feature lookup is an object") }
-        guard case .string(let table)? = o["table_name"] else { throw KilnError.invalid("A feature lookup needs table_name") }
-        let keys: [String]
-        switch o["lookup_key"] {
-        case .string(let key)?: keys = [key]
-        case .array?: keys = try strings(o["lookup_key"], "lookup_key") ?? []
-        default: throw KilnError.invalid("The lookup on \(table) needs lookup_key: a column name or a list of them")
-        }
-        var rename: [String: String] = [:]
-        if case .object(let r)? = o["rename_outputs"] {
-            for (k, v) in r {
-                guard case .string(let s) = v else { throw KilnError.invalid("rename_outputs maps feature names to strings") }
-                rename[k] = s
-            }
-        }
-        var defaults: [String: Value] = [:]
-        if case .object(let d)? = o["default_values"] {
-            for (k, v) in d {
-                switch v {
-                case .string(let s): defaults[k] = .string(s)
-                case .bool(let b): defaults[k] = .bool(b)
-                case .number(let n):
-                    if let i = Int64(n) { defaults[k] = .int(i) } else if let d = Double(n) { defaults[k] = .double(d) }
-                case .null: defaults[k] = .null
-                default: throw KilnError.invalid("default_values[\(k)] must be a number, string or boolean")
-                }
-            }
-        }
-        var lookback: Int64?
-        if let v = o["lookback_window_seconds"], v != .null {
-            guard case .number(let text) = v, let seconds = Double(text), seconds >= 0 else { throw KilnError.invalid("lookback_window_seconds must be a number of seconds, 0 or more") }
-            lookback = Int64((seconds * 1_000_000).rounded())
-        }
-        var timestampKey: String?
-        if case .string(let s)? = o["timestamp_lookup_key"] { timestampKey = s }
-        return FeatureLookup(tableName: table, lookupKey: keys, featureNames: try strings(o["feature_names"], "feature_names"),
-                             renameOutputs: rename, timestampLookupKey: timestampKey, lookbackMicros: lookback, defaultValues: defaults)
-    }
-
-    static func strings(_ value: JSONValue?, _ field: String) throws -> [String]? {
-        switch value {
-        case nil, .null?: return nil
-        case .string(let s)?: return [s]
-        case .array(let items)?:
-            return try items.map {
-                guard case .string(let s) = $0 else { throw KilnError.invalid("\(field) is a list of column names") }
-                return s
-            }
-        default: throw KilnError.invalid("\(field) is a list of column names")
-        }
-    }
 
     static func write(_ result: FeatureStore.WriteResult, into w: inout JSONWriter) {
         if let version = result.version { w.field("version", version) }

@@ -167,9 +167,9 @@ struct ServingRoutes: Sendable {
         for (list, nameKey, versionKey) in [("served_entities", "entity_name", "entity_version"), ("served_models", "model_name", "model_version")] {
             guard case .array(let items)? = fields[list] else { continue }
             for case .object(let e) in items {
-                guard let name = text(e[nameKey]), let version = text(e[versionKey]) else {
-                    throw KilnError.invalid("Every entry of \(list) needs \(nameKey) and \(versionKey)")
-                }
+                // A feature spec is served without a version.
+                guard let name = text(e[nameKey]) else { throw KilnError.invalid("Every entry of \(list) needs \(nameKey) and \(versionKey)") }
+                let version = text(e[versionKey]) ?? ""
                 entities.append(ServedEntity(name: text(e["name"]), entityName: name, entityVersion: version,
                                              workloadSize: text(e["workload_size"]) ?? "Small", scaleToZeroEnabled: bool(e["scale_to_zero_enabled"])))
             }

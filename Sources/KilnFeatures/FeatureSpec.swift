@@ -124,6 +124,25 @@ public enum FeatureJSON {
         }
     }
 
+    /// `{"dataframe_split": {"columns": [...], "data": [[...] per row]}}`: a scoring request of the rows.
+    public static func scoringRequest(_ frame: Frame) -> String {
+        var w = JSONWriter()
+        w.object { w in
+            w.key("dataframe_split")
+            w.object { w in
+                w.key("columns")
+                w.array { w in for name in frame.names { w.value(name) } }
+                w.key("data")
+                w.array { w in
+                    for i in 0..<frame.rowCount {
+                        w.array { w in for column in frame.columns { write(column.value(i), into: &w) } }
+                    }
+                }
+            }
+        }
+        return String(decoding: w.bytes, as: UTF8.self)
+    }
+
     /// `{"outputs": [{column: value, ...} per row]}`.
     public static func outputs(_ frame: Frame) -> String {
         var w = JSONWriter()

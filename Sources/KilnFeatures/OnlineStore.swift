@@ -234,8 +234,11 @@ public actor OnlineStore {
     /// tables (the latest row per key); columns the request has win, the spec's excluded columns are dropped.
     /// - Throws: `INVALID_PARAMETER_VALUE` naming a missing key column, or keys no online row has (unless the lookup
     ///   gives defaults for every feature it takes); `RESOURCE_DOES_NOT_EXIST` for a table never published.
-    public func serve(_ name: String, request: Frame) throws -> Frame {
-        let spec = try self.spec(name)
+    public func serve(_ name: String, request: Frame) throws -> Frame { try serve(try spec(name), request: request) }
+
+    /// ``serve(_:request:)`` for a spec that is not stored (a model's own lookups).
+    public func serve(_ spec: FeatureSpec, request: Frame) throws -> Frame {
+        let name = spec.name
         var out = request
         for lookup in spec.lookups {
             guard let table = tables.values.sorted(by: { $0.publishedAt > $1.publishedAt }).first(where: { $0.source == lookup.tableName }) else {

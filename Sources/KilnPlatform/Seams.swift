@@ -157,7 +157,8 @@ struct ServableModels: Sendable {
             try? FileManager.default.removeItem(at: directory)
             throw KilnError.invalid("The model has neither a kiln nor a python_function flavor (flavors: \(mlmodel.flavors.keys.sorted().joined(separator: ", ")))")
         }
-        let scorer = PythonScorer(modelDirectory: directory, environments: serving.appendingPathComponent("envs"), logger: logger)
+        let lookups = try ModelLookups.read(directory, model: label).map { ModelLookups(features: features, spec: $0) }
+        let scorer = PythonScorer(modelDirectory: directory, environments: serving.appendingPathComponent("envs"), logger: logger, features: lookups)
         try await scorer.start()
         return .python(scorer)
     }
@@ -169,4 +170,28 @@ struct SpecServing: FeatureServing {
     let spec: String
 
     func outputs(_ request: Frame) async throws -> String { FeatureJSON.outputs(try await features.serve(spec, request: request)) }
+    func completed(_ request: Frame) async throws -> String { FeatureJSON.scoringRequest(try await features.serve(spec, request: request)) }
+}
+
+/// The lookups a model was logged with (its `feature_spec.yaml`), done before the model sees a request.
+struct ModelLookups: FeatureServing {
+    let features: FeatureStore
+    let spec: FeatureSpec
+
+    /// The spec a model directory carries: `feature_spec.yaml` as kiln_client writes it (JSON, which is YAML); the
+    /// label and excluded columns are left out of what the model gets.
+    static func read(_ directory: URL, model: String) throws -> FeatureSpec? {
+        guard let data = FileManager.default.contents(atPath: directory.appendingPathComponent("feature_spec.yaml").path) else { return nil }
+        guard case .object(var o) = try JSONValue.parse(Array(data)) else {
+            throw KilnError.invalid("The feature_spec.yaml of \(model) is not the JSON kiln_client writes")
+        }
+        let label = try FeatureSpec.strings(o["label"], "label") ?? []
+        let exclude = try FeatureSpec.strings(o["exclude_columns"], "exclude_columns") ?? []
+        o["name"] = .string(model)
+        o["exclude_columns"] = .array((label + exclude).map(JSONValue.string))
+        return try FeatureSpec(json: .object(o))
+    }
+
+    func outputs(_ request: Frame) async throws -> String { FeatureJSON.outputs(try await features.online.serve(spec, request: request)) }
+    func completed(_ request: Frame) async throws -> String { FeatureJSON.scoringRequest(try await features.online.serve(spec, request: request)) }
 }

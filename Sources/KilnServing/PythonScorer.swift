@@ -16,6 +16,9 @@ public final class PythonScorer: @unchecked Sendable {
     let modelDirectory: URL
     let environments: URL
     let logger: Logger
+    /// For a model logged with its feature lookups: completes each request with the looked-up features before it
+    /// is forwarded (the caller sends keys; columns it sends win).
+    public let features: (any FeatureServing)?
     private let lock = NSLock()
     private var process: Supervised?
     private var port = 0
@@ -27,10 +30,11 @@ public final class PythonScorer: @unchecked Sendable {
         lock.withLock { process.map { ($0.pid, port) } }
     }
 
-    public init(modelDirectory: URL, environments: URL, logger: Logger) {
+    public init(modelDirectory: URL, environments: URL, logger: Logger, features: (any FeatureServing)? = nil) {
         self.modelDirectory = modelDirectory
         self.environments = environments
         self.logger = logger
+        self.features = features
     }
 
     /// Prepares the environment and starts the child; returns when it answers `/ping`.

@@ -467,9 +467,15 @@ public final class ServingService: @unchecked Sendable {
                 }
                 answer = .predictions(try model.servedPredictions(frame))
             case .python(let scorer):
-                // Forwarded as sent (after checking it is JSON).
-                _ = try ScoringRequest.fields(body)
-                let (status, reply) = try await scorer.invoke(String(decoding: body, as: UTF8.self))
+                // Forwarded as sent (after checking it is JSON), or with the model's features looked up first.
+                let forwarded: String
+                if let features = scorer.features {
+                    forwarded = try await features.completed(try ScoringRequest.frame(body: body))
+                } else {
+                    _ = try ScoringRequest.fields(body)
+                    forwarded = String(decoding: body, as: UTF8.self)
+                }
+                let (status, reply) = try await scorer.invoke(forwarded)
                 answer = .forwarded(status: status, body: reply)
             case .features(let spec):
                 answer = .forwarded(status: 200, body: try await spec.outputs(try ScoringRequest.frame(body: body)))
@@ -896,6 +902,8 @@ public enum ServedModel: Sendable {
 public protocol FeatureServing: Sendable {
     /// The JSON body answering a request's rows: `{"outputs": [{column: value, ...}, ...]}`.
     func outputs(_ request: Frame) async throws -> String
+    /// A scoring request (`{"dataframe_split": ...}`) of the request's rows with the features joined on.
+    func completed(_ request: Frame) async throws -> String
 }
 
 /// The scoring formats databricks-sdk and MLflow clients send, read into a frame.

@@ -189,7 +189,6 @@ class FeatureEngineeringClient:
         features up by key. Registers it as `registered_model_name` when given. Returns the model's `runs:/` URI."""
         import tempfile
         import mlflow
-        import yaml
         kwargs.pop("await_registration_for", None)
         kwargs.pop("infer_input_example", None)
         own_run = mlflow.active_run() is None
@@ -198,8 +197,9 @@ class FeatureEngineeringClient:
             with tempfile.TemporaryDirectory() as folder:
                 path = os.path.join(folder, "model")
                 flavor.save_model(model, path, **kwargs)
+                # JSON is YAML: any YAML reader takes it, and the server reads it without one.
                 with open(os.path.join(path, "feature_spec.yaml"), "w") as f:
-                    yaml.safe_dump(training_set._spec_document(), f, sort_keys=False)
+                    json.dump(training_set._spec_document(), f, indent=2)
                 mlflow.log_artifacts(path, artifact_path)
             uri = f"runs:/{run.info.run_id}/{artifact_path}"
             if registered_model_name:

@@ -374,6 +374,20 @@ def test_a_model_logged_with_its_lookups_scores_rows_by_key(fe, own_kiln, monkey
     with pytest.raises(ValueError):
         fe.score_batch(model_uri=uri, df=keys.assign(prediction=1))
 
+    # Served, the model looks its features up in the online store itself: the caller sends keys only.
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.service.serving import EndpointCoreConfigInput, ServedEntityInput
+    fe.create_online_store(name="models")
+    fe.publish_table(online_store="models", source_table_name=name, publish_mode="SNAPSHOT")
+    w = WorkspaceClient(host=own_kiln.url, token=TOKEN, auth_type="pat")
+    w.serving_endpoints.create_and_wait(name="fs-model", config=EndpointCoreConfigInput(name="fs-model", served_entities=[
+        ServedEntityInput(entity_name="fs_model", entity_version="1", workload_size="Small", scale_to_zero_enabled=True)]))
+    users = sorted(set(labels["user_id"]))[:10]
+    served = w.serving_endpoints.query(name="fs-model", dataframe_records=[{"user_id": int(u)} for u in users]).predictions
+    online = pd.DataFrame(fe.lookup_online(name=f"{name}_online", keys=[{"user_id": int(u)} for u in users]))
+    assert np.allclose(served, model.predict(online[["a", "b"]]), rtol=0, atol=1e-12)
+    w.serving_endpoints.delete("fs-model")
+
 
 def test_a_feature_serving_endpoint_answers_keys_with_the_published_features(fe, own_kiln):
     from databricks.sdk import WorkspaceClient

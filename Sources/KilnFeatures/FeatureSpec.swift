@@ -8,12 +8,14 @@ import KilnFrame
 public struct FeatureSpec: Sendable, Equatable {
     public var name: String
     public var lookups: [FeatureLookup]
+    public var functions: [FeatureFunction]
     public var exclude: [String]
     public var creator: String?
 
-    public init(name: String, lookups: [FeatureLookup], exclude: [String] = [], creator: String? = nil) {
+    public init(name: String, lookups: [FeatureLookup], functions: [FeatureFunction] = [], exclude: [String] = [], creator: String? = nil) {
         self.name = name
         self.lookups = lookups
+        self.functions = functions
         self.exclude = exclude
         self.creator = creator
     }
@@ -21,17 +23,22 @@ public struct FeatureSpec: Sendable, Equatable {
     public var json: JSONValue {
         var o: [String: JSONValue] = ["name": .string(name), "exclude_columns": .array(exclude.map(JSONValue.string)),
                                       "feature_lookups": .array(lookups.map(Self.lookupJSON))]
+        if !functions.isEmpty { o["feature_functions"] = .array(functions.map(Self.functionJSON)) }
         if let creator { o["creator"] = .string(creator) }
         return .object(o)
     }
 
     public init(json: JSONValue) throws {
         guard case .object(let o) = json, case .string(let name)? = o["name"] else { throw KilnError.invalid("A feature spec needs a name") }
-        guard case .array(let items)? = o["feature_lookups"], !items.isEmpty else {
-            throw KilnError.invalid("Feature spec \(name) needs feature_lookups: at least one FeatureLookup")
+        var items: [JSONValue] = [], calls: [JSONValue] = []
+        if case .array(let l)? = o["feature_lookups"] { items = l }
+        if case .array(let f)? = o["feature_functions"] { calls = f }
+        guard !items.isEmpty || !calls.isEmpty else {
+            throw KilnError.invalid("Feature spec \(name) needs features: FeatureLookups or FeatureFunctions")
         }
         self.name = name
         lookups = try items.map(Self.lookup)
+        functions = try calls.map(Self.function)
         exclude = try Self.strings(o["exclude_columns"], "exclude_columns") ?? []
         if case .string(let c)? = o["creator"] { creator = c }
     }
@@ -54,6 +61,26 @@ public struct FeatureSpec: Sendable, Equatable {
             }
         })
         return .object(o)
+    }
+
+    public static func functionJSON(_ f: FeatureFunction) -> JSONValue {
+        var o: [String: JSONValue] = ["udf_name": .string(f.udfName), "input_bindings": .object(f.inputBindings.mapValues(JSONValue.string))]
+        if let output = f.outputName { o["output_name"] = .string(output) }
+        return .object(o)
+    }
+
+    public static func function(_ value: JSONValue) throws -> FeatureFunction {
+        guard case .object(let o) = value, case .string(let udf)? = o["udf_name"] else { throw KilnError.invalid("A FeatureFunction needs udf_name") }
+        var bindings: [String: String] = [:]
+        if case .object(let b)? = o["input_bindings"] {
+            for (k, v) in b {
+                guard case .string(let column) = v else { throw KilnError.invalid("input_bindings of \(udf) maps parameters to column names") }
+                bindings[k] = column
+            }
+        }
+        var output: String?
+        if case .string(let s)? = o["output_name"] { output = s }
+        return FeatureFunction(udfName: udf, inputBindings: bindings, outputName: output)
     }
 
     public static func lookup(_ value: JSONValue) throws -> FeatureLookup {

@@ -52,6 +52,7 @@ public struct FeatureStore: Sendable {
                 throw KilnError.invalid("\(full.dotted) is not a feature table: it has no primary key")
             }
         }
+        for f in spec.functions { references.functionsCalled.insert(try call(f).function.fullName) }
         try await authorize(caller, references)
         spec.creator = caller?.name
         try await online.createSpec(spec)
@@ -59,7 +60,17 @@ public struct FeatureStore: Sendable {
     }
 
     /// Serves the spec `name` for a request's rows (a feature-serving endpoint's `invocations`).
-    public func serve(_ name: String, request: Frame) async throws -> Frame { try await online.serve(name, request: request) }
+    public func serve(_ name: String, request: Frame) async throws -> Frame { try await serve(try await online.spec(name), request: request) }
+
+    /// Serves `spec` (stored, or a model's own): lookups from the online store, then its functions, then exclusions.
+    public func serve(_ spec: FeatureSpec, request: Frame) async throws -> Frame {
+        var lookupsOnly = spec
+        lookupsOnly.exclude = []
+        let joined = try await online.serve(lookupsOnly, request: request)
+        let calls = try spec.functions.map { try call($0) }
+        let warehouse = warehouse
+        return Self.dropping(spec.exclude, from: try await offload { try Self.apply(calls, to: joined, warehouse: warehouse) })
+    }
 
     /// Rows of the online table `name` for `keys`: reading them takes SELECT on its source table.
     public func lookup(_ name: String, keys: [[Value]], columns: [String]?, caller: Caller?) async throws -> (names: [String], rows: [[Value]?]) {
@@ -163,7 +174,8 @@ public struct FeatureStore: Sendable {
 
     /// `labels` with the lookups' features joined on (``TrainingSet``), `exclude` dropped. Reads each feature table
     /// once, only the columns its lookups need, in commit order (so ties on key and time go to the newer write).
-    public func trainingSet(labels: Frame, lookups: [FeatureLookup], exclude: [String] = [], caller: Caller?) async throws -> Frame {
+    public func trainingSet(labels: Frame, lookups: [FeatureLookup], functions: [FeatureFunction] = [], exclude: [String] = [],
+                            caller: Caller?) async throws -> Frame {
         var qualifiedLookups = lookups
         var references = StatementReferences()
         for i in qualifiedLookups.indices {
@@ -171,6 +183,8 @@ public struct FeatureStore: Sendable {
             qualifiedLookups[i].tableName = full.dotted
             references.tablesRead.insert(full.dotted)
         }
+        let calls = try functions.map { try call($0) }
+        for c in calls { references.functionsCalled.insert(c.function.fullName) }
         try await authorize(caller, references)
         let warehouse = warehouse, resolved = qualifiedLookups
         return try await offload {
@@ -194,8 +208,61 @@ public struct FeatureStore: Sendable {
                 plan.files.sort { ($0.modificationTime, $0.path) < ($1.modificationTime, $1.path) }
                 sources[name] = TrainingSet.Source(frame: try Frame.read(table, plan: plan, columns: columns), primaryKey: keys[name]!.primaryKey)
             }
-            return try TrainingSet.join(labels: labels, lookups: resolved, sources: sources, exclude: exclude)
+            let joined = try TrainingSet.join(labels: labels, lookups: resolved, sources: sources)
+            return Self.dropping(exclude, from: try Self.apply(calls, to: joined, warehouse: warehouse))
         }
+    }
+
+    // MARK: - On-demand features
+
+    /// A function checked against the catalog: its definition and the SQL that computes it.
+    struct Call: Sendable {
+        var function: SQLFunction
+        var output: String
+        var arguments: [String]
+    }
+
+    /// Resolves a ``FeatureFunction`` against the catalog's SQL functions.
+    func call(_ f: FeatureFunction) throws -> Call {
+        let parts = f.udfName.split(separator: ".").map(String.init)
+        guard parts.count == 3 else { throw KilnError.invalid("A FeatureFunction names its function catalog.schema.name: '\(f.udfName)'") }
+        guard let function = try Catalog(warehouse: warehouse).functionResolver(parts) else {
+            throw KilnError.notFound("Function \(f.udfName) does not exist; create it with CREATE FUNCTION")
+        }
+        let bindings = Dictionary(f.inputBindings.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { a, _ in a })
+        let arguments = try function.parameters.map { p -> String in
+            guard let column = bindings[p.name.lowercased()] else {
+                throw KilnError.invalid("FeatureFunction \(f.udfName) needs input_bindings for its parameter '\(p.name)' (parameters: \(function.parameters.map(\.name).joined(separator: ", ")))")
+            }
+            return column
+        }
+        return Call(function: function, output: f.outputName ?? function.fullName, arguments: arguments)
+    }
+
+    /// The rows with each function's output appended (in order, so a function may read an earlier one's output),
+    /// computed by the SQL engine; an output the rows already have is the caller's and is kept.
+    static func apply(_ calls: [Call], to rows: Frame, warehouse: String) throws -> Frame {
+        var out = rows
+        for c in calls where out.index(of: c.output) == nil {
+            for column in c.arguments where out.index(of: column) == nil {
+                throw KilnError.invalid("\(c.function.fullName) takes the column '\(column)', which the rows do not have; they have \(out.names.joined(separator: ", "))")
+            }
+            var engine = SQLEngine(catalog: Catalog(warehouse: warehouse))
+            engine.inputs["__kiln_feature_rows"] = out
+            let name = [c.function.catalog, c.function.schema, c.function.name].map(quote).joined(separator: ".")
+            let result = try engine.execute("SELECT \(name)(\(c.arguments.map(quote).joined(separator: ", "))) FROM __kiln_feature_rows")
+            guard result.rowCount == out.rowCount, let column = result.columns.first else {
+                throw KilnError(.internalError, "\(c.function.fullName) gave \(result.rowCount) values for \(out.rowCount) rows")
+            }
+            out = Frame(names: out.names + [c.output], columns: out.columns + [column])
+        }
+        return out
+    }
+
+    static func dropping(_ exclude: [String], from frame: Frame) -> Frame {
+        let dropped = Set(exclude.map { $0.lowercased() })
+        let kept = frame.names.indices.filter { !dropped.contains(frame.names[$0].lowercased()) }
+        return Frame(names: kept.map { frame.names[$0] }, columns: kept.map { frame.columns[$0] })
     }
 
     // MARK: - Helpers

@@ -33,6 +33,21 @@ public struct FeatureLookup: Sendable, Equatable {
     }
 }
 
+/// A feature computed on demand by a catalog SQL function (Databricks' `FeatureFunction`): its parameters bound to
+/// columns of the rows (labels, or features looked up before), its result the column `outputName` (by default the
+/// function's full name). The same function runs for training sets, `score_batch` and serving.
+public struct FeatureFunction: Sendable, Equatable {
+    public var udfName: String
+    public var inputBindings: [String: String]
+    public var outputName: String?
+
+    public init(udfName: String, inputBindings: [String: String], outputName: String? = nil) {
+        self.udfName = udfName
+        self.inputBindings = inputBindings
+        self.outputName = outputName
+    }
+}
+
 /// Training sets: label rows with features joined on, by the rules of Databricks' Feature Engineering client.
 ///
 /// - Exact lookups match every primary-key column; point-in-time lookups match the keys and take, per label row, the

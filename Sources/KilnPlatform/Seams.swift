@@ -192,6 +192,6 @@ struct ModelLookups: FeatureServing {
         return try FeatureSpec(json: .object(o))
     }
 
-    func outputs(_ request: Frame) async throws -> String { FeatureJSON.outputs(try await features.online.serve(spec, request: request)) }
-    func completed(_ request: Frame) async throws -> String { FeatureJSON.scoringRequest(try await features.online.serve(spec, request: request)) }
+    func outputs(_ request: Frame) async throws -> String { FeatureJSON.outputs(try await features.serve(spec, request: request)) }
+    func completed(_ request: Frame) async throws -> String { FeatureJSON.scoringRequest(try await features.serve(spec, request: request)) }
 }

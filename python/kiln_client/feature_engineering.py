@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from ._http import Connection, KilnError
 
-__all__ = ["FeatureEngineeringClient", "FeatureLookup", "FeatureTable", "TrainingSet", "KilnError"]
+__all__ = ["FeatureEngineeringClient", "FeatureFunction", "FeatureLookup", "FeatureTable", "TrainingSet", "KilnError"]
 
 
 class FeatureLookup:
@@ -66,6 +66,35 @@ class FeatureLookup:
         }
 
 
+class FeatureFunction:
+    """A feature computed on demand by a catalog SQL function (`CREATE FUNCTION`): its parameters bound to columns
+    (labels, or features looked up before it); the output column defaults to the function's full name."""
+
+    def __init__(self, *, udf_name: str, input_bindings: Optional[Dict[str, str]] = None, output_name: Optional[str] = None):
+        self.udf_name = udf_name
+        self.input_bindings = dict(input_bindings or {})
+        self.output_name = output_name
+
+    def _spec(self):
+        spec = {"udf_name": self.udf_name, "input_bindings": self.input_bindings}
+        if self.output_name:
+            spec["output_name"] = self.output_name
+        return spec
+
+    @classmethod
+    def _from_spec(cls, d):
+        return cls(udf_name=d["udf_name"], input_bindings=d.get("input_bindings"), output_name=d.get("output_name"))
+
+
+def _features_spec(features):
+    """Lookups and functions, in the wire's two lists."""
+    for f in features:
+        if not isinstance(f, (FeatureLookup, FeatureFunction)):
+            raise ValueError("features are FeatureLookup and FeatureFunction objects")
+    return {"feature_lookups": [f._spec() for f in features if isinstance(f, FeatureLookup)],
+            "feature_functions": [f._spec() for f in features if isinstance(f, FeatureFunction)]}
+
+
 @dataclass
 class FeatureTable:
     """What `get_table` returns: the table's name, keys, description and features."""
@@ -92,10 +121,10 @@ class TrainingSet:
         """What `log_model` keeps with the model (feature_spec.yaml): the lookups, the label and the excluded columns
         (the model's inputs are the training set's other columns, in its order)."""
         label = [self._label] if isinstance(self._label, str) else list(self._label or [])
-        return {"feature_lookups": [lookup._spec() for lookup in self._lookups], "label": label, "exclude_columns": list(self._exclude)}
+        return dict(_features_spec(self._lookups), label=label, exclude_columns=list(self._exclude))
 
     def load_df(self):
-        spec = {"feature_lookups": [lookup._spec() for lookup in self._lookups], "exclude_columns": self._exclude}
+        spec = dict(_features_spec(self._lookups), exclude_columns=self._exclude)
         r = self._client._conn.call("POST", "/api/2.0/kiln/features/training-sets", params={"spec": json.dumps(spec)},
                                     data=_parquet(self._df), headers={"Content-Type": _PARQUET})
         return _frame(r.content)
@@ -175,9 +204,7 @@ class FeatureEngineeringClient:
         for name in ([label] if isinstance(label, str) else list(label or [])):
             if name not in columns:
                 raise ValueError(f"The label column '{name}' is not in df; its columns are {', '.join(map(str, columns))}")
-        for lookup in feature_lookups:
-            if not isinstance(lookup, FeatureLookup):
-                raise ValueError("feature_lookups holds FeatureLookup objects")
+        _features_spec(feature_lookups)
         return TrainingSet(self, df, list(feature_lookups), label, list(exclude_columns or []))
 
     # --- models that carry their feature lookups -------------------------------------------------------------------
@@ -219,7 +246,8 @@ class FeatureEngineeringClient:
         local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri.rstrip("/") + "/feature_spec.yaml")
         with open(local) as f:
             spec = yaml.safe_load(f)
-        lookups = [FeatureLookup._from_spec(item) for item in spec.get("feature_lookups", [])]
+        lookups = [FeatureLookup._from_spec(item) for item in spec.get("feature_lookups", [])] + \
+            [FeatureFunction._from_spec(item) for item in spec.get("feature_functions", [])]
         frame = TrainingSet(self, df, lookups, None, []).load_df() if lookups else df.copy()
         model = mlflow.pyfunc.load_model(model_uri)
         dropped = set(spec.get("label", []) + spec.get("exclude_columns", []))
@@ -231,10 +259,10 @@ class FeatureEngineeringClient:
 
     # --- feature specs and feature serving ------------------------------------------------------------------------
 
-    def create_feature_spec(self, *, name: str, features: List[FeatureLookup], exclude_columns: Optional[List[str]] = None, **_ignored) -> dict:
+    def create_feature_spec(self, *, name: str, features: List[Union[FeatureLookup, FeatureFunction]], exclude_columns: Optional[List[str]] = None, **_ignored) -> dict:
         """A feature spec: lookups served together by key. Serve it with a serving endpoint whose served entity's
         `entity_name` is the spec's name (no version); its tables must be published (`publish_table`)."""
-        body = {"name": name, "feature_lookups": [f._spec() for f in features], "exclude_columns": list(exclude_columns or [])}
+        body = dict(_features_spec(features), name=name, exclude_columns=list(exclude_columns or []))
         return self._conn.call("POST", "/api/2.0/kiln/features/specs", json=body).json()
 
     def get_feature_spec(self, *, name: str) -> dict:

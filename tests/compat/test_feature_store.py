@@ -17,7 +17,7 @@ import requests
 
 from conftest import TOKEN
 from kiln_client import KilnError
-from kiln_client.feature_engineering import FeatureEngineeringClient, FeatureLookup
+from kiln_client.feature_engineering import FeatureEngineeringClient, FeatureFunction, FeatureLookup
 
 SEEDS = int(os.environ.get("KILN_FEATURE_SEEDS", "300"))
 
@@ -89,6 +89,22 @@ def test_a_notebook_flow_creates_writes_reads_and_joins(fe, own_kiln):
                           rename_outputs={"visits": "recent_visits"}, lookback_window=window),
         ]).load_df()
         assert windowed["recent_visits"].fillna(-1).tolist() == want, window
+
+    # An on-demand feature: a catalog SQL function over a looked-up feature and a label column, computed after the
+    # lookups (so it can read them); its output is dropped like any column when excluded.
+    sql(own_kiln, "CREATE FUNCTION main.default.spend_per_visit(spend DOUBLE, visits BIGINT) RETURNS DOUBLE RETURN spend / visits")
+    with_function = fe.create_training_set(df=labels.drop(columns=["spend"]), label="churned", feature_lookups=[
+        FeatureLookup(table_name=name, lookup_key="user_id", timestamp_lookup_key="event_ts", feature_names=["spend", "visits"]),
+        FeatureFunction(udf_name="main.default.spend_per_visit", input_bindings={"spend": "spend", "visits": "visits"}, output_name="spv"),
+        FeatureFunction(udf_name="main.default.spend_per_visit", input_bindings={"spend": "spv", "visits": "churned"}, output_name="spv2"),
+    ], exclude_columns=["spv"]).load_df()
+    assert "spv" not in with_function.columns
+    for spend_, visits_, churned_, spv2 in zip(with_function["spend"], with_function["visits"], with_function["churned"], with_function["spv2"]):
+        want = None if pd.isna(spend_) or pd.isna(visits_) or churned_ == 0 else spend_ / visits_ / churned_
+        assert (want is None and pd.isna(spv2)) or spv2 == pytest.approx(want, rel=1e-12), (spend_, visits_, churned_, spv2)
+    with pytest.raises(KilnError) as e:
+        fe.create_training_set(df=labels, feature_lookups=[FeatureFunction(udf_name="main.default.spend_per_visit", input_bindings={"spend": "spend"})]).load_df()
+    assert "'visits'" in e.value.message
 
     fe.drop_table(name=name)
     with pytest.raises(KilnError) as e:
@@ -401,8 +417,10 @@ def test_a_feature_serving_endpoint_answers_keys_with_the_published_features(fe,
         "b": [rng.choice(["x", "y", None]) for _ in rows]}))
     fe.create_online_store(name="srv")
     fe.publish_table(online_store="srv", source_table_name=name, publish_mode="SNAPSHOT")
+    sql(own_kiln, "CREATE FUNCTION main.default.double_it(x DOUBLE) RETURNS DOUBLE RETURN x * 2")
     spec = fe.create_feature_spec(name="main.default.user_spec", features=[
-        FeatureLookup(table_name=name, lookup_key="user_id", feature_names=["a", "b"], rename_outputs={"b": "segment"})])
+        FeatureLookup(table_name=name, lookup_key="user_id", feature_names=["a", "b"], rename_outputs={"b": "segment"}),
+        FeatureFunction(udf_name="main.default.double_it", input_bindings={"x": "a"}, output_name="a2")])
     assert spec["feature_lookups"][0]["table_name"] == name
     w = WorkspaceClient(host=own_kiln.url, token=TOKEN, auth_type="pat")
     created = w.serving_endpoints.create_and_wait(name="user-features", config=EndpointCoreConfigInput(
@@ -416,6 +434,7 @@ def test_a_feature_serving_endpoint_answers_keys_with_the_published_features(fe,
         # No training/serving skew: the endpoint's features are the offline latest row's, exactly.
         assert row["user_id"] == k and row["a"] == latest.loc[k, "a"], (k, row)
         assert row["segment"] == (None if pd.isna(latest.loc[k, "b"]) else latest.loc[k, "b"])
+        assert row["a2"] == 2 * row["a"]
     r = requests.post(f"{own_kiln.url}/serving-endpoints/user-features/invocations", headers={"Authorization": f"Bearer {TOKEN}"},
                       json={"dataframe_records": [{"user_id": 1}, {"user_id": 999}]}, timeout=30)
     assert r.status_code == 400 and "(999)" in r.json()["message"], r.text

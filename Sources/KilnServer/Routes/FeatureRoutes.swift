@@ -234,14 +234,17 @@ struct FeatureRoutes: Sendable {
         guard let text = query["spec"], case .object(let spec)? = try? JSONValue.parse(Array(text.utf8)) else {
             throw KilnError.invalid("Give the training set as ?spec={\"feature_lookups\": [...]} (JSON)")
         }
-        guard case .array(let items)? = spec["feature_lookups"] else { throw KilnError.invalid("The spec needs feature_lookups: a list of lookups") }
-        let lookups = try items.map(FeatureSpec.lookup)
+        var items: [JSONValue] = [], calls: [JSONValue] = []
+        if case .array(let l)? = spec["feature_lookups"] { items = l }
+        if case .array(let f)? = spec["feature_functions"] { calls = f }
+        guard !items.isEmpty || !calls.isEmpty else { throw KilnError.invalid("The spec needs feature_lookups or feature_functions") }
+        let lookups = try items.map(FeatureSpec.lookup), functions = try calls.map(FeatureSpec.function)
         let exclude = try FeatureSpec.strings(spec["exclude_columns"], "exclude_columns") ?? []
         let clock = ContinuousClock()
         let start = clock.now
         let labels = try await Self.rows(request)
         let read = clock.now
-        let frame = try await features.trainingSet(labels: labels, lookups: lookups, exclude: exclude, caller: context.caller)
+        let frame = try await features.trainingSet(labels: labels, lookups: lookups, functions: functions, exclude: exclude, caller: context.caller)
         let joined = clock.now
         var response = try Self.parquetResponse(frame)
         // How long each step took, for clients and benchmarks (the Server-Timing header, in milliseconds).

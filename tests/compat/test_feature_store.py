@@ -445,6 +445,48 @@ def test_a_feature_serving_endpoint_answers_keys_with_the_published_features(fe,
     fe.delete_feature_spec(name="main.default.user_spec")
 
 
+def test_no_training_serving_skew_for_a_thousand_keys(fe, own_kiln, monkeypatch):
+    """score_batch, the model's endpoint (automatic lookup) and the feature-serving endpoint + the model's offline
+    predict give the same predictions, exactly, for 1,000 keys."""
+    import mlflow
+    import mlflow.sklearn
+    import numpy as np
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.service.serving import EndpointCoreConfigInput, ServedEntityInput
+    from sklearn.linear_model import LinearRegression
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", TOKEN)
+    mlflow.set_tracking_uri(own_kiln.url)
+    rng = np.random.default_rng(3)
+    n = 1000
+    name = "main.default.skew_features"
+    fe.create_table(name=name, primary_keys="user_id", df=pd.DataFrame({
+        "user_id": np.arange(n), "a": rng.standard_normal(n), "b": rng.standard_normal(n), "c": rng.uniform(0, 10, n)}))
+    labels = pd.DataFrame({"user_id": rng.permutation(n), "y": rng.standard_normal(n)})
+    lookup = FeatureLookup(table_name=name, lookup_key="user_id")
+    training = fe.create_training_set(df=labels, feature_lookups=[lookup], label="y", exclude_columns=["user_id"])
+    train = training.load_df()
+    model = LinearRegression().fit(train[["a", "b", "c"]], train["y"])
+    fe.log_model(model=model, artifact_path="model", flavor=mlflow.sklearn, training_set=training, registered_model_name="skew_model")
+    fe.create_online_store(name="skew")
+    fe.publish_table(online_store="skew", source_table_name=name, publish_mode="SNAPSHOT")
+    fe.create_feature_spec(name="main.default.skew_spec", features=[lookup], exclude_columns=["user_id"])
+    w = WorkspaceClient(host=own_kiln.url, token=TOKEN, auth_type="pat")
+    for endpoint, entity, version in [("skew-model", "skew_model", "1"), ("skew-features", "main.default.skew_spec", None)]:
+        w.serving_endpoints.create_and_wait(name=endpoint, config=EndpointCoreConfigInput(name=endpoint, served_entities=[
+            ServedEntityInput(entity_name=entity, entity_version=version, workload_size="Small", scale_to_zero_enabled=True)]))
+    keys = labels[["user_id"]]
+    records = [{"user_id": int(u)} for u in keys["user_id"]]
+    batch = fe.score_batch(model_uri="models:/skew_model/1", df=keys)["prediction"].to_numpy()
+    served = np.array(w.serving_endpoints.query(name="skew-model", dataframe_records=records).predictions)
+    outputs = pd.DataFrame(w.serving_endpoints.query(name="skew-features", dataframe_records=records).outputs)
+    offline = model.predict(outputs[["a", "b", "c"]])
+    expected = model.predict(train[["a", "b", "c"]])
+    assert len(batch) == len(served) == len(offline) == n
+    assert np.array_equal(batch, expected) and np.array_equal(served, expected) and np.array_equal(offline, expected)
+    for endpoint in ("skew-model", "skew-features"):
+        w.serving_endpoints.delete(endpoint)
+
+
 # --- the online store -----------------------------------------------------------------------------------------------
 
 def offline_latest(fe, name):

@@ -15,17 +15,21 @@ public struct FeatureStore: Sendable {
     let authorize: Authorizer
     /// Published tables, served by key.
     public let online: OnlineStore
+    let clock: any KilnClock
 
-    public init(warehouse: String, statements: StatementService, online: OnlineStore, authorize: @escaping Authorizer) {
+    public init(warehouse: String, statements: StatementService, online: OnlineStore, clock: any KilnClock, authorize: @escaping Authorizer) {
         self.warehouse = warehouse
         self.statements = statements
         self.online = online
+        self.clock = clock
         self.authorize = authorize
     }
 
+    var nowMicros: Int64 { clock.nowMillis() * 1000 }
+
     /// Publishes the feature table `source` to the online table `name` in `store` (`publish_table`); reading the
     /// table takes SELECT on it.
-    public func publish(_ source: String, store: String, name: String?, mode: String, caller: Caller?, now: Int64) async throws -> (name: String, OnlineStore.Publication) {
+    public func publish(_ source: String, store: String, name: String?, mode: String, ttlSeconds: Double? = nil, caller: Caller?) async throws -> (name: String, OnlineStore.Publication) {
         let full = try qualified(source)
         var references = StatementReferences()
         references.tablesRead = [full.dotted]
@@ -36,7 +40,8 @@ public struct FeatureStore: Sendable {
             throw KilnError.invalid("\(full.dotted) is not a feature table: it has no primary key, so it cannot be published")
         }
         let target = name ?? full.dotted + "_online"
-        return (target, try await online.publish(source: full.dotted, path: path, key: pk, store: store, name: target, mode: mode, now: now))
+        return (target, try await online.publish(source: full.dotted, path: path, key: pk, store: store, name: target, mode: mode,
+                                                 ttlSeconds: ttlSeconds, now: clock.nowMillis()))
     }
 
     /// Creates a feature spec after checking its lookups name feature tables the caller may read.
@@ -66,7 +71,7 @@ public struct FeatureStore: Sendable {
     public func serve(_ spec: FeatureSpec, request: Frame) async throws -> Frame {
         var lookupsOnly = spec
         lookupsOnly.exclude = []
-        let joined = try await online.serve(lookupsOnly, request: request)
+        let joined = try await online.serve(lookupsOnly, request: request, now: nowMicros)
         let calls = try spec.functions.map { try call($0) }
         let warehouse = warehouse
         return Self.dropping(spec.exclude, from: try await offload { try Self.apply(calls, to: joined, warehouse: warehouse) })
@@ -77,7 +82,7 @@ public struct FeatureStore: Sendable {
         var references = StatementReferences()
         references.tablesRead = [try await online.table(name).source]
         try await authorize(caller, references)
-        return try await online.lookup(name, keys: keys, columns: columns)
+        return try await online.lookup(name, keys: keys, columns: columns, now: nowMicros)
     }
 
     /// What a write did.

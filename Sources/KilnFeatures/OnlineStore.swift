@@ -31,11 +31,21 @@ public actor OnlineStore {
         public var version: Int64
         public var mode: String
         public var publishedAt: Int64
+        /// Rows whose time is older than this (microseconds before now) are not served: a lookup answers as for a
+        /// missing key, never with a stale value. Needs a TIMESERIES key; nil: no limit.
+        public var ttlMicros: Int64?
         /// Every row written, including rows of keys since replaced or removed (see `index`).
         public var rows: Frame
         /// The row of each key.
         var index: [[Value]: Int]
         public var keyCount: Int { index.count }
+
+        /// Whether `row` may be served at `now` (microseconds since the epoch).
+        func fresh(_ row: Int, now: Int64) -> Bool {
+            guard let ttl = ttlMicros, let time = timeseries, let column = try? rows.column(time) else { return true }
+            guard let t = column.value(row).int else { return false }
+            return t >= now - ttl
+        }
 
         /// Drops the rows no key points at.
         mutating func compact() throws {
@@ -94,10 +104,12 @@ public actor OnlineStore {
             var mode = "SNAPSHOT", published: Int64 = 0
             if case .string(let m)? = o["mode"] { mode = m }
             if case .number(let p)? = o["published_at"] { published = Int64(p) ?? 0 }
+            var ttl: Int64?
+            if case .number(let t)? = o["ttl_micros"] { ttl = Int64(t) }
             let rows = try Frame.read(parquetBytes: Array(bytes))
             let keyNames = keys.compactMap { if case .string(let s) = $0 { return s }; return nil }
             tables[name] = Table(name: name, source: source, store: store, keys: keyNames, timeseries: timeseries, version: Int64(version) ?? 0,
-                                 mode: mode, publishedAt: published, rows: rows, index: try Self.index(rows, keys: keyNames))
+                                 mode: mode, publishedAt: published, ttlMicros: ttl, rows: rows, index: try Self.index(rows, keys: keyNames))
         }
     }
 
@@ -145,7 +157,12 @@ public actor OnlineStore {
     }
 
     /// Publishes the feature table at `path` (named `source`, keyed by `key`) to `name` in `store`.
-    public func publish(source: String, path: String, key: PrimaryKey, store: String, name: String, mode: String, now: Int64) async throws -> Publication {
+    /// `ttlSeconds` sets the table's TTL (nil keeps the one it has).
+    public func publish(source: String, path: String, key: PrimaryKey, store: String, name: String, mode: String, ttlSeconds: Double? = nil,
+                        now: Int64) async throws -> Publication {
+        if ttlSeconds != nil, key.timeseries.isEmpty {
+            throw KilnError.invalid("A TTL needs a TIMESERIES key on \(source): the age of a row is the time in its key")
+        }
         _ = try self.store(store)
         try Self.checkName(name, "online table")
         guard ["SNAPSHOT", "TRIGGERED", "CONTINUOUS"].contains(mode) else {
@@ -170,12 +187,13 @@ public actor OnlineStore {
             }
             let rows = try Self.latest(try Self.read(delta, snapshot), keys: keys, timeseries: timeseries)
             let table = Table(name: name, source: source, store: store, keys: keys, timeseries: timeseries, version: snapshot.version,
-                              mode: mode, publishedAt: now, rows: rows, index: try Self.index(rows, keys: keys))
+                              mode: mode, publishedAt: now, ttlMicros: previous?.ttlMicros, rows: rows, index: try Self.index(rows, keys: keys))
             return (table, Publication(version: snapshot.version, incremental: false, rowsRead: rows.rowCount, keys: rows.rowCount))
         }
         var published = table
         published.mode = mode
         published.publishedAt = now
+        if let ttlSeconds { published.ttlMicros = Int64((ttlSeconds * 1_000_000).rounded()) }
         published.store = store
         tables[name] = published
         scheduleSave(published)
@@ -184,7 +202,7 @@ public actor OnlineStore {
 
     /// Rows for `keys` (each in the table's key order, as scalars): the columns named (all by default), nil for a
     /// key the table does not hold.
-    public func lookup(_ name: String, keys: [[Value]], columns wanted: [String]? = nil) throws -> (names: [String], rows: [[Value]?]) {
+    public func lookup(_ name: String, keys: [[Value]], columns wanted: [String]? = nil, now: Int64) throws -> (names: [String], rows: [[Value]?]) {
         let table = try self.table(name)
         let columns = try (wanted ?? table.rows.names).map { column -> Int in
             guard let i = table.rows.index(of: column) else {
@@ -198,7 +216,7 @@ public actor OnlineStore {
                 throw KilnError.invalid("A key of \(name) has \(types.count) value(s) (\(table.keys.joined(separator: ", "))), not \(key.count)")
             }
             let normalized = zip(key, types).map { Column.from([$0], type: $1).value(0) }
-            guard let row = table.index[normalized] else { return nil }
+            guard let row = table.index[normalized], table.fresh(row, now: now) else { return nil }
             return columns.map { table.rows.columns[$0].value(row) }
         }
         return (columns.map { table.rows.names[$0] }, rows)
@@ -234,10 +252,10 @@ public actor OnlineStore {
     /// tables (the latest row per key); columns the request has win, the spec's excluded columns are dropped.
     /// - Throws: `INVALID_PARAMETER_VALUE` naming a missing key column, or keys no online row has (unless the lookup
     ///   gives defaults for every feature it takes); `RESOURCE_DOES_NOT_EXIST` for a table never published.
-    public func serve(_ name: String, request: Frame) throws -> Frame { try serve(try spec(name), request: request) }
+    public func serve(_ name: String, request: Frame, now: Int64) throws -> Frame { try serve(try spec(name), request: request, now: now) }
 
     /// ``serve(_:request:)`` for a spec that is not stored (a model's own lookups).
-    public func serve(_ spec: FeatureSpec, request: Frame) throws -> Frame {
+    public func serve(_ spec: FeatureSpec, request: Frame, now: Int64) throws -> Frame {
         let name = spec.name
         var out = request
         for lookup in spec.lookups {
@@ -265,7 +283,10 @@ public actor OnlineStore {
             let defaulted = features.allSatisfy { lookup.defaultValues[$0] != nil }
             for i in 0..<request.rowCount {
                 let key = keyColumns.map { $0.value(i) }
-                if let row = table.index[key] { rows[i] = row } else if !defaulted, missing.count < 5 {
+                if let row = table.index[key] {
+                    if table.fresh(row, now: now) { rows[i] = row; continue }
+                    if !defaulted, missing.count < 5 { missing.append("(" + key.map(\.text).joined(separator: ", ") + ", older than the TTL)") }
+                } else if !defaulted, missing.count < 5 {
                     missing.append("(" + key.map(\.text).joined(separator: ", ") + ")")
                 }
             }
@@ -435,6 +456,7 @@ public actor OnlineStore {
                                          "keys": .array(table.keys.map(JSONValue.string)), "version": .number(String(table.version)),
                                          "mode": .string(table.mode), "published_at": .number(String(table.publishedAt)), "file": .string(file)]
         if let t = table.timeseries { spec["timeseries"] = .string(t) }
+        if let ttl = table.ttlMicros { spec["ttl_micros"] = .number(String(ttl)) }
         try replace(base + ".json", Data(JSONText.string(.object(spec)).utf8))
         for other in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
         where other.hasPrefix(fileName(table.name) + ".v") && other.hasSuffix(".parquet") && other != file {

@@ -110,7 +110,8 @@ public struct Platform: Sendable {
         let training = TrainingService(runs: TrackingRunLog(tracking: tracking, clock: clock), models: locator, artifacts: artifacts, clock: clock,
                                        tablePath: tablePath)
         let features = FeatureStore(warehouse: warehouse, statements: statements,
-                                    online: try OnlineStore(folder: home.appendingPathComponent("online").path), authorize: rules.check)
+                                    online: try OnlineStore(folder: home.appendingPathComponent("online").path), clock: clock,
+                                    authorize: rules.check)
         let servable = ServableModels(locator: locator, artifacts: artifacts, home: home, logger: logger, features: features)
         let serving = try await ServingService.make(database: database, clock: clock, logger: logger, tablePath: tablePath, load: servable.load)
         let jobs = try await JobsService.make(database: database, clock: clock, logger: logger)

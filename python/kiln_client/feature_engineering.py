@@ -287,11 +287,14 @@ class FeatureEngineeringClient:
         self._conn.call("DELETE", f"/api/2.0/feature-store/online-stores/{quote(name, safe='')}")
 
     def publish_table(self, *, online_store, source_table_name: str, online_table_name: Optional[str] = None,
-                      publish_mode: str = "TRIGGERED", **_ignored) -> dict:
+                      publish_mode: str = "TRIGGERED", ttl: Optional[datetime.timedelta] = None, **_ignored) -> dict:
         """Copies the latest row of each key of `source_table_name` to the online store (`SNAPSHOT`: the whole table;
-        `TRIGGERED`/`CONTINUOUS`: the changes since the last publish)."""
+        `TRIGGERED`/`CONTINUOUS`: the changes since the last publish). `ttl` (Kiln's): rows whose time is older are
+        not served (lookups answer as for a missing key)."""
         store = online_store if isinstance(online_store, str) else (online_store.get("name") if isinstance(online_store, dict) else online_store.name)
         spec = {"online_store": store, "publish_mode": publish_mode}
+        if ttl is not None:
+            spec["ttl_seconds"] = ttl.total_seconds()
         if online_table_name:
             spec["online_table_name"] = online_table_name
         return self._conn.call("POST", f"/api/2.0/feature-store/tables/{quote(source_table_name, safe='')}/publish",

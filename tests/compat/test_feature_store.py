@@ -487,6 +487,27 @@ def test_no_training_serving_skew_for_a_thousand_keys(fe, own_kiln, monkeypatch)
         w.serving_endpoints.delete(endpoint)
 
 
+def test_online_rows_older_than_the_ttl_are_not_served(fe):
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    name = "main.default.ttl_features"
+    fe.create_table(name=name, primary_keys=["k", "ts"], timeseries_column="ts", df=pd.DataFrame({
+        "k": [1, 2, 2], "ts": [now - datetime.timedelta(hours=2), now - datetime.timedelta(hours=3), now - datetime.timedelta(minutes=10)],
+        "x": [1.0, 2.0, 3.0]}))
+    fe.create_online_store(name="ttl")
+    fe.publish_table(online_store="ttl", source_table_name=name, publish_mode="SNAPSHOT", ttl=datetime.timedelta(hours=1))
+    rows = fe.lookup_online(name=f"{name}_online", keys=[{"k": 1}, {"k": 2}])
+    assert rows[0] is None and rows[1]["x"] == 3.0, rows
+    # The TTL stays with the table across publishes; without one, the old row is served.
+    fe.publish_table(online_store="ttl", source_table_name=name, publish_mode="TRIGGERED")
+    assert fe.lookup_online(name=f"{name}_online", keys=[{"k": 1}])[0] is None
+    fe.publish_table(online_store="ttl", source_table_name=name, online_table_name="ttl_none", publish_mode="SNAPSHOT")
+    assert fe.lookup_online(name="ttl_none", keys=[{"k": 1}])[0]["x"] == 1.0
+    with pytest.raises(KilnError) as e:
+        fe.create_table(name="main.default.no_time", primary_keys="k", df=pd.DataFrame({"k": [1], "x": [1.0]}))
+        fe.publish_table(online_store="ttl", source_table_name="main.default.no_time", ttl=datetime.timedelta(hours=1))
+    assert "TIMESERIES" in e.value.message
+
+
 # --- the online store -----------------------------------------------------------------------------------------------
 
 def offline_latest(fe, name):

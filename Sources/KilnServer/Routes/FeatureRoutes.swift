@@ -98,9 +98,14 @@ struct FeatureRoutes: Sendable {
 
     func publish(_ m: RequestMessage) async throws -> Response {
         guard let spec = try m.message("publish_spec") else { throw KilnError.invalid("publish needs publish_spec: {online_store, online_table_name, publish_mode}") }
+        var ttl: Double?
+        if let value = spec.fields["ttl_seconds"], value != .null {
+            guard case .number(let text) = value, let seconds = Double(text), seconds > 0 else { throw KilnError.invalid("ttl_seconds is a number of seconds above 0") }
+            ttl = seconds
+        }
         let (name, publication) = try await features.publish(try m.requireString("source_table_name"), store: try spec.requireString("online_store"),
                                                              name: try spec.string("online_table_name"), mode: try spec.string("publish_mode") ?? "TRIGGERED",
-                                                             caller: m.caller, now: clock.nowMillis())
+                                                             ttlSeconds: ttl, caller: m.caller)
         return .json { w in
             w.field("online_table_name", name)
             w.field("pipeline_id", "kiln-publish-\(name)")
@@ -134,6 +139,7 @@ struct FeatureRoutes: Sendable {
                         w.field("timeseries_key", t.timeseries)
                         w.field("published_version", t.version)
                         w.field("publish_mode", t.mode)
+                        w.field("ttl_seconds", t.ttlMicros.map { Double($0) / 1_000_000 })
                         w.field("num_keys", Int64(t.keyCount))
                         w.field("last_save_error", errors[t.name])
                     }

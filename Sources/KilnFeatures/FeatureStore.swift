@@ -26,6 +26,8 @@ public struct FeatureStore: Sendable {
     }
 
     var nowMicros: Int64 { clock.nowMillis() * 1000 }
+    /// The store's clock, in milliseconds.
+    public var nowMillis: Int64 { clock.nowMillis() }
 
     /// Publishes the feature table `source` to the online table `name` in `store` (`publish_table`); reading the
     /// table takes SELECT on it.
@@ -75,6 +77,15 @@ public struct FeatureStore: Sendable {
         let calls = try spec.functions.map { try call($0) }
         let warehouse = warehouse
         return Self.dropping(spec.exclude, from: try await offload { try Self.apply(calls, to: joined, warehouse: warehouse) })
+    }
+
+    /// Checks the caller may read `table` (SELECT); returns its full name.
+    public func checkRead(_ table: String, caller: Caller?) async throws -> String {
+        let full = try qualified(table)
+        var references = StatementReferences()
+        references.tablesRead = [full.dotted]
+        try await authorize(caller, references)
+        return full.dotted
     }
 
     /// Rows of the online table `name` for `keys`: reading them takes SELECT on its source table.

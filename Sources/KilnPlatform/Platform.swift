@@ -124,6 +124,12 @@ public struct Platform: Sendable {
                         features: features)
     }
 
+    /// Which models and endpoints use which feature tables.
+    public var lineage: FeatureLineage {
+        FeatureLineage(registry: registry, locator: RegistryModelLocator(registry: registry, tracking: tracking), artifacts: artifacts,
+                       serving: serving, features: features)
+    }
+
     /// Who `token` belongs to: the admin token (the bootstrap admin), a job run's token (the run's run-as identity:
     /// `run_as`, else its job's owner, else whoever started it), or a personal access token; nil when it is none of these (unknown, revoked,
     /// expired, or its owner — or the run's run-as identity — disabled or gone).

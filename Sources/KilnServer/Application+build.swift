@@ -43,7 +43,7 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
     WebhookRoutes(registry: platform.registry, permissions: platform.permissions).register(on: router)
     ArtifactRoutes(artifacts: platform.artifacts).register(on: router)
     StatementRoutes(statements: platform.statements).register(on: router)
-    FeatureRoutes(features: platform.features, clock: platform.clock).register(on: router)
+    FeatureRoutes(features: platform.features, lineage: platform.lineage).register(on: router)
     TrainingRoutes(platform: platform).register(on: router)
     ServingRoutes(serving: platform.serving, permissions: platform.permissions) { try await platform.requireModelRead($0, $1) }.register(on: router)
     JobRoutes(jobs: platform.jobs, runs: platform.runs, permissions: platform.permissions).register(on: router)

@@ -483,6 +483,19 @@ def test_no_training_serving_skew_for_a_thousand_keys(fe, own_kiln, monkeypatch)
     expected = model.predict(train[["a", "b", "c"]])
     assert len(batch) == len(served) == len(offline) == n
     assert np.array_equal(batch, expected) and np.array_equal(served, expected) and np.array_equal(offline, expected)
+    # Lineage: who reads the table, what the model and each endpoint read.
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+
+    def lineage(kind, **params):
+        r = requests.get(f"{own_kiln.url}/api/2.0/kiln/features/lineage/{kind}", params=params, headers=auth, timeout=30)
+        assert r.status_code == 200, r.text
+        return {(u.get("table_name"), u.get("model_name"), u.get("model_version"), u.get("endpoint_name"), u.get("feature_spec"))
+                for u in r.json()["uses"]}
+    assert lineage("tables", name=name) == {(name, "skew_model", "1", None, None), (name, "skew_model", "1", "skew-model", None),
+                                             (name, None, None, "skew-features", "main.default.skew_spec")}
+    assert lineage("tables", name=name, feature="a") == lineage("tables", name=name)
+    assert lineage("models", name="skew_model", version="1") == {(name, "skew_model", "1", None, None)}
+    assert lineage("endpoints", name="skew-features") == {(name, None, None, "skew-features", "main.default.skew_spec")}
     for endpoint in ("skew-model", "skew-features"):
         w.serving_endpoints.delete(endpoint)
 

@@ -221,6 +221,9 @@ enum AccessRules {
         "POST /api/2.0/kiln/models/compare": .checks("`SELECT` on the table; `CAN_READ` on both models (or their runs' experiments)"),
         "POST /api/2.0/kiln/runs/reproduce": .checks("`CAN_READ` on the run's experiment; then what training takes: `SELECT` on its tables, `CAN_EDIT` on the experiment"),
         "POST /api/2.0/kiln/test/clock": .admin,
+        // Feature lineage: a model's needs CAN_READ on it, an endpoint's CAN_VIEW; a table's SELECT (checked by the route).
+        "GET /api/2.0/kiln/features/lineage/models": .level(.model("name"), read),
+        "GET /api/2.0/kiln/features/lineage/endpoints": .level(.endpoint("name"), view),
     ]
 
     /// Route families whose services decide every call themselves (each documents its rules).

@@ -4,6 +4,7 @@ import Hummingbird
 import KilnCore
 import KilnFeatures
 import KilnFrame
+import KilnPlatform
 
 /// Feature tables and training sets for `kiln_client.feature_engineering` (docs/features.md). Rows travel as
 /// Parquet bodies (`application/vnd.apache.parquet`) both ways; everything else is in the query string. The store
@@ -18,7 +19,7 @@ import KilnFrame
 ///   "timestamp_lookup_key", "lookback_window_seconds", "default_values"}], "exclude_columns": [...]}`.
 struct FeatureRoutes: Sendable {
     let features: FeatureStore
-    let clock: any KilnClock
+    let lineage: FeatureLineage
     static let prefix = "/api/2.0/kiln/features/"
     static let parquet = "application/vnd.apache.parquet"
     /// The largest upload taken in one request.
@@ -44,7 +45,49 @@ struct FeatureRoutes: Sendable {
             MessageRoute(.post, "specs", createSpec),
             MessageRoute(.get, "specs/{name}", getSpec),
             MessageRoute(.delete, "specs/{name}", deleteSpec),
+            MessageRoute(.get, "lineage/tables", tableLineage),
+            MessageRoute(.get, "lineage/models", modelLineage),
+            MessageRoute(.get, "lineage/endpoints", endpointLineage),
         ], prefixes: [Self.prefix], on: router)
+    }
+
+    // MARK: - Lineage
+
+    /// `?name=catalog.schema.table[&feature=f]`: the model versions and endpoints that read it (SELECT on it).
+    func tableLineage(_ m: RequestMessage) async throws -> Response {
+        let table = try await features.checkRead(try m.requireString("name"), caller: m.caller)
+        return Self.uses(try await lineage.users(of: table, feature: try m.string("feature")))
+    }
+
+    /// `?name=model&version=n`: the feature tables a model version reads (CAN_READ on the model).
+    func modelLineage(_ m: RequestMessage) async throws -> Response {
+        Self.uses(try await lineage.uses(model: try m.requireString("name"), version: try m.requireString("version")))
+    }
+
+    /// `?name=endpoint`: the feature tables an endpoint's entities read (CAN_VIEW on the endpoint).
+    func endpointLineage(_ m: RequestMessage) async throws -> Response {
+        Self.uses(try await lineage.uses(endpoint: try m.requireString("name")))
+    }
+
+    static func uses(_ uses: [FeatureLineage.Use]) -> Response {
+        .json { w in
+            w.key("uses")
+            w.array { w in
+                for u in uses {
+                    w.object { w in
+                        w.field("table_name", u.table)
+                        if let f = u.features {
+                            w.key("feature_names")
+                            w.array { w in for name in f { w.value(name) } }
+                        }
+                        w.field("model_name", u.model)
+                        w.field("model_version", u.version)
+                        w.field("endpoint_name", u.endpoint)
+                        w.field("feature_spec", u.featureSpec)
+                    }
+                }
+            }
+        }
     }
 
     // MARK: - Feature specs
@@ -72,7 +115,7 @@ struct FeatureRoutes: Sendable {
 
     func createStore(_ m: RequestMessage) async throws -> Response {
         let store = try await features.online.createStore(try m.requireString("name"), capacity: try m.string("capacity"), creator: m.caller?.name,
-                                                         now: clock.nowMillis())
+                                                         now: features.nowMillis)
         return .json { w in Self.write(store, into: &w) }
     }
 

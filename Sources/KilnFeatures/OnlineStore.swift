@@ -25,6 +25,8 @@ public actor OnlineStore {
     public struct Table: Sendable {
         public var name: String
         public var source: String
+        /// The source table's folder (re-read by CONTINUOUS publishing).
+        public var path: String
         public var store: String
         public var keys: [String]
         public var timeseries: String?
@@ -72,6 +74,12 @@ public actor OnlineStore {
     var specs: [String: FeatureSpec] = [:]
     /// Tables being published now (one publish of a table at a time).
     var publishing: Set<String> = []
+    /// CONTINUOUS tables' publishing loops.
+    var streams: [String: Task<Void, Never>] = [:]
+    /// How often a CONTINUOUS table looks for new commits.
+    public static let streamInterval: Duration = .milliseconds(500)
+    /// The last failure of each table's CONTINUOUS publishing, until one succeeds.
+    public private(set) var streamErrors: [String: String] = [:]
     /// Saves to disk run one after another, off the publish path; a failure is kept per table until a save succeeds.
     var saving: Task<Void, Never>?
     public private(set) var saveErrors: [String: String] = [:]
@@ -106,9 +114,11 @@ public actor OnlineStore {
             if case .number(let p)? = o["published_at"] { published = Int64(p) ?? 0 }
             var ttl: Int64?
             if case .number(let t)? = o["ttl_micros"] { ttl = Int64(t) }
+            var sourcePath = ""
+            if case .string(let p)? = o["path"] { sourcePath = p }
             let rows = try Frame.read(parquetBytes: Array(bytes))
             let keyNames = keys.compactMap { if case .string(let s) = $0 { return s }; return nil }
-            tables[name] = Table(name: name, source: source, store: store, keys: keyNames, timeseries: timeseries, version: Int64(version) ?? 0,
+            tables[name] = Table(name: name, source: source, path: sourcePath, store: store, keys: keyNames, timeseries: timeseries, version: Int64(version) ?? 0,
                                  mode: mode, publishedAt: published, ttlMicros: ttl, rows: rows, index: try Self.index(rows, keys: keyNames))
         }
     }
@@ -152,6 +162,7 @@ public actor OnlineStore {
 
     public func dropTable(_ name: String) throws {
         _ = try table(name)
+        streams.removeValue(forKey: name)?.cancel()
         tables[name] = nil
         Self.remove(name, folder: folder)
     }
@@ -186,17 +197,19 @@ public actor OnlineStore {
                 return updated
             }
             let rows = try Self.latest(try Self.read(delta, snapshot), keys: keys, timeseries: timeseries)
-            let table = Table(name: name, source: source, store: store, keys: keys, timeseries: timeseries, version: snapshot.version,
+            let table = Table(name: name, source: source, path: path, store: store, keys: keys, timeseries: timeseries, version: snapshot.version,
                               mode: mode, publishedAt: now, ttlMicros: previous?.ttlMicros, rows: rows, index: try Self.index(rows, keys: keys))
             return (table, Publication(version: snapshot.version, incremental: false, rowsRead: rows.rowCount, keys: rows.rowCount))
         }
         var published = table
+        published.path = path
         published.mode = mode
         published.publishedAt = now
         if let ttlSeconds { published.ttlMicros = Int64((ttlSeconds * 1_000_000).rounded()) }
         published.store = store
         tables[name] = published
         scheduleSave(published)
+        if mode == "CONTINUOUS" { startStream(name) } else { streams.removeValue(forKey: name)?.cancel() }
         return publication
     }
 
@@ -220,6 +233,52 @@ public actor OnlineStore {
             return columns.map { table.rows.columns[$0].value(row) }
         }
         return (columns.map { table.rows.names[$0] }, rows)
+    }
+
+    // MARK: - CONTINUOUS publishing
+
+    /// Starts (once) the loop that publishes `name` incrementally whenever its source table gains a commit, so the
+    /// online rows trail the table by about ``streamInterval`` plus the publish.
+    func startStream(_ name: String) {
+        guard streams[name] == nil else { return }
+        streams[name] = Task.detached { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: OnlineStore.streamInterval)
+                guard let self, await self.streamStep(name) else { return }
+            }
+        }
+    }
+
+    /// One look at the source table; false when the table is no longer published continuously.
+    func streamStep(_ name: String) async -> Bool {
+        guard let table = tables[name], table.mode == "CONTINUOUS" else {
+            streams[name] = nil
+            return false
+        }
+        do {
+            let latest = try DeltaTable.open(table.path).log.latestVersion() ?? 0
+            guard latest > table.version else { return true }
+            let key = PrimaryKey(name: "pk", columns: table.keys + [table.timeseries].compactMap { $0 }, timeseries: [table.timeseries].compactMap { $0 })
+            _ = try await publish(source: table.source, path: table.path, key: key, store: table.store, name: name, mode: "CONTINUOUS",
+                                  now: Int64(Date().timeIntervalSince1970 * 1000))
+            streamErrors[name] = nil
+        } catch let error as KilnError where error.code == .invalidState {
+            // A publish of it is running (by hand): the next look catches up.
+        } catch {
+            streamErrors[name] = "\(error)"
+        }
+        return true
+    }
+
+    /// Starts the loops of the tables published CONTINUOUS (after a restart).
+    public func resumeStreams() {
+        for table in tables.values where table.mode == "CONTINUOUS" { startStream(table.name) }
+    }
+
+    /// Stops every loop (shutdown).
+    public func stopStreams() {
+        for task in streams.values { task.cancel() }
+        streams = [:]
     }
 
     // MARK: - Feature specs and serving
@@ -457,6 +516,7 @@ public actor OnlineStore {
                                          "mode": .string(table.mode), "published_at": .number(String(table.publishedAt)), "file": .string(file)]
         if let t = table.timeseries { spec["timeseries"] = .string(t) }
         if let ttl = table.ttlMicros { spec["ttl_micros"] = .number(String(ttl)) }
+        spec["path"] = .string(table.path)
         try replace(base + ".json", Data(JSONText.string(.object(spec)).utf8))
         for other in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
         where other.hasPrefix(fileName(table.name) + ".v") && other.hasSuffix(".parquet") && other != file {

@@ -170,6 +170,7 @@ public struct Platform: Sendable {
     /// Closes the store.
     public func close() async {
         await runs.shutdown()
+        await features.online.stopStreams()
         await features.online.flush()
         serving.close()
         await audit.close()

@@ -95,6 +95,8 @@ public func buildApplication(
             } catch {
                 logger.error("Could not start the job runner", metadata: ["error": "\(error)"])
             }
+            // Online tables published CONTINUOUS keep following their tables (the server's, never a CLI's).
+            await platform.features.online.resumeStreams()
             await onServerRunning(port)
         },
         logger: logger

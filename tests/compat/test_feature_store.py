@@ -521,6 +521,28 @@ def test_online_rows_older_than_the_ttl_are_not_served(fe):
     assert "TIMESERIES" in e.value.message
 
 
+def test_continuous_publishing_follows_the_table(fe):
+    import time
+    name = "main.default.streamed_features"
+    fe.create_table(name=name, primary_keys="k", df=pd.DataFrame({"k": [1, 2], "x": [1.0, 2.0]}))
+    fe.create_online_store(name="stream")
+    fe.publish_table(online_store="stream", source_table_name=name, publish_mode="CONTINUOUS")
+    for value in (10.0, 20.0):
+        fe.write_table(name=name, df=pd.DataFrame({"k": [2, 3], "x": [value, value]}))
+        start, rows = time.time(), None
+        while time.time() - start < 10:
+            rows = fe.lookup_online(name=f"{name}_online", keys=[{"k": 1}, {"k": 2}, {"k": 3}])
+            if rows[2] is not None and rows[2]["x"] == value:
+                break
+            time.sleep(0.05)
+        assert [r["x"] for r in rows] == [1.0, value, value], rows
+    # Published by hand as TRIGGERED, it stops following.
+    fe.publish_table(online_store="stream", source_table_name=name, publish_mode="TRIGGERED")
+    fe.write_table(name=name, df=pd.DataFrame({"k": [1], "x": [99.0]}))
+    time.sleep(1.5)
+    assert fe.lookup_online(name=f"{name}_online", keys=[{"k": 1}])[0]["x"] == 1.0
+
+
 # --- the online store -----------------------------------------------------------------------------------------------
 
 def offline_latest(fe, name):

@@ -362,6 +362,8 @@ def test_a_model_logged_with_its_lookups_scores_rows_by_key(fe, own_kiln, monkey
     from sklearn.linear_model import LinearRegression
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", TOKEN)
     mlflow.set_tracking_uri(own_kiln.url)
+    # mlflow keeps the active experiment across tracking URIs (another module's id would not exist here).
+    mlflow.set_experiment("feature-store-models")
     rng = random.Random(5)
     base = datetime.datetime(2024, 1, 1)
     rows = {(k, base + datetime.timedelta(days=d)) for k in range(20) for d in rng.sample(range(30), 5)}
@@ -456,6 +458,8 @@ def test_no_training_serving_skew_for_a_thousand_keys(fe, own_kiln, monkeypatch)
     from sklearn.linear_model import LinearRegression
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", TOKEN)
     mlflow.set_tracking_uri(own_kiln.url)
+    # mlflow keeps the active experiment across tracking URIs (another module's id would not exist here).
+    mlflow.set_experiment("feature-store-models")
     rng = np.random.default_rng(3)
     n = 1000
     name = "main.default.skew_features"

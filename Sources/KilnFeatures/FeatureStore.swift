@@ -76,7 +76,7 @@ public struct FeatureStore: Sendable {
         let joined = try await online.serve(lookupsOnly, request: request, now: nowMicros)
         let calls = try spec.functions.map { try call($0) }
         let warehouse = warehouse
-        return Self.dropping(spec.exclude, from: try await offload { try Self.apply(calls, to: joined, warehouse: warehouse) })
+        return TrainingSet.dropping(spec.exclude, from: try await offload { try Self.apply(calls, to: joined, warehouse: warehouse) })
     }
 
     /// Checks the caller may read `table` (SELECT); returns its full name.
@@ -225,7 +225,7 @@ public struct FeatureStore: Sendable {
                 sources[name] = TrainingSet.Source(frame: try Frame.read(table, plan: plan, columns: columns), primaryKey: keys[name]!.primaryKey)
             }
             let joined = try TrainingSet.join(labels: labels, lookups: resolved, sources: sources)
-            return Self.dropping(exclude, from: try Self.apply(calls, to: joined, warehouse: warehouse))
+            return TrainingSet.dropping(exclude, from: try Self.apply(calls, to: joined, warehouse: warehouse))
         }
     }
 
@@ -275,11 +275,6 @@ public struct FeatureStore: Sendable {
         return out
     }
 
-    static func dropping(_ exclude: [String], from frame: Frame) -> Frame {
-        let dropped = Set(exclude.map { $0.lowercased() })
-        let kept = frame.names.indices.filter { !dropped.contains(frame.names[$0].lowercased()) }
-        return Frame(names: kept.map { frame.names[$0] }, columns: kept.map { frame.columns[$0] })
-    }
 
     // MARK: - Helpers
 

@@ -352,21 +352,9 @@ public actor OnlineStore {
             if !missing.isEmpty {
                 throw KilnError.invalid("No online row of \(lookup.tableName) for key \(missing.joined(separator: ", ")) (\(lookup.lookupKey.joined(separator: ", "))); publish the table again or send only known keys")
             }
-            for feature in features {
-                let output = lookup.renameOutputs[feature] ?? feature
-                if out.index(of: output) != nil { continue }
-                var column = try table.rows.column(feature)
-                var picks = rows
-                if let fallback = lookup.defaultValues[feature], fallback != .null, rows.contains(-1) {
-                    column = Column.concatenate([column, Column.from([fallback], type: column.type)])
-                    picks = rows.map { $0 < 0 ? table.rows.rowCount : $0 }
-                }
-                out = Frame(names: out.names + [output], columns: out.columns + [column.take(optional: picks)])
-            }
+            out = try TrainingSet.appending(features, of: lookup, from: table.rows, rows: rows, to: out)
         }
-        let dropped = Set(spec.exclude.map { $0.lowercased() })
-        let kept = out.names.indices.filter { !dropped.contains(out.names[$0].lowercased()) }
-        return Frame(names: kept.map { out.names[$0] }, columns: kept.map { out.columns[$0] })
+        return TrainingSet.dropping(spec.exclude, from: out)
     }
 
     // MARK: - Publishing

@@ -124,21 +124,34 @@ public enum TrainingSet {
             } else {
                 rows = try exactRows(leftKeys: leftKeys, rightKeys: rightKeys, labels: labels.rowCount, table: table.rowCount, name: lookup.tableName)
             }
-            for feature in try featureNames(lookup, source.primaryKey, table.names) {
-                let output = lookup.renameOutputs[feature] ?? feature
-                if out.index(of: output) != nil { continue }
-                var column = try table.column(feature)
-                var picks = rows
-                if let fallback = lookup.defaultValues[feature], fallback != .null, rows.contains(-1) {
-                    column = Column.concatenate([column, Column.from([fallback], type: column.type)])
-                    picks = rows.map { $0 < 0 ? table.rowCount : $0 }
-                }
-                out = Frame(names: out.names + [output], columns: out.columns + [column.take(optional: picks)])
-            }
+            out = try appending(try featureNames(lookup, source.primaryKey, table.names), of: lookup, from: table, rows: rows, to: out)
         }
+        return dropping(exclude, from: out)
+    }
+
+    /// `out` with each feature of `table` at `rows` (a row per row of `out`, -1 for none: the lookup's default, else
+    /// null) appended under its output name; a name `out` already has is the caller's and is skipped.
+    static func appending(_ features: [String], of lookup: FeatureLookup, from table: Frame, rows: [Int], to out: Frame) throws -> Frame {
+        var out = out
+        for feature in features {
+            let output = lookup.renameOutputs[feature] ?? feature
+            if out.index(of: output) != nil { continue }
+            var column = try table.column(feature)
+            var picks = rows
+            if let fallback = lookup.defaultValues[feature], fallback != .null, rows.contains(-1) {
+                column = Column.concatenate([column, Column.from([fallback], type: column.type)])
+                picks = rows.map { $0 < 0 ? table.rowCount : $0 }
+            }
+            out = Frame(names: out.names + [output], columns: out.columns + [column.take(optional: picks)])
+        }
+        return out
+    }
+
+    /// The frame without the columns `exclude` names (case-insensitively).
+    static func dropping(_ exclude: [String], from frame: Frame) -> Frame {
         let dropped = Set(exclude.map { $0.lowercased() })
-        let kept = out.names.indices.filter { !dropped.contains(out.names[$0].lowercased()) }
-        return Frame(names: kept.map { out.names[$0] }, columns: kept.map { out.columns[$0] })
+        let kept = frame.names.indices.filter { !dropped.contains(frame.names[$0].lowercased()) }
+        return Frame(names: kept.map { frame.names[$0] }, columns: kept.map { frame.columns[$0] })
     }
 
     /// The table's key columns the lookup key matches, and its time column when the join is point-in-time.

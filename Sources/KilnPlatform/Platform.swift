@@ -126,8 +126,9 @@ public struct Platform: Sendable {
 
     /// Which models and endpoints use which feature tables.
     public var lineage: FeatureLineage {
-        FeatureLineage(registry: registry, locator: RegistryModelLocator(registry: registry, tracking: tracking), artifacts: artifacts,
-                       serving: serving, features: features)
+        FeatureLineage(models: RegistryModelSpecs(registry: registry, locator: RegistryModelLocator(registry: registry, tracking: tracking),
+                                                  artifacts: artifacts),
+                       endpoints: EndpointEntities(serving: serving), online: features.online)
     }
 
     /// Who `token` belongs to: the admin token (the bootstrap admin), a job run's token (the run's run-as identity:

@@ -140,7 +140,7 @@ struct ServableModels: Sendable {
     func load(_ uri: String) async throws -> ServedModel {
         // A feature spec (feature serving: `models:/<spec>/` with any version or none).
         let parts = uri.hasPrefix("models:/") ? uri.dropFirst(8).split(separator: "/", omittingEmptySubsequences: false).map(String.init) : []
-        if parts.count == 2, await features.online.hasSpec(parts[0]) { return .features(SpecServing(features: features, spec: parts[0])) }
+        if parts.count == 2, await features.online.hasSpec(parts[0]) { return .features(SpecServing(features: features, source: .named(parts[0]))) }
         if parts.count == 2, parts[1].isEmpty { throw KilnError.invalid("Served entity \(parts[0]) needs an entity_version (or name a feature spec)") }
         let (key, label) = try await locator.locate(uri)
         guard let key else { return .native(try KilnModel.read(from: URL(fileURLWithPath: uri))) }
@@ -157,41 +157,66 @@ struct ServableModels: Sendable {
             try? FileManager.default.removeItem(at: directory)
             throw KilnError.invalid("The model has neither a kiln nor a python_function flavor (flavors: \(mlmodel.flavors.keys.sorted().joined(separator: ", ")))")
         }
-        let lookups = try ModelLookups.read(directory, model: label).map { ModelLookups(features: features, spec: $0) }
+        let lookups = try FeatureSpec.logged(FileManager.default.contents(atPath: directory.appendingPathComponent("feature_spec.yaml").path).map { [UInt8]($0) },
+                                             model: label).map { SpecServing(features: features, source: .model($0)) }
         let scorer = PythonScorer(modelDirectory: directory, environments: serving.appendingPathComponent("envs"), logger: logger, features: lookups)
         try await scorer.start()
         return .python(scorer)
     }
 }
 
-/// A feature spec served by a serving endpoint: the request's keys answered from the online store.
+/// Features served by a serving endpoint: a stored feature spec (looked up at each request, so a deleted spec stops
+/// serving), or the lookups a model was logged with (done before the model sees a request).
 struct SpecServing: FeatureServing {
+    enum Source: Sendable {
+        case named(String)
+        case model(FeatureSpec)
+    }
     let features: FeatureStore
-    let spec: String
+    let source: Source
 
-    func outputs(_ request: Frame) async throws -> String { FeatureJSON.outputs(try await features.serve(spec, request: request)) }
-    func completed(_ request: Frame) async throws -> String { FeatureJSON.scoringRequest(try await features.serve(spec, request: request)) }
-}
-
-/// The lookups a model was logged with (its `feature_spec.yaml`), done before the model sees a request.
-struct ModelLookups: FeatureServing {
-    let features: FeatureStore
-    let spec: FeatureSpec
-
-    /// The spec a model directory carries: `feature_spec.yaml` as kiln_client writes it (JSON, which is YAML); the
-    /// label and excluded columns are left out of what the model gets.
-    static func read(_ directory: URL, model: String) throws -> FeatureSpec? {
-        guard let data = FileManager.default.contents(atPath: directory.appendingPathComponent("feature_spec.yaml").path) else { return nil }
-        guard case .object(var o) = try JSONValue.parse(Array(data)) else {
-            throw KilnError.invalid("The feature_spec.yaml of \(model) is not the JSON kiln_client writes")
+    func rows(_ request: Frame) async throws -> Frame {
+        switch source {
+        case .named(let name): return try await features.serve(name, request: request)
+        case .model(let spec): return try await features.serve(spec, request: request)
         }
-        let label = try FeatureSpec.strings(o["label"], "label") ?? []
-        let exclude = try FeatureSpec.strings(o["exclude_columns"], "exclude_columns") ?? []
-        o["name"] = .string(model)
-        o["exclude_columns"] = .array((label + exclude).map(JSONValue.string))
-        return try FeatureSpec(json: .object(o))
     }
 
-    func outputs(_ request: Frame) async throws -> String { FeatureJSON.outputs(try await features.serve(spec, request: request)) }
-    func completed(_ request: Frame) async throws -> String { FeatureJSON.scoringRequest(try await features.serve(spec, request: request)) }
+    func outputs(_ request: Frame) async throws -> String { FeatureJSON.outputs(try await rows(request)) }
+    func completed(_ request: Frame) async throws -> String { FeatureJSON.scoringRequest(try await rows(request)) }
+}
+
+/// Model versions and their logged feature specs, from the registry and the artifact store (for lineage).
+struct RegistryModelSpecs: LoggedModelSpecs {
+    let registry: RegistryService
+    let locator: RegistryModelLocator
+    let artifacts: any BlobStore
+
+    func versions() async throws -> [(name: String, version: String)] {
+        var out: [(name: String, version: String)] = [], token: String?
+        repeat {
+            let page = try await registry.searchModelVersions(maxResults: 10_000, pageToken: token)
+            out += page.items.map { ($0.name, String($0.version)) }
+            token = page.nextPageToken
+        } while token != nil
+        return out
+    }
+
+    func spec(model: String, version: String) async throws -> FeatureSpec? {
+        guard let key = try await locator.locate("models:/\(model)/\(version)").key, let file = try? BlobKey(key.path + "/feature_spec.yaml") else { return nil }
+        return try? FeatureSpec.logged(try? artifacts.get(file), model: "\(model)/\(version)")
+    }
+}
+
+/// Endpoints' served entities, from the serving service (for lineage).
+struct EndpointEntities: ServedEntities {
+    let serving: ServingService
+
+    func entities() async throws -> [(endpoint: String, name: String, version: String)] {
+        try await serving.list().flatMap { e in e.config.servedEntities.map { (e.name, $0.entityName, $0.entityVersion) } }
+    }
+
+    func entities(of endpoint: String) async throws -> [(name: String, version: String)] {
+        try await serving.get(name: endpoint).config.servedEntities.map { ($0.entityName, $0.entityVersion) }
+    }
 }

@@ -4,7 +4,6 @@ import Hummingbird
 import KilnCore
 import KilnFeatures
 import KilnFrame
-import KilnPlatform
 
 /// Feature tables and training sets for `kiln_client.feature_engineering` (docs/features.md). Rows travel as
 /// Parquet bodies (`application/vnd.apache.parquet`) both ways; everything else is in the query string. The store

@@ -139,7 +139,7 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
-        .target(name: "KilnFeatures", dependencies: ["KilnCore", "KilnLake", "KilnFrame", "KilnSQL"], swiftSettings: strict),
+        .target(name: "KilnFeatures", dependencies: ["KilnCore", "KilnLake", "KilnFrame", "KilnSQL", "KilnPython"], swiftSettings: strict),
         .target(name: "KilnBundles", dependencies: ["KilnCore", .product(name: "Yams", package: "Yams")], swiftSettings: strict),
         .target(
             name: "KilnPlatform",

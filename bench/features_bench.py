@@ -113,7 +113,39 @@ def online(fe, url, args, pid):
         results[f"req_per_s_{clients}_clients"] = round(len(lat) / 4)
     with open(f"/proc/{pid}/status") as f:
         results["server_peak_mib_after_online"] = next((int(line.split()[1]) // 1024 for line in f if line.startswith("VmHWM")), 0)
+    if args.feast_python:
+        frame.assign(ts=pd.Timestamp("2024-01-01")).to_parquet(os.path.join(args.scratch, "online.parquet"))
     print(json.dumps(results, indent=1))
+    return results
+
+
+def feast(args, kiln_online, kiln_join_s, query_answer):
+    """Feast's side on the same files (bench/feast_peer.py in the Python given by --feast-python), after Kiln's server
+    has stopped, then the ratios."""
+    peer = [args.feast_python, os.path.join(os.path.dirname(os.path.abspath(__file__)), "feast_peer.py"), "--seconds", "4"]
+    if kiln_online:
+        peer += ["--online-file", os.path.join(args.scratch, "online.parquet")]
+    if kiln_join_s:
+        peer += ["--features-file", os.path.join(args.scratch, "feats.parquet"), "--labels-file", os.path.join(args.scratch, "labels.parquet"),
+                 "--answer-file", os.path.join(args.scratch, "feast_answer.parquet"), "--features", str(args.features)]
+    out = subprocess.run(peer, capture_output=True, text=True)
+    if out.returncode != 0:
+        print("Feast failed:", out.stderr[-2000:])
+        return
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"Feast {got}")
+    if kiln_online:
+        print(f"online, 8 clients, 1 key/request: Kiln {kiln_online['req_per_s_8_clients']} req/s, feast serve {got['feast_8_clients_req_per_s']} req/s "
+              f"-> {kiln_online['req_per_s_8_clients'] / got['feast_8_clients_req_per_s']:.1f}x; one client p99 Kiln {kiln_online['p99_ms_batch1']} ms, "
+              f"Feast {got['feast_1_client_p99_ms']} ms; publish/materialize {kiln_online['publish_snapshot_s']} s vs {got['feast_materialize_s']} s")
+    if kiln_join_s:
+        theirs = pd.read_parquet(os.path.join(args.scratch, "feast_answer.parquet"))
+        cols = [f"f{i}" for i in range(args.features)]
+        merged = theirs.merge(query_answer.drop_duplicates(["k", "t", "y"]), on=["k", "t", "y"], suffixes=("", "_want"))
+        agree = len(merged) == len(theirs) and all(np.allclose(merged[c].to_numpy(dtype=float), merged[c + "_want"].to_numpy(dtype=float), equal_nan=True) for c in cols)
+        print(f"point-in-time join: Kiln load_df() {kiln_join_s:.3f} s, Feast get_historical_features().to_df() {got['feast_join_s']:.3f} s "
+              f"-> {got['feast_join_s'] / kiln_join_s:.1f}x; Feast returned {got['feast_join_rows']:,} of {args.labels:,} label rows "
+              f"(its answers agree with DuckDB's on those rows: {agree}); Feast peak {got['feast_peak_mib']} MiB")
 
 
 def main():
@@ -127,10 +159,15 @@ def main():
     parser.add_argument("--online-keys", type=int, default=1_000_000, help="keys of the table published to the online store")
     parser.add_argument("--lookups", type=int, default=3000, help="requests per latency measurement")
     parser.add_argument("--skip-join", action="store_true")
+    parser.add_argument("--feast-python", help="a python with feast installed: also run Feast on the same data (bench/feast_peer.py)")
     args = parser.parse_args()
+    args.scratch = tempfile.mkdtemp(prefix="kiln-features-data-")
     import duckdb
 
     feats, labels = data(args.labels, args.rows, args.keys, args.features)
+    if args.feast_python:
+        feats.to_parquet(os.path.join(args.scratch, "feats.parquet"))
+        labels.to_parquet(os.path.join(args.scratch, "labels.parquet"))
     home = tempfile.mkdtemp(prefix="kiln-features-bench-")
     port = free_port()
     server = subprocess.Popen([args.kiln, "server", "--host", "127.0.0.1", "--port", str(port), "--home", home],
@@ -144,7 +181,8 @@ def main():
             except requests.RequestException:
                 time.sleep(0.1)
         fe = FeatureEngineeringClient(host=url, token="bench")
-        online(fe, url, args, server.pid)
+        kiln_online = online(fe, url, args, server.pid)
+        kiln_s, want = None, None
         if args.skip_join:
             return
         start = time.perf_counter()
@@ -206,6 +244,9 @@ def main():
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
         shutil.rmtree(home, ignore_errors=True)
+        if args.feast_python and sys.exc_info()[0] is None:
+            feast(args, kiln_online, kiln_s, want)
+        shutil.rmtree(args.scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ extension UnityCatalog {
                     rows.add(["specific_catalog": .s(f.catalog), "specific_schema": .s(f.schema), "specific_name": .s(f.name),
                               "routine_catalog": .s(f.catalog), "routine_schema": .s(f.schema), "routine_name": .s(f.name), "routine_type": .s("FUNCTION"),
                               "routine_owner": .s(e.ownership.owner), "data_type": .s(ColumnTypes.name(returns)), "full_data_type": .s(ColumnTypes.text(returns)),
-                              "routine_body": .s("SQL"), "routine_definition": .s(f.body), "comment": .s(f.comment), "created": .t(f.createdAt)])
+                              "routine_body": .s(f.language == .sql ? "SQL" : "EXTERNAL"), "routine_definition": .s(f.body), "comment": .s(f.comment), "created": .t(f.createdAt)])
                 }
             }
         case "schema_privileges", "table_privileges":

@@ -16,8 +16,12 @@ public struct FeatureStore: Sendable {
     /// Published tables, served by key.
     public let online: OnlineStore
     let clock: any KilnClock
+    /// Runs the feature functions written in Python.
+    let python: any PythonFunctionRunning
 
-    public init(warehouse: String, statements: StatementService, online: OnlineStore, clock: any KilnClock, authorize: @escaping Authorizer) {
+    public init(warehouse: String, statements: StatementService, online: OnlineStore, clock: any KilnClock, python: any PythonFunctionRunning,
+                authorize: @escaping Authorizer) {
+        self.python = python
         self.warehouse = warehouse
         self.statements = statements
         self.online = online
@@ -75,8 +79,8 @@ public struct FeatureStore: Sendable {
         lookupsOnly.exclude = []
         let joined = try await online.serve(lookupsOnly, request: request, now: nowMicros)
         let calls = try spec.functions.map { try call($0) }
-        let warehouse = warehouse
-        return TrainingSet.dropping(spec.exclude, from: try await offload { try Self.apply(calls, to: joined, warehouse: warehouse) })
+        let warehouse = warehouse, python = python
+        return TrainingSet.dropping(spec.exclude, from: try await offload { try Self.apply(calls, to: joined, warehouse: warehouse, python: python) })
     }
 
     /// Checks the caller may read `table` (SELECT); returns its full name.
@@ -202,7 +206,7 @@ public struct FeatureStore: Sendable {
         let calls = try functions.map { try call($0) }
         for c in calls { references.functionsCalled.insert(c.function.fullName) }
         try await authorize(caller, references)
-        let warehouse = warehouse, resolved = qualifiedLookups
+        let warehouse = warehouse, resolved = qualifiedLookups, python = python
         return try await offload {
             var tables: [String: (DeltaTable, DeltaSnapshot)] = [:]
             var keys: [String: (primaryKey: PrimaryKey, columns: [String])] = [:]
@@ -225,7 +229,7 @@ public struct FeatureStore: Sendable {
                 sources[name] = TrainingSet.Source(frame: try Frame.read(table, plan: plan, columns: columns), primaryKey: keys[name]!.primaryKey)
             }
             let joined = try TrainingSet.join(labels: labels, lookups: resolved, sources: sources)
-            return TrainingSet.dropping(exclude, from: try Self.apply(calls, to: joined, warehouse: warehouse))
+            return TrainingSet.dropping(exclude, from: try Self.apply(calls, to: joined, warehouse: warehouse, python: python))
         }
     }
 
@@ -256,12 +260,21 @@ public struct FeatureStore: Sendable {
     }
 
     /// The rows with each function's output appended (in order, so a function may read an earlier one's output),
-    /// computed by the SQL engine; an output the rows already have is the caller's and is kept.
-    static func apply(_ calls: [Call], to rows: Frame, warehouse: String) throws -> Frame {
+    /// computed by the SQL engine, or by `python` for a Python function; an output the rows already have is the
+    /// caller's and is kept.
+    static func apply(_ calls: [Call], to rows: Frame, warehouse: String, python: any PythonFunctionRunning) throws -> Frame {
         var out = rows
         for c in calls where out.index(of: c.output) == nil {
             for column in c.arguments where out.index(of: column) == nil {
                 throw KilnError.invalid("\(c.function.fullName) takes the column '\(column)', which the rows do not have; they have \(out.names.joined(separator: ", "))")
+            }
+            if c.function.language == .python {
+                let arguments = try zip(c.arguments, c.function.parameters).map { column, p in
+                    try out.columns[out.index(of: column)!].cast(to: try Parser.type(p.typeText))
+                }
+                let column = try python.call(c.function, arguments: arguments, rows: out.rowCount)
+                out = Frame(names: out.names + [c.output], columns: out.columns + [column])
+                continue
             }
             var engine = SQLEngine(catalog: Catalog(warehouse: warehouse))
             engine.inputs["__kiln_feature_rows"] = out

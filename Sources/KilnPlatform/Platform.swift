@@ -111,6 +111,7 @@ public struct Platform: Sendable {
                                        tablePath: tablePath)
         let features = FeatureStore(warehouse: warehouse, statements: statements,
                                     online: try OnlineStore(folder: home.appendingPathComponent("online").path), clock: clock,
+                                    python: PythonFunctions(log: home.appendingPathComponent("online/python-functions.log").path),
                                     authorize: rules.check)
         let servable = ServableModels(locator: locator, artifacts: artifacts, home: home, logger: logger, features: features)
         let serving = try await ServingService.make(database: database, clock: clock, logger: logger, tablePath: tablePath, load: servable.load)

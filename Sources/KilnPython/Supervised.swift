@@ -29,18 +29,25 @@ public final class Supervised: @unchecked Sendable {
         supervisor = path
     }
 
-    /// Starts `arguments` (argv; `arguments[0]` is found on PATH) with stdout and stderr appended to `output`.
+    /// Starts `arguments` (argv; `arguments[0]` is found on PATH) with stdout and stderr appended to `output`, or,
+    /// given `stdio` (a socket or pipe), with stdin and stdout on it and only stderr in `output`.
     /// `onExit` runs once with the exit status (128 + signal when killed), after the group is gone.
     /// - Throws: `INVALID_PARAMETER_VALUE` when it cannot be started.
-    public init(_ arguments: [String], environment: [String: String]? = nil, output: String,
+    public init(_ arguments: [String], environment: [String: String]? = nil, output: String, stdio: Int32? = nil,
                 onExit: (@Sendable (Int32) -> Void)? = nil) throws {
         let argv = Self.supervisor.map { [$0, "supervise", "--"] + arguments } ?? arguments
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        if let stdio {
+            posix_spawn_file_actions_adddup2(&actions, stdio, 0)
+            posix_spawn_file_actions_adddup2(&actions, stdio, 1)
+            posix_spawn_file_actions_addopen(&actions, 2, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
         if Self.supervisor != nil { posix_spawn_file_actions_adddup2(&actions, Self.lifeline, 3) }
         var attributes = Self.cleanAttributes(newGroup: true)
         defer { posix_spawnattr_destroy(&attributes) }

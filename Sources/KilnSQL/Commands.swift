@@ -54,11 +54,11 @@ extension Execution {
         case .grants:
             throw KilnError.invalid("GRANT, REVOKE, SHOW GRANTS, ALTER ... OWNER TO and COMMENT ON run on a server, which keeps owners and grants: use kiln sql --url (or the statements API)")
         case .list(let path): return try list(path)
-        case .createFunction(let name, let orReplace, let ifNotExists, let parameters, let returns, let body, let comment):
+        case .createFunction(let name, let orReplace, let ifNotExists, let parameters, let returns, let body, let comment, let language):
             let n = try engine.catalog.functionName(name)
             if ifNotExists, try engine.catalog.function(n.catalog, n.schema, n.name) != nil { return .empty }
             var function = SQLFunction(catalog: n.catalog, schema: n.schema, name: n.name.lowercased(), parameters: parameters, returnsText: returns,
-                                       body: body, comment: comment)
+                                       body: body, comment: comment, language: language)
             if let existing = try engine.catalog.function(n.catalog, n.schema, n.name) { function.id = existing.id }  // grants stay
             try engine.catalog.saveFunction(function, replace: orReplace)
             return .empty
@@ -345,7 +345,8 @@ extension Execution {
         lines.append("Returns:     \(f.returnsText)")
         if extended {
             if let comment = f.comment { lines.append("Comment:     \(comment)") }
-            lines += ["Deterministic: true", "Data Access: CONTAINS SQL", "Body:        \(f.body)"]
+            lines += f.language == .python ? ["Language:    PYTHON", "Body:        \(f.body)"]
+                : ["Deterministic: true", "Data Access: CONTAINS SQL", "Body:        \(f.body)"]
         }
         return Frame(names: ["function_desc"], columns: [Column.from(lines.map { .string($0) }, type: .string)])
     }

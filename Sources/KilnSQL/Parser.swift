@@ -1262,15 +1262,28 @@ public struct Parser {
         _ = try typeName()
         let returns = String(Array(sql)[start..<peek.offset]).trimmingCharacters(in: .whitespaces)
         var comment: String?
-        while !isKeyword("return") {
+        var language = SQLFunction.Language.sql
+        while !isKeyword("return"), !isKeyword("as") {
             if keyword("comment") { comment = try quoted("COMMENT") }
-            else if keyword("language") { guard keyword("sql") else { throw fail("only LANGUAGE SQL functions are supported") } }
+            else if keyword("language") {
+                if keyword("python") { language = .python }
+                else { guard keyword("sql") else { throw fail("functions are LANGUAGE SQL or LANGUAGE PYTHON") } }
+            }
             else if keyword("not") { try expect("deterministic") }
             else if keyword("deterministic") {}
             else if keyword("contains") { try expect("sql") }
             else if keyword("reads") { try expect("sql"); try expect("data") }
-            else { throw fail("expected RETURN and the function's body") }
+            else { throw fail(language == .python ? "expected AS $$ and the function's Python body $$" : "expected RETURN and the function's body") }
         }
+        if language == .python {
+            guard keyword("as") else { throw fail("a LANGUAGE PYTHON function's body comes after AS, between $$ and $$") }
+            let source = try quoted("the Python body")
+            _ = symbol(";")
+            guard peek.kind == .end else { throw fail("unexpected '\(peek.text)' after the function's body") }
+            return .createFunction(name: name, orReplace: orReplace, ifNotExists: ifNotExists, parameters: parameters, returns: returns, body: source,
+                                   comment: comment, language: .python)
+        }
+        guard !isKeyword("as") else { throw fail("a SQL function's body comes after RETURN (AS $$ ... $$ is for LANGUAGE PYTHON)") }
         try expect("return")
         let bodyStart = peek.offset
         _ = try expression()
@@ -1278,7 +1291,7 @@ public struct Parser {
         if peek.kind == .end { end = sql.count }
         let body = String(Array(sql)[bodyStart..<end]).trimmingCharacters(in: .whitespacesAndNewlines.union(CharacterSet(charactersIn: ";")))
         return .createFunction(name: name, orReplace: orReplace, ifNotExists: ifNotExists, parameters: parameters, returns: returns, body: body,
-                               comment: comment)
+                               comment: comment, language: .sql)
     }
 
     /// A user function's call (after its `(`): its body with the arguments in place.

@@ -152,7 +152,7 @@ public struct StatementReferences: Sendable, Equatable {
                 // Seeing a function's definition takes what calling it takes (EXECUTE, with the USE chain).
                 let n = try catalog.functionName(name)
                 out.functionsCalled.insert("\(n.catalog).\(n.schema).\(n.name)".lowercased())
-            case .createFunction(let name, _, _, _, _, _, _):
+            case .createFunction(let name, _, _, _, _, _, _, _):
                 let n = try catalog.functionName(name)
                 out.functionsCreated.insert("\(n.catalog).\(n.schema).\(n.name)".lowercased())
             case .dropFunction(let name, _):

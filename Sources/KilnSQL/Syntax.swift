@@ -53,9 +53,10 @@ public indirect enum Statement: Sendable {
     case grants(GrantStatement)
     /// LIST '/Volumes/catalog/schema/volume[/dir]': the files of a volume's folder.
     case list(path: String)
-    /// CREATE [OR REPLACE] FUNCTION [IF NOT EXISTS] name(params) RETURNS type [COMMENT '..'] RETURN expression.
+    /// CREATE [OR REPLACE] FUNCTION [IF NOT EXISTS] name(params) RETURNS type [COMMENT '..'] RETURN expression, or
+    /// ... LANGUAGE PYTHON AS $$ body $$.
     case createFunction(name: [String], orReplace: Bool, ifNotExists: Bool, parameters: [SQLFunction.Parameter], returns: String, body: String,
-                        comment: String?)
+                        comment: String?, language: SQLFunction.Language)
     /// DROP FUNCTION [IF EXISTS] name.
     case dropFunction(name: [String], ifExists: Bool)
 }
@@ -249,6 +250,14 @@ struct Lexer {
                 }
                 guard closed else { throw fail("unterminated string") }
                 out.append(Token(kind: .string, text: text, offset: start))
+            } else if c == "$", i + 1 < chars.count, chars[i + 1] == "$" {
+                // $$...$$: a string taken as written (a Python function's body).
+                i += 2
+                let bodyStart = i
+                while i + 1 < chars.count, !(chars[i] == "$" && chars[i + 1] == "$") { i += 1 }
+                guard i + 1 < chars.count else { throw fail("unterminated $$ string") }
+                out.append(Token(kind: .string, text: String(chars[bodyStart..<i]), offset: start))
+                i += 2
             } else if c == "`" {
                 i += 1
                 var text = ""

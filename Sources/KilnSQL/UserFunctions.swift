@@ -2,10 +2,17 @@ import Foundation
 import KilnCore
 import KilnFrame
 
-/// A SQL user-defined scalar function (`CREATE FUNCTION c.s.f(x DOUBLE) RETURNS DOUBLE RETURN x * 2`), kept as
-/// `<schema folder>/_functions/<name>.json` so SQL, the catalog API and the local CLI see the same ones. A call is
-/// inlined at parse time: the body with each parameter replaced by its argument, cast to the declared types.
+/// A user-defined scalar function (`CREATE FUNCTION c.s.f(x DOUBLE) RETURNS DOUBLE RETURN x * 2`), kept as
+/// `<schema folder>/_functions/<name>.json` so SQL, the catalog API and the local CLI see the same ones. A SQL call is
+/// inlined at parse time: the body with each parameter replaced by its argument, cast to the declared types. A
+/// Python function (`LANGUAGE PYTHON AS $$ return x * 2 $$`) keeps its body as source; feature functions and feature
+/// serving run it (KilnFeatures' `PythonFunctions`), SQL statements do not yet.
 public struct SQLFunction: Sendable, Equatable {
+    /// What the body is written in.
+    public enum Language: String, Sendable, Equatable {
+        case sql = "SQL", python = "PYTHON"
+    }
+
     public struct Parameter: Sendable, Equatable {
         public var name: String
         /// As written (`DOUBLE`, `DECIMAL(10,2)`).
@@ -24,14 +31,16 @@ public struct SQLFunction: Sendable, Equatable {
     public var name: String
     public var parameters: [Parameter]
     public var returnsText: String
-    /// The body expression, as written after `RETURN`.
+    /// The body expression, as written after `RETURN`; a Python function's source.
     public var body: String
     public var comment: String?
+    public var language: Language
     public var id: String
     public var createdAt: Int64
 
     public init(catalog: String, schema: String, name: String, parameters: [Parameter], returnsText: String, body: String,
-                comment: String? = nil, id: String = UUID().uuidString.lowercased(), createdAt: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) {
+                comment: String? = nil, language: Language = .sql, id: String = UUID().uuidString.lowercased(),
+                createdAt: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) {
         self.catalog = catalog
         self.schema = schema
         self.name = name
@@ -39,6 +48,7 @@ public struct SQLFunction: Sendable, Equatable {
         self.returnsText = returnsText
         self.body = body
         self.comment = comment
+        self.language = language
         self.id = id
         self.createdAt = createdAt
     }
@@ -56,7 +66,15 @@ public struct SQLFunction: Sendable, Equatable {
             }
             _ = try Parser.type(p.typeText)
         }
-        _ = try Parser.type(returnsText)
+        let returns = try Parser.type(returnsText)
+        if language == .python {
+            let types = try [returns] + parameters.map { try Parser.type($0.typeText) }
+            if types.contains(where: { if case .decimal = $0 { true } else { false } }) {
+                throw KilnError.invalid("Function \(fullName): Python functions take and return BOOLEAN, TINYINT to BIGINT, FLOAT, DOUBLE, STRING, BINARY, DATE and TIMESTAMP values, not DECIMAL")
+            }
+            guard !body.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw KilnError.invalid("Function \(fullName): the Python body is empty") }
+            return
+        }
         let expr = try Parser.expression(body, functions: functions)
         let unknown = expr.columns.subtracting(seen).sorted()
         guard unknown.isEmpty else {
@@ -66,6 +84,9 @@ public struct SQLFunction: Sendable, Equatable {
 
     /// The call `name(arguments)` as the body with the arguments in place.
     func inline(_ arguments: [Expr], resolve: FunctionResolver?, depth: Int) throws -> Expr {
+        guard language == .sql else {
+            throw KilnError.invalid("\(fullName) is a Python function: Kiln runs Python functions in feature functions (FeatureFunction) and feature serving, not yet inside SQL statements")
+        }
         guard arguments.count == parameters.count else {
             throw KilnError.invalid("Function \(fullName) takes \(parameters.count) argument\(parameters.count == 1 ? "" : "s"), not \(arguments.count)")
         }
@@ -94,6 +115,7 @@ public struct SQLFunction: Sendable, Equatable {
             }),
         ]
         if let comment { o["comment"] = .string(comment) }
+        if language != .sql { o["language"] = .string(language.rawValue) }
         return .object(o)
     }
 
@@ -114,8 +136,10 @@ public struct SQLFunction: Sendable, Equatable {
         var comment: String?, created: Int64 = 0
         if case .string(let c)? = o["comment"] { comment = c }
         if case .number(let n)? = o["created_at"] { created = Int64(n) ?? 0 }
+        var language = Language.sql
+        if case .string(let l)? = o["language"] { language = Language(rawValue: l) ?? .sql }
         self.init(catalog: catalog, schema: schema, name: name, parameters: parameters, returnsText: returns, body: body, comment: comment,
-                  id: id, createdAt: created)
+                  language: language, id: id, createdAt: created)
     }
 }
 

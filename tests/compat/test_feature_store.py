@@ -549,6 +549,115 @@ def test_continuous_publishing_follows_the_table(fe):
 
 # --- the online store -----------------------------------------------------------------------------------------------
 
+def test_a_notebook_flow_with_two_lookups_and_python_and_sql_functions_trains_scores_publishes_and_serves(fe, own_kiln, monkeypatch):
+    """The Databricks notebook, whole: two feature tables (one keyed by time), a training set with both lookups, a
+    Python function and a SQL function, a model logged with the set, score_batch, publishing, a feature-serving
+    endpoint and the model's endpoint — the Python function computes the same values at training and at serving."""
+    import mlflow
+    import mlflow.sklearn
+    import numpy as np
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.service.serving import EndpointCoreConfigInput, ServedEntityInput
+    from sklearn.linear_model import LinearRegression
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", TOKEN)
+    mlflow.set_tracking_uri(own_kiln.url)
+    mlflow.set_experiment("feature-store-notebook")
+    rng = np.random.default_rng(11)
+    users, items = "main.default.nb_users", "main.default.nb_items"
+    fe.create_table(name=users, primary_keys="user_id", df=pd.DataFrame({
+        "user_id": np.arange(100), "spend": rng.uniform(0, 100, 100), "visits": rng.integers(0, 5, 100)}))
+    base = datetime.datetime(2024, 1, 1)
+    price_rows = pd.DataFrame({"item_id": np.repeat(np.arange(20), 3), "ts": [base + datetime.timedelta(days=int(d)) for d in np.tile([0, 10, 20], 20)],
+                               "price": rng.uniform(1, 50, 60)})
+    fe.create_table(name=items, primary_keys=["item_id", "ts"], timeseries_column="ts", df=price_rows)
+    # A Python function (Databricks' syntax) and a SQL one; the Python one is defined once and runs everywhere.
+    sql(own_kiln, "CREATE FUNCTION main.default.nb_spend_per_visit(spend DOUBLE, visits BIGINT) RETURNS DOUBLE LANGUAGE PYTHON AS $$\n"
+                  "  import math\n  if visits is None or visits == 0:\n    return None\n  return round(math.log1p(spend) / visits, 9)\n$$")
+    sql(own_kiln, "CREATE FUNCTION main.default.nb_discounted(price DOUBLE) RETURNS DOUBLE RETURN price * 0.9")
+    info = requests.get(f"{own_kiln.url}/api/2.1/unity-catalog/functions/main.default.nb_spend_per_visit",
+                        headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30).json()
+    assert (info["routine_body"], info["external_language"]) == ("EXTERNAL", "PYTHON") and "log1p" in info["routine_definition"], info
+
+    def python_spv(spend, visits):
+        return None if visits == 0 else round(math.log1p(spend) / visits, 9)
+
+    n = 400
+    labels = pd.DataFrame({"user_id": rng.integers(0, 100, n), "item_id": rng.integers(0, 20, n),
+                           "event_ts": [base + datetime.timedelta(days=int(d)) for d in rng.integers(0, 30, n)], "y": rng.standard_normal(n)})
+    features = [
+        FeatureLookup(table_name=users, lookup_key="user_id"),
+        FeatureLookup(table_name=items, lookup_key="item_id", timestamp_lookup_key="event_ts"),
+        FeatureFunction(udf_name="main.default.nb_spend_per_visit", input_bindings={"spend": "spend", "visits": "visits"}, output_name="spv"),
+        FeatureFunction(udf_name="main.default.nb_discounted", input_bindings={"price": "price"}, output_name="net_price"),
+    ]
+    training = fe.create_training_set(df=labels, feature_lookups=features, label="y", exclude_columns=["user_id", "item_id", "event_ts"])
+    train = training.load_df()
+    assert list(train.columns) == ["y", "spend", "visits", "price", "spv", "net_price"]
+    for spend, visits, spv in zip(train["spend"], train["visits"], train["spv"]):
+        want = python_spv(spend, visits)
+        assert (want is None and pd.isna(spv)) or spv == want, (spend, visits, spv)
+    assert np.allclose(train["net_price"], train["price"] * 0.9, rtol=0, atol=1e-12)
+    x = ["spend", "visits", "price", "spv", "net_price"]
+    model = LinearRegression().fit(train[x].fillna(0.0), train["y"])
+    fe.log_model(model=model, artifact_path="model", flavor=mlflow.sklearn, training_set=training, registered_model_name="nb_model")
+
+    # score_batch: the caller sends keys; lookups and both functions run in the server. Rows with no spv (zero visits)
+    # cannot be scored by this model, so the batch holds users who visited.
+    visited = set(np.flatnonzero(fe.read_table(name=users).sort_values("user_id")["visits"].to_numpy() > 0))
+    keys = labels[labels["user_id"].isin(visited)].drop(columns=["y"]).reset_index(drop=True)
+    scored = fe.score_batch(model_uri="models:/nb_model/1", df=keys)
+    expected = model.predict(train[[u in visited for u in labels["user_id"]]][x])
+    assert np.allclose(scored["prediction"], expected, rtol=0, atol=1e-9)
+
+    # Serving: publish both tables; a feature spec with the Python function behind a feature-serving endpoint.
+    fe.create_online_store(name="nb")
+    for table in (users, items):
+        fe.publish_table(online_store="nb", source_table_name=table, publish_mode="SNAPSHOT")
+    fe.create_feature_spec(name="main.default.nb_spec", features=[features[0], features[2]])
+    w = WorkspaceClient(host=own_kiln.url, token=TOKEN, auth_type="pat")
+    w.serving_endpoints.create_and_wait(name="nb-features", config=EndpointCoreConfigInput(name="nb-features", served_entities=[
+        ServedEntityInput(entity_name="main.default.nb_spec", workload_size="Small", scale_to_zero_enabled=True)]))
+    ids = sorted(visited)[:25] + [u for u in range(100) if u not in visited][:2]
+    outputs = w.serving_endpoints.query(name="nb-features", dataframe_records=[{"user_id": int(u)} for u in ids]).outputs
+    for u, row in zip(ids, outputs):
+        assert row["user_id"] == u and row["spv"] == python_spv(row["spend"], row["visits"]), row
+    # The model's endpoint looks both tables up and runs both functions itself (the latest price per item).
+    w.serving_endpoints.create_and_wait(name="nb-model", config=EndpointCoreConfigInput(name="nb-model", served_entities=[
+        ServedEntityInput(entity_name="nb_model", entity_version="1", workload_size="Small", scale_to_zero_enabled=True)]))
+    pairs = [(int(u), int(i)) for u, i in zip(sorted(visited)[:10], range(10))]
+    served = w.serving_endpoints.query(name="nb-model", dataframe_records=[{"user_id": u, "item_id": i} for u, i in pairs]).predictions
+    latest_price = price_rows.sort_values("ts").groupby("item_id")["price"].last()
+    user_rows = fe.read_table(name=users).set_index("user_id")
+    online = pd.DataFrame([{"spend": user_rows.loc[u, "spend"], "visits": user_rows.loc[u, "visits"], "price": latest_price[i],
+                            "net_price": latest_price[i] * 0.9, "spv": python_spv(user_rows.loc[u, "spend"], user_rows.loc[u, "visits"])} for u, i in pairs])
+    assert np.allclose(served, model.predict(online[x]), rtol=0, atol=1e-9)
+
+    # A Python function that raises: 400 naming the function, the error and the row; in SQL: a clear refusal.
+    sql(own_kiln, "CREATE FUNCTION main.default.nb_broken(x DOUBLE) RETURNS DOUBLE LANGUAGE PYTHON AS $$ return 1 / (x - x) $$")
+    with pytest.raises(KilnError) as e:
+        fe.create_training_set(df=labels.head(3), feature_lookups=[features[0], FeatureFunction(
+            udf_name="main.default.nb_broken", input_bindings={"x": "spend"}, output_name="boom")]).load_df()
+    assert e.value.error_code == "INVALID_PARAMETER_VALUE" and "nb_broken" in e.value.message and "ZeroDivisionError" in e.value.message, e.value.message
+    r = requests.post(own_kiln.url + "/api/2.0/sql/statements", headers={"Authorization": f"Bearer {TOKEN}"},
+                      json={"statement": "SELECT main.default.nb_spend_per_visit(1.0, 2)", "warehouse_id": "kiln", "wait_timeout": "30s"}, timeout=60).json()
+    assert r["status"]["state"] == "FAILED" and "Python function" in r["status"]["error"]["message"], r
+    # databricks-sdk creates a Python function the same way it would on Databricks (routine_body EXTERNAL).
+    from databricks.sdk.service import catalog as uc
+    w.functions.create(function_info=uc.CreateFunction(
+        name="nb_bucket", catalog_name="main", schema_name="default",
+        input_params=uc.FunctionParameterInfos(parameters=[uc.FunctionParameterInfo(name="price", type_text="double", type_name=uc.ColumnTypeName.DOUBLE, position=0)]),
+        data_type=uc.ColumnTypeName.STRING, full_data_type="string", routine_body=uc.CreateFunctionRoutineBody.EXTERNAL, external_language="PYTHON",
+        routine_definition="return 'high' if price > 25 else 'low'", parameter_style=uc.CreateFunctionParameterStyle.S, is_deterministic=True,
+        sql_data_access=uc.CreateFunctionSqlDataAccess.NO_SQL, is_null_call=False, security_type=uc.CreateFunctionSecurityType.DEFINER,
+        specific_name="nb_bucket"))
+    assert w.functions.get("main.default.nb_bucket").external_language == "PYTHON"
+    bucketed = fe.create_training_set(df=labels.head(50), feature_lookups=[features[1], FeatureFunction(
+        udf_name="main.default.nb_bucket", input_bindings={"price": "price"}, output_name="band")]).load_df()
+    assert bucketed["band"].tolist() == [None if pd.isna(p) else "high" if p > 25 else "low" for p in bucketed["price"]]
+    for endpoint in ("nb-features", "nb-model"):
+        w.serving_endpoints.delete(endpoint)
+
+
 def offline_latest(fe, name):
     """The offline answer: each key's row with the greatest time (write_table keeps (key, time) unique)."""
     rows = fe.read_table(name=name).sort_values("ts")
@@ -647,3 +756,4 @@ def test_published_tables_serve_the_offline_latest_row_of_every_key(fe, own_kiln
         assert "serving" not in [s.name for s in w.feature_store.list_online_stores()]
     finally:
         again.stop()
+

@@ -291,8 +291,12 @@ struct UnityCatalogRoutes: Sendable {
         }
         let f = JSONFields(info)
         let body = try f.string("routine_body")?.uppercased() ?? "SQL"
-        guard body == "SQL" else {
-            throw KilnError.invalid("routine_body \(body) is not supported: Kiln runs SQL functions (routine_body SQL, routine_definition an expression)")
+        let language: SQLFunction.Language
+        switch (body, try f.string("external_language")?.uppercased()) {
+        case ("SQL", _): language = .sql
+        case ("EXTERNAL", "PYTHON"?): language = .python
+        default:
+            throw KilnError.invalid("routine_body \(body) is not supported: Kiln runs SQL functions (routine_body SQL, routine_definition an expression) and Python functions (routine_body EXTERNAL, external_language PYTHON, routine_definition the body)")
         }
         var parameters: [SQLFunction.Parameter] = []
         if case .object(let input)? = info["input_params"], case .array(let items)? = input["parameters"] {
@@ -318,7 +322,8 @@ struct UnityCatalogRoutes: Sendable {
         else { returns = ColumnTypes.text(try ColumnTypes.field(name: "result", typeName: try f.string("data_type"), typeText: nil, typeJSON: nil,
                                                                 precision: nil, scale: nil, nullable: true).type) }
         let function = SQLFunction(catalog: try f.require("catalog_name"), schema: try f.require("schema_name"), name: try f.require("name").lowercased(),
-                                   parameters: parameters, returnsText: returns, body: try f.require("routine_definition"), comment: try f.string("comment"))
+                                   parameters: parameters, returnsText: returns, body: try f.require("routine_definition"), comment: try f.string("comment"),
+                                   language: language)
         let created = try await catalog.createFunction(function, caller: m.caller)
         return .json { Self.write(created, &$0) }
     }
@@ -374,7 +379,8 @@ struct UnityCatalogRoutes: Sendable {
         }
         w.field("data_type", ColumnTypes.name(returns))
         w.field("full_data_type", ColumnTypes.text(returns))
-        w.field("routine_body", "SQL")
+        w.field("routine_body", f.language == .sql ? "SQL" : "EXTERNAL")
+        if f.language == .python { w.field("external_language", "PYTHON") }
         w.field("routine_definition", f.body)
         w.field("parameter_style", "S")
         w.field("is_deterministic", true)

@@ -111,6 +111,12 @@ def online(fe, url, args, pid):
         lat = np.concatenate([np.array(r) for r in runs]) * 1000
         print(f"  {clients} clients, 1 key/request: {len(lat) / 4:.0f} req/s, p50 {np.percentile(lat, 50):.2f} ms, p99 {np.percentile(lat, 99):.2f} ms")
         results[f"req_per_s_{clients}_clients"] = round(len(lat) / 4)
+    import wrkload
+    if wrkload.available():
+        got = wrkload.rate(f"{url}/api/2.0/kiln/features/online-tables/online_bench/lookup", '{"keys":[{"k":%d}]}', n,
+                           headers={"Authorization": "Bearer bench"})
+        print(f"  wrk, 8 connections, 1 key/request: {got['req_per_s']} req/s, p50 {got['p50_ms']} ms, p99 {got['p99_ms']} ms, non-2xx {got['non_2xx']}")
+        results.update({f"wrk_8_connections_{k}": v for k, v in got.items()})
     with open(f"/proc/{pid}/status") as f:
         results["server_peak_mib_after_online"] = next((int(line.split()[1]) // 1024 for line in f if line.startswith("VmHWM")), 0)
     if args.feast_python:
@@ -134,6 +140,10 @@ def feast(args, kiln_online, kiln_join_s, query_answer):
         return
     got = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"Feast {got}")
+    if kiln_online and "wrk_8_connections_req_per_s" in kiln_online and "feast_wrk_8_connections_req_per_s" in got:
+        print(f"online, wrk 8 connections, 1 key/request: Kiln {kiln_online['wrk_8_connections_req_per_s']} req/s, feast serve "
+              f"{got['feast_wrk_8_connections_req_per_s']} req/s -> {kiln_online['wrk_8_connections_req_per_s'] / got['feast_wrk_8_connections_req_per_s']:.1f}x "
+              f"(p99 {kiln_online['wrk_8_connections_p99_ms']} vs {got['feast_wrk_8_connections_p99_ms']} ms)")
     if kiln_online:
         print(f"online, 8 clients, 1 key/request: Kiln {kiln_online['req_per_s_8_clients']} req/s, feast serve {got['feast_8_clients_req_per_s']} req/s "
               f"-> {kiln_online['req_per_s_8_clients'] / got['feast_8_clients_req_per_s']:.1f}x; one client p99 Kiln {kiln_online['p99_ms_batch1']} ms, "

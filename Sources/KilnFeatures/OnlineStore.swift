@@ -83,8 +83,13 @@ public actor OnlineStore {
     /// Saves to disk run one after another, off the publish path; a failure is kept per table until a save succeeds.
     var saving: Task<Void, Never>?
     public private(set) var saveErrors: [String: String] = [:]
+    /// The published tables found on disk at open, being read in the background (so a server with large online
+    /// tables starts at once); everything that touches `tables` waits for them first (``ready()``).
+    var loading: Task<[String: Result<Table, KilnError>], Never>?
+    /// Tables whose files could not be read at open: named in the error of every use until published again.
+    var loadErrors: [String: String] = [:]
 
-    /// Opens the store kept in `folder`, loading every published table.
+    /// Opens the store kept in `folder`; its published tables are read in the background.
     public init(folder: String) throws {
         self.folder = folder
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -101,25 +106,59 @@ public actor OnlineStore {
         if let data = FileManager.default.contents(atPath: folder + "/specs.json"), case .array(let items)? = try? JSONValue.parse(Array(data)) {
             for item in items { if let spec = try? FeatureSpec(json: item) { specs[spec.name] = spec } }
         }
-        for file in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
-        where file.hasSuffix(".json") && file != "stores.json" && file != "specs.json" {
-            guard let data = FileManager.default.contents(atPath: folder + "/" + file), case .object(let o)? = try? JSONValue.parse(Array(data)),
-                  case .string(let name)? = o["name"], case .string(let source)? = o["source"], case .string(let store)? = o["store"],
-                  case .array(let keys)? = o["keys"], case .number(let version)? = o["version"],
-                  case .string(let file)? = o["file"], let bytes = FileManager.default.contents(atPath: folder + "/" + file) else { continue }
-            var timeseries: String?
-            if case .string(let t)? = o["timeseries"] { timeseries = t }
-            var mode = "SNAPSHOT", published: Int64 = 0
-            if case .string(let m)? = o["mode"] { mode = m }
-            if case .number(let p)? = o["published_at"] { published = Int64(p) ?? 0 }
-            var ttl: Int64?
-            if case .number(let t)? = o["ttl_micros"] { ttl = Int64(t) }
-            var sourcePath = ""
-            if case .string(let p)? = o["path"] { sourcePath = p }
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter {
+            $0.hasSuffix(".json") && $0 != "stores.json" && $0 != "specs.json"
+        }
+        loading = Task.detached(priority: .userInitiated) {
+            var loaded: [String: Result<Table, KilnError>] = [:]
+            for file in files {
+                guard let (name, outcome) = Self.load(file, folder: folder) else { continue }
+                loaded[name] = outcome
+            }
+            return loaded
+        }
+    }
+
+    /// Reads one published table's description and rows; nil when `file` describes none.
+    static func load(_ file: String, folder: String) -> (String, Result<Table, KilnError>)? {
+        guard let data = FileManager.default.contents(atPath: folder + "/" + file), case .object(let o)? = try? JSONValue.parse(Array(data)),
+              case .string(let name)? = o["name"], case .string(let source)? = o["source"], case .string(let store)? = o["store"],
+              case .array(let keys)? = o["keys"], case .number(let version)? = o["version"],
+              case .string(let file)? = o["file"] else { return nil }
+        guard let bytes = FileManager.default.contents(atPath: folder + "/" + file) else {
+            return (name, .failure(KilnError(.internalError, "its rows file \(file) is missing")))
+        }
+        var timeseries: String?
+        if case .string(let t)? = o["timeseries"] { timeseries = t }
+        var mode = "SNAPSHOT", published: Int64 = 0
+        if case .string(let m)? = o["mode"] { mode = m }
+        if case .number(let p)? = o["published_at"] { published = Int64(p) ?? 0 }
+        var ttl: Int64?
+        if case .number(let t)? = o["ttl_micros"] { ttl = Int64(t) }
+        var sourcePath = ""
+        if case .string(let p)? = o["path"] { sourcePath = p }
+        let keyNames = keys.compactMap { if case .string(let s) = $0 { return s }; return nil }
+        do {
             let rows = try Frame.read(parquetBytes: Array(bytes))
-            let keyNames = keys.compactMap { if case .string(let s) = $0 { return s }; return nil }
-            tables[name] = Table(name: name, source: source, path: sourcePath, store: store, keys: keyNames, timeseries: timeseries, version: Int64(version) ?? 0,
-                                 mode: mode, publishedAt: published, ttlMicros: ttl, rows: rows, index: try Self.index(rows, keys: keyNames))
+            return (name, .success(Table(name: name, source: source, path: sourcePath, store: store, keys: keyNames, timeseries: timeseries,
+                                         version: Int64(version) ?? 0, mode: mode, publishedAt: published, ttlMicros: ttl, rows: rows,
+                                         index: try Self.index(rows, keys: keyNames))))
+        } catch {
+            return (name, .failure(error as? KilnError ?? KilnError(.internalError, "\(error)")))
+        }
+    }
+
+    /// Waits until the tables on disk at open have been read.
+    public func ready() async {
+        guard let task = loading else { return }
+        let loaded = await task.value
+        guard loading != nil else { return }  // another caller merged them while this one waited
+        loading = nil
+        for (name, outcome) in loaded where tables[name] == nil {
+            switch outcome {
+            case .success(let table): tables[name] = table
+            case .failure(let error): loadErrors[name] = error.message
+            }
         }
     }
 
@@ -142,7 +181,8 @@ public actor OnlineStore {
     public func listStores() -> [Store] { stores.values.sorted { $0.name < $1.name } }
 
     /// Deletes a store; refused while tables are published to it.
-    public func deleteStore(_ name: String) throws {
+    public func deleteStore(_ name: String) async throws {
+        await ready()
         _ = try store(name)
         if let table = tables.values.first(where: { $0.store == name }) {
             throw KilnError(.invalidState, "Online store \(name) still serves \(table.name); drop its online tables first")
@@ -153,15 +193,26 @@ public actor OnlineStore {
 
     // MARK: - Tables
 
-    public func table(_ name: String) throws -> Table {
+    public func table(_ name: String) async throws -> Table {
+        await ready()
+        if let error = loadErrors[name] {
+            throw KilnError(.internalError, "Online table \(name) could not be read from \(folder) (\(error)); publish it again")
+        }
         guard let table = tables[name] else { throw KilnError.notFound("Online table \(name) does not exist; publish a feature table to it first") }
         return table
     }
 
-    public func listTables() -> [Table] { tables.values.sorted { $0.name < $1.name } }
+    public func listTables() async -> [Table] {
+        await ready()
+        return tables.values.sorted { $0.name < $1.name }
+    }
 
-    public func dropTable(_ name: String) throws {
-        _ = try table(name)
+    public func dropTable(_ name: String) async throws {
+        if loadErrors.removeValue(forKey: name) != nil {
+            Self.remove(name, folder: folder)
+            return
+        }
+        _ = try await table(name)
         streams.removeValue(forKey: name)?.cancel()
         tables[name] = nil
         Self.remove(name, folder: folder)
@@ -171,6 +222,7 @@ public actor OnlineStore {
     /// `ttlSeconds` sets the table's TTL (nil keeps the one it has).
     public func publish(source: String, path: String, key: PrimaryKey, store: String, name: String, mode: String, ttlSeconds: Double? = nil,
                         now: Int64) async throws -> Publication {
+        await ready()
         if ttlSeconds != nil, key.timeseries.isEmpty {
             throw KilnError.invalid("A TTL needs a TIMESERIES key on \(source): the age of a row is the time in its key")
         }
@@ -208,6 +260,7 @@ public actor OnlineStore {
         if let ttlSeconds { published.ttlMicros = Int64((ttlSeconds * 1_000_000).rounded()) }
         published.store = store
         tables[name] = published
+        loadErrors[name] = nil
         scheduleSave(published)
         if mode == "CONTINUOUS" { startStream(name) } else { streams.removeValue(forKey: name)?.cancel() }
         return publication
@@ -215,8 +268,8 @@ public actor OnlineStore {
 
     /// Rows for `keys` (each in the table's key order, as scalars): the columns named (all by default), nil for a
     /// key the table does not hold.
-    public func lookup(_ name: String, keys: [[Value]], columns wanted: [String]? = nil, now: Int64) throws -> (names: [String], rows: [[Value]?]) {
-        let table = try self.table(name)
+    public func lookup(_ name: String, keys: [[Value]], columns wanted: [String]? = nil, now: Int64) async throws -> (names: [String], rows: [[Value]?]) {
+        let table = try await self.table(name)
         let columns = try (wanted ?? table.rows.names).map { column -> Int in
             guard let i = table.rows.index(of: column) else {
                 throw KilnError.invalid("Online table \(name) has no column '\(column)'; it has \(table.rows.names.joined(separator: ", "))")
@@ -271,7 +324,8 @@ public actor OnlineStore {
     }
 
     /// Starts the loops of the tables published CONTINUOUS (after a restart).
-    public func resumeStreams() {
+    public func resumeStreams() async {
+        await ready()
         for table in tables.values where table.mode == "CONTINUOUS" { startStream(table.name) }
     }
 
@@ -311,10 +365,11 @@ public actor OnlineStore {
     /// tables (the latest row per key); columns the request has win, the spec's excluded columns are dropped.
     /// - Throws: `INVALID_PARAMETER_VALUE` naming a missing key column, or keys no online row has (unless the lookup
     ///   gives defaults for every feature it takes); `RESOURCE_DOES_NOT_EXIST` for a table never published.
-    public func serve(_ name: String, request: Frame, now: Int64) throws -> Frame { try serve(try spec(name), request: request, now: now) }
+    public func serve(_ name: String, request: Frame, now: Int64) async throws -> Frame { try await serve(try spec(name), request: request, now: now) }
 
     /// ``serve(_:request:)`` for a spec that is not stored (a model's own lookups).
-    public func serve(_ spec: FeatureSpec, request: Frame, now: Int64) throws -> Frame {
+    public func serve(_ spec: FeatureSpec, request: Frame, now: Int64) async throws -> Frame {
+        await ready()
         let name = spec.name
         var out = request
         for lookup in spec.lookups {

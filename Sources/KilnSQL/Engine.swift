@@ -15,6 +15,8 @@ public struct SQLEngine: Sendable {
     /// Rows a caller hands the statement under a one-part, lower-cased name (a feature table write's upload); they
     /// hide a table of that name in the default schema.
     public var inputs: [String: Frame] = [:]
+    /// Whether aggregates over one side of a join are computed before the join (`EagerAggregation.swift`).
+    public var eagerAggregation = EagerAggregationMode.auto
 
     public init(catalog: Catalog, parameters: [String: Value] = [:]) {
         self.catalog = catalog
@@ -305,6 +307,9 @@ struct Execution {
     // MARK: SELECT
 
     func select(_ s: Select, orderBy: [OrderItem], limit count: Int?, offset: Int?, env: [String: Relation]) throws -> Relation {
+        if let (eager, order) = eagerAggregation(s, orderBy: orderBy, env: env) {
+            return try select(eager, orderBy: order, limit: count, offset: offset, env: env)
+        }
         // FROM and WHERE: joins planned with the WHERE conjuncts.
         // Correlated [NOT] EXISTS conjuncts become semi/anti joins once the FROM clause is built; the rest are
         // prepared (parameters and uncorrelated subqueries inlined).
@@ -384,7 +389,14 @@ struct Execution {
             return e
         }
         let groupBy = try s.groupBy.map { try prepare($0) }.map(substituteOutput)
-        order = order.map { var o = $0; o.expr = substituteOutput(o.expr); return o }
+        // In ORDER BY an output's name wins over a column of the same name (as in DuckDB, PostgreSQL and Spark).
+        order = order.map { item in
+            var o = item
+            if case .column(let name) = o.expr, !name.contains("."),
+               let match = outputs.first(where: { $0.name.lowercased() == name.lowercased() }) { o.expr = match.expr }
+            else { o.expr = substituteOutput(o.expr) }
+            return o
+        }
 
         let aggregating = !groupBy.isEmpty || outputs.contains { Self.hasAggregate($0.expr) } || (having.map(Self.hasAggregate) ?? false)
         var frame: Relation

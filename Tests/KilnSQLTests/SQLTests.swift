@@ -47,6 +47,11 @@ struct SQLTests {
     @Test("three-valued logic in WHERE: null comparisons drop rows, IS NULL finds them")
     func nulls() throws {
         let w = try Warehouse()
+        // ORDER BY an output's name that is also a column's: the output wins, as in DuckDB and Spark.
+        #expect(try w.rows("SELECT g, count(*) AS x FROM t GROUP BY g ORDER BY x DESC, g NULLS FIRST") == [
+            [.string("a"), .int(2)], [.string("b"), .int(2)], [.null, .int(1)],
+        ])
+        #expect(try w.rows("SELECT id, -id AS x FROM t ORDER BY x LIMIT 2") == [[.int(5), .int(-5)], [.int(4), .int(-4)]])
         #expect(try w.rows("SELECT id FROM t WHERE x > 0 OR g = 'zzz' ORDER BY id") == [[.int(1)], [.int(3)], [.int(4)]])
         #expect(try w.rows("SELECT id FROM t WHERE NOT (x > 0) ORDER BY id") == [[.int(5)]])
         #expect(try w.rows("SELECT id FROM t WHERE x IS NULL OR g IS NULL ORDER BY id") == [[.int(2)], [.int(4)]])

@@ -1,0 +1,107 @@
+import Foundation
+import KilnCore
+import KilnFrame
+@testable import KilnSQL
+import Testing
+
+@Suite("Eager aggregation")
+struct EagerAggregationTests {
+    /// A random fact table `f` (keys with nulls and misses, values with nulls) and a dimension `d` with duplicate
+    /// and null keys, written through SQL.
+    static func tables(_ engine: SQLEngine, seed: UInt64) throws {
+        var rng = SplitMix(seed)
+        func maybe(_ text: String) -> String { rng.next() % 6 == 0 ? "NULL" : text }
+        let facts = (0..<Int(rng.next() % 120)).map { _ in
+            "(\(maybe("\(rng.next() % 9)")), \(maybe(String(Double(rng.next() % 2000) / 8 - 100))), \(maybe("\(Int(rng.next() % 50) - 10)")), \(maybe("\(rng.next() % 3)")))"
+        }
+        let dims = (0..<Int(rng.next() % 12)).map { _ in
+            "(\(maybe("\(rng.next() % 10)")), \(maybe("'n\(rng.next() % 4)'")), \(maybe("\(rng.next() % 5)")), \(maybe("\(rng.next() % 3)")))"
+        }
+        var e = engine
+        _ = try e.execute("CREATE TABLE main.default.f (k BIGINT, v DOUBLE, n BIGINT, j BIGINT)")
+        _ = try e.execute("CREATE TABLE main.default.d (k BIGINT, name STRING, w BIGINT, j BIGINT)")
+        if !facts.isEmpty { _ = try e.execute("INSERT INTO main.default.f VALUES " + facts.joined(separator: ", ")) }
+        if !dims.isEmpty { _ = try e.execute("INSERT INTO main.default.d VALUES " + dims.joined(separator: ", ")) }
+    }
+
+    static let queries = [
+        "SELECT d.name, count(*), sum(f.v), min(f.n), max(f.n), avg(f.v), count(f.v), avg(f.n) FROM main.default.f f JOIN main.default.d d ON f.k = d.k GROUP BY d.name ORDER BY d.name",
+        "SELECT d.name, d.w, count(*) AS c, sum(n) AS total FROM main.default.f f JOIN main.default.d d ON f.k = d.k WHERE f.n > 0 AND d.w < 4 GROUP BY d.name, d.w ORDER BY d.name, d.w",
+        "SELECT count(*), sum(f.n), max(f.v) FROM main.default.d d JOIN main.default.f f ON d.k = f.k",
+        "SELECT d.name, count(*) AS c, sum(f.v) AS s FROM main.default.f f JOIN main.default.d d ON f.k = d.k GROUP BY d.name HAVING count(*) > 2 ORDER BY c DESC, d.name LIMIT 3",
+        "SELECT d.w, sum(f.n) AS s, count(f.n) FROM main.default.f f JOIN main.default.d d ON f.k = d.k AND f.j = d.j GROUP BY d.w ORDER BY d.w",
+        "SELECT upper(d.name) AS u, coalesce(sum(f.v), 0) + 1 AS s1 FROM main.default.d d JOIN main.default.f f ON f.k = d.k GROUP BY upper(d.name) ORDER BY u",
+    ]
+
+    @Test("aggregating below the join gives the plain join's answer on random tables (nulls, duplicate and missing keys)")
+    func equalsThePlainJoin() throws {
+        for seed in UInt64(0)..<60 {
+            let root = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-eager-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: root) }
+            var eager = SQLEngine(catalog: Catalog(warehouse: root))
+            eager.eagerAggregation = .always
+            var plain = eager
+            plain.eagerAggregation = .never
+            try Self.tables(eager, seed: seed)
+            for sql in Self.queries {
+                let explained = try eager.execute("EXPLAIN " + sql)
+                let text = (0..<explained.rowCount).map { explained.row($0).map(\.text).joined(separator: " ") }.joined(separator: "\n")
+                #expect(text.contains("__eager"), "not rewritten: \(sql)")
+                let a = try eager.execute(sql), b = try plain.execute(sql)
+                #expect(a.names == b.names, "\(sql)")
+                #expect(Self.same(a, b), "seed \(seed): \(sql)\neager \((0..<a.rowCount).map(a.row))\nplain \((0..<b.rowCount).map(b.row))")
+            }
+        }
+    }
+
+    @Test("left alone: outer joins, DISTINCT aggregates, aggregates over both sides, small fact tables in auto mode")
+    func leftAlone() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-eager-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        var engine = SQLEngine(catalog: Catalog(warehouse: root))
+        try Self.tables(engine, seed: 1)
+        engine.eagerAggregation = .always
+        for sql in [
+            "SELECT d.name, count(*) FROM main.default.f f LEFT JOIN main.default.d d ON f.k = d.k GROUP BY d.name",
+            "SELECT d.name, count(DISTINCT f.n) FROM main.default.f f JOIN main.default.d d ON f.k = d.k GROUP BY d.name",
+            "SELECT d.name, sum(f.v * d.w) FROM main.default.f f JOIN main.default.d d ON f.k = d.k GROUP BY d.name",
+            "SELECT f.j, count(*) FROM main.default.f f JOIN main.default.d d ON f.k = d.k GROUP BY f.j",
+        ] {
+            let explained = try engine.execute("EXPLAIN " + sql)
+            #expect(!(0..<explained.rowCount).contains { explained.row($0).map(\.text).joined().contains("__eager") }, "\(sql)")
+        }
+        engine.eagerAggregation = .auto  // f has at most 119 rows, d up to 11: not 8 times as many
+        let sql = Self.queries[0]
+        let explained = try engine.execute("EXPLAIN " + sql)
+        let rows = (try engine.execute("SELECT count(*) FROM main.default.f").row(0)[0], try engine.execute("SELECT count(*) FROM main.default.d").row(0)[0])
+        if case (.int(let f), .int(let d)) = rows, f < 8 * max(d, 1) {
+            #expect(!(0..<explained.rowCount).contains { explained.row($0).map(\.text).joined().contains("__eager") })
+        }
+    }
+
+    static func same(_ a: Frame, _ b: Frame) -> Bool {
+        guard a.rowCount == b.rowCount, a.columns.count == b.columns.count else { return false }
+        for r in 0..<a.rowCount {
+            for (x, y) in zip(a.row(r), b.row(r)) {
+                switch (x, y) {
+                case (.double(let p), .double(let q)): if abs(p - q) > 1e-9 * max(1, abs(p), abs(q)) { return false }
+                default: if x != y { return false }
+                }
+            }
+        }
+        return true
+    }
+}
+
+/// A small seeded generator (SplitMix64).
+struct SplitMix {
+    var state: UInt64
+    init(_ seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

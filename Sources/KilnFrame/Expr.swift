@@ -164,6 +164,12 @@ extension Expr {
             return Column(type: .bool, values: .bool(nulls))
         case .inList(let e, let items, let negated):
             let value = try e.evaluate(frame)
+            if value.type == .string, case .bytes(let strings) = value.values {
+                let needles = items.compactMap { item -> [UInt8]? in if case .literal(.string(let t)) = item { return Array(t.utf8) }; return nil }
+                if needles.count == items.count, needles.count <= 16 {
+                    return Column(type: .bool, values: .bool(Self.member(strings, of: needles, negated: negated)), validity: value.validity)
+                }
+            }
             if items.count > 8, items.allSatisfy({ if case .literal = $0 { return true }; return false }) {
                 return try Self.member(value, of: items.map { if case .literal(let v) = $0 { return v }; return .null }, negated: negated)
             }
@@ -182,15 +188,38 @@ extension Expr {
         case .like(let e, let pattern, let negated):
             let value = try e.evaluate(frame).cast(to: .string)
             guard case .literal(.string(let p)) = pattern else { throw KilnError.invalid("LIKE needs a literal pattern") }
-            let matcher = LikePattern(p)
             guard case .bytes(let strings) = value.values else { throw KilnError.invalid("LIKE applies to strings") }
-            let bits = (0..<n).map { matcher.matches(strings[$0]) != negated }
-            return Column(type: .bool, values: .bool(bits), validity: value.validity)
+            return Column(type: .bool, values: .bool(LikePattern(p).mask(strings, negated: negated)), validity: value.validity)
         }
     }
 }
 
 extension Expr {
+    /// Whether each string is one of `needles` (compared as bytes, no value copied), `!= negated`.
+    static func member(_ strings: ByteColumn, of needles: [[UInt8]], negated: Bool) -> [Bool] {
+        let n = strings.count
+        let flat = needles.flatMap { $0 }
+        var bounds = [0]
+        for needle in needles { bounds.append(bounds.last! + needle.count) }
+        return [Bool](unsafeUninitializedCapacity: n) { out, initialized in
+            strings.offsets.withUnsafeBufferPointer { o in
+                strings.data.withUnsafeBufferPointer { d in
+                    flat.withUnsafeBufferPointer { f in
+                        for i in 0..<n {
+                            let start = o[i], length = o[i + 1] - start
+                            var hit = false
+                            for k in 0..<needles.count where bounds[k + 1] - bounds[k] == length {
+                                if length == 0 || memcmp(d.baseAddress! + start, f.baseAddress! + bounds[k], length) == 0 { hit = true; break }
+                            }
+                            out[i] = hit != negated
+                        }
+                    }
+                }
+            }
+            initialized = n
+        }
+    }
+
     /// `value IN (literals)` through a hash of the literals: null when the value is null, or when it is not found
     /// and the list has a null (SQL's rule).
     static func member(_ value: Column, of literals: [Value], negated: Bool) throws -> Column {
@@ -239,10 +268,61 @@ struct LikePattern {
         if !literal.isEmpty { pieces.append(.literal(literal)) }
     }
 
-    func matches(_ s: ArraySlice<UInt8>) -> Bool { match(s, s.startIndex, 0) }
+    func matches(_ s: ArraySlice<UInt8>) -> Bool { s.withUnsafeBufferPointer { match($0, 0, 0) } }
 
-    /// `at` indexes `s` directly (slices keep their parent's indices), so no row is copied.
-    private func match(_ s: ArraySlice<UInt8>, _ at: Int, _ piece: Int) -> Bool {
+    /// Whether each value matches, `!= negated`. Patterns of one literal with `%` at either end or both (`'ab%'`,
+    /// `'%ab'`, `'%ab%'`, `'ab'`) compare bytes in place; the rest run the general matcher on each value's bytes.
+    func mask(_ strings: ByteColumn, negated: Bool) -> [Bool] {
+        let n = strings.count
+        enum Shape { case exact, prefix, suffix, contains, general }
+        var shape = Shape.general
+        var literal: [UInt8] = []
+        switch pieces.count {
+        case 0: shape = .exact
+        case 1: if case .literal(let l) = pieces[0] { shape = .exact; literal = l } else if case .any = pieces[0] { shape = .contains }
+        case 2:
+            if case .literal(let l) = pieces[0], case .any = pieces[1] { shape = .prefix; literal = l }
+            if case .any = pieces[0], case .literal(let l) = pieces[1] { shape = .suffix; literal = l }
+        case 3: if case .any = pieces[0], case .literal(let l) = pieces[1], case .any = pieces[2] { shape = .contains; literal = l }
+        default: break
+        }
+        return [Bool](unsafeUninitializedCapacity: n) { out, initialized in
+            strings.offsets.withUnsafeBufferPointer { o in
+                strings.data.withUnsafeBufferPointer { d in
+                    literal.withUnsafeBufferPointer { l in
+                        let k = l.count
+                        for i in 0..<n {
+                            let start = o[i], length = o[i + 1] - start
+                            let value = UnsafeBufferPointer(rebasing: d[start..<start + length])
+                            let hit: Bool
+                            switch shape {
+                            case .exact: hit = length == k && (k == 0 || memcmp(value.baseAddress!, l.baseAddress!, k) == 0)
+                            case .prefix: hit = length >= k && (k == 0 || memcmp(value.baseAddress!, l.baseAddress!, k) == 0)
+                            case .suffix: hit = length >= k && (k == 0 || memcmp(value.baseAddress! + length - k, l.baseAddress!, k) == 0)
+                            case .contains:
+                                if k == 0 { hit = true } else if length < k { hit = false } else {
+                                    var found = false
+                                    var at = 0
+                                    let first = l[0]
+                                    while at <= length - k {
+                                        if value[at] == first, memcmp(value.baseAddress! + at, l.baseAddress!, k) == 0 { found = true; break }
+                                        at += 1
+                                    }
+                                    hit = found
+                                }
+                            case .general: hit = match(value, 0, 0)
+                            }
+                            out[i] = hit != negated
+                        }
+                    }
+                }
+            }
+            initialized = n
+        }
+    }
+
+    /// `at` indexes the value's bytes in place, so no row is copied.
+    private func match(_ s: UnsafeBufferPointer<UInt8>, _ at: Int, _ piece: Int) -> Bool {
         if piece == pieces.count { return at == s.endIndex }
         switch pieces[piece] {
         case .literal(let l):

@@ -37,6 +37,15 @@ enum Functions {
             for i in 0..<n { out.append(f(b.string(i))) }
             return Column(type: .string, values: .bytes(out), validity: s.validity)
         }
+        /// `strings(f)`, with an in-place byte map when every value is ASCII (the common case).
+        func ascii(_ map: (UInt8) -> UInt8, else f: (String) -> String) throws -> Column {
+            try arity(1...1)
+            let s = try args[0].cast(to: .string)
+            guard case .bytes(var b) = s.values else { throw KilnError.invalid("\(name) needs a string") }
+            guard !b.data.contains(where: { $0 >= 0x80 }) else { return try strings(f) }
+            b.data = b.data.map(map)
+            return Column(type: .string, values: .bytes(b), validity: s.validity)
+        }
         func perRow(_ type: FrameType, _ f: ([Value]) throws -> Value) throws -> Column {
             var out: [Value] = []
             out.reserveCapacity(n)
@@ -103,8 +112,8 @@ enum Functions {
             return Column(type: .float64, values: .double(zip(x, y).map { Foundation.pow($0, $1) }), validity: Operators.validity(args[0], args[1]))
         case "sign", "signum": return try math { $0 > 0 ? 1 : $0 < 0 ? -1 : 0 }
         case "mod": try arity(2...2); return try Operators.binary("%", args[0], args[1])
-        case "upper", "ucase": return try strings { $0.uppercased() }
-        case "lower", "lcase": return try strings { $0.lowercased() }
+        case "upper", "ucase": return try ascii({ $0 >= 97 && $0 <= 122 ? $0 - 32 : $0 }, else: { $0.uppercased() })
+        case "lower", "lcase": return try ascii({ $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }, else: { $0.lowercased() })
         case "trim": return try strings { $0.trimmingCharacters(in: .whitespaces) }
         case "ltrim": return try strings { String($0.drop { $0 == " " }) }
         case "rtrim": return try strings { var s = $0; while s.last == " " { s.removeLast() }; return s }
@@ -113,9 +122,13 @@ enum Functions {
             try arity(1...1)
             let s = try args[0].cast(to: .string)
             guard case .bytes(let b) = s.values else { throw KilnError.invalid("length needs a string") }
+            if !b.data.contains(where: { $0 >= 0x80 }) {
+                return Column(type: .int32, values: .int((0..<n).map { Int64(b.offsets[$0 + 1] - b.offsets[$0]) }), validity: s.validity)
+            }
             return Column(type: .int32, values: .int((0..<n).map { Int64(b.string($0).count) }), validity: s.validity)
         case "substring", "substr", "left", "right":
             try arity(name == "left" || name == "right" ? 2...2 : 2...3)
+            if let sliced = Self.asciiSubstring(name, args, rows: n) { return sliced }
             return try perRow(.string) { v in
                 guard case .string(let s) = v[0].castText, let p = v[1].int else { return .null }
                 let chars = Array(s)
@@ -391,5 +404,47 @@ extension Expr {
     public static func isBuiltinFunction(_ name: String) -> Bool {
         let lower = name.lowercased()
         return Functions.names.contains(lower) || Window.ranking.contains(lower) || Window.offsets.contains(lower) || Window.aggregates.contains(lower)
+    }
+}
+
+extension Functions {
+    /// SUBSTRING/LEFT/RIGHT of an all-ASCII string column with integer positions, sliced as bytes (one character is
+    /// one byte there); nil for anything else (the general path counts characters).
+    static func asciiSubstring(_ name: String, _ args: [Column], rows n: Int) -> Column? {
+        guard args[0].type == .string, case .bytes(let b) = args[0].values, !b.data.contains(where: { $0 >= 0x80 }),
+              args[1].type.isInteger, case .int(let positions) = args[1].values else { return nil }
+        var lengths: [Int64]?
+        if args.count == 3 {
+            guard args[2].type.isInteger, case .int(let l) = args[2].values else { return nil }
+            lengths = l
+        }
+        var out = ByteColumn()
+        out.offsets.reserveCapacity(n + 1)
+        out.data.reserveCapacity(b.data.count)
+        var valid = [Bool](repeating: true, count: n)
+        var anyNull = false
+        for i in 0..<n {
+            if args.contains(where: { $0.isNull(i) }) {
+                valid[i] = false
+                anyNull = true
+                out.offsets.append(out.data.count)
+                continue
+            }
+            let from = b.offsets[i], count = b.offsets[i + 1] - from
+            let p = Int(clamping: positions[i])
+            var start: Int, length: Int
+            switch name {
+            case "left": (start, length) = (0, min(count, max(0, p)))
+            case "right": length = min(count, max(0, p)); start = count - length
+            default:
+                // 1-based; 0 acts as 1; negative counts from the end.
+                start = min(p > 0 ? p - 1 : p == 0 ? 0 : max(0, count + p), count)
+                length = count - start
+                if let lengths { length = min(length, max(0, Int(clamping: lengths[i]))) }
+            }
+            out.data.append(contentsOf: b.data[(from + start)..<(from + start + length)])
+            out.offsets.append(out.data.count)
+        }
+        return Column(type: .string, values: .bytes(out), validity: anyNull ? valid : nil)
     }
 }

@@ -151,6 +151,11 @@ public struct Window: Sendable, Equatable {
             guard let x = args.first ?? (name == "count" ? Column(type: .int64, values: .int([Int64](repeating: 1, count: out.count))) : nil) else {
                 throw KilnError.invalid("\(name.uppercased()) needs an argument")
             }
+            // Frames that start at the partition's first row (the default, UNBOUNDED PRECEDING) only grow: one
+            // running aggregate serves every row, so a partition costs linear time. Sliding frames start afresh.
+            let growing = self.rows.map { $0.start == nil } ?? true
+            var running = FrameAggregate(name: name, x: x)
+            var added = 0
             for (k, r) in rows.enumerated() {
                 let (lo, hi) = bounds(k, count: count, peerEnd: peerEnd[k])
                 guard lo < hi else {
@@ -165,30 +170,15 @@ public struct Window: Sendable, Equatable {
                     let nth = Int(args.count > 1 ? args[1].value(0).int ?? 1 : 1)
                     out[r] = nth >= 1 && nth <= window.count ? x.value(window[window.startIndex + nth - 1]) : .null
                     type = x.type
-                case "count":
-                    out[r] = .int(Int64(window.filter { !x.isNull($0) }.count))
-                case "min", "max":
-                    var best: Value = .null
-                    for i in window where !x.isNull(i) {
-                        let v = x.value(i)
-                        if best == .null { best = v; continue }
-                        let less = Window.less(v, best)
-                        if name == "min" ? less : Window.less(best, v) { best = v }
+                default:  // count, min, max, sum, avg, mean
+                    if growing {
+                        while added < hi { running.add(rows[added]); added += 1 }
+                        (out[r], type) = running.result
+                    } else {
+                        var fresh = FrameAggregate(name: name, x: x)
+                        for i in window { fresh.add(i) }
+                        (out[r], type) = fresh.result
                     }
-                    out[r] = best
-                    type = x.type
-                default:  // sum, avg, mean
-                    var total = 0.0, intTotal: Int64 = 0, seen = 0
-                    for i in window where !x.isNull(i) {
-                        if x.type.isInteger, let v = x.value(i).int { intTotal &+= v } else { total += x.value(i).double ?? 0 }
-                        seen += 1
-                    }
-                    if seen == 0 { out[r] = .null; continue }
-                    if name == "sum", x.type.isInteger { out[r] = .int(intTotal); type = .int64; continue }
-                    let sum = x.type.isInteger ? Double(intTotal) : total
-                    out[r] = .double(name == "sum" ? sum : sum / Double(seen))
-                    type = name == "sum" && x.type != .float32 ? (x.type.isNumeric ? x.type : .float64) : .float64
-                    if case .decimal(_, let s) = x.type, name != "sum" { type = .decimal(precision: 38, scale: s + 4) }
                 }
             }
         }
@@ -209,6 +199,49 @@ public struct Window: Sendable, Equatable {
         default:
             if let x = a.double ?? a.int.map(Double.init), let y = b.double ?? b.int.map(Double.init) { return x < y }
             return false
+        }
+    }
+}
+
+/// An aggregate over a window frame, fed one row at a time.
+struct FrameAggregate {
+    let name: String
+    let x: Column
+    var total = 0.0, intTotal: Int64 = 0, seen = 0
+    var best: Value = .null
+
+    init(name: String, x: Column) {
+        self.name = name
+        self.x = x
+    }
+
+    mutating func add(_ i: Int) {
+        guard !x.isNull(i) else { return }
+        seen += 1
+        switch name {
+        case "count": break
+        case "min", "max":
+            let v = x.value(i)
+            if best == .null { best = v } else if name == "min" ? Window.less(v, best) : Window.less(best, v) { best = v }
+        default:
+            if x.type.isInteger, let v = x.value(i).int { intTotal &+= v } else { total += x.value(i).double ?? 0 }
+        }
+    }
+
+    /// The value so far and its type.
+    var result: (Value, FrameType) {
+        switch name {
+        case "count": return (.int(Int64(seen)), .int64)
+        case "min", "max": return (best, x.type)
+        default:
+            let sumType: FrameType = x.type != .float32 ? (x.type.isNumeric ? x.type : .float64) : .float64
+            var averageType = FrameType.float64
+            if case .decimal(_, let s) = x.type { averageType = .decimal(precision: 38, scale: s + 4) }
+            let type = name == "sum" ? (x.type.isInteger ? .int64 : sumType) : averageType
+            if seen == 0 { return (.null, type) }
+            if name == "sum", x.type.isInteger { return (.int(intTotal), .int64) }
+            let sum = x.type.isInteger ? Double(intTotal) : total
+            return (.double(name == "sum" ? sum : sum / Double(seen)), type)
         }
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
 import KilnCore
-import KilnFrame
+@testable import KilnFrame
 @testable import KilnSQL
 import Testing
 
@@ -103,5 +103,60 @@ struct SplitMix {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+}
+
+@Suite("String filters in place")
+struct StringFilterTests {
+    @Test("LIKE's in-place fast paths and IN over strings agree with the general matcher and with plain equality")
+    func agree() throws {
+        var rng = SplitMix(42)
+        let alphabet: [Character] = ["a", "b", "%", "_", "é"]
+        func word(_ max: Int) -> String { String((0..<Int(rng.next() % UInt64(max + 1))).map { _ in alphabet[Int(rng.next() % 5)] }) }
+        var strings = ByteColumn()
+        var values: [String] = []
+        for _ in 0..<400 {
+            let w = word(5)
+            values.append(w)
+            strings.append(w)
+        }
+        for _ in 0..<300 {
+            let literal = word(3).replacingOccurrences(of: "%", with: "").replacingOccurrences(of: "_", with: "")
+            let pattern = [literal, literal + "%", "%" + literal, "%" + literal + "%", "%", "", literal + "_", "_%" + literal][Int(rng.next() % 8)]
+            let like = LikePattern(pattern)
+            let fast = like.mask(strings, negated: false)
+            for (i, v) in values.enumerated() {
+                #expect(fast[i] == like.matches(ArraySlice(Array(v.utf8))), "'\(v)' LIKE '\(pattern)'")
+            }
+            #expect(like.mask(strings, negated: true) == fast.map { !$0 })
+            let needles = (0..<Int(1 + rng.next() % 4)).map { _ in word(3) }
+            let member = Expr.member(strings, of: needles.map { Array($0.utf8) }, negated: false)
+            #expect(member == values.map { needles.contains($0) }, "IN \(needles)")
+        }
+    }
+}
+
+@Suite("String functions on bytes")
+struct StringFunctionBytesTests {
+    @Test("ASCII fast paths of SUBSTRING/LEFT/RIGHT, LOWER/UPPER and LENGTH give the character-based answers")
+    func agree() throws {
+        var rng = SplitMix(7)
+        let letters = Array("aBc Xy_z9")
+        var words: [Value] = []
+        for i in 0..<300 {
+            words.append(i % 17 == 0 ? .null : .string(String((0..<Int(rng.next() % 7)).map { _ in letters[Int(rng.next() % UInt64(letters.count))] })))
+        }
+        let ascii = Column.from(words, type: .string)
+        // The same words and one that is not ASCII: the whole column takes the general (character) path.
+        let mixed = Column.from(words + [.string("ü")], type: .string)
+        func column(_ values: [Int64?]) -> Column { Column.from(values.map { $0.map(Value.int) ?? .null }, type: .int64) }
+        let positions = (0..<300).map { i -> Int64? in i % 23 == 0 ? nil : Int64(Int(rng.next() % 13) - 6) }
+        let lengths = (0..<300).map { i -> Int64? in i % 29 == 0 ? nil : Int64(Int(rng.next() % 9) - 2) }
+        for (name, extra) in [("substring", [column(positions), column(lengths)]), ("substr", [column(positions)]), ("left", [column(positions)]),
+                              ("right", [column(positions)]), ("lower", []), ("upper", []), ("length", [])] {
+            let fast = try Functions.call(name, [ascii] + extra, rows: 300)
+            let general = try Functions.call(name, [mixed] + extra.map { Column.concatenate([$0, column([1])]) }, rows: 301)
+            for i in 0..<300 { #expect(fast.value(i) == general.value(i), "\(name) row \(i): \(words[i])") }
+        }
     }
 }

@@ -418,33 +418,39 @@ extension Functions {
             guard args[2].type.isInteger, case .int(let l) = args[2].values else { return nil }
             lengths = l
         }
+        let validities = args.compactMap(\.validity)
+        let valid: [Bool]? = validities.isEmpty ? nil : (0..<n).map { i in validities.allSatisfy { $0[i] } }
         var out = ByteColumn()
-        out.offsets.reserveCapacity(n + 1)
-        out.data.reserveCapacity(b.data.count)
-        var valid = [Bool](repeating: true, count: n)
-        var anyNull = false
-        for i in 0..<n {
-            if args.contains(where: { $0.isNull(i) }) {
-                valid[i] = false
-                anyNull = true
-                out.offsets.append(out.data.count)
-                continue
+        out.offsets = [Int](repeating: 0, count: n + 1)
+        out.data = [UInt8](repeating: 0, count: b.data.count)  // a slice is never longer than its value
+        var end = 0
+        out.offsets.withUnsafeMutableBufferPointer { offsets in
+            out.data.withUnsafeMutableBufferPointer { data in
+                b.offsets.withUnsafeBufferPointer { o in
+                    b.data.withUnsafeBufferPointer { d in
+                        for i in 0..<n {
+                            defer { offsets[i + 1] = end }
+                            if let valid, !valid[i] { continue }
+                            let from = o[i], count = o[i + 1] - from
+                            let p = Int(clamping: positions[i])
+                            var start: Int, length: Int
+                            switch name {
+                            case "left": (start, length) = (0, min(count, max(0, p)))
+                            case "right": length = min(count, max(0, p)); start = count - length
+                            default:
+                                // 1-based; 0 acts as 1; negative counts from the end.
+                                start = min(p > 0 ? p - 1 : p == 0 ? 0 : max(0, count + p), count)
+                                length = count - start
+                                if let lengths { length = min(length, max(0, Int(clamping: lengths[i]))) }
+                            }
+                            if length > 0 { (data.baseAddress! + end).update(from: d.baseAddress! + from + start, count: length) }
+                            end += length
+                        }
+                    }
+                }
             }
-            let from = b.offsets[i], count = b.offsets[i + 1] - from
-            let p = Int(clamping: positions[i])
-            var start: Int, length: Int
-            switch name {
-            case "left": (start, length) = (0, min(count, max(0, p)))
-            case "right": length = min(count, max(0, p)); start = count - length
-            default:
-                // 1-based; 0 acts as 1; negative counts from the end.
-                start = min(p > 0 ? p - 1 : p == 0 ? 0 : max(0, count + p), count)
-                length = count - start
-                if let lengths { length = min(length, max(0, Int(clamping: lengths[i]))) }
-            }
-            out.data.append(contentsOf: b.data[(from + start)..<(from + start + length)])
-            out.offsets.append(out.data.count)
         }
-        return Column(type: .string, values: .bytes(out), validity: anyNull ? valid : nil)
+        out.data.removeSubrange(end...)
+        return Column(type: .string, values: .bytes(out), validity: valid)
     }
 }

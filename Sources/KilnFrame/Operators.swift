@@ -186,6 +186,43 @@ enum Operators {
     /// `column op literal` (or `literal op column`) where the answer is exactly what `binary` would give with the
     /// literal broadcast: comparisons of integers, dates and timestamps with a literal of the same kind, comparisons
     /// and `+ - *` of floating/decimal columns with a number. Nil when the fast path does not apply.
+    /// Each string against `x` by `op` (`=`, `!=`, `<`, ...), byte-wise (UTF-8 order is code point order), in place.
+    static func compareBytes(_ b: ByteColumn, _ x: [UInt8], _ op: String) -> [Bool] {
+        let n = b.count
+        let want: (Int) -> Bool
+        switch op {
+        case "=", "==": want = { $0 == 0 }
+        case "!=", "<>": want = { $0 != 0 }
+        case "<": want = { $0 < 0 }
+        case "<=": want = { $0 <= 0 }
+        case ">": want = { $0 > 0 }
+        default: want = { $0 >= 0 }
+        }
+        let equalityOnly = op == "=" || op == "==" || op == "!=" || op == "<>"
+        return [Bool](unsafeUninitializedCapacity: n) { out, initialized in
+            b.offsets.withUnsafeBufferPointer { o in
+                b.data.withUnsafeBufferPointer { d in
+                    x.withUnsafeBufferPointer { l in
+                        let k = l.count
+                        for i in 0..<n {
+                            let start = o[i], length = o[i + 1] - start
+                            var c: Int
+                            if equalityOnly && length != k {
+                                c = 1
+                            } else {
+                                let common = min(length, k)
+                                c = common == 0 ? 0 : Int(memcmp(d.baseAddress! + start, l.baseAddress!, common))
+                                if c == 0 { c = length - k }
+                            }
+                            out[i] = want(c)
+                        }
+                    }
+                }
+            }
+            initialized = n
+        }
+    }
+
     static func scalar(_ op: String, _ column: Column, _ literal: Value, literalOnRight: Bool) -> Column? {
         let comparisons: Set<String> = ["=", "==", "!=", "<>", "<", "<=", ">", ">="]
         let flipped = ["<": ">", "<=": ">=", ">": "<", ">=": "<="]
@@ -210,6 +247,8 @@ enum Operators {
                 return Column(type: .bool, values: .bool(compare(v, x)), validity: column.validity)
             case (.double(let v), .int(let x)):
                 return Column(type: .bool, values: .bool(compare(v, Double(x))), validity: column.validity)
+            case (.bytes(let b), .string(let x)) where column.type == .string:
+                return Column(type: .bool, values: .bool(compareBytes(b, Array(x.utf8), o)), validity: column.validity)
             default: return nil
             }
         }

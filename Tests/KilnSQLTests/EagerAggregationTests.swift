@@ -132,6 +132,12 @@ struct StringFilterTests {
             let needles = (0..<Int(1 + rng.next() % 4)).map { _ in word(3) }
             let member = Expr.member(strings, of: needles.map { Array($0.utf8) }, negated: false)
             #expect(member == values.map { needles.contains($0) }, "IN \(needles)")
+            let column = Column(type: .string, values: .bytes(strings))
+            for op in ["=", "!=", "<", "<=", ">", ">="] {
+                let inPlace = try #require(Operators.scalar(op, column, .string(needles[0]), literalOnRight: true))
+                let broadcast = try Operators.binary(op, column, Column.broadcast(.string(needles[0]), count: values.count))
+                #expect((0..<values.count).allSatisfy { inPlace.value($0) == broadcast.value($0) }, "\(op) '\(needles[0])'")
+            }
         }
     }
 }

@@ -65,6 +65,23 @@ public struct ByteColumn: Sendable, Equatable {
 
     public mutating func append(_ string: String) { append(string.utf8) }
 
+    /// `test` of each value's bytes, read in place (a pointer to the first byte, nil for an empty value, and the
+    /// length): the loop of the string kernels (comparisons, IN, LIKE).
+    func mask(_ test: (UnsafePointer<UInt8>?, Int) -> Bool) -> [Bool] {
+        let n = count
+        return [Bool](unsafeUninitializedCapacity: n) { out, initialized in
+            offsets.withUnsafeBufferPointer { o in
+                data.withUnsafeBufferPointer { d in
+                    for i in 0..<n {
+                        let start = o[i], length = o[i + 1] - start
+                        out[i] = test(length == 0 ? nil : d.baseAddress! + start, length)
+                    }
+                }
+            }
+            initialized = n
+        }
+    }
+
     func gather(_ rows: [Int]) -> ByteColumn {
         var out = ByteColumn()
         offsets.withUnsafeBufferPointer { o in

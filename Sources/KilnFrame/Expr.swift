@@ -197,26 +197,16 @@ extension Expr {
 extension Expr {
     /// Whether each string is one of `needles` (compared as bytes, no value copied), `!= negated`.
     static func member(_ strings: ByteColumn, of needles: [[UInt8]], negated: Bool) -> [Bool] {
-        let n = strings.count
         let flat = needles.flatMap { $0 }
         var bounds = [0]
         for needle in needles { bounds.append(bounds.last! + needle.count) }
-        return [Bool](unsafeUninitializedCapacity: n) { out, initialized in
-            strings.offsets.withUnsafeBufferPointer { o in
-                strings.data.withUnsafeBufferPointer { d in
-                    flat.withUnsafeBufferPointer { f in
-                        for i in 0..<n {
-                            let start = o[i], length = o[i + 1] - start
-                            var hit = false
-                            for k in 0..<needles.count where bounds[k + 1] - bounds[k] == length {
-                                if length == 0 || memcmp(d.baseAddress! + start, f.baseAddress! + bounds[k], length) == 0 { hit = true; break }
-                            }
-                            out[i] = hit != negated
-                        }
-                    }
+        return flat.withUnsafeBufferPointer { f in
+            strings.mask { value, length in
+                for k in 0..<needles.count where bounds[k + 1] - bounds[k] == length {
+                    if length == 0 || memcmp(value!, f.baseAddress! + bounds[k], length) == 0 { return !negated }
                 }
+                return negated
             }
-            initialized = n
         }
     }
 
@@ -273,7 +263,6 @@ struct LikePattern {
     /// Whether each value matches, `!= negated`. Patterns of one literal with `%` at either end or both (`'ab%'`,
     /// `'%ab'`, `'%ab%'`, `'ab'`) compare bytes in place; the rest run the general matcher on each value's bytes.
     func mask(_ strings: ByteColumn, negated: Bool) -> [Bool] {
-        let n = strings.count
         enum Shape { case exact, prefix, suffix, contains, general }
         var shape = Shape.general
         var literal: [UInt8] = []
@@ -286,38 +275,28 @@ struct LikePattern {
         case 3: if case .any = pieces[0], case .literal(let l) = pieces[1], case .any = pieces[2] { shape = .contains; literal = l }
         default: break
         }
-        return [Bool](unsafeUninitializedCapacity: n) { out, initialized in
-            strings.offsets.withUnsafeBufferPointer { o in
-                strings.data.withUnsafeBufferPointer { d in
-                    literal.withUnsafeBufferPointer { l in
-                        let k = l.count
-                        for i in 0..<n {
-                            let start = o[i], length = o[i + 1] - start
-                            let value = UnsafeBufferPointer(rebasing: d[start..<start + length])
-                            let hit: Bool
-                            switch shape {
-                            case .exact: hit = length == k && (k == 0 || memcmp(value.baseAddress!, l.baseAddress!, k) == 0)
-                            case .prefix: hit = length >= k && (k == 0 || memcmp(value.baseAddress!, l.baseAddress!, k) == 0)
-                            case .suffix: hit = length >= k && (k == 0 || memcmp(value.baseAddress! + length - k, l.baseAddress!, k) == 0)
-                            case .contains:
-                                if k == 0 { hit = true } else if length < k { hit = false } else {
-                                    var found = false
-                                    var at = 0
-                                    let first = l[0]
-                                    while at <= length - k {
-                                        if value[at] == first, memcmp(value.baseAddress! + at, l.baseAddress!, k) == 0 { found = true; break }
-                                        at += 1
-                                    }
-                                    hit = found
-                                }
-                            case .general: hit = match(value, 0, 0)
-                            }
-                            out[i] = hit != negated
+        return literal.withUnsafeBufferPointer { l in
+            let k = l.count
+            return strings.mask { start, length in
+                let hit: Bool
+                switch shape {
+                case .exact: hit = length == k && (k == 0 || memcmp(start!, l.baseAddress!, k) == 0)
+                case .prefix: hit = length >= k && (k == 0 || memcmp(start!, l.baseAddress!, k) == 0)
+                case .suffix: hit = length >= k && (k == 0 || memcmp(start! + length - k, l.baseAddress!, k) == 0)
+                case .contains:
+                    if k == 0 { hit = true } else if length < k { hit = false } else {
+                        var found = false
+                        let first = l[0]
+                        for at in 0...(length - k) where start![at] == first && memcmp(start! + at, l.baseAddress!, k) == 0 {
+                            found = true
+                            break
                         }
+                        hit = found
                     }
+                case .general: hit = match(UnsafeBufferPointer(start: start, count: length), 0, 0)
                 }
+                return hit != negated
             }
-            initialized = n
         }
     }
 

@@ -188,7 +188,6 @@ enum Operators {
     /// and `+ - *` of floating/decimal columns with a number. Nil when the fast path does not apply.
     /// Each string against `x` by `op` (`=`, `!=`, `<`, ...), byte-wise (UTF-8 order is code point order), in place.
     static func compareBytes(_ b: ByteColumn, _ x: [UInt8], _ op: String) -> [Bool] {
-        let n = b.count
         let want: (Int) -> Bool
         switch op {
         case "=", "==": want = { $0 == 0 }
@@ -199,27 +198,15 @@ enum Operators {
         default: want = { $0 >= 0 }
         }
         let equalityOnly = op == "=" || op == "==" || op == "!=" || op == "<>"
-        return [Bool](unsafeUninitializedCapacity: n) { out, initialized in
-            b.offsets.withUnsafeBufferPointer { o in
-                b.data.withUnsafeBufferPointer { d in
-                    x.withUnsafeBufferPointer { l in
-                        let k = l.count
-                        for i in 0..<n {
-                            let start = o[i], length = o[i + 1] - start
-                            var c: Int
-                            if equalityOnly && length != k {
-                                c = 1
-                            } else {
-                                let common = min(length, k)
-                                c = common == 0 ? 0 : Int(memcmp(d.baseAddress! + start, l.baseAddress!, common))
-                                if c == 0 { c = length - k }
-                            }
-                            out[i] = want(c)
-                        }
-                    }
-                }
+        return x.withUnsafeBufferPointer { l in
+            let k = l.count
+            return b.mask { value, length in
+                if equalityOnly && length != k { return want(1) }
+                let common = min(length, k)
+                var c = common == 0 ? 0 : Int(memcmp(value!, l.baseAddress!, common))
+                if c == 0 { c = length - k }
+                return want(c)
             }
-            initialized = n
         }
     }
 

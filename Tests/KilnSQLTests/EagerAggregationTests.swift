@@ -9,7 +9,7 @@ struct EagerAggregationTests {
     /// A random fact table `f` (keys with nulls and misses, values with nulls) and a dimension `d` with duplicate
     /// and null keys, written through SQL.
     static func tables(_ engine: SQLEngine, seed: UInt64) throws {
-        var rng = SplitMix(seed)
+        var rng = SplitMix64(seed: seed)
         func maybe(_ text: String) -> String { rng.next() % 6 == 0 ? "NULL" : text }
         let facts = (0..<Int(rng.next() % 120)).map { _ in
             "(\(maybe("\(rng.next() % 9)")), \(maybe(String(Double(rng.next() % 2000) / 8 - 100))), \(maybe("\(Int(rng.next() % 50) - 10)")), \(maybe("\(rng.next() % 3)")))"
@@ -93,24 +93,11 @@ struct EagerAggregationTests {
     }
 }
 
-/// A small seeded generator (SplitMix64).
-struct SplitMix {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 @Suite("String filters in place")
 struct StringFilterTests {
     @Test("LIKE's in-place fast paths and IN over strings agree with the general matcher and with plain equality")
     func agree() throws {
-        var rng = SplitMix(42)
+        var rng = SplitMix64(seed: 42)
         let alphabet: [Character] = ["a", "b", "%", "_", "é"]
         func word(_ max: Int) -> String { String((0..<Int(rng.next() % UInt64(max + 1))).map { _ in alphabet[Int(rng.next() % 5)] }) }
         var strings = ByteColumn()
@@ -146,7 +133,7 @@ struct StringFilterTests {
 struct StringFunctionBytesTests {
     @Test("ASCII fast paths of SUBSTRING/LEFT/RIGHT, LOWER/UPPER and LENGTH give the character-based answers")
     func agree() throws {
-        var rng = SplitMix(7)
+        var rng = SplitMix64(seed: 7)
         let letters = Array("aBc Xy_z9")
         var words: [Value] = []
         for i in 0..<300 {

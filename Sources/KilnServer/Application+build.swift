@@ -17,7 +17,7 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
     // Middleware first: routes capture the middleware present when they are added.
     router.add(middleware: KilnMetricsMiddleware())
     router.add(middleware: ErrorMiddleware())
-    let web = WebUI(tracking: platform.tracking, registry: platform.registry, artifacts: platform.artifacts, jobs: platform.jobs, runner: platform.runs,
+    var configured = WebUI(tracking: platform.tracking, registry: platform.registry, artifacts: platform.artifacts, jobs: platform.jobs, runner: platform.runs,
                     statements: platform.statements, serving: platform.serving, preferences: WebPreferences(database: platform.database),
                     sessions: WebSessions(database: platform.database), authEnabled: authEnabled, permissions: platform.permissions,
                     ucModels: UCModelRoutes.webAccess(registry: platform.registry, catalog: platform.catalog, permissions: platform.permissions), refresh: { caller in
@@ -27,6 +27,14 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
                     }) { token in
         try? await platform.authenticate(token: token)
     }
+    // A table's page lists the models and endpoints that read its features.
+    let lineage = platform.lineage
+    configured.tableUsers = { table in
+        try await lineage.users(of: table).map {
+            TableUse(model: $0.model, version: $0.version, endpoint: $0.endpoint, featureSpec: $0.featureSpec, features: $0.features)
+        }
+    }
+    let web = configured
     let auditor = Auditor(log: platform.audit, clock: platform.clock) { await web.caller(of: $0) }
     let authorizer = Authorizer(permissions: platform.permissions, catalog: platform.catalog, tracking: platform.tracking, registry: platform.registry,
                                 jobs: platform.jobs, runs: platform.runs, serving: platform.serving)

@@ -9,6 +9,8 @@ import KilnSQL
 struct DataPages: Sendable {
     let statements: StatementService
     let sessions: WebSessions
+    /// Feature lineage for the table pages; nil: not shown.
+    var users: TableUsers?
     static let sampleRows = 50, editorPage = 100
 
     /// Runs `sql` (waiting up to a minute) and returns its result. - Throws: the statement's own error.
@@ -121,6 +123,7 @@ struct DataPages: Sendable {
             historyRows += "<tr data-testid=\"history-row\"><td><a href=\"\(base)?version=\(HTML.query(v))\">\(HTML.escape(v))</a></td>"
                 + (1..<history.names.count).map { "<td>\(HTML.escape(history.columns[$0].value(row).text))</td>" }.joined() + "</tr>"
         }
+        let usedBy = await usedBy("\(catalog).\(schema).\(table)")
         let body = """
             <p class="meta"><a href="/ui/data">Data</a> / <a href="/ui/data/\(HTML.segment(catalog))">\(HTML.escape(catalog))</a> /
             <a href="/ui/data/\(HTML.segment(catalog))/\(HTML.segment(schema))">\(HTML.escape(schema))</a> / \(HTML.escape(table))</p>
@@ -129,6 +132,7 @@ struct DataPages: Sendable {
             <section><h2>\(version.map { "Rows at version \($0)" } ?? "Sample rows") (first \(Self.sampleRows))</h2>
             \(version == nil ? "" : "<p><a href=\"\(base)\" data-testid=\"latest\">Back to the latest version</a></p>")
             \(Self.grid(sample, testID: "sample"))</section>
+            \(usedBy)
             <section><h2>History</h2><div class="scroll"><table data-testid="history"><thead><tr>\(history.names.map { "<th>\(HTML.escape($0))</th>" }.joined())</tr></thead>
             <tbody>\(historyRows)</tbody></table></div></section>
             """

@@ -33,6 +33,8 @@ public struct WebUI: Sendable {
     let permissions: WorkspacePermissions?
     /// How Unity Catalog decides models with three-part names (nil: by workspace levels like any model).
     let ucModels: UCModelAccess?
+    /// Who reads a table's features (the feature store's lineage), for the table pages; nil: not shown.
+    public var tableUsers: TableUsers?
 
     public init(tracking: TrackingService, registry: RegistryService, artifacts: any BlobStore, jobs: JobsService, runner: JobRunner,
                 statements: StatementService, serving: ServingService, preferences: WebPreferences, sessions: WebSessions = WebSessions(), authEnabled: Bool,
@@ -261,7 +263,7 @@ public struct WebUI: Sendable {
     }
 
     func registerDataPages<Context: RequestContext>(on router: Router<Context>) {
-        let pages = DataPages(statements: statements, sessions: sessions)
+        let pages = DataPages(statements: statements, sessions: sessions, users: tableUsers)
         router.get("/ui/data") { request, _ in try await signedIn(request) { session in try await pages.catalogs(session: session) } }
         router.get("/ui/data/{catalog}") { request, context in
             let catalog = try Self.parameter(context, "catalog")

@@ -500,6 +500,16 @@ def test_no_training_serving_skew_for_a_thousand_keys(fe, own_kiln, monkeypatch)
     assert lineage("tables", name=name, feature="a") == lineage("tables", name=name)
     assert lineage("models", name="skew_model", version="1") == {(name, "skew_model", "1", None, None)}
     assert lineage("endpoints", name="skew-features") == {(name, None, None, "skew-features", "main.default.skew_spec")}
+    # The table's page in the catalog explorer lists the same users.
+    import re
+    web = requests.Session()
+    csrf = re.search(r'name="csrf" value="([^"]+)"', web.get(own_kiln.url + "/ui/login").text).group(1)
+    assert web.post(own_kiln.url + "/ui/login", data={"csrf": csrf, "token": TOKEN, "next": "/ui/data"}, allow_redirects=False).status_code == 303
+    page = web.get(own_kiln.url + "/ui/data/main/default/skew_features")
+    assert page.status_code == 200 and 'data-testid="used-by"' in page.text, page.text[:500]
+    rows = re.findall(r'<tr data-testid="used-by-row">(.*?)</tr>', page.text)
+    cells = {tuple(re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td>(.*?)</td>", row)) for row in rows}
+    assert cells == {("skew_model v1", "", "", "all"), ("skew_model v1", "skew-model", "", "all"), ("", "skew-features", "main.default.skew_spec", "all")}, cells
     for endpoint in ("skew-model", "skew-features"):
         w.serving_endpoints.delete(endpoint)
 

@@ -298,18 +298,34 @@ struct ColumnChunkDecoder {
         let rest = cursor.rest
         var consumed = 0
         try rest.withUnsafeBytes { raw in
-            var position = 0
+            // First the lengths (checked against the page), then one copy per value into buffers sized once.
+            var position = 0, total = 0
             for _ in 0..<count {
                 guard position + 4 <= raw.count else { throw ParquetError("Page data ends early in a BYTE_ARRAY length") }
                 let length = Int(raw.loadUnaligned(fromByteOffset: position, as: UInt32.self))
                 position += 4
                 guard length <= raw.count - position else { throw ParquetError("BYTE_ARRAY of \(length) bytes runs past the page") }
-                out.data.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[position..<position + length]))
                 position += length
-                guard out.data.count <= Int(Int32.max) else { throw ParquetError("Column chunk holds more than 2 GiB of BYTE_ARRAY data") }
-                out.offsets.append(Int32(out.data.count))
+                total += length
             }
+            guard out.data.count + total <= Int(Int32.max) else { throw ParquetError("Column chunk holds more than 2 GiB of BYTE_ARRAY data") }
             consumed = position
+            let dataStart = out.data.count, offsetStart = out.offsets.count
+            out.data.append(contentsOf: repeatElement(0, count: total))
+            out.offsets.append(contentsOf: repeatElement(0, count: count))
+            out.data.withUnsafeMutableBufferPointer { data in
+                out.offsets.withUnsafeMutableBufferPointer { offsets in
+                    var at = 0, end = dataStart
+                    for k in 0..<count {
+                        let length = Int(raw.loadUnaligned(fromByteOffset: at, as: UInt32.self))
+                        at += 4
+                        if length > 0 { (data.baseAddress! + end).update(from: raw.baseAddress!.assumingMemoryBound(to: UInt8.self) + at, count: length) }
+                        at += length
+                        end += length
+                        offsets[offsetStart + k] = Int32(end)
+                    }
+                }
+            }
         }
         cursor.position += consumed
     }

@@ -85,9 +85,10 @@ public actor OnlineStore {
     public private(set) var saveErrors: [String: String] = [:]
     /// The published tables found on disk at open, being read in the background (so a server with large online
     /// tables starts at once); everything that touches `tables` waits for them first (``ready()``).
-    var loading: Task<[String: Result<Table, KilnError>], Never>?
-    /// Tables whose files could not be read at open: named in the error of every use until published again.
-    var loadErrors: [String: String] = [:]
+    var loading: Task<[String: (store: String, outcome: Result<Table, KilnError>)], Never>?
+    /// Tables whose files could not be read at open (why, and their store): named in the error of every use until
+    /// published again or dropped.
+    var loadErrors: [String: (message: String, store: String)] = [:]
 
     /// Opens the store kept in `folder`; its published tables are read in the background.
     public init(folder: String) throws {
@@ -110,23 +111,23 @@ public actor OnlineStore {
             $0.hasSuffix(".json") && $0 != "stores.json" && $0 != "specs.json"
         }
         loading = Task.detached(priority: .userInitiated) {
-            var loaded: [String: Result<Table, KilnError>] = [:]
+            var loaded: [String: (store: String, outcome: Result<Table, KilnError>)] = [:]
             for file in files {
-                guard let (name, outcome) = Self.load(file, folder: folder) else { continue }
-                loaded[name] = outcome
+                guard let (name, store, outcome) = Self.load(file, folder: folder) else { continue }
+                loaded[name] = (store, outcome)
             }
             return loaded
         }
     }
 
     /// Reads one published table's description and rows; nil when `file` describes none.
-    static func load(_ file: String, folder: String) -> (String, Result<Table, KilnError>)? {
+    static func load(_ file: String, folder: String) -> (String, String, Result<Table, KilnError>)? {
         guard let data = FileManager.default.contents(atPath: folder + "/" + file), case .object(let o)? = try? JSONValue.parse(Array(data)),
               case .string(let name)? = o["name"], case .string(let source)? = o["source"], case .string(let store)? = o["store"],
               case .array(let keys)? = o["keys"], case .number(let version)? = o["version"],
               case .string(let file)? = o["file"] else { return nil }
         guard let bytes = FileManager.default.contents(atPath: folder + "/" + file) else {
-            return (name, .failure(KilnError(.internalError, "its rows file \(file) is missing")))
+            return (name, store, .failure(KilnError(.internalError, "its rows file \(file) is missing")))
         }
         var timeseries: String?
         if case .string(let t)? = o["timeseries"] { timeseries = t }
@@ -140,11 +141,11 @@ public actor OnlineStore {
         let keyNames = keys.compactMap { if case .string(let s) = $0 { return s }; return nil }
         do {
             let rows = try Frame.read(parquetBytes: Array(bytes))
-            return (name, .success(Table(name: name, source: source, path: sourcePath, store: store, keys: keyNames, timeseries: timeseries,
+            return (name, store, .success(Table(name: name, source: source, path: sourcePath, store: store, keys: keyNames, timeseries: timeseries,
                                          version: Int64(version) ?? 0, mode: mode, publishedAt: published, ttlMicros: ttl, rows: rows,
                                          index: try Self.index(rows, keys: keyNames))))
         } catch {
-            return (name, .failure(error as? KilnError ?? KilnError(.internalError, "\(error)")))
+            return (name, store, .failure(error as? KilnError ?? KilnError(.internalError, "\(error)")))
         }
     }
 
@@ -154,10 +155,10 @@ public actor OnlineStore {
         let loaded = await task.value
         guard loading != nil else { return }  // another caller merged them while this one waited
         loading = nil
-        for (name, outcome) in loaded where tables[name] == nil {
-            switch outcome {
+        for (name, entry) in loaded where tables[name] == nil {
+            switch entry.outcome {
             case .success(let table): tables[name] = table
-            case .failure(let error): loadErrors[name] = error.message
+            case .failure(let error): loadErrors[name] = (error.message, entry.store)
             }
         }
     }
@@ -196,7 +197,7 @@ public actor OnlineStore {
     public func table(_ name: String) async throws -> Table {
         await ready()
         if let error = loadErrors[name] {
-            throw KilnError(.internalError, "Online table \(name) could not be read from \(folder) (\(error)); publish it again")
+            throw KilnError(.internalError, "Online table \(name) could not be read from \(folder) (\(error.message)); publish it again or drop it")
         }
         guard let table = tables[name] else { throw KilnError.notFound("Online table \(name) does not exist; publish a feature table to it first") }
         return table
@@ -207,7 +208,16 @@ public actor OnlineStore {
         return tables.values.sorted { $0.name < $1.name }
     }
 
+    /// The store an online table belongs to (also for one whose file could not be read).
+    public func store(ofTable name: String) async throws -> String {
+        await ready()
+        if let damaged = loadErrors[name] { return damaged.store }
+        return try await table(name).store
+    }
+
     public func dropTable(_ name: String) async throws {
+        await ready()
+        // A table whose file could not be read can still be dropped (its description and file go).
         if loadErrors.removeValue(forKey: name) != nil {
             Self.remove(name, folder: folder)
             return

@@ -771,6 +771,10 @@ def test_published_tables_serve_the_offline_latest_row_of_every_key(fe, own_kiln
         with pytest.raises(KilnError) as e:
             fe.lookup_online(name="main.default.damaged_online", keys=[{"k": 1}])
         assert "main.default.damaged_online" in e.value.message and "publish it again" in e.value.message, e.value.message
+        w.feature_store.delete_online_table("main.default.damaged_online")  # a damaged table can be dropped
+        with pytest.raises(KilnError) as e:
+            fe.lookup_online(name="main.default.damaged_online", keys=[{"k": 1}])
+        assert e.value.error_code == "RESOURCE_DOES_NOT_EXIST", e.value.message
         fe.publish_table(online_store="damaged", source_table_name=name, online_table_name="main.default.damaged_online", publish_mode="SNAPSHOT")
         assert_online_equals_offline(fe, name, "main.default.damaged_online", domain)
         w.feature_store.delete_online_table("main.default.damaged_online")

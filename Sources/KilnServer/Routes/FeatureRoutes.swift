@@ -159,9 +159,9 @@ struct FeatureRoutes: Sendable {
     }
 
     func dropOnlineTable(_ m: RequestMessage) async throws -> Response {
-        let table = try await features.online.table(try m.requireString("online_table_name"))
-        try Self.checkOwner(m.caller, try await features.online.store(table.store))
-        try await features.online.dropTable(table.name)
+        let name = try m.requireString("online_table_name")
+        try Self.checkOwner(m.caller, try await features.online.store(try await features.online.store(ofTable: name)))
+        try await features.online.dropTable(name)
         return .json { _ in }
     }
 

@@ -63,7 +63,7 @@ public final class PythonFunctions: PythonFunctionRunning {
                             case .int(let n), .date(let n), .timestamp(let n): w.value(n)
                             case .double(let d): if d.isFinite { w.value(d) } else { w.value(d.isNaN ? "NaN" : d > 0 ? "Infinity" : "-Infinity") }
                             case .string(let s): w.value(s)
-                            case .bytes(let b): w.value(b.map { String(format: "%02x", $0) }.joined())
+                            case .bytes(let b): w.value(Hex.encode(b))
                             }
                         }
                     }
@@ -81,7 +81,7 @@ public final class PythonFunctions: PythonFunctionRunning {
             case (.null, _): return .null
             case (.bool(let b), _): return .bool(b)
             case (.string(let s), "double"): return .double(s == "NaN" ? .nan : s == "Infinity" ? .infinity : -.infinity)
-            case (.string(let s), "binary"): return .bytes(Self.bytes(hex: s))
+            case (.string(let s), "binary"): return Hex.decode(s).map(Value.bytes) ?? .null
             case (.string(let s), _): return .string(s)
             case (.number(let n), "double"): return .double(Double(n) ?? .nan)
             case (.number(let n), "date"): return .date(Int64(n) ?? 0)
@@ -91,11 +91,6 @@ public final class PythonFunctions: PythonFunctionRunning {
             }
         }
         return Column.from(values, type: returns)
-    }
-
-    static func bytes(hex: String) -> [UInt8] {
-        let digits = Array(hex.utf8)
-        return stride(from: 0, to: digits.count - 1, by: 2).compactMap { UInt8(String(decoding: digits[$0...$0 + 1], as: UTF8.self), radix: 16) }
     }
 
     static func unsupported(_ f: SQLFunction) -> KilnError {

@@ -31,6 +31,8 @@ struct PythonFunctionsTests {
         #expect(out.value(0) == .string("2022-01-08|1970-01-04T00:00:00.000001|00ff|inf|True") && out.value(1) == .null)
         let stamp = Self.function([("d", "DATE")], returns: "TIMESTAMP", "import datetime\nreturn datetime.datetime(d.year, d.month, d.day, 12)")
         #expect(try runner.call(stamp, arguments: [Column.from([.date(1)], type: .date)], rows: 1).value(0) == .timestamp(day + day / 2))
+        let reversed = Self.function([("b", "BINARY")], returns: "BINARY", "return b[::-1]")
+        #expect(try runner.call(reversed, arguments: [Column.from([.bytes([1, 171])], type: .binary)], rows: 1).value(0) == .bytes([171, 1]))
         let nan = Self.function([("x", "BIGINT")], returns: "DOUBLE", "return float('nan') if x else -float('inf')")
         let out2 = try runner.call(nan, arguments: [Column.from([.int(1), .int(0)], type: .int64)], rows: 2)
         #expect(out2.type == .float64 && out2.value(1) == .double(-.infinity))

@@ -14,6 +14,14 @@ public enum JSONValue: Sendable, Equatable {
         return try parser.parseDocument()
     }
 
+    /// Parses a document whose objects' key order matters (map values): each object comes back as an `.array` of
+    /// `[key, value]` pairs (two-element `.array`s), in document order.
+    public static func parseKeepingKeyOrder(_ bytes: some Collection<UInt8>) throws -> JSONValue {
+        var parser = JSONParser(bytes: Array(bytes))
+        parser.keepKeyOrder = true
+        return try parser.parseDocument()
+    }
+
     /// The name of this value's JSON type, for error messages.
     public var typeName: String {
         switch self {
@@ -31,6 +39,7 @@ struct JSONParser {
     let bytes: [UInt8]
     var index = 0
     var depth = 0
+    var keepKeyOrder = false
 
     init(bytes: [UInt8]) { self.bytes = bytes }
 
@@ -85,8 +94,10 @@ struct JSONParser {
         defer { depth -= 1 }
         index += 1
         var result: [String: JSONValue] = [:]
+        var pairs: [JSONValue] = []
+        func done() -> JSONValue { keepKeyOrder ? .array(pairs) : .object(result) }
         skipWhitespace()
-        if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(result) }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return done() }
         while true {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
@@ -95,11 +106,12 @@ struct JSONParser {
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':'") }
             index += 1
             skipWhitespace()
-            result[key] = try parseValue()
+            let value = try parseValue()
+            if keepKeyOrder { pairs.append(.array([.string(key), value])) } else { result[key] = value }
             skipWhitespace()
             guard index < bytes.count else { throw fail("unexpected end of input") }
             if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-            if bytes[index] == UInt8(ascii: "}") { index += 1; return .object(result) }
+            if bytes[index] == UInt8(ascii: "}") { index += 1; return done() }
             throw fail("expected ',' or '}'")
         }
     }

@@ -138,18 +138,9 @@ public struct FeatureSpec: Sendable, Equatable {
 
 /// Feature rows as JSON, as lookups and feature serving answer them.
 public enum FeatureJSON {
-    /// A value as JSON: numbers as numbers, dates and timestamps as text, binary as base64, non-finite doubles as text.
-    public static func write(_ value: Value, into w: inout JSONWriter) {
-        switch value {
-        case .null: w.null()
-        case .bool(let b): w.value(b)
-        case .int(let n): w.value(n)
-        case .double(let d): if d.isFinite { w.value(d) } else { w.value(d.isNaN ? "NaN" : d > 0 ? "Infinity" : "-Infinity") }
-        case .string(let s): w.value(s)
-        case .bytes(let b): w.value(Data(b).base64EncodedString())
-        case .date, .timestamp: w.value(value.text)
-        }
-    }
+    /// A value as JSON: numbers as numbers, dates and timestamps as text, binary as base64, non-finite doubles as text,
+    /// arrays, maps and structs as JSON.
+    public static func write(_ value: Value, into w: inout JSONWriter) { NestedText.writeScalar(value, into: &w) }
 
     /// `{"dataframe_split": {"columns": [...], "data": [[...] per row]}}`: a scoring request of the rows.
     public static func scoringRequest(_ frame: Frame) -> String {
@@ -162,7 +153,7 @@ public enum FeatureJSON {
                 w.key("data")
                 w.array { w in
                     for i in 0..<frame.rowCount {
-                        w.array { w in for column in frame.columns { write(column.value(i), into: &w) } }
+                        w.array { w in for column in frame.columns { write(column.exactValue(i), into: &w) } }
                     }
                 }
             }
@@ -180,7 +171,7 @@ public enum FeatureJSON {
                     w.object { w in
                         for (name, column) in zip(frame.names, frame.columns) {
                             w.key(name)
-                            write(column.value(i), into: &w)
+                            write(column.exactValue(i), into: &w)
                         }
                     }
                 }

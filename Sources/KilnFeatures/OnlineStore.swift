@@ -293,7 +293,7 @@ public actor OnlineStore {
             }
             let normalized = zip(key, types).map { Column.from([$0], type: $1).value(0) }
             guard let row = table.index[normalized], table.fresh(row, now: now) else { return nil }
-            return columns.map { table.rows.columns[$0].value(row) }
+            return columns.map { table.rows.columns[$0].exactValue(row) }
         }
         return (columns.map { table.rows.names[$0] }, rows)
     }

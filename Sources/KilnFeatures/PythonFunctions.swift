@@ -38,12 +38,13 @@ public final class PythonFunctions: PythonFunctionRunning {
         case .date: "date"
         case .timestamp: "timestamp"
         case .decimal: nil
+        case .array, .map, .structure: "json"  // arguments only: lists and dicts as parsed JSON
         }
     }
 
     public func call(_ function: SQLFunction, arguments: [Column], rows: Int) throws -> Column {
         let returns = try Parser.type(function.returnsText)
-        guard let returnKind = Self.kind(returns) else { throw Self.unsupported(function) }
+        guard let returnKind = Self.kind(returns), returnKind != "json" else { throw Self.unsupported(function) }
         var w = JSONWriter()
         w.object { w in
             w.key("key"); w.value("\(function.fullName)#\(function.id)#\(function.body.hashValue)")
@@ -64,6 +65,8 @@ public final class PythonFunctions: PythonFunctionRunning {
                             case .double(let d): if d.isFinite { w.value(d) } else { w.value(d.isNaN ? "NaN" : d > 0 ? "Infinity" : "-Infinity") }
                             case .string(let s): w.value(s)
                             case .bytes(let b): w.value(Hex.encode(b))
+                            case .nested(let text, _): w.raw(text)
+                            case .decimal: w.value(column.value(i).text)
                             }
                         }
                     }

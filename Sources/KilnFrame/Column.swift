@@ -3,12 +3,29 @@ import KilnCore
 import KilnParquet
 
 /// A column's logical type. Integers of every width are held as `Int64`, floats as `Double`, dates as days since
-/// 1970-01-01 and timestamps as microseconds since the epoch (UTC); decimals are held as `Double` for now.
-public enum FrameType: Sendable, Hashable, CustomStringConvertible {
+/// 1970-01-01 and timestamps as microseconds since the epoch (UTC); decimals are held as `Double` for now. Arrays,
+/// maps and structs are held as their canonical JSON text (`NestedText`): carried, compared and grouped whole.
+public indirect enum FrameType: Sendable, Hashable, CustomStringConvertible {
     case bool, int8, int16, int32, int64, float32, float64, string, binary, date, timestamp
     case decimal(precision: Int, scale: Int)
+    case array(FrameType)
+    case map(FrameType, FrameType)
+    case structure([FrameField])
 
     public var isInteger: Bool { [.int8, .int16, .int32, .int64].contains(self) }
+    /// A DECIMAL of more than 15 digits: its values need `Column.unscaled` to be exact.
+    public var isWideDecimal: Bool {
+        if case .decimal(let p, _) = self { return p > 15 }
+        return false
+    }
+
+    /// An array, map or struct.
+    public var isNested: Bool {
+        switch self {
+        case .array, .map, .structure: true
+        default: false
+        }
+    }
     public var isNumeric: Bool {
         switch self {
         case .int8, .int16, .int32, .int64, .float32, .float64, .decimal: true
@@ -31,6 +48,9 @@ public enum FrameType: Sendable, Hashable, CustomStringConvertible {
         case .date: "DATE"
         case .timestamp: "TIMESTAMP"
         case .decimal(let p, let s): "DECIMAL(\(p),\(s))"
+        case .array(let element): "ARRAY<\(element)>"
+        case .map(let k, let v): "MAP<\(k), \(v)>"
+        case .structure(let fields): "STRUCT<" + fields.map { "\($0.name): \($0.type)" }.joined(separator: ", ") + ">"
         }
     }
 
@@ -40,11 +60,21 @@ public enum FrameType: Sendable, Hashable, CustomStringConvertible {
         case .bool: .bool
         case .int8, .int16, .int32, .int64, .date, .timestamp: .int
         case .float32, .float64, .decimal: .double
-        case .string, .binary: .bytes
+        case .string, .binary, .array, .map, .structure: .bytes
         }
     }
 
     enum StorageKind { case bool, int, double, bytes }
+}
+
+/// A named field of a struct type.
+public struct FrameField: Sendable, Hashable {
+    public var name: String
+    public var type: FrameType
+    public init(name: String, type: FrameType) {
+        self.name = name
+        self.type = type
+    }
 }
 
 /// Variable-length values (strings, binary): Arrow-style offsets into one byte buffer.
@@ -133,14 +163,20 @@ public enum FrameValues: Sendable, Equatable {
 
 /// One column of a frame: a type, a value per row (a placeholder where null) and validity (nil: no nulls).
 public struct Column: Sendable, Equatable {
-    public var type: FrameType
-    public var values: FrameValues
+    public var type: FrameType { didSet { if type != oldValue { unscaled = nil } } }
+    public var values: FrameValues { didSet { unscaled = nil } }
     public var validity: [Bool]?
+    /// For a DECIMAL wider than a double holds exactly (more than 15 digits), each row's exact unscaled integer, read
+    /// from the file and carried wherever rows only move (take, concatenate, filter), so such values are written back
+    /// and shown unchanged. Computed columns have none: their doubles are the values. Dropped when `values` or `type`
+    /// change.
+    public var unscaled: [Int128]?
 
-    public init(type: FrameType, values: FrameValues, validity: [Bool]? = nil) {
+    public init(type: FrameType, values: FrameValues, validity: [Bool]? = nil, unscaled: [Int128]? = nil) {
         self.type = type
         self.values = values
         self.validity = validity.flatMap { v in v.contains(false) ? v : nil }
+        self.unscaled = type.isWideDecimal && unscaled?.count == values.count ? unscaled : nil
     }
 
     public var count: Int { values.count }
@@ -150,6 +186,7 @@ public struct Column: Sendable, Equatable {
     public static func nulls(_ type: FrameType, count: Int) -> Column {
         var column = Column(type: type, values: .empty(type, count: count))
         column.validity = [Bool](repeating: false, count: count)
+        if type.isWideDecimal { column.unscaled = [Int128](repeating: 0, count: count) }
         return column
     }
 
@@ -171,9 +208,19 @@ public struct Column: Sendable, Equatable {
         switch values {
         case .bool(let v): return .bool(v[i])
         case .int(let v): return type == .date ? .date(v[i]) : type == .timestamp ? .timestamp(v[i]) : .int(v[i])
-        case .double(let v): return .double(v[i])
-        case .bytes(let v): return type == .binary ? .bytes(Array(v[i])) : .string(v.string(i))
+        case .double(let v):
+            if let unscaled, case .decimal(_, let s) = type { return .decimal(unscaled[i], scale: s) }
+            return .double(v[i])
+        case .bytes(let v): return type == .binary ? .bytes(Array(v[i])) : type.isNested ? .nested(v.string(i), type) : .string(v.string(i))
         }
+    }
+
+    /// The value at `i` for output: like `value(i)`, but every DECIMAL as `.decimal` with its scale (a narrow one's
+    /// double is exact to its 15 digits), so it is shown as the table holds it (`1.50`, not `1.5`).
+    public func exactValue(_ i: Int) -> Value {
+        guard case .decimal(_, let s) = type, unscaled == nil, !isNull(i), case .double(let v) = values,
+              let u = Int128(exactly: (v[i] * pow(10, Double(s))).rounded()) else { return value(i) }
+        return .decimal(u, scale: s)
     }
 
     /// Rows `rows`, in order.
@@ -185,7 +232,8 @@ public struct Column: Sendable, Equatable {
         case .double(let v): taken = .double(v.withUnsafeBufferPointer { b in convert(rows) { b[$0] } })
         case .bytes(let v): taken = .bytes(v.gather(rows))
         }
-        return Column(type: type, values: taken, validity: validity.map { v in v.withUnsafeBufferPointer { b in convert(rows) { b[$0] } } })
+        return Column(type: type, values: taken, validity: validity.map { v in v.withUnsafeBufferPointer { b in convert(rows) { b[$0] } } },
+                      unscaled: unscaled.map { u in u.withUnsafeBufferPointer { b in convert(rows) { b[$0] } } })
     }
 
     /// `take` where -1 means a null row (outer joins).
@@ -196,6 +244,7 @@ public struct Column: Sendable, Equatable {
         var valid = column.validity ?? [Bool](repeating: true, count: rows.count)
         for (i, r) in rows.enumerated() where r < 0 { valid[i] = false }
         column.validity = valid.contains(false) ? valid : nil
+        if column.unscaled == nil, type.isWideDecimal, unscaled != nil { column.unscaled = [Int128](repeating: 0, count: rows.count) }
         return column
     }
 
@@ -238,7 +287,10 @@ public struct Column: Sendable, Equatable {
             }
             validity = out
         }
-        return Column(type: first.type, values: values, validity: validity)
+        // Exact decimals survive only when every part has them (a computed part's doubles are its values).
+        var unscaled: [Int128]?
+        if first.type.isWideDecimal, parts.allSatisfy({ $0.unscaled != nil || $0.count == 0 }) { unscaled = parts.flatMap { $0.unscaled ?? [] } }
+        return Column(type: first.type, values: values, validity: validity, unscaled: unscaled)
     }
 
     /// A column built from scalars (nulls allowed), stored as `type`.
@@ -248,12 +300,23 @@ public struct Column: Sendable, Equatable {
         switch type.storage {
         case .bool: values = .bool(scalars.enumerated().map { i, v in if case .bool(let b) = v { return b }; valid[i] = false; return false })
         case .int: values = .int(scalars.enumerated().map { i, v in if let n = v.int { return n }; valid[i] = false; return 0 })
-        case .double: values = .double(scalars.enumerated().map { i, v in if let d = v.double { return d }; valid[i] = false; return 0 })
+        case .double:
+            values = .double(scalars.enumerated().map { i, v in if let d = v.double { return d }; valid[i] = false; return 0 })
+            if type.isWideDecimal, case .decimal(_, let scale) = type {
+                let exact = scalars.map { v -> Int128? in
+                    switch v {
+                    case .null: 0
+                    case .decimal(let u, let s): DecimalText.rescale(u, from: s, to: scale)
+                    default: nil
+                    }
+                }
+                if !exact.contains(nil) { return Column(type: type, values: values, validity: valid, unscaled: exact.map { $0! }) }
+            }
         case .bytes:
             var out = ByteColumn()
             for (i, v) in scalars.enumerated() {
                 switch v {
-                case .string(let s): out.append(s)
+                case .string(let s), .nested(let s, _): out.append(s)
                 case .bytes(let b): out.append(b)
                 case .null: out.append([UInt8]()); valid[i] = false
                 default: out.append(v.text)
@@ -289,11 +352,16 @@ public enum Value: Sendable, Hashable {
     case date(Int64)
     /// Microseconds since the epoch, UTC.
     case timestamp(Int64)
+    /// An array, map or struct as its canonical JSON text (`NestedText`), and its type.
+    case nested(String, FrameType)
+    /// A wide DECIMAL exactly: its unscaled integer and scale (`Column.unscaled`); narrower ones are `.double`s.
+    case decimal(Int128, scale: Int)
 
     public var int: Int64? {
         switch self {
         case .int(let n), .date(let n), .timestamp(let n): n
-        case .double(let d): d.isFinite ? Int64(d) : nil
+        case .double(let d): d.isFinite ? Int64(exactly: d.rounded(.towardZero)) : nil
+        case .decimal: double.flatMap { Int64(exactly: $0.rounded(.towardZero)) }
         case .bool(let b): b ? 1 : 0
         default: nil
         }
@@ -303,6 +371,7 @@ public enum Value: Sendable, Hashable {
         switch self {
         case .int(let n): Double(n)
         case .double(let d): d
+        case .decimal(let u, let s): Double(u) / pow(10, Double(s))
         default: nil
         }
     }
@@ -314,7 +383,8 @@ public enum Value: Sendable, Hashable {
         case .bool(let b): b ? "true" : "false"
         case .int(let n): String(n)
         case .double(let d): Value.format(d)
-        case .string(let s): s
+        case .string(let s), .nested(let s, _): s
+        case .decimal(let u, let s): DecimalText.text(unscaled: u, scale: s)
         case .bytes(let b): Hex.encode(b)
         case .date(let d): Dates.text(days: d)
         case .timestamp(let t): Dates.text(micros: t)

@@ -335,11 +335,15 @@ extension Column {
         case .date(let d): return Column(type: .date, values: .int([Int64](repeating: d, count: count)))
         case .timestamp(let t): return Column(type: .timestamp, values: .int([Int64](repeating: t, count: count)))
         case .double(let d): return Column(type: .float64, values: .double([Double](repeating: d, count: count)))
-        case .string(let s):
+        case .decimal(let u, let s):
+            return Column(type: .decimal(precision: 38, scale: s), values: .double([Double](repeating: value.double ?? 0, count: count)),
+                          unscaled: [Int128](repeating: u, count: count))
+        case .string(let s), .nested(let s, _):
             var b = ByteColumn()
             let bytes = Array(s.utf8)
             b.data.reserveCapacity(bytes.count * count)
             for _ in 0..<count { b.append(bytes) }
+            if case .nested(_, let type) = value { return Column(type: type, values: .bytes(b)) }
             return Column(type: .string, values: .bytes(b))
         case .bytes(let bytes):
             var b = ByteColumn()
@@ -383,6 +387,13 @@ extension Column {
     /// CAST(column AS type): numbers, strings, dates and timestamps convert as Spark does; unparsable text is null.
     public func cast(to target: FrameType) throws -> Column {
         if target == type { return self }
+        if type.isNested || target.isNested {
+            // A nested value's text is what CAST(... AS STRING) gives; nothing else converts yet.
+            guard target == .string else { throw KilnError.invalid("Cannot cast \(type) to \(target)") }
+            var copy = self
+            copy.type = .string
+            return copy
+        }
         // Same storage: only the label changes (integer widths, float/decimal, string/binary).
         let temporal: Set<FrameType> = [.date, .timestamp]
         let relabel: Bool

@@ -4,18 +4,39 @@ import KilnLake
 import KilnParquet
 
 extension FrameType {
-    /// The frame type of a Delta column type (nil for nested types).
+    /// The frame type of a Delta column type (nil for a type Kiln does not know).
     public init?(delta: DeltaType) {
         switch delta {
         case .decimal(let p, let s): self = .decimal(precision: p, scale: s)
+        case .array(let element, _):
+            guard let e = FrameType(delta: element) else { return nil }
+            self = .array(e)
+        case .map(let k, let v, _):
+            guard let key = FrameType(delta: k), let value = FrameType(delta: v) else { return nil }
+            self = .map(key, value)
+        case .structure(let fields):
+            var out: [FrameField] = []
+            for field in fields {
+                guard let t = FrameType(delta: field.type) else { return nil }
+                out.append(FrameField(name: field.name, type: t))
+            }
+            self = .structure(out)
         case .primitive(let name):
             let map: [String: FrameType] = ["string": .string, "long": .int64, "integer": .int32, "short": .int16, "byte": .int8,
                                             "float": .float32, "double": .float64, "boolean": .bool, "binary": .binary, "date": .date,
                                             "timestamp": .timestamp, "timestamp_ntz": .timestamp]
             guard let t = map[name] else { return nil }
             self = t
-        default: return nil
         }
+    }
+
+    /// The frame type of a top-level Parquet field (nested ones by their LIST/MAP annotations).
+    public init(parquetNode node: SchemaNode) throws {
+        if node.isLeaf { self.init(leaf: node.element); return }
+        guard let type = FrameType(delta: try DeltaType(parquetNode: node)) else {
+            throw KilnError.invalid("Column '\(node.name)' has a type Kiln cannot read")
+        }
+        self = type
     }
 
     /// The frame type of a Parquet leaf (its logical annotation decides).
@@ -124,7 +145,7 @@ extension Column {
             values = .int(expand(decoded, zero: 0))
         case .byteArray(let b):
             if type.storage == .double {
-                values = .double(expand((0..<b.count).map { Double(Column.bigEndian(b[$0])) / divisor }, zero: 0))
+                values = .double(expand((0..<b.count).map { Double(DecimalText.bigEndian(Array(b[$0]))) / divisor }, zero: 0))
             } else {
                 var raw = ByteColumn()
                 raw.data = b.data
@@ -133,7 +154,7 @@ extension Column {
             }
         case .fixedLenByteArray(let f):
             if type.storage == .double {
-                values = .double(expand((0..<f.count).map { Double(Column.bigEndian(f[$0])) / divisor }, zero: 0))
+                values = .double(expand((0..<f.count).map { Double(DecimalText.bigEndian(Array(f[$0]))) / divisor }, zero: 0))
             } else {
                 var raw = ByteColumn()
                 for i in 0..<f.count {
@@ -148,13 +169,17 @@ extension Column {
                 values = .bytes(expandBytes(raw))
             }
         }
-        self.init(type: type, values: values, validity: valid)
-    }
-
-    static func bigEndian(_ bytes: ArraySlice<UInt8>) -> Int64 {
-        var v: Int64 = (bytes.first ?? 0) & 0x80 != 0 ? -1 : 0
-        for b in bytes { v = v << 8 | Int64(b) }
-        return v
+        var exact: [Int128]?
+        if type.isWideDecimal {
+            switch data.values {
+            case .int32(let v): exact = expand(convert(v) { Int128($0) }, zero: 0)
+            case .int64(let v): exact = expand(convert(v) { Int128($0) }, zero: 0)
+            case .byteArray(let b): exact = expand((0..<b.count).map { DecimalText.bigEndian(Array(b[$0])) }, zero: 0)
+            case .fixedLenByteArray(let f): exact = expand((0..<f.count).map { DecimalText.bigEndian(Array(f[$0])) }, zero: 0)
+            default: break
+            }
+        }
+        self.init(type: type, values: values, validity: valid, unscaled: exact)
     }
 
     /// `count` copies of one table value (a partition value) as a column of `type`.
@@ -191,6 +216,7 @@ extension Frame {
                 switch column {
                 case .data(let data, let descriptor): return try Column(parquet: data, descriptor: descriptor, type: type)
                 case .constant(let value): return Column(repeating: value, type: type, count: chunk.rows)
+                case .nested(let cells, let node): return Column(nested: cells, node: node, type: type)
                 }
             })
             return try body(frame, try filter.map { try $0.evaluate(frame) })
@@ -254,13 +280,10 @@ extension Frame {
         return (frame.slice(lower..<min(frame.rowCount, max(lower, range.upperBound - first))), start)
     }
 
-    /// Every column of a Parquet file held in memory (an upload). Nested columns are refused, not dropped.
+    /// Every column of a Parquet file held in memory (an upload), nested ones included.
     public static func read(parquetBytes bytes: [UInt8]) throws -> Frame {
         let reader = try ParquetFileReader(source: ParquetBytes(bytes))
-        if let nested = reader.schema.root.children.first(where: { !$0.isLeaf }) {
-            throw KilnError.invalid("Column '\(nested.name)' is nested (a struct, array or map); send flat columns")
-        }
-        return try read(reader, rowGroups: Array(reader.metadata.rowGroups.indices), columns: nil)
+        return try read(reader, rowGroups: Array(reader.metadata.rowGroups.indices), columns: nil, nested: true)
     }
 
     /// The frame as a Parquet file in memory (snappy, a row group per million rows), every column nullable.
@@ -282,31 +305,33 @@ extension Frame {
         return sink.bytes
     }
 
-    static func read(_ reader: ParquetFileReader, rowGroups: [Int], columns wanted: [String]?) throws -> Frame {
-        var nodes = reader.schema.root.children.filter { $0.isLeaf }
+    /// The file's top-level columns (`wanted`, or all): flat ones always, nested ones when `nested` (else skipped).
+    static func read(_ reader: ParquetFileReader, rowGroups: [Int], columns wanted: [String]?, nested: Bool = false) throws -> Frame {
+        var nodes = reader.schema.root.children.filter { nested || $0.isLeaf }
         if let wanted {
             nodes = try wanted.map { name in
-                guard let node = reader.schema.root.children.first(where: { $0.name.lowercased() == name.lowercased() }), node.isLeaf else {
+                guard let node = reader.schema.root.children.first(where: { $0.name.lowercased() == name.lowercased() }), nested || node.isLeaf else {
                     throw KilnError.invalid("No flat column '\(name)' in \(URL(fileURLWithPath: reader.path).lastPathComponent)")
                 }
                 return node
             }
         }
-        let leaves = nodes.compactMap(\.leafIndex)
+        let types = try nodes.map { try FrameType(parquetNode: $0) }
+        let leaves = nodes.flatMap(\.leaves)
         // Writers put out empty row groups (pyarrow for a table with no rows) whose chunks point nowhere: skip them.
         let rowGroups = rowGroups.filter { reader.metadata.rowGroups[$0].numRows > 0 }
         let groups = try reader.readAll(rowGroups: rowGroups, columns: leaves)
-        let parts = try groups.map { data in
-            Frame(names: nodes.map(\.name), columns: try zip(leaves, data).map { leaf, column in
-                let descriptor = reader.columns[leaf]
-                return try Column(parquet: column, descriptor: descriptor, type: FrameType(leaf: descriptor.element))
+        let parts = try groups.map { group in
+            let data = Dictionary(uniqueKeysWithValues: zip(leaves, group))
+            return Frame(names: nodes.map(\.name), columns: try zip(nodes, types).map { node, type in
+                if let leaf = node.leafIndex { return try Column(parquet: data[leaf]!, descriptor: reader.columns[leaf], type: type) }
+                let mine = Set(node.leaves)
+                let assembler = try RecordAssembler(schema: reader.schema, columns: data.filter { mine.contains($0.key) })
+                return Column(nested: try (0..<assembler.rowCount).map { try assembler.row($0)[0] }, node: node, type: type)
             })
         }
         if parts.isEmpty {
-            return Frame(names: nodes.map(\.name), columns: leaves.map { leaf in
-                let type = FrameType(leaf: reader.columns[leaf].element)
-                return Column(type: type, values: .empty(type, count: 0))
-            })
+            return Frame(names: nodes.map(\.name), columns: types.map { Column(type: $0, values: .empty($0, count: 0)) })
         }
         return Frame.concatenate(parts)
     }
@@ -356,6 +381,9 @@ extension FrameType {
         case .date: .primitive("date")
         case .timestamp: .primitive("timestamp")
         case .decimal(let p, let s): .decimal(precision: min(p, 38), scale: s)
+        case .array(let element): .array(element.delta, containsNull: true)
+        case .map(let k, let v): .map(k.delta, v.delta, valueContainsNull: true)
+        case .structure(let fields): .structure(fields.map { DeltaField(name: $0.name, type: $0.type.delta) })
         }
     }
 }
@@ -365,27 +393,45 @@ extension Frame {
     /// rounded to their scale; every column is nullable unless the schema says otherwise).
     public func lakeBatch(_ schema: DeltaSchema) throws -> LakeBatch {
         let parquet = try schema.parquetSchema()
-        guard parquet.columns.count == columns.count else { throw KilnError.invalid("The rows have \(columns.count) columns; the table has \(parquet.columns.count)") }
+        let fields = parquet.root.children
+        guard fields.count == columns.count else { throw KilnError.invalid("The rows have \(columns.count) columns; the table has \(fields.count)") }
         var out: [ColumnData] = []
-        for (column, descriptor) in zip(columns, parquet.columns) {
+        for (column, node) in zip(columns, fields) {
+            guard let leaf = node.leafIndex else {
+                out += try column.shredded(node: node)
+                continue
+            }
+            let descriptor = parquet.columns[leaf]
             let rows = column.count
             let present = (0..<rows).filter { !column.isNull($0) }
             var scale = 0
             if case .decimal(_, let s)? = descriptor.element.logicalType { scale = Int(s) }
-            func unscaled(_ i: Int) -> Int64 {
+            // Decimals are held as doubles: the unscaled integer is the nearest one (exact to 15 digits).
+            func unscaled(_ i: Int) throws -> Int128 {
+                if let exact = column.unscaled, case .decimal(_, let s) = column.type {
+                    guard let u = DecimalText.rescale(exact[i], from: s, to: scale) else {
+                        throw KilnError.invalid("Column '\(descriptor.dottedPath)': \(DecimalText.text(unscaled: exact[i], scale: s)) does not fit its decimal type")
+                    }
+                    return u
+                }
+                let d: Double
                 switch column.values {
-                case .double(let v): return Int64((v[i] * pow(10, Double(scale))).rounded())
-                case .int(let v): return v[i] * Int64(pow(10, Double(scale)))
+                case .double(let v): d = v[i]
+                case .int(let v): d = Double(v[i])
                 default: return 0
                 }
+                guard let u = Int128(exactly: (d * pow(10, Double(scale))).rounded()) else {
+                    throw KilnError.invalid("Column '\(descriptor.dottedPath)': \(d) does not fit its decimal type")
+                }
+                return u
             }
             let values: KilnParquet.ColumnValues
             switch (descriptor.element.physicalType!, column.values) {
             case (.boolean, .bool(let v)): values = .boolean(present.map { v[$0] })
             case (.int32, .int(let v)) where scale == 0: values = .int32(present.map { Int32(truncatingIfNeeded: v[$0]) })
             case (.int64, .int(let v)) where scale == 0: values = .int64(present.map { v[$0] })
-            case (.int32, _): values = .int32(present.map { Int32(truncatingIfNeeded: unscaled($0)) })
-            case (.int64, _): values = .int64(present.map(unscaled))
+            case (.int32, _): values = .int32(try present.map { Int32(truncatingIfNeeded: try unscaled($0)) })
+            case (.int64, _): values = .int64(try present.map { Int64(truncatingIfNeeded: try unscaled($0)) })
             case (.float, .double(let v)): values = .float(present.map { Float(v[$0]) })
             case (.double, .double(let v)): values = .double(present.map { v[$0] })
             case (.byteArray, .bytes(let v)): values = .byteArray(ByteArrays(present.map { Array(v[$0]) }))
@@ -393,8 +439,8 @@ extension Frame {
                 let width = Int(descriptor.element.typeLength ?? 16)
                 var data: [UInt8] = []
                 for i in present {
-                    let u = unscaled(i)
-                    for k in stride(from: width - 1, through: 0, by: -1) { data.append(k >= 8 ? (u < 0 ? 0xFF : 0) : UInt8(truncatingIfNeeded: u >> (8 * Int64(k)))) }
+                    let u = try unscaled(i)
+                    for k in stride(from: width - 1, through: 0, by: -1) { data.append(k >= 16 ? (u < 0 ? 0xFF : 0) : UInt8(truncatingIfNeeded: u >> (8 * k))) }
                 }
                 values = .fixedLenByteArray(FixedBytes(width: width, data: data))
             default:
@@ -418,10 +464,12 @@ extension Value {
         if case .decimal(_, let s) = type { scale = s } else { scale = 0 }
         switch (cell, type) {
         case (.null, _): self = .null
+        case (_, let nested) where nested.isNested: self = .nested(NestedText.text(cell, node: NestedText.node(nested), type: nested), nested)
         case (.bool(let b), _): self = .bool(b)
-        case (.int32(let v), .decimal): self = .double(Double(v) / pow(10, Double(scale)))
-        case (.int64(let v), .decimal): self = .double(Double(v) / pow(10, Double(scale)))
-        case (.bytes(let b), .decimal): self = .double(Double(Column.bigEndian(b[...])) / pow(10, Double(scale)))
+        case (.int32(let v), .decimal): self = type.isWideDecimal ? .decimal(Int128(v), scale: scale) : .double(Double(v) / pow(10, Double(scale)))
+        case (.int64(let v), .decimal): self = type.isWideDecimal ? .decimal(Int128(v), scale: scale) : .double(Double(v) / pow(10, Double(scale)))
+        case (.bytes(let b), .decimal):
+            self = type.isWideDecimal ? .decimal(DecimalText.bigEndian(b), scale: scale) : .double(Double(DecimalText.bigEndian(b)) / pow(10, Double(scale)))
         case (.int32(let v), .date): self = .date(Int64(v))
         case (.int64(let v), .timestamp): self = .timestamp(v)
         case (.int32(let v), _): self = .int(Int64(v))

@@ -86,7 +86,8 @@ public indirect enum DeltaType: Sendable, Equatable {
     }
 
     /// The Parquet node for a field of this type, laid out as Spark and delta-rs do.
-    func parquetNode(_ name: String, nullable: Bool) throws -> SchemaNode {
+    /// The Parquet node that stores a field of this type.
+    public func parquetNode(_ name: String, nullable: Bool) throws -> SchemaNode {
         let repetition: Repetition = nullable ? .optional : .required
         switch self {
         case .primitive(let p):
@@ -115,6 +116,9 @@ public indirect enum DeltaType: Sendable, Equatable {
             return .map(name, repetition, key: try k.parquetNode("key", nullable: false), value: try v.parquetNode("value", nullable: valueContainsNull))
         }
     }
+
+    /// The Delta type of a Parquet node (a file's field; nested ones by their LIST/MAP annotations).
+    public init(parquetNode node: SchemaNode) throws { self = try DeltaType.from(node) }
 
     /// The Delta type of a Parquet node (for writing files into tables).
     static func from(_ node: SchemaNode) throws -> DeltaType {

@@ -240,6 +240,8 @@ extension DeltaTable {
 public enum TableChunkColumn: Sendable {
     case data(ColumnData, ColumnDescriptor)
     case constant(LakeValue)
+    /// A struct, array or map field: one assembled cell per row, and the file's node for it.
+    case nested([ParquetCell], SchemaNode)
 }
 
 /// A data file opened for `forEachChunk`: its reader, where each requested field comes from, deleted rows.
@@ -267,12 +269,6 @@ extension DeltaTable {
     /// results stay in memory. Results come back in plan order.
     public func forEachChunk<T>(_ plan: ScanPlan, fields: [DeltaField], _ body: @Sendable (TableChunk) throws -> T) throws -> [T] {
         let schema = plan.snapshot.schema
-        for field in fields {
-            switch field.type {
-            case .primitive, .decimal: continue
-            default: throw KilnError.invalid("Column '\(field.name)' is a \(field.type.sqlName); only primitive columns can be read as frames yet")
-            }
-        }
         // Every row group of every file is one task, so one big file still uses every core.
         let opened = try concurrentMap(plan.files.count) { i -> OpenedDataFile in
             let file = plan.files[i]
@@ -297,7 +293,7 @@ extension DeltaTable {
             let o = opened[i]
             let reader = o.reader
             let partition = self.partitionLookup(o.file, schema: schema)
-            let leaves = o.sources.compactMap { $0?.leafIndex }
+            let leaves = o.sources.flatMap { $0.map(\.leaves) ?? [] }
             let rows = Int(reader.metadata.rowGroups[group].numRows)
             let data = Dictionary(uniqueKeysWithValues: zip(leaves, try reader.readRowGroup(group, columns: leaves, parallel: false)))
             let gone = Set(o.deleted.filter { $0 >= groupStart && $0 < groupStart + rows }.map { $0 - groupStart })
@@ -308,6 +304,12 @@ extension DeltaTable {
                     let descriptor = reader.columns[leaf]
                     if let keep { column = column.take(rows: keep, maxDefinitionLevel: descriptor.maxDefinitionLevel) }
                     columns.append(.data(column, descriptor))
+                } else if let node = source, node.leafIndex == nil {
+                    let mine = Set(node.leaves)
+                    let assembler = try RecordAssembler(schema: reader.schema, columns: data.filter { mine.contains($0.key) })
+                    var cells = try (0..<assembler.rowCount).map { try assembler.row($0)[0] }
+                    if let keep { cells = keep.map { cells[$0] } }
+                    columns.append(.nested(cells, node))
                 } else {
                     columns.append(.constant(partition(field.name.lowercased())?.0 ?? .null))
                 }

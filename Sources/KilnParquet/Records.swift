@@ -354,6 +354,12 @@ public struct ValueBuilder: Sendable {
 
 extension SchemaNode {
     /// For a LIST-annotated group, the node each item is an instance of (per the LIST compatibility rules).
+    /// The leaf column indices under this node (itself, for a leaf).
+    public var leaves: [Int] {
+        if let leafIndex { return [leafIndex] }
+        return children.flatMap(\.leaves)
+    }
+
     public var listElement: SchemaNode? {
         guard case .list(let index, let itself) = NodeShape.of(self) else { return nil }
         return itself ? children[index] : children[index].children[0]

@@ -23,7 +23,7 @@ extension Execution {
             var fields: [DeltaField] = [], cast: [Column] = []
             for (name, column) in zip(target, rows.columns) {
                 guard let field = schema.field(name) else { throw KilnError.invalid("Table \(name) has no column '\(name)'") }
-                guard let type = FrameType(delta: field.type) else { throw KilnError.invalid("Column '\(field.name)' is nested; INSERT writes flat columns only") }
+                guard let type = FrameType(delta: field.type) else { throw KilnError.invalid("Column '\(field.name)' is a \(field.type.sqlName), a type INSERT cannot write") }
                 fields.append(field)
                 cast.append(try column.cast(to: type))
             }

@@ -20,8 +20,9 @@ extension Execution {
         var types: [FrameType]
     }
 
-    /// Tables with nested columns fall back to the Delta engine's own UPDATE/DELETE (its predicate language).
-    static func flatTypes(_ schema: DeltaSchema) -> [FrameType]? {
+    /// The frame types of a table's columns; nil when one has a type frames cannot hold (then UPDATE/DELETE fall back
+    /// to the Delta engine's own, with its predicate language).
+    static func frameTypes(_ schema: DeltaSchema) -> [FrameType]? {
         let types = schema.fields.map { FrameType(delta: $0.type) }
         return types.contains(where: { $0 == nil }) ? nil : types.map { $0! }
     }
@@ -30,8 +31,8 @@ extension Execution {
         var plan = try table.plan()
         if let text, let pruned = try? table.plan(predicate: text) { plan = pruned }
         let snapshot = plan.snapshot
-        guard let types = Self.flatTypes(snapshot.schema) else {
-            throw KilnError.invalid("This statement needs flat columns; the table has nested ones")
+        guard let types = Self.frameTypes(snapshot.schema) else {
+            throw KilnError.invalid("This statement cannot change \(name.joined(separator: ".")): a column has a type Kiln cannot read")
         }
         let names = snapshot.schema.fields.map(\.name)
         var parts: [Frame] = [], fileOf: [Int] = []
@@ -115,7 +116,7 @@ extension Execution {
     func updateStatement(_ name: [String], alias: String?, assignments: [(column: String, value: Expr)], condition: Expr?,
                          assignmentsText: String, conditionText: String?) throws -> Frame {
         let table = try open(name)
-        guard Self.flatTypes(try table.snapshot().schema) != nil else {
+        guard Self.frameTypes(try table.snapshot().schema) != nil else {
             return Self.count("num_affected_rows", Int64(try table.update(set: assignmentsText, where: conditionText).rowsUpdated))
         }
         let target = try readTarget(table, name: name, alias: alias, pruneWith: conditionText)
@@ -138,7 +139,7 @@ extension Execution {
             try table.delete(where: "true")
             return Self.count("num_affected_rows", count)
         }
-        guard Self.flatTypes(try table.snapshot().schema) != nil, let text else {
+        guard Self.frameTypes(try table.snapshot().schema) != nil, let text else {
             return Self.count("num_affected_rows", Int64(try table.delete(where: text ?? "true").rowsDeleted))
         }
         let target = try readTarget(table, name: name, alias: alias, pruneWith: text)

@@ -1353,6 +1353,26 @@ public struct Parser {
 
     mutating func typeName() throws -> FrameType {
         let name = try anyName().lowercased()
+        if ["array", "map", "struct"].contains(name), symbol("<") {
+            var type: FrameType
+            switch name {
+            case "array": type = .array(try typeName())
+            case "map":
+                let key = try typeName()
+                try expectSymbol(",")
+                type = .map(key, try typeName())
+            default:
+                var fields: [FrameField] = []
+                repeat {
+                    let field = try anyName()
+                    _ = symbol(":")
+                    fields.append(FrameField(name: field, type: try typeName()))
+                } while symbol(",")
+                type = .structure(fields)
+            }
+            try expectSymbol(">")
+            return type
+        }
         var args: [Int] = []
         if symbol("(") {
             repeat {

@@ -283,7 +283,7 @@ struct Lexer {
                     out.append(Token(kind: .symbol, text: three, offset: start)); i += 3
                 } else if ["<=", ">=", "<>", "!=", "==", "||", "=>", "::"].contains(two) {
                     out.append(Token(kind: .symbol, text: two, offset: start)); i += 2
-                } else if "(),.*+-/%<>=;[]@".contains(c) {
+                } else if "(),.*+-/%<>=;[]@:".contains(c) {
                     out.append(Token(kind: .symbol, text: String(c), offset: start)); i += 1
                 } else {
                     throw fail("unexpected '\(c)'")

@@ -66,7 +66,7 @@ struct ParquetJSON {
         case .int32(let v):
             switch logical {
             case .date?: w.value(date(days: Int64(v)))
-            case .decimal(_, let scale)?: w.value(decimal(String(v), scale: Int(scale)))
+            case .decimal(_, let scale)?: w.value(DecimalText.text(integer: String(v), scale: Int(scale)))
             case .integer(_, false)?: w.value(Int64(UInt32(bitPattern: v)))
             case .time(let unit, _)?: w.value(time(Int64(v), unit: unit))
             default: w.value(Int64(v))
@@ -74,7 +74,7 @@ struct ParquetJSON {
         case .int64(let v):
             switch logical {
             case .timestamp(let unit, _)?: w.value(timestamp(v, perSecond: unit.perSecond))
-            case .decimal(_, let scale)?: w.value(decimal(String(v), scale: Int(scale)))
+            case .decimal(_, let scale)?: w.value(DecimalText.text(integer: String(v), scale: Int(scale)))
             case .integer(64, false)?: w.raw(String(UInt64(bitPattern: v)))
             case .time(let unit, _)?: w.value(time(v, unit: unit))
             default: w.value(v)
@@ -92,7 +92,7 @@ struct ParquetJSON {
                 return
             }
             switch logical {
-            case .decimal(_, let scale)?: w.value(decimal(bigEndianSigned(bytes), scale: Int(scale)))
+            case .decimal(_, let scale)?: w.value(DecimalText.text(integer: bigEndianSigned(bytes), scale: Int(scale)))
             case .string?, .enumeration?, .json?: w.value(String(decoding: bytes, as: UTF8.self))
             case .uuid? where bytes.count == 16:
                 let hex = Hex.encode(bytes)
@@ -139,16 +139,6 @@ struct ParquetJSON {
         let seconds = value / unit.perSecond
         let micros = value % unit.perSecond * 1_000_000 / unit.perSecond
         return "\(pad(seconds / 3600, 2)):\(pad(seconds / 60 % 60, 2)):\(pad(seconds % 60, 2)).\(pad(micros, 6))"
-    }
-
-    /// Inserts the decimal point `scale` digits from the right of an integer's text.
-    static func decimal(_ integer: String, scale: Int) -> String {
-        guard scale > 0 else { return integer }
-        let negative = integer.hasPrefix("-")
-        var digits = negative ? String(integer.dropFirst()) : integer
-        if digits.count <= scale { digits = String(repeating: "0", count: scale - digits.count + 1) + digits }
-        let point = digits.index(digits.endIndex, offsetBy: -scale)
-        return (negative ? "-" : "") + digits[..<point] + "." + digits[point...]
     }
 
     /// The decimal text of a big-endian two's-complement integer of any width.

@@ -182,7 +182,7 @@ struct SQL: AsyncParsableCommand {
         FileHandle.standardOutput.write(Data(out))
     }
 
-    /// A value as JSON: numbers as numbers, dates and timestamps as ISO text.
+    /// A value as JSON: numbers as numbers, dates and timestamps as ISO text, arrays, maps and structs as JSON.
     static func write(_ value: Value, type: FrameType, into w: inout JSONWriter) {
         switch value {
         case .null: w.null()
@@ -193,6 +193,8 @@ struct SQL: AsyncParsableCommand {
         case .bytes(let b): w.value(Data(b).base64EncodedString())
         case .date: w.value(value.text)
         case .timestamp: w.value(value.text.replacingOccurrences(of: " ", with: "T") + "Z")
+        case .nested(let text, _): w.raw(text)
+        case .decimal: w.raw(value.text)
         }
     }
 }

@@ -197,6 +197,9 @@ struct StatementRoutes: Sendable {
         case .date: ("DATE", "DATE")
         case .timestamp: ("TIMESTAMP", "TIMESTAMP")
         case .decimal(let p, let s): ("DECIMAL", "DECIMAL(\(p),\(s))")
+        case .array: ("ARRAY", type.description)
+        case .map: ("MAP", type.description)
+        case .structure: ("STRUCT", type.description)
         }
     }
 }

@@ -40,12 +40,14 @@ public enum NestedText {
                 }
             }
         case (.record(let values), .structure(let fields)):
-            // Fields by name (a file written before a field was added lacks it), else by position.
+            // Fields by name (a file written before a field was added lacks it); by position when no name matches
+            // (column mapping gives the file's fields physical names).
             let names = node.children.map { $0.name.lowercased() }
+            let byName = fields.contains { names.contains($0.name.lowercased()) }
             w.object { w in
                 for (i, field) in fields.enumerated() {
                     w.key(field.name)
-                    if let k = names.firstIndex(of: field.name.lowercased()) ?? (i < names.count ? i : nil), k < values.count {
+                    if let k = byName ? names.firstIndex(of: field.name.lowercased()) : (i < names.count ? i : nil), k < values.count {
                         write(values[k], node: node.children[k], type: field.type, into: &w)
                     } else {
                         w.null()
@@ -105,12 +107,11 @@ public enum NestedText {
             guard case .array(let pairs) = json, let (k, v) = node.mapEntry else { throw mismatch(json, type) }
             return .map(try pairs.map { pair in
                 guard case .array(let kv) = pair, kv.count == 2, case .string(let keyText) = kv[0] else { throw mismatch(json, type) }
-                let key: ParquetCell
-                if keyType.storage == .bytes, keyType != .date, keyType != .timestamp {
-                    key = try cell(.string(keyText), node: k, type: keyType)
-                } else {
-                    key = try cell(JSONValue.parseKeepingKeyOrder(Array(keyText.utf8)), node: k, type: keyType)
-                }
+                // Keys whose JSON is a string were written unquoted (`keyText`); the others are their JSON.
+                let textual: Set<FrameType> = [.string, .binary, .date, .timestamp]
+                let keyJSON = textual.contains(keyType) ? .string(keyText)
+                    : (try? JSONValue.parseKeepingKeyOrder(Array(keyText.utf8))) ?? .string(keyText)
+                let key = try cell(keyJSON, node: k, type: keyType)
                 return ParquetCell.MapEntry(key, try cell(kv[1], node: v, type: valueType))
             })
         case .structure(let fields):

@@ -164,6 +164,38 @@ struct NestedAndDecimalTests {
             == ["ARRAY<BIGINT>", "STRUCT<d: DATE, t: TIMESTAMP, dec: DECIMAL(38,10), b: BINARY, name: STRING>"])
     }
 
+    @Test("map keys of every kind go back as they came")
+    func mapKeys() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-nested-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let fields: [(String, DeltaType, [ParquetCell])] = [
+            ("dates", .primitive("date"), [.int32(19_723), .int32(-1)]),
+            ("longs", .primitive("long"), [.int64(-7), .int64(Int64.max)]),
+            ("doubles", .primitive("double"), [.double(-0.0), .double(.infinity)]),
+            ("stamps", .primitive("timestamp"), [.int64(1), .int64(-86_400_000_001)]),
+            ("blobs", .primitive("binary"), [.bytes([]), .bytes([0, 1, 255])]),
+            ("decs", .decimal(precision: 5, scale: 2), [.int32(-12345), .int32(5)]),
+        ]
+        let schema = DeltaSchema([DeltaField(name: "id", type: .primitive("long"))]
+            + fields.map { DeltaField(name: $0.0, type: .map($0.1, .primitive("string"), valueContainsNull: true)) })
+        let table = try DeltaTable.create(at: root + "/main/default/t", schema: schema)
+        let parquet = try schema.parquetSchema()
+        var shredder = RecordShredder(schema: parquet)
+        try shredder.append([.int64(1)] + fields.map { .map($0.2.map { ParquetCell.MapEntry($0, .bytes(Array("v".utf8))) }) })
+        try table.write(LakeBatch(schema: parquet, columns: shredder.take()))
+        let engine = SQLEngine(catalog: Catalog(warehouse: root))
+        _ = try engine.execute("CREATE TABLE copy (id BIGINT, " + fields.map { "\($0.0) MAP<\(FrameType(delta: $0.1)!), STRING>" }.joined(separator: ", ") + ")")
+        _ = try engine.execute("INSERT INTO copy SELECT * FROM t")
+        func cells(_ name: String) throws -> [ParquetCell] {
+            let t = try DeltaTable.open(root + "/main/default/" + name)
+            let plan = try t.plan()
+            var out: [ParquetCell] = []
+            try t.readRows(plan.files[0], plan: plan) { out = $0; return false }
+            return out
+        }
+        #expect(try cells("copy") == cells("t"))
+    }
+
     @Test("decimal text: exact both ways, rescaled only without loss")
     func decimalText() {
         #expect(DecimalText.text(unscaled: 12345, scale: 2) == "123.45")

@@ -48,7 +48,12 @@ let package = Package(
             dependencies: [.product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
-        .target(name: "KilnBlob", dependencies: ["KilnCore"], swiftSettings: strict),
+        // Local files and S3 (Kiln's own SigV4 client over async-http-client).
+        .target(
+            name: "KilnBlob",
+            dependencies: ["KilnCore", .product(name: "Crypto", package: "swift-crypto"), .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            swiftSettings: strict
+        ),
         // The semantics every BlobStore backend must meet, run by `swift test` and `kiln storage check`.
         .target(name: "KilnBlobConformance", dependencies: ["KilnCore", "KilnBlob"], swiftSettings: strict),
         .target(

@@ -27,6 +27,13 @@ public struct BlobKey: Hashable, Sendable, CustomStringConvertible {
     /// The root of the store.
     public static let root = try! BlobKey("")
 
+    /// The deepest folder a listing prefix (a string prefix of keys) names; every match lies under it.
+    /// - Throws: `INVALID_PARAMETER_VALUE` when that folder is not a valid key or the prefix holds NUL or `\`.
+    public static func folder(ofPrefix prefix: String) throws -> BlobKey {
+        if prefix.contains("\0") || prefix.contains("\\") { throw KilnError.invalid("Invalid object prefix '\(prefix)'") }
+        return try BlobKey(prefix.lastIndex(of: "/").map { String(prefix[..<$0]) } ?? "")
+    }
+
     /// This key with `child` (itself validated) appended.
     public func appending(_ child: String) throws -> BlobKey {
         try BlobKey(path.isEmpty ? child : child.isEmpty ? path : "\(path)/\(child)")

@@ -143,10 +143,7 @@ extension LocalBlobStore {
 
     public func listObjects(prefix: String, startAfter: String?, limit: Int) throws -> BlobListing {
         guard limit > 0 else { throw KilnError.invalid("A listing page holds at least one object") }
-        // The deepest folder the prefix names; every match lies under it.
-        let folderPath = prefix.lastIndex(of: "/").map { String(prefix[..<$0]) } ?? ""
-        let folder = try BlobKey(folderPath)
-        if prefix.contains("\0") || prefix.contains("\\") { throw KilnError.invalid("Invalid object prefix '\(prefix)'") }
+        let folder = try BlobKey.folder(ofPrefix: prefix)
         var found: [BlobObject] = []
         walk(url(folder).path, keyPrefix: folder.path.isEmpty ? "" : folder.path + "/") { key, info in
             guard key.utf8.starts(with: prefix.utf8) else { return }

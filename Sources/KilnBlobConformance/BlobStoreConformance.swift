@@ -217,7 +217,11 @@ public struct BlobStoreConformance: Sendable {
     /// own bytes. - Returns: the indexes of the keys it won.
     public func raceWorker(id: Int, keys: Int) throws -> [Int] {
         let go = try key("race-processes", "go")
-        while try store.head(go) == nil { usleep(500) }
+        let deadline = Date().addingTimeInterval(60)
+        while try store.head(go) == nil {
+            guard Date() < deadline else { throw ConformanceFailure(description: "race worker \(id): no start signal after 60 s") }
+            usleep(500)
+        }
         var won: [Int] = []
         for i in 0..<keys where try store.putIfAbsent(try key("race-processes", String(format: "%020d.json", i)), bytes: Array("process-\(id)".utf8)) {
             won.append(i)
@@ -239,7 +243,10 @@ public struct BlobStoreConformance: Sendable {
             children.append((process, pipe))
         }
         usleep(300_000)  // let every process start and poll
-        try store.put(try key("race-processes", "go"), bytes: [1])
+        do { try store.put(try key("race-processes", "go"), bytes: [1]) } catch {
+            for (process, _) in children { process.terminate() }
+            throw error
+        }
         var winners: [Int: [Int]] = [:]
         for (id, (process, pipe)) in children.enumerated() {
             let output = pipe.fileHandleForReading.readDataToEndOfFile()

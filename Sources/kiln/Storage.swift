@@ -9,13 +9,13 @@ import KilnCore
 /// can tell whether a volume or bucket can hold Kiln's tables before pointing Kiln at it.
 struct Storage: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "storage", abstract: "Check that an object store meets Kiln's storage contract (local).",
+        commandName: "storage", abstract: "Check that an object store (a folder or an S3 bucket) meets Kiln's storage contract.",
         subcommands: [Check.self, RaceWorker.self])
 
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "check", abstract: "Run the storage conformance checks in a scratch folder of a store (local; nothing else is touched).")
-        @Argument(help: "The store's root folder (default: a temporary folder).") var root: String?
+            commandName: "check", abstract: "Run the storage conformance checks in a scratch folder of a store (nothing else is touched).")
+        @Argument(help: "The store: a folder, or s3://bucket/prefix (credentials and endpoint from AWS_* variables); default: a temporary folder.") var root: String?
         @Option(help: "Racing processes for the put-if-absent check.") var processes = 8
         @Option(help: "Keys each racing process tries.") var attempts = 50
         @Flag(help: "Print JSON.") var json = false
@@ -26,16 +26,12 @@ struct Storage: AsyncParsableCommand {
         }
 
         func run() throws {
-            let folder = root.map { URL(fileURLWithPath: $0) }
-                ?? FileManager.default.temporaryDirectory.appendingPathComponent("kiln-storage-check-\(Identifiers.hex32().prefix(8))")
-            let store: LocalBlobStore
-            do { store = try LocalBlobStore(root: folder) } catch {
-                throw ValidationError("Cannot use \(folder.path) as a store root: \(error.localizedDescription)")
-            }
+            let location = root ?? FileManager.default.temporaryDirectory.appendingPathComponent("kiln-storage-check-\(Identifiers.hex32().prefix(8))").path
+            let store = try Storage.store(location)
             let suite = BlobStoreConformance(store: store)
             defer {
                 try? suite.cleanUp()
-                if root == nil { try? FileManager.default.removeItem(at: folder) }
+                if root == nil { try? FileManager.default.removeItem(atPath: location) }
             }
             var results: [(name: String, error: String?, seconds: Double)] = []
             func run(_ name: String, _ body: () throws -> Void) {
@@ -47,13 +43,13 @@ struct Storage: AsyncParsableCommand {
             for check in BlobStoreConformance.checks { run(check.name) { try check.run(suite) } }
             let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
             run("put-if-absent across \(processes) processes × \(attempts) keys") {
-                try suite.putIfAbsentProcesses(worker: [me, "storage", "race-worker", folder.path, suite.base, String(attempts)],
+                try suite.putIfAbsentProcesses(worker: [me, "storage", "race-worker", location, suite.base, String(attempts)],
                                                processes: processes, keys: attempts)
             }
             if json {
                 var w = JSONWriter()
                 w.object { w in
-                    w.field("root", folder.path)
+                    w.field("root", location)
                     w.field("passed", results.allSatisfy { $0.error == nil })
                     w.key("checks")
                     w.array { w in
@@ -85,9 +81,21 @@ struct Storage: AsyncParsableCommand {
         @Argument var id: Int
 
         func run() throws {
-            let suite = BlobStoreConformance(store: try LocalBlobStore(root: URL(fileURLWithPath: root)), base: base)
+            let suite = BlobStoreConformance(store: try Storage.store(root), base: base)
             let won = try suite.raceWorker(id: id, keys: keys)
             print("[" + won.map(String.init).joined(separator: ",") + "]")
+        }
+    }
+
+    /// The store at a folder path or an `s3://bucket/prefix` URL.
+    static func store(_ location: String) throws -> any BlobStore {
+        if location.hasPrefix("s3://") {
+            do { return try S3BlobStore(url: location, configuration: try S3Configuration.fromEnvironment()) } catch let error as KilnError {
+                throw ValidationError(error.message)
+            }
+        }
+        do { return try LocalBlobStore(root: URL(fileURLWithPath: location)) } catch {
+            throw ValidationError("Cannot use \(location) as a store root: \(error.localizedDescription)")
         }
     }
 }

@@ -1,0 +1,96 @@
+"""Kiln's object storage on S3: the storage conformance suite (`kiln storage check`, the same checks the local store
+passes) against an S3 emulator (moto's server, 127.0.0.1 only), through Kiln's own SigV4 client; and the emulator's
+signature checking accepting Kiln's signatures and refusing a wrong secret with an error that says what to check
+(issue P15, first slice)."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import boto3
+import pytest
+import requests
+
+from conftest import KILN, free_port
+
+MOTO = shutil.which("moto_server") or os.path.join(os.path.dirname(sys.executable), "moto_server")
+
+
+def start_moto(env=None):
+    port = free_port()
+    proc = subprocess.Popen([MOTO, "-H", "127.0.0.1", "-p", str(port)], env=dict(os.environ, **(env or {})),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            requests.get(url + "/moto-api/", timeout=1)
+            return proc, url
+        except requests.RequestException:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("moto_server did not start")
+
+
+def check(url, bucket_prefix, key, secret, *extra):
+    env = dict(os.environ, AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=secret, AWS_REGION="us-east-1")
+    out = subprocess.run([KILN, "storage", "check", bucket_prefix, "--json", "--processes", "4", "--attempts", "10", *extra],
+                         capture_output=True, text=True, timeout=600, env=env)
+    return out
+
+
+@pytest.fixture(scope="module")
+def moto():
+    proc, url = start_moto()
+    yield url
+    proc.kill()
+    proc.wait()
+
+
+def test_the_storage_contract_holds_on_s3(moto):
+    boto3.client("s3", endpoint_url=moto, region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s").create_bucket(Bucket="kiln-store")
+    for location in ("s3://kiln-store/some/prefix", "s3://kiln-store"):
+        out = check(moto, location, "k", "s")
+        report = json.loads(out.stdout)
+        assert out.returncode == 0 and report["passed"], out.stdout + out.stderr
+        assert len(report["checks"]) == 9 and all(c["passed"] for c in report["checks"])
+    # The checks clean up after themselves: nothing is left in the bucket.
+    left = boto3.client("s3", endpoint_url=moto, region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s").list_objects_v2(Bucket="kiln-store")
+    assert left.get("KeyCount", 0) == 0, left
+
+
+def test_missing_configuration_and_a_missing_bucket_are_clear_errors(moto):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    out = subprocess.run([KILN, "storage", "check", "s3://kiln-store/x"], capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode != 0 and "AWS_ACCESS_KEY_ID" in out.stderr, out.stderr
+    out = check(moto, "s3://no-such-bucket/x", "k", "s")
+    assert out.returncode != 0 and "NoSuchBucket" in out.stdout + out.stderr, out.stdout + out.stderr
+
+
+def test_signatures_are_checked_and_kilns_are_accepted():
+    # moto checks SigV4 signatures once its first actions (creating the user, its key, its policy, the bucket) are done.
+    proc, url = start_moto({"INITIAL_NO_AUTH_ACTION_COUNT": "4"})
+    try:
+        iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+        iam.create_user(UserName="kiln")
+        key = iam.create_access_key(UserName="kiln")["AccessKey"]
+        iam.put_user_policy(UserName="kiln", PolicyName="all", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id=key["AccessKeyId"],
+                     aws_secret_access_key=key["SecretAccessKey"]).create_bucket(Bucket="signed")
+        out = check(url, "s3://signed/p", key["AccessKeyId"], "not-the-secret")
+        assert out.returncode != 0 and "SignatureDoesNotMatch" in out.stdout and "AWS_SECRET_ACCESS_KEY" in out.stdout, out.stdout
+        report = json.loads(check(url, "s3://signed/p", key["AccessKeyId"], key["SecretAccessKey"]).stdout)
+        results = {c["name"]: c for c in report["checks"]}
+        # Writes, conditional writes, ranged reads, heads, deletes and copies are signed as moto expects.
+        for name in ("ranged reads at the edges", "atomic visibility under a concurrent reader", "put-if-absent under concurrent threads"):
+            assert results[name]["passed"], results[name]
+        # moto 5.2's server refuses any signed request whose query holds a '/' (a ListObjectsV2 prefix or delimiter),
+        # boto3's own included; the checks that list fail only on that (see docs/NOTES.md).
+        for c in report["checks"]:
+            assert c["passed"] or ("SignatureDoesNotMatch" in c["error"] and "Listing" in c["error"]), c
+    finally:
+        proc.kill()
+        proc.wait()

@@ -16,6 +16,8 @@ public struct S3Configuration: Sendable {
     public var sessionToken: String?
     /// `https://host/bucket/key` rather than `https://bucket.host/key` (the default with a custom endpoint).
     public var pathStyle: Bool
+    /// Objects of more than two parts' size are uploaded in parts of this size (at least S3's minimum of 5 MiB).
+    public var partSize = 16 << 20
 
     public init(endpoint: URL?, region: String, accessKey: String, secretKey: String, sessionToken: String? = nil, pathStyle: Bool? = nil) {
         self.endpoint = endpoint
@@ -27,7 +29,8 @@ public struct S3Configuration: Sendable {
     }
 
     /// From `AWS_ENDPOINT_URL_S3`/`AWS_ENDPOINT_URL`, `AWS_REGION`/`AWS_DEFAULT_REGION` (default us-east-1),
-    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, and `KILN_S3_PATH_STYLE` (true/false).
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `KILN_S3_PATH_STYLE` (true/false) and
+    /// `KILN_S3_PART_SIZE` (bytes).
     public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> S3Configuration {
         guard let access = env["AWS_ACCESS_KEY_ID"], let secret = env["AWS_SECRET_ACCESS_KEY"], !access.isEmpty, !secret.isEmpty else {
             throw KilnError.invalid("S3 needs credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones)")
@@ -40,8 +43,13 @@ public struct S3Configuration: Sendable {
             endpoint = url
         }
         let region = env["AWS_REGION"] ?? env["AWS_DEFAULT_REGION"] ?? "us-east-1"
-        return S3Configuration(endpoint: endpoint, region: region, accessKey: access, secretKey: secret, sessionToken: env["AWS_SESSION_TOKEN"],
-                               pathStyle: env["KILN_S3_PATH_STYLE"].map { $0.lowercased() == "true" })
+        var configuration = S3Configuration(endpoint: endpoint, region: region, accessKey: access, secretKey: secret,
+                                            sessionToken: env["AWS_SESSION_TOKEN"], pathStyle: env["KILN_S3_PATH_STYLE"].map { $0.lowercased() == "true" })
+        if let text = env["KILN_S3_PART_SIZE"] {
+            guard let size = Int(text), size >= 5 << 20 else { throw KilnError.invalid("KILN_S3_PART_SIZE must be a number of bytes of at least 5242880 (S3's minimum)") }
+            configuration.partSize = size
+        }
+        return configuration
     }
 }
 
@@ -62,7 +70,7 @@ public final class S3BlobStore: BlobStore, @unchecked Sendable {
     let partSize: Int
 
     /// A store at `s3://bucket/prefix`.
-    public init(url: String, configuration: S3Configuration, client: HTTPClient = .shared, partSize: Int = 16 << 20) throws {
+    public init(url: String, configuration: S3Configuration, client: HTTPClient = .shared) throws {
         guard url.hasPrefix("s3://") else { throw KilnError.invalid("'\(url)' is not an s3://bucket/prefix URL") }
         let rest = url.dropFirst(5)
         let bucket = String(rest.prefix { $0 != "/" })
@@ -75,7 +83,7 @@ public final class S3BlobStore: BlobStore, @unchecked Sendable {
         self.signer = SigV4(accessKey: configuration.accessKey, secretKey: configuration.secretKey, sessionToken: configuration.sessionToken,
                             region: configuration.region)
         self.client = client
-        self.partSize = max(5 << 20, partSize)
+        self.partSize = max(5 << 20, configuration.partSize)
     }
 
     // MARK: Keys

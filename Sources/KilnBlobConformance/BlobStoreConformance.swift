@@ -31,6 +31,7 @@ public struct BlobStoreConformance: Sendable {
         ("atomic visibility under a concurrent reader", { try $0.atomicVisibility() }),
         ("put-if-absent under concurrent threads", { try $0.putIfAbsentThreads() }),
         ("copies are independent of their source", { try $0.independentCopies() }),
+        ("a large object written in pieces", { try $0.largeObject() }),
     ]
 
     func key(_ check: String, _ path: String) throws -> BlobKey { try BlobKey("\(base)/\(check)/\(path)") }
@@ -103,6 +104,32 @@ public struct BlobStoreConformance: Sendable {
                 _ = try store.listObjects(prefix: prefix, startAfter: nil, limit: 10)
             }
         }
+    }
+
+    /// 12 MiB written 1 MiB at a time (an S3 store uploads it in parts when its part size is small enough), read
+    /// back whole, by ranges across the piece boundaries, and through a reader; an aborted writer leaves the old object.
+    public func largeObject() throws {
+        let k = try key("large", "object.bin")
+        let piece = 1 << 20
+        let bytes = (0..<(12 * piece)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 20) }
+        let writer = try store.makeWriter(for: k)
+        for start in stride(from: 0, to: bytes.count, by: piece) {
+            try bytes[start..<start + piece].withUnsafeBytes { try writer.write($0) }
+        }
+        try writer.commit()
+        try expect(try store.head(k)?.size == Int64(bytes.count), "a large object has the wrong size")
+        try expect(try store.get(k) == bytes, "a large object read back other bytes")
+        for lower in [0, 5 * piece - 3, 6 * piece, 12 * piece - 10] {
+            let range = Int64(lower)..<Int64(min(bytes.count, lower + 4096))
+            try expect(try store.read(k, range: range) == Array(bytes[lower..<Int(range.upperBound)]), "range \(range) of a large object differs")
+        }
+        let reader = try store.openReader(for: k)
+        defer { reader.close() }
+        try expect(try reader.read(at: Int64(10 * piece - 1), count: 2) == Array(bytes[(10 * piece - 1)..<(10 * piece + 1)]), "a reader's read differs")
+        let aborted = try store.makeWriter(for: k)
+        for _ in 0..<11 { try bytes[0..<piece].withUnsafeBytes { try aborted.write($0) } }
+        aborted.abort()
+        try expect(try store.head(k)?.size == Int64(bytes.count), "an aborted writer changed the object")
     }
 
     public func rangedReads() throws {

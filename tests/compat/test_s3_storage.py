@@ -18,10 +18,9 @@ from conftest import KILN, free_port
 MOTO = shutil.which("moto_server") or os.path.join(os.path.dirname(sys.executable), "moto_server")
 
 
-def start_moto(env=None):
+def start_moto(env=None, log=subprocess.DEVNULL):
     port = free_port()
-    proc = subprocess.Popen([MOTO, "-H", "127.0.0.1", "-p", str(port)], env=dict(os.environ, **(env or {})),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([MOTO, "-H", "127.0.0.1", "-p", str(port)], env=dict(os.environ, **(env or {})), stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -35,38 +34,50 @@ def start_moto(env=None):
 
 
 def check(url, bucket_prefix, key, secret, *extra):
-    env = dict(os.environ, AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=secret, AWS_REGION="us-east-1")
+    # Parts of S3's minimum size, so the 12 MiB object of the large-object check goes up as a multipart upload.
+    env = dict(os.environ, AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=secret, AWS_REGION="us-east-1",
+               KILN_S3_PART_SIZE=str(5 << 20))
     out = subprocess.run([KILN, "storage", "check", bucket_prefix, "--json", "--processes", "4", "--attempts", "10", *extra],
                          capture_output=True, text=True, timeout=600, env=env)
     return out
 
 
 @pytest.fixture(scope="module")
-def moto():
-    proc, url = start_moto()
-    yield url
-    proc.kill()
-    proc.wait()
+def moto(tmp_path_factory):
+    log = tmp_path_factory.mktemp("moto") / "requests.log"
+    with open(log, "wb") as out:
+        proc, url = start_moto(log=out)
+        yield url, log
+        proc.kill()
+        proc.wait()
 
 
 def test_the_storage_contract_holds_on_s3(moto):
+    moto, log = moto
     boto3.client("s3", endpoint_url=moto, region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s").create_bucket(Bucket="kiln-store")
     for location in ("s3://kiln-store/some/prefix", "s3://kiln-store"):
         out = check(moto, location, "k", "s")
         report = json.loads(out.stdout)
         assert out.returncode == 0 and report["passed"], out.stdout + out.stderr
-        assert len(report["checks"]) == 9 and all(c["passed"] for c in report["checks"])
+        assert len(report["checks"]) == 10 and all(c["passed"] for c in report["checks"])
+    requests_seen = log.read_text()
+    assert "?uploads" in requests_seen and "partNumber=2" in requests_seen, "the large object was not uploaded in parts"
     # The checks clean up after themselves: nothing is left in the bucket.
     left = boto3.client("s3", endpoint_url=moto, region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s").list_objects_v2(Bucket="kiln-store")
     assert left.get("KeyCount", 0) == 0, left
 
 
 def test_missing_configuration_and_a_missing_bucket_are_clear_errors(moto):
+    moto, _ = moto
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     out = subprocess.run([KILN, "storage", "check", "s3://kiln-store/x"], capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode != 0 and "AWS_ACCESS_KEY_ID" in out.stderr, out.stderr
     out = check(moto, "s3://no-such-bucket/x", "k", "s")
     assert out.returncode != 0 and "NoSuchBucket" in out.stdout + out.stderr, out.stdout + out.stderr
+    out = check(moto, "s3://kiln-store/x", "k", "s")
+    bad = subprocess.run([KILN, "storage", "check", "s3://kiln-store/x"], capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, AWS_ENDPOINT_URL=moto, AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s", KILN_S3_PART_SIZE="1000"))
+    assert bad.returncode != 0 and "KILN_S3_PART_SIZE" in bad.stderr, bad.stderr
 
 
 def test_signatures_are_checked_and_kilns_are_accepted():

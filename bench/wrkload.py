@@ -30,7 +30,7 @@ end
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
     try:
-        out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", f.name, url],
+        out = subprocess.run(["wrk", "-t", str(min(2, connections)), "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", f.name, url],
                              capture_output=True, text=True, timeout=seconds + 60).stdout
     finally:
         os.unlink(f.name)

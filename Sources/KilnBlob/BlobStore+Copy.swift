@@ -61,3 +61,21 @@ extension BlobStore {
         }
     }
 }
+
+/// A store that cannot be used (its configuration failed): every call throws the error that says why.
+public struct UnavailableBlobStore: BlobStore {
+    public let error: any Error
+
+    public init(error: any Error) { self.error = error }
+
+    public func makeWriter(for key: BlobKey) throws -> any BlobWriter { throw error }
+    public func openReader(for key: BlobKey) throws -> any BlobReader { throw error }
+    public func list(_ key: BlobKey) throws -> [BlobEntry] { throw error }
+    public func kind(of key: BlobKey) throws -> Bool? { throw error }
+    public func delete(_ key: BlobKey) throws { throw error }
+    public func read(_ key: BlobKey, range: Range<Int64>?) throws -> [UInt8] { throw error }
+    public func putIfAbsent(_ key: BlobKey, bytes: [UInt8]) throws -> Bool { throw error }
+    public func head(_ key: BlobKey) throws -> BlobObjectInfo? { throw error }
+    public func listObjects(prefix: String, startAfter: String?, limit: Int) throws -> BlobListing { throw error }
+    public func copyObject(from source: BlobKey, to destination: BlobKey) throws { throw error }
+}

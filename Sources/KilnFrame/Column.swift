@@ -5,6 +5,8 @@ import KilnParquet
 /// A column's logical type. Integers of every width are held as `Int64`, floats as `Double`, dates as days since
 /// 1970-01-01 and timestamps as microseconds since the epoch (UTC); decimals are held as `Double` for now. Arrays,
 /// maps and structs are held as their canonical JSON text (`NestedText`): carried, compared and grouped whole.
+/// (The whole enum is `indirect`: payload-free cases stay unboxed; marking only the recursive cases crashed the test
+/// process at run time with this toolchain — "outlined destroy of Column" — so do not narrow it without a full test run.)
 public indirect enum FrameType: Sendable, Hashable, CustomStringConvertible {
     case bool, int8, int16, int32, int64, float32, float64, string, binary, date, timestamp
     case decimal(precision: Int, scale: Int)
@@ -163,8 +165,22 @@ public enum FrameValues: Sendable, Equatable {
 
 /// One column of a frame: a type, a value per row (a placeholder where null) and validity (nil: no nulls).
 public struct Column: Sendable, Equatable {
-    public var type: FrameType { didSet { if type != oldValue { unscaled = nil } } }
-    public var values: FrameValues { didSet { unscaled = nil } }
+    public var type: FrameType {
+        get { storedType }
+        set {
+            if newValue != storedType { unscaled = nil }
+            storedType = newValue
+        }
+    }
+    public var values: FrameValues {
+        get { storedValues }
+        set {
+            storedValues = newValue
+            unscaled = nil
+        }
+    }
+    var storedType: FrameType
+    var storedValues: FrameValues
     public var validity: [Bool]?
     /// For a DECIMAL wider than a double holds exactly (more than 15 digits), each row's exact unscaled integer, read
     /// from the file and carried wherever rows only move (take, concatenate, filter), so such values are written back
@@ -173,8 +189,8 @@ public struct Column: Sendable, Equatable {
     public var unscaled: [Int128]?
 
     public init(type: FrameType, values: FrameValues, validity: [Bool]? = nil, unscaled: [Int128]? = nil) {
-        self.type = type
-        self.values = values
+        storedType = type
+        storedValues = values
         self.validity = validity.flatMap { v in v.contains(false) ? v : nil }
         self.unscaled = type.isWideDecimal && unscaled?.count == values.count ? unscaled : nil
     }

@@ -36,11 +36,11 @@ public struct DeltaLog: Sendable {
     /// The log folder of a table in a local folder.
     public var logPath: String { tablePath + "/_delta_log" }
 
-    /// The log of the table in a local folder.
+    /// The log of the table in a local folder or at `s3://bucket/prefix`.
     public init(tablePath: String) {
         var path = tablePath
         while path.count > 1, path.hasSuffix("/") { path.removeLast() }
-        storage = .local(path)
+        storage = .at(path)
     }
 
     /// The log of the table at `storage`.

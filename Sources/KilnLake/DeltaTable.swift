@@ -42,7 +42,7 @@ public final class DeltaTable: Sendable {
     /// Versions between checkpoints (`delta.checkpointInterval`, default 10).
     static let defaultCheckpointInterval: Int64 = 10
 
-    /// The table in a local folder.
+    /// The table in a local folder or at `s3://bucket/prefix` (`TableStorage.at`).
     public init(path: String) {
         log = DeltaLog(tablePath: path)
         self.path = log.tablePath

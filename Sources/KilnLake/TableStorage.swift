@@ -26,6 +26,18 @@ public struct TableStorage: Sendable {
         TableStorage(store: LocalBlobStore(existingOrFutureRoot: URL(fileURLWithPath: path)), root: "", displayPath: path)
     }
 
+    /// A table at `location`: `s3://bucket/prefix` (S3, configured from the `AWS_*` variables) or a local folder.
+    /// An S3 location without a usable configuration gives a store whose every call fails with what to set.
+    public static func at(_ location: String) -> TableStorage {
+        guard location.hasPrefix("s3://") else { return local(location) }
+        do {
+            return TableStorage(store: try S3BlobStore(url: location, configuration: try S3Configuration.fromEnvironment()), root: "",
+                                displayPath: location)
+        } catch {
+            return TableStorage(store: UnavailableBlobStore(error: error), root: "", displayPath: location)
+        }
+    }
+
     /// The key of a path relative to the table root. - Throws: `INVALID_STATE` for paths that would leave the table.
     public func key(_ relative: String) throws -> BlobKey {
         do { return try BlobKey(root.isEmpty ? relative : root + "/" + relative) } catch {

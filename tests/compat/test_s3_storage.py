@@ -105,3 +105,27 @@ def test_signatures_are_checked_and_kilns_are_accepted():
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_delta_tables_on_s3_are_shared_with_delta_rs(moto, tmp_path):
+    """Kiln writes a Delta table to s3://, delta-rs and Polars read it; delta-rs appends, Kiln's SQL reads both commits."""
+    import deltalake
+    import polars as pl
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    url, _ = moto
+    boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s").create_bucket(Bucket="lake")
+    env = dict(os.environ, AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s", AWS_REGION="us-east-1")
+    pq.write_table(pa.table({"id": list(range(10)), "x": [i / 4 for i in range(10)], "tags": [[i, i + 1] for i in range(10)]}), tmp_path / "in.parquet")
+    out = subprocess.run([KILN, "table", "write", "s3://lake/tables/t", "--from", str(tmp_path / "in.parquet")], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    options = {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true",
+               "AWS_S3_ALLOW_UNSAFE_RENAME": "true"}
+    table = deltalake.DeltaTable("s3://lake/tables/t", storage_options=options)
+    assert table.version() == 0 and sorted(table.to_pyarrow_table().to_pylist(), key=lambda r: r["id"])[3] == {"id": 3, "x": 0.75, "tags": [3, 4]}
+    assert pl.read_delta("s3://lake/tables/t", storage_options=options)["x"].sum() == sum(i / 4 for i in range(10))
+    deltalake.write_deltalake("s3://lake/tables/t", pa.table({"id": [100], "x": [1.5], "tags": [[7]]}), mode="append", storage_options=options)
+    out = subprocess.run([KILN, "sql", "--format", "json", "SELECT count(*) AS n, sum(x) AS s, max(id) AS m FROM delta.`s3://lake/tables/t`"],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [{"n": 11, "s": 12.75, "m": 100}], out.stdout

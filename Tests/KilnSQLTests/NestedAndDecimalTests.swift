@@ -28,7 +28,7 @@ struct NestedAndDecimalTests {
     /// Random rows as Parquet cells of `schema` (nulls at every level, empty lists and maps, -0.0, infinities,
     /// decimals at their type's full width).
     static func rows(seed: UInt64, count: Int) -> [[ParquetCell]] {
-        var rng = Seeded(seed)
+        var rng = SplitMix64(seed: seed)
         func maybe(_ cell: () -> ParquetCell) -> ParquetCell { rng.below(6) == 0 ? .null : cell() }
         func wide(_ digits: Int) -> ParquetCell {
             var u: Int128 = 0
@@ -216,16 +216,7 @@ struct NestedAndDecimalTests {
     }
 }
 
-/// A small deterministic generator (SplitMix64), so a failing seed replays.
-struct Seeded {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+extension SplitMix64 {
+    /// A number in 0..<n (KilnFrame's seeded generator, so a failing seed replays).
     mutating func below(_ n: UInt64) -> UInt64 { next() % n }
 }

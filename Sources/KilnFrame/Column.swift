@@ -184,8 +184,8 @@ public struct Column: Sendable, Equatable {
     public var validity: [Bool]?
     /// For a DECIMAL wider than a double holds exactly (more than 15 digits), each row's exact unscaled integer, read
     /// from the file and carried wherever rows only move (take, concatenate, filter), so such values are written back
-    /// and shown unchanged. Computed columns have none: their doubles are the values. Dropped when `values` or `type`
-    /// change.
+    /// and shown unchanged. Computed columns have none: their doubles are the values. Dropped whenever `values` is set
+    /// or `type` changes, so a computed column never carries stale exact values.
     public var unscaled: [Int128]?
 
     public init(type: FrameType, values: FrameValues, validity: [Bool]? = nil, unscaled: [Int128]? = nil) {

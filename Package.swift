@@ -146,11 +146,19 @@ let package = Package(
         ),
         .target(name: "KilnFeatures", dependencies: ["KilnCore", "KilnLake", "KilnFrame", "KilnSQL", "KilnPython"], swiftSettings: strict),
         .target(name: "KilnBundles", dependencies: ["KilnCore", .product(name: "Yams", package: "Yams")], swiftSettings: strict),
+        // Work Kiln does on a caller's behalf across capabilities (training, scoring, promotion, serving from the REST
+        // API and jobs' native tasks), checked as that caller: composes capability services, wired by KilnPlatform.
+        .target(
+            name: "KilnDelegation",
+            dependencies: ["KilnCore", "KilnLake", "KilnTracking", "KilnRegistry", "KilnTraining", "KilnServing", "KilnJobs", "KilnCatalog",
+                           "KilnPermissions"],
+            swiftSettings: strict
+        ),
         .target(
             name: "KilnPlatform",
             dependencies: ["KilnCore", "KilnStore", "KilnStoreSQLite", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnSQL", "KilnLearn",
                            "KilnLake", "KilnFrame", "KilnModelFormat", "KilnTraining", "KilnServing", "KilnJobs", "KilnIdentity", "KilnAudit", "KilnCatalog", "KilnPermissions",
-                           "KilnFeatures", .product(name: "Logging", package: "swift-log"),
+                           "KilnFeatures", "KilnDelegation", .product(name: "Logging", package: "swift-log"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client")],
             swiftSettings: strict
         ),
@@ -168,7 +176,7 @@ let package = Package(
         .target(
             name: "KilnServer",
             dependencies: [
-                "KilnCore", "KilnBlob", "KilnTracking", "KilnRegistry", "KilnPlatform", "KilnSQL", "KilnFrame", "KilnLearn",
+                "KilnCore", "KilnBlob", "KilnDelegation", "KilnTracking", "KilnRegistry", "KilnPlatform", "KilnSQL", "KilnFrame", "KilnLearn",
                 "KilnTraining", "KilnServing", "KilnJobs", "KilnWeb", "KilnIdentity", "KilnAudit", "KilnCatalog", "KilnPermissions",
                 "KilnFeatures", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

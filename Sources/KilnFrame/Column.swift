@@ -5,8 +5,9 @@ import KilnParquet
 /// A column's logical type. Integers of every width are held as `Int64`, floats as `Double`, dates as days since
 /// 1970-01-01 and timestamps as microseconds since the epoch (UTC); decimals are held as `Double` for now. Arrays,
 /// maps and structs are held as their canonical JSON text (`NestedText`): carried, compared and grouped whole.
-/// (The whole enum is `indirect`: payload-free cases stay unboxed; marking only the recursive cases crashed the test
-/// process at run time with this toolchain — "outlined destroy of Column" — so do not narrow it without a full test run.)
+/// (The whole enum is `indirect`: payload-free cases stay unboxed. Marking only the recursive cases crashed the test
+/// process in an incremental build — probably stale objects of modules that inline `Value`/`Column` layouts, as a
+/// later crash showed — so try it again only with a clean build and a full test run.)
 public indirect enum FrameType: Sendable, Hashable, CustomStringConvertible {
     case bool, int8, int16, int32, int64, float32, float64, string, binary, date, timestamp
     case decimal(precision: Int, scale: Int)

@@ -6,6 +6,7 @@ import Glibc
 import KilnBlob
 import KilnCatalog
 import KilnCore
+import KilnDelegation
 import KilnFeatures
 import KilnFrame
 import KilnIdentity
@@ -123,6 +124,11 @@ public struct Platform: Sendable {
                         destinations: destinations, training: training, identity: identity, adminCaller: admin, audit: audit, catalog: catalog,
                         permissions: permissions,
                         features: features)
+    }
+
+    /// Work done on a caller's behalf (training, comparison, the native job actions), checked as that caller.
+    public var rules: CallerRules {
+        CallerRules(training: training, tracking: tracking, registry: registry, permissions: permissions, catalog: catalog)
     }
 
     /// Which models and endpoints use which feature tables.
@@ -243,7 +249,7 @@ extension JobRunner {
     /// Starts executing runs over `platform`'s services; task processes call back to `serverURL`.
     public func start(platform: Platform, serverURL: String) async throws {
         let environment = JobEnvironment(home: platform.configuration.home, statements: platform.statements, tablePath: { platform.tablePath($0) },
-                                         webhooks: HTTPWebhookTransport(), native: PlatformNativeActions(platform: platform)) { run in
+                                         webhooks: HTTPWebhookTransport(), native: KilnNativeActions(rules: platform.rules, serving: platform.serving, tablePath: { platform.tablePath($0) })) { run in
             guard let caller = try await platform.caller(actingFor: run) else {
                 throw KilnError(.permissionDenied, "Run \(run.runID) acts as an identity that is disabled or gone; give the job an active owner or run_as")
             }

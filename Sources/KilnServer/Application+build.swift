@@ -1,5 +1,6 @@
 import Hummingbird
 import KilnCore
+import KilnDelegation
 import KilnFeatures
 import KilnPlatform
 import Logging
@@ -53,7 +54,7 @@ public func buildRouter(platform: Platform, registry: PrometheusCollectorRegistr
     StatementRoutes(statements: platform.statements).register(on: router)
     FeatureRoutes(features: platform.features, lineage: platform.lineage).register(on: router)
     TrainingRoutes(platform: platform).register(on: router)
-    ServingRoutes(serving: platform.serving, permissions: platform.permissions) { try await platform.requireModelRead($0, $1) }.register(on: router)
+    ServingRoutes(serving: platform.serving, permissions: platform.permissions) { try await platform.rules.requireModelRead($0, $1) }.register(on: router)
     JobRoutes(jobs: platform.jobs, runs: platform.runs, permissions: platform.permissions).register(on: router)
     JobRunRoutes(runs: platform.runs, permissions: platform.permissions).register(on: router)
     NotificationDestinationRoutes(destinations: platform.destinations).register(on: router)

@@ -37,6 +37,8 @@ def test_dependencies_follow_the_layers():
     for name in CAPABILITIES:
         others = targets[name][1] & (CAPABILITIES - {name})
         assert not others, f"{name} depends on the capabilities {others}: declare a protocol and wire it in KilnPlatform"
+    # Work across capabilities on a caller's behalf composes them below the wiring: it never reaches up to it.
+    assert not targets["KilnDelegation"][1] & {"KilnPlatform", "KilnServer", "KilnWeb"}, targets["KilnDelegation"][1]
     for name in ENGINE:
         above = targets[name][1] & (CAPABILITIES | {"KilnPlatform"})
         assert not above, f"the engine target {name} depends on {above}"

@@ -15,7 +15,7 @@ import KilnServing
 struct ServingRoutes: Sendable {
     let serving: ServingService
     let permissions: WorkspacePermissions
-    /// Whether a caller may read a model (`Platform.requireModelRead`: `CAN_READ`, `EXECUTE` in Unity Catalog).
+    /// Whether a caller may read a model (`CallerRules.requireModelRead`: `CAN_READ`, `EXECUTE` in Unity Catalog).
     let requireModelRead: @Sendable (Caller?, String) async throws -> Void
 
     func register(on router: Router<KilnRequestContext>) {

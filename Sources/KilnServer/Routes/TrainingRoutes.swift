@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import KilnCore
+import KilnDelegation
 import KilnLearn
 import KilnPlatform
 import KilnTraining
@@ -21,7 +22,7 @@ struct TrainingRoutes: Sendable {
 
     func train(_ m: RequestMessage) async throws -> Response {
         let request = try TrainRequest(json: m.fields)
-        let outcome = try await platform.train(request, as: m.caller)
+        let outcome = try await platform.rules.train(request, as: m.caller)
         return .json { w in
             w.field("run_id", outcome.runID)
             w.field("experiment_id", outcome.experimentID)
@@ -40,7 +41,7 @@ struct TrainingRoutes: Sendable {
 
     /// `POST /api/2.0/kiln/runs/reproduce {"run_id"}`: re-runs a Kiln training run and compares the metrics.
     func reproduce(_ m: RequestMessage) async throws -> Response {
-        let result = try await platform.reproduce(runID: try m.requireString("run_id"), as: m.caller)
+        let result = try await platform.rules.reproduce(runID: try m.requireString("run_id"), as: m.caller)
         return .json { w in
             w.field("run_id", result.outcome.runID)
             w.field("reproduces", result.originalRunID)
@@ -64,7 +65,7 @@ struct TrainingRoutes: Sendable {
     func compare(_ m: RequestMessage) async throws -> Response {
         let seed = try m.int64("seed") ?? 0
         guard seed >= 0 else { throw KilnError.invalid("seed must not be negative") }
-        let c = try await platform.compare(modelA: try m.requireString("model_a"), modelB: try m.requireString("model_b"),
+        let c = try await platform.rules.compare(modelA: try m.requireString("model_a"), modelB: try m.requireString("model_b"),
                                            table: try m.requireString("table"), version: try m.int64("table_version"), seed: UInt64(seed),
                                            as: m.caller)
         return .json { w in

@@ -1,6 +1,8 @@
 import KilnCatalog
 import KilnCore
 import KilnPermissions
+import KilnRegistry
+import KilnTracking
 import KilnTraining
 
 /// Work Kiln does on a caller's behalf (training, comparison, batch scoring, ingestion, promotion, serving — from the
@@ -11,7 +13,22 @@ import KilnTraining
 /// becomes the caller's), each model read `CAN_READ` (`EXECUTE` for a model in Unity Catalog), an alias moved
 /// `CAN_EDIT` (ownership or `MANAGE` in Unity Catalog), an endpoint changed `CAN_MANAGE`. Admins and Kiln itself (nil)
 /// pass.
-extension Platform {
+public struct CallerRules: Sendable {
+    public let training: TrainingService
+    public let tracking: TrackingService
+    public let registry: RegistryService
+    public let permissions: WorkspacePermissions
+    public let catalog: UnityCatalog
+
+    public init(training: TrainingService, tracking: TrackingService, registry: RegistryService, permissions: WorkspacePermissions,
+                catalog: UnityCatalog) {
+        self.training = training
+        self.tracking = tracking
+        self.registry = registry
+        self.permissions = permissions
+        self.catalog = catalog
+    }
+
     /// Trains as `caller` (see the extension's rules). - Throws: `PERMISSION_DENIED` before anything is read.
     public func train(_ request: TrainRequest, as caller: Caller?) async throws -> TrainOutcome {
         guard let caller, !caller.isAdmin else { return try await training.train(request) }

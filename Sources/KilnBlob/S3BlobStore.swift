@@ -432,20 +432,29 @@ enum XMLText {
             .replacingOccurrences(of: "\"", with: "&quot;")
     }
 
-    /// `2009-10-12T17:50:30.000Z` → milliseconds since the epoch (0 when unreadable).
-    static func isoMillis(_ text: String) -> Int64 {
+    // Made once, not per listed object (formatters are costly to build; parsing with them is thread-safe).
+    nonisolated(unsafe) static let fractional: ISO8601DateFormatter = {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        let date = formatter.date(from: text) ?? ISO8601DateFormatter().date(from: text)
+        return formatter
+    }()
+    nonisolated(unsafe) static let whole = ISO8601DateFormatter()
+    nonisolated(unsafe) static let http: DateFormatter = {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        return formatter
+    }()
+
+    /// `2009-10-12T17:50:30.000Z` → milliseconds since the epoch (0 when unreadable).
+    static func isoMillis(_ text: String) -> Int64 {
+        let date = fractional.date(from: text) ?? whole.date(from: text)
         return date.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) } ?? 0
     }
 
     /// `Wed, 12 Oct 2009 17:50:00 GMT` → milliseconds since the epoch (0 when unreadable).
     static func httpDateMillis(_ text: String) -> Int64 {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        return formatter.date(from: text).map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) } ?? 0
+        http.date(from: text).map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) } ?? 0
     }
 }

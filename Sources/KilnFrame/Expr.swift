@@ -38,6 +38,12 @@ public indirect enum Expr: Sendable, Equatable {
         return out
     }
 
+    /// The expression split at its top-level ANDs.
+    public var conjuncts: [Expr] {
+        if case .binary("AND", let a, let b) = self { return a.conjuncts + b.conjuncts }
+        return [self]
+    }
+
     /// Calls `body` on this node and every node below it.
     public func visit(_ body: (Expr) -> Void) {
         body(self)

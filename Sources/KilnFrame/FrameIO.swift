@@ -197,6 +197,73 @@ extension Column {
     }
 }
 
+/// A filter's conjuncts, those that read one string column alone (by field position) apart from the rest.
+struct DictionaryFilter {
+    var byField: [Int: [Expr]] = [:]
+    var rest: [Expr] = []
+
+    init(_ filter: Expr?, names: [String], types: [FrameType]) {
+        guard let filter else { return }
+        let positions = Dictionary(names.enumerated().map { ($1.lowercased(), $0) }, uniquingKeysWith: { a, _ in a })
+        for conjunct in filter.conjuncts {
+            var windowed = false
+            conjunct.visit { if case .window = $0 { windowed = true } }
+            if !windowed, conjunct.columns.count == 1, let i = positions[conjunct.columns.first!], types[i] == .string || types[i] == .binary {
+                byField[i, default: []].append(conjunct)
+            } else {
+                rest.append(conjunct)
+            }
+        }
+    }
+}
+
+/// One chunk's dictionary-encoded string column seen row by row: each row's entry, the last entry standing for null.
+struct CodedColumn {
+    let entries: ByteColumn
+    let rowCodes: [Int]
+    let hasNulls: Bool
+
+    init(_ data: ColumnData, codes: DictionaryCodes, maxDefinitionLevel: Int) {
+        var entries = ByteColumn()
+        entries.data = codes.dictionary.data
+        entries.offsets = convert(codes.dictionary.offsets) { Int($0) }
+        entries.offsets.append(entries.data.count)  // the null entry (empty)
+        self.entries = entries
+        let null = codes.dictionary.count
+        if let defs = data.definitionLevels, codes.codes.count < data.count {
+            let maxDef = UInt8(maxDefinitionLevel)
+            var next = 0
+            rowCodes = defs.map { level in
+                guard level == maxDef else { return null }
+                defer { next += 1 }
+                return Int(codes.codes[next])
+            }
+            hasNulls = true
+        } else {
+            rowCodes = convert(codes.codes) { Int($0) }
+            hasNulls = false
+        }
+    }
+
+    /// The column of `type` for `rows` (every row when nil).
+    func column(type: FrameType, rows: [Int]?) -> Column {
+        let codes = rows.map { r in r.map { rowCodes[$0] } } ?? rowCodes
+        let null = entries.count - 1
+        return Column(type: type, values: .bytes(entries.gather(codes)), validity: hasNulls ? codes.map { $0 != null } : nil)
+    }
+
+    /// Whether `conjunct` holds for each entry (null counting as false), or nil when it cannot be decided per entry.
+    func passes(_ conjunct: Expr, name: String, type: FrameType) -> [Bool]? {
+        var validity = [Bool](repeating: true, count: entries.count)
+        validity[entries.count - 1] = false
+        let frame = Frame(names: [name], columns: [Column(type: type, values: .bytes(entries), validity: validity)])
+        // An error (say, a cast that fails on a value no row of this chunk holds any more) leaves it to the rows.
+        guard let result = try? conjunct.evaluate(frame), result.count == entries.count, case .bool(let bits) = result.values else { return nil }
+        guard let valid = result.validity else { return bits }
+        return zip(bits, valid).map { $0 && $1 }
+    }
+}
+
 extension Frame {
     /// Reads a Delta table's planned files into one frame (the given columns, or every primitive column).
     /// Calls `body` with each row group of the table as a frame (the given columns, `filter` applied), in parallel;
@@ -208,18 +275,48 @@ extension Frame {
 
     /// Like `mapChunks`, but the body gets each whole chunk with the filter's mask (nil without a filter) and
     /// decides how to apply it: an aggregation can skip rows instead of copying the ones that pass.
+    ///
+    /// A conjunct of the filter that reads one string column is decided on the column's dictionary when a file
+    /// stores it dictionary-encoded (once per distinct value, not per row); the body then gets only the rows that
+    /// pass those conjuncts, with the mask of the rest.
     public static func mapChunks<T>(_ table: DeltaTable, plan: ScanPlan, columns wanted: [String]? = nil, filter: Expr?,
                                     masked body: @Sendable (Frame, Column?) throws -> T) throws -> [T] {
         let (fields, types) = try frameFields(plan.snapshot.schema, wanted)
-        return try table.forEachChunk(plan, fields: fields) { chunk in
-            let frame = Frame(names: fields.map(\.name), columns: try zip(chunk.columns, types).map { column, type in
-                switch column {
-                case .data(let data, let descriptor): return try Column(parquet: data, descriptor: descriptor, type: type)
-                case .constant(let value): return Column(repeating: value, type: type, count: chunk.rows)
-                case .nested(let cells, let node): return Column(nested: cells, node: node, type: type)
+        let split = DictionaryFilter(filter, names: fields.map(\.name), types: types)
+        return try table.forEachChunk(plan, fields: fields, keepingCodes: Set(split.byField.keys)) { chunk in
+            var coded: [Int: CodedColumn] = [:]
+            for (i, column) in chunk.columns.enumerated() {
+                if case .data(let data, let descriptor) = column, let codes = data.dictionaryCodes, codes.dictionary.count < chunk.rows {
+                    coded[i] = CodedColumn(data, codes: codes, maxDefinitionLevel: descriptor.maxDefinitionLevel)
                 }
+            }
+            var rows: [Int]?
+            var rest = split.rest
+            for (i, conjuncts) in split.byField.sorted(by: { $0.key < $1.key }) {
+                for conjunct in conjuncts {
+                    guard let column = coded[i], let passes = column.passes(conjunct, name: fields[i].name, type: types[i]) else {
+                        rest.append(conjunct)
+                        continue
+                    }
+                    rows = column.rowCodes.withUnsafeBufferPointer { codes in
+                        rows.map { $0.filter { passes[codes[$0]] } } ?? codes.indices.filter { passes[codes[$0]] }
+                    }
+                }
+            }
+            let count = rows?.count ?? chunk.rows
+            let frame = Frame(names: fields.map(\.name), columns: try zip(chunk.columns, types).enumerated().map { i, pair in
+                let (column, type) = pair
+                if let codedColumn = coded[i] { return codedColumn.column(type: type, rows: rows) }
+                let whole: Column
+                switch column {
+                case .data(let data, let descriptor): whole = try Column(parquet: data.materialized(), descriptor: descriptor, type: type)
+                case .constant(let value): return Column(repeating: value, type: type, count: count)
+                case .nested(let cells, let node): whole = Column(nested: cells, node: node, type: type)
+                }
+                return rows.map { whole.take($0) } ?? whole
             })
-            return try body(frame, try filter.map { try $0.evaluate(frame) })
+            let remaining = rest.isEmpty ? nil : rest.dropFirst().reduce(rest[0]) { .binary("AND", $0, $1) }
+            return try body(frame, try remaining.map { try $0.evaluate(frame) })
         }
     }
 

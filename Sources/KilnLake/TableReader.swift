@@ -267,7 +267,11 @@ extension DeltaTable {
 
     /// `chunks`, handing each row group to `body` as soon as it is decoded (on the decoding thread), so only the
     /// results stay in memory. Results come back in plan order.
-    public func forEachChunk<T>(_ plan: ScanPlan, fields: [DeltaField], _ body: @Sendable (TableChunk) throws -> T) throws -> [T] {
+    ///
+    /// Fields whose positions are in `keepingCodes` may arrive as dictionary codes (`ColumnData.dictionaryCodes`) when a
+    /// file stores them dictionary-encoded, so a filter can look at each distinct value once.
+    public func forEachChunk<T>(_ plan: ScanPlan, fields: [DeltaField], keepingCodes: Set<Int> = [],
+                                _ body: @Sendable (TableChunk) throws -> T) throws -> [T] {
         let schema = plan.snapshot.schema
         // Every row group of every file is one task, so one big file still uses every core.
         let opened = try concurrentMap(plan.files.count) { i -> OpenedDataFile in
@@ -294,15 +298,16 @@ extension DeltaTable {
             let reader = o.reader
             let partition = self.partitionLookup(o.file, schema: schema)
             let leaves = o.sources.flatMap { $0.map(\.leaves) ?? [] }
+            let coded = Set(keepingCodes.compactMap { o.sources[$0]?.leafIndex })
             let rows = Int(reader.metadata.rowGroups[group].numRows)
-            let data = Dictionary(uniqueKeysWithValues: zip(leaves, try reader.readRowGroup(group, columns: leaves, parallel: false)))
+            let data = Dictionary(uniqueKeysWithValues: zip(leaves, try reader.readRowGroup(group, columns: leaves, parallel: false, keepingCodes: coded)))
             let gone = Set(o.deleted.filter { $0 >= groupStart && $0 < groupStart + rows }.map { $0 - groupStart })
             let keep = gone.isEmpty ? nil : (0..<rows).filter { !gone.contains($0) }
             var columns: [TableChunkColumn] = []
             for (field, source) in zip(fields, o.sources) {
                 if let leaf = source?.leafIndex, var column = data[leaf] {
                     let descriptor = reader.columns[leaf]
-                    if let keep { column = column.take(rows: keep, maxDefinitionLevel: descriptor.maxDefinitionLevel) }
+                    if let keep { column = try column.materialized().take(rows: keep, maxDefinitionLevel: descriptor.maxDefinitionLevel) }
                     columns.append(.data(column, descriptor))
                 } else if let node = source, node.leafIndex == nil {
                     let mine = Set(node.leaves)

@@ -39,14 +39,18 @@ struct ColumnChunkDecoder {
     var repetitions: [UInt8] = []
     var slots = 0
     var indexScratch: [UInt32] = []
+    /// Keep a BYTE_ARRAY chunk's dictionary codes instead of its values while every data page is dictionary-encoded.
+    var keepCodes: Bool
+    var codes: [UInt32] = []
 
-    init(column: ColumnDescriptor, codec: Codec, expectedSlots: Int64, byteHint: Int64 = 0) throws {
+    init(column: ColumnDescriptor, codec: Codec, expectedSlots: Int64, byteHint: Int64 = 0, keepCodes: Bool = false) throws {
         guard let type = column.element.physicalType else { throw ParquetError("'\(column.dottedPath)' is a group, not a column") }
         self.column = column
         self.codec = codec
         self.type = type
         width = type == .int96 ? 12 : Int(column.element.typeLength ?? 0)
         out = ValueBuilder(type, width: width)
+        self.keepCodes = keepCodes && type == .byteArray
         let reserve = Int(min(expectedSlots, 1 << 20))
         switch type {
         case .boolean: out.bools.reserveCapacity(reserve)
@@ -55,8 +59,12 @@ struct ColumnChunkDecoder {
         case .float: out.floats.reserveCapacity(reserve)
         case .double: out.doubles.reserveCapacity(reserve)
         case .byteArray:
-            out.byteArrays.offsets.reserveCapacity(reserve + 1)
-            out.byteArrays.data.reserveCapacity(Int(min(byteHint, 1 << 28)))
+            if self.keepCodes {
+                codes.reserveCapacity(reserve)
+            } else {
+                out.byteArrays.offsets.reserveCapacity(reserve + 1)
+                out.byteArrays.data.reserveCapacity(Int(min(byteHint, 1 << 28)))
+            }
         case .int96, .fixedLenByteArray: out.fixed.data.reserveCapacity(reserve * width)
         }
         if column.maxDefinitionLevel > 0 { definitions.reserveCapacity(reserve) }
@@ -66,12 +74,13 @@ struct ColumnChunkDecoder {
     var name: String { column.dottedPath }
 
     /// Decodes a whole chunk (its pages back to back) and returns the column's data.
-    static func decode(chunk bytes: [UInt8], meta: ColumnChunkMetaData, column: ColumnDescriptor) throws -> ColumnData {
+    /// With `keepingCodes`, a BYTE_ARRAY chunk whose data pages are all dictionary-encoded comes back as codes.
+    static func decode(chunk bytes: [UInt8], meta: ColumnChunkMetaData, column: ColumnDescriptor, keepingCodes: Bool = false) throws -> ColumnData {
         guard [.uncompressed, .snappy, .gzip, .zstd].contains(meta.codec) else {
             throw ParquetError("Column '\(column.dottedPath)' uses \(meta.codec.name) compression, which Kiln does not read; rewrite the file with SNAPPY, ZSTD or GZIP")
         }
         var decoder = try ColumnChunkDecoder(column: column, codec: meta.codec, expectedSlots: meta.numValues,
-                                             byteHint: meta.totalUncompressedSize)
+                                             byteHint: meta.totalUncompressedSize, keepCodes: keepingCodes)
         var position = 0
         while position < bytes.count, decoder.slots < meta.numValues {
             var reader = ThriftCompactReader(bytes, position: position)
@@ -188,6 +197,11 @@ struct ColumnChunkDecoder {
         }
         if encoding == .plainDictionary || encoding == .rleDictionary {
             return try dictionaryIndices(&cursor, count: count)
+        }
+        if keepCodes {  // a writer fell back to plain pages: write out the codes so far and go on with values
+            keepCodes = false
+            if case .byteArray(let d)? = dictionary { try DictionaryCodes.gather(d, codes, into: &out.byteArrays) }
+            codes = []
         }
         switch (type, encoding) {
         case (.boolean, .plain):
@@ -394,32 +408,10 @@ struct ColumnChunkDecoder {
         case .double(let d): gather(d, into: &out.doubles)
         case .boolean(let d): gather(d, into: &out.bools)
         case .byteArray(let d):
-            var total = 0
-            d.offsets.withUnsafeBufferPointer { o in
-                for index in indexScratch { total += Int(o[Int(index) + 1] - o[Int(index)]) }
-            }
-            guard out.byteArrays.data.count + total <= Int(Int32.max) else { throw ParquetError("Column chunk holds more than 2 GiB of BYTE_ARRAY data") }
-            var end = out.byteArrays.data.count
-            out.byteArrays.data.append(contentsOf: repeatElement(0, count: total))
-            let base = out.byteArrays.offsets.count
-            out.byteArrays.offsets.append(contentsOf: repeatElement(0, count: indexScratch.count))
-            d.offsets.withUnsafeBufferPointer { o in
-                d.data.withUnsafeBufferPointer { src in
-                    out.byteArrays.data.withUnsafeMutableBufferPointer { dst in
-                        out.byteArrays.offsets.withUnsafeMutableBufferPointer { offsets in
-                            indexScratch.withUnsafeBufferPointer { indices in
-                                for (k, index) in indices.enumerated() {
-                                    let start = Int(o[Int(index)]), length = Int(o[Int(index) + 1]) - start
-                                    if length == 1 { dst[end] = src[start] } else if length > 0 {
-                                        (dst.baseAddress! + end).update(from: src.baseAddress! + start, count: length)
-                                    }
-                                    end += length
-                                    offsets[base + k] = Int32(end)
-                                }
-                            }
-                        }
-                    }
-                }
+            if keepCodes {
+                codes.append(contentsOf: indexScratch)
+            } else {
+                try DictionaryCodes.gather(d, indexScratch, into: &out.byteArrays)
             }
         case .int96(let d), .fixedLenByteArray(let d):
             for index in indexScratch { out.fixed.data.append(contentsOf: d[Int(index)]) }
@@ -427,6 +419,12 @@ struct ColumnChunkDecoder {
     }
 
     consuming func finish() -> ColumnData {
+        if keepCodes, case .byteArray(let d)? = dictionary {
+            return ColumnData(values: .byteArray(ByteArrays()),
+                              definitionLevels: column.maxDefinitionLevel == 0 || (column.maxRepetitionLevel == 0 && codes.count == slots) ? nil : definitions,
+                              repetitionLevels: column.maxRepetitionLevel == 0 ? nil : repetitions,
+                              count: slots, dictionaryCodes: DictionaryCodes(dictionary: d, codes: codes))
+        }
         let values = out.build()
         let allDefined = column.maxRepetitionLevel == 0 && values.count == slots
         return ColumnData(values: values,

@@ -116,12 +116,25 @@ public struct ColumnData: Sendable, Equatable {
     public var definitionLevels: [UInt8]?
     public var repetitionLevels: [UInt8]?
     public var count: Int
+    /// Set only when the reader was asked to keep a dictionary-encoded BYTE_ARRAY chunk as codes
+    /// (`readColumn(..., keepingCodes: true)`): then `values` is empty and the values are these codes' entries.
+    public var dictionaryCodes: DictionaryCodes?
 
-    public init(values: ColumnValues, definitionLevels: [UInt8]? = nil, repetitionLevels: [UInt8]? = nil, count: Int? = nil) {
+    public init(values: ColumnValues, definitionLevels: [UInt8]? = nil, repetitionLevels: [UInt8]? = nil, count: Int? = nil,
+                dictionaryCodes: DictionaryCodes? = nil) {
         self.values = values
         self.definitionLevels = definitionLevels
         self.repetitionLevels = repetitionLevels
-        self.count = count ?? definitionLevels?.count ?? values.count
+        self.dictionaryCodes = dictionaryCodes
+        self.count = count ?? definitionLevels?.count ?? dictionaryCodes?.codes.count ?? values.count
+    }
+
+    /// The same column with its values written out (itself when it holds no codes).
+    public func materialized() throws -> ColumnData {
+        guard let dictionaryCodes else { return self }
+        var out = ByteArrays()
+        try DictionaryCodes.gather(dictionaryCodes.dictionary, dictionaryCodes.codes, into: &out)
+        return ColumnData(values: .byteArray(out), definitionLevels: definitionLevels, repetitionLevels: repetitionLevels, count: count)
     }
 
     /// Number of rows: slots that start a row.
@@ -133,6 +146,49 @@ public struct ColumnData: Sendable, Equatable {
     }
 
     public var memoryBytes: Int { values.memoryBytes + (definitionLevels?.count ?? 0) + (repetitionLevels?.count ?? 0) }
+}
+
+/// A dictionary-encoded BYTE_ARRAY chunk as it is stored: the dictionary and one code per non-null value (value `i`
+/// is `dictionary[codes[i]]`), so a filter can be decided once per distinct value instead of once per row.
+public struct DictionaryCodes: Sendable, Equatable {
+    public var dictionary: ByteArrays
+    public var codes: [UInt32]
+
+    public init(dictionary: ByteArrays, codes: [UInt32]) {
+        self.dictionary = dictionary
+        self.codes = codes
+    }
+
+    /// Appends `dictionary[codes[k]]` for every code (each already checked against the dictionary's size).
+    static func gather(_ dictionary: ByteArrays, _ codes: [UInt32], into out: inout ByteArrays) throws {
+        var total = 0
+        dictionary.offsets.withUnsafeBufferPointer { o in
+            for index in codes { total += Int(o[Int(index) + 1] - o[Int(index)]) }
+        }
+        guard out.data.count + total <= Int(Int32.max) else { throw ParquetError("Column chunk holds more than 2 GiB of BYTE_ARRAY data") }
+        var end = out.data.count
+        out.data.append(contentsOf: repeatElement(0, count: total))
+        let base = out.offsets.count
+        out.offsets.append(contentsOf: repeatElement(0, count: codes.count))
+        dictionary.offsets.withUnsafeBufferPointer { o in
+            dictionary.data.withUnsafeBufferPointer { src in
+                out.data.withUnsafeMutableBufferPointer { dst in
+                    out.offsets.withUnsafeMutableBufferPointer { offsets in
+                        codes.withUnsafeBufferPointer { indices in
+                            for (k, index) in indices.enumerated() {
+                                let start = Int(o[Int(index)]), length = Int(o[Int(index) + 1]) - start
+                                if length == 1 { dst[end] = src[start] } else if length > 0 {
+                                    (dst.baseAddress! + end).update(from: src.baseAddress! + start, count: length)
+                                }
+                                end += length
+                                offsets[base + k] = Int32(end)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Fixed-width numeric types that PLAIN stores as little-endian bytes.

@@ -87,7 +87,8 @@ public final class ParquetFileReader: Sendable {
     }
 
     /// Decodes leaf column `column` of row group `rowGroup`.
-    public func readColumn(rowGroup: Int, column: Int) throws -> ColumnData {
+    /// With `keepingCodes`, a dictionary-encoded BYTE_ARRAY chunk comes back as codes (`ColumnData.dictionaryCodes`).
+    public func readColumn(rowGroup: Int, column: Int, keepingCodes: Bool = false) throws -> ColumnData {
         guard metadata.rowGroups.indices.contains(rowGroup) else { throw ParquetError("No row group \(rowGroup)") }
         let group = metadata.rowGroups[rowGroup]
         guard group.columns.indices.contains(column) else { throw ParquetError("No column \(column)") }
@@ -101,7 +102,7 @@ public final class ParquetFileReader: Sendable {
             throw ParquetError("Column chunk '\(descriptor.dottedPath)' has its data pages outside the chunk")
         }
         let bytes = try file.read(offset: start, count: Int(chunk.totalCompressedSize))
-        let data = try ColumnChunkDecoder.decode(chunk: bytes, meta: chunk, column: descriptor)
+        let data = try ColumnChunkDecoder.decode(chunk: bytes, meta: chunk, column: descriptor, keepingCodes: keepingCodes)
         if descriptor.maxRepetitionLevel == 0, data.count != group.numRows {
             throw ParquetError("Column '\(descriptor.dottedPath)' has \(data.count) values in a row group of \(group.numRows) rows")
         }
@@ -109,12 +110,16 @@ public final class ParquetFileReader: Sendable {
     }
 
     /// Decodes the chosen columns (all by default) of one row group, columns in parallel when `parallel` is set.
-    public func readRowGroup(_ rowGroup: Int, columns selected: [Int]? = nil, parallel: Bool = true) throws -> [ColumnData] {
+    /// Columns in `keepingCodes` that are dictionary-encoded BYTE_ARRAYs come back as codes.
+    public func readRowGroup(_ rowGroup: Int, columns selected: [Int]? = nil, parallel: Bool = true,
+                             keepingCodes: Set<Int> = []) throws -> [ColumnData] {
         let indices = selected ?? Array(columns.indices)
         if !parallel || indices.count < 2 {
-            return try indices.map { try readColumn(rowGroup: rowGroup, column: $0) }
+            return try indices.map { try readColumn(rowGroup: rowGroup, column: $0, keepingCodes: keepingCodes.contains($0)) }
         }
-        return try concurrentMap(indices.count) { try self.readColumn(rowGroup: rowGroup, column: indices[$0]) }
+        return try concurrentMap(indices.count) {
+            try self.readColumn(rowGroup: rowGroup, column: indices[$0], keepingCodes: keepingCodes.contains(indices[$0]))
+        }
     }
 
     /// Decodes the chosen columns of the chosen row groups, every (row group, column) pair in parallel.

@@ -284,7 +284,7 @@ extension Execution {
     func matchPairs(_ condition: Expr, target: Relation, source: Relation) throws -> ([Int], [Int]) {
         func binds(_ e: Expr, _ r: Relation) -> Bool { (try? r.bind(e)) != nil }
         var targetKeys: [Expr] = [], sourceKeys: [Expr] = [], residual: [Expr] = []
-        for conjunct in Self.conjuncts(condition) {
+        for conjunct in condition.conjuncts {
             if case .binary("=", let a, let b) = conjunct {
                 let aTarget = binds(a, target) && !binds(a, source), aSource = binds(a, source) && !binds(a, target)
                 let bTarget = binds(b, target) && !binds(b, source), bSource = binds(b, source) && !binds(b, target)
@@ -316,10 +316,5 @@ extension Execution {
         let holds = try truth(residual.dropFirst().reduce(residual[0]) { .binary("AND", $0, $1) }, on: pairs)
         let keep = holds.indices.filter { holds[$0] }
         return (keep.map { left[$0] }, keep.map { right[$0] })
-    }
-
-    static func conjuncts(_ e: Expr) -> [Expr] {
-        if case .binary("AND", let a, let b) = e { return conjuncts(a) + conjuncts(b) }
-        return [e]
     }
 }

@@ -512,17 +512,15 @@ struct Execution {
 
     /// The catalog table a FROM item reads, planned, when it is one.
     func streamSource(_ item: FromItem, filter: Expr?, env: [String: Relation]) throws -> StreamSource? {
-        guard case .table(let parts, let alias, let version, let timestamp) = item, !(parts.count == 1 && env[parts[0].lowercased()] != nil),
-              !(parts.count == 2 && ["delta", "parquet"].contains(parts[0].lowercased())) else { return nil }
-        let path = try engine.catalog.path(parts)
-        guard FileManager.default.fileExists(atPath: path + "/_delta_log") else { return nil }
+        guard let source = deltaTable(item, env: env) else { return nil }
+        if source.name != nil, !FileManager.default.fileExists(atPath: source.path + "/_delta_log") { return nil }
         let start = DispatchTime.now()
-        let (table, plan, columns) = try planRead(path, version: version, timestamp: timestamp, filter: filter, name: parts)
+        let (table, plan, columns) = try planRead(source.path, version: source.version, timestamp: source.timestamp, filter: filter, name: source.name)
         if let trace = cache.trace, trace.analyze {
-            trace.record("Scan " + parts.joined(separator: "."), Self.scanDetail(plan, filter: filter, columns: columns) + "; rows go straight into the next step",
-                         rows: nil, since: start)
+            trace.record("Scan " + (source.name?.joined(separator: ".") ?? source.path),
+                         Self.scanDetail(plan, filter: filter, columns: columns) + "; rows go straight into the next step", rows: nil, since: start)
         }
-        return StreamSource(table: table, plan: plan, columns: columns, filter: filter, qualifier: alias ?? parts.last!)
+        return StreamSource(table: table, plan: plan, columns: columns, filter: filter, qualifier: source.qualifier)
     }
 
     /// A display name for an unaliased select item, as Spark names it.
@@ -650,10 +648,17 @@ struct Execution {
 
     /// A FROM item that is a catalog table (not a CTE, not a path): its alias and lower-cased column names.
     func catalogScope(_ item: FromItem, env: [String: Relation]) -> (alias: String, columns: Set<String>)? {
-        guard case .table(let parts, let alias, let version, _) = item, !(parts.count == 1 && env[parts[0].lowercased()] != nil),
-              !(parts.count == 2 && ["delta", "parquet"].contains(parts[0].lowercased())),
-              let path = try? engine.catalog.path(parts), let (_, snapshot) = try? cache.table(path, version: version) else { return nil }
-        return ((alias ?? parts.last!).lowercased(), Set(snapshot.schema.fields.map { $0.name.lowercased() }))
+        guard let table = deltaTable(item, env: env), let (_, snapshot) = try? cache.table(table.path, version: table.version) else { return nil }
+        return (table.qualifier.lowercased(), Set(snapshot.schema.fields.map { $0.name.lowercased() }))
+    }
+
+    /// The Delta table a FROM item reads, when it is one: a catalog table (`name` set) or `delta.\`path\`` (`name`
+    /// nil). Nil for CTEs, inputs, Parquet paths and views. Both are planned, filtered and streamed the same way.
+    func deltaTable(_ item: FromItem, env: [String: Relation]) -> (path: String, name: [String]?, qualifier: String, version: Int64?, timestamp: String?)? {
+        guard case .table(let parts, let alias, let version, let timestamp) = item, !(parts.count == 1 && env[parts[0].lowercased()] != nil) else { return nil }
+        if parts.count == 2, parts[0].lowercased() == "delta" { return (parts[1], nil, alias ?? "delta", version, timestamp) }
+        guard !(parts.count == 2 && parts[0].lowercased() == "parquet"), let path = try? engine.catalog.path(parts) else { return nil }
+        return (path, parts, alias ?? parts.last!, version, timestamp)
     }
 
     /// Whether a subquery runs on its own (it names no column of an enclosing query). A plain SELECT over catalog
@@ -1015,7 +1020,9 @@ struct Execution {
             if parts.count == 2, ["delta", "parquet"].contains(parts[0].lowercased()) {
                 let path = parts[1]
                 if parts[0].lowercased() == "parquet" { return Relation(frame: try readParquet(path), qualifier: alias ?? "parquet") }
-                return Relation(frame: try readDelta(path, version: version, timestamp: timestamp), qualifier: alias ?? "delta")
+                var relation = Relation(frame: try readDelta(path, version: version, timestamp: timestamp, filter: filter), qualifier: alias ?? "delta")
+                relation.known = (try? cache.table(path, version: version))?.1.schema.fields.map(\.name) ?? []
+                return relation
             }
             if let n = try? engine.catalog.tableName(parts), n.schema.lowercased() == "information_schema" {
                 guard let frame = engine.virtualTables["\(n.catalog).\(n.schema).\(n.table)".lowercased()] else {

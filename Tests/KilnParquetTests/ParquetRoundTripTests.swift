@@ -121,6 +121,38 @@ struct ParquetRoundTripTests {
         }
     }
 
+    @Test("dictionary-encoded string chunks can come back as codes, equal to the values once written out")
+    func dictionaryCodes() throws {
+        let scratch = Scratch()
+        let rows = Sample.rows(1500, seed: 7)
+        for dictionary in [true, false] {
+            var options = ParquetWriterOptions(codec: .snappy)
+            options.dictionary = dictionary
+            options.pageSize = 700  // many pages per chunk
+            let path = scratch.path("codes-\(dictionary).parquet")
+            _ = try Sample.write(rows, to: path, options: options)
+            let reader = try ParquetFileReader(path: path)
+            var coded = 0
+            for group in reader.metadata.rowGroups.indices {
+                for column in reader.columns.indices {
+                    let plain = try reader.readColumn(rowGroup: group, column: column)
+                    let kept = try reader.readColumn(rowGroup: group, column: column, keepingCodes: true)
+                    #expect(plain.dictionaryCodes == nil)
+                    if let codes = kept.dictionaryCodes {
+                        coded += 1
+                        #expect(reader.columns[column].element.physicalType == .byteArray)
+                        #expect(kept.values.count == 0 && codes.codes.count == plain.values.count)
+                    }
+                    guard reader.columns[column].element.physicalType == .byteArray else { continue }  // (NaNs differ from themselves)
+                    #expect(try kept.materialized() == plain, "row group \(group), column \(reader.columns[column].dottedPath)")
+                    #expect(try reader.readRowGroup(group, columns: [column], keepingCodes: [column]) == [kept])
+                }
+            }
+            // name, tags' elements (repeated) and attrs' keys, in each of the four row groups.
+            #expect(coded == (dictionary ? 12 : 0))
+        }
+    }
+
     @Test("an empty file and an empty row group are valid")
     func empty() throws {
         let scratch = Scratch()

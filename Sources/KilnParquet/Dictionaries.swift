@@ -25,11 +25,14 @@ enum Dictionaries {
         return Encoded(values: dictionary, indices: indices, bitWidth: max(1, RLEHybrid.bitWidth(UInt64(dictionary.count - 1))))
     }
 
-    /// Whether to give up on the dictionary after a sample of 4,096-value steps: when nearly every value is new, or
-    /// when it grows fast enough to pass its limit well before the end (`limit` counted in entries).
+    /// Whether to give up on the dictionary after a sample of 4,096-value steps: when nearly every value is new, or,
+    /// after 64k values, when it grows fast enough to pass its limit well before the end (`limit` counted in entries).
+    /// (Extrapolating from the first steps gave up on columns of a few thousand values: their first 4,096 rows are
+    /// mostly new values, then no more come.)
     static func hopeless(distinct: Int, seen: Int, total: Int, limit: Int) -> Bool {
         // Nearly every value new: a dictionary would only add an index per value.
         if Double(distinct) > Double(seen) * 0.9 { return true }
+        guard seen >= 1 << 16 else { return false }
         return Double(distinct) / Double(seen) * Double(total) > Double(limit) * 2 && Double(distinct) > Double(seen) * 0.5
     }
 

@@ -225,6 +225,12 @@ struct ParquetRoundTripTests {
         let repeated = Dictionaries.build(.int64((0..<1000).map { Int64($0 % 10) }), limit: 1 << 20)
         #expect(repeated?.values == .int64((0..<10).map(Int64.init)) && repeated?.bitWidth == 4)
         #expect(repeated?.indices.prefix(12) == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1])
+        // A few thousand values drawn at random over many rows: the first 4,096 rows are mostly new values, but the
+        // column has a small dictionary, and gets one (this used to be extrapolated to "hopeless").
+        var g = SplitMix64(seed: 5)
+        let drawn = ByteArrays((0..<300_000).map { _ in Array("s\(Int.random(in: 0..<5000, using: &g))".utf8) })
+        #expect(Dictionaries.build(.byteArray(drawn), limit: 1 << 20)?.values.count == 5000)
+        #expect(Dictionaries.build(.int64((0..<300_000).map { _ in Int64.random(in: 0..<5000, using: &g) }), limit: 1 << 20)?.values.count == 5000)
     }
 
     @Test("the writer refuses columns that do not fit the schema")

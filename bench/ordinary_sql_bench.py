@@ -104,6 +104,7 @@ def main():
     parser.add_argument("--rows", type=int, help="rows of the fact table (5M; 10M for --suite micro)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--suite", choices=["ordinary", "micro"], default="ordinary")
+    parser.add_argument("--only", help="comma-separated query names to run (default: all of the suite)")
     args = parser.parse_args()
     micro = args.suite == "micro"
     args.rows = args.rows or (10_000_000 if micro else 5_000_000)
@@ -120,7 +121,11 @@ def main():
                            check=True, capture_output=True)
         con = duckdb.connect()
         results = {}
-        for name, template in (MICRO if micro else QUERIES).items():
+        chosen = (MICRO if micro else QUERIES).items()
+        if args.only:
+            wanted = set(args.only.split(","))
+            chosen = [(n, t) for n, t in chosen if n in wanted]
+        for name, template in chosen:
             duck_sql = template.format(**{t: f"read_parquet('{files[t]}')" for t in tables})
             kiln_sql = template.format(**{t: f"main.default.{t}" for t in tables})
             duck_times, kiln_times, inside = [], [], []

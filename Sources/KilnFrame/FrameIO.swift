@@ -220,7 +220,7 @@ struct DictionaryFilter {
 /// One chunk's dictionary-encoded string column seen row by row: each row's entry, the last entry standing for null.
 struct CodedColumn {
     let entries: ByteColumn
-    let rowCodes: [Int]
+    let rowCodes: [UInt32]
     let hasNulls: Bool
 
     init(_ data: ColumnData, codes: DictionaryCodes, maxDefinitionLevel: Int) {
@@ -229,25 +229,36 @@ struct CodedColumn {
         entries.offsets = convert(codes.dictionary.offsets) { Int($0) }
         entries.offsets.append(entries.data.count)  // the null entry (empty)
         self.entries = entries
-        let null = codes.dictionary.count
         if let defs = data.definitionLevels, codes.codes.count < data.count {
-            let maxDef = UInt8(maxDefinitionLevel)
+            let maxDef = UInt8(maxDefinitionLevel), null = UInt32(codes.dictionary.count)
             var next = 0
             rowCodes = defs.map { level in
                 guard level == maxDef else { return null }
                 defer { next += 1 }
-                return Int(codes.codes[next])
+                return codes.codes[next]
             }
             hasNulls = true
         } else {
-            rowCodes = convert(codes.codes) { Int($0) }
+            rowCodes = codes.codes
             hasNulls = false
+        }
+    }
+
+    /// The rows (of `rows`, or of all) whose entry `passes`.
+    func select(_ passes: [Bool], from rows: [Int]?) -> [Int] {
+        rowCodes.withUnsafeBufferPointer { codes in
+            passes.withUnsafeBufferPointer { passes in
+                if let rows { return rows.filter { passes[Int(codes[$0])] } }
+                var out: [Int] = []
+                for i in 0..<codes.count where passes[Int(codes[i])] { out.append(i) }
+                return out
+            }
         }
     }
 
     /// The column of `type` for `rows` (every row when nil).
     func column(type: FrameType, rows: [Int]?) -> Column {
-        let codes = rows.map { r in r.map { rowCodes[$0] } } ?? rowCodes
+        let codes = rows.map { r in r.map { Int(rowCodes[$0]) } } ?? convert(rowCodes) { Int($0) }
         let null = entries.count - 1
         return Column(type: type, values: .bytes(entries.gather(codes)), validity: hasNulls ? codes.map { $0 != null } : nil)
     }
@@ -298,9 +309,7 @@ extension Frame {
                         rest.append(conjunct)
                         continue
                     }
-                    rows = column.rowCodes.withUnsafeBufferPointer { codes in
-                        rows.map { $0.filter { passes[codes[$0]] } } ?? codes.indices.filter { passes[codes[$0]] }
-                    }
+                    rows = column.select(passes, from: rows)
                 }
             }
             let count = rows?.count ?? chunk.rows

@@ -166,9 +166,19 @@ struct ColumnChunkDecoder {
                 let maxDef = UInt8(column.maxDefinitionLevel)
                 var highest: UInt8 = 0, full = 0
                 definitions.withUnsafeBufferPointer { levels in
-                    for level in levels[levelStart...] {
-                        highest = max(highest, level)
-                        full &+= level == maxDef ? 1 : 0
+                    // In blocks of 255 with byte-wide counters, so the loop vectorizes.
+                    var k = levelStart
+                    while k < levels.count {
+                        let end = min(levels.count, k + 255)
+                        var top: UInt8 = 0, defined: UInt8 = 0
+                        for j in k..<end {
+                            let level = levels[j]
+                            top = max(top, level)
+                            defined &+= level == maxDef ? 1 : 0
+                        }
+                        highest = max(highest, top)
+                        full += Int(defined)
+                        k = end
                     }
                 }
                 guard highest <= maxDef else { throw ParquetError("Definition level \(highest) above the maximum \(maxDef) in '\(name)'") }
@@ -373,21 +383,29 @@ struct ColumnChunkDecoder {
         }
     }
 
-    mutating func dictionaryIndices(_ cursor: inout ByteCursor, count: Int) throws {
-        guard let dictionary else { throw ParquetError("Dictionary-encoded page without a dictionary page in '\(name)'") }
-        indexScratch.removeAll(keepingCapacity: true)
+    /// Decodes a page's dictionary indices onto the end of `target`, each checked against the dictionary's `size`.
+    static func indices(_ cursor: inout ByteCursor, count: Int, into target: inout [UInt32], size: Int, name: String) throws {
+        let start = target.count
         if count > 0 {
             let bitWidth = Int(try cursor.byte())
-            try RLEHybrid.decode(cursor.rest, bitWidth: bitWidth, count: count, into: &indexScratch)
+            try RLEHybrid.decode(cursor.rest, bitWidth: bitWidth, count: count, into: &target)
         }
-        let size = dictionary.count
         var largest: UInt32 = 0
-        indexScratch.withUnsafeBufferPointer { indices in
-            for index in indices { largest = max(largest, index) }
+        target.withUnsafeBufferPointer { all in
+            for index in all[start...] { largest = max(largest, index) }
         }
-        if !indexScratch.isEmpty, Int(largest) >= size {
+        if target.count > start, Int(largest) >= size {
             throw ParquetError("Dictionary index \(largest) out of range (\(size) entries) in '\(name)'")
         }
+    }
+
+    mutating func dictionaryIndices(_ cursor: inout ByteCursor, count: Int) throws {
+        guard let dictionary else { throw ParquetError("Dictionary-encoded page without a dictionary page in '\(name)'") }
+        if keepCodes, case .byteArray = dictionary {  // kept as they are
+            return try Self.indices(&cursor, count: count, into: &codes, size: dictionary.count, name: name)
+        }
+        indexScratch.removeAll(keepingCapacity: true)
+        try Self.indices(&cursor, count: count, into: &indexScratch, size: dictionary.count, name: name)
         func gather<T>(_ dict: [T], into out: inout [T]) {
             let base = out.count, n = indexScratch.count
             guard n > 0, let first = dict.first else { return }
@@ -408,11 +426,7 @@ struct ColumnChunkDecoder {
         case .double(let d): gather(d, into: &out.doubles)
         case .boolean(let d): gather(d, into: &out.bools)
         case .byteArray(let d):
-            if keepCodes {
-                codes.append(contentsOf: indexScratch)
-            } else {
-                try DictionaryCodes.gather(d, indexScratch, into: &out.byteArrays)
-            }
+            try DictionaryCodes.gather(d, indexScratch, into: &out.byteArrays)
         case .int96(let d), .fixedLenByteArray(let d):
             for index in indexScratch { out.fixed.data.append(contentsOf: d[Int(index)]) }
         }

@@ -189,6 +189,56 @@ public enum Aggregates {
         }
     }
 
+    /// COUNT or SUM of the rows where `keep` holds (every row when nil) as one group, without a per-row group array:
+    /// an ungrouped aggregate over a filtered scan. Same result, bit for bit, as `compute` with every kept row in group
+    /// 0; nil for other functions and types (use `compute`).
+    public static func ungrouped(_ name: String, _ inputs: [Column], keep: [Bool]?, rows: Int) -> Column? {
+        let valid = inputs.first?.validity
+        func kept(_ i: Int) -> Bool { (keep?[i] ?? true) && (valid?[i] ?? true) }
+        switch name {
+        case "count" where inputs.count <= 1:
+            var n: Int64 = 0
+            if keep == nil, valid == nil { n = Int64(rows) } else { for i in 0..<rows where kept(i) { n += 1 } }
+            return Column(type: .int64, values: .int([n]))
+        case "sum" where inputs.count == 1:
+            let x = inputs[0]
+            var seen = 0
+            if x.type.isInteger, case .int(let v) = x.values {
+                var total: Int64 = 0
+                for i in 0..<rows where kept(i) {
+                    total &+= v[i]
+                    seen += 1
+                }
+                return Column(type: .int64, values: .int([total]), validity: [seen > 0])
+            }
+            guard x.type == .float64 || x.type == .float32, case .double(let v) = x.values else { return nil }
+            // The lanes of `compute` (even and odd rows, Kahan-compensated), so the sum is the same.
+            var lanes: (Double, Double, Double, Double) = (0, 0, 0, 0)
+            v.withUnsafeBufferPointer { v in
+                @inline(__always) func add(_ i: Int) {
+                    if i & 1 == 0 {
+                        let y = v[i] - lanes.1, t = lanes.0 + y
+                        lanes.1 = (t - lanes.0) - y
+                        lanes.0 = t
+                    } else {
+                        let y = v[i] - lanes.3, t = lanes.2 + y
+                        lanes.3 = (t - lanes.2) - y
+                        lanes.2 = t
+                    }
+                    seen += 1
+                }
+                if keep == nil, valid == nil {
+                    for i in 0..<rows { add(i) }
+                } else {
+                    for i in 0..<rows where kept(i) { add(i) }
+                }
+            }
+            return Column(type: .float64, values: .double([(lanes.0 + lanes.2) - (lanes.1 + lanes.3)]), validity: [seen > 0])
+        default:
+            return nil
+        }
+    }
+
     static func numbers(_ x: Column) throws -> [Double] {
         switch x.values {
         case .double(let v): return v

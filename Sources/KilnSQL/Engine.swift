@@ -874,6 +874,21 @@ struct Execution {
         /// that is dropped (no copy of the chunk); a selective mask filters first.
         @Sendable func partial(_ chunk: Frame, _ mask: Column?) throws -> Frame {
             var frame = Frame(names: chunk.names.indices.map { "#\($0)" }, columns: chunk.columns)
+            // No GROUP BY and only counts and sums: skip the rows the mask drops as they are summed (no copy, no groups).
+            if groupBy.isEmpty, partialSlots.allSatisfy({ ["count", "sum"].contains($0.function) }) {
+                var keep: [Bool]?
+                if let mask {
+                    guard case .bool(let bits) = mask.values else { throw KilnError.invalid("A WHERE condition must be true or false") }
+                    keep = mask.validity.map { valid in zip(bits, valid).map { $0 && $1 } } ?? bits
+                }
+                var columns: [Column] = []
+                for slot in partialSlots {
+                    let values = try slot.args.map { try $0.evaluate(frame) }
+                    guard let column = Aggregates.ungrouped(slot.function, values, keep: keep, rows: frame.rowCount) else { break }
+                    columns.append(column)
+                }
+                if columns.count == partialSlots.count { return Frame(names: columns.indices.map { "p\($0)" }, columns: columns) }
+            }
             var restrict: Column?
             if let mask, case .bool(let bits) = mask.values {
                 let passing = mask.validity.map { v in zip(bits, v).reduce(0) { $0 + ($1.0 && $1.1 ? 1 : 0) } } ?? bits.reduce(0) { $0 + ($1 ? 1 : 0) }

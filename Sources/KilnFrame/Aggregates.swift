@@ -193,19 +193,22 @@ public enum Aggregates {
     /// an ungrouped aggregate over a filtered scan. Same result, bit for bit, as `compute` with every kept row in group
     /// 0; nil for other functions and types (use `compute`).
     public static func ungrouped(_ name: String, _ inputs: [Column], keep: [Bool]?, rows: Int) -> Column? {
-        let valid = inputs.first?.validity
-        func kept(_ i: Int) -> Bool { (keep?[i] ?? true) && (valid?[i] ?? true) }
+        // One mask of the rows that count: kept and not null.
+        var mask = keep
+        if let valid = inputs.first?.validity { mask = keep.map { zip($0, valid).map { $0 && $1 } } ?? valid }
+        let all = mask == nil
+        let include = mask ?? []
         switch name {
         case "count" where inputs.count <= 1:
             var n: Int64 = 0
-            if keep == nil, valid == nil { n = Int64(rows) } else { for i in 0..<rows where kept(i) { n += 1 } }
+            if all { n = Int64(rows) } else { include.withUnsafeBufferPointer { m in for i in 0..<rows where m[i] { n += 1 } } }
             return Column(type: .int64, values: .int([n]))
         case "sum" where inputs.count == 1:
             let x = inputs[0]
             var seen = 0
             if x.type.isInteger, case .int(let v) = x.values {
                 var total: Int64 = 0
-                for i in 0..<rows where kept(i) {
+                for i in 0..<rows where all || include[i] {
                     total &+= v[i]
                     seen += 1
                 }
@@ -227,10 +230,10 @@ public enum Aggregates {
                     }
                     seen += 1
                 }
-                if keep == nil, valid == nil {
+                if all {
                     for i in 0..<rows { add(i) }
                 } else {
-                    for i in 0..<rows where kept(i) { add(i) }
+                    include.withUnsafeBufferPointer { m in for i in 0..<rows where m[i] { add(i) } }
                 }
             }
             return Column(type: .float64, values: .double([(lanes.0 + lanes.2) - (lanes.1 + lanes.3)]), validity: [seen > 0])

@@ -81,31 +81,45 @@ extension Column {
         let rows = data.count
         let maxDef = UInt8(descriptor.maxDefinitionLevel)
         var valid: [Bool]?
-        var position: [Int]?
         // Some value is null exactly when there are fewer values than rows (the levels are checked by the decoder).
-        if let defs = data.definitionLevels, data.values.count < rows {
-            var v = [Bool](repeating: false, count: rows)
-            var p = [Int](repeating: 0, count: rows)
-            var next = 0
-            for (i, level) in defs.enumerated() where level == maxDef {
-                v[i] = true
-                p[i] = next
-                next += 1
-            }
-            valid = v
-            position = p
-        }
+        let nullLevels = data.values.count < rows ? data.definitionLevels : nil
+        if let nullLevels { valid = convert(nullLevels) { $0 == maxDef } }
+        /// The values spread over the rows, `zero` at the nulls.
         func expand<T>(_ values: [T], zero: T) -> [T] {
-            guard let position, let valid else { return values }
-            return (0..<rows).map { valid[$0] ? values[position[$0]] : zero }
+            guard let nullLevels else { return values }
+            return [T](unsafeUninitializedCapacity: rows) { out, initialized in
+                values.withUnsafeBufferPointer { v in
+                    nullLevels.withUnsafeBufferPointer { levels in
+                        var next = 0
+                        for i in 0..<rows {
+                            if levels[i] == maxDef {
+                                (out.baseAddress! + i).initialize(to: v[next])
+                                next += 1
+                            } else {
+                                (out.baseAddress! + i).initialize(to: zero)
+                            }
+                        }
+                    }
+                }
+                initialized = rows
+            }
         }
         func expandBytes(_ raw: ByteColumn) -> ByteColumn {
-            guard let position, let valid else { return raw }
+            guard let nullLevels else { return raw }
             var out = ByteColumn()
-            out.data.reserveCapacity(raw.data.count)
-            out.offsets.reserveCapacity(rows + 1)
-            for i in 0..<rows {
-                if valid[i] { out.append(raw[position[i]]) } else { out.offsets.append(out.data.count) }
+            out.data = raw.data  // the values keep their order; nulls only add empty offsets
+            out.offsets = [Int](unsafeUninitializedCapacity: rows + 1) { offsets, initialized in
+                raw.offsets.withUnsafeBufferPointer { o in
+                    nullLevels.withUnsafeBufferPointer { levels in
+                        var next = 0
+                        offsets[0] = 0
+                        for i in 0..<rows {
+                            if levels[i] == maxDef { next += 1 }
+                            offsets[i + 1] = o[next]
+                        }
+                    }
+                }
+                initialized = rows + 1
             }
             return out
         }

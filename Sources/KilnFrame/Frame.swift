@@ -117,6 +117,18 @@ public struct Frame: Sendable, Equatable {
             return a < b
         }
         if let limit, limit < count / 4 {
+            // One or two fixed-width keys: compare their order-preserving encodings instead of through closures.
+            if let encoded = normalizedKeys(keys, count: count), (1...2).contains(encoded.count) {
+                let a = encoded[0], b = encoded.count == 2 ? encoded[1] : nil
+                return a.withUnsafeBufferPointer { a in
+                    guard let b else { return topRows(count: count, limit: max(0, limit)) { x, y in a[x] < a[y] || (a[x] == a[y] && x < y) } }
+                    return b.withUnsafeBufferPointer { b in
+                        topRows(count: count, limit: max(0, limit)) { x, y in
+                            a[x] < a[y] || (a[x] == a[y] && (b[x] < b[y] || (b[x] == b[y] && x < y)))
+                        }
+                    }
+                }
+            }
             return topRows(count: count, limit: max(0, limit), before: before)
         }
         if count > 64, let fast = normalizedOrder(keys, count: count) { return fast }
@@ -131,6 +143,41 @@ public struct Frame: Sendable, Equatable {
     /// every number; descending keys inverted; nulls a rank before the value), and rows sort as plain tuples ending in
     /// the row number — no closure per comparison. Nil for strings or more keys.
     static func normalizedOrder(_ keys: [(column: Column, descending: Bool, nullsFirst: Bool?)], count: Int) -> [Int]? {
+        guard let encoded = normalizedKeys(keys, count: count) else { return nil }
+        switch encoded.count {
+        case 1:
+            let a = encoded[0]
+            var rows = (0..<count).map { (a[$0], $0) }
+            rows.sort(by: <)
+            return rows.map(\.1)
+        case 2:
+            let a = encoded[0], b = encoded[1]
+            var rows = (0..<count).map { (a[$0], b[$0], $0) }
+            rows.sort(by: <)
+            return rows.map(\.2)
+        case 3:
+            let a = encoded[0], b = encoded[1], c = encoded[2]
+            var rows = (0..<count).map { (a[$0], b[$0], c[$0], $0) }
+            rows.sort(by: <)
+            return rows.map(\.3)
+        case 4:
+            let a = encoded[0], b = encoded[1], c = encoded[2], d = encoded[3]
+            var rows = (0..<count).map { (a[$0], b[$0], c[$0], d[$0], $0) }
+            rows.sort(by: <)
+            return rows.map(\.4)
+        case 5:
+            let a = encoded[0], b = encoded[1], c = encoded[2], d = encoded[3], e = encoded[4]
+            var rows = (0..<count).map { (a[$0], b[$0], c[$0], d[$0], e[$0], $0) }
+            rows.sort(by: <)
+            return rows.map(\.5)
+        default:
+            return nil
+        }
+    }
+
+    /// Each key as order-preserving `UInt64`s (see ``normalizedOrder(_:count:)``; a key with nulls gives two), or nil
+    /// for strings or more than five.
+    static func normalizedKeys(_ keys: [(column: Column, descending: Bool, nullsFirst: Bool?)], count: Int) -> [[UInt64]]? {
         var encoded: [[UInt64]] = []
         for key in keys {
             var values = [UInt64](repeating: 0, count: count)
@@ -162,35 +209,7 @@ public struct Frame: Sendable, Equatable {
             encoded.append(values)
             if encoded.count > 5 { return nil }
         }
-        switch encoded.count {
-        case 1:
-            let a = encoded[0]
-            var rows = (0..<count).map { (a[$0], $0) }
-            rows.sort(by: <)
-            return rows.map(\.1)
-        case 2:
-            let a = encoded[0], b = encoded[1]
-            var rows = (0..<count).map { (a[$0], b[$0], $0) }
-            rows.sort(by: <)
-            return rows.map(\.2)
-        case 3:
-            let a = encoded[0], b = encoded[1], c = encoded[2]
-            var rows = (0..<count).map { (a[$0], b[$0], c[$0], $0) }
-            rows.sort(by: <)
-            return rows.map(\.3)
-        case 4:
-            let a = encoded[0], b = encoded[1], c = encoded[2], d = encoded[3]
-            var rows = (0..<count).map { (a[$0], b[$0], c[$0], d[$0], $0) }
-            rows.sort(by: <)
-            return rows.map(\.4)
-        case 5:
-            let a = encoded[0], b = encoded[1], c = encoded[2], d = encoded[3], e = encoded[4]
-            var rows = (0..<count).map { (a[$0], b[$0], c[$0], d[$0], e[$0], $0) }
-            rows.sort(by: <)
-            return rows.map(\.5)
-        default:
-            return nil
-        }
+        return encoded
     }
 
     /// The `limit` rows that come first by `before` (a strict total order), in that order: a max-heap of the best so

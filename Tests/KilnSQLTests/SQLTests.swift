@@ -385,7 +385,7 @@ struct SortOrderTests {
             let chosen = (0..<Int.random(in: 1...2, using: &rng)).map { _ in columns.randomElement(using: &rng)! }
             let keys = chosen.map { ($0, Bool.random(using: &rng), [nil, true, false].randomElement(using: &rng)!) }
             let fast = try #require(Frame.normalizedOrder(keys, count: n))
-            let before = Frame.sortOrder(keys, count: n, limit: n / 8)  // the comparators, through the top-N heap
+            let before = Frame.sortOrder(keys, count: n, limit: n / 8)  // the top-N heap (on normalized keys up to two)
             var all = Array(0..<n)
             all.sort { a, b in
                 for key in keys {

@@ -19,8 +19,16 @@ struct HostileFileTests {
     static func readAll(_ bytes: [UInt8], scratch: Scratch, name: String = "probe.parquet") -> (any Error)? {
         let path = scratch.path(name)
         FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        // Every column again with dictionary codes kept: the same checks must hold on that path (and nothing trap).
+        let codes = Result {
+            let reader = try ParquetFileReader(path: path)
+            for group in reader.metadata.rowGroups.indices {
+                for column in reader.columns.indices { _ = try reader.readColumn(rowGroup: group, column: column, keepingCodes: true).materialized() }
+            }
+        }
         do {
             _ = try Sample.read(path)
+            if case .failure(let error) = codes { return error }
             return nil
         } catch {
             return error

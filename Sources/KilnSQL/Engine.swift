@@ -332,7 +332,7 @@ struct Execution {
                 correlated.append((Int(id), false, try prepare(args[0])))
                 continue
             }
-            conjuncts.append(contentsOf: splitAnd(try prepare(conjunct)).flatMap(factorOr))
+            conjuncts.append(contentsOf: splitAnd(Self.foldConstants(try prepare(conjunct))).flatMap(factorOr))
         }
         var source: Relation
         var stream: StreamSource?
@@ -568,6 +568,31 @@ struct Execution {
                 return .inList(args[0], values.map { .literal($0) }, negated: negated)
             default: return nil
             }
+        }
+    }
+
+    /// Computes once the parts of a condition that read no column (`DATE '1994-01-01' + INTERVAL 1 YEAR`), so they
+    /// are not recomputed for every row and file skipping sees a literal. Subqueries, windows and aggregates stay, and
+    /// so do results whose literal would not keep their type (NULL, decimals, binary, nested values).
+    static func foldConstants(_ e: Expr) -> Expr {
+        let one = Frame(names: ["#one"], columns: [Column(type: .int64, values: .int([0]))])
+        return e.rewriteTopDown { node in
+            switch node {
+            case .literal, .column, .interval: return node
+            default: break
+            }
+            guard node.columns.isEmpty else { return nil }
+            var foldable = true
+            node.visit { inner in
+                switch inner {
+                case .window, .inKeys: foldable = false
+                case .call(let f, _) where f.hasPrefix("__") || aggregates.contains(f): foldable = false
+                default: break
+                }
+            }
+            guard foldable, let value = try? node.evaluate(one), value.count == 1, !value.isNull(0),
+                  [.bool, .int8, .int16, .int32, .int64, .float64, .string, .date, .timestamp].contains(value.type) else { return nil }
+            return .literal(value.value(0))
         }
     }
 
@@ -874,12 +899,17 @@ struct Execution {
         /// that is dropped (no copy of the chunk); a selective mask filters first.
         @Sendable func partial(_ chunk: Frame, _ mask: Column?) throws -> Frame {
             var frame = Frame(names: chunk.names.indices.map { "#\($0)" }, columns: chunk.columns)
-            // No GROUP BY and only counts and sums: skip the rows the mask drops as they are summed (no copy, no groups).
+            var restrict: Column?
+            if let mask, case .bool(let bits) = mask.values {
+                let passing = mask.validity.map { v in zip(bits, v).reduce(0) { $0 + ($1.0 && $1.1 ? 1 : 0) } } ?? bits.reduce(0) { $0 + ($1 ? 1 : 0) }
+                if passing * 2 < frame.rowCount || passing == 0 { frame = frame.filter(mask) } else if passing < frame.rowCount { restrict = mask }
+            }
+            // No GROUP BY and only counts and sums: skip the rows a mask that keeps most of them drops as they are
+            // summed (no copy, no per-row groups).
             if groupBy.isEmpty, partialSlots.allSatisfy({ ["count", "sum"].contains($0.function) }) {
                 var keep: [Bool]?
-                if let mask {
-                    guard case .bool(let bits) = mask.values else { throw KilnError.invalid("A WHERE condition must be true or false") }
-                    keep = mask.validity.map { valid in zip(bits, valid).map { $0 && $1 } } ?? bits
+                if let restrict, case .bool(let bits) = restrict.values {
+                    keep = restrict.validity.map { valid in zip(bits, valid).map { $0 && $1 } } ?? bits
                 }
                 var columns: [Column] = []
                 for slot in partialSlots {
@@ -888,11 +918,6 @@ struct Execution {
                     columns.append(column)
                 }
                 if columns.count == partialSlots.count { return Frame(names: columns.indices.map { "p\($0)" }, columns: columns) }
-            }
-            var restrict: Column?
-            if let mask, case .bool(let bits) = mask.values {
-                let passing = mask.validity.map { v in zip(bits, v).reduce(0) { $0 + ($1.0 && $1.1 ? 1 : 0) } } ?? bits.reduce(0) { $0 + ($1 ? 1 : 0) }
-                if passing * 2 < frame.rowCount || passing == 0 { frame = frame.filter(mask) } else if passing < frame.rowCount { restrict = mask }
             }
             let keys = try bound.map { try $0.evaluate(frame) }
             var grouping = Grouping(keys: keys, rows: frame.rowCount)

@@ -44,6 +44,17 @@ struct SQLTests {
         #expect(try w.rows("SELECT count(*), sum(x) FROM t WHERE id > 100") == [[.int(0), .null]])
     }
 
+    @Test("conditions that read no column are computed once: EXPLAIN shows the literal and skipping uses it")
+    func constantFolding() throws {
+        let w = try Warehouse()
+        #expect(try w.rows("SELECT id FROM t WHERE id < 1 + 2 AND g = concat('a', '') ORDER BY id") == [[.int(1)], [.int(2)]])
+        let plan = try w.engine.execute("EXPLAIN SELECT id FROM t WHERE id < 1 + 2 AND g = concat('a', '') AND x > CAST(NULL AS DOUBLE)")
+        let scan = try #require((0..<plan.rowCount).map { plan.row($0).map { if case .string(let s) = $0 { return s }; return "" }.joined(separator: " ") }
+            .first { $0.contains("Scan") })
+        #expect(scan.contains("(id < 3)") && scan.contains("(g = 'a')") && scan.contains("skipping on: (id < 3 AND g = 'a')"), "\(scan)")
+        #expect(scan.contains("CAST(NULL"), "a NULL keeps its expression (its literal would lose the type): \(scan)")
+    }
+
     @Test("three-valued logic in WHERE: null comparisons drop rows, IS NULL finds them")
     func nulls() throws {
         let w = try Warehouse()

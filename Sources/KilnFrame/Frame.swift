@@ -129,6 +129,13 @@ public struct Frame: Sendable, Equatable {
                     }
                 }
             }
+            // A leading string key without nulls: compare the first eight bytes as one integer, the rest only on ties.
+            if let first = keys.first, case .bytes(let v) = first.column.values, first.column.validity?.contains(false) != true {
+                let prefix = Self.bytePrefixes(v, descending: first.descending)
+                return prefix.withUnsafeBufferPointer { p in
+                    topRows(count: count, limit: max(0, limit)) { x, y in p[x] != p[y] ? p[x] < p[y] : before(x, y) }
+                }
+            }
             return topRows(count: count, limit: max(0, limit), before: before)
         }
         if count > 64, let fast = normalizedOrder(keys, count: count) { return fast }
@@ -210,6 +217,24 @@ public struct Frame: Sendable, Equatable {
             if encoded.count > 5 { return nil }
         }
         return encoded
+    }
+
+    /// Each value's first eight bytes as a big-endian integer (zero-padded), inverted when `descending`: where two
+    /// values' prefixes differ they order as the values do; equal prefixes say nothing.
+    static func bytePrefixes(_ v: ByteColumn, descending: Bool) -> [UInt64] {
+        [UInt64](unsafeUninitializedCapacity: v.count) { out, initialized in
+            v.offsets.withUnsafeBufferPointer { o in
+                v.data.withUnsafeBufferPointer { d in
+                    for i in 0..<v.count {
+                        let start = o[i], length = min(8, o[i + 1] - start)
+                        var key: UInt64 = 0
+                        for k in 0..<length { key |= UInt64(d[start + k]) << (56 - 8 * UInt64(k)) }
+                        (out.baseAddress! + i).initialize(to: descending ? ~key : key)
+                    }
+                }
+            }
+            initialized = v.count
+        }
     }
 
     /// The `limit` rows that come first by `before` (a strict total order), in that order: a max-heap of the best so

@@ -427,9 +427,33 @@ struct SortOrderTests {
             let x = v[a], y = v[b]
             order = x.isNaN || y.isNaN ? (x.isNaN == y.isNaN ? 0 : x.isNaN ? 1 : -1) : x < y ? -1 : x > y ? 1 : 0
         case .bool(let v): order = v[a] == v[b] ? 0 : v[a] ? 1 : -1
-        case .bytes: order = 0
+        case .bytes(let v): order = v[a] == v[b] ? 0 : v[a].lexicographicallyPrecedes(v[b]) ? -1 : 1
         }
         return descending ? -order : order
+    }
+
+    @Test("top-N led by a string key (eight-byte prefixes first) gives the sorted order: shared prefixes, zero bytes, empty values, ties")
+    func stringPrefixes() throws {
+        var rng = SystemRandomNumberGenerator()
+        let pieces: [[UInt8]] = [[], [0], [0, 0], Array("a".utf8), Array("abcdefgh".utf8), Array("abcdefghi".utf8), Array("abcdefgh\0".utf8),
+                                 Array("abcdefgg".utf8), [0xFF], Array("é".utf8), Array("z".utf8)]
+        for round in 0..<30 {
+            let n = 200 + round * 13
+            var strings = ByteColumn()
+            for _ in 0..<n { strings.append((0..<Int.random(in: 0...2, using: &rng)).flatMap { _ in pieces.randomElement(using: &rng)! }) }
+            let ints = Column(type: .int64, values: .int((0..<n).map { _ in Int64.random(in: 0...3, using: &rng) }))
+            let text = Column(type: .string, values: .bytes(strings))
+            let keys = [(text, Bool.random(using: &rng), nil as Bool?), (ints, Bool.random(using: &rng), nil as Bool?)]
+            var all = Array(0..<n)
+            all.sort { a, b in
+                for key in keys {
+                    let c = Self.compare(key.0, a, b, descending: key.1, nullsFirst: key.2)
+                    if c != 0 { return c < 0 }
+                }
+                return a < b
+            }
+            #expect(Frame.sortOrder(keys, count: n, limit: n / 8) == Array(all.prefix(n / 8)), "round \(round)")
+        }
     }
 }
 

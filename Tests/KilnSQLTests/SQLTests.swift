@@ -397,16 +397,20 @@ struct SortOrderTests {
             let keys = chosen.map { ($0, Bool.random(using: &rng), [nil, true, false].randomElement(using: &rng)!) }
             let fast = try #require(Frame.normalizedOrder(keys, count: n))
             let before = Frame.sortOrder(keys, count: n, limit: n / 8)  // the top-N heap (on normalized keys up to two)
-            var all = Array(0..<n)
-            all.sort { a, b in
-                for key in keys {
-                    let c = Self.compare(key.0, a, b, descending: key.1, nullsFirst: key.2)
-                    if c != 0 { return c < 0 }
-                }
-                return a < b
-            }
+            let all = Self.sorted(keys, count: n)
             #expect(fast == all, "round \(round)")
             #expect(before == Array(all.prefix(n / 8)), "round \(round)")
+        }
+    }
+
+    /// Every row in the order of `compare` over the keys, ties by row.
+    static func sorted(_ keys: [(Column, Bool, Bool?)], count n: Int) -> [Int] {
+        Array(0..<n).sorted { a, b in
+            for key in keys {
+                let c = compare(key.0, a, b, descending: key.1, nullsFirst: key.2)
+                if c != 0 { return c < 0 }
+            }
+            return a < b
         }
     }
 
@@ -444,14 +448,7 @@ struct SortOrderTests {
             let ints = Column(type: .int64, values: .int((0..<n).map { _ in Int64.random(in: 0...3, using: &rng) }))
             let text = Column(type: .string, values: .bytes(strings))
             let keys = [(text, Bool.random(using: &rng), nil as Bool?), (ints, Bool.random(using: &rng), nil as Bool?)]
-            var all = Array(0..<n)
-            all.sort { a, b in
-                for key in keys {
-                    let c = Self.compare(key.0, a, b, descending: key.1, nullsFirst: key.2)
-                    if c != 0 { return c < 0 }
-                }
-                return a < b
-            }
+            let all = Self.sorted(keys, count: n)
             #expect(Frame.sortOrder(keys, count: n, limit: n / 8) == Array(all.prefix(n / 8)), "round \(round)")
         }
     }

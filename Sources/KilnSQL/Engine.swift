@@ -17,10 +17,16 @@ public struct SQLEngine: Sendable {
     public var inputs: [String: Frame] = [:]
     /// Whether aggregates over one side of a join are computed before the join (`EagerAggregation.swift`).
     public var eagerAggregation = EagerAggregationMode.auto
+    /// Whether the largest table of an inner join streams through a hash index of the others (`StreamedJoin.swift`).
+    public var streamedJoins = StreamedJoinMode.auto
 
     public init(catalog: Catalog, parameters: [String: Value] = [:]) {
         self.catalog = catalog
         self.parameters = parameters
+        // A switch for comparing plans (the compatibility suites run half their seeds with `always`).
+        if let mode = ProcessInfo.processInfo.environment["KILN_SQL_STREAMED_JOINS"].flatMap(StreamedJoinMode.init(rawValue:)) {
+            streamedJoins = mode
+        }
     }
 
     /// Runs one statement and returns its result. - Throws: `KilnError` (file-format problems become
@@ -310,6 +316,9 @@ struct Execution {
         if let (eager, order) = eagerAggregation(s, orderBy: orderBy, env: env) {
             return try select(eager, orderBy: order, limit: count, offset: offset, env: env)
         }
+        if let flat = flattenedInnerJoins(s, env: env) {
+            return try select(flat, orderBy: orderBy, limit: count, offset: offset, env: env)
+        }
         // FROM and WHERE: joins planned with the WHERE conjuncts.
         // Correlated [NOT] EXISTS conjuncts become semi/anti joins once the FROM clause is built; the rest are
         // prepared (parameters and uncorrelated subqueries inlined).
@@ -336,6 +345,7 @@ struct Execution {
         }
         var source: Relation
         var stream: StreamSource?
+        var probe: StreamedProbe?
         if s.from.isEmpty {
             source = Relation(columns: [Column(type: .int64, values: .int([0]))], qualifiers: [nil], names: [""])
         } else {
@@ -347,6 +357,10 @@ struct Execution {
                 stream = found
                 source = Relation(frame: try Frame.empty(found.plan.snapshot.schema, columns: found.columns), qualifier: found.qualifier)
                 source.known = found.plan.snapshot.schema.fields.map(\.name)
+            } else if correlated.isEmpty, scalarCorrelated.isEmpty, Self.streamable(s, orderBy: orderBy),
+                      let planned = try streamedProbe(s.from, pushed: pushed, conjuncts: &conjuncts, reads: Self.expressions(s) + orderBy.map(\.expr), env: env) {
+                // The largest table streams through a hash index of the others, straight into the aggregate.
+                (stream, source, probe) = planned
             } else {
                 var items = try readCommaItems(s.from, pushed: pushed, conjuncts: conjuncts, env: env)
                 source = try joinCommaItems(&items, conjuncts: &conjuncts)
@@ -403,8 +417,9 @@ struct Execution {
         if aggregating {
             let expressions = outputs.map(\.expr) + (having.map { [$0] } ?? []) + order.map(\.expr)
             let keys = groupBy.isEmpty ? "one group" : "by " + groupBy.map(SQLText.of).joined(separator: ", ")
-            let (aggregated, rewrite) = try step(stream == nil ? "Aggregate" : "Aggregate (while scanning)", keys, rows: { $0.0.rowCount }) {
-                try stream.map { try streamingAggregate($0, template: source, groupBy: groupBy, expressions: expressions) }
+            let name = stream == nil ? "Aggregate" : probe == nil ? "Aggregate (while scanning)" : "Aggregate (while scanning and joining)"
+            let (aggregated, rewrite) = try step(name, keys, rows: { $0.0.rowCount }) {
+                try stream.map { try streamingAggregate($0, template: source, groupBy: groupBy, expressions: expressions, probe: probe) }
                     ?? aggregate(source, groupBy: groupBy, expressions: expressions)
             }
             frame = aggregated
@@ -495,11 +510,8 @@ struct Execution {
     /// Whether a SELECT can aggregate its one table chunk by chunk: it groups or aggregates, every aggregate merges
     /// exactly, and it is not DISTINCT and has no `*`.
     static func streamable(_ s: Select, orderBy: [OrderItem]) -> Bool {
-        var expressions: [Expr] = s.groupBy + (s.having.map { [$0] } ?? []) + orderBy.map(\.expr)
-        for item in s.items {
-            guard case .expr(let e, _) = item else { return false }
-            expressions.append(e)
-        }
+        guard !s.items.contains(where: { if case .star = $0 { return true }; return false }) else { return false }
+        let expressions = expressions(s) + orderBy.map(\.expr)
         guard !s.distinct, !s.groupBy.isEmpty || expressions.contains(where: hasAggregate) else { return false }
         var ok = true
         for e in expressions {
@@ -508,6 +520,11 @@ struct Execution {
             }
         }
         return ok
+    }
+
+    /// The select list's expressions, GROUP BY and HAVING.
+    static func expressions(_ s: Select) -> [Expr] {
+        s.items.compactMap { if case .expr(let e, _) = $0 { return e }; return nil } + s.groupBy + (s.having.map { [$0] } ?? [])
     }
 
     /// The catalog table a FROM item reads, planned, when it is one.
@@ -618,9 +635,16 @@ struct Execution {
                 throw KilnError.invalid("A correlated scalar subquery must be SELECT <aggregate> FROM ... WHERE inner.key = outer.key")
             }
             let run = self  // `needed` covers the subquery's columns too
-            var items = try inner.from.map { try run.fromItem($0, env: env) }
+            // Tables are only read once the conditions are sorted: empty stand-ins with their schemas resolve names
+            // the same way (the query mentions every column it reads).
+            let scopes = ItemScopes(scopes: inner.from.map { catalogScope($0, env: env) })
+            var items = try scopes.complete && !cache.dryRun ? inner.from.map { item -> Relation in
+                let table = deltaTable(item, env: env)!
+                let (_, snapshot) = try cache.table(table.path, version: table.version)
+                return Relation(frame: try Frame.empty(snapshot.schema), qualifier: table.qualifier)
+            } : inner.from.map { try run.fromItem($0, env: env) }
             var innerConditions: [Expr] = [], innerKeys: [Expr] = [], outerKeys: [Expr] = []
-            for c in try inner.whereClause.map({ try splitAnd(try prepare($0)) }) ?? [] {
+            for c in try inner.whereClause.map({ try splitAnd(Self.foldConstants(try prepare($0))) }) ?? [] {
                 let resolvesInner = { (e: Expr) in !e.columns.isEmpty && e.columns.allSatisfy { name in items.contains { ((try? $0.resolve(name)) ?? nil) != nil } } }
                 let resolvesOuter = { (e: Expr) in !e.columns.isEmpty && e.columns.allSatisfy { name in ((try? outer.resolve(name)) ?? nil) != nil } }
                 if c.columns.allSatisfy({ name in items.contains { ((try? $0.resolve(name)) ?? nil) != nil } }) {
@@ -632,6 +656,20 @@ struct Execution {
                 } else {
                     throw KilnError.invalid("A correlated scalar subquery can only link to the outer query by equalities")
                 }
+            }
+            if scopes.complete, !cache.dryRun {
+                // Each table's own conditions go into its scan, and so do the outer rows' integer keys: inner rows
+                // no outer row asks for are never read into the groups (TPC-H q20 groups 8k keys, not 910k).
+                var pushed = try pushdown(inner.from, conjuncts: &innerConditions, env: env)
+                for (innerKey, outerKey) in zip(innerKeys, outerKeys) {
+                    guard case .column(let name) = innerKey, let i = scopes.owner(name),
+                          let table = deltaTable(inner.from[i], env: env), let (_, snapshot) = try? cache.table(table.path, version: table.version),
+                          let plain = name.split(separator: ".").last.map(String.init), let field = snapshot.schema.field(plain),
+                          let type = FrameType(delta: field.type), type.isInteger,
+                          let column = try? outer.bind(outerKey).evaluate(outer.frame), let member = Self.keyMembership(plain, of: column) else { continue }
+                    pushed[i] = pushed[i].map { .binary("AND", $0, member) } ?? member
+                }
+                items = try inner.from.enumerated().map { i, item in try run.fromItem(item, env: env, filter: pushed[i]) }
             }
             var relation = try run.joinCommaItems(&items, conjuncts: &innerConditions)
             if !innerConditions.isEmpty {
@@ -869,7 +907,10 @@ struct Execution {
     /// GROUP BY over one table without materializing it: each row group (filtered as it is read) is grouped and
     /// partially aggregated in parallel, then the partial results are grouped again and merged
     /// (counts and sums add up, averages are sums over counts, min of mins, max of maxes).
-    func streamingAggregate(_ stream: StreamSource, template: Relation, groupBy: [Expr], expressions: [Expr]) throws -> (Relation, (Expr) throws -> Expr?) {
+    /// With a `probe`, each chunk is first joined to the other tables of the FROM clause (`template` is then the
+    /// joined shape).
+    func streamingAggregate(_ stream: StreamSource, template: Relation, groupBy: [Expr], expressions: [Expr],
+                            probe: StreamedProbe? = nil) throws -> (Relation, (Expr) throws -> Expr?) {
         let bound = try groupBy.map { try template.bind($0) }
         let calls = try Self.aggregateCalls(expressions)
         let boundArgs = try calls.map { call -> (String, [Expr]) in
@@ -944,7 +985,11 @@ struct Execution {
             }
             return Frame(names: columns.indices.map { "p\($0)" }, columns: columns)
         }
-        var parts = try Frame.mapChunks(stream.table, plan: stream.plan, columns: stream.columns, filter: stream.filter, masked: partial)
+        var parts = try Frame.mapChunks(stream.table, plan: stream.plan, columns: stream.columns, filter: stream.filter) { chunk, mask in
+            guard let probe else { return try partial(chunk, mask) }
+            let (joined, residualMask) = try probe.join(chunk, mask)
+            return try partial(joined, residualMask)
+        }
         if parts.isEmpty || (groupBy.isEmpty && parts.allSatisfy { $0.rowCount == 0 }) { parts = [try partial(template.visible(), nil)] }
         let all = Frame.concatenate(parts.filter { $0.rowCount > 0 || !groupBy.isEmpty })
         let keys = Array(all.columns.prefix(groupBy.count))
@@ -1263,18 +1308,23 @@ struct Execution {
             out[i] = relation
             for edge in edges where edge.a == i && out[edge.b] == nil && sizes[edge.b] > 4 * Int64(relation.rowCount) && !cache.dryRun {
                 // Integer keys on both sides (a cast could change which values are equal otherwise).
-                guard let index = try relation.resolve(edge.x), case .int(let values) = relation.frame.columns[index].values,
-                      relation.frame.columns[index].type.isInteger,
+                guard let index = try relation.resolve(edge.x), let member = Self.keyMembership(edge.y, of: relation.frame.columns[index]),
                       case .table(let parts, _, let version, _) = from[edge.b], let path = try? engine.catalog.path(parts),
                       let (_, snapshot) = try? cache.table(path, version: version),
                       let field = snapshot.schema.field(edge.y), let type = FrameType(delta: field.type), type.isInteger else { continue }
-                let keys = relation.frame.columns[index]
-                let present = keys.validity.map { valid in values.indices.filter { valid[$0] }.map { values[$0] } } ?? values
-                let member = Expr.inKeys(.column(edge.y), KeySet(present))
                 filters[edge.b] = filters[edge.b].map { .binary("AND", $0, member) } ?? member
             }
         }
         return out.map { $0! }
+    }
+
+    /// `name IN (the column's non-null values)` for an integer column: the keys one side of a join holds, as a
+    /// filter the other side applies while it is read (and a key range for file skipping). Integers on both sides
+    /// only: a cast could change which values are equal otherwise.
+    static func keyMembership(_ name: String, of column: Column) -> Expr? {
+        guard column.type.isInteger, case .int(let values) = column.values else { return nil }
+        let present = column.validity.map { valid in values.indices.filter { valid[$0] }.map { values[$0] } } ?? values
+        return .inKeys(.column(name), KeySet(present))
     }
 
     /// Joins comma-separated FROM items: equality conjuncts between them become hash joins (smallest first), the
@@ -1293,7 +1343,11 @@ struct Execution {
                 items[i] = items[i].filter(try condition.evaluate(items[i].frame))
             }
         }
+        // Which FROM item each column of the result comes from: the result's columns go back to FROM order at the
+        // end (`SELECT *` lists them as written, whatever order the joins ran in).
+        var origins = items.enumerated().map { i, item in [Int](repeating: i, count: item.names.count) }
         var current = items.removeFirst()
+        var origin = origins.removeFirst()
         while !items.isEmpty {
             // The next item: one connected to the current result by an equality, else the first (a cross join).
             var pick = 0
@@ -1305,6 +1359,7 @@ struct Execution {
                 }
             }
             let next = items.remove(at: pick)
+            origin += origins.remove(at: pick)
             conjuncts.removeAll { c in
                 guard Self.connects(c, current, next) || Self.spans(c, current, next) else { return false }
                 joinConds.append(c)
@@ -1313,7 +1368,12 @@ struct Execution {
             let condition = joinConds.isEmpty ? nil : joinConds.dropFirst().reduce(joinConds[0]) { .binary("AND", $0, $1) }
             current = try joined(current, next, kind: condition == nil ? .cross : .inner, condition: condition)
         }
-        return current
+        let order = origin.indices.sorted { (origin[$0], $0) < (origin[$1], $1) }
+        guard order != Array(origin.indices) else { return current }
+        var ordered = Relation(columns: order.map { current.frame.columns[$0] }, qualifiers: order.map { current.qualifiers[$0] },
+                               names: order.map { current.names[$0] })
+        ordered.known = current.known
+        return ordered
     }
 
     /// Whether every column of `e` resolves in item `index` and in no other item.

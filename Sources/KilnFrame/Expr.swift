@@ -267,8 +267,13 @@ struct LikePattern {
     func matches(_ s: ArraySlice<UInt8>) -> Bool { s.withUnsafeBufferPointer { match($0, 0, 0) } }
 
     /// Whether each value matches, `!= negated`. Patterns of one literal with `%` at either end or both (`'ab%'`,
-    /// `'%ab'`, `'%ab%'`, `'ab'`) compare bytes in place; the rest run the general matcher on each value's bytes.
+    /// `'%ab'`, `'%ab%'`, `'ab'`) compare bytes in place, and so do literals separated by `%` without `_`
+    /// (`'%special%requests%'`: each found leftmost after the one before, the first and last pinned to the ends
+    /// when no `%` stands there); the rest run the general matcher on each value's bytes.
     func mask(_ strings: ByteColumn, negated: Bool) -> [Bool] {
+        if pieces.count > 3, !pieces.contains(where: { if case .one = $0 { return true } else { return false } }) {
+            return sequenceMask(strings, negated: negated)
+        }
         enum Shape { case exact, prefix, suffix, contains, general }
         var shape = Shape.general
         var literal: [UInt8] = []
@@ -304,6 +309,43 @@ struct LikePattern {
                 return hit != negated
             }
         }
+    }
+
+    /// `mask` for literals separated by `%` (no `_`): the leftmost match of each literal after the previous one
+    /// decides (a later match could only leave less room for the rest).
+    private func sequenceMask(_ strings: ByteColumn, negated: Bool) -> [Bool] {
+        let literals = pieces.compactMap { if case .literal(let l) = $0 { return l } else { return nil } }
+        let pinnedStart: Bool, pinnedEnd: Bool
+        if case .literal = pieces.first! { pinnedStart = true } else { pinnedStart = false }
+        if case .literal = pieces.last! { pinnedEnd = true } else { pinnedEnd = false }
+        let head = pinnedStart ? literals.first! : [], tail = pinnedEnd ? literals.last! : []
+        let middle = Array(literals.dropFirst(pinnedStart ? 1 : 0).dropLast(pinnedEnd ? 1 : 0))
+        return strings.mask { start, length in
+            guard let start else { return literals.isEmpty != negated }  // an empty buffer: only all-`%` matches
+            guard length >= head.count + tail.count else { return negated }
+            guard head.isEmpty || memcmp(start, head, head.count) == 0,
+                  tail.isEmpty || memcmp(start + length - tail.count, tail, tail.count) == 0 else { return negated }
+            var at = head.count
+            let end = length - tail.count
+            for literal in middle {
+                guard let found = Self.find(literal, in: start, from: at, to: end) else { return negated }
+                at = found + literal.count
+            }
+            return !negated
+        }
+    }
+
+    /// The first position of `needle` (not empty) in `base[from..<end]`: `memchr` for its first byte, then a compare.
+    @inline(__always) static func find(_ needle: [UInt8], in base: UnsafePointer<UInt8>, from: Int, to end: Int) -> Int? {
+        let k = needle.count, first = Int32(needle[0])
+        var at = from
+        while end - at >= k {
+            guard let hit = memchr(base + at, first, end - at - k + 1) else { return nil }
+            let i = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+            if memcmp(base + i, needle, k) == 0 { return i }
+            at = i + 1
+        }
+        return nil
     }
 
     /// `at` indexes the value's bytes in place, so no row is copied.

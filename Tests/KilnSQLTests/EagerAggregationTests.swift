@@ -109,7 +109,10 @@ struct StringFilterTests {
         }
         for _ in 0..<300 {
             let literal = word(3).replacingOccurrences(of: "%", with: "").replacingOccurrences(of: "_", with: "")
-            let pattern = [literal, literal + "%", "%" + literal, "%" + literal + "%", "%", "", literal + "_", "_%" + literal][Int(rng.next() % 8)]
+            let other = word(2).replacingOccurrences(of: "%", with: "").replacingOccurrences(of: "_", with: "")
+            let pattern = [literal, literal + "%", "%" + literal, "%" + literal + "%", "%", "", literal + "_", "_%" + literal,
+                           "%" + literal + "%" + other + "%", literal + "%" + other, literal + "%" + other + "%" + literal,
+                           "%" + other + "%" + literal, "%%" + literal + "%%"][Int(rng.next() % 13)]
             let like = LikePattern(pattern)
             let fast = like.mask(strings, negated: false)
             for (i, v) in values.enumerated() {

@@ -82,6 +82,7 @@ public struct Window: Sendable, Equatable {
             }
             return Column(type: .int64, values: .int(numbers))
         }
+        if rows == nil, let column = try runningAggregate(name, args: args, order: order, partition: partition, peers: peers) { return column }
         var out = [Value](repeating: .null, count: n)
         var type = FrameType.int64
         var start = 0
@@ -182,6 +183,61 @@ public struct Window: Sendable, Equatable {
                 }
             }
         }
+    }
+
+    /// `count`, `sum` and `avg` over the default frame (the partition's start to the current row and its peers,
+    /// or the whole partition without ORDER BY) of an integer or floating-point column, straight into a typed
+    /// column: the values, types and summation order of ``FrameAggregate`` without a `Value` per row. Nil for
+    /// other functions and types.
+    private func runningAggregate(_ name: String, args: [Column], order: [Int], partition: Grouping, peers: (Int, Int) -> Bool) throws -> Column? {
+        guard ["count", "sum", "avg", "mean"].contains(name) else { return nil }
+        let n = order.count
+        var ints: [Int64] = [], doubles: [Double] = []
+        let x = args.first
+        if let x {
+            switch (x.type, x.values) {
+            case (.int8, .int(let v)), (.int16, .int(let v)), (.int32, .int(let v)), (.int64, .int(let v)): ints = v
+            case (.float32, .double(let v)), (.float64, .double(let v)): doubles = v
+            default: return nil
+            }
+        } else if name != "count" {
+            return nil
+        }
+        let integer = x == nil || !ints.isEmpty || x!.type.isInteger
+        let validity = x?.validity
+        var outInts = name == "count" || (name == "sum" && integer) ? [Int64](repeating: 0, count: n) : []
+        var outDoubles = outInts.isEmpty ? [Double](repeating: 0, count: n) : []
+        var outValid = [Bool](repeating: true, count: n)
+        var start = 0
+        while start < n {
+            var seen = 0, intTotal: Int64 = 0, total = 0.0
+            var k = start
+            while k < n, k == start || partition.groupOf[order[k]] == partition.groupOf[order[start]] {
+                // One peer group (the rest of the partition without ORDER BY) enters the frame at once.
+                var end = k + 1
+                while end < n, partition.groupOf[order[end]] == partition.groupOf[order[start]], orderBy.isEmpty || peers(order[end - 1], order[end]) {
+                    end += 1
+                }
+                for i in k..<end where validity?[order[i]] ?? true {
+                    seen += 1
+                    if integer { if !ints.isEmpty { intTotal &+= ints[order[i]] } } else { total += doubles[order[i]] }
+                }
+                for i in k..<end {
+                    let row = order[i]
+                    switch name {
+                    case "count": outInts[row] = Int64(seen)
+                    case "sum" where integer: outInts[row] = intTotal; outValid[row] = seen > 0
+                    case "sum": outDoubles[row] = total; outValid[row] = seen > 0
+                    default: outDoubles[row] = seen > 0 ? (integer ? Double(intTotal) : total) / Double(seen) : 0; outValid[row] = seen > 0
+                    }
+                }
+                k = end
+            }
+            start = k
+        }
+        let valid = outValid.contains(false) ? outValid : nil
+        if !outInts.isEmpty { return Column(type: .int64, values: .int(outInts), validity: valid) }
+        return Column(type: .float64, values: .double(outDoubles), validity: valid)
     }
 
     /// Row positions [lo, hi) of the frame of the row at position k.

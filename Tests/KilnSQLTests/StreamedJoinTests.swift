@@ -195,3 +195,48 @@ struct StreamedJoinTests {
         #expect(mixed.left == [0, 2] && mixed.right == [1, 0])
     }
 }
+
+@Suite("Running window aggregates")
+struct RunningWindowTests {
+    @Test("count, sum and avg over the default frame equal the row-by-row frame aggregate (nulls, ints, doubles, no ORDER BY)")
+    func typedEqualsRowByRow() throws {
+        var rng = SplitMix64(seed: 5)
+        for round in 0..<30 {
+            let n = Int(rng.next() % 200)
+            var ids = Array(0..<Int64(n))
+            ids.shuffle(using: &rng)
+            let p = (0..<n).map { _ in Int64(rng.next() % 4) }
+            let i = (0..<n).map { _ in Int64(rng.next() % 1000) - 500 }
+            let d = (0..<n).map { _ in Double(rng.next() % 10_000) / 7 - 300 }
+            let valid = (0..<n).map { _ in rng.next() % 5 != 0 }
+            let frame = Frame(names: ["id", "p", "i", "d", "f"], columns: [
+                Column(type: .int64, values: .int(ids)), Column(type: .int64, values: .int(p)),
+                Column(type: .int32, values: .int(i), validity: round % 2 == 0 ? valid : nil),
+                Column(type: .float64, values: .double(d), validity: round % 3 == 0 ? valid : nil),
+                Column(type: .float32, values: .double(d.map { Double(Float($0)) }), validity: nil),
+            ])
+            var engine = SQLEngine(catalog: Catalog(warehouse: FileManager.default.temporaryDirectory.path))
+            engine.inputs["w"] = frame
+            for call in ["count(*)", "count(i)", "sum(i)", "avg(i)", "sum(d)", "avg(d)", "count(d)", "sum(f)", "avg(f)"] {
+                // Unique ORDER BY keys: the default RANGE frame is the ROWS frame up to the current row.
+                let typed = try engine.execute("SELECT id, \(call) OVER (PARTITION BY p ORDER BY id) AS v FROM w ORDER BY id")
+                let rowByRow = try engine.execute("SELECT id, \(call) OVER (PARTITION BY p ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS v FROM w ORDER BY id")
+                #expect(typed.columns[1].type == rowByRow.columns[1].type, "\(call)")
+                #expect((0..<n).map(typed.row) == (0..<n).map(rowByRow.row), "round \(round): \(call)")
+                let whole = try engine.execute("SELECT id, \(call) OVER (PARTITION BY p) AS v FROM w ORDER BY id")
+                let wholeRows = try engine.execute("SELECT id, \(call) OVER (PARTITION BY p ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS v FROM w ORDER BY id")
+                #expect((0..<n).map(whole.row).map { $0[1] } .count == n)
+                #expect(zip((0..<n).map(whole.row), (0..<n).map(wholeRows.row)).allSatisfy { a, b in
+                    if case .double(let x) = a[1], case .double(let y) = b[1] { return abs(x - y) <= 1e-9 * max(1, abs(x)) }
+                    return a == b
+                }, "round \(round): \(call) over the whole partition")
+            }
+        }
+        // Peers (equal ORDER BY values) enter the frame together.
+        var engine = SQLEngine(catalog: Catalog(warehouse: FileManager.default.temporaryDirectory.path))
+        engine.inputs["t"] = Frame(names: ["o", "v"], columns: [Column(type: .int64, values: .int([1, 2, 2, 3])), Column(type: .int64, values: .int([10, 20, 30, 40]))])
+        let peers = try engine.execute("SELECT o, sum(v) OVER (ORDER BY o) AS s, count(*) OVER (ORDER BY o) AS c FROM t ORDER BY o, v")
+        #expect((0..<4).map { peers.row($0)[1] } == [.int(10), .int(60), .int(60), .int(100)])
+        #expect((0..<4).map { peers.row($0)[2] } == [.int(1), .int(3), .int(3), .int(4)])
+    }
+}

@@ -44,6 +44,8 @@ extension KilnError.Code {
     public static let permissionDenied = Self(rawValue: "PERMISSION_DENIED")
     public static let unauthenticated = Self(rawValue: "UNAUTHENTICATED")
     public static let requestLimitExceeded = Self(rawValue: "REQUEST_LIMIT_EXCEEDED")
+    /// A query or job outgrew a limit set on it (memory).
+    public static let resourceExhausted = Self(rawValue: "RESOURCE_EXHAUSTED")
     public static let endpointNotFound = Self(rawValue: "ENDPOINT_NOT_FOUND")
     /// The Files API's spelling of a missing path (what the mlflow client's presigned-URL repository looks for).
     public static let notFound = Self(rawValue: "NOT_FOUND")
@@ -63,7 +65,7 @@ extension KilnError {
         case .resourceConflict: return 409
         case .permissionDenied: return 403
         case .unauthenticated: return 401
-        case .requestLimitExceeded: return 429
+        case .requestLimitExceeded, .resourceExhausted: return 429
         case .temporarilyUnavailable: return 503
         default: return 500
         }

@@ -294,8 +294,8 @@ extension Frame {
     /// Calls `body` with each row group of the table as a frame (the given columns, `filter` applied), in parallel;
     /// returns the results in plan order. Nothing but the results stays in memory.
     public static func mapChunks<T>(_ table: DeltaTable, plan: ScanPlan, columns wanted: [String]? = nil, filter: Expr? = nil,
-                                    _ body: @Sendable (Frame) throws -> T) throws -> [T] {
-        try mapChunks(table, plan: plan, columns: wanted, filter: filter) { frame, mask in try body(mask.map { frame.filter($0) } ?? frame) }
+                                    limit: MemoryLimit? = nil, _ body: @Sendable (Frame) throws -> T) throws -> [T] {
+        try mapChunks(table, plan: plan, columns: wanted, filter: filter, limit: limit) { frame, mask in try body(mask.map { frame.filter($0) } ?? frame) }
     }
 
     /// Like `mapChunks`, but the body gets each whole chunk with the filter's mask (nil without a filter) and
@@ -304,8 +304,9 @@ extension Frame {
     /// A conjunct of the filter that reads one string column is decided on the column's dictionary when a file
     /// stores it dictionary-encoded (once per distinct value, not per row); the body then gets only the rows that
     /// pass those conjuncts, with the mask of the rest.
+    /// With a `limit`, each chunk's work is checked against it (a query past it stops with RESOURCE_EXHAUSTED).
     public static func mapChunks<T>(_ table: DeltaTable, plan: ScanPlan, columns wanted: [String]? = nil, filter: Expr?,
-                                    masked body: @Sendable (Frame, Column?) throws -> T) throws -> [T] {
+                                    limit: MemoryLimit? = nil, masked body: @Sendable (Frame, Column?) throws -> T) throws -> [T] {
         let (fields, types) = try frameFields(plan.snapshot.schema, wanted)
         let split = DictionaryFilter(filter, names: fields.map(\.name), types: types)
         return try table.forEachChunk(plan, fields: fields, keepingCodes: Set(split.byField.keys)) { chunk in
@@ -339,7 +340,10 @@ extension Frame {
                 return rows.map { whole.take($0) } ?? whole
             })
             let remaining = rest.isEmpty ? nil : rest.dropFirst().reduce(rest[0]) { .binary("AND", $0, $1) }
-            return try body(frame, try remaining.map { try $0.evaluate(frame) })
+            try limit?.check("reading \(URL(fileURLWithPath: table.path).lastPathComponent)")
+            let result = try body(frame, try remaining.map { try $0.evaluate(frame) })
+            try limit?.check("a step over \(URL(fileURLWithPath: table.path).lastPathComponent)")
+            return result
         }
     }
 
@@ -371,8 +375,8 @@ extension Frame {
     }
 
     /// With a `filter`, each chunk keeps only the rows where it is true as soon as it is decoded (in parallel).
-    public static func read(_ table: DeltaTable, plan: ScanPlan, columns wanted: [String]? = nil, filter: Expr? = nil) throws -> Frame {
-        let parts = try mapChunks(table, plan: plan, columns: wanted, filter: filter) { $0 }
+    public static func read(_ table: DeltaTable, plan: ScanPlan, columns wanted: [String]? = nil, filter: Expr? = nil, limit: MemoryLimit? = nil) throws -> Frame {
+        let parts = try mapChunks(table, plan: plan, columns: wanted, filter: filter, limit: limit) { $0 }
         return parts.isEmpty ? try empty(plan.snapshot.schema, columns: wanted) : Frame.concatenate(parts)
     }
 

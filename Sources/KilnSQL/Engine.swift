@@ -19,6 +19,11 @@ public struct SQLEngine: Sendable {
     public var eagerAggregation = EagerAggregationMode.auto
     /// Whether the largest table of an inner join streams through a hash index of the others (`StreamedJoin.swift`).
     public var streamedJoins = StreamedJoinMode.auto
+    /// How much one statement may grow the process's resident memory (nil: no limit); the environment variable
+    /// `KILN_SQL_MEMORY_LIMIT` (e.g. `4GB`) sets it for a process.
+    public var memoryLimit: MemoryLimit?
+    /// A `KILN_SQL_MEMORY_LIMIT` that is not a size: every statement fails with this, rather than run unlimited.
+    private var memoryLimitProblem: KilnError?
 
     public init(catalog: Catalog, parameters: [String: Value] = [:]) {
         self.catalog = catalog
@@ -26,6 +31,9 @@ public struct SQLEngine: Sendable {
         // A switch for comparing plans (the compatibility suites run half their seeds with `always`).
         if let mode = ProcessInfo.processInfo.environment["KILN_SQL_STREAMED_JOINS"].flatMap(StreamedJoinMode.init(rawValue:)) {
             streamedJoins = mode
+        }
+        if let text = ProcessInfo.processInfo.environment["KILN_SQL_MEMORY_LIMIT"], !text.isEmpty {
+            do { memoryLimit = try MemoryLimit(parsing: text) } catch { memoryLimitProblem = KilnError.invalid("KILN_SQL_MEMORY_LIMIT: \((error as? KilnError)?.message ?? "\(error)")") }
         }
     }
 
@@ -53,15 +61,17 @@ public struct SQLEngine: Sendable {
     }
 
     func run(_ parsed: ParsedStatement) throws -> Frame {
+        if let memoryLimitProblem { throw memoryLimitProblem }
         let (statement, subqueries) = (parsed.statement, parsed.subqueries)
         var run = Execution(engine: self, subqueries: subqueries)
+        run.cache = ExecutionCache(memory: memoryLimit?.startingNow())
         switch statement {
         case .query(let q):
             run.needed = Execution.columnsNeeded(q, subqueries: subqueries)
             return try run.query(q, env: [:]).visible()
         case .explain(let q, let analyze):
             let trace = ExecutionTrace(analyze: analyze)
-            run.cache = ExecutionCache(trace: trace)
+            run.cache = ExecutionCache(trace: trace, memory: run.cache.memory)
             run.needed = Execution.columnsNeeded(q, subqueries: subqueries)
             let start = DispatchTime.now()
             let rows = try run.query(q, env: [:]).rowCount
@@ -164,7 +174,13 @@ final class ExecutionCache: @unchecked Sendable {
     /// Plain EXPLAIN: plan every scan, read nothing.
     var dryRun: Bool { trace.map { !$0.analyze } ?? false }
 
-    init(trace: ExecutionTrace? = nil) { self.trace = trace }
+    /// The statement's memory limit, from its start (nil: none).
+    let memory: MemoryLimit?
+
+    init(trace: ExecutionTrace? = nil, memory: MemoryLimit? = nil) {
+        self.trace = trace
+        self.memory = memory
+    }
 
     /// The WITH queries computed so far, by lower-cased name: what a subquery used as an expression may read (it runs
     /// apart from the query around it).
@@ -472,7 +488,7 @@ struct Execution {
                 return (try frame.bind(item.expr).evaluate(frame.frame), item.descending, item.nullsFirst)
             }
             let unsorted = result
-            result = step("Sort", orderBy.map { SQLText.of($0.expr) + ($0.descending ? " DESC" : "") }.joined(separator: ", "), rows: { $0.rowCount }) {
+            result = try step("Sort", orderBy.map { SQLText.of($0.expr) + ($0.descending ? " DESC" : "") }.joined(separator: ", "), rows: { $0.rowCount }) {
                 unsorted.take(Frame.sortOrder(keys, count: unsorted.rowCount))
             }
         }
@@ -500,7 +516,7 @@ struct Execution {
             let keys = try order.map { (try relation.bind($0.expr).evaluate(relation.frame), $0.descending, $0.nullsFirst) }
             return frame.take(Array(Frame.sortOrder(keys, count: frame.rowCount, limit: wanted).prefix(wanted)))
         }
-        let parts = try Frame.mapChunks(stream.table, plan: stream.plan, columns: stream.columns, filter: stream.filter) { try first($0) }
+        let parts = try Frame.mapChunks(stream.table, plan: stream.plan, columns: stream.columns, filter: stream.filter, limit: cache.memory) { try first($0) }
         guard !parts.isEmpty else { return template }
         var result = Relation(frame: try first(Frame.concatenate(parts)), qualifier: qualifier)
         result.known = template.known
@@ -985,7 +1001,7 @@ struct Execution {
             }
             return Frame(names: columns.indices.map { "p\($0)" }, columns: columns)
         }
-        var parts = try Frame.mapChunks(stream.table, plan: stream.plan, columns: stream.columns, filter: stream.filter) { chunk, mask in
+        var parts = try Frame.mapChunks(stream.table, plan: stream.plan, columns: stream.columns, filter: stream.filter, limit: cache.memory) { chunk, mask in
             guard let probe else { return try partial(chunk, mask) }
             let (joined, residualMask) = try probe.join(chunk, mask)
             return try partial(joined, residualMask)
@@ -1193,7 +1209,7 @@ struct Execution {
         let start = DispatchTime.now()
         let (table, plan, columns) = try planRead(path, version: version, timestamp: timestamp, filter: filter, name: name)
         if cache.dryRun { return try Frame.empty(plan.snapshot.schema, columns: columns) }
-        let frame = try Frame.read(table, plan: plan, columns: columns, filter: filter)
+        let frame = try Frame.read(table, plan: plan, columns: columns, filter: filter, limit: cache.memory)
         cache.trace?.record("Scan " + (name?.joined(separator: ".") ?? path), Self.scanDetail(plan, filter: filter, columns: columns),
                             rows: frame.rowCount, since: start)
         return frame

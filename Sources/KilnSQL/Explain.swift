@@ -63,11 +63,12 @@ final class ExecutionTrace: @unchecked Sendable {
 
 extension Execution {
     /// Runs `body` and records it as a step (when tracing), its detail computed only then.
-    func step<T>(_ name: String, _ detail: @autoclosure () -> String, rows: (T) -> Int?, _ body: () throws -> T) rethrows -> T {
-        guard let trace = cache.trace else { return try body() }
+    /// One step of a query: recorded for EXPLAIN, and checked against the statement's memory limit when done.
+    func step<T>(_ name: String, _ detail: @autoclosure () -> String, rows: (T) -> Int?, _ body: () throws -> T) throws -> T {
         let start = DispatchTime.now()
         let result = try body()
-        trace.record(name, detail(), rows: rows(result), since: start)
+        cache.trace?.record(name, detail(), rows: rows(result), since: start)
+        try cache.memory?.check("the step \(name)")
         return result
     }
 

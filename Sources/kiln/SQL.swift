@@ -24,6 +24,7 @@ struct SQL: AsyncParsableCommand {
     @Option(help: "table, json, jsonl or csv.") var format = "table"
     @Option(name: .customLong("param"), help: "A :name parameter value, name=value (repeatable).") var parameters: [String] = []
     @Flag(help: "Print the statement's run time to standard error (\"Time: 0.123 s\": planning and execution, no output).") var timing = false
+    @Option(help: "Stop a statement that grows this process's memory by more than this (e.g. 4GB; env KILN_SQL_MEMORY_LIMIT); local only.") var memoryLimit: String?
 
     func validate() throws {
         guard ["table", "json", "jsonl", "csv"].contains(format) else { throw ValidationError("--format must be table, json, jsonl or csv") }
@@ -40,8 +41,12 @@ struct SQL: AsyncParsableCommand {
             let client = try ClientOptions.client(url: server, token: token, home: home)
             execute = { try await RemoteStatements(client: client, parameters: values).execute($0) }
         } else {
-            let engine = SQLEngine(catalog: Catalog(warehouse: base.appendingPathComponent("warehouse").path), parameters: values)
-            execute = { try engine.execute($0) }
+            var engine = SQLEngine(catalog: Catalog(warehouse: base.appendingPathComponent("warehouse").path), parameters: values)
+            if let memoryLimit {
+                do { engine.memoryLimit = try MemoryLimit(parsing: memoryLimit) } catch let error as KilnError { throw CLIError("--memory-limit: \(error.message)") }
+            }
+            let local = engine
+            execute = { try local.execute($0) }
         }
         guard let statement else { return try await shell(execute, history: base.appendingPathComponent("sql_history").path) }
         let result: Frame

@@ -240,3 +240,37 @@ struct RunningWindowTests {
         #expect((0..<4).map { peers.row($0)[2] } == [.int(1), .int(3), .int(3), .int(4)])
     }
 }
+
+@Suite("Memory limit")
+struct MemoryLimitTests {
+    @Test("sizes parse with K/M/G/T units (powers of 1024); anything else is refused with what to write")
+    func parsing() throws {
+        #expect(try MemoryLimit(parsing: "512MB").bytes == 512 << 20)
+        #expect(try MemoryLimit(parsing: "2g").bytes == 2 << 30)
+        #expect(try MemoryLimit(parsing: "1.5GiB").bytes == 3 << 29)
+        #expect(try MemoryLimit(parsing: " 1500000 ").bytes == 1_500_000)
+        for bad in ["", "lots", "-1GB", "0", "12XB", "GB"] {
+            #expect(throws: KilnError.self, "\(bad)") { try MemoryLimit(parsing: bad) }
+        }
+    }
+
+    @Test("a query past its limit stops with RESOURCE_EXHAUSTED naming the step and the way out; under it, nothing changes")
+    func stops() throws {
+        // A limit of 0 bytes over a baseline of 0: any resident process is past it (no timing involved).
+        let none = MemoryLimit(bytes: 0)
+        do {
+            try none.check("the step Sort")
+            Issue.record("no error")
+        } catch let error as KilnError {
+            #expect(error.code == .resourceExhausted && error.httpStatus() == 429)
+            #expect(error.message.contains("the step Sort") && error.message.contains("--memory-limit") && error.message.contains("KILN_SQL_MEMORY_LIMIT"))
+        }
+        try MemoryLimit(bytes: 1 << 50).startingNow().check("anything")
+        // Through the engine: the limit is checked after steps (a fresh baseline per statement).
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-memory-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        var engine = SQLEngine(catalog: Catalog(warehouse: root))
+        engine.memoryLimit = MemoryLimit(bytes: 1 << 40)
+        #expect(try engine.execute("SELECT count(*) FROM range(1000)").row(0) == [.int(1000)])
+    }
+}

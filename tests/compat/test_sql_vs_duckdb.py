@@ -613,3 +613,21 @@ def test_merge_error_and_nothing_written(tmp_path):
     # An unconditional DELETE may match several source rows.
     out, rows = run_script(home, "MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE;\nSELECT * FROM t;")
     assert out.returncode == 0 and [r["id"] for r in rows] == [2]
+
+
+def test_memory_limit_stops_a_statement_with_a_clear_error(tmp_path):
+    """`kiln sql --memory-limit` (or KILN_SQL_MEMORY_LIMIT) stops a statement that grows the process past it with
+    RESOURCE_EXHAUSTED and says how to go on; under a generous limit the same statement answers."""
+    sql = "SELECT count(*) AS n, max(r) AS m FROM (SELECT id, row_number() OVER (ORDER BY id DESC) AS r FROM range(3000000))"
+    home = str(tmp_path / "home")
+    small = subprocess.run([KILN, "sql", "--home", home, "--memory-limit", "16MB", sql], capture_output=True, text=True, timeout=120)
+    assert small.returncode != 0
+    assert "RESOURCE_EXHAUSTED" in small.stderr and "--memory-limit" in small.stderr, small.stderr
+    env = dict(os.environ, KILN_SQL_MEMORY_LIMIT="16MB")
+    by_env = subprocess.run([KILN, "sql", "--home", home, sql], capture_output=True, text=True, timeout=120, env=env)
+    assert by_env.returncode != 0 and "RESOURCE_EXHAUSTED" in by_env.stderr, by_env.stderr
+    big = subprocess.run([KILN, "sql", "--home", home, "--memory-limit", "8GB", "--format", "json", sql], capture_output=True, text=True, timeout=120)
+    assert big.returncode == 0, big.stderr
+    assert json.loads(big.stdout) == [{"n": 3000000, "m": 3000000}]
+    bad = subprocess.run([KILN, "sql", "--home", home, "--memory-limit", "lots", "SELECT 1"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "512MB" in bad.stderr, bad.stderr

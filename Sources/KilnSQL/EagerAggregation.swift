@@ -25,30 +25,11 @@ extension Execution {
               case .join(let left, let right, .inner, let on?, let using) = s.from[0], using.isEmpty,
               let leftScope = catalogScope(left, env: env), let rightScope = catalogScope(right, env: env),
               leftScope.alias != rightScope.alias else { return nil }
-        let scopes = [leftScope, rightScope]
+        let scopes = ItemScopes(scopes: [leftScope, rightScope])
         /// Which side (0 left, 1 right) a column reference belongs to; nil when unknown or ambiguous.
-        func side(_ name: String) -> Int? {
-            let lower = name.lowercased()
-            if let dot = lower.lastIndex(of: ".") {
-                let qualifier = String(lower[..<dot]), column = String(lower[lower.index(after: dot)...])
-                let owners = scopes.indices.filter { scopes[$0].alias == qualifier && scopes[$0].columns.contains(column) }
-                return owners.count == 1 ? owners[0] : nil
-            }
-            let owners = scopes.indices.filter { scopes[$0].columns.contains(lower) }
-            return owners.count == 1 ? owners[0] : nil
-        }
-        func sides(_ e: Expr) -> Set<Int>? {
-            var out = Set<Int>(), unknown = false
-            e.visit { node in
-                switch node {
-                case .column(let c): if let s = side(c) { out.insert(s) } else { unknown = true }
-                case .call(let f, _) where f.hasPrefix("__"): unknown = true  // subqueries
-                case .window: unknown = true
-                default: break
-                }
-            }
-            return unknown ? nil : out
-        }
+        let side = scopes.owner
+        /// The sides an expression reads; nil with a reference of no single side, a subquery or a window.
+        let sides = scopes.owners
         // The join condition: equalities of a column of each side.
         var keys: [(Expr, Expr)] = []
         for conjunct in splitAnd(on) {

@@ -24,11 +24,12 @@ struct ItemScopes {
 
     /// The item a reference (`alias.column` or a column only one item has) belongs to; nil when unknown or ambiguous.
     func owner(_ reference: String) -> Int? {
-        let parts = reference.lowercased().split(separator: ".").map(String.init)
+        let lower = reference.lowercased()
+        let dot = lower.lastIndex(of: ".")
+        let qualifier = dot.map { String(lower[..<$0]) }, column = dot.map { String(lower[lower.index(after: $0)...]) } ?? lower
         let holders = scopes.indices.filter { i in
             guard let scope = scopes[i] else { return false }
-            return parts.count == 2 ? scope.alias == parts[0] && scope.columns.contains(parts[1])
-                : parts.count == 1 && scope.columns.contains(parts[0])
+            return scope.columns.contains(column) && (qualifier == nil || scope.alias == qualifier)
         }
         return holders.count == 1 ? holders[0] : nil
     }

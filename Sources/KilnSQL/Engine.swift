@@ -530,12 +530,14 @@ struct Execution {
         let expressions = expressions(s) + orderBy.map(\.expr)
         guard !s.distinct, !s.groupBy.isEmpty || expressions.contains(where: hasAggregate) else { return false }
         var ok = true
+        var distinctArgs: [[Expr]] = []
         for e in expressions {
             e.visit { node in
                 if case .call(let f, _) = node, (aggregates.contains(f) && !mergeable.contains(f)) || f.hasPrefix("__") { ok = false }
+                if case .call(let f, let args) = node, distinctCounts.contains(f), !distinctArgs.contains(args) { distinctArgs.append(args) }
             }
         }
-        return ok
+        return ok && distinctArgs.count <= 1 && distinctArgs.allSatisfy { $0.count == 1 }
     }
 
     /// The select list's expressions, GROUP BY and HAVING.
@@ -918,7 +920,9 @@ struct Execution {
     }
 
     /// Aggregates whose partial results per row group merge exactly.
-    static let mergeable: Set<String> = ["count", "count_if", "sum", "avg", "mean", "min", "max"]
+    static let mergeable: Set<String> = ["count", "count_if", "sum", "avg", "mean", "min", "max", "count_distinct", "approx_count_distinct"]
+    /// Distinct counts: streamed when every one counts the same single argument (it becomes a key of the partials).
+    static let distinctCounts: Set<String> = ["count_distinct", "approx_count_distinct"]
 
     /// GROUP BY over one table without materializing it: each row group (filtered as it is read) is grouped and
     /// partially aggregated in parallel, then the partial results are grouped again and merged
@@ -944,7 +948,7 @@ struct Execution {
         struct PartialKey: Equatable { let function: String, args: [Expr] }
         var slots: [PartialKey] = []
         let callSlots = boundArgs.map { f, args in
-            partials(f).map { p -> Int in
+            Self.distinctCounts.contains(f) ? [] : partials(f).map { p -> Int in
                 let key = PartialKey(function: p, args: args)
                 if let i = slots.firstIndex(of: key) { return i }
                 slots.append(key)
@@ -952,6 +956,10 @@ struct Execution {
             }
         }
         let partialSlots = slots
+        // COUNT(DISTINCT x) (one x for every such call): x joins the keys of the partial groups, and the merge counts
+        // the distinct non-null x of each group's partial rows (the other partials add up over them as before).
+        let distinctArg = boundArgs.first { Self.distinctCounts.contains($0.0) }.map { $0.1[0] }
+        let partialKeys = bound + (distinctArg.map { [$0] } ?? [])
         /// One chunk's partial aggregates. With a mask that keeps most rows, rows that fail it go to an extra group
         /// that is dropped (no copy of the chunk); a selective mask filters first.
         @Sendable func partial(_ chunk: Frame, _ mask: Column?) throws -> Frame {
@@ -963,7 +971,7 @@ struct Execution {
             }
             // No GROUP BY and only counts and sums: skip the rows a mask that keeps most of them drops as they are
             // summed (no copy, no per-row groups).
-            if groupBy.isEmpty, partialSlots.allSatisfy({ ["count", "sum"].contains($0.function) }) {
+            if partialKeys.isEmpty, partialSlots.allSatisfy({ ["count", "sum"].contains($0.function) }) {
                 var keep: [Bool]?
                 if let restrict, case .bool(let bits) = restrict.values {
                     keep = restrict.validity.map { valid in zip(bits, valid).map { $0 && $1 } } ?? bits
@@ -976,14 +984,14 @@ struct Execution {
                 }
                 if columns.count == partialSlots.count { return Frame(names: columns.indices.map { "p\($0)" }, columns: columns) }
             }
-            let keys = try bound.map { try $0.evaluate(frame) }
+            let keys = try partialKeys.map { try $0.evaluate(frame) }
             var grouping = Grouping(keys: keys, rows: frame.rowCount)
             if let restrict {
-                if groupBy.isEmpty { grouping = Grouping(keys: [], rows: frame.rowCount); grouping.firstRow = [0] }
+                if partialKeys.isEmpty { grouping = Grouping(keys: [], rows: frame.rowCount); grouping.firstRow = [0] }
                 grouping.restrict(to: restrict)
-                if groupBy.isEmpty { grouping.firstRow = [0] }  // the one global group, even if nothing passes
+                if partialKeys.isEmpty { grouping.firstRow = [0] }  // the one global group, even if nothing passes
             }
-            let kept = groupBy.isEmpty ? 1 : grouping.count
+            let kept = partialKeys.isEmpty ? 1 : grouping.count
             let groups = restrict == nil ? kept : kept + 1  // plus the dropped rows' group
             let firstRows = grouping.firstRow
             var columns = keys.map { $0.take(firstRows) }
@@ -1006,8 +1014,9 @@ struct Execution {
             let (joined, residualMask) = try probe.join(chunk, mask)
             return try partial(joined, residualMask)
         }
-        if parts.isEmpty || (groupBy.isEmpty && parts.allSatisfy { $0.rowCount == 0 }) { parts = [try partial(template.visible(), nil)] }
-        let all = Frame.concatenate(parts.filter { $0.rowCount > 0 || !groupBy.isEmpty })
+        if parts.isEmpty || (partialKeys.isEmpty && parts.allSatisfy { $0.rowCount == 0 }) { parts = [try partial(template.visible(), nil)] }
+        // Zero-row partials still carry the column types (a grouped or distinct partial of nothing).
+        let all = Frame.concatenate(parts.contains { $0.rowCount > 0 } ? parts.filter { $0.rowCount > 0 } : [parts[0]])
         let keys = Array(all.columns.prefix(groupBy.count))
         let grouping = Grouping(keys: keys, rows: all.rowCount)
         let groups = groupBy.isEmpty ? 1 : grouping.count
@@ -1015,10 +1024,12 @@ struct Execution {
         // Each partial merges once (counts and sums add up, min of mins, max of maxes).
         let merged = try partialSlots.enumerated().map { i, slot in
             try Aggregates.compute(["count", "count_if", "sum"].contains(slot.function) ? "sum" : slot.function,
-                                   [all.columns[groupBy.count + i]], groupOf: grouping.groupOf, groups: groups, rows: all.rowCount)
+                                   [all.columns[partialKeys.count + i]], groupOf: grouping.groupOf, groups: groups, rows: all.rowCount)
         }
         for ((f, _), slot) in zip(boundArgs, callSlots) {
             switch f {
+            case "count_distinct", "approx_count_distinct":
+                columns.append(try Aggregates.compute("count_distinct", [all.columns[groupBy.count]], groupOf: grouping.groupOf, groups: groups, rows: all.rowCount))
             case "avg", "mean":
                 let sums = merged[slot[0]], counts = merged[slot[1]]
                 guard case .int(let n) = counts.values else { throw KilnError(.internalError, "Bad partial counts") }

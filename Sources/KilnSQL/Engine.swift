@@ -1023,8 +1023,13 @@ struct Execution {
         var columns = keys.map { $0.take(grouping.firstRow) }
         // Each partial merges once (counts and sums add up, min of mins, max of maxes).
         let merged = try partialSlots.enumerated().map { i, slot in
-            try Aggregates.compute(["count", "count_if", "sum"].contains(slot.function) ? "sum" : slot.function,
-                                   [all.columns[partialKeys.count + i]], groupOf: grouping.groupOf, groups: groups, rows: all.rowCount)
+            var column = try Aggregates.compute(["count", "count_if", "sum"].contains(slot.function) ? "sum" : slot.function,
+                                                [all.columns[partialKeys.count + i]], groupOf: grouping.groupOf, groups: groups, rows: all.rowCount)
+            // A count over no partial rows (nothing passed a distinct count's filter) is 0, not NULL.
+            if ["count", "count_if"].contains(slot.function), column.validity != nil, case .int(let counts) = column.values {
+                column = Column(type: column.type, values: .int(zip(counts, column.validity!).map { $1 ? $0 : 0 }))
+            }
+            return column
         }
         for ((f, _), slot) in zip(boundArgs, callSlots) {
             switch f {

@@ -125,9 +125,10 @@ struct SQLTests {
     func statements() async throws {
         let w = try Warehouse()
         let service = StatementService(warehouse: w.root)
-        let ok = try await service.execute("SELECT count(*) FROM t WHERE id > :low", parameters: [.init(name: "low", value: "2", type: "INT")], wait: 10)
+        // The longest wait the API allows: other suites running in parallel can hold both cores for seconds.
+        let ok = try await service.execute("SELECT count(*) FROM t WHERE id > :low", parameters: [.init(name: "low", value: "2", type: "INT")], wait: 50)
         #expect(ok.state == .succeeded && ok.result?.row(0) == [.int(3)])
-        let bad = try await service.execute("SELECT nope FROM t", wait: 10)
+        let bad = try await service.execute("SELECT nope FROM t", wait: 50)
         #expect(bad.state == .failed && bad.error?.code == .invalidParameterValue)
         await #expect(throws: KilnError.self) { try await service.execute("SELECT :x", parameters: [.init(name: "x", value: "y", type: "INT")], wait: 1) }
         await #expect(throws: KilnError.self) { try await service.get("missing") }

@@ -66,7 +66,7 @@ struct StreamedJoinTests {
 
     @Test("a streamed join gives the materialized join's answer on random tables (nulls, duplicate and missing keys, several files)")
     func equalsTheMaterializedJoin() throws {
-        for seed in UInt64(0)..<40 {
+        for seed in UInt64(0)..<20 {
             try Self.withWarehouse(seed: seed) { streamed in
             streamed.streamedJoins = .always
             streamed.eagerAggregation = .never
@@ -108,7 +108,7 @@ struct StreamedJoinTests {
 
     @Test("COUNT(DISTINCT x) streams (x joins the partial groups' keys) with the materialized answer")
     func distinctCountsStream() throws {
-        for seed in UInt64(0)..<25 {
+        for seed in UInt64(0)..<12 {
             try Self.withWarehouse(seed: seed) { engine in
             engine.streamedJoins = .always
             engine.eagerAggregation = .never
@@ -138,7 +138,7 @@ struct StreamedJoinTests {
 
     @Test("a correlated scalar subquery reads only the inner rows its outer keys ask for, with the unfiltered answer")
     func subqueryReadsOuterKeysOnly() throws {
-        for seed in UInt64(0)..<20 {
+        for seed in UInt64(0)..<10 {
             try Self.withWarehouse(seed: seed) { engine in
             let correlated = "SELECT d.k, d.w, d.name FROM main.default.d d WHERE d.w < (SELECT sum(f.n) FROM main.default.f f "
                 + "WHERE f.k = d.k AND f.j = d.j AND f.v > -50) ORDER BY d.k, d.w, d.name"

@@ -704,6 +704,17 @@ struct Execution {
             perKey.known = perKey.names
             let on = zip(outerKeys, keyNames).map { Expr.binary("=", $0, .column($1)) }
             current = try joined(current, perKey, kind: .left, condition: on.dropFirst().reduce(on[0]) { .binary("AND", $0, $1) })
+            // An outer row no inner row matches gets the subquery's value over no rows (count(*) is 0, not NULL).
+            let (none, noneRewrite) = try aggregate(relation.take([]), groupBy: [], expressions: [prepared])
+            let empty = try none.bind(try prepared.rewriteTopDown(noneRewrite)).evaluate(none.frame).value(0)
+            if empty != .null, let k = current.names.firstIndex(of: keyNames[0]), let v = current.names.firstIndex(of: "__sq\(id)") {
+                let keys = current.frame.columns[k], values = current.frame.columns[v]
+                var columns = current.frame.columns
+                columns[v] = Column.from((0..<current.rowCount).map { keys.isNull($0) ? empty : values.value($0) }, type: values.type)
+                var filled = Relation(columns: columns, qualifiers: current.qualifiers, names: current.names)
+                filled.known = current.known
+                current = filled
+            }
             replaced = replaced.rewriteTopDown { node in
                 if case .call("__scalar_subquery", let args) = node, case .literal(.int(Int64(id)))? = args.first { return .column("__sq\(id)") }
                 return nil

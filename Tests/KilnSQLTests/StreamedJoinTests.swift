@@ -152,6 +152,20 @@ struct StreamedJoinTests {
         }
     }
 
+    @Test("a correlated scalar subquery over no rows has its value over no rows: count(*) is 0, sum is NULL")
+    func subqueryOverNoRows() throws {
+        try Self.withWarehouse(seed: nil) { engine in
+            _ = try engine.execute("CREATE TABLE main.default.a AS SELECT id AS k FROM range(4)")
+            _ = try engine.execute("CREATE TABLE main.default.b AS SELECT id % 2 AS k, id AS v FROM range(6)")
+            let zero = try engine.execute("SELECT k FROM main.default.a a WHERE 0 = (SELECT count(*) FROM main.default.b b WHERE b.k = a.k) ORDER BY k")
+            #expect((0..<zero.rowCount).map { zero.row($0) } == [[.int(2)], [.int(3)]])
+            let plusOne = try engine.execute("SELECT k FROM main.default.a a WHERE (SELECT count(*) + 1 FROM main.default.b b WHERE b.k = a.k) = 1 ORDER BY k")
+            #expect(plusOne.rowCount == 2)
+            let sum = try engine.execute("SELECT count(*) FROM main.default.a a WHERE (SELECT sum(v) FROM main.default.b b WHERE b.k = a.k) IS NULL")
+            #expect(sum.row(0) == [.int(2)])
+        }
+    }
+
     @Test("SELECT * over joined tables lists their columns in FROM order, whatever order they were joined in")
     func starKeepsFromOrder() throws {
         try Self.withWarehouse(seed: nil) { engine in

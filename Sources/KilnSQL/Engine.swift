@@ -854,10 +854,7 @@ struct Execution {
         return shared + [rest.dropFirst().reduce(and(rest[0])) { .binary("OR", $0, and($1)) }]
     }
 
-    func splitAnd(_ e: Expr) -> [Expr] {
-        if case .binary("AND", let a, let b) = e { return splitAnd(a) + splitAnd(b) }
-        return [e]
-    }
+    func splitAnd(_ e: Expr) -> [Expr] { e.conjuncts }
 
     // MARK: Aggregation
 
@@ -1351,10 +1348,11 @@ struct Execution {
             out[i] = relation
             for edge in edges where edge.a == i && out[edge.b] == nil && sizes[edge.b] > 4 * Int64(relation.rowCount) && !cache.dryRun {
                 // Integer keys on both sides (a cast could change which values are equal otherwise).
-                guard let index = try relation.resolve(edge.x), let member = Self.keyMembership(edge.y, of: relation.frame.columns[index]),
+                guard let index = try relation.resolve(edge.x),
                       case .table(let parts, _, let version, _) = from[edge.b], let path = try? engine.catalog.path(parts),
                       let (_, snapshot) = try? cache.table(path, version: version),
-                      let field = snapshot.schema.field(edge.y), let type = FrameType(delta: field.type), type.isInteger else { continue }
+                      let field = snapshot.schema.field(edge.y), let type = FrameType(delta: field.type), type.isInteger,
+                      let member = Self.keyMembership(edge.y, of: relation.frame.columns[index]) else { continue }
                 filters[edge.b] = filters[edge.b].map { .binary("AND", $0, member) } ?? member
             }
         }

@@ -9,7 +9,7 @@ enum Joins {
 
     static func join(_ left: Relation, _ right: Relation, kind: JoinKind, condition: Expr?) throws -> Relation {
         var left = left, right = right
-        var conjuncts = condition.map(split) ?? []
+        var conjuncts = condition?.conjuncts ?? []
         // A condition on one side only filters that side first when the join drops its unmatched rows anyway (the
         // right side of a LEFT JOIN, either side of an inner join): TPC-H q13's `o_comment NOT LIKE ...` runs on
         // the orders' own strings, not on copies gathered for every pair.
@@ -136,10 +136,6 @@ enum Joins {
         }
     }
 
-    static func split(_ e: Expr) -> [Expr] {
-        if case .binary("AND", let a, let b) = e { return split(a) + split(b) }
-        return [e]
-    }
 }
 
 extension Execution {

@@ -142,11 +142,11 @@ extension Execution {
             guard let owners = scopes.owners(c) else { return nil }
             guard owners.contains(large) else { rest.append(c); continue }
             if case .binary("=", let a, let b) = c,
-               let key = [(a, b), (b, a)].first(where: { x, y in
-                   guard scopes.owners(x) == [large], case .column(let name) = y, let owner = scopes.owner(name) else { return false }
-                   return owner != large
-               }), case .column(let name) = key.1 {
-                keys.append((key.0, key.1, scopes.owner(name)!))
+               let key = [(a, b), (b, a)].lazy.compactMap({ x, y -> (stream: Expr, build: Expr, item: Int)? in
+                   guard scopes.owners(x) == [large], case .column(let name) = y, let owner = scopes.owner(name), owner != large else { return nil }
+                   return (x, y, owner)
+               }).first {
+                keys.append(key)
                 continue
             }
             residual.append(c)
